@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs hail's whole test suite: installs missing system packages, builds, runs every test.
+# Some tests need root (they act as another user, and later build network namespaces); CI runs as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+hail_install_deps
+
+if [ "$(id -u)" -ne 0 ]; then
+  hail_say "note: not root; tests that need root (other-user socket checks, network namespaces) will fail"
+fi
+hail_say "building and running the test suite (first build takes a few minutes)"
+# --test-threads 2: this is a 2-core machine and tests start real daemons.
+cargo test --locked --all-targets -- --test-threads 2
+cargo test --locked --doc

@@ -1,0 +1,360 @@
+//! The control protocol's messages (`protocols/control-v1.md`).
+//!
+//! Every line is one JSON object followed by `\n`:
+//! - the daemon opens with `{"hello":{"protocol":"hail-control","version":1,…}}`;
+//! - the client sends `{"id":N,"cmd":"…",…arguments}`;
+//! - the daemon answers `{"id":N,"ok":…}` or `{"id":N,"err":{"code":"…","message":"…"}}`;
+//! - after `subscribe`, the daemon also pushes `{"event":"…",…}` lines.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The protocol's name in the hello.
+pub const PROTOCOL: &str = "hail-control";
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// Longest line either side accepts, in bytes, without the newline.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The daemon's first line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`PROTOCOL`].
+    pub protocol: String,
+    /// The protocol version the daemon speaks.
+    pub version: u32,
+    /// The daemon's software version.
+    pub daemon: String,
+    /// The node's PeerId.
+    pub peer_id: String,
+}
+
+/// A request's command and arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd")]
+pub enum Command {
+    /// Who this node is; with `set_name`, first change the name its card carries.
+    #[serde(rename = "id")]
+    Id {
+        /// New display name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        set_name: Option<String>,
+    },
+    /// The daemon's state.
+    #[serde(rename = "status")]
+    Status,
+    /// Every contact.
+    #[serde(rename = "contacts.list")]
+    ContactsList,
+    /// Add a contact from a card or a PeerId.
+    #[serde(rename = "contacts.add")]
+    ContactsAdd {
+        /// Your name for them.
+        name: String,
+        /// Their card (`hail1…`) or PeerId (`12D3KooW…`).
+        contact: String,
+    },
+    /// Rename a contact.
+    #[serde(rename = "contacts.rename")]
+    ContactsRename {
+        /// The current name.
+        name: String,
+        /// The new name.
+        new_name: String,
+    },
+    /// Block a contact: their calls are refused without ringing.
+    #[serde(rename = "contacts.block")]
+    ContactsBlock {
+        /// The contact.
+        name: String,
+    },
+    /// Unblock a contact.
+    #[serde(rename = "contacts.unblock")]
+    ContactsUnblock {
+        /// The contact.
+        name: String,
+    },
+    /// Remove a contact.
+    #[serde(rename = "contacts.remove")]
+    ContactsRemove {
+        /// The contact.
+        name: String,
+    },
+    /// Turn on pushed events on this connection.
+    #[serde(rename = "subscribe")]
+    Subscribe,
+}
+
+impl Command {
+    /// Every command name, as it appears in `cmd`.
+    pub const NAMES: &'static [&'static str] = &[
+        "id",
+        "status",
+        "contacts.list",
+        "contacts.add",
+        "contacts.rename",
+        "contacts.block",
+        "contacts.unblock",
+        "contacts.remove",
+        "subscribe",
+    ];
+
+    /// The request line for this command with id `id` (without the newline).
+    pub fn to_line(&self, id: u64) -> String {
+        let mut object = match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        object.insert("id".into(), Value::from(id));
+        Value::Object(object).to_string()
+    }
+}
+
+/// Stable error codes. Scripts may match on them; messages are for people and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not a JSON object with a numeric `id` and a string `cmd`.
+    Malformed,
+    /// The line is longer than [`MAX_LINE_BYTES`].
+    LineTooLong,
+    /// `cmd` names no command this daemon knows.
+    UnknownCommand,
+    /// The command's arguments are missing or of the wrong type.
+    InvalidArguments,
+    /// A name breaks the naming rules.
+    InvalidName,
+    /// Not a valid contact card or PeerId.
+    InvalidContact,
+    /// No contact by that name.
+    NotFound,
+    /// A contact already has that name.
+    NameTaken,
+    /// That PeerId is already a contact.
+    AlreadyContact,
+    /// That is the node's own PeerId.
+    SelfContact,
+    /// The connecting process belongs to another user.
+    Forbidden,
+    /// Too many control connections are open.
+    Busy,
+    /// The database failed or is damaged.
+    Storage,
+    /// The daemon is shutting down.
+    ShuttingDown,
+    /// A code this client does not know (a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+/// The body of an `err` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// What happened and what to do, for a person.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error body.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A request that could not be turned into a [`Command`]: the error to send back, and the id to
+/// send it with when the line had one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest {
+    /// The request's id, if one could be read.
+    pub id: Option<u64>,
+    /// Why it was refused.
+    pub error: ErrorBody,
+}
+
+/// Parses a request line into its id and command.
+pub fn parse_request(line: &[u8]) -> Result<(u64, Command), BadRequest> {
+    let bad = |id, code, message: String| BadRequest {
+        id,
+        error: ErrorBody::new(code, message),
+    };
+    let value: Value = serde_json::from_slice(line)
+        .map_err(|e| bad(None, ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(bad(
+            None,
+            ErrorCode::Malformed,
+            "a request must be a JSON object".into(),
+        ));
+    };
+    let id = match object.remove("id") {
+        Some(v) => v.as_u64().ok_or_else(|| {
+            bad(
+                None,
+                ErrorCode::Malformed,
+                "\"id\" must be a non-negative integer".into(),
+            )
+        })?,
+        None => {
+            return Err(bad(
+                None,
+                ErrorCode::Malformed,
+                "a request needs an \"id\"".into(),
+            ));
+        }
+    };
+    let cmd = match object.get("cmd") {
+        Some(Value::String(c)) => c.clone(),
+        Some(_) => {
+            return Err(bad(
+                Some(id),
+                ErrorCode::Malformed,
+                "\"cmd\" must be a string".into(),
+            ));
+        }
+        None => {
+            return Err(bad(
+                Some(id),
+                ErrorCode::Malformed,
+                "a request needs a \"cmd\"".into(),
+            ));
+        }
+    };
+    if !Command::NAMES.contains(&cmd.as_str()) {
+        return Err(bad(
+            Some(id),
+            ErrorCode::UnknownCommand,
+            format!(
+                "unknown command {cmd:?}; known: {}",
+                Command::NAMES.join(", ")
+            ),
+        ));
+    }
+    let command: Command = serde_json::from_value(Value::Object(object)).map_err(|e| {
+        bad(
+            Some(id),
+            ErrorCode::InvalidArguments,
+            format!("bad arguments for {cmd}: {e}"),
+        )
+    })?;
+    Ok((id, command))
+}
+
+/// An `ok` reply line.
+pub fn ok_line(id: u64, result: &impl Serialize) -> String {
+    let result = serde_json::to_value(result).unwrap_or(Value::Null);
+    serde_json::json!({ "id": id, "ok": result }).to_string()
+}
+
+/// An `err` reply line.
+pub fn err_line(id: Option<u64>, error: &ErrorBody) -> String {
+    serde_json::json!({ "id": id, "err": error }).to_string()
+}
+
+/// A line from the daemon, as the client sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerLine {
+    /// The greeting.
+    Hello(Hello),
+    /// An answer to request `id` (`None` when the daemon could not read the request's id).
+    Reply {
+        /// The request id.
+        id: Option<u64>,
+        /// The `ok` value or the `err` body.
+        result: Result<Value, ErrorBody>,
+        /// The whole line, as JSON, for `--json` output.
+        raw: Value,
+    },
+    /// A pushed event (the whole object, `event` field included).
+    Event(Value),
+}
+
+/// Parses a line from the daemon.
+pub fn parse_server_line(line: &[u8]) -> Result<ServerLine, String> {
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| format!("daemon sent invalid JSON: {e}"))?;
+    let Value::Object(object) = &value else {
+        return Err("daemon sent a line that is not a JSON object".into());
+    };
+    if let Some(hello) = object.get("hello") {
+        return serde_json::from_value(hello.clone())
+            .map(ServerLine::Hello)
+            .map_err(|e| format!("daemon sent an invalid hello: {e}"));
+    }
+    if object.contains_key("event") {
+        return Ok(ServerLine::Event(value));
+    }
+    let id = object.get("id").and_then(Value::as_u64);
+    let result = if let Some(ok) = object.get("ok") {
+        Ok(ok.clone())
+    } else if let Some(err) = object.get("err") {
+        Err(serde_json::from_value(err.clone())
+            .map_err(|e| format!("daemon sent an invalid error: {e}"))?)
+    } else {
+        return Err("daemon sent a line that is neither a reply nor an event".into());
+    };
+    Ok(ServerLine::Reply {
+        id,
+        result,
+        raw: value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_through_request_lines() {
+        let commands = [
+            Command::Id { set_name: None },
+            Command::Id {
+                set_name: Some("alice".into()),
+            },
+            Command::Status,
+            Command::ContactsList,
+            Command::ContactsAdd {
+                name: "bob".into(),
+                contact: "12D3KooW".into(),
+            },
+            Command::ContactsRename {
+                name: "bob".into(),
+                new_name: "robert".into(),
+            },
+            Command::ContactsBlock { name: "bob".into() },
+            Command::ContactsUnblock { name: "bob".into() },
+            Command::ContactsRemove { name: "bob".into() },
+            Command::Subscribe,
+        ];
+        for (i, c) in commands.iter().enumerate() {
+            let line = c.to_line(i as u64);
+            assert_eq!(
+                parse_request(line.as_bytes()),
+                Ok((i as u64, c.clone())),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_requests_get_specific_codes() {
+        let code = |line: &str| parse_request(line.as_bytes()).unwrap_err();
+        assert_eq!(code("nonsense").error.code, ErrorCode::Malformed);
+        assert_eq!(code("[1,2]").error.code, ErrorCode::Malformed);
+        assert_eq!(code(r#"{"cmd":"status"}"#).error.code, ErrorCode::Malformed);
+        assert_eq!(
+            code(r#"{"id":-1,"cmd":"status"}"#).error.code,
+            ErrorCode::Malformed
+        );
+        let e = code(r#"{"id":4,"cmd":"fly"}"#);
+        assert_eq!((e.id, e.error.code), (Some(4), ErrorCode::UnknownCommand));
+        let e = code(r#"{"id":5,"cmd":"contacts.add","name":"bob"}"#);
+        assert_eq!((e.id, e.error.code), (Some(5), ErrorCode::InvalidArguments));
+        let e = code(r#"{"id":6,"cmd":7}"#);
+        assert_eq!((e.id, e.error.code), (Some(6), ErrorCode::Malformed));
+    }
+}

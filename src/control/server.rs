@@ -1,0 +1,228 @@
+//! Serves the control protocol on a unix socket, one task per connection, all talking to one
+//! [`Node`].
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, broadcast};
+
+use super::line::{Line, LineReader};
+use super::proto::{self, Command, ErrorBody, ErrorCode, Hello, MAX_LINE_BYTES};
+use crate::node::{Node, NodeError, NodeEvent};
+use crate::store::StoreError;
+
+/// Most control connections served at once; one more is told `busy` and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Binds the control socket at `path` (mode 0600), replacing a stale socket file left by a daemon
+/// that died. The caller must hold the home's lock, so a live daemon's socket is never replaced.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed a stale control socket"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// The control server: accepts connections and serves each until it closes.
+#[derive(Debug)]
+pub struct ControlServer {
+    listener: UnixListener,
+    node: Node,
+    hello: Arc<str>,
+    slots: Arc<Semaphore>,
+}
+
+impl ControlServer {
+    /// A server for `node` on `listener`. `peer_id` goes into the hello line.
+    pub fn new(listener: UnixListener, node: Node, peer_id: &str) -> Self {
+        let hello = Hello {
+            protocol: proto::PROTOCOL.into(),
+            version: proto::VERSION,
+            daemon: env!("CARGO_PKG_VERSION").into(),
+            peer_id: peer_id.into(),
+        };
+        let hello = serde_json::json!({ "hello": hello }).to_string();
+        ControlServer {
+            listener,
+            node,
+            hello: hello.into(),
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        }
+    }
+
+    /// Accepts connections until the future is dropped.
+    pub async fn run(self) {
+        loop {
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: log, breathe, keep serving.
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let node = self.node.clone();
+            let hello = self.hello.clone();
+            match self.slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(async move {
+                        serve_connection(stream, node, &hello).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    tokio::spawn(refuse(
+                        stream,
+                        ErrorBody::new(
+                            ErrorCode::Busy,
+                            "too many control connections are open; try again",
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+async fn refuse(mut stream: UnixStream, error: ErrorBody) {
+    let line = proto::err_line(None, &error) + "\n";
+    let _ = stream.write_all(line.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn same_user(stream: &UnixStream) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    stream
+        .peer_cred()
+        .map(|cred| cred.uid() == me)
+        .unwrap_or(false)
+}
+
+async fn serve_connection(stream: UnixStream, node: Node, hello: &str) {
+    if !same_user(&stream) {
+        tracing::warn!("refused a control connection from another user");
+        refuse(
+            stream,
+            ErrorBody::new(
+                ErrorCode::Forbidden,
+                "the control socket only serves the user running the daemon",
+            ),
+        )
+        .await;
+        return;
+    }
+    let (read, mut write) = stream.into_split();
+    // A client may leave without reading its answers. Every complete request line it sent is still
+    // handled (so what happens never depends on timing); only the writing stops.
+    let mut writable = send(&mut write, hello).await.is_ok();
+    let mut lines = LineReader::new(BufReader::new(read), MAX_LINE_BYTES);
+    let mut events: Option<broadcast::Receiver<NodeEvent>> = None;
+    loop {
+        let out = tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Line::Complete(bytes)) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
+                Ok(Line::Complete(bytes)) => answer(&node, &bytes, &mut events).await,
+                Ok(Line::TooLong) => proto::err_line(None, &ErrorBody::new(
+                    ErrorCode::LineTooLong,
+                    format!("request lines are limited to {MAX_LINE_BYTES} bytes"),
+                )),
+                Ok(Line::Eof) | Err(_) => return,
+            },
+            event = next_event(&mut events) => match event {
+                Ok(event) => serde_json::to_string(&event).unwrap_or_default(),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    serde_json::json!({ "event": "lagged", "missed": missed }).to_string()
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    events = None;
+                    continue;
+                }
+            },
+        };
+        if writable && send(&mut write, &out).await.is_err() {
+            writable = false;
+            events = None;
+        }
+    }
+}
+
+async fn next_event(
+    events: &mut Option<broadcast::Receiver<NodeEvent>>,
+) -> Result<NodeEvent, broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(write: &mut OwnedWriteHalf, line: &str) -> io::Result<()> {
+    write.write_all(line.as_bytes()).await?;
+    write.write_all(b"\n").await
+}
+
+/// One request line in, one reply line out.
+async fn answer(
+    node: &Node,
+    line: &[u8],
+    events: &mut Option<broadcast::Receiver<NodeEvent>>,
+) -> String {
+    let (id, command) = match proto::parse_request(line) {
+        Ok(request) => request,
+        Err(bad) => return proto::err_line(bad.id, &bad.error),
+    };
+    let result = match command {
+        Command::Id { set_name } => node.identity(set_name.as_deref()).await.map(|v| json(&v)),
+        Command::Status => node.status().await.map(|v| json(&v)),
+        Command::ContactsList => node.contacts().await.map(|v| json(&v)),
+        Command::ContactsAdd { name, contact } => {
+            node.add_contact(&name, &contact).await.map(|v| json(&v))
+        }
+        Command::ContactsRename { name, new_name } => node
+            .rename_contact(&name, &new_name)
+            .await
+            .map(|v| json(&v)),
+        Command::ContactsBlock { name } => node.set_blocked(&name, true).await.map(|v| json(&v)),
+        Command::ContactsUnblock { name } => node.set_blocked(&name, false).await.map(|v| json(&v)),
+        Command::ContactsRemove { name } => node.remove_contact(&name).await.map(|v| json(&v)),
+        Command::Subscribe => {
+            if events.is_none() {
+                *events = Some(node.subscribe());
+            }
+            Ok(serde_json::json!({ "subscribed": true }))
+        }
+    };
+    match result {
+        Ok(value) => proto::ok_line(id, &value),
+        Err(e) => proto::err_line(Some(id), &error_body(&e)),
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The wire form of a node error.
+pub fn error_body(e: &NodeError) -> ErrorBody {
+    let code = match e {
+        NodeError::InvalidName(_) => ErrorCode::InvalidName,
+        NodeError::InvalidContact(_) => ErrorCode::InvalidContact,
+        NodeError::SelfContact => ErrorCode::SelfContact,
+        NodeError::Store(StoreError::NoSuchContact(_)) => ErrorCode::NotFound,
+        NodeError::Store(StoreError::NameTaken(_)) => ErrorCode::NameTaken,
+        NodeError::Store(StoreError::PeerTaken { .. }) => ErrorCode::AlreadyContact,
+        NodeError::Store(_) => ErrorCode::Storage,
+        NodeError::Stopped => ErrorCode::ShuttingDown,
+    };
+    ErrorBody::new(code, e.to_string())
+}

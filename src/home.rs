@@ -1,0 +1,180 @@
+//! The node's home: one folder per node holding its identity, database, control socket and config.
+//! Several nodes run on one machine by giving each its own home (`--home DIR` or `HAIL_HOME`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the home, below `--home` and above the default.
+pub const HOME_ENV: &str = "HAIL_HOME";
+
+/// Longest path a unix socket can have on Linux (`sun_path` is 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A node's home folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+/// Why the home could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// No home was given and the platform has no data directory (no `$HOME`).
+    #[error("no home folder: pass --home DIR or set {HOME_ENV}")]
+    NoDefault,
+    /// The folder could not be created or read.
+    #[error("cannot use {path} as the node's home: {source}")]
+    Io {
+        /// The folder or file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another daemon already runs on this home.
+    #[error("another hail daemon{} already runs with home {home}; stop it first, or pass a different --home",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// The home.
+        home: PathBuf,
+        /// The process holding the lock, when it wrote its pid.
+        pid: Option<u32>,
+    },
+    /// The control socket's path would not fit in a unix socket address.
+    #[error(
+        "the home path is too long for a control socket ({len} bytes, at most {MAX_SOCKET_PATH}): choose a shorter --home"
+    )]
+    PathTooLong {
+        /// Length of the socket path.
+        len: usize,
+    },
+}
+
+impl Home {
+    /// The home at `dir` (not created yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Home { dir: dir.into() }
+    }
+
+    /// The home chosen by `--home`, else `HAIL_HOME`, else the platform data folder.
+    pub fn resolve(flag: Option<PathBuf>) -> Result<Self, HomeError> {
+        if let Some(dir) = flag {
+            return Ok(Home::new(dir));
+        }
+        if let Some(dir) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
+            return Ok(Home::new(dir));
+        }
+        directories::ProjectDirs::from("", "", "hail")
+            .map(|d| Home::new(d.data_dir()))
+            .ok_or(HomeError::NoDefault)
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The control socket.
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    /// The sled database folder.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.join("db")
+    }
+
+    /// The daemon's lock file.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("daemon.lock")
+    }
+
+    /// Creates the folder (mode 0700) if needed, and checks the socket path fits.
+    pub fn create(&self) -> Result<(), HomeError> {
+        let io = |source| HomeError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(io)?;
+        let len = self.socket_path().as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            return Err(HomeError::PathTooLong { len });
+        }
+        Ok(())
+    }
+
+    /// Takes the one-daemon-per-home lock, writing our pid into it. The lock is released when the
+    /// returned guard is dropped, or by the kernel when the process dies (even by `kill -9`).
+    pub fn lock(&self) -> Result<HomeLock, HomeError> {
+        let path = self.lock_path();
+        let io = |source| HomeError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(HomeError::Locked {
+                    home: self.dir.clone(),
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            return Err(io(err));
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+        Ok(HomeLock { _file: file })
+    }
+}
+
+/// Held while a daemon runs on a home.
+#[derive(Debug)]
+pub struct HomeLock {
+    _file: File,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_home_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        home.create().unwrap();
+        let first = home.lock().unwrap();
+        match home.lock() {
+            Err(HomeError::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(first);
+        assert!(home.lock().is_ok(), "the lock is free again once dropped");
+    }
+
+    #[test]
+    fn a_home_too_deep_for_a_socket_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("x".repeat(120)));
+        assert!(matches!(home.create(), Err(HomeError::PathTooLong { .. })));
+    }
+}

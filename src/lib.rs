@@ -1,0 +1,53 @@
+//! # hail
+//!
+//! A serverless, end-to-end-encrypted calling node. A user runs `hail daemon`; it keeps an identity
+//! (an Ed25519 key whose libp2p PeerId is the node's name), an address book in sled, and a local control
+//! socket that the `hail` CLI, scripts and embedding programs drive.
+//!
+//! ## Layers
+//!
+//! | layer | modules | does IO? |
+//! |---|---|---|
+//! | domain values | [`name`], [`identity`] (keys, contact cards) | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
+//! | storage | [`store`]: a key-value [`Store`](store::Store) trait, sled and memory backends, the typed [`Database`](store::Database) | the backend |
+//! | the node | [`node`]: the [`Node`](node::Node) handle and the [`NodeLoop`](node::NodeLoop) that owns all state | through the store |
+//! | local API | [`control`]: NDJSON protocol, unix-socket server, [`Client`](control::Client) | yes |
+//! | binary | `src/main.rs`: the CLI | yes |
+//!
+//! A module may depend on those above it in the table, never below: the node does not know the
+//! control protocol exists, the store does not know about nodes.
+//!
+//! ## The run-loop contract
+//!
+//! [`Node::new`](node::Node::new) returns `(Node, NodeLoop)`. The caller runs the loop
+//! (`tokio::spawn(node_loop.run())`); nothing is spawned behind its back. Every request to the node goes
+//! through a bounded channel and gets its answer on a oneshot, so the loop owns its state alone.
+//! Protocol cores added in later layers (call state, handshake, jitter buffer) are sans-IO: fed `now`
+//! and bytes, drained of outputs until they return their next deadline.
+//!
+//! ## Panics
+//!
+//! A panic is a bug. Bad input of every kind — a malformed control line, a damaged card, a corrupt
+//! database, a garbage key file — is an error value with a message that says what to do next.
+//!
+//! ## Example: drive a running daemon
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hail::control::ClientError> {
+//! let home = hail::home::Home::new("/tmp/alice");
+//! let mut client = hail::control::Client::connect(&home.socket_path()).await?;
+//! let me = client.identity().await?;
+//! println!("share this card: {}", me.card);
+//! client.add_contact("bob", "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo").await?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod control;
+pub mod home;
+pub mod identity;
+pub mod name;
+pub mod node;
+pub mod store;

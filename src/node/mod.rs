@@ -1,0 +1,312 @@
+//! The daemon actor.
+//!
+//! [`Node`] is a cheap, cloneable handle: each method sends one request over a bounded channel and
+//! awaits its reply on a oneshot. [`NodeLoop`] owns everything with state (identity, database, and in
+//! later layers the swarm, the QUIC endpoint and live calls) and handles requests one at a time, so no
+//! state is shared and nothing needs a lock. [`Node::new`] returns both; the caller decides where the
+//! loop runs (`tokio::spawn(node_loop.run())`), nothing is spawned behind its back.
+
+mod daemon;
+mod event_loop;
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use libp2p_identity::PeerId;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use daemon::{DaemonError, run_daemon};
+pub use event_loop::NodeLoop;
+
+use crate::identity::{Card, CardError, Identity, PeerIdError, parse_peer_id};
+use crate::name::{Name, NameError};
+use crate::store::{Contact, Database, Store, StoreError};
+
+/// How many requests may wait for the loop before senders wait too.
+const REQUEST_QUEUE: usize = 64;
+/// How many events a slow subscriber may fall behind before it is told it missed some.
+const EVENT_QUEUE: usize = 256;
+
+/// A handle to a running node. Clone it freely.
+#[derive(Debug, Clone)]
+pub struct Node {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
+/// What the node tells its subscribers. Also the `event` lines of the control protocol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event")]
+pub enum NodeEvent {
+    /// A contact was added.
+    #[serde(rename = "contact.added")]
+    ContactAdded {
+        /// The new contact.
+        contact: Contact,
+    },
+    /// A contact changed (blocked, unblocked, verified, seen).
+    #[serde(rename = "contact.changed")]
+    ContactChanged {
+        /// The contact as it is now.
+        contact: Contact,
+    },
+    /// A contact was renamed.
+    #[serde(rename = "contact.renamed")]
+    ContactRenamed {
+        /// The name it had.
+        old_name: Name,
+        /// The contact as it is now.
+        contact: Contact,
+    },
+    /// A contact was removed.
+    #[serde(rename = "contact.removed")]
+    ContactRemoved {
+        /// The contact as it was.
+        contact: Contact,
+    },
+    /// The node's display name changed.
+    #[serde(rename = "identity.changed")]
+    IdentityChanged {
+        /// The node's identity as it is now.
+        identity: IdentityInfo,
+    },
+}
+
+/// Who this node is: the answer to `hail id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityInfo {
+    /// The node's PeerId.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// The name it gives itself in its card.
+    pub name: Name,
+    /// Its contact card.
+    pub card: String,
+    /// Addresses it can be reached at (empty until networking starts).
+    pub addresses: Vec<String>,
+}
+
+/// The daemon's state: the answer to `hail status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// The node's PeerId.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// The daemon's version.
+    pub version: String,
+    /// The node's home folder.
+    pub home: PathBuf,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+    /// How many contacts are in the book.
+    pub contacts: usize,
+    /// How many of them are blocked.
+    pub blocked: usize,
+}
+
+/// Why a node request failed. Each maps to a stable control-protocol error code.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A name broke the naming rules.
+    #[error("invalid name: {0}")]
+    InvalidName(#[from] NameError),
+    /// The contact text was neither a valid card nor a valid PeerId.
+    #[error("{0}")]
+    InvalidContact(String),
+    /// You tried to add yourself.
+    #[error("that is this node's own PeerId; you cannot add yourself as a contact")]
+    SelfContact,
+    /// The database refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node is shutting down.
+    #[error("the daemon is shutting down")]
+    Stopped,
+}
+
+/// What `contacts add` was given: a card, or a bare PeerId.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactRef {
+    /// A contact card (checksummed, with a display name and addresses).
+    Card(Card),
+    /// A bare PeerId (no checksum; validated as far as possible).
+    PeerId(PeerId),
+}
+
+impl ContactRef {
+    /// Reads a card (`hail1…`) or a PeerId (`12D3KooW…`).
+    pub fn parse(text: &str) -> Result<Self, NodeError> {
+        let trimmed = text.trim();
+        if trimmed
+            .to_ascii_lowercase()
+            .starts_with(crate::identity::card::PREFIX)
+        {
+            return Card::parse(trimmed)
+                .map(ContactRef::Card)
+                .map_err(|e: CardError| {
+                    NodeError::InvalidContact(format!("invalid contact card: {e}"))
+                });
+        }
+        parse_peer_id(trimmed)
+            .map(ContactRef::PeerId)
+            .map_err(|e: PeerIdError| {
+                NodeError::InvalidContact(format!(
+                    "expected a contact card (hail1…) or a PeerId (12D3KooW…): {e}"
+                ))
+            })
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// One request to the loop, with the channel its answer goes back on.
+#[derive(Debug)]
+enum Request {
+    Identity {
+        set_name: Option<Name>,
+        reply: Reply<IdentityInfo>,
+    },
+    Status {
+        reply: Reply<StatusInfo>,
+    },
+    ListContacts {
+        reply: Reply<Vec<Contact>>,
+    },
+    AddContact {
+        name: Name,
+        target: ContactRef,
+        reply: Reply<Contact>,
+    },
+    RenameContact {
+        name: Name,
+        new_name: Name,
+        reply: Reply<Contact>,
+    },
+    SetBlocked {
+        name: Name,
+        blocked: bool,
+        reply: Reply<Contact>,
+    },
+    RemoveContact {
+        name: Name,
+        reply: Reply<Contact>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What a node is started with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node's key.
+    pub identity: Identity,
+    /// Its home folder (reported by `status`).
+    pub home: PathBuf,
+}
+
+impl Node {
+    /// A node over `db`: the handle, and the loop that must be run for the handle to answer.
+    pub fn new<S: Store>(config: NodeConfig, db: Database<S>) -> (Node, NodeLoop<S>) {
+        let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let node = Node {
+            requests,
+            events: events.clone(),
+        };
+        (node, NodeLoop::new(config, db, rx, events))
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Who this node is. With `set_name`, first changes the display name its card carries.
+    pub async fn identity(&self, set_name: Option<&str>) -> Result<IdentityInfo, NodeError> {
+        let set_name = set_name.map(Name::parse).transpose()?;
+        self.ask(|reply| Request::Identity { set_name, reply })
+            .await
+    }
+
+    /// The daemon's state.
+    pub async fn status(&self) -> Result<StatusInfo, NodeError> {
+        self.ask(|reply| Request::Status { reply }).await
+    }
+
+    /// Every contact, by name.
+    pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
+        self.ask(|reply| Request::ListContacts { reply }).await
+    }
+
+    /// Adds `contact` (a card or a PeerId) as `name`.
+    pub async fn add_contact(&self, name: &str, contact: &str) -> Result<Contact, NodeError> {
+        let name = Name::parse(name)?;
+        let target = ContactRef::parse(contact)?;
+        self.ask(|reply| Request::AddContact {
+            name,
+            target,
+            reply,
+        })
+        .await
+    }
+
+    /// Renames a contact.
+    pub async fn rename_contact(&self, name: &str, new_name: &str) -> Result<Contact, NodeError> {
+        let (name, new_name) = (Name::parse(name)?, Name::parse(new_name)?);
+        self.ask(|reply| Request::RenameContact {
+            name,
+            new_name,
+            reply,
+        })
+        .await
+    }
+
+    /// Blocks or unblocks a contact.
+    pub async fn set_blocked(&self, name: &str, blocked: bool) -> Result<Contact, NodeError> {
+        let name = Name::parse(name)?;
+        self.ask(|reply| Request::SetBlocked {
+            name,
+            blocked,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes a contact.
+    pub async fn remove_contact(&self, name: &str) -> Result<Contact, NodeError> {
+        let name = Name::parse(name)?;
+        self.ask(|reply| Request::RemoveContact { name, reply })
+            .await
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Asks the loop to finish: it completes the request in hand, flushes, and returns.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock (for records people read, not for timers).
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,100 @@
+//! A contact: a PeerId you call by a name you chose.
+
+use libp2p_identity::PeerId;
+use multiaddr::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+use crate::name::Name;
+
+/// How sure you are that the contact's key is really theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Nothing checked yet: the key is trusted on first use.
+    #[default]
+    Unverified,
+    /// The long safety number was compared out of band and confirmed.
+    SafetyNumber,
+    /// The four emoji matched during a call and were confirmed.
+    Sas,
+}
+
+/// One entry of the address book. This is also its stored (schema v1) and wire (control v1) form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Your name for them: unique in the address book.
+    pub name: Name,
+    /// Who they are.
+    #[serde(with = "peer_id_text")]
+    pub peer_id: PeerId,
+    /// The name they gave themselves in their card, if you added them from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<Name>,
+    /// When they were added, in milliseconds since the Unix epoch.
+    pub added_at_ms: u64,
+    /// How their key was verified.
+    #[serde(default)]
+    pub verification: Verification,
+    /// Blocked contacts are refused without ringing.
+    #[serde(default)]
+    pub blocked: bool,
+    /// Where they were last reachable (hints for finding them again).
+    #[serde(default, with = "multiaddrs_text")]
+    pub last_seen_addresses: Vec<Multiaddr>,
+    /// When they were last seen, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at_ms: Option<u64>,
+}
+
+impl Contact {
+    /// A new, unverified, unblocked contact.
+    pub fn new(name: Name, peer_id: PeerId, added_at_ms: u64) -> Self {
+        Contact {
+            name,
+            peer_id,
+            display_name: None,
+            added_at_ms,
+            verification: Verification::Unverified,
+            blocked: false,
+            last_seen_addresses: Vec::new(),
+            last_seen_at_ms: None,
+        }
+    }
+}
+
+/// PeerIds as their base58 text.
+pub(crate) mod peer_id_text {
+    use libp2p_identity::PeerId;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(peer: &PeerId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&peer.to_base58())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| D::Error::custom("invalid PeerId"))
+    }
+}
+
+/// Multiaddrs as their text form.
+pub(crate) mod multiaddrs_text {
+    use multiaddr::Multiaddr;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(addrs: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(addrs.len()))?;
+        for a in addrs {
+            seq.serialize_element(&a.to_string())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|t| t.parse().map_err(|_| D::Error::custom("invalid multiaddr")))
+            .collect()
+    }
+}

@@ -1,0 +1,223 @@
+//! The test harness: real `hail` processes on real homes, driven through the real binary and socket.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `hail` binary cargo built for these tests.
+pub const HAIL: &str = env!("CARGO_BIN_EXE_hail");
+
+/// How long a daemon may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A `hail daemon` child process; killed when dropped.
+pub struct TestDaemon {
+    pub home: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl TestDaemon {
+    /// Starts a daemon on `home` and waits until its control socket answers.
+    pub fn start(home: &Path) -> TestDaemon {
+        match Self::try_start(home) {
+            Ok(d) => d,
+            Err(log) => panic!("daemon on {} did not start:\n{log}", home.display()),
+        }
+    }
+
+    /// Starts a daemon; on failure returns what it printed.
+    pub fn try_start(home: &Path) -> Result<TestDaemon, String> {
+        std::fs::create_dir_all(home.parent().unwrap()).unwrap();
+        let log = home.with_extension(format!("daemon-{}.log", unique()));
+        let child = Command::new(HAIL)
+            .args([
+                "--home",
+                home.to_str().unwrap(),
+                "daemon",
+                "--log",
+                "hail=debug",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn hail daemon");
+        let mut daemon = TestDaemon {
+            home: home.to_owned(),
+            child: Some(child),
+            log,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
+                daemon.child = None;
+                return Err(format!("exited with {status}: {}", daemon.log_text()));
+            }
+            let probe = hail(home, &["status"]);
+            if probe.status.success() {
+                return Ok(daemon);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not answering after {START_TIMEOUT:?}: {}",
+                    daemon.log_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// What the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Runs `hail --home HOME args…`.
+    pub fn hail(&self, args: &[&str]) -> Out {
+        hail(&self.home, args)
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (bounded).
+    pub fn terminate(mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                c.kill().unwrap();
+                panic!("daemon ignored SIGTERM for 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The result of one `hail` command.
+#[derive(Debug)]
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert!(
+            self.status.success(),
+            "hail failed ({}): {}{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts failure with `code` and returns stderr.
+    #[track_caller]
+    pub fn fails_with(&self, code: i32) -> &str {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit {code}; stdout: {} stderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "one-line reason expected: {:?}",
+            self.stderr
+        );
+        &self.stderr
+    }
+
+    /// stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs `hail --home HOME args…` with a bounded wait.
+pub fn hail(home: &Path, args: &[&str]) -> Out {
+    let out: Output = Command::new(HAIL)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("HAIL_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hail");
+    Out {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A fresh temporary folder; the home goes in a subfolder so the daemon log can sit beside it.
+pub fn temp_home() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    (dir, home)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Another node's PeerId, from a fixed seed.
+pub fn peer_id(seed: u8) -> String {
+    hail::identity::Identity::from_seed([seed; 32])
+        .peer_id()
+        .to_base58()
+}
+
+/// Another node's card, from a fixed seed.
+pub fn card(seed: u8, name: &str) -> String {
+    let id = hail::identity::Identity::from_seed([seed; 32]);
+    hail::identity::Card {
+        peer_id: id.peer_id(),
+        name: hail::name::Name::parse(name).unwrap(),
+        addresses: vec![],
+    }
+    .to_string()
+}
