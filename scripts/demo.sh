@@ -23,7 +23,7 @@ cleanup() {
 trap cleanup EXIT
 
 hail_say "starting a daemon in the throw-away home $home"
-"$HAIL" --home "$home/node" daemon --log warn &
+"$HAIL" --home "$home/node" daemon --log warn --no-mdns --listen /ip4/127.0.0.1/tcp/0 &
 daemon_pid=$!
 for _ in $(seq 1 200); do
   "$HAIL" --home "$home/node" status >/dev/null 2>&1 && break

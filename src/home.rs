@@ -66,9 +66,7 @@ impl Home {
         if let Some(dir) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
             return Ok(Home::new(dir));
         }
-        directories::ProjectDirs::from("", "", "hail")
-            .map(|d| Home::new(d.data_dir()))
-            .ok_or(HomeError::NoDefault)
+        directories::ProjectDirs::from("", "", "hail").map(|d| Home::new(d.data_dir())).ok_or(HomeError::NoDefault)
     }
 
     /// The folder.
@@ -86,6 +84,11 @@ impl Home {
         self.dir.join("db")
     }
 
+    /// The configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
     /// The daemon's lock file.
     pub fn lock_path(&self) -> PathBuf {
         self.dir.join("daemon.lock")
@@ -93,15 +96,8 @@ impl Home {
 
     /// Creates the folder (mode 0700) if needed, and checks the socket path fits.
     pub fn create(&self) -> Result<(), HomeError> {
-        let io = |source| HomeError::Io {
-            path: self.dir.clone(),
-            source,
-        };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(io)?;
+        let io = |source| HomeError::Io { path: self.dir.clone(), source };
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(io)?;
         let len = self.socket_path().as_os_str().len();
         if len > MAX_SOCKET_PATH {
             return Err(HomeError::PathTooLong { len });
@@ -113,10 +109,7 @@ impl Home {
     /// returned guard is dropped, or by the kernel when the process dies (even by `kill -9`).
     pub fn lock(&self) -> Result<HomeLock, HomeError> {
         let path = self.lock_path();
-        let io = |source| HomeError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| HomeError::Io { path: path.clone(), source };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -132,10 +125,7 @@ impl Home {
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                return Err(HomeError::Locked {
-                    home: self.dir.clone(),
-                    pid: text.trim().parse().ok(),
-                });
+                return Err(HomeError::Locked { home: self.dir.clone(), pid: text.trim().parse().ok() });
             }
             return Err(io(err));
         }

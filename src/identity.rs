@@ -66,9 +66,7 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity")
-            .field("peer_id", &self.peer_id())
-            .finish_non_exhaustive()
+        f.debug_struct("Identity").field("peer_id", &self.peer_id()).finish_non_exhaustive()
     }
 }
 
@@ -76,12 +74,8 @@ impl Identity {
     /// An identity from a 32-byte Ed25519 seed (tests and vectors use fixed seeds).
     pub fn from_seed(seed: [u8; 32]) -> Self {
         let mut copy = seed;
-        let keypair =
-            Keypair::ed25519_from_bytes(&mut copy).expect("any 32 bytes are an Ed25519 seed");
-        Identity {
-            keypair,
-            seed: Zeroizing::new(seed),
-        }
+        let keypair = Keypair::ed25519_from_bytes(&mut copy).expect("any 32 bytes are an Ed25519 seed");
+        Identity { keypair, seed: Zeroizing::new(seed) }
     }
 
     /// A fresh random identity.
@@ -102,9 +96,7 @@ impl Identity {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let identity = Self::generate();
-                identity
-                    .write_key_file(&path)
-                    .map_err(|source| IdentityError::Io { path, source })?;
+                identity.write_key_file(&path).map_err(|source| IdentityError::Io { path, source })?;
                 Ok((identity, true))
             }
             Err(source) => Err(IdentityError::Io { path, source }),
@@ -112,24 +104,17 @@ impl Identity {
     }
 
     fn parse_key_file(path: &Path, text: &str) -> Result<Self, IdentityError> {
-        let corrupt = |reason| IdentityError::Corrupt {
-            path: path.to_owned(),
-            reason,
-        };
+        let corrupt = |reason| IdentityError::Corrupt { path: path.to_owned(), reason };
         let line = text
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with('#'))
             .ok_or_else(|| corrupt("no key line"))?;
-        let hex = line
-            .strip_prefix(KEY_LINE_PREFIX)
-            .ok_or_else(|| corrupt("unknown key type"))?;
+        let hex = line.strip_prefix(KEY_LINE_PREFIX).ok_or_else(|| corrupt("unknown key type"))?;
         let bytes = data_encoding::HEXLOWER_PERMISSIVE
             .decode(hex.as_bytes())
             .map_err(|_| corrupt("the key is not hexadecimal"))?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| corrupt("the key is not 32 bytes"))?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| corrupt("the key is not 32 bytes"))?;
         Ok(Self::from_seed(seed))
     }
 
@@ -137,11 +122,7 @@ impl Identity {
     fn write_key_file(&self, path: &Path) -> io::Result<()> {
         let tmp = path.with_extension("key.tmp");
         let _ = fs::remove_file(&tmp);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         let body = Zeroizing::new(format!(
             "{KEY_FILE_HEADER}\n{KEY_LINE_PREFIX}{}\n",
             data_encoding::HEXLOWER.encode(&self.seed[..])
@@ -170,8 +151,7 @@ impl Identity {
     pub fn noise_static_secret(&self) -> Zeroizing<[u8; 32]> {
         let hk = Hkdf::<Sha256>::new(Some(NOISE_KEY_SALT), &self.seed[..]);
         let mut okm = Zeroizing::new([0u8; 32]);
-        hk.expand(NOISE_KEY_INFO, &mut okm[..])
-            .expect("32 bytes is a valid HKDF-SHA256 length");
+        hk.expand(NOISE_KEY_INFO, &mut okm[..]).expect("32 bytes is a valid HKDF-SHA256 length");
         okm
     }
 
@@ -184,14 +164,8 @@ impl Identity {
     /// Proof that `noise_static_public` belongs to this PeerId, carried in the Noise handshake.
     pub fn noise_binding(&self) -> NoiseBinding {
         let noise_public = self.noise_static_public();
-        let signature = self
-            .keypair
-            .sign(&binding_message(&noise_public))
-            .expect("Ed25519 signing cannot fail");
-        NoiseBinding {
-            identity_public: self.keypair.public().encode_protobuf(),
-            signature,
-        }
+        let signature = self.keypair.sign(&binding_message(&noise_public)).expect("Ed25519 signing cannot fail");
+        NoiseBinding { identity_public: self.keypair.public().encode_protobuf(), signature }
     }
 }
 
@@ -219,8 +193,7 @@ impl NoiseBinding {
     /// Checks the binding against the Noise static key the handshake authenticated, and returns the
     /// PeerId it proves.
     pub fn verify(&self, noise_static_public: &[u8; 32]) -> Result<PeerId, BindingError> {
-        let public = PublicKey::try_decode_protobuf(&self.identity_public)
-            .map_err(|_| BindingError::MalformedKey)?;
+        let public = PublicKey::try_decode_protobuf(&self.identity_public).map_err(|_| BindingError::MalformedKey)?;
         if !public.verify(&binding_message(noise_static_public), &self.signature) {
             return Err(BindingError::BadSignature);
         }
@@ -252,8 +225,7 @@ pub fn parse_peer_id(text: &str) -> Result<PeerId, PeerIdError> {
     if multihash.code() != 0 {
         return Err(PeerIdError::NotEd25519);
     }
-    let public =
-        PublicKey::try_decode_protobuf(multihash.digest()).map_err(|_| PeerIdError::InvalidKey)?;
+    let public = PublicKey::try_decode_protobuf(multihash.digest()).map_err(|_| PeerIdError::InvalidKey)?;
     if public.try_into_ed25519().is_err() {
         return Err(PeerIdError::NotEd25519);
     }
@@ -284,10 +256,7 @@ mod tests {
         let b = Identity::from_seed([7; 32]);
         assert_eq!(a.noise_static_public(), b.noise_static_public());
         assert_ne!(&a.noise_static_secret()[..], &[7u8; 32][..]);
-        assert_ne!(
-            a.noise_static_public(),
-            Identity::from_seed([8; 32]).noise_static_public()
-        );
+        assert_ne!(a.noise_static_public(), Identity::from_seed([8; 32]).noise_static_public());
     }
 
     #[test]

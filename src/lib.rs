@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | domain values | [`name`], [`identity`] (keys, contact cards) | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
 //! | storage | [`store`]: a key-value [`Store`](store::Store) trait, sled and memory backends, the typed [`Database`](store::Database) | the backend |
+//! | discovery | [`discovery`]: libp2p mDNS + Kademlia, the peer table, signed peer records | the swarm |
 //! | the node | [`node`]: the [`Node`](node::Node) handle and the [`NodeLoop`](node::NodeLoop) that owns all state | through the store |
 //! | local API | [`control`]: NDJSON protocol, unix-socket server, [`Client`](control::Client) | yes |
 //! | binary | `src/main.rs`: the CLI | yes |
@@ -45,7 +46,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod config;
 pub mod control;
+pub mod discovery;
 pub mod home;
 pub mod identity;
 pub mod name;

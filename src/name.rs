@@ -98,10 +98,7 @@ mod tests {
         assert_eq!(Name::parse("   "), Err(NameError::Empty));
         assert_eq!(Name::parse(" bob"), Err(NameError::Padded));
         assert_eq!(Name::parse("bo\nb"), Err(NameError::ControlCharacter('\n')));
-        assert_eq!(
-            Name::parse("bob\u{1b}[31m"),
-            Err(NameError::ControlCharacter('\u{1b}'))
-        );
+        assert_eq!(Name::parse("bob\u{1b}[31m"), Err(NameError::ControlCharacter('\u{1b}')));
         assert_eq!(Name::parse("-rf"), Err(NameError::LeadingDash));
         assert_eq!(Name::parse(&"x".repeat(65)), Err(NameError::TooLong(65)));
         assert!(Name::parse(&"x".repeat(64)).is_ok());

@@ -28,11 +28,8 @@ fn valid_vectors_encode_and_decode_exactly() {
     let valid = vectors["valid"].as_array().unwrap();
     assert!(valid.len() >= 2);
     for v in valid {
-        let seed: [u8; 32] = data_encoding::HEXLOWER
-            .decode(v["seed"].as_str().unwrap().as_bytes())
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let seed: [u8; 32] =
+            data_encoding::HEXLOWER.decode(v["seed"].as_str().unwrap().as_bytes()).unwrap().try_into().unwrap();
         let card = Card {
             peer_id: Identity::from_seed(seed).peer_id(),
             name: Name::parse(v["name"].as_str().unwrap()).unwrap(),
@@ -44,10 +41,7 @@ fn valid_vectors_encode_and_decode_exactly() {
                 .collect(),
         };
         assert_eq!(card.peer_id.to_base58(), v["peer_id"].as_str().unwrap());
-        assert_eq!(
-            data_encoding::HEXLOWER.encode(&card.payload()),
-            v["payload_hex"].as_str().unwrap()
-        );
+        assert_eq!(data_encoding::HEXLOWER.encode(&card.payload()), v["payload_hex"].as_str().unwrap());
         assert_eq!(card.to_string(), v["card"].as_str().unwrap());
         assert_eq!(Card::parse(v["card"].as_str().unwrap()).unwrap(), card);
     }
@@ -61,11 +55,6 @@ fn invalid_vectors_are_refused_for_the_stated_reason() {
     for v in invalid {
         let text = v["card"].as_str().unwrap();
         let err = Card::parse(text).expect_err(v["comment"].as_str().unwrap());
-        assert_eq!(
-            kind(&err),
-            v["error"].as_str().unwrap(),
-            "{}: {err}",
-            v["comment"]
-        );
+        assert_eq!(kind(&err), v["error"].as_str().unwrap(), "{}: {err}", v["comment"]);
     }
 }

@@ -14,30 +14,17 @@ fn contacts_survive_add_rename_block_remove_and_a_restart() {
     daemon.hail(&["contacts", "add", "carol", &peer_id(3)]).ok();
 
     let list = daemon.hail(&["--json", "contacts", "list"]).json();
-    let names: Vec<&str> = list["ok"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = list["ok"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["bob", "carol"]);
     assert_eq!(list["ok"][0]["display_name"], "Bob");
     assert_eq!(list["ok"][0]["peer_id"], peer_id(2));
 
-    assert!(
-        daemon
-            .hail(&["contacts", "rename", "bob", "robert"])
-            .ok()
-            .contains("Renamed bob to robert")
-    );
+    assert!(daemon.hail(&["contacts", "rename", "bob", "robert"]).ok().contains("Renamed bob to robert"));
     daemon.hail(&["contacts", "block", "carol"]).ok();
     daemon.hail(&["contacts", "remove", "robert"]).ok();
 
     assert!(daemon.terminate().success(), "SIGTERM is a clean exit");
-    assert!(
-        !home.join("control.sock").exists(),
-        "the socket is removed on shutdown"
-    );
+    assert!(!home.join("control.sock").exists(), "the socket is removed on shutdown");
 
     let daemon = TestDaemon::start(&home);
     let list = daemon.hail(&["--json", "contacts", "list"]).json();
@@ -46,16 +33,10 @@ fn contacts_survive_add_rename_block_remove_and_a_restart() {
     assert_eq!(contacts[0]["name"], "carol");
     assert_eq!(contacts[0]["blocked"], true);
     let text = daemon.hail(&["contacts", "list"]).ok().to_owned();
-    assert!(
-        text.contains("carol") && text.contains(&peer_id(3)),
-        "{text}"
-    );
+    assert!(text.contains("carol") && text.contains(&peer_id(3)), "{text}");
 
     daemon.hail(&["contacts", "unblock", "carol"]).ok();
-    assert_eq!(
-        daemon.hail(&["--json", "contacts", "list"]).json()["ok"][0]["blocked"],
-        false
-    );
+    assert_eq!(daemon.hail(&["--json", "contacts", "list"]).json()["ok"][0]["blocked"], false);
 }
 
 #[test]
@@ -64,10 +45,7 @@ fn a_second_daemon_on_the_same_home_is_refused_and_names_the_first() {
     let first = TestDaemon::start(&home);
     let second = hail(&home, &["daemon"]);
     let reason = second.fails_with(4);
-    assert!(
-        reason.contains("already runs") && reason.contains(&first.pid().to_string()),
-        "{reason}"
-    );
+    assert!(reason.contains("already runs") && reason.contains(&first.pid().to_string()), "{reason}");
     // The first one is unharmed.
     first.hail(&["status"]).ok();
 }
@@ -77,10 +55,7 @@ fn without_a_daemon_commands_say_how_to_start_one() {
     let (_dir, home) = temp_home();
     let out = hail(&home, &["contacts", "list"]);
     let reason = out.fails_with(3);
-    assert!(
-        reason.contains("no daemon is running") && reason.contains("hail daemon --home"),
-        "{reason}"
-    );
+    assert!(reason.contains("no daemon is running") && reason.contains("hail daemon --home"), "{reason}");
 }
 
 #[test]
@@ -110,10 +85,7 @@ fn bad_input_gets_specific_errors_and_the_daemon_keeps_serving() {
     let (_dir, home) = temp_home();
     let daemon = TestDaemon::start(&home);
     daemon.hail(&["contacts", "add", "bob", &peer_id(2)]).ok();
-    let own = daemon.hail(&["--json", "id"]).json()["ok"]["peer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let own = daemon.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned();
 
     let mut typo_card = card(4, "dave");
     let i = typo_card.len() - 5;
@@ -123,66 +95,18 @@ fn bad_input_gets_specific_errors_and_the_daemon_keeps_serving() {
     typo_peer.pop();
 
     let cases: &[(&[&str], &str, &str)] = &[
-        (
-            &["contacts", "add", "dave", &typo_card],
-            "invalid_contact",
-            "checksum",
-        ),
-        (
-            &["contacts", "add", "eve", &typo_peer],
-            "invalid_contact",
-            "PeerId",
-        ),
-        (
-            &["contacts", "add", "eve", "not-a-peer"],
-            "invalid_contact",
-            "PeerId",
-        ),
-        (
-            &["contacts", "add", "bob", &peer_id(6)],
-            "name_taken",
-            "already exists",
-        ),
-        (
-            &["contacts", "add", "bobby", &peer_id(2)],
-            "already_contact",
-            "already your contact 'bob'",
-        ),
-        (
-            &["contacts", "add", "me", &own],
-            "self_contact",
-            "own PeerId",
-        ),
-        (
-            &["contacts", "add", "", &peer_id(7)],
-            "invalid_name",
-            "empty",
-        ),
-        (
-            &["contacts", "add", "bad\u{7}name", &peer_id(7)],
-            "invalid_name",
-            "control characters",
-        ),
-        (
-            &["contacts", "add", &"x".repeat(65), &peer_id(7)],
-            "invalid_name",
-            "at most 64",
-        ),
-        (
-            &["contacts", "remove", "nobody"],
-            "not_found",
-            "no contact named 'nobody'",
-        ),
-        (
-            &["contacts", "rename", "nobody", "x"],
-            "not_found",
-            "no contact named",
-        ),
-        (
-            &["contacts", "block", "nobody"],
-            "not_found",
-            "no contact named",
-        ),
+        (&["contacts", "add", "dave", &typo_card], "invalid_contact", "checksum"),
+        (&["contacts", "add", "eve", &typo_peer], "invalid_contact", "PeerId"),
+        (&["contacts", "add", "eve", "not-a-peer"], "invalid_contact", "PeerId"),
+        (&["contacts", "add", "bob", &peer_id(6)], "name_taken", "already exists"),
+        (&["contacts", "add", "bobby", &peer_id(2)], "already_contact", "already your contact 'bob'"),
+        (&["contacts", "add", "me", &own], "self_contact", "own PeerId"),
+        (&["contacts", "add", "", &peer_id(7)], "invalid_name", "empty"),
+        (&["contacts", "add", "bad\u{7}name", &peer_id(7)], "invalid_name", "control characters"),
+        (&["contacts", "add", &"x".repeat(65), &peer_id(7)], "invalid_name", "at most 64"),
+        (&["contacts", "remove", "nobody"], "not_found", "no contact named 'nobody'"),
+        (&["contacts", "rename", "nobody", "x"], "not_found", "no contact named"),
+        (&["contacts", "block", "nobody"], "not_found", "no contact named"),
     ];
     for (args, code, text) in cases {
         let mut with_json = vec!["--json"];
@@ -203,11 +127,7 @@ fn bad_usage_exits_2_before_touching_the_daemon() {
     let out = hail(&home, &["contacts", "add", "onlyaname"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = hail(&home, &["call", "bob"]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "commands that do not exist yet are not offered: {out:?}"
-    );
+    assert_eq!(out.status.code(), Some(2), "commands that do not exist yet are not offered: {out:?}");
 }
 
 #[test]
@@ -220,10 +140,7 @@ fn a_damaged_database_or_key_stops_the_daemon_with_a_clear_error() {
     std::fs::write(home.join("db.seal"), "999999\n").unwrap();
     let out = hail(&home, &["daemon"]);
     let reason = out.fails_with(4);
-    assert!(
-        reason.contains("damaged") && reason.contains("left untouched"),
-        "{reason}"
-    );
+    assert!(reason.contains("damaged") && reason.contains("left untouched"), "{reason}");
     assert!(!out.stderr.contains("panicked"));
     std::fs::write(home.join("db.seal"), "1\n").unwrap();
 
@@ -231,19 +148,10 @@ fn a_damaged_database_or_key_stops_the_daemon_with_a_clear_error() {
     let original = std::fs::read(&key).unwrap();
     std::fs::write(&key, "ed25519-seed:not-hex\n").unwrap();
     let reason = hail(&home, &["daemon"]).fails_with(4).to_owned();
-    assert!(
-        reason.contains("identity key") && reason.contains("damaged"),
-        "{reason}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&key).unwrap(),
-        "ed25519-seed:not-hex\n"
-    );
+    assert!(reason.contains("identity key") && reason.contains("damaged"), "{reason}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "ed25519-seed:not-hex\n");
 
     std::fs::write(&key, original).unwrap();
     let daemon = TestDaemon::start(&home);
-    assert_eq!(
-        daemon.hail(&["--json", "contacts", "list"]).json()["ok"][0]["name"],
-        "bob"
-    );
+    assert_eq!(daemon.hail(&["--json", "contacts", "list"]).json()["ok"][0]["name"], "bob");
 }

@@ -20,13 +20,8 @@ struct Conn {
 impl Conn {
     fn open(daemon: &TestDaemon) -> (Conn, Value) {
         let stream = UnixStream::connect(daemon.home.join("control.sock")).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut conn = Conn {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut conn = Conn { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream };
         let hello = conn.read();
         (conn, hello)
     }
@@ -37,13 +32,9 @@ impl Conn {
 
     fn read(&mut self) -> Value {
         let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .expect("a line within 10 s");
+        let n = self.reader.read_line(&mut line).expect("a line within 10 s");
         assert!(n > 0, "daemon closed the connection");
-        serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("daemon sent non-JSON ({e}): {line:?}"))
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("daemon sent non-JSON ({e}): {line:?}"))
     }
 
     fn ask(&mut self, line: &str) -> Value {
@@ -58,50 +49,33 @@ impl Conn {
 fn matches(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
         (Value::String(s), _) if s == "*" => true,
-        (Value::Object(e), Value::Object(a)) => e
-            .iter()
-            .all(|(k, v)| a.get(k).is_some_and(|av| matches(v, av))),
-        (Value::Array(e), Value::Array(a)) => {
-            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| matches(x, y))
-        }
+        (Value::Object(e), Value::Object(a)) => e.iter().all(|(k, v)| a.get(k).is_some_and(|av| matches(v, av))),
+        (Value::Array(e), Value::Array(a)) => e.len() == a.len() && e.iter().zip(a).all(|(x, y)| matches(x, y)),
         _ => expected == actual,
     }
 }
 
 fn substitute(text: &str, own: &str) -> String {
-    text.replace("{bob_card}", &card(2, "Bob"))
-        .replace("{bob}", &peer_id(2))
-        .replace("{own}", own)
+    text.replace("{bob_card}", &card(2, "Bob")).replace("{bob}", &peer_id(2)).replace("{own}", own)
 }
 
 #[test]
 fn the_example_transcript_from_the_spec_replays_exactly() {
-    let vectors: Value = serde_json::from_str(include_str!("../protocols/vectors/control-v1.json"))
-        .expect("vector file is JSON");
+    let vectors: Value =
+        serde_json::from_str(include_str!("../protocols/vectors/control-v1.json")).expect("vector file is JSON");
     let (_dir, home) = temp_home();
     let daemon = TestDaemon::start(&home);
-    let own = daemon.hail(&["--json", "id"]).json()["ok"]["peer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let own = daemon.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned();
 
     let (mut conn, hello) = Conn::open(&daemon);
-    let expected_hello: Value =
-        serde_json::from_str(&substitute(&vectors["hello"].to_string(), &own)).unwrap();
-    assert!(
-        matches(&expected_hello, &hello),
-        "hello {hello} does not match {expected_hello}"
-    );
+    let expected_hello: Value = serde_json::from_str(&substitute(&vectors["hello"].to_string(), &own)).unwrap();
+    assert!(matches(&expected_hello, &hello), "hello {hello} does not match {expected_hello}");
 
     for step in vectors["transcript"].as_array().unwrap() {
         let send = substitute(step["send"].as_str().unwrap(), &own);
-        let expect: Value =
-            serde_json::from_str(&substitute(&step["expect"].to_string(), &own)).unwrap();
+        let expect: Value = serde_json::from_str(&substitute(&step["expect"].to_string(), &own)).unwrap();
         let reply = conn.ask(&send);
-        assert!(
-            matches(&expect, &reply),
-            "sent {send}\n got {reply}\nwant {expect}"
-        );
+        assert!(matches(&expect, &reply), "sent {send}\n got {reply}\nwant {expect}");
     }
 }
 
@@ -110,10 +84,7 @@ fn subscribers_see_changes_made_by_other_clients() {
     let (_dir, home) = temp_home();
     let daemon = TestDaemon::start(&home);
     let (mut watcher, _) = Conn::open(&daemon);
-    assert_eq!(
-        watcher.ask(r#"{"id":1,"cmd":"subscribe"}"#)["ok"]["subscribed"],
-        true
-    );
+    assert_eq!(watcher.ask(r#"{"id":1,"cmd":"subscribe"}"#)["ok"]["subscribed"], true);
 
     daemon.hail(&["contacts", "add", "bob", &peer_id(2)]).ok();
     daemon.hail(&["contacts", "rename", "bob", "robert"]).ok();
@@ -121,19 +92,8 @@ fn subscribers_see_changes_made_by_other_clients() {
     daemon.hail(&["contacts", "remove", "robert"]).ok();
 
     let events: Vec<Value> = (0..4).map(|_| watcher.read()).collect();
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "contact.added",
-            "contact.renamed",
-            "contact.changed",
-            "contact.removed"
-        ]
-    );
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["contact.added", "contact.renamed", "contact.changed", "contact.removed"]);
     assert_eq!(events[1]["old_name"], "bob");
     assert_eq!(events[2]["contact"]["blocked"], true);
     assert_eq!(events[3]["contact"]["peer_id"], peer_id(2));
@@ -156,31 +116,11 @@ fn hostile_lines_get_error_replies_and_the_connection_stays_usable() {
         (r#"{"id":2}"#, json!(2), "malformed"),
         (r#"{"id":3,"cmd":null}"#, json!(3), "malformed"),
         (r#"{"id":4,"cmd":"launch"}"#, json!(4), "unknown_command"),
-        (
-            r#"{"id":5,"cmd":"contacts.add","name":"x"}"#,
-            json!(5),
-            "invalid_arguments",
-        ),
-        (
-            r#"{"id":6,"cmd":"contacts.add","name":7,"contact":"x"}"#,
-            json!(6),
-            "invalid_arguments",
-        ),
-        (
-            r#"{"id":7,"cmd":"contacts.add","name":"x","contact":"garbage"}"#,
-            json!(7),
-            "invalid_contact",
-        ),
-        (
-            r#"{"id":8,"cmd":"contacts.add","name":"a\u0000b","contact":"garbage"}"#,
-            json!(8),
-            "invalid_name",
-        ),
-        (
-            r#"{"id":9,"cmd":"contacts.block","name":"ghost"}"#,
-            json!(9),
-            "not_found",
-        ),
+        (r#"{"id":5,"cmd":"contacts.add","name":"x"}"#, json!(5), "invalid_arguments"),
+        (r#"{"id":6,"cmd":"contacts.add","name":7,"contact":"x"}"#, json!(6), "invalid_arguments"),
+        (r#"{"id":7,"cmd":"contacts.add","name":"x","contact":"garbage"}"#, json!(7), "invalid_contact"),
+        (r#"{"id":8,"cmd":"contacts.add","name":"a\u0000b","contact":"garbage"}"#, json!(8), "invalid_name"),
+        (r#"{"id":9,"cmd":"contacts.block","name":"ghost"}"#, json!(9), "not_found"),
     ];
     for (line, id, code) in cases {
         let reply = conn.ask(line);
@@ -216,8 +156,7 @@ fn rude_clients_harm_nothing() {
     // before the answer; send a mutation and leave before the answer.
     drop(UnixStream::connect(&socket).unwrap());
     let mut half = UnixStream::connect(&socket).unwrap();
-    half.write_all(br#"{"id":1,"cmd":"contacts.add","name":"bob","#)
-        .unwrap();
+    half.write_all(br#"{"id":1,"cmd":"contacts.add","name":"bob","#).unwrap();
     drop(half);
     let mut gone = UnixStream::connect(&socket).unwrap();
     gone.write_all(b"{\"id\":1,\"cmd\":\"status\"}\n").unwrap();
@@ -225,11 +164,8 @@ fn rude_clients_harm_nothing() {
     let mut leaver = UnixStream::connect(&socket).unwrap();
     leaver
         .write_all(
-            format!(
-                "{{\"id\":1,\"cmd\":\"contacts.add\",\"name\":\"carol\",\"contact\":\"{}\"}}\n",
-                peer_id(3)
-            )
-            .as_bytes(),
+            format!("{{\"id\":1,\"cmd\":\"contacts.add\",\"name\":\"carol\",\"contact\":\"{}\"}}\n", peer_id(3))
+                .as_bytes(),
         )
         .unwrap();
     drop(leaver);
@@ -240,22 +176,13 @@ fn rude_clients_harm_nothing() {
     let mut names = Vec::new();
     for attempt in 0..200 {
         let list = conn.ask(&format!(r#"{{"id":{attempt},"cmd":"contacts.list"}}"#));
-        names = list["ok"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_owned())
-            .collect();
+        names = list["ok"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
         if !names.is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(
-        names,
-        ["carol"],
-        "the completed request took effect, the half line did not"
-    );
+    assert_eq!(names, ["carol"], "the completed request took effect, the half line did not");
     daemon.hail(&["status"]).ok();
 }
 
@@ -294,11 +221,7 @@ fn the_socket_is_private_to_the_daemons_user() {
     assert_eq!(home_mode, 0o700);
 
     // SAFETY: geteuid cannot fail.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root to act as another user (CI runs as root)"
-    );
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root to act as another user (CI runs as root)");
     let as_nobody = || {
         use std::os::unix::process::CommandExt;
         std::process::Command::new(common::HAIL)
@@ -319,9 +242,6 @@ fn the_socket_is_private_to_the_daemons_user() {
     let out = as_nobody();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("only serves the user running the daemon"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("only serves the user running the daemon"), "{stderr}");
     daemon.hail(&["status"]).ok();
 }

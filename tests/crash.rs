@@ -9,16 +9,11 @@ fn an_acknowledged_add_survives_kill_9() {
     let (_dir, home) = temp_home();
     let daemon = TestDaemon::start(&home);
     for i in 0..5u8 {
-        daemon
-            .hail(&["contacts", "add", &format!("friend{i}"), &peer_id(10 + i)])
-            .ok();
+        daemon.hail(&["contacts", "add", &format!("friend{i}"), &peer_id(10 + i)]).ok();
     }
     daemon.hail(&["contacts", "block", "friend4"]).ok();
     daemon.kill9();
-    assert!(
-        home.join("control.sock").exists(),
-        "kill -9 leaves a stale socket behind"
-    );
+    assert!(home.join("control.sock").exists(), "kill -9 leaves a stale socket behind");
 
     let daemon = TestDaemon::start(&home);
     let list = daemon.hail(&["--json", "contacts", "list"]).json();

@@ -86,19 +86,13 @@ pub struct Client {
 impl Client {
     /// Connects and reads the daemon's hello.
     pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-                    ClientError::NotRunning {
-                        socket: socket.to_owned(),
-                    }
-                }
-                io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
-                    socket: socket.to_owned(),
-                },
-                _ => ClientError::Io(e),
-            })?;
+        let stream = UnixStream::connect(socket).await.map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                ClientError::NotRunning { socket: socket.to_owned() }
+            }
+            io::ErrorKind::PermissionDenied => ClientError::PermissionDenied { socket: socket.to_owned() },
+            _ => ClientError::Io(e),
+        })?;
         let (read, write) = stream.into_split();
         let mut lines = LineReader::new(BufReader::new(read), MAX_LINE_BYTES * 16);
         let first = tokio::time::timeout(DEFAULT_TIMEOUT, read_server_line(&mut lines))
@@ -108,25 +102,13 @@ impl Client {
             ServerLine::Hello(hello) => hello,
             ServerLine::Reply { result: Err(e), .. } => return Err(ClientError::Remote(e)),
             other => {
-                return Err(ClientError::Protocol(format!(
-                    "expected a hello, got {other:?}"
-                )));
+                return Err(ClientError::Protocol(format!("expected a hello, got {other:?}")));
             }
         };
         if hello.protocol != proto::PROTOCOL || hello.version != proto::VERSION {
-            return Err(ClientError::Incompatible {
-                protocol: hello.protocol,
-                daemon: hello.version,
-            });
+            return Err(ClientError::Incompatible { protocol: hello.protocol, daemon: hello.version });
         }
-        Ok(Client {
-            lines,
-            write,
-            hello,
-            next_id: 1,
-            events: VecDeque::new(),
-            timeout: DEFAULT_TIMEOUT,
-        })
+        Ok(Client { lines, write, hello, next_id: 1, events: VecDeque::new(), timeout: DEFAULT_TIMEOUT })
     }
 
     /// The daemon's greeting.
@@ -149,18 +131,10 @@ impl Client {
         tokio::time::timeout(timeout, async {
             loop {
                 match read_server_line(&mut self.lines).await? {
-                    ServerLine::Reply {
-                        id: Some(got),
-                        result,
-                        raw,
-                    } if got == id => {
+                    ServerLine::Reply { id: Some(got), result, raw } if got == id => {
                         return Ok(RawReply { result, raw });
                     }
-                    ServerLine::Reply {
-                        id: None,
-                        result: Err(e),
-                        ..
-                    } => return Err(ClientError::Remote(e)),
+                    ServerLine::Reply { id: None, result: Err(e), .. } => return Err(ClientError::Remote(e)),
                     ServerLine::Event(event) => self.events.push_back(event),
                     other => {
                         return Err(ClientError::Protocol(format!("unexpected line {other:?}")));
@@ -174,20 +148,13 @@ impl Client {
 
     /// Sends `command`; an error reply becomes [`ClientError::Remote`].
     pub async fn request(&mut self, command: &Command) -> Result<Value, ClientError> {
-        self.request_raw(command)
-            .await?
-            .result
-            .map_err(ClientError::Remote)
+        self.request_raw(command).await?.result.map_err(ClientError::Remote)
     }
 
     /// Sends `command` and decodes the `ok` value as `T`.
-    pub async fn request_as<T: DeserializeOwned>(
-        &mut self,
-        command: &Command,
-    ) -> Result<T, ClientError> {
+    pub async fn request_as<T: DeserializeOwned>(&mut self, command: &Command) -> Result<T, ClientError> {
         let value = self.request(command).await?;
-        serde_json::from_value(value)
-            .map_err(|e| ClientError::Protocol(format!("unexpected reply: {e}")))
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("unexpected reply: {e}")))
     }
 
     /// Turns on pushed events for this connection.
@@ -202,9 +169,7 @@ impl Client {
         }
         match read_server_line(&mut self.lines).await? {
             ServerLine::Event(event) => Ok(event),
-            other => Err(ClientError::Protocol(format!(
-                "expected an event, got {other:?}"
-            ))),
+            other => Err(ClientError::Protocol(format!("expected an event, got {other:?}"))),
         }
     }
 
@@ -225,22 +190,14 @@ impl Client {
 
     /// Adds a contact from a card or PeerId.
     pub async fn add_contact(&mut self, name: &str, contact: &str) -> Result<Contact, ClientError> {
-        self.request_as(&Command::ContactsAdd {
-            name: name.into(),
-            contact: contact.into(),
-        })
-        .await
+        self.request_as(&Command::ContactsAdd { name: name.into(), contact: contact.into() }).await
     }
 }
 
-async fn read_server_line(
-    lines: &mut LineReader<BufReader<OwnedReadHalf>>,
-) -> Result<ServerLine, ClientError> {
+async fn read_server_line(lines: &mut LineReader<BufReader<OwnedReadHalf>>) -> Result<ServerLine, ClientError> {
     match lines.next_line().await? {
         Line::Complete(bytes) => proto::parse_server_line(&bytes).map_err(ClientError::Protocol),
-        Line::TooLong => Err(ClientError::Protocol(
-            "the daemon sent an overlong line".into(),
-        )),
+        Line::TooLong => Err(ClientError::Protocol("the daemon sent an overlong line".into())),
         Line::Eof => Err(ClientError::Closed),
     }
 }

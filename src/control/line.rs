@@ -28,12 +28,7 @@ pub struct LineReader<R> {
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// Lines from `reader`, each at most `max` bytes.
     pub fn new(reader: R, max: usize) -> Self {
-        LineReader {
-            reader,
-            max,
-            buf: Vec::new(),
-            discarding: false,
-        }
+        LineReader { reader, max, buf: Vec::new(), discarding: false }
     }
 
     /// The next line.
@@ -78,10 +73,7 @@ mod tests {
     async fn long_lines_are_skipped_and_the_next_line_still_reads() {
         let input: &[u8] = b"short\r\nxxxxxxxxxxxxxxxxxxxx\nok\npartial";
         let mut r = LineReader::new(input, 8);
-        assert_eq!(
-            r.next_line().await.unwrap(),
-            Line::Complete(b"short".to_vec())
-        );
+        assert_eq!(r.next_line().await.unwrap(), Line::Complete(b"short".to_vec()));
         assert_eq!(r.next_line().await.unwrap(), Line::TooLong);
         assert_eq!(r.next_line().await.unwrap(), Line::Complete(b"ok".to_vec()));
         assert_eq!(r.next_line().await.unwrap(), Line::Eof);

@@ -80,6 +80,21 @@ pub enum Command {
         /// The contact.
         name: String,
     },
+    /// Who is visible on the LAN and in the DHT.
+    #[serde(rename = "peers.list")]
+    PeersList,
+    /// Find a contact or a PeerId: mDNS, known addresses, then the DHT (bounded in time).
+    #[serde(rename = "peers.find")]
+    PeersFind {
+        /// A contact name or a PeerId.
+        peer: String,
+    },
+    /// Add bootstrap peers at run time.
+    #[serde(rename = "dht.bootstrap")]
+    DhtBootstrap {
+        /// Multiaddrs ending in `/p2p/<PeerId>`, or `ipfs`.
+        addresses: Vec<String>,
+    },
     /// Turn on pushed events on this connection.
     #[serde(rename = "subscribe")]
     Subscribe,
@@ -96,6 +111,9 @@ impl Command {
         "contacts.block",
         "contacts.unblock",
         "contacts.remove",
+        "peers.list",
+        "peers.find",
+        "dht.bootstrap",
         "subscribe",
     ];
 
@@ -126,6 +144,10 @@ pub enum ErrorCode {
     InvalidName,
     /// Not a valid contact card or PeerId.
     InvalidContact,
+    /// Not a valid network address (or a bootstrap address without `/p2p/`).
+    InvalidAddress,
+    /// A lookup found nothing within its time bound.
+    PeerNotFound,
     /// No contact by that name.
     NotFound,
     /// A contact already has that name.
@@ -159,10 +181,7 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// An error body.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody {
-            code,
-            message: message.into(),
-        }
+        ErrorBody { code, message: message.into() }
     }
 }
 
@@ -178,69 +197,38 @@ pub struct BadRequest {
 
 /// Parses a request line into its id and command.
 pub fn parse_request(line: &[u8]) -> Result<(u64, Command), BadRequest> {
-    let bad = |id, code, message: String| BadRequest {
-        id,
-        error: ErrorBody::new(code, message),
-    };
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|e| bad(None, ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
+    let bad = |id, code, message: String| BadRequest { id, error: ErrorBody::new(code, message) };
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| bad(None, ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
     let Value::Object(mut object) = value else {
-        return Err(bad(
-            None,
-            ErrorCode::Malformed,
-            "a request must be a JSON object".into(),
-        ));
+        return Err(bad(None, ErrorCode::Malformed, "a request must be a JSON object".into()));
     };
     let id = match object.remove("id") {
-        Some(v) => v.as_u64().ok_or_else(|| {
-            bad(
-                None,
-                ErrorCode::Malformed,
-                "\"id\" must be a non-negative integer".into(),
-            )
-        })?,
+        Some(v) => {
+            v.as_u64().ok_or_else(|| bad(None, ErrorCode::Malformed, "\"id\" must be a non-negative integer".into()))?
+        }
         None => {
-            return Err(bad(
-                None,
-                ErrorCode::Malformed,
-                "a request needs an \"id\"".into(),
-            ));
+            return Err(bad(None, ErrorCode::Malformed, "a request needs an \"id\"".into()));
         }
     };
     let cmd = match object.get("cmd") {
         Some(Value::String(c)) => c.clone(),
         Some(_) => {
-            return Err(bad(
-                Some(id),
-                ErrorCode::Malformed,
-                "\"cmd\" must be a string".into(),
-            ));
+            return Err(bad(Some(id), ErrorCode::Malformed, "\"cmd\" must be a string".into()));
         }
         None => {
-            return Err(bad(
-                Some(id),
-                ErrorCode::Malformed,
-                "a request needs a \"cmd\"".into(),
-            ));
+            return Err(bad(Some(id), ErrorCode::Malformed, "a request needs a \"cmd\"".into()));
         }
     };
     if !Command::NAMES.contains(&cmd.as_str()) {
         return Err(bad(
             Some(id),
             ErrorCode::UnknownCommand,
-            format!(
-                "unknown command {cmd:?}; known: {}",
-                Command::NAMES.join(", ")
-            ),
+            format!("unknown command {cmd:?}; known: {}", Command::NAMES.join(", ")),
         ));
     }
-    let command: Command = serde_json::from_value(Value::Object(object)).map_err(|e| {
-        bad(
-            Some(id),
-            ErrorCode::InvalidArguments,
-            format!("bad arguments for {cmd}: {e}"),
-        )
-    })?;
+    let command: Command = serde_json::from_value(Value::Object(object))
+        .map_err(|e| bad(Some(id), ErrorCode::InvalidArguments, format!("bad arguments for {cmd}: {e}")))?;
     Ok((id, command))
 }
 
@@ -275,8 +263,7 @@ pub enum ServerLine {
 
 /// Parses a line from the daemon.
 pub fn parse_server_line(line: &[u8]) -> Result<ServerLine, String> {
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| format!("daemon sent invalid JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(line).map_err(|e| format!("daemon sent invalid JSON: {e}"))?;
     let Value::Object(object) = &value else {
         return Err("daemon sent a line that is not a JSON object".into());
     };
@@ -292,16 +279,11 @@ pub fn parse_server_line(line: &[u8]) -> Result<ServerLine, String> {
     let result = if let Some(ok) = object.get("ok") {
         Ok(ok.clone())
     } else if let Some(err) = object.get("err") {
-        Err(serde_json::from_value(err.clone())
-            .map_err(|e| format!("daemon sent an invalid error: {e}"))?)
+        Err(serde_json::from_value(err.clone()).map_err(|e| format!("daemon sent an invalid error: {e}"))?)
     } else {
         return Err("daemon sent a line that is neither a reply nor an event".into());
     };
-    Ok(ServerLine::Reply {
-        id,
-        result,
-        raw: value,
-    })
+    Ok(ServerLine::Reply { id, result, raw: value })
 }
 
 #[cfg(test)]
@@ -312,31 +294,22 @@ mod tests {
     fn commands_round_trip_through_request_lines() {
         let commands = [
             Command::Id { set_name: None },
-            Command::Id {
-                set_name: Some("alice".into()),
-            },
+            Command::Id { set_name: Some("alice".into()) },
             Command::Status,
             Command::ContactsList,
-            Command::ContactsAdd {
-                name: "bob".into(),
-                contact: "12D3KooW".into(),
-            },
-            Command::ContactsRename {
-                name: "bob".into(),
-                new_name: "robert".into(),
-            },
+            Command::ContactsAdd { name: "bob".into(), contact: "12D3KooW".into() },
+            Command::ContactsRename { name: "bob".into(), new_name: "robert".into() },
             Command::ContactsBlock { name: "bob".into() },
             Command::ContactsUnblock { name: "bob".into() },
             Command::ContactsRemove { name: "bob".into() },
+            Command::PeersList,
+            Command::PeersFind { peer: "bob".into() },
+            Command::DhtBootstrap { addresses: vec!["/ip4/127.0.0.1/tcp/1/p2p/12D3KooW".into()] },
             Command::Subscribe,
         ];
         for (i, c) in commands.iter().enumerate() {
             let line = c.to_line(i as u64);
-            assert_eq!(
-                parse_request(line.as_bytes()),
-                Ok((i as u64, c.clone())),
-                "{line}"
-            );
+            assert_eq!(parse_request(line.as_bytes()), Ok((i as u64, c.clone())), "{line}");
         }
     }
 
@@ -346,10 +319,7 @@ mod tests {
         assert_eq!(code("nonsense").error.code, ErrorCode::Malformed);
         assert_eq!(code("[1,2]").error.code, ErrorCode::Malformed);
         assert_eq!(code(r#"{"cmd":"status"}"#).error.code, ErrorCode::Malformed);
-        assert_eq!(
-            code(r#"{"id":-1,"cmd":"status"}"#).error.code,
-            ErrorCode::Malformed
-        );
+        assert_eq!(code(r#"{"id":-1,"cmd":"status"}"#).error.code, ErrorCode::Malformed);
         let e = code(r#"{"id":4,"cmd":"fly"}"#);
         assert_eq!((e.id, e.error.code), (Some(4), ErrorCode::UnknownCommand));
         let e = code(r#"{"id":5,"cmd":"contacts.add","name":"bob"}"#);

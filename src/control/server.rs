@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, broadcast};
 
 use super::line::{Line, LineReader};
 use super::proto::{self, Command, ErrorBody, ErrorCode, Hello, MAX_LINE_BYTES};
+use crate::discovery::FindError;
 use crate::node::{Node, NodeError, NodeEvent};
 use crate::store::StoreError;
 
@@ -51,12 +52,7 @@ impl ControlServer {
             peer_id: peer_id.into(),
         };
         let hello = serde_json::json!({ "hello": hello }).to_string();
-        ControlServer {
-            listener,
-            node,
-            hello: hello.into(),
-            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-        }
+        ControlServer { listener, node, hello: hello.into(), slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)) }
     }
 
     /// Accepts connections until the future is dropped.
@@ -83,10 +79,7 @@ impl ControlServer {
                 Err(_) => {
                     tokio::spawn(refuse(
                         stream,
-                        ErrorBody::new(
-                            ErrorCode::Busy,
-                            "too many control connections are open; try again",
-                        ),
+                        ErrorBody::new(ErrorCode::Busy, "too many control connections are open; try again"),
                     ));
                 }
             }
@@ -103,10 +96,7 @@ async fn refuse(mut stream: UnixStream, error: ErrorBody) {
 fn same_user(stream: &UnixStream) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    stream
-        .peer_cred()
-        .map(|cred| cred.uid() == me)
-        .unwrap_or(false)
+    stream.peer_cred().map(|cred| cred.uid() == me).unwrap_or(false)
 }
 
 async fn serve_connection(stream: UnixStream, node: Node, hello: &str) {
@@ -114,10 +104,7 @@ async fn serve_connection(stream: UnixStream, node: Node, hello: &str) {
         tracing::warn!("refused a control connection from another user");
         refuse(
             stream,
-            ErrorBody::new(
-                ErrorCode::Forbidden,
-                "the control socket only serves the user running the daemon",
-            ),
+            ErrorBody::new(ErrorCode::Forbidden, "the control socket only serves the user running the daemon"),
         )
         .await;
         return;
@@ -172,11 +159,7 @@ async fn send(write: &mut OwnedWriteHalf, line: &str) -> io::Result<()> {
 }
 
 /// One request line in, one reply line out.
-async fn answer(
-    node: &Node,
-    line: &[u8],
-    events: &mut Option<broadcast::Receiver<NodeEvent>>,
-) -> String {
+async fn answer(node: &Node, line: &[u8], events: &mut Option<broadcast::Receiver<NodeEvent>>) -> String {
     let (id, command) = match proto::parse_request(line) {
         Ok(request) => request,
         Err(bad) => return proto::err_line(bad.id, &bad.error),
@@ -185,16 +168,14 @@ async fn answer(
         Command::Id { set_name } => node.identity(set_name.as_deref()).await.map(|v| json(&v)),
         Command::Status => node.status().await.map(|v| json(&v)),
         Command::ContactsList => node.contacts().await.map(|v| json(&v)),
-        Command::ContactsAdd { name, contact } => {
-            node.add_contact(&name, &contact).await.map(|v| json(&v))
-        }
-        Command::ContactsRename { name, new_name } => node
-            .rename_contact(&name, &new_name)
-            .await
-            .map(|v| json(&v)),
+        Command::ContactsAdd { name, contact } => node.add_contact(&name, &contact).await.map(|v| json(&v)),
+        Command::ContactsRename { name, new_name } => node.rename_contact(&name, &new_name).await.map(|v| json(&v)),
         Command::ContactsBlock { name } => node.set_blocked(&name, true).await.map(|v| json(&v)),
         Command::ContactsUnblock { name } => node.set_blocked(&name, false).await.map(|v| json(&v)),
         Command::ContactsRemove { name } => node.remove_contact(&name).await.map(|v| json(&v)),
+        Command::PeersList => node.peers().await.map(|v| json(&v)),
+        Command::PeersFind { peer } => node.find(&peer).await.map(|v| json(&v)),
+        Command::DhtBootstrap { addresses } => node.bootstrap(&addresses).await.map(|v| json(&v)),
         Command::Subscribe => {
             if events.is_none() {
                 *events = Some(node.subscribe());
@@ -222,6 +203,11 @@ pub fn error_body(e: &NodeError) -> ErrorBody {
         NodeError::Store(StoreError::NameTaken(_)) => ErrorCode::NameTaken,
         NodeError::Store(StoreError::PeerTaken { .. }) => ErrorCode::AlreadyContact,
         NodeError::Store(_) => ErrorCode::Storage,
+        NodeError::UnknownPeer(_) => ErrorCode::NotFound,
+        NodeError::Find { error: FindError::Busy, .. } => ErrorCode::Busy,
+        NodeError::Find { error: FindError::Myself, .. } => ErrorCode::SelfContact,
+        NodeError::Find { .. } => ErrorCode::PeerNotFound,
+        NodeError::InvalidAddress(_) => ErrorCode::InvalidAddress,
         NodeError::Stopped => ErrorCode::ShuttingDown,
     };
     ErrorBody::new(code, e.to_string())

@@ -98,10 +98,7 @@ impl Card {
 
     /// Reads a card, ignoring white space and `-`, in either letter case.
     pub fn parse(text: &str) -> Result<Self, CardError> {
-        let compact: String = text
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect();
+        let compact: String = text.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
         let lower = compact.to_ascii_lowercase();
         let body = lower.strip_prefix(PREFIX).ok_or(CardError::NotACard)?;
         if let Some(c) = body.chars().find(|c| !matches!(c, 'a'..='z' | '2'..='7')) {
@@ -109,9 +106,7 @@ impl Card {
         }
         // A lost or added character can leave a length that is not valid base32: that is a checksum
         // failure from the user's point of view.
-        let bytes = base32()
-            .decode(body.as_bytes())
-            .map_err(|_| CardError::Checksum)?;
+        let bytes = base32().decode(body.as_bytes()).map_err(|_| CardError::Checksum)?;
         if bytes.len() < CHECKSUM_LEN {
             return Err(CardError::Truncated);
         }
@@ -125,8 +120,7 @@ impl Card {
     fn decode_payload(payload: &[u8]) -> Result<Self, CardError> {
         let mut r = Reader(payload);
         let peer_bytes = r.take_u8_prefixed()?;
-        let peer_id = PeerId::from_bytes(peer_bytes)
-            .map_err(|_| CardError::PeerId(PeerIdError::Malformed))?;
+        let peer_id = PeerId::from_bytes(peer_bytes).map_err(|_| CardError::PeerId(PeerIdError::Malformed))?;
         let peer_id = parse_peer_id(&peer_id.to_base58()).map_err(CardError::PeerId)?;
         let name_bytes = r.take_u8_prefixed()?;
         let name_text = std::str::from_utf8(name_bytes).map_err(|_| CardError::NameEncoding)?;
@@ -143,11 +137,7 @@ impl Card {
         if !r.0.is_empty() {
             return Err(CardError::TrailingData);
         }
-        Ok(Card {
-            peer_id,
-            name,
-            addresses,
-        })
+        Ok(Card { peer_id, name, addresses })
     }
 }
 
@@ -169,10 +159,7 @@ impl std::str::FromStr for Card {
 
 /// First four bytes of SHA-256 over the prefix and the payload.
 fn checksum_of(payload: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let digest = Sha256::new()
-        .chain_update(PREFIX.as_bytes())
-        .chain_update(payload)
-        .finalize();
+    let digest = Sha256::new().chain_update(PREFIX.as_bytes()).chain_update(payload).finalize();
     let mut out = [0u8; CHECKSUM_LEN];
     out.copy_from_slice(&digest[..CHECKSUM_LEN]);
     out
@@ -217,15 +204,9 @@ mod tests {
         let text = card.to_string();
         assert!(text.starts_with("hail1"));
         assert_eq!(Card::parse(&text), Ok(card.clone()));
-        assert_eq!(
-            Card::parse(&text.to_uppercase().replacen("HAIL1", "hail1", 1)),
-            Ok(card.clone())
-        );
-        let wrapped: String = text
-            .chars()
-            .enumerate()
-            .flat_map(|(i, c)| if i % 20 == 19 { vec![c, '\n'] } else { vec![c] })
-            .collect();
+        assert_eq!(Card::parse(&text.to_uppercase().replacen("HAIL1", "hail1", 1)), Ok(card.clone()));
+        let wrapped: String =
+            text.chars().enumerate().flat_map(|(i, c)| if i % 20 == 19 { vec![c, '\n'] } else { vec![c] }).collect();
         assert_eq!(Card::parse(&wrapped), Ok(card));
     }
 
@@ -241,10 +222,7 @@ mod tests {
                 let mut typo = text.clone().into_bytes();
                 typo[i] = c as u8;
                 let typo = String::from_utf8(typo).unwrap();
-                assert!(
-                    Card::parse(&typo).is_err(),
-                    "typo at {i} ({c}) was accepted"
-                );
+                assert!(Card::parse(&typo).is_err(), "typo at {i} ({c}) was accepted");
             }
         }
     }
@@ -255,20 +233,14 @@ mod tests {
         for i in PREFIX.len()..text.len() {
             let mut lost = text.clone();
             lost.remove(i);
-            assert!(
-                Card::parse(&lost).is_err(),
-                "dropping character {i} was accepted"
-            );
+            assert!(Card::parse(&lost).is_err(), "dropping character {i} was accepted");
         }
     }
 
     #[test]
     fn garbage_gives_specific_errors() {
         assert_eq!(Card::parse("12D3KooWabc"), Err(CardError::NotACard));
-        assert_eq!(
-            Card::parse("hail1abc!def"),
-            Err(CardError::BadCharacter('!'))
-        );
+        assert_eq!(Card::parse("hail1abc!def"), Err(CardError::BadCharacter('!')));
         assert_eq!(Card::parse("hail1"), Err(CardError::Truncated));
     }
 }

@@ -2,10 +2,16 @@
 //! the control server until asked to stop, then shuts down in order.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use libp2p::PeerId;
+use tokio::task::JoinHandle;
 
 use super::{Node, NodeConfig};
+use crate::config::{ConfigFile, ConfigFileError, NetworkSection};
 use crate::control::server::{self, ControlServer};
-use crate::home::{Home, HomeError};
+use crate::discovery::{ConfigError, Discovery, NetworkError};
+use crate::home::{Home, HomeError, HomeLock};
 use crate::identity::{Identity, IdentityError};
 use crate::store::{Database, SledStore, StoreError};
 
@@ -21,6 +27,15 @@ pub enum DaemonError {
     /// The database is unreadable, damaged or too new.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configuration file is unreadable or invalid.
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
+    /// A network setting (file or flag) is invalid.
+    #[error("{0} (in {1} or the daemon's flags)")]
+    Setting(ConfigError, std::path::PathBuf),
+    /// The network could not start (a listen address in use, no multicast for mDNS).
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     /// The control socket could not be created.
     #[error("cannot create the control socket {path}: {source}")]
     Socket {
@@ -31,43 +46,93 @@ pub enum DaemonError {
     },
 }
 
+/// What `hail daemon`'s flags set; each overrides the same setting in `HOME/config.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    /// Network settings from flags.
+    pub network: NetworkSection,
+}
+
+/// A running daemon: the node loop and the control server, on their own tasks. What `hail daemon`
+/// runs, and what a program embeds to run a node in-process.
+#[derive(Debug)]
+pub struct Daemon {
+    node: Node,
+    peer_id: PeerId,
+    socket: PathBuf,
+    node_task: JoinHandle<()>,
+    server_task: JoinHandle<()>,
+    _lock: HomeLock,
+}
+
+impl Daemon {
+    /// Takes the home's lock, loads identity, config and database, starts the network, the node loop
+    /// and the control server. When this returns, the control socket answers.
+    pub async fn start(home: Home, options: DaemonOptions) -> Result<Daemon, DaemonError> {
+        home.create()?;
+        let lock = home.lock()?;
+        let config_path = home.config_path();
+        let file = ConfigFile::load(&config_path)?;
+        let network = file
+            .network
+            .overridden_by(options.network)
+            .apply()
+            .map_err(|e| DaemonError::Setting(e, config_path.clone()))?;
+        let (identity, created) = Identity::load_or_create(home.dir())?;
+        if created {
+            tracing::info!(peer_id = %identity.peer_id(), "created a new identity");
+        }
+        let db = Database::open(SledStore::open(&home.database_path())?)?;
+        let peer_id = identity.peer_id();
+        let discovery = Discovery::start(identity.keypair(), network)?;
+        let (node, node_loop) = Node::new(NodeConfig { identity, home: home.dir().to_owned() }, db, discovery);
+
+        let socket = home.socket_path();
+        let listener = server::bind(&socket).map_err(|source| DaemonError::Socket { path: socket.clone(), source })?;
+        let server = ControlServer::new(listener, node.clone(), &peer_id.to_base58());
+        let node_task = tokio::spawn(node_loop.run());
+        let server_task = tokio::spawn(server.run());
+        tracing::info!(%peer_id, socket = %socket.display(), "hail daemon ready");
+        Ok(Daemon { node, peer_id, socket, node_task, server_task, _lock: lock })
+    }
+
+    /// A handle to the node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The control socket.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Stops accepting control connections, removes the socket, lets the node loop finish the
+    /// request in hand and flush, then releases the home.
+    pub async fn stop(self) {
+        self.server_task.abort();
+        let _ = self.server_task.await;
+        let _ = std::fs::remove_file(&self.socket);
+        self.node.shutdown().await;
+        let _ = self.node_task.await;
+        tracing::info!("stopped");
+    }
+}
+
 /// Runs a daemon on `home` until `shutdown` completes. Returns once everything is flushed and the
 /// control socket is removed.
-pub async fn run_daemon(home: Home, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    home.create()?;
-    let _lock = home.lock()?;
-    let (identity, created) = Identity::load_or_create(home.dir())?;
-    if created {
-        tracing::info!(peer_id = %identity.peer_id(), "created a new identity");
-    }
-    let db = Database::open(SledStore::open(&home.database_path())?)?;
-    let peer_id = identity.peer_id().to_base58();
-    let (node, node_loop) = Node::new(
-        NodeConfig {
-            identity,
-            home: home.dir().to_owned(),
-        },
-        db,
-    );
-    let node_task = tokio::spawn(node_loop.run());
-
-    let socket = home.socket_path();
-    let listener = server::bind(&socket).map_err(|source| DaemonError::Socket {
-        path: socket.clone(),
-        source,
-    })?;
-    let server = ControlServer::new(listener, node.clone(), &peer_id);
-    tracing::info!(%peer_id, socket = %socket.display(), "hail daemon ready");
-
-    tokio::select! {
-        () = server.run() => {}
-        () = shutdown => tracing::info!("shutting down"),
-    }
-    // The server future is dropped: no new connections. Connection tasks still alive get
-    // `shutting_down` once the loop is gone. Remove the socket first so no client sees a dead one.
-    let _ = std::fs::remove_file(&socket);
-    node.shutdown().await;
-    let _ = node_task.await;
-    tracing::info!("stopped");
+pub async fn run_daemon(
+    home: Home,
+    options: DaemonOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let daemon = Daemon::start(home, options).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    daemon.stop().await;
     Ok(())
 }

@@ -5,12 +5,24 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc};
 
-use super::{
-    ContactRef, IdentityInfo, NodeConfig, NodeError, NodeEvent, Request, StatusInfo, unix_ms,
-};
-use crate::identity::Card;
+use super::{ContactRef, FindOutcome, IdentityInfo, NodeConfig, NodeError, NodeEvent, Request, StatusInfo, unix_ms};
+use crate::discovery::{Discovery, DiscoveryEvent, FoundPeer};
+use crate::identity::{Card, parse_peer_id};
 use crate::name::Name;
 use crate::store::{Contact, Database, Store};
+
+/// A contact's last seen addresses are rewritten at most this often when nothing changed.
+const LAST_SEEN_REFRESH_MS: u64 = 5 * 60 * 1000;
+/// Most last seen addresses kept per contact.
+const MAX_LAST_SEEN: usize = 8;
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Settings key of the node's display name.
 const DISPLAY_NAME_SETTING: &str = "display_name";
@@ -20,6 +32,7 @@ const DISPLAY_NAME_SETTING: &str = "display_name";
 pub struct NodeLoop<S: Store> {
     config: NodeConfig,
     db: Database<S>,
+    discovery: Discovery,
     requests: mpsc::Receiver<Request>,
     events: broadcast::Sender<NodeEvent>,
     started: Instant,
@@ -29,25 +42,66 @@ impl<S: Store> NodeLoop<S> {
     pub(super) fn new(
         config: NodeConfig,
         db: Database<S>,
+        discovery: Discovery,
         requests: mpsc::Receiver<Request>,
         events: broadcast::Sender<NodeEvent>,
     ) -> Self {
-        NodeLoop {
-            config,
-            db,
-            requests,
-            events,
-            started: Instant::now(),
+        NodeLoop { config, db, discovery, requests, events, started: Instant::now() }
+    }
+
+    /// Handles requests, network events and timers until [`Node::shutdown`](super::Node::shutdown)
+    /// or until every handle is gone.
+    pub async fn run(mut self) {
+        match self.db.contacts() {
+            Ok(contacts) => {
+                let hints: Vec<_> = contacts.into_iter().map(|c| (c.peer_id, c.last_seen_addresses)).collect();
+                self.discovery.add_hints(&hints);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read contacts for DHT hints"),
+        }
+        loop {
+            let deadline = self.discovery.poll_timeout();
+            tokio::select! {
+                request = self.requests.recv() => match request {
+                    Some(request) => {
+                        if self.handle(request).is_break() {
+                            tracing::debug!("node loop stopped");
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                event = self.discovery.next_event() => self.discovery.handle_event(event, Instant::now()),
+                () = sleep_until(deadline) => self.discovery.on_timeout(Instant::now()),
+            }
+            for event in self.discovery.drain_events() {
+                self.on_discovery(event);
+            }
         }
     }
 
-    /// Handles requests until [`Node::shutdown`](super::Node::shutdown) or until every handle is gone.
-    pub async fn run(mut self) {
-        while let Some(request) = self.requests.recv().await {
-            if self.handle(request).is_break() {
-                tracing::debug!("node loop stopped");
-                return;
+    fn on_discovery(&mut self, event: DiscoveryEvent) {
+        let (peer, addresses, force) = match event {
+            DiscoveryEvent::Found(FoundPeer { peer_id, addresses, .. }) => (peer_id, addresses, true),
+            DiscoveryEvent::SeenOnLan { peer_id, addresses } => (peer_id, addresses, false),
+        };
+        let Ok(Some(contact)) = self.db.contact_by_peer(&peer) else { return };
+        let now = unix_ms(SystemTime::now());
+        let mut addresses = addresses;
+        addresses.truncate(MAX_LAST_SEEN);
+        let stale = contact.last_seen_at_ms.is_none_or(|t| now.saturating_sub(t) > LAST_SEEN_REFRESH_MS);
+        if !(force || stale || contact.last_seen_addresses != addresses) {
+            return;
+        }
+        let result = self.db.update_contact(&contact.name, |c| {
+            if !addresses.is_empty() {
+                c.last_seen_addresses = addresses;
             }
+            c.last_seen_at_ms = Some(now);
+        });
+        match result {
+            Ok(contact) => self.emit(NodeEvent::ContactChanged { contact }),
+            Err(e) => tracing::warn!(error = %e, "cannot record where a contact was seen"),
         }
     }
 
@@ -62,56 +116,39 @@ impl<S: Store> NodeLoop<S> {
             Request::ListContacts { reply } => {
                 let _ = reply.send(self.db.contacts().map_err(NodeError::from));
             }
-            Request::AddContact {
-                name,
-                target,
-                reply,
-            } => {
+            Request::AddContact { name, target, reply } => {
                 let _ = reply.send(self.add_contact(name, target));
             }
-            Request::RenameContact {
-                name,
-                new_name,
-                reply,
-            } => {
-                let result = self
-                    .db
-                    .rename_contact(&name, &new_name)
-                    .map_err(NodeError::from);
+            Request::RenameContact { name, new_name, reply } => {
+                let result = self.db.rename_contact(&name, &new_name).map_err(NodeError::from);
                 if let Ok(contact) = &result {
                     if name != new_name {
-                        self.emit(NodeEvent::ContactRenamed {
-                            old_name: name,
-                            contact: contact.clone(),
-                        });
+                        self.emit(NodeEvent::ContactRenamed { old_name: name, contact: contact.clone() });
                     }
                 }
                 let _ = reply.send(result);
             }
-            Request::SetBlocked {
-                name,
-                blocked,
-                reply,
-            } => {
-                let result = self
-                    .db
-                    .update_contact(&name, |c| c.blocked = blocked)
-                    .map_err(NodeError::from);
+            Request::SetBlocked { name, blocked, reply } => {
+                let result = self.db.update_contact(&name, |c| c.blocked = blocked).map_err(NodeError::from);
                 if let Ok(contact) = &result {
-                    self.emit(NodeEvent::ContactChanged {
-                        contact: contact.clone(),
-                    });
+                    self.emit(NodeEvent::ContactChanged { contact: contact.clone() });
                 }
                 let _ = reply.send(result);
             }
             Request::RemoveContact { name, reply } => {
                 let result = self.db.remove_contact(&name).map_err(NodeError::from);
                 if let Ok(contact) = &result {
-                    self.emit(NodeEvent::ContactRemoved {
-                        contact: contact.clone(),
-                    });
+                    self.emit(NodeEvent::ContactRemoved { contact: contact.clone() });
                 }
                 let _ = reply.send(result);
+            }
+            Request::Peers { reply } => {
+                let _ = reply.send(self.peers());
+            }
+            Request::Find { who, reply } => self.find(who, reply),
+            Request::Bootstrap { peers, reply } => {
+                self.discovery.add_bootstrap(&peers);
+                let _ = reply.send(Ok(self.discovery.status()));
             }
             Request::Shutdown { reply } => {
                 let _ = reply.send(());
@@ -119,6 +156,48 @@ impl<S: Store> NodeLoop<S> {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    fn peers(&mut self) -> Result<Vec<crate::discovery::VisiblePeer>, NodeError> {
+        let contacts = self.db.contacts()?;
+        let mut peers = self.discovery.visible_peers();
+        for p in &mut peers {
+            p.contact = contacts.iter().find(|c| c.peer_id == p.peer_id).map(|c| c.name.clone());
+        }
+        Ok(peers)
+    }
+
+    fn find(&mut self, who: String, reply: super::Reply<FindOutcome>) {
+        let by_name = Name::parse(&who).ok().map(|n| self.db.contact(&n)).transpose();
+        let target = match by_name {
+            Err(e) => Err(NodeError::from(e)),
+            Ok(Some(Some(contact))) => Ok((contact.peer_id, Some(contact.name))),
+            Ok(_) => match parse_peer_id(&who) {
+                Ok(peer) => {
+                    let name = self.db.contact_by_peer(&peer).ok().flatten().map(|c| c.name);
+                    Ok((peer, name))
+                }
+                Err(_) => Err(NodeError::UnknownPeer(who.clone())),
+            },
+        };
+        let (peer, contact) = match target {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.discovery.find(peer, Instant::now(), tx);
+        // The answer comes from the network later; relay it without holding up the loop.
+        tokio::spawn(async move {
+            let result = match rx.await {
+                Ok(Ok(found)) => Ok(FindOutcome { contact, found }),
+                Ok(Err(error)) => Err(NodeError::Find { who, error }),
+                Err(_) => Err(NodeError::Stopped),
+            };
+            let _ = reply.send(result);
+        });
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -130,9 +209,7 @@ impl<S: Store> NodeLoop<S> {
         if let Some(name) = self.db.setting::<Name>(DISPLAY_NAME_SETTING)? {
             return Ok(name);
         }
-        let fallback = std::env::var("USER")
-            .ok()
-            .and_then(|u| Name::parse(&u).ok());
+        let fallback = std::env::var("USER").ok().and_then(|u| Name::parse(&u).ok());
         Ok(fallback.unwrap_or_else(|| Name::parse("hail user").expect("a valid name")))
     }
 
@@ -142,9 +219,7 @@ impl<S: Store> NodeLoop<S> {
         }
         let info = self.identity_info()?;
         if set_name.is_some() {
-            self.emit(NodeEvent::IdentityChanged {
-                identity: info.clone(),
-            });
+            self.emit(NodeEvent::IdentityChanged { identity: info.clone() });
         }
         Ok(info)
     }
@@ -153,7 +228,7 @@ impl<S: Store> NodeLoop<S> {
         let card = Card {
             peer_id: self.config.identity.peer_id(),
             name: self.display_name()?,
-            addresses: vec![],
+            addresses: self.discovery.advertised_addresses(),
         };
         Ok(IdentityInfo {
             peer_id: card.peer_id,
@@ -163,7 +238,7 @@ impl<S: Store> NodeLoop<S> {
         })
     }
 
-    fn status(&self) -> Result<StatusInfo, NodeError> {
+    fn status(&mut self) -> Result<StatusInfo, NodeError> {
         let contacts = self.db.contacts()?;
         Ok(StatusInfo {
             peer_id: self.config.identity.peer_id(),
@@ -172,6 +247,7 @@ impl<S: Store> NodeLoop<S> {
             uptime_secs: self.started.elapsed().as_secs(),
             blocked: contacts.iter().filter(|c| c.blocked).count(),
             contacts: contacts.len(),
+            network: self.discovery.status(),
         })
     }
 
@@ -190,9 +266,7 @@ impl<S: Store> NodeLoop<S> {
             return Err(NodeError::SelfContact);
         }
         self.db.add_contact(&contact)?;
-        self.emit(NodeEvent::ContactAdded {
-            contact: contact.clone(),
-        });
+        self.emit(NodeEvent::ContactAdded { contact: contact.clone() });
         Ok(contact)
     }
 }

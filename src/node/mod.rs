@@ -16,9 +16,10 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use daemon::{DaemonError, run_daemon};
+pub use daemon::{Daemon, DaemonError, DaemonOptions, run_daemon};
 pub use event_loop::NodeLoop;
 
+use crate::discovery::{BootstrapPeer, ConfigError, Discovery, FindError, FoundPeer, NetworkStatus, VisiblePeer};
 use crate::identity::{Card, CardError, Identity, PeerIdError, parse_peer_id};
 use crate::name::{Name, NameError};
 use crate::store::{Contact, Database, Store, StoreError};
@@ -103,6 +104,19 @@ pub struct StatusInfo {
     pub contacts: usize,
     /// How many of them are blocked.
     pub blocked: usize,
+    /// The libp2p side: addresses, peers, DHT.
+    pub network: NetworkStatus,
+}
+
+/// A successful `find`: who, where, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindOutcome {
+    /// The contact's name, if the peer is a contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Name>,
+    /// The lookup's result.
+    #[serde(flatten)]
+    pub found: FoundPeer,
 }
 
 /// Why a node request failed. Each maps to a stable control-protocol error code.
@@ -120,6 +134,20 @@ pub enum NodeError {
     /// The database refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `find` was given neither a contact name nor a PeerId.
+    #[error("'{0}' is neither a contact nor a PeerId (see `hail contacts list`)")]
+    UnknownPeer(String),
+    /// A lookup failed.
+    #[error("{who} {error}")]
+    Find {
+        /// The contact name or PeerId that was looked up.
+        who: String,
+        /// Why it failed.
+        error: FindError,
+    },
+    /// A network address given at run time is invalid.
+    #[error(transparent)]
+    InvalidAddress(#[from] ConfigError),
     /// The node is shutting down.
     #[error("the daemon is shutting down")]
     Stopped,
@@ -138,23 +166,14 @@ impl ContactRef {
     /// Reads a card (`hail1…`) or a PeerId (`12D3KooW…`).
     pub fn parse(text: &str) -> Result<Self, NodeError> {
         let trimmed = text.trim();
-        if trimmed
-            .to_ascii_lowercase()
-            .starts_with(crate::identity::card::PREFIX)
-        {
+        if trimmed.to_ascii_lowercase().starts_with(crate::identity::card::PREFIX) {
             return Card::parse(trimmed)
                 .map(ContactRef::Card)
-                .map_err(|e: CardError| {
-                    NodeError::InvalidContact(format!("invalid contact card: {e}"))
-                });
+                .map_err(|e: CardError| NodeError::InvalidContact(format!("invalid contact card: {e}")));
         }
-        parse_peer_id(trimmed)
-            .map(ContactRef::PeerId)
-            .map_err(|e: PeerIdError| {
-                NodeError::InvalidContact(format!(
-                    "expected a contact card (hail1…) or a PeerId (12D3KooW…): {e}"
-                ))
-            })
+        parse_peer_id(trimmed).map(ContactRef::PeerId).map_err(|e: PeerIdError| {
+            NodeError::InvalidContact(format!("expected a contact card (hail1…) or a PeerId (12D3KooW…): {e}"))
+        })
     }
 }
 
@@ -163,38 +182,17 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 /// One request to the loop, with the channel its answer goes back on.
 #[derive(Debug)]
 enum Request {
-    Identity {
-        set_name: Option<Name>,
-        reply: Reply<IdentityInfo>,
-    },
-    Status {
-        reply: Reply<StatusInfo>,
-    },
-    ListContacts {
-        reply: Reply<Vec<Contact>>,
-    },
-    AddContact {
-        name: Name,
-        target: ContactRef,
-        reply: Reply<Contact>,
-    },
-    RenameContact {
-        name: Name,
-        new_name: Name,
-        reply: Reply<Contact>,
-    },
-    SetBlocked {
-        name: Name,
-        blocked: bool,
-        reply: Reply<Contact>,
-    },
-    RemoveContact {
-        name: Name,
-        reply: Reply<Contact>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
+    Identity { set_name: Option<Name>, reply: Reply<IdentityInfo> },
+    Status { reply: Reply<StatusInfo> },
+    ListContacts { reply: Reply<Vec<Contact>> },
+    AddContact { name: Name, target: ContactRef, reply: Reply<Contact> },
+    RenameContact { name: Name, new_name: Name, reply: Reply<Contact> },
+    SetBlocked { name: Name, blocked: bool, reply: Reply<Contact> },
+    RemoveContact { name: Name, reply: Reply<Contact> },
+    Peers { reply: Reply<Vec<VisiblePeer>> },
+    Find { who: String, reply: Reply<FindOutcome> },
+    Bootstrap { peers: Vec<BootstrapPeer>, reply: Reply<NetworkStatus> },
+    Shutdown { reply: oneshot::Sender<()> },
 }
 
 /// What a node is started with.
@@ -207,31 +205,25 @@ pub struct NodeConfig {
 }
 
 impl Node {
-    /// A node over `db`: the handle, and the loop that must be run for the handle to answer.
-    pub fn new<S: Store>(config: NodeConfig, db: Database<S>) -> (Node, NodeLoop<S>) {
+    /// A node over `db` and `discovery`: the handle, and the loop that must be run for the handle
+    /// to answer.
+    pub fn new<S: Store>(config: NodeConfig, db: Database<S>, discovery: Discovery) -> (Node, NodeLoop<S>) {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
-        let node = Node {
-            requests,
-            events: events.clone(),
-        };
-        (node, NodeLoop::new(config, db, rx, events))
+        let node = Node { requests, events: events.clone() };
+        (node, NodeLoop::new(config, db, discovery, rx, events))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, NodeError> {
         let (tx, rx) = oneshot::channel();
-        self.requests
-            .send(make(tx))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
+        self.requests.send(make(tx)).await.map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
     }
 
     /// Who this node is. With `set_name`, first changes the display name its card carries.
     pub async fn identity(&self, set_name: Option<&str>) -> Result<IdentityInfo, NodeError> {
         let set_name = set_name.map(Name::parse).transpose()?;
-        self.ask(|reply| Request::Identity { set_name, reply })
-            .await
+        self.ask(|reply| Request::Identity { set_name, reply }).await
     }
 
     /// The daemon's state.
@@ -248,41 +240,52 @@ impl Node {
     pub async fn add_contact(&self, name: &str, contact: &str) -> Result<Contact, NodeError> {
         let name = Name::parse(name)?;
         let target = ContactRef::parse(contact)?;
-        self.ask(|reply| Request::AddContact {
-            name,
-            target,
-            reply,
-        })
-        .await
+        self.ask(|reply| Request::AddContact { name, target, reply }).await
     }
 
     /// Renames a contact.
     pub async fn rename_contact(&self, name: &str, new_name: &str) -> Result<Contact, NodeError> {
         let (name, new_name) = (Name::parse(name)?, Name::parse(new_name)?);
-        self.ask(|reply| Request::RenameContact {
-            name,
-            new_name,
-            reply,
-        })
-        .await
+        self.ask(|reply| Request::RenameContact { name, new_name, reply }).await
     }
 
     /// Blocks or unblocks a contact.
     pub async fn set_blocked(&self, name: &str, blocked: bool) -> Result<Contact, NodeError> {
         let name = Name::parse(name)?;
-        self.ask(|reply| Request::SetBlocked {
-            name,
-            blocked,
-            reply,
-        })
-        .await
+        self.ask(|reply| Request::SetBlocked { name, blocked, reply }).await
     }
 
     /// Removes a contact.
     pub async fn remove_contact(&self, name: &str) -> Result<Contact, NodeError> {
         let name = Name::parse(name)?;
-        self.ask(|reply| Request::RemoveContact { name, reply })
-            .await
+        self.ask(|reply| Request::RemoveContact { name, reply }).await
+    }
+
+    /// Who is visible on the LAN and in the DHT.
+    pub async fn peers(&self) -> Result<Vec<VisiblePeer>, NodeError> {
+        self.ask(|reply| Request::Peers { reply }).await
+    }
+
+    /// Finds a contact (by name) or any peer (by PeerId): mDNS and known addresses first, then the
+    /// DHT; answers within [`FIND_TIMEOUT`](crate::discovery::network::FIND_TIMEOUT).
+    pub async fn find(&self, who: &str) -> Result<FindOutcome, NodeError> {
+        let who = who.to_owned();
+        self.ask(|reply| Request::Find { who, reply }).await
+    }
+
+    /// Adds bootstrap peers at run time (`…/p2p/<PeerId>` addresses, or `ipfs`).
+    pub async fn bootstrap(&self, addresses: &[String]) -> Result<NetworkStatus, NodeError> {
+        let mut peers = Vec::new();
+        for a in addresses {
+            if a.trim() == "ipfs" {
+                peers.extend(
+                    crate::discovery::config::IPFS_BOOTSTRAP.iter().filter_map(|p| BootstrapPeer::parse(p).ok()),
+                );
+            } else {
+                peers.push(BootstrapPeer::parse(a)?);
+            }
+        }
+        self.ask(|reply| Request::Bootstrap { peers, reply }).await
     }
 
     /// Events from now on.
@@ -293,12 +296,7 @@ impl Node {
     /// Asks the loop to finish: it completes the request in hand, flushes, and returns.
     pub async fn shutdown(&self) {
         let (reply, done) = oneshot::channel();
-        if self
-            .requests
-            .send(Request::Shutdown { reply })
-            .await
-            .is_ok()
-        {
+        if self.requests.send(Request::Shutdown { reply }).await.is_ok() {
             let _ = done.await;
         }
     }
@@ -306,7 +304,5 @@ impl Node {
 
 /// Milliseconds since the Unix epoch, by the wall clock (for records people read, not for timers).
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -92,9 +92,6 @@ pub(crate) mod multiaddrs_text {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
         let texts = Vec::<String>::deserialize(d)?;
-        texts
-            .iter()
-            .map(|t| t.parse().map_err(|_| D::Error::custom("invalid multiaddr")))
-            .collect()
+        texts.iter().map(|t| t.parse().map_err(|_| D::Error::custom("invalid multiaddr"))).collect()
     }
 }

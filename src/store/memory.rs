@@ -20,10 +20,7 @@ impl MemoryStore {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Trees) -> R) -> R {
-        let mut guard = self
-            .trees
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.trees.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut guard)
     }
 }
@@ -34,11 +31,7 @@ impl Store for MemoryStore {
     }
 
     fn scan(&self, tree: Tree) -> Result<Entries, StoreError> {
-        Ok(self.with(|t| {
-            t.get(&tree)
-                .map(|m| m.clone().into_iter().collect())
-                .unwrap_or_default()
-        }))
+        Ok(self.with(|t| t.get(&tree).map(|m| m.clone().into_iter().collect()).unwrap_or_default()))
     }
 
     fn scan_last(&self, tree: Tree, limit: usize) -> Result<Entries, StoreError> {

@@ -31,10 +31,7 @@ impl SledStore {
     /// Opens (or creates) the database in `path`. Damaged files give
     /// [`StoreError::CorruptFiles`] and are left as they are; sled's own lock keeps a second process out.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let corrupt = |reason: String| StoreError::CorruptFiles {
-            path: path.display().to_string(),
-            reason,
-        };
+        let corrupt = |reason: String| StoreError::CorruptFiles { path: path.display().to_string(), reason };
         // sled 0.34 can panic on some kinds of damage instead of returning an error; a damaged file
         // must give a clear error, so the panic is caught here and reported as damage.
         let opened = catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(path).open()));
@@ -48,26 +45,12 @@ impl SledStore {
             Err(_) => return Err(corrupt("the storage engine could not read it".into())),
         };
         let open_tree = |t: Tree| -> Result<sled::Tree, StoreError> {
-            if t == Tree::Meta {
-                Ok((*db).clone())
-            } else {
-                db.open_tree(t.name()).map_err(backend)
-            }
+            if t == Tree::Meta { Ok((*db).clone()) } else { db.open_tree(t.name()).map_err(backend) }
         };
-        let trees = [
-            open_tree(Tree::Meta)?,
-            open_tree(Tree::Contacts)?,
-            open_tree(Tree::Calls)?,
-            open_tree(Tree::Settings)?,
-        ];
-        let store = SledStore {
-            path: path.to_owned(),
-            db,
-            trees,
-        };
-        let sealed = store
-            .read_seal()
-            .map_err(|e| corrupt(format!("cannot read its seal file: {e}")))?;
+        let trees =
+            [open_tree(Tree::Meta)?, open_tree(Tree::Contacts)?, open_tree(Tree::Calls)?, open_tree(Tree::Settings)?];
+        let store = SledStore { path: path.to_owned(), db, trees };
+        let sealed = store.read_seal().map_err(|e| corrupt(format!("cannot read its seal file: {e}")))?;
         let written = store.writes()?;
         if written < sealed {
             return Err(corrupt(format!(
@@ -84,10 +67,7 @@ impl SledStore {
 
     fn read_seal(&self) -> io::Result<u64> {
         match fs::read_to_string(self.seal_path()) {
-            Ok(text) => text
-                .trim()
-                .parse()
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a number")),
+            Ok(text) => text.trim().parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a number")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(e),
         }
@@ -112,9 +92,7 @@ impl SledStore {
             None => Ok(0),
             Some(v) => <[u8; 8]>::try_from(v.as_ref())
                 .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt {
-                    what: "write counter".into(),
-                }),
+                .map_err(|_| StoreError::Corrupt { what: "write counter".into() }),
         }
     }
 
@@ -124,36 +102,24 @@ impl SledStore {
     }
 
     fn tree(&self, tree: Tree) -> &sled::Tree {
-        &self.trees[Tree::ALL
-            .iter()
-            .position(|t| *t == tree)
-            .expect("every tree is opened")]
+        &self.trees[Tree::ALL.iter().position(|t| *t == tree).expect("every tree is opened")]
     }
 }
 
 fn backend(e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Corruption { .. } => StoreError::Corrupt {
-            what: "sled reports corruption".into(),
-        },
+        sled::Error::Corruption { .. } => StoreError::Corrupt { what: "sled reports corruption".into() },
         other => StoreError::Backend(other.to_string()),
     }
 }
 
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree(tree)
-            .get(key)
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        Ok(self.tree(tree).get(key).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     fn scan(&self, tree: Tree) -> Result<Entries, StoreError> {
-        self.tree(tree)
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend))
-            .collect()
+        self.tree(tree).iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend)).collect()
     }
 
     fn scan_last(&self, tree: Tree, limit: usize) -> Result<Entries, StoreError> {
@@ -177,8 +143,8 @@ impl Store for SledStore {
             b.insert(counter.0, counter.1);
             self.tree(Tree::Meta).apply_batch(b).map_err(backend)?;
         } else {
-            let result: Result<(), TransactionError<()>> = (self.tree(tree), self.tree(Tree::Meta))
-                .transaction(|(t, meta)| {
+            let result: Result<(), TransactionError<()>> =
+                (self.tree(tree), self.tree(Tree::Meta)).transaction(|(t, meta)| {
                     for w in &batch {
                         match w {
                             Write::Put(k, v) => drop(t.insert(k.as_slice(), v.as_slice())?),
@@ -195,8 +161,7 @@ impl Store for SledStore {
         }
         // Acknowledged means durable: flush before the caller replies to anyone.
         self.db.flush().map_err(backend)?;
-        self.write_seal(next)
-            .map_err(|e| StoreError::Backend(format!("cannot write the seal file: {e}")))?;
+        self.write_seal(next).map_err(|e| StoreError::Backend(format!("cannot write the seal file: {e}")))?;
         Ok(())
     }
 }

@@ -20,36 +20,40 @@ pub struct TestDaemon {
 }
 
 impl TestDaemon {
-    /// Starts a daemon on `home` and waits until its control socket answers.
+    /// Starts a daemon on `home` (loopback only, mDNS off) and waits until its control socket answers.
     pub fn start(home: &Path) -> TestDaemon {
-        match Self::try_start(home) {
+        Self::start_with(home, &[])
+    }
+
+    /// Starts a daemon with extra `hail daemon` flags (after the loopback-only, no-mDNS defaults).
+    pub fn start_with(home: &Path, extra: &[&str]) -> TestDaemon {
+        match Self::try_start(home, extra) {
             Ok(d) => d,
             Err(log) => panic!("daemon on {} did not start:\n{log}", home.display()),
         }
     }
 
-    /// Starts a daemon; on failure returns what it printed.
-    pub fn try_start(home: &Path) -> Result<TestDaemon, String> {
+    /// Starts a daemon; on failure returns what it printed. Tests never run mDNS or listen outside
+    /// loopback unless they are inside a network namespace they made (see `tests/netns.rs`).
+    pub fn try_start(home: &Path, extra: &[&str]) -> Result<TestDaemon, String> {
+        Self::try_start_cmd(home, &[], &[&["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], extra].concat())
+    }
+
+    /// Starts `prefix… hail --home HOME daemon flags…` (prefix: e.g. `ip netns exec NS`).
+    pub fn try_start_cmd(home: &Path, prefix: &[&str], flags: &[&str]) -> Result<TestDaemon, String> {
         std::fs::create_dir_all(home.parent().unwrap()).unwrap();
         let log = home.with_extension(format!("daemon-{}.log", unique()));
-        let child = Command::new(HAIL)
-            .args([
-                "--home",
-                home.to_str().unwrap(),
-                "daemon",
-                "--log",
-                "hail=debug",
-            ])
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.extend([HAIL, "--home", home.to_str().unwrap(), "daemon", "--log", "hail=debug"]);
+        argv.extend(flags);
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn hail daemon");
-        let mut daemon = TestDaemon {
-            home: home.to_owned(),
-            child: Some(child),
-            log,
-        };
+        let mut daemon = TestDaemon { home: home.to_owned(), child: Some(child), log };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
@@ -61,10 +65,7 @@ impl TestDaemon {
                 return Ok(daemon);
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "not answering after {START_TIMEOUT:?}: {}",
-                    daemon.log_text()
-                ));
+                return Err(format!("not answering after {START_TIMEOUT:?}: {}", daemon.log_text()));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -137,13 +138,7 @@ impl Out {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert!(
-            self.status.success(),
-            "hail failed ({}): {}{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
+        assert!(self.status.success(), "hail failed ({}): {}{}", self.status, self.stdout, self.stderr);
         &self.stdout
     }
 
@@ -157,20 +152,14 @@ impl Out {
             self.stdout,
             self.stderr
         );
-        assert_eq!(
-            self.stderr.lines().count(),
-            1,
-            "one-line reason expected: {:?}",
-            self.stderr
-        );
+        assert_eq!(self.stderr.lines().count(), 1, "one-line reason expected: {:?}", self.stderr);
         &self.stderr
     }
 
     /// stdout parsed as JSON.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -206,18 +195,12 @@ fn unique() -> u64 {
 
 /// Another node's PeerId, from a fixed seed.
 pub fn peer_id(seed: u8) -> String {
-    hail::identity::Identity::from_seed([seed; 32])
-        .peer_id()
-        .to_base58()
+    hail::identity::Identity::from_seed([seed; 32]).peer_id().to_base58()
 }
 
 /// Another node's card, from a fixed seed.
 pub fn card(seed: u8, name: &str) -> String {
     let id = hail::identity::Identity::from_seed([seed; 32]);
-    hail::identity::Card {
-        peer_id: id.peer_id(),
-        name: hail::name::Name::parse(name).unwrap(),
-        addresses: vec![],
-    }
-    .to_string()
+    hail::identity::Card { peer_id: id.peer_id(), name: hail::name::Name::parse(name).unwrap(), addresses: vec![] }
+        .to_string()
 }

@@ -1,0 +1,109 @@
+//! The libp2p behaviour: identify, ping, mDNS (switchable), Kademlia. Standard wire protocols only,
+//! so any libp2p node speaking the same Kademlia protocol id interoperates.
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{Swarm, SwarmBuilder, identify, kad, mdns, noise, ping, tcp, yamux};
+
+use super::config::{DhtMode, NetworkConfig};
+use super::record::MAX_RECORD_BYTES;
+
+/// Identify's protocol version: hail nodes recognise each other by it.
+pub const IDENTIFY_PROTOCOL: &str = "/hail/1.0.0";
+/// How long an unused connection stays open.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one DHT query may run.
+pub const DHT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stored peer record lives; nodes republish well before.
+pub const RECORD_TTL: Duration = Duration::from_secs(60 * 60);
+/// Most records a node stores for others.
+pub const MAX_STORED_RECORDS: usize = 1024;
+
+pub use derived::{Behaviour, BehaviourEvent};
+
+mod derived {
+    // The derive generates `BehaviourEvent`, one variant per field, documented by the fields.
+    #![allow(missing_docs)]
+    use super::*;
+
+    /// Every protocol the node speaks on its libp2p connections.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Who the peer is and where it listens.
+        pub identify: identify::Behaviour,
+        /// Liveness and RTT.
+        pub ping: ping::Behaviour,
+        /// LAN discovery; off when the config says so.
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
+        /// The DHT: peer routing and peer records.
+        pub kad: kad::Behaviour<MemoryStore>,
+    }
+}
+
+/// Why the swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The transport (TCP, DNS) could not be set up.
+    #[error("cannot set up the network transport: {0}")]
+    Transport(String),
+    /// mDNS could not start (no multicast socket).
+    #[error("cannot start mDNS: {0}; start with --no-mdns to run without LAN discovery")]
+    Mdns(std::io::Error),
+}
+
+/// Builds the swarm for `keypair` with `config` (nothing is listened on or dialed yet).
+pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Behaviour>, BuildError> {
+    let peer_id = keypair.public().to_peer_id();
+    let mdns = if config.mdns {
+        let mdns_config = mdns::Config { query_interval: Duration::from_secs(30), ..Default::default() };
+        Some(mdns::tokio::Behaviour::new(mdns_config, peer_id).map_err(BuildError::Mdns)?)
+    } else {
+        None
+    };
+
+    let mut kad_config = kad::Config::new(config.dht_protocol.clone());
+    kad_config
+        .set_query_timeout(DHT_QUERY_TIMEOUT)
+        .set_record_ttl(Some(RECORD_TTL))
+        // Every inbound record is checked by the node before it is stored (`Discovery`).
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        .set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
+    let store = MemoryStore::with_config(
+        peer_id,
+        MemoryStoreConfig {
+            max_records: MAX_STORED_RECORDS,
+            max_value_bytes: MAX_RECORD_BYTES,
+            max_providers_per_key: 0,
+            max_provided_keys: 0,
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+    kad.set_mode(match config.dht_mode {
+        DhtMode::Auto => None,
+        DhtMode::Server => Some(kad::Mode::Server),
+        DhtMode::Client => Some(kad::Mode::Client),
+    });
+
+    let identify = identify::Behaviour::new(
+        identify::Config::new(IDENTIFY_PROTOCOL.into(), keypair.public())
+            .with_agent_version(format!("hail/{}", env!("CARGO_PKG_VERSION")))
+            .with_push_listen_addr_updates(true),
+    );
+    let behaviour = Behaviour { identify, ping: ping::Behaviour::default(), mdns: mdns.into(), kad };
+
+    let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_dns()
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    Ok(swarm)
+}

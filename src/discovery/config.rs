@@ -1,0 +1,183 @@
+//! Network settings, checked: listen addresses, bootstrap peers, mDNS, the DHT protocol id and mode.
+
+use std::str::FromStr;
+
+use libp2p::{Multiaddr, PeerId, StreamProtocol, multiaddr::Protocol};
+use serde::{Deserialize, Serialize};
+
+/// The DHT protocol id hail uses unless told otherwise. A separate DHT from IPFS's by default:
+/// records and peers of hail nodes only.
+pub const DEFAULT_DHT_PROTOCOL: &str = "/hail/kad/1.0.0";
+/// The public IPFS (Amino) DHT's protocol id, used with the `ipfs` bootstrap preset.
+pub const IPFS_DHT_PROTOCOL: &str = "/ipfs/kad/1.0.0";
+
+/// The public IPFS/Amino bootstrap peers (`--bootstrap ipfs`). Never used unless asked for.
+pub const IPFS_BOOTSTRAP: &[&str] = &[
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+];
+
+/// Kademlia mode: whether this node answers DHT queries for others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DhtMode {
+    /// Server once the node has a confirmed public address, client until then (the default).
+    Auto,
+    /// Always answer queries and store records: for publicly reachable nodes.
+    Server,
+    /// Only ask: for nodes behind NAT that others cannot dial.
+    Client,
+}
+
+impl FromStr for DhtMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DhtMode::Auto),
+            "server" => Ok(DhtMode::Server),
+            "client" => Ok(DhtMode::Client),
+            other => Err(ConfigError::DhtMode(other.to_owned())),
+        }
+    }
+}
+
+/// A bootstrap peer: where to reach it and who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapPeer {
+    /// Its PeerId (the `/p2p/` part).
+    pub peer_id: PeerId,
+    /// Its address, without the `/p2p/` part.
+    pub address: Multiaddr,
+}
+
+impl BootstrapPeer {
+    /// Reads `…/p2p/<PeerId>`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut address: Multiaddr =
+            text.trim().parse().map_err(|e| ConfigError::Address { text: text.to_owned(), reason: format!("{e}") })?;
+        match address.pop() {
+            Some(Protocol::P2p(peer_id)) if !address.is_empty() => Ok(BootstrapPeer { peer_id, address }),
+            _ => Err(ConfigError::Address {
+                text: text.to_owned(),
+                reason: "a bootstrap address must name its peer: …/p2p/<PeerId>".into(),
+            }),
+        }
+    }
+}
+
+/// Checked network settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Where to listen for libp2p connections.
+    pub listen: Vec<Multiaddr>,
+    /// Who to ask first.
+    pub bootstrap: Vec<BootstrapPeer>,
+    /// mDNS on the LAN.
+    pub mdns: bool,
+    /// The Kademlia protocol id.
+    pub dht_protocol: StreamProtocol,
+    /// Kademlia mode.
+    pub dht_mode: DhtMode,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not a multiaddr, or a bootstrap address without `/p2p/`.
+    #[error("invalid address {text:?}: {reason}")]
+    Address {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A DHT protocol id must start with `/`.
+    #[error("invalid DHT protocol id {0:?}: it must start with '/' (e.g. {DEFAULT_DHT_PROTOCOL})")]
+    Protocol(String),
+    /// Not `auto`, `server` or `client`.
+    #[error("invalid DHT mode {0:?}: expected auto, server or client")]
+    DhtMode(String),
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig::from_text(None, None, None, None, None).expect("the defaults are valid")
+    }
+}
+
+impl NetworkConfig {
+    /// Checks settings given as text; `None` takes the default.
+    pub fn from_text(
+        listen: Option<&[String]>,
+        bootstrap: Option<&[String]>,
+        mdns: Option<bool>,
+        dht_protocol: Option<&str>,
+        dht_mode: Option<DhtMode>,
+    ) -> Result<Self, ConfigError> {
+        let default_listen = ["/ip4/0.0.0.0/tcp/0".to_owned(), "/ip6/::/tcp/0".to_owned()];
+        let listen = listen
+            .unwrap_or(&default_listen)
+            .iter()
+            .map(|t| t.parse().map_err(|e| ConfigError::Address { text: t.clone(), reason: format!("{e}") }))
+            .collect::<Result<Vec<Multiaddr>, _>>()?;
+        let mut uses_ipfs = false;
+        let mut peers = Vec::new();
+        for entry in bootstrap.unwrap_or(&[]) {
+            if entry.trim() == "ipfs" {
+                uses_ipfs = true;
+                peers.extend(IPFS_BOOTSTRAP.iter().map(|a| BootstrapPeer::parse(a).expect("preset is valid")));
+            } else {
+                peers.push(BootstrapPeer::parse(entry)?);
+            }
+        }
+        let protocol_text = dht_protocol.unwrap_or(if uses_ipfs { IPFS_DHT_PROTOCOL } else { DEFAULT_DHT_PROTOCOL });
+        let dht_protocol = StreamProtocol::try_from_owned(protocol_text.to_owned())
+            .map_err(|_| ConfigError::Protocol(protocol_text.to_owned()))?;
+        Ok(NetworkConfig {
+            listen,
+            bootstrap: peers,
+            mdns: mdns.unwrap_or(true),
+            dht_protocol,
+            dht_mode: dht_mode.unwrap_or(DhtMode::Auto),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_dial_nobody() {
+        let c = NetworkConfig::default();
+        assert!(c.bootstrap.is_empty(), "the default bootstrap list is empty");
+        assert!(c.mdns);
+        assert_eq!(c.dht_protocol.as_ref(), DEFAULT_DHT_PROTOCOL);
+        assert_eq!(c.dht_mode, DhtMode::Auto);
+    }
+
+    #[test]
+    fn the_ipfs_preset_expands_and_switches_the_protocol() {
+        let c = NetworkConfig::from_text(None, Some(&["ipfs".into()]), None, None, None).unwrap();
+        assert_eq!(c.bootstrap.len(), IPFS_BOOTSTRAP.len());
+        assert_eq!(c.dht_protocol.as_ref(), IPFS_DHT_PROTOCOL);
+        let c = NetworkConfig::from_text(None, Some(&["ipfs".into()]), None, Some("/mine/kad"), None).unwrap();
+        assert_eq!(c.dht_protocol.as_ref(), "/mine/kad", "an explicit protocol wins");
+    }
+
+    #[test]
+    fn bad_settings_name_the_culprit() {
+        let e = NetworkConfig::from_text(None, Some(&["/ip4/1.2.3.4/tcp/1".into()]), None, None, None).unwrap_err();
+        assert!(e.to_string().contains("/p2p/<PeerId>"), "{e}");
+        let e = NetworkConfig::from_text(None, Some(&["not an address".into()]), None, None, None).unwrap_err();
+        assert!(e.to_string().contains("not an address"), "{e}");
+        let e = NetworkConfig::from_text(Some(&["/ip4/1.2.3.4/tcpx/1".into()]), None, None, None, None).unwrap_err();
+        assert!(matches!(e, ConfigError::Address { .. }));
+        let e = NetworkConfig::from_text(None, None, None, Some("kad"), None).unwrap_err();
+        assert_eq!(e, ConfigError::Protocol("kad".into()));
+        assert!("sideways".parse::<DhtMode>().is_err());
+    }
+}

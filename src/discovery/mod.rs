@@ -1,0 +1,24 @@
+//! Finding peers without a server: libp2p mDNS on the LAN, a Kademlia DHT across networks.
+//!
+//! - [`config`]: checked network settings (listen, bootstrap, mDNS, DHT protocol and mode);
+//! - [`behaviour`]: the libp2p behaviour (identify, ping, mDNS, Kademlia) and the swarm;
+//! - [`peer_table`]: who is visible, how and when (sans-IO, bounded);
+//! - [`record`]: the signed peer record hail publishes in the DHT (`protocols/peer-record-v1.md`);
+//! - [`network`]: [`Discovery`], which owns the swarm inside the node loop and answers lookups.
+//!
+//! A lookup asks everything at once: known addresses (mDNS, contact hints, the routing table) are
+//! dialed immediately while two DHT queries run (closest peers to the PeerId, and its peer record);
+//! the first connection to the peer answers it. A lookup ends "not found" when every query and dial
+//! has failed, or after [`FIND_TIMEOUT`](network::FIND_TIMEOUT).
+
+pub mod behaviour;
+pub mod config;
+pub mod network;
+pub mod peer_table;
+pub mod record;
+
+pub use config::{BootstrapPeer, ConfigError, DhtMode, NetworkConfig};
+pub use network::{
+    Discovery, DiscoveryEvent, FindError, FindReply, FoundPeer, NetworkError, NetworkStatus, VisiblePeer,
+};
+pub use peer_table::Source;

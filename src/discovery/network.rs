@@ -1,0 +1,753 @@
+//! [`Discovery`]: the libp2p swarm and everything the node knows about other peers. Owned by the
+//! node loop, which feeds it swarm events and timer ticks; it answers `find` lookups and reports
+//! what it sees.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, GetClosestPeersOk, GetRecordOk, QueryId, QueryResult, Quorum, Record};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::behaviour::{Behaviour, BehaviourEvent, BuildError, RECORD_TTL, build_swarm};
+use super::config::{BootstrapPeer, DhtMode, NetworkConfig};
+use super::peer_table::{PeerTable, Source};
+use super::record::{record_key, sign_record, verify_record};
+
+/// How long a `find` may take before it reports "not found".
+pub const FIND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most `find` lookups in flight at once.
+pub const MAX_LOOKUPS: usize = 32;
+/// How often the node republishes its peer record.
+pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Delay between an address change and the record that announces it (changes come in bursts).
+const PUBLISH_DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// A peer that was found, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundPeer {
+    /// Who.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// Where it is reachable (the address that connected first).
+    #[serde(with = "crate::store::contact::multiaddrs_text")]
+    pub addresses: Vec<Multiaddr>,
+    /// Where the address came from.
+    pub via: Source,
+    /// How many DHT peers were asked.
+    pub asked: u32,
+    /// How long the lookup took.
+    pub elapsed_ms: u64,
+}
+
+/// Why a lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindError {
+    /// Nobody knew where the peer is, or no address of it answered.
+    #[error(
+        "is {}not found in the DHT (asked {asked} peers in {:.1} s)",
+        if *.mdns { "not on this LAN and was " } else { "" },
+        *.waited_ms as f64 / 1000.0
+    )]
+    NotFound {
+        /// How many DHT peers were asked.
+        asked: u32,
+        /// How long the lookup ran.
+        waited_ms: u64,
+        /// Whether mDNS was on (so "not on this LAN" is meaningful).
+        mdns: bool,
+    },
+    /// The node knows no DHT peer to ask and has no address for the peer.
+    #[error(
+        "is {}unknown, and this node knows no DHT peers to ask: add bootstrap peers (hail bootstrap ADDRESS) or add the contact from a card with addresses",
+        if *.mdns { "not on this LAN and otherwise " } else { "" }
+    )]
+    NoPeersToAsk {
+        /// Whether mDNS was on.
+        mdns: bool,
+    },
+    /// Too many lookups are running.
+    #[error("cannot be looked up now: {MAX_LOOKUPS} lookups are running; try again in a moment")]
+    Busy,
+    /// That is this node.
+    #[error("is this node itself")]
+    Myself,
+}
+
+/// Where to send a lookup's answer.
+pub type FindReply = oneshot::Sender<Result<FoundPeer, FindError>>;
+
+/// What discovery tells the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoveryEvent {
+    /// A lookup succeeded: the node remembers the addresses of contacts.
+    Found(FoundPeer),
+    /// A peer was announced on the LAN.
+    SeenOnLan {
+        /// Who.
+        peer_id: PeerId,
+        /// Where.
+        addresses: Vec<Multiaddr>,
+    },
+}
+
+/// A visible peer, as `hail peers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisiblePeer {
+    /// Who.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// Its contact name, if it is a contact (filled in by the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<crate::name::Name>,
+    /// Known addresses, newest first.
+    #[serde(with = "crate::store::contact::multiaddrs_text")]
+    pub addresses: Vec<Multiaddr>,
+    /// How it was found.
+    pub sources: Vec<Source>,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// When it was last seen, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+/// The network part of `hail status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    /// Addresses the node listens on.
+    pub listen_addresses: Vec<String>,
+    /// Addresses it advertises (in its card and peer record).
+    pub advertised_addresses: Vec<String>,
+    /// Peers connected now.
+    pub connected_peers: usize,
+    /// Peers visible (see `hail peers`).
+    pub visible_peers: usize,
+    /// Peers in the DHT routing table.
+    pub routing_table_peers: usize,
+    /// Whether mDNS runs.
+    pub mdns: bool,
+    /// The DHT protocol id.
+    pub dht_protocol: String,
+    /// `auto`, `server` or `client`, as configured.
+    pub dht_mode: DhtMode,
+    /// Whether the DHT is answering as a server right now.
+    pub dht_serving: bool,
+    /// Each bootstrap peer and how reaching it went.
+    pub bootstrap: Vec<BootstrapStatus>,
+    /// Peer records stored for others.
+    pub records_stored: usize,
+    /// Peer records refused (malformed, forged, stale).
+    pub records_rejected: u64,
+}
+
+/// A bootstrap peer's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapStatus {
+    /// Its full address.
+    pub address: String,
+    /// `connecting`, `connected`, or `unreachable: <reason>`.
+    pub state: String,
+}
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The swarm could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A listen address could not be used.
+    #[error("cannot listen on {address}: {reason}")]
+    Listen {
+        /// The address.
+        address: Multiaddr,
+        /// What the transport said.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryKind {
+    Closest,
+    Record,
+}
+
+/// One `find` in progress.
+#[derive(Debug)]
+struct Lookup {
+    started: Instant,
+    deadline: Instant,
+    closest: Option<QueryId>,
+    record: Option<QueryId>,
+    dials: usize,
+    tried: HashSet<Multiaddr>,
+    /// Where each address came from, to report `via`.
+    origins: HashMap<Multiaddr, Source>,
+    asked: u32,
+    /// Whether DHT queries were started (the routing table was not empty).
+    used_dht: bool,
+    waiters: Vec<FindReply>,
+}
+
+/// The swarm and the node's knowledge of other peers.
+pub struct Discovery {
+    swarm: Swarm<Behaviour>,
+    keypair: Keypair,
+    config: NetworkConfig,
+    peers: PeerTable,
+    lookups: HashMap<PeerId, Lookup>,
+    queries: HashMap<QueryId, (PeerId, QueryKind)>,
+    dials: HashMap<ConnectionId, PeerId>,
+    bootstrap: Vec<(BootstrapPeer, String)>,
+    records_rejected: u64,
+    next_publish: Option<Instant>,
+    events: Vec<DiscoveryEvent>,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery").field("peer_id", self.swarm.local_peer_id()).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    crate::node::unix_ms(SystemTime::now())
+}
+
+impl Discovery {
+    /// Builds the swarm, starts listening, and dials the bootstrap peers.
+    pub fn start(keypair: &Keypair, config: NetworkConfig) -> Result<Self, NetworkError> {
+        let mut swarm = build_swarm(keypair, &config)?;
+        for address in &config.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|e| NetworkError::Listen { address: address.clone(), reason: e.to_string() })?;
+        }
+        let mut discovery = Discovery {
+            swarm,
+            keypair: keypair.clone(),
+            peers: PeerTable::new(),
+            lookups: HashMap::new(),
+            queries: HashMap::new(),
+            dials: HashMap::new(),
+            bootstrap: Vec::new(),
+            records_rejected: 0,
+            next_publish: None,
+            events: Vec::new(),
+            config,
+        };
+        let peers = discovery.config.bootstrap.clone();
+        discovery.add_bootstrap(&peers);
+        Ok(discovery)
+    }
+
+    /// The node's PeerId.
+    pub fn local_peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Adds bootstrap peers (from the config or at run time) and starts joining the DHT.
+    pub fn add_bootstrap(&mut self, peers: &[BootstrapPeer]) {
+        for peer in peers {
+            if peer.peer_id == self.local_peer_id() {
+                continue;
+            }
+            self.swarm.behaviour_mut().kad.add_address(&peer.peer_id, peer.address.clone());
+            self.peers.observe(peer.peer_id, std::slice::from_ref(&peer.address), Source::Bootstrap, now_ms());
+            let full = peer.address.clone().with(Protocol::P2p(peer.peer_id));
+            self.bootstrap.retain(|(p, _)| p != peer);
+            self.bootstrap.push((peer.clone(), "connecting".into()));
+            if let Err(e) = self.swarm.dial(full) {
+                self.set_bootstrap_state(&peer.peer_id, format!("unreachable: {e}"));
+            }
+        }
+        if !peers.is_empty() {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    /// Contacts' last seen addresses: extra ways into the DHT, and first guesses for lookups.
+    pub fn add_hints(&mut self, hints: &[(PeerId, Vec<Multiaddr>)]) {
+        for (peer, addresses) in hints {
+            if addresses.is_empty() || *peer == self.local_peer_id() {
+                continue;
+            }
+            self.peers.observe(*peer, addresses, Source::ContactHint, 0);
+            for a in addresses {
+                self.swarm.behaviour_mut().kad.add_address(peer, a.clone());
+            }
+        }
+    }
+
+    /// The next swarm event. Cancel-safe.
+    pub async fn next_event(&mut self) -> SwarmEvent<BehaviourEvent> {
+        self.swarm.select_next_some().await
+    }
+
+    /// When [`Discovery::on_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.lookups.values().map(|l| l.deadline).chain(self.next_publish).min()
+    }
+
+    /// Expires lookups and publishes the peer record when due.
+    pub fn on_timeout(&mut self, now: Instant) {
+        let expired: Vec<PeerId> = self.lookups.iter().filter(|(_, l)| l.deadline <= now).map(|(p, _)| *p).collect();
+        for peer in expired {
+            self.fail_lookup(peer, now);
+        }
+        if self.next_publish.is_some_and(|t| t <= now) {
+            self.publish_record(now);
+        }
+    }
+
+    /// What happened since the last call, for the node.
+    pub fn drain_events(&mut self) -> Vec<DiscoveryEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Starts finding `target`; the answer goes to `reply`.
+    pub fn find(&mut self, target: PeerId, now: Instant, reply: FindReply) {
+        if target == self.local_peer_id() {
+            let _ = reply.send(Err(FindError::Myself));
+            return;
+        }
+        if self.swarm.is_connected(&target) {
+            let entry = self.peers.get(&target);
+            let found = FoundPeer {
+                peer_id: target,
+                addresses: entry.map(|e| e.addresses.clone()).unwrap_or_default(),
+                via: entry.and_then(|e| e.sources.iter().next().copied()).unwrap_or(Source::Connected),
+                asked: 0,
+                elapsed_ms: 0,
+            };
+            self.events.push(DiscoveryEvent::Found(found.clone()));
+            let _ = reply.send(Ok(found));
+            return;
+        }
+        if let Some(lookup) = self.lookups.get_mut(&target) {
+            lookup.waiters.push(reply);
+            return;
+        }
+        if self.lookups.len() >= MAX_LOOKUPS {
+            let _ = reply.send(Err(FindError::Busy));
+            return;
+        }
+        let mut lookup = Lookup {
+            started: now,
+            deadline: now + FIND_TIMEOUT,
+            closest: None,
+            record: None,
+            dials: 0,
+            tried: HashSet::new(),
+            origins: HashMap::new(),
+            asked: 0,
+            used_dht: false,
+            waiters: vec![reply],
+        };
+        // The DHT, in parallel with what we already know (mDNS, contact hints, routing table).
+        let routing_peers = self.routing_table_size();
+        if routing_peers > 0 {
+            let kad = &mut self.swarm.behaviour_mut().kad;
+            let closest = kad.get_closest_peers(target);
+            let record = kad.get_record(record_key(&target));
+            lookup.closest = Some(closest);
+            lookup.record = Some(record);
+            lookup.used_dht = true;
+            self.queries.insert(closest, (target, QueryKind::Closest));
+            self.queries.insert(record, (target, QueryKind::Record));
+        }
+        self.lookups.insert(target, lookup);
+        if let Some(entry) = self.peers.get(&target).cloned() {
+            let via = [Source::Mdns, Source::ContactHint, Source::Dht, Source::Bootstrap]
+                .into_iter()
+                .find(|s| entry.sources.contains(s))
+                .unwrap_or(Source::Dht);
+            self.dial_for_lookup(target, &entry.addresses, via);
+        }
+        self.settle(target, now);
+    }
+
+    /// Handles one swarm event.
+    pub fn handle_event(&mut self, event: SwarmEvent<BehaviourEvent>, now: Instant) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e, now),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(e)) => self.on_mdns(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
+                self.dials.remove(&connection_id);
+                let address = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => Some(address.clone()),
+                    ConnectedPoint::Listener { .. } => None,
+                };
+                let addresses: Vec<Multiaddr> = address.iter().cloned().collect();
+                self.peers.observe(peer_id, &addresses, Source::Connected, now_ms());
+                self.set_bootstrap_state(&peer_id, "connected".into());
+                if let Some(lookup) = self.lookups.remove(&peer_id) {
+                    let via = address.as_ref().and_then(|a| lookup.origins.get(a).copied()).unwrap_or(Source::Dht);
+                    self.finish_lookup(peer_id, lookup, Ok((addresses, via)), now);
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.peers.forget_source(&peer_id, Source::Connected);
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, peer_id: Some(peer), error } => {
+                tracing::debug!(%peer, %error, "dial failed");
+                if self.bootstrap.iter().any(|(b, s)| b.peer_id == peer && s != "connected") {
+                    tracing::warn!(%peer, %error, "bootstrap peer unreachable");
+                    self.set_bootstrap_state(&peer, format!("unreachable: {}", one_line(&error.to_string())));
+                }
+                if self.dials.remove(&connection_id).is_some() {
+                    if let Some(lookup) = self.lookups.get_mut(&peer) {
+                        lookup.dials = lookup.dials.saturating_sub(1);
+                    }
+                    self.settle(peer, now);
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.schedule_publish(now + PUBLISH_DEBOUNCE);
+            }
+            SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExpiredListenAddr { .. } => {
+                self.schedule_publish(now + PUBLISH_DEBOUNCE);
+            }
+            SwarmEvent::ListenerError { error, .. } => tracing::warn!(%error, "listener error"),
+            _ => {}
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event, now: Instant) {
+        match event {
+            kad::Event::RoutingUpdated { peer, addresses, .. } => {
+                let addresses: Vec<Multiaddr> = addresses.iter().cloned().collect();
+                self.peers.observe(peer, &addresses, Source::Dht, now_ms());
+                if self.next_publish.is_none() {
+                    // First DHT peer: tell the DHT where we are.
+                    self.schedule_publish(now + PUBLISH_DEBOUNCE);
+                }
+            }
+            kad::Event::InboundRequest {
+                request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
+            } => {
+                self.store_inbound_record(source, record, now);
+            }
+            kad::Event::OutboundQueryProgressed { id, result, stats, step } => {
+                let asked = stats.num_requests();
+                match result {
+                    QueryResult::GetClosestPeers(result) => {
+                        let peers = match result {
+                            Ok(GetClosestPeersOk { peers, .. }) => peers,
+                            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                        };
+                        let target = self.queries.get(&id).map(|(t, _)| *t);
+                        for info in peers {
+                            self.peers.observe(info.peer_id, &info.addrs, Source::Dht, now_ms());
+                            if Some(info.peer_id) == target {
+                                self.dial_for_lookup(info.peer_id, &info.addrs, Source::Dht);
+                            }
+                        }
+                    }
+                    QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
+                        match verify_record(found.record.key.as_ref(), &found.record.value) {
+                            Ok(verified) => {
+                                self.peers.observe(verified.peer_id, &verified.addresses, Source::Dht, now_ms());
+                                self.dial_for_lookup(verified.peer_id, &verified.addresses, Source::Dht);
+                            }
+                            Err(e) => {
+                                self.records_rejected += 1;
+                                tracing::debug!(from = ?found.peer, error = %e, "ignored a bad peer record");
+                            }
+                        }
+                    }
+                    QueryResult::PutRecord(result) => match result {
+                        Ok(_) => tracing::debug!("peer record published"),
+                        Err(e) => tracing::debug!(error = %e, "peer record not published"),
+                    },
+                    QueryResult::Bootstrap(Ok(ok)) if ok.num_remaining == 0 => {
+                        tracing::info!(routing_table = self.routing_table_size(), "joined the DHT");
+                    }
+                    QueryResult::Bootstrap(Err(e)) => tracing::debug!(error = %e, "DHT bootstrap step failed"),
+                    _ => {}
+                }
+                if step.last {
+                    if let Some((target, kind)) = self.queries.remove(&id) {
+                        if let Some(lookup) = self.lookups.get_mut(&target) {
+                            lookup.asked += asked;
+                            match kind {
+                                QueryKind::Closest => lookup.closest = None,
+                                QueryKind::Record => lookup.record = None,
+                            }
+                        }
+                        self.settle(target, now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_mdns(&mut self, event: mdns::Event) {
+        match event {
+            mdns::Event::Discovered(list) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, address) in list {
+                    by_peer.entry(peer).or_default().push(address);
+                }
+                for (peer, addresses) in by_peer {
+                    tracing::debug!(%peer, ?addresses, "seen on the LAN");
+                    self.peers.observe(peer, &addresses, Source::Mdns, now_ms());
+                    for a in &addresses {
+                        self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                    }
+                    self.events.push(DiscoveryEvent::SeenOnLan { peer_id: peer, addresses: addresses.clone() });
+                    if self.lookups.contains_key(&peer) {
+                        self.dial_for_lookup(peer, &addresses, Source::Mdns);
+                    }
+                }
+            }
+            mdns::Event::Expired(list) => {
+                for (peer, _) in list {
+                    if !self.swarm.behaviour().mdns.as_ref().is_some_and(|m| m.discovered_nodes().any(|p| *p == peer)) {
+                        self.peers.forget_source(&peer, Source::Mdns);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_identify(&mut self, event: identify::Event) {
+        if let identify::Event::Received { peer_id, info, .. } = event {
+            let listen: Vec<Multiaddr> = info.listen_addrs.into_iter().filter(is_dialable).collect();
+            self.peers.observe(peer_id, &listen, Source::Connected, now_ms());
+            if info.protocols.contains(&self.config.dht_protocol) {
+                for a in listen {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                }
+            }
+        }
+    }
+
+    /// Checks a record another node asked us to store, and stores it if it is sound and newer.
+    fn store_inbound_record(&mut self, source: PeerId, mut record: Record, now: Instant) {
+        use libp2p::kad::store::RecordStore;
+        let verdict = verify_record(record.key.as_ref(), &record.value).and_then(|new| {
+            let store = self.swarm.behaviour_mut().kad.store_mut();
+            match store.get(&record.key).and_then(|old| verify_record(old.key.as_ref(), &old.value).ok()) {
+                Some(old) if old.seq > new.seq => Err(super::record::RecordError::Stale),
+                _ => Ok(new),
+            }
+        });
+        match verdict {
+            Ok(_) => {
+                record.expires = Some(record.expires.map_or(now + RECORD_TTL, |e| e.min(now + RECORD_TTL)));
+                if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
+                    tracing::debug!(%source, error = %e, "record store full");
+                }
+            }
+            Err(e) => {
+                self.records_rejected += 1;
+                tracing::info!(%source, error = %e, "refused a peer record");
+            }
+        }
+    }
+
+    fn dial_for_lookup(&mut self, target: PeerId, addresses: &[Multiaddr], via: Source) {
+        let Some(lookup) = self.lookups.get_mut(&target) else { return };
+        let fresh: Vec<Multiaddr> =
+            addresses.iter().filter(|a| is_dialable(a) && !lookup.tried.contains(*a)).cloned().collect();
+        if fresh.is_empty() {
+            return;
+        }
+        for a in &fresh {
+            lookup.tried.insert(a.clone());
+            lookup.origins.entry(a.clone()).or_insert(via);
+        }
+        let opts = DialOpts::peer_id(target).addresses(fresh).condition(PeerCondition::Always).build();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                lookup.dials += 1;
+                self.dials.insert(id, target);
+            }
+            Err(e) => tracing::debug!(%target, error = %e, "could not dial"),
+        }
+    }
+
+    /// Ends a lookup that has nothing left to wait for.
+    fn settle(&mut self, target: PeerId, now: Instant) {
+        let done = self.lookups.get(&target).is_some_and(|l| l.closest.is_none() && l.record.is_none() && l.dials == 0);
+        if done {
+            self.fail_lookup(target, now);
+        }
+    }
+
+    fn fail_lookup(&mut self, target: PeerId, now: Instant) {
+        let Some(lookup) = self.lookups.remove(&target) else { return };
+        for id in [lookup.closest, lookup.record].into_iter().flatten() {
+            self.queries.remove(&id);
+            if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                q.finish();
+            }
+        }
+        let mdns = self.config.mdns;
+        let error = if !lookup.used_dht && lookup.tried.is_empty() {
+            FindError::NoPeersToAsk { mdns }
+        } else {
+            FindError::NotFound { asked: lookup.asked, waited_ms: (now - lookup.started).as_millis() as u64, mdns }
+        };
+        self.finish_lookup(target, lookup, Err(error), now);
+    }
+
+    fn finish_lookup(
+        &mut self,
+        target: PeerId,
+        lookup: Lookup,
+        result: Result<(Vec<Multiaddr>, Source), FindError>,
+        now: Instant,
+    ) {
+        for id in [lookup.closest, lookup.record].into_iter().flatten() {
+            self.queries.remove(&id);
+        }
+        let result = result.map(|(addresses, via)| {
+            let mut addresses = addresses;
+            if let Some(entry) = self.peers.get(&target) {
+                for a in &entry.addresses {
+                    if !addresses.contains(a) {
+                        addresses.push(a.clone());
+                    }
+                }
+            }
+            FoundPeer {
+                peer_id: target,
+                addresses,
+                via,
+                asked: lookup.asked,
+                elapsed_ms: (now - lookup.started).as_millis() as u64,
+            }
+        });
+        if let Ok(found) = &result {
+            self.events.push(DiscoveryEvent::Found(found.clone()));
+        }
+        for waiter in lookup.waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+
+    fn schedule_publish(&mut self, at: Instant) {
+        self.next_publish = Some(self.next_publish.map_or(at, |t| t.min(at)));
+    }
+
+    /// Puts the node's signed peer record into the DHT.
+    fn publish_record(&mut self, now: Instant) {
+        self.next_publish = Some(now + REPUBLISH_INTERVAL);
+        let addresses = self.advertised_addresses();
+        if addresses.is_empty() {
+            return;
+        }
+        let key = record_key(&self.local_peer_id());
+        let value = sign_record(&self.keypair, addresses);
+        let mut record = Record::new(key, value);
+        record.publisher = Some(self.local_peer_id());
+        record.expires = Some(now + RECORD_TTL);
+        if let Err(e) = self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+            tracing::debug!(error = %e, "cannot store our own record");
+        }
+    }
+
+    /// Addresses worth telling others: confirmed external ones, then listen addresses; loopback only
+    /// when there is nothing else (a node on a machine of its own, as in tests).
+    pub fn advertised_addresses(&self) -> Vec<Multiaddr> {
+        let mut all: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        for a in self.swarm.listeners() {
+            if is_dialable(a) && !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        if all.iter().any(|a| !is_loopback(a)) {
+            all.retain(|a| !is_loopback(a));
+        }
+        all
+    }
+
+    /// Every visible peer.
+    pub fn visible_peers(&self) -> Vec<VisiblePeer> {
+        self.peers
+            .list()
+            .into_iter()
+            .map(|(peer_id, e)| VisiblePeer {
+                peer_id,
+                contact: None,
+                connected: self.swarm.is_connected(&peer_id),
+                sources: e.sources.iter().copied().filter(|s| *s != Source::Connected).collect(),
+                addresses: e.addresses,
+                last_seen_ms: e.last_seen_ms,
+            })
+            .collect()
+    }
+
+    fn routing_table_size(&mut self) -> usize {
+        self.swarm.behaviour_mut().kad.kbuckets().map(|b| b.num_entries()).sum()
+    }
+
+    /// The network part of `hail status`.
+    pub fn status(&mut self) -> NetworkStatus {
+        use libp2p::kad::store::RecordStore;
+        let own_key = record_key(&self.local_peer_id());
+        let records_stored = self.swarm.behaviour_mut().kad.store_mut().records().filter(|r| r.key != own_key).count();
+        NetworkStatus {
+            listen_addresses: self.swarm.listeners().map(ToString::to_string).collect(),
+            advertised_addresses: self.advertised_addresses().iter().map(ToString::to_string).collect(),
+            connected_peers: self.swarm.connected_peers().count(),
+            visible_peers: self.peers.len(),
+            routing_table_peers: self.routing_table_size(),
+            mdns: self.config.mdns,
+            dht_protocol: self.config.dht_protocol.to_string(),
+            dht_mode: self.config.dht_mode,
+            dht_serving: self.swarm.behaviour().kad.mode() == kad::Mode::Server,
+            bootstrap: self
+                .bootstrap
+                .iter()
+                .map(|(p, state)| BootstrapStatus {
+                    address: p.address.clone().with(Protocol::P2p(p.peer_id)).to_string(),
+                    state: state.clone(),
+                })
+                .collect(),
+            records_stored,
+            records_rejected: self.records_rejected,
+        }
+    }
+
+    fn set_bootstrap_state(&mut self, peer: &PeerId, state: String) {
+        for (p, s) in &mut self.bootstrap {
+            if p.peer_id == *peer {
+                *s = state.clone();
+            }
+        }
+    }
+}
+
+fn is_dialable(a: &Multiaddr) -> bool {
+    !a.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+fn is_loopback(a: &Multiaddr) -> bool {
+    a.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
