@@ -98,7 +98,17 @@ impl ConfigFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
             Err(source) => return Err(ConfigFileError::Io { path: path.to_owned(), source }),
         };
-        toml::from_str(&text).map_err(|e| ConfigFileError::Syntax { path: path.to_owned(), message: e.to_string() })
+        toml::from_str(&text).map_err(|e| {
+            // One line: "line L, column C: what", for a one-line error on stderr.
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            ConfigFileError::Syntax { path: path.to_owned(), message: format!("{}{what}", at.unwrap_or_default()) }
+        })
     }
 }
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hail::control::{Client, ClientError, Command};
 use hail::config::NetworkSection;
+use hail::control::{Client, ClientError, Command};
 use hail::discovery::VisiblePeer;
 use hail::home::Home;
 use hail::node::DaemonOptions;
@@ -301,8 +301,14 @@ fn print_human(command: &ClientCmd, value: Value, qr: bool) -> Result<(), serde_
             println!("Uptime    {}", humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs)));
             println!("Contacts  {} ({} blocked)", s.contacts, s.blocked);
             let n = &s.network;
-            println!("Listening {}", if n.listen_addresses.is_empty() { "-".into() } else { n.listen_addresses.join(" ") });
-            println!("Peers     {} connected, {} visible, {} in the DHT routing table", n.connected_peers, n.visible_peers, n.routing_table_peers);
+            println!(
+                "Listening {}",
+                if n.listen_addresses.is_empty() { "-".into() } else { n.listen_addresses.join(" ") }
+            );
+            println!(
+                "Peers     {} connected, {} visible, {} in the DHT routing table",
+                n.connected_peers, n.visible_peers, n.routing_table_peers
+            );
             println!(
                 "DHT       {} ({} mode{}), {} records stored for others, {} refused",
                 n.dht_protocol,
@@ -322,10 +328,21 @@ fn print_human(command: &ClientCmd, value: Value, qr: bool) -> Result<(), serde_
                 println!("No peers visible yet.");
                 return Ok(());
             }
-            println!("{:52}  {:12}  {:22}  {:9}  {:9}  ADDRESSES", "PEER ID", "CONTACT", "FOUND VIA", "CONNECTED", "SEEN");
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+            println!(
+                "{:52}  {:12}  {:22}  {:9}  {:9}  ADDRESSES",
+                "PEER ID", "CONTACT", "FOUND VIA", "CONNECTED", "SEEN"
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
             for p in &peers {
-                let via: Vec<String> = p.sources.iter().filter_map(|s| serde_json::to_value(s).ok()).filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                let via: Vec<String> = p
+                    .sources
+                    .iter()
+                    .filter_map(|s| serde_json::to_value(s).ok())
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
                 let ago = now.saturating_sub(p.last_seen_ms) / 1000;
                 println!(
                     "{:52}  {:12}  {:22}  {:9}  {:9}  {}",
@@ -341,7 +358,8 @@ fn print_human(command: &ClientCmd, value: Value, qr: bool) -> Result<(), serde_
         ClientCmd::Find { .. } => {
             let f: hail::node::FindOutcome = serde_json::from_value(value)?;
             let who = f.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| f.found.peer_id.to_base58());
-            let via = serde_json::to_value(f.found.via).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let via =
+                serde_json::to_value(f.found.via).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             println!("Found {who} via {via} in {} ms (asked {} DHT peers)", f.found.elapsed_ms, f.found.asked);
             for a in &f.found.addresses {
                 println!("  {a}");

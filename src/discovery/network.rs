@@ -16,9 +16,9 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::behaviour::{Behaviour, BehaviourEvent, BuildError, RECORD_TTL, build_swarm};
+use super::behaviour::{Behaviour, BehaviourEvent, BuildError, IDENTIFY_PROTOCOL, RECORD_TTL, build_swarm};
 use super::config::{BootstrapPeer, DhtMode, NetworkConfig};
-use super::peer_table::{PeerTable, Source};
+use super::peer_table::{PeerTable, Source, without_peer_id};
 use super::record::{record_key, sign_record, verify_record};
 
 /// How long a `find` may take before it reports "not found".
@@ -27,6 +27,8 @@ pub const FIND_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_LOOKUPS: usize = 32;
 /// How often the node republishes its peer record.
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Most non-hail LAN peers remembered (so they are not dialed again).
+const MAX_FOREIGN: usize = 256;
 /// Delay between an address change and the record that announces it (changes come in bursts).
 const PUBLISH_DEBOUNCE: Duration = Duration::from_millis(500);
 
@@ -145,6 +147,9 @@ pub struct NetworkStatus {
     pub records_stored: usize,
     /// Peer records refused (malformed, forged, stale).
     pub records_rejected: u64,
+    /// When this node's own peer record last reached the DHT, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_published_at_ms: Option<u64>,
 }
 
 /// A bootstrap peer's state.
@@ -208,6 +213,9 @@ pub struct Discovery {
     records_rejected: u64,
     next_publish: Option<Instant>,
     events: Vec<DiscoveryEvent>,
+    /// LAN peers that turned out not to be hail nodes: not dialed again.
+    foreign: HashSet<PeerId>,
+    record_published_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -240,6 +248,8 @@ impl Discovery {
             records_rejected: 0,
             next_publish: None,
             events: Vec::new(),
+            foreign: HashSet::new(),
+            record_published_ms: None,
             config,
         };
         let peers = discovery.config.bootstrap.clone();
@@ -383,15 +393,19 @@ impl Discovery {
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 self.dials.remove(&connection_id);
                 let address = match &endpoint {
-                    ConnectedPoint::Dialer { address, .. } => Some(address.clone()),
+                    ConnectedPoint::Dialer { address, .. } => Some(without_peer_id(address)),
                     ConnectedPoint::Listener { .. } => None,
                 };
                 let addresses: Vec<Multiaddr> = address.iter().cloned().collect();
                 self.peers.observe(peer_id, &addresses, Source::Connected, now_ms());
                 self.set_bootstrap_state(&peer_id, "connected".into());
-                if let Some(lookup) = self.lookups.remove(&peer_id) {
-                    let via = address.as_ref().and_then(|a| lookup.origins.get(a).copied()).unwrap_or(Source::Dht);
-                    self.finish_lookup(peer_id, lookup, Ok((addresses, via)), now);
+                // A connection we dialed answers a lookup at once. One the peer opened towards us
+                // answers it when identify tells us where the peer listens (see `on_identify`).
+                if let Some(address) = address {
+                    if let Some(lookup) = self.lookups.remove(&peer_id) {
+                        let via = lookup.origins.get(&address).copied().unwrap_or(Source::Dht);
+                        self.finish_lookup(peer_id, lookup, Ok((addresses, via)), now);
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
@@ -466,7 +480,11 @@ impl Discovery {
                         }
                     }
                     QueryResult::PutRecord(result) => match result {
-                        Ok(_) => tracing::debug!("peer record published"),
+                        Ok(ok) if ok.key == record_key(&self.local_peer_id()) => {
+                            self.record_published_ms = Some(now_ms());
+                            tracing::debug!("peer record published");
+                        }
+                        Ok(_) => {}
                         Err(e) => tracing::debug!(error = %e, "peer record not published"),
                     },
                     QueryResult::Bootstrap(Ok(ok)) if ok.num_remaining == 0 => {
@@ -508,6 +526,15 @@ impl Discovery {
                     self.events.push(DiscoveryEvent::SeenOnLan { peer_id: peer, addresses: addresses.clone() });
                     if self.lookups.contains_key(&peer) {
                         self.dial_for_lookup(peer, &addresses, Source::Mdns);
+                    } else if !self.foreign.contains(&peer) && !self.swarm.is_connected(&peer) {
+                        // Say hello: mDNS only tells the newcomer about us, the connection (and
+                        // identify on it) tells us about the newcomer. Non-hail libp2p nodes on the
+                        // LAN are dropped after identify and not dialed again.
+                        let opts = DialOpts::peer_id(peer)
+                            .addresses(addresses)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        let _ = self.swarm.dial(opts);
                     }
                 }
             }
@@ -523,8 +550,21 @@ impl Discovery {
 
     fn on_identify(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event {
+            if info.protocol_version != IDENTIFY_PROTOCOL
+                && self.peers.get(&peer_id).is_some_and(|e| e.sources.contains(&Source::Mdns))
+            {
+                tracing::debug!(%peer_id, version = %info.protocol_version, "not a hail node; leaving it alone");
+                if self.foreign.len() < MAX_FOREIGN {
+                    self.foreign.insert(peer_id);
+                }
+                let _ = self.swarm.disconnect_peer_id(peer_id);
+                return;
+            }
             let listen: Vec<Multiaddr> = info.listen_addrs.into_iter().filter(is_dialable).collect();
             self.peers.observe(peer_id, &listen, Source::Connected, now_ms());
+            if let Some(lookup) = self.lookups.remove(&peer_id) {
+                self.finish_lookup(peer_id, lookup, Ok((listen.clone(), Source::Connected)), Instant::now());
+            }
             if info.protocols.contains(&self.config.dht_protocol) {
                 for a in listen {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
@@ -589,6 +629,17 @@ impl Discovery {
 
     fn fail_lookup(&mut self, target: PeerId, now: Instant) {
         let Some(lookup) = self.lookups.remove(&target) else { return };
+        if self.swarm.is_connected(&target) {
+            // The peer reached us while we looked for it. Its listen addresses arrive with
+            // identify (`on_identify` answers then); only at the deadline answer without them.
+            let addresses = self.peers.get(&target).map(|e| e.addresses.clone()).unwrap_or_default();
+            if addresses.is_empty() && now < lookup.deadline {
+                self.lookups.insert(target, lookup);
+            } else {
+                self.finish_lookup(target, lookup, Ok((addresses, Source::Connected)), now);
+            }
+            return;
+        }
         for id in [lookup.closest, lookup.record].into_iter().flatten() {
             self.queries.remove(&id);
             if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
@@ -720,6 +771,7 @@ impl Discovery {
                 .collect(),
             records_stored,
             records_rejected: self.records_rejected,
+            record_published_at_ms: self.record_published_ms,
         }
     }
 

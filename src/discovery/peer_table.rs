@@ -123,7 +123,7 @@ impl PeerTable {
 }
 
 /// `addr` without a trailing `/p2p/<PeerId>`: the table is keyed by PeerId already.
-fn without_peer_id(addr: &Multiaddr) -> Multiaddr {
+pub(crate) fn without_peer_id(addr: &Multiaddr) -> Multiaddr {
     let mut a = addr.clone();
     if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
         a.pop();

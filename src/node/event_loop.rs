@@ -266,6 +266,9 @@ impl<S: Store> NodeLoop<S> {
             return Err(NodeError::SelfContact);
         }
         self.db.add_contact(&contact)?;
+        if !contact.last_seen_addresses.is_empty() {
+            self.discovery.add_hints(&[(contact.peer_id, contact.last_seen_addresses.clone())]);
+        }
         self.emit(NodeEvent::ContactAdded { contact: contact.clone() });
         Ok(contact)
     }
