@@ -179,7 +179,7 @@ pub struct NoiseBinding {
 }
 
 /// Why a [`NoiseBinding`] was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum BindingError {
     /// The public key is not a valid libp2p key.
     #[error("the peer's identity key is malformed")]

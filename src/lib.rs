@@ -46,8 +46,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod call;
 pub mod config;
 pub mod control;
+pub mod crypto;
 pub mod discovery;
 pub mod home;
 pub mod identity;
