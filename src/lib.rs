@@ -56,3 +56,4 @@ pub mod identity;
 pub mod name;
 pub mod node;
 pub mod store;
+pub mod transport;

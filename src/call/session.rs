@@ -271,7 +271,15 @@ impl CallSession {
         s
     }
 
-    fn new(id: CallId, role: Role, peer: PeerId, video: bool, timeouts: Timeouts, now: Instant, state: CallState) -> Self {
+    fn new(
+        id: CallId,
+        role: Role,
+        peer: PeerId,
+        video: bool,
+        timeouts: Timeouts,
+        now: Instant,
+        state: CallState,
+    ) -> Self {
         CallSession {
             id,
             role,
@@ -368,9 +376,8 @@ impl CallSession {
             CallState::Ringing if now >= self.state_since + t.ring => {
                 self.end(EndReason::NoAnswer, Some(ControlMessage::Hangup), now)
             }
-            CallState::Ringing | CallState::Connecting if !self.channel_up && now >= self.state_since + t.setup => {
-                self.finish(EndReason::SetupFailed { reason: "the secure connection did not come up in time".into() }, now)
-            }
+            CallState::Ringing | CallState::Connecting if !self.channel_up && now >= self.state_since + t.setup => self
+                .finish(EndReason::SetupFailed { reason: "the secure connection did not come up in time".into() }, now),
             CallState::Active => {
                 if now >= self.last_received + t.idle {
                     self.finish(EndReason::ConnectionLost, now);
@@ -586,7 +593,8 @@ mod tests {
     fn pair(t0: Instant) -> (CallSession, CallSession) {
         let peer = PeerId::random();
         let mut caller = CallSession::outgoing(CallId([1; 16]), peer, false, Timeouts::default(), t0);
-        let callee = CallSession::incoming(CallId([1; 16]), peer, false, vec!["127.0.0.1:2".into()], Timeouts::default(), t0);
+        let callee =
+            CallSession::incoming(CallId([1; 16]), peer, false, vec!["127.0.0.1:2".into()], Timeouts::default(), t0);
         caller.handle(Input::InviteReplied(ringing()), t0);
         (caller, callee)
     }

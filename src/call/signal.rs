@@ -109,10 +109,16 @@ impl Invite {
     /// Checks what a remote invite claims before anything acts on it.
     pub fn validate(&self) -> Result<(), SignalError> {
         if self.version != VERSION {
-            return Err(SignalError::Malformed(format!("signalling version {} (this hail speaks {VERSION})", self.version)));
+            return Err(SignalError::Malformed(format!(
+                "signalling version {} (this hail speaks {VERSION})",
+                self.version
+            )));
         }
         if self.candidates.is_empty() || self.candidates.len() > MAX_CANDIDATES {
-            return Err(SignalError::Malformed(format!("{} candidates (1 to {MAX_CANDIDATES})", self.candidates.len())));
+            return Err(SignalError::Malformed(format!(
+                "{} candidates (1 to {MAX_CANDIDATES})",
+                self.candidates.len()
+            )));
         }
         parse_candidates(&self.candidates)?;
         Ok(())
@@ -155,7 +161,8 @@ mod tests {
 
     #[test]
     fn invites_are_validated() {
-        let good = Invite { version: 1, call_id: CallId([1; 16]), candidates: vec!["127.0.0.1:4000".into()], video: false };
+        let good =
+            Invite { version: 1, call_id: CallId([1; 16]), candidates: vec!["127.0.0.1:4000".into()], video: false };
         assert!(good.validate().is_ok());
         let mut bad = good.clone();
         bad.version = 2;

@@ -135,7 +135,8 @@ impl FrameOpener {
     /// the window (so forged frames cannot push genuine ones out).
     pub fn open(&mut self, counter: u64, aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, FrameError> {
         self.window.check(counter)?;
-        let plain = self.cipher.decrypt(&nonce(counter), Payload { msg: ciphertext, aad }).map_err(|_| FrameError::Auth)?;
+        let plain =
+            self.cipher.decrypt(&nonce(counter), Payload { msg: ciphertext, aad }).map_err(|_| FrameError::Auth)?;
         self.window.accept(counter);
         Ok(plain)
     }

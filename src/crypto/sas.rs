@@ -124,7 +124,11 @@ mod tests {
 
     #[test]
     fn the_safety_number_is_symmetric_and_60_digits() {
-        let (a, b, c) = (Identity::from_seed([1; 32]).peer_id(), Identity::from_seed([2; 32]).peer_id(), Identity::from_seed([3; 32]).peer_id());
+        let (a, b, c) = (
+            Identity::from_seed([1; 32]).peer_id(),
+            Identity::from_seed([2; 32]).peer_id(),
+            Identity::from_seed([3; 32]).peer_id(),
+        );
         let n = safety_number(&a, &b);
         assert_eq!(n, safety_number(&b, &a));
         assert_ne!(n, safety_number(&a, &c));

@@ -1,0 +1,6 @@
+//! The call's network path: a quinn endpoint on its own UDP port ([`endpoint`]) and the secure
+//! channel on it ([`channel`]): candidate racing, the Noise handshake over the first stream, and the
+//! control stream.
+
+pub mod channel;
+pub mod endpoint;

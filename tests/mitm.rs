@@ -1,0 +1,123 @@
+//! A man in the middle on real QUIC connections: it terminates each side with its own keys. With
+//! the callee's key pinned the caller refuses it; without pinning both legs complete, but the two
+//! sides' emoji differ, which is what the users compare.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hail::call::{CallId, Role};
+use hail::crypto::handshake::{HandshakeError, HandshakeParams};
+use hail::identity::Identity;
+use hail::transport::channel::{CallStream, ChannelError, SecureChannel, accept_call_stream, establish};
+use hail::transport::endpoint;
+use libp2p_identity::PeerId;
+use tokio::sync::mpsc;
+
+fn params(id: &Identity, call_id: CallId, expected: Option<PeerId>) -> HandshakeParams {
+    HandshakeParams {
+        static_secret: id.noise_static_secret(),
+        binding: id.noise_binding(),
+        call_id: call_id.0,
+        tls_exporter: [0; 32],
+        expected_peer: expected,
+        fixed_ephemeral: None,
+    }
+}
+
+/// An endpoint on loopback whose accepted call streams come out of the returned receiver.
+fn node() -> (quinn::Endpoint, SocketAddr, mpsc::Receiver<CallStream>) {
+    let ep = endpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = ep.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    let accepting = ep.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = accepting.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Ok((_, stream)) = accept_call_stream(incoming).await {
+                    let _ = tx.send(stream).await;
+                }
+            });
+        }
+    });
+    (ep, addr, rx)
+}
+
+async fn bounded(
+    f: impl std::future::Future<Output = Result<SecureChannel, ChannelError>>,
+) -> Result<SecureChannel, ChannelError> {
+    tokio::time::timeout(Duration::from_secs(10), f).await.expect("handshake finished within 10 s")
+}
+
+/// Alice calls Bob, but her packets reach Mallory, who calls Bob himself.
+async fn attack(pin_bob: bool) -> (Result<SecureChannel, ChannelError>, Result<SecureChannel, ChannelError>, Identity) {
+    let (alice, bob, mallory) =
+        (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]), Identity::from_seed([6; 32]));
+    let call = CallId([0xCA; 16]);
+    let (ep_a, _, in_a) = node();
+    let (ep_b, addr_b, in_b) = node();
+    let (ep_m, addr_m, in_m) = node();
+
+    // Bob answers anyone (unknown callers allowed): that is the weakest setting.
+    let bob_side = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b));
+    // Mallory: responder towards Alice, caller towards Bob, each with Mallory's own key.
+    let m_to_alice =
+        tokio::spawn(establish(ep_m.clone(), Role::Callee, call, vec![], params(&mallory, call, None), in_m));
+    let (_none_tx, none_rx) = mpsc::channel(1);
+    let m_to_bob =
+        tokio::spawn(establish(ep_m, Role::Caller, call, vec![addr_b], params(&mallory, call, None), none_rx));
+    // Alice dials "Bob" and reaches Mallory.
+    let expected = pin_bob.then(|| bob.peer_id());
+    let alice_side =
+        bounded(establish(ep_a, Role::Caller, call, vec![addr_m], params(&alice, call, expected), in_a)).await;
+
+    let bob_result = bounded(async { bob_side.await.unwrap() }).await;
+    let _ = m_to_bob.await;
+    m_to_alice.abort();
+    (alice_side, bob_result, mallory)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_callee_key_exposes_the_man_in_the_middle() {
+    let (alice, _bob, mallory) = attack(true).await;
+    match alice {
+        Err(ChannelError::Security(HandshakeError::WrongPeer { expected, actual })) => {
+            assert_eq!(expected, Identity::from_seed([2; 32]).peer_id());
+            assert_eq!(actual, mallory.peer_id());
+        }
+        other => panic!("Alice accepted the man in the middle: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pinning_the_two_sides_see_different_emoji() {
+    let (alice, bob, mallory) = attack(false).await;
+    let (alice, bob) = (alice.expect("leg 1 completes"), bob.expect("leg 2 completes"));
+    assert_eq!(alice.established.remote_peer, mallory.peer_id());
+    assert_eq!(bob.established.remote_peer, mallory.peer_id());
+    assert_ne!(alice.established.sas, bob.established.sas, "the emoji differ: comparing them reveals the attack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_call_agrees_on_the_emoji_and_garbage_streams_are_refused() {
+    let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
+    let call = CallId([0x11; 16]);
+    let (ep_a, _, in_a) = node();
+    let (ep_b, addr_b, in_b) = node();
+
+    // Garbage first: a connection whose stream header is nonsense is refused, Bob keeps serving.
+    let conn = ep_a.connect(addr_b, "hail").unwrap().await.unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(b"GARBAGE GARBAGE GARBAGE").await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await.expect("refused in time");
+    assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
+
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, Some(alice.peer_id())), in_b));
+    let a = bounded(establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, Some(bob.peer_id())), in_a))
+        .await
+        .unwrap();
+    let b = bounded(async { b.await.unwrap() }).await.unwrap();
+    assert_eq!(a.established.sas, b.established.sas);
+    assert_eq!(a.established.remote_peer, bob.peer_id());
+    assert_eq!(b.established.remote_peer, alice.peer_id());
+}
