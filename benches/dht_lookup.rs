@@ -20,6 +20,7 @@ fn options(bootstrap: Vec<String>) -> DaemonOptions {
             dht_protocol: None,
             dht_mode: Some("server".parse().unwrap()),
         },
+        calls: Default::default(),
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::discovery::{ConfigError, DhtMode, NetworkConfig};
+use crate::node::{CallSettings, UnknownCallers};
 
 /// What `config.toml` may hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -24,6 +25,55 @@ pub struct ConfigFile {
     /// The `[network]` section.
     #[serde(default)]
     pub network: NetworkSection,
+    /// The `[calls]` section.
+    #[serde(default)]
+    pub calls: CallsSection,
+}
+
+/// The `[calls]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSection {
+    /// Answer contacts' calls at once (never unknown callers). Default off.
+    pub auto_answer: Option<bool>,
+    /// `ring` (default) or `refuse` calls from people who are not contacts.
+    pub unknown_callers: Option<UnknownCallers>,
+    /// How long a call rings before it counts as unanswered, in seconds (default 45).
+    pub ring_timeout_secs: Option<u64>,
+    /// The UDP address of the call endpoint (default `0.0.0.0:0`: all interfaces, a random port).
+    pub media_listen: Option<String>,
+}
+
+impl CallsSection {
+    /// Overrides `self` with whatever `flags` sets.
+    pub fn overridden_by(self, flags: CallsSection) -> Self {
+        CallsSection {
+            auto_answer: flags.auto_answer.or(self.auto_answer),
+            unknown_callers: flags.unknown_callers.or(self.unknown_callers),
+            ring_timeout_secs: flags.ring_timeout_secs.or(self.ring_timeout_secs),
+            media_listen: flags.media_listen.or(self.media_listen),
+        }
+    }
+
+    /// Checks the values and fills in the defaults.
+    pub fn apply(&self) -> Result<CallSettings, String> {
+        let mut settings = CallSettings {
+            auto_answer: self.auto_answer.unwrap_or(false),
+            unknown_callers: self.unknown_callers.unwrap_or_default(),
+            ..CallSettings::default()
+        };
+        if let Some(secs) = self.ring_timeout_secs {
+            if !(1..=600).contains(&secs) {
+                return Err(format!("ring_timeout_secs {secs} is out of range (1 to 600)"));
+            }
+            settings.timeouts.ring = std::time::Duration::from_secs(secs);
+        }
+        if let Some(addr) = &self.media_listen {
+            settings.media_listen =
+                addr.parse().map_err(|_| format!("media_listen {addr:?} is not an ip:port address"))?;
+        }
+        Ok(settings)
+    }
 }
 
 /// The `[network]` section: raw text, checked by [`NetworkSection::apply`].

@@ -75,6 +75,7 @@ pub struct RawReply {
 /// A connection to a daemon's control socket.
 #[derive(Debug)]
 pub struct Client {
+    socket: PathBuf,
     lines: LineReader<BufReader<OwnedReadHalf>>,
     write: OwnedWriteHalf,
     hello: Hello,
@@ -108,7 +109,20 @@ impl Client {
         if hello.protocol != proto::PROTOCOL || hello.version != proto::VERSION {
             return Err(ClientError::Incompatible { protocol: hello.protocol, daemon: hello.version });
         }
-        Ok(Client { lines, write, hello, next_id: 1, events: VecDeque::new(), timeout: DEFAULT_TIMEOUT })
+        Ok(Client {
+            socket: socket.to_owned(),
+            lines,
+            write,
+            hello,
+            next_id: 1,
+            events: VecDeque::new(),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// The socket this client is connected to.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
     }
 
     /// The daemon's greeting.

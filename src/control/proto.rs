@@ -95,6 +95,43 @@ pub enum Command {
         /// Multiaddrs ending in `/p2p/<PeerId>`, or `ipfs`.
         addresses: Vec<String>,
     },
+    /// Place a call; answered once it rings (or with why not).
+    #[serde(rename = "call")]
+    Call {
+        /// A contact name or a PeerId.
+        peer: String,
+        /// Ask for video.
+        #[serde(default)]
+        video: bool,
+    },
+    /// Answer the ringing call.
+    #[serde(rename = "answer")]
+    Answer,
+    /// Decline the ringing call.
+    #[serde(rename = "reject")]
+    Reject,
+    /// Hang up (or cancel) the call.
+    #[serde(rename = "hangup")]
+    Hangup,
+    /// The four emoji matched: mark the contact SAS-verified.
+    #[serde(rename = "sas.confirm")]
+    SasConfirm,
+    /// A contact's safety number; with `confirm`, mark the contact verified.
+    #[serde(rename = "contacts.verify")]
+    ContactsVerify {
+        /// The contact.
+        name: String,
+        /// Mark verified.
+        #[serde(default)]
+        confirm: bool,
+    },
+    /// Past calls, newest first.
+    #[serde(rename = "history")]
+    History {
+        /// At most this many (default 50).
+        #[serde(default)]
+        limit: Option<usize>,
+    },
     /// Turn on pushed events on this connection.
     #[serde(rename = "subscribe")]
     Subscribe,
@@ -114,6 +151,13 @@ impl Command {
         "peers.list",
         "peers.find",
         "dht.bootstrap",
+        "call",
+        "answer",
+        "reject",
+        "hangup",
+        "sas.confirm",
+        "contacts.verify",
+        "history",
         "subscribe",
     ];
 
@@ -164,6 +208,20 @@ pub enum ErrorCode {
     Storage,
     /// The daemon is shutting down.
     ShuttingDown,
+    /// A call is already in progress.
+    InCall,
+    /// There is no call to act on.
+    NoCall,
+    /// The call cannot do that in its state.
+    InvalidState,
+    /// The callee is in another call.
+    CalleeBusy,
+    /// The callee refused without ringing.
+    Unavailable,
+    /// The peer failed the identity check: possibly a man in the middle.
+    Security,
+    /// The call could not be set up.
+    CallFailed,
     /// A code this client does not know (a newer daemon).
     #[serde(other)]
     Unknown,
@@ -305,6 +363,13 @@ mod tests {
             Command::PeersList,
             Command::PeersFind { peer: "bob".into() },
             Command::DhtBootstrap { addresses: vec!["/ip4/127.0.0.1/tcp/1/p2p/12D3KooW".into()] },
+            Command::Call { peer: "bob".into(), video: true },
+            Command::Answer,
+            Command::Reject,
+            Command::Hangup,
+            Command::SasConfirm,
+            Command::ContactsVerify { name: "bob".into(), confirm: true },
+            Command::History { limit: Some(5) },
             Command::Subscribe,
         ];
         for (i, c) in commands.iter().enumerate() {

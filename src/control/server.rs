@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, broadcast};
 
 use super::line::{Line, LineReader};
 use super::proto::{self, Command, ErrorBody, ErrorCode, Hello, MAX_LINE_BYTES};
+use crate::call::EndReason;
 use crate::discovery::FindError;
 use crate::node::{Node, NodeError, NodeEvent};
 use crate::store::StoreError;
@@ -176,6 +177,13 @@ async fn answer(node: &Node, line: &[u8], events: &mut Option<broadcast::Receive
         Command::PeersList => node.peers().await.map(|v| json(&v)),
         Command::PeersFind { peer } => node.find(&peer).await.map(|v| json(&v)),
         Command::DhtBootstrap { addresses } => node.bootstrap(&addresses).await.map(|v| json(&v)),
+        Command::Call { peer, video } => node.call(&peer, video).await.map(|v| json(&v)),
+        Command::Answer => node.answer().await.map(|v| json(&v)),
+        Command::Reject => node.reject().await.map(|v| json(&v)),
+        Command::Hangup => node.hangup().await.map(|v| json(&v)),
+        Command::SasConfirm => node.confirm_sas().await.map(|v| json(&v)),
+        Command::ContactsVerify { name, confirm } => node.verify_contact(&name, confirm).await.map(|v| json(&v)),
+        Command::History { limit } => node.history(limit.unwrap_or(50).min(10_000)).await.map(|v| json(&v)),
         Command::Subscribe => {
             if events.is_none() {
                 *events = Some(node.subscribe());
@@ -208,6 +216,16 @@ pub fn error_body(e: &NodeError) -> ErrorBody {
         NodeError::Find { error: FindError::Myself, .. } => ErrorCode::SelfContact,
         NodeError::Find { .. } => ErrorCode::PeerNotFound,
         NodeError::InvalidAddress(_) => ErrorCode::InvalidAddress,
+        NodeError::InCall => ErrorCode::InCall,
+        NodeError::NoCall => ErrorCode::NoCall,
+        NodeError::CallAction(_) => ErrorCode::InvalidState,
+        NodeError::CallEnded(reason) => match reason {
+            EndReason::Busy => ErrorCode::CalleeBusy,
+            EndReason::Unavailable { .. } => ErrorCode::Unavailable,
+            EndReason::Unreachable { .. } => ErrorCode::PeerNotFound,
+            EndReason::Security { .. } => ErrorCode::Security,
+            _ => ErrorCode::CallFailed,
+        },
         NodeError::Stopped => ErrorCode::ShuttingDown,
     };
     ErrorBody::new(code, e.to_string())

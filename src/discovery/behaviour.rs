@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Swarm, SwarmBuilder, identify, kad, mdns, noise, ping, tcp, yamux};
+use libp2p::{StreamProtocol, Swarm, SwarmBuilder, identify, kad, mdns, noise, ping, tcp, yamux};
+
+use crate::call::signal::{INVITE_PROTOCOL, Invite, InviteReply};
 
 use super::config::{DhtMode, NetworkConfig};
 use super::record::MAX_RECORD_BYTES;
@@ -20,6 +23,10 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DHT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stored peer record lives; nodes republish well before.
 pub const RECORD_TTL: Duration = Duration::from_secs(60 * 60);
+/// How long a callee may take to answer an invite (it answers at once; this covers the network).
+pub const INVITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest invite or invite reply accepted, in bytes.
+pub const MAX_INVITE_BYTES: u64 = 8 * 1024;
 /// Most records a node stores for others.
 pub const MAX_STORED_RECORDS: usize = 1024;
 
@@ -41,6 +48,8 @@ mod derived {
         pub mdns: Toggle<mdns::tokio::Behaviour>,
         /// The DHT: peer routing and peer records.
         pub kad: kad::Behaviour<MemoryStore>,
+        /// Call invites (`/hail/invite/1`, JSON).
+        pub invite: request_response::json::Behaviour<Invite, InviteReply>,
     }
 }
 
@@ -93,7 +102,15 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
             .with_agent_version(format!("hail/{}", env!("CARGO_PKG_VERSION")))
             .with_push_listen_addr_updates(true),
     );
-    let behaviour = Behaviour { identify, ping: ping::Behaviour::default(), mdns: mdns.into(), kad };
+    let codec = request_response::json::codec::Codec::default()
+        .set_request_size_maximum(MAX_INVITE_BYTES)
+        .set_response_size_maximum(MAX_INVITE_BYTES);
+    let invite = request_response::Behaviour::with_codec(
+        codec,
+        [(StreamProtocol::new(INVITE_PROTOCOL), ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(INVITE_TIMEOUT),
+    );
+    let behaviour = Behaviour { identify, ping: ping::Behaviour::default(), mdns: mdns.into(), kad, invite };
 
     let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()

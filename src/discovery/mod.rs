@@ -19,6 +19,6 @@ pub mod record;
 
 pub use config::{BootstrapPeer, ConfigError, DhtMode, NetworkConfig};
 pub use network::{
-    Discovery, DiscoveryEvent, FindError, FindReply, FoundPeer, NetworkError, NetworkStatus, VisiblePeer,
+    Discovery, DiscoveryEvent, FindError, FindReply, FoundPeer, InviteEvent, NetworkError, NetworkStatus, VisiblePeer,
 };
 pub use peer_table::Source;

@@ -10,9 +10,12 @@ use libp2p::core::ConnectedPoint;
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetClosestPeersOk, GetRecordOk, QueryId, QueryResult, Quorum, Record};
 use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+
+use crate::call::signal::{Invite, InviteReply};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -87,8 +90,10 @@ pub enum FindError {
 pub type FindReply = oneshot::Sender<Result<FoundPeer, FindError>>;
 
 /// What discovery tells the node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum DiscoveryEvent {
+    /// Call signalling arrived on the shared swarm.
+    Invite(InviteEvent),
     /// A lookup succeeded: the node remembers the addresses of contacts.
     Found(FoundPeer),
     /// A peer was announced on the LAN.
@@ -97,6 +102,34 @@ pub enum DiscoveryEvent {
         peer_id: PeerId,
         /// Where.
         addresses: Vec<Multiaddr>,
+    },
+}
+
+/// Invite traffic (`/hail/invite/1`): the swarm is shared by discovery and call signalling.
+#[derive(Debug)]
+pub enum InviteEvent {
+    /// Someone invites us to a call; answer through [`Discovery::reply_invite`].
+    Received {
+        /// Who (authenticated by the libp2p connection).
+        peer: PeerId,
+        /// The invite.
+        invite: Invite,
+        /// Where the reply goes.
+        channel: ResponseChannel<InviteReply>,
+    },
+    /// The callee answered our invite.
+    Replied {
+        /// Which invite.
+        request: OutboundRequestId,
+        /// The answer.
+        reply: InviteReply,
+    },
+    /// Our invite could not be delivered or answered.
+    Failed {
+        /// Which invite.
+        request: OutboundRequestId,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -390,6 +423,7 @@ impl Discovery {
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(e)) => self.on_mdns(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Invite(e)) => self.on_invite(e),
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 self.dials.remove(&connection_id);
                 let address = match &endpoint {
@@ -508,6 +542,62 @@ impl Discovery {
             }
             _ => {}
         }
+    }
+
+    fn on_invite(&mut self, event: request_response::Event<Invite, InviteReply>) {
+        use request_response::{Event, Message};
+        let out = match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                InviteEvent::Received { peer, invite: request, channel }
+            }
+            Event::Message { message: Message::Response { request_id, response }, .. } => {
+                InviteEvent::Replied { request: request_id, reply: response }
+            }
+            Event::OutboundFailure { request_id, error, .. } => {
+                InviteEvent::Failed { request: request_id, reason: one_line(&error.to_string()) }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                // A malformed or oversized invite ends up here: logged, nothing else happens.
+                tracing::info!(%peer, %error, "refused an invite that could not be read");
+                return;
+            }
+            Event::ResponseSent { .. } => return,
+        };
+        self.events.push(DiscoveryEvent::Invite(out));
+    }
+
+    /// Sends an invite to `peer` (over the connection a lookup made, or a new one).
+    pub fn send_invite(&mut self, peer: PeerId, invite: Invite) -> OutboundRequestId {
+        self.swarm.behaviour_mut().invite.send_request(&peer, invite)
+    }
+
+    /// Answers an invite.
+    pub fn reply_invite(&mut self, channel: ResponseChannel<InviteReply>, reply: InviteReply) {
+        if self.swarm.behaviour_mut().invite.send_response(channel, reply).is_err() {
+            tracing::debug!("the caller left before the invite was answered");
+        }
+    }
+
+    /// The IP addresses of this host that the node listens on (for QUIC candidates): non-loopback
+    /// ones, or loopback only when there is nothing else.
+    pub fn host_ips(&self) -> Vec<std::net::IpAddr> {
+        let mut ips: Vec<std::net::IpAddr> = Vec::new();
+        for a in self.swarm.listeners() {
+            for p in a.iter() {
+                let ip = match p {
+                    Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
+                    Protocol::Ip6(ip) => std::net::IpAddr::V6(ip),
+                    _ => continue,
+                };
+                if !ip.is_unspecified() && !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+        }
+        if ips.iter().any(|ip| !ip.is_loopback()) {
+            ips.retain(|ip| !ip.is_loopback());
+        }
+        ips
     }
 
     fn on_mdns(&mut self, event: mdns::Event) {

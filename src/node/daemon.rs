@@ -8,7 +8,7 @@ use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
 use super::{Node, NodeConfig};
-use crate::config::{ConfigFile, ConfigFileError, NetworkSection};
+use crate::config::{CallsSection, ConfigFile, ConfigFileError, NetworkSection};
 use crate::control::server::{self, ControlServer};
 use crate::discovery::{ConfigError, Discovery, NetworkError};
 use crate::home::{Home, HomeError, HomeLock};
@@ -36,6 +36,12 @@ pub enum DaemonError {
     /// The network could not start (a listen address in use, no multicast for mDNS).
     #[error(transparent)]
     Network(#[from] NetworkError),
+    /// A call setting (file or flag) is invalid.
+    #[error("{0} (in {1} or the daemon's flags)")]
+    CallSetting(String, std::path::PathBuf),
+    /// The call endpoint could not start.
+    #[error(transparent)]
+    Endpoint(#[from] crate::transport::endpoint::EndpointError),
     /// The control socket could not be created.
     #[error("cannot create the control socket {path}: {source}")]
     Socket {
@@ -51,6 +57,8 @@ pub enum DaemonError {
 pub struct DaemonOptions {
     /// Network settings from flags.
     pub network: NetworkSection,
+    /// Call settings from flags.
+    pub calls: CallsSection,
 }
 
 /// A running daemon: the node loop and the control server, on their own tasks. What `hail daemon`
@@ -78,6 +86,11 @@ impl Daemon {
             .overridden_by(options.network)
             .apply()
             .map_err(|e| DaemonError::Setting(e, config_path.clone()))?;
+        let calls = file
+            .calls
+            .overridden_by(options.calls)
+            .apply()
+            .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
         let (identity, created) = Identity::load_or_create(home.dir())?;
         if created {
             tracing::info!(peer_id = %identity.peer_id(), "created a new identity");
@@ -85,7 +98,9 @@ impl Daemon {
         let db = Database::open(SledStore::open(&home.database_path())?)?;
         let peer_id = identity.peer_id();
         let discovery = Discovery::start(identity.keypair(), network)?;
-        let (node, node_loop) = Node::new(NodeConfig { identity, home: home.dir().to_owned() }, db, discovery);
+        let endpoint = crate::transport::endpoint::bind(calls.media_listen)?;
+        let config = NodeConfig { identity, home: home.dir().to_owned(), calls };
+        let (node, node_loop) = Node::new(config, db, discovery, endpoint);
 
         let socket = home.socket_path();
         let listener = server::bind(&socket).map_err(|source| DaemonError::Socket { path: socket.clone(), source })?;

@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc};
 
+use super::calls::{PHONE_EVENTS, Phone, PhoneEvent};
 use super::{ContactRef, FindOutcome, IdentityInfo, NodeConfig, NodeError, NodeEvent, Request, StatusInfo, unix_ms};
 use crate::discovery::{Discovery, DiscoveryEvent, FoundPeer};
 use crate::identity::{Card, parse_peer_id};
@@ -30,9 +31,11 @@ const DISPLAY_NAME_SETTING: &str = "display_name";
 /// Owns the identity and the database; run it with [`NodeLoop::run`].
 #[derive(Debug)]
 pub struct NodeLoop<S: Store> {
-    config: NodeConfig,
-    db: Database<S>,
-    discovery: Discovery,
+    pub(super) config: NodeConfig,
+    pub(super) db: Database<S>,
+    pub(super) discovery: Discovery,
+    pub(super) phone: Phone,
+    phone_events: mpsc::Receiver<PhoneEvent>,
     requests: mpsc::Receiver<Request>,
     events: broadcast::Sender<NodeEvent>,
     started: Instant,
@@ -43,10 +46,13 @@ impl<S: Store> NodeLoop<S> {
         config: NodeConfig,
         db: Database<S>,
         discovery: Discovery,
+        endpoint: quinn::Endpoint,
         requests: mpsc::Receiver<Request>,
         events: broadcast::Sender<NodeEvent>,
     ) -> Self {
-        NodeLoop { config, db, discovery, requests, events, started: Instant::now() }
+        let (phone_tx, phone_events) = mpsc::channel(PHONE_EVENTS);
+        let phone = Phone::new(endpoint, config.calls.clone(), config.identity.clone(), phone_tx);
+        NodeLoop { config, db, discovery, phone, phone_events, requests, events, started: Instant::now() }
     }
 
     /// Handles requests, network events and timers until [`Node::shutdown`](super::Node::shutdown)
@@ -59,29 +65,39 @@ impl<S: Store> NodeLoop<S> {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read contacts for DHT hints"),
         }
+        self.phone.start();
         loop {
             let deadline = self.discovery.poll_timeout();
+            let call_deadline = self.phone.poll_timeout();
             tokio::select! {
                 request = self.requests.recv() => match request {
                     Some(request) => {
                         if self.handle(request).is_break() {
                             tracing::debug!("node loop stopped");
-                            return;
+                            break;
                         }
                     }
-                    None => return,
+                    None => break,
                 },
                 event = self.discovery.next_event() => self.discovery.handle_event(event, Instant::now()),
+                Some(event) = self.phone_events.recv() => self.on_phone_event(event),
                 () = sleep_until(deadline) => self.discovery.on_timeout(Instant::now()),
+                () = sleep_until(call_deadline) => self.on_call_timeout(Instant::now()),
             }
             for event in self.discovery.drain_events() {
                 self.on_discovery(event);
             }
         }
+        // Hang up a live call on the way out, so the peer is told.
+        if self.phone.current.is_some() {
+            let _ = self.call_action(crate::call::UserAction::Hangup);
+        }
+        self.phone.stop();
     }
 
     fn on_discovery(&mut self, event: DiscoveryEvent) {
         let (peer, addresses, force) = match event {
+            DiscoveryEvent::Invite(invite) => return self.on_invite(invite),
             DiscoveryEvent::Found(FoundPeer { peer_id, addresses, .. }) => (peer_id, addresses, true),
             DiscoveryEvent::SeenOnLan { peer_id, addresses } => (peer_id, addresses, false),
         };
@@ -150,6 +166,27 @@ impl<S: Store> NodeLoop<S> {
                 self.discovery.add_bootstrap(&peers);
                 let _ = reply.send(Ok(self.discovery.status()));
             }
+            Request::Call { who, video, reply } => self.place_call(who, video, reply),
+            Request::CallAction { action, reply } => {
+                let _ = reply.send(self.call_action(action));
+            }
+            Request::SasConfirm { reply } => {
+                let _ = reply.send(self.confirm_sas());
+            }
+            Request::Verify { name, confirm, reply } => {
+                let _ = reply.send(self.verify_contact(&name, confirm));
+            }
+            Request::History { limit, reply } => {
+                let _ = reply.send(
+                    self.db
+                        .calls(limit)
+                        .map(|mut c| {
+                            c.reverse();
+                            c
+                        })
+                        .map_err(NodeError::from),
+                );
+            }
             Request::Shutdown { reply } => {
                 let _ = reply.send(());
                 return ControlFlow::Break(());
@@ -200,7 +237,25 @@ impl<S: Store> NodeLoop<S> {
         });
     }
 
-    fn emit(&self, event: NodeEvent) {
+    fn verify_contact(&mut self, name: &Name, confirm: bool) -> Result<super::SafetyNumber, NodeError> {
+        let contact = self.db.contact(name)?.ok_or_else(|| crate::store::StoreError::NoSuchContact(name.clone()))?;
+        let number = crate::crypto::sas::safety_number(&self.config.identity.peer_id(), &contact.peer_id);
+        let contact = if confirm && contact.verification == crate::store::Verification::Unverified {
+            let c = self.db.update_contact(name, |c| c.verification = crate::store::Verification::SafetyNumber)?;
+            self.emit(NodeEvent::ContactChanged { contact: c.clone() });
+            c
+        } else {
+            contact
+        };
+        Ok(super::SafetyNumber {
+            name: contact.name,
+            peer_id: contact.peer_id,
+            safety_number: number,
+            verification: contact.verification,
+        })
+    }
+
+    pub(super) fn emit(&self, event: NodeEvent) {
         // No subscribers is fine: events are for whoever listens.
         let _ = self.events.send(event);
     }
@@ -248,6 +303,7 @@ impl<S: Store> NodeLoop<S> {
             blocked: contacts.iter().filter(|c| c.blocked).count(),
             contacts: contacts.len(),
             network: self.discovery.status(),
+            call: self.phone.info(),
         })
     }
 

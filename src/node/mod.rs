@@ -6,6 +6,7 @@
 //! state is shared and nothing needs a lock. [`Node::new`] returns both; the caller decides where the
 //! loop runs (`tokio::spawn(node_loop.run())`), nothing is spawned behind its back.
 
+mod calls;
 mod daemon;
 mod event_loop;
 
@@ -16,6 +17,7 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use calls::{CallInfo, CallSettings, SasEmoji, UnknownCallers};
 pub use daemon::{Daemon, DaemonError, DaemonOptions, run_daemon};
 pub use event_loop::NodeLoop;
 
@@ -66,6 +68,36 @@ pub enum NodeEvent {
         /// The contact as it was.
         contact: Contact,
     },
+    /// A call rings here.
+    #[serde(rename = "call.incoming")]
+    CallIncoming {
+        /// The call.
+        call: CallInfo,
+    },
+    /// A call changed state.
+    #[serde(rename = "call.state")]
+    CallState {
+        /// The call.
+        call: CallInfo,
+    },
+    /// The four emoji are ready to compare.
+    #[serde(rename = "call.sas")]
+    CallSas {
+        /// The call, with its `sas`.
+        call: CallInfo,
+    },
+    /// The peer muted or unmuted, or switched video.
+    #[serde(rename = "call.media")]
+    CallMedia {
+        /// The call.
+        call: CallInfo,
+    },
+    /// A call ended.
+    #[serde(rename = "call.ended")]
+    CallEnded {
+        /// The call, with its `end_reason`.
+        call: CallInfo,
+    },
     /// The node's display name changed.
     #[serde(rename = "identity.changed")]
     IdentityChanged {
@@ -106,6 +138,23 @@ pub struct StatusInfo {
     pub blocked: usize,
     /// The libp2p side: addresses, peers, DHT.
     pub network: NetworkStatus,
+    /// The live call, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallInfo>,
+}
+
+/// A contact's safety number: the answer to `hail contacts verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafetyNumber {
+    /// The contact.
+    pub name: Name,
+    /// Their PeerId.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// 60 digits in groups of five, the same on both sides.
+    pub safety_number: String,
+    /// The contact's verification state (after `confirm`, if given).
+    pub verification: crate::store::Verification,
 }
 
 /// A successful `find`: who, where, and how.
@@ -148,6 +197,18 @@ pub enum NodeError {
     /// A network address given at run time is invalid.
     #[error(transparent)]
     InvalidAddress(#[from] ConfigError),
+    /// A call is already in progress.
+    #[error("already in a call: hang it up first (hail hangup)")]
+    InCall,
+    /// There is no call to act on.
+    #[error("there is no call")]
+    NoCall,
+    /// The call cannot do that now.
+    #[error("{0}")]
+    CallAction(&'static str),
+    /// The call ended before it rang.
+    #[error("{}", .0.describe())]
+    CallEnded(crate::call::EndReason),
     /// The node is shutting down.
     #[error("the daemon is shutting down")]
     Stopped,
@@ -192,6 +253,11 @@ enum Request {
     Peers { reply: Reply<Vec<VisiblePeer>> },
     Find { who: String, reply: Reply<FindOutcome> },
     Bootstrap { peers: Vec<BootstrapPeer>, reply: Reply<NetworkStatus> },
+    Call { who: String, video: bool, reply: Reply<CallInfo> },
+    CallAction { action: crate::call::UserAction, reply: Reply<CallInfo> },
+    SasConfirm { reply: Reply<Contact> },
+    Verify { name: Name, confirm: bool, reply: Reply<SafetyNumber> },
+    History { limit: usize, reply: Reply<Vec<crate::store::CallRecord>> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -202,16 +268,23 @@ pub struct NodeConfig {
     pub identity: Identity,
     /// Its home folder (reported by `status`).
     pub home: PathBuf,
+    /// How calls behave.
+    pub calls: CallSettings,
 }
 
 impl Node {
     /// A node over `db` and `discovery`: the handle, and the loop that must be run for the handle
     /// to answer.
-    pub fn new<S: Store>(config: NodeConfig, db: Database<S>, discovery: Discovery) -> (Node, NodeLoop<S>) {
+    pub fn new<S: Store>(
+        config: NodeConfig,
+        db: Database<S>,
+        discovery: Discovery,
+        endpoint: quinn::Endpoint,
+    ) -> (Node, NodeLoop<S>) {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let node = Node { requests, events: events.clone() };
-        (node, NodeLoop::new(config, db, discovery, rx, events))
+        (node, NodeLoop::new(config, db, discovery, endpoint, rx, events))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, NodeError> {
@@ -286,6 +359,47 @@ impl Node {
             }
         }
         self.ask(|reply| Request::Bootstrap { peers, reply }).await
+    }
+
+    /// Calls a contact (by name) or a PeerId. Answers once it rings (or with why it could not).
+    pub async fn call(&self, who: &str, video: bool) -> Result<CallInfo, NodeError> {
+        let who = who.to_owned();
+        self.ask(|reply| Request::Call { who, video, reply }).await
+    }
+
+    /// Answers the ringing call.
+    pub async fn answer(&self) -> Result<CallInfo, NodeError> {
+        self.call_action(crate::call::UserAction::Answer).await
+    }
+
+    /// Declines the ringing call.
+    pub async fn reject(&self) -> Result<CallInfo, NodeError> {
+        self.call_action(crate::call::UserAction::Reject).await
+    }
+
+    /// Hangs up (or cancels) the call.
+    pub async fn hangup(&self) -> Result<CallInfo, NodeError> {
+        self.call_action(crate::call::UserAction::Hangup).await
+    }
+
+    async fn call_action(&self, action: crate::call::UserAction) -> Result<CallInfo, NodeError> {
+        self.ask(|reply| Request::CallAction { action, reply }).await
+    }
+
+    /// Records that the four emoji matched: the contact becomes SAS-verified.
+    pub async fn confirm_sas(&self) -> Result<Contact, NodeError> {
+        self.ask(|reply| Request::SasConfirm { reply }).await
+    }
+
+    /// A contact's safety number; with `confirm`, marks the contact verified.
+    pub async fn verify_contact(&self, name: &str, confirm: bool) -> Result<SafetyNumber, NodeError> {
+        let name = Name::parse(name)?;
+        self.ask(|reply| Request::Verify { name, confirm, reply }).await
+    }
+
+    /// The last `limit` calls, newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<crate::store::CallRecord>, NodeError> {
+        self.ask(|reply| Request::History { limit, reply }).await
     }
 
     /// Events from now on.

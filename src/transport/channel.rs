@@ -37,7 +37,13 @@ pub enum ChannelError {
     Network(String),
     /// The handshake failed: a wrong identity, a bad commitment, a tampered message.
     #[error(transparent)]
-    Security(#[from] HandshakeError),
+    Security(Box<HandshakeError>),
+}
+
+impl From<HandshakeError> for ChannelError {
+    fn from(e: HandshakeError) -> Self {
+        ChannelError::Security(Box::new(e))
+    }
 }
 
 impl ChannelError {

@@ -1,0 +1,179 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "hail", version, about = "Serverless, end-to-end-encrypted calls", propagate_version = true)]
+pub struct Cli {
+    /// The node's home folder (identity, database, control socket). Default: $HAIL_HOME, else the
+    /// platform data folder.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print the daemon's raw JSON replies and events instead of text (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the node in the foreground (logs go to stderr; stop with Ctrl-C or SIGTERM).
+    Daemon(DaemonArgs),
+    /// Two throw-away nodes on this machine call each other: the emoji, the states, the history.
+    Demo {
+        /// How long the call lasts, in seconds.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    #[command(flatten)]
+    Client(ClientCmd),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// Log filter, e.g. `info` or `hail=debug` (default: $RUST_LOG, else `info`).
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Listen for peers on this multiaddr (repeat for several; default: all interfaces, a random
+    /// TCP port).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Join the DHT through this peer (`…/p2p/<PeerId>`; repeat for several), or `ipfs` for the
+    /// public IPFS bootstrap peers. Default: none.
+    #[arg(long, value_name = "MULTIADDR|ipfs")]
+    pub bootstrap: Vec<String>,
+    /// Do not announce or look for peers on the LAN with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Kademlia protocol id (default /hail/kad/1.0.0; /ipfs/kad/1.0.0 with `--bootstrap ipfs`).
+    #[arg(long, value_name = "ID")]
+    pub dht_protocol: Option<String>,
+    /// Answer DHT queries for others (`server`, for publicly reachable nodes), only ask
+    /// (`client`, behind NAT), or decide from confirmed public addresses (`auto`).
+    #[arg(long, value_name = "MODE")]
+    pub dht_mode: Option<String>,
+    /// Answer calls from contacts at once (intercom style). Never for unknown callers.
+    #[arg(long)]
+    pub auto_answer: bool,
+    /// Refuse calls from people who are not contacts, without ringing.
+    #[arg(long)]
+    pub refuse_unknown: bool,
+    /// Seconds a call rings before it counts as unanswered (default 45).
+    #[arg(long, value_name = "SECS")]
+    pub ring_timeout: Option<u64>,
+    /// The UDP address of the call endpoint (default 0.0.0.0:0).
+    #[arg(long, value_name = "IP:PORT")]
+    pub media_listen: Option<String>,
+}
+
+/// Commands that talk to a running daemon.
+#[derive(Subcommand, Debug)]
+pub enum ClientCmd {
+    /// Show this node's PeerId and contact card.
+    Id {
+        /// Also draw the card as a QR code in the terminal.
+        #[arg(long)]
+        qr: bool,
+        /// Change the name your card carries.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Manage your contacts.
+    #[command(subcommand)]
+    Contacts(ContactsCmd),
+    /// Show the daemon's state and the call in progress.
+    Status,
+    /// List who is visible: on the LAN (mDNS) and in the DHT.
+    Peers,
+    /// Find a contact or a PeerId: on the LAN first, then in the DHT (gives up after 10 s).
+    Find {
+        /// A contact name or a PeerId.
+        peer: String,
+    },
+    /// Join the DHT through more peers, while the daemon runs.
+    Bootstrap {
+        /// Multiaddrs ending in /p2p/<PeerId>, or `ipfs`.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Call a contact (or a PeerId). Follows the call until it ends; Ctrl-C hangs up.
+    Call {
+        /// A contact name or a PeerId.
+        peer: String,
+        /// Ask for video.
+        #[arg(long)]
+        video: bool,
+        /// Return as soon as it rings, instead of following the call.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Answer the ringing call.
+    Answer,
+    /// Decline the ringing call.
+    Reject,
+    /// Hang up the call.
+    Hangup,
+    /// The short authentication string of the call.
+    #[command(subcommand)]
+    Sas(SasCmd),
+    /// Follow what happens: incoming calls, emoji ready, state changes, contacts.
+    Watch,
+    /// Past calls, newest first.
+    History {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SasCmd {
+    /// The four emoji matched on both sides: mark the contact verified.
+    Confirm,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContactsCmd {
+    /// Add a contact from their card (hail1…) or PeerId (12D3KooW…).
+    Add {
+        /// Your name for them.
+        name: String,
+        /// Their contact card or PeerId.
+        card_or_peer_id: String,
+    },
+    /// List your contacts.
+    List,
+    /// Remove a contact.
+    Remove {
+        /// The contact's name.
+        name: String,
+    },
+    /// Rename a contact.
+    Rename {
+        /// The current name.
+        old: String,
+        /// The new name.
+        new: String,
+    },
+    /// Block a contact: their calls are refused without ringing.
+    Block {
+        /// The contact's name.
+        name: String,
+    },
+    /// Unblock a contact.
+    Unblock {
+        /// The contact's name.
+        name: String,
+    },
+    /// Show a contact's safety number, to compare once out of band.
+    Verify {
+        /// The contact's name.
+        name: String,
+        /// The numbers matched: mark the contact verified.
+        #[arg(long)]
+        confirm: bool,
+    },
+}

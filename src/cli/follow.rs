@@ -1,0 +1,145 @@
+//! Commands that follow the daemon's events: `hail call` (until the call ends) and `hail watch`.
+
+use std::process::ExitCode;
+
+use hail::control::{Client, Command};
+use hail::node::CallInfo;
+use serde_json::Value;
+
+use super::print::{format_duration, who};
+use super::{EXIT_OTHER, EXIT_REFUSED};
+
+/// One line for an event, for people.
+pub fn describe(event: &Value) -> Option<String> {
+    let kind = event["event"].as_str()?;
+    if kind.starts_with("call.") {
+        let call: CallInfo = serde_json::from_value(event["call"].clone()).ok()?;
+        let peer = who(&call);
+        return Some(match kind {
+            "call.incoming" => format!(
+                "Incoming {}call from {peer}{} — `hail answer` or `hail reject`",
+                if call.video { "video " } else { "" },
+                if call.unknown { " (NOT A CONTACT)" } else { "" }
+            ),
+            "call.sas" => format!(
+                "Emoji: {}\n  They must be the same on {peer}'s screen. If they are, run `hail sas confirm`; if not, hang up.",
+                call.sas_text.clone().unwrap_or_default()
+            ),
+            "call.media" => format!("{peer} {}", if call.remote_muted { "muted their microphone" } else { "unmuted" }),
+            "call.ended" => format!(
+                "Call ended: {}{}",
+                call.end_description.clone().unwrap_or_default(),
+                if call.answered_at_ms.is_some() {
+                    format!(" ({})", format_duration(call.duration_secs))
+                } else {
+                    String::new()
+                }
+            ),
+            _ => match call.state {
+                hail::call::CallState::Dialing => format!("Calling {peer}…"),
+                hail::call::CallState::Ringing => format!("Ringing {peer}…"),
+                hail::call::CallState::Connecting => "Answering…".to_owned(),
+                hail::call::CallState::Active => format!("Connected with {peer}."),
+                hail::call::CallState::Ending => "Hanging up…".to_owned(),
+                hail::call::CallState::Ended => return None,
+            },
+        });
+    }
+    let contact = event["contact"]["name"].as_str().unwrap_or("?");
+    Some(match kind {
+        "contact.added" => format!("Contact added: {contact}"),
+        "contact.changed" => format!("Contact updated: {contact}"),
+        "contact.renamed" => format!("Contact renamed: {} → {contact}", event["old_name"].as_str().unwrap_or("?")),
+        "contact.removed" => format!("Contact removed: {contact}"),
+        "identity.changed" => format!("Your name is now {}", event["identity"]["name"].as_str().unwrap_or("?")),
+        "lagged" => format!("(missed {} events)", event["missed"]),
+        other => other.to_string(),
+    })
+}
+
+fn show(event: &Value, json: bool) {
+    if json {
+        println!("{event}");
+    } else if let Some(line) = describe(event) {
+        println!("{line}");
+    }
+}
+
+/// `hail call`: places the call and follows it until it ends. Ctrl-C hangs up.
+pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode {
+    if let Err(e) = client.subscribe().await {
+        eprintln!("hail: {e}");
+        return ExitCode::from(EXIT_OTHER);
+    }
+    let reply = match client.request_raw(&request).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hail: {e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
+    };
+    if json {
+        println!("{}", reply.raw);
+    }
+    let info: CallInfo = match reply.result.map(serde_json::from_value) {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => {
+            eprintln!("hail: unexpected reply from the daemon: {e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
+        Err(e) => {
+            eprintln!("hail: {}", e.message);
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    };
+    let call_id = info.call_id.to_string();
+    let socket = client.socket_path().to_owned();
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            event = client.next_event() => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(e) => {
+                        eprintln!("hail: lost the daemon: {e}");
+                        return ExitCode::from(EXIT_OTHER);
+                    }
+                };
+                if event["call"]["call_id"].as_str() != Some(call_id.as_str()) {
+                    continue;
+                }
+                show(&event, json);
+                if event["event"] == "call.ended" {
+                    let answered = event["call"]["answered_at_ms"].is_u64();
+                    return if answered { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REFUSED) };
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                if let Ok(mut other) = Client::connect(&socket).await {
+                    let _ = other.request(&Command::Hangup).await;
+                }
+            }
+        }
+    }
+}
+
+/// `hail watch`: prints events until the daemon stops or Ctrl-C.
+pub async fn watch(mut client: Client, json: bool) -> ExitCode {
+    if let Err(e) = client.subscribe().await {
+        eprintln!("hail: {e}");
+        return ExitCode::from(EXIT_OTHER);
+    }
+    loop {
+        tokio::select! {
+            event = client.next_event() => match event {
+                Ok(event) => show(&event, json),
+                Err(e) => {
+                    eprintln!("hail: the daemon went away: {e}");
+                    return ExitCode::from(EXIT_OTHER);
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
+    }
+}

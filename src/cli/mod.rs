@@ -1,0 +1,105 @@
+//! The `hail` command-line client: arguments, requests, and what is printed.
+
+pub mod args;
+pub mod demo;
+pub mod follow;
+pub mod print;
+
+use std::process::ExitCode;
+
+use hail::control::{Client, ClientError, Command};
+use hail::home::Home;
+
+use args::{ClientCmd, ContactsCmd, SasCmd};
+
+/// The daemon refused, or the call did not connect.
+pub const EXIT_REFUSED: u8 = 1;
+/// No daemon runs for the home.
+pub const EXIT_NO_DAEMON: u8 = 3;
+/// Anything else.
+pub const EXIT_OTHER: u8 = 4;
+
+/// Connects to the home's daemon, or says how to start one.
+pub async fn connect(home: &Home) -> Result<Client, ExitCode> {
+    match Client::connect(&home.socket_path()).await {
+        Ok(c) => Ok(c),
+        Err(ClientError::NotRunning { .. }) => {
+            eprintln!(
+                "hail: no daemon is running for home {}; start one with: hail daemon --home {}",
+                home.dir().display(),
+                home.dir().display()
+            );
+            Err(ExitCode::from(EXIT_NO_DAEMON))
+        }
+        Err(e) => {
+            eprintln!("hail: {e}");
+            Err(ExitCode::from(EXIT_OTHER))
+        }
+    }
+}
+
+/// The request a one-shot command sends.
+fn request(command: &ClientCmd) -> Command {
+    match command {
+        ClientCmd::Id { name, .. } => Command::Id { set_name: name.clone() },
+        ClientCmd::Status => Command::Status,
+        ClientCmd::Peers => Command::PeersList,
+        ClientCmd::Find { peer } => Command::PeersFind { peer: peer.clone() },
+        ClientCmd::Bootstrap { addresses } => Command::DhtBootstrap { addresses: addresses.clone() },
+        ClientCmd::Call { peer, video, .. } => Command::Call { peer: peer.clone(), video: *video },
+        ClientCmd::Answer => Command::Answer,
+        ClientCmd::Reject => Command::Reject,
+        ClientCmd::Hangup => Command::Hangup,
+        ClientCmd::Sas(SasCmd::Confirm) => Command::SasConfirm,
+        ClientCmd::Watch => Command::Subscribe,
+        ClientCmd::History { limit } => Command::History { limit: Some(*limit) },
+        ClientCmd::Contacts(c) => match c {
+            ContactsCmd::Add { name, card_or_peer_id } => {
+                Command::ContactsAdd { name: name.clone(), contact: card_or_peer_id.clone() }
+            }
+            ContactsCmd::List => Command::ContactsList,
+            ContactsCmd::Remove { name } => Command::ContactsRemove { name: name.clone() },
+            ContactsCmd::Rename { old, new } => Command::ContactsRename { name: old.clone(), new_name: new.clone() },
+            ContactsCmd::Block { name } => Command::ContactsBlock { name: name.clone() },
+            ContactsCmd::Unblock { name } => Command::ContactsUnblock { name: name.clone() },
+            ContactsCmd::Verify { name, confirm } => Command::ContactsVerify { name: name.clone(), confirm: *confirm },
+        },
+    }
+}
+
+/// Runs one client command against the home's daemon.
+pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode {
+    let mut client = match connect(&home).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match &command {
+        ClientCmd::Watch => return follow::watch(client, json).await,
+        ClientCmd::Call { detach: false, .. } => return follow::call(client, json, request(&command)).await,
+        _ => {}
+    }
+    let reply = match client.request_raw(&request(&command)).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hail: {e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
+    };
+    if json {
+        println!("{}", reply.raw);
+    }
+    let value = match reply.result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("hail: {}", e.message);
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    };
+    if !json {
+        if let Err(e) = print::reply(&command, value) {
+            eprintln!("hail: unexpected reply from the daemon: {e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
+    }
+    ExitCode::SUCCESS
+}

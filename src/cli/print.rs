@@ -1,0 +1,260 @@
+//! What the CLI prints for people (with `--json`, the raw replies instead).
+
+use hail::discovery::VisiblePeer;
+use hail::node::{CallInfo, IdentityInfo, SafetyNumber, StatusInfo};
+use hail::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
+use serde_json::Value;
+
+use super::args::{ClientCmd, ContactsCmd};
+
+/// Who the call is with.
+pub fn who(c: &CallInfo) -> String {
+    match &c.contact {
+        Some(n) => n.to_string(),
+        None => format!("{} (unknown)", c.peer_id),
+    }
+}
+
+/// The call's state in words.
+pub fn state_label(c: &CallInfo) -> String {
+    serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// `1h 02m 03s`, `2m 03s`, `4s`.
+pub fn format_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn outcome_label(o: &CallOutcome) -> String {
+    match o {
+        CallOutcome::Completed => "completed".into(),
+        CallOutcome::Rejected => "declined".into(),
+        CallOutcome::Busy => "busy".into(),
+        CallOutcome::Missed => "missed".into(),
+        CallOutcome::Refused => "refused".into(),
+        CallOutcome::Failed { .. } => "failed".into(),
+    }
+}
+
+pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error> {
+    match command {
+        ClientCmd::Id { qr, .. } => {
+            let qr = *qr;
+            let id: IdentityInfo = serde_json::from_value(value)?;
+            println!("PeerId  {}", id.peer_id);
+            println!("Name    {}", id.name);
+            println!("Card    {}", id.card);
+            for a in &id.addresses {
+                println!("Address {a}");
+            }
+            if qr {
+                match qrcode::QrCode::new(id.card.to_uppercase().as_bytes()) {
+                    Ok(code) => println!(
+                        "\n{}",
+                        code.render::<qrcode::render::unicode::Dense1x2>()
+                            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                            .build()
+                    ),
+                    Err(e) => eprintln!("hail: cannot draw a QR code for this card: {e}"),
+                }
+            }
+        }
+        ClientCmd::Status => {
+            let s: StatusInfo = serde_json::from_value(value)?;
+            println!("PeerId    {}", s.peer_id);
+            println!("Version   {}", s.version);
+            println!("Home      {}", s.home.display());
+            println!("Uptime    {}", humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs)));
+            println!("Contacts  {} ({} blocked)", s.contacts, s.blocked);
+            let n = &s.network;
+            println!(
+                "Listening {}",
+                if n.listen_addresses.is_empty() { "-".into() } else { n.listen_addresses.join(" ") }
+            );
+            println!(
+                "Peers     {} connected, {} visible, {} in the DHT routing table",
+                n.connected_peers, n.visible_peers, n.routing_table_peers
+            );
+            println!(
+                "DHT       {} ({} mode{}), {} records stored for others, {} refused",
+                n.dht_protocol,
+                serde_json::to_value(n.dht_mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                if n.dht_serving { ", serving" } else { "" },
+                n.records_stored,
+                n.records_rejected
+            );
+            println!("mDNS      {}", if n.mdns { "on" } else { "off" });
+            for b in &n.bootstrap {
+                println!("Bootstrap {}  {}", b.address, b.state);
+            }
+            match &s.call {
+                Some(c) if c.end_reason.is_none() => {
+                    println!("Call      {} with {} ({})", state_label(c), who(c), c.call_id);
+                    if let Some(sas) = &c.sas_text {
+                        println!("Emoji     {sas}  ({})", verification_label(c.verification));
+                    }
+                }
+                Some(c) => println!(
+                    "Last call {} with {}: {}",
+                    state_label(c),
+                    who(c),
+                    c.end_description.clone().unwrap_or_default()
+                ),
+                None => println!("Call      none"),
+            }
+        }
+        ClientCmd::Peers => {
+            let peers: Vec<VisiblePeer> = serde_json::from_value(value)?;
+            if peers.is_empty() {
+                println!("No peers visible yet.");
+                return Ok(());
+            }
+            println!(
+                "{:52}  {:12}  {:22}  {:9}  {:9}  ADDRESSES",
+                "PEER ID", "CONTACT", "FOUND VIA", "CONNECTED", "SEEN"
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            for p in &peers {
+                let via: Vec<String> = p
+                    .sources
+                    .iter()
+                    .filter_map(|s| serde_json::to_value(s).ok())
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                let ago = now.saturating_sub(p.last_seen_ms) / 1000;
+                println!(
+                    "{:52}  {:12}  {:22}  {:9}  {:9}  {}",
+                    p.peer_id.to_base58(),
+                    p.contact.as_ref().map(|n| n.as_str()).unwrap_or("-"),
+                    if via.is_empty() { "-".into() } else { via.join(",") },
+                    if p.connected { "yes" } else { "no" },
+                    format!("{ago}s ago"),
+                    p.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+                );
+            }
+        }
+        ClientCmd::Find { .. } => {
+            let f: hail::node::FindOutcome = serde_json::from_value(value)?;
+            let who = f.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| f.found.peer_id.to_base58());
+            let via =
+                serde_json::to_value(f.found.via).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            println!("Found {who} via {via} in {} ms (asked {} DHT peers)", f.found.elapsed_ms, f.found.asked);
+            for a in &f.found.addresses {
+                println!("  {a}");
+            }
+        }
+        ClientCmd::Bootstrap { .. } => {
+            println!("Bootstrapping; see `hail status` for progress.");
+        }
+        ClientCmd::Call { .. } => {
+            let c: CallInfo = serde_json::from_value(value)?;
+            println!("Ringing {} (call {})", who(&c), c.call_id);
+        }
+        ClientCmd::Answer | ClientCmd::Reject | ClientCmd::Hangup => {
+            let c: CallInfo = serde_json::from_value(value)?;
+            println!("Call with {}: {}", who(&c), state_label(&c));
+        }
+        ClientCmd::Sas(_) => {
+            let c: Contact = serde_json::from_value(value)?;
+            println!("{} is marked verified: the emoji matched.", c.name);
+        }
+        ClientCmd::History { .. } => {
+            let calls: Vec<CallRecord> = serde_json::from_value(value)?;
+            if calls.is_empty() {
+                println!("No calls yet.");
+            }
+            for c in &calls {
+                let when = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(c.started_at_ms),
+                );
+                let arrow = match c.direction {
+                    CallDirection::Outgoing => "→",
+                    CallDirection::Incoming => "←",
+                };
+                let duration = c.answered_at_ms.map(|a| format_duration(c.ended_at_ms.saturating_sub(a) / 1000));
+                let who = c.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| c.peer_id.to_base58());
+                println!(
+                    "{when}  {arrow} {who:20}  {:10}  {}",
+                    outcome_label(&c.outcome),
+                    duration.unwrap_or_default()
+                );
+            }
+        }
+        ClientCmd::Watch => {}
+        ClientCmd::Contacts(ContactsCmd::List) => {
+            let contacts: Vec<Contact> = serde_json::from_value(value)?;
+            if contacts.is_empty() {
+                println!("No contacts yet. Add one with: hail contacts add NAME CARD");
+                return Ok(());
+            }
+            let width = contacts.iter().map(|c| c.name.as_str().chars().count()).max().unwrap_or(4).max(4);
+            println!("{:width$}  {:52}  {:13}  BLOCKED", "NAME", "PEER ID", "VERIFIED");
+            for c in &contacts {
+                println!(
+                    "{:width$}  {:52}  {:13}  {}",
+                    c.name.as_str(),
+                    c.peer_id.to_base58(),
+                    verification_label(c.verification),
+                    if c.blocked { "yes" } else { "no" }
+                );
+            }
+        }
+        ClientCmd::Contacts(ContactsCmd::Verify { confirm, .. }) => {
+            let v: SafetyNumber = serde_json::from_value(value)?;
+            println!("Safety number with {} ({}):\n", v.name, v.peer_id);
+            for line in v.safety_number.split(' ').collect::<Vec<_>>().chunks(4) {
+                println!("    {}", line.join(" "));
+            }
+            println!();
+            if *confirm {
+                println!("{} is marked verified ({}).", v.name, verification_label(v.verification));
+            } else {
+                println!(
+                    "Compare it with {} in person or on a channel you trust; if it matches, run: hail contacts verify {} --confirm",
+                    v.name, v.name
+                );
+            }
+        }
+        ClientCmd::Contacts(cmd) => {
+            let c: Contact = serde_json::from_value(value)?;
+            match cmd {
+                ContactsCmd::Add { .. } => {
+                    println!("Added {} ({})", c.name, c.peer_id);
+                    if c.display_name.is_none() {
+                        println!(
+                            "Note: a bare PeerId has no checksum. Compare it with {} character by character, or add them from their card.",
+                            c.name
+                        );
+                    }
+                }
+                ContactsCmd::Remove { .. } => println!("Removed {} ({})", c.name, c.peer_id),
+                ContactsCmd::Rename { old, .. } => println!("Renamed {old} to {}", c.name),
+                ContactsCmd::Block { .. } => {
+                    println!("Blocked {}: their calls will be refused without ringing", c.name)
+                }
+                ContactsCmd::Unblock { .. } => println!("Unblocked {}", c.name),
+                ContactsCmd::List | ContactsCmd::Verify { .. } => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn verification_label(v: Verification) -> &'static str {
+    match v {
+        Verification::Unverified => "no",
+        Verification::SafetyNumber => "safety number",
+        Verification::Sas => "emoji (SAS)",
+    }
+}

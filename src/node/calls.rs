@@ -1,0 +1,714 @@
+//! The node's phone line: one call at a time, driven by the node loop.
+//!
+//! The [`CallSession`] (sans-IO) decides; this file moves bytes for it: invites over the libp2p swarm,
+//! the secure channel over the QUIC endpoint (setup and control-stream tasks), user actions from
+//! `Node`, and the call history in the store. Tasks talk back to the loop through one bounded
+//! channel of [`PhoneEvent`]s.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use libp2p::PeerId;
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{NodeError, NodeEvent, Reply, unix_ms};
+use crate::call::rate_limit::InviteLimiter;
+use crate::call::session::ActionError;
+use crate::call::signal::{self, Invite, InviteReply};
+use crate::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Role, Timeouts, UserAction};
+use crate::crypto::handshake::HandshakeParams;
+use crate::crypto::sas::Sas;
+use crate::discovery::{FindError, FoundPeer, InviteEvent};
+use crate::identity::Identity;
+use crate::name::Name;
+use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
+use crate::transport::channel::{
+    self, CallStream, ChannelCommand, ChannelError, ChannelEvent, SecureChannel, accept_call_stream,
+};
+use crate::transport::endpoint;
+
+/// Most incoming QUIC connections waiting for their call-stream header at once.
+const MAX_PENDING_ACCEPTS: usize = 16;
+/// Capacity of the tasks → loop channel.
+pub(super) const PHONE_EVENTS: usize = 64;
+
+/// What callers who are not contacts get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownCallers {
+    /// Their calls ring, marked unknown (the default).
+    #[default]
+    Ring,
+    /// Their calls are refused without ringing.
+    Refuse,
+}
+
+impl FromStr for UnknownCallers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ring" => Ok(UnknownCallers::Ring),
+            "refuse" => Ok(UnknownCallers::Refuse),
+            other => Err(format!("invalid unknown-callers policy {other:?}: expected ring or refuse")),
+        }
+    }
+}
+
+/// How the phone behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSettings {
+    /// Answer contacts' calls at once (intercom style; off by default; never for unknown callers).
+    pub auto_answer: bool,
+    /// What happens with callers who are not contacts.
+    pub unknown_callers: UnknownCallers,
+    /// The call timers.
+    pub timeouts: Timeouts,
+    /// Where the QUIC endpoint listens.
+    pub media_listen: SocketAddr,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        CallSettings {
+            auto_answer: false,
+            unknown_callers: UnknownCallers::Ring,
+            timeouts: Timeouts::default(),
+            media_listen: "0.0.0.0:0".parse().expect("a valid socket address"),
+        }
+    }
+}
+
+/// One emoji of the SAS, for people and scripts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SasEmoji {
+    /// The emoji.
+    pub emoji: String,
+    /// Its English name.
+    pub name: String,
+}
+
+/// A call as `hail status` and the events show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallInfo {
+    /// The call id.
+    pub call_id: CallId,
+    /// Who called.
+    pub direction: CallDirection,
+    /// The other side.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// Their contact name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Name>,
+    /// The caller is not a contact.
+    pub unknown: bool,
+    /// Where the call is.
+    pub state: CallState,
+    /// The four emoji, once the secure channel is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sas: Option<Vec<SasEmoji>>,
+    /// The SAS as one line ("🦊 fox  🌵 cactus  …").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sas_text: Option<String>,
+    /// The contact's verification state.
+    pub verification: Verification,
+    /// Video was asked for.
+    pub video: bool,
+    /// The peer's microphone is muted.
+    pub remote_muted: bool,
+    /// When the call started, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// When it was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at_ms: Option<u64>,
+    /// Seconds since it was answered (or how long it lasted).
+    pub duration_secs: u64,
+    /// Why it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+    /// The end reason, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_description: Option<String>,
+}
+
+/// What tasks tell the node loop.
+#[derive(Debug)]
+pub(super) enum PhoneEvent {
+    /// A QUIC connection arrived with a call stream.
+    Inbound { call_id: CallId, stream: CallStream },
+    /// The lookup before an invite finished.
+    Found { call_id: CallId, result: Result<FoundPeer, FindError> },
+    /// The secure channel setup finished.
+    Channel { call_id: CallId, result: Result<SecureChannel, ChannelError> },
+    /// The running channel reported something.
+    Control { call_id: CallId, event: ChannelEvent },
+}
+
+/// The live call and everything moving bytes for it.
+pub(super) struct LiveCall {
+    session: CallSession,
+    contact: Option<Contact>,
+    started_wall_ms: u64,
+    invite_request: Option<OutboundRequestId>,
+    /// The reply owed to the `call` command, once the call rings (or fails).
+    pending_reply: Option<Reply<CallInfo>>,
+    /// Inbound streams for the setup task, while it runs.
+    setup_inbound: Option<mpsc::Sender<CallStream>>,
+    /// Streams that arrive before the setup task starts (the callee may dial before our invite
+    /// reply is processed) wait here.
+    early_inbound: Option<mpsc::Receiver<CallStream>>,
+    setup_task: Option<JoinHandle<()>>,
+    channel: Option<mpsc::Sender<ChannelCommand>>,
+    remote_muted: bool,
+}
+
+/// The phone: the QUIC endpoint, the settings, the live call, the last one.
+pub(super) struct Phone {
+    pub endpoint: quinn::Endpoint,
+    pub settings: CallSettings,
+    pub identity: Identity,
+    pub current: Option<LiveCall>,
+    pub last: Option<CallInfo>,
+    pub limiter: InviteLimiter,
+    pub events: mpsc::Sender<PhoneEvent>,
+    accept_task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phone").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Phone {
+    /// A phone on `endpoint`; its accept loop starts with [`Phone::start`].
+    pub fn new(
+        endpoint: quinn::Endpoint,
+        settings: CallSettings,
+        identity: Identity,
+        events: mpsc::Sender<PhoneEvent>,
+    ) -> Self {
+        Phone {
+            endpoint,
+            settings,
+            identity,
+            current: None,
+            last: None,
+            limiter: InviteLimiter::new(),
+            events,
+            accept_task: None,
+        }
+    }
+
+    /// Starts accepting QUIC connections: each must name a call in its stream header within
+    /// [`channel::HEADER_TIMEOUT`]; at most [`MAX_PENDING_ACCEPTS`] wait at once.
+    pub fn start(&mut self) {
+        let endpoint = self.endpoint.clone();
+        let events = self.events.clone();
+        let slots = Arc::new(Semaphore::new(MAX_PENDING_ACCEPTS));
+        self.accept_task = Some(tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    incoming.refuse();
+                    continue;
+                };
+                let events = events.clone();
+                tokio::spawn(async move {
+                    match accept_call_stream(incoming).await {
+                        Ok((call_id, stream)) => {
+                            let _ = events.send(PhoneEvent::Inbound { call_id, stream }).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "refused a QUIC connection"),
+                    }
+                    drop(permit);
+                });
+            }
+        }));
+    }
+
+    /// Closes everything (node shutdown).
+    pub fn stop(&mut self) {
+        if let Some(call) = self.current.as_mut() {
+            if let Some(t) = call.setup_task.take() {
+                t.abort();
+            }
+        }
+        if let Some(t) = self.accept_task.take() {
+            t.abort();
+        }
+        self.endpoint.close(channel::CLOSE_DONE.into(), b"node stopping");
+    }
+
+    /// The candidates to advertise.
+    pub fn candidates(&self, host_ips: &[std::net::IpAddr]) -> Vec<String> {
+        match self.endpoint.local_addr() {
+            Ok(local) => endpoint::candidates(local, host_ips),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The timer of the live call.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.current.as_ref().and_then(|c| c.session.poll_timeout())
+    }
+
+    /// The live call's info, or the last call's.
+    pub fn info(&self) -> Option<CallInfo> {
+        self.current.as_ref().map(LiveCall::info).or_else(|| self.last.clone())
+    }
+}
+
+impl LiveCall {
+    fn info(&self) -> CallInfo {
+        let s = &self.session;
+        let now = Instant::now();
+        let wall = |t: Instant| self.started_wall_ms + t.saturating_duration_since(s.started()).as_millis() as u64;
+        let sas = s.sas();
+        CallInfo {
+            call_id: s.id(),
+            direction: match s.role() {
+                Role::Caller => CallDirection::Outgoing,
+                Role::Callee => CallDirection::Incoming,
+            },
+            peer_id: s.peer(),
+            contact: self.contact.as_ref().map(|c| c.name.clone()),
+            unknown: self.contact.is_none(),
+            state: s.state(),
+            sas: sas.map(|sas| {
+                sas.emoji().iter().map(|e| SasEmoji { emoji: e.glyph.into(), name: e.name.into() }).collect()
+            }),
+            sas_text: sas.map(|sas| sas.to_string()),
+            verification: self.contact.as_ref().map(|c| c.verification).unwrap_or_default(),
+            video: s.video(),
+            remote_muted: self.remote_muted,
+            started_at_ms: self.started_wall_ms,
+            answered_at_ms: s.answered_at().map(wall),
+            duration_secs: s
+                .answered_at()
+                .map(|a| s.ended_at().unwrap_or(now).saturating_duration_since(a).as_secs())
+                .unwrap_or(0),
+            end_reason: s.end_reason().cloned(),
+            end_description: s.end_reason().map(EndReason::describe),
+        }
+    }
+
+    fn record(&self) -> CallRecord {
+        let info = self.info();
+        let answered = info.answered_at_ms.is_some();
+        let outcome = match info.end_reason.clone().unwrap_or(EndReason::ConnectionLost) {
+            EndReason::HungUp { .. } => CallOutcome::Completed,
+            EndReason::ConnectionLost if answered => CallOutcome::Completed,
+            EndReason::Rejected { .. } => CallOutcome::Rejected,
+            EndReason::Busy => CallOutcome::Busy,
+            EndReason::NoAnswer | EndReason::Cancelled { .. } => CallOutcome::Missed,
+            EndReason::Unavailable { .. } => CallOutcome::Refused,
+            other => CallOutcome::Failed { reason: other.describe() },
+        };
+        let ended = self.session.ended_at().unwrap_or_else(Instant::now);
+        CallRecord {
+            call_id: info.call_id.to_string(),
+            peer_id: info.peer_id,
+            contact: info.contact,
+            direction: info.direction,
+            video: info.video,
+            started_at_ms: info.started_at_ms,
+            answered_at_ms: info.answered_at_ms,
+            ended_at_ms: self.started_wall_ms
+                + ended.saturating_duration_since(self.session.started()).as_millis() as u64,
+            outcome,
+        }
+    }
+}
+
+/// The node loop's call handling. Every method runs on the loop; none blocks.
+impl<S: crate::store::Store> super::NodeLoop<S> {
+    /// `hail call WHO`: starts a call; the reply comes when it rings or fails.
+    pub(super) fn place_call(&mut self, who: String, video: bool, reply: Reply<CallInfo>) {
+        if self.phone.current.is_some() {
+            let _ = reply.send(Err(NodeError::InCall));
+            return;
+        }
+        let (peer, contact) = match self.resolve_who(&who) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if peer == self.config.identity.peer_id() {
+            let _ = reply.send(Err(NodeError::SelfContact));
+            return;
+        }
+        let now = Instant::now();
+        let call_id = CallId::random();
+        let session = CallSession::outgoing(call_id, peer, video, self.phone.settings.timeouts, now);
+        let (early_tx, early_rx) = mpsc::channel(8);
+        self.phone.current = Some(LiveCall {
+            session,
+            contact,
+            started_wall_ms: unix_ms(SystemTime::now()),
+            invite_request: None,
+            pending_reply: Some(reply),
+            setup_inbound: Some(early_tx),
+            early_inbound: Some(early_rx),
+            setup_task: None,
+            channel: None,
+            remote_muted: false,
+        });
+        // Find the peer first (LAN, known addresses, DHT); the invite goes over that connection.
+        let (tx, rx) = oneshot::channel();
+        self.discovery.find(peer, now, tx);
+        let events = self.phone.events.clone();
+        tokio::spawn(async move {
+            let result = rx.await.unwrap_or(Err(FindError::Busy));
+            let _ = events.send(PhoneEvent::Found { call_id, result }).await;
+        });
+        self.drive_call();
+    }
+
+    /// A contact name or a PeerId → the peer and its contact entry.
+    pub(super) fn resolve_who(&self, who: &str) -> Result<(PeerId, Option<Contact>), NodeError> {
+        if let Ok(name) = Name::parse(who) {
+            if let Some(contact) = self.db.contact(&name)? {
+                return Ok((contact.peer_id, Some(contact)));
+            }
+        }
+        match crate::identity::parse_peer_id(who) {
+            Ok(peer) => Ok((peer, self.db.contact_by_peer(&peer)?)),
+            Err(_) => Err(NodeError::UnknownPeer(who.to_owned())),
+        }
+    }
+
+    /// `answer`, `reject`, `hangup`, media state.
+    pub(super) fn call_action(&mut self, action: UserAction) -> Result<CallInfo, NodeError> {
+        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        call.session.user(action, Instant::now()).map_err(|ActionError(what)| NodeError::CallAction(what))?;
+        let info = call.info();
+        self.drive_call();
+        Ok(info)
+    }
+
+    /// `hail sas confirm`: the emoji matched; the contact becomes SAS-verified.
+    pub(super) fn confirm_sas(&mut self) -> Result<Contact, NodeError> {
+        let call = self.phone.current.as_ref().ok_or(NodeError::NoCall)?;
+        if call.session.sas().is_none() {
+            return Err(NodeError::CallAction("the emoji are not ready yet: wait for the secure connection"));
+        }
+        let Some(contact) = call.contact.clone() else {
+            return Err(NodeError::CallAction("the caller is not a contact: add them first (hail contacts add)"));
+        };
+        let updated = self.db.update_contact(&contact.name, |c| c.verification = Verification::Sas)?;
+        if let Some(call) = self.phone.current.as_mut() {
+            call.contact = Some(updated.clone());
+        }
+        self.emit(NodeEvent::ContactChanged { contact: updated.clone() });
+        Ok(updated)
+    }
+
+    /// An invite from the swarm, or the answer to ours.
+    pub(super) fn on_invite(&mut self, event: InviteEvent) {
+        match event {
+            InviteEvent::Received { peer, invite, channel } => self.on_incoming_invite(peer, invite, channel),
+            InviteEvent::Replied { request, reply } => self.feed_if(Some(request), Input::InviteReplied(reply)),
+            InviteEvent::Failed { request, reason } => self.feed_if(Some(request), Input::InviteFailed(reason)),
+        }
+    }
+
+    fn feed_if(&mut self, request: Option<OutboundRequestId>, input: Input) {
+        let Some(call) = self.phone.current.as_mut() else { return };
+        if request.is_some() && call.invite_request != request {
+            return;
+        }
+        call.session.handle(input, Instant::now());
+        self.drive_call();
+    }
+
+    fn on_incoming_invite(&mut self, peer: PeerId, invite: Invite, channel: ResponseChannel<InviteReply>) {
+        let now = Instant::now();
+        let refuse = |reason: &str| InviteReply::Unavailable { reason: reason.into() };
+        let reply = if !self.phone.limiter.allow(peer, now) {
+            Some(refuse("too many calls; try again later"))
+        } else if let Err(e) = invite.validate() {
+            tracing::info!(%peer, error = %e, "refused a malformed invite");
+            Some(refuse("malformed invite"))
+        } else {
+            None
+        };
+        if let Some(reply) = reply {
+            self.discovery.reply_invite(channel, reply);
+            return;
+        }
+        let contact = self.db.contact_by_peer(&peer).ok().flatten();
+        let blocked = contact.as_ref().is_some_and(|c| c.blocked);
+        let unknown_refused = contact.is_none() && self.phone.settings.unknown_callers == UnknownCallers::Refuse;
+        if blocked || unknown_refused {
+            // A blocked caller is not told it is blocked.
+            tracing::info!(%peer, blocked, "refused a call without ringing");
+            self.discovery.reply_invite(channel, refuse("not accepting calls"));
+            self.record_refused(peer, contact, &invite);
+            return;
+        }
+        if self.phone.current.is_some() {
+            self.discovery.reply_invite(channel, InviteReply::Busy);
+            return;
+        }
+        let candidates = self.phone.candidates(&self.discovery.host_ips());
+        if candidates.is_empty() {
+            self.discovery.reply_invite(channel, refuse("no network path for calls"));
+            return;
+        }
+        let session = CallSession::incoming(
+            invite.call_id,
+            peer,
+            invite.video,
+            invite.candidates.clone(),
+            self.phone.settings.timeouts,
+            now,
+        );
+        let auto_answer = self.phone.settings.auto_answer && contact.is_some();
+        self.phone.current = Some(LiveCall {
+            session,
+            contact,
+            started_wall_ms: unix_ms(SystemTime::now()),
+            invite_request: None,
+            pending_reply: None,
+            setup_inbound: None,
+            early_inbound: None,
+            setup_task: None,
+            channel: None,
+            remote_muted: false,
+        });
+        self.discovery.reply_invite(channel, InviteReply::Ringing { candidates });
+        if let Some(info) = self.phone.info() {
+            self.emit(NodeEvent::CallIncoming { call: info });
+        }
+        if auto_answer {
+            if let Some(call) = self.phone.current.as_mut() {
+                let _ = call.session.user(UserAction::Answer, now);
+            }
+        }
+        self.drive_call();
+    }
+
+    fn record_refused(&mut self, peer: PeerId, contact: Option<Contact>, invite: &Invite) {
+        let now = unix_ms(SystemTime::now());
+        let record = CallRecord {
+            call_id: invite.call_id.to_string(),
+            peer_id: peer,
+            contact: contact.map(|c| c.name),
+            direction: CallDirection::Incoming,
+            video: invite.video,
+            started_at_ms: now,
+            answered_at_ms: None,
+            ended_at_ms: now,
+            outcome: CallOutcome::Refused,
+        };
+        if let Err(e) = self.db.record_call(&record) {
+            tracing::warn!(error = %e, "cannot record a refused call");
+        }
+    }
+
+    /// Something from a call task.
+    pub(super) fn on_phone_event(&mut self, event: PhoneEvent) {
+        let now = Instant::now();
+        match event {
+            PhoneEvent::Inbound { call_id, stream } => {
+                let target = self.phone.current.as_ref().filter(|c| c.session.id() == call_id);
+                match target.and_then(|c| c.setup_inbound.clone()) {
+                    Some(tx) => {
+                        if let Err(mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s)) =
+                            tx.try_send(stream)
+                        {
+                            s.conn.close(channel::CLOSE_UNWANTED.into(), b"busy");
+                        }
+                    }
+                    None => stream.conn.close(channel::CLOSE_UNWANTED.into(), b"no such call"),
+                }
+            }
+            PhoneEvent::Found { call_id, result } => {
+                let candidates = self.phone.candidates(&self.discovery.host_ips());
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                if call.session.state() != CallState::Dialing {
+                    return;
+                }
+                match result {
+                    Ok(_) if candidates.is_empty() => {
+                        call.session.handle(Input::InviteFailed("this node has no network path for calls".into()), now);
+                        self.drive_call();
+                    }
+                    Ok(_) => {
+                        let invite =
+                            Invite { version: signal::VERSION, call_id, candidates, video: call.session.video() };
+                        let peer = call.session.peer();
+                        let request = self.discovery.send_invite(peer, invite);
+                        if let Some(call) = self.phone.current.as_mut() {
+                            call.invite_request = Some(request);
+                        }
+                    }
+                    Err(e) => {
+                        let who = call
+                            .contact
+                            .as_ref()
+                            .map(|c| c.name.to_string())
+                            .unwrap_or_else(|| call.session.peer().to_base58());
+                        call.session.handle(Input::InviteFailed(format!("{who} {e}")), now);
+                        self.drive_call();
+                    }
+                }
+            }
+            PhoneEvent::Channel { call_id, result } => {
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else {
+                    if let Ok(ch) = result {
+                        ch.conn.close(channel::CLOSE_UNWANTED.into(), b"call over");
+                    }
+                    return;
+                };
+                call.setup_inbound = None;
+                call.setup_task = None;
+                match result {
+                    Ok(secure) => {
+                        let sas: Sas = secure.established.sas;
+                        let (cmd_tx, cmd_rx) = mpsc::channel(32);
+                        let (ev_tx, mut ev_rx) = mpsc::channel(32);
+                        let events = self.phone.events.clone();
+                        tokio::spawn(channel::run_control(secure, cmd_rx, ev_tx));
+                        tokio::spawn(async move {
+                            while let Some(event) = ev_rx.recv().await {
+                                if events.send(PhoneEvent::Control { call_id, event }).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        call.channel = Some(cmd_tx);
+                        call.session.handle(Input::ChannelUp(sas), now);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%call_id, error = %e, "secure channel failed");
+                        call.session
+                            .handle(Input::ChannelFailed { security: e.is_security(), reason: e.to_string() }, now);
+                    }
+                }
+                self.drive_call();
+            }
+            PhoneEvent::Control { call_id, event } => {
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                match event {
+                    ChannelEvent::Control(msg) => call.session.handle(Input::Control(msg), now),
+                    ChannelEvent::Closed(reason) => {
+                        call.session.handle(Input::ChannelFailed { security: false, reason }, now)
+                    }
+                }
+                self.drive_call();
+            }
+        }
+    }
+
+    /// Call timers.
+    pub(super) fn on_call_timeout(&mut self, now: Instant) {
+        if let Some(call) = self.phone.current.as_mut() {
+            call.session.handle_timeout(now);
+            self.drive_call();
+        }
+    }
+
+    /// Drains the session's outputs and acts on them.
+    fn drive_call(&mut self) {
+        loop {
+            let Some(call) = self.phone.current.as_mut() else { return };
+            let Some(output) = call.session.poll_output() else { break };
+            match output {
+                Output::OpenChannel { remote_candidates } => self.open_channel(remote_candidates),
+                Output::Send(msg) => {
+                    if let Some(tx) = &call.channel {
+                        if tx.try_send(ChannelCommand::Send(msg)).is_err() {
+                            tracing::warn!("control channel congested; a message was dropped");
+                        }
+                    }
+                }
+                Output::CloseChannel => {
+                    if let Some(tx) = call.channel.take() {
+                        let _ = tx.try_send(ChannelCommand::Close);
+                    }
+                    if let Some(task) = call.setup_task.take() {
+                        task.abort();
+                    }
+                    call.setup_inbound = None;
+                }
+                Output::Event(event) => self.on_call_event(event),
+            }
+        }
+        let ended = self.phone.current.as_ref().is_some_and(|c| c.session.state() == CallState::Ended);
+        if ended {
+            let call = self.phone.current.take().expect("checked above");
+            if let Err(e) = self.db.record_call(&call.record()) {
+                tracing::warn!(error = %e, "cannot record the call in the history");
+            }
+            self.phone.last = Some(call.info());
+        }
+    }
+
+    fn on_call_event(&mut self, event: CallEvent) {
+        let Some(call) = self.phone.current.as_mut() else { return };
+        let ringing_or_ended = matches!(event, CallEvent::State(CallState::Ringing) | CallEvent::Ended(_));
+        if let CallEvent::RemoteMedia { muted, .. } = event {
+            call.remote_muted = muted;
+        }
+        // The `call` command is answered once the call rings or fails.
+        if ringing_or_ended && call.session.role() == Role::Caller {
+            if let Some(reply) = call.pending_reply.take() {
+                let info = call.info();
+                let result = match &info.end_reason {
+                    Some(reason) => Err(NodeError::CallEnded(reason.clone())),
+                    None => Ok(info),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        let info = call.info();
+        let event = match event {
+            CallEvent::State(_) => NodeEvent::CallState { call: info },
+            CallEvent::SasReady(_) => NodeEvent::CallSas { call: info },
+            CallEvent::RemoteMedia { .. } => NodeEvent::CallMedia { call: info },
+            CallEvent::Ended(_) => NodeEvent::CallEnded { call: info },
+        };
+        self.emit(event);
+    }
+
+    fn open_channel(&mut self, remote_candidates: Vec<String>) {
+        let Some(call) = self.phone.current.as_mut() else { return };
+        let candidates = signal::parse_candidates(&remote_candidates).unwrap_or_default();
+        let params = HandshakeParams {
+            static_secret: self.phone.identity.noise_static_secret(),
+            binding: self.phone.identity.noise_binding(),
+            call_id: call.session.id().0,
+            tls_exporter: [0; 32],
+            // The callee's key is pinned by the PeerId called; the caller's by the PeerId the
+            // libp2p connection authenticated when the invite came in.
+            expected_peer: Some(call.session.peer()),
+            fixed_ephemeral: None,
+        };
+        let inbound_rx = match (call.early_inbound.take(), call.setup_inbound.clone()) {
+            (Some(rx), Some(_)) => rx,
+            _ => {
+                let (tx, rx) = mpsc::channel(8);
+                call.setup_inbound = Some(tx);
+                rx
+            }
+        };
+        let (endpoint, role, call_id) = (self.phone.endpoint.clone(), call.session.role(), call.session.id());
+        let events = self.phone.events.clone();
+        let setup_limit = self.phone.settings.timeouts.setup + Duration::from_secs(1);
+        call.setup_task = Some(tokio::spawn(async move {
+            let setup = channel::establish(endpoint, role, call_id, candidates, params, inbound_rx);
+            let result = tokio::time::timeout(setup_limit, setup)
+                .await
+                .unwrap_or_else(|_| Err(ChannelError::Network("no candidate answered in time".into())));
+            let _ = events.send(PhoneEvent::Channel { call_id, result }).await;
+        }));
+    }
+}
