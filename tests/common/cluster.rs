@@ -42,7 +42,15 @@ pub async fn start(dir: &Path, name: &str, mode: &str, bootstrap: &[String]) -> 
         dht_protocol: None,
         dht_mode: Some(mode.parse().unwrap()),
     };
-    let daemon = Daemon::start(Home::new(dir.join(name)), DaemonOptions { network, calls: Default::default() }).await.expect("daemon starts");
+    let daemon = Daemon::start(
+        Home::new(dir.join(name)),
+        DaemonOptions {
+            network,
+            calls: hail::config::CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
+        },
+    )
+    .await
+    .expect("daemon starts");
     let peer_id = daemon.peer_id().to_base58();
     let mut member = Member { daemon, peer_id, address: String::new() };
     // The listen address appears once the transport reports it.

@@ -36,7 +36,11 @@ impl TestDaemon {
     /// Starts a daemon; on failure returns what it printed. Tests never run mDNS or listen outside
     /// loopback unless they are inside a network namespace they made (see `tests/netns.rs`).
     pub fn try_start(home: &Path, extra: &[&str]) -> Result<TestDaemon, String> {
-        Self::try_start_cmd(home, &[], &[&["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], extra].concat())
+        Self::try_start_cmd(
+            home,
+            &[],
+            &[&["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--media-listen", "127.0.0.1:0"], extra].concat(),
+        )
     }
 
     /// Starts `prefix… hail --home HOME daemon flags…` (prefix: e.g. `ip netns exec NS`).
@@ -203,4 +207,81 @@ pub fn card(seed: u8, name: &str) -> String {
     let id = hail::identity::Identity::from_seed([seed; 32]);
     hail::identity::Card { peer_id: id.peer_id(), name: hail::name::Name::parse(name).unwrap(), addresses: vec![] }
         .to_string()
+}
+
+/// Polls `hail --json status` until `pred` holds on its `ok` object (at most 15 s).
+#[track_caller]
+pub fn wait_status(daemon: &TestDaemon, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = daemon.hail(&["--json", "status"]).json()["ok"].clone();
+        if pred(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "waited 15 s for {what}; status: {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `hail` command running in the background (e.g. `hail call`, which follows the call).
+pub struct Background {
+    child: Option<Child>,
+}
+
+impl Background {
+    /// Starts `hail --home HOME args…`.
+    pub fn start(home: &Path, args: &[&str]) -> Background {
+        let child = Command::new(HAIL)
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hail");
+        Background { child: Some(child) }
+    }
+
+    /// Waits (at most 30 s) for it to exit; returns its output.
+    #[track_caller]
+    pub fn finish(mut self) -> Out {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("background hail did not exit within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        Out {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Two running daemons that have each other as contacts: "alice" (a) and "bob" (b).
+pub fn pair_of_contacts(dir: &Path, a_flags: &[&str], b_flags: &[&str]) -> (TestDaemon, TestDaemon) {
+    let a = TestDaemon::start_with(&dir.join("alice"), a_flags);
+    let b = TestDaemon::start_with(&dir.join("bob"), b_flags);
+    let card = |d: &TestDaemon, name: &str| {
+        d.hail(&["--json", "id", "--name", name]).json()["ok"]["card"].as_str().unwrap().to_owned()
+    };
+    let (card_a, card_b) = (card(&a, "alice"), card(&b, "bob"));
+    a.hail(&["contacts", "add", "bob", &card_b]).ok();
+    b.hail(&["contacts", "add", "alice", &card_a]).ok();
+    (a, b)
 }

@@ -1,0 +1,144 @@
+//! A hostile libp2p peer and a hostile QUIC client against a real daemon: malformed invites,
+//! garbage call streams, garbage handshake messages. Each gets refused; the daemon keeps serving and
+//! still completes a normal call afterwards.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use hail::call::CallId;
+use hail::control::Command;
+use hail::transport::channel::{write_frame, write_header};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
+use serde_json::{Value, json};
+
+#[derive(NetworkBehaviour)]
+struct Hostile {
+    invite: request_response::json::Behaviour<Value, Value>,
+}
+
+fn hostile_node() -> Swarm<Hostile> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| Hostile {
+            invite: request_response::json::Behaviour::new(
+                [(StreamProtocol::new("/hail/invite/1"), ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            ),
+        })
+        .unwrap()
+        .build()
+}
+
+/// Sends `request` as an invite; returns the reply, or the failure as text.
+async fn invite(swarm: &mut Swarm<Hostile>, peer: PeerId, request: Value) -> Result<Value, String> {
+    let id = swarm.behaviour_mut().invite.send_request(&peer, request);
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(HostileEvent::Invite(request_response::Event::Message {
+                    message: request_response::Message::Response { request_id, response },
+                    ..
+                })) if request_id == id => return Ok(response),
+                SwarmEvent::Behaviour(HostileEvent::Invite(request_response::Event::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                })) if request_id == id => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("an answer or a failure within 15 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let members = cluster::network(dir.path(), 2).await;
+    let target = &members[0];
+    let (addr, peer) = target.address.rsplit_once("/p2p/").unwrap();
+    let (addr, peer): (Multiaddr, PeerId) = (addr.parse().unwrap(), peer.parse().unwrap());
+
+    let mut hostile = hostile_node();
+    hostile.add_peer_address(peer, addr);
+
+    // JSON that is not an invite: the stream is dropped, nothing rings.
+    for garbage in [json!("a string"), json!([1, 2, 3]), json!({"garbage": true}), json!({"version": "one"})] {
+        let reply = invite(&mut hostile, peer, garbage.clone()).await;
+        assert!(reply.is_err(), "{garbage} got an answer: {reply:?}");
+    }
+    // An invite-shaped message with bad contents is answered "unavailable".
+    let bad = json!({"version": 1, "call_id": "00112233445566778899aabbccddeeff", "candidates": ["not-an-address"]});
+    let reply = invite(&mut hostile, peer, bad).await.unwrap();
+    assert_eq!(reply["reply"], "unavailable", "{reply}");
+    let future = json!({"version": 9, "call_id": "00112233445566778899aabbccddeeff", "candidates": ["127.0.0.1:9"]});
+    assert_eq!(invite(&mut hostile, peer, future).await.unwrap()["reply"], "unavailable");
+    assert!(target.status().await["call"].is_null(), "nothing rang");
+
+    // A well-formed invite from a stranger rings (unknown callers ring by default)...
+    let call_id = CallId([0x5A; 16]);
+    let good = json!({"version": 1, "call_id": call_id.to_string(), "candidates": ["127.0.0.1:9"], "video": false});
+    let reply = invite(&mut hostile, peer, good).await.unwrap();
+    assert_eq!(reply["reply"], "ringing", "{reply}");
+    let quic: std::net::SocketAddr = reply["candidates"][0].as_str().unwrap().parse().unwrap();
+    let status = target.status().await;
+    assert_eq!(status["call"]["unknown"], true);
+
+    // ...and a fourth invite within 10 s hits the per-peer rate limit.
+    let again = json!({"version": 1, "call_id": CallId([0x5B; 16]).to_string(), "candidates": ["127.0.0.1:9"]});
+    let limited = invite(&mut hostile, peer, again).await.unwrap();
+    assert_eq!(limited["reply"], "unavailable");
+    assert!(limited["reason"].as_str().unwrap().contains("too many calls"), "{limited}");
+
+    // QUIC garbage: a stream that is not a call stream, a stream for another call.
+    let client = hail::transport::endpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    for header in [&b"NOT A HAIL STREAM AT ALL"[..], &[b"HAIL".as_slice(), &[1], &[0xEE; 16]].concat()] {
+        let conn = client.connect(quic, "hail").unwrap().await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(header).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await.expect("refused in time");
+        assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
+    }
+
+    // The right call id, then a garbage Noise message: the call ends with a security error.
+    let conn = client.connect(quic, "hail").unwrap().await.unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    write_header(&mut send, call_id).await.unwrap();
+    write_frame(&mut send, &[0x42; 48]).await.unwrap();
+    let mut ended = Value::Null;
+    for _ in 0..500 {
+        ended = target.status().await;
+        if ended["call"]["end_reason"].is_object() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ended["call"]["end_reason"]["kind"], "security", "{ended}");
+
+    // The daemon is fine: a real call between the two members completes.
+    let other = &members[1];
+    other.ask(Command::ContactsAdd { name: "t".into(), contact: target.peer_id.clone() }).await.unwrap();
+    target.ask(Command::ContactsAdd { name: "o".into(), contact: other.peer_id.clone() }).await.unwrap();
+    let ringing = other.ask(Command::Call { peer: "t".into(), video: false }).await.expect("a normal call rings");
+    assert_eq!(ringing["state"], "ringing");
+    for _ in 0..500 {
+        if target.status().await["call"]["sas_text"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    target.ask(Command::Answer).await.expect("answer");
+    other.ask(Command::Hangup).await.expect("hang up");
+    for m in members {
+        m.daemon.stop().await;
+    }
+}
