@@ -265,6 +265,11 @@ impl Responder {
         Ok(msg2)
     }
 
+    /// The handshake hash after message 2 (what the SAS is derived from, with the nonce).
+    pub fn hash_after_message_2(&self) -> Option<&[u8]> {
+        self.hash_after_message_2.as_deref()
+    }
+
     /// Reads message 3: checks the caller's identity and its commitment, and completes.
     pub fn read_message_3(mut self, msg3: &[u8]) -> Result<Established, HandshakeError> {
         let (Some(commit), Some(h2)) = (self.commitment, self.hash_after_message_2.take()) else {
