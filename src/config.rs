@@ -42,6 +42,10 @@ pub struct CallsSection {
     pub ring_timeout_secs: Option<u64>,
     /// The UDP address of the call endpoint (default `0.0.0.0:0`: all interfaces, a random port).
     pub media_listen: Option<String>,
+    /// Invites accepted from one peer per 10 s (default 3).
+    pub max_invites_per_peer: Option<usize>,
+    /// Invites accepted in total per minute (default 20).
+    pub max_invites_total: Option<usize>,
 }
 
 impl CallsSection {
@@ -52,6 +56,8 @@ impl CallsSection {
             unknown_callers: flags.unknown_callers.or(self.unknown_callers),
             ring_timeout_secs: flags.ring_timeout_secs.or(self.ring_timeout_secs),
             media_listen: flags.media_listen.or(self.media_listen),
+            max_invites_per_peer: flags.max_invites_per_peer.or(self.max_invites_per_peer),
+            max_invites_total: flags.max_invites_total.or(self.max_invites_total),
         }
     }
 
@@ -67,6 +73,12 @@ impl CallsSection {
                 return Err(format!("ring_timeout_secs {secs} is out of range (1 to 600)"));
             }
             settings.timeouts.ring = std::time::Duration::from_secs(secs);
+        }
+        if let Some(n) = self.max_invites_per_peer {
+            settings.invite_limits.per_peer = n.max(1);
+        }
+        if let Some(n) = self.max_invites_total {
+            settings.invite_limits.overall = n.max(1);
         }
         if let Some(addr) = &self.media_listen {
             settings.media_listen =

@@ -70,6 +70,7 @@ fn daemon_options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         unknown_callers: args.refuse_unknown.then_some(hail::node::UnknownCallers::Refuse),
         ring_timeout_secs: args.ring_timeout,
         media_listen: args.media_listen.clone(),
+        ..Default::default()
     };
     Ok(DaemonOptions { network, calls })
 }

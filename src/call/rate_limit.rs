@@ -16,24 +16,40 @@ pub const OVERALL_WINDOW: Duration = Duration::from_secs(60);
 /// Most peers tracked (the oldest are forgotten).
 const MAX_TRACKED: usize = 1024;
 
+/// How many invites are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InviteLimits {
+    /// Per peer per [`PER_PEER_WINDOW`].
+    pub per_peer: usize,
+    /// In total per [`OVERALL_WINDOW`].
+    pub overall: usize,
+}
+
+impl Default for InviteLimits {
+    fn default() -> Self {
+        InviteLimits { per_peer: PER_PEER_LIMIT, overall: OVERALL_LIMIT }
+    }
+}
+
 /// Sliding-window counters of recent invites.
 #[derive(Debug, Default)]
 pub struct InviteLimiter {
+    limits: InviteLimits,
     per_peer: HashMap<PeerId, VecDeque<Instant>>,
     overall: VecDeque<Instant>,
 }
 
 impl InviteLimiter {
     /// A limiter with nothing counted.
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(limits: InviteLimits) -> Self {
+        InviteLimiter { limits, ..Self::default() }
     }
 
     /// Counts an invite from `peer` at `now`; `false` when it is over a limit (it is not counted
     /// then, so a flood does not lock out the peer forever).
     pub fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
         prune(&mut self.overall, now, OVERALL_WINDOW);
-        if self.overall.len() >= OVERALL_LIMIT {
+        if self.overall.len() >= self.limits.overall {
             return false;
         }
         if !self.per_peer.contains_key(&peer) && self.per_peer.len() >= MAX_TRACKED {
@@ -44,7 +60,7 @@ impl InviteLimiter {
         }
         let q = self.per_peer.entry(peer).or_default();
         prune(q, now, PER_PEER_WINDOW);
-        if q.len() >= PER_PEER_LIMIT {
+        if q.len() >= self.limits.per_peer {
             return false;
         }
         q.push_back(now);
@@ -65,7 +81,7 @@ mod tests {
 
     #[test]
     fn limits_hold_per_peer_and_overall_and_recover() {
-        let mut l = InviteLimiter::new();
+        let mut l = InviteLimiter::new(InviteLimits::default());
         let t0 = Instant::now();
         let p = PeerId::random();
         for _ in 0..PER_PEER_LIMIT {
@@ -73,7 +89,7 @@ mod tests {
         }
         assert!(!l.allow(p, t0), "fourth invite in 10 s");
         assert!(l.allow(p, t0 + PER_PEER_WINDOW), "the window slides");
-        let mut l = InviteLimiter::new();
+        let mut l = InviteLimiter::new(InviteLimits::default());
         let allowed = (0..100).filter(|_| l.allow(PeerId::random(), t0)).count();
         assert_eq!(allowed, OVERALL_LIMIT);
         assert!(l.allow(PeerId::random(), t0 + OVERALL_WINDOW));

@@ -70,6 +70,8 @@ pub struct CallSettings {
     pub timeouts: Timeouts,
     /// Where the QUIC endpoint listens.
     pub media_listen: SocketAddr,
+    /// Invite rate limits.
+    pub invite_limits: crate::call::rate_limit::InviteLimits,
 }
 
 impl Default for CallSettings {
@@ -79,6 +81,7 @@ impl Default for CallSettings {
             unknown_callers: UnknownCallers::Ring,
             timeouts: Timeouts::default(),
             media_listen: "0.0.0.0:0".parse().expect("a valid socket address"),
+            invite_limits: Default::default(),
         }
     }
 }
@@ -194,12 +197,12 @@ impl Phone {
         events: mpsc::Sender<PhoneEvent>,
     ) -> Self {
         Phone {
+            limiter: InviteLimiter::new(settings.invite_limits),
             endpoint,
             settings,
             identity,
             current: None,
             last: None,
-            limiter: InviteLimiter::new(),
             events,
             accept_task: None,
         }
