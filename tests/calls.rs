@@ -148,7 +148,7 @@ fn blocked_callers_are_refused_without_ringing_and_unknown_callers_ring_marked()
     let picky_card = picky.hail(&["--json", "id"]).json()["ok"]["card"].as_str().unwrap().to_owned();
     stranger.hail(&["contacts", "add", "picky", &picky_card]).ok();
     let reason = stranger.hail(&["call", "picky"]).fails_with(1).to_owned();
-    assert!(reason.contains("not accepting calls"), "{reason}");
+    assert!(reason.contains("not accepting calls from people who are not contacts"), "{reason}");
 }
 
 #[test]

@@ -407,6 +407,7 @@ impl CallSession {
                 }
                 InviteReply::Busy => self.finish(EndReason::Busy, now),
                 InviteReply::Unavailable { reason } => self.finish(EndReason::Unavailable { reason }, now),
+                InviteReply::Rejected { reason } => self.finish(EndReason::Unavailable { reason }, now),
             },
             Input::InviteFailed(reason) if self.state == CallState::Dialing => {
                 self.finish(EndReason::Unreachable { reason }, now)

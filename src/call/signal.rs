@@ -42,6 +42,11 @@ pub enum InviteReply {
     },
     /// The callee is in another call.
     Busy,
+    /// The callee does not take calls from strangers, and the caller is not its contact.
+    Rejected {
+        /// For the caller's user.
+        reason: String,
+    },
     /// The callee refused without ringing (the reason is deliberately vague: a blocked caller is
     /// not told it is blocked).
     Unavailable {

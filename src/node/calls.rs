@@ -450,9 +450,14 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let blocked = contact.as_ref().is_some_and(|c| c.blocked);
         let unknown_refused = contact.is_none() && self.phone.settings.unknown_callers == UnknownCallers::Refuse;
         if blocked || unknown_refused {
-            // A blocked caller is not told it is blocked.
             tracing::info!(%peer, blocked, "refused a call without ringing");
-            self.discovery.reply_invite(channel, refuse("not accepting calls"));
+            let reply = if blocked {
+                // A blocked caller is not told it is blocked.
+                refuse("not accepting calls")
+            } else {
+                InviteReply::Rejected { reason: "not accepting calls from people who are not contacts".into() }
+            };
+            self.discovery.reply_invite(channel, reply);
             self.record_refused(peer, contact, &invite);
             return;
         }
@@ -592,8 +597,16 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     }
                     Err(e) => {
                         tracing::warn!(%call_id, error = %e, "secure channel failed");
-                        call.session
-                            .handle(Input::ChannelFailed { security: e.is_security(), reason: e.to_string() }, now);
+                        let reason = if e.is_security() {
+                            let who = match &call.contact {
+                                Some(c) => format!("the peer answering as your contact '{}'", c.name),
+                                None => format!("the peer answering as {}", call.session.peer()),
+                            };
+                            format!("{who} failed the identity check ({e})")
+                        } else {
+                            e.to_string()
+                        };
+                        call.session.handle(Input::ChannelFailed { security: e.is_security(), reason }, now);
                     }
                 }
                 self.drive_call();
