@@ -53,6 +53,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod home;
 pub mod identity;
+pub mod media;
 pub mod name;
 pub mod node;
 pub mod store;

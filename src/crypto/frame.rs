@@ -18,6 +18,8 @@ pub enum MediaKind {
     Audio,
     /// AV1 temporal units.
     Video,
+    /// Receiver reports.
+    Report,
 }
 
 impl MediaKind {
@@ -25,6 +27,7 @@ impl MediaKind {
         match self {
             MediaKind::Audio => b"audio",
             MediaKind::Video => b"video",
+            MediaKind::Report => b"report",
         }
     }
 }
@@ -91,6 +94,11 @@ impl std::fmt::Debug for FrameSealer {
 }
 
 impl FrameSealer {
+    /// The counter the next [`FrameSealer::seal`] will use (to put it in the header it authenticates).
+    pub fn next_counter(&self) -> u64 {
+        self.next
+    }
+
     /// Seals `plaintext` (authenticating `aad`, e.g. the frame header). Returns the counter to send
     /// with the frame, and the ciphertext with its 16-byte tag.
     pub fn seal(&mut self, aad: &[u8], plaintext: &[u8]) -> (u64, Vec<u8>) {

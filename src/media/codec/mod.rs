@@ -1,0 +1,3 @@
+//! Codecs: Opus for audio (video encoders and the dav1d decoder join later).
+
+pub mod opus;

@@ -1,0 +1,404 @@
+//! The adaptive jitter buffer, sans-IO: frames go in with their arrival time, one frame comes out
+//! per 20 ms tick of the playout clock.
+//!
+//! - **Target delay** follows the measured jitter: the spread between the 95th percentile and the
+//!   minimum of the recent transit times (arrival − media time), plus a small margin, bounded to
+//!   [`MIN_TARGET`]–[`MAX_TARGET`]. As the window slides past a burst of jitter, the target shrinks
+//!   again.
+//! - **Underflow** (the next frame has not arrived, and nothing after it has either: the network is
+//!   late, not lossy) pauses playout for one tick with concealment: the delay grows by itself.
+//! - **Loss** (the next frame is missing but later ones are here) is concealed: with Opus in-band FEC
+//!   from the following frame when it is here, else with the decoder's PLC.
+//! - **Overflow** (more buffered than the target plus two frames) drops one frame per tick until the
+//!   depth is back near the target; this also absorbs a sender clock that runs fast.
+//! - Duplicates are ignored, late frames (already played or concealed) are counted and dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// One frame's duration.
+pub const FRAME: Duration = Duration::from_millis(20);
+/// Lowest target delay.
+pub const MIN_TARGET: Duration = Duration::from_millis(20);
+/// Highest target delay.
+pub const MAX_TARGET: Duration = Duration::from_millis(200);
+/// Most frames held (1 s of audio).
+pub const CAPACITY: usize = 50;
+/// Transit samples kept for the jitter estimate (~2 s).
+const WINDOW: usize = 100;
+/// Added to the measured spread.
+const MARGIN: Duration = Duration::from_millis(10);
+/// A sequence jump larger than this restarts the buffer (the sender restarted).
+const RESET_JUMP: u32 = 250;
+
+/// What to play for one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playout {
+    /// Nothing yet (the buffer is filling): play silence.
+    Silence,
+    /// Decode this frame.
+    Frame {
+        /// Its sequence number.
+        seq: u32,
+        /// The Opus bytes.
+        data: Vec<u8>,
+    },
+    /// The frame is lost, but the next one is here: decode its in-band FEC.
+    Fec {
+        /// The sequence number being recovered.
+        seq: u32,
+        /// The *next* frame's Opus bytes.
+        next: Vec<u8>,
+    },
+    /// Conceal (Opus PLC).
+    Conceal,
+}
+
+/// Counters and the current delay, for `hail status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct JitterStats {
+    /// Frames received (each sequence number once).
+    pub received: u64,
+    /// Copies of frames already held or played (redundancy and network duplicates).
+    pub duplicates: u64,
+    /// Frames that arrived after their turn.
+    pub late: u64,
+    /// Ticks concealed with PLC.
+    pub concealed: u64,
+    /// Frames recovered with FEC.
+    pub fec_recovered: u64,
+    /// Frames dropped to shrink the delay.
+    pub dropped: u64,
+    /// Frames never received by the time they were due.
+    pub lost: u64,
+    /// Interarrival jitter (RFC 3550 estimator), ms.
+    pub jitter_ms: f64,
+    /// The delay the buffer aims for, ms.
+    pub target_ms: f64,
+    /// What it holds ahead of playout now, ms.
+    pub buffered_ms: f64,
+}
+
+/// The buffer.
+#[derive(Debug)]
+pub struct JitterBuffer {
+    frames: BTreeMap<u32, Vec<u8>>,
+    next: Option<u32>,
+    highest: Option<u32>,
+    first_arrival: Option<Instant>,
+    /// Transit times (arrival − seq × 20 ms), relative to the first frame, in µs.
+    transits: VecDeque<i64>,
+    epoch: Option<(Instant, u32)>,
+    last_transit: Option<i64>,
+    jitter_us: f64,
+    target: Duration,
+    stats: JitterStats,
+}
+
+impl Default for JitterBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JitterBuffer {
+    /// An empty buffer aiming for [`MIN_TARGET`] until it has measured something.
+    pub fn new() -> Self {
+        JitterBuffer {
+            frames: BTreeMap::new(),
+            next: None,
+            highest: None,
+            first_arrival: None,
+            transits: VecDeque::new(),
+            epoch: None,
+            last_transit: None,
+            jitter_us: 0.0,
+            target: MIN_TARGET * 2,
+            stats: JitterStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> JitterStats {
+        let mut s = self.stats;
+        s.jitter_ms = self.jitter_us / 1000.0;
+        s.target_ms = self.target.as_secs_f64() * 1000.0;
+        s.buffered_ms = self.depth() as f64 * FRAME.as_secs_f64() * 1000.0;
+        s
+    }
+
+    /// The current target delay.
+    pub fn target(&self) -> Duration {
+        self.target
+    }
+
+    /// Frames ready ahead of playout: the run starting at the next sequence number, or everything
+    /// held before playout starts.
+    fn depth(&self) -> usize {
+        match self.next {
+            None => self.frames.len(),
+            Some(next) => self.frames.range(next..).count(),
+        }
+    }
+
+    /// A frame arrived at `now`.
+    pub fn insert(&mut self, seq: u32, data: Vec<u8>, now: Instant) {
+        if let Some(next) = self.next {
+            if seq.saturating_sub(next) > RESET_JUMP && seq > next {
+                // The sender jumped far ahead (restarted): start over.
+                *self = JitterBuffer { stats: self.stats, ..JitterBuffer::new() };
+            } else if seq < next {
+                if next - seq <= RESET_JUMP {
+                    self.stats.late += 1;
+                    return;
+                }
+                *self = JitterBuffer { stats: self.stats, ..JitterBuffer::new() };
+            }
+        }
+        if self.frames.contains_key(&seq) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.received += 1;
+        self.measure(seq, now);
+        self.first_arrival.get_or_insert(now);
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        self.frames.insert(seq, data);
+        while self.frames.len() > CAPACITY {
+            self.frames.pop_first();
+            self.stats.dropped += 1;
+        }
+    }
+
+    /// A copy of an older frame carried as redundancy: kept if it is still useful, never counted as
+    /// a new arrival for the jitter estimate.
+    pub fn insert_redundant(&mut self, seq: u32, data: Vec<u8>) {
+        if self.next.is_some_and(|n| seq < n) || self.frames.contains_key(&seq) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        if self.highest.is_some_and(|h| h >= seq) {
+            self.stats.received += 1;
+            self.frames.insert(seq, data);
+        }
+    }
+
+    fn measure(&mut self, seq: u32, now: Instant) {
+        let (t0, s0) = *self.epoch.get_or_insert((now, seq));
+        let arrival = now.saturating_duration_since(t0).as_micros() as i64;
+        let media = (seq as i64 - s0 as i64) * FRAME.as_micros() as i64;
+        let transit = arrival - media;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs() as f64;
+            self.jitter_us += (d - self.jitter_us) / 16.0;
+        }
+        self.last_transit = Some(transit);
+        self.transits.push_back(transit);
+        if self.transits.len() > WINDOW {
+            self.transits.pop_front();
+        }
+        self.retarget();
+    }
+
+    fn retarget(&mut self) {
+        if self.transits.len() < 2 {
+            return;
+        }
+        let mut sorted: Vec<i64> = self.transits.iter().copied().collect();
+        sorted.sort_unstable();
+        let min = sorted[0];
+        let p95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
+        let spread = Duration::from_micros((p95 - min).max(0) as u64);
+        self.target = (spread + MARGIN).clamp(MIN_TARGET, MAX_TARGET);
+    }
+
+    fn target_frames(&self) -> usize {
+        self.target.as_micros().div_ceil(FRAME.as_micros()) as usize
+    }
+
+    /// The playout clock ticked (every 20 ms): what to play now.
+    pub fn pop(&mut self, now: Instant) -> Playout {
+        let Some(next) = self.next else {
+            // Start once the first frame has waited out the target delay.
+            match (self.first_arrival, self.frames.keys().next()) {
+                (Some(first), Some(&lowest)) if now.saturating_duration_since(first) >= self.target => {
+                    self.next = Some(lowest);
+                    return self.pop(now);
+                }
+                _ => return Playout::Silence,
+            }
+        };
+        // Too much buffered: drop one frame to bring the delay down.
+        if self.depth() > self.target_frames() + 2 && self.frames.remove(&next).is_some() {
+            self.stats.dropped += 1;
+            self.next = Some(next + 1);
+            return self.pop_one(next + 1);
+        }
+        self.pop_one(next)
+    }
+
+    fn pop_one(&mut self, seq: u32) -> Playout {
+        if let Some(data) = self.frames.remove(&seq) {
+            self.next = Some(seq + 1);
+            return Playout::Frame { seq, data };
+        }
+        let nothing_later = self.highest.is_none_or(|h| h < seq);
+        if nothing_later {
+            // Underflow: the network is late. Wait a tick (concealed); the delay grows.
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        self.next = Some(seq + 1);
+        self.stats.lost += 1;
+        if let Some(next) = self.frames.get(&(seq + 1)) {
+            self.stats.fec_recovered += 1;
+            return Playout::Fec { seq, next: next.clone() };
+        }
+        self.stats.concealed += 1;
+        Playout::Conceal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A simulated link: frame `s` is sent at `t0 + s × 20 ms` and arrives after `delay(s)`
+    /// (`None`: lost). The playout clock ticks every 20 ms. Returns what was played per tick.
+    fn run(frames: u32, delay: impl Fn(u32) -> Option<Duration>, jb: &mut JitterBuffer) -> Vec<Playout> {
+        let t0 = Instant::now();
+        let mut arrivals: Vec<(Instant, u32)> =
+            (0..frames).filter_map(|s| delay(s).map(|d| (t0 + FRAME * s + d, s))).collect();
+        arrivals.sort();
+        let mut out = Vec::new();
+        let mut i = 0;
+        let end = t0 + FRAME * (frames + 20);
+        let mut tick = t0 + Duration::from_millis(5);
+        while tick < end {
+            while i < arrivals.len() && arrivals[i].0 <= tick {
+                jb.insert(arrivals[i].1, vec![arrivals[i].1 as u8], arrivals[i].0);
+                i += 1;
+            }
+            out.push(jb.pop(tick));
+            tick += FRAME;
+        }
+        out
+    }
+
+    fn played(out: &[Playout]) -> Vec<u32> {
+        out.iter()
+            .filter_map(|p| match p {
+                Playout::Frame { seq, .. } | Playout::Fec { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_link_plays_every_frame_in_order_at_a_small_delay() {
+        let mut jb = JitterBuffer::new();
+        let out = run(200, |_| Some(Duration::from_millis(5)), &mut jb);
+        assert_eq!(played(&out), (0..200).collect::<Vec<_>>());
+        let s = jb.stats();
+        assert_eq!((s.lost, s.late, s.dropped), (0, 0, 0));
+        assert!(s.target_ms <= 20.0, "{s:?}");
+    }
+
+    #[test]
+    fn reordering_and_duplicates_are_absorbed() {
+        let mut jb = JitterBuffer::new();
+        // Every 5th frame arrives 30 ms late, after its successor.
+        let out = run(300, |s| Some(Duration::from_millis(if s % 5 == 0 { 35 } else { 5 })), &mut jb);
+        let p = played(&out);
+        assert_eq!(p, (0..300).collect::<Vec<_>>(), "in order, none lost");
+        let t0 = Instant::now();
+        jb.insert(299, vec![1], t0);
+        jb.insert(299, vec![1], t0);
+        assert!(jb.stats().late + jb.stats().duplicates >= 2);
+    }
+
+    #[test]
+    fn burst_loss_is_concealed_and_single_losses_use_fec() {
+        let mut jb = JitterBuffer::new();
+        let out = run(
+            200,
+            |s| if (100..105).contains(&s) || s == 50 { None } else { Some(Duration::from_millis(5)) },
+            &mut jb,
+        );
+        let s = jb.stats();
+        assert_eq!(s.lost, 6);
+        assert!(
+            matches!(out.iter().find(|p| matches!(p, Playout::Fec { seq: 50, .. })), Some(_)),
+            "frame 50 from 51's FEC"
+        );
+        assert!(s.fec_recovered >= 2, "the last frame of each gap is recovered by FEC: {s:?}");
+        let p = played(&out);
+        assert!(p.windows(2).all(|w| w[0] < w[1]));
+        assert!(p.contains(&199));
+    }
+
+    #[test]
+    fn a_delay_spike_grows_the_delay_then_it_shrinks_when_the_network_calms() {
+        let mut jb = JitterBuffer::new();
+        // 50 ± 20 ms jitter for 10 s, then 5 ms flat for 10 s.
+        let jitter = |s: u32| {
+            let pseudo = (s.wrapping_mul(2654435761) >> 7) % 41; // 0..40, fixed
+            if s < 500 { Duration::from_millis(30 + pseudo as u64) } else { Duration::from_millis(5) }
+        };
+        let out = run(1000, |s| Some(jitter(s)), &mut jb);
+        let s = jb.stats();
+        assert!(s.target_ms <= 30.0, "after calm the target shrank again: {s:?}");
+        // During the jittery half the target rose to cover the spread (about 40 ms).
+        let mut jb2 = JitterBuffer::new();
+        run(500, |s| Some(jitter(s)), &mut jb2);
+        assert!(jb2.stats().target_ms >= 40.0, "{:?}", jb2.stats());
+        // And few frames were late once it had adapted.
+        assert!(jb2.stats().late < 25, "{:?}", jb2.stats());
+        assert!(played(&out).len() > 900);
+    }
+
+    #[test]
+    fn a_sender_clock_that_runs_fast_or_slow_does_not_grow_or_starve_the_buffer() {
+        // Sender 1% fast: frames every 19.8 ms.
+        for factor in [0.99f64, 1.01] {
+            let mut jb = JitterBuffer::new();
+            let t0 = Instant::now();
+            let mut tick = t0;
+            let mut sent = 0u32;
+            let mut played_count = 0;
+            for _ in 0..3000 {
+                while t0 + FRAME.mul_f64(factor * sent as f64) <= tick {
+                    jb.insert(sent, vec![0], t0 + FRAME.mul_f64(factor * sent as f64) + Duration::from_millis(5));
+                    sent += 1;
+                }
+                if matches!(jb.pop(tick), Playout::Frame { .. }) {
+                    played_count += 1;
+                }
+                tick += FRAME;
+            }
+            let s = jb.stats();
+            assert!(s.buffered_ms <= 100.0, "factor {factor}: the buffer stays bounded: {s:?}");
+            assert!(played_count > 2900, "factor {factor}: nearly everything played: {played_count} {s:?}");
+        }
+    }
+
+    #[test]
+    fn redundant_copies_fill_gaps_and_hostile_sequence_numbers_are_harmless() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        jb.insert(0, vec![0], t0);
+        jb.insert(2, vec![2], t0 + FRAME * 2);
+        jb.insert_redundant(1, vec![1]);
+        let mut out = Vec::new();
+        for k in 0..6 {
+            out.push(jb.pop(t0 + Duration::from_millis(60) + FRAME * k));
+        }
+        assert_eq!(played(&out)[..3], [0, 1, 2]);
+        // A huge jump restarts instead of allocating or stalling.
+        jb.insert(u32::MAX - 5, vec![9], t0 + FRAME * 10);
+        jb.insert(7, vec![9], t0 + FRAME * 11);
+        assert!(jb.stats().buffered_ms <= CAPACITY as f64 * 20.0);
+    }
+}

@@ -1,0 +1,8 @@
+//! Media: sans-IO pieces (the jitter buffer, the packet format, the senders' and receivers'
+//! state), the codecs, and the sources and sinks.
+
+pub mod audio;
+pub mod codec;
+pub mod io;
+pub mod jitter;
+pub mod packet;
