@@ -30,6 +30,11 @@ fn options(auto_answer: bool) -> DaemonOptions {
             max_invites_total: Some(100_000),
             ..Default::default()
         },
+        audio: hail::config::AudioSection {
+            input: Some("silence".into()),
+            output: Some("null".into()),
+            bitrate_kbps: None,
+        },
     }
 }
 

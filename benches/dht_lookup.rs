@@ -21,6 +21,11 @@ fn options(bootstrap: Vec<String>) -> DaemonOptions {
             dht_mode: Some("server".parse().unwrap()),
         },
         calls: Default::default(),
+        audio: hail::config::AudioSection {
+            input: Some("silence".into()),
+            output: Some("null".into()),
+            bitrate_kbps: None,
+        },
     }
 }
 

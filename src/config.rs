@@ -28,6 +28,49 @@ pub struct ConfigFile {
     /// The `[calls]` section.
     #[serde(default)]
     pub calls: CallsSection,
+    /// The `[audio]` section.
+    #[serde(default)]
+    pub audio: AudioSection,
+}
+
+/// The `[audio]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSection {
+    /// Where calls' audio comes from (`default`, `device:NAME`, `tone:FREQ`, `silence`, a `.wav`).
+    pub input: Option<String>,
+    /// Where calls' audio goes (`default`, `device:NAME`, `null`, a `.wav`).
+    pub output: Option<String>,
+    /// Opus bitrate, 16 to 64 (default 32).
+    pub bitrate_kbps: Option<u32>,
+}
+
+impl AudioSection {
+    /// Overrides `self` with whatever `flags` sets.
+    pub fn overridden_by(self, flags: AudioSection) -> Self {
+        AudioSection {
+            input: flags.input.or(self.input),
+            output: flags.output.or(self.output),
+            bitrate_kbps: flags.bitrate_kbps.or(self.bitrate_kbps),
+        }
+    }
+
+    /// Checks the values into `settings`.
+    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), String> {
+        if let Some(i) = &self.input {
+            settings.audio.input = i.parse().map_err(|e: crate::media::io::AudioIoError| e.to_string())?;
+        }
+        if let Some(o) = &self.output {
+            settings.audio.output = o.parse().map_err(|e: crate::media::io::AudioIoError| e.to_string())?;
+        }
+        if let Some(k) = self.bitrate_kbps {
+            if !(16..=64).contains(&k) {
+                return Err(format!("bitrate_kbps {k} is out of range (16 to 64)"));
+            }
+            settings.audio.bitrate = k as i32 * 1000;
+        }
+        Ok(())
+    }
 }
 
 /// The `[calls]` section.
@@ -46,6 +89,8 @@ pub struct CallsSection {
     pub max_invites_per_peer: Option<usize>,
     /// Invites accepted in total per minute (default 20).
     pub max_invites_total: Option<usize>,
+    /// Call addresses to advertise instead of the endpoint's own (`ip:port`; port forwarding).
+    pub media_advertise: Option<Vec<String>>,
 }
 
 impl CallsSection {
@@ -58,6 +103,7 @@ impl CallsSection {
             media_listen: flags.media_listen.or(self.media_listen),
             max_invites_per_peer: flags.max_invites_per_peer.or(self.max_invites_per_peer),
             max_invites_total: flags.max_invites_total.or(self.max_invites_total),
+            media_advertise: flags.media_advertise.or(self.media_advertise),
         }
     }
 
@@ -79,6 +125,13 @@ impl CallsSection {
         }
         if let Some(n) = self.max_invites_total {
             settings.invite_limits.overall = n.max(1);
+        }
+        if let Some(list) = &self.media_advertise {
+            let addrs = list
+                .iter()
+                .map(|a| a.parse().map_err(|_| format!("media_advertise {a:?} is not an ip:port address")))
+                .collect::<Result<Vec<std::net::SocketAddr>, String>>()?;
+            settings.advertise = (!addrs.is_empty()).then_some(addrs);
         }
         if let Some(addr) = &self.media_listen {
             settings.media_listen =

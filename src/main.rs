@@ -10,7 +10,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hail::config::{CallsSection, NetworkSection};
+use hail::config::{AudioSection, CallsSection, NetworkSection};
 use hail::home::Home;
 use hail::node::DaemonOptions;
 
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Cmd::Demo { seconds } => runtime.block_on(cli::demo::run(seconds)),
+        Cmd::Devices => cli::print::devices(cli.json),
         Cmd::Daemon(args) => {
             let home = match Home::resolve(cli.home) {
                 Ok(home) => home,
@@ -70,9 +71,11 @@ fn daemon_options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         unknown_callers: args.refuse_unknown.then_some(hail::node::UnknownCallers::Refuse),
         ring_timeout_secs: args.ring_timeout,
         media_listen: args.media_listen.clone(),
+        media_advertise: (!args.media_advertise.is_empty()).then(|| args.media_advertise.clone()),
         ..Default::default()
     };
-    Ok(DaemonOptions { network, calls })
+    let audio = AudioSection { input: args.audio_in.clone(), output: args.audio_out.clone(), bitrate_kbps: None };
+    Ok(DaemonOptions { network, calls, audio })
 }
 
 async fn daemon(home: Home, log: Option<String>, options: DaemonOptions) -> ExitCode {

@@ -128,7 +128,10 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
     let other = &members[1];
     other.ask(Command::ContactsAdd { name: "t".into(), contact: target.peer_id.clone() }).await.unwrap();
     target.ask(Command::ContactsAdd { name: "o".into(), contact: other.peer_id.clone() }).await.unwrap();
-    let ringing = other.ask(Command::Call { peer: "t".into(), video: false }).await.expect("a normal call rings");
+    let ringing = other
+        .ask(Command::Call { peer: "t".into(), video: false, audio_in: None, audio_out: None })
+        .await
+        .expect("a normal call rings");
     assert_eq!(ringing["state"], "ringing");
     for _ in 0..500 {
         if target.status().await["call"]["sas_text"].is_string() {
@@ -136,7 +139,7 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    target.ask(Command::Answer).await.expect("answer");
+    target.ask(Command::Answer { audio_in: None, audio_out: None }).await.expect("answer");
     other.ask(Command::Hangup).await.expect("hang up");
     for m in members {
         m.daemon.stop().await;

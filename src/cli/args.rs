@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the node in the foreground (logs go to stderr; stop with Ctrl-C or SIGTERM).
     Daemon(DaemonArgs),
+    /// List the microphones and speakers this machine has.
+    Devices,
     /// Two throw-away nodes on this machine call each other: the emoji, the states, the history.
     Demo {
         /// How long the call lasts, in seconds.
@@ -67,6 +69,15 @@ pub struct DaemonArgs {
     /// The UDP address of the call endpoint (default 0.0.0.0:0).
     #[arg(long, value_name = "IP:PORT")]
     pub media_listen: Option<String>,
+    /// Advertise these call addresses instead of the endpoint's own (port forwarding, relays).
+    #[arg(long, value_name = "IP:PORT")]
+    pub media_advertise: Vec<String>,
+    /// Where calls' audio comes from: default, device:NAME, tone:FREQ, silence, or a .wav file.
+    #[arg(long, value_name = "SOURCE")]
+    pub audio_in: Option<String>,
+    /// Where calls' audio goes: default, device:NAME, null, or a .wav file.
+    #[arg(long, value_name = "SINK")]
+    pub audio_out: Option<String>,
 }
 
 /// Commands that talk to a running daemon.
@@ -109,9 +120,26 @@ pub enum ClientCmd {
         /// Return as soon as it rings, instead of following the call.
         #[arg(long)]
         detach: bool,
+        /// This call's audio source: default, device:NAME, tone:FREQ, silence, or a .wav file.
+        #[arg(long, value_name = "SOURCE")]
+        audio_in: Option<String>,
+        /// This call's audio sink: default, device:NAME, null, or a .wav file.
+        #[arg(long, value_name = "SINK")]
+        audio_out: Option<String>,
     },
     /// Answer the ringing call.
-    Answer,
+    Answer {
+        /// This call's audio source: default, device:NAME, tone:FREQ, silence, or a .wav file.
+        #[arg(long, value_name = "SOURCE")]
+        audio_in: Option<String>,
+        /// This call's audio sink: default, device:NAME, null, or a .wav file.
+        #[arg(long, value_name = "SINK")]
+        audio_out: Option<String>,
+    },
+    /// Mute your microphone (the other side sees it).
+    Mute,
+    /// Unmute your microphone.
+    Unmute,
     /// Decline the ringing call.
     Reject,
     /// Hang up the call.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hail::config::{CallsSection, NetworkSection};
+use hail::config::{AudioSection, CallsSection, NetworkSection};
 use hail::home::Home;
 use hail::node::{CallInfo, Daemon, DaemonOptions, NodeEvent};
 use tokio::sync::broadcast;
@@ -12,8 +12,9 @@ use tokio::sync::broadcast;
 use super::EXIT_OTHER;
 use super::print::format_duration;
 
-fn options() -> DaemonOptions {
+fn options(input: &str, output: &str) -> DaemonOptions {
     DaemonOptions {
+        audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
         network: NetworkSection {
             listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
             bootstrap: Some(vec![]),
@@ -73,9 +74,15 @@ pub async fn run(seconds: u64) -> ExitCode {
 
 async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     println!("hail demo: two nodes on this machine call each other (loopback only, mDNS off, throw-away homes)\n");
-    let start = |name: &str| Daemon::start(Home::new(dir.join(name)), options());
-    let alice = start("alice").await.map_err(|e| e.to_string())?;
-    let bob = start("bob").await.map_err(|e| e.to_string())?;
+    let heard = |name: &str| {
+        std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir()).join(format!("hail-demo-{name}-heard.wav"))
+    };
+    let (alice_wav, bob_wav) = (heard("alice"), heard("bob"));
+    let start = |name: &str, tone: &str, out: &std::path::Path| {
+        Daemon::start(Home::new(dir.join(name)), options(tone, &out.display().to_string()))
+    };
+    let alice = start("alice", "tone:440", &alice_wav).await.map_err(|e| e.to_string())?;
+    let bob = start("bob", "tone:660", &bob_wav).await.map_err(|e| e.to_string())?;
     let (a, b) = (alice.node().clone(), bob.node().clone());
     let e = |e: hail::node::NodeError| e.to_string();
     let card_a = a.identity(Some("alice")).await.map_err(e)?.card;
@@ -111,18 +118,33 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     b.answer().await.map_err(e)?;
     wait_for(&mut ev_a, |e| call_event(e, "active")).await?;
     println!("bob answers; the call is active after {} ms (from dialling).", started.elapsed().as_millis());
-    println!("(audio and video arrive in the next releases; the call carries its secure channel now)\n");
+    println!("alice sends a 440 Hz tone, bob a 660 Hz tone (Opus 32 kbps in QUIC datagrams, sealed per frame).\n");
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
     for (name, node) in [("alice", &a), ("bob", &b)] {
-        if let Some(c) = node.status().await.map_err(e)?.call {
+        let Some(c) = node.status().await.map_err(e)?.call else { continue };
+        println!(
+            "{name}: {:?} with {}, emoji verified: {:?}",
+            c.state,
+            c.contact.map(|n| n.to_string()).unwrap_or_default(),
+            c.verification
+        );
+        if let Some(audio) = c.audio {
+            let r = audio.receive;
             println!(
-                "{name}: {:?} with {}, emoji verified: {:?}",
-                c.state,
-                c.contact.map(|n| n.to_string()).unwrap_or_default(),
-                c.verification
+                "  audio: sent {} frames ({} kbps); received {} (lost {}, concealed {}, late {}); jitter {:.1} ms, buffer {:.0} ms, rtt {:.1} ms, mouth-to-ear {}",
+                audio.send.packets,
+                audio.send_bitrate / 1000,
+                r.jitter.received,
+                r.jitter.lost,
+                r.jitter.concealed,
+                r.jitter.late,
+                r.jitter.jitter_ms,
+                r.jitter.buffered_ms,
+                audio.rtt_ms,
+                r.latency_ms.map(|l| format!("{l:.0} ms")).unwrap_or_else(|| "-".into())
             );
         }
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
     a.hangup().await.map_err(e)?;
     let ended_a = wait_for(&mut ev_a, |e| call_event(e, "ended")).await?;
     let ended_b = wait_for(&mut ev_b, |e| call_event(e, "ended")).await?;
@@ -142,6 +164,7 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     }
     alice.stop().await;
     bob.stop().await;
-    println!("\nDone; the throw-away homes are removed.");
+    println!("\nWhat each side heard: {} and {}", alice_wav.display(), bob_wav.display());
+    println!("Done; the throw-away homes are removed.");
     Ok(())
 }

@@ -101,6 +101,33 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                     if let Some(sas) = &c.sas_text {
                         println!("Emoji     {sas}  ({})", verification_label(c.verification));
                     }
+                    if let Some(a) = &c.audio {
+                        let r = &a.receive;
+                        println!(
+                            "Audio     {} → peer {} kbps{}; peer → {} {} kbps{}",
+                            a.input,
+                            a.send_bitrate / 1000,
+                            if a.muted { " (muted)" } else { "" },
+                            a.output,
+                            a.receive_bitrate / 1000,
+                            if c.remote_muted { " (peer muted)" } else { "" }
+                        );
+                        println!(
+                            "          rtt {:.0} ms, jitter {:.1} ms, buffer {:.0} ms (target {:.0}), received {} lost {} late {} concealed {} fec {}",
+                            a.rtt_ms,
+                            r.jitter.jitter_ms,
+                            r.jitter.buffered_ms,
+                            r.jitter.target_ms,
+                            r.jitter.received,
+                            r.jitter.lost,
+                            r.jitter.late,
+                            r.jitter.concealed,
+                            r.jitter.fec_recovered
+                        );
+                        for e in [&a.input_error, &a.output_error].into_iter().flatten() {
+                            println!("          {e}");
+                        }
+                    }
                 }
                 Some(c) => println!(
                     "Last call {} with {}: {}",
@@ -161,7 +188,11 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
             let c: CallInfo = serde_json::from_value(value)?;
             println!("Ringing {} (call {})", who(&c), c.call_id);
         }
-        ClientCmd::Answer | ClientCmd::Reject | ClientCmd::Hangup => {
+        ClientCmd::Mute | ClientCmd::Unmute => {
+            let c: CallInfo = serde_json::from_value(value)?;
+            println!("Microphone {} (call with {})", if c.muted { "muted" } else { "on" }, who(&c));
+        }
+        ClientCmd::Answer { .. } | ClientCmd::Reject | ClientCmd::Hangup => {
             let c: CallInfo = serde_json::from_value(value)?;
             println!("Call with {}: {}", who(&c), state_label(&c));
         }
@@ -257,4 +288,27 @@ pub fn verification_label(v: Verification) -> &'static str {
         Verification::SafetyNumber => "safety number",
         Verification::Sas => "emoji (SAS)",
     }
+}
+
+/// `hail devices`: what the audio host reports (no daemon needed).
+pub fn devices(json: bool) -> std::process::ExitCode {
+    let list = hail::media::io::list_devices();
+    if json {
+        println!("{}", serde_json::json!({ "ok": list }));
+        return std::process::ExitCode::SUCCESS;
+    }
+    println!("Audio host: {}", list.host);
+    for (title, names, default) in
+        [("Microphones", &list.inputs, &list.default_input), ("Speakers", &list.outputs, &list.default_output)]
+    {
+        println!("{title}:");
+        if names.is_empty() {
+            println!("  (none)");
+        }
+        for n in names {
+            println!("  {}{n}", if default.as_ref() == Some(n) { "* " } else { "  " });
+        }
+    }
+    println!("Use one with --audio-in device:NAME / --audio-out device:NAME (part of the name is enough).");
+    std::process::ExitCode::SUCCESS
 }

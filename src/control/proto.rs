@@ -103,10 +103,29 @@ pub enum Command {
         /// Ask for video.
         #[serde(default)]
         video: bool,
+        /// This call's audio source (`tone:440`, `file.wav`, `default`, …); the daemon's otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_in: Option<String>,
+        /// This call's audio sink (`file.wav`, `null`, `default`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_out: Option<String>,
     },
     /// Answer the ringing call.
     #[serde(rename = "answer")]
-    Answer,
+    Answer {
+        /// This call's audio source.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_in: Option<String>,
+        /// This call's audio sink.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_out: Option<String>,
+    },
+    /// Mute the microphone (the peer is told).
+    #[serde(rename = "mute")]
+    Mute,
+    /// Unmute the microphone.
+    #[serde(rename = "unmute")]
+    Unmute,
     /// Decline the ringing call.
     #[serde(rename = "reject")]
     Reject,
@@ -153,6 +172,8 @@ impl Command {
         "dht.bootstrap",
         "call",
         "answer",
+        "mute",
+        "unmute",
         "reject",
         "hangup",
         "sas.confirm",
@@ -363,8 +384,10 @@ mod tests {
             Command::PeersList,
             Command::PeersFind { peer: "bob".into() },
             Command::DhtBootstrap { addresses: vec!["/ip4/127.0.0.1/tcp/1/p2p/12D3KooW".into()] },
-            Command::Call { peer: "bob".into(), video: true },
-            Command::Answer,
+            Command::Call { peer: "bob".into(), video: true, audio_in: Some("tone:440".into()), audio_out: None },
+            Command::Answer { audio_in: None, audio_out: Some("null".into()) },
+            Command::Mute,
+            Command::Unmute,
             Command::Reject,
             Command::Hangup,
             Command::SasConfirm,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::opus::{CodecError, DEFAULT_BITRATE, FRAME_SAMPLES, OpusDecoder, OpusEncoder, Pcm};
+use super::codec::opus::{CodecError, FRAME_SAMPLES, OpusDecoder, OpusEncoder, Pcm};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::packet::{self, AudioPacket, FLAG_MUTED, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport};
 use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, FrameSealer, MediaKind};
@@ -245,7 +245,7 @@ impl AudioReceiver {
         let (dr, dl) = (received - prev_received, lost - prev_lost);
         self.last_report = (received, lost);
         // Loss as the network delivered it: frames missing among those expected in the interval.
-        let loss_permille = if dr + dl == 0 { 0 } else { (dl * 1000 / (dr + dl)) as u16 };
+        let loss_permille = (dl * 1000).checked_div(dr + dl).unwrap_or(0) as u16;
         ReceiverReport {
             highest_seq: 0,
             received: received as u32,
@@ -262,6 +262,8 @@ impl AudioReceiver {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    use crate::media::codec::opus::DEFAULT_BITRATE;
 
     fn keys() -> (FrameKeys, FrameKeys) {
         (FrameKeys::new([1; 32], [2; 32], true, b"h"), FrameKeys::new([1; 32], [2; 32], false, b"h"))

@@ -329,10 +329,7 @@ mod tests {
         );
         let s = jb.stats();
         assert_eq!(s.lost, 6);
-        assert!(
-            matches!(out.iter().find(|p| matches!(p, Playout::Fec { seq: 50, .. })), Some(_)),
-            "frame 50 from 51's FEC"
-        );
+        assert!(out.iter().any(|p| matches!(p, Playout::Fec { seq: 50, .. })), "frame 50 from 51's FEC");
         assert!(s.fec_recovered >= 2, "the last frame of each gap is recovered by FEC: {s:?}");
         let p = played(&out);
         assert!(p.windows(2).all(|w| w[0] < w[1]));

@@ -6,3 +6,4 @@ pub mod codec;
 pub mod io;
 pub mod jitter;
 pub mod packet;
+pub mod pipeline;

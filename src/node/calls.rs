@@ -25,6 +25,8 @@ use crate::crypto::handshake::HandshakeParams;
 use crate::crypto::sas::Sas;
 use crate::discovery::{FindError, FoundPeer, InviteEvent};
 use crate::identity::Identity;
+use crate::media::io::{SinkSpec, SourceSpec};
+use crate::media::pipeline::{AudioConfig, AudioPipeline, AudioStats};
 use crate::name::Name;
 use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
 use crate::transport::channel::{
@@ -60,7 +62,7 @@ impl FromStr for UnknownCallers {
 }
 
 /// How the phone behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallSettings {
     /// Answer contacts' calls at once (intercom style; off by default; never for unknown callers).
     pub auto_answer: bool,
@@ -72,6 +74,31 @@ pub struct CallSettings {
     pub media_listen: SocketAddr,
     /// Invite rate limits.
     pub invite_limits: crate::call::rate_limit::InviteLimits,
+    /// Where calls' audio comes from and goes to, unless a call says otherwise.
+    pub audio: AudioConfig,
+    /// Candidates to advertise instead of the endpoint's own addresses.
+    pub advertise: Option<Vec<SocketAddr>>,
+}
+
+/// A call's own audio choices, over the daemon's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioOverride {
+    /// The source for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<SourceSpec>,
+    /// The sink for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<SinkSpec>,
+}
+
+impl AudioOverride {
+    fn apply(&self, base: &AudioConfig) -> AudioConfig {
+        AudioConfig {
+            input: self.input.clone().unwrap_or_else(|| base.input.clone()),
+            output: self.output.clone().unwrap_or_else(|| base.output.clone()),
+            bitrate: base.bitrate,
+        }
+    }
 }
 
 impl Default for CallSettings {
@@ -82,6 +109,8 @@ impl Default for CallSettings {
             timeouts: Timeouts::default(),
             media_listen: "0.0.0.0:0".parse().expect("a valid socket address"),
             invite_limits: Default::default(),
+            audio: AudioConfig::default(),
+            advertise: None,
         }
     }
 }
@@ -96,7 +125,7 @@ pub struct SasEmoji {
 }
 
 /// A call as `hail status` and the events show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallInfo {
     /// The call id.
     pub call_id: CallId,
@@ -131,6 +160,11 @@ pub struct CallInfo {
     pub answered_at_ms: Option<u64>,
     /// Seconds since it was answered (or how long it lasted).
     pub duration_secs: u64,
+    /// Our microphone is muted.
+    pub muted: bool,
+    /// The audio, once it flows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioStats>,
     /// Why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
@@ -168,6 +202,50 @@ pub(super) struct LiveCall {
     setup_task: Option<JoinHandle<()>>,
     channel: Option<mpsc::Sender<ChannelCommand>>,
     remote_muted: bool,
+    /// The secure channel's connection and keys, for media.
+    media_path: Option<(quinn::Connection, crate::crypto::frame::FrameKeys)>,
+    audio_config: AudioConfig,
+    audio: Option<AudioPipeline>,
+    muted: bool,
+}
+
+impl LiveCall {
+    fn new(session: CallSession, contact: Option<Contact>, audio_config: AudioConfig) -> Self {
+        LiveCall {
+            session,
+            contact,
+            started_wall_ms: unix_ms(SystemTime::now()),
+            invite_request: None,
+            pending_reply: None,
+            setup_inbound: None,
+            early_inbound: None,
+            setup_task: None,
+            channel: None,
+            remote_muted: false,
+            media_path: None,
+            audio_config,
+            audio: None,
+            muted: false,
+        }
+    }
+
+    /// Starts the audio once the call is active and the channel up (idempotent).
+    fn start_audio(&mut self) {
+        if self.audio.is_some() || self.session.state() != CallState::Active {
+            return;
+        }
+        let Some((conn, keys)) = &self.media_path else { return };
+        match AudioPipeline::start(conn.clone(), keys, self.audio_config.clone(), self.muted) {
+            Ok(p) => self.audio = Some(p),
+            Err(e) => tracing::warn!(error = %e, "audio could not start"),
+        }
+    }
+
+    fn stop_audio(&mut self) {
+        if let Some(p) = self.audio.take() {
+            drop(p.stop());
+        }
+    }
 }
 
 /// The phone: the QUIC endpoint, the settings, the live call, the last one.
@@ -249,6 +327,9 @@ impl Phone {
 
     /// The candidates to advertise.
     pub fn candidates(&self, host_ips: &[std::net::IpAddr]) -> Vec<String> {
+        if let Some(list) = &self.settings.advertise {
+            return list.iter().map(ToString::to_string).collect();
+        }
         match self.endpoint.local_addr() {
             Ok(local) => endpoint::candidates(local, host_ips),
             Err(_) => Vec::new(),
@@ -289,6 +370,8 @@ impl LiveCall {
             verification: self.contact.as_ref().map(|c| c.verification).unwrap_or_default(),
             video: s.video(),
             remote_muted: self.remote_muted,
+            muted: self.muted,
+            audio: self.audio.as_ref().map(AudioPipeline::stats),
             started_at_ms: self.started_wall_ms,
             answered_at_ms: s.answered_at().map(wall),
             duration_secs: s
@@ -331,7 +414,7 @@ impl LiveCall {
 /// The node loop's call handling. Every method runs on the loop; none blocks.
 impl<S: crate::store::Store> super::NodeLoop<S> {
     /// `hail call WHO`: starts a call; the reply comes when it rings or fails.
-    pub(super) fn place_call(&mut self, who: String, video: bool, reply: Reply<CallInfo>) {
+    pub(super) fn place_call(&mut self, who: String, video: bool, audio: AudioOverride, reply: Reply<CallInfo>) {
         if self.phone.current.is_some() {
             let _ = reply.send(Err(NodeError::InCall));
             return;
@@ -351,18 +434,11 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let call_id = CallId::random();
         let session = CallSession::outgoing(call_id, peer, video, self.phone.settings.timeouts, now);
         let (early_tx, early_rx) = mpsc::channel(8);
-        self.phone.current = Some(LiveCall {
-            session,
-            contact,
-            started_wall_ms: unix_ms(SystemTime::now()),
-            invite_request: None,
-            pending_reply: Some(reply),
-            setup_inbound: Some(early_tx),
-            early_inbound: Some(early_rx),
-            setup_task: None,
-            channel: None,
-            remote_muted: false,
-        });
+        let mut call = LiveCall::new(session, contact, audio.apply(&self.phone.settings.audio));
+        call.pending_reply = Some(reply);
+        call.setup_inbound = Some(early_tx);
+        call.early_inbound = Some(early_rx);
+        self.phone.current = Some(call);
         // Find the peer first (LAN, known addresses, DHT); the invite goes over that connection.
         let (tx, rx) = oneshot::channel();
         self.discovery.find(peer, now, tx);
@@ -385,6 +461,24 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             Ok(peer) => Ok((peer, self.db.contact_by_peer(&peer)?)),
             Err(_) => Err(NodeError::UnknownPeer(who.to_owned())),
         }
+    }
+
+    /// `answer` with this call's audio choices.
+    pub(super) fn answer(&mut self, audio: AudioOverride) -> Result<CallInfo, NodeError> {
+        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        call.audio_config = audio.apply(&call.audio_config);
+        self.call_action(UserAction::Answer)
+    }
+
+    /// `mute` / `unmute`.
+    pub(super) fn set_muted(&mut self, muted: bool) -> Result<CallInfo, NodeError> {
+        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        call.muted = muted;
+        if let Some(audio) = &call.audio {
+            audio.set_muted(muted);
+        }
+        let video = call.session.video();
+        self.call_action(UserAction::Media { muted, video })
     }
 
     /// `answer`, `reject`, `hangup`, media state.
@@ -479,18 +573,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             now,
         );
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
-        self.phone.current = Some(LiveCall {
-            session,
-            contact,
-            started_wall_ms: unix_ms(SystemTime::now()),
-            invite_request: None,
-            pending_reply: None,
-            setup_inbound: None,
-            early_inbound: None,
-            setup_task: None,
-            channel: None,
-            remote_muted: false,
-        });
+        self.phone.current = Some(LiveCall::new(session, contact, self.phone.settings.audio.clone()));
         self.discovery.reply_invite(channel, InviteReply::Ringing { candidates });
         if let Some(info) = self.phone.info() {
             self.emit(NodeEvent::CallIncoming { call: info });
@@ -584,6 +667,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                         let (cmd_tx, cmd_rx) = mpsc::channel(32);
                         let (ev_tx, mut ev_rx) = mpsc::channel(32);
                         let events = self.phone.events.clone();
+                        call.media_path = Some((secure.conn.clone(), secure.established.frame_keys.clone()));
                         tokio::spawn(channel::run_control(secure, cmd_rx, ev_tx));
                         tokio::spawn(async move {
                             while let Some(event) = ev_rx.recv().await {
@@ -647,6 +731,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     }
                 }
                 Output::CloseChannel => {
+                    call.stop_audio();
                     if let Some(tx) = call.channel.take() {
                         let _ = tx.try_send(ChannelCommand::Close);
                     }
@@ -673,6 +758,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let ringing_or_ended = matches!(event, CallEvent::State(CallState::Ringing) | CallEvent::Ended(_));
         if let CallEvent::RemoteMedia { muted, .. } = event {
             call.remote_muted = muted;
+        }
+        if let CallEvent::State(CallState::Active) = event {
+            call.start_audio();
         }
         // The `call` command is answered once the call rings or fails.
         if ringing_or_ended && call.session.role() == Role::Caller {

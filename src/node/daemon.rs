@@ -8,7 +8,7 @@ use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
 use super::{Node, NodeConfig};
-use crate::config::{CallsSection, ConfigFile, ConfigFileError, NetworkSection};
+use crate::config::{AudioSection, CallsSection, ConfigFile, ConfigFileError, NetworkSection};
 use crate::control::server::{self, ControlServer};
 use crate::discovery::{ConfigError, Discovery, NetworkError};
 use crate::home::{Home, HomeError, HomeLock};
@@ -59,6 +59,8 @@ pub struct DaemonOptions {
     pub network: NetworkSection,
     /// Call settings from flags.
     pub calls: CallsSection,
+    /// Audio settings from flags.
+    pub audio: AudioSection,
 }
 
 /// A running daemon: the node loop and the control server, on their own tasks. What `hail daemon`
@@ -86,10 +88,14 @@ impl Daemon {
             .overridden_by(options.network)
             .apply()
             .map_err(|e| DaemonError::Setting(e, config_path.clone()))?;
-        let calls = file
+        let mut calls = file
             .calls
             .overridden_by(options.calls)
             .apply()
+            .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
+        file.audio
+            .overridden_by(options.audio)
+            .apply(&mut calls)
             .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
         let (identity, created) = Identity::load_or_create(home.dir())?;
         if created {

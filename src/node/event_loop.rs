@@ -166,7 +166,13 @@ impl<S: Store> NodeLoop<S> {
                 self.discovery.add_bootstrap(&peers);
                 let _ = reply.send(Ok(self.discovery.status()));
             }
-            Request::Call { who, video, reply } => self.place_call(who, video, reply),
+            Request::Call { who, video, audio, reply } => self.place_call(who, video, audio, reply),
+            Request::Answer { audio, reply } => {
+                let _ = reply.send(self.answer(audio));
+            }
+            Request::Mute { muted, reply } => {
+                let _ = reply.send(self.set_muted(muted));
+            }
             Request::CallAction { action, reply } => {
                 let _ = reply.send(self.call_action(action));
             }

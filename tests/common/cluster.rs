@@ -47,6 +47,11 @@ pub async fn start(dir: &Path, name: &str, mode: &str, bootstrap: &[String]) -> 
         DaemonOptions {
             network,
             calls: hail::config::CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
+            audio: hail::config::AudioSection {
+                input: Some("silence".into()),
+                output: Some("null".into()),
+                bitrate_kbps: None,
+            },
         },
     )
     .await

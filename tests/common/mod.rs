@@ -39,7 +39,21 @@ impl TestDaemon {
         Self::try_start_cmd(
             home,
             &[],
-            &[&["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--media-listen", "127.0.0.1:0"], extra].concat(),
+            &[
+                &[
+                    "--no-mdns",
+                    "--listen",
+                    "/ip4/127.0.0.1/tcp/0",
+                    "--media-listen",
+                    "127.0.0.1:0",
+                    "--audio-in",
+                    "silence",
+                    "--audio-out",
+                    "null",
+                ],
+                extra,
+            ]
+            .concat(),
         )
     }
 
