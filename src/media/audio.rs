@@ -109,8 +109,10 @@ impl AudioSender {
     }
 
     /// The peer told us how our audio arrives: adapt redundancy and the encoder's expected loss.
+    /// Redundancy goes up at once and comes down one step per clean report.
     pub fn on_peer_report(&mut self, report: ReceiverReport) {
-        self.redundancy = redundancy_for(report.loss_permille);
+        let wanted = redundancy_for(report.loss_permille);
+        self.redundancy = if wanted >= self.redundancy { wanted } else { self.redundancy - 1 };
         let _ = self.encoder.set_expected_loss((report.loss_permille / 10) as i32 + 2);
         self.stats.redundancy = self.redundancy;
         self.stats.peer_loss_permille = report.loss_permille;
@@ -151,6 +153,11 @@ pub struct AudioReceiver {
     decoder: OpusDecoder,
     captures: VecDeque<(u32, u64)>,
     stats: ReceiveStats,
+    /// Network loss accounting: the first and highest primary sequence numbers seen, and how many
+    /// datagrams carried their own primary frame (redundant copies do not count).
+    first_seq: Option<u32>,
+    highest_seq: Option<u32>,
+    primaries: u64,
     last_report: (u64, u64),
 }
 
@@ -173,6 +180,9 @@ impl AudioReceiver {
             decoder: OpusDecoder::new()?,
             captures: VecDeque::new(),
             stats: ReceiveStats::default(),
+            first_seq: None,
+            highest_seq: None,
+            primaries: 0,
             last_report: (0, 0),
         })
     }
@@ -208,6 +218,9 @@ impl AudioReceiver {
 
     fn accept(&mut self, p: AudioPacket, now: Instant) {
         self.stats.remote_muted = p.flags & FLAG_MUTED != 0;
+        self.first_seq.get_or_insert(p.seq);
+        self.highest_seq = Some(self.highest_seq.map_or(p.seq, |h| h.max(p.seq)));
+        self.primaries += 1;
         self.captures.push_back((p.seq, p.capture_us));
         if self.captures.len() > 64 {
             self.captures.pop_front();
@@ -237,19 +250,24 @@ impl AudioReceiver {
         }
     }
 
-    /// A report about the peer's audio as we receive it (loss since the last report).
+    /// A report about the peer's audio as we receive it. The loss is the network's, over the last
+    /// interval, before redundancy and FEC: datagrams expected (by the highest sequence number) that
+    /// did not arrive. Residual loss after recovery would fall to zero as soon as redundancy works,
+    /// and redundancy would then switch off again.
     pub fn report(&mut self, rtt_ms: u16) -> ReceiverReport {
         let j = self.jitter.stats();
-        let (received, lost) = (j.received, j.lost);
-        let (prev_received, prev_lost) = self.last_report;
-        let (dr, dl) = (received - prev_received, lost - prev_lost);
-        self.last_report = (received, lost);
-        // Loss as the network delivered it: frames missing among those expected in the interval.
-        let loss_permille = (dl * 1000).checked_div(dr + dl).unwrap_or(0) as u16;
+        let expected = match (self.first_seq, self.highest_seq) {
+            (Some(f), Some(h)) => (h - f) as u64 + 1,
+            _ => 0,
+        };
+        let (prev_expected, prev_primaries) = self.last_report;
+        let (de, dp) = (expected.saturating_sub(prev_expected), self.primaries.saturating_sub(prev_primaries));
+        self.last_report = (expected, self.primaries);
+        let loss_permille = (de.saturating_sub(dp) * 1000).checked_div(de).unwrap_or(0).min(1000) as u16;
         ReceiverReport {
-            highest_seq: 0,
-            received: received as u32,
-            lost: lost as u32,
+            highest_seq: self.highest_seq.unwrap_or(0),
+            received: j.received as u32,
+            lost: j.lost as u32,
             loss_permille,
             jitter_us: (j.jitter_ms * 1000.0) as u32,
             buffered_ms: j.buffered_ms as u16,

@@ -310,6 +310,7 @@ impl<S: Store> NodeLoop<S> {
             contacts: contacts.len(),
             network: self.discovery.status(),
             call: self.phone.info(),
+            calls_address: self.phone.endpoint.local_addr().ok().map(|a| a.to_string()),
         })
     }
 

@@ -141,6 +141,9 @@ pub struct StatusInfo {
     /// The live call, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallInfo>,
+    /// The UDP address of the call endpoint (QUIC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_address: Option<String>,
 }
 
 /// A contact's safety number: the answer to `hail contacts verify`.
