@@ -9,7 +9,12 @@ fn hex(v: &Value) -> Vec<u8> {
 }
 
 fn keys(v: &Value, initiator: bool) -> FrameKeys {
-    FrameKeys::new(hex(&v["i2r"]).try_into().unwrap(), hex(&v["r2i"]).try_into().unwrap(), initiator, &hex(&v["handshake_hash"]))
+    FrameKeys::new(
+        hex(&v["i2r"]).try_into().unwrap(),
+        hex(&v["r2i"]).try_into().unwrap(),
+        initiator,
+        &hex(&v["handshake_hash"]),
+    )
 }
 
 #[test]
@@ -20,7 +25,12 @@ fn media_datagrams_match_the_vectors_and_open_on_the_other_side() {
         seq: a["seq"].as_u64().unwrap() as u32,
         capture_us: a["capture_us"].as_u64().unwrap(),
         flags: a["flags"].as_u64().unwrap() as u8,
-        frames: a["frames"].as_array().unwrap().iter().map(|f| (f["seq"].as_u64().unwrap() as u32, hex(&f["opus"]))).collect(),
+        frames: a["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["seq"].as_u64().unwrap() as u32, hex(&f["opus"])))
+            .collect(),
     };
     assert_eq!(packet.encode(), hex(&a["plaintext"]));
     let mut sealer = keys(&v, true).sealer(MediaKind::Audio);

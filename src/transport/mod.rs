@@ -3,4 +3,5 @@
 //! control stream.
 
 pub mod channel;
+pub mod congestion;
 pub mod endpoint;

@@ -47,7 +47,7 @@ impl OpusEncoder {
         inner.set_complexity(9)?;
         let mut e = OpusEncoder { inner, bitrate: 0, loss_percent: 0 };
         e.set_bitrate(bitrate)?;
-        e.set_expected_loss(5)?;
+        e.set_expected_loss(0)?;
         Ok(e)
     }
 

@@ -1,0 +1,206 @@
+//! Audio quality, latency and CPU of real calls through the impairing relay, one call per link
+//! condition. Prints one JSON object.
+//!
+//! Usage (the script installs espeak-ng and a PESQ virtualenv, then runs this):
+//! `scripts/bench-audio.sh`, or `cargo bench --bench audio_quality -- --speech SPEECH.wav --out DIR
+//! [--pesq PYTHON]`. With `--pesq`, each received recording is scored with ITU-T P.862 wide-band
+//! (the PyPI `pesq` package) against the speech at 16 kHz. Under `cargo test` (no `--bench`) it runs
+//! a 2-second clean call as a smoke test and fails if no audio arrives.
+
+#[path = "../tests/common/relay.rs"]
+mod relay;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hail::config::{AudioSection, CallsSection, NetworkSection};
+use hail::home::Home;
+use hail::node::{Daemon, DaemonOptions};
+use relay::{Impairment, Relay};
+
+struct Condition {
+    name: &'static str,
+    loss: f64,
+    delay_ms: u64,
+    jitter_ms: u64,
+    goal: f64,
+    sip_reference: f64,
+}
+
+const CONDITIONS: &[Condition] = &[
+    Condition { name: "clean", loss: 0.0, delay_ms: 0, jitter_ms: 0, goal: 4.1, sip_reference: 3.96 },
+    Condition { name: "loss5_jitter50x10", loss: 0.05, delay_ms: 50, jitter_ms: 10, goal: 3.6, sip_reference: 2.16 },
+    Condition { name: "loss10_jitter50x10", loss: 0.10, delay_ms: 50, jitter_ms: 10, goal: 3.3, sip_reference: 1.63 },
+    Condition { name: "loss20_jitter100x30", loss: 0.20, delay_ms: 100, jitter_ms: 30, goal: 2.8, sip_reference: 1.23 },
+];
+
+fn options(input: &str, output: &str, advertise: &str) -> DaemonOptions {
+    DaemonOptions {
+        network: NetworkSection {
+            listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
+            bootstrap: Some(vec![]),
+            mdns: Some(false),
+            dht_protocol: None,
+            dht_mode: None,
+        },
+        calls: CallsSection {
+            auto_answer: Some(true),
+            media_listen: Some("127.0.0.1:0".into()),
+            media_advertise: Some(vec![advertise.into()]),
+            ..Default::default()
+        },
+        audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF has no other preconditions.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+/// 48 kHz → 16 kHz: a windowed-sinc low-pass (7.2 kHz) then every third sample.
+fn to_16k(x: &[i16]) -> Vec<i16> {
+    const TAPS: isize = 31;
+    let fc = 7200.0 / 48_000.0;
+    let h: Vec<f64> = (0..TAPS)
+        .map(|i| {
+            let n = (i - TAPS / 2) as f64;
+            let sinc =
+                if n == 0.0 { 2.0 * fc } else { (std::f64::consts::TAU * fc * n).sin() / (std::f64::consts::PI * n) };
+            let w = 0.54 - 0.46 * (std::f64::consts::TAU * i as f64 / (TAPS - 1) as f64).cos();
+            sinc * w
+        })
+        .collect();
+    (0..x.len() / 3)
+        .map(|k| {
+            let c = (k * 3) as isize;
+            let v: f64 = (0..TAPS)
+                .map(|i| h[i as usize] * x.get((c + i - TAPS / 2).max(0) as usize).copied().unwrap_or(0) as f64)
+                .sum();
+            v.clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
+}
+
+fn write_16k(path: &Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in to_16k(samples) {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn pesq(python: &str, reference: &Path, degraded: &Path) -> Option<f64> {
+    let script = "import sys,wave,numpy as np\nfrom pesq import pesq\n\
+def r(p):\n w=wave.open(p); return np.frombuffer(w.readframes(w.getnframes()),dtype=np.int16).astype(np.float32)\n\
+a=r(sys.argv[1]); b=r(sys.argv[2]); n=min(len(a),len(b)); print(pesq(16000,a[:n],b[:n],'wb'))";
+    let out = std::process::Command::new(python).args(["-c", script]).arg(reference).arg(degraded).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let out_dir = value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-audio-bench"));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let speech = value("--speech");
+    let python = value("--pesq");
+    let (input, seconds) = match (&speech, bench) {
+        (Some(path), _) => {
+            let n = hail::media::io::read_wav_mono_48k(Path::new(path)).expect("a readable speech WAV").len();
+            (path.clone(), n as f64 / 48_000.0)
+        }
+        (None, true) => panic!("--speech FILE.wav is required (scripts/bench-audio.sh makes one)"),
+        (None, false) => ("tone:440".to_owned(), 2.0),
+    };
+    let conditions: Vec<&Condition> = if bench { CONDITIONS.iter().collect() } else { vec![&CONDITIONS[0]] };
+    let mut results = Vec::new();
+    for (k, c) in conditions.iter().enumerate() {
+        let imp = Impairment {
+            delay: Duration::from_millis(c.delay_ms),
+            jitter: Duration::from_millis(c.jitter_ms),
+            loss: c.loss,
+            ..Impairment::clean()
+        };
+        let (to_alice, to_bob) = (Relay::start(imp, 10 + k as u64).await, Relay::start(imp, 20 + k as u64).await);
+        let dir = tempfile::tempdir().unwrap();
+        let received = out_dir.join(format!("{}.wav", c.name));
+        let alice = Daemon::start(Home::new(dir.path().join("a")), options(&input, "null", &to_alice.addr.to_string()))
+            .await
+            .unwrap();
+        let bob = Daemon::start(
+            Home::new(dir.path().join("b")),
+            options("silence", &received.display().to_string(), &to_bob.addr.to_string()),
+        )
+        .await
+        .unwrap();
+        for (relay, daemon) in [(&to_alice, &alice), (&to_bob, &bob)] {
+            let status = daemon.node().status().await.unwrap();
+            relay.set_target(status.calls_address.unwrap().parse().unwrap());
+        }
+        let (a, b) = (alice.node().clone(), bob.node().clone());
+        let card_a = a.identity(Some("alice")).await.unwrap().card;
+        let card_b = b.identity(Some("bob")).await.unwrap().card;
+        a.add_contact("bob", &card_b).await.unwrap();
+        b.add_contact("alice", &card_a).await.unwrap();
+
+        let cpu0 = cpu_seconds();
+        let wall0 = Instant::now();
+        a.call("bob", false).await.expect("the call rings");
+        let mut latencies = Vec::new();
+        let end = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
+        let mut last = None;
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(call) = b.status().await.unwrap().call {
+                if let Some(audio) = &call.audio {
+                    if let Some(l) = audio.receive.latency_ms {
+                        latencies.push(l);
+                    }
+                }
+                last = Some(call);
+            }
+        }
+        let cpu = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
+        let _ = a.hangup().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.stop().await;
+        bob.stop().await;
+        latencies.sort_by(f64::total_cmp);
+        let audio = last.and_then(|c| c.audio).unwrap_or_default();
+        let j = audio.receive.jitter;
+        let mut entry = serde_json::json!({
+            "condition": c.name,
+            "loss": c.loss, "delay_ms": c.delay_ms, "jitter_ms": c.jitter_ms,
+            "received_frames": j.received, "lost": j.lost, "concealed": j.concealed, "fec_recovered": j.fec_recovered,
+            "late": j.late, "buffer_target_ms": j.target_ms,
+            "mouth_to_ear_ms_median": latencies.get(latencies.len() / 2),
+            "cpu_percent_of_one_core_per_side": cpu * 100.0 / 2.0,
+            "recording": received.display().to_string(),
+            "pesq_goal": c.goal, "sip_phone_reference": c.sip_reference,
+        });
+        if let (Some(python), Some(speech)) = (&python, &speech) {
+            let (r16, d16) =
+                (out_dir.join(format!("{}-ref16.wav", c.name)), out_dir.join(format!("{}-deg16.wav", c.name)));
+            write_16k(&r16, &hail::media::io::read_wav_mono_48k(Path::new(speech)).unwrap());
+            write_16k(&d16, &hail::media::io::read_wav_mono_48k(&received).unwrap());
+            entry["pesq_wb"] = serde_json::json!(pesq(python, &r16, &d16));
+        }
+        if !bench {
+            assert!(j.received > 50, "smoke run: audio must arrive: {j:?}");
+        }
+        results.push(entry);
+    }
+    println!("{}", serde_json::json!({ "bench": "audio_quality", "speech_seconds": seconds, "conditions": results }));
+}
