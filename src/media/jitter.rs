@@ -1,7 +1,7 @@
 //! The adaptive jitter buffer, sans-IO: frames go in with their arrival time, one frame comes out
 //! per 20 ms tick of the playout clock.
 //!
-//! - **Target delay** follows the measured jitter: the spread between the 95th percentile and the
+//! - **Target delay** follows the measured jitter: the spread between the 98th percentile and the
 //!   minimum of the recent transit times (arrival − media time), plus a small margin, bounded to
 //!   [`MIN_TARGET`]–[`MAX_TARGET`]. As the window slides past a burst of jitter, the target shrinks
 //!   again.
@@ -29,7 +29,7 @@ pub const CAPACITY: usize = 50;
 /// Transit samples kept for the jitter estimate (~2 s).
 const WINDOW: usize = 100;
 /// Added to the measured spread.
-const MARGIN: Duration = Duration::from_millis(10);
+const MARGIN: Duration = Duration::from_millis(15);
 /// A sequence jump larger than this restarts the buffer (the sender restarted).
 const RESET_JUMP: u32 = 250;
 
@@ -209,8 +209,10 @@ impl JitterBuffer {
         let mut sorted: Vec<i64> = self.transits.iter().copied().collect();
         sorted.sort_unstable();
         let min = sorted[0];
-        let p95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
-        let spread = Duration::from_micros((p95 - min).max(0) as u64);
+        // The 98th percentile: each frame that misses its turn costs a concealed frame now and a
+        // dropped one later, and both are audible; a few ms more delay are not.
+        let p98 = sorted[((sorted.len() - 1) as f64 * 0.98).round() as usize];
+        let spread = Duration::from_micros((p98 - min).max(0) as u64);
         self.target = (spread + MARGIN).clamp(MIN_TARGET, MAX_TARGET);
     }
 

@@ -18,8 +18,8 @@ pub const KIND_REPORT: u8 = 0x02;
 pub const HEADER_LEN: usize = 9;
 /// The AEAD tag.
 pub const TAG_LEN: usize = 16;
-/// Most frames in one audio datagram (the frame and two older copies).
-pub const MAX_FRAMES: usize = 3;
+/// Most frames in one audio datagram (the frame and three older copies).
+pub const MAX_FRAMES: usize = 4;
 /// Largest Opus frame accepted.
 pub const MAX_OPUS_FRAME: usize = 1275;
 /// Flag: the sender's microphone is muted.
