@@ -13,7 +13,6 @@ mod relay;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hail::config::{AudioSection, CallsSection, NetworkSection};
 use hail::home::Home;
 use hail::node::{Daemon, DaemonOptions};
 use relay::{Impairment, Relay};
@@ -35,22 +34,10 @@ const CONDITIONS: &[Condition] = &[
 ];
 
 fn options(input: &str, output: &str, advertise: &str) -> DaemonOptions {
-    DaemonOptions {
-        network: NetworkSection {
-            listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
-            bootstrap: Some(vec![]),
-            mdns: Some(false),
-            dht_protocol: None,
-            dht_mode: None,
-        },
-        calls: CallsSection {
-            auto_answer: Some(true),
-            media_listen: Some("127.0.0.1:0".into()),
-            media_advertise: Some(vec![advertise.into()]),
-            ..Default::default()
-        },
-        audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
-    }
+    let mut o = DaemonOptions::loopback(input, output);
+    o.calls.auto_answer = Some(true);
+    o.calls.media_advertise = Some(vec![advertise.into()]);
+    o
 }
 
 fn cpu_seconds() -> f64 {

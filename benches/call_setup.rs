@@ -8,34 +8,17 @@
 use std::time::{Duration, Instant};
 
 use hail::call::CallState;
-use hail::config::{CallsSection, NetworkSection};
 use hail::home::Home;
 use hail::node::{Daemon, DaemonOptions, NodeEvent};
 use tokio::sync::broadcast;
 
 fn options(auto_answer: bool) -> DaemonOptions {
-    DaemonOptions {
-        network: NetworkSection {
-            listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
-            bootstrap: Some(vec![]),
-            mdns: Some(false),
-            dht_protocol: None,
-            dht_mode: None,
-        },
-        calls: CallsSection {
-            auto_answer: Some(auto_answer),
-            media_listen: Some("127.0.0.1:0".into()),
-            // Many calls in a row between the same two peers: lift the anti-spam limits.
-            max_invites_per_peer: Some(100_000),
-            max_invites_total: Some(100_000),
-            ..Default::default()
-        },
-        audio: hail::config::AudioSection {
-            input: Some("silence".into()),
-            output: Some("null".into()),
-            bitrate_kbps: None,
-        },
-    }
+    let mut o = DaemonOptions::loopback("silence", "null");
+    o.calls.auto_answer = Some(auto_answer);
+    // Many calls in a row between the same two peers: lift the anti-spam limits.
+    o.calls.max_invites_per_peer = Some(100_000);
+    o.calls.max_invites_total = Some(100_000);
+    o
 }
 
 async fn until(events: &mut broadcast::Receiver<NodeEvent>, pred: impl Fn(&NodeEvent) -> bool) {

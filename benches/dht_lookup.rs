@@ -7,26 +7,14 @@
 
 use std::time::{Duration, Instant};
 
-use hail::config::NetworkSection;
 use hail::home::Home;
 use hail::node::{Daemon, DaemonOptions};
 
 fn options(bootstrap: Vec<String>) -> DaemonOptions {
-    DaemonOptions {
-        network: NetworkSection {
-            listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
-            bootstrap: Some(bootstrap),
-            mdns: Some(false),
-            dht_protocol: None,
-            dht_mode: Some("server".parse().unwrap()),
-        },
-        calls: Default::default(),
-        audio: hail::config::AudioSection {
-            input: Some("silence".into()),
-            output: Some("null".into()),
-            bitrate_kbps: None,
-        },
-    }
+    let mut o = DaemonOptions::loopback("silence", "null");
+    o.network.bootstrap = Some(bootstrap);
+    o.network.dht_mode = Some("server".parse().unwrap());
+    o
 }
 
 async fn listen_address(d: &Daemon) -> String {

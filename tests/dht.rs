@@ -112,11 +112,10 @@ async fn a_node_in_client_mode_is_found_through_its_signed_record() {
         assert!(Instant::now() < deadline, "X's record never reached the DHT");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Y arrives later and has never heard of X.
+    // Y arrives later; X is in no routing table (it is a DHT client). X may still happen to reach
+    // Y by itself (its own DHT queries); either way Y must find it.
     let y = cluster::start(dir.path(), "y", "server", &bootstrap).await;
     cluster::wait_for_routing(&y, 1).await;
-    let peers = y.ask(Command::PeersList).await.unwrap();
-    assert!(!peers.to_string().contains(&x.peer_id), "Y already knew X: {peers}");
 
     let found = y.ask(Command::PeersFind { peer: x.peer_id.clone() }).await.expect("found through the record");
     // Through the record ("dht"), unless X happened to reach Y on its own first ("connected").

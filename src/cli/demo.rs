@@ -4,27 +4,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hail::config::{AudioSection, CallsSection, NetworkSection};
 use hail::home::Home;
 use hail::node::{CallInfo, Daemon, DaemonOptions, NodeEvent};
 use tokio::sync::broadcast;
 
 use super::EXIT_OTHER;
 use super::print::format_duration;
-
-fn options(input: &str, output: &str) -> DaemonOptions {
-    DaemonOptions {
-        audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
-        network: NetworkSection {
-            listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
-            bootstrap: Some(vec![]),
-            mdns: Some(false),
-            dht_protocol: None,
-            dht_mode: None,
-        },
-        calls: CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
-    }
-}
 
 /// Waits (at most 20 s) for an event matching `pick`.
 async fn wait_for<T>(
@@ -79,7 +64,7 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     };
     let (alice_wav, bob_wav) = (heard("alice"), heard("bob"));
     let start = |name: &str, tone: &str, out: &std::path::Path| {
-        Daemon::start(Home::new(dir.join(name)), options(tone, &out.display().to_string()))
+        Daemon::start(Home::new(dir.join(name)), DaemonOptions::loopback(tone, &out.display().to_string()))
     };
     let alice = start("alice", "tone:440", &alice_wav).await.map_err(|e| e.to_string())?;
     let bob = start("bob", "tone:660", &bob_wav).await.map_err(|e| e.to_string())?;

@@ -360,7 +360,10 @@ impl Discovery {
             let _ = reply.send(Err(FindError::Myself));
             return;
         }
-        if self.swarm.is_connected(&target) {
+        // Connected and its listen addresses known: answered at once. Connected but identify has
+        // not told us where it listens yet: a lookup, which identify answers (`on_identify`).
+        let known = self.peers.get(&target).is_some_and(|e| !e.addresses.is_empty());
+        if self.swarm.is_connected(&target) && known {
             let entry = self.peers.get(&target);
             let found = FoundPeer {
                 peer_id: target,

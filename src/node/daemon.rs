@@ -144,6 +144,25 @@ impl Daemon {
     }
 }
 
+impl DaemonOptions {
+    /// A node that talks only over loopback: libp2p and the call endpoint on 127.0.0.1, mDNS off,
+    /// no bootstrap peers, audio from `input` to `output` (e.g. `silence` and `null`). For demos,
+    /// benchmarks and tests: it sends nothing beyond this machine.
+    pub fn loopback(input: &str, output: &str) -> Self {
+        DaemonOptions {
+            network: NetworkSection {
+                listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
+                bootstrap: Some(vec![]),
+                mdns: Some(false),
+                dht_protocol: None,
+                dht_mode: None,
+            },
+            calls: CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
+            audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
+        }
+    }
+}
+
 /// Runs a daemon on `home` until `shutdown` completes. Returns once everything is flushed and the
 /// control socket is removed.
 pub async fn run_daemon(

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hail::config::NetworkSection;
 use hail::control::{Client, Command};
 use hail::home::Home;
 use hail::node::{Daemon, DaemonOptions};
@@ -35,27 +34,10 @@ impl Member {
 
 /// Starts a daemon in `dir/name` with `mode` (`server`, `client`, `auto`) and these bootstrap peers.
 pub async fn start(dir: &Path, name: &str, mode: &str, bootstrap: &[String]) -> Member {
-    let network = NetworkSection {
-        listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
-        bootstrap: Some(bootstrap.to_vec()),
-        mdns: Some(false),
-        dht_protocol: None,
-        dht_mode: Some(mode.parse().unwrap()),
-    };
-    let daemon = Daemon::start(
-        Home::new(dir.join(name)),
-        DaemonOptions {
-            network,
-            calls: hail::config::CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
-            audio: hail::config::AudioSection {
-                input: Some("silence".into()),
-                output: Some("null".into()),
-                bitrate_kbps: None,
-            },
-        },
-    )
-    .await
-    .expect("daemon starts");
+    let mut options = DaemonOptions::loopback("silence", "null");
+    options.network.bootstrap = Some(bootstrap.to_vec());
+    options.network.dht_mode = Some(mode.parse().unwrap());
+    let daemon = Daemon::start(Home::new(dir.join(name)), options).await.expect("daemon starts");
     let peer_id = daemon.peer_id().to_base58();
     let mut member = Member { daemon, peer_id, address: String::new() };
     // The listen address appears once the transport reports it.
