@@ -6,41 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hail::call::{CallId, Role};
-use hail::crypto::handshake::HandshakeParams;
 use hail::identity::Identity;
 use hail::media::audio::AudioSender;
 use hail::media::codec::opus::{DEFAULT_BITRATE, FRAME_SAMPLES};
 use hail::media::io::{SinkSpec, SourceSpec};
 use hail::media::pipeline::{AudioConfig, AudioPipeline};
-use hail::transport::channel::{CallStream, accept_call_stream, establish};
-use hail::transport::endpoint;
-use tokio::sync::mpsc;
-
-fn params(id: &Identity, call: CallId) -> HandshakeParams {
-    HandshakeParams {
-        static_secret: id.noise_static_secret(),
-        binding: id.noise_binding(),
-        call_id: call.0,
-        tls_exporter: [0; 32],
-        expected_peer: None,
-        fixed_ephemeral: None,
-    }
-}
-
-fn node() -> (quinn::Endpoint, std::net::SocketAddr, mpsc::Receiver<CallStream>) {
-    let ep = endpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = ep.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    let accepting = ep.clone();
-    tokio::spawn(async move {
-        while let Some(incoming) = accepting.accept().await {
-            if let Ok((_, s)) = accept_call_stream(incoming).await {
-                let _ = tx.send(s).await;
-            }
-        }
-    });
-    (ep, addr, rx)
-}
+use hail::transport::channel::establish;
+#[path = "common/quic.rs"]
+mod quic;
+use quic::{node, params};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_is_reported() {
@@ -48,8 +22,8 @@ async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_
     let call = CallId([0x77; 16]);
     let (ep_a, _, in_a) = node();
     let (ep_b, addr_b, in_b) = node();
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call), in_b));
-    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call), in_a).await.unwrap();
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b));
+    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a).await.unwrap();
     let b = b.await.unwrap().unwrap();
 
     // Bob: no such microphone, audio to nowhere.

@@ -2,46 +2,17 @@
 //! the callee's key pinned the caller refuses it; without pinning both legs complete, but the two
 //! sides' emoji differ, which is what the users compare.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use hail::call::{CallId, Role};
-use hail::crypto::handshake::{HandshakeError, HandshakeParams};
+use hail::crypto::handshake::HandshakeError;
 use hail::identity::Identity;
-use hail::transport::channel::{CallStream, ChannelError, SecureChannel, accept_call_stream, establish};
-use hail::transport::endpoint;
-use libp2p_identity::PeerId;
+use hail::transport::channel::{ChannelError, SecureChannel, establish};
 use tokio::sync::mpsc;
 
-fn params(id: &Identity, call_id: CallId, expected: Option<PeerId>) -> HandshakeParams {
-    HandshakeParams {
-        static_secret: id.noise_static_secret(),
-        binding: id.noise_binding(),
-        call_id: call_id.0,
-        tls_exporter: [0; 32],
-        expected_peer: expected,
-        fixed_ephemeral: None,
-    }
-}
-
-/// An endpoint on loopback whose accepted call streams come out of the returned receiver.
-fn node() -> (quinn::Endpoint, SocketAddr, mpsc::Receiver<CallStream>) {
-    let ep = endpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = ep.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    let accepting = ep.clone();
-    tokio::spawn(async move {
-        while let Some(incoming) = accepting.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Ok((_, stream)) = accept_call_stream(incoming).await {
-                    let _ = tx.send(stream).await;
-                }
-            });
-        }
-    });
-    (ep, addr, rx)
-}
+#[path = "common/quic.rs"]
+mod quic;
+use quic::{node, params};
 
 async fn bounded(
     f: impl std::future::Future<Output = Result<SecureChannel, ChannelError>>,

@@ -71,26 +71,13 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
         eprintln!("hail: {e}");
         return ExitCode::from(EXIT_OTHER);
     }
-    let reply = match client.request_raw(&request).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hail: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
-    };
-    if json {
-        println!("{}", reply.raw);
-    }
-    let info: CallInfo = match reply.result.map(serde_json::from_value) {
+    let info: CallInfo = match super::send(&mut client, &request, json).await.map(serde_json::from_value) {
         Ok(Ok(info)) => info,
         Ok(Err(e)) => {
             eprintln!("hail: unexpected reply from the daemon: {e}");
             return ExitCode::from(EXIT_OTHER);
         }
-        Err(e) => {
-            eprintln!("hail: {}", e.message);
-            return ExitCode::from(EXIT_REFUSED);
-        }
+        Err(code) => return code,
     };
     let call_id = info.call_id.to_string();
     let socket = client.socket_path().to_owned();

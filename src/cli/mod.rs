@@ -76,6 +76,22 @@ fn request(command: &ClientCmd) -> Command {
     }
 }
 
+/// Sends one request: with `json`, prints the reply line as it came; an error reply is printed
+/// (one line on stderr) and becomes exit code 1, any other failure exit code 4.
+pub async fn send(client: &mut Client, request: &Command, json: bool) -> Result<serde_json::Value, ExitCode> {
+    let reply = client.request_raw(request).await.map_err(|e| {
+        eprintln!("hail: {e}");
+        ExitCode::from(EXIT_OTHER)
+    })?;
+    if json {
+        println!("{}", reply.raw);
+    }
+    reply.result.map_err(|e| {
+        eprintln!("hail: {}", e.message);
+        ExitCode::from(EXIT_REFUSED)
+    })
+}
+
 /// Runs one client command against the home's daemon.
 pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode {
     let mut client = match connect(&home).await {
@@ -87,22 +103,9 @@ pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode 
         ClientCmd::Call { detach: false, .. } => return follow::call(client, json, request(&command)).await,
         _ => {}
     }
-    let reply = match client.request_raw(&request(&command)).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hail: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
-    };
-    if json {
-        println!("{}", reply.raw);
-    }
-    let value = match reply.result {
+    let value = match send(&mut client, &request(&command), json).await {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("hail: {}", e.message);
-            return ExitCode::from(EXIT_REFUSED);
-        }
+        Err(code) => return code,
     };
     if !json {
         if let Err(e) = print::reply(&command, value) {
