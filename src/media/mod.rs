@@ -7,3 +7,4 @@ pub mod io;
 pub mod jitter;
 pub mod packet;
 pub mod pipeline;
+pub mod video;
