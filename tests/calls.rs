@@ -187,11 +187,7 @@ fn call_commands_without_a_call_give_clear_errors() {
         (&["sas", "confirm"], "no_call"),
         (&["call", "nobody"], "not_found"),
     ] {
-        let mut with_json = vec!["--json"];
-        with_json.extend_from_slice(args);
-        let out = alice.hail(&with_json);
-        out.fails_with(1);
-        assert_eq!(out.json()["err"]["code"], code, "{args:?}");
+        alice.refuses(args, code, "");
     }
     let own = alice.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned();
     assert_eq!(alice.hail(&["--json", "call", &own]).json()["err"]["code"], "self_contact");

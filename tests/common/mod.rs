@@ -103,6 +103,17 @@ impl TestDaemon {
         hail(&self.home, args)
     }
 
+    /// Runs `hail --json args…` and checks that it fails with exit code 1, the error `code`
+    /// and a human message containing `text`.
+    pub fn refuses(&self, args: &[&str], code: &str, text: &str) {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let out = self.hail(&with_json);
+        let reason = out.fails_with(1);
+        assert!(reason.contains(text), "{args:?}: {reason}");
+        assert_eq!(out.json()["err"]["code"], code, "{args:?}");
+    }
+
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
