@@ -1,5 +1,5 @@
 //! AV1: rav1e (pure Rust) to encode, dav1d to decode. Low-latency settings: no frame reordering,
-//! speed 10, tiles from the resolution. (libaom's realtime encoder joins behind the same trait.)
+//! speed 10, tiles from the resolution. libaom's realtime encoder (`super::aom`) implements the same trait.
 
 use std::sync::Arc;
 

@@ -1,4 +1,6 @@
-//! Codecs: Opus for audio (video encoders and the dav1d decoder join later).
+//! Codecs: Opus for audio; AV1 for video (rav1e or libaom to encode, dav1d to decode).
 
+#[cfg(feature = "libaom")]
+pub mod aom;
 pub mod av1;
 pub mod opus;
