@@ -2,9 +2,10 @@
 //! pattern that burns a frame counter and a capture timestamp into the picture, so drops, freezes and
 //! glass-to-glass latency can be measured from what arrives.
 //!
-//! (The AV1 encoders, the decoder and the transport come with the video layer; these pieces are
-//! codec-independent.)
+//! Also the sender's CPU-overuse adaptation (sans-IO). The AV1 codecs live in `media::codec`; the
+//! video transport is still to come.
 
+pub mod cpu_adaptation;
 pub mod pattern;
 pub mod y4m;
 
