@@ -2,6 +2,7 @@
 //! state), the codecs, and the sources and sinks.
 
 pub mod audio;
+pub mod bitrate;
 pub mod codec;
 pub mod io;
 pub mod jitter;

@@ -1,0 +1,221 @@
+//! The send-rate controller (sans-IO): one estimate of what the path carries, split between audio
+//! (served first, in full, because a call without sound is no call) and video (the rest, within its
+//! bounds). Fed by the receiver's reports (loss before recovery) and by QUIC's path stats (RTT and
+//! congestion window); in the spirit of WebRTC's loss- and delay-based controllers, simplified:
+//!
+//! - loss above [`HIGH_LOSS`]: cut by half the loss fraction; below [`LOW_LOSS`]: grow 8 % per report
+//!   (reports come about once a second); in between: hold;
+//! - RTT more than [`QUEUE_DELAY`] above the lowest seen: a queue is building on the bottleneck, cut
+//!   15 % (at most once per [`CUT_GAP`]), whatever the loss says;
+//! - never above what the congestion window lets through (cwnd / RTT), nor outside the bounds.
+
+use std::time::{Duration, Instant};
+
+/// Loss (before recovery) above which the estimate is cut.
+pub const HIGH_LOSS: f64 = 0.10;
+/// Loss below which the estimate grows.
+pub const LOW_LOSS: f64 = 0.02;
+/// RTT growth over the minimum that means a queue.
+pub const QUEUE_DELAY: Duration = Duration::from_millis(60);
+/// The least time between two delay-based cuts (a cut needs an RTT to show).
+pub const CUT_GAP: Duration = Duration::from_millis(500);
+
+/// The bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Where the estimate starts, bits per second.
+    pub start: u32,
+    /// The floor of the total estimate.
+    pub min_total: u32,
+    /// The most video gets.
+    pub max_video: u32,
+    /// Below this, video is not worth sending (the sender pauses it and tells the peer).
+    pub min_video: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits { start: 600_000, min_total: 40_000, max_video: 1_500_000, min_video: 60_000 }
+    }
+}
+
+/// How the budget is split now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// For audio (all of what it asked for when the path has it).
+    pub audio: u32,
+    /// For video; 0 when there is not enough for [`RateLimits::min_video`].
+    pub video: u32,
+}
+
+/// The controller.
+#[derive(Debug)]
+pub struct BitrateController {
+    limits: RateLimits,
+    estimate: f64,
+    min_rtt: Option<Duration>,
+    cwnd_cap: Option<f64>,
+    last_cut: Option<Instant>,
+}
+
+impl BitrateController {
+    /// A controller within `limits`.
+    pub fn new(limits: RateLimits) -> Self {
+        BitrateController { limits, estimate: f64::from(limits.start), min_rtt: None, cwnd_cap: None, last_cut: None }
+    }
+
+    /// The total estimate, bits per second.
+    pub fn estimate(&self) -> u32 {
+        self.estimate as u32
+    }
+
+    /// A receiver report: `loss` is the fraction of packets lost before recovery (0..=1).
+    pub fn on_report(&mut self, loss: f64) {
+        let loss = loss.clamp(0.0, 1.0);
+        if loss > HIGH_LOSS {
+            self.estimate *= 1.0 - 0.5 * loss;
+        } else if loss < LOW_LOSS {
+            self.estimate *= 1.08;
+        }
+        self.clamp();
+    }
+
+    /// QUIC's path stats at `now`: smoothed RTT and the congestion window in bytes.
+    pub fn on_path(&mut self, now: Instant, rtt: Duration, cwnd: u64) {
+        let min = *self.min_rtt.get_or_insert(rtt);
+        if rtt < min {
+            self.min_rtt = Some(rtt);
+        }
+        let rtt_s = rtt.as_secs_f64().max(0.001);
+        self.cwnd_cap = Some(cwnd as f64 * 8.0 / rtt_s);
+        if rtt > self.min_rtt.unwrap_or(rtt) + QUEUE_DELAY
+            && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
+        {
+            self.estimate *= 0.85;
+            self.last_cut = Some(now);
+        }
+        self.clamp();
+    }
+
+    /// The split when audio wants `audio_need` bits per second (its codec rate plus redundancy).
+    pub fn budget(&self, audio_need: u32) -> Budget {
+        let total = self.estimate as u32;
+        let audio = audio_need.min(total);
+        let rest = total - audio;
+        let video = if rest < self.limits.min_video { 0 } else { rest.min(self.limits.max_video) };
+        Budget { audio, video }
+    }
+
+    fn clamp(&mut self) {
+        let mut max = f64::from(self.limits.max_video) + 200_000.0;
+        if let Some(cap) = self.cwnd_cap {
+            max = max.min(cap);
+        }
+        self.estimate = self.estimate.min(max).max(f64::from(self.limits.min_total));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUDIO: u32 = 64_000; // Opus plus one redundant copy
+
+    /// A bottleneck of `capacity` bits per second with `base` RTT: what the sender sends above the
+    /// capacity queues, and the queue shows as RTT; loss is `loss` plus what overflows a 200 ms buffer.
+    fn simulate(c: &mut BitrateController, seconds: u32, capacity: f64, base: Duration, loss: f64) -> Vec<u32> {
+        let mut now = Instant::now();
+        let mut queue_bits = 0.0f64;
+        let mut trace = Vec::new();
+        for _ in 0..seconds * 10 {
+            now += Duration::from_millis(100);
+            let b = c.budget(AUDIO);
+            let sending = f64::from(b.audio + b.video);
+            queue_bits = (queue_bits + (sending - capacity) * 0.1).max(0.0);
+            let overflow = (queue_bits - capacity * 0.2).max(0.0);
+            queue_bits -= overflow;
+            let rtt = base + Duration::from_secs_f64(queue_bits / capacity);
+            c.on_path(now, rtt, 1_000_000);
+            trace.push(c.estimate());
+            if trace.len() % 10 == 0 {
+                // One report per second.
+                let overflow_loss = if sending > 0.0 { overflow * 10.0 / sending } else { 0.0 };
+                c.on_report(loss + overflow_loss);
+            }
+        }
+        trace
+    }
+
+    #[test]
+    fn a_clean_fast_link_ramps_video_to_its_maximum() {
+        let mut c = BitrateController::new(RateLimits::default());
+        simulate(&mut c, 60, 10_000_000.0, Duration::from_millis(20), 0.0);
+        assert_eq!(c.budget(AUDIO), Budget { audio: AUDIO, video: 1_500_000 });
+    }
+
+    #[test]
+    fn a_300_kbps_link_brings_the_total_under_it_and_audio_keeps_its_share() {
+        let mut c = BitrateController::new(RateLimits::default());
+        let trace = simulate(&mut c, 40, 300_000.0, Duration::from_millis(20), 0.0);
+        let tail = &trace[trace.len() - 100..];
+        let mean = tail.iter().map(|&e| f64::from(e)).sum::<f64>() / tail.len() as f64;
+        assert!(mean < 330_000.0 && mean > 120_000.0, "settles near the link rate: {mean:.0}");
+        let b = c.budget(AUDIO);
+        assert_eq!(b.audio, AUDIO, "audio is served in full");
+        assert_eq!(b.video, c.estimate() - AUDIO, "video takes the rest");
+        let peak = tail.iter().max().unwrap();
+        assert!(*peak < 400_000, "the sawtooth stays near the link: peak {peak}");
+    }
+
+    #[test]
+    fn heavy_loss_cuts_and_light_loss_does_not() {
+        let mut heavy = BitrateController::new(RateLimits::default());
+        for _ in 0..5 {
+            heavy.on_report(0.20);
+        }
+        // Each 20 % report takes 10 % off: 0.9^5 of the start.
+        assert_eq!(heavy.estimate(), 354_294);
+        let mut light = BitrateController::new(RateLimits::default());
+        for _ in 0..5 {
+            light.on_report(0.05);
+        }
+        assert_eq!(light.estimate(), 600_000, "5 % is what FEC and redundancy are for");
+    }
+
+    #[test]
+    fn on_a_starved_path_video_pauses_before_audio_suffers() {
+        let mut c = BitrateController::new(RateLimits::default());
+        for _ in 0..30 {
+            c.on_report(0.5);
+        }
+        assert_eq!(c.estimate(), 40_000, "the floor");
+        assert_eq!(c.budget(AUDIO), Budget { audio: 40_000, video: 0 });
+        assert_eq!(c.budget(24_000), Budget { audio: 24_000, video: 0 }, "16 kbps left is no video");
+    }
+
+    #[test]
+    fn a_growing_rtt_cuts_before_any_loss_at_most_twice_a_second() {
+        let mut c = BitrateController::new(RateLimits::default());
+        let t0 = Instant::now();
+        c.on_path(t0, Duration::from_millis(20), 1_000_000);
+        c.on_path(t0 + Duration::from_millis(100), Duration::from_millis(70), 1_000_000);
+        assert_eq!(c.estimate(), 600_000, "50 ms over the minimum is jitter, not a queue");
+        c.on_path(t0 + Duration::from_millis(200), Duration::from_millis(100), 1_000_000);
+        assert_eq!(c.estimate(), 510_000, "80 ms over: a queue, cut 15 %");
+        c.on_path(t0 + Duration::from_millis(400), Duration::from_millis(120), 1_000_000);
+        assert_eq!(c.estimate(), 510_000, "the cut has not had an RTT to show yet");
+        c.on_path(t0 + Duration::from_millis(700), Duration::from_millis(120), 1_000_000);
+        assert_eq!(c.estimate(), 433_500, "still queueing after 500 ms: cut again");
+    }
+
+    #[test]
+    fn the_congestion_window_caps_the_estimate() {
+        let mut c = BitrateController::new(RateLimits::default());
+        // 12 KB per 100 ms = 960 kbps.
+        c.on_path(Instant::now(), Duration::from_millis(100), 12_000);
+        for _ in 0..30 {
+            c.on_report(0.0);
+        }
+        assert_eq!(c.estimate(), 960_000);
+    }
+}
