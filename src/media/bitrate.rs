@@ -82,13 +82,11 @@ impl BitrateController {
 
     /// QUIC's path stats at `now`: smoothed RTT and the congestion window in bytes.
     pub fn on_path(&mut self, now: Instant, rtt: Duration, cwnd: u64) {
-        let min = *self.min_rtt.get_or_insert(rtt);
-        if rtt < min {
-            self.min_rtt = Some(rtt);
-        }
+        let min = self.min_rtt.map_or(rtt, |m| m.min(rtt));
+        self.min_rtt = Some(min);
         let rtt_s = rtt.as_secs_f64().max(0.001);
         self.cwnd_cap = Some(cwnd as f64 * 8.0 / rtt_s);
-        if rtt > self.min_rtt.unwrap_or(rtt) + QUEUE_DELAY
+        if rtt > min + QUEUE_DELAY
             && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
         {
             self.estimate *= 0.85;
