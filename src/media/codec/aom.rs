@@ -110,12 +110,12 @@ impl AomEncoder {
     }
 
     /// The target bitrate now, in bits per second.
-    pub fn bitrate(&self) -> u32 {
+    pub fn target_bitrate(&self) -> u32 {
         self.cfg.rc_target_bitrate * 1000
     }
 
     /// Changes the target bitrate; it applies from the next frame.
-    pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError> {
+    pub fn set_target_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError> {
         self.cfg.rc_target_bitrate = (bitrate / 1000).max(10);
         // SAFETY: the context is initialised and cfg is the one it was made with, changed only in rate.
         let r = unsafe { sys::aom_codec_enc_config_set(&mut *self.ctx, &self.cfg) };
@@ -166,6 +166,14 @@ impl AomEncoder {
 impl VideoEncoder for AomEncoder {
     fn name(&self) -> &'static str {
         "libaom"
+    }
+
+    fn bitrate(&self) -> u32 {
+        self.target_bitrate()
+    }
+
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError> {
+        self.set_target_bitrate(bitrate)
     }
 
     fn size(&self) -> (usize, usize) {

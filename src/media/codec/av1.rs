@@ -51,6 +51,68 @@ pub trait VideoEncoder: Send {
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> Result<Vec<EncodedFrame>, VideoCodecError>;
     /// Ends the stream: everything still held back.
     fn flush(&mut self) -> Result<Vec<EncodedFrame>, VideoCodecError>;
+    /// The target bitrate now, bits per second.
+    fn bitrate(&self) -> u32;
+    /// Changes the target bitrate from the next frame on.
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError>;
+}
+
+/// Which AV1 encoder a call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderKind {
+    /// libaom in realtime mode (the default when built with the `libaom` feature: it sustains
+    /// 640x360 at 30 fps on one core; see docs/performance.md).
+    Libaom,
+    /// rav1e at speed 10.
+    Rav1e,
+}
+
+impl Default for EncoderKind {
+    fn default() -> Self {
+        if cfg!(feature = "libaom") { EncoderKind::Libaom } else { EncoderKind::Rav1e }
+    }
+}
+
+impl std::fmt::Display for EncoderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EncoderKind::Libaom => "libaom",
+            EncoderKind::Rav1e => "rav1e",
+        })
+    }
+}
+
+impl std::str::FromStr for EncoderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "libaom" | "aom" if cfg!(feature = "libaom") => Ok(EncoderKind::Libaom),
+            "libaom" | "aom" => Err("this hail was built without libaom (cargo feature `libaom`): use rav1e".into()),
+            "rav1e" => Ok(EncoderKind::Rav1e),
+            other => Err(format!("unknown video encoder {other:?}: expected libaom or rav1e")),
+        }
+    }
+}
+
+impl EncoderKind {
+    /// Opens an encoder of this kind.
+    pub fn open(
+        self,
+        width: usize,
+        height: usize,
+        fps: u64,
+        bitrate: u32,
+        threads: usize,
+    ) -> Result<Box<dyn VideoEncoder>, VideoCodecError> {
+        match self {
+            #[cfg(feature = "libaom")]
+            EncoderKind::Libaom => Ok(Box::new(super::aom::AomEncoder::new(width, height, fps, bitrate, threads)?)),
+            #[cfg(not(feature = "libaom"))]
+            EncoderKind::Libaom => Err(VideoCodecError::Encoder("built without libaom".into())),
+            EncoderKind::Rav1e => Ok(Box::new(Rav1eEncoder::new(width, height, fps, bitrate as i32, threads)?)),
+        }
+    }
 }
 
 /// rav1e at speed 10, low latency.
@@ -58,6 +120,9 @@ pub struct Rav1eEncoder {
     ctx: Context<u8>,
     width: usize,
     height: usize,
+    fps: u64,
+    bitrate: i32,
+    threads: usize,
 }
 
 impl std::fmt::Debug for Rav1eEncoder {
@@ -92,7 +157,7 @@ impl Rav1eEncoder {
             .with_threads(threads)
             .new_context()
             .map_err(|e| VideoCodecError::Encoder(e.to_string()))?;
-        Ok(Rav1eEncoder { ctx, width, height })
+        Ok(Rav1eEncoder { ctx, width, height, fps, bitrate, threads })
     }
 }
 
@@ -126,6 +191,21 @@ impl VideoEncoder for Rav1eEncoder {
     fn flush(&mut self) -> Result<Vec<EncodedFrame>, VideoCodecError> {
         self.ctx.flush();
         self.drain()
+    }
+
+    fn bitrate(&self) -> u32 {
+        self.bitrate.max(0) as u32
+    }
+
+    /// rav1e fixes its rate control when the context is made: a new target needs a new context,
+    /// whose first frame is a keyframe. So it only happens for changes of more than a fifth.
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError> {
+        let old = f64::from(self.bitrate.max(1));
+        if (f64::from(bitrate) - old).abs() / old <= 0.2 {
+            return Ok(());
+        }
+        *self = Rav1eEncoder::new(self.width, self.height, self.fps, bitrate as i32, self.threads)?;
+        Ok(())
     }
 }
 

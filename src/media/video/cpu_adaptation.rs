@@ -58,6 +58,7 @@ pub enum Adaptation {
 #[derive(Debug)]
 pub struct CpuAdaptation {
     rung: usize,
+    top: usize,
     window_start: Option<Instant>,
     busy: Duration,
     frames: u32,
@@ -76,8 +77,19 @@ impl Default for CpuAdaptation {
 impl CpuAdaptation {
     /// Starts at the top of the ladder.
     pub fn new() -> Self {
+        Self::capped(LADDER[0])
+    }
+
+    /// Starts at, and never climbs above, the best rung within `max` (size and frame rate); the
+    /// bottom rung when none fits.
+    pub fn capped(max: VideoFormat) -> Self {
+        let top = LADDER
+            .iter()
+            .position(|f| f.width <= max.width && f.height <= max.height && f.fps <= max.fps)
+            .unwrap_or(LADDER.len() - 1);
         CpuAdaptation {
-            rung: 0,
+            rung: top,
+            top,
             window_start: None,
             busy: Duration::ZERO,
             frames: 0,
@@ -127,7 +139,7 @@ impl CpuAdaptation {
             }
             return None;
         }
-        if usage < UNDERUSE && self.rung > 0 {
+        if usage < UNDERUSE && self.rung > self.top {
             let since = *self.low_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= self.hold {
                 self.rung -= 1;
@@ -177,6 +189,16 @@ mod tests {
     /// An encoder whose cost is proportional to pixels per second: `ms_at_360p` per 640x360 frame.
     fn encoder(ms_at_360p: f64) -> impl Fn(VideoFormat) -> Duration {
         move |f| Duration::from_secs_f64(ms_at_360p / 1000.0 * (f.width * f.height) as f64 / (640.0 * 360.0))
+    }
+
+    #[test]
+    fn a_cap_sets_the_start_and_the_ceiling() {
+        let mut a = CpuAdaptation::capped(VideoFormat { width: 480, height: 270, fps: 30 });
+        assert_eq!(a.format(), LADDER[1]);
+        let mut now = Instant::now();
+        let decisions = run(&mut a, &mut now, 30, |_| Duration::from_millis(1));
+        assert!(decisions.is_empty(), "never above the cap: {decisions:?}");
+        assert_eq!(CpuAdaptation::capped(VideoFormat { width: 100, height: 100, fps: 5 }).format(), LADDER[3]);
     }
 
     #[test]

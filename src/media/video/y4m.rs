@@ -126,6 +126,11 @@ impl Y4mWriter {
         Ok(Y4mWriter { path: path.to_owned(), out, width, height })
     }
 
+    /// The file's picture size.
+    pub fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
     /// Appends a frame (of the file's size).
     pub fn write(&mut self, frame: &Frame) -> Result<(), Y4mError> {
         if (frame.width, frame.height) != (self.width, self.height) {

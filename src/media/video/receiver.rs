@@ -1,0 +1,434 @@
+//! The receiving half of a call's video (sans-IO apart from the decoder's own work): sealed records
+//! in (tagged with the GOP of the stream they came on), pictures out when they are due.
+//!
+//! - A record of an older GOP than the one being decoded is stale and dropped.
+//! - A new GOP must start with a keyframe; inside a GOP the frame numbers must follow each other
+//!   (the stream is reliable, so a gap means the sender or our queue dropped something). Anything
+//!   else — or a frame dav1d refuses — leaves the decoder out of step: nothing more is decoded until
+//!   a keyframe, and a keyframe request goes out (at most one per [`REQUEST_GAP`]).
+//! - A frame that arrives much later than the quickest frames did ([`BACKLOG`]) means a backlog
+//!   built up behind lost packets: a keyframe request lets the sender start a fresh GOP (and reset
+//!   the stream with the backlog) rather than the picture trailing behind.
+//! - The peer sends video but nothing arrived for [`STALL`]: a keyframe request too.
+//! - Pictures are held until the audio played alongside them: a picture is due when its age
+//!   (`wall − capture`, in the sender's clock) reaches the audio's playout age, so audio and video
+//!   leave the device in step (the offset between the two clocks cancels out).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Frame;
+use super::pattern;
+use super::wire::{self, VideoWireError};
+use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, MediaKind};
+use crate::media::codec::av1::{Dav1dDecoder, VideoCodecError};
+
+/// The least time between two keyframe requests.
+pub const REQUEST_GAP: Duration = Duration::from_millis(300);
+/// Arriving this much later than the quickest frames means a backlog.
+pub const BACKLOG: Duration = Duration::from_millis(400);
+/// No frame for this long while the peer sends video: ask for a keyframe.
+pub const STALL: Duration = Duration::from_millis(600);
+/// Decoded pictures waiting for their turn beyond this are skipped (we are behind).
+pub const MAX_QUEUE: usize = 4;
+
+/// The receiver's counters, for `hail status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VideoReceiveStats {
+    /// The size of the last picture.
+    pub width: usize,
+    /// The size of the last picture.
+    pub height: usize,
+    /// Records that opened.
+    pub frames_received: u64,
+    /// Pictures decoded.
+    pub frames_decoded: u64,
+    /// Pictures rendered.
+    pub frames_rendered: u64,
+    /// Pictures decoded but skipped to catch up.
+    pub frames_skipped: u64,
+    /// Keyframes received.
+    pub keyframes: u64,
+    /// Keyframe requests sent.
+    pub keyframe_requests: u64,
+    /// Frames dav1d refused.
+    pub decode_errors: u64,
+    /// Frames that could not be decoded because something before them was missing.
+    pub undecodable: u64,
+    /// Records of an old GOP.
+    pub stale: u64,
+    /// Records that failed authentication.
+    pub tampered: u64,
+    /// Records replayed or too old.
+    pub replayed: u64,
+    /// Records that were not well-formed.
+    pub malformed: u64,
+    /// Pauses in the picture (WebRTC's definition: a gap between rendered pictures of more than
+    /// three times the average, and at least 150 ms more than it).
+    pub freezes: u64,
+    /// The last frame number rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<u32>,
+    /// Capture (burned into a test-pattern picture) to render, ms; needs a common clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glass_to_glass_ms: Option<f64>,
+    /// How much later the last picture was shown than the audio captured with it, ms (negative:
+    /// earlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub av_sync_ms: Option<f64>,
+    /// The largest |av_sync_ms| seen after the first second of pictures.
+    pub av_sync_max_ms: f64,
+}
+
+/// A picture to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The picture.
+    pub picture: Frame,
+    /// The sender's frame number.
+    pub frame: u32,
+    /// When it was captured (sender's clock, µs since the Unix epoch).
+    pub capture_us: u64,
+}
+
+#[derive(Debug)]
+struct Decoded {
+    picture: Frame,
+    frame: u32,
+    capture_us: u64,
+}
+
+/// Why a record was refused (the receiver keeps going).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VideoReceiveError {
+    /// Could not be opened or parsed.
+    #[error(transparent)]
+    Wire(#[from] VideoWireError),
+    /// dav1d refused it.
+    #[error(transparent)]
+    Codec(#[from] VideoCodecError),
+}
+
+/// The receiver.
+pub struct VideoReceiver {
+    opener: FrameOpener,
+    decoder: Dav1dDecoder,
+    gop: Option<u32>,
+    expect: Option<u32>,
+    in_step: bool,
+    need_keyframe: bool,
+    last_request: Option<Instant>,
+    last_arrival: Option<Instant>,
+    min_age_us: Option<i64>,
+    queue: VecDeque<Decoded>,
+    last_render: Option<Instant>,
+    first_render: Option<Instant>,
+    avg_interval: Option<Duration>,
+    remote_sending: bool,
+    stats: VideoReceiveStats,
+}
+
+impl std::fmt::Debug for VideoReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoReceiver").field("gop", &self.gop).field("in_step", &self.in_step).finish_non_exhaustive()
+    }
+}
+
+fn newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+impl VideoReceiver {
+    /// A receiver opening with the call's video key, decoding on `threads`.
+    pub fn new(keys: &FrameKeys, threads: u32) -> Result<Self, VideoCodecError> {
+        Ok(VideoReceiver {
+            opener: keys.opener(MediaKind::Video),
+            decoder: Dav1dDecoder::new(threads)?,
+            gop: None,
+            expect: None,
+            in_step: false,
+            need_keyframe: false,
+            last_request: None,
+            last_arrival: None,
+            min_age_us: None,
+            queue: VecDeque::new(),
+            last_render: None,
+            first_render: None,
+            avg_interval: None,
+            remote_sending: false,
+            stats: VideoReceiveStats::default(),
+        })
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> VideoReceiveStats {
+        self.stats.clone()
+    }
+
+    /// Whether the peer says it sends video (a pause is not a stall).
+    pub fn set_remote_sending(&mut self, sending: bool, now: Instant) {
+        if sending && !self.remote_sending {
+            self.last_arrival = Some(now);
+            self.last_render = None;
+            self.avg_interval = None;
+        }
+        if !sending {
+            // Nothing to ask a paused peer for.
+            self.need_keyframe = false;
+        }
+        self.remote_sending = sending;
+    }
+
+    /// A record's body (after its length prefix) from the stream of `gop`, arriving at `now`
+    /// (`wall_us`: the same instant on the wall clock).
+    pub fn on_record(&mut self, now: Instant, wall_us: u64, gop: u32, body: &[u8]) -> Result<(), VideoReceiveError> {
+        let frame = match wire::open(&mut self.opener, gop, body) {
+            Ok(f) => f,
+            Err(e) => {
+                match &e {
+                    VideoWireError::Frame(FrameError::Auth) => self.stats.tampered += 1,
+                    VideoWireError::Frame(_) => self.stats.replayed += 1,
+                    _ => self.stats.malformed += 1,
+                }
+                return Err(e.into());
+            }
+        };
+        self.stats.frames_received += 1;
+        self.last_arrival = Some(now);
+        let age = wall_us as i64 - frame.capture_us as i64;
+        let min = *self.min_age_us.get_or_insert(age);
+        self.min_age_us = Some(min.min(age));
+
+        if let Some(current) = self.gop {
+            if newer(current, gop) {
+                self.stats.stale += 1;
+                return Ok(());
+            }
+        }
+        let new_gop = self.gop.is_none_or(|current| newer(gop, current));
+        if frame.keyframe() {
+            self.stats.keyframes += 1;
+            if new_gop || !self.in_step {
+                self.gop = Some(gop);
+                self.in_step = true;
+                self.need_keyframe = false;
+            }
+        } else if new_gop || self.expect != Some(frame.frame) {
+            // The GOP's keyframe, or a frame before this one, is missing.
+            self.gop = Some(gop);
+            self.in_step = false;
+        }
+        if !self.in_step {
+            self.stats.undecodable += 1;
+            self.need_keyframe = true;
+            return Ok(());
+        }
+        if age - min > BACKLOG.as_micros() as i64 && !frame.keyframe() {
+            // Far behind: keep decoding (later frames need this one), but ask for a fresh start.
+            self.need_keyframe = true;
+        }
+        self.expect = Some(frame.frame.wrapping_add(1));
+        match self.decoder.decode(&frame.av1) {
+            Ok(pictures) => {
+                for picture in pictures {
+                    self.stats.frames_decoded += 1;
+                    self.queue.push_back(Decoded { picture, frame: frame.frame, capture_us: frame.capture_us });
+                }
+                while self.queue.len() > MAX_QUEUE {
+                    self.queue.pop_front();
+                    self.stats.frames_skipped += 1;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                self.in_step = false;
+                self.need_keyframe = true;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether to send a keyframe request now (counted when it says yes).
+    pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
+        let stalled = self.remote_sending
+            && self.last_arrival.is_some_and(|t| now.saturating_duration_since(t) >= STALL);
+        if !(self.need_keyframe || stalled) {
+            return false;
+        }
+        if self.last_request.is_some_and(|t| now.saturating_duration_since(t) < REQUEST_GAP) {
+            return false;
+        }
+        self.last_request = Some(now);
+        self.stats.keyframe_requests += 1;
+        true
+    }
+
+    /// When the next picture is due, as a wall-clock time in µs (`None`: nothing waiting).
+    /// `audio_age_us` is the age of the audio playing now (`wall − capture`), if any plays.
+    pub fn next_due_us(&self, audio_age_us: Option<i64>) -> Option<u64> {
+        let next = self.queue.front()?;
+        let age = audio_age_us.unwrap_or(0).max(0) as u64;
+        Some(next.capture_us.saturating_add(age))
+    }
+
+    /// The picture to show at `wall_us`, if one is due.
+    pub fn poll_render(&mut self, now: Instant, wall_us: u64, audio_age_us: Option<i64>) -> Option<Rendered> {
+        let due = self.next_due_us(audio_age_us)?;
+        if wall_us < due && self.queue.len() < MAX_QUEUE {
+            return None;
+        }
+        let d = self.queue.pop_front()?;
+        let age_us = wall_us as i64 - d.capture_us as i64;
+        self.stats.av_sync_ms = audio_age_us.map(|a| (age_us - a) as f64 / 1000.0);
+        if let (Some(sync), Some(first)) = (self.stats.av_sync_ms, self.first_render) {
+            if now.saturating_duration_since(first) >= Duration::from_secs(1) {
+                self.stats.av_sync_max_ms = self.stats.av_sync_max_ms.max(sync.abs());
+            }
+        }
+        self.first_render.get_or_insert(now);
+        if let Some(last) = self.last_render {
+            let gap = now.saturating_duration_since(last);
+            if let Some(avg) = self.avg_interval {
+                if self.remote_sending && gap > (avg * 3).max(avg + Duration::from_millis(150)) {
+                    self.stats.freezes += 1;
+                }
+                self.avg_interval = Some((avg * 7 + gap) / 8);
+            } else {
+                self.avg_interval = Some(gap);
+            }
+        }
+        self.last_render = Some(now);
+        self.stats.frames_rendered += 1;
+        self.stats.last_frame = Some(d.frame);
+        (self.stats.width, self.stats.height) = (d.picture.width, d.picture.height);
+        if let Some(stamp) = pattern::read(&d.picture) {
+            let now_ms = (wall_us / 1000) as u32;
+            self.stats.glass_to_glass_ms = Some(f64::from(now_ms.wrapping_sub(stamp.capture_ms) as i32));
+        }
+        Some(Rendered { picture: d.picture, frame: d.frame, capture_us: d.capture_us })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::video::cpu_adaptation::VideoFormat;
+    use crate::media::video::pattern::Stamp;
+    use crate::media::video::sender::{Outgoing, SenderConfig, VideoSender};
+
+    fn pair() -> (VideoSender, VideoReceiver) {
+        let a = FrameKeys::new([1; 32], [2; 32], true, b"h");
+        let b = FrameKeys::new([1; 32], [2; 32], false, b"h");
+        let config = SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() };
+        (VideoSender::new(&a, config), VideoReceiver::new(&b, 1).unwrap())
+    }
+
+    const T: u64 = 1_000_000_000_000;
+
+    /// Sends frames `from..to`, 33 ms apart, starting at `t0`; returns the records.
+    fn send(s: &mut VideoSender, t0: Instant, from: u32, to: u32) -> Vec<(u32, Outgoing)> {
+        (from..to)
+            .flat_map(|n| {
+                let t = t0 + Duration::from_millis(33 * u64::from(n));
+                let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+                s.send(t, &pic, T + 33_000 * u64::from(n)).unwrap().into_iter().map(move |o| (n, o))
+            })
+            .collect()
+    }
+
+    fn deliver(r: &mut VideoReceiver, t0: Instant, records: &[(u32, Outgoing)], late_ms: u64) {
+        for (n, o) in records {
+            let at = t0 + Duration::from_millis(33 * u64::from(*n) + late_ms);
+            let wall = T + 33_000 * u64::from(*n) + late_ms * 1000;
+            let _ = r.on_record(at, wall, o.gop, &o.record[4..]);
+        }
+    }
+
+    #[test]
+    fn frames_in_order_decode_and_render_when_the_audio_has_caught_up() {
+        let (mut s, mut r) = pair();
+        let t0 = Instant::now();
+        r.set_remote_sending(true, t0);
+        let recs = send(&mut s, t0, 0, 3);
+        deliver(&mut r, t0, &recs[..1], 10);
+        // Audio plays 60 ms after capture: the picture (10 ms old) waits.
+        assert!(r.poll_render(t0, T + 10_000, Some(60_000)).is_none());
+        let shown = r.poll_render(t0, T + 60_000, Some(60_000)).expect("due");
+        assert_eq!(shown.frame, 0);
+        assert_eq!(pattern::read(&shown.picture).map(|s| s.counter), Some(0));
+        assert_eq!(r.stats().av_sync_ms, Some(0.0));
+        deliver(&mut r, t0, &recs[1..], 10);
+        assert_eq!(r.stats().frames_decoded, 3);
+        assert!(!r.poll_keyframe_request(t0 + Duration::from_millis(100)), "nothing wrong, nothing asked");
+    }
+
+    #[test]
+    fn a_missing_frame_stops_decoding_until_a_keyframe_and_asks_for_one_rate_limited() {
+        let (mut s, mut r) = pair();
+        let t0 = Instant::now();
+        let recs = send(&mut s, t0, 0, 5);
+        deliver(&mut r, t0, &recs[..2], 5);
+        deliver(&mut r, t0, &recs[3..], 5); // frame 2 lost
+        let st = r.stats();
+        assert_eq!((st.frames_decoded, st.undecodable), (2, 2));
+        let t = t0 + Duration::from_millis(200);
+        assert!(r.poll_keyframe_request(t));
+        assert!(!r.poll_keyframe_request(t + Duration::from_millis(100)), "rate-limited");
+        assert!(r.poll_keyframe_request(t + REQUEST_GAP));
+        // The sender answers with a new GOP; decoding resumes and the requests stop.
+        s.on_keyframe_request(t0 + Duration::from_millis(500));
+        let k = send(&mut s, t0, 15, 17);
+        assert!(k[0].1.new_gop);
+        deliver(&mut r, t0, &k, 5);
+        assert_eq!(r.stats().frames_decoded, 4);
+        assert!(!r.poll_keyframe_request(t0 + Duration::from_secs(5)));
+        // The old GOP's leftovers are stale now.
+        deliver(&mut r, t0, &recs[2..3], 600);
+        assert_eq!(r.stats().stale, 1);
+    }
+
+    #[test]
+    fn a_backlog_or_a_stall_asks_for_a_keyframe_and_tampering_is_counted() {
+        let (mut s, mut r) = pair();
+        let t0 = Instant::now();
+        r.set_remote_sending(true, t0);
+        let recs = send(&mut s, t0, 0, 4);
+        deliver(&mut r, t0, &recs[..2], 5);
+        assert!(!r.poll_keyframe_request(t0 + Duration::from_millis(60)));
+        deliver(&mut r, t0, &recs[2..3], 5 + 500); // half a second behind
+        assert!(r.poll_keyframe_request(t0 + Duration::from_millis(600)));
+        // Nothing for longer than STALL while the peer sends: asks again.
+        assert!(r.poll_keyframe_request(t0 + Duration::from_millis(700) + STALL));
+        r.set_remote_sending(false, t0);
+        assert!(!r.poll_keyframe_request(t0 + Duration::from_secs(9)), "a paused peer is not stalled");
+        let mut bad = recs[3].1.record.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(r.on_record(t0, T, 0, &bad[4..]).is_err());
+        assert!(r.on_record(t0, T, 0, b"garbage").is_err());
+        assert_eq!((r.stats().tampered, r.stats().malformed), (1, 1));
+    }
+
+    #[test]
+    fn garbage_that_authenticates_is_a_decode_error_not_a_panic() {
+        let (_, mut r) = pair();
+        let a = FrameKeys::new([1; 32], [2; 32], true, b"h");
+        let mut sealer = a.sealer(MediaKind::Video);
+        let junk = wire::VideoFrame {
+            frame: 0,
+            capture_us: T,
+            flags: wire::FLAG_KEYFRAME,
+            width: 320,
+            height: 180,
+            av1: vec![0xff; 300],
+        };
+        let rec = wire::seal(&mut sealer, 0, &junk);
+        let t0 = Instant::now();
+        assert!(matches!(r.on_record(t0, T, 0, &rec[4..]), Err(VideoReceiveError::Codec(_))));
+        assert_eq!(r.stats().decode_errors, 1);
+        assert!(r.poll_keyframe_request(t0));
+    }
+}

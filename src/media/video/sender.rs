@@ -1,0 +1,297 @@
+//! The sending half of a call's video (sans-IO apart from the encoder's own work): pictures in,
+//! sealed records out, each tagged with its GOP. It owns the encoder, starts a new GOP on every
+//! keyframe (the IO layer opens a new QUIC stream for it and resets the previous one), follows the
+//! bitrate the controller sets, and steps the format down and up with the CPU adaptation.
+//!
+//! The caller passes `now`; the encoder's run time is measured here, because it is what the CPU
+//! adaptation is about.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Frame;
+use super::cpu_adaptation::{Adaptation, CpuAdaptation, VideoFormat};
+use super::wire::{self, FLAG_KEYFRAME, VideoFrame};
+use crate::crypto::frame::{FrameKeys, FrameSealer, MediaKind};
+use crate::media::codec::av1::{EncoderKind, VideoCodecError, VideoEncoder};
+
+/// A keyframe request that comes sooner than this after the last keyframe is ignored: that
+/// keyframe is probably still on its way.
+pub const KEYFRAME_MIN_GAP: Duration = Duration::from_millis(250);
+/// A keyframe at least this often, so a receiver that lost track recovers even without asking.
+pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(10);
+/// The bitrate a new sender aims at until the controller says otherwise.
+pub const START_BITRATE: u32 = 500_000;
+
+/// How the sender encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderConfig {
+    /// The encoder.
+    pub encoder: EncoderKind,
+    /// Encoder threads.
+    pub threads: usize,
+    /// The best format to send (the top of the CPU ladder).
+    pub max_format: VideoFormat,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig { encoder: EncoderKind::default(), threads: 2, max_format: super::cpu_adaptation::LADDER[0] }
+    }
+}
+
+/// One sealed record to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The GOP (and so the stream) it belongs to.
+    pub gop: u32,
+    /// It opens a new GOP: open a new stream, reset the previous one.
+    pub new_gop: bool,
+    /// The record, length prefix included.
+    pub record: Vec<u8>,
+    /// The frame number.
+    pub frame: u32,
+}
+
+/// The sender's counters, for `hail status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VideoSendStats {
+    /// The encoder in use.
+    pub encoder: String,
+    /// The picture size sent now.
+    pub width: usize,
+    /// The picture size sent now.
+    pub height: usize,
+    /// The frame rate aimed at now.
+    pub target_fps: u32,
+    /// Frames encoded and sent.
+    pub frames: u64,
+    /// Keyframes among them.
+    pub keyframes: u64,
+    /// Keyframe requests from the peer (honoured or not).
+    pub keyframe_requests: u64,
+    /// Bytes of records sent.
+    pub bytes: u64,
+    /// The target bitrate now, bps.
+    pub target_bitrate: u32,
+    /// The encoder's share of the frame interval (CPU adaptation input), last window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encode_usage: Option<f64>,
+    /// Format changes made for the CPU.
+    pub cpu_adaptations: u64,
+}
+
+/// The sender.
+pub struct VideoSender {
+    config: SenderConfig,
+    sealer: FrameSealer,
+    encoder: Option<Box<dyn VideoEncoder>>,
+    cpu: CpuAdaptation,
+    target: u32,
+    gop: u32,
+    next_frame: u32,
+    keyframe_wanted: bool,
+    last_keyframe: Option<Instant>,
+    stats: VideoSendStats,
+}
+
+impl std::fmt::Debug for VideoSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoSender").field("config", &self.config).field("gop", &self.gop).finish_non_exhaustive()
+    }
+}
+
+impl VideoSender {
+    /// A sender sealing with the call's video key.
+    pub fn new(keys: &FrameKeys, config: SenderConfig) -> Self {
+        let cpu = CpuAdaptation::capped(config.max_format);
+        let f = cpu.format();
+        VideoSender {
+            config,
+            sealer: keys.sealer(MediaKind::Video),
+            encoder: None,
+            cpu,
+            target: START_BITRATE,
+            gop: 0,
+            next_frame: 0,
+            keyframe_wanted: true,
+            last_keyframe: None,
+            stats: VideoSendStats {
+                encoder: config.encoder.to_string(),
+                width: f.width,
+                height: f.height,
+                target_fps: f.fps,
+                target_bitrate: START_BITRATE,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The format the source should deliver now.
+    pub fn format(&self) -> VideoFormat {
+        self.cpu.format()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> VideoSendStats {
+        let mut s = self.stats.clone();
+        s.encode_usage = self.cpu.usage();
+        s
+    }
+
+    /// Follows the bitrate controller.
+    pub fn set_target_bitrate(&mut self, bps: u32) {
+        self.target = bps;
+        self.stats.target_bitrate = bps;
+        if let Some(enc) = self.encoder.as_mut() {
+            if let Err(e) = enc.set_bitrate(bps) {
+                tracing::warn!(error = %e, "the encoder refused a bitrate; starting a new one");
+                self.encoder = None;
+                self.keyframe_wanted = true;
+            }
+        }
+    }
+
+    /// The peer cannot decode: the next frame is a keyframe, unless one went out very recently.
+    pub fn on_keyframe_request(&mut self, now: Instant) {
+        self.stats.keyframe_requests += 1;
+        let recent = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) < KEYFRAME_MIN_GAP);
+        if !recent {
+            self.keyframe_wanted = true;
+        }
+    }
+
+    /// Starts a new GOP with the next frame (the IO layer dropped a backlog).
+    pub fn restart_gop(&mut self) {
+        self.keyframe_wanted = true;
+    }
+
+    /// Video off: the encoder is dropped (its memory and threads go); the next frame starts afresh.
+    pub fn pause(&mut self) {
+        self.encoder = None;
+        self.keyframe_wanted = true;
+    }
+
+    /// Encodes one picture (at [`VideoSender::format`]'s size; others are rescaled) captured at
+    /// `capture_us` and seals what the encoder gives back.
+    pub fn send(&mut self, now: Instant, picture: &Frame, capture_us: u64) -> Result<Vec<Outgoing>, VideoCodecError> {
+        let format = self.cpu.format();
+        let scaled;
+        let picture = if (picture.width, picture.height) == (format.width, format.height) {
+            picture
+        } else {
+            scaled = picture.scaled(format.width, format.height).ok_or_else(|| {
+                VideoCodecError::Encoder(format!("cannot scale to {}x{}", format.width, format.height))
+            })?;
+            &scaled
+        };
+        if self.encoder.is_none() {
+            let enc = self.config.encoder.open(
+                format.width,
+                format.height,
+                u64::from(format.fps),
+                self.target,
+                self.config.threads,
+            )?;
+            self.encoder = Some(enc);
+            self.keyframe_wanted = true;
+        }
+        let periodic = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) >= KEYFRAME_INTERVAL);
+        let keyframe = self.keyframe_wanted || periodic;
+        let enc = self.encoder.as_mut().expect("opened above");
+        let started = Instant::now();
+        let units = enc.encode(picture, keyframe)?;
+        let took = started.elapsed();
+        self.keyframe_wanted = false;
+
+        let mut out = Vec::with_capacity(units.len());
+        for unit in units {
+            let new_gop = unit.keyframe || self.stats.frames == 0;
+            if new_gop {
+                if self.stats.frames > 0 {
+                    self.gop = self.gop.wrapping_add(1);
+                }
+                self.last_keyframe = Some(now);
+                self.stats.keyframes += 1;
+            }
+            let frame = VideoFrame {
+                frame: self.next_frame,
+                capture_us,
+                flags: if unit.keyframe { FLAG_KEYFRAME } else { 0 },
+                width: format.width as u16,
+                height: format.height as u16,
+                av1: unit.data,
+            };
+            self.next_frame = self.next_frame.wrapping_add(1);
+            let record = wire::seal(&mut self.sealer, self.gop, &frame);
+            self.stats.frames += 1;
+            self.stats.bytes += record.len() as u64;
+            out.push(Outgoing { gop: self.gop, new_gop, record, frame: frame.frame });
+        }
+
+        if let Some(step) = self.cpu.on_frame_encoded(now, took) {
+            let (Adaptation::Down(f) | Adaptation::Up(f)) = step;
+            tracing::info!(?step, "video format changed for the CPU");
+            self.stats.cpu_adaptations += 1;
+            self.stats.width = f.width;
+            self.stats.height = f.height;
+            self.stats.target_fps = f.fps;
+            if (f.width, f.height) != (format.width, format.height) {
+                // A new size needs a new encoder, which starts with a keyframe.
+                self.encoder = None;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::video::pattern::{self, Stamp};
+
+    fn keys() -> FrameKeys {
+        FrameKeys::new([1; 32], [2; 32], true, b"h")
+    }
+
+    fn small() -> SenderConfig {
+        SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() }
+    }
+
+    #[test]
+    fn the_first_frame_opens_a_gop_and_keyframe_requests_open_the_next() {
+        let mut s = VideoSender::new(&keys(), small());
+        let t0 = Instant::now();
+        let pic = |n: u32| pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+        let first = s.send(t0, &pic(0), 1).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(first[0].new_gop && first[0].gop == 0);
+        let second = s.send(t0 + Duration::from_millis(33), &pic(1), 2).unwrap();
+        assert!(!second[0].new_gop && second[0].gop == 0, "a delta frame stays in its GOP");
+        // Too soon after the first keyframe: ignored.
+        s.on_keyframe_request(t0 + Duration::from_millis(40));
+        assert!(!s.send(t0 + Duration::from_millis(66), &pic(2), 3).unwrap()[0].new_gop);
+        s.on_keyframe_request(t0 + Duration::from_millis(400));
+        let k = s.send(t0 + Duration::from_millis(433), &pic(3), 4).unwrap();
+        assert!(k[0].new_gop && k[0].gop == 1, "{k:?}");
+        assert_eq!((s.stats().keyframes, s.stats().keyframe_requests, s.stats().frames), (2, 2, 4));
+        // Pictures of another size are scaled to the format.
+        let big = pattern::draw(640, 360, Stamp { counter: 4, capture_ms: 4 }).unwrap();
+        assert_eq!(s.send(t0 + Duration::from_millis(466), &big, 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_pause_restarts_with_a_keyframe_and_the_frame_numbers_continue() {
+        let mut s = VideoSender::new(&keys(), small());
+        let t0 = Instant::now();
+        let pic = pattern::draw(320, 180, Stamp { counter: 0, capture_ms: 0 }).unwrap();
+        s.send(t0, &pic, 0).unwrap();
+        s.pause();
+        let after = s.send(t0 + Duration::from_millis(50), &pic, 0).unwrap();
+        assert!(after[0].new_gop);
+        assert_eq!(after[0].frame, 1);
+        s.set_target_bitrate(200_000);
+        assert_eq!(s.stats().target_bitrate, 200_000);
+    }
+}
