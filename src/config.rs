@@ -31,6 +31,59 @@ pub struct ConfigFile {
     /// The `[audio]` section.
     #[serde(default)]
     pub audio: AudioSection,
+    /// The `[video]` section.
+    #[serde(default)]
+    pub video: VideoSection,
+}
+
+/// The `[video]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSection {
+    /// Where calls' video comes from (`pattern`, a `.y4m`).
+    pub input: Option<String>,
+    /// Where received video goes (`null`, a `.y4m`).
+    pub output: Option<String>,
+    /// `libaom` (the default) or `rav1e`.
+    pub encoder: Option<String>,
+    /// The best picture to send, `WIDTHxHEIGHT` (default 640x360; the CPU adaptation may go lower).
+    pub max_size: Option<String>,
+}
+
+impl VideoSection {
+    /// Overrides `self` with whatever `flags` sets.
+    pub fn overridden_by(self, flags: VideoSection) -> Self {
+        VideoSection {
+            input: flags.input.or(self.input),
+            output: flags.output.or(self.output),
+            encoder: flags.encoder.or(self.encoder),
+            max_size: flags.max_size.or(self.max_size),
+        }
+    }
+
+    /// Checks the values into `settings`.
+    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), String> {
+        let v = &mut settings.video;
+        if let Some(i) = &self.input {
+            v.input = i.parse().map_err(|e: crate::media::video::source::VideoSpecError| e.to_string())?;
+        }
+        if let Some(o) = &self.output {
+            v.output = o.parse().map_err(|e: crate::media::video::source::VideoSpecError| e.to_string())?;
+        }
+        if let Some(e) = &self.encoder {
+            v.encoder = e.parse()?;
+        }
+        if let Some(size) = &self.max_size {
+            let bad = || format!("invalid video max_size {size:?}: expected WIDTHxHEIGHT, e.g. 640x360");
+            let (w, h) = size.split_once('x').ok_or_else(bad)?;
+            let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+            if !(2..=3840).contains(&w) || !(2..=2160).contains(&h) {
+                return Err(bad());
+            }
+            (v.max_width, v.max_height) = (w, h);
+        }
+        Ok(())
+    }
 }
 
 /// The `[audio]` section.

@@ -10,7 +10,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hail::config::{AudioSection, CallsSection, NetworkSection};
+use hail::config::{AudioSection, CallsSection, NetworkSection, VideoSection};
 use hail::home::Home;
 use hail::node::DaemonOptions;
 
@@ -75,7 +75,13 @@ fn daemon_options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         ..Default::default()
     };
     let audio = AudioSection { input: args.audio_in.clone(), output: args.audio_out.clone(), bitrate_kbps: None };
-    Ok(DaemonOptions { network, calls, audio })
+    let video = VideoSection {
+        input: args.video_in.clone(),
+        output: args.video_out.clone(),
+        encoder: args.video_encoder.clone(),
+        max_size: args.video_max_size.clone(),
+    };
+    Ok(DaemonOptions { network, calls, audio, video })
 }
 
 async fn daemon(home: Home, log: Option<String>, options: DaemonOptions) -> ExitCode {

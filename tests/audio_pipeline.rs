@@ -32,7 +32,7 @@ async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_
         output: SinkSpec::Null,
         bitrate: DEFAULT_BITRATE,
     };
-    let pipeline = AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config, false).unwrap();
+    let pipeline = AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config, false, Default::default()).unwrap();
 
     // Alice sends 100 frames by hand; 10 of them twice, and 4 forged copies.
     let mut sender = AudioSender::new(&a.established.frame_keys, DEFAULT_BITRATE).unwrap();

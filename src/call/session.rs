@@ -213,6 +213,8 @@ pub enum CallEvent {
         /// They send video.
         video: bool,
     },
+    /// The peer asks for a video keyframe.
+    KeyframeRequested,
     /// The call is over.
     Ended(EndReason),
 }
@@ -462,6 +464,7 @@ impl CallSession {
                 Ok(())
             }
             (UserAction::Media { muted, video }, _) => {
+                self.video = video;
                 if self.channel_up {
                     self.send(ControlMessage::MediaState { muted, video }, now);
                 }
@@ -520,6 +523,9 @@ impl CallSession {
             ControlMessage::Ping => self.send(ControlMessage::Pong, now),
             ControlMessage::MediaState { muted, video } => {
                 self.outputs.push_back(Output::Event(CallEvent::RemoteMedia { muted, video }));
+            }
+            ControlMessage::KeyframeRequest if self.state == CallState::Active => {
+                self.outputs.push_back(Output::Event(CallEvent::KeyframeRequested));
             }
             // Out of place (an accept from the callee side, a late ack): ignored, never fatal.
             _ => {}

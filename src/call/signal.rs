@@ -78,6 +78,8 @@ pub enum ControlMessage {
         /// Sending video.
         video: bool,
     },
+    /// The receiver cannot decode the sender's video: start a new GOP with a keyframe.
+    KeyframeRequest,
 }
 
 /// Why a control frame could not be read.
@@ -153,6 +155,7 @@ mod tests {
             ControlMessage::Ping,
             ControlMessage::Pong,
             ControlMessage::MediaState { muted: true, video: false },
+            ControlMessage::KeyframeRequest,
         ] {
             let frame = m.encode();
             let len = u16::from_be_bytes([frame[0], frame[1]]) as usize;

@@ -78,6 +78,18 @@ pub struct DaemonArgs {
     /// Where calls' audio goes: default, device:NAME, null, or a .wav file.
     #[arg(long, value_name = "SINK")]
     pub audio_out: Option<String>,
+    /// Where calls' video comes from: pattern (the default) or a .y4m file.
+    #[arg(long, value_name = "SOURCE")]
+    pub video_in: Option<String>,
+    /// Where received video goes: null (the default) or a .y4m file.
+    #[arg(long, value_name = "SINK")]
+    pub video_out: Option<String>,
+    /// The AV1 encoder: libaom (the default) or rav1e.
+    #[arg(long, value_name = "ENCODER")]
+    pub video_encoder: Option<String>,
+    /// The best picture to send, WIDTHxHEIGHT (default 640x360).
+    #[arg(long, value_name = "WxH")]
+    pub video_max_size: Option<String>,
 }
 
 /// Commands that talk to a running daemon.
@@ -126,8 +138,14 @@ pub enum ClientCmd {
         /// This call's audio sink: default, device:NAME, null, or a .wav file.
         #[arg(long, value_name = "SINK")]
         audio_out: Option<String>,
+        /// This call's video source: pattern or a .y4m file.
+        #[arg(long, value_name = "SOURCE")]
+        video_in: Option<String>,
+        /// Where this call's received video goes: null or a .y4m file.
+        #[arg(long, value_name = "SINK")]
+        video_out: Option<String>,
     },
-    /// Answer the ringing call.
+    /// Answer the ringing call (with video if the caller asked for it; `hail video off` stops ours).
     Answer {
         /// This call's audio source: default, device:NAME, tone:FREQ, silence, or a .wav file.
         #[arg(long, value_name = "SOURCE")]
@@ -135,11 +153,22 @@ pub enum ClientCmd {
         /// This call's audio sink: default, device:NAME, null, or a .wav file.
         #[arg(long, value_name = "SINK")]
         audio_out: Option<String>,
+        /// This call's video source: pattern or a .y4m file.
+        #[arg(long, value_name = "SOURCE")]
+        video_in: Option<String>,
+        /// Where this call's received video goes: null or a .y4m file.
+        #[arg(long, value_name = "SINK")]
+        video_out: Option<String>,
     },
     /// Mute your microphone (the other side sees it).
     Mute,
     /// Unmute your microphone.
     Unmute,
+    /// Turn your video on or off during a call (a voice call becomes a video call).
+    Video {
+        /// on or off.
+        state: OnOff,
+    },
     /// Decline the ringing call.
     Reject,
     /// Hang up the call.
@@ -204,4 +233,13 @@ pub enum ContactsCmd {
         #[arg(long)]
         confirm: bool,
     },
+}
+
+/// A switch.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }

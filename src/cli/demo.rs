@@ -1,5 +1,6 @@
 //! `hail demo`: two nodes on this machine (loopback only, mDNS off, throw-away homes) add each other
-//! as contacts and call: both sides' emoji, the call's states, then a hang-up and the history.
+//! as contacts and make a video call: both sides' emoji, the call's states, audio and video stats,
+//! then a hang-up and the history. Each side's received audio and video are written to files.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,12 +63,18 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     let heard = |name: &str| {
         std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir()).join(format!("hail-demo-{name}-heard.wav"))
     };
-    let (alice_wav, bob_wav) = (heard("alice"), heard("bob"));
-    let start = |name: &str, tone: &str, out: &std::path::Path| {
-        Daemon::start(Home::new(dir.join(name)), DaemonOptions::loopback(tone, &out.display().to_string()))
+    let seen = |name: &str| {
+        std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir()).join(format!("hail-demo-{name}-seen.y4m"))
     };
-    let alice = start("alice", "tone:440", &alice_wav).await.map_err(|e| e.to_string())?;
-    let bob = start("bob", "tone:660", &bob_wav).await.map_err(|e| e.to_string())?;
+    let (alice_wav, bob_wav) = (heard("alice"), heard("bob"));
+    let (alice_y4m, bob_y4m) = (seen("alice"), seen("bob"));
+    let start = |name: &str, tone: &str, out: &std::path::Path, video_out: &std::path::Path| {
+        let mut options = DaemonOptions::loopback(tone, &out.display().to_string());
+        options.video.output = Some(video_out.display().to_string());
+        Daemon::start(Home::new(dir.join(name)), options)
+    };
+    let alice = start("alice", "tone:440", &alice_wav, &alice_y4m).await.map_err(|e| e.to_string())?;
+    let bob = start("bob", "tone:660", &bob_wav, &bob_y4m).await.map_err(|e| e.to_string())?;
     let (a, b) = (alice.node().clone(), bob.node().clone());
     let e = |e: hail::node::NodeError| e.to_string();
     let card_a = a.identity(Some("alice")).await.map_err(e)?.card;
@@ -79,8 +86,8 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
 
     let (mut ev_a, mut ev_b) = (a.subscribe(), b.subscribe());
     let started = std::time::Instant::now();
-    let ringing = a.call("bob", false).await.map_err(e)?;
-    println!("alice: calling bob… {:?}", ringing.state);
+    let ringing = a.call("bob", true).await.map_err(e)?;
+    println!("alice: video-calling bob… {:?}", ringing.state);
     let incoming = wait_for(&mut ev_b, |e| call_event(e, "incoming")).await?;
     println!("bob:   incoming call from {}", incoming.contact.map(|n| n.to_string()).unwrap_or_default());
 
@@ -103,7 +110,8 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     b.answer().await.map_err(e)?;
     wait_for(&mut ev_a, |e| call_event(e, "active")).await?;
     println!("bob answers; the call is active after {} ms (from dialling).", started.elapsed().as_millis());
-    println!("alice sends a 440 Hz tone, bob a 660 Hz tone (Opus 32 kbps in QUIC datagrams, sealed per frame).\n");
+    println!("alice sends a 440 Hz tone, bob a 660 Hz tone (Opus 32 kbps in QUIC datagrams, sealed per frame);");
+    println!("both send the moving test pattern (AV1, one QUIC stream per GOP, sealed per frame).\n");
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     for (name, node) in [("alice", &a), ("bob", &b)] {
         let Some(c) = node.status().await.map_err(e)?.call else { continue };
@@ -129,6 +137,27 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
                 r.latency_ms.map(|l| format!("{l:.0} ms")).unwrap_or_else(|| "-".into())
             );
         }
+        if let Some(v) = c.video_stats {
+            let (s, r) = (&v.send, &v.receive);
+            println!(
+                "  video: sent {}x{} {} fps {} kbps ({}, {} frames, {} keyframes); received {}x{} {} fps, {} frames shown, {} freezes, {} keyframe requests, glass-to-glass {}, A/V sync {}",
+                s.width,
+                s.height,
+                v.send_fps,
+                v.send_bitrate / 1000,
+                s.encoder,
+                s.frames,
+                s.keyframes,
+                r.width,
+                r.height,
+                v.receive_fps,
+                r.frames_rendered,
+                r.freezes,
+                r.keyframe_requests,
+                r.glass_to_glass_ms.map(|l| format!("{l:.0} ms")).unwrap_or_else(|| "-".into()),
+                r.av_sync_ms.map(|l| format!("{l:+.0} ms")).unwrap_or_else(|| "-".into()),
+            );
+        }
     }
     a.hangup().await.map_err(e)?;
     let ended_a = wait_for(&mut ev_a, |e| call_event(e, "ended")).await?;
@@ -150,6 +179,7 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     alice.stop().await;
     bob.stop().await;
     println!("\nWhat each side heard: {} and {}", alice_wav.display(), bob_wav.display());
+    println!("What each side saw:   {} and {}", alice_y4m.display(), bob_y4m.display());
     println!("Done; the throw-away homes are removed.");
     Ok(())
 }

@@ -46,17 +46,23 @@ fn request(command: &ClientCmd) -> Command {
         ClientCmd::Peers => Command::PeersList,
         ClientCmd::Find { peer } => Command::PeersFind { peer: peer.clone() },
         ClientCmd::Bootstrap { addresses } => Command::DhtBootstrap { addresses: addresses.clone() },
-        ClientCmd::Call { peer, video, audio_in, audio_out, .. } => Command::Call {
+        ClientCmd::Call { peer, video, audio_in, audio_out, video_in, video_out, .. } => Command::Call {
             peer: peer.clone(),
             video: *video,
             audio_in: audio_in.clone(),
             audio_out: audio_out.clone(),
+            video_in: video_in.clone(),
+            video_out: video_out.clone(),
         },
-        ClientCmd::Answer { audio_in, audio_out } => {
-            Command::Answer { audio_in: audio_in.clone(), audio_out: audio_out.clone() }
-        }
+        ClientCmd::Answer { audio_in, audio_out, video_in, video_out } => Command::Answer {
+            audio_in: audio_in.clone(),
+            audio_out: audio_out.clone(),
+            video_in: video_in.clone(),
+            video_out: video_out.clone(),
+        },
         ClientCmd::Mute => Command::Mute,
         ClientCmd::Unmute => Command::Unmute,
+        ClientCmd::Video { state } => Command::Video { on: *state == args::OnOff::On },
         ClientCmd::Reject => Command::Reject,
         ClientCmd::Hangup => Command::Hangup,
         ClientCmd::Sas(SasCmd::Confirm) => Command::SasConfirm,

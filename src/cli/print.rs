@@ -43,6 +43,50 @@ fn outcome_label(o: &CallOutcome) -> String {
     }
 }
 
+/// The video lines of `hail status`.
+fn print_video(c: &CallInfo) {
+    let peer = if c.remote_video { "on" } else { "video paused" };
+    let Some(v) = &c.video_stats else {
+        println!("Video     {}; peer {peer}", if c.video { "on" } else { "off" });
+        return;
+    };
+    let (s, r) = (&v.send, &v.receive);
+    let ours = if !v.sending {
+        "off".to_owned()
+    } else if v.paused_for_bandwidth {
+        "paused (no bandwidth)".to_owned()
+    } else {
+        format!(
+            "{} {}x{} {} fps {} kbps (target {})",
+            s.encoder,
+            s.width,
+            s.height,
+            v.send_fps,
+            v.send_bitrate / 1000,
+            s.target_bitrate / 1000
+        )
+    };
+    println!("Video     us → peer: {ours}");
+    if v.remote_sending {
+        println!(
+            "          peer → us: {}x{} {} fps {} kbps, freezes {}, keyframe requests {}{}{}",
+            r.width,
+            r.height,
+            v.receive_fps,
+            v.receive_bitrate / 1000,
+            r.freezes,
+            r.keyframe_requests,
+            r.glass_to_glass_ms.map(|g| format!(", glass-to-glass {g:.0} ms")).unwrap_or_default(),
+            r.av_sync_ms.map(|a| format!(", A/V {a:+.0} ms")).unwrap_or_default(),
+        );
+    } else {
+        println!("          peer → us: {peer}");
+    }
+    for e in [&v.input_error, &v.output_error].into_iter().flatten() {
+        println!("          {e}");
+    }
+}
+
 pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error> {
     match command {
         ClientCmd::Id { qr, .. } => {
@@ -128,6 +172,7 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                             println!("          {e}");
                         }
                     }
+                    print_video(c);
                 }
                 Some(c) => println!(
                     "Last call {} with {}: {}",
@@ -187,6 +232,10 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
         ClientCmd::Call { .. } => {
             let c: CallInfo = serde_json::from_value(value)?;
             println!("Ringing {} (call {})", who(&c), c.call_id);
+        }
+        ClientCmd::Video { .. } => {
+            let c: CallInfo = serde_json::from_value(value)?;
+            println!("Video {} (call with {})", if c.video { "on" } else { "off" }, who(&c));
         }
         ClientCmd::Mute | ClientCmd::Unmute => {
             let c: CallInfo = serde_json::from_value(value)?;

@@ -109,6 +109,12 @@ pub enum Command {
         /// This call's audio sink (`file.wav`, `null`, `default`, …).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audio_out: Option<String>,
+        /// This call's video source (`pattern`, `file.y4m`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_in: Option<String>,
+        /// This call's video sink (`null`, `file.y4m`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_out: Option<String>,
     },
     /// Answer the ringing call.
     #[serde(rename = "answer")]
@@ -119,6 +125,12 @@ pub enum Command {
         /// This call's audio sink.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audio_out: Option<String>,
+        /// This call's video source.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_in: Option<String>,
+        /// This call's video sink.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_out: Option<String>,
     },
     /// Mute the microphone (the peer is told).
     #[serde(rename = "mute")]
@@ -126,6 +138,12 @@ pub enum Command {
     /// Unmute the microphone.
     #[serde(rename = "unmute")]
     Unmute,
+    /// Turn our video on or off mid-call (the peer is told; a voice call becomes a video call).
+    #[serde(rename = "video")]
+    Video {
+        /// On or off.
+        on: bool,
+    },
     /// Decline the ringing call.
     #[serde(rename = "reject")]
     Reject,
@@ -174,6 +192,7 @@ impl Command {
         "answer",
         "mute",
         "unmute",
+        "video",
         "reject",
         "hangup",
         "sas.confirm",
@@ -384,8 +403,16 @@ mod tests {
             Command::PeersList,
             Command::PeersFind { peer: "bob".into() },
             Command::DhtBootstrap { addresses: vec!["/ip4/127.0.0.1/tcp/1/p2p/12D3KooW".into()] },
-            Command::Call { peer: "bob".into(), video: true, audio_in: Some("tone:440".into()), audio_out: None },
-            Command::Answer { audio_in: None, audio_out: Some("null".into()) },
+            Command::Call {
+                peer: "bob".into(),
+                video: true,
+                audio_in: Some("tone:440".into()),
+                audio_out: None,
+                video_in: Some("pattern".into()),
+                video_out: None,
+            },
+            Command::Answer { audio_in: None, audio_out: Some("null".into()), video_in: None, video_out: None },
+            Command::Video { on: true },
             Command::Mute,
             Command::Unmute,
             Command::Reject,

@@ -15,7 +15,7 @@ use super::line::{Line, LineReader};
 use super::proto::{self, Command, ErrorBody, ErrorCode, Hello, MAX_LINE_BYTES};
 use crate::call::EndReason;
 use crate::discovery::FindError;
-use crate::node::{AudioOverride, Node, NodeError, NodeEvent};
+use crate::node::{MediaOverride, Node, NodeError, NodeEvent};
 use crate::store::StoreError;
 
 /// Most control connections served at once; one more is told `busy` and closed.
@@ -177,16 +177,17 @@ async fn answer(node: &Node, line: &[u8], events: &mut Option<broadcast::Receive
         Command::PeersList => node.peers().await.map(|v| json(&v)),
         Command::PeersFind { peer } => node.find(&peer).await.map(|v| json(&v)),
         Command::DhtBootstrap { addresses } => node.bootstrap(&addresses).await.map(|v| json(&v)),
-        Command::Call { peer, video, audio_in, audio_out } => match audio_override(audio_in, audio_out) {
+        Command::Call { peer, video, audio_in, audio_out, video_in, video_out } => match media_override(audio_in, audio_out, video_in, video_out) {
             Ok(audio) => node.call_with(&peer, video, audio).await.map(|v| json(&v)),
             Err(e) => return proto::err_line(Some(id), &e),
         },
-        Command::Answer { audio_in, audio_out } => match audio_override(audio_in, audio_out) {
+        Command::Answer { audio_in, audio_out, video_in, video_out } => match media_override(audio_in, audio_out, video_in, video_out) {
             Ok(audio) => node.answer_with(audio).await.map(|v| json(&v)),
             Err(e) => return proto::err_line(Some(id), &e),
         },
         Command::Mute => node.set_muted(true).await.map(|v| json(&v)),
         Command::Unmute => node.set_muted(false).await.map(|v| json(&v)),
+        Command::Video { on } => node.set_video(on).await.map(|v| json(&v)),
         Command::Reject => node.reject().await.map(|v| json(&v)),
         Command::Hangup => node.hangup().await.map(|v| json(&v)),
         Command::SasConfirm => node.confirm_sas().await.map(|v| json(&v)),
@@ -206,11 +207,20 @@ async fn answer(node: &Node, line: &[u8], events: &mut Option<broadcast::Receive
 }
 
 /// Parses a request's audio choices.
-fn audio_override(input: Option<String>, output: Option<String>) -> Result<AudioOverride, ErrorBody> {
+fn media_override(
+    input: Option<String>,
+    output: Option<String>,
+    video_input: Option<String>,
+    video_output: Option<String>,
+) -> Result<MediaOverride, ErrorBody> {
     let bad = |e: crate::media::io::AudioIoError| ErrorBody::new(ErrorCode::InvalidArguments, e.to_string());
-    Ok(AudioOverride {
+    let bad_video =
+        |e: crate::media::video::source::VideoSpecError| ErrorBody::new(ErrorCode::InvalidArguments, e.to_string());
+    Ok(MediaOverride {
         input: input.map(|s| s.parse()).transpose().map_err(bad)?,
         output: output.map(|s| s.parse()).transpose().map_err(bad)?,
+        video_input: video_input.map(|s| s.parse()).transpose().map_err(bad_video)?,
+        video_output: video_output.map(|s| s.parse()).transpose().map_err(bad_video)?,
     })
 }
 

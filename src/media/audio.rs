@@ -179,6 +179,7 @@ pub struct AudioReceiver {
     jitter: JitterBuffer,
     decoder: OpusDecoder,
     captures: VecDeque<(u32, u64)>,
+    playout_age_us: Option<i64>,
     stats: ReceiveStats,
     /// Network loss accounting: the first and highest primary sequence numbers seen, and how many
     /// datagrams carried their own primary frame (redundant copies do not count).
@@ -206,6 +207,7 @@ impl AudioReceiver {
             jitter: JitterBuffer::new(),
             decoder: OpusDecoder::new()?,
             captures: VecDeque::new(),
+            playout_age_us: None,
             stats: ReceiveStats::default(),
             first_seq: None,
             highest_seq: None,
@@ -261,6 +263,12 @@ impl AudioReceiver {
         }
     }
 
+    /// How long ago (wall clock now − the sender's capture time) the last frame played from the
+    /// network was captured; video waits for this much to stay in step. Signed: the clocks differ.
+    pub fn playout_age_us(&self) -> Option<i64> {
+        self.playout_age_us
+    }
+
     /// The playout clock ticked at `now` (`wall_us`: the same instant, µs since the Unix epoch): the
     /// next 20 ms of audio.
     pub fn pull(&mut self, now: Instant, wall_us: u64) -> Pcm {
@@ -269,6 +277,7 @@ impl AudioReceiver {
             Playout::Frame { seq, data } => {
                 if let Some((_, captured)) = self.captures.iter().find(|(s, _)| *s == seq) {
                     self.stats.latency_ms = Some(wall_us.saturating_sub(*captured) as f64 / 1000.0);
+                    self.playout_age_us = Some(wall_us as i64 - *captured as i64);
                 }
                 self.decoder.decode(&data)
             }

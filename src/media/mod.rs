@@ -4,8 +4,10 @@
 pub mod audio;
 pub mod bitrate;
 pub mod codec;
+pub mod feedback;
 pub mod io;
 pub mod jitter;
 pub mod packet;
 pub mod pipeline;
 pub mod video;
+pub mod video_pipeline;

@@ -18,6 +18,7 @@ use tokio::time::MissedTickBehavior;
 use super::audio::{AudioReceiver, AudioSender, ReceiveStats, Received, SendStats};
 use super::codec::opus::DEFAULT_BITRATE;
 use super::io::{AudioSink, AudioSource, NullSink, SinkSpec, SourceSpec, open_sink, open_source};
+use super::feedback::MediaFeedback;
 use crate::crypto::frame::FrameKeys;
 
 /// How often receiver reports go out.
@@ -78,7 +79,13 @@ pub struct AudioPipeline {
 
 impl AudioPipeline {
     /// Starts the call's audio on `conn`.
-    pub fn start(conn: quinn::Connection, keys: &FrameKeys, config: AudioConfig, muted: bool) -> Result<Self, String> {
+    pub fn start(
+        conn: quinn::Connection,
+        keys: &FrameKeys,
+        config: AudioConfig,
+        muted: bool,
+        feedback: Arc<MediaFeedback>,
+    ) -> Result<Self, String> {
         let sender = AudioSender::new(keys, config.bitrate).map_err(|e| e.to_string())?;
         let receiver = AudioReceiver::new(keys).map_err(|e| e.to_string())?;
         let stats = Arc::new(Mutex::new(AudioStats {
@@ -89,7 +96,7 @@ impl AudioPipeline {
         }));
         let (mute_tx, mute_rx) = mpsc::channel(8);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(conn, sender, receiver, config, muted, stats.clone(), mute_rx, stop_rx));
+        let task = tokio::spawn(run(conn, sender, receiver, config, muted, stats.clone(), mute_rx, stop_rx, feedback));
         Ok(AudioPipeline { stats, mute: mute_tx, stop: Some(stop_tx), task: Some(task) })
     }
 
@@ -134,6 +141,7 @@ async fn run(
     stats: Arc<Mutex<AudioStats>>,
     mut mute: mpsc::Receiver<bool>,
     mut stop: oneshot::Receiver<()>,
+    feedback: Arc<MediaFeedback>,
 ) {
     sender.set_muted(muted);
     // Opening a device can block for a moment: do it off the async threads.
@@ -193,6 +201,9 @@ async fn run(
             _ = play_tick.tick() => {
                 let pcm = receiver.pull(Instant::now(), wall_us());
                 sink.write_frame(&pcm);
+                if let Some(age) = receiver.playout_age_us() {
+                    feedback.set_audio_age_us(age);
+                }
             }
             _ = report_tick.tick() => {
                 let rtt = conn.rtt();
@@ -209,7 +220,10 @@ async fn run(
             }
             datagram = conn.read_datagram() => match datagram {
                 Ok(d) => match receiver.on_datagram(&d, Instant::now()) {
-                    Ok(Received::Report(r)) => sender.on_peer_report(r),
+                    Ok(Received::Report(r)) => {
+                        feedback.on_peer_report(r.loss_permille);
+                        sender.on_peer_report(r);
+                    }
                     Ok(Received::Audio) => {}
                     Err(e) => tracing::debug!(error = %e, "dropped a media datagram"),
                 },

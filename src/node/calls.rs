@@ -26,7 +26,10 @@ use crate::crypto::sas::Sas;
 use crate::discovery::{FindError, FoundPeer, InviteEvent};
 use crate::identity::Identity;
 use crate::media::io::{SinkSpec, SourceSpec};
+use crate::media::feedback::MediaFeedback;
 use crate::media::pipeline::{AudioConfig, AudioPipeline, AudioStats};
+use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
+use crate::media::video_pipeline::{VideoConfig, VideoPipeline, VideoStats};
 use crate::name::Name;
 use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
 use crate::transport::channel::{
@@ -76,27 +79,43 @@ pub struct CallSettings {
     pub invite_limits: crate::call::rate_limit::InviteLimits,
     /// Where calls' audio comes from and goes to, unless a call says otherwise.
     pub audio: AudioConfig,
+    /// Where calls' video comes from and goes to, and the encoder.
+    pub video: VideoConfig,
     /// Candidates to advertise instead of the endpoint's own addresses.
     pub advertise: Option<Vec<SocketAddr>>,
 }
 
-/// A call's own audio choices, over the daemon's.
+/// A call's own media choices, over the daemon's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AudioOverride {
-    /// The source for this call.
+pub struct MediaOverride {
+    /// The audio source for this call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<SourceSpec>,
-    /// The sink for this call.
+    /// The audio sink for this call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<SinkSpec>,
+    /// The video source for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_input: Option<VideoSourceSpec>,
+    /// The video sink for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_output: Option<VideoSinkSpec>,
 }
 
-impl AudioOverride {
+impl MediaOverride {
     fn apply(&self, base: &AudioConfig) -> AudioConfig {
         AudioConfig {
             input: self.input.clone().unwrap_or_else(|| base.input.clone()),
             output: self.output.clone().unwrap_or_else(|| base.output.clone()),
             bitrate: base.bitrate,
+        }
+    }
+
+    fn apply_video(&self, base: &VideoConfig) -> VideoConfig {
+        VideoConfig {
+            input: self.video_input.clone().unwrap_or_else(|| base.input.clone()),
+            output: self.video_output.clone().unwrap_or_else(|| base.output.clone()),
+            ..base.clone()
         }
     }
 }
@@ -110,6 +129,7 @@ impl Default for CallSettings {
             media_listen: "0.0.0.0:0".parse().expect("a valid socket address"),
             invite_limits: Default::default(),
             audio: AudioConfig::default(),
+            video: VideoConfig::default(),
             advertise: None,
         }
     }
@@ -149,8 +169,10 @@ pub struct CallInfo {
     pub sas_text: Option<String>,
     /// The contact's verification state.
     pub verification: Verification,
-    /// Video was asked for.
+    /// We send video (asked for with the call, or switched on since).
     pub video: bool,
+    /// The peer sends video; when it does not, `hail status` shows "video paused".
+    pub remote_video: bool,
     /// The peer's microphone is muted.
     pub remote_muted: bool,
     /// When the call started, ms since the Unix epoch.
@@ -165,6 +187,9 @@ pub struct CallInfo {
     /// The audio, once it flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioStats>,
+    /// The video pipeline (sending and receiving), once the call is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_stats: Option<VideoStats>,
     /// Why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
@@ -206,11 +231,16 @@ pub(super) struct LiveCall {
     media_path: Option<(quinn::Connection, crate::crypto::frame::FrameKeys)>,
     audio_config: AudioConfig,
     audio: Option<AudioPipeline>,
+    video_config: VideoConfig,
+    video: Option<VideoPipeline>,
+    remote_video: bool,
+    feedback: Arc<MediaFeedback>,
     muted: bool,
 }
 
 impl LiveCall {
-    fn new(session: CallSession, contact: Option<Contact>, audio_config: AudioConfig) -> Self {
+    fn new(session: CallSession, contact: Option<Contact>, audio_config: AudioConfig, video_config: VideoConfig) -> Self {
+        let remote_video = session.video();
         LiveCall {
             session,
             contact,
@@ -225,25 +255,51 @@ impl LiveCall {
             media_path: None,
             audio_config,
             audio: None,
+            video_config,
+            video: None,
+            remote_video,
+            feedback: Arc::new(MediaFeedback::default()),
             muted: false,
         }
     }
 
-    /// Starts the audio once the call is active and the channel up (idempotent).
-    fn start_audio(&mut self) {
-        if self.audio.is_some() || self.session.state() != CallState::Active {
+    /// Starts the media once the call is active and the channel up (idempotent): audio, and video
+    /// (it receives always; it sends when our video is on).
+    fn start_media(&mut self) {
+        if self.session.state() != CallState::Active {
             return;
         }
         let Some((conn, keys)) = &self.media_path else { return };
-        match AudioPipeline::start(conn.clone(), keys, self.audio_config.clone(), self.muted) {
-            Ok(p) => self.audio = Some(p),
-            Err(e) => tracing::warn!(error = %e, "audio could not start"),
+        if self.audio.is_none() {
+            match AudioPipeline::start(conn.clone(), keys, self.audio_config.clone(), self.muted, self.feedback.clone())
+            {
+                Ok(p) => self.audio = Some(p),
+                Err(e) => tracing::warn!(error = %e, "audio could not start"),
+            }
+        }
+        if self.video.is_none() {
+            let Some(control) = self.channel.clone() else { return };
+            match VideoPipeline::start(
+                conn.clone(),
+                keys,
+                self.video_config.clone(),
+                self.session.video(),
+                self.remote_video,
+                self.feedback.clone(),
+                control,
+            ) {
+                Ok(p) => self.video = Some(p),
+                Err(e) => tracing::warn!(error = %e, "video could not start"),
+            }
         }
     }
 
-    fn stop_audio(&mut self) {
+    fn stop_media(&mut self) {
         if let Some(p) = self.audio.take() {
             drop(p.stop());
+        }
+        if let Some(v) = self.video.take() {
+            v.stop();
         }
     }
 }
@@ -369,9 +425,11 @@ impl LiveCall {
             sas_text: sas.map(|sas| sas.to_string()),
             verification: self.contact.as_ref().map(|c| c.verification).unwrap_or_default(),
             video: s.video(),
+            remote_video: self.remote_video,
             remote_muted: self.remote_muted,
             muted: self.muted,
             audio: self.audio.as_ref().map(AudioPipeline::stats),
+            video_stats: self.video.as_ref().map(VideoPipeline::stats),
             started_at_ms: self.started_wall_ms,
             answered_at_ms: s.answered_at().map(wall),
             duration_secs: s
@@ -414,7 +472,7 @@ impl LiveCall {
 /// The node loop's call handling. Every method runs on the loop; none blocks.
 impl<S: crate::store::Store> super::NodeLoop<S> {
     /// `hail call WHO`: starts a call; the reply comes when it rings or fails.
-    pub(super) fn place_call(&mut self, who: String, video: bool, audio: AudioOverride, reply: Reply<CallInfo>) {
+    pub(super) fn place_call(&mut self, who: String, video: bool, audio: MediaOverride, reply: Reply<CallInfo>) {
         if self.phone.current.is_some() {
             let _ = reply.send(Err(NodeError::InCall));
             return;
@@ -434,7 +492,12 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let call_id = CallId::random();
         let session = CallSession::outgoing(call_id, peer, video, self.phone.settings.timeouts, now);
         let (early_tx, early_rx) = mpsc::channel(8);
-        let mut call = LiveCall::new(session, contact, audio.apply(&self.phone.settings.audio));
+        let mut call = LiveCall::new(
+            session,
+            contact,
+            audio.apply(&self.phone.settings.audio),
+            audio.apply_video(&self.phone.settings.video),
+        );
         call.pending_reply = Some(reply);
         call.setup_inbound = Some(early_tx);
         call.early_inbound = Some(early_rx);
@@ -464,9 +527,10 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     }
 
     /// `answer` with this call's audio choices.
-    pub(super) fn answer(&mut self, audio: AudioOverride) -> Result<CallInfo, NodeError> {
+    pub(super) fn answer(&mut self, audio: MediaOverride) -> Result<CallInfo, NodeError> {
         let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
         call.audio_config = audio.apply(&call.audio_config);
+        call.video_config = audio.apply_video(&call.video_config);
         self.call_action(UserAction::Answer)
     }
 
@@ -479,6 +543,17 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         }
         let video = call.session.video();
         self.call_action(UserAction::Media { muted, video })
+    }
+
+    /// `video on|off`: our video; the peer is told (before the call is answered, it only sets
+    /// whether the call starts with our video).
+    pub(super) fn set_video(&mut self, on: bool) -> Result<CallInfo, NodeError> {
+        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        if let Some(video) = &call.video {
+            video.set_sending(on);
+        }
+        let muted = call.muted;
+        self.call_action(UserAction::Media { muted, video: on })
     }
 
     /// `answer`, `reject`, `hangup`, media state.
@@ -573,7 +648,12 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             now,
         );
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
-        self.phone.current = Some(LiveCall::new(session, contact, self.phone.settings.audio.clone()));
+        self.phone.current = Some(LiveCall::new(
+            session,
+            contact,
+            self.phone.settings.audio.clone(),
+            self.phone.settings.video.clone(),
+        ));
         self.discovery.reply_invite(channel, InviteReply::Ringing { candidates });
         if let Some(info) = self.phone.info() {
             self.emit(NodeEvent::CallIncoming { call: info });
@@ -731,7 +811,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     }
                 }
                 Output::CloseChannel => {
-                    call.stop_audio();
+                    call.stop_media();
                     if let Some(tx) = call.channel.take() {
                         let _ = tx.try_send(ChannelCommand::Close);
                     }
@@ -756,11 +836,24 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     fn on_call_event(&mut self, event: CallEvent) {
         let Some(call) = self.phone.current.as_mut() else { return };
         let ringing_or_ended = matches!(event, CallEvent::State(CallState::Ringing) | CallEvent::Ended(_));
-        if let CallEvent::RemoteMedia { muted, .. } = event {
+        if let CallEvent::RemoteMedia { muted, video } = event {
             call.remote_muted = muted;
+            call.remote_video = video;
+            if let Some(v) = &call.video {
+                v.set_remote_sending(video);
+            }
+        }
+        if let CallEvent::KeyframeRequested = event {
+            if let Some(v) = &call.video {
+                v.on_keyframe_request();
+            }
+            return;
         }
         if let CallEvent::State(CallState::Active) = event {
-            call.start_audio();
+            // Each side states its media at the start, so neither has to guess the other's.
+            let (muted, video) = (call.muted, call.session.video());
+            let _ = call.session.user(UserAction::Media { muted, video }, Instant::now());
+            call.start_media();
         }
         // The `call` command is answered once the call rings or fails.
         if ringing_or_ended && call.session.role() == Role::Caller {
@@ -777,7 +870,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let event = match event {
             CallEvent::State(_) => NodeEvent::CallState { call: info },
             CallEvent::SasReady(_) => NodeEvent::CallSas { call: info },
-            CallEvent::RemoteMedia { .. } => NodeEvent::CallMedia { call: info },
+            CallEvent::RemoteMedia { .. } | CallEvent::KeyframeRequested => NodeEvent::CallMedia { call: info },
             CallEvent::Ended(_) => NodeEvent::CallEnded { call: info },
         };
         self.emit(event);

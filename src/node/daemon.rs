@@ -8,7 +8,7 @@ use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
 use super::{Node, NodeConfig};
-use crate::config::{AudioSection, CallsSection, ConfigFile, ConfigFileError, NetworkSection};
+use crate::config::{AudioSection, CallsSection, ConfigFile, ConfigFileError, NetworkSection, VideoSection};
 use crate::control::server::{self, ControlServer};
 use crate::discovery::{ConfigError, Discovery, NetworkError};
 use crate::home::{Home, HomeError, HomeLock};
@@ -61,6 +61,8 @@ pub struct DaemonOptions {
     pub calls: CallsSection,
     /// Audio settings from flags.
     pub audio: AudioSection,
+    /// Video settings from flags.
+    pub video: VideoSection,
 }
 
 /// A running daemon: the node loop and the control server, on their own tasks. What `hail daemon`
@@ -95,6 +97,10 @@ impl Daemon {
             .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
         file.audio
             .overridden_by(options.audio)
+            .apply(&mut calls)
+            .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
+        file.video
+            .overridden_by(options.video)
             .apply(&mut calls)
             .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
         let (identity, created) = Identity::load_or_create(home.dir())?;
@@ -159,6 +165,7 @@ impl DaemonOptions {
             },
             calls: CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
             audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
+            video: VideoSection::default(),
         }
     }
 }

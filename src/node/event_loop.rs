@@ -170,6 +170,9 @@ impl<S: Store> NodeLoop<S> {
             Request::Answer { audio, reply } => {
                 let _ = reply.send(self.answer(audio));
             }
+            Request::Video { on, reply } => {
+                let _ = reply.send(self.set_video(on));
+            }
             Request::Mute { muted, reply } => {
                 let _ = reply.send(self.set_muted(muted));
             }

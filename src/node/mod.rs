@@ -17,7 +17,7 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use calls::{AudioOverride, CallInfo, CallSettings, SasEmoji, UnknownCallers};
+pub use calls::{MediaOverride, CallInfo, CallSettings, SasEmoji, UnknownCallers};
 pub use daemon::{Daemon, DaemonError, DaemonOptions, run_daemon};
 pub use event_loop::NodeLoop;
 
@@ -256,9 +256,10 @@ enum Request {
     Peers { reply: Reply<Vec<VisiblePeer>> },
     Find { who: String, reply: Reply<FindOutcome> },
     Bootstrap { peers: Vec<BootstrapPeer>, reply: Reply<NetworkStatus> },
-    Call { who: String, video: bool, audio: AudioOverride, reply: Reply<CallInfo> },
-    Answer { audio: AudioOverride, reply: Reply<CallInfo> },
+    Call { who: String, video: bool, audio: MediaOverride, reply: Reply<CallInfo> },
+    Answer { audio: MediaOverride, reply: Reply<CallInfo> },
     Mute { muted: bool, reply: Reply<CallInfo> },
+    Video { on: bool, reply: Reply<CallInfo> },
     CallAction { action: crate::call::UserAction, reply: Reply<CallInfo> },
     SasConfirm { reply: Reply<Contact> },
     Verify { name: Name, confirm: bool, reply: Reply<SafetyNumber> },
@@ -368,23 +369,28 @@ impl Node {
 
     /// Calls a contact (by name) or a PeerId. Answers once it rings (or with why it could not).
     pub async fn call(&self, who: &str, video: bool) -> Result<CallInfo, NodeError> {
-        self.call_with(who, video, AudioOverride::default()).await
+        self.call_with(who, video, MediaOverride::default()).await
     }
 
     /// Calls with this call's own audio source and sink.
-    pub async fn call_with(&self, who: &str, video: bool, audio: AudioOverride) -> Result<CallInfo, NodeError> {
+    pub async fn call_with(&self, who: &str, video: bool, audio: MediaOverride) -> Result<CallInfo, NodeError> {
         let who = who.to_owned();
         self.ask(|reply| Request::Call { who, video, audio, reply }).await
     }
 
     /// Answers the ringing call.
     pub async fn answer(&self) -> Result<CallInfo, NodeError> {
-        self.answer_with(AudioOverride::default()).await
+        self.answer_with(MediaOverride::default()).await
     }
 
     /// Answers with this call's own audio source and sink.
-    pub async fn answer_with(&self, audio: AudioOverride) -> Result<CallInfo, NodeError> {
+    pub async fn answer_with(&self, audio: MediaOverride) -> Result<CallInfo, NodeError> {
         self.ask(|reply| Request::Answer { audio, reply }).await
+    }
+
+    /// Turns our video on or off; the peer is told.
+    pub async fn set_video(&self, on: bool) -> Result<CallInfo, NodeError> {
+        self.ask(|reply| Request::Video { on, reply }).await
     }
 
     /// Mutes or unmutes the microphone; the peer is told.

@@ -44,6 +44,8 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
     t.keep_alive_interval(Some(KEEP_ALIVE));
     t.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("20 s is a valid idle timeout")));
     t.max_concurrent_bidi_streams(4u32.into());
+    // Video: one stream per GOP, the previous one reset when the next opens.
+    t.max_concurrent_uni_streams(16u32.into());
     t.congestion_controller_factory(Arc::new(super::congestion::MediaFloorConfig::default()));
     Arc::new(t)
 }
