@@ -80,6 +80,24 @@ impl BitrateController {
         self.clamp();
     }
 
+    /// QUIC's own accounting over the last `interval`: bytes sent, and bytes it declared lost. Loss
+    /// above [`HIGH_LOSS`] there (a policer, a queue that drops rather than grows) means the path
+    /// carries about what got through: the estimate drops to 90 % of that delivered rate at once (at
+    /// most once per [`CUT_GAP`]) instead of shrinking a few percent per report.
+    pub fn on_delivery(&mut self, now: Instant, sent_bytes: u64, lost_bytes: u64, interval: Duration) {
+        if sent_bytes < 3000 || interval.is_zero() {
+            return;
+        }
+        let lost = lost_bytes.min(sent_bytes);
+        let loss = lost as f64 / sent_bytes as f64;
+        if loss > HIGH_LOSS && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP) {
+            let delivered = (sent_bytes - lost) as f64 * 8.0 / interval.as_secs_f64();
+            self.estimate = self.estimate.min(0.9 * delivered);
+            self.last_cut = Some(now);
+        }
+        self.clamp();
+    }
+
     /// QUIC's path stats at `now`: smoothed RTT and the congestion window in bytes.
     pub fn on_path(&mut self, now: Instant, rtt: Duration, cwnd: u64) {
         let min = self.min_rtt.map_or(rtt, |m| m.min(rtt));
@@ -204,6 +222,36 @@ mod tests {
         assert_eq!(c.estimate(), 510_000, "the cut has not had an RTT to show yet");
         c.on_path(t0 + Duration::from_millis(700), Duration::from_millis(120), 1_000_000);
         assert_eq!(c.estimate(), 433_500, "still queueing after 500 ms: cut again");
+    }
+
+    #[test]
+    fn a_policed_link_brings_the_estimate_to_what_gets_through_within_a_second() {
+        // 300 kbps policer: what is sent above the rate is dropped, nothing queues (no RTT signal).
+        let mut c = BitrateController::new(RateLimits::default());
+        let mut now = Instant::now();
+        let tick = Duration::from_millis(500);
+        let capacity = 300_000.0;
+        let mut history = Vec::new();
+        for i in 0..40 {
+            now += tick;
+            let rate = f64::from(c.estimate());
+            let sent = rate * tick.as_secs_f64() / 8.0;
+            let delivered = rate.min(capacity) * tick.as_secs_f64() / 8.0;
+            c.on_path(now, Duration::from_millis(40), 1_000_000);
+            c.on_delivery(now, sent as u64, (sent - delivered) as u64, tick);
+            if i % 2 == 1 {
+                c.on_report(1.0 - rate.min(capacity) / rate);
+            }
+            history.push(c.estimate());
+        }
+        assert!(history[1] <= 300_000, "under the rate within a second: {history:?}");
+        let tail = &history[10..];
+        assert!(tail.iter().all(|e| *e >= 200_000), "and it uses most of the link: {tail:?}");
+        assert!(tail.iter().all(|e| *e <= 340_000), "without overshooting far: {tail:?}");
+        // Light loss on a wide link is not a cut.
+        let mut wide = BitrateController::new(RateLimits::default());
+        wide.on_delivery(now, 100_000, 1_000, tick);
+        assert_eq!(wide.estimate(), 600_000);
     }
 
     #[test]

@@ -38,6 +38,8 @@ use crate::transport::channel::ChannelCommand;
 
 /// What audio needs from the budget: Opus at 32 kbps with up to one redundant copy, plus headers.
 pub const AUDIO_NEED: u32 = 80_000;
+/// The window over which QUIC's sent and lost bytes are compared.
+const DELIVERY_WINDOW: Duration = Duration::from_millis(500);
 /// How often the rate task runs.
 const RATE_TICK: Duration = Duration::from_millis(200);
 /// Encoded records waiting for the stream writer; more means the path does not keep up.
@@ -516,13 +518,22 @@ async fn control_rate(
     let mut tick = tokio::time::interval(RATE_TICK);
     let mut reports_seen = 0;
     let mut given: Option<u32> = None;
+    let first = conn.stats();
+    let (mut sent, mut lost, mut since) = (first.udp_tx.bytes, first.path.lost_bytes, Instant::now());
     loop {
         tick.tick().await;
         if conn.close_reason().is_some() {
             return;
         }
-        let path = conn.stats().path;
-        controller.on_path(Instant::now(), path.rtt, path.cwnd);
+        let now = Instant::now();
+        let stats_now = conn.stats();
+        let path = stats_now.path;
+        controller.on_path(now, path.rtt, path.cwnd);
+        if now.saturating_duration_since(since) >= DELIVERY_WINDOW {
+            let (s, l) = (stats_now.udp_tx.bytes, path.lost_bytes);
+            controller.on_delivery(now, s.saturating_sub(sent), l.saturating_sub(lost), now - since);
+            (sent, lost, since) = (s, l, now);
+        }
         let (reports, loss) = feedback.peer_reports();
         if reports != reports_seen {
             reports_seen = reports;

@@ -99,6 +99,7 @@ impl Link {
 pub struct Relay {
     pub addr: SocketAddr,
     target: Arc<Mutex<Option<SocketAddr>>>,
+    impairment: Arc<Mutex<Impairment>>,
     pub stats: Arc<Mutex<RelayStats>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -110,9 +111,15 @@ impl Relay {
         let addr = socket.local_addr().unwrap();
         let target = Arc::new(Mutex::new(None));
         let stats = Arc::new(Mutex::new(RelayStats::default()));
-        let (t, s) = (target.clone(), stats.clone());
-        let task = tokio::spawn(async move { run(socket, t, s, impairment, seed).await });
-        Relay { addr, target, stats, task }
+        let shared = Arc::new(Mutex::new(impairment));
+        let (t, s, i) = (target.clone(), stats.clone(), shared.clone());
+        let task = tokio::spawn(async move { run(socket, t, s, i, seed).await });
+        Relay { addr, target, impairment: shared, stats, task }
+    }
+
+    /// Changes what the link does, from the next packet on (e.g. a burst of total loss).
+    pub fn set_impairment(&self, impairment: Impairment) {
+        *self.impairment.lock().unwrap() = impairment;
     }
 
     /// Where packets go.
@@ -131,14 +138,15 @@ async fn run(
     socket: Arc<UdpSocket>,
     target: Arc<Mutex<Option<SocketAddr>>>,
     stats: Arc<Mutex<RelayStats>>,
-    imp: Impairment,
+    imp: Arc<Mutex<Impairment>>,
     seed: u64,
 ) {
+    let rate = imp.lock().unwrap().rate;
     let link = |seed| {
         Arc::new(Mutex::new(Link {
             rng: StdRng::seed_from_u64(seed),
             bad: false,
-            budget: imp.rate as f64,
+            budget: rate as f64,
             last: tokio::time::Instant::now(),
         }))
     };
@@ -158,7 +166,8 @@ async fn run(
                 let up = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
                 upstreams.insert(client, up.clone());
                 // Answers from the target go back to this client, impaired too.
-                let (back, listen, link, stats) = (socket.clone(), up.clone(), towards_client.clone(), stats.clone());
+                let (back, listen, link, stats, imp) =
+                    (socket.clone(), up.clone(), towards_client.clone(), stats.clone(), imp.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     while let Ok((n, _)) = listen.recv_from(&mut buf).await {
@@ -177,10 +186,11 @@ fn forward(
     to: SocketAddr,
     packet: &[u8],
     link: &Arc<Mutex<Link>>,
-    imp: &Impairment,
+    imp: &Arc<Mutex<Impairment>>,
     stats: &Arc<Mutex<RelayStats>>,
 ) {
-    let delays = link.lock().unwrap().decide(imp, packet.len());
+    let imp = *imp.lock().unwrap();
+    let delays = link.lock().unwrap().decide(&imp, packet.len());
     {
         let mut s = stats.lock().unwrap();
         match delays.len() {

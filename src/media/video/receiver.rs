@@ -6,10 +6,12 @@
 //!   (the stream is reliable, so a gap means the sender or our queue dropped something). Anything
 //!   else — or a frame dav1d refuses — leaves the decoder out of step: nothing more is decoded until
 //!   a keyframe, and a keyframe request goes out (at most one per [`REQUEST_GAP`]).
-//! - A frame that arrives much later than the quickest frames did ([`BACKLOG`]) means a backlog
-//!   built up behind lost packets: a keyframe request lets the sender start a fresh GOP (and reset
-//!   the stream with the backlog) rather than the picture trailing behind.
-//! - The peer sends video but nothing arrived for [`STALL`]: a keyframe request too.
+//! - The peer sends video but nothing arrived for [`STALL`] (an outage, a burst of loss): a keyframe
+//!   request, so that when the path is back the sender starts a fresh GOP on a new stream and resets
+//!   the one holding the backlog, instead of the picture trailing behind it.
+//! - A frame that arrives [`BACKLOG`] later than the quickest frames did: the picture is that far
+//!   behind; a keyframe request too, once per GOP (a slow link makes a keyframe itself arrive late,
+//!   and asking again for every late frame would only bring more keyframes).
 //! - Pictures are held until the audio played alongside them: a picture is due when its age
 //!   (`wall − capture`, in the sender's clock) reaches the audio's playout age, so audio and video
 //!   leave the device in step (the offset between the two clocks cancels out).
@@ -28,9 +30,9 @@ use crate::media::codec::av1::{Dav1dDecoder, VideoCodecError};
 /// The least time between two keyframe requests.
 pub const REQUEST_GAP: Duration = Duration::from_millis(300);
 /// Arriving this much later than the quickest frames means a backlog.
-pub const BACKLOG: Duration = Duration::from_millis(400);
+pub const BACKLOG: Duration = Duration::from_millis(1000);
 /// No frame for this long while the peer sends video: ask for a keyframe.
-pub const STALL: Duration = Duration::from_millis(600);
+pub const STALL: Duration = Duration::from_millis(400);
 /// Decoded pictures waiting for their turn beyond this are skipped (we are behind).
 pub const MAX_QUEUE: usize = 4;
 
@@ -122,6 +124,8 @@ pub struct VideoReceiver {
     last_request: Option<Instant>,
     last_arrival: Option<Instant>,
     min_age_us: Option<i64>,
+    backlog_asked: Option<u32>,
+    backlog_pending: bool,
     queue: VecDeque<Decoded>,
     last_render: Option<Instant>,
     first_render: Option<Instant>,
@@ -153,6 +157,8 @@ impl VideoReceiver {
             last_request: None,
             last_arrival: None,
             min_age_us: None,
+            backlog_asked: None,
+            backlog_pending: false,
             queue: VecDeque::new(),
             last_render: None,
             first_render: None,
@@ -177,6 +183,7 @@ impl VideoReceiver {
         if !sending {
             // Nothing to ask a paused peer for.
             self.need_keyframe = false;
+            self.backlog_pending = false;
         }
         self.remote_sending = sending;
     }
@@ -225,9 +232,10 @@ impl VideoReceiver {
             self.need_keyframe = true;
             return Ok(());
         }
-        if age - min > BACKLOG.as_micros() as i64 && !frame.keyframe() {
+        if age - min > BACKLOG.as_micros() as i64 && self.backlog_asked != Some(gop) {
             // Far behind: keep decoding (later frames need this one), but ask for a fresh start.
-            self.need_keyframe = true;
+            self.backlog_asked = Some(gop);
+            self.backlog_pending = true;
         }
         self.expect = Some(frame.frame.wrapping_add(1));
         match self.decoder.decode(&frame.av1) {
@@ -255,13 +263,14 @@ impl VideoReceiver {
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
         let stalled = self.remote_sending
             && self.last_arrival.is_some_and(|t| now.saturating_duration_since(t) >= STALL);
-        if !(self.need_keyframe || stalled) {
+        if !(self.need_keyframe || self.backlog_pending || stalled) {
             return false;
         }
         if self.last_request.is_some_and(|t| now.saturating_duration_since(t) < REQUEST_GAP) {
             return false;
         }
         self.last_request = Some(now);
+        self.backlog_pending = false;
         self.stats.keyframe_requests += 1;
         true
     }
@@ -398,13 +407,18 @@ mod tests {
         let recs = send(&mut s, t0, 0, 4);
         deliver(&mut r, t0, &recs[..2], 5);
         assert!(!r.poll_keyframe_request(t0 + Duration::from_millis(60)));
-        deliver(&mut r, t0, &recs[2..3], 5 + 500); // half a second behind
-        assert!(r.poll_keyframe_request(t0 + Duration::from_millis(600)));
+        deliver(&mut r, t0, &recs[2..3], 5 + 1100); // over a second behind
+        let t = t0 + Duration::from_millis(1200);
+        assert!(r.poll_keyframe_request(t));
+        // Once per GOP: the next late frame does not ask again.
+        deliver(&mut r, t0, &recs[3..4], 5 + 1100);
+        assert!(!r.poll_keyframe_request(t + REQUEST_GAP));
         // Nothing for longer than STALL while the peer sends: asks again.
-        assert!(r.poll_keyframe_request(t0 + Duration::from_millis(700) + STALL));
+        assert!(r.poll_keyframe_request(t + STALL + Duration::from_millis(200)));
         r.set_remote_sending(false, t0);
         assert!(!r.poll_keyframe_request(t0 + Duration::from_secs(9)), "a paused peer is not stalled");
-        let mut bad = recs[3].1.record.clone();
+        let more = send(&mut s, t0, 4, 5);
+        let mut bad = more[0].1.record.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(r.on_record(t0, T, 0, &bad[4..]).is_err());
