@@ -53,3 +53,30 @@ fn media_datagrams_match_the_vectors_and_open_on_the_other_side() {
     let mut sealer = keys(&v, true).sealer(MediaKind::Report);
     assert_eq!(packet::seal(KIND_REPORT, &mut sealer, &report.encode()), hex(&r["datagram"]));
 }
+
+#[test]
+fn a_video_record_matches_the_vector_and_opens_only_on_its_own_stream() {
+    use hail::media::video::wire::{self, VideoFrame};
+    let v: Value = serde_json::from_str(include_str!("../protocols/vectors/media-v1.json")).unwrap();
+    let x = &v["video"];
+    let gop = x["gop"].as_u64().unwrap() as u32;
+    let frame = VideoFrame {
+        frame: x["frame"].as_u64().unwrap() as u32,
+        capture_us: x["capture_us"].as_u64().unwrap(),
+        flags: x["flags"].as_u64().unwrap() as u8,
+        width: x["width"].as_u64().unwrap() as u16,
+        height: x["height"].as_u64().unwrap() as u16,
+        av1: hex(&x["av1"]),
+    };
+    assert_eq!(wire::stream_header(gop).to_vec(), hex(&x["stream_header"]));
+    assert_eq!(frame.encode(), hex(&x["plaintext"]));
+    let mut sealer = keys(&v, true).sealer(MediaKind::Video);
+    let record = wire::seal(&mut sealer, gop, &frame);
+    assert_eq!(record, hex(&x["record"]));
+    let body = &record[4..];
+    assert_eq!(wire::record_len(record[..4].try_into().unwrap()).unwrap(), body.len());
+    let mut opener = keys(&v, false).opener(MediaKind::Video);
+    assert!(wire::open(&mut opener, gop + 1, body).is_err(), "the GOP is authenticated");
+    assert_eq!(wire::open(&mut opener, gop, body).unwrap(), frame);
+    assert!(wire::open(&mut opener, gop, body).is_err(), "a replay");
+}
