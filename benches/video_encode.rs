@@ -37,12 +37,14 @@ fn run(name: &str, (w, h): (usize, usize), bitrate: u32, frames: u32) -> serde_j
 
     let mut dec = Dav1dDecoder::new(THREADS as u32).unwrap();
     let start = Instant::now();
-    let mut psnr_sum = 0.0;
+    let (mut psnr_sum, mut ssim_sum) = (0.0, 0.0);
     let mut decoded = 0u32;
     for u in &units {
         for pic in dec.decode(&u.data).expect("dav1d decodes the stream") {
             let stamp = pattern::read(&pic).expect("the stamp reads back");
-            psnr_sum += pic.psnr(&sources[stamp.counter as usize]).unwrap_or(99.0);
+            let source = &sources[stamp.counter as usize];
+            psnr_sum += pic.psnr(source).unwrap_or(99.0);
+            ssim_sum += pic.ssim(source).unwrap_or(0.0);
             decoded += 1;
         }
     }
@@ -58,6 +60,7 @@ fn run(name: &str, (w, h): (usize, usize), bitrate: u32, frames: u32) -> serde_j
         "decode_fps": (frames as f64 / decode_s * 10.0).round() / 10.0,
         "actual_kbps": ((bytes * 8) as f64 / (frames as f64 / FPS as f64) / 1000.0).round(),
         "psnr_db": (psnr_sum / decoded as f64 * 100.0).round() / 100.0,
+        "ssim": (ssim_sum / decoded as f64 * 10000.0).round() / 10000.0,
     })
 }
 
@@ -71,7 +74,7 @@ fn main() {
     }
     let mut results = Vec::new();
     for name in encoders {
-        for (size, kbps) in [((640, 360), 500), ((480, 270), 300), ((320, 180), 150)] {
+        for (size, kbps) in [((640, 360), 500), ((480, 270), 500), ((320, 180), 500)] {
             results.push(run(name, size, kbps * 1000, frames));
         }
     }

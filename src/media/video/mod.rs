@@ -78,6 +78,37 @@ impl Frame {
         Some(out)
     }
 
+    /// Structural similarity of the luma against `other` (same size): the mean of SSIM over 8x8
+    /// windows on a 4-pixel grid (Wang et al. 2004, constants for 8-bit); 1.0 is identical. `None`
+    /// when sizes differ or the picture is smaller than a window.
+    pub fn ssim(&self, other: &Frame) -> Option<f64> {
+        if (self.width, self.height) != (other.width, other.height) || self.width < 8 || self.height < 8 {
+            return None;
+        }
+        const C1: f64 = (0.01 * 255.0) * (0.01 * 255.0);
+        const C2: f64 = (0.03 * 255.0) * (0.03 * 255.0);
+        let w = self.width;
+        let (mut sum, mut n) = (0.0, 0u32);
+        for y0 in (0..=self.height - 8).step_by(4) {
+            for x0 in (0..=w - 8).step_by(4) {
+                let (mut sa, mut sb, mut saa, mut sbb, mut sab) = (0u32, 0u32, 0u32, 0u32, 0u32);
+                for y in y0..y0 + 8 {
+                    for x in x0..x0 + 8 {
+                        let (a, b) = (u32::from(self.y[y * w + x]), u32::from(other.y[y * w + x]));
+                        (sa, sb, saa, sbb, sab) = (sa + a, sb + b, saa + a * a, sbb + b * b, sab + a * b);
+                    }
+                }
+                let (ma, mb) = (f64::from(sa) / 64.0, f64::from(sb) / 64.0);
+                let va = f64::from(saa) / 64.0 - ma * ma;
+                let vb = f64::from(sbb) / 64.0 - mb * mb;
+                let cov = f64::from(sab) / 64.0 - ma * mb;
+                sum += ((2.0 * ma * mb + C1) * (2.0 * cov + C2)) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
+                n += 1;
+            }
+        }
+        Some(sum / f64::from(n))
+    }
+
     /// Peak signal-to-noise ratio of the luma against `other` (same size), dB; `None` when sizes differ.
     pub fn psnr(&self, other: &Frame) -> Option<f64> {
         if (self.width, self.height) != (other.width, other.height) {
@@ -86,5 +117,33 @@ impl Frame {
         let mse = self.y.iter().zip(&other.y).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>()
             / self.y.len() as f64;
         Some(if mse == 0.0 { 99.0 } else { 10.0 * (255.0f64 * 255.0 / mse).log10() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern::{self, Stamp};
+    use super::*;
+
+    #[test]
+    fn scaling_keeps_the_picture_and_the_quality_measures_tell_damage_apart() {
+        let f = pattern::draw(640, 360, Stamp { counter: 3, capture_ms: 9 }).unwrap();
+        assert_eq!(f.ssim(&f), Some(1.0));
+        assert_eq!(f.psnr(&f), Some(99.0));
+        let mut noisy = f.clone();
+        for (i, p) in noisy.y.iter_mut().enumerate() {
+            *p = p.saturating_add((i * 7919 % 3) as u8);
+        }
+        let other = pattern::draw(640, 360, Stamp { counter: 4, capture_ms: 9 }).unwrap();
+        let (s_noisy, s_other) = (f.ssim(&noisy).unwrap(), f.ssim(&other).unwrap());
+        assert!(s_noisy < 1.0 && s_noisy > s_other, "noise {s_noisy}, another frame {s_other}");
+        assert!(f.ssim(&Frame::black(320, 180).unwrap()).is_none());
+        // Down and back up: the stamp survives, the picture stays close.
+        let small = f.scaled(320, 180).unwrap();
+        assert_eq!((small.width, small.height), (320, 180));
+        assert_eq!(pattern::read(&small).map(|s| s.counter), Some(3));
+        let back = small.scaled(640, 360).unwrap();
+        assert!(back.psnr(&f).unwrap() > 20.0);
+        assert!(f.scaled(3, 3).is_none(), "odd sizes are refused");
     }
 }

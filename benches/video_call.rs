@@ -1,0 +1,135 @@
+//! Whole video calls on loopback: two real daemons in this process (libp2p invite, QUIC, Noise,
+//! Opus, AV1 both ways), one call per encoder and top resolution. For each: the format the sender
+//! sustained, the frame rates sent and shown, the bitrate, CPU per call side (this process's CPU
+//! time over the call, halved: both sides run here), glass-to-glass latency read from the stamp
+//! burned into each picture (capture at the sender to render at the receiver, one clock), lip sync,
+//! freezes. Prints one JSON object.
+//!
+//! Usage: `cargo bench --bench video_call [-- SECONDS]` (default 10 per call). Under `cargo test`
+//! (no `--bench`) it makes one 2-second libaom call as a smoke test and fails if no picture arrives.
+
+use std::time::{Duration, Instant};
+
+use hail::call::CallState;
+use hail::home::Home;
+use hail::node::{Daemon, DaemonOptions, NodeEvent};
+use tokio::sync::broadcast;
+
+fn options(encoder: &str, size: &str, auto_answer: bool) -> DaemonOptions {
+    let mut o = DaemonOptions::loopback("tone:440", "null");
+    o.calls.auto_answer = Some(auto_answer);
+    o.calls.max_invites_per_peer = Some(1000);
+    o.video.encoder = Some(encoder.into());
+    o.video.max_size = Some(size.into());
+    o
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(r.ru_utime) + t(r.ru_stime)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * (sorted.len().max(1) - 1) as f64).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+async fn until(events: &mut broadcast::Receiver<NodeEvent>, pred: impl Fn(&NodeEvent) -> bool) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(e) = events.recv().await {
+                if pred(&e) {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the call progressed within 20 s");
+}
+
+async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Daemon::start(Home::new(dir.path().join("alice")), options(encoder, size, false)).await.unwrap();
+    let bob = Daemon::start(Home::new(dir.path().join("bob")), options(encoder, size, true)).await.unwrap();
+    let (a, b) = (alice.node().clone(), bob.node().clone());
+    let card_a = a.identity(Some("alice")).await.unwrap().card;
+    let card_b = b.identity(Some("bob")).await.unwrap().card;
+    a.add_contact("bob", &card_b).await.unwrap();
+    b.add_contact("alice", &card_a).await.unwrap();
+    let mut events = a.subscribe();
+    a.call("bob", true).await.unwrap();
+    until(&mut events, |e| matches!(e, NodeEvent::CallState { call } if call.state == CallState::Active)).await;
+    // One second to settle (first keyframes, the jitter buffer), then measure.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let first = b.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
+    let mut g2g = Vec::new();
+    let mut sync = Vec::new();
+    let end = t0 + Duration::from_secs(seconds);
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(v) = b.status().await.unwrap().call.and_then(|c| c.video_stats) {
+            g2g.extend(v.receive.glass_to_glass_ms);
+            sync.extend(v.receive.av_sync_ms.map(f64::abs));
+        }
+    }
+    let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+    let sender = a.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
+    let last = b.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
+    a.hangup().await.unwrap();
+    alice.stop().await;
+    bob.stop().await;
+
+    g2g.sort_by(f64::total_cmp);
+    sync.sort_by(f64::total_cmp);
+    let shown = last.receive.frames_rendered - first.receive.frames_rendered;
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    serde_json::json!({
+        "encoder": encoder,
+        "max_size": size,
+        "seconds": round(wall),
+        "sent_format": format!("{}x{}@{}", sender.send.width, sender.send.height, sender.send.target_fps),
+        "cpu_adaptations": sender.send.cpu_adaptations,
+        "encode_usage": sender.send.encode_usage.map(|u| (u * 100.0).round() / 100.0),
+        "shown_fps": round(shown as f64 / wall),
+        "send_kbps": sender.send_bitrate / 1000,
+        "target_kbps": sender.send.target_bitrate / 1000,
+        "cpu_per_call_side_percent": round(cpu / wall / 2.0 * 100.0),
+        "glass_to_glass_ms": { "p50": percentile(&g2g, 50.0), "p95": percentile(&g2g, 95.0), "samples": g2g.len() },
+        "av_sync_abs_ms": { "p50": round(percentile(&sync, 50.0)), "p95": round(percentile(&sync, 95.0)) },
+        "freezes": last.receive.freezes - first.receive.freezes,
+        "keyframe_requests": last.receive.keyframe_requests,
+        "skipped": last.receive.frames_skipped,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let seconds: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 10 } else { 2 });
+    let mut cases = Vec::new();
+    if cfg!(feature = "libaom") {
+        cases.push("libaom");
+    }
+    if bench || cases.is_empty() {
+        cases.push("rav1e");
+    }
+    let sizes: &[&str] = if bench { &["640x360", "480x270", "320x180"] } else { &["320x180"] };
+    let mut results = Vec::new();
+    for encoder in cases {
+        for size in sizes {
+            let r = one_call(encoder, size, seconds).await;
+            eprintln!("{r}");
+            if !bench {
+                assert!(r["shown_fps"].as_f64().unwrap() > 5.0, "pictures arrive: {r}");
+                assert!(r["glass_to_glass_ms"]["samples"].as_u64().unwrap() > 0, "stamps read back: {r}");
+            }
+            results.push(r);
+        }
+    }
+    println!("{}", serde_json::json!({ "bench": "video_call", "results": results }));
+}
