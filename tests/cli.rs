@@ -121,8 +121,10 @@ fn bad_usage_exits_2_before_touching_the_daemon() {
     let (_dir, home) = temp_home();
     let out = hail(&home, &["contacts", "add", "onlyaname"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let out = hail(&home, &["video", "on"]);
-    assert_eq!(out.status.code(), Some(2), "commands that do not exist yet are not offered: {out:?}");
+    let out = hail(&home, &["video", "sideways"]);
+    assert_eq!(out.status.code(), Some(2), "video takes on or off: {out:?}");
+    let out = hail(&home, &["screenshare", "on"]);
+    assert_eq!(out.status.code(), Some(2), "commands that do not exist are not offered: {out:?}");
 }
 
 #[test]

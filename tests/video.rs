@@ -300,3 +300,33 @@ fn a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact() {
     assert_eq!(caller.finish().status.code(), Some(0));
     drop(lab.rt);
 }
+
+#[test]
+fn the_encoder_is_chosen_by_flag_and_bad_video_settings_are_refused_at_start() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    for (flags, complaint) in [
+        (&["--video-encoder", "h264"][..], "unknown video encoder"),
+        (&["--video-max-size", "huge"][..], "max_size"),
+        (&["--video-in", "camera0"][..], "expected pattern or a .y4m file"),
+        (&["--video-out", "out.mp4"][..], "expected null or a .y4m file"),
+    ] {
+        let home = dir.path().join(format!("bad-{}", flags[0].trim_start_matches('-')));
+        let err = TestDaemon::try_start(&home, flags).err().unwrap_or_else(|| panic!("{flags:?} was accepted"));
+        assert!(err.contains(complaint), "{flags:?}: {err}");
+    }
+    // rav1e, small: the call carries video and says which encoder it uses.
+    let (alice, bob) = pair_of_contacts(
+        dir.path(),
+        &["--video-encoder", "rav1e", "--video-max-size", "320x180"],
+        &["--video-encoder", "rav1e", "--video-max-size", "320x180"],
+    );
+    let caller = Background::start(&alice.home, &["call", "bob", "--video"]);
+    wait_status(&bob, "ringing", |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer"]).ok();
+    let s = wait_status(&bob, "rav1e pictures", |s| rendered(s) >= 10);
+    assert_eq!(video(&s)["send"]["encoder"], "rav1e");
+    assert!(bob.hail(&["status"]).ok().contains("rav1e"), "the human status names the encoder");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+}

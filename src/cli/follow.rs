@@ -25,7 +25,11 @@ pub fn describe(event: &Value) -> Option<String> {
                 "Emoji: {}\n  They must be the same on {peer}'s screen. If they are, run `hail sas confirm`; if not, hang up.",
                 call.sas_text.clone().unwrap_or_default()
             ),
-            "call.media" => format!("{peer} {}", if call.remote_muted { "muted their microphone" } else { "unmuted" }),
+            "call.media" => format!(
+                "{peer}: microphone {}, video {}",
+                if call.remote_muted { "muted" } else { "on" },
+                if call.remote_video { "on" } else { "paused" }
+            ),
             "call.ended" => format!(
                 "Call ended: {}{}",
                 call.end_description.clone().unwrap_or_default(),

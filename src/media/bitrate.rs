@@ -29,7 +29,8 @@ pub struct RateLimits {
     pub min_total: u32,
     /// The most video gets.
     pub max_video: u32,
-    /// Below this, video is not worth sending (the sender pauses it and tells the peer).
+    /// Below this, video is not worth sending (the sender pauses it; its status shows
+    /// `paused_for_bandwidth`).
     pub min_video: u32,
 }
 

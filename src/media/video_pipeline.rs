@@ -82,7 +82,8 @@ impl Default for VideoConfig {
             max_width: top.width,
             max_height: top.height,
             max_fps: top.fps,
-            threads: 2,
+            // Encoder threads: the cores there are (tiles let two work on one frame), at most 4.
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
         }
     }
 }

@@ -93,6 +93,11 @@ pub struct VideoSender {
     next_frame: u32,
     keyframe_wanted: bool,
     last_keyframe: Option<Instant>,
+    /// Pictures given to the encoder and not yet out of it: (input number, capture time). An
+    /// encoder that holds frames back (rav1e) returns units for earlier pictures, which must carry
+    /// their own capture time (lip sync, latency).
+    in_flight: std::collections::VecDeque<(u64, u64)>,
+    next_input: u64,
     stats: VideoSendStats,
 }
 
@@ -117,6 +122,8 @@ impl VideoSender {
             next_frame: 0,
             keyframe_wanted: true,
             last_keyframe: None,
+            in_flight: std::collections::VecDeque::new(),
+            next_input: 0,
             stats: VideoSendStats {
                 encoder: config.encoder.to_string(),
                 width: f.width,
@@ -196,6 +203,9 @@ impl VideoSender {
             )?;
             self.encoder = Some(enc);
             self.keyframe_wanted = true;
+            // A new encoder numbers its input from 0; what the old one held back is gone.
+            self.in_flight.clear();
+            self.next_input = 0;
         }
         let periodic = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) >= KEYFRAME_INTERVAL);
         let keyframe = self.keyframe_wanted || periodic;
@@ -204,6 +214,11 @@ impl VideoSender {
         let units = enc.encode(picture, keyframe)?;
         let took = started.elapsed();
         self.keyframe_wanted = false;
+        self.in_flight.push_back((self.next_input, capture_us));
+        self.next_input += 1;
+        while self.in_flight.len() > 64 {
+            self.in_flight.pop_front();
+        }
 
         let mut out = Vec::with_capacity(units.len());
         for unit in units {
@@ -215,9 +230,19 @@ impl VideoSender {
                 self.last_keyframe = Some(now);
                 self.stats.keyframes += 1;
             }
+            while self.in_flight.front().is_some_and(|(n, _)| *n < unit.number) {
+                self.in_flight.pop_front();
+            }
+            let captured = match self.in_flight.front() {
+                Some(&(n, at)) if n == unit.number => {
+                    self.in_flight.pop_front();
+                    at
+                }
+                _ => capture_us,
+            };
             let frame = VideoFrame {
                 frame: self.next_frame,
-                capture_us,
+                capture_us: captured,
                 flags: if unit.keyframe { FLAG_KEYFRAME } else { 0 },
                 width: format.width as u16,
                 height: format.height as u16,
@@ -279,6 +304,28 @@ mod tests {
         // Pictures of another size are scaled to the format.
         let big = pattern::draw(640, 360, Stamp { counter: 4, capture_ms: 4 }).unwrap();
         assert_eq!(s.send(t0 + Duration::from_millis(466), &big, 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn units_an_encoder_held_back_carry_their_own_capture_time() {
+        // rav1e returns each unit a frame or two after its picture went in.
+        let config = SenderConfig { encoder: EncoderKind::Rav1e, threads: 1, ..small() };
+        let mut s = VideoSender::new(&keys(), config);
+        let mut opener = FrameKeys::new([1; 32], [2; 32], false, b"h").opener(MediaKind::Video);
+        let t0 = Instant::now();
+        let mut captures = Vec::new();
+        let mut lagged = false;
+        for n in 0..8u32 {
+            let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+            let out = s.send(t0 + Duration::from_millis(33 * u64::from(n)), &pic, 1000 * (u64::from(n) + 1)).unwrap();
+            lagged |= out.is_empty();
+            for o in out {
+                captures.push(wire::open(&mut opener, o.gop, &o.record[4..]).unwrap().capture_us);
+            }
+        }
+        assert!(lagged, "rav1e held something back (else this test tests nothing)");
+        let expected: Vec<u64> = (1..=captures.len() as u64).map(|k| 1000 * k).collect();
+        assert_eq!(captures, expected);
     }
 
     #[test]

@@ -1,0 +1,156 @@
+//! The video pipeline on a real QUIC connection after a real handshake, against a hostile peer:
+//! streams with a wrong header, an absurd record length, tampered and replayed records, garbage
+//! AV1, and more streams than allowed. Each is refused and counted; genuine video sent afterwards
+//! still decodes; and a source that cannot be opened is reported without ending anything.
+
+use std::time::{Duration, Instant};
+
+use hail::call::{CallId, Role};
+use hail::identity::Identity;
+use hail::media::video::pattern::{self, Stamp};
+use hail::media::video::sender::{SenderConfig, VideoSender};
+use hail::media::video::source::{VideoSinkSpec, VideoSourceSpec};
+use hail::media::video::wire::{self, VideoFrame};
+use hail::media::video::cpu_adaptation::VideoFormat;
+use hail::media::video_pipeline::{VideoConfig, VideoPipeline, VideoStats};
+use hail::transport::channel::establish;
+use tokio::sync::mpsc;
+#[path = "common/quic.rs"]
+mod quic;
+use quic::{node, params};
+
+async fn wait(pipeline: &VideoPipeline, what: &str, pred: impl Fn(&VideoStats) -> bool) -> VideoStats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = pipeline.stats();
+        if pred(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "waited 10 s for {what}: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_decodes() {
+    let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
+    let call = CallId([0x78; 16]);
+    let (ep_a, _, in_a) = node();
+    let (ep_b, addr_b, in_b) = node();
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b));
+    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a).await.unwrap();
+    let b = b.await.unwrap().unwrap();
+
+    // Bob receives (his own video is off; his source does not exist).
+    let config = VideoConfig {
+        input: VideoSourceSpec::File("/nonexistent/hail-camera.y4m".into()),
+        output: VideoSinkSpec::Null,
+        ..Default::default()
+    };
+    let (control_tx, mut control_rx) = mpsc::channel(32);
+    let pipeline = VideoPipeline::start(
+        b.conn.clone(),
+        &b.established.frame_keys,
+        config,
+        false,
+        true,
+        Default::default(),
+        control_tx,
+    )
+    .unwrap();
+
+    // Alice, by hand: genuine records from a real encoder, and abuse.
+    let small = SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() };
+    let mut sender = VideoSender::new(&a.established.frame_keys, small);
+    let t0 = Instant::now();
+    let mut records = Vec::new();
+    for n in 0..10u32 {
+        let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+        records.extend(sender.send(t0 + Duration::from_millis(33 * u64::from(n)), &pic, 0).unwrap());
+    }
+
+    // 1. A stream that is not video.
+    let mut s = a.conn.open_uni().await.unwrap();
+    s.write_all(b"\x07hello, this is not video").await.unwrap();
+    let _ = s.finish();
+    // 2. A video stream announcing a 4 GiB record.
+    let mut s = a.conn.open_uni().await.unwrap();
+    s.write_all(&wire::stream_header(0)).await.unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let _ = s.finish();
+    // 3. GOP 0: the genuine keyframe, a tampered record, the keyframe again (a replay).
+    let mut s = a.conn.open_uni().await.unwrap();
+    s.write_all(&wire::stream_header(0)).await.unwrap();
+    s.write_all(&records[0].record).await.unwrap();
+    let mut tampered = records[1].record.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x40;
+    s.write_all(&tampered).await.unwrap();
+    s.write_all(&records[0].record).await.unwrap();
+    let _ = s.finish();
+    let st = wait(&pipeline, "the abuse counted", |s| s.receive.tampered >= 1 && s.receive.replayed >= 1).await;
+    assert_eq!((st.receive.tampered, st.receive.replayed), (1, 1), "{st:?}");
+    assert_eq!(st.receive.frames_decoded, 1, "the genuine keyframe decoded: {st:?}");
+
+    // 4. Garbage AV1 that authenticates (sealed with the real key) on a new GOP.
+    let mut sealer = a.established.frame_keys.sealer(hail::crypto::frame::MediaKind::Video);
+    for _ in 0..100 {
+        sealer.seal(b"", b""); // move past the counters the genuine sender used
+    }
+    let junk = VideoFrame { frame: 0, capture_us: 0, flags: wire::FLAG_KEYFRAME, width: 320, height: 180, av1: vec![0xff; 500] };
+    let mut s = a.conn.open_uni().await.unwrap();
+    s.write_all(&wire::stream_header(1)).await.unwrap();
+    s.write_all(&wire::seal(&mut sealer, 1, &junk)).await.unwrap();
+    let _ = s.finish();
+    let st = wait(&pipeline, "the decode error", |s| s.receive.decode_errors >= 1).await;
+    assert_eq!(st.receive.decode_errors, 1);
+    // The receiver asks (over the control stream) for a keyframe.
+    let request = tokio::time::timeout(Duration::from_secs(5), control_rx.recv()).await.unwrap().unwrap();
+    assert!(format!("{request:?}").contains("KeyframeRequest"), "{request:?}");
+
+    // 5. More streams at once than a receiver reads: held open, never finished.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        if let Ok(mut s) = a.conn.open_uni().await {
+            let _ = s.write_all(&wire::stream_header(2)).await;
+            held.push(s);
+        }
+    }
+
+    // Genuine video again: a new GOP from the real sender decodes.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sender.on_keyframe_request(t0 + Duration::from_secs(5));
+    let mut fresh = Vec::new();
+    for n in 10..20u32 {
+        let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+        fresh.extend(sender.send(t0 + Duration::from_secs(5) + Duration::from_millis(33 * u64::from(n)), &pic, 0).unwrap());
+    }
+    assert!(fresh[0].new_gop);
+    // First on a stream that names another GOP: the GOP is authenticated, every record fails.
+    let mut s = a.conn.open_uni().await.unwrap();
+    s.write_all(&wire::stream_header(fresh[0].gop + 5)).await.unwrap();
+    for r in &fresh {
+        s.write_all(&r.record).await.unwrap();
+    }
+    let _ = s.finish();
+    let st = wait(&pipeline, "records moved to another GOP", |s| s.receive.tampered >= 11).await;
+    assert_eq!(st.receive.frames_decoded, 1, "{st:?}");
+    let mut s = a.conn.open_uni().await.unwrap();
+    s.write_all(&wire::stream_header(fresh[0].gop)).await.unwrap();
+    for r in &fresh {
+        s.write_all(&r.record).await.unwrap();
+    }
+    let _ = s.finish();
+    let st = wait(&pipeline, "the genuine GOP", |s| s.receive.frames_decoded >= 11).await;
+    assert_eq!(st.receive.frames_decoded, 11, "{st:?}");
+    assert!(st.receive.frames_rendered >= 1);
+
+    // Bob's own video: switched on, the missing source is reported; nothing is sent, nothing ends.
+    pipeline.set_sending(true);
+    let st = wait(&pipeline, "the source error", |s| s.input_error.is_some()).await;
+    assert!(st.input_error.unwrap().contains("hail-camera.y4m"));
+    assert_eq!(st.send.frames, 0);
+    assert!(b.conn.close_reason().is_none(), "the connection is still up");
+    drop(pipeline);
+}
