@@ -172,8 +172,8 @@ impl VideoEncoder for AomEncoder {
         self.target_bitrate()
     }
 
-    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError> {
-        self.set_target_bitrate(bitrate)
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<bool, VideoCodecError> {
+        self.set_target_bitrate(bitrate).map(|()| false)
     }
 
     fn size(&self) -> (usize, usize) {

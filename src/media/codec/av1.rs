@@ -53,8 +53,10 @@ pub trait VideoEncoder: Send {
     fn flush(&mut self) -> Result<Vec<EncodedFrame>, VideoCodecError>;
     /// The target bitrate now, bits per second.
     fn bitrate(&self) -> u32;
-    /// Changes the target bitrate from the next frame on.
-    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError>;
+    /// Changes the target bitrate from the next frame on. Returns true when the encoder had to
+    /// start a new stream for it: frames it held back are gone, its next unit is a keyframe, and
+    /// its input numbering starts again at 0.
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<bool, VideoCodecError>;
 }
 
 /// Which AV1 encoder a call uses.
@@ -199,13 +201,13 @@ impl VideoEncoder for Rav1eEncoder {
 
     /// rav1e fixes its rate control when the context is made: a new target needs a new context,
     /// whose first frame is a keyframe. So it only happens for changes of more than a fifth.
-    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), VideoCodecError> {
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<bool, VideoCodecError> {
         let old = f64::from(self.bitrate.max(1));
         if (f64::from(bitrate) - old).abs() / old <= 0.2 {
-            return Ok(());
+            return Ok(false);
         }
         *self = Rav1eEncoder::new(self.width, self.height, self.fps, bitrate as i32, self.threads)?;
-        Ok(())
+        Ok(true)
     }
 }
 

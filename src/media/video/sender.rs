@@ -152,10 +152,19 @@ impl VideoSender {
         self.target = bps;
         self.stats.target_bitrate = bps;
         if let Some(enc) = self.encoder.as_mut() {
-            if let Err(e) = enc.set_bitrate(bps) {
-                tracing::warn!(error = %e, "the encoder refused a bitrate; starting a new one");
-                self.encoder = None;
-                self.keyframe_wanted = true;
+            match enc.set_bitrate(bps) {
+                Ok(false) => {}
+                Ok(true) => {
+                    // A new stream inside the encoder: a keyframe next, input numbered from 0.
+                    self.in_flight.clear();
+                    self.next_input = 0;
+                    self.keyframe_wanted = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the encoder refused a bitrate; starting a new one");
+                    self.encoder = None;
+                    self.keyframe_wanted = true;
+                }
             }
         }
     }
@@ -326,6 +335,18 @@ mod tests {
         assert!(lagged, "rav1e held something back (else this test tests nothing)");
         let expected: Vec<u64> = (1..=captures.len() as u64).map(|k| 1000 * k).collect();
         assert_eq!(captures, expected);
+        // A new target restarts rav1e (what it held back is gone): the times stay right.
+        s.set_target_bitrate(200_000);
+        let mut after = Vec::new();
+        for n in 8..16u32 {
+            let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+            for o in s.send(t0 + Duration::from_millis(33 * u64::from(n)), &pic, 1000 * (u64::from(n) + 1)).unwrap() {
+                assert!(!o.new_gop || after.is_empty(), "one new GOP, at the restart");
+                after.push(wire::open(&mut opener, o.gop, &o.record[4..]).unwrap().capture_us);
+            }
+        }
+        let expected: Vec<u64> = (9..9 + after.len() as u64).map(|k| 1000 * k).collect();
+        assert_eq!(after, expected);
     }
 
     #[test]
