@@ -263,6 +263,16 @@ impl AudioReceiver {
         }
     }
 
+    /// Lip sync: hold the audio at least this much (see [`JitterBuffer::set_sync_delay`]).
+    pub fn set_sync_delay(&mut self, delay: std::time::Duration) {
+        self.jitter.set_sync_delay(delay);
+    }
+
+    /// The jitter buffer's target delay now (jitter and lip sync together).
+    pub fn target_delay(&self) -> std::time::Duration {
+        self.jitter.target()
+    }
+
     /// How long ago (wall clock now − the sender's capture time) the last frame played from the
     /// network was captured; video waits for this much to stay in step. Signed: the clocks differ.
     pub fn playout_age_us(&self) -> Option<i64> {

@@ -12,6 +12,10 @@
 //! - **Overflow** (more buffered than the target plus two frames) drops one frame per tick until the
 //!   depth is back near the target; this also absorbs a sender clock that runs fast.
 //! - Duplicates are ignored, late frames (already played or concealed) are counted and dropped.
+//! - **Lip sync**: when the call's video arrives later than its audio (an encoder that holds frames
+//!   back), the receiver asks for a *sync delay*; the target becomes at least that, and the buffer
+//!   grows towards it by stretching (one concealed tick in place of playout, at most every
+//!   [`STRETCH_EVERY`] ticks, so the added frames are spread out), and shrinks by the overflow rule.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -30,6 +34,10 @@ pub const CAPACITY: usize = 50;
 const WINDOW: usize = 100;
 /// Added to the measured spread.
 const MARGIN: Duration = Duration::from_millis(15);
+/// The most delay lip sync may add (beyond it, sound would wait too long for a picture).
+pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(400);
+/// Stretch at most once in this many ticks.
+pub const STRETCH_EVERY: u32 = 5;
 /// A sequence jump larger than this restarts the buffer (the sender restarted).
 const RESET_JUMP: u32 = 250;
 
@@ -73,6 +81,12 @@ pub struct JitterStats {
     pub dropped: u64,
     /// Frames never received by the time they were due.
     pub lost: u64,
+    /// Ticks stretched (concealed in place of playout) to grow the delay for lip sync.
+    #[serde(default)]
+    pub stretched: u64,
+    /// The delay lip sync asks for, ms (0: none).
+    #[serde(default)]
+    pub sync_delay_ms: f64,
     /// Interarrival jitter (RFC 3550 estimator), ms.
     pub jitter_ms: f64,
     /// The delay the buffer aims for, ms.
@@ -94,6 +108,9 @@ pub struct JitterBuffer {
     last_transit: Option<i64>,
     jitter_us: f64,
     target: Duration,
+    jitter_target: Duration,
+    sync_delay: Duration,
+    since_stretch: u32,
     stats: JitterStats,
 }
 
@@ -116,6 +133,9 @@ impl JitterBuffer {
             last_transit: None,
             jitter_us: 0.0,
             target: MIN_TARGET * 2,
+            jitter_target: MIN_TARGET * 2,
+            sync_delay: Duration::ZERO,
+            since_stretch: 0,
             stats: JitterStats::default(),
         }
     }
@@ -125,8 +145,15 @@ impl JitterBuffer {
         let mut s = self.stats;
         s.jitter_ms = self.jitter_us / 1000.0;
         s.target_ms = self.target.as_secs_f64() * 1000.0;
+        s.sync_delay_ms = self.sync_delay.as_secs_f64() * 1000.0;
         s.buffered_ms = self.depth() as f64 * FRAME.as_secs_f64() * 1000.0;
         s
+    }
+
+    /// Lip sync: hold audio at least `delay` (capped at [`MAX_SYNC_DELAY`]); zero lifts it.
+    pub fn set_sync_delay(&mut self, delay: Duration) {
+        self.sync_delay = delay.min(MAX_SYNC_DELAY);
+        self.target = self.jitter_target.max(self.sync_delay);
     }
 
     /// The current target delay.
@@ -213,7 +240,8 @@ impl JitterBuffer {
         // dropped one later, and both are audible; a few ms more delay are not.
         let p98 = sorted[((sorted.len() - 1) as f64 * 0.98).round() as usize];
         let spread = Duration::from_micros((p98 - min).max(0) as u64);
-        self.target = (spread + MARGIN).clamp(MIN_TARGET, MAX_TARGET);
+        self.jitter_target = (spread + MARGIN).clamp(MIN_TARGET, MAX_TARGET);
+        self.target = self.jitter_target.max(self.sync_delay);
     }
 
     fn target_frames(&self) -> usize {
@@ -232,6 +260,16 @@ impl JitterBuffer {
                 _ => return Playout::Silence,
             }
         };
+        // Lip sync wants more delay than the network needs: stretch, spread out.
+        self.since_stretch = self.since_stretch.saturating_add(1);
+        if self.sync_delay > self.jitter_target
+            && self.depth() + 1 < self.target_frames()
+            && self.since_stretch >= STRETCH_EVERY
+        {
+            self.since_stretch = 0;
+            self.stats.stretched += 1;
+            return Playout::Conceal;
+        }
         // Too much buffered: drop one frame to bring the delay down.
         if self.depth() > self.target_frames() + 2 && self.frames.remove(&next).is_some() {
             self.stats.dropped += 1;
@@ -287,6 +325,47 @@ mod tests {
             tick += FRAME;
         }
         out
+    }
+
+    #[test]
+    fn a_sync_delay_grows_the_buffer_by_spread_out_stretches_and_lifting_it_shrinks_it_back() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        let mut tick = t0 + Duration::from_millis(5);
+        let mut seq = 0u32;
+        let mut step = |jb: &mut JitterBuffer, ticks: u32, out: &mut Vec<Playout>| {
+            for _ in 0..ticks {
+                // A clean link: frame `seq` arrives 10 ms after it was sent.
+                while t0 + FRAME * seq + Duration::from_millis(10) <= tick {
+                    jb.insert(seq, vec![seq as u8], t0 + FRAME * seq + Duration::from_millis(10));
+                    seq += 1;
+                }
+                out.push(jb.pop(tick));
+                tick += FRAME;
+            }
+        };
+        let mut out = Vec::new();
+        step(&mut jb, 100, &mut out);
+        assert!(jb.stats().buffered_ms <= 40.0, "{:?}", jb.stats());
+        jb.set_sync_delay(Duration::from_millis(200));
+        out.clear();
+        step(&mut jb, 100, &mut out);
+        let s = jb.stats();
+        assert!(s.buffered_ms >= 160.0, "grew towards 200 ms: {s:?}");
+        assert!((7..=10).contains(&s.stretched), "by about (200 - 20) / 20 stretches: {s:?}");
+        // Spread out: never two stretched ticks within STRETCH_EVERY.
+        let concealed: Vec<usize> =
+            out.iter().enumerate().filter(|(_, p)| **p == Playout::Conceal).map(|(i, _)| i).collect();
+        assert!(concealed.windows(2).all(|w| w[1] - w[0] >= STRETCH_EVERY as usize), "{concealed:?}");
+        // Nothing was lost or skipped: stretching plays every frame, later.
+        let frames = played(&out);
+        assert!(frames.windows(2).all(|w| w[1] == w[0] + 1), "{frames:?}");
+        jb.set_sync_delay(Duration::from_secs(9));
+        assert_eq!(jb.stats().sync_delay_ms, MAX_SYNC_DELAY.as_secs_f64() * 1000.0, "capped");
+        jb.set_sync_delay(Duration::ZERO);
+        out.clear();
+        step(&mut jb, 100, &mut out);
+        assert!(jb.stats().buffered_ms <= 80.0, "back down: {:?}", jb.stats());
     }
 
     fn played(out: &[Playout]) -> Vec<u32> {

@@ -19,6 +19,7 @@ use super::audio::{AudioReceiver, AudioSender, ReceiveStats, Received, SendStats
 use super::codec::opus::DEFAULT_BITRATE;
 use super::io::{AudioSink, AudioSource, NullSink, SinkSpec, SourceSpec, open_sink, open_source};
 use super::feedback::MediaFeedback;
+use super::jitter::MAX_SYNC_DELAY;
 use crate::crypto::frame::FrameKeys;
 
 /// How often receiver reports go out.
@@ -127,6 +128,23 @@ impl Drop for AudioPipeline {
     }
 }
 
+/// Lip sync, once a second: when the peer's pictures are ready later than its sound plays (an
+/// encoder that holds frames back), the jitter buffer holds the sound that much longer.
+fn sync_with_video(receiver: &mut AudioReceiver, feedback: &MediaFeedback) {
+    let (Some(video), Some(audio)) = (feedback.video_age_us(wall_us() / 1000), receiver.playout_age_us()) else {
+        receiver.set_sync_delay(Duration::ZERO);
+        return;
+    };
+    let behind = video - audio;
+    let target = receiver.target_delay().as_micros() as i64;
+    // Only act when the picture is clearly behind (20 ms), then follow it both ways; a picture
+    // further behind than the most audio may wait is not worth delaying speech for at all.
+    let active = receiver.stats().jitter.sync_delay_ms > 0.0;
+    let want = target + behind;
+    let want = if (behind > 20_000 || active) && want <= MAX_SYNC_DELAY.as_micros() as i64 { want } else { 0 };
+    receiver.set_sync_delay(Duration::from_micros(want.max(0) as u64));
+}
+
 fn wall_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
@@ -206,6 +224,7 @@ async fn run(
                 }
             }
             _ = report_tick.tick() => {
+                sync_with_video(&mut receiver, &feedback);
                 let rtt = conn.rtt();
                 let report = receiver.report(rtt.as_millis().min(u16::MAX as u128) as u16);
                 let _ = conn.send_datagram(Bytes::from(sender.report(&report)));

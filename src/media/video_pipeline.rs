@@ -477,6 +477,9 @@ fn decode_thread(
                 if let Err(e) = receiver.on_record(at, wall_us, gop, &body) {
                     tracing::debug!(error = %e, "dropped a video record");
                 }
+                if let Some(age) = receiver.decoded_age_us() {
+                    feedback.set_video_age_us(age, wall_us / 1000);
+                }
             }
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
         }

@@ -200,10 +200,11 @@ impl VideoEncoder for Rav1eEncoder {
     }
 
     /// rav1e fixes its rate control when the context is made: a new target needs a new context,
-    /// whose first frame is a keyframe. So it only happens for changes of more than a fifth.
+    /// whose first frame is a keyframe. So it only happens when the target falls under 3/4 of the
+    /// current one (the path needs it) or rises over 3/2 of it.
     fn set_bitrate(&mut self, bitrate: u32) -> Result<bool, VideoCodecError> {
-        let old = f64::from(self.bitrate.max(1));
-        if (f64::from(bitrate) - old).abs() / old <= 0.2 {
+        let (old, new) = (f64::from(self.bitrate.max(1)), f64::from(bitrate));
+        if new >= 0.75 * old && new <= 1.5 * old {
             return Ok(false);
         }
         *self = Rav1eEncoder::new(self.width, self.height, self.fps, bitrate as i32, self.threads)?;

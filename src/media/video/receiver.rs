@@ -33,6 +33,8 @@ pub const REQUEST_GAP: Duration = Duration::from_millis(300);
 pub const BACKLOG: Duration = Duration::from_millis(1000);
 /// No frame for this long while the peer sends video: ask for a keyframe.
 pub const STALL: Duration = Duration::from_millis(400);
+/// The window over which the age of decoded pictures is taken (lip sync).
+pub const AGE_WINDOW: Duration = Duration::from_secs(2);
 /// Decoded pictures waiting for their turn beyond this are skipped (we are behind).
 pub const MAX_QUEUE: usize = 4;
 
@@ -123,9 +125,12 @@ pub struct VideoReceiver {
     need_keyframe: bool,
     last_request: Option<Instant>,
     last_arrival: Option<Instant>,
+    last_record: Option<Instant>,
+    arrival_gap: Option<Duration>,
     min_age_us: Option<i64>,
     backlog_asked: Option<u32>,
     backlog_pending: bool,
+    decoded_ages: VecDeque<(Instant, i64)>,
     queue: VecDeque<Decoded>,
     last_render: Option<Instant>,
     first_render: Option<Instant>,
@@ -156,9 +161,12 @@ impl VideoReceiver {
             need_keyframe: false,
             last_request: None,
             last_arrival: None,
+            last_record: None,
+            arrival_gap: None,
             min_age_us: None,
             backlog_asked: None,
             backlog_pending: false,
+            decoded_ages: VecDeque::new(),
             queue: VecDeque::new(),
             last_render: None,
             first_render: None,
@@ -177,6 +185,8 @@ impl VideoReceiver {
     pub fn set_remote_sending(&mut self, sending: bool, now: Instant) {
         if sending && !self.remote_sending {
             self.last_arrival = Some(now);
+            self.last_record = None;
+            self.arrival_gap = None;
             self.last_render = None;
             self.avg_interval = None;
         }
@@ -203,6 +213,11 @@ impl VideoReceiver {
             }
         };
         self.stats.frames_received += 1;
+        if let Some(last) = self.last_record {
+            let gap = now.saturating_duration_since(last);
+            self.arrival_gap = Some(self.arrival_gap.map_or(gap, |g| (g * 7 + gap) / 8));
+        }
+        self.last_record = Some(now);
         self.last_arrival = Some(now);
         let age = wall_us as i64 - frame.capture_us as i64;
         let min = *self.min_age_us.get_or_insert(age);
@@ -240,6 +255,12 @@ impl VideoReceiver {
         self.expect = Some(frame.frame.wrapping_add(1));
         match self.decoder.decode(&frame.av1) {
             Ok(pictures) => {
+                if !pictures.is_empty() {
+                    self.decoded_ages.push_back((now, age));
+                    while self.decoded_ages.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > AGE_WINDOW) {
+                        self.decoded_ages.pop_front();
+                    }
+                }
                 for picture in pictures {
                     self.stats.frames_decoded += 1;
                     self.queue.push_back(Decoded { picture, frame: frame.frame, capture_us: frame.capture_us });
@@ -259,10 +280,21 @@ impl VideoReceiver {
         }
     }
 
+    /// How old decoded pictures are when they are ready to show, at the least over the last
+    /// [`AGE_WINDOW`] (sender's clock): the audio waits this long for lip sync when it is more than
+    /// its own delay. The least, because a steady lag (an encoder holding frames back) is worth
+    /// syncing to, while the late frames after a burst of loss are not: speech would stay delayed
+    /// long after the picture caught up.
+    pub fn decoded_age_us(&self) -> Option<i64> {
+        self.decoded_ages.iter().map(|(_, a)| *a).min()
+    }
+
     /// Whether to send a keyframe request now (counted when it says yes).
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
+        // A stall is relative to the sender's cadence: a sender that manages 2 fps is slow, not stalled.
+        let stall = self.arrival_gap.map_or(STALL, |g| STALL.max(g * 4));
         let stalled = self.remote_sending
-            && self.last_arrival.is_some_and(|t| now.saturating_duration_since(t) >= STALL);
+            && self.last_arrival.is_some_and(|t| now.saturating_duration_since(t) >= stall);
         if !(self.need_keyframe || self.backlog_pending || stalled) {
             return false;
         }
@@ -369,6 +401,7 @@ mod tests {
         assert_eq!(shown.frame, 0);
         assert_eq!(pattern::read(&shown.picture).map(|s| s.counter), Some(0));
         assert_eq!(r.stats().av_sync_ms, Some(0.0));
+        assert_eq!(r.decoded_age_us(), Some(10_000), "decoded 10 ms after capture");
         deliver(&mut r, t0, &recs[1..], 10);
         assert_eq!(r.stats().frames_decoded, 3);
         assert!(!r.poll_keyframe_request(t0 + Duration::from_millis(100)), "nothing wrong, nothing asked");
@@ -410,11 +443,12 @@ mod tests {
         deliver(&mut r, t0, &recs[2..3], 5 + 1100); // over a second behind
         let t = t0 + Duration::from_millis(1200);
         assert!(r.poll_keyframe_request(t));
+        assert_eq!(r.decoded_age_us(), Some(5_000), "a late frame does not make the audio wait");
         // Once per GOP: the next late frame does not ask again.
         deliver(&mut r, t0, &recs[3..4], 5 + 1100);
         assert!(!r.poll_keyframe_request(t + REQUEST_GAP));
-        // Nothing for longer than STALL while the peer sends: asks again.
-        assert!(r.poll_keyframe_request(t + STALL + Duration::from_millis(200)));
+        // Nothing for a long while (over STALL and four usual gaps) while the peer sends: asks again.
+        assert!(r.poll_keyframe_request(t + Duration::from_secs(1)));
         r.set_remote_sending(false, t0);
         assert!(!r.poll_keyframe_request(t0 + Duration::from_secs(9)), "a paused peer is not stalled");
         let more = send(&mut s, t0, 4, 5);
@@ -424,6 +458,27 @@ mod tests {
         assert!(r.on_record(t0, T, 0, &bad[4..]).is_err());
         assert!(r.on_record(t0, T, 0, b"garbage").is_err());
         assert_eq!((r.stats().tampered, r.stats().malformed), (1, 1));
+    }
+
+    #[test]
+    fn a_slow_sender_is_not_taken_for_a_stalled_one() {
+        let (mut s, mut r) = pair();
+        let t0 = Instant::now();
+        r.set_remote_sending(true, t0);
+        // Two frames a second (an encoder that cannot keep up): 500 ms between arrivals.
+        for n in 0..6u32 {
+            let at = t0 + Duration::from_millis(500 * u64::from(n));
+            let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+            for o in s.send(at, &pic, T + 500_000 * u64::from(n)).unwrap() {
+                r.on_record(at, T + 500_000 * u64::from(n) + 5_000, o.gop, &o.record[4..]).unwrap();
+            }
+            // Once the cadence is known (from the second frame), a 450 ms wait is normal.
+            if n > 0 {
+                assert!(!r.poll_keyframe_request(at + Duration::from_millis(450)), "frame {n}: slow, not stalled");
+            }
+        }
+        // Silence for four of its gaps: that is a stall.
+        assert!(r.poll_keyframe_request(t0 + Duration::from_millis(2500 + 2100)));
     }
 
     #[test]
