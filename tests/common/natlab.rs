@@ -1,0 +1,157 @@
+//! The NAT lab: network namespaces that model the internet and home routers. Everything lives in
+//! namespaces this test made (deleted on drop, also when the test panics: deleting a namespace
+//! deletes its interfaces and its iptables rules); no packet leaves them.
+//!
+//! ```text
+//!   "internet" (ns pub, bridge br0, 11.0.0.1/24): public hail nodes
+//!        │ 11.0.0.(10+n)
+//!   router n (ns rN): ip_forward, MASQUERADE out of `wan` (cone: port-preserving;
+//!        │            symmetric: --random-fully), unsolicited input from `wan` dropped
+//!   home n (ns hN): 192.168.n.2/24, default route via 192.168.n.1
+//! ```
+//!
+//! 11.0.0.0/24 stands for "a public address" (the daemons treat private ranges as LAN); it exists
+//! only inside these namespaces.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use super::netns::{Netns, ip, require_root, sweep_stale};
+
+/// How a home router translates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// Endpoint-independent mapping (Linux MASQUERADE keeps the source port when it can).
+    Cone,
+    /// A new port per destination (`--random-fully`).
+    Symmetric,
+}
+
+/// Runs `ip netns exec NS cmd args…`, panicking with stderr on failure.
+#[track_caller]
+pub fn run_in(ns: &Netns, cmd: &str, args: &[&str]) -> String {
+    let out = Command::new("ip").args(["netns", "exec", &ns.name, cmd]).args(args).output().expect("ip netns exec");
+    assert!(
+        out.status.success(),
+        "{} {cmd} {}: {}",
+        ns.name,
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A home behind its router.
+pub struct Home {
+    /// The router.
+    pub router: Netns,
+    /// The home network, where the user's node runs.
+    pub host: Netns,
+    /// The host's address.
+    pub host_ip: String,
+    /// The router's public address.
+    pub wan_ip: String,
+}
+
+/// The lab.
+pub struct Lab {
+    /// The internet (public nodes run here).
+    pub public: Netns,
+    /// The homes, in the order added. Dropped before `public` (fields drop in order).
+    pub homes: Vec<Home>,
+}
+
+/// The public segment's first address (a public node).
+pub const PUBLIC_IP: &str = "11.0.0.1";
+
+impl Lab {
+    /// The internet segment, no homes yet.
+    pub fn new() -> Lab {
+        require_root();
+        sweep_stale();
+        let public = Netns::new("pub");
+        ip(&["-n", &public.name, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &public.name, "addr", "add", &format!("{PUBLIC_IP}/24"), "dev", "br0"]);
+        ip(&["-n", &public.name, "link", "set", "br0", "up"]);
+        Lab { public, homes: Vec::new() }
+    }
+
+    /// Adds home `n` (1–9) behind a router of kind `nat`; returns its index in `homes`.
+    pub fn add_home(&mut self, nat: Nat) -> usize {
+        let n = self.homes.len() + 1;
+        let router = Netns::new(&format!("r{n}"));
+        let host = Netns::new(&format!("h{n}"));
+        let wan_ip = format!("11.0.0.{}", 10 + n);
+        let host_ip = format!("192.168.{n}.2");
+        // WAN: router ↔ the internet's bridge.
+        let port = format!("p{n}");
+        ip(&["link", "add", "wan", "netns", &router.name, "type", "veth", "peer", "name", &port, "netns", &self.public.name]);
+        ip(&["-n", &self.public.name, "link", "set", &port, "master", "br0"]);
+        ip(&["-n", &self.public.name, "link", "set", &port, "up"]);
+        ip(&["-n", &router.name, "addr", "add", &format!("{wan_ip}/24"), "dev", "wan"]);
+        ip(&["-n", &router.name, "link", "set", "wan", "up"]);
+        // LAN: router ↔ home.
+        ip(&["link", "add", "lan", "netns", &router.name, "type", "veth", "peer", "name", "eth0", "netns", &host.name]);
+        ip(&["-n", &router.name, "addr", "add", &format!("192.168.{n}.1/24"), "dev", "lan"]);
+        ip(&["-n", &router.name, "link", "set", "lan", "up"]);
+        ip(&["-n", &host.name, "addr", "add", &format!("{host_ip}/24"), "dev", "eth0"]);
+        ip(&["-n", &host.name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &host.name, "route", "add", "default", "via", &format!("192.168.{n}.1")]);
+        // The router: forward, translate, drop what nobody asked for.
+        run_in(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+        let mut masquerade = vec!["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"];
+        if nat == Nat::Symmetric {
+            masquerade.push("--random-fully");
+        }
+        run_in(&router, "iptables", &masquerade);
+        run_in(&router, "iptables", &["-A", "FORWARD", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
+        run_in(&router, "iptables", &["-A", "FORWARD", "-i", "wan", "-j", "DROP"]);
+        run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
+        run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-p", "icmp", "-j", "ACCEPT"]);
+        run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-j", "DROP"]);
+        self.homes.push(Home { router, host, host_ip, wan_ip });
+        self.homes.len() - 1
+    }
+}
+
+/// Runs `f` on a thread that has entered `ns`'s network namespace: sockets it opens live there.
+pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on a valid namespace fd changes only this thread's network namespace.
+        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+/// From `ns`, port `from_port`: sends "probe" to `to` and returns the first answer within
+/// `wait`, if any.
+pub fn udp_probe(ns: &Netns, from_port: u16, to: &str, wait: std::time::Duration) -> Option<String> {
+    let to: std::net::SocketAddr = to.parse().unwrap();
+    in_netns(ns, move || {
+        let s = std::net::UdpSocket::bind(("0.0.0.0", from_port)).unwrap();
+        s.set_read_timeout(Some(wait)).unwrap();
+        s.send_to(b"probe", to).unwrap();
+        let mut buf = [0u8; 100];
+        s.recv_from(&mut buf).ok().map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .join()
+    .unwrap()
+}
+
+/// A UDP reflector in `ns` on `port`: answers each datagram with the sender's address as it saw
+/// it, until `stop` is set.
+pub fn udp_reflector(ns: &Netns, port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+    in_netns(ns, move || {
+        let s = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+        let mut buf = [0u8; 100];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((_, from)) = s.recv_from(&mut buf) {
+                let _ = s.send_to(from.to_string().as_bytes(), from);
+            }
+        }
+    })
+}
