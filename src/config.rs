@@ -208,6 +208,8 @@ pub struct NetworkSection {
     pub dht_protocol: Option<String>,
     /// Kademlia server or client mode.
     pub dht_mode: Option<DhtMode>,
+    /// Relay for nodes behind NAT: `auto` (when found publicly reachable), `on`, `off`.
+    pub relay: Option<crate::discovery::config::RelayMode>,
 }
 
 impl NetworkSection {
@@ -222,18 +224,23 @@ impl NetworkSection {
         self.mdns = flags.mdns.or(self.mdns);
         self.dht_protocol = flags.dht_protocol.or(self.dht_protocol);
         self.dht_mode = flags.dht_mode.or(self.dht_mode);
+        self.relay = flags.relay.or(self.relay);
         self
     }
 
     /// Checks every value and fills in the defaults.
     pub fn apply(&self) -> Result<NetworkConfig, ConfigError> {
-        NetworkConfig::from_text(
+        let mut config = NetworkConfig::from_text(
             self.listen.as_deref(),
             self.bootstrap.as_deref(),
             self.mdns,
             self.dht_protocol.as_deref(),
             self.dht_mode,
-        )
+        )?;
+        if let Some(relay) = self.relay {
+            config.relay = relay;
+        }
+        Ok(config)
     }
 }
 

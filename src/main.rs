@@ -65,6 +65,7 @@ fn daemon_options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         mdns: args.no_mdns.then_some(false),
         dht_protocol: args.dht_protocol.clone(),
         dht_mode,
+        relay: args.relay.as_deref().map(str::parse).transpose().map_err(|e| format!("{e}"))?,
     };
     let calls = CallsSection {
         auto_answer: args.auto_answer.then_some(true),

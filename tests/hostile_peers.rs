@@ -129,7 +129,7 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
     other.ask(Command::ContactsAdd { name: "t".into(), contact: target.peer_id.clone() }).await.unwrap();
     target.ask(Command::ContactsAdd { name: "o".into(), contact: other.peer_id.clone() }).await.unwrap();
     let ringing = other
-        .ask(Command::Call { peer: "t".into(), video: false, audio_in: None, audio_out: None })
+        .ask(Command::Call { peer: "t".into(), video: false, audio_in: None, audio_out: None, video_in: None, video_out: None })
         .await
         .expect("a normal call rings");
     assert_eq!(ringing["state"], "ringing");
@@ -139,7 +139,7 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    target.ask(Command::Answer { audio_in: None, audio_out: None }).await.expect("answer");
+    target.ask(Command::Answer { audio_in: None, audio_out: None, video_in: None, video_out: None }).await.expect("answer");
     other.ask(Command::Hangup).await.expect("hang up");
     for m in members {
         m.daemon.stop().await;

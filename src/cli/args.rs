@@ -78,6 +78,9 @@ pub struct DaemonArgs {
     /// Where calls' audio goes: default, device:NAME, null, or a .wav file.
     #[arg(long, value_name = "SINK")]
     pub audio_out: Option<String>,
+    /// Relay for nodes behind NAT: auto (once found publicly reachable; the default), on, off.
+    #[arg(long, value_name = "MODE")]
+    pub relay: Option<String>,
     /// Where calls' video comes from: pattern (the default) or a .y4m file.
     #[arg(long, value_name = "SOURCE")]
     pub video_in: Option<String>,

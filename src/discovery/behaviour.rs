@@ -1,5 +1,8 @@
-//! The libp2p behaviour: identify, ping, mDNS (switchable), Kademlia. Standard wire protocols only,
-//! so any libp2p node speaking the same Kademlia protocol id interoperates.
+//! The libp2p behaviour: identify, ping, mDNS (switchable), Kademlia, and what reaches nodes behind
+//! NAT: AutoNAT (v1) to learn whether we are publicly reachable, a circuit relay v2 client to be
+//! reachable through a public node when we are not, a relay server on public nodes (limited), and
+//! DCUtR to upgrade a relayed connection to a direct one. Standard wire protocols only, so any
+//! libp2p node speaking the same Kademlia protocol id interoperates.
 
 use std::time::Duration;
 
@@ -8,11 +11,13 @@ use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, Swarm, SwarmBuilder, identify, kad, mdns, noise, ping, tcp, yamux};
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, identify, kad, mdns, noise, ping, relay, tcp, yamux,
+};
 
 use crate::call::signal::{INVITE_PROTOCOL, Invite, InviteReply};
 
-use super::config::{DhtMode, NetworkConfig};
+use super::config::{DhtMode, NetworkConfig, RelayMode};
 use super::record::MAX_RECORD_BYTES;
 
 /// Identify's protocol version: hail nodes recognise each other by it.
@@ -29,6 +34,15 @@ pub const INVITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_INVITE_BYTES: u64 = 8 * 1024;
 /// Most records a node stores for others.
 pub const MAX_STORED_RECORDS: usize = 1024;
+/// A relayed connection carries signalling only (invites, identify, the DHT), never media; these
+/// bound what one relayed connection may use on a relay.
+pub const RELAY_CIRCUIT_BYTES: u64 = 1 << 20;
+/// How long one relayed connection may last.
+pub const RELAY_CIRCUIT_DURATION: Duration = Duration::from_secs(10 * 60);
+/// Most relayed connections a relay carries at once.
+pub const RELAY_MAX_CIRCUITS: usize = 64;
+/// Most reservations (nodes reachable through it) a relay holds.
+pub const RELAY_MAX_RESERVATIONS: usize = 128;
 
 pub use derived::{Behaviour, BehaviourEvent};
 
@@ -50,6 +64,14 @@ mod derived {
         pub kad: kad::Behaviour<MemoryStore>,
         /// Call invites (`/hail/invite/1`, JSON).
         pub invite: request_response::json::Behaviour<Invite, InviteReply>,
+        /// Are we publicly reachable? (AutoNAT v1; also answers others' probes.)
+        pub autonat: autonat::Behaviour,
+        /// Reachable through a relay when we are not directly.
+        pub relay_client: relay::client::Behaviour,
+        /// Relaying for others; present unless the config says off, enabled when public.
+        pub relay_server: Toggle<relay::Behaviour>,
+        /// Hole punching: a relayed connection upgraded to a direct one.
+        pub dcutr: dcutr::Behaviour,
     }
 }
 
@@ -110,7 +132,32 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         [(StreamProtocol::new(INVITE_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(INVITE_TIMEOUT),
     );
-    let behaviour = Behaviour { identify, ping: ping::Behaviour::default(), mdns: mdns.into(), kad, invite };
+    let autonat = autonat::Behaviour::new(
+        peer_id,
+        autonat::Config {
+            // Quicker than the defaults (15 s, 90 s): a node should know within seconds whether
+            // calls can reach it.
+            boot_delay: Duration::from_secs(2),
+            retry_interval: Duration::from_secs(20),
+            refresh_interval: Duration::from_secs(5 * 60),
+            throttle_server_period: Duration::from_secs(10),
+            ..Default::default()
+        },
+    );
+    let relay_server = (config.relay != RelayMode::Off).then(|| {
+        relay::Behaviour::new(
+            peer_id,
+            relay::Config {
+                max_reservations: RELAY_MAX_RESERVATIONS,
+                max_circuits: RELAY_MAX_CIRCUITS,
+                max_circuit_duration: RELAY_CIRCUIT_DURATION,
+                max_circuit_bytes: RELAY_CIRCUIT_BYTES,
+                ..Default::default()
+            },
+        )
+    });
+    let dcutr = dcutr::Behaviour::new(peer_id);
+    let parts = (identify, kad, invite, autonat, dcutr);
 
     let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
@@ -118,7 +165,22 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_dns()
         .map_err(|e| BuildError::Transport(e.to_string()))?
-        .with_behaviour(|_| behaviour)
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_behaviour(move |_, relay_client| {
+            let (identify, kad, invite, autonat, dcutr) = parts;
+            Behaviour {
+                identify,
+                ping: ping::Behaviour::default(),
+                mdns: mdns.into(),
+                kad,
+                invite,
+                autonat,
+                relay_client,
+                relay_server: relay_server.into(),
+                dcutr,
+            }
+        })
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();

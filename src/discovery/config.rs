@@ -44,6 +44,31 @@ impl FromStr for DhtMode {
     }
 }
 
+/// Whether this node relays libp2p connections for nodes behind NAT (circuit relay v2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayMode {
+    /// Relay once AutoNAT finds this node publicly reachable (the default).
+    Auto,
+    /// Relay now: this node is publicly reachable (its global listen addresses are announced as
+    /// external at once).
+    On,
+    /// Never relay.
+    Off,
+}
+
+impl FromStr for RelayMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(RelayMode::Auto),
+            "on" => Ok(RelayMode::On),
+            "off" => Ok(RelayMode::Off),
+            other => Err(ConfigError::Relay(other.to_owned())),
+        }
+    }
+}
+
 /// A bootstrap peer: where to reach it and who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapPeer {
@@ -81,6 +106,8 @@ pub struct NetworkConfig {
     pub dht_protocol: StreamProtocol,
     /// Kademlia mode.
     pub dht_mode: DhtMode,
+    /// Whether to relay for others.
+    pub relay: RelayMode,
 }
 
 /// A setting that cannot be used.
@@ -100,6 +127,9 @@ pub enum ConfigError {
     /// Not `auto`, `server` or `client`.
     #[error("invalid DHT mode {0:?}: expected auto, server or client")]
     DhtMode(String),
+    /// Not `auto`, `on` or `off`.
+    #[error("invalid relay mode {0:?}: expected auto, on or off")]
+    Relay(String),
 }
 
 impl Default for NetworkConfig {
@@ -142,6 +172,7 @@ impl NetworkConfig {
             mdns: mdns.unwrap_or(true),
             dht_protocol,
             dht_mode: dht_mode.unwrap_or(DhtMode::Auto),
+            relay: RelayMode::Auto,
         })
     }
 }

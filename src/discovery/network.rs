@@ -12,15 +12,16 @@ use libp2p::kad::{self, GetClosestPeersOk, GetRecordOk, QueryId, QueryResult, Qu
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::core::transport::ListenerId;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, mdns, relay};
 
 use crate::call::signal::{Invite, InviteReply};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::behaviour::{Behaviour, BehaviourEvent, BuildError, IDENTIFY_PROTOCOL, RECORD_TTL, build_swarm};
-use super::config::{BootstrapPeer, DhtMode, NetworkConfig};
+use super::config::{BootstrapPeer, DhtMode, NetworkConfig, RelayMode};
 use super::peer_table::{PeerTable, Source, without_peer_id};
 use super::record::{record_key, sign_record, verify_record};
 
@@ -183,6 +184,22 @@ pub struct NetworkStatus {
     /// When this node's own peer record last reached the DHT, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_published_at_ms: Option<u64>,
+    /// What AutoNAT found: `unknown`, `public` or `private` (behind NAT or a firewall).
+    #[serde(default)]
+    pub reachability: String,
+    /// Relays that hold a reservation for us (reachable through them), as PeerIds.
+    #[serde(default)]
+    pub relayed_via: Vec<String>,
+    /// `auto`, `on` or `off`, as configured.
+    #[serde(default = "default_relay_mode")]
+    pub relay: RelayMode,
+    /// Whether this node relays for others right now.
+    #[serde(default)]
+    pub relay_serving: bool,
+}
+
+fn default_relay_mode() -> RelayMode {
+    RelayMode::Auto
 }
 
 /// A bootstrap peer's state.
@@ -249,6 +266,51 @@ pub struct Discovery {
     /// LAN peers that turned out not to be hail nodes: not dialed again.
     foreign: HashSet<PeerId>,
     record_published_ms: Option<u64>,
+    nat: NatState,
+}
+
+/// What the node knows about its own reachability, and its relay reservations.
+#[derive(Debug, Default)]
+struct NatState {
+    status: Option<autonat::NatStatus>,
+    /// Peers that offer the relay hop protocol, and where they listen.
+    relays: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Our reservations: relay → its circuit listener.
+    reservations: HashMap<PeerId, ListenerId>,
+    /// Relays that refused or failed, with when they may be tried again.
+    backoff: HashMap<PeerId, Instant>,
+    next_check: Option<Instant>,
+    serving: bool,
+}
+
+/// Relays we reserve a slot on at once, when behind NAT.
+const RESERVATIONS: usize = 2;
+/// How long a relay that failed us is left alone.
+const RELAY_BACKOFF: Duration = Duration::from_secs(30);
+/// How often reservations are checked while private.
+const RESERVATION_CHECK: Duration = Duration::from_secs(5);
+
+fn is_private(nat: &Option<autonat::NatStatus>) -> bool {
+    matches!(nat, Some(autonat::NatStatus::Private))
+}
+
+/// Whether `a` is a global (publicly routable) IP address, as far as the standard library knows.
+fn is_global_address(a: &Multiaddr) -> bool {
+    a.iter().any(|p| match p {
+        Protocol::Ip4(ip) => {
+            !(ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_documentation()
+                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+        }
+        Protocol::Ip6(ip) => {
+            !(ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80)
+        }
+        _ => false,
+    }) && !a.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
 impl std::fmt::Debug for Discovery {
@@ -283,6 +345,7 @@ impl Discovery {
             events: Vec::new(),
             foreign: HashSet::new(),
             record_published_ms: None,
+            nat: NatState::default(),
             config,
         };
         let peers = discovery.config.bootstrap.clone();
@@ -335,7 +398,7 @@ impl Discovery {
 
     /// When [`Discovery::on_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lookups.values().map(|l| l.deadline).chain(self.next_publish).min()
+        self.lookups.values().map(|l| l.deadline).chain(self.next_publish).chain(self.nat.next_check).min()
     }
 
     /// Expires lookups and publishes the peer record when due.
@@ -346,6 +409,83 @@ impl Discovery {
         }
         if self.next_publish.is_some_and(|t| t <= now) {
             self.publish_record(now);
+        }
+        if self.nat.next_check.is_some_and(|t| t <= now) {
+            self.nat.next_check = None;
+            self.check_reservations(now);
+        }
+    }
+
+    /// Behind NAT: keep [`RESERVATIONS`] relay reservations (so invites reach us through them).
+    /// Publicly reachable: none.
+    fn check_reservations(&mut self, now: Instant) {
+        if !is_private(&self.nat.status) {
+            return;
+        }
+        self.nat.backoff.retain(|_, until| *until > now);
+        let mut candidates: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .nat
+            .relays
+            .iter()
+            .filter(|(p, _)| !self.nat.reservations.contains_key(p) && !self.nat.backoff.contains_key(p))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        // Bootstrap peers first: the user chose them.
+        candidates.sort_by_key(|(p, _)| !self.bootstrap.iter().any(|(b, _)| b.peer_id == *p));
+        for (relay, addresses) in candidates {
+            if self.nat.reservations.len() >= RESERVATIONS {
+                break;
+            }
+            let Some(address) = addresses.iter().find(|a| !is_loopback(a) || addresses.iter().all(is_loopback)) else {
+                continue;
+            };
+            let circuit = without_peer_id(address).with(Protocol::P2p(relay)).with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(id) => {
+                    tracing::info!(%relay, %circuit, "reserving a relay slot (we are behind NAT)");
+                    self.nat.reservations.insert(relay, id);
+                }
+                Err(e) => {
+                    tracing::debug!(%relay, error = %e, "cannot listen through this relay");
+                    self.nat.backoff.insert(relay, now + RELAY_BACKOFF);
+                }
+            }
+        }
+        self.nat.next_check = Some(now + RESERVATION_CHECK);
+    }
+
+    fn on_autonat(&mut self, event: autonat::Event, now: Instant) {
+        let autonat::Event::StatusChanged { old, new } = event else { return };
+        tracing::info!(?old, ?new, "reachability changed");
+        let public = matches!(new, autonat::NatStatus::Public(_));
+        if self.config.dht_mode == DhtMode::Auto {
+            self.swarm.behaviour_mut().kad.set_mode(Some(if public { kad::Mode::Server } else { kad::Mode::Client }));
+        }
+        if self.config.relay == RelayMode::Auto {
+            if let Some(server) = self.swarm.behaviour_mut().relay_server.as_mut() {
+                server.set_status(Some(if public { relay::Status::Enable } else { relay::Status::Disable }));
+            }
+        }
+        self.nat.status = Some(new);
+        if public {
+            // Reachable directly: the reservations are not needed any more.
+            for (_, id) in self.nat.reservations.drain() {
+                self.swarm.remove_listener(id);
+            }
+        } else {
+            self.check_reservations(now);
+        }
+        self.schedule_publish(now + PUBLISH_DEBOUNCE);
+    }
+
+    fn on_relay_client(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. } => {
+                if !renewal {
+                    tracing::info!(relay = %relay_peer_id, "reachable through a relay");
+                }
+            }
+            other => tracing::debug!(?other, "relay client"),
         }
     }
 
@@ -427,6 +567,29 @@ impl Discovery {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Invite(e)) => self.on_invite(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(e)) => self.on_autonat(e, now),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(e)) => {
+                if let relay::Event::StatusChanged { status } = e {
+                    self.nat.serving = status == relay::Status::Enable;
+                    tracing::info!(?status, "relay service");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => match e.result {
+                Ok(_) => tracing::info!(peer = %e.remote_peer_id, "hole punched: direct connection"),
+                Err(err) => tracing::debug!(peer = %e.remote_peer_id, error = %err, "hole punch failed"),
+            },
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                let lost: Vec<PeerId> =
+                    self.nat.reservations.iter().filter(|(_, id)| **id == listener_id).map(|(p, _)| *p).collect();
+                for relay in lost {
+                    tracing::info!(%relay, "relay reservation ended");
+                    self.nat.reservations.remove(&relay);
+                    self.nat.backoff.insert(relay, now + RELAY_BACKOFF);
+                    self.nat.next_check = Some(now + RESERVATION_CHECK);
+                }
+                self.schedule_publish(now + PUBLISH_DEBOUNCE);
+            }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 self.dials.remove(&connection_id);
                 let address = match &endpoint {
@@ -463,6 +626,11 @@ impl Discovery {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                if self.config.relay == RelayMode::On && is_global_address(&address) {
+                    // Configured as a public node: its global addresses are reachable (the relay
+                    // serves only with a confirmed external address).
+                    self.swarm.add_external_address(address);
+                }
                 self.schedule_publish(now + PUBLISH_DEBOUNCE);
             }
             SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExpiredListenAddr { .. } => {
@@ -586,6 +754,10 @@ impl Discovery {
     pub fn host_ips(&self) -> Vec<std::net::IpAddr> {
         let mut ips: Vec<std::net::IpAddr> = Vec::new();
         for a in self.swarm.listeners() {
+            if a.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                // A relay's address, not ours.
+                continue;
+            }
             for p in a.iter() {
                 let ip = match p {
                     Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
@@ -654,6 +826,18 @@ impl Discovery {
                 return;
             }
             let listen: Vec<Multiaddr> = info.listen_addrs.into_iter().filter(is_dialable).collect();
+            if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                let direct: Vec<Multiaddr> =
+                    listen.iter().filter(|a| !a.iter().any(|p| matches!(p, Protocol::P2pCircuit))).cloned().collect();
+                if !direct.is_empty() && self.nat.relays.len() < 64 {
+                    self.nat.relays.insert(peer_id, direct);
+                    if is_private(&self.nat.status) && self.nat.reservations.len() < RESERVATIONS {
+                        self.nat.next_check = Some(Instant::now());
+                    }
+                }
+            } else {
+                self.nat.relays.remove(&peer_id);
+            }
             self.peers.observe(peer_id, &listen, Source::Connected, now_ms());
             if let Some(lookup) = self.lookups.remove(&peer_id) {
                 self.finish_lookup(peer_id, lookup, Ok((listen.clone(), Source::Connected)), Instant::now());
@@ -865,6 +1049,14 @@ impl Discovery {
             records_stored,
             records_rejected: self.records_rejected,
             record_published_at_ms: self.record_published_ms,
+            reachability: match &self.nat.status {
+                None | Some(autonat::NatStatus::Unknown) => "unknown".into(),
+                Some(autonat::NatStatus::Public(_)) => "public".into(),
+                Some(autonat::NatStatus::Private) => "private".into(),
+            },
+            relayed_via: self.nat.reservations.keys().map(ToString::to_string).collect(),
+            relay: self.config.relay,
+            relay_serving: self.nat.serving,
         }
     }
 

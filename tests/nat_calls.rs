@@ -1,0 +1,108 @@
+//! Calls across the NAT lab (root; CI runs as root): real daemons in namespaces behind iptables
+//! routers, a public hail node as bootstrap, DHT server and relay. What is covered so far: a node
+//! behind a NAT learns it is not reachable (AutoNAT), reserves a slot on the public relay and
+//! advertises the relayed address, so a public caller's invite reaches it and the call connects
+//! (the callee's QUIC dial goes out through its NAT: a direct path).
+
+mod common;
+#[path = "common/natlab.rs"]
+mod natlab;
+#[path = "common/netns.rs"]
+mod netns;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Background, TestDaemon};
+use natlab::{Lab, Nat, PUBLIC_IP};
+use netns::Netns;
+use serde_json::Value;
+
+fn daemon(ns: &Netns, home: &Path, flags: &[&str]) -> TestDaemon {
+    let mut all = vec!["--no-mdns", "--audio-in", "tone:440", "--audio-out", "null", "--video-out", "null"];
+    all.extend_from_slice(flags);
+    TestDaemon::try_start_cmd(home, &ns.exec(), &all).unwrap_or_else(|log| panic!("daemon in {}: {log}", ns.name))
+}
+
+fn status(d: &TestDaemon) -> Value {
+    d.hail(&["--json", "status"]).json()["ok"].clone()
+}
+
+#[track_caller]
+fn wait_for(d: &TestDaemon, what: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = status(d);
+        if pred(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}: {s}\n--- log ---\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn befriend(a: &TestDaemon, a_name: &str, b: &TestDaemon, b_name: &str) {
+    let card = |d: &TestDaemon, name: &str| d.hail(&["--json", "id", "--name", name]).json()["ok"]["card"].as_str().unwrap().to_owned();
+    let (ca, cb) = (card(a, a_name), card(b, b_name));
+    a.hail(&["contacts", "add", b_name, &cb]).ok();
+    b.hail(&["contacts", "add", a_name, &ca]).ok();
+}
+
+#[test]
+fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
+    let mut lab = Lab::new();
+    let home = lab.add_home(Nat::Cone);
+    let dir = tempfile::tempdir().unwrap();
+
+    // The public node: bootstrap, DHT server, relay.
+    let relay = daemon(
+        &lab.public,
+        &dir.path().join("relay"),
+        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
+    );
+    let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
+    let bootstrap = format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}");
+    wait_for(&relay, "the relay serving", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
+
+    // Bob, at home behind the cone NAT.
+    let bob = daemon(
+        &lab.homes[home].host,
+        &dir.path().join("bob"),
+        &["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap],
+    );
+    // Alice, public, on the internet segment.
+    let alice = daemon(
+        &lab.public,
+        &dir.path().join("alice"),
+        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4002"), "--media-listen", &format!("{PUBLIC_IP}:0"), "--bootstrap", &bootstrap, "--relay", "off"],
+    );
+    befriend(&alice, "alice", &bob, "bob");
+
+    // Bob learns he is behind NAT and becomes reachable through the relay.
+    let s = wait_for(&bob, "bob private and relayed", Duration::from_secs(30), |s| {
+        s["network"]["reachability"] == "private" && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let advertised = s["network"]["advertised_addresses"].to_string();
+    assert!(advertised.contains("p2p-circuit"), "bob advertises his relayed address: {advertised}");
+    assert!(s["network"]["relayed_via"][0] == relay_id.as_str());
+    assert_eq!(s["network"]["dht_serving"], false, "a node behind NAT does not serve the DHT");
+    wait_for(&bob, "bob's record in the DHT", Duration::from_secs(20), |s| {
+        s["network"]["record_published_at_ms"].is_u64()
+    });
+
+    // Alice calls: the invite goes through the relay; the media connection comes from bob's side.
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer"]).ok();
+    let s = wait_for(&bob, "alice's audio", Duration::from_secs(15), |s| {
+        s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
+    });
+    assert_eq!(s["call"]["state"], "active");
+    wait_for(&alice, "bob's audio", Duration::from_secs(15), |s| {
+        s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
+    });
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    drop((alice, bob, relay));
+    drop(lab);
+}
