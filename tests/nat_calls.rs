@@ -1,8 +1,9 @@
 //! Calls across the NAT lab (root; CI runs as root): real daemons in namespaces behind iptables
-//! routers, a public hail node as bootstrap, DHT server and relay. What is covered so far: a node
-//! behind a NAT learns it is not reachable (AutoNAT), reserves a slot on the public relay and
-//! advertises the relayed address, so a public caller's invite reaches it and the call connects
-//! (the callee's QUIC dial goes out through its NAT: a direct path).
+//! routers, a public hail node as bootstrap, DHT server, relay and reflector. A node behind a NAT
+//! learns it is not reachable (AutoNAT), reserves a slot on the public relay and advertises the
+//! relayed address, so invites reach it; it learns its call endpoint's public mapping from the
+//! public node (reflect over QUIC) and advertises it as a candidate, so two nodes behind cone NATs
+//! punch a direct path by dialing each other at once.
 
 mod common;
 #[path = "common/natlab.rs"]
@@ -80,7 +81,9 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
 
     // Bob learns he is behind NAT and becomes reachable through the relay.
     let s = wait_for(&bob, "bob private and relayed", Duration::from_secs(30), |s| {
-        s["network"]["reachability"] == "private" && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+        s["network"]["reachability"] == "private"
+            && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+            && s["network"]["advertised_addresses"].to_string().contains("p2p-circuit")
     });
     let advertised = s["network"]["advertised_addresses"].to_string();
     assert!(advertised.contains("p2p-circuit"), "bob advertises his relayed address: {advertised}");
@@ -98,6 +101,9 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
         s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
     });
     assert_eq!(s["call"]["state"], "active");
+    assert_eq!(s["call"]["path"]["kind"], "direct", "bob reached alice's public address: {}", s["call"]["path"]);
+    let a = status(&alice);
+    assert_eq!(a["call"]["path"]["kind"], "direct_punched", "alice sees bob's NAT mapping: {}", a["call"]["path"]);
     wait_for(&alice, "bob's audio", Duration::from_secs(15), |s| {
         s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
     });
@@ -105,4 +111,68 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
     assert_eq!(caller.finish().status.code(), Some(0));
     drop((alice, bob, relay));
     drop(lab);
+}
+
+/// A public node (bootstrap, DHT server, relay, reflector) in the lab's internet.
+fn public_node(lab: &Lab, dir: &Path) -> (TestDaemon, String) {
+    let relay = daemon(
+        &lab.public,
+        &dir.join("relay"),
+        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
+    );
+    let id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
+    wait_for(&relay, "the relay serving", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
+    (relay, format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{id}"))
+}
+
+/// A node at home `n` of the lab, behind its router, ready: private, relayed, with a reflexive
+/// address and its record in the DHT.
+fn home_node(lab: &Lab, n: usize, home: &Path, bootstrap: &str) -> TestDaemon {
+    let d = daemon(
+        &lab.homes[n].host,
+        home,
+        &["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", bootstrap],
+    );
+    wait_for(&d, "private, relayed, reflexive, published", Duration::from_secs(30), |s| {
+        s["network"]["reachability"] == "private"
+            && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+            && s["network"]["advertised_addresses"].to_string().contains("p2p-circuit")
+            && s["calls_reflexive"].is_string()
+            && s["network"]["record_published_at_ms"].is_u64()
+    });
+    d
+}
+
+#[test]
+fn two_nodes_behind_cone_nats_punch_a_direct_path() {
+    let mut lab = Lab::new();
+    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, bootstrap) = public_node(&lab, dir.path());
+    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
+    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    // The reflexive address is the router's public address, with the host's own port (cone).
+    let s = status(&alice);
+    let reflexive = s["calls_reflexive"].as_str().unwrap();
+    let local_port = s["calls_address"].as_str().unwrap().rsplit(':').next().unwrap().to_owned();
+    assert_eq!(reflexive, format!("{}:{local_port}", lab.homes[h1].wan_ip), "{s}");
+    befriend(&alice, "alice", &bob, "bob");
+
+    let started = Instant::now();
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer"]).ok();
+    let s = wait_for(&bob, "alice's audio", Duration::from_secs(20), |s| {
+        s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
+    });
+    eprintln!("cone/cone: audio flowing {} ms after the call; path {}", started.elapsed().as_millis(), s["call"]["path"]);
+    assert_eq!(s["call"]["path"]["kind"], "direct_punched", "{}", s["call"]["path"]);
+    assert_eq!(s["call"]["path"]["remote"].as_str().unwrap().split(':').next().unwrap(), lab.homes[h1].wan_ip);
+    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), |s| {
+        s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
+    });
+    assert_eq!(a["call"]["path"]["kind"], "direct_punched", "{}", a["call"]["path"]);
+    assert!(bob.hail(&["status"]).ok().contains("direct punched"), "the human status names the path");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
 }

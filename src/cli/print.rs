@@ -145,6 +145,9 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                     if let Some(sas) = &c.sas_text {
                         println!("Emoji     {sas}  ({})", verification_label(c.verification));
                     }
+                    if let Some(p) = &c.path {
+                        println!("Path      {} via {}, rtt {:.0} ms", p.kind.replace('_', " "), p.remote, p.rtt_ms);
+                    }
                     if let Some(a) = &c.audio {
                         let r = &a.receive;
                         println!(

@@ -18,6 +18,7 @@ use libp2p::{
 use crate::call::signal::{INVITE_PROTOCOL, Invite, InviteReply};
 
 use super::config::{DhtMode, NetworkConfig, RelayMode};
+use super::reflector::{MAX_REFLECTOR_BYTES, REFLECTOR_PROTOCOL, ReflectorInfo, ReflectorQuery};
 use super::record::MAX_RECORD_BYTES;
 
 /// Identify's protocol version: hail nodes recognise each other by it.
@@ -72,6 +73,8 @@ mod derived {
         pub relay_server: Toggle<relay::Behaviour>,
         /// Hole punching: a relayed connection upgraded to a direct one.
         pub dcutr: dcutr::Behaviour,
+        /// Where a public peer's call endpoint is (`/hail/reflector/1`).
+        pub reflector: request_response::json::Behaviour<ReflectorQuery, ReflectorInfo>,
     }
 }
 
@@ -157,7 +160,14 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         )
     });
     let dcutr = dcutr::Behaviour::new(peer_id);
-    let parts = (identify, kad, invite, autonat, dcutr);
+    let reflector = request_response::Behaviour::with_codec(
+        request_response::json::codec::Codec::default()
+            .set_request_size_maximum(MAX_REFLECTOR_BYTES)
+            .set_response_size_maximum(MAX_REFLECTOR_BYTES),
+        [(StreamProtocol::new(REFLECTOR_PROTOCOL), ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+    );
+    let parts = (identify, kad, invite, autonat, dcutr, reflector);
 
     let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
@@ -168,7 +178,7 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_behaviour(move |_, relay_client| {
-            let (identify, kad, invite, autonat, dcutr) = parts;
+            let (identify, kad, invite, autonat, dcutr, reflector) = parts;
             Behaviour {
                 identify,
                 ping: ping::Behaviour::default(),
@@ -179,6 +189,7 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
                 relay_client,
                 relay_server: relay_server.into(),
                 dcutr,
+                reflector,
             }
         })
         .map_err(|e| BuildError::Transport(e.to_string()))?

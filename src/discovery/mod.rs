@@ -1,7 +1,9 @@
 //! Finding peers without a server: libp2p mDNS on the LAN, a Kademlia DHT across networks.
 //!
 //! - [`config`]: checked network settings (listen, bootstrap, mDNS, DHT protocol and mode);
-//! - [`behaviour`]: the libp2p behaviour (identify, ping, mDNS, Kademlia) and the swarm;
+//! - [`behaviour`]: the libp2p behaviour (identify, ping, mDNS, Kademlia, AutoNAT, relay, DCUtR)
+//!   and the swarm;
+//! - [`reflector`]: `/hail/reflector/1`, asking a public peer for its call endpoint;
 //! - [`peer_table`]: who is visible, how and when (sans-IO, bounded);
 //! - [`record`]: the signed peer record hail publishes in the DHT (`protocols/peer-record-v1.md`);
 //! - [`network`]: [`Discovery`], which owns the swarm inside the node loop and answers lookups.
@@ -16,6 +18,7 @@ pub mod config;
 pub mod network;
 pub mod peer_table;
 pub mod record;
+pub mod reflector;
 
 pub use config::{BootstrapPeer, ConfigError, DhtMode, NetworkConfig};
 pub use network::{

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::behaviour::{Behaviour, BehaviourEvent, BuildError, IDENTIFY_PROTOCOL, RECORD_TTL, build_swarm};
 use super::config::{BootstrapPeer, DhtMode, NetworkConfig, RelayMode};
+use super::reflector::{ReflectorInfo, ReflectorQuery};
 use super::peer_table::{PeerTable, Source, without_peer_id};
 use super::record::{record_key, sign_record, verify_record};
 
@@ -97,6 +98,13 @@ pub enum DiscoveryEvent {
     Invite(InviteEvent),
     /// A lookup succeeded: the node remembers the addresses of contacts.
     Found(FoundPeer),
+    /// A public peer's call endpoint, to learn our reflexive address from (we are behind NAT).
+    Reflector {
+        /// Who.
+        peer_id: PeerId,
+        /// Its call endpoint.
+        address: std::net::SocketAddr,
+    },
     /// A peer was announced on the LAN.
     SeenOnLan {
         /// Who.
@@ -267,6 +275,8 @@ pub struct Discovery {
     foreign: HashSet<PeerId>,
     record_published_ms: Option<u64>,
     nat: NatState,
+    /// Our call endpoint's public address, told to peers that ask (`/hail/reflector/1`).
+    calls_address: Option<std::net::SocketAddr>,
 }
 
 /// What the node knows about its own reachability, and its relay reservations.
@@ -281,6 +291,10 @@ struct NatState {
     backoff: HashMap<PeerId, Instant>,
     next_check: Option<Instant>,
     serving: bool,
+    /// Relays asked for their call endpoint since we last became private.
+    asked_reflector: HashSet<PeerId>,
+    /// Relays that accepted our reservation.
+    accepted: HashSet<PeerId>,
 }
 
 /// Relays we reserve a slot on at once, when behind NAT.
@@ -346,6 +360,7 @@ impl Discovery {
             foreign: HashSet::new(),
             record_published_ms: None,
             nat: NatState::default(),
+            calls_address: None,
             config,
         };
         let peers = discovery.config.bootstrap.clone();
@@ -416,11 +431,52 @@ impl Discovery {
         }
     }
 
-    /// Behind NAT: keep [`RESERVATIONS`] relay reservations (so invites reach us through them).
-    /// Publicly reachable: none.
+    /// Our call endpoint's address, if it is public: peers behind NAT may ask us for it.
+    pub fn set_calls_address(&mut self, address: Option<std::net::SocketAddr>) {
+        self.calls_address = address.filter(|a| is_global_address(&Multiaddr::from(a.ip())));
+    }
+
+    fn on_reflector(&mut self, event: request_response::Event<ReflectorQuery, ReflectorInfo>) {
+        match event {
+            request_response::Event::Message { message: request_response::Message::Request { channel, .. }, .. } => {
+                let info = ReflectorInfo { calls_address: self.calls_address.map(|a| a.to_string()) };
+                let _ = self.swarm.behaviour_mut().reflector.send_response(channel, info);
+            }
+            request_response::Event::Message {
+                peer, message: request_response::Message::Response { response, .. }, ..
+            } => {
+                let address = response.calls_address.and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+                match address {
+                    Some(address) if is_global_address(&Multiaddr::from(address.ip())) => {
+                        self.events.push(DiscoveryEvent::Reflector { peer_id: peer, address });
+                    }
+                    _ => tracing::debug!(%peer, "the peer has no public call endpoint"),
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "reflector query failed");
+            }
+            _ => {}
+        }
+    }
+
+    /// Behind NAT: ask the relays for their call endpoints (to learn our reflexive address), and
+    /// keep [`RESERVATIONS`] relay reservations (so invites reach us through them). Publicly
+    /// reachable: none of it.
     fn check_reservations(&mut self, now: Instant) {
         if !is_private(&self.nat.status) {
             return;
+        }
+        let to_ask: Vec<PeerId> = self
+            .nat
+            .relays
+            .keys()
+            .filter(|p| !self.nat.asked_reflector.contains(p) && self.swarm.is_connected(p))
+            .copied()
+            .collect();
+        for peer in to_ask.into_iter().take(4) {
+            self.nat.asked_reflector.insert(peer);
+            self.swarm.behaviour_mut().reflector.send_request(&peer, ReflectorQuery {});
         }
         self.nat.backoff.retain(|_, until| *until > now);
         let mut candidates: Vec<(PeerId, Vec<Multiaddr>)> = self
@@ -472,7 +528,10 @@ impl Discovery {
             for (_, id) in self.nat.reservations.drain() {
                 self.swarm.remove_listener(id);
             }
+            self.nat.accepted.clear();
         } else {
+            // Private (again): the NAT may have changed; ask for the reflexive address anew.
+            self.nat.asked_reflector.clear();
             self.check_reservations(now);
         }
         self.schedule_publish(now + PUBLISH_DEBOUNCE);
@@ -481,6 +540,7 @@ impl Discovery {
     fn on_relay_client(&mut self, event: relay::client::Event) {
         match event {
             relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. } => {
+                self.nat.accepted.insert(relay_peer_id);
                 if !renewal {
                     tracing::info!(relay = %relay_peer_id, "reachable through a relay");
                 }
@@ -568,6 +628,7 @@ impl Discovery {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Invite(e)) => self.on_invite(e),
             SwarmEvent::Behaviour(BehaviourEvent::Autonat(e)) => self.on_autonat(e, now),
+            SwarmEvent::Behaviour(BehaviourEvent::Reflector(e)) => self.on_reflector(e),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
             SwarmEvent::Behaviour(BehaviourEvent::RelayServer(e)) => {
                 if let relay::Event::StatusChanged { status } = e {
@@ -585,6 +646,7 @@ impl Discovery {
                 for relay in lost {
                     tracing::info!(%relay, "relay reservation ended");
                     self.nat.reservations.remove(&relay);
+                    self.nat.accepted.remove(&relay);
                     self.nat.backoff.insert(relay, now + RELAY_BACKOFF);
                     self.nat.next_check = Some(now + RESERVATION_CHECK);
                 }
@@ -1054,7 +1116,13 @@ impl Discovery {
                 Some(autonat::NatStatus::Public(_)) => "public".into(),
                 Some(autonat::NatStatus::Private) => "private".into(),
             },
-            relayed_via: self.nat.reservations.keys().map(ToString::to_string).collect(),
+            relayed_via: self
+                .nat
+                .reservations
+                .keys()
+                .filter(|p| self.nat.accepted.contains(p))
+                .map(ToString::to_string)
+                .collect(),
             relay: self.config.relay,
             relay_serving: self.nat.serving,
         }

@@ -190,12 +190,50 @@ pub struct CallInfo {
     /// The video pipeline (sending and receiving), once the call is active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_stats: Option<VideoStats>,
+    /// The network path, once the secure channel is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<CallPath>,
     /// Why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
     /// The end reason, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_description: Option<String>,
+}
+
+/// The network path a call's media takes, for `hail status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallPath {
+    /// `direct_lan` (a private address: the same LAN), `direct_punched` (the peer is behind NAT and
+    /// we reached the public mapping it advertised), `direct` (a public address of the peer's own).
+    pub kind: String,
+    /// The peer's address on this path.
+    pub remote: String,
+    /// QUIC's round-trip time, ms.
+    pub rtt_ms: f64,
+}
+
+impl CallPath {
+    /// Classifies the path to `remote`, given the candidates the peer advertised.
+    pub fn classify(remote: SocketAddr, peer_candidates: &[String], rtt: Duration) -> Self {
+        let ip = remote.ip();
+        let private = |ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+            std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        };
+        let peer_behind_nat = peer_candidates
+            .iter()
+            .filter_map(|c| c.parse::<SocketAddr>().ok())
+            .any(|c| private(c.ip()));
+        let kind = if private(ip) {
+            "direct_lan"
+        } else if peer_behind_nat && peer_candidates.contains(&remote.to_string()) {
+            "direct_punched"
+        } else {
+            "direct"
+        };
+        CallPath { kind: kind.into(), remote: remote.to_string(), rtt_ms: rtt.as_secs_f64() * 1000.0 }
+    }
 }
 
 /// What tasks tell the node loop.
@@ -209,6 +247,8 @@ pub(super) enum PhoneEvent {
     Channel { call_id: CallId, result: Result<SecureChannel, ChannelError> },
     /// The running channel reported something.
     Control { call_id: CallId, event: ChannelEvent },
+    /// A reflect request finished: our call endpoint's public address, as a reflector saw it.
+    Reflexive { result: Result<SocketAddr, ChannelError> },
 }
 
 /// The live call and everything moving bytes for it.
@@ -234,6 +274,8 @@ pub(super) struct LiveCall {
     video_config: VideoConfig,
     video: Option<VideoPipeline>,
     remote_video: bool,
+    /// The candidates the peer advertised.
+    remote_candidates: Vec<String>,
     feedback: Arc<MediaFeedback>,
     muted: bool,
 }
@@ -258,6 +300,7 @@ impl LiveCall {
             video_config,
             video: None,
             remote_video,
+            remote_candidates: Vec::new(),
             feedback: Arc::new(MediaFeedback::default()),
             muted: false,
         }
@@ -314,6 +357,9 @@ pub(super) struct Phone {
     pub limiter: InviteLimiter,
     pub events: mpsc::Sender<PhoneEvent>,
     accept_task: Option<JoinHandle<()>>,
+    /// Our call endpoint's address as a public reflector saw it (behind NAT), for candidates.
+    pub reflexive: Option<SocketAddr>,
+    reflecting: bool,
 }
 
 impl std::fmt::Debug for Phone {
@@ -339,7 +385,24 @@ impl Phone {
             last: None,
             events,
             accept_task: None,
+            reflexive: None,
+            reflecting: false,
         }
+    }
+
+    /// Asks the reflector at `address` (a public peer's call endpoint) for our reflexive address,
+    /// unless a request is already out.
+    pub fn learn_reflexive(&mut self, peer: libp2p::PeerId, address: SocketAddr) {
+        if self.reflecting {
+            return;
+        }
+        self.reflecting = true;
+        let (endpoint, events) = (self.endpoint.clone(), self.events.clone());
+        tracing::debug!(%peer, %address, "asking for our reflexive address");
+        tokio::spawn(async move {
+            let result = crate::transport::reflect::reflect(&endpoint, address).await;
+            let _ = events.send(PhoneEvent::Reflexive { result }).await;
+        });
     }
 
     /// Starts accepting QUIC connections: each must name a call in its stream header within
@@ -357,9 +420,10 @@ impl Phone {
                 let events = events.clone();
                 tokio::spawn(async move {
                     match accept_call_stream(incoming).await {
-                        Ok((call_id, stream)) => {
+                        Ok(Some((call_id, stream))) => {
                             let _ = events.send(PhoneEvent::Inbound { call_id, stream }).await;
                         }
+                        Ok(None) => tracing::debug!("answered a reflect request"),
                         Err(e) => tracing::debug!(error = %e, "refused a QUIC connection"),
                     }
                     drop(permit);
@@ -386,10 +450,18 @@ impl Phone {
         if let Some(list) = &self.settings.advertise {
             return list.iter().map(ToString::to_string).collect();
         }
-        match self.endpoint.local_addr() {
+        let mut list = match self.endpoint.local_addr() {
             Ok(local) => endpoint::candidates(local, host_ips),
             Err(_) => Vec::new(),
+        };
+        if let Some(reflexive) = self.reflexive {
+            let r = reflexive.to_string();
+            if !list.contains(&r) {
+                // Host candidates first (a shared LAN is the best path), then the NAT's mapping.
+                list.push(r);
+            }
         }
+        list
     }
 
     /// The timer of the live call.
@@ -430,6 +502,11 @@ impl LiveCall {
             muted: self.muted,
             audio: self.audio.as_ref().map(AudioPipeline::stats),
             video_stats: self.video.as_ref().map(VideoPipeline::stats),
+            path: self
+                .media_path
+                .as_ref()
+                .filter(|_| s.state() != CallState::Ended)
+                .map(|(conn, _)| CallPath::classify(conn.remote_address(), &self.remote_candidates, conn.rtt())),
             started_at_ms: self.started_wall_ms,
             answered_at_ms: s.answered_at().map(wall),
             duration_secs: s
@@ -688,6 +765,18 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     pub(super) fn on_phone_event(&mut self, event: PhoneEvent) {
         let now = Instant::now();
         match event {
+            PhoneEvent::Reflexive { result } => {
+                self.phone.reflecting = false;
+                match result {
+                    Ok(address) => {
+                        if self.phone.reflexive != Some(address) {
+                            tracing::info!(%address, "our call endpoint's public address (reflexive)");
+                        }
+                        self.phone.reflexive = Some(address);
+                    }
+                    Err(e) => tracing::info!(error = %e, "no reflexive address"),
+                }
+            }
             PhoneEvent::Inbound { call_id, stream } => {
                 let target = self.phone.current.as_ref().filter(|c| c.session.id() == call_id);
                 match target.and_then(|c| c.setup_inbound.clone()) {
@@ -878,6 +967,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
 
     fn open_channel(&mut self, remote_candidates: Vec<String>) {
         let Some(call) = self.phone.current.as_mut() else { return };
+        call.remote_candidates = remote_candidates.clone();
         let candidates = signal::parse_candidates(&remote_candidates).unwrap_or_default();
         let params = HandshakeParams {
             static_secret: self.phone.identity.noise_static_secret(),
@@ -907,5 +997,23 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 .unwrap_or_else(|_| Err(ChannelError::Network("no candidate answered in time".into())));
             let _ = events.send(PhoneEvent::Channel { call_id, result }).await;
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_told_apart_by_the_address_and_the_peers_candidates() {
+        let rtt = Duration::from_millis(12);
+        let lan = CallPath::classify("192.168.1.2:4000".parse().unwrap(), &["192.168.1.2:4000".into()], rtt);
+        assert_eq!((lan.kind.as_str(), lan.rtt_ms), ("direct_lan", 12.0));
+        // The peer advertised a home address and its NAT's mapping; we reached the mapping.
+        let nat = ["192.168.2.2:5000".to_owned(), "11.0.0.12:5000".to_owned()];
+        assert_eq!(CallPath::classify("11.0.0.12:5000".parse().unwrap(), &nat, rtt).kind, "direct_punched");
+        // A public peer (only public candidates), or an address it did not advertise.
+        assert_eq!(CallPath::classify("11.0.0.1:5001".parse().unwrap(), &["11.0.0.1:5001".into()], rtt).kind, "direct");
+        assert_eq!(CallPath::classify("11.0.0.12:6000".parse().unwrap(), &nat, rtt).kind, "direct");
     }
 }

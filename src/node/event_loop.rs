@@ -66,6 +66,12 @@ impl<S: Store> NodeLoop<S> {
             Err(e) => tracing::warn!(error = %e, "cannot read contacts for DHT hints"),
         }
         self.phone.start();
+        // A public call endpoint answers others' reflect requests; tell peers where it is.
+        let public_calls = match &self.phone.settings.advertise {
+            Some(list) => list.first().copied(),
+            None => self.phone.endpoint.local_addr().ok(),
+        };
+        self.discovery.set_calls_address(public_calls);
         loop {
             let deadline = self.discovery.poll_timeout();
             let call_deadline = self.phone.poll_timeout();
@@ -100,6 +106,7 @@ impl<S: Store> NodeLoop<S> {
             DiscoveryEvent::Invite(invite) => return self.on_invite(invite),
             DiscoveryEvent::Found(FoundPeer { peer_id, addresses, .. }) => (peer_id, addresses, true),
             DiscoveryEvent::SeenOnLan { peer_id, addresses } => (peer_id, addresses, false),
+            DiscoveryEvent::Reflector { peer_id, address } => return self.phone.learn_reflexive(peer_id, address),
         };
         let Ok(Some(contact)) = self.db.contact_by_peer(&peer) else { return };
         let now = unix_ms(SystemTime::now());
@@ -314,6 +321,7 @@ impl<S: Store> NodeLoop<S> {
             network: self.discovery.status(),
             call: self.phone.info(),
             calls_address: self.phone.endpoint.local_addr().ok().map(|a| a.to_string()),
+            calls_reflexive: self.phone.reflexive.map(|a| a.to_string()),
         })
     }
 

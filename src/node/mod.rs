@@ -17,7 +17,7 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use calls::{MediaOverride, CallInfo, CallSettings, SasEmoji, UnknownCallers};
+pub use calls::{CallInfo, CallPath, CallSettings, MediaOverride, SasEmoji, UnknownCallers};
 pub use daemon::{Daemon, DaemonError, DaemonOptions, run_daemon};
 pub use event_loop::NodeLoop;
 
@@ -144,6 +144,10 @@ pub struct StatusInfo {
     /// The UDP address of the call endpoint (QUIC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_address: Option<String>,
+    /// The call endpoint's address as a public reflector saw it (behind NAT): a candidate peers
+    /// can punch towards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_reflexive: Option<String>,
 }
 
 /// A contact's safety number: the answer to `hail contacts verify`.

@@ -47,7 +47,7 @@ impl From<HandshakeError> for ChannelError {
 }
 
 impl ChannelError {
-    fn net(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn net(e: impl std::fmt::Display) -> Self {
         ChannelError::Network(e.to_string())
     }
 
@@ -74,12 +74,32 @@ pub async fn write_header(send: &mut SendStream, call_id: CallId) -> Result<(), 
     send.write_all(&header).await.map_err(ChannelError::net)
 }
 
+/// What the first stream of an incoming connection asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamRequest {
+    /// A call's channel.
+    Call(CallId),
+    /// A reflect request (`super::reflect`), with its nonce.
+    Reflect([u8; 16]),
+}
+
 /// Reads the stream header; returns the call it names.
 pub async fn read_header(recv: &mut RecvStream) -> Result<CallId, ChannelError> {
+    match read_request(recv).await? {
+        StreamRequest::Call(id) => Ok(id),
+        StreamRequest::Reflect(_) => Err(ChannelError::Network("a reflect request, not a call stream".into())),
+    }
+}
+
+/// Reads the stream header: a call, or a reflect request.
+pub async fn read_request(recv: &mut RecvStream) -> Result<StreamRequest, ChannelError> {
     let mut header = [0u8; 21];
     recv.read_exact(&mut header).await.map_err(ChannelError::net)?;
     if &header[..4] != STREAM_MAGIC {
         return Err(ChannelError::Network("not a hail call stream".into()));
+    }
+    if header[4] == super::reflect::REFLECT_TYPE {
+        return Ok(StreamRequest::Reflect(header[5..].try_into().expect("16 bytes")));
     }
     if header[4] != STREAM_VERSION {
         return Err(ChannelError::Network(format!(
@@ -87,7 +107,7 @@ pub async fn read_header(recv: &mut RecvStream) -> Result<CallId, ChannelError> 
             header[4]
         )));
     }
-    Ok(CallId(header[5..].try_into().expect("16 bytes")))
+    Ok(StreamRequest::Call(CallId(header[5..].try_into().expect("16 bytes"))))
 }
 
 /// Writes one frame: 2-byte big-endian length, then the bytes.
@@ -327,16 +347,21 @@ pub async fn run_control(
 }
 
 /// Accepts an incoming connection and its call stream; returns the call the header names. Bounded by
-/// [`HEADER_TIMEOUT`] after the QUIC handshake.
-pub async fn accept_call_stream(incoming: quinn::Incoming) -> Result<(CallId, CallStream), ChannelError> {
+/// [`HEADER_TIMEOUT`] after the QUIC handshake. A reflect request is answered here (and `None`
+/// returned): any node's call endpoint tells a peer which address its packets come from.
+pub async fn accept_call_stream(incoming: quinn::Incoming) -> Result<Option<(CallId, CallStream)>, ChannelError> {
     let conn = incoming.await.map_err(ChannelError::net)?;
     let accept = async {
         let (send, mut recv) = conn.accept_bi().await.map_err(ChannelError::net)?;
-        let call_id = read_header(&mut recv).await?;
-        Ok::<_, ChannelError>((call_id, send, recv))
+        let request = read_request(&mut recv).await?;
+        Ok::<_, ChannelError>((request, send, recv))
     };
     match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
-        Ok(Ok((call_id, send, recv))) => Ok((call_id, CallStream { conn, send, recv })),
+        Ok(Ok((StreamRequest::Reflect(nonce), send, _))) => {
+            super::reflect::answer(conn, send, nonce).await;
+            Ok(None)
+        }
+        Ok(Ok((StreamRequest::Call(call_id), send, recv))) => Ok(Some((call_id, CallStream { conn, send, recv }))),
         Ok(Err(e)) => {
             conn.close(CLOSE_UNWANTED.into(), b"bad call stream");
             Err(e)

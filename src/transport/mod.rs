@@ -5,3 +5,4 @@
 pub mod channel;
 pub mod congestion;
 pub mod endpoint;
+pub mod reflect;

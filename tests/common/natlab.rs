@@ -59,7 +59,11 @@ pub struct Lab {
     pub public: Netns,
     /// The homes, in the order added. Dropped before `public` (fields drop in order).
     pub homes: Vec<Home>,
+    /// Tells this lab's namespaces from other labs' in the same test process.
+    tag: String,
 }
+
+static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// The public segment's first address (a public node).
 pub const PUBLIC_IP: &str = "11.0.0.1";
@@ -69,18 +73,19 @@ impl Lab {
     pub fn new() -> Lab {
         require_root();
         sweep_stale();
-        let public = Netns::new("pub");
+        let tag = format!("L{}", LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let public = Netns::new(&format!("{tag}pub"));
         ip(&["-n", &public.name, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &public.name, "addr", "add", &format!("{PUBLIC_IP}/24"), "dev", "br0"]);
         ip(&["-n", &public.name, "link", "set", "br0", "up"]);
-        Lab { public, homes: Vec::new() }
+        Lab { public, homes: Vec::new(), tag }
     }
 
     /// Adds home `n` (1–9) behind a router of kind `nat`; returns its index in `homes`.
     pub fn add_home(&mut self, nat: Nat) -> usize {
         let n = self.homes.len() + 1;
-        let router = Netns::new(&format!("r{n}"));
-        let host = Netns::new(&format!("h{n}"));
+        let router = Netns::new(&format!("{}r{n}", self.tag));
+        let host = Netns::new(&format!("{}h{n}", self.tag));
         let wan_ip = format!("11.0.0.{}", 10 + n);
         let host_ip = format!("192.168.{n}.2");
         // WAN: router ↔ the internet's bridge.

@@ -31,7 +31,7 @@ pub fn node() -> (quinn::Endpoint, std::net::SocketAddr, mpsc::Receiver<CallStre
         while let Some(incoming) = accepting.accept().await {
             let tx = tx.clone();
             tokio::spawn(async move {
-                if let Ok((_, stream)) = accept_call_stream(incoming).await {
+                if let Ok(Some((_, stream))) = accept_call_stream(incoming).await {
                     let _ = tx.send(stream).await;
                 }
             });
