@@ -1,0 +1,361 @@
+//! The media relay (TURN-like), run by public hail nodes for calls whose two ends cannot reach each
+//! other directly (both behind NATs, at least one symmetric). `protocols/media-relay-v1.md`.
+//!
+//! An allocation belongs to one call and two PeerIds: the allocating peer (A) and the peer it names
+//! (B). It is a pair of UDP ports on the relay: A's side accepts packets only from A's IP address
+//! (as the relay sees A's libp2p connection), B's side only from B's IP once B has *joined* over its
+//! own libp2p connection (authenticated as B's PeerId). The first packet on each side fixes that
+//! side's address; from then on packets are forwarded across, untouched: QUIC ends at A and B and
+//! every media frame is sealed end to end, so the relay sees ciphertext only.
+//!
+//! Limits: a per-allocation rate (token bucket over both directions; over it, packets are dropped),
+//! an idle timeout and a maximum lifetime, a cap on allocations per peer and in total, and a rate
+//! limit on allocation requests. Everything refused is counted.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use crate::call::CallId;
+
+/// The libp2p protocol id of allocation requests.
+pub const MEDIA_RELAY_PROTOCOL: &str = "/hail/media-relay/1";
+/// Largest request or response, bytes.
+pub const MAX_MESSAGE_BYTES: u64 = 2048;
+
+/// The relay's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Allocations at once, in total.
+    pub max_allocations: usize,
+    /// Allocations at once, per allocating peer.
+    pub max_per_peer: usize,
+    /// Allocation requests per peer per minute.
+    pub requests_per_minute: u32,
+    /// Bytes per second per allocation, both directions together.
+    pub bytes_per_second: u64,
+    /// Closed after this long without a packet.
+    pub idle: Duration,
+    /// Closed after this long in any case.
+    pub lifetime: Duration,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_allocations: 32,
+            max_per_peer: 2,
+            requests_per_minute: 10,
+            // A video call at the controller's ceiling (1.5 Mbps video + audio), with headroom.
+            bytes_per_second: 250_000,
+            idle: Duration::from_secs(30),
+            lifetime: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// A request over `/hail/media-relay/1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum RelayRequest {
+    /// Make an allocation for `call_id` between the requester and `peer`.
+    Allocate {
+        /// The call.
+        call_id: CallId,
+        /// The other end (a PeerId).
+        peer: String,
+    },
+    /// Join the allocation the other end made for `call_id` and us.
+    Join {
+        /// The call.
+        call_id: CallId,
+    },
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayResponse {
+    /// Granted.
+    Ok {
+        /// Where the requester sends (and receives) its packets.
+        mine: String,
+        /// Where the other end sends (and receives) its packets.
+        theirs: String,
+        /// Seconds until the allocation ends at the latest.
+        lifetime_secs: u64,
+    },
+    /// Refused, and why.
+    Err {
+        /// For people.
+        reason: String,
+    },
+}
+
+/// Counters, for `hail status` on the relay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayStats {
+    /// Allocations alive now.
+    pub allocations: usize,
+    /// Allocations made since start.
+    pub allocated: u64,
+    /// Requests refused (limits, unknown calls, wrong peers).
+    pub requests_refused: u64,
+    /// Packets forwarded.
+    pub forwarded: u64,
+    /// Packets from addresses without permission.
+    pub refused_packets: u64,
+    /// Packets over the rate limit.
+    pub over_rate: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    forwarded: AtomicU64,
+    refused: AtomicU64,
+    over_rate: AtomicU64,
+}
+
+struct Allocation {
+    owner: PeerId,
+    peer: PeerId,
+    side_a: SocketAddr,
+    side_b: SocketAddr,
+    /// B's permitted IP, once joined.
+    join: Option<tokio::sync::watch::Sender<Option<IpAddr>>>,
+    task: JoinHandle<()>,
+    expires: Instant,
+}
+
+/// The relay service: the allocations and their forwarding tasks.
+pub struct MediaRelay {
+    ip: IpAddr,
+    limits: RelayLimits,
+    allocations: HashMap<CallId, Allocation>,
+    requests: HashMap<PeerId, Vec<Instant>>,
+    counters: Arc<Counters>,
+    allocated: u64,
+    refused: u64,
+}
+
+impl std::fmt::Debug for MediaRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaRelay").field("ip", &self.ip).field("allocations", &self.allocations.len()).finish()
+    }
+}
+
+impl MediaRelay {
+    /// A relay whose allocations bind UDP ports on `ip` (its public call address's IP).
+    pub fn new(ip: IpAddr, limits: RelayLimits) -> Self {
+        MediaRelay {
+            ip,
+            limits,
+            allocations: HashMap::new(),
+            requests: HashMap::new(),
+            counters: Arc::default(),
+            allocated: 0,
+            refused: 0,
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&mut self) -> RelayStats {
+        self.sweep();
+        RelayStats {
+            allocations: self.allocations.len(),
+            allocated: self.allocated,
+            requests_refused: self.refused,
+            forwarded: self.counters.forwarded.load(Ordering::Relaxed),
+            refused_packets: self.counters.refused.load(Ordering::Relaxed),
+            over_rate: self.counters.over_rate.load(Ordering::Relaxed),
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.allocations.retain(|_, a| {
+            let alive = !a.task.is_finished() && a.expires > now;
+            if !alive {
+                a.task.abort();
+            }
+            alive
+        });
+    }
+
+    fn refuse(&mut self, reason: impl Into<String>) -> RelayResponse {
+        self.refused += 1;
+        RelayResponse::Err { reason: reason.into() }
+    }
+
+    /// Handles a request from `from` (authenticated by libp2p), whose packets come from `from_ip`
+    /// (the address of its libp2p connection as the relay sees it).
+    pub async fn handle(&mut self, from: PeerId, from_ip: Option<IpAddr>, request: RelayRequest) -> RelayResponse {
+        self.sweep();
+        let now = Instant::now();
+        let recent = self.requests.entry(from).or_default();
+        recent.retain(|t| now.saturating_duration_since(*t) < Duration::from_secs(60));
+        if recent.len() >= self.limits.requests_per_minute as usize {
+            return self.refuse("too many relay requests; try again in a minute");
+        }
+        recent.push(now);
+        if self.requests.len() > 4096 {
+            self.requests.retain(|_, r| !r.is_empty());
+        }
+        let Some(from_ip) = from_ip else {
+            return self.refuse("only over a direct connection (the relay must see where packets will come from)");
+        };
+        match request {
+            RelayRequest::Allocate { call_id, peer } => {
+                let Ok(peer) = peer.parse::<PeerId>() else { return self.refuse("not a PeerId") };
+                if self.allocations.contains_key(&call_id) {
+                    return self.refuse("that call already has an allocation");
+                }
+                if self.allocations.len() >= self.limits.max_allocations {
+                    return self.refuse("the relay is full");
+                }
+                if self.allocations.values().filter(|a| a.owner == from).count() >= self.limits.max_per_peer {
+                    return self.refuse("too many allocations for one peer");
+                }
+                let (a, b) = match (UdpSocket::bind((self.ip, 0)).await, UdpSocket::bind((self.ip, 0)).await) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    _ => return self.refuse("the relay cannot open ports"),
+                };
+                let (side_a, side_b) = match (a.local_addr(), b.local_addr()) {
+                    (Ok(x), Ok(y)) => (x, y),
+                    _ => return self.refuse("the relay cannot open ports"),
+                };
+                let (join_tx, join_rx) = tokio::sync::watch::channel(None);
+                let task = tokio::spawn(forward(a, b, from_ip, join_rx, self.limits, self.counters.clone()));
+                self.allocated += 1;
+                tracing::info!(%call_id, owner = %from, %peer, %side_a, %side_b, "media relay allocation");
+                self.allocations.insert(
+                    call_id,
+                    Allocation { owner: from, peer, side_a, side_b, join: Some(join_tx), task, expires: now + self.limits.lifetime },
+                );
+                RelayResponse::Ok {
+                    mine: side_a.to_string(),
+                    theirs: side_b.to_string(),
+                    lifetime_secs: self.limits.lifetime.as_secs(),
+                }
+            }
+            RelayRequest::Join { call_id } => {
+                let Some(alloc) = self.allocations.get_mut(&call_id) else {
+                    return self.refuse("no allocation for that call");
+                };
+                if alloc.peer != from {
+                    return self.refuse("that allocation is not for you");
+                }
+                let Some(join) = alloc.join.take() else { return self.refuse("already joined") };
+                let _ = join.send(Some(from_ip));
+                let (mine, theirs) = (alloc.side_b, alloc.side_a);
+                let lifetime_secs = alloc.expires.saturating_duration_since(now).as_secs();
+                RelayResponse::Ok { mine: mine.to_string(), theirs: theirs.to_string(), lifetime_secs }
+            }
+        }
+    }
+}
+
+impl Drop for MediaRelay {
+    fn drop(&mut self) {
+        for a in self.allocations.values() {
+            a.task.abort();
+        }
+    }
+}
+
+/// Moves packets between the two sides of one allocation until it idles out or its lifetime ends.
+async fn forward(
+    a: UdpSocket,
+    b: UdpSocket,
+    a_ip: IpAddr,
+    mut b_ip: tokio::sync::watch::Receiver<Option<IpAddr>>,
+    limits: RelayLimits,
+    counters: Arc<Counters>,
+) {
+    let end = tokio::time::Instant::now() + limits.lifetime;
+    let (mut a_addr, mut b_addr): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
+    let mut permit_b: Option<IpAddr> = None;
+    let burst = limits.bytes_per_second as f64 / 4.0;
+    let (mut tokens, mut last) = (burst, tokio::time::Instant::now());
+    let (mut buf_a, mut buf_b) = (vec![0u8; 65536], vec![0u8; 65536]);
+    loop {
+        let idle = tokio::time::sleep(limits.idle);
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => return,
+            _ = idle => return,
+            changed = b_ip.changed() => {
+                if changed.is_err() {
+                    // The allocation was dropped before anyone joined.
+                    if permit_b.is_none() { return; }
+                } else {
+                    permit_b = *b_ip.borrow();
+                }
+            }
+            got = a.recv_from(&mut buf_a) => {
+                let Ok((n, from)) = got else { return };
+                if from.ip() != a_ip {
+                    counters.refused.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                a_addr = Some(from);
+                if let Some(to) = b_addr {
+                    if spend(&mut tokens, &mut last, burst, limits.bytes_per_second, n) {
+                        let _ = b.send_to(&buf_a[..n], to).await;
+                        counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        counters.over_rate.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            got = b.recv_from(&mut buf_b) => {
+                let Ok((n, from)) = got else { return };
+                if Some(from.ip()) != permit_b {
+                    counters.refused.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                b_addr = Some(from);
+                if let Some(to) = a_addr {
+                    if spend(&mut tokens, &mut last, burst, limits.bytes_per_second, n) {
+                        let _ = a.send_to(&buf_b[..n], to).await;
+                        counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        counters.over_rate.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The token bucket: refills at `rate` bytes per second up to `burst`; spends `n` if it can.
+fn spend(tokens: &mut f64, last: &mut tokio::time::Instant, burst: f64, rate: u64, n: usize) -> bool {
+    let now = tokio::time::Instant::now();
+    *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate as f64).min(burst);
+    *last = now;
+    if *tokens >= n as f64 {
+        *tokens -= n as f64;
+        true
+    } else {
+        false
+    }
+}
+
+/// A relay candidate in an invite: `relay:<relay PeerId>@<ip:port>` — the address on the relay for
+/// the receiver of the invite, who must join there first.
+pub fn format_candidate(relay: &PeerId, address: SocketAddr) -> String {
+    format!("relay:{relay}@{address}")
+}
+
+/// Parses a relay candidate.
+pub fn parse_candidate(text: &str) -> Option<(PeerId, SocketAddr)> {
+    let rest = text.strip_prefix("relay:")?;
+    let (peer, address) = rest.split_once('@')?;
+    Some((peer.parse().ok()?, address.parse().ok()?))
+}

@@ -1,0 +1,137 @@
+//! The media relay on real UDP sockets: it forwards between the two ends of an allocation, refuses
+//! everything else (packets from addresses without permission, joins by the wrong peer or for a
+//! call it did not allocate), and its limits hold under a flood.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use hail::call::CallId;
+use hail::relay::{MediaRelay, RelayLimits, RelayRequest, RelayResponse};
+use libp2p::PeerId;
+
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+fn addrs(r: RelayResponse) -> (SocketAddr, SocketAddr) {
+    match r {
+        RelayResponse::Ok { mine, theirs, .. } => (mine.parse().unwrap(), theirs.parse().unwrap()),
+        RelayResponse::Err { reason } => panic!("refused: {reason}"),
+    }
+}
+
+fn refused(r: RelayResponse, why: &str) {
+    match r {
+        RelayResponse::Err { reason } => assert!(reason.contains(why), "{reason}"),
+        ok => panic!("expected a refusal ({why}), got {ok:?}"),
+    }
+}
+
+fn socket(ip: &str) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s
+}
+
+fn recv(s: &UdpSocket) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 2048];
+    s.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_forwards_one_call_and_refuses_everything_else() {
+    let mut relay = MediaRelay::new(LOCAL, RelayLimits::default());
+    let (alice, bob, mallory) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let call = CallId([9; 16]);
+    let (a_side, b_side) =
+        addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }).await);
+    // Joins: not for a call it never allocated, not by someone else, and only once.
+    refused(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: CallId([1; 16]) }).await, "no allocation");
+    refused(relay.handle(mallory, Some(LOCAL), RelayRequest::Join { call_id: call }).await, "not for you");
+    let (b_mine, b_theirs) = addrs(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: call }).await);
+    assert_eq!((b_mine, b_theirs), (b_side, a_side));
+    refused(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: call }).await, "already joined");
+    refused(
+        relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }).await,
+        "already has an allocation",
+    );
+    refused(relay.handle(alice, None, RelayRequest::Allocate { call_id: CallId([2; 16]), peer: bob.to_string() }).await, "direct connection");
+
+    let (a, b) = (socket("127.0.0.1"), socket("127.0.0.1"));
+    // Each side speaks first (as a QUIC dial through the relay does), then packets flow across.
+    tokio::task::spawn_blocking(move || {
+        a.send_to(b"hello from a", a_side).unwrap();
+        // (Until a side has spoken the relay does not know where it is: what comes for it is
+        // dropped. QUIC's retransmissions cover that in a call.)
+        std::thread::sleep(Duration::from_millis(100));
+        b.send_to(b"hello from b", b_side).unwrap();
+        assert_eq!(recv(&a).as_deref(), Some(&b"hello from b"[..]), "b's first packet reached a");
+        a.send_to(b"again from a", a_side).unwrap();
+        assert_eq!(recv(&b).as_deref(), Some(&b"again from a"[..]));
+        // Someone else (another address) writes to both sides: nothing gets through.
+        let m = socket("127.0.0.2");
+        m.send_to(b"injected", a_side).unwrap();
+        m.send_to(b"injected", b_side).unwrap();
+        assert_eq!(recv(&a), None);
+        assert_eq!(recv(&b), None);
+    })
+    .await
+    .unwrap();
+    let s = relay.stats();
+    assert_eq!((s.allocations, s.allocated), (1, 1));
+    assert_eq!(s.refused_packets, 2, "{s:?}");
+    assert!(s.forwarded >= 2, "{s:?}");
+    assert_eq!(s.requests_refused, 5, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_cut_to_the_rate_and_the_allocation_limits_hold() {
+    let limits = RelayLimits { bytes_per_second: 100_000, max_per_peer: 2, requests_per_minute: 5, ..Default::default() };
+    let mut relay = MediaRelay::new(LOCAL, limits);
+    let (alice, bob) = (PeerId::random(), PeerId::random());
+    let (a_side, b_side) =
+        addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([1; 16]), peer: bob.to_string() }).await);
+    addrs(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: CallId([1; 16]) }).await);
+    // Per-peer cap, then the request rate.
+    addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([2; 16]), peer: bob.to_string() }).await);
+    refused(
+        relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([3; 16]), peer: bob.to_string() }).await,
+        "too many allocations",
+    );
+    for _ in 0..2 {
+        let _ = relay.handle(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([7; 16]) }).await;
+    }
+    refused(relay.handle(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([7; 16]) }).await, "too many relay requests");
+
+    // Alice floods 2 MB in one second at a 100 kB/s allocation: bob receives about the rate.
+    let received = tokio::task::spawn_blocking(move || {
+        let (a, b) = (socket("127.0.0.1"), socket("127.0.0.1"));
+        b.send_to(b"open", b_side).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        a.send_to(b"open", a_side).unwrap();
+        let _ = recv(&b);
+        let _ = recv(&a);
+        b.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let sink = std::thread::spawn(move || {
+            let mut total = 0usize;
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < deadline {
+                if let Some(p) = recv(&b) {
+                    total += p.len();
+                }
+            }
+            total
+        });
+        let packet = [0u8; 1000];
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) {
+            let _ = a.send_to(&packet, a_side);
+        }
+        sink.join().unwrap()
+    })
+    .await
+    .unwrap();
+    let s = relay.stats();
+    // One second at 100 kB/s plus a quarter-second burst: at most ~125 kB (some slack for timing).
+    assert!(received <= 140_000, "{received} bytes got through a 100 kB/s allocation: {s:?}");
+    assert!(received >= 50_000, "the allocation still carried traffic: {received}");
+    assert!(s.over_rate > 100, "{s:?}");
+}
