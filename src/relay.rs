@@ -196,7 +196,8 @@ impl MediaRelay {
 
     /// Handles a request from `from` (authenticated by libp2p), whose packets come from `from_ip`
     /// (the address of its libp2p connection as the relay sees it).
-    pub async fn handle(&mut self, from: PeerId, from_ip: Option<IpAddr>, request: RelayRequest) -> RelayResponse {
+    /// Must run inside a tokio runtime (the forwarding tasks are spawned on it).
+    pub fn handle(&mut self, from: PeerId, from_ip: Option<IpAddr>, request: RelayRequest) -> RelayResponse {
         self.sweep();
         let now = Instant::now();
         let recent = self.requests.entry(from).or_default();
@@ -223,7 +224,7 @@ impl MediaRelay {
                 if self.allocations.values().filter(|a| a.owner == from).count() >= self.limits.max_per_peer {
                     return self.refuse("too many allocations for one peer");
                 }
-                let (a, b) = match (UdpSocket::bind((self.ip, 0)).await, UdpSocket::bind((self.ip, 0)).await) {
+                let (a, b) = match (bind(self.ip), bind(self.ip)) {
                     (Ok(a), Ok(b)) => (a, b),
                     _ => return self.refuse("the relay cannot open ports"),
                 };
@@ -268,6 +269,12 @@ impl Drop for MediaRelay {
             a.task.abort();
         }
     }
+}
+
+fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
+    let s = std::net::UdpSocket::bind((ip, 0))?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
 }
 
 /// Moves packets between the two sides of one allocation until it idles out or its lifetime ends.

@@ -22,8 +22,8 @@ async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_
     let call = CallId([0x77; 16]);
     let (ep_a, _, in_a) = node();
     let (ep_b, addr_b, in_b) = node();
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b));
-    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a).await.unwrap();
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
+    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a, quic::no_relay()).await.unwrap();
     let b = b.await.unwrap().unwrap();
 
     // Bob: no such microphone, audio to nowhere.

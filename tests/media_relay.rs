@@ -42,15 +42,15 @@ async fn the_relay_forwards_one_call_and_refuses_everything_else() {
     let (alice, bob, mallory) = (PeerId::random(), PeerId::random(), PeerId::random());
     let call = CallId([9; 16]);
     let (a_side, b_side) =
-        addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }).await);
+        addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }));
     // Joins: not for a call it never allocated, not by someone else, and only once.
     refused(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: CallId([1; 16]) }).await, "no allocation");
-    refused(relay.handle(mallory, Some(LOCAL), RelayRequest::Join { call_id: call }).await, "not for you");
-    let (b_mine, b_theirs) = addrs(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: call }).await);
+    refused(relay.handle(mallory, Some(LOCAL), RelayRequest::Join { call_id: call }), "not for you");
+    let (b_mine, b_theirs) = addrs(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: call }));
     assert_eq!((b_mine, b_theirs), (b_side, a_side));
-    refused(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: call }).await, "already joined");
+    refused(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: call }), "already joined");
     refused(
-        relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }).await,
+        relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }),
         "already has an allocation",
     );
     refused(relay.handle(alice, None, RelayRequest::Allocate { call_id: CallId([2; 16]), peer: bob.to_string() }).await, "direct connection");

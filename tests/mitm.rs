@@ -30,17 +30,17 @@ async fn attack(pin_bob: bool) -> (Result<SecureChannel, ChannelError>, Result<S
     let (ep_m, addr_m, in_m) = node();
 
     // Bob answers anyone (unknown callers allowed): that is the weakest setting.
-    let bob_side = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b));
+    let bob_side = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
     // Mallory: responder towards Alice, caller towards Bob, each with Mallory's own key.
     let m_to_alice =
-        tokio::spawn(establish(ep_m.clone(), Role::Callee, call, vec![], params(&mallory, call, None), in_m));
+        tokio::spawn(establish(ep_m.clone(), Role::Callee, call, vec![], params(&mallory, call, None), in_m, quic::no_relay()));
     let (_none_tx, none_rx) = mpsc::channel(1);
     let m_to_bob =
-        tokio::spawn(establish(ep_m, Role::Caller, call, vec![addr_b], params(&mallory, call, None), none_rx));
+        tokio::spawn(establish(ep_m, Role::Caller, call, vec![addr_b], params(&mallory, call, None), none_rx, quic::no_relay()));
     // Alice dials "Bob" and reaches Mallory.
     let expected = pin_bob.then(|| bob.peer_id());
     let alice_side =
-        bounded(establish(ep_a, Role::Caller, call, vec![addr_m], params(&alice, call, expected), in_a)).await;
+        bounded(establish(ep_a, Role::Caller, call, vec![addr_m], params(&alice, call, expected), in_a, quic::no_relay())).await;
 
     let bob_result = bounded(async { bob_side.await.unwrap() }).await;
     let _ = m_to_bob.await;
@@ -86,8 +86,8 @@ async fn a_direct_call_agrees_on_the_emoji_and_garbage_streams_are_refused() {
     let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await.expect("refused in time");
     assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
 
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, Some(alice.peer_id())), in_b));
-    let a = bounded(establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, Some(bob.peer_id())), in_a))
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, Some(alice.peer_id())), in_b, quic::no_relay()));
+    let a = bounded(establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, Some(bob.peer_id())), in_a, quic::no_relay()))
         .await
         .unwrap();
     let b = bounded(async { b.await.unwrap() }).await.unwrap();

@@ -143,6 +143,44 @@ fn home_node(lab: &Lab, n: usize, home: &Path, bootstrap: &str) -> TestDaemon {
     d
 }
 
+/// A call from home 1 (`nat_a`) to home 2 (`nat_b`) through the lab's public node; returns the
+/// path each side reports, once audio flows both ways, and how long that took.
+fn call_between_homes(nat_a: Nat, nat_b: Nat) -> (String, String, Duration) {
+    let mut lab = Lab::new();
+    let (h1, h2) = (lab.add_home(nat_a), lab.add_home(nat_b));
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, bootstrap) = public_node(&lab, dir.path());
+    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
+    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    befriend(&alice, "alice", &bob, "bob");
+    let started = Instant::now();
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer"]).ok();
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    let took = started.elapsed();
+    let kinds = (a["call"]["path"]["kind"].as_str().unwrap().to_owned(), b["call"]["path"]["kind"].as_str().unwrap().to_owned());
+    eprintln!("{nat_a:?}/{nat_b:?}: audio both ways after {} ms; paths {kinds:?}; relay {}", took.as_millis(), status(&relay)["network"]);
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    (kinds.0, kinds.1, took)
+}
+
+#[test]
+fn two_nodes_behind_symmetric_nats_talk_through_the_media_relay() {
+    let (a, b, _) = call_between_homes(Nat::Symmetric, Nat::Symmetric);
+    assert_eq!((a.as_str(), b.as_str()), ("relayed", "relayed"));
+}
+
+#[test]
+fn a_cone_and_a_symmetric_nat_connect_directly_or_through_the_relay() {
+    let (a, b, _) = call_between_homes(Nat::Cone, Nat::Symmetric);
+    assert!(["direct_punched", "direct", "relayed"].contains(&a.as_str()), "{a}");
+    assert_eq!(a == "relayed", b == "relayed", "both ends agree: {a} / {b}");
+}
+
 #[test]
 fn two_nodes_behind_cone_nats_punch_a_direct_path() {
     let mut lab = Lab::new();

@@ -37,8 +37,8 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
     let call = CallId([0x78; 16]);
     let (ep_a, _, in_a) = node();
     let (ep_b, addr_b, in_b) = node();
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b));
-    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a).await.unwrap();
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
+    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a, quic::no_relay()).await.unwrap();
     let b = b.await.unwrap().unwrap();
 
     // Bob receives (his own video is off; his source does not exist).

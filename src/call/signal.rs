@@ -134,11 +134,17 @@ impl Invite {
 
 /// Parses `ip:port` candidates.
 pub fn parse_candidates(candidates: &[String]) -> Result<Vec<std::net::SocketAddr>, SignalError> {
-    candidates
-        .iter()
-        .take(MAX_CANDIDATES)
-        .map(|c| c.parse().map_err(|_| SignalError::Malformed(format!("candidate {c:?} is not ip:port"))))
-        .collect()
+    let mut direct = Vec::new();
+    for c in candidates.iter().take(MAX_CANDIDATES) {
+        if c.starts_with("relay:") {
+            // A media relay candidate (`relay:<PeerId>@ip:port`): joined, then dialed late.
+            crate::relay::parse_candidate(c)
+                .ok_or_else(|| SignalError::Malformed(format!("candidate {c:?} is not relay:<PeerId>@ip:port")))?;
+            continue;
+        }
+        direct.push(c.parse().map_err(|_| SignalError::Malformed(format!("candidate {c:?} is not ip:port")))?);
+    }
+    Ok(direct)
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ mod derived {
         pub dcutr: dcutr::Behaviour,
         /// Where a public peer's call endpoint is (`/hail/reflector/1`).
         pub reflector: request_response::json::Behaviour<ReflectorQuery, ReflectorInfo>,
+        /// Media relay allocations (`/hail/media-relay/1`).
+        pub media_relay: request_response::json::Behaviour<crate::relay::RelayRequest, crate::relay::RelayResponse>,
     }
 }
 
@@ -167,7 +169,14 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         [(StreamProtocol::new(REFLECTOR_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
     );
-    let parts = (identify, kad, invite, autonat, dcutr, reflector);
+    let media_relay = request_response::Behaviour::with_codec(
+        request_response::json::codec::Codec::default()
+            .set_request_size_maximum(crate::relay::MAX_MESSAGE_BYTES)
+            .set_response_size_maximum(crate::relay::MAX_MESSAGE_BYTES),
+        [(StreamProtocol::new(crate::relay::MEDIA_RELAY_PROTOCOL), ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+    );
+    let parts = (identify, kad, invite, autonat, dcutr, reflector, media_relay);
 
     let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
@@ -178,7 +187,7 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_behaviour(move |_, relay_client| {
-            let (identify, kad, invite, autonat, dcutr, reflector) = parts;
+            let (identify, kad, invite, autonat, dcutr, reflector, media_relay) = parts;
             Behaviour {
                 identify,
                 ping: ping::Behaviour::default(),
@@ -190,6 +199,7 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
                 relay_server: relay_server.into(),
                 dcutr,
                 reflector,
+                media_relay,
             }
         })
         .map_err(|e| BuildError::Transport(e.to_string()))?

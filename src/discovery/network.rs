@@ -277,6 +277,12 @@ pub struct Discovery {
     nat: NatState,
     /// Our call endpoint's public address, told to peers that ask (`/hail/reflector/1`).
     calls_address: Option<std::net::SocketAddr>,
+    /// The media relay service, on public nodes that relay.
+    media_relay: Option<crate::relay::MediaRelay>,
+    /// Media relay requests in flight.
+    relay_requests: HashMap<request_response::OutboundRequestId, RelayReply>,
+    /// Where each connected peer's direct connection comes from (the media relay's permissions).
+    peer_ips: HashMap<PeerId, std::net::IpAddr>,
 }
 
 /// What the node knows about its own reachability, and its relay reservations.
@@ -295,7 +301,12 @@ struct NatState {
     asked_reflector: HashSet<PeerId>,
     /// Relays that accepted our reservation.
     accepted: HashSet<PeerId>,
+    /// Relays' public call endpoints (they answered `/hail/reflector/1`): media relay candidates.
+    reflectors: HashMap<PeerId, std::net::SocketAddr>,
 }
+
+/// Where a media relay answer goes.
+pub type RelayReply = oneshot::Sender<Result<crate::relay::RelayResponse, String>>;
 
 /// Relays we reserve a slot on at once, when behind NAT.
 const RESERVATIONS: usize = 2;
@@ -361,6 +372,9 @@ impl Discovery {
             record_published_ms: None,
             nat: NatState::default(),
             calls_address: None,
+            media_relay: None,
+            relay_requests: HashMap::new(),
+            peer_ips: HashMap::new(),
             config,
         };
         let peers = discovery.config.bootstrap.clone();
@@ -436,6 +450,70 @@ impl Discovery {
         self.calls_address = address.filter(|a| is_global_address(&Multiaddr::from(a.ip())));
     }
 
+    /// A media relay we could ask for an allocation: one that holds our reservation and has a public
+    /// call endpoint.
+    pub fn media_relay_peer(&self) -> Option<PeerId> {
+        self.nat
+            .reservations
+            .keys()
+            .find(|p| self.nat.accepted.contains(p) && self.nat.reflectors.contains_key(p) && self.swarm.is_connected(p))
+            .copied()
+    }
+
+    /// Whether AutoNAT found us behind NAT.
+    pub fn is_private(&self) -> bool {
+        is_private(&self.nat.status)
+    }
+
+    /// Sends a media relay request to `relay`; the answer (or why there is none) goes to `reply`.
+    pub fn relay_request(&mut self, relay: PeerId, request: crate::relay::RelayRequest, reply: RelayReply) {
+        if self.relay_requests.len() >= 64 {
+            let _ = reply.send(Err("too many relay requests in flight".into()));
+            return;
+        }
+        let id = self.swarm.behaviour_mut().media_relay.send_request(&relay, request);
+        self.relay_requests.insert(id, reply);
+    }
+
+    /// The media relay service's counters, on a node that runs it.
+    pub fn media_relay_stats(&mut self) -> Option<crate::relay::RelayStats> {
+        self.media_relay.as_mut().map(crate::relay::MediaRelay::stats)
+    }
+
+    fn on_media_relay(&mut self, event: request_response::Event<crate::relay::RelayRequest, crate::relay::RelayResponse>) {
+        use crate::relay::{MediaRelay, RelayLimits, RelayResponse};
+        match event {
+            request_response::Event::Message {
+                peer, message: request_response::Message::Request { request, channel, .. }, ..
+            } => {
+                // Only a node that relays, with a public call endpoint, serves media.
+                let serving = self.nat.serving || self.config.relay == RelayMode::On;
+                let response = match (serving, self.calls_address) {
+                    (true, Some(calls)) => {
+                        let relay = self.media_relay.get_or_insert_with(|| MediaRelay::new(calls.ip(), RelayLimits::default()));
+                        let from_ip = self.peer_ips.get(&peer).copied();
+                        relay.handle(peer, from_ip, request)
+                    }
+                    _ => RelayResponse::Err { reason: "this node does not relay media".into() },
+                };
+                let _ = self.swarm.behaviour_mut().media_relay.send_response(channel, response);
+            }
+            request_response::Event::Message {
+                message: request_response::Message::Response { request_id, response }, ..
+            } => {
+                if let Some(reply) = self.relay_requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure { request_id, error, .. } => {
+                if let Some(reply) = self.relay_requests.remove(&request_id) {
+                    let _ = reply.send(Err(format!("the relay did not answer: {error}")));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn on_reflector(&mut self, event: request_response::Event<ReflectorQuery, ReflectorInfo>) {
         match event {
             request_response::Event::Message { message: request_response::Message::Request { channel, .. }, .. } => {
@@ -448,6 +526,9 @@ impl Discovery {
                 let address = response.calls_address.and_then(|a| a.parse::<std::net::SocketAddr>().ok());
                 match address {
                     Some(address) if is_global_address(&Multiaddr::from(address.ip())) => {
+                        if self.nat.reflectors.len() < 64 {
+                            self.nat.reflectors.insert(peer, address);
+                        }
                         self.events.push(DiscoveryEvent::Reflector { peer_id: peer, address });
                     }
                     _ => tracing::debug!(%peer, "the peer has no public call endpoint"),
@@ -629,6 +710,7 @@ impl Discovery {
             SwarmEvent::Behaviour(BehaviourEvent::Invite(e)) => self.on_invite(e),
             SwarmEvent::Behaviour(BehaviourEvent::Autonat(e)) => self.on_autonat(e, now),
             SwarmEvent::Behaviour(BehaviourEvent::Reflector(e)) => self.on_reflector(e),
+            SwarmEvent::Behaviour(BehaviourEvent::MediaRelay(e)) => self.on_media_relay(e),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
             SwarmEvent::Behaviour(BehaviourEvent::RelayServer(e)) => {
                 if let relay::Event::StatusChanged { status } = e {
@@ -654,6 +736,20 @@ impl Discovery {
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 self.dials.remove(&connection_id);
+                let remote = endpoint.get_remote_address();
+                if !remote.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                    let ip = remote.iter().find_map(|p| match p {
+                        Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+                        Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+                        _ => None,
+                    });
+                    if let Some(ip) = ip {
+                        if self.peer_ips.len() >= 4096 {
+                            self.peer_ips.clear();
+                        }
+                        self.peer_ips.insert(peer_id, ip);
+                    }
+                }
                 let address = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => Some(without_peer_id(address)),
                     ConnectedPoint::Listener { .. } => None,

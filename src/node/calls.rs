@@ -205,7 +205,8 @@ pub struct CallInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallPath {
     /// `direct_lan` (a private address: the same LAN), `direct_punched` (the peer is behind NAT and
-    /// we reached the public mapping it advertised), `direct` (a public address of the peer's own).
+    /// we reached the public mapping it advertised), `direct` (a public address of the peer's own),
+    /// `relayed` (through a media relay: `src/relay.rs`).
     pub kind: String,
     /// The peer's address on this path.
     pub remote: String,
@@ -249,6 +250,8 @@ pub(super) enum PhoneEvent {
     Control { call_id: CallId, event: ChannelEvent },
     /// A reflect request finished: our call endpoint's public address, as a reflector saw it.
     Reflexive { result: Result<SocketAddr, ChannelError> },
+    /// A media relay answered an allocation (we call) or a join (we are called).
+    Relay { call_id: CallId, relay: PeerId, allocate: bool, result: Result<crate::relay::RelayResponse, String> },
 }
 
 /// The live call and everything moving bytes for it.
@@ -276,6 +279,10 @@ pub(super) struct LiveCall {
     remote_video: bool,
     /// The candidates the peer advertised.
     remote_candidates: Vec<String>,
+    /// Our side of a media relay allocation for this call, once granted (dialed late).
+    relay_mine: Option<SocketAddr>,
+    relay_tx: mpsc::Sender<SocketAddr>,
+    relay_rx: Option<mpsc::Receiver<SocketAddr>>,
     feedback: Arc<MediaFeedback>,
     muted: bool,
 }
@@ -283,6 +290,7 @@ pub(super) struct LiveCall {
 impl LiveCall {
     fn new(session: CallSession, contact: Option<Contact>, audio_config: AudioConfig, video_config: VideoConfig) -> Self {
         let remote_video = session.video();
+        let (relay_tx, relay_rx) = mpsc::channel(2);
         LiveCall {
             session,
             contact,
@@ -301,6 +309,9 @@ impl LiveCall {
             video: None,
             remote_video,
             remote_candidates: Vec::new(),
+            relay_mine: None,
+            relay_tx,
+            relay_rx: Some(relay_rx),
             feedback: Arc::new(MediaFeedback::default()),
             muted: false,
         }
@@ -506,7 +517,13 @@ impl LiveCall {
                 .media_path
                 .as_ref()
                 .filter(|_| s.state() != CallState::Ended)
-                .map(|(conn, _)| CallPath::classify(conn.remote_address(), &self.remote_candidates, conn.rtt())),
+                .map(|(conn, _)| {
+                    let mut p = CallPath::classify(conn.remote_address(), &self.remote_candidates, conn.rtt());
+                    if Some(conn.remote_address()) == self.relay_mine {
+                        p.kind = "relayed".into();
+                    }
+                    p
+                }),
             started_at_ms: self.started_wall_ms,
             answered_at_ms: s.answered_at().map(wall),
             duration_secs: s
@@ -732,6 +749,10 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             self.phone.settings.video.clone(),
         ));
         self.discovery.reply_invite(channel, InviteReply::Ringing { candidates });
+        if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::relay::parse_candidate(c)) {
+            let request = crate::relay::RelayRequest::Join { call_id: invite.call_id };
+            self.ask_relay(invite.call_id, relay, request, false);
+        }
         if let Some(info) = self.phone.info() {
             self.emit(NodeEvent::CallIncoming { call: info });
         }
@@ -765,6 +786,33 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     pub(super) fn on_phone_event(&mut self, event: PhoneEvent) {
         let now = Instant::now();
         match event {
+            PhoneEvent::Relay { call_id, relay, allocate, result } => {
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                let granted = match result {
+                    Ok(crate::relay::RelayResponse::Ok { mine, theirs, .. }) => {
+                        match (mine.parse::<SocketAddr>(), theirs.parse::<SocketAddr>()) {
+                            (Ok(mine), Ok(theirs)) => Some((mine, theirs)),
+                            _ => None,
+                        }
+                    }
+                    Ok(crate::relay::RelayResponse::Err { reason }) => {
+                        tracing::info!(%relay, %reason, "the media relay refused");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::info!(%relay, error = %e, "no media relay");
+                        None
+                    }
+                };
+                if let Some((mine, _)) = granted {
+                    call.relay_mine = Some(mine);
+                    let _ = call.relay_tx.try_send(mine);
+                }
+                if allocate && call.session.state() == CallState::Dialing {
+                    let extra = granted.map(|(_, theirs)| vec![crate::relay::format_candidate(&relay, theirs)]);
+                    self.send_invite(call_id, extra.unwrap_or_default());
+                }
+            }
             PhoneEvent::Reflexive { result } => {
                 self.phone.reflecting = false;
                 match result {
@@ -802,12 +850,15 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                         self.drive_call();
                     }
                     Ok(_) => {
-                        let invite =
-                            Invite { version: signal::VERSION, call_id, candidates, video: call.session.video() };
+                        // Behind NAT: a media relay allocation first, in case no direct path opens.
                         let peer = call.session.peer();
-                        let request = self.discovery.send_invite(peer, invite);
-                        if let Some(call) = self.phone.current.as_mut() {
-                            call.invite_request = Some(request);
+                        match self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()) {
+                            Some(relay) => {
+                                let request =
+                                    crate::relay::RelayRequest::Allocate { call_id, peer: peer.to_string() };
+                                self.ask_relay(call_id, relay, request, true);
+                            }
+                            None => self.send_invite(call_id, Vec::new()),
                         }
                     }
                     Err(e) => {
@@ -965,6 +1016,33 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         self.emit(event);
     }
 
+    /// Sends the invite for the dialing call, with our candidates and `extra` ones (a relay's).
+    fn send_invite(&mut self, call_id: CallId, extra: Vec<String>) {
+        let mut candidates = self.phone.candidates(&self.discovery.host_ips());
+        let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+        candidates.truncate(signal::MAX_CANDIDATES - extra.len().min(signal::MAX_CANDIDATES));
+        candidates.extend(extra);
+        let invite = Invite { version: signal::VERSION, call_id, candidates, video: call.session.video() };
+        let request = self.discovery.send_invite(call.session.peer(), invite);
+        call.invite_request = Some(request);
+    }
+
+    /// Asks a media relay for an allocation (`allocate`, we call) or to join one (we are called);
+    /// the answer comes back as [`PhoneEvent::Relay`] (within 3 s).
+    fn ask_relay(&mut self, call_id: CallId, relay: PeerId, request: crate::relay::RelayRequest, allocate: bool) {
+        let (tx, rx) = oneshot::channel();
+        self.discovery.relay_request(relay, request, tx);
+        let events = self.phone.events.clone();
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(Duration::from_secs(3), rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err("the relay request was dropped".into()),
+                Err(_) => Err("the relay did not answer in time".into()),
+            };
+            let _ = events.send(PhoneEvent::Relay { call_id, relay, allocate, result }).await;
+        });
+    }
+
     fn open_channel(&mut self, remote_candidates: Vec<String>) {
         let Some(call) = self.phone.current.as_mut() else { return };
         call.remote_candidates = remote_candidates.clone();
@@ -987,11 +1065,12 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 rx
             }
         };
+        let relayed = call.relay_rx.take().unwrap_or_else(|| mpsc::channel(1).1);
         let (endpoint, role, call_id) = (self.phone.endpoint.clone(), call.session.role(), call.session.id());
         let events = self.phone.events.clone();
         let setup_limit = self.phone.settings.timeouts.setup + Duration::from_secs(1);
         call.setup_task = Some(tokio::spawn(async move {
-            let setup = channel::establish(endpoint, role, call_id, candidates, params, inbound_rx);
+            let setup = channel::establish(endpoint, role, call_id, candidates, params, inbound_rx, relayed);
             let result = tokio::time::timeout(setup_limit, setup)
                 .await
                 .unwrap_or_else(|_| Err(ChannelError::Network("no candidate answered in time".into())));

@@ -191,9 +191,14 @@ pub async fn dial(endpoint: &quinn::Endpoint, addr: SocketAddr, call_id: CallId)
     Ok(CallStream { conn, send, recv })
 }
 
+/// How long direct candidates have before a media relay path is dialed too.
+pub const RELAY_DELAY: Duration = Duration::from_secs(3);
+
 /// Sets up a call's secure channel: dials every candidate while taking the streams the peer's
-/// connections bring (`inbound`), and runs the handshake for `role`. Returns when one channel is
-/// established (every other connection closed) or everything failed; the caller bounds it in time.
+/// connections bring (`inbound`), and runs the handshake for `role`. Addresses on a media relay
+/// (`relayed`, as they become known) are dialed only once [`RELAY_DELAY`] has passed without a
+/// channel: a direct path is preferred. Returns when one channel is established (every other
+/// connection closed) or everything failed; the caller bounds it in time.
 pub async fn establish(
     endpoint: quinn::Endpoint,
     role: Role,
@@ -201,8 +206,11 @@ pub async fn establish(
     candidates: Vec<SocketAddr>,
     params: HandshakeParams,
     mut inbound: mpsc::Receiver<CallStream>,
+    mut relayed: mpsc::Receiver<SocketAddr>,
 ) -> Result<SecureChannel, ChannelError> {
+    let started = tokio::time::Instant::now();
     let (ready_tx, mut ready_rx) = mpsc::channel::<CallStream>(16);
+    let mut relay_ready = Some(ready_tx.clone());
     let mut dials = JoinSet::new();
     for addr in candidates {
         let (endpoint, ready_tx) = (endpoint.clone(), ready_tx.clone());
@@ -222,6 +230,22 @@ pub async fn establish(
     let (mut dialing, mut inbound_open) = (true, true);
     let result = loop {
         tokio::select! {
+            addr = relayed.recv(), if relay_ready.is_some() => match addr {
+                Some(addr) => {
+                    let (endpoint, ready_tx) = (endpoint.clone(), relay_ready.clone().expect("checked"));
+                    dials.spawn(async move {
+                        tokio::time::sleep_until(started + RELAY_DELAY).await;
+                        tracing::info!(%addr, "no direct path yet: dialing through the media relay");
+                        match dial(&endpoint, addr, call_id).await {
+                            Ok(stream) => {
+                                let _ = ready_tx.send(stream).await;
+                            }
+                            Err(e) => tracing::debug!(%addr, error = %e, "relay candidate failed"),
+                        }
+                    });
+                }
+                None => relay_ready = None,
+            },
             stream = ready_rx.recv(), if dialing => match stream {
                 Some(stream) => start_handshake(&mut handshakes, role, call_id, &params, stream),
                 None => dialing = false,

@@ -39,3 +39,8 @@ pub fn node() -> (quinn::Endpoint, std::net::SocketAddr, mpsc::Receiver<CallStre
     });
     (ep, addr, rx)
 }
+
+/// No media relay path (the channel is closed at once).
+pub fn no_relay() -> mpsc::Receiver<std::net::SocketAddr> {
+    mpsc::channel(1).1
+}
