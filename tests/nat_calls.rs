@@ -20,7 +20,14 @@ use netns::Netns;
 use serde_json::Value;
 
 fn daemon(ns: &Netns, home: &Path, flags: &[&str]) -> TestDaemon {
-    let mut all = vec!["--no-mdns", "--audio-in", "tone:440", "--audio-out", "null", "--video-out", "null"];
+    let mut all = vec!["--no-mdns"];
+    all.extend_from_slice(flags);
+    daemon_mdns(ns, home, &all)
+}
+
+/// A daemon with mDNS on (unless `flags` turn it off).
+fn daemon_mdns(ns: &Netns, home: &Path, flags: &[&str]) -> TestDaemon {
+    let mut all = vec!["--audio-in", "tone:440", "--audio-out", "null", "--video-out", "null"];
     all.extend_from_slice(flags);
     TestDaemon::try_start_cmd(home, &ns.exec(), &all).unwrap_or_else(|log| panic!("daemon in {}: {log}", ns.name))
 }
@@ -211,6 +218,30 @@ fn two_nodes_behind_cone_nats_punch_a_direct_path() {
     });
     assert_eq!(a["call"]["path"]["kind"], "direct_punched", "{}", a["call"]["path"]);
     assert!(bob.hail(&["status"]).ok().contains("direct punched"), "the human status names the path");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+}
+
+#[test]
+fn two_nodes_on_the_same_lan_find_each_other_by_mdns_and_talk_directly() {
+    let mut lab = Lab::new();
+    let home = lab.add_home(Nat::Cone);
+    let other = lab.add_host(home);
+    let dir = tempfile::tempdir().unwrap();
+    // No bootstrap, no DHT: mDNS alone.
+    let lan = ["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0"];
+    let alice = daemon_mdns(&lab.homes[home].host, &dir.path().join("alice"), &lan);
+    let bob = daemon_mdns(&lab.homes[home].others[other].0, &dir.path().join("bob"), &lan);
+    befriend(&alice, "alice", &bob, "bob");
+    wait_for(&alice, "bob seen on the LAN", Duration::from_secs(20), |s| s["network"]["visible_peers"].as_u64().unwrap_or(0) >= 1);
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer"]).ok();
+    let s = wait_for(&bob, "alice's audio", Duration::from_secs(15), |s| {
+        s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
+    });
+    assert_eq!(s["call"]["path"]["kind"], "direct_lan", "{}", s["call"]["path"]);
+    assert_eq!(s["call"]["path"]["remote"].as_str().unwrap().split(':').next().unwrap(), lab.homes[home].host_ip);
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
 }

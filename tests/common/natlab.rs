@@ -51,6 +51,8 @@ pub struct Home {
     pub host_ip: String,
     /// The router's public address.
     pub wan_ip: String,
+    /// More hosts on the same LAN, with their addresses.
+    pub others: Vec<(Netns, String)>,
 }
 
 /// The lab.
@@ -95,13 +97,11 @@ impl Lab {
         ip(&["-n", &self.public.name, "link", "set", &port, "up"]);
         ip(&["-n", &router.name, "addr", "add", &format!("{wan_ip}/24"), "dev", "wan"]);
         ip(&["-n", &router.name, "link", "set", "wan", "up"]);
-        // LAN: router ↔ home.
-        ip(&["link", "add", "lan", "netns", &router.name, "type", "veth", "peer", "name", "eth0", "netns", &host.name]);
-        ip(&["-n", &router.name, "addr", "add", &format!("192.168.{n}.1/24"), "dev", "lan"]);
-        ip(&["-n", &router.name, "link", "set", "lan", "up"]);
-        ip(&["-n", &host.name, "addr", "add", &format!("{host_ip}/24"), "dev", "eth0"]);
-        ip(&["-n", &host.name, "link", "set", "eth0", "up"]);
-        ip(&["-n", &host.name, "route", "add", "default", "via", &format!("192.168.{n}.1")]);
+        // LAN: a bridge in the router, the home's hosts on it.
+        ip(&["-n", &router.name, "link", "add", "lanbr", "type", "bridge"]);
+        ip(&["-n", &router.name, "addr", "add", &format!("192.168.{n}.1/24"), "dev", "lanbr"]);
+        ip(&["-n", &router.name, "link", "set", "lanbr", "up"]);
+        attach_host(&router, &host, n, 2);
         // The router: forward, translate, drop what nobody asked for.
         run_in(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
         let mut masquerade = vec!["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"];
@@ -114,9 +114,33 @@ impl Lab {
         run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
         run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-p", "icmp", "-j", "ACCEPT"]);
         run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-j", "DROP"]);
-        self.homes.push(Home { router, host, host_ip, wan_ip });
+        self.homes.push(Home { router, host, host_ip, wan_ip, others: Vec::new() });
         self.homes.len() - 1
     }
+
+    /// Another host on home `home`'s LAN (same router, same segment: mDNS reaches across);
+    /// returns its index in that home's `others`.
+    pub fn add_host(&mut self, home: usize) -> usize {
+        let n = home + 1;
+        let h = &mut self.homes[home];
+        let k = h.others.len() + 3;
+        let ns = Netns::new(&format!("{}h{n}x{k}", self.tag));
+        attach_host(&h.router, &ns, n, k);
+        h.others.push((ns, format!("192.168.{n}.{k}")));
+        h.others.len() - 1
+    }
+}
+
+/// Puts `host` on router `router`'s LAN bridge (home `n`) at 192.168.n.k.
+fn attach_host(router: &Netns, host: &Netns, n: usize, k: usize) {
+    let port = format!("lan{k}");
+    ip(&["link", "add", &port, "netns", &router.name, "type", "veth", "peer", "name", "eth0", "netns", &host.name]);
+    ip(&["-n", &router.name, "link", "set", &port, "master", "lanbr"]);
+    ip(&["-n", &router.name, "link", "set", &port, "up"]);
+    ip(&["-n", &host.name, "addr", "add", &format!("192.168.{n}.{k}/24"), "dev", "eth0"]);
+    ip(&["-n", &host.name, "link", "set", "eth0", "up"]);
+    ip(&["-n", &host.name, "route", "add", "default", "via", &format!("192.168.{n}.1")]);
+    ip(&["-n", &host.name, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
 }
 
 /// Runs `f` on a thread that has entered `ns`'s network namespace: sockets it opens live there.
