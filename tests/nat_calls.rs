@@ -245,3 +245,33 @@ fn two_nodes_on_the_same_lan_find_each_other_by_mdns_and_talk_directly() {
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
 }
+
+#[test]
+fn a_call_survives_a_five_second_outage() {
+    let mut lab = Lab::new();
+    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, bootstrap) = public_node(&lab, dir.path());
+    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
+    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    befriend(&alice, "alice", &bob, "bob");
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer"]).ok();
+    let heard = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0);
+    wait_for(&bob, "audio", Duration::from_secs(20), |s| heard(s) >= 50);
+    // Both homes lose the internet for five seconds.
+    for h in [h1, h2] {
+        natlab::run_in(&lab.homes[h].router, "iptables", &["-I", "FORWARD", "1", "-j", "DROP"]);
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let during = heard(&status(&bob));
+    for h in [h1, h2] {
+        natlab::run_in(&lab.homes[h].router, "iptables", &["-D", "FORWARD", "1"]);
+    }
+    let s = wait_for(&bob, "audio again after the outage", Duration::from_secs(10), |s| heard(s) >= during + 100);
+    assert_eq!(s["call"]["state"], "active", "the call stayed up");
+    assert_eq!(status(&alice)["call"]["state"], "active");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+}

@@ -1,0 +1,58 @@
+//! A call's QUIC connection survives its peer's address changing mid-call (connection migration:
+//! a NAT rebinding, a laptop moving from Wi-Fi to cable): the side that dialed moves to a new UDP
+//! socket, and audio keeps flowing both ways on the same connection.
+
+use std::time::{Duration, Instant};
+
+use hail::call::{CallId, Role};
+use hail::identity::Identity;
+use hail::media::io::{SinkSpec, SourceSpec};
+use hail::media::pipeline::{AudioConfig, AudioPipeline};
+use hail::transport::channel::establish;
+#[path = "common/quic.rs"]
+mod quic;
+use quic::{node, params};
+
+fn config() -> AudioConfig {
+    AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000 }
+}
+
+async fn received(p: &AudioPipeline) -> u64 {
+    p.stats().receive.jitter.received
+}
+
+async fn grows(p: &AudioPipeline, by: u64, what: &str) {
+    let start = received(p).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received(p).await < start + by {
+        assert!(Instant::now() < deadline, "{what}: stuck at {} frames", received(p).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_keeps_flowing_when_the_dialing_side_moves_to_a_new_address() {
+    let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
+    let call = CallId([0x79; 16]);
+    let (ep_a, _, in_a) = node();
+    let (ep_b, addr_b, in_b) = node();
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
+    let a = establish(ep_a.clone(), Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a, quic::no_relay())
+        .await
+        .unwrap();
+    let b = b.await.unwrap().unwrap();
+    let pa = AudioPipeline::start(a.conn.clone(), &a.established.frame_keys, config(), false, Default::default()).unwrap();
+    let pb = AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config(), false, Default::default()).unwrap();
+    grows(&pb, 50, "before the move, bob hears alice").await;
+    grows(&pa, 50, "before the move, alice hears bob").await;
+
+    let before = b.conn.remote_address();
+    ep_a.rebind(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    let moved_to = ep_a.local_addr().unwrap();
+    assert_ne!(before.port(), moved_to.port());
+    grows(&pb, 100, "after the move, bob hears alice").await;
+    grows(&pa, 100, "after the move, alice hears bob").await;
+    assert_eq!(b.conn.remote_address(), moved_to, "bob follows alice to her new address");
+    assert!(a.conn.close_reason().is_none() && b.conn.close_reason().is_none(), "the same connection");
+    drop((pa, pb));
+}
