@@ -44,7 +44,7 @@ async fn the_relay_forwards_one_call_and_refuses_everything_else() {
     let (a_side, b_side) =
         addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }));
     // Joins: not for a call it never allocated, not by someone else, and only once.
-    refused(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: CallId([1; 16]) }).await, "no allocation");
+    refused(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: CallId([1; 16]) }), "no allocation");
     refused(relay.handle(mallory, Some(LOCAL), RelayRequest::Join { call_id: call }), "not for you");
     let (b_mine, b_theirs) = addrs(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: call }));
     assert_eq!((b_mine, b_theirs), (b_side, a_side));
@@ -53,7 +53,7 @@ async fn the_relay_forwards_one_call_and_refuses_everything_else() {
         relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: call, peer: bob.to_string() }),
         "already has an allocation",
     );
-    refused(relay.handle(alice, None, RelayRequest::Allocate { call_id: CallId([2; 16]), peer: bob.to_string() }).await, "direct connection");
+    refused(relay.handle(alice, None, RelayRequest::Allocate { call_id: CallId([2; 16]), peer: bob.to_string() }), "direct connection");
 
     let (a, b) = (socket("127.0.0.1"), socket("127.0.0.1"));
     // Each side speaks first (as a QUIC dial through the relay does), then packets flow across.
@@ -88,18 +88,18 @@ async fn a_flood_is_cut_to_the_rate_and_the_allocation_limits_hold() {
     let mut relay = MediaRelay::new(LOCAL, limits);
     let (alice, bob) = (PeerId::random(), PeerId::random());
     let (a_side, b_side) =
-        addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([1; 16]), peer: bob.to_string() }).await);
-    addrs(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: CallId([1; 16]) }).await);
+        addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([1; 16]), peer: bob.to_string() }));
+    addrs(relay.handle(bob, Some(LOCAL), RelayRequest::Join { call_id: CallId([1; 16]) }));
     // Per-peer cap, then the request rate.
-    addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([2; 16]), peer: bob.to_string() }).await);
+    addrs(relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([2; 16]), peer: bob.to_string() }));
     refused(
-        relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([3; 16]), peer: bob.to_string() }).await,
+        relay.handle(alice, Some(LOCAL), RelayRequest::Allocate { call_id: CallId([3; 16]), peer: bob.to_string() }),
         "too many allocations",
     );
     for _ in 0..2 {
-        let _ = relay.handle(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([7; 16]) }).await;
+        let _ = relay.handle(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([7; 16]) });
     }
-    refused(relay.handle(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([7; 16]) }).await, "too many relay requests");
+    refused(relay.handle(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([7; 16]) }), "too many relay requests");
 
     // Alice floods 2 MB in one second at a 100 kB/s allocation: bob receives about the rate.
     let received = tokio::task::spawn_blocking(move || {
@@ -134,4 +134,34 @@ async fn a_flood_is_cut_to_the_rate_and_the_allocation_limits_hold() {
     assert!(received <= 140_000, "{received} bytes got through a 100 kB/s allocation: {s:?}");
     assert!(received >= 50_000, "the allocation still carried traffic: {received}");
     assert!(s.over_rate > 100, "{s:?}");
+}
+
+#[test]
+fn messages_and_candidates_match_the_vectors() {
+    use hail::relay::{format_candidate, parse_candidate};
+    let v: serde_json::Value = serde_json::from_str(include_str!("../protocols/vectors/media-relay-v1.json")).unwrap();
+    for r in v["requests"].as_array().unwrap() {
+        let text = r["text"].as_str().unwrap();
+        let parsed: RelayRequest = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), text);
+    }
+    for r in v["responses"].as_array().unwrap() {
+        let text = r["text"].as_str().unwrap();
+        let parsed: RelayResponse = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), text);
+    }
+    for c in v["candidates"].as_array().unwrap() {
+        let (relay, address) = parse_candidate(c["text"].as_str().unwrap()).unwrap();
+        assert_eq!(relay.to_string(), c["relay"].as_str().unwrap());
+        assert_eq!(address.to_string(), c["address"].as_str().unwrap());
+        assert_eq!(format_candidate(&relay, address), c["text"].as_str().unwrap());
+    }
+    for bad in v["bad_candidates"].as_array().unwrap() {
+        assert!(parse_candidate(bad.as_str().unwrap()).is_none(), "{bad}");
+    }
+    // An invite may carry relay candidates beside direct ones; a broken one makes it malformed.
+    let good = vec!["11.0.0.12:4000".to_owned(), v["candidates"][0]["text"].as_str().unwrap().to_owned()];
+    assert_eq!(hail::call::signal::parse_candidates(&good).unwrap().len(), 1, "only the direct one is dialed at once");
+    let bad = vec!["relay:notapeer@11.0.0.1:1".to_owned()];
+    assert!(hail::call::signal::parse_candidates(&bad).is_err());
 }
