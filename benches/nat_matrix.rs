@@ -1,0 +1,180 @@
+//! The NAT matrix: for each pairing of home networks in the namespace lab (same LAN, cone/cone,
+//! cone/symmetric, symmetric/symmetric, public/cone), the time from `hail call` to both sides
+//! having a secure channel and the call active (the callee auto-answers), and the path chosen.
+//! Real daemons, real iptables NAT, a public hail node as bootstrap, relay and reflector. Needs
+//! root (network namespaces). Prints one JSON object.
+//!
+//! Usage: `sudo cargo bench --bench nat_matrix [-- CALLS]` (default 5 calls per row). Under
+//! `cargo test` (no `--bench`) it makes one cone/cone call as a smoke test and fails if it does not
+//! connect directly.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+#[path = "../tests/common/natlab.rs"]
+mod natlab;
+#[path = "../tests/common/netns.rs"]
+mod netns;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::TestDaemon;
+use natlab::{Lab, Nat, PUBLIC_IP};
+use netns::Netns;
+use serde_json::{Value, json};
+
+fn daemon(ns: &Netns, home: &Path, flags: &[&str]) -> TestDaemon {
+    std::fs::create_dir_all(home).unwrap();
+    // Many calls in a row between the same two peers: lift the anti-spam limits.
+    std::fs::write(home.join("config.toml"), "[calls]\nmax_invites_per_peer = 1000\nmax_invites_total = 1000\n").unwrap();
+    let mut all = vec!["--audio-in", "silence", "--audio-out", "null", "--video-out", "null"];
+    all.extend_from_slice(flags);
+    TestDaemon::try_start_cmd(home, &ns.exec(), &all).unwrap_or_else(|log| panic!("daemon in {}: {log}", ns.name))
+}
+
+fn status(d: &TestDaemon) -> Value {
+    d.hail(&["--json", "status"]).json()["ok"].clone()
+}
+
+fn wait(d: &TestDaemon, what: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = status(d);
+        if pred(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}: {s}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn ready_behind_nat(s: &Value) -> bool {
+    s["network"]["reachability"] == "private"
+        && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+        && s["network"]["advertised_addresses"].to_string().contains("p2p-circuit")
+        && s["calls_reflexive"].is_string()
+        && s["network"]["record_published_at_ms"].is_u64()
+}
+
+#[derive(Clone, Copy)]
+enum Place {
+    Public,
+    Home(Nat),
+    /// On the same LAN as the other side (mDNS).
+    SameLan,
+}
+
+fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
+    let mut lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = daemon(
+        &lab.public,
+        &dir.path().join("relay"),
+        &["--no-mdns", "--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
+    );
+    let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
+    wait(&relay, "relay", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
+    let bootstrap = format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}");
+    let home_flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
+    let lan_flags = ["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0"];
+    let mut start = |place: Place, who: &str, port: u16, extra: &[&str]| -> TestDaemon {
+        let home = dir.path().join(who);
+        match place {
+            Place::Public => {
+                let (listen, media) = (format!("/ip4/{PUBLIC_IP}/tcp/{port}"), format!("{PUBLIC_IP}:0"));
+                let base = ["--no-mdns", "--listen", &listen, "--media-listen", &media, "--bootstrap", &bootstrap, "--relay", "off"];
+                let flags = [&base[..], extra].concat();
+                daemon(&lab.public, &home, &flags)
+            }
+            Place::Home(nat) => {
+                let h = lab.add_home(nat);
+                let d = daemon(&lab.homes[h].host, &home, &[&home_flags[..], extra].concat());
+                wait(&d, "behind NAT and ready", Duration::from_secs(30), ready_behind_nat);
+                d
+            }
+            Place::SameLan => {
+                let h = if lab.homes.is_empty() { lab.add_home(Nat::Cone) } else { 0 };
+                if lab.homes[h].others.is_empty() && who == "alice" {
+                    daemon(&lab.homes[h].host, &home, &[&lan_flags[..], extra].concat())
+                } else {
+                    let o = lab.add_host(h);
+                    daemon(&lab.homes[h].others[o].0, &home, &[&lan_flags[..], extra].concat())
+                }
+            }
+        }
+    };
+    let alice = start(caller, "alice", 4002, &[]);
+    let bob = start(callee, "bob", 4003, &["--auto-answer"]);
+    let card = |d: &TestDaemon, n: &str| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned();
+    let (ca, cb) = (card(&alice, "alice"), card(&bob, "bob"));
+    alice.hail(&["contacts", "add", "bob", &cb]).ok();
+    bob.hail(&["contacts", "add", "alice", &ca]).ok();
+    if matches!(callee, Place::SameLan) {
+        wait(&alice, "bob on the LAN", Duration::from_secs(20), |s| s["network"]["visible_peers"].as_u64().unwrap_or(0) >= 1);
+    }
+
+    let mut times = Vec::new();
+    let mut paths = Vec::new();
+    let mut failures = 0;
+    for _ in 0..calls {
+        let t0 = Instant::now();
+        let out = alice.hail(&["--json", "call", "bob", "--detach"]);
+        if !out.status.success() {
+            failures += 1;
+            continue;
+        }
+        let s = wait(&alice, "active", Duration::from_secs(30), |s| s["call"]["state"] == "active" || s["call"]["end_reason"].is_object());
+        if s["call"]["state"] != "active" {
+            failures += 1;
+            continue;
+        }
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        paths.push(s["call"]["path"]["kind"].as_str().unwrap_or("?").to_owned());
+        alice.hail(&["hangup"]).ok();
+        wait(&bob, "ended", Duration::from_secs(10), |s| s["call"].is_null() || s["call"]["end_reason"].is_object());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop((alice, bob, relay));
+    drop(lab);
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times.get(((times.len().max(1) - 1) as f64 * p).round() as usize).map(|t| t.round());
+    let mut counts = std::collections::BTreeMap::new();
+    for p in &paths {
+        *counts.entry(p.clone()).or_insert(0) += 1;
+    }
+    json!({
+        "row": name,
+        "calls": calls,
+        "connected": times.len(),
+        "failed": failures,
+        "setup_ms": { "p50": pct(0.5), "max": pct(1.0) },
+        "paths": counts,
+    })
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let calls: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 5 } else { 1 });
+    let mut rows = vec![("cone/cone", Place::Home(Nat::Cone), Place::Home(Nat::Cone))];
+    if bench {
+        rows = vec![
+            ("same LAN", Place::SameLan, Place::SameLan),
+            ("cone/cone", Place::Home(Nat::Cone), Place::Home(Nat::Cone)),
+            ("cone/symmetric", Place::Home(Nat::Cone), Place::Home(Nat::Symmetric)),
+            ("symmetric/symmetric", Place::Home(Nat::Symmetric), Place::Home(Nat::Symmetric)),
+            ("public/cone", Place::Public, Place::Home(Nat::Cone)),
+        ];
+    }
+    let mut results = Vec::new();
+    for (name, a, b) in rows {
+        let r = row(name, a, b, calls);
+        eprintln!("{r}");
+        if !bench {
+            assert_eq!(r["connected"], calls, "every call connects: {r}");
+            assert_eq!(r["paths"]["direct_punched"], calls, "cone/cone is punched: {r}");
+        }
+        results.push(r);
+    }
+    println!("{}", json!({ "bench": "nat_matrix", "results": results }));
+}
