@@ -53,8 +53,9 @@ impl Default for RelayLimits {
             max_allocations: 32,
             max_per_peer: 2,
             requests_per_minute: 10,
-            // A video call at the controller's ceiling (1.5 Mbps video + audio), with headroom.
-            bytes_per_second: 250_000,
+            // Both directions of a video call at the controller's ceiling (1.5 Mbps video + audio
+            // each way), with headroom.
+            bytes_per_second: 500_000,
             idle: Duration::from_secs(30),
             lifetime: Duration::from_secs(4 * 3600),
         }
@@ -74,6 +75,11 @@ pub enum RelayRequest {
     },
     /// Join the allocation the other end made for `call_id` and us.
     Join {
+        /// The call.
+        call_id: CallId,
+    },
+    /// The call is over: free the allocation (only its owner may).
+    Release {
         /// The call.
         call_id: CallId,
     },
@@ -246,6 +252,15 @@ impl MediaRelay {
                     lifetime_secs: self.limits.lifetime.as_secs(),
                 }
             }
+            RelayRequest::Release { call_id } => {
+                if self.allocations.get(&call_id).is_none_or(|a| a.owner != from) {
+                    return self.refuse("no allocation of yours for that call");
+                }
+                if let Some(a) = self.allocations.remove(&call_id) {
+                    a.task.abort();
+                }
+                RelayResponse::Ok { mine: String::new(), theirs: String::new(), lifetime_secs: 0 }
+            }
             RelayRequest::Join { call_id } => {
                 let Some(alloc) = self.allocations.get_mut(&call_id) else {
                     return self.refuse("no allocation for that call");
@@ -292,11 +307,12 @@ async fn forward(
     let burst = limits.bytes_per_second as f64 / 4.0;
     let (mut tokens, mut last) = (burst, tokio::time::Instant::now());
     let (mut buf_a, mut buf_b) = (vec![0u8; 65536], vec![0u8; 65536]);
+    // Only accepted packets keep an allocation alive: spraying its ports does not.
+    let mut active = tokio::time::Instant::now();
     loop {
-        let idle = tokio::time::sleep(limits.idle);
         tokio::select! {
             _ = tokio::time::sleep_until(end) => return,
-            _ = idle => return,
+            _ = tokio::time::sleep_until(active + limits.idle) => return,
             changed = b_ip.changed() => {
                 if changed.is_err() {
                     // The allocation was dropped before anyone joined.
@@ -311,6 +327,7 @@ async fn forward(
                     counters.refused.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                active = tokio::time::Instant::now();
                 a_addr = Some(from);
                 if let Some(to) = b_addr {
                     if spend(&mut tokens, &mut last, burst, limits.bytes_per_second, n) {
@@ -327,6 +344,7 @@ async fn forward(
                     counters.refused.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                active = tokio::time::Instant::now();
                 b_addr = Some(from);
                 if let Some(to) = a_addr {
                     if spend(&mut tokens, &mut last, burst, limits.bytes_per_second, n) {

@@ -80,6 +80,10 @@ async fn the_relay_forwards_one_call_and_refuses_everything_else() {
     assert_eq!(s.refused_packets, 2, "{s:?}");
     assert!(s.forwarded >= 2, "{s:?}");
     assert_eq!(s.requests_refused, 5, "{s:?}");
+    // Only the owner frees an allocation.
+    refused(relay.handle(bob, Some(LOCAL), RelayRequest::Release { call_id: call }), "no allocation of yours");
+    assert!(matches!(relay.handle(alice, Some(LOCAL), RelayRequest::Release { call_id: call }), RelayResponse::Ok { .. }));
+    assert_eq!(relay.stats().allocations, 0, "released");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

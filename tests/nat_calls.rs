@@ -150,9 +150,9 @@ fn home_node(lab: &Lab, n: usize, home: &Path, bootstrap: &str) -> TestDaemon {
     d
 }
 
-/// A call from home 1 (`nat_a`) to home 2 (`nat_b`) through the lab's public node; returns the
-/// path each side reports, once audio flows both ways, and how long that took.
-fn call_between_homes(nat_a: Nat, nat_b: Nat) -> (String, String, Duration) {
+/// `calls` calls in a row from home 1 (`nat_a`) to home 2 (`nat_b`) through the lab's public node;
+/// returns the paths each side reports once audio flows both ways, per call.
+fn calls_between_homes(nat_a: Nat, nat_b: Nat, calls: usize) -> Vec<(String, String)> {
     let mut lab = Lab::new();
     let (h1, h2) = (lab.add_home(nat_a), lab.add_home(nat_b));
     let dir = tempfile::tempdir().unwrap();
@@ -160,30 +160,43 @@ fn call_between_homes(nat_a: Nat, nat_b: Nat) -> (String, String, Duration) {
     let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
     let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
     befriend(&alice, "alice", &bob, "bob");
-    let started = Instant::now();
-    let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
-    bob.hail(&["answer"]).ok();
-    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
-    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
-    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
-    let took = started.elapsed();
-    let kinds = (a["call"]["path"]["kind"].as_str().unwrap().to_owned(), b["call"]["path"]["kind"].as_str().unwrap().to_owned());
-    eprintln!("{nat_a:?}/{nat_b:?}: audio both ways after {} ms; paths {kinds:?}; relay {}", took.as_millis(), status(&relay)["network"]);
-    alice.hail(&["hangup"]).ok();
-    assert_eq!(caller.finish().status.code(), Some(0));
-    (kinds.0, kinds.1, took)
+    let mut paths = Vec::new();
+    for n in 0..calls {
+        let started = Instant::now();
+        let caller = Background::start(&alice.home, &["call", "bob"]);
+        wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing" && s["call"]["end_reason"].is_null());
+        bob.hail(&["answer"]).ok();
+        let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+        let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+        let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+        let kinds = (a["call"]["path"]["kind"].as_str().unwrap().to_owned(), b["call"]["path"]["kind"].as_str().unwrap().to_owned());
+        eprintln!("{nat_a:?}/{nat_b:?} call {n}: audio both ways after {} ms; paths {kinds:?}", started.elapsed().as_millis());
+        alice.hail(&["hangup"]).ok();
+        assert_eq!(caller.finish().status.code(), Some(0));
+        wait_for(&bob, "the call over", Duration::from_secs(10), |s| s["call"]["end_reason"].is_object());
+        paths.push(kinds);
+    }
+    let r = status(&relay)["network"]["media_relay"].clone();
+    eprintln!("media relay: {r}");
+    if paths.iter().any(|(a, _)| a == "relayed") {
+        assert_eq!(r["allocations"], 0, "every allocation was released at hang-up: {r}");
+    }
+    paths
 }
 
 #[test]
 fn two_nodes_behind_symmetric_nats_talk_through_the_media_relay() {
-    let (a, b, _) = call_between_homes(Nat::Symmetric, Nat::Symmetric);
-    assert_eq!((a.as_str(), b.as_str()), ("relayed", "relayed"));
+    // Three calls in a row: more than the relay's two allocations per peer, so each call's
+    // allocation must be released when it ends.
+    for (a, b) in calls_between_homes(Nat::Symmetric, Nat::Symmetric, 3) {
+        assert_eq!((a.as_str(), b.as_str()), ("relayed", "relayed"));
+    }
 }
 
 #[test]
 fn a_cone_and_a_symmetric_nat_connect_directly_or_through_the_relay() {
-    let (a, b, _) = call_between_homes(Nat::Cone, Nat::Symmetric);
+    let paths = calls_between_homes(Nat::Cone, Nat::Symmetric, 1);
+    let (a, b) = &paths[0];
     assert!(["direct_punched", "direct", "relayed"].contains(&a.as_str()), "{a}");
     assert_eq!(a == "relayed", b == "relayed", "both ends agree: {a} / {b}");
 }
@@ -272,6 +285,34 @@ fn a_call_survives_a_five_second_outage() {
     let s = wait_for(&bob, "audio again after the outage", Duration::from_secs(10), |s| heard(s) >= during + 100);
     assert_eq!(s["call"]["state"], "active", "the call stayed up");
     assert_eq!(status(&alice)["call"]["state"], "active");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+}
+
+#[test]
+fn a_punched_call_holds_up_with_five_percent_loss_on_both_home_links() {
+    let mut lab = Lab::new();
+    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, bootstrap) = public_node(&lab, dir.path());
+    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
+    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    befriend(&alice, "alice", &bob, "bob");
+    lab.impair(h1, 0.05);
+    lab.impair(h2, 0.05);
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer"]).ok();
+    let heard = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0);
+    let s = wait_for(&bob, "four seconds of audio", Duration::from_secs(20), |s| heard(s) >= 200);
+    assert_eq!(s["call"]["path"]["kind"], "direct_punched", "{}", s["call"]["path"]);
+    // The loss is real (the receiver reports it) and redundancy covers it.
+    let sent = wait_for(&alice, "loss reported", Duration::from_secs(10), |s| {
+        s["call"]["audio"]["send"]["peer_loss_permille"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(sent["call"]["audio"]["send"]["redundancy"].as_u64().unwrap() >= 1, "{}", sent["call"]["audio"]["send"]);
+    let j = &s["call"]["audio"]["receive"]["jitter"];
+    assert!(j["lost"].as_u64().unwrap() * 100 <= j["received"].as_u64().unwrap() * 3, "redundancy and FEC recover most: {j}");
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
 }

@@ -54,7 +54,7 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "ID")]
     pub dht_protocol: Option<String>,
     /// Answer DHT queries for others (`server`, for publicly reachable nodes), only ask
-    /// (`client`, behind NAT), or decide from confirmed public addresses (`auto`).
+    /// (`client`, behind NAT), or follow what AutoNAT finds (`auto`).
     #[arg(long, value_name = "MODE")]
     pub dht_mode: Option<String>,
     /// Answer calls from contacts at once (intercom style). Never for unknown callers.

@@ -24,7 +24,8 @@ pub const IPFS_BOOTSTRAP: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DhtMode {
-    /// Server once the node has a confirmed public address, client until then (the default).
+    /// Server when AutoNAT finds the node publicly reachable, client when it finds it behind NAT
+    /// (the default).
     Auto,
     /// Always answer queries and store records: for publicly reachable nodes.
     Server,

@@ -105,6 +105,11 @@ pub enum DiscoveryEvent {
         /// Its call endpoint.
         address: std::net::SocketAddr,
     },
+    /// AutoNAT changed its mind about our reachability.
+    Reachability {
+        /// Behind NAT (or a firewall).
+        private: bool,
+    },
     /// A peer was announced on the LAN.
     SeenOnLan {
         /// Who.
@@ -204,6 +209,9 @@ pub struct NetworkStatus {
     /// Whether this node relays for others right now.
     #[serde(default)]
     pub relay_serving: bool,
+    /// The media relay's counters, on a node that has served one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_relay: Option<crate::relay::RelayStats>,
 }
 
 fn default_relay_mode() -> RelayMode {
@@ -555,7 +563,8 @@ impl Discovery {
             .filter(|p| !self.nat.asked_reflector.contains(p) && self.swarm.is_connected(p))
             .copied()
             .collect();
-        for peer in to_ask.into_iter().take(4) {
+        let room = 4usize.saturating_sub(self.nat.asked_reflector.len());
+        for peer in to_ask.into_iter().take(room) {
             self.nat.asked_reflector.insert(peer);
             self.swarm.behaviour_mut().reflector.send_request(&peer, ReflectorQuery {});
         }
@@ -604,6 +613,7 @@ impl Discovery {
             }
         }
         self.nat.status = Some(new);
+        self.events.push(DiscoveryEvent::Reachability { private: !public });
         if public {
             // Reachable directly: the reservations are not needed any more.
             for (_, id) in self.nat.reservations.drain() {
@@ -768,6 +778,7 @@ impl Discovery {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.peers.forget_source(&peer_id, Source::Connected);
+                self.peer_ips.remove(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id: Some(peer), error } => {
                 tracing::debug!(%peer, %error, "dial failed");
@@ -1221,6 +1232,7 @@ impl Discovery {
                 .collect(),
             relay: self.config.relay,
             relay_serving: self.nat.serving,
+            media_relay: self.media_relay.as_mut().map(crate::relay::MediaRelay::stats),
         }
     }
 

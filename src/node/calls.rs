@@ -219,7 +219,10 @@ impl CallPath {
     pub fn classify(remote: SocketAddr, peer_candidates: &[String], rtt: Duration) -> Self {
         let ip = remote.ip();
         let private = |ip: std::net::IpAddr| match ip {
-            std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+            std::net::IpAddr::V4(v4) => {
+                // Carrier-grade NAT space (100.64/10) counts as private, as it does for discovery.
+                v4.is_private() || v4.is_loopback() || v4.is_link_local() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+            }
             std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
         };
         let peer_behind_nat = peer_candidates
@@ -281,6 +284,8 @@ pub(super) struct LiveCall {
     remote_candidates: Vec<String>,
     /// Our side of a media relay allocation for this call, once granted (dialed late).
     relay_mine: Option<SocketAddr>,
+    /// The relay holding an allocation we made for this call (freed when the call ends).
+    relay_owned: Option<PeerId>,
     relay_tx: mpsc::Sender<SocketAddr>,
     relay_rx: Option<mpsc::Receiver<SocketAddr>>,
     feedback: Arc<MediaFeedback>,
@@ -310,6 +315,7 @@ impl LiveCall {
             remote_video,
             remote_candidates: Vec::new(),
             relay_mine: None,
+            relay_owned: None,
             relay_tx,
             relay_rx: Some(relay_rx),
             feedback: Arc::new(MediaFeedback::default()),
@@ -806,6 +812,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 };
                 if let Some((mine, _)) = granted {
                     call.relay_mine = Some(mine);
+                    if allocate {
+                        call.relay_owned = Some(relay);
+                    }
                     let _ = call.relay_tx.try_send(mine);
                 }
                 if allocate && call.session.state() == CallState::Dialing {
@@ -966,6 +975,12 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let ended = self.phone.current.as_ref().is_some_and(|c| c.session.state() == CallState::Ended);
         if ended {
             let call = self.phone.current.take().expect("checked above");
+            if let Some(relay) = call.relay_owned {
+                // Free the relay's ports now rather than after its idle timeout.
+                let (tx, _) = oneshot::channel();
+                let request = crate::relay::RelayRequest::Release { call_id: call.session.id() };
+                self.discovery.relay_request(relay, request, tx);
+            }
             if let Err(e) = self.db.record_call(&call.record()) {
                 tracing::warn!(error = %e, "cannot record the call in the history");
             }

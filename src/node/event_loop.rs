@@ -107,6 +107,14 @@ impl<S: Store> NodeLoop<S> {
             DiscoveryEvent::Found(FoundPeer { peer_id, addresses, .. }) => (peer_id, addresses, true),
             DiscoveryEvent::SeenOnLan { peer_id, addresses } => (peer_id, addresses, false),
             DiscoveryEvent::Reflector { peer_id, address } => return self.phone.learn_reflexive(peer_id, address),
+            DiscoveryEvent::Reachability { private } => {
+                if !private {
+                    // Publicly reachable: a reflexive candidate would only repeat (or contradict)
+                    // our host candidates.
+                    self.phone.reflexive = None;
+                }
+                return;
+            }
         };
         let Ok(Some(contact)) = self.db.contact_by_peer(&peer) else { return };
         let now = unix_ms(SystemTime::now());

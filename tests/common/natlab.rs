@@ -118,6 +118,13 @@ impl Lab {
         self.homes.len() - 1
     }
 
+    /// Random loss on home `home`'s internet link, both ways (iptables `statistic`: this kernel has
+    /// no netem). The rule lives in the router's namespace and goes with it.
+    pub fn impair(&self, home: usize, loss: f64) {
+        let p = format!("{loss}");
+        run_in(&self.homes[home].router, "iptables", &["-I", "FORWARD", "1", "-m", "statistic", "--mode", "random", "--probability", &p, "-j", "DROP"]);
+    }
+
     /// Another host on home `home`'s LAN (same router, same segment: mDNS reaches across);
     /// returns its index in that home's `others`.
     pub fn add_host(&mut self, home: usize) -> usize {
