@@ -136,6 +136,23 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                 n.records_rejected
             );
             println!("mDNS      {}", if n.mdns { "on" } else { "off" });
+            let mut reach = format!("Reach     {}", if n.reachability.is_empty() { "unknown" } else { &n.reachability });
+            if !n.relayed_via.is_empty() {
+                reach.push_str(&format!("; reachable through relay {}", n.relayed_via.join(", ")));
+            }
+            if let Some(r) = &s.calls_reflexive {
+                reach.push_str(&format!("; calls seen from outside as {r}"));
+            }
+            if n.relay_serving {
+                reach.push_str("; relaying for others");
+            }
+            println!("{reach}");
+            if let Some(m) = &n.media_relay {
+                println!(
+                    "Relay     {} media allocations now ({} made, {} refused); {} packets forwarded, {} refused, {} over rate",
+                    m.allocations, m.allocated, m.requests_refused, m.forwarded, m.refused_packets, m.over_rate
+                );
+            }
             for b in &n.bootstrap {
                 println!("Bootstrap {}  {}", b.address, b.state);
             }
