@@ -84,7 +84,10 @@ impl BitrateController {
     /// QUIC's own accounting over the last `interval`: bytes sent, and bytes it declared lost. Loss
     /// above [`HIGH_LOSS`] there (a policer, a queue that drops rather than grows) means the path
     /// carries about what got through: the estimate drops to 90 % of that delivered rate at once (at
-    /// most once per [`CUT_GAP`]) instead of shrinking a few percent per report.
+    /// most once per [`CUT_GAP`]) instead of shrinking a few percent per report. Unless almost
+    /// nothing got through (under a fifth of the estimate): that is an outage, not a narrow path,
+    /// and the estimate only halves, so a second of total loss does not drop it to the floor and
+    /// pause the video.
     pub fn on_delivery(&mut self, now: Instant, sent_bytes: u64, lost_bytes: u64, interval: Duration) {
         if sent_bytes < 3000 || interval.is_zero() {
             return;
@@ -93,7 +96,9 @@ impl BitrateController {
         let loss = lost as f64 / sent_bytes as f64;
         if loss > HIGH_LOSS && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP) {
             let delivered = (sent_bytes - lost) as f64 * 8.0 / interval.as_secs_f64();
-            self.estimate = self.estimate.min(0.9 * delivered);
+            let outage = delivered < 0.2 * self.estimate;
+            let floor = if outage { 0.5 * self.estimate } else { 0.0 };
+            self.estimate = self.estimate.min((0.9 * delivered).max(floor));
             self.last_cut = Some(now);
         }
         self.clamp();
@@ -249,6 +254,15 @@ mod tests {
         let tail = &history[10..];
         assert!(tail.iter().all(|e| *e >= 200_000), "and it uses most of the link: {tail:?}");
         assert!(tail.iter().all(|e| *e <= 340_000), "without overshooting far: {tail:?}");
+        // A 600 ms outage (nothing delivered) halves the estimate once or twice, no more: video
+        // keeps going at a lower rate instead of pausing.
+        let mut out = BitrateController::new(RateLimits::default());
+        let before = out.estimate();
+        for k in 1..=2 {
+            out.on_delivery(now + tick * k, 20_000, 20_000, tick);
+        }
+        assert!(out.estimate() >= before / 4, "{} after an outage from {before}", out.estimate());
+        assert!(out.budget(80_000).video > 0, "video is not paused by a short outage");
         // Light loss on a wide link is not a cut.
         let mut wide = BitrateController::new(RateLimits::default());
         wide.on_delivery(now, 100_000, 1_000, tick);
