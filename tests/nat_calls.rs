@@ -63,14 +63,8 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
     let dir = tempfile::tempdir().unwrap();
 
     // The public node: bootstrap, DHT server, relay.
-    let relay = daemon(
-        &lab.public,
-        &dir.path().join("relay"),
-        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
-    );
+    let (relay, bootstrap) = public_node(&lab, dir.path());
     let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
-    let bootstrap = format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}");
-    wait_for(&relay, "the relay serving", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
 
     // Bob, at home behind the cone NAT.
     let bob = daemon(
@@ -101,9 +95,7 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
     });
 
     // Alice calls: the invite goes through the relay; the media connection comes from bob's side.
-    let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
-    bob.hail(&["answer"]).ok();
+    let caller = call_and_answer(&alice, &bob);
     let s = wait_for(&bob, "alice's audio", Duration::from_secs(15), |s| {
         s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
     });
@@ -150,22 +142,46 @@ fn home_node(lab: &Lab, n: usize, home: &Path, bootstrap: &str) -> TestDaemon {
     d
 }
 
-/// `calls` calls in a row from home 1 (`nat_a`) to home 2 (`nat_b`) through the lab's public node;
-/// returns the paths each side reports once audio flows both ways, per call.
-fn calls_between_homes(nat_a: Nat, nat_b: Nat, calls: usize) -> Vec<(String, String)> {
+/// Two homes behind routers of kinds `nat_a` and `nat_b`, the lab's public node, and a ready node
+/// in each home ("alice" in the first, "bob" in the second). Fields drop in order: daemons before
+/// the namespaces they run in.
+struct TwoHomes {
+    alice: TestDaemon,
+    bob: TestDaemon,
+    relay: TestDaemon,
+    h1: usize,
+    h2: usize,
+    lab: Lab,
+    _dir: tempfile::TempDir,
+}
+
+fn two_homes(nat_a: Nat, nat_b: Nat) -> TwoHomes {
     let mut lab = Lab::new();
     let (h1, h2) = (lab.add_home(nat_a), lab.add_home(nat_b));
     let dir = tempfile::tempdir().unwrap();
     let (relay, bootstrap) = public_node(&lab, dir.path());
     let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
     let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    TwoHomes { alice, bob, relay, h1, h2, lab, _dir: dir }
+}
+
+/// `alice` calls `bob` (a following `hail call`), who answers once it rings.
+fn call_and_answer(alice: &TestDaemon, bob: &TestDaemon) -> Background {
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_for(bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing" && s["call"]["end_reason"].is_null());
+    bob.hail(&["answer"]).ok();
+    caller
+}
+
+/// `calls` calls in a row from home 1 (`nat_a`) to home 2 (`nat_b`) through the lab's public node;
+/// returns the paths each side reports once audio flows both ways, per call.
+fn calls_between_homes(nat_a: Nat, nat_b: Nat, calls: usize) -> Vec<(String, String)> {
+    let TwoHomes { relay, alice, bob, lab: _lab, h1: _, h2: _, _dir } = two_homes(nat_a, nat_b);
     befriend(&alice, "alice", &bob, "bob");
     let mut paths = Vec::new();
     for n in 0..calls {
         let started = Instant::now();
-        let caller = Background::start(&alice.home, &["call", "bob"]);
-        wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing" && s["call"]["end_reason"].is_null());
-        bob.hail(&["answer"]).ok();
+        let caller = call_and_answer(&alice, &bob);
         let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
         let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
         let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
@@ -203,12 +219,8 @@ fn a_cone_and_a_symmetric_nat_connect_directly_or_through_the_relay() {
 
 #[test]
 fn two_nodes_behind_cone_nats_punch_a_direct_path() {
-    let mut lab = Lab::new();
-    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
-    let dir = tempfile::tempdir().unwrap();
-    let (_relay, bootstrap) = public_node(&lab, dir.path());
-    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
-    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    // (Every field bound: an unbound one would be dropped here, and its daemon or namespace with it.)
+    let TwoHomes { lab, h1, h2: _, alice, bob, relay: _relay, _dir } = two_homes(Nat::Cone, Nat::Cone);
     // The reflexive address is the router's public address, with the host's own port (cone).
     let s = status(&alice);
     let reflexive = s["calls_reflexive"].as_str().unwrap();
@@ -217,9 +229,7 @@ fn two_nodes_behind_cone_nats_punch_a_direct_path() {
     befriend(&alice, "alice", &bob, "bob");
 
     let started = Instant::now();
-    let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
-    bob.hail(&["answer"]).ok();
+    let caller = call_and_answer(&alice, &bob);
     let s = wait_for(&bob, "alice's audio", Duration::from_secs(20), |s| {
         s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
     });
@@ -247,9 +257,7 @@ fn two_nodes_on_the_same_lan_find_each_other_by_mdns_and_talk_directly() {
     let bob = daemon_mdns(&lab.homes[home].others[other].0, &dir.path().join("bob"), &lan);
     befriend(&alice, "alice", &bob, "bob");
     wait_for(&alice, "bob seen on the LAN", Duration::from_secs(20), |s| s["network"]["visible_peers"].as_u64().unwrap_or(0) >= 1);
-    let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
-    bob.hail(&["answer"]).ok();
+    let caller = call_and_answer(&alice, &bob);
     let s = wait_for(&bob, "alice's audio", Duration::from_secs(15), |s| {
         s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
     });
@@ -261,16 +269,10 @@ fn two_nodes_on_the_same_lan_find_each_other_by_mdns_and_talk_directly() {
 
 #[test]
 fn a_call_survives_a_five_second_outage() {
-    let mut lab = Lab::new();
-    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
-    let dir = tempfile::tempdir().unwrap();
-    let (_relay, bootstrap) = public_node(&lab, dir.path());
-    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
-    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    // (Every field bound: an unbound one would be dropped here, and its daemon or namespace with it.)
+    let TwoHomes { lab, h1, h2, alice, bob, relay: _relay, _dir } = two_homes(Nat::Cone, Nat::Cone);
     befriend(&alice, "alice", &bob, "bob");
-    let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
-    bob.hail(&["answer"]).ok();
+    let caller = call_and_answer(&alice, &bob);
     let heard = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0);
     wait_for(&bob, "audio", Duration::from_secs(20), |s| heard(s) >= 50);
     // Both homes lose the internet for five seconds.
@@ -291,18 +293,12 @@ fn a_call_survives_a_five_second_outage() {
 
 #[test]
 fn a_punched_call_holds_up_with_five_percent_loss_on_both_home_links() {
-    let mut lab = Lab::new();
-    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
-    let dir = tempfile::tempdir().unwrap();
-    let (_relay, bootstrap) = public_node(&lab, dir.path());
-    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
-    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    // (Every field bound: an unbound one would be dropped here, and its daemon or namespace with it.)
+    let TwoHomes { lab, h1, h2, alice, bob, relay: _relay, _dir } = two_homes(Nat::Cone, Nat::Cone);
     befriend(&alice, "alice", &bob, "bob");
     lab.impair(h1, 0.05);
     lab.impair(h2, 0.05);
-    let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_for(&bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing");
-    bob.hail(&["answer"]).ok();
+    let caller = call_and_answer(&alice, &bob);
     let heard = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0);
     let s = wait_for(&bob, "four seconds of audio", Duration::from_secs(20), |s| heard(s) >= 200);
     assert_eq!(s["call"]["path"]["kind"], "direct_punched", "{}", s["call"]["path"]);
