@@ -17,7 +17,9 @@ use crate::crypto::frame::{FrameKeys, FrameSealer, MediaKind};
 use crate::media::codec::av1::{EncoderKind, VideoCodecError, VideoEncoder};
 
 /// A keyframe request that comes sooner than this after the last keyframe is ignored: that
-/// keyframe is probably still on its way.
+/// keyframe is probably still on its way. On a slow link the wait is longer: twice the time the
+/// last keyframe takes to send at the target bitrate (a new GOP resets the stream, so answering
+/// every request would cut each keyframe off before it arrives, and no picture would ever show).
 pub const KEYFRAME_MIN_GAP: Duration = Duration::from_millis(250);
 /// A keyframe at least this often, so a receiver that lost track recovers even without asking.
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(10);
@@ -93,6 +95,7 @@ pub struct VideoSender {
     next_frame: u32,
     keyframe_wanted: bool,
     last_keyframe: Option<Instant>,
+    last_keyframe_bytes: usize,
     /// Pictures given to the encoder and not yet out of it: (input number, capture time). An
     /// encoder that holds frames back (rav1e) returns units for earlier pictures, which must carry
     /// their own capture time (lip sync, latency).
@@ -122,6 +125,7 @@ impl VideoSender {
             next_frame: 0,
             keyframe_wanted: true,
             last_keyframe: None,
+            last_keyframe_bytes: 0,
             in_flight: std::collections::VecDeque::new(),
             next_input: 0,
             stats: VideoSendStats {
@@ -172,7 +176,9 @@ impl VideoSender {
     /// The peer cannot decode: the next frame is a keyframe, unless one went out very recently.
     pub fn on_keyframe_request(&mut self, now: Instant) {
         self.stats.keyframe_requests += 1;
-        let recent = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) < KEYFRAME_MIN_GAP);
+        let sending = Duration::from_secs_f64(self.last_keyframe_bytes as f64 * 8.0 / f64::from(self.target.max(1)));
+        let gap = KEYFRAME_MIN_GAP.max(sending * 2);
+        let recent = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) < gap);
         if !recent {
             self.keyframe_wanted = true;
         }
@@ -259,6 +265,9 @@ impl VideoSender {
             };
             self.next_frame = self.next_frame.wrapping_add(1);
             let record = wire::seal(&mut self.sealer, self.gop, &frame);
+            if new_gop {
+                self.last_keyframe_bytes = record.len();
+            }
             self.stats.frames += 1;
             self.stats.bytes += record.len() as u64;
             out.push(Outgoing { gop: self.gop, new_gop, record, frame: frame.frame });
@@ -347,6 +356,23 @@ mod tests {
         }
         let expected: Vec<u64> = (9..9 + after.len() as u64).map(|k| 1000 * k).collect();
         assert_eq!(after, expected);
+    }
+
+    #[test]
+    fn on_a_slow_link_requests_wait_until_the_last_keyframe_could_have_arrived() {
+        let mut s = VideoSender::new(&keys(), small());
+        s.set_target_bitrate(60_000);
+        let t0 = Instant::now();
+        let pic = |n: u32| pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+        let k = s.send(t0, &pic(0), 0).unwrap();
+        let bits = k[0].record.len() as f64 * 8.0;
+        let sending = Duration::from_secs_f64(bits / 60_000.0);
+        assert!(sending > Duration::from_millis(150), "a keyframe takes a while at 60 kbps ({sending:?})");
+        // A request before twice that time is not answered; one after it is.
+        s.on_keyframe_request(t0 + sending);
+        assert!(!s.send(t0 + sending, &pic(1), 1).unwrap()[0].new_gop);
+        s.on_keyframe_request(t0 + sending * 2 + Duration::from_millis(1));
+        assert!(s.send(t0 + sending * 2 + Duration::from_millis(2), &pic(2), 2).unwrap()[0].new_gop);
     }
 
     #[test]
