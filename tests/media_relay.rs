@@ -58,12 +58,19 @@ async fn the_relay_forwards_one_call_and_refuses_everything_else() {
     let (a, b) = (socket("127.0.0.1"), socket("127.0.0.1"));
     // Each side speaks first (as a QUIC dial through the relay does), then packets flow across.
     tokio::task::spawn_blocking(move || {
-        a.send_to(b"hello from a", a_side).unwrap();
-        // (Until a side has spoken the relay does not know where it is: what comes for it is
-        // dropped. QUIC's retransmissions cover that in a call.)
-        std::thread::sleep(Duration::from_millis(100));
-        b.send_to(b"hello from b", b_side).unwrap();
-        assert_eq!(recv(&a).as_deref(), Some(&b"hello from b"[..]), "b's first packet reached a");
+        // Until a side has spoken the relay does not know where it is, and what comes for it is
+        // dropped (QUIC's retransmissions cover that in a call): both sides retry, as QUIC would.
+        let mut got = None;
+        for _ in 0..10 {
+            a.send_to(b"hello from a", a_side).unwrap();
+            b.send_to(b"hello from b", b_side).unwrap();
+            got = recv(&a);
+            if got.is_some() {
+                break;
+            }
+        }
+        assert_eq!(got.as_deref(), Some(&b"hello from b"[..]), "b's packet reached a");
+        while recv(&b).is_some() {} // a's hellos that got through
         a.send_to(b"again from a", a_side).unwrap();
         assert_eq!(recv(&b).as_deref(), Some(&b"again from a"[..]));
         // Someone else (another address) writes to both sides: nothing gets through.
@@ -108,11 +115,18 @@ async fn a_flood_is_cut_to_the_rate_and_the_allocation_limits_hold() {
     // Alice floods 2 MB in one second at a 100 kB/s allocation: bob receives about the rate.
     let received = tokio::task::spawn_blocking(move || {
         let (a, b) = (socket("127.0.0.1"), socket("127.0.0.1"));
-        b.send_to(b"open", b_side).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        a.send_to(b"open", a_side).unwrap();
-        let _ = recv(&b);
-        let _ = recv(&a);
+        // Both sides speak until the relay has forwarded one packet each way (it then knows both).
+        let mut ready = false;
+        for _ in 0..10 {
+            b.send_to(b"open", b_side).unwrap();
+            a.send_to(b"open", a_side).unwrap();
+            if recv(&b).is_some() && recv(&a).is_some() {
+                ready = true;
+                break;
+            }
+        }
+        assert!(ready, "the allocation forwards both ways");
+        while recv(&b).is_some() || recv(&a).is_some() {}
         b.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let sink = std::thread::spawn(move || {
             let mut total = 0usize;

@@ -22,7 +22,6 @@ fn routers_translate_like_cone_and_symmetric_nats_and_drop_unsolicited_input() {
     // Two reflectors on the internet, on two ports of the public node.
     let r1 = udp_reflector(&lab.public, 3478, stop.clone());
     let r2 = udp_reflector(&lab.public, 3479, stop.clone());
-    std::thread::sleep(Duration::from_millis(200));
     let wait = Duration::from_secs(2);
     let seen = |home: usize, to: u16| {
         let h = &lab.homes[home];
@@ -43,13 +42,15 @@ fn routers_translate_like_cone_and_symmetric_nats_and_drop_unsolicited_input() {
 
     // Unsolicited: the internet sends to the cone router's mapped port without the host having
     // written to it from there: dropped (the host's listener hears nothing).
-    let listen = in_netns(&lab.homes[cone].host, || {
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let listen = in_netns(&lab.homes[cone].host, move || {
         let s = std::net::UdpSocket::bind(("0.0.0.0", 40001)).unwrap();
+        bound_tx.send(()).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
         let mut buf = [0u8; 16];
         s.recv_from(&mut buf).is_ok()
     });
-    std::thread::sleep(Duration::from_millis(200));
+    bound_rx.recv().unwrap();
     let _ = udp_probe(&lab.public, 5555, &format!("{wan}:40001"), Duration::from_millis(100));
     assert!(!listen.join().unwrap(), "unsolicited input from the internet must not reach the home");
 

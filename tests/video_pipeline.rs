@@ -108,18 +108,7 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
     let request = tokio::time::timeout(Duration::from_secs(5), control_rx.recv()).await.unwrap().unwrap();
     assert!(format!("{request:?}").contains("KeyframeRequest"), "{request:?}");
 
-    // 5. More streams at once than a receiver reads: held open, never finished.
-    let mut held = Vec::new();
-    for _ in 0..8 {
-        if let Ok(mut s) = a.conn.open_uni().await {
-            let _ = s.write_all(&wire::stream_header(2)).await;
-            held.push(s);
-        }
-    }
-
     // Genuine video again: a new GOP from the real sender decodes.
-    drop(held);
-    tokio::time::sleep(Duration::from_millis(500)).await;
     sender.on_keyframe_request(t0 + Duration::from_secs(5));
     let mut fresh = Vec::new();
     for n in 10..20u32 {
@@ -145,6 +134,24 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
     let st = wait(&pipeline, "the genuine GOP", |s| s.receive.frames_decoded >= 11).await;
     assert_eq!(st.receive.frames_decoded, 11, "{st:?}");
     assert!(st.receive.frames_rendered >= 1);
+
+    // 5. More streams at once than a receiver reads (4): held open, never finished. The ones
+    // beyond the limit are stopped by the receiver at once.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut s = a.conn.open_uni().await.unwrap();
+        s.write_all(&wire::stream_header(2)).await.unwrap();
+        held.push(s);
+    }
+    let stopped = futures::future::join_all(
+        held.iter_mut().map(|s| tokio::time::timeout(Duration::from_secs(3), s.stopped())),
+    )
+    .await
+    .into_iter()
+    .filter(|r| r.is_ok())
+    .count();
+    assert_eq!(stopped, 4, "the streams beyond the four read at once are refused");
+    drop(held);
 
     // Bob's own video: switched on, the missing source is reported; nothing is sent, nothing ends.
     pipeline.set_sending(true);

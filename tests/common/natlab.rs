@@ -179,9 +179,12 @@ pub fn udp_probe(ns: &Netns, from_port: u16, to: &str, wait: std::time::Duration
 
 /// A UDP reflector in `ns` on `port`: answers each datagram with the sender's address as it saw
 /// it, until `stop` is set.
+/// Returns once the socket is bound.
 pub fn udp_reflector(ns: &Netns, port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
-    in_netns(ns, move || {
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let handle = in_netns(ns, move || {
         let s = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        let _ = bound_tx.send(());
         s.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
         let mut buf = [0u8; 100];
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -189,5 +192,7 @@ pub fn udp_reflector(ns: &Netns, port: u16, stop: std::sync::Arc<std::sync::atom
                 let _ = s.send_to(from.to_string().as_bytes(), from);
             }
         }
-    })
+    });
+    bound_rx.recv().expect("the reflector bound its socket");
+    handle
 }
