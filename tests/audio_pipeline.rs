@@ -5,26 +5,19 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hail::call::{CallId, Role};
-use hail::identity::Identity;
+use hail::call::CallId;
 use hail::media::audio::AudioSender;
 use hail::media::codec::opus::{DEFAULT_BITRATE, FRAME_SAMPLES};
 use hail::media::io::{SinkSpec, SourceSpec};
 use hail::media::pipeline::{AudioConfig, AudioPipeline};
-use hail::transport::channel::establish;
 #[path = "common/quic.rs"]
 mod quic;
-use quic::{node, params};
+
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_is_reported() {
-    let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
     let call = CallId([0x77; 16]);
-    let (ep_a, _, in_a) = node();
-    let (ep_b, addr_b, in_b) = node();
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
-    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a, quic::no_relay()).await.unwrap();
-    let b = b.await.unwrap().unwrap();
+    let (_, a, b) = quic::channel_pair(call).await;
 
     // Bob: no such microphone, audio to nowhere.
     let config = AudioConfig {

@@ -4,14 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use hail::call::{CallId, Role};
-use hail::identity::Identity;
+use hail::call::CallId;
 use hail::media::io::{SinkSpec, SourceSpec};
 use hail::media::pipeline::{AudioConfig, AudioPipeline};
-use hail::transport::channel::establish;
 #[path = "common/quic.rs"]
 mod quic;
-use quic::{node, params};
+
 
 fn config() -> AudioConfig {
     AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000 }
@@ -32,15 +30,8 @@ async fn grows(p: &AudioPipeline, by: u64, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_keeps_flowing_when_the_dialing_side_moves_to_a_new_address() {
-    let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
     let call = CallId([0x79; 16]);
-    let (ep_a, _, in_a) = node();
-    let (ep_b, addr_b, in_b) = node();
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
-    let a = establish(ep_a.clone(), Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a, quic::no_relay())
-        .await
-        .unwrap();
-    let b = b.await.unwrap().unwrap();
+    let (ep_a, a, b) = quic::channel_pair(call).await;
     let pa = AudioPipeline::start(a.conn.clone(), &a.established.frame_keys, config(), false, Default::default()).unwrap();
     let pb = AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config(), false, Default::default()).unwrap();
     grows(&pb, 50, "before the move, bob hears alice").await;

@@ -5,19 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use hail::call::{CallId, Role};
-use hail::identity::Identity;
+use hail::call::CallId;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::sender::{SenderConfig, VideoSender};
 use hail::media::video::source::{VideoSinkSpec, VideoSourceSpec};
 use hail::media::video::wire::{self, VideoFrame};
 use hail::media::video::cpu_adaptation::VideoFormat;
 use hail::media::video_pipeline::{VideoConfig, VideoPipeline, VideoStats};
-use hail::transport::channel::establish;
 use tokio::sync::mpsc;
 #[path = "common/quic.rs"]
 mod quic;
-use quic::{node, params};
+
 
 async fn wait(pipeline: &VideoPipeline, what: &str, pred: impl Fn(&VideoStats) -> bool) -> VideoStats {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -33,13 +31,8 @@ async fn wait(pipeline: &VideoPipeline, what: &str, pred: impl Fn(&VideoStats) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_decodes() {
-    let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
     let call = CallId([0x78; 16]);
-    let (ep_a, _, in_a) = node();
-    let (ep_b, addr_b, in_b) = node();
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
-    let a = establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a, quic::no_relay()).await.unwrap();
-    let b = b.await.unwrap().unwrap();
+    let (_, a, b) = quic::channel_pair(call).await;
 
     // Bob receives (his own video is off; his source does not exist).
     let config = VideoConfig {

@@ -44,3 +44,20 @@ pub fn node() -> (quinn::Endpoint, std::net::SocketAddr, mpsc::Receiver<CallStre
 pub fn no_relay() -> mpsc::Receiver<std::net::SocketAddr> {
     mpsc::channel(1).1
 }
+
+/// A secure channel between "alice" (seed 1, the caller, who dials) and "bob" (seed 2) for `call`,
+/// unpinned: alice's endpoint (she dialed, so she can move) and both ends.
+pub async fn channel_pair(
+    call: CallId,
+) -> (quinn::Endpoint, hail::transport::channel::SecureChannel, hail::transport::channel::SecureChannel) {
+    use hail::call::Role;
+    use hail::transport::channel::establish;
+    let (alice, bob) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
+    let (ep_a, _, in_a) = node();
+    let (ep_b, addr_b, in_b) = node();
+    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, no_relay()));
+    let a = establish(ep_a.clone(), Role::Caller, call, vec![addr_b], params(&alice, call, None), in_a, no_relay())
+        .await
+        .unwrap();
+    (ep_a, a, b.await.unwrap().unwrap())
+}
