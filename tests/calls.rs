@@ -162,8 +162,26 @@ fn matching_emoji_verify_the_contact_and_safety_numbers_agree() {
 
     // Auto-answer (contacts only) makes the call active by itself.
     let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_status(&alice, "active", |s| live(s, "active"));
-    assert!(alice.hail(&["sas", "confirm"]).ok().contains("bob is marked verified"));
+    let status = wait_status(&alice, "active", |s| live(s, "active"));
+    let call = &status["call"];
+    let call_id = call["call_id"].as_str().unwrap().to_owned();
+    let names: Vec<String> =
+        call["sas"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+    let mut args = vec!["sas", "confirm", &call_id[..8]];
+    args.extend(names.iter().map(String::as_str));
+
+    // A confirmation that names another call, or emoji that are not this call's, verifies nothing.
+    let mut wrong_call = args.clone();
+    wrong_call[2] = if call_id.starts_with("00") { "11111111" } else { "00000000" };
+    alice.refuses(&wrong_call, "call_changed", "not");
+    let mut wrong_emoji = args.clone();
+    wrong_emoji.swap(3, 4);
+    if wrong_emoji != args {
+        alice.refuses(&wrong_emoji, "sas_mismatch", "not this call's emoji");
+    }
+    assert_eq!(alice.hail(&["--json", "contacts", "list"]).json()["ok"][0]["verification"], "unverified");
+
+    assert!(alice.hail(&args).ok().contains("bob is marked verified"));
     let contacts = alice.hail(&["--json", "contacts", "list"]).json();
     assert_eq!(contacts["ok"][0]["verification"], "sas");
     alice.hail(&["hangup"]).ok();
@@ -184,7 +202,7 @@ fn call_commands_without_a_call_give_clear_errors() {
         (&["answer"][..], "no_call"),
         (&["reject"], "no_call"),
         (&["hangup"], "no_call"),
-        (&["sas", "confirm"], "no_call"),
+        (&["sas", "confirm", "3fa2c1d0", "fox", "cactus", "rocket", "anchor"], "no_call"),
         (&["call", "nobody"], "not_found"),
     ] {
         alice.refuses(args, code, "");

@@ -93,8 +93,13 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
     let status = target.status().await;
     assert_eq!(status["call"]["unknown"], true);
 
-    // ...and a fourth invite within 10 s hits the per-peer rate limit.
-    let again = json!({"version": 1, "call_id": CallId([0x5B; 16]).to_string(), "candidates": ["127.0.0.1:9"]});
+    // ...and a fourth invite within 10 s hits the per-peer rate limit (malformed invites spend no
+    // budget; two more well-formed ones find the target busy with the first).
+    for n in [0x5B, 0x5C] {
+        let again = json!({"version": 1, "call_id": CallId([n; 16]).to_string(), "candidates": ["127.0.0.1:9"]});
+        assert_eq!(invite(&mut hostile, peer, again).await.unwrap()["reply"], "busy");
+    }
+    let again = json!({"version": 1, "call_id": CallId([0x5D; 16]).to_string(), "candidates": ["127.0.0.1:9"]});
     let limited = invite(&mut hostile, peer, again).await.unwrap();
     assert_eq!(limited["reply"], "unavailable");
     assert!(limited["reason"].as_str().unwrap().contains("too many calls"), "{limited}");
@@ -129,7 +134,14 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
     other.ask(Command::ContactsAdd { name: "t".into(), contact: target.peer_id.clone() }).await.unwrap();
     target.ask(Command::ContactsAdd { name: "o".into(), contact: other.peer_id.clone() }).await.unwrap();
     let ringing = other
-        .ask(Command::Call { peer: "t".into(), video: false, audio_in: None, audio_out: None, video_in: None, video_out: None })
+        .ask(Command::Call {
+            peer: "t".into(),
+            video: false,
+            audio_in: None,
+            audio_out: None,
+            video_in: None,
+            video_out: None,
+        })
         .await
         .expect("a normal call rings");
     assert_eq!(ringing["state"], "ringing");
@@ -139,9 +151,76 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    target.ask(Command::Answer { audio_in: None, audio_out: None, video_in: None, video_out: None }).await.expect("answer");
+    target
+        .ask(Command::Answer { audio_in: None, audio_out: None, video_in: None, video_out: None })
+        .await
+        .expect("answer");
     other.ask(Command::Hangup).await.expect("hang up");
     for m in members {
         m.daemon.stop().await;
     }
+}
+
+/// With unknown callers refused, a flood of invites from throw-away PeerIds is turned away before
+/// it spends any budget: a contact's call still rings, and the refused calls leave one history
+/// record per caller, not one per invite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throw_away_peer_ids_cannot_lock_a_contact_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = hail::node::DaemonOptions::loopback("silence", "null");
+    options.calls.unknown_callers = Some(hail::node::UnknownCallers::Refuse);
+    let target = hail::node::Daemon::start(hail::home::Home::new(dir.path().join("target")), options).await.unwrap();
+    let target = cluster::Member { peer_id: target.peer_id().to_base58(), daemon: target, address: String::new() };
+    let listen = loop {
+        if let Some(a) = target.status().await["network"]["listen_addresses"][0].as_str() {
+            break a.parse::<Multiaddr>().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let peer: PeerId = target.peer_id.parse().unwrap();
+
+    // 40 strangers, each a fresh PeerId, one invite each; one of them tries three times.
+    // The stranger who tries three times uses call ids starting with "ff".
+    let call = |n: u32, t: u32| {
+        let id = format!("{:02x}{:030x}", if n == 0 { 0xff } else { 0 }, n * 10 + t);
+        json!({"version": 1, "call_id": id, "candidates": ["127.0.0.1:9"], "video": false})
+    };
+    for n in 0..40u32 {
+        let mut stranger = hostile_node();
+        stranger.add_peer_address(peer, listen.clone());
+        let tries = if n == 0 { 3 } else { 1 };
+        for t in 0..tries {
+            let reply = invite(&mut stranger, peer, call(n, t)).await.unwrap();
+            assert_eq!(reply["reply"], "rejected", "stranger {n}: {reply}");
+        }
+    }
+
+    // A contact calls: it rings.
+    let friend = cluster::start(dir.path(), "friend", "server", &[]).await;
+    target.ask(Command::ContactsAdd { name: "friend".into(), contact: friend.peer_id.clone() }).await.unwrap();
+    friend.ask(Command::ContactsAdd { name: "t".into(), contact: format!("{}", target.peer_id) }).await.unwrap();
+    friend.ask(Command::DhtBootstrap { addresses: vec![format!("{listen}/p2p/{}", target.peer_id)] }).await.unwrap();
+    let ringing = friend
+        .ask(Command::Call {
+            peer: "t".into(),
+            video: false,
+            audio_in: None,
+            audio_out: None,
+            video_in: None,
+            video_out: None,
+        })
+        .await
+        .expect("a contact's call rings after the flood");
+    assert_eq!(ringing["state"], "ringing");
+    friend.ask(Command::Hangup).await.expect("hang up");
+
+    // Refused calls: at most one record per stranger (the one who tried three times has one).
+    let history = target.ask(Command::History { limit: Some(1000) }).await.unwrap();
+    let refused: Vec<&Value> =
+        history.as_array().unwrap().iter().filter(|r| r["outcome"]["kind"] == "refused").collect();
+    assert!(!refused.is_empty() && refused.len() <= 40, "{} refused records", refused.len());
+    let first = refused.iter().filter(|r| r["call_id"].as_str().unwrap().starts_with("ff")).count();
+    assert_eq!(first, 1, "three refused invites from one caller make one record");
+    friend.daemon.stop().await;
+    target.daemon.stop().await;
 }

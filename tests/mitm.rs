@@ -30,17 +30,40 @@ async fn attack(pin_bob: bool) -> (Result<SecureChannel, ChannelError>, Result<S
     let (ep_m, addr_m, in_m) = node();
 
     // Bob answers anyone (unknown callers allowed): that is the weakest setting.
-    let bob_side = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
+    let bob_side =
+        tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, None), in_b, quic::no_relay()));
     // Mallory: responder towards Alice, caller towards Bob, each with Mallory's own key.
-    let m_to_alice =
-        tokio::spawn(establish(ep_m.clone(), Role::Callee, call, vec![], params(&mallory, call, None), in_m, quic::no_relay()));
+    let m_to_alice = tokio::spawn(establish(
+        ep_m.clone(),
+        Role::Callee,
+        call,
+        vec![],
+        params(&mallory, call, None),
+        in_m,
+        quic::no_relay(),
+    ));
     let (_none_tx, none_rx) = mpsc::channel(1);
-    let m_to_bob =
-        tokio::spawn(establish(ep_m, Role::Caller, call, vec![addr_b], params(&mallory, call, None), none_rx, quic::no_relay()));
+    let m_to_bob = tokio::spawn(establish(
+        ep_m,
+        Role::Caller,
+        call,
+        vec![addr_b],
+        params(&mallory, call, None),
+        none_rx,
+        quic::no_relay(),
+    ));
     // Alice dials "Bob" and reaches Mallory.
     let expected = pin_bob.then(|| bob.peer_id());
-    let alice_side =
-        bounded(establish(ep_a, Role::Caller, call, vec![addr_m], params(&alice, call, expected), in_a, quic::no_relay())).await;
+    let alice_side = bounded(establish(
+        ep_a,
+        Role::Caller,
+        call,
+        vec![addr_m],
+        params(&alice, call, expected),
+        in_a,
+        quic::no_relay(),
+    ))
+    .await;
 
     let bob_result = bounded(async { bob_side.await.unwrap() }).await;
     let _ = m_to_bob.await;
@@ -86,12 +109,86 @@ async fn a_direct_call_agrees_on_the_emoji_and_garbage_streams_are_refused() {
     let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await.expect("refused in time");
     assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
 
-    let b = tokio::spawn(establish(ep_b, Role::Callee, call, vec![], params(&bob, call, Some(alice.peer_id())), in_b, quic::no_relay()));
-    let a = bounded(establish(ep_a, Role::Caller, call, vec![addr_b], params(&alice, call, Some(bob.peer_id())), in_a, quic::no_relay()))
-        .await
-        .unwrap();
+    let b = tokio::spawn(establish(
+        ep_b,
+        Role::Callee,
+        call,
+        vec![],
+        params(&bob, call, Some(alice.peer_id())),
+        in_b,
+        quic::no_relay(),
+    ));
+    let a = bounded(establish(
+        ep_a,
+        Role::Caller,
+        call,
+        vec![addr_b],
+        params(&alice, call, Some(bob.peer_id())),
+        in_a,
+        quic::no_relay(),
+    ))
+    .await
+    .unwrap();
     let b = bounded(async { b.await.unwrap() }).await.unwrap();
     assert_eq!(a.established.sas, b.established.sas);
     assert_eq!(a.established.remote_peer, bob.peer_id());
     assert_eq!(b.established.remote_peer, alice.peer_id());
+}
+
+/// Mallory knows the call id (a man in the middle on the signalling path would) and opens many
+/// connections to the callee, each with its own message 1. Each message 2 would show him one more
+/// SAS to match against the caller's, so the callee answers one message 1 per call, and a second one
+/// ends the call as a security event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_handshakes_for_one_call_get_at_most_one_message_2() {
+    use hail::crypto::handshake::Initiator;
+    let (alice, bob, mallory) =
+        (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]), Identity::from_seed([6; 32]));
+    let call = CallId([0x5A; 16]);
+    let (ep_b, addr_b, in_b) = node();
+    let (ep_m, _, _in_m) = node();
+    let bob_side = tokio::spawn(establish(
+        ep_b,
+        Role::Callee,
+        call,
+        vec![],
+        params(&bob, call, Some(alice.peer_id())),
+        in_b,
+        quic::no_relay(),
+    ));
+
+    let mut tries = tokio::task::JoinSet::new();
+    for i in 0..50u8 {
+        let (ep_m, mallory) = (ep_m.clone(), mallory.clone());
+        tries.spawn(async move {
+            let Ok(mut stream) = hail::transport::channel::dial(&ep_m, addr_b, call).await else { return false };
+            let (_, msg1) = Initiator::start(params(&mallory, call, None), [i; 32]).unwrap();
+            if hail::transport::channel::write_frame(&mut stream.send, &msg1).await.is_err() {
+                return false;
+            }
+            let read = hail::transport::channel::read_frame(&mut stream.recv, 65535);
+            matches!(tokio::time::timeout(Duration::from_secs(20), read).await, Ok(Ok(_)))
+        });
+    }
+    let mut message_2s = 0;
+    while let Some(got) = tries.join_next().await {
+        message_2s += usize::from(got.unwrap());
+    }
+    assert!(message_2s <= 1, "Mallory read {message_2s} message 2s for one call");
+
+    let bob_result = bounded(async { bob_side.await.unwrap() }).await;
+    match bob_result {
+        Err(e @ ChannelError::SecondHandshake) => assert!(e.is_security(), "shown to the user as a security event"),
+        other => panic!("the call survived 50 handshakes: {other:?}"),
+    }
+}
+
+#[test]
+fn one_message_1_per_call_in_either_role() {
+    let mut slot = hail::transport::channel::HandshakeSlot::default();
+    assert!(!slot.started());
+    assert!(slot.message_1().is_ok());
+    assert!(slot.started());
+    assert_eq!(slot.message_1(), Err(ChannelError::SecondHandshake));
+    assert_eq!(slot.message_1(), Err(ChannelError::SecondHandshake), "and every one after it");
 }

@@ -191,8 +191,16 @@ pub enum ClientCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SasCmd {
-    /// The four emoji matched on both sides: mark the contact verified.
-    Confirm,
+    /// The four emoji matched on both sides: mark the contact verified. Name the call (its id from
+    /// `hail status`, or its first 6+ hex digits) and the emoji you compared, in order, as names
+    /// or glyphs: `hail sas confirm 3fa2c1 fox cactus rocket anchor`.
+    Confirm {
+        /// The call id (or a prefix of at least 6 hex digits).
+        call: String,
+        /// The four emoji you compared (names or glyphs), in order.
+        #[arg(required = true, num_args = 1..)]
+        emoji: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -22,8 +22,10 @@ pub fn describe(event: &Value) -> Option<String> {
                 if call.unknown { " (NOT A CONTACT)" } else { "" }
             ),
             "call.sas" => format!(
-                "Emoji: {}\n  They must be the same on {peer}'s screen. If they are, run `hail sas confirm`; if not, hang up.",
-                call.sas_text.clone().unwrap_or_default()
+                "Emoji: {}\n  They must be the same on {peer}'s screen. If they are, run `hail sas confirm {} {}`; if not, hang up.",
+                call.sas_text.clone().unwrap_or_default(),
+                &call.call_id.to_string()[..8],
+                call.sas.iter().flatten().map(|e| e.name.as_str()).collect::<Vec<_>>().join(" ")
             ),
             "call.media" => format!(
                 "{peer}: microphone {}, video {}",

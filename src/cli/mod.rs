@@ -65,7 +65,9 @@ fn request(command: &ClientCmd) -> Command {
         ClientCmd::Video { state } => Command::Video { on: *state == args::OnOff::On },
         ClientCmd::Reject => Command::Reject,
         ClientCmd::Hangup => Command::Hangup,
-        ClientCmd::Sas(SasCmd::Confirm) => Command::SasConfirm,
+        ClientCmd::Sas(SasCmd::Confirm { call, emoji }) => {
+            Command::SasConfirm { call_id: call.clone(), emoji: emoji.join(" ") }
+        }
         ClientCmd::Watch => Command::Subscribe,
         ClientCmd::History { limit } => Command::History { limit: Some(*limit) },
         ClientCmd::Contacts(c) => match c {

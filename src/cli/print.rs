@@ -136,7 +136,8 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                 n.records_rejected
             );
             println!("mDNS      {}", if n.mdns { "on" } else { "off" });
-            let mut reach = format!("Reach     {}", if n.reachability.is_empty() { "unknown" } else { &n.reachability });
+            let mut reach =
+                format!("Reach     {}", if n.reachability.is_empty() { "unknown" } else { &n.reachability });
             if !n.relayed_via.is_empty() {
                 reach.push_str(&format!("; reachable through relay {}", n.relayed_via.join(", ")));
             }

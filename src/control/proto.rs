@@ -150,9 +150,15 @@ pub enum Command {
     /// Hang up (or cancel) the call.
     #[serde(rename = "hangup")]
     Hangup,
-    /// The four emoji matched: mark the contact SAS-verified.
+    /// The four emoji matched: mark the contact SAS-verified. Names the call and the emoji seen, so
+    /// a confirmation typed for one call never verifies another.
     #[serde(rename = "sas.confirm")]
-    SasConfirm,
+    SasConfirm {
+        /// The call: its id, or a prefix of at least 6 hex digits.
+        call_id: String,
+        /// The four emoji as seen: glyphs, names, or both ("🦊 fox 🌵 cactus …"), in order.
+        emoji: String,
+    },
     /// A contact's safety number; with `confirm`, mark the contact verified.
     #[serde(rename = "contacts.verify")]
     ContactsVerify {
@@ -254,6 +260,10 @@ pub enum ErrorCode {
     NoCall,
     /// The call cannot do that in its state.
     InvalidState,
+    /// `sas.confirm`: the emoji given are not the call's.
+    SasMismatch,
+    /// `sas.confirm`: the call named is not the current call (it ended or another replaced it).
+    CallChanged,
     /// The callee is in another call.
     CalleeBusy,
     /// The callee refused without ringing.
@@ -417,7 +427,7 @@ mod tests {
             Command::Unmute,
             Command::Reject,
             Command::Hangup,
-            Command::SasConfirm,
+            Command::SasConfirm { call_id: "3fa2c1".into(), emoji: "fox cactus rocket anchor".into() },
             Command::ContactsVerify { name: "bob".into(), confirm: true },
             Command::History { limit: Some(5) },
             Command::Subscribe,

@@ -190,7 +190,7 @@ async fn answer(node: &Node, line: &[u8], events: &mut Option<broadcast::Receive
         Command::Video { on } => node.set_video(on).await.map(|v| json(&v)),
         Command::Reject => node.reject().await.map(|v| json(&v)),
         Command::Hangup => node.hangup().await.map(|v| json(&v)),
-        Command::SasConfirm => node.confirm_sas().await.map(|v| json(&v)),
+        Command::SasConfirm { call_id, emoji } => node.confirm_sas(&call_id, &emoji).await.map(|v| json(&v)),
         Command::ContactsVerify { name, confirm } => node.verify_contact(&name, confirm).await.map(|v| json(&v)),
         Command::History { limit } => node.history(limit.unwrap_or(50).min(10_000)).await.map(|v| json(&v)),
         Command::Subscribe => {
@@ -246,6 +246,8 @@ pub fn error_body(e: &NodeError) -> ErrorBody {
         NodeError::InCall => ErrorCode::InCall,
         NodeError::NoCall => ErrorCode::NoCall,
         NodeError::CallAction(_) => ErrorCode::InvalidState,
+        NodeError::SasMismatch(_) => ErrorCode::SasMismatch,
+        NodeError::CallChanged(_) => ErrorCode::CallChanged,
         NodeError::CallEnded(reason) => match reason {
             EndReason::Busy => ErrorCode::CalleeBusy,
             EndReason::Unavailable { .. } => ErrorCode::Unavailable,

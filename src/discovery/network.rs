@@ -126,6 +126,9 @@ pub enum InviteEvent {
     Received {
         /// Who (authenticated by the libp2p connection).
         peer: PeerId,
+        /// The IP of the peer's direct connection (`None` through a relay circuit): unknown
+        /// callers' invites are budgeted per IP.
+        remote_ip: Option<std::net::IpAddr>,
         /// The invite.
         invite: Invite,
         /// Where the reply goes.
@@ -888,7 +891,8 @@ impl Discovery {
         use request_response::{Event, Message};
         let out = match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                InviteEvent::Received { peer, invite: request, channel }
+                let remote_ip = self.peer_ips.get(&peer).copied();
+                InviteEvent::Received { peer, remote_ip, invite: request, channel }
             }
             Event::Message { message: Message::Response { request_id, response }, .. } => {
                 InviteEvent::Replied { request: request_id, reply: response }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 use libp2p::PeerId;
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{NodeError, NodeEvent, Reply, unix_ms};
-use crate::call::rate_limit::InviteLimiter;
+use crate::call::rate_limit::{Caller, InviteLimiter, RefusedLog};
 use crate::call::session::ActionError;
 use crate::call::signal::{self, Invite, InviteReply};
 use crate::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Role, Timeouts, UserAction};
@@ -25,20 +25,16 @@ use crate::crypto::handshake::HandshakeParams;
 use crate::crypto::sas::Sas;
 use crate::discovery::{FindError, FoundPeer, InviteEvent};
 use crate::identity::Identity;
-use crate::media::io::{SinkSpec, SourceSpec};
 use crate::media::feedback::MediaFeedback;
+use crate::media::io::{SinkSpec, SourceSpec};
 use crate::media::pipeline::{AudioConfig, AudioPipeline, AudioStats};
 use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
 use crate::media::video_pipeline::{VideoConfig, VideoPipeline, VideoStats};
 use crate::name::Name;
 use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
-use crate::transport::channel::{
-    self, CallStream, ChannelCommand, ChannelError, ChannelEvent, SecureChannel, accept_call_stream,
-};
-use crate::transport::endpoint;
+use crate::transport::channel::{self, CallStream, ChannelCommand, ChannelError, ChannelEvent, SecureChannel};
+use crate::transport::{accept, endpoint};
 
-/// Most incoming QUIC connections waiting for their call-stream header at once.
-const MAX_PENDING_ACCEPTS: usize = 16;
 /// Capacity of the tasks → loop channel.
 pub(super) const PHONE_EVENTS: usize = 64;
 
@@ -221,14 +217,15 @@ impl CallPath {
         let private = |ip: std::net::IpAddr| match ip {
             std::net::IpAddr::V4(v4) => {
                 // Carrier-grade NAT space (100.64/10) counts as private, as it does for discovery.
-                v4.is_private() || v4.is_loopback() || v4.is_link_local() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+                v4.is_private()
+                    || v4.is_loopback()
+                    || v4.is_link_local()
+                    || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
             }
             std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
         };
-        let peer_behind_nat = peer_candidates
-            .iter()
-            .filter_map(|c| c.parse::<SocketAddr>().ok())
-            .any(|c| private(c.ip()));
+        let peer_behind_nat =
+            peer_candidates.iter().filter_map(|c| c.parse::<SocketAddr>().ok()).any(|c| private(c.ip()));
         let kind = if private(ip) {
             "direct_lan"
         } else if peer_behind_nat && peer_candidates.contains(&remote.to_string()) {
@@ -293,7 +290,12 @@ pub(super) struct LiveCall {
 }
 
 impl LiveCall {
-    fn new(session: CallSession, contact: Option<Contact>, audio_config: AudioConfig, video_config: VideoConfig) -> Self {
+    fn new(
+        session: CallSession,
+        contact: Option<Contact>,
+        audio_config: AudioConfig,
+        video_config: VideoConfig,
+    ) -> Self {
         let remote_video = session.video();
         let (relay_tx, relay_rx) = mpsc::channel(2);
         LiveCall {
@@ -372,6 +374,8 @@ pub(super) struct Phone {
     pub current: Option<LiveCall>,
     pub last: Option<CallInfo>,
     pub limiter: InviteLimiter,
+    /// Which refused invites make history records.
+    pub refused_log: RefusedLog,
     pub events: mpsc::Sender<PhoneEvent>,
     accept_task: Option<JoinHandle<()>>,
     /// Our call endpoint's address as a public reflector saw it (behind NAT), for candidates.
@@ -395,6 +399,7 @@ impl Phone {
     ) -> Self {
         Phone {
             limiter: InviteLimiter::new(settings.invite_limits),
+            refused_log: RefusedLog::default(),
             endpoint,
             settings,
             identity,
@@ -422,31 +427,13 @@ impl Phone {
         });
     }
 
-    /// Starts accepting QUIC connections: each must name a call in its stream header within
-    /// [`channel::HEADER_TIMEOUT`]; at most [`MAX_PENDING_ACCEPTS`] wait at once.
+    /// Starts accepting QUIC connections under the accept budget (`transport::accept`): each must
+    /// name a call in its stream header within [`accept::ACCEPT_TIMEOUT`] of its first packet.
     pub fn start(&mut self) {
-        let endpoint = self.endpoint.clone();
-        let events = self.events.clone();
-        let slots = Arc::new(Semaphore::new(MAX_PENDING_ACCEPTS));
-        self.accept_task = Some(tokio::spawn(async move {
-            while let Some(incoming) = endpoint.accept().await {
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    incoming.refuse();
-                    continue;
-                };
-                let events = events.clone();
-                tokio::spawn(async move {
-                    match accept_call_stream(incoming).await {
-                        Ok(Some((call_id, stream))) => {
-                            let _ = events.send(PhoneEvent::Inbound { call_id, stream }).await;
-                        }
-                        Ok(None) => tracing::debug!("answered a reflect request"),
-                        Err(e) => tracing::debug!(error = %e, "refused a QUIC connection"),
-                    }
-                    drop(permit);
-                });
-            }
-        }));
+        let (endpoint, events) = (self.endpoint.clone(), self.events.clone());
+        let wrap: fn(CallId, CallStream) -> PhoneEvent = |call_id, stream| PhoneEvent::Inbound { call_id, stream };
+        self.accept_task =
+            Some(tokio::spawn(accept::accept_calls(endpoint, accept::AcceptLimits::default(), events, wrap)));
     }
 
     /// Closes everything (node shutdown).
@@ -519,17 +506,13 @@ impl LiveCall {
             muted: self.muted,
             audio: self.audio.as_ref().map(AudioPipeline::stats),
             video_stats: self.video.as_ref().map(VideoPipeline::stats),
-            path: self
-                .media_path
-                .as_ref()
-                .filter(|_| s.state() != CallState::Ended)
-                .map(|(conn, _)| {
-                    let mut p = CallPath::classify(conn.remote_address(), &self.remote_candidates, conn.rtt());
-                    if Some(conn.remote_address()) == self.relay_mine {
-                        p.kind = "relayed".into();
-                    }
-                    p
-                }),
+            path: self.media_path.as_ref().filter(|_| s.state() != CallState::Ended).map(|(conn, _)| {
+                let mut p = CallPath::classify(conn.remote_address(), &self.remote_candidates, conn.rtt());
+                if Some(conn.remote_address()) == self.relay_mine {
+                    p.kind = "relayed".into();
+                }
+                p
+            }),
             started_at_ms: self.started_wall_ms,
             answered_at_ms: s.answered_at().map(wall),
             duration_secs: s
@@ -665,11 +648,34 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         Ok(info)
     }
 
-    /// `hail sas confirm`: the emoji matched; the contact becomes SAS-verified.
-    pub(super) fn confirm_sas(&mut self) -> Result<Contact, NodeError> {
-        let call = self.phone.current.as_ref().ok_or(NodeError::NoCall)?;
-        if call.session.sas().is_none() {
+    /// `hail sas confirm CALL EMOJI`: the emoji matched; the contact becomes SAS-verified. The
+    /// confirmation names the call and the emoji seen, so one typed for a call that has since
+    /// ended or been replaced, or with emoji that are not this call's, verifies nothing.
+    pub(super) fn confirm_sas(&mut self, call_id: &str, emoji: &str) -> Result<Contact, NodeError> {
+        let Some(call) = self.phone.current.as_ref() else {
+            return Err(match &self.phone.last {
+                Some(last) if id_matches(&last.call_id, call_id) => {
+                    NodeError::CallChanged("that call has ended: confirm the emoji during the call".into())
+                }
+                _ => NodeError::NoCall,
+            });
+        };
+        let id = call.session.id();
+        if !id_matches(&id, call_id) {
+            return Err(NodeError::CallChanged(format!(
+                "the current call is {id}, not {}: nothing was confirmed (check `hail status`)",
+                call_id.chars().filter(char::is_ascii_hexdigit).take(32).collect::<String>()
+            )));
+        }
+        let info = call.info();
+        let Some(sas) = info.sas.as_deref() else {
             return Err(NodeError::CallAction("the emoji are not ready yet: wait for the secure connection"));
+        };
+        if !sas_matches(sas, emoji) {
+            return Err(NodeError::SasMismatch(format!(
+                "those are not this call's emoji (the call shows {}): nothing was confirmed",
+                info.sas_text.unwrap_or_default()
+            )));
         }
         let Some(contact) = call.contact.clone() else {
             return Err(NodeError::CallAction("the caller is not a contact: add them first (hail contacts add)"));
@@ -685,7 +691,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     /// An invite from the swarm, or the answer to ours.
     pub(super) fn on_invite(&mut self, event: InviteEvent) {
         match event {
-            InviteEvent::Received { peer, invite, channel } => self.on_incoming_invite(peer, invite, channel),
+            InviteEvent::Received { peer, remote_ip, invite, channel } => {
+                self.on_incoming_invite(peer, remote_ip, invite, channel)
+            }
             InviteEvent::Replied { request, reply } => self.feed_if(Some(request), Input::InviteReplied(reply)),
             InviteEvent::Failed { request, reason } => self.feed_if(Some(request), Input::InviteFailed(reason)),
         }
@@ -700,22 +708,32 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         self.drive_call();
     }
 
-    fn on_incoming_invite(&mut self, peer: PeerId, invite: Invite, channel: ResponseChannel<InviteReply>) {
+    /// An invite from `peer`. Who is calling is decided first (a blocked caller, or an unknown one
+    /// when unknown callers are refused, is turned away before any budget is spent); then contacts
+    /// and unknown callers draw on separate budgets (`call::rate_limit`), so throw-away PeerIds
+    /// cannot lock contacts out.
+    fn on_incoming_invite(
+        &mut self,
+        peer: PeerId,
+        remote_ip: Option<std::net::IpAddr>,
+        invite: Invite,
+        channel: ResponseChannel<InviteReply>,
+    ) {
         let now = Instant::now();
         let refuse = |reason: &str| InviteReply::Unavailable { reason: reason.into() };
-        let reply = if !self.phone.limiter.allow(peer, now) {
-            Some(refuse("too many calls; try again later"))
-        } else if let Err(e) = invite.validate() {
+        if let Err(e) = invite.validate() {
             tracing::info!(%peer, error = %e, "refused a malformed invite");
-            Some(refuse("malformed invite"))
-        } else {
-            None
-        };
-        if let Some(reply) = reply {
-            self.discovery.reply_invite(channel, reply);
+            self.discovery.reply_invite(channel, refuse("malformed invite"));
             return;
         }
-        let contact = self.db.contact_by_peer(&peer).ok().flatten();
+        let contact = match self.db.contact_by_peer(&peer) {
+            Ok(contact) => contact,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot read the contacts: refusing the call");
+                self.discovery.reply_invite(channel, refuse("try again later"));
+                return;
+            }
+        };
         let blocked = contact.as_ref().is_some_and(|c| c.blocked);
         let unknown_refused = contact.is_none() && self.phone.settings.unknown_callers == UnknownCallers::Refuse;
         if blocked || unknown_refused {
@@ -727,7 +745,13 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 InviteReply::Rejected { reason: "not accepting calls from people who are not contacts".into() }
             };
             self.discovery.reply_invite(channel, reply);
-            self.record_refused(peer, contact, &invite);
+            self.record_refused(peer, contact, &invite, now);
+            return;
+        }
+        let caller = if contact.is_some() { Caller::Contact } else { Caller::Unknown(remote_ip) };
+        if let Err(over) = self.phone.limiter.admit(peer, caller, now) {
+            tracing::info!(%peer, ?remote_ip, ?over, "refused an invite over its budget");
+            self.discovery.reply_invite(channel, refuse("too many calls; try again later"));
             return;
         }
         if self.phone.current.is_some() {
@@ -748,12 +772,8 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             now,
         );
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
-        self.phone.current = Some(LiveCall::new(
-            session,
-            contact,
-            self.phone.settings.audio.clone(),
-            self.phone.settings.video.clone(),
-        ));
+        self.phone.current =
+            Some(LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone()));
         self.discovery.reply_invite(channel, InviteReply::Ringing { candidates });
         if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::relay::parse_candidate(c)) {
             let request = crate::relay::RelayRequest::Join { call_id: invite.call_id };
@@ -770,7 +790,11 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         self.drive_call();
     }
 
-    fn record_refused(&mut self, peer: PeerId, contact: Option<Contact>, invite: &Invite) {
+    /// Records a call refused without ringing, unless [`RefusedLog`] coalesces it.
+    fn record_refused(&mut self, peer: PeerId, contact: Option<Contact>, invite: &Invite, at: Instant) {
+        if !self.phone.refused_log.should_record(peer, at) {
+            return;
+        }
         let now = unix_ms(SystemTime::now());
         let record = CallRecord {
             call_id: invite.call_id.to_string(),
@@ -863,8 +887,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                         let peer = call.session.peer();
                         match self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()) {
                             Some(relay) => {
-                                let request =
-                                    crate::relay::RelayRequest::Allocate { call_id, peer: peer.to_string() };
+                                let request = crate::relay::RelayRequest::Allocate { call_id, peer: peer.to_string() };
                                 self.ask_relay(call_id, relay, request, true);
                             }
                             None => self.send_invite(call_id, Vec::new()),
@@ -910,7 +933,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     }
                     Err(e) => {
                         tracing::warn!(%call_id, error = %e, "secure channel failed");
-                        let reason = if e.is_security() {
+                        let reason = if matches!(e, ChannelError::SecondHandshake) {
+                            e.to_string()
+                        } else if e.is_security() {
                             let who = match &call.contact {
                                 Some(c) => format!("the peer answering as your contact '{}'", c.name),
                                 None => format!("the peer answering as {}", call.session.peer()),
@@ -1094,9 +1119,57 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     }
 }
 
+/// Whether `given` names call `id`: the whole id or a prefix of at least 6 hex digits.
+fn id_matches(id: &CallId, given: &str) -> bool {
+    let given = given.trim().to_ascii_lowercase();
+    given.len() >= 6 && id.to_string().starts_with(&given)
+}
+
+/// Whether `given` is the four emoji of `sas`, in order: as glyphs, as names, or as "glyph name"
+/// pairs (what `hail call` prints), ignoring case, commas and spacing.
+fn sas_matches(sas: &[SasEmoji], given: &str) -> bool {
+    let normal = |s: &str| {
+        s.to_lowercase().replace(',', " ").replace('\u{fe0f}', "").split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let given = normal(given);
+    if sas.is_empty() || given.is_empty() {
+        return false;
+    }
+    let glyphs = sas.iter().map(|e| e.emoji.as_str()).collect::<Vec<_>>();
+    let names = sas.iter().map(|e| e.name.as_str()).collect::<Vec<_>>();
+    let pairs = sas.iter().map(|e| format!("{} {}", e.emoji, e.name)).collect::<Vec<_>>();
+    [glyphs.join(""), glyphs.join(" "), names.join(" "), pairs.join(" ")].iter().any(|form| normal(form) == given)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sas_confirmation_must_name_the_call_and_its_emoji() {
+        let id = CallId([0xAB; 16]);
+        assert!(id_matches(&id, "abababab"));
+        assert!(id_matches(&id, &id.to_string().to_uppercase()));
+        assert!(!id_matches(&id, "abab"), "too short a prefix names nothing");
+        assert!(!id_matches(&id, "abababac"));
+        let sas: Vec<SasEmoji> = [("🦊", "fox"), ("🌵", "cactus"), ("🚀", "rocket"), ("⚓", "anchor")]
+            .iter()
+            .map(|(e, n)| SasEmoji { emoji: (*e).into(), name: (*n).into() })
+            .collect();
+        for ok in [
+            "fox cactus rocket anchor",
+            "Fox, Cactus, Rocket, Anchor",
+            "🦊🌵🚀⚓",
+            "🦊 🌵 🚀 ⚓",
+            "🦊 fox  🌵 cactus  🚀 rocket  ⚓ anchor",
+        ] {
+            assert!(sas_matches(&sas, ok), "{ok}");
+        }
+        for bad in ["", "fox cactus rocket", "cactus fox rocket anchor", "fox cactus rocket anchor fox", "🦊🌵🚀🐙"]
+        {
+            assert!(!sas_matches(&sas, bad), "{bad}");
+        }
+    }
 
     #[test]
     fn paths_are_told_apart_by_the_address_and_the_peers_candidates() {

@@ -194,8 +194,8 @@ impl<S: Store> NodeLoop<S> {
             Request::CallAction { action, reply } => {
                 let _ = reply.send(self.call_action(action));
             }
-            Request::SasConfirm { reply } => {
-                let _ = reply.send(self.confirm_sas());
+            Request::SasConfirm { call_id, emoji, reply } => {
+                let _ = reply.send(self.confirm_sas(&call_id, &emoji));
             }
             Request::Verify { name, confirm, reply } => {
                 let _ = reply.send(self.verify_contact(&name, confirm));

@@ -213,6 +213,12 @@ pub enum NodeError {
     /// The call cannot do that now.
     #[error("{0}")]
     CallAction(&'static str),
+    /// `sas confirm` was given emoji that are not the call's.
+    #[error("{0}")]
+    SasMismatch(String),
+    /// `sas confirm` named a call that is not the current one.
+    #[error("{0}")]
+    CallChanged(String),
     /// The call ended before it rang.
     #[error("{}", .0.describe())]
     CallEnded(crate::call::EndReason),
@@ -265,7 +271,7 @@ enum Request {
     Mute { muted: bool, reply: Reply<CallInfo> },
     Video { on: bool, reply: Reply<CallInfo> },
     CallAction { action: crate::call::UserAction, reply: Reply<CallInfo> },
-    SasConfirm { reply: Reply<Contact> },
+    SasConfirm { call_id: String, emoji: String, reply: Reply<Contact> },
     Verify { name: Name, confirm: bool, reply: Reply<SafetyNumber> },
     History { limit: usize, reply: Reply<Vec<crate::store::CallRecord>> },
     Shutdown { reply: oneshot::Sender<()> },
@@ -417,8 +423,9 @@ impl Node {
     }
 
     /// Records that the four emoji matched: the contact becomes SAS-verified.
-    pub async fn confirm_sas(&self) -> Result<Contact, NodeError> {
-        self.ask(|reply| Request::SasConfirm { reply }).await
+    pub async fn confirm_sas(&self, call_id: &str, emoji: &str) -> Result<Contact, NodeError> {
+        let (call_id, emoji) = (call_id.to_owned(), emoji.to_owned());
+        self.ask(|reply| Request::SasConfirm { call_id, emoji, reply }).await
     }
 
     /// A contact's safety number; with `confirm`, marks the contact verified.

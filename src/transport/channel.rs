@@ -24,6 +24,9 @@ pub const STREAM_MAGIC: &[u8; 4] = b"HAIL";
 pub const STREAM_VERSION: u8 = 1;
 /// How long a peer may take to send the stream header.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one handshake message may take to arrive once the previous one was sent (message 1:
+/// once the stream exists).
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// QUIC application close code: the call is over.
 pub const CLOSE_DONE: u32 = 0;
 /// QUIC application close code: no such call here, or a duplicate connection.
@@ -38,6 +41,10 @@ pub enum ChannelError {
     /// The handshake failed: a wrong identity, a bad commitment, a tampered message.
     #[error(transparent)]
     Security(Box<HandshakeError>),
+    /// A second handshake arrived for a call that already answered one. Only a man in the middle
+    /// trying to grind the emoji (one message 2 per try) has a reason to do that, so the call fails.
+    #[error("a second handshake arrived for this call: someone may be trying to guess the emoji (a man in the middle)")]
+    SecondHandshake,
 }
 
 impl From<HandshakeError> for ChannelError {
@@ -53,7 +60,7 @@ impl ChannelError {
 
     /// Whether this is a security failure (as opposed to a network one).
     pub fn is_security(&self) -> bool {
-        matches!(self, ChannelError::Security(_))
+        matches!(self, ChannelError::Security(_) | ChannelError::SecondHandshake)
     }
 }
 
@@ -161,26 +168,58 @@ pub async fn initiate(
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
     let (initiator, msg1) = Initiator::start(params, nonce)?;
     write_frame(&mut stream.send, &msg1).await?;
-    let msg2 = read_frame(&mut stream.recv, crate::crypto::handshake::MAX_MESSAGE).await?;
+    let msg2 = read_message(&mut stream.recv, "message 2").await?;
     let (msg3, established) = initiator.read_message_2(&msg2)?;
     write_frame(&mut stream.send, &msg3).await?;
     Ok(SecureChannel { conn: stream.conn, send: stream.send, recv: stream.recv, established })
 }
 
-/// Runs the responder's handshake on `stream` (waits for message 1 as long as it takes).
-pub async fn respond(
-    mut stream: CallStream,
+/// Reads one handshake message, within [`MESSAGE_TIMEOUT`].
+async fn read_message(recv: &mut RecvStream, which: &str) -> Result<Vec<u8>, ChannelError> {
+    match tokio::time::timeout(MESSAGE_TIMEOUT, read_frame(recv, crate::crypto::handshake::MAX_MESSAGE)).await {
+        Ok(result) => result,
+        Err(_) => Err(ChannelError::Network(format!("the peer did not send handshake {which} in time"))),
+    }
+}
+
+/// A stream on which the initiator's message 1 arrived, not yet answered.
+#[derive(Debug)]
+pub struct Message1 {
+    stream: CallStream,
+    msg1: Vec<u8>,
+}
+
+/// Waits for message 1 on `stream` (within [`MESSAGE_TIMEOUT`]). Nothing is answered yet: the
+/// caller of this decides whether this is the one message 1 of the call that gets a message 2.
+pub async fn await_message_1(mut stream: CallStream) -> Result<Message1, ChannelError> {
+    let msg1 = read_message(&mut stream.recv, "message 1").await?;
+    Ok(Message1 { stream, msg1 })
+}
+
+/// Runs the responder's side of the handshake from a message 1 (sends message 2, reads message 3).
+/// Call it once per call: every message 2 shows a man in the middle one more SAS.
+pub async fn answer(
+    first: Message1,
     call_id: CallId,
     mut params: HandshakeParams,
 ) -> Result<SecureChannel, ChannelError> {
+    let Message1 { mut stream, msg1 } = first;
     params.tls_exporter = exporter(&stream.conn, call_id)?;
     let mut responder = Responder::new(params)?;
-    let msg1 = read_frame(&mut stream.recv, crate::crypto::handshake::MAX_MESSAGE).await?;
     let msg2 = responder.read_message_1(&msg1)?;
     write_frame(&mut stream.send, &msg2).await?;
-    let msg3 = read_frame(&mut stream.recv, crate::crypto::handshake::MAX_MESSAGE).await?;
+    let msg3 = read_message(&mut stream.recv, "message 3").await?;
     let established = responder.read_message_3(&msg3)?;
     Ok(SecureChannel { conn: stream.conn, send: stream.send, recv: stream.recv, established })
+}
+
+/// Runs the responder's handshake on `stream` (messages 1 to 3, each within [`MESSAGE_TIMEOUT`]).
+pub async fn respond(
+    stream: CallStream,
+    call_id: CallId,
+    params: HandshakeParams,
+) -> Result<SecureChannel, ChannelError> {
+    answer(await_message_1(stream).await?, call_id, params).await
 }
 
 /// Dials `addr`, opens the call stream and writes its header.
@@ -199,6 +238,13 @@ pub const RELAY_DELAY: Duration = Duration::from_secs(3);
 /// (`relayed`, as they become known) are dialed only once [`RELAY_DELAY`] has passed without a
 /// channel: a direct path is preferred. Returns when one channel is established (every other
 /// connection closed) or everything failed; the caller bounds it in time.
+///
+/// **One handshake per call.** The caller sends message 1 once, on the first stream it has; the
+/// callee answers the first message 1 that arrives and nothing else. A second message 1 for the
+/// call fails it with [`ChannelError::SecondHandshake`]: each message 2 carries a fresh ephemeral
+/// key, hence a fresh SAS, so answering k of them would give a man in the middle k tries at
+/// matching the emoji (`protocols/sas-v1.md`). For the same reason a caller whose one handshake
+/// failed does not start another on a later stream: the call fails.
 pub async fn establish(
     endpoint: quinn::Endpoint,
     role: Role,
@@ -225,46 +271,89 @@ pub async fn establish(
     }
     drop(ready_tx);
 
-    let mut handshakes: JoinSet<Result<SecureChannel, ChannelError>> = JoinSet::new();
+    let mut steps: JoinSet<Step> = JoinSet::new();
+    let mut handshake = HandshakeSlot::default();
     let mut last_error = ChannelError::Network("no candidate could be reached".into());
     let (mut dialing, mut inbound_open) = (true, true);
     let result = loop {
-        tokio::select! {
-            addr = relayed.recv(), if relay_ready.is_some() => match addr {
-                Some(addr) => {
-                    let (endpoint, ready_tx) = (endpoint.clone(), relay_ready.clone().expect("checked"));
-                    dials.spawn(async move {
-                        tokio::time::sleep_until(started + RELAY_DELAY).await;
-                        tracing::info!(%addr, "no direct path yet: dialing through the media relay");
-                        match dial(&endpoint, addr, call_id).await {
-                            Ok(stream) => {
-                                let _ = ready_tx.send(stream).await;
+        let stream = tokio::select! {
+            addr = relayed.recv(), if relay_ready.is_some() => {
+                match addr {
+                    Some(addr) => {
+                        let (endpoint, ready_tx) = (endpoint.clone(), relay_ready.clone().expect("checked"));
+                        dials.spawn(async move {
+                            tokio::time::sleep_until(started + RELAY_DELAY).await;
+                            tracing::info!(%addr, "no direct path yet: dialing through the media relay");
+                            match dial(&endpoint, addr, call_id).await {
+                                Ok(stream) => {
+                                    let _ = ready_tx.send(stream).await;
+                                }
+                                Err(e) => tracing::debug!(%addr, error = %e, "relay candidate failed"),
                             }
-                            Err(e) => tracing::debug!(%addr, error = %e, "relay candidate failed"),
-                        }
-                    });
+                        });
+                    }
+                    None => relay_ready = None,
                 }
-                None => relay_ready = None,
-            },
+                continue;
+            }
             stream = ready_rx.recv(), if dialing => match stream {
-                Some(stream) => start_handshake(&mut handshakes, role, call_id, &params, stream),
-                None => dialing = false,
+                Some(stream) => stream,
+                None => {
+                    dialing = false;
+                    continue;
+                }
             },
             stream = inbound.recv(), if inbound_open => match stream {
-                Some(stream) => start_handshake(&mut handshakes, role, call_id, &params, stream),
-                None => inbound_open = false,
+                Some(stream) => stream,
+                None => {
+                    inbound_open = false;
+                    continue;
+                }
             },
-            Some(done) = handshakes.join_next(), if !handshakes.is_empty() => match done {
-                Ok(Ok(channel)) => break Ok(channel),
-                Ok(Err(e)) if e.is_security() => break Err(e),
-                Ok(Err(e)) => last_error = e,
-                Err(_) => {}
-            },
+            Some(done) = steps.join_next(), if !steps.is_empty() => {
+                match done {
+                    Ok(Step::Message1(first)) => match handshake.message_1() {
+                        Ok(()) => {
+                            let params = params.clone();
+                            steps.spawn(async move { Step::Handshake(answer(first, call_id, params).await) });
+                        }
+                        Err(e) => {
+                            first.stream.conn.close(CLOSE_UNWANTED.into(), b"second handshake");
+                            tracing::warn!(%call_id, "a second handshake message 1 arrived for this call: ending it");
+                            break Err(e);
+                        }
+                    },
+                    // The call's one handshake finished, well or not: there is no second try.
+                    Ok(Step::Handshake(result)) => break result,
+                    // A stream that never brought message 1 (the caller picked another, or a probe).
+                    Ok(Step::NoMessage1(e)) => last_error = e,
+                    Err(_) => {}
+                }
+                continue;
+            }
             else => break Err(last_error.clone()),
+        };
+        match role {
+            Role::Caller => match handshake.message_1() {
+                Ok(()) => {
+                    let params = params.clone();
+                    steps.spawn(async move { Step::Handshake(initiate(stream, call_id, params).await) });
+                }
+                // The caller sends message 1 on one stream only; later ones are refused.
+                Err(_) => stream.conn.close(CLOSE_UNWANTED.into(), b"duplicate"),
+            },
+            Role::Callee => {
+                steps.spawn(async move {
+                    match await_message_1(stream).await {
+                        Ok(first) => Step::Message1(first),
+                        Err(e) => Step::NoMessage1(e),
+                    }
+                });
+            }
         }
     };
     dials.abort_all();
-    handshakes.abort_all();
+    steps.abort_all();
     // Duplicates that are still arriving are refused politely.
     while let Ok(extra) = ready_rx.try_recv() {
         extra.conn.close(CLOSE_UNWANTED.into(), b"duplicate");
@@ -272,26 +361,36 @@ pub async fn establish(
     result
 }
 
-fn start_handshake(
-    handshakes: &mut JoinSet<Result<SecureChannel, ChannelError>>,
-    role: Role,
-    call_id: CallId,
-    params: &HandshakeParams,
-    stream: CallStream,
-) {
-    let params = params.clone();
-    match role {
-        Role::Caller => {
-            // The caller sends message 1 on one stream only; later ones wait their turn.
-            if handshakes.is_empty() {
-                handshakes.spawn(initiate(stream, call_id, params));
-            } else {
-                stream.conn.close(CLOSE_UNWANTED.into(), b"duplicate");
-            }
+/// What one task of [`establish`] finished with.
+enum Step {
+    /// Message 1 arrived on a stream (callee).
+    Message1(Message1),
+    /// A stream closed or timed out without message 1 (callee): not the handshake's failure.
+    NoMessage1(ChannelError),
+    /// The call's one handshake finished.
+    Handshake(Result<SecureChannel, ChannelError>),
+}
+
+/// The rule "one message 1 per call", for either role: the caller sends one, the callee answers
+/// one. Sans-IO, so the rule is tested on its own.
+#[derive(Debug, Default)]
+pub struct HandshakeSlot {
+    taken: bool,
+}
+
+impl HandshakeSlot {
+    /// A message 1 is about to be sent (caller) or answered (callee): `Ok` the first time, then
+    /// [`ChannelError::SecondHandshake`].
+    pub fn message_1(&mut self) -> Result<(), ChannelError> {
+        if std::mem::replace(&mut self.taken, true) {
+            return Err(ChannelError::SecondHandshake);
         }
-        Role::Callee => {
-            handshakes.spawn(respond(stream, call_id, params));
-        }
+        Ok(())
+    }
+
+    /// Whether the call's handshake has started.
+    pub fn started(&self) -> bool {
+        self.taken
     }
 }
 
@@ -370,29 +469,19 @@ pub async fn run_control(
     reader.abort();
 }
 
-/// Accepts an incoming connection and its call stream; returns the call the header names. Bounded by
-/// [`HEADER_TIMEOUT`] after the QUIC handshake. A reflect request is answered here (and `None`
-/// returned): any node's call endpoint tells a peer which address its packets come from.
+/// Accepts an incoming connection and its call stream; returns the call the header names. The
+/// whole accept (QUIC handshake and header) is bounded by [`super::accept::ACCEPT_TIMEOUT`]. A
+/// reflect request is answered here (and `None` returned): any node's call endpoint tells a peer
+/// which address its packets come from. The daemon uses [`super::accept::accept_calls`], which adds
+/// the slot and reflect budgets.
 pub async fn accept_call_stream(incoming: quinn::Incoming) -> Result<Option<(CallId, CallStream)>, ChannelError> {
-    let conn = incoming.await.map_err(ChannelError::net)?;
-    let accept = async {
-        let (send, mut recv) = conn.accept_bi().await.map_err(ChannelError::net)?;
-        let request = read_request(&mut recv).await?;
-        Ok::<_, ChannelError>((request, send, recv))
-    };
-    match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
-        Ok(Ok((StreamRequest::Reflect(nonce), send, _))) => {
-            super::reflect::answer(conn, send, nonce).await;
+    match tokio::time::timeout(super::accept::ACCEPT_TIMEOUT, super::accept::accept_request(incoming)).await {
+        Ok(Ok((StreamRequest::Reflect(nonce), stream))) => {
+            super::reflect::answer(stream.conn, stream.send, nonce).await;
             Ok(None)
         }
-        Ok(Ok((StreamRequest::Call(call_id), send, recv))) => Ok(Some((call_id, CallStream { conn, send, recv }))),
-        Ok(Err(e)) => {
-            conn.close(CLOSE_UNWANTED.into(), b"bad call stream");
-            Err(e)
-        }
-        Err(_) => {
-            conn.close(CLOSE_UNWANTED.into(), b"no call stream");
-            Err(ChannelError::Network("no call stream header in time".into()))
-        }
+        Ok(Ok((StreamRequest::Call(call_id), stream))) => Ok(Some((call_id, stream))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ChannelError::Network("no call stream header in time".into())),
     }
 }

@@ -1,7 +1,8 @@
 //! The call's network path: a quinn endpoint on its own UDP port ([`endpoint`]) and the secure
 //! channel on it ([`channel`]): candidate racing, the Noise handshake over the first stream, and the
-//! control stream.
+//! control stream; [`accept`] bounds what incoming connections may cost.
 
+pub mod accept;
 pub mod channel;
 pub mod congestion;
 pub mod endpoint;
