@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the home, below `--home` and above the default.
@@ -32,6 +32,19 @@ pub enum HomeError {
         path: PathBuf,
         /// The OS error.
         source: io::Error,
+    },
+    /// The folder (or its `db/`) belongs to another user: whoever owns it can swap the identity key,
+    /// the database or the control socket under us.
+    #[error(
+        "{path} belongs to another user (uid {owner}; this is uid {uid}): a node's home must be your own; pass a --home you own"
+    )]
+    NotOwned {
+        /// The folder.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Our effective user id.
+        uid: u32,
     },
     /// Another daemon already runs on this home.
     #[error("another hail daemon{} already runs with home {home}; stop it first, or pass a different --home",
@@ -94,7 +107,10 @@ impl Home {
         self.dir.join("daemon.lock")
     }
 
-    /// Creates the folder (mode 0700) if needed, and checks the socket path fits.
+    /// Creates the folder (mode 0700) and its database folder `db/` (0700) if needed, and checks
+    /// the socket path fits. A folder owned by another user is refused ([`HomeError::NotOwned`]); a
+    /// home that others may write to loses those permissions (`chmod go-w`), a `db/` that others may
+    /// read or enter loses them all (`chmod go-rwx`), each with a warning in the log.
     pub fn create(&self) -> Result<(), HomeError> {
         let io = |source| HomeError::Io { path: self.dir.clone(), source };
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(io)?;
@@ -102,7 +118,15 @@ impl Home {
         if len > MAX_SOCKET_PATH {
             return Err(HomeError::PathTooLong { len });
         }
-        Ok(())
+        make_private(&self.dir, 0o022)?;
+        let db = self.database_path();
+        match fs::DirBuilder::new().mode(0o700).create(&db) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(HomeError::Io { path: db, source: e });
+            }
+            _ => {}
+        }
+        make_private(&db, 0o077)
     }
 
     /// Takes the one-daemon-per-home lock, writing our pid into it. The lock is released when the
@@ -135,6 +159,33 @@ impl Home {
         let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
         Ok(HomeLock { _file: file })
     }
+}
+
+/// Refuses a folder owned by another user; removes the `forbidden` permission bits from ours, with a
+/// warning.
+fn make_private(path: &Path, forbidden: u32) -> Result<(), HomeError> {
+    let io = |source| HomeError::Io { path: path.to_owned(), source };
+    let meta = fs::metadata(path).map_err(io)?;
+    if !meta.is_dir() {
+        return Err(io(io::Error::new(io::ErrorKind::NotADirectory, "not a folder")));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid {
+        return Err(HomeError::NotOwned { path: path.to_owned(), owner: meta.uid(), uid });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & forbidden != 0 {
+        let private = mode & !forbidden;
+        fs::set_permissions(path, fs::Permissions::from_mode(private)).map_err(io)?;
+        tracing::warn!(
+            path = %path.display(),
+            was = %format!("{mode:o}"),
+            now = %format!("{private:o}"),
+            "other users had access to this folder of the node's home; that access is removed"
+        );
+    }
+    Ok(())
 }
 
 /// Held while a daemon runs on a home.

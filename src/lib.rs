@@ -55,6 +55,7 @@ pub mod home;
 pub mod identity;
 pub mod media;
 pub mod name;
+pub mod peer_text;
 pub mod relay;
 pub mod node;
 pub mod store;

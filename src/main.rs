@@ -15,13 +15,14 @@ use hail::home::Home;
 use hail::node::DaemonOptions;
 
 use cli::args::{Cli, Cmd, DaemonArgs};
+use cli::out::errln;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("hail: cannot start the async runtime: {e}");
+            errln!("hail: cannot start the async runtime: {e}");
             return ExitCode::from(cli::EXIT_OTHER);
         }
     };
@@ -32,14 +33,14 @@ fn main() -> ExitCode {
             let home = match Home::resolve(cli.home) {
                 Ok(home) => home,
                 Err(e) => {
-                    eprintln!("hail: {e}");
+                    errln!("hail: {e}");
                     return ExitCode::from(cli::EXIT_OTHER);
                 }
             };
             match daemon_options(&args) {
                 Ok(options) => runtime.block_on(daemon(home, args.log, options)),
                 Err(e) => {
-                    eprintln!("hail: {e}");
+                    errln!("hail: {e}");
                     ExitCode::from(2)
                 }
             }
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
             let home = match Home::resolve(cli.home) {
                 Ok(home) => home,
                 Err(e) => {
-                    eprintln!("hail: {e}");
+                    errln!("hail: {e}");
                     return ExitCode::from(cli::EXIT_OTHER);
                 }
             };
@@ -90,7 +91,7 @@ async fn daemon(home: Home, log: Option<String>, options: DaemonOptions) -> Exit
     let filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("hail: invalid log filter {filter:?}: {e}");
+            errln!("hail: invalid log filter {filter:?}: {e}");
             return ExitCode::from(2);
         }
     };
@@ -103,7 +104,7 @@ async fn daemon(home: Home, log: Option<String>, options: DaemonOptions) -> Exit
     match hail::node::run_daemon(home, options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hail: {e}");
+            errln!("hail: {e}");
             ExitCode::from(cli::EXIT_OTHER)
         }
     }

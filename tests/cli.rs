@@ -81,6 +81,39 @@ fn id_prints_peer_id_and_a_card_that_decodes_to_it() {
 }
 
 #[test]
+fn a_closed_stdout_ends_a_command_quietly_like_a_unix_filter() {
+    use std::os::unix::process::ExitStatusExt;
+    let (_dir, home) = temp_home();
+    let daemon = TestDaemon::start(&home);
+    daemon.hail(&["contacts", "add", "bob", &card(2, "Bob")]).ok();
+    for args in [&["id", "--qr"][..], &["--json", "id"], &["contacts", "list"], &["status"], &["history"]] {
+        // The reader is gone before the command writes a byte (`hail id --qr | head -0`).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(common::HAIL)
+            .arg("--home")
+            .arg(&home)
+            .args(args)
+            .env_remove("HAIL_HOME")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && stderr.is_empty(), "{args:?}: {stderr}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: ended by SIGPIPE, as `cat` would: {:?}",
+            out.status
+        );
+    }
+    // The daemon is unharmed.
+    daemon.hail(&["status"]).ok();
+}
+
+#[test]
 fn bad_input_gets_specific_errors_and_the_daemon_keeps_serving() {
     let (_dir, home) = temp_home();
     let daemon = TestDaemon::start(&home);

@@ -154,3 +154,64 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
     assert!(b.conn.close_reason().is_none(), "the connection is still up");
     drop(pipeline);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_record_length_buffers_only_what_arrives_and_the_video_goes_on() {
+    use hail::media::video_pipeline::MAX_BUFFERED;
+    let call = CallId([0x79; 16]);
+    let (_, a, b) = quic::channel_pair(call).await;
+    let (control_tx, _control_rx) = mpsc::channel(32);
+    let pipeline = VideoPipeline::start(
+        b.conn.clone(),
+        &b.established.frame_keys,
+        VideoConfig { input: VideoSourceSpec::Pattern, output: VideoSinkSpec::Null, ..Default::default() },
+        false,
+        true,
+        Default::default(),
+        control_tx,
+    )
+    .unwrap();
+
+    // Three streams each announce the largest record allowed and send 1000 bytes of it, then hold:
+    // the receiver buffers what arrived, not what was announced (3 × 2 MiB).
+    let mut held = Vec::new();
+    for gop in 0..3u32 {
+        let mut s = a.conn.open_uni().await.unwrap();
+        s.write_all(&wire::stream_header(gop)).await.unwrap();
+        s.write_all(&(wire::MAX_RECORD as u32).to_be_bytes()).await.unwrap();
+        s.write_all(&[0x5a; 1000]).await.unwrap();
+        held.push(s);
+    }
+    let st = wait(&pipeline, "the announced records' first bytes", |s| s.receive_buffered_bytes >= 3000).await;
+    assert!(
+        st.receive_buffered_bytes <= 3 * 8192,
+        "buffered {} bytes for 3000 that arrived",
+        st.receive_buffered_bytes
+    );
+
+    // Genuine video on the fourth stream still decodes beside them.
+    let small = SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() };
+    let mut sender = VideoSender::new(&a.established.frame_keys, small);
+    let t0 = Instant::now();
+    let mut records = Vec::new();
+    for n in 0..5u32 {
+        let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+        records.extend(sender.send(t0 + Duration::from_millis(33 * u64::from(n)), &pic, 0).unwrap());
+    }
+    let mut s = a.conn.open_uni().await.unwrap();
+    s.write_all(&wire::stream_header(records[0].gop)).await.unwrap();
+    for r in &records {
+        s.write_all(&r.record).await.unwrap();
+    }
+    let _ = s.finish();
+    let st = wait(&pipeline, "the genuine GOP", |s| s.receive.frames_decoded >= 5).await;
+    assert_eq!(st.receive.frames_decoded, 5, "{st:?}");
+
+    // The hostile streams end (reset); what they held is given back.
+    for mut s in held {
+        let _ = s.reset(0u32.into());
+    }
+    let st = wait(&pipeline, "the held bytes given back", |s| s.receive_buffered_bytes == 0).await;
+    assert!(st.receive_buffered_bytes as usize <= MAX_BUFFERED);
+    assert!(b.conn.close_reason().is_none(), "the connection is still up");
+}

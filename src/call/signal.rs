@@ -44,13 +44,15 @@ pub enum InviteReply {
     Busy,
     /// The callee does not take calls from strangers, and the caller is not its contact.
     Rejected {
-        /// For the caller's user.
+        /// For the caller's user (peer text: sanitized as it is decoded, see [`crate::peer_text`]).
+        #[serde(deserialize_with = "crate::peer_text::deserialize")]
         reason: String,
     },
     /// The callee refused without ringing (the reason is deliberately vague: a blocked caller is
     /// not told it is blocked).
     Unavailable {
-        /// For the caller's user.
+        /// For the caller's user (peer text: sanitized as it is decoded, see [`crate::peer_text`]).
+        #[serde(deserialize_with = "crate::peer_text::deserialize")]
         reason: String,
     },
 }
@@ -190,5 +192,22 @@ mod tests {
         let mut bad = good;
         bad.candidates = vec!["127.0.0.1:1".into(); 9];
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn reasons_from_the_peer_arrive_without_control_characters_and_bounded() {
+        let hostile =
+            r#"{"reply":"rejected","reason":"\u001b[2J\u001b[1;32m\u2705 verified\u001b[0m ok\u0007\u202e\u200b"}"#;
+        match serde_json::from_str::<InviteReply>(hostile).unwrap() {
+            InviteReply::Rejected { reason } => assert_eq!(reason, "\u{2705} verified ok"),
+            other => panic!("{other:?}"),
+        }
+        let long = format!(r#"{{"reply":"unavailable","reason":"{}"}}"#, "\u{9b}31m".repeat(10) + &"x".repeat(10_000));
+        match serde_json::from_str::<InviteReply>(&long).unwrap() {
+            InviteReply::Unavailable { reason } => {
+                assert!(reason.chars().count() <= 201 && reason.starts_with("xxx"), "{reason:?}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -10,6 +10,7 @@ use hail::node::{CallInfo, Daemon, DaemonOptions, NodeEvent};
 use tokio::sync::broadcast;
 
 use super::EXIT_OTHER;
+use super::out::{errln, outln};
 use super::print::format_duration;
 
 /// Waits (at most 20 s) for an event matching `pick`.
@@ -52,14 +53,14 @@ pub async fn run(seconds: u64) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hail demo: {e}");
+            errln!("hail demo: {e}");
             ExitCode::from(EXIT_OTHER)
         }
     }
 }
 
 async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
-    println!("hail demo: two nodes on this machine call each other (loopback only, mDNS off, throw-away homes)\n");
+    outln!("hail demo: two nodes on this machine call each other (loopback only, mDNS off, throw-away homes)\n");
     let heard = |name: &str| {
         std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir()).join(format!("hail-demo-{name}-heard.wav"))
     };
@@ -79,17 +80,17 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     let e = |e: hail::node::NodeError| e.to_string();
     let card_a = a.identity(Some("alice")).await.map_err(e)?.card;
     let card_b = b.identity(Some("bob")).await.map_err(e)?.card;
-    println!("alice  {}\nbob    {}\n", alice.peer_id(), bob.peer_id());
+    outln!("alice  {}\nbob    {}\n", alice.peer_id(), bob.peer_id());
     a.add_contact("bob", &card_b).await.map_err(e)?;
     b.add_contact("alice", &card_a).await.map_err(e)?;
-    println!("They exchange contact cards:\n  alice adds bob   {card_b}\n  bob adds alice   {card_a}\n");
+    outln!("They exchange contact cards:\n  alice adds bob   {card_b}\n  bob adds alice   {card_a}\n");
 
     let (mut ev_a, mut ev_b) = (a.subscribe(), b.subscribe());
     let started = std::time::Instant::now();
     let ringing = a.call("bob", true).await.map_err(e)?;
-    println!("alice: video-calling bob… {:?}", ringing.state);
+    outln!("alice: video-calling bob… {:?}", ringing.state);
     let incoming = wait_for(&mut ev_b, |e| call_event(e, "incoming")).await?;
-    println!("bob:   incoming call from {}", incoming.contact.map(|n| n.to_string()).unwrap_or_default());
+    outln!("bob:   incoming call from {}", incoming.contact.map(|n| n.to_string()).unwrap_or_default());
 
     let sas_a = match ringing.sas_text.clone() {
         Some(s) => s,
@@ -99,23 +100,23 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
         Some(s) => s,
         None => wait_for(&mut ev_b, |e| call_event(e, "sas")).await?.sas_text.unwrap_or_default(),
     };
-    println!("\nBoth screens show four emoji, derived from the Noise handshake:");
-    println!("  alice sees:  {sas_a}");
-    println!("  bob sees:    {sas_b}");
+    outln!("\nBoth screens show four emoji, derived from the Noise handshake:");
+    outln!("  alice sees:  {sas_a}");
+    outln!("  bob sees:    {sas_b}");
     if sas_a != sas_b {
         return Err("the emoji differ: something is in the middle".into());
     }
-    println!("  identical: nobody is in the middle.\n");
+    outln!("  identical: nobody is in the middle.\n");
 
     b.answer().await.map_err(e)?;
     wait_for(&mut ev_a, |e| call_event(e, "active")).await?;
-    println!("bob answers; the call is active after {} ms (from dialling).", started.elapsed().as_millis());
-    println!("alice sends a 440 Hz tone, bob a 660 Hz tone (Opus 32 kbps in QUIC datagrams, sealed per frame);");
-    println!("both send the moving test pattern (AV1, one QUIC stream per GOP, sealed per frame).\n");
+    outln!("bob answers; the call is active after {} ms (from dialling).", started.elapsed().as_millis());
+    outln!("alice sends a 440 Hz tone, bob a 660 Hz tone (Opus 32 kbps in QUIC datagrams, sealed per frame);");
+    outln!("both send the moving test pattern (AV1, one QUIC stream per GOP, sealed per frame).\n");
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     for (name, node) in [("alice", &a), ("bob", &b)] {
         let Some(c) = node.status().await.map_err(e)?.call else { continue };
-        println!(
+        outln!(
             "{name}: {:?} with {}, emoji verified: {:?}",
             c.state,
             c.contact.map(|n| n.to_string()).unwrap_or_default(),
@@ -123,7 +124,7 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
         );
         if let Some(audio) = c.audio {
             let r = audio.receive;
-            println!(
+            outln!(
                 "  audio: sent {} frames ({} kbps); received {} (lost {}, concealed {}, late {}); jitter {:.1} ms, buffer {:.0} ms, rtt {:.1} ms, mouth-to-ear {}",
                 audio.send.packets,
                 audio.send_bitrate / 1000,
@@ -139,7 +140,7 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
         }
         if let Some(v) = c.video_stats {
             let (s, r) = (&v.send, &v.receive);
-            println!(
+            outln!(
                 "  video: sent {}x{} {} fps {} kbps ({}, {} frames, {} keyframes); received {}x{} {} fps, {} frames shown, {} freezes, {} keyframe requests, glass-to-glass {}, A/V sync {}",
                 s.width,
                 s.height,
@@ -162,13 +163,13 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     a.hangup().await.map_err(e)?;
     let ended_a = wait_for(&mut ev_a, |e| call_event(e, "ended")).await?;
     let ended_b = wait_for(&mut ev_b, |e| call_event(e, "ended")).await?;
-    println!("\nalice hangs up after {}.", format_duration(ended_a.duration_secs));
-    println!("  alice: {}", ended_a.end_description.unwrap_or_default());
-    println!("  bob:   {}", ended_b.end_description.unwrap_or_default());
+    outln!("\nalice hangs up after {}.", format_duration(ended_a.duration_secs));
+    outln!("  alice: {}", ended_a.end_description.unwrap_or_default());
+    outln!("  bob:   {}", ended_b.end_description.unwrap_or_default());
     for (name, node) in [("alice", &a), ("bob", &b)] {
         let history = node.history(5).await.map_err(e)?;
         if let Some(last) = history.first() {
-            println!(
+            outln!(
                 "{name}'s history: {:?} call with {}, outcome {:?}",
                 last.direction,
                 last.contact.as_ref().map(|n| n.to_string()).unwrap_or_default(),
@@ -178,8 +179,8 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     }
     alice.stop().await;
     bob.stop().await;
-    println!("\nWhat each side heard: {} and {}", alice_wav.display(), bob_wav.display());
-    println!("What each side saw:   {} and {}", alice_y4m.display(), bob_y4m.display());
-    println!("Done; the throw-away homes are removed.");
+    outln!("\nWhat each side heard: {} and {}", alice_wav.display(), bob_wav.display());
+    outln!("What each side saw:   {} and {}", alice_y4m.display(), bob_y4m.display());
+    outln!("Done; the throw-away homes are removed.");
     Ok(())
 }

@@ -6,6 +6,7 @@ use hail::control::{Client, Command};
 use hail::node::CallInfo;
 use serde_json::Value;
 
+use super::out::{errln, jsonln, outln};
 use super::print::{format_duration, who};
 use super::{EXIT_OTHER, EXIT_REFUSED};
 
@@ -34,7 +35,7 @@ pub fn describe(event: &Value) -> Option<String> {
             ),
             "call.ended" => format!(
                 "Call ended: {}{}",
-                call.end_description.clone().unwrap_or_default(),
+                hail::peer_text::sanitize(call.end_description.as_deref().unwrap_or_default()),
                 if call.answered_at_ms.is_some() {
                     format!(" ({})", format_duration(call.duration_secs))
                 } else {
@@ -65,22 +66,22 @@ pub fn describe(event: &Value) -> Option<String> {
 
 fn show(event: &Value, json: bool) {
     if json {
-        println!("{event}");
+        jsonln!("{event}");
     } else if let Some(line) = describe(event) {
-        println!("{line}");
+        outln!("{line}");
     }
 }
 
 /// `hail call`: places the call and follows it until it ends. Ctrl-C hangs up.
 pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode {
     if let Err(e) = client.subscribe().await {
-        eprintln!("hail: {e}");
+        errln!("hail: {e}");
         return ExitCode::from(EXIT_OTHER);
     }
     let info: CallInfo = match super::send(&mut client, &request, json).await.map(serde_json::from_value) {
         Ok(Ok(info)) => info,
         Ok(Err(e)) => {
-            eprintln!("hail: unexpected reply from the daemon: {e}");
+            errln!("hail: unexpected reply from the daemon: {e}");
             return ExitCode::from(EXIT_OTHER);
         }
         Err(code) => return code,
@@ -94,7 +95,7 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
                 let event = match event {
                     Ok(e) => e,
                     Err(e) => {
-                        eprintln!("hail: lost the daemon: {e}");
+                        errln!("hail: lost the daemon: {e}");
                         return ExitCode::from(EXIT_OTHER);
                     }
                 };
@@ -120,7 +121,7 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
 /// `hail watch`: prints events until the daemon stops or Ctrl-C.
 pub async fn watch(mut client: Client, json: bool) -> ExitCode {
     if let Err(e) = client.subscribe().await {
-        eprintln!("hail: {e}");
+        errln!("hail: {e}");
         return ExitCode::from(EXIT_OTHER);
     }
     loop {
@@ -128,11 +129,40 @@ pub async fn watch(mut client: Client, json: bool) -> ExitCode {
             event = client.next_event() => match event {
                 Ok(event) => show(&event, json),
                 Err(e) => {
-                    eprintln!("hail: the daemon went away: {e}");
+                    errln!("hail: the daemon went away: {e}");
                     return ExitCode::from(EXIT_OTHER);
                 }
             },
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_end_reason_is_shown_without_its_escape_sequences() {
+        let event = serde_json::json!({
+            "event": "call.ended",
+            "call": {
+                "call_id": "00112233445566778899aabbccddeeff",
+                "direction": "outgoing",
+                "peer_id": "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo",
+                "unknown": false,
+                "state": "ended",
+                "verification": "unverified",
+                "video": false,
+                "remote_video": false,
+                "remote_muted": false,
+                "started_at_ms": 0,
+                "duration_secs": 0,
+                "muted": false,
+                "end_description": "unavailable: \u{1b}[2J\u{1b}[H\u{1b}[1;32m\u{2705} verified\u{1b}[0m\u{202e}\u{7}",
+            },
+        });
+        let line = describe(&event).expect("a line for people");
+        assert_eq!(line, "Call ended: unavailable: \u{2705} verified");
     }
 }

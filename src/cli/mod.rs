@@ -3,6 +3,7 @@
 pub mod args;
 pub mod demo;
 pub mod follow;
+pub mod out;
 pub mod print;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use hail::control::{Client, ClientError, Command};
 use hail::home::Home;
 
 use args::{ClientCmd, ContactsCmd, SasCmd};
+use out::{errln, jsonln};
 
 /// The daemon refused, or the call did not connect.
 pub const EXIT_REFUSED: u8 = 1;
@@ -24,7 +26,7 @@ pub async fn connect(home: &Home) -> Result<Client, ExitCode> {
     match Client::connect(&home.socket_path()).await {
         Ok(c) => Ok(c),
         Err(ClientError::NotRunning { .. }) => {
-            eprintln!(
+            errln!(
                 "hail: no daemon is running for home {}; start one with: hail daemon --home {}",
                 home.dir().display(),
                 home.dir().display()
@@ -32,7 +34,7 @@ pub async fn connect(home: &Home) -> Result<Client, ExitCode> {
             Err(ExitCode::from(EXIT_NO_DAEMON))
         }
         Err(e) => {
-            eprintln!("hail: {e}");
+            errln!("hail: {e}");
             Err(ExitCode::from(EXIT_OTHER))
         }
     }
@@ -88,14 +90,14 @@ fn request(command: &ClientCmd) -> Command {
 /// (one line on stderr) and becomes exit code 1, any other failure exit code 4.
 pub async fn send(client: &mut Client, request: &Command, json: bool) -> Result<serde_json::Value, ExitCode> {
     let reply = client.request_raw(request).await.map_err(|e| {
-        eprintln!("hail: {e}");
+        errln!("hail: {e}");
         ExitCode::from(EXIT_OTHER)
     })?;
     if json {
-        println!("{}", reply.raw);
+        jsonln!("{}", reply.raw);
     }
     reply.result.map_err(|e| {
-        eprintln!("hail: {}", e.message);
+        errln!("hail: {}", e.message);
         ExitCode::from(EXIT_REFUSED)
     })
 }
@@ -117,7 +119,7 @@ pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode 
     };
     if !json {
         if let Err(e) = print::reply(&command, value) {
-            eprintln!("hail: unexpected reply from the daemon: {e}");
+            errln!("hail: unexpected reply from the daemon: {e}");
             return ExitCode::from(EXIT_OTHER);
         }
     }

@@ -2,10 +2,12 @@
 
 use hail::discovery::VisiblePeer;
 use hail::node::{CallInfo, IdentityInfo, SafetyNumber, StatusInfo};
+use hail::peer_text::sanitize;
 use hail::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
 use serde_json::Value;
 
 use super::args::{ClientCmd, ContactsCmd};
+use super::out::{errln, jsonln, outln};
 
 /// Who the call is with.
 pub fn who(c: &CallInfo) -> String {
@@ -47,7 +49,7 @@ fn outcome_label(o: &CallOutcome) -> String {
 fn print_video(c: &CallInfo) {
     let peer = if c.remote_video { "on" } else { "video paused" };
     let Some(v) = &c.video_stats else {
-        println!("Video     {}; peer {peer}", if c.video { "on" } else { "off" });
+        outln!("Video     {}; peer {peer}", if c.video { "on" } else { "off" });
         return;
     };
     let (s, r) = (&v.send, &v.receive);
@@ -66,9 +68,9 @@ fn print_video(c: &CallInfo) {
             s.target_bitrate / 1000
         )
     };
-    println!("Video     us → peer: {ours}");
+    outln!("Video     us → peer: {ours}");
     if v.remote_sending {
-        println!(
+        outln!(
             "          peer → us: {}x{} {} fps {} kbps, freezes {}, keyframe requests {}{}{}",
             r.width,
             r.height,
@@ -80,10 +82,10 @@ fn print_video(c: &CallInfo) {
             r.av_sync_ms.map(|a| format!(", A/V {a:+.0} ms")).unwrap_or_default(),
         );
     } else {
-        println!("          peer → us: {peer}");
+        outln!("          peer → us: {peer}");
     }
     for e in [&v.input_error, &v.output_error].into_iter().flatten() {
-        println!("          {e}");
+        outln!("          {e}");
     }
 }
 
@@ -92,42 +94,44 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
         ClientCmd::Id { qr, .. } => {
             let qr = *qr;
             let id: IdentityInfo = serde_json::from_value(value)?;
-            println!("PeerId  {}", id.peer_id);
-            println!("Name    {}", id.name);
-            println!("Card    {}", id.card);
+            outln!("PeerId  {}", id.peer_id);
+            outln!("Name    {}", id.name);
+            outln!("Card    {}", id.card);
             for a in &id.addresses {
-                println!("Address {a}");
+                outln!("Address {a}");
             }
             if qr {
                 match qrcode::QrCode::new(id.card.to_uppercase().as_bytes()) {
-                    Ok(code) => println!(
+                    Ok(code) => outln!(
                         "\n{}",
                         code.render::<qrcode::render::unicode::Dense1x2>()
                             .dark_color(qrcode::render::unicode::Dense1x2::Light)
                             .light_color(qrcode::render::unicode::Dense1x2::Dark)
                             .build()
                     ),
-                    Err(e) => eprintln!("hail: cannot draw a QR code for this card: {e}"),
+                    Err(e) => errln!("hail: cannot draw a QR code for this card: {e}"),
                 }
             }
         }
         ClientCmd::Status => {
             let s: StatusInfo = serde_json::from_value(value)?;
-            println!("PeerId    {}", s.peer_id);
-            println!("Version   {}", s.version);
-            println!("Home      {}", s.home.display());
-            println!("Uptime    {}", humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs)));
-            println!("Contacts  {} ({} blocked)", s.contacts, s.blocked);
+            outln!("PeerId    {}", s.peer_id);
+            outln!("Version   {}", s.version);
+            outln!("Home      {}", s.home.display());
+            outln!("Uptime    {}", humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs)));
+            outln!("Contacts  {} ({} blocked)", s.contacts, s.blocked);
             let n = &s.network;
-            println!(
+            outln!(
                 "Listening {}",
                 if n.listen_addresses.is_empty() { "-".into() } else { n.listen_addresses.join(" ") }
             );
-            println!(
+            outln!(
                 "Peers     {} connected, {} visible, {} in the DHT routing table",
-                n.connected_peers, n.visible_peers, n.routing_table_peers
+                n.connected_peers,
+                n.visible_peers,
+                n.routing_table_peers
             );
-            println!(
+            outln!(
                 "DHT       {} ({} mode{}), {} records stored for others, {} refused",
                 n.dht_protocol,
                 serde_json::to_value(n.dht_mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
@@ -135,40 +139,47 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                 n.records_stored,
                 n.records_rejected
             );
-            println!("mDNS      {}", if n.mdns { "on" } else { "off" });
-            let mut reach =
-                format!("Reach     {}", if n.reachability.is_empty() { "unknown" } else { &n.reachability });
+            outln!("mDNS      {}", if n.mdns { "on" } else { "off" });
+            let reachability = sanitize(&n.reachability);
+            let mut reach = format!("Reach     {}", if reachability.is_empty() { "unknown" } else { &reachability });
             if !n.relayed_via.is_empty() {
-                reach.push_str(&format!("; reachable through relay {}", n.relayed_via.join(", ")));
+                let relays: Vec<String> = n.relayed_via.iter().map(|r| sanitize(r)).collect();
+                reach.push_str(&format!("; reachable through relay {}", relays.join(", ")));
             }
             if let Some(r) = &s.calls_reflexive {
-                reach.push_str(&format!("; calls seen from outside as {r}"));
+                reach.push_str(&format!("; calls seen from outside as {}", sanitize(r)));
             }
             if n.relay_serving {
                 reach.push_str("; relaying for others");
             }
-            println!("{reach}");
+            outln!("{reach}");
             if let Some(m) = &n.media_relay {
-                println!(
+                outln!(
                     "Relay     {} media allocations now ({} made, {} refused); {} packets forwarded, {} refused, {} over rate",
-                    m.allocations, m.allocated, m.requests_refused, m.forwarded, m.refused_packets, m.over_rate
+                    m.allocations,
+                    m.allocated,
+                    m.requests_refused,
+                    m.forwarded,
+                    m.refused_packets,
+                    m.over_rate
                 );
             }
             for b in &n.bootstrap {
-                println!("Bootstrap {}  {}", b.address, b.state);
+                outln!("Bootstrap {}  {}", b.address, sanitize(&b.state));
             }
             match &s.call {
                 Some(c) if c.end_reason.is_none() => {
-                    println!("Call      {} with {} ({})", state_label(c), who(c), c.call_id);
+                    outln!("Call      {} with {} ({})", state_label(c), who(c), c.call_id);
                     if let Some(sas) = &c.sas_text {
-                        println!("Emoji     {sas}  ({})", verification_label(c.verification));
+                        outln!("Emoji     {sas}  ({})", verification_label(c.verification));
                     }
                     if let Some(p) = &c.path {
-                        println!("Path      {} via {}, rtt {:.0} ms", p.kind.replace('_', " "), p.remote, p.rtt_ms);
+                        let remote = sanitize(&p.remote);
+                        outln!("Path      {} via {remote}, rtt {:.0} ms", p.kind.replace('_', " "), p.rtt_ms);
                     }
                     if let Some(a) = &c.audio {
                         let r = &a.receive;
-                        println!(
+                        outln!(
                             "Audio     {} → peer {} kbps{}; peer → {} {} kbps{}",
                             a.input,
                             a.send_bitrate / 1000,
@@ -177,7 +188,7 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                             a.receive_bitrate / 1000,
                             if c.remote_muted { " (peer muted)" } else { "" }
                         );
-                        println!(
+                        outln!(
                             "          rtt {:.0} ms, jitter {:.1} ms, buffer {:.0} ms (target {:.0}), received {} lost {} late {} concealed {} fec {}",
                             a.rtt_ms,
                             r.jitter.jitter_ms,
@@ -190,29 +201,33 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                             r.jitter.fec_recovered
                         );
                         for e in [&a.input_error, &a.output_error].into_iter().flatten() {
-                            println!("          {e}");
+                            outln!("          {e}");
                         }
                     }
                     print_video(c);
                 }
-                Some(c) => println!(
+                Some(c) => outln!(
                     "Last call {} with {}: {}",
                     state_label(c),
                     who(c),
-                    c.end_description.clone().unwrap_or_default()
+                    sanitize(c.end_description.as_deref().unwrap_or_default())
                 ),
-                None => println!("Call      none"),
+                None => outln!("Call      none"),
             }
         }
         ClientCmd::Peers => {
             let peers: Vec<VisiblePeer> = serde_json::from_value(value)?;
             if peers.is_empty() {
-                println!("No peers visible yet.");
+                outln!("No peers visible yet.");
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:52}  {:12}  {:22}  {:9}  {:9}  ADDRESSES",
-                "PEER ID", "CONTACT", "FOUND VIA", "CONNECTED", "SEEN"
+                "PEER ID",
+                "CONTACT",
+                "FOUND VIA",
+                "CONNECTED",
+                "SEEN"
             );
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -226,14 +241,14 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                     .filter_map(|v| v.as_str().map(str::to_owned))
                     .collect();
                 let ago = now.saturating_sub(p.last_seen_ms) / 1000;
-                println!(
+                outln!(
                     "{:52}  {:12}  {:22}  {:9}  {:9}  {}",
                     p.peer_id.to_base58(),
                     p.contact.as_ref().map(|n| n.as_str()).unwrap_or("-"),
                     if via.is_empty() { "-".into() } else { via.join(",") },
                     if p.connected { "yes" } else { "no" },
                     format!("{ago}s ago"),
-                    p.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+                    p.addresses.iter().map(|a| sanitize(&a.to_string())).collect::<Vec<_>>().join(" ")
                 );
             }
         }
@@ -242,38 +257,38 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
             let who = f.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| f.found.peer_id.to_base58());
             let via =
                 serde_json::to_value(f.found.via).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            println!("Found {who} via {via} in {} ms (asked {} DHT peers)", f.found.elapsed_ms, f.found.asked);
+            outln!("Found {who} via {via} in {} ms (asked {} DHT peers)", f.found.elapsed_ms, f.found.asked);
             for a in &f.found.addresses {
-                println!("  {a}");
+                outln!("  {}", sanitize(&a.to_string()));
             }
         }
         ClientCmd::Bootstrap { .. } => {
-            println!("Bootstrapping; see `hail status` for progress.");
+            outln!("Bootstrapping; see `hail status` for progress.");
         }
         ClientCmd::Call { .. } => {
             let c: CallInfo = serde_json::from_value(value)?;
-            println!("Ringing {} (call {})", who(&c), c.call_id);
+            outln!("Ringing {} (call {})", who(&c), c.call_id);
         }
         ClientCmd::Video { .. } => {
             let c: CallInfo = serde_json::from_value(value)?;
-            println!("Video {} (call with {})", if c.video { "on" } else { "off" }, who(&c));
+            outln!("Video {} (call with {})", if c.video { "on" } else { "off" }, who(&c));
         }
         ClientCmd::Mute | ClientCmd::Unmute => {
             let c: CallInfo = serde_json::from_value(value)?;
-            println!("Microphone {} (call with {})", if c.muted { "muted" } else { "on" }, who(&c));
+            outln!("Microphone {} (call with {})", if c.muted { "muted" } else { "on" }, who(&c));
         }
         ClientCmd::Answer { .. } | ClientCmd::Reject | ClientCmd::Hangup => {
             let c: CallInfo = serde_json::from_value(value)?;
-            println!("Call with {}: {}", who(&c), state_label(&c));
+            outln!("Call with {}: {}", who(&c), state_label(&c));
         }
         ClientCmd::Sas(_) => {
             let c: Contact = serde_json::from_value(value)?;
-            println!("{} is marked verified: the emoji matched.", c.name);
+            outln!("{} is marked verified: the emoji matched.", c.name);
         }
         ClientCmd::History { .. } => {
             let calls: Vec<CallRecord> = serde_json::from_value(value)?;
             if calls.is_empty() {
-                println!("No calls yet.");
+                outln!("No calls yet.");
             }
             for c in &calls {
                 let when = humantime::format_rfc3339_seconds(
@@ -285,24 +300,20 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                 };
                 let duration = c.answered_at_ms.map(|a| format_duration(c.ended_at_ms.saturating_sub(a) / 1000));
                 let who = c.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| c.peer_id.to_base58());
-                println!(
-                    "{when}  {arrow} {who:20}  {:10}  {}",
-                    outcome_label(&c.outcome),
-                    duration.unwrap_or_default()
-                );
+                outln!("{when}  {arrow} {who:20}  {:10}  {}", outcome_label(&c.outcome), duration.unwrap_or_default());
             }
         }
         ClientCmd::Watch => {}
         ClientCmd::Contacts(ContactsCmd::List) => {
             let contacts: Vec<Contact> = serde_json::from_value(value)?;
             if contacts.is_empty() {
-                println!("No contacts yet. Add one with: hail contacts add NAME CARD");
+                outln!("No contacts yet. Add one with: hail contacts add NAME CARD");
                 return Ok(());
             }
             let width = contacts.iter().map(|c| c.name.as_str().chars().count()).max().unwrap_or(4).max(4);
-            println!("{:width$}  {:52}  {:13}  BLOCKED", "NAME", "PEER ID", "VERIFIED");
+            outln!("{:width$}  {:52}  {:13}  BLOCKED", "NAME", "PEER ID", "VERIFIED");
             for c in &contacts {
-                println!(
+                outln!(
                     "{:width$}  {:52}  {:13}  {}",
                     c.name.as_str(),
                     c.peer_id.to_base58(),
@@ -313,17 +324,18 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
         }
         ClientCmd::Contacts(ContactsCmd::Verify { confirm, .. }) => {
             let v: SafetyNumber = serde_json::from_value(value)?;
-            println!("Safety number with {} ({}):\n", v.name, v.peer_id);
+            outln!("Safety number with {} ({}):\n", v.name, v.peer_id);
             for line in v.safety_number.split(' ').collect::<Vec<_>>().chunks(4) {
-                println!("    {}", line.join(" "));
+                outln!("    {}", line.join(" "));
             }
-            println!();
+            outln!();
             if *confirm {
-                println!("{} is marked verified ({}).", v.name, verification_label(v.verification));
+                outln!("{} is marked verified ({}).", v.name, verification_label(v.verification));
             } else {
-                println!(
+                outln!(
                     "Compare it with {} in person or on a channel you trust; if it matches, run: hail contacts verify {} --confirm",
-                    v.name, v.name
+                    v.name,
+                    v.name
                 );
             }
         }
@@ -331,20 +343,20 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
             let c: Contact = serde_json::from_value(value)?;
             match cmd {
                 ContactsCmd::Add { .. } => {
-                    println!("Added {} ({})", c.name, c.peer_id);
+                    outln!("Added {} ({})", c.name, c.peer_id);
                     if c.display_name.is_none() {
-                        println!(
+                        outln!(
                             "Note: a bare PeerId has no checksum. Compare it with {} character by character, or add them from their card.",
                             c.name
                         );
                     }
                 }
-                ContactsCmd::Remove { .. } => println!("Removed {} ({})", c.name, c.peer_id),
-                ContactsCmd::Rename { old, .. } => println!("Renamed {old} to {}", c.name),
+                ContactsCmd::Remove { .. } => outln!("Removed {} ({})", c.name, c.peer_id),
+                ContactsCmd::Rename { old, .. } => outln!("Renamed {old} to {}", c.name),
                 ContactsCmd::Block { .. } => {
-                    println!("Blocked {}: their calls will be refused without ringing", c.name)
+                    outln!("Blocked {}: their calls will be refused without ringing", c.name)
                 }
-                ContactsCmd::Unblock { .. } => println!("Unblocked {}", c.name),
+                ContactsCmd::Unblock { .. } => outln!("Unblocked {}", c.name),
                 ContactsCmd::List | ContactsCmd::Verify { .. } => {}
             }
         }
@@ -364,21 +376,21 @@ pub fn verification_label(v: Verification) -> &'static str {
 pub fn devices(json: bool) -> std::process::ExitCode {
     let list = hail::media::io::list_devices();
     if json {
-        println!("{}", serde_json::json!({ "ok": list }));
+        jsonln!("{}", serde_json::json!({ "ok": list }));
         return std::process::ExitCode::SUCCESS;
     }
-    println!("Audio host: {}", list.host);
+    outln!("Audio host: {}", list.host);
     for (title, names, default) in
         [("Microphones", &list.inputs, &list.default_input), ("Speakers", &list.outputs, &list.default_output)]
     {
-        println!("{title}:");
+        outln!("{title}:");
         if names.is_empty() {
-            println!("  (none)");
+            outln!("  (none)");
         }
         for n in names {
-            println!("  {}{n}", if default.as_ref() == Some(n) { "* " } else { "  " });
+            outln!("  {}{n}", if default.as_ref() == Some(n) { "* " } else { "  " });
         }
     }
-    println!("Use one with --audio-in device:NAME / --audio-out device:NAME (part of the name is enough).");
+    outln!("Use one with --audio-in device:NAME / --audio-out device:NAME (part of the name is enough).");
     std::process::ExitCode::SUCCESS
 }

@@ -133,7 +133,7 @@ impl AudioSender {
         // "Clean enough": random loss under 15 % with low jitter is not congestion that more bits
         // would worsen, and the boost is what keeps speech quality up under loss.
         let calm = report.loss_permille < 150 && report.jitter_us < 30_000;
-        self.clean_reports = if calm { self.clean_reports + 1 } else { 0 };
+        self.clean_reports = if calm { self.clean_reports.saturating_add(1) } else { 0 };
         let bitrate = if self.clean_reports >= CLEAN_REPORTS_FOR_BOOST {
             self.base_bitrate + CLEAN_LINK_BOOST
         } else {
@@ -287,7 +287,7 @@ impl AudioReceiver {
             Playout::Frame { seq, data } => {
                 if let Some((_, captured)) = self.captures.iter().find(|(s, _)| *s == seq) {
                     self.stats.latency_ms = Some(wall_us.saturating_sub(*captured) as f64 / 1000.0);
-                    self.playout_age_us = Some(wall_us as i64 - *captured as i64);
+                    self.playout_age_us = Some(super::capture_age_us(wall_us, *captured));
                 }
                 self.decoder.decode(&data)
             }
@@ -303,7 +303,7 @@ impl AudioReceiver {
     pub fn report(&mut self, rtt_ms: u16) -> ReceiverReport {
         let j = self.jitter.stats();
         let expected = match (self.first_seq, self.highest_seq) {
-            (Some(f), Some(h)) => (h - f) as u64 + 1,
+            (Some(f), Some(h)) => u64::from(h.saturating_sub(f)) + 1,
             _ => 0,
         };
         let (prev_expected, prev_primaries) = self.last_report;
@@ -393,5 +393,33 @@ mod tests {
         let d = tx.frame(&tone(100), 0).unwrap();
         rx.on_datagram(&d, t0 + Duration::from_secs(3)).unwrap();
         assert!(rx.stats().remote_muted);
+    }
+
+    #[test]
+    fn extreme_capture_times_and_sequence_numbers_from_the_peer_do_not_overflow() {
+        let (a, b) = keys();
+        let opus = OpusEncoder::new(DEFAULT_BITRATE).unwrap().encode(&tone(0)).unwrap();
+        let t0 = Instant::now();
+        let frame = crate::media::jitter::FRAME;
+        for (capture_us, wall_us) in [(0, u64::MAX), (u64::MAX, 0), (1 << 63, 0), (0, 1 << 63), (u64::MAX, u64::MAX)] {
+            let mut sealer = a.sealer(MediaKind::Audio);
+            let mut rx = AudioReceiver::new(&b).unwrap();
+            for (i, seq) in [u32::MAX - 1, u32::MAX].into_iter().enumerate() {
+                let p = AudioPacket { seq, capture_us, flags: 0, frames: vec![(seq, opus.clone())] };
+                let d = packet::seal(KIND_AUDIO, &mut sealer, &p.encode());
+                rx.on_datagram(&d, t0 + frame * i as u32).unwrap();
+            }
+            for k in 0..6 {
+                rx.pull(t0 + Duration::from_millis(100) + frame * k, wall_us);
+            }
+            let age = rx.playout_age_us().expect("a frame played");
+            let exact = i128::from(wall_us) - i128::from(capture_us);
+            assert_eq!(
+                i128::from(age),
+                exact.clamp(-i128::from(i64::MAX), i128::from(i64::MAX)),
+                "{capture_us} {wall_us}"
+            );
+            assert_eq!(rx.report(10).highest_seq, u32::MAX);
+        }
     }
 }

@@ -273,15 +273,18 @@ impl JitterBuffer {
         // Too much buffered: drop one frame to bring the delay down.
         if self.depth() > self.target_frames() + 2 && self.frames.remove(&next).is_some() {
             self.stats.dropped += 1;
-            self.next = Some(next + 1);
-            return self.pop_one(next + 1);
+            let after = next.wrapping_add(1);
+            self.next = Some(after);
+            return self.pop_one(after);
         }
         self.pop_one(next)
     }
 
     fn pop_one(&mut self, seq: u32) -> Playout {
+        // Sequence numbers come from the peer and wrap like the sender's counter.
+        let after = seq.wrapping_add(1);
         if let Some(data) = self.frames.remove(&seq) {
-            self.next = Some(seq + 1);
+            self.next = Some(after);
             return Playout::Frame { seq, data };
         }
         let nothing_later = self.highest.is_none_or(|h| h < seq);
@@ -290,9 +293,9 @@ impl JitterBuffer {
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
-        self.next = Some(seq + 1);
+        self.next = Some(after);
         self.stats.lost += 1;
-        if let Some(next) = self.frames.get(&(seq + 1)) {
+        if let Some(next) = self.frames.get(&after) {
             self.stats.fec_recovered += 1;
             return Playout::Fec { seq, next: next.clone() };
         }
@@ -478,5 +481,33 @@ mod tests {
         jb.insert(u32::MAX - 5, vec![9], t0 + FRAME * 10);
         jb.insert(7, vec![9], t0 + FRAME * 11);
         assert!(jb.stats().buffered_ms <= CAPACITY as f64 * 20.0);
+    }
+
+    #[test]
+    fn the_last_sequence_numbers_play_without_overflow() {
+        // A peer may start (or end) its sequence at u32::MAX: playing it must not overflow.
+        for first in [u32::MAX, u32::MAX - 1] {
+            let mut jb = JitterBuffer::new();
+            let t0 = Instant::now();
+            jb.insert(first, vec![1], t0);
+            if first < u32::MAX {
+                jb.insert(u32::MAX, vec![2], t0);
+            }
+            let mut out = Vec::new();
+            for k in 0..6 {
+                out.push(jb.pop(t0 + Duration::from_millis(100) + FRAME * k));
+            }
+            assert_eq!(played(&out).first(), Some(&first), "{out:?}");
+        }
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        jb.insert(u32::MAX, vec![1], t0);
+        jb.insert(0, vec![2], t0 + FRAME);
+        jb.insert(u32::MAX - 3, vec![3], t0 + FRAME);
+        let mut out = Vec::new();
+        for k in 0..6 {
+            out.push(jb.pop(t0 + Duration::from_millis(100) + FRAME * k));
+        }
+        assert!(!played(&out).is_empty());
     }
 }

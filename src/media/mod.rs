@@ -11,3 +11,27 @@ pub mod packet;
 pub mod pipeline;
 pub mod video;
 pub mod video_pipeline;
+
+/// How long before `wall_us` the peer captured what it stamped `capture_us` (both µs since the
+/// Unix epoch; the capture by the sender's clock): `wall − capture`, signed because the two clocks
+/// differ. The capture time comes off the wire, so the difference saturates instead of
+/// overflowing: it is bounded to `-i64::MAX..=i64::MAX` (`i64::MIN` stays free to mean "none").
+pub fn capture_age_us(wall_us: u64, capture_us: u64) -> i64 {
+    let age = i128::from(wall_us) - i128::from(capture_us);
+    age.clamp(-i128::from(i64::MAX), i128::from(i64::MAX)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn capture_ages_saturate_at_the_ends() {
+        use super::capture_age_us as age;
+        assert_eq!(age(10, 4), 6);
+        assert_eq!(age(4, 10), -6);
+        assert_eq!(age(u64::MAX, 0), i64::MAX);
+        assert_eq!(age(0, u64::MAX), -i64::MAX);
+        assert_eq!(age(0, 1 << 63), -i64::MAX);
+        assert_eq!(age(1 << 63, 0), i64::MAX);
+        assert_eq!(age(u64::MAX, u64::MAX), 0);
+    }
+}

@@ -135,14 +135,21 @@ fn sync_with_video(receiver: &mut AudioReceiver, feedback: &MediaFeedback) {
         receiver.set_sync_delay(Duration::ZERO);
         return;
     };
-    let behind = video - audio;
-    let target = receiver.target_delay().as_micros() as i64;
-    // Only act when the picture is clearly behind (20 ms), then follow it both ways; a picture
-    // further behind than the most audio may wait is not worth delaying speech for at all.
     let active = receiver.stats().jitter.sync_delay_ms > 0.0;
-    let want = target + behind;
+    receiver.set_sync_delay(sync_delay(video, audio, receiver.target_delay(), active));
+}
+
+/// The delay lip sync asks of the jitter buffer, from how old pictures and sound are when they are
+/// ready (`video_age_us`, `audio_age_us`: wall − capture, from the peer's capture times, so any
+/// value), the buffer's `target` now, and whether a sync delay is `active`. Only act when the
+/// picture is clearly behind (20 ms), then follow it both ways; a picture further behind than the
+/// most audio may wait is not worth delaying speech for at all.
+fn sync_delay(video_age_us: i64, audio_age_us: i64, target: Duration, active: bool) -> Duration {
+    let behind = video_age_us.saturating_sub(audio_age_us);
+    let target = i64::try_from(target.as_micros()).unwrap_or(i64::MAX);
+    let want = target.saturating_add(behind);
     let want = if (behind > 20_000 || active) && want <= MAX_SYNC_DELAY.as_micros() as i64 { want } else { 0 };
-    receiver.set_sync_delay(Duration::from_micros(want.max(0) as u64));
+    Duration::from_micros(want.max(0) as u64)
 }
 
 fn wall_us() -> u64 {
@@ -254,4 +261,25 @@ async fn run(
     let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
     s.send = sender.stats();
     s.receive = receiver.stats();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lip_sync_follows_a_late_picture_and_ignores_absurd_ages() {
+        let target = Duration::from_millis(40);
+        assert_eq!(sync_delay(100_000, 20_000, target, false), Duration::from_millis(120));
+        assert_eq!(sync_delay(30_000, 20_000, target, false), Duration::ZERO, "10 ms behind: in step");
+        assert_eq!(sync_delay(30_000, 20_000, target, true), Duration::from_millis(50), "followed once active");
+        assert_eq!(sync_delay(900_000, 0, target, false), Duration::ZERO, "too far behind to wait for");
+        // Ages from the peer's capture times can be anything.
+        for (video, audio) in [(i64::MAX, i64::MIN + 1), (-i64::MAX, i64::MAX), (i64::MAX, 0), (0, i64::MAX)] {
+            for active in [false, true] {
+                assert!(sync_delay(video, audio, target, active) <= MAX_SYNC_DELAY, "{video} {audio}");
+            }
+        }
+        assert_eq!(sync_delay(0, 0, Duration::MAX, true), Duration::ZERO);
+    }
 }

@@ -29,9 +29,10 @@ use super::feedback::MediaFeedback;
 use super::video::cpu_adaptation::{LADDER, VideoFormat};
 use super::video::pattern::Stamp;
 use super::video::receiver::{VideoReceiveStats, VideoReceiver};
+use super::video::record_reader::{Record, RecordBudget, RecordReader};
 use super::video::sender::{Outgoing, SenderConfig, VideoSendStats, VideoSender};
 use super::video::source::{VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source};
-use super::video::wire::{self, STREAM_HEADER_LEN};
+use super::video::wire;
 use crate::call::signal::ControlMessage;
 use crate::crypto::frame::FrameKeys;
 use crate::transport::channel::ChannelCommand;
@@ -48,6 +49,11 @@ const OUT_QUEUE: usize = 8;
 const IN_QUEUE: usize = 64;
 /// Incoming video streams read at once (a sender resets old ones; more is abuse).
 const MAX_STREAMS: usize = 4;
+/// Bytes of video records a call holds at most: records being read on all its streams, and
+/// records waiting for the decoder. A stream that would pass it is stopped.
+pub const MAX_BUFFERED: usize = 4 * wire::MAX_RECORD;
+/// The most bytes taken from a stream at once.
+const READ_CHUNK: usize = 64 * 1024;
 /// Time for a stream's header to arrive.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// QUIC stream priority of video (the control stream has 0).
@@ -129,6 +135,10 @@ pub struct VideoStats {
     pub receive_bitrate: u64,
     /// Records the path could not take in time (a new GOP was started instead).
     pub send_dropped: u64,
+    /// Bytes of the peer's video records held now (being read, or waiting for the decoder), at
+    /// most [`MAX_BUFFERED`].
+    #[serde(default)]
+    pub receive_buffered_bytes: u64,
 }
 
 enum EncodeCommand {
@@ -139,7 +149,7 @@ enum EncodeCommand {
 }
 
 enum DecodeInput {
-    Record { gop: u32, body: Vec<u8>, at: Instant, wall_us: u64 },
+    Record { gop: u32, record: Record, at: Instant, wall_us: u64 },
     RemoteSending(bool),
     Stop,
 }
@@ -207,15 +217,16 @@ impl VideoPipeline {
             .name("hail-video-encode".into())
             .spawn(move || encode_thread(sender, input, sending, enc_rx, out_tx, s))
             .map_err(|e| format!("cannot start the video encoder thread: {e}"))?;
-        let (s, output, fb) = (stats.clone(), config.output.clone(), feedback.clone());
+        let budget = RecordBudget::new(MAX_BUFFERED);
+        let (s, output, fb, b) = (stats.clone(), config.output.clone(), feedback.clone(), budget.clone());
         std::thread::Builder::new()
             .name("hail-video-decode".into())
-            .spawn(move || decode_thread(receiver, output, dec_rx, control, fb, s))
+            .spawn(move || decode_thread(receiver, output, dec_rx, control, fb, s, b))
             .map_err(|e| format!("cannot start the video decoder thread: {e}"))?;
 
         let tasks = vec![
             tokio::spawn(write_streams(conn.clone(), out_rx, enc_tx.clone())),
-            tokio::spawn(read_streams(conn.clone(), dec_tx.clone())),
+            tokio::spawn(read_streams(conn.clone(), dec_tx.clone(), budget)),
             tokio::spawn(control_rate(conn, feedback, enc_tx.clone(), stats.clone())),
         ];
         Ok(VideoPipeline { stats, encode: enc_tx, decode: dec_tx, tasks })
@@ -406,18 +417,18 @@ async fn write_streams(conn: quinn::Connection, mut records: mpsc::Receiver<Outg
     }
 }
 
-/// Accepts the peer's video streams, each read by its own task.
-async fn read_streams(conn: quinn::Connection, decode: std_mpsc::SyncSender<DecodeInput>) {
+/// Accepts the peer's video streams, each read by its own task, all within the call's `budget`.
+async fn read_streams(conn: quinn::Connection, decode: std_mpsc::SyncSender<DecodeInput>, budget: Arc<RecordBudget>) {
     let slots = Arc::new(Semaphore::new(MAX_STREAMS));
     while let Ok(mut recv) = conn.accept_uni().await {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             let _ = recv.stop(0u32.into());
             continue;
         };
-        let decode = decode.clone();
+        let (decode, budget) = (decode.clone(), budget.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = read_stream(&mut recv, &decode).await {
+            if let Err(e) = read_stream(&mut recv, &decode, budget).await {
                 tracing::debug!(error = %e, "video stream ended");
                 let _ = recv.stop(0u32.into());
             }
@@ -425,29 +436,36 @@ async fn read_streams(conn: quinn::Connection, decode: std_mpsc::SyncSender<Deco
     }
 }
 
-async fn read_stream(recv: &mut quinn::RecvStream, decode: &std_mpsc::SyncSender<DecodeInput>) -> Result<(), String> {
-    let mut header = [0u8; STREAM_HEADER_LEN];
-    tokio::time::timeout(HEADER_TIMEOUT, recv.read_exact(&mut header))
-        .await
-        .map_err(|_| "no stream header in time".to_string())?
-        .map_err(|e| e.to_string())?;
-    let gop = wire::parse_stream_header(&header).map_err(|e| e.to_string())?;
+/// Reads one stream's records as their bytes arrive (never allocating on the strength of a length
+/// prefix: [`RecordReader`]) and hands them to the decoder.
+async fn read_stream(
+    recv: &mut quinn::RecvStream,
+    decode: &std_mpsc::SyncSender<DecodeInput>,
+    budget: Arc<RecordBudget>,
+) -> Result<(), String> {
+    let mut reader = RecordReader::new(budget);
+    let header_due = tokio::time::Instant::now() + HEADER_TIMEOUT;
     loop {
-        let mut prefix = [0u8; 4];
-        match recv.read_exact(&mut prefix).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
-        }
-        let len = wire::record_len(prefix).map_err(|e| e.to_string())?;
-        let mut body = vec![0u8; len];
-        recv.read_exact(&mut body).await.map_err(|e| e.to_string())?;
-        let input = DecodeInput::Record { gop, body, at: Instant::now(), wall_us: wall_us() };
-        match decode.try_send(input) {
-            Ok(()) => {}
-            // The decoder is behind; the gap this leaves makes it ask for a keyframe.
-            Err(std_mpsc::TrySendError::Full(_)) => {}
-            Err(std_mpsc::TrySendError::Disconnected(_)) => return Ok(()),
+        let chunk = if reader.gop().is_none() {
+            tokio::time::timeout_at(header_due, recv.read_chunk(READ_CHUNK, true))
+                .await
+                .map_err(|_| "no stream header in time".to_string())?
+        } else {
+            recv.read_chunk(READ_CHUNK, true).await
+        };
+        let Some(chunk) = chunk.map_err(|e| e.to_string())? else {
+            return reader.finish().map_err(|e| e.to_string());
+        };
+        let records = reader.push(&chunk.bytes).map_err(|e| e.to_string())?;
+        let Some(gop) = reader.gop() else { continue };
+        for record in records {
+            let input = DecodeInput::Record { gop, record, at: Instant::now(), wall_us: wall_us() };
+            match decode.try_send(input) {
+                Ok(()) => {}
+                // The decoder is behind; the gap this leaves makes it ask for a keyframe.
+                Err(std_mpsc::TrySendError::Full(_)) => {}
+                Err(std_mpsc::TrySendError::Disconnected(_)) => return Ok(()),
+            }
         }
     }
 }
@@ -459,6 +477,7 @@ fn decode_thread(
     control: mpsc::Sender<ChannelCommand>,
     feedback: Arc<MediaFeedback>,
     stats: Arc<Mutex<VideoStats>>,
+    budget: Arc<RecordBudget>,
 ) {
     let mut sink = VideoSink::open(&output);
     let mut sink_failed = false;
@@ -472,9 +491,9 @@ fn decode_thread(
         match inputs.recv_timeout(wait) {
             Ok(DecodeInput::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             Ok(DecodeInput::RemoteSending(on)) => receiver.set_remote_sending(on, Instant::now()),
-            Ok(DecodeInput::Record { gop, body, at, wall_us }) => {
-                window_bytes += body.len() as u64 + 4;
-                if let Err(e) = receiver.on_record(at, wall_us, gop, &body) {
+            Ok(DecodeInput::Record { gop, record, at, wall_us }) => {
+                window_bytes += record.body().len() as u64 + 4;
+                if let Err(e) = receiver.on_record(at, wall_us, gop, record.body()) {
                     tracing::debug!(error = %e, "dropped a video record");
                 }
                 if let Some(age) = receiver.decoded_age_us() {
@@ -500,6 +519,7 @@ fn decode_thread(
         }
         let mut s = lock(&stats);
         s.receive = receiver.stats();
+        s.receive_buffered_bytes = budget.held() as u64;
         if now.saturating_duration_since(window_start) >= Duration::from_secs(1) {
             s.receive_fps = window_frames;
             s.receive_bitrate = window_bytes * 8;

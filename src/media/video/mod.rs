@@ -4,12 +4,14 @@
 //!
 //! Also the sans-IO halves of a call's video: the [`sender::VideoSender`] (encoder, GOPs, CPU
 //! adaptation, sealing), the [`receiver::VideoReceiver`] (opening, decoding, keyframe requests,
-//! freezes, rendering in step with the audio), and the [`wire`] format between them. The AV1 codecs
+//! freezes, rendering in step with the audio), the [`wire`] format between them, and the
+//! [`record_reader::RecordReader`] that reassembles a stream's records within a memory budget. The AV1 codecs
 //! live in `media::codec`; the IO (threads, QUIC streams) in `media::video_pipeline`.
 
 pub mod cpu_adaptation;
 pub mod pattern;
 pub mod receiver;
+pub mod record_reader;
 pub mod sender;
 pub mod source;
 pub mod wire;

@@ -219,7 +219,7 @@ impl VideoReceiver {
         }
         self.last_record = Some(now);
         self.last_arrival = Some(now);
-        let age = wall_us as i64 - frame.capture_us as i64;
+        let age = crate::media::capture_age_us(wall_us, frame.capture_us);
         let min = *self.min_age_us.get_or_insert(age);
         self.min_age_us = Some(min.min(age));
 
@@ -247,7 +247,7 @@ impl VideoReceiver {
             self.need_keyframe = true;
             return Ok(());
         }
-        if age - min > BACKLOG.as_micros() as i64 && self.backlog_asked != Some(gop) {
+        if age.saturating_sub(min) > BACKLOG.as_micros() as i64 && self.backlog_asked != Some(gop) {
             // Far behind: keep decoding (later frames need this one), but ask for a fresh start.
             self.backlog_asked = Some(gop);
             self.backlog_pending = true;
@@ -322,8 +322,8 @@ impl VideoReceiver {
             return None;
         }
         let d = self.queue.pop_front()?;
-        let age_us = wall_us as i64 - d.capture_us as i64;
-        self.stats.av_sync_ms = audio_age_us.map(|a| (age_us - a) as f64 / 1000.0);
+        let age_us = crate::media::capture_age_us(wall_us, d.capture_us);
+        self.stats.av_sync_ms = audio_age_us.map(|a| age_us.saturating_sub(a) as f64 / 1000.0);
         if let (Some(sync), Some(first)) = (self.stats.av_sync_ms, self.first_render) {
             if now.saturating_duration_since(first) >= Duration::from_secs(1) {
                 self.stats.av_sync_max_ms = self.stats.av_sync_max_ms.max(sync.abs());
@@ -499,5 +499,39 @@ mod tests {
         assert!(matches!(r.on_record(t0, T, 0, &rec[4..]), Err(VideoReceiveError::Codec(_))));
         assert_eq!(r.stats().decode_errors, 1);
         assert!(r.poll_keyframe_request(t0));
+    }
+
+    #[test]
+    fn extreme_capture_and_wall_times_from_the_peer_do_not_overflow() {
+        // (capture, wall) per frame: the age (wall − capture) of each is at an end of i64, or past it.
+        let cases: [[(u64, u64); 3]; 3] = [
+            [(0, u64::MAX), (1 << 63, 0), (u64::MAX, u64::MAX)],
+            [(1 << 63, 0), (0, 1 << 63), (0, u64::MAX)],
+            [(u64::MAX, 0), (0, 0), (0, u64::MAX)],
+        ];
+        let clamp = |wall: u64, capture: u64| {
+            (i128::from(wall) - i128::from(capture)).clamp(-i128::from(i64::MAX), i128::from(i64::MAX)) as i64
+        };
+        for frames in cases {
+            let (mut s, mut r) = pair();
+            let t0 = Instant::now();
+            r.set_remote_sending(true, t0);
+            for (n, (capture, wall)) in frames.into_iter().enumerate() {
+                let at = t0 + Duration::from_millis(33 * n as u64);
+                let pic = pattern::draw(320, 180, Stamp { counter: n as u32, capture_ms: n as u32 }).unwrap();
+                for o in s.send(at, &pic, capture).unwrap() {
+                    r.on_record(at, wall, o.gop, &o.record[4..]).unwrap();
+                }
+            }
+            assert_eq!(r.stats().frames_decoded, 3, "{frames:?}");
+            let least = frames.iter().map(|(c, w)| clamp(*w, *c)).min();
+            assert_eq!(r.decoded_age_us(), least, "{frames:?}");
+            let _ = r.poll_keyframe_request(t0 + Duration::from_secs(1));
+            for (wall, audio) in [(0, Some(i64::MAX)), (u64::MAX, Some(i64::MIN)), (1 << 63, None)] {
+                let _ = r.next_due_us(audio);
+                let _ = r.poll_render(t0 + Duration::from_secs(2), wall, audio);
+            }
+            assert!(r.stats().frames_rendered >= 1, "{frames:?}");
+        }
     }
 }
