@@ -54,8 +54,10 @@ impl From<HandshakeError> for ChannelError {
 }
 
 impl ChannelError {
+    /// A network error. Its text can carry the peer's words (a QUIC close reason), so it is
+    /// sanitized: no escape sequences or invisible characters reach a terminal.
     pub(crate) fn net(e: impl std::fmt::Display) -> Self {
-        ChannelError::Network(e.to_string())
+        ChannelError::Network(crate::peer_text::sanitize(&e.to_string()))
     }
 
     /// Whether this is a security failure (as opposed to a network one).
@@ -483,5 +485,18 @@ pub async fn accept_call_stream(incoming: quinn::Incoming) -> Result<Option<(Cal
         Ok(Ok((StreamRequest::Call(call_id), stream))) => Ok(Some((call_id, stream))),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ChannelError::Network("no call stream header in time".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_close_reason_reaches_the_user_without_escape_sequences() {
+        // What quinn shows for a peer's close: the reason bytes the peer chose.
+        let shown = ChannelError::net("closed by peer: 1: \u{1b}[2J\u{1b}[32mVERIFIED\u{1b}[0m\u{202e}evil").to_string();
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{202e}'), "{shown:?}");
+        assert!(shown.contains("VERIFIED"), "the words stay, the escapes go: {shown:?}");
     }
 }
