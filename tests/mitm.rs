@@ -161,18 +161,21 @@ async fn fifty_handshakes_for_one_call_get_at_most_one_message_2() {
     for i in 0..50u8 {
         let (ep_m, mallory) = (ep_m.clone(), mallory.clone());
         tries.spawn(async move {
-            let Ok(mut stream) = hail::transport::channel::dial(&ep_m, addr_b, call).await else { return false };
+            // Mallory keeps every connection open until the end: a message 2 he got stays pending.
+            let Ok(mut stream) = hail::transport::channel::dial(&ep_m, addr_b, call).await else { return (false, None) };
             let (_, msg1) = Initiator::start(params(&mallory, call, None), [i; 32]).unwrap();
             if hail::transport::channel::write_frame(&mut stream.send, &msg1).await.is_err() {
-                return false;
+                return (false, Some(stream));
             }
             let read = hail::transport::channel::read_frame(&mut stream.recv, 65535);
-            matches!(tokio::time::timeout(Duration::from_secs(20), read).await, Ok(Ok(_)))
+            (matches!(tokio::time::timeout(Duration::from_secs(20), read).await, Ok(Ok(_))), Some(stream))
         });
     }
-    let mut message_2s = 0;
+    let (mut message_2s, mut held) = (0, Vec::new());
     while let Some(got) = tries.join_next().await {
-        message_2s += usize::from(got.unwrap());
+        let (got, stream) = got.unwrap();
+        message_2s += usize::from(got);
+        held.push(stream);
     }
     assert!(message_2s <= 1, "Mallory read {message_2s} message 2s for one call");
 
@@ -181,6 +184,7 @@ async fn fifty_handshakes_for_one_call_get_at_most_one_message_2() {
         Err(e @ ChannelError::SecondHandshake) => assert!(e.is_security(), "shown to the user as a security event"),
         other => panic!("the call survived 50 handshakes: {other:?}"),
     }
+    drop(held);
 }
 
 #[test]
