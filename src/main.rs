@@ -96,10 +96,13 @@ async fn daemon(home: Home, log: Option<String>, options: DaemonOptions) -> Exit
         }
     };
     use std::io::IsTerminal;
+    // A log that cannot be written (stderr a closed pipe) is dropped: by default the subscriber
+    // reports that on stderr with eprintln!, which panics when stderr is the very thing that failed.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
     match hail::node::run_daemon(home, options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -114,6 +114,50 @@ fn a_closed_stdout_ends_a_command_quietly_like_a_unix_filter() {
 }
 
 #[test]
+fn the_daemon_keeps_serving_when_its_stdout_and_stderr_are_closed_pipes() {
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (_dir, home) = temp_home();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut daemon = Kill(
+        Command::new(common::HAIL)
+            .arg("--home")
+            .arg(&home)
+            .args(["daemon", "--log", "hail=debug", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--media-listen", "127.0.0.1:0", "--audio-in", "silence", "--audio-out", "null"])
+            .env_remove("HAIL_HOME")
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !hail(&home, &["status"]).status.success() {
+        if let Some(status) = daemon.0.try_wait().unwrap() {
+            panic!("the daemon died of its closed log: {status}");
+        }
+        assert!(Instant::now() < deadline, "the daemon is not answering");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // Requests that log, each write failing.
+    hail(&home, &["contacts", "add", "bob", &card(2, "Bob")]).ok();
+    hail(&home, &["status"]).ok();
+    assert!(daemon.0.try_wait().unwrap().is_none(), "still running");
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
+    assert!(daemon.0.wait().unwrap().success(), "a clean exit on SIGTERM, its last words lost");
+}
+
+#[test]
 fn bad_input_gets_specific_errors_and_the_daemon_keeps_serving() {
     let (_dir, home) = temp_home();
     let daemon = TestDaemon::start(&home);
