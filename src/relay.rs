@@ -27,6 +27,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::call::CallId;
+use crate::discovery::limits::SourceNetwork;
 use crate::discovery::lru::LruMap;
 
 /// How often the request-rate bookkeeping drops every requester with no recent request.
@@ -46,8 +47,8 @@ pub struct RelayLimits {
     pub max_allocations: usize,
     /// Allocations at once, per allocating peer.
     pub max_per_peer: usize,
-    /// Allocations at once, per source IP of the allocating peers (PeerIds cost nothing to make;
-    /// addresses do).
+    /// Allocations at once, per source IP (an IPv6 /64 counting as one) of the allocating peers
+    /// (PeerIds cost nothing to make; addresses do).
     pub max_per_ip: usize,
     /// Peers whose recent requests are remembered for the request rate limit; past it the least
     /// recently active one is forgotten.
@@ -149,7 +150,7 @@ struct Counters {
 struct Allocation {
     owner: PeerId,
     /// Where the owner's requests (and packets) come from.
-    owner_ip: IpAddr,
+    owner_network: SourceNetwork,
     peer: PeerId,
     side_a: SocketAddr,
     side_b: SocketAddr,
@@ -286,7 +287,8 @@ impl MediaRelay {
                 if self.allocations.values().filter(|a| a.owner == from).count() >= self.limits.max_per_peer {
                     return self.refuse("too many allocations for one peer");
                 }
-                if self.allocations.values().filter(|a| a.owner_ip == from_ip).count() >= self.limits.max_per_ip {
+                let network = SourceNetwork::of(from_ip);
+                if self.allocations.values().filter(|a| a.owner_network == network).count() >= self.limits.max_per_ip {
                     return self.refuse("too many allocations from one address");
                 }
                 let (a, b) = match (bind(self.ip), bind(self.ip)) {
@@ -305,7 +307,7 @@ impl MediaRelay {
                     call_id,
                     Allocation {
                         owner: from,
-                        owner_ip: from_ip,
+                        owner_network: network,
                         peer,
                         side_a,
                         side_b,

@@ -293,8 +293,23 @@ async fn allocations_per_source_ip_are_capped_whatever_the_peer_ids() {
         relay.handle(owner, Some(LOCAL), RelayRequest::Release { call_id: call }),
         RelayResponse::Ok { .. }
     ));
+    let bob2 = bob.clone();
     addrs(relay.handle(PeerId::random(), Some(LOCAL), RelayRequest::Allocate { call_id: CallId([7; 16]), peer: bob }));
     assert_eq!(relay.stats().allocations, 3);
+    // IPv6: one /64 is one address (a host gets a whole /64 to pick from).
+    for (n, ip) in [(20u8, "2001:db8:5::1"), (21, "2001:db8:5::2:7")] {
+        let ip: IpAddr = ip.parse().unwrap();
+        addrs(relay.handle(
+            PeerId::random(),
+            Some(ip),
+            RelayRequest::Allocate { call_id: CallId([n; 16]), peer: bob2.clone() },
+        ));
+    }
+    let same_64: IpAddr = "2001:db8:5::ffff".parse().unwrap();
+    refused(
+        relay.handle(PeerId::random(), Some(same_64), RelayRequest::Allocate { call_id: CallId([22; 16]), peer: bob2 }),
+        "too many allocations from one address",
+    );
 }
 
 #[test]

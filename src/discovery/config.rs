@@ -255,6 +255,19 @@ mod tests {
     }
 
     #[test]
+    fn the_default_limits_leave_room_for_the_nodes_own_connections_and_read_partially() {
+        let l = ConnectionLimits::default();
+        assert!(l.max_established_incoming < l.max_established, "inbound alone cannot fill the node");
+        assert!(l.max_incoming_per_ip < l.max_pending_incoming, "one address cannot hold every handshake");
+        assert!(l.max_memory_bytes.is_some() && !l.limit_loopback);
+        assert_eq!(NetworkConfig::default().limits, l);
+        let l: ConnectionLimits = serde_json::from_str(r#"{"max_incoming_per_ip":3}"#).unwrap();
+        assert_eq!((l.max_incoming_per_ip, l.max_established), (3, 256), "the rest keeps its default");
+        let e = serde_json::from_str::<ConnectionLimits>(r#"{"max_connections":3}"#).unwrap_err();
+        assert!(e.to_string().contains("max_connections"), "{e}");
+    }
+
+    #[test]
     fn bad_settings_name_the_culprit() {
         let e = NetworkConfig::from_text(None, Some(&["/ip4/1.2.3.4/tcp/1".into()]), None, None, None).unwrap_err();
         assert!(e.to_string().contains("/p2p/<PeerId>"), "{e}");
