@@ -4,13 +4,16 @@
 //! An allocation belongs to one call and two PeerIds: the allocating peer (A) and the peer it names
 //! (B). It is a pair of UDP ports on the relay: A's side accepts packets only from A's IP address
 //! (as the relay sees A's libp2p connection), B's side only from B's IP once B has *joined* over its
-//! own libp2p connection (authenticated as B's PeerId). The first packet on each side fixes that
-//! side's address; from then on packets are forwarded across, untouched: QUIC ends at A and B and
-//! every media frame is sealed end to end, so the relay sees ciphertext only.
+//! own libp2p connection (authenticated as B's PeerId). The first packet on each side locks that
+//! side to its sender's address (IP and port): packets from any other address, even another port
+//! of the same IP, are refused and never move where the relay sends. From then on packets are
+//! forwarded across, untouched: QUIC ends at A and B and every media frame is sealed end to end, so
+//! the relay sees ciphertext only.
 //!
 //! Limits: a per-allocation rate (token bucket over both directions; over it, packets are dropped),
-//! an idle timeout and a maximum lifetime, a cap on allocations per peer and in total, and a rate
-//! limit on allocation requests. Everything refused is counted.
+//! an idle timeout and a maximum lifetime, a cap on allocations per peer, per source IP and in
+//! total, and a rate limit on allocation requests (whose bookkeeping is itself bounded and pruned).
+//! Everything refused is counted.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +27,13 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::call::CallId;
+use crate::discovery::limits::SourceNetwork;
+use crate::discovery::lru::LruMap;
+
+/// How often the request-rate bookkeeping drops every requester with no recent request.
+pub const REQUEST_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
+/// The window of the request rate limit.
+const REQUEST_WINDOW: Duration = Duration::from_secs(60);
 
 /// The libp2p protocol id of allocation requests.
 pub const MEDIA_RELAY_PROTOCOL: &str = "/hail/media-relay/1";
@@ -37,6 +47,12 @@ pub struct RelayLimits {
     pub max_allocations: usize,
     /// Allocations at once, per allocating peer.
     pub max_per_peer: usize,
+    /// Allocations at once, per source IP (an IPv6 /64 counting as one) of the allocating peers
+    /// (PeerIds cost nothing to make; addresses do).
+    pub max_per_ip: usize,
+    /// Peers whose recent requests are remembered for the request rate limit; past it the least
+    /// recently active one is forgotten.
+    pub max_requesters: usize,
     /// Allocation requests per peer per minute.
     pub requests_per_minute: u32,
     /// Bytes per second per allocation, both directions together.
@@ -52,6 +68,8 @@ impl Default for RelayLimits {
         RelayLimits {
             max_allocations: 32,
             max_per_peer: 2,
+            max_per_ip: 4,
+            max_requesters: 4096,
             requests_per_minute: 10,
             // Both directions of a video call at the controller's ceiling (1.5 Mbps video + audio
             // each way), with headroom.
@@ -131,6 +149,8 @@ struct Counters {
 
 struct Allocation {
     owner: PeerId,
+    /// Where the owner's requests (and packets) come from.
+    owner_network: SourceNetwork,
     peer: PeerId,
     side_a: SocketAddr,
     side_b: SocketAddr,
@@ -145,7 +165,9 @@ pub struct MediaRelay {
     ip: IpAddr,
     limits: RelayLimits,
     allocations: HashMap<CallId, Allocation>,
-    requests: HashMap<PeerId, Vec<Instant>>,
+    /// Each recent requester's requests in the last minute.
+    requests: LruMap<PeerId, Vec<Instant>>,
+    last_prune: Option<Instant>,
     counters: Arc<Counters>,
     allocated: u64,
     refused: u64,
@@ -164,7 +186,8 @@ impl MediaRelay {
             ip,
             limits,
             allocations: HashMap::new(),
-            requests: HashMap::new(),
+            requests: LruMap::new(limits.max_requesters),
+            last_prune: None,
             counters: Arc::default(),
             allocated: 0,
             refused: 0,
@@ -184,8 +207,16 @@ impl MediaRelay {
         }
     }
 
+    /// Peers the request rate limit remembers now.
+    pub fn tracked_requesters(&self) -> usize {
+        self.requests.len()
+    }
+
     fn sweep(&mut self) {
-        let now = Instant::now();
+        self.sweep_at(Instant::now());
+    }
+
+    fn sweep_at(&mut self, now: Instant) {
         self.allocations.retain(|_, a| {
             let alive = !a.task.is_finished() && a.expires > now;
             if !alive {
@@ -204,16 +235,42 @@ impl MediaRelay {
     /// (the address of its libp2p connection as the relay sees it).
     /// Must run inside a tokio runtime (the forwarding tasks are spawned on it).
     pub fn handle(&mut self, from: PeerId, from_ip: Option<IpAddr>, request: RelayRequest) -> RelayResponse {
-        self.sweep();
-        let now = Instant::now();
-        let recent = self.requests.entry(from).or_default();
-        recent.retain(|t| now.saturating_duration_since(*t) < Duration::from_secs(60));
-        if recent.len() >= self.limits.requests_per_minute as usize {
-            return self.refuse("too many relay requests; try again in a minute");
+        self.handle_at(from, from_ip, request, Instant::now())
+    }
+
+    /// Counts a request by `from` at `now`; false when it is over the rate limit.
+    fn count_request(&mut self, from: PeerId, now: Instant) -> bool {
+        let fresh = |t: &Instant| now.saturating_duration_since(*t) < REQUEST_WINDOW;
+        // Every requester, not only the one asking now: a peer that stopped asking is forgotten.
+        if self.last_prune.is_none_or(|at| now.saturating_duration_since(at) >= REQUEST_PRUNE_INTERVAL) {
+            self.last_prune = Some(now);
+            self.requests.retain(|_, times| {
+                times.retain(fresh);
+                !times.is_empty()
+            });
         }
-        recent.push(now);
-        if self.requests.len() > 4096 {
-            self.requests.retain(|_, r| !r.is_empty());
+        let mut times = self.requests.remove(&from).unwrap_or_default();
+        times.retain(fresh);
+        let allowed = times.len() < self.limits.requests_per_minute as usize;
+        if allowed {
+            times.push(now);
+        }
+        // Reinserted as the most recently active; a full table forgets the least recently active.
+        self.requests.insert(from, times);
+        allowed
+    }
+
+    /// [`MediaRelay::handle`] at time `now`.
+    pub fn handle_at(
+        &mut self,
+        from: PeerId,
+        from_ip: Option<IpAddr>,
+        request: RelayRequest,
+        now: Instant,
+    ) -> RelayResponse {
+        self.sweep_at(now);
+        if !self.count_request(from, now) {
+            return self.refuse("too many relay requests; try again in a minute");
         }
         let Some(from_ip) = from_ip else {
             return self.refuse("only over a direct connection (the relay must see where packets will come from)");
@@ -230,6 +287,10 @@ impl MediaRelay {
                 if self.allocations.values().filter(|a| a.owner == from).count() >= self.limits.max_per_peer {
                     return self.refuse("too many allocations for one peer");
                 }
+                let network = SourceNetwork::of(from_ip);
+                if self.allocations.values().filter(|a| a.owner_network == network).count() >= self.limits.max_per_ip {
+                    return self.refuse("too many allocations from one address");
+                }
                 let (a, b) = match (bind(self.ip), bind(self.ip)) {
                     (Ok(a), Ok(b)) => (a, b),
                     _ => return self.refuse("the relay cannot open ports"),
@@ -244,7 +305,16 @@ impl MediaRelay {
                 tracing::info!(%call_id, owner = %from, %peer, %side_a, %side_b, "media relay allocation");
                 self.allocations.insert(
                     call_id,
-                    Allocation { owner: from, peer, side_a, side_b, join: Some(join_tx), task, expires: now + self.limits.lifetime },
+                    Allocation {
+                        owner: from,
+                        owner_network: network,
+                        peer,
+                        side_a,
+                        side_b,
+                        join: Some(join_tx),
+                        task,
+                        expires: now + self.limits.lifetime,
+                    },
                 );
                 RelayResponse::Ok {
                     mine: side_a.to_string(),
@@ -323,12 +393,11 @@ async fn forward(
             }
             got = a.recv_from(&mut buf_a) => {
                 let Ok((n, from)) = got else { return };
-                if from.ip() != a_ip {
+                if !permitted(&mut a_addr, Some(a_ip), from) {
                     counters.refused.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 active = tokio::time::Instant::now();
-                a_addr = Some(from);
                 if let Some(to) = b_addr {
                     if spend(&mut tokens, &mut last, burst, limits.bytes_per_second, n) {
                         let _ = b.send_to(&buf_a[..n], to).await;
@@ -340,12 +409,11 @@ async fn forward(
             }
             got = b.recv_from(&mut buf_b) => {
                 let Ok((n, from)) = got else { return };
-                if Some(from.ip()) != permit_b {
+                if !permitted(&mut b_addr, permit_b, from) {
                     counters.refused.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 active = tokio::time::Instant::now();
-                b_addr = Some(from);
                 if let Some(to) = a_addr {
                     if spend(&mut tokens, &mut last, burst, limits.bytes_per_second, n) {
                         let _ = a.send_to(&buf_b[..n], to).await;
@@ -356,6 +424,20 @@ async fn forward(
                 }
             }
         }
+    }
+}
+
+/// Whether a packet from `from` may use a side whose peer has IP `permit` (none yet: nobody may)
+/// and whose address is `locked`. The first permitted packet locks the side to its sender's
+/// address; from then on only that exact address (IP and port) is accepted.
+fn permitted(locked: &mut Option<SocketAddr>, permit: Option<IpAddr>, from: SocketAddr) -> bool {
+    match *locked {
+        Some(address) => address == from,
+        None if permit == Some(from.ip()) => {
+            *locked = Some(from);
+            true
+        }
+        None => false,
     }
 }
 

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -18,8 +17,11 @@ use libp2p::{
 use crate::call::signal::{INVITE_PROTOCOL, Invite, InviteReply};
 
 use super::config::{DhtMode, NetworkConfig, RelayMode};
-use super::reflector::{MAX_REFLECTOR_BYTES, REFLECTOR_PROTOCOL, ReflectorInfo, ReflectorQuery};
+use super::limits::{ConnectionGuard, connection_limits};
 use super::record::MAX_RECORD_BYTES;
+use super::record::record_key;
+use super::record_store::PeerRecordStore;
+use super::reflector::{MAX_REFLECTOR_BYTES, REFLECTOR_PROTOCOL, ReflectorInfo, ReflectorQuery};
 
 /// Identify's protocol version: hail nodes recognise each other by it.
 pub const IDENTIFY_PROTOCOL: &str = "/hail/1.0.0";
@@ -33,7 +35,7 @@ pub const RECORD_TTL: Duration = Duration::from_secs(60 * 60);
 pub const INVITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest invite or invite reply accepted, in bytes.
 pub const MAX_INVITE_BYTES: u64 = 8 * 1024;
-/// Most records a node stores for others.
+/// Most records a node stores (a full store makes room: see [`PeerRecordStore`]).
 pub const MAX_STORED_RECORDS: usize = 1024;
 /// A relayed connection carries signalling only (invites, identify, the DHT), never media; these
 /// bound what one relayed connection may use on a relay.
@@ -55,6 +57,11 @@ mod derived {
     /// Every protocol the node speaks on its libp2p connections.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
+        /// Per-address and memory limits, and early refusal of inbound connections (first: it
+        /// sees every connection before anything else spends on it).
+        pub guard: ConnectionGuard,
+        /// libp2p's connection limits: totals, per peer, handshakes in progress.
+        pub limits: libp2p::connection_limits::Behaviour,
         /// Who the peer is and where it listens.
         pub identify: identify::Behaviour,
         /// Liveness and RTT.
@@ -62,7 +69,7 @@ mod derived {
         /// LAN discovery; off when the config says so.
         pub mdns: Toggle<mdns::tokio::Behaviour>,
         /// The DHT: peer routing and peer records.
-        pub kad: kad::Behaviour<MemoryStore>,
+        pub kad: kad::Behaviour<PeerRecordStore>,
         /// Call invites (`/hail/invite/1`, JSON).
         pub invite: request_response::json::Behaviour<Invite, InviteReply>,
         /// Are we publicly reachable? (AutoNAT v1; also answers others' probes.)
@@ -108,15 +115,7 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         // Every inbound record is checked by the node before it is stored (`Discovery`).
         .set_record_filtering(kad::StoreInserts::FilterBoth)
         .set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
-    let store = MemoryStore::with_config(
-        peer_id,
-        MemoryStoreConfig {
-            max_records: MAX_STORED_RECORDS,
-            max_value_bytes: MAX_RECORD_BYTES,
-            max_providers_per_key: 0,
-            max_provided_keys: 0,
-        },
-    );
+    let store = PeerRecordStore::new(peer_id, record_key(&peer_id), MAX_STORED_RECORDS, MAX_RECORD_BYTES);
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
     kad.set_mode(match config.dht_mode {
         DhtMode::Auto => None,
@@ -176,7 +175,9 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         [(StreamProtocol::new(crate::relay::MEDIA_RELAY_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
     );
-    let parts = (identify, kad, invite, autonat, dcutr, reflector, media_relay);
+    let guard = ConnectionGuard::new(config.limits);
+    let limits = connection_limits(&config.limits);
+    let parts = (guard, limits, identify, kad, invite, autonat, dcutr, reflector, media_relay);
 
     let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
@@ -187,8 +188,10 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_behaviour(move |_, relay_client| {
-            let (identify, kad, invite, autonat, dcutr, reflector, media_relay) = parts;
+            let (guard, limits, identify, kad, invite, autonat, dcutr, reflector, media_relay) = parts;
             Behaviour {
+                guard,
+                limits,
                 identify,
                 ping: ping::Behaviour::default(),
                 mdns: mdns.into(),

@@ -1,4 +1,5 @@
-//! Network settings, checked: listen addresses, bootstrap peers, mDNS, the DHT protocol id and mode.
+//! Network settings, checked: listen addresses, bootstrap peers, mDNS, the DHT protocol id and mode,
+//! and the limits on libp2p connections.
 
 use std::str::FromStr;
 
@@ -109,6 +110,58 @@ pub struct NetworkConfig {
     pub dht_mode: DhtMode,
     /// Whether to relay for others.
     pub relay: RelayMode,
+    /// How many libp2p connections, and from where, the node accepts.
+    pub limits: ConnectionLimits,
+}
+
+/// Limits on libp2p connections: a flood of connections (from one address or many, finished or
+/// left half-open) must not take the slots or the memory that contacts need to reach the node.
+/// Connections over a limit are refused (a refused inbound connection never reaches identify,
+/// Kademlia or invites); connections already up are never closed by them.
+///
+/// The defaults suit a home calling node: a few contacts, a DHT routing table (Kademlia keeps ~20
+/// peers per bucket, and a lookup touches a few dozen), perhaps a relay for a few peers behind NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Established connections at once, both directions (default 256).
+    pub max_established: u32,
+    /// Established connections that others opened (default 128): inbound ones alone can never
+    /// fill the node, so its own lookups and calls always have room.
+    pub max_established_incoming: u32,
+    /// Established connections with one peer (default 4: a direct one, a relayed one, and the
+    /// transient doubles of simultaneous dials and hole punching).
+    pub max_established_per_peer: u32,
+    /// Inbound connections, in the handshake or established, from one IPv4 address or one IPv6
+    /// /64 (default 8: a household behind one NAT has several devices).
+    pub max_incoming_per_ip: u32,
+    /// Inbound connections still in their handshake (default 32).
+    pub max_pending_incoming: u32,
+    /// Dials in progress (default 64).
+    pub max_pending_outgoing: u32,
+    /// No new inbound connection while the process's resident memory is at or above this many
+    /// bytes (default 1 GiB; `None`: no cap). Read from `/proc/self/statm` at most once a second;
+    /// where that file does not exist the cap does not apply.
+    pub max_memory_bytes: Option<u64>,
+    /// Whether loopback connections count against `max_incoming_per_ip` (default false: they come
+    /// from this host, which can do anything to the node anyway, and a host running several nodes
+    /// connects them over loopback). They always count against the other limits.
+    pub limit_loopback: bool,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_established: 256,
+            max_established_incoming: 128,
+            max_established_per_peer: 4,
+            max_incoming_per_ip: 8,
+            max_pending_incoming: 32,
+            max_pending_outgoing: 64,
+            max_memory_bytes: Some(1 << 30),
+            limit_loopback: false,
+        }
+    }
 }
 
 /// A setting that cannot be used.
@@ -174,6 +227,7 @@ impl NetworkConfig {
             dht_protocol,
             dht_mode: dht_mode.unwrap_or(DhtMode::Auto),
             relay: RelayMode::Auto,
+            limits: ConnectionLimits::default(),
         })
     }
 }
@@ -198,6 +252,19 @@ mod tests {
         assert_eq!(c.dht_protocol.as_ref(), IPFS_DHT_PROTOCOL);
         let c = NetworkConfig::from_text(None, Some(&["ipfs".into()]), None, Some("/mine/kad"), None).unwrap();
         assert_eq!(c.dht_protocol.as_ref(), "/mine/kad", "an explicit protocol wins");
+    }
+
+    #[test]
+    fn the_default_limits_leave_room_for_the_nodes_own_connections_and_read_partially() {
+        let l = ConnectionLimits::default();
+        assert!(l.max_established_incoming < l.max_established, "inbound alone cannot fill the node");
+        assert!(l.max_incoming_per_ip < l.max_pending_incoming, "one address cannot hold every handshake");
+        assert!(l.max_memory_bytes.is_some() && !l.limit_loopback);
+        assert_eq!(NetworkConfig::default().limits, l);
+        let l: ConnectionLimits = serde_json::from_str(r#"{"max_incoming_per_ip":3}"#).unwrap();
+        assert_eq!((l.max_incoming_per_ip, l.max_established), (3, 256), "the rest keeps its default");
+        let e = serde_json::from_str::<ConnectionLimits>(r#"{"max_connections":3}"#).unwrap_err();
+        assert!(e.to_string().contains("max_connections"), "{e}");
     }
 
     #[test]

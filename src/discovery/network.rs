@@ -7,12 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::ListenerId;
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetClosestPeersOk, GetRecordOk, QueryId, QueryResult, Quorum, Record};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::core::transport::ListenerId;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, mdns, relay};
 
@@ -22,9 +22,10 @@ use tokio::sync::oneshot;
 
 use super::behaviour::{Behaviour, BehaviourEvent, BuildError, IDENTIFY_PROTOCOL, RECORD_TTL, build_swarm};
 use super::config::{BootstrapPeer, DhtMode, NetworkConfig, RelayMode};
-use super::reflector::{ReflectorInfo, ReflectorQuery};
+use super::peer_ips::PeerIps;
 use super::peer_table::{PeerTable, Source, without_peer_id};
 use super::record::{record_key, sign_record, verify_record};
+use super::reflector::{ReflectorInfo, ReflectorQuery};
 
 /// How long a `find` may take before it reports "not found".
 pub const FIND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -197,6 +198,12 @@ pub struct NetworkStatus {
     pub records_stored: usize,
     /// Peer records refused (malformed, forged, stale).
     pub records_rejected: u64,
+    /// Peer records dropped to make room for newer ones (the store was full).
+    #[serde(default)]
+    pub records_evicted: u64,
+    /// Inbound libp2p connections refused by a connection limit.
+    #[serde(default)]
+    pub connections_refused: u64,
     /// When this node's own peer record last reached the DHT, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_published_at_ms: Option<u64>,
@@ -293,7 +300,9 @@ pub struct Discovery {
     /// Media relay requests in flight.
     relay_requests: HashMap<request_response::OutboundRequestId, RelayReply>,
     /// Where each connected peer's direct connection comes from (the media relay's permissions).
-    peer_ips: HashMap<PeerId, std::net::IpAddr>,
+    peer_ips: PeerIps,
+    /// Inbound connections refused by a limit since the start.
+    connections_refused: u64,
 }
 
 /// What the node knows about its own reachability, and its relay reservations.
@@ -343,7 +352,10 @@ fn is_global_address(a: &Multiaddr) -> bool {
                 || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
         }
         Protocol::Ip6(ip) => {
-            !(ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80)
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80)
         }
         _ => false,
     }) && !a.iter().any(|p| matches!(p, Protocol::P2pCircuit))
@@ -385,7 +397,8 @@ impl Discovery {
             calls_address: None,
             media_relay: None,
             relay_requests: HashMap::new(),
-            peer_ips: HashMap::new(),
+            peer_ips: PeerIps::default(),
+            connections_refused: 0,
             config,
         };
         let peers = discovery.config.bootstrap.clone();
@@ -467,7 +480,9 @@ impl Discovery {
         self.nat
             .reservations
             .keys()
-            .find(|p| self.nat.accepted.contains(p) && self.nat.reflectors.contains_key(p) && self.swarm.is_connected(p))
+            .find(|p| {
+                self.nat.accepted.contains(p) && self.nat.reflectors.contains_key(p) && self.swarm.is_connected(p)
+            })
             .copied()
     }
 
@@ -491,18 +506,24 @@ impl Discovery {
         self.media_relay.as_mut().map(crate::relay::MediaRelay::stats)
     }
 
-    fn on_media_relay(&mut self, event: request_response::Event<crate::relay::RelayRequest, crate::relay::RelayResponse>) {
+    fn on_media_relay(
+        &mut self,
+        event: request_response::Event<crate::relay::RelayRequest, crate::relay::RelayResponse>,
+    ) {
         use crate::relay::{MediaRelay, RelayLimits, RelayResponse};
         match event {
             request_response::Event::Message {
-                peer, message: request_response::Message::Request { request, channel, .. }, ..
+                peer,
+                message: request_response::Message::Request { request, channel, .. },
+                ..
             } => {
                 // Only a node that relays, with a public call endpoint, serves media.
                 let serving = self.nat.serving || self.config.relay == RelayMode::On;
                 let response = match (serving, self.calls_address) {
                     (true, Some(calls)) => {
-                        let relay = self.media_relay.get_or_insert_with(|| MediaRelay::new(calls.ip(), RelayLimits::default()));
-                        let from_ip = self.peer_ips.get(&peer).copied();
+                        let relay =
+                            self.media_relay.get_or_insert_with(|| MediaRelay::new(calls.ip(), RelayLimits::default()));
+                        let from_ip = self.peer_ips.get(&peer);
                         relay.handle(peer, from_ip, request)
                     }
                     _ => RelayResponse::Err { reason: "this node does not relay media".into() },
@@ -510,7 +531,8 @@ impl Discovery {
                 let _ = self.swarm.behaviour_mut().media_relay.send_response(channel, response);
             }
             request_response::Event::Message {
-                message: request_response::Message::Response { request_id, response }, ..
+                message: request_response::Message::Response { request_id, response },
+                ..
             } => {
                 if let Some(reply) = self.relay_requests.remove(&request_id) {
                     let _ = reply.send(Ok(response));
@@ -527,12 +549,16 @@ impl Discovery {
 
     fn on_reflector(&mut self, event: request_response::Event<ReflectorQuery, ReflectorInfo>) {
         match event {
-            request_response::Event::Message { message: request_response::Message::Request { channel, .. }, .. } => {
+            request_response::Event::Message {
+                message: request_response::Message::Request { channel, .. }, ..
+            } => {
                 let info = ReflectorInfo { calls_address: self.calls_address.map(|a| a.to_string()) };
                 let _ = self.swarm.behaviour_mut().reflector.send_response(channel, info);
             }
             request_response::Event::Message {
-                peer, message: request_response::Message::Response { response, .. }, ..
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
             } => {
                 let address = response.calls_address.and_then(|a| a.parse::<std::net::SocketAddr>().ok());
                 match address {
@@ -749,20 +775,7 @@ impl Discovery {
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 self.dials.remove(&connection_id);
-                let remote = endpoint.get_remote_address();
-                if !remote.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
-                    let ip = remote.iter().find_map(|p| match p {
-                        Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
-                        Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
-                        _ => None,
-                    });
-                    if let Some(ip) = ip {
-                        if self.peer_ips.len() >= 4096 {
-                            self.peer_ips.clear();
-                        }
-                        self.peer_ips.insert(peer_id, ip);
-                    }
-                }
+                self.peer_ips.connected(peer_id, endpoint.get_remote_address());
                 let address = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => Some(without_peer_id(address)),
                     ConnectedPoint::Listener { .. } => None,
@@ -781,7 +794,7 @@ impl Discovery {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.peers.forget_source(&peer_id, Source::Connected);
-                self.peer_ips.remove(&peer_id);
+                self.peer_ips.forget(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id: Some(peer), error } => {
                 tracing::debug!(%peer, %error, "dial failed");
@@ -809,6 +822,14 @@ impl Discovery {
                 self.schedule_publish(now + PUBLISH_DEBOUNCE);
             }
             SwarmEvent::ListenerError { error, .. } => tracing::warn!(%error, "listener error"),
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                self.connections_refused += 1;
+                tracing::debug!(from = %send_back_addr, %cause, "inbound connection refused by a limit");
+            }
             _ => {}
         }
     }
@@ -1037,7 +1058,7 @@ impl Discovery {
             Ok(_) => {
                 record.expires = Some(record.expires.map_or(now + RECORD_TTL, |e| e.min(now + RECORD_TTL)));
                 if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
-                    tracing::debug!(%source, error = %e, "record store full");
+                    tracing::debug!(%source, error = %e, "record not stored");
                 }
             }
             Err(e) => {
@@ -1221,6 +1242,8 @@ impl Discovery {
                 .collect(),
             records_stored,
             records_rejected: self.records_rejected,
+            records_evicted: self.swarm.behaviour_mut().kad.store_mut().evicted(),
+            connections_refused: self.connections_refused,
             record_published_at_ms: self.record_published_ms,
             reachability: match &self.nat.status {
                 None | Some(autonat::NatStatus::Unknown) => "unknown".into(),
