@@ -30,7 +30,7 @@ PICKS = """
 1F98A fox
 1F408 cat
 1F981 lion
-1F405 tiger
+1F983 turkey
 1F40E horse
 1F984 unicorn
 1F993 zebra
@@ -64,7 +64,7 @@ PICKS = """
 1F40A crocodile
 1F422 turtle
 1F40D snake
-1F409 dragon
+1F3AC clapper
 1F40B whale
 1F420 fish
 1F419 octopus
@@ -87,7 +87,7 @@ PICKS = """
 1F341 maple
 1F344 mushroom
 1F347 grapes
-1F348 melon
+1F968 pretzel
 1F349 watermelon
 1F34B lemon
 1F34D pineapple
@@ -131,7 +131,7 @@ PICKS = """
 1F37E champagne
 1F377 wine
 1F37A beer
-1F962 chopsticks
+1F4CB clipboard
 1F944 spoon
 1F30D globe
 1F9ED compass
@@ -220,8 +220,8 @@ PICKS = """
 1F459 bikini
 1F45C handbag
 1F392 backpack
-1F45F sneaker
-1F97E boot
+1F4E1 satellite
+1F9EF extinguisher
 1F460 high heel
 1F451 crown
 1F3A9 top hat
