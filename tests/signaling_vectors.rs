@@ -37,6 +37,35 @@ fn bad_invites_are_refused() {
 }
 
 #[test]
+fn the_callee_names_the_newest_sas_table_both_have() {
+    let v = vectors();
+    let cases = v["sas_tables"].as_array().unwrap();
+    assert!(cases.len() >= 4);
+    for case in cases {
+        let invite: Invite = serde_json::from_value(case["invite"].clone()).unwrap();
+        invite.validate().unwrap();
+        let picked = invite.sas_table();
+        assert_eq!(picked.version() as u64, case["ringing_sas_table"].as_u64().unwrap(), "{}", case["comment"]);
+        let reply = serde_json::to_value(InviteReply::ringing(vec!["192.0.2.1:1".into()], picked)).unwrap();
+        assert_eq!(reply["sas_table"], case["ringing_sas_table"]);
+    }
+}
+
+#[test]
+fn messages_from_newer_peers_parse_and_their_unknown_fields_are_ignored() {
+    let v = vectors();
+    for raw in v["unknown_fields"]["invites"].as_array().unwrap() {
+        let invite: Invite = serde_json::from_value(raw.clone()).unwrap();
+        invite.validate().unwrap();
+        assert!(!serde_json::to_value(&invite).unwrap().as_object().unwrap().contains_key("future_field"));
+    }
+    for raw in v["unknown_fields"]["replies"].as_array().unwrap() {
+        let reply: InviteReply = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&reply).unwrap()["reply"], raw["reply"]);
+    }
+}
+
+#[test]
 fn control_frames_are_exact() {
     let v = vectors();
     for case in v["control"].as_array().unwrap() {

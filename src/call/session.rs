@@ -16,8 +16,8 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
 use super::CallId;
-use super::signal::{ControlMessage, InviteReply};
-use crate::crypto::sas::Sas;
+use super::signal::{self, ControlMessage, Invite, InviteReply};
+use crate::crypto::sas::{Sas, SasTable};
 
 /// Which side of the call this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +238,10 @@ pub struct CallSession {
     channel_requested: bool,
     channel_up: bool,
     sas: Option<Sas>,
+    /// The newest SAS table we may use (a caller offers every version up to it).
+    newest_sas_table: SasTable,
+    /// The table the call's emoji are rendered with: agreed in the invite and its reply.
+    sas_table: SasTable,
     answered_at: Option<Instant>,
     ended_at: Option<Instant>,
     last_sent: Instant,
@@ -258,15 +262,19 @@ impl CallSession {
     }
 
     /// A call we received and accepted to ring: it starts in `Ringing` and asks for the channel.
+    /// `sas_table` is the one picked from the invite's offer ([`Invite::sas_table`]), named in
+    /// the `ringing` reply.
     pub fn incoming(
         id: CallId,
         peer: PeerId,
         video: bool,
         caller_candidates: Vec<String>,
+        sas_table: SasTable,
         timeouts: Timeouts,
         now: Instant,
     ) -> Self {
         let mut s = Self::new(id, Role::Callee, peer, video, timeouts, now, CallState::Ringing);
+        s.sas_table = sas_table;
         s.channel_requested = true;
         s.outputs.push_back(Output::OpenChannel { remote_candidates: caller_candidates });
         s.outputs.push_back(Output::Event(CallEvent::State(CallState::Ringing)));
@@ -294,6 +302,8 @@ impl CallSession {
             channel_requested: false,
             channel_up: false,
             sas: None,
+            newest_sas_table: SasTable::LATEST,
+            sas_table: SasTable::V1,
             answered_at: None,
             ended_at: None,
             last_sent: now,
@@ -329,6 +339,29 @@ impl CallSession {
     pub fn sas(&self) -> Option<Sas> {
         self.sas
     }
+    /// The table to render the SAS with (for a caller: version 1 until the callee names one).
+    pub fn sas_table(&self) -> SasTable {
+        self.sas_table
+    }
+
+    /// A caller that offers SAS tables only up to `newest` (the default is [`SasTable::LATEST`]);
+    /// what an older hail does, and what the tests use to play one.
+    pub fn with_newest_sas_table(mut self, newest: SasTable) -> Self {
+        self.newest_sas_table = newest;
+        self
+    }
+
+    /// The invite for this call (caller), offering every SAS table up to the newest we have.
+    pub fn invite(&self, candidates: Vec<String>) -> Invite {
+        Invite {
+            version: signal::VERSION,
+            call_id: self.id,
+            candidates,
+            video: self.video,
+            sas_tables: Some(self.newest_sas_table.offer()),
+        }
+    }
+
     /// When the call started.
     pub fn started(&self) -> Instant {
         self.started
@@ -402,7 +435,15 @@ impl CallSession {
         }
         match input {
             Input::InviteReplied(reply) if self.state == CallState::Dialing => match reply {
-                InviteReply::Ringing { candidates } => {
+                InviteReply::Ringing { candidates, sas_table } => {
+                    let version = sas_table.unwrap_or(1);
+                    match SasTable::from_version(version).filter(|t| *t <= self.newest_sas_table) {
+                        Some(table) => self.sas_table = table,
+                        None => {
+                            let reason = format!("the callee chose SAS emoji table {version}, which we did not offer");
+                            return self.finish(EndReason::SetupFailed { reason }, now);
+                        }
+                    }
                     self.channel_requested = true;
                     self.outputs.push_back(Output::OpenChannel { remote_candidates: candidates });
                     self.set_state(CallState::Ringing, now);
@@ -593,15 +634,22 @@ mod tests {
     }
 
     fn ringing() -> InviteReply {
-        InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()] }
+        InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None }
     }
 
     /// A caller and a callee wired back to back through their control messages.
     fn pair(t0: Instant) -> (CallSession, CallSession) {
         let peer = PeerId::random();
         let mut caller = CallSession::outgoing(CallId([1; 16]), peer, false, Timeouts::default(), t0);
-        let callee =
-            CallSession::incoming(CallId([1; 16]), peer, false, vec!["127.0.0.1:2".into()], Timeouts::default(), t0);
+        let callee = CallSession::incoming(
+            CallId([1; 16]),
+            peer,
+            false,
+            vec!["127.0.0.1:2".into()],
+            SasTable::V1,
+            Timeouts::default(),
+            t0,
+        );
         caller.handle(Input::InviteReplied(ringing()), t0);
         (caller, callee)
     }
@@ -791,5 +839,63 @@ mod tests {
         a.handle(Input::Control(ControlMessage::Accept), t0);
         a.handle(Input::Control(ControlMessage::HangupAck), t0);
         assert_eq!(a.state(), CallState::Active);
+    }
+
+    /// Sides whose newest tables are `caller_newest` and `callee_newest` meet through the invite and
+    /// the `ringing` reply, as the node wires them.
+    fn negotiate(caller_newest: SasTable, callee_newest: SasTable, t0: Instant) -> (CallSession, CallSession) {
+        let id = CallId([3; 16]);
+        let mut caller = CallSession::outgoing(id, PeerId::random(), false, Timeouts::default(), t0)
+            .with_newest_sas_table(caller_newest);
+        let invite = caller.invite(vec!["127.0.0.1:1".into()]);
+        // What the callee's node does: validate, pick, ring, reply.
+        let invite: Invite = serde_json::from_value(serde_json::to_value(&invite).unwrap()).unwrap();
+        invite.validate().unwrap();
+        let picked = callee_newest.pick(invite.offered_sas_tables()).unwrap();
+        let callee =
+            CallSession::incoming(id, PeerId::random(), false, invite.candidates, picked, Timeouts::default(), t0);
+        let reply = InviteReply::ringing(vec!["127.0.0.1:2".into()], callee.sas_table());
+        let reply: InviteReply = serde_json::from_value(serde_json::to_value(&reply).unwrap()).unwrap();
+        caller.handle(Input::InviteReplied(reply), t0);
+        (caller, callee)
+    }
+
+    #[test]
+    fn the_sas_table_is_the_newest_both_sides_have() {
+        let t0 = Instant::now();
+        for caller_newest in SasTable::ALL {
+            for callee_newest in SasTable::ALL {
+                let (caller, callee) = negotiate(caller_newest, callee_newest, t0);
+                let expected = caller_newest.min(callee_newest);
+                assert_eq!(caller.state(), CallState::Ringing);
+                assert_eq!((caller.sas_table(), callee.sas_table()), (expected, expected));
+                let sas = Sas([9, 99, 199, 255]);
+                assert_eq!(sas.text_in(caller.sas_table()), sas.text_in(callee.sas_table()));
+            }
+        }
+        assert_eq!(negotiate(SasTable::LATEST, SasTable::LATEST, t0).0.sas_table(), SasTable::V2);
+    }
+
+    #[test]
+    fn an_older_callee_that_names_no_table_means_v1() {
+        let t0 = Instant::now();
+        let mut caller = CallSession::outgoing(CallId([4; 16]), PeerId::random(), false, Timeouts::default(), t0);
+        assert_eq!(caller.invite(vec![]).sas_tables, Some(vec![1, 2]));
+        caller.handle(Input::InviteReplied(ringing()), t0);
+        assert_eq!((caller.state(), caller.sas_table()), (CallState::Ringing, SasTable::V1));
+    }
+
+    #[test]
+    fn a_callee_that_picks_a_table_we_did_not_offer_ends_the_call() {
+        let t0 = Instant::now();
+        for (newest, named) in [(SasTable::V1, 2), (SasTable::V2, 3), (SasTable::V2, 0)] {
+            let mut caller = CallSession::outgoing(CallId([5; 16]), PeerId::random(), false, Timeouts::default(), t0)
+                .with_newest_sas_table(newest);
+            let reply = InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: Some(named) };
+            caller.handle(Input::InviteReplied(reply), t0);
+            assert_eq!(caller.state(), CallState::Ended, "table {named} offered up to {newest:?}");
+            assert!(matches!(caller.end_reason(), Some(EndReason::SetupFailed { .. })));
+            assert!(!drain(&mut caller).iter().any(|o| matches!(o, Output::OpenChannel { .. })));
+        }
     }
 }

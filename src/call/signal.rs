@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::CallId;
+use crate::crypto::sas::SasTable;
 
 /// The invite protocol id.
 pub const INVITE_PROTOCOL: &str = "/hail/invite/1";
@@ -29,6 +30,10 @@ pub struct Invite {
     /// Whether the caller wants video.
     #[serde(default)]
     pub video: bool,
+    /// The SAS emoji table versions the caller can render (`protocols/sas-v1.md`, "Table
+    /// versions"). Absent (an older caller): only version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sas_tables: Option<Vec<u32>>,
 }
 
 /// The callee's answer to an invite.
@@ -39,6 +44,10 @@ pub enum InviteReply {
     Ringing {
         /// `ip:port` candidates.
         candidates: Vec<String>,
+        /// The SAS emoji table both sides render the call's emoji with: the highest version both
+        /// have. Absent (an older callee): version 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sas_table: Option<u32>,
     },
     /// The callee is in another call.
     Busy,
@@ -114,7 +123,25 @@ impl ControlMessage {
     }
 }
 
+impl InviteReply {
+    /// `ringing`, naming the SAS table the callee picked.
+    pub fn ringing(candidates: Vec<String>, sas_table: SasTable) -> Self {
+        InviteReply::Ringing { candidates, sas_table: Some(sas_table.version()) }
+    }
+}
+
 impl Invite {
+    /// The SAS table versions the caller offers (`[1]` when the invite names none).
+    pub fn offered_sas_tables(&self) -> &[u32] {
+        self.sas_tables.as_deref().unwrap_or(&[1])
+    }
+
+    /// The SAS table this hail renders the call with: the highest version both sides have (for a
+    /// validated invite there is one; otherwise version 1).
+    pub fn sas_table(&self) -> SasTable {
+        SasTable::LATEST.pick(self.offered_sas_tables()).unwrap_or(SasTable::V1)
+    }
+
     /// Checks what a remote invite claims before anything acts on it.
     pub fn validate(&self) -> Result<(), SignalError> {
         if self.version != VERSION {
@@ -130,6 +157,20 @@ impl Invite {
             )));
         }
         parse_candidates(&self.candidates)?;
+        let offered = self.offered_sas_tables();
+        if offered.is_empty() || offered.len() > SasTable::MAX_OFFER {
+            return Err(SignalError::Malformed(format!(
+                "{} SAS table versions (1 to {})",
+                offered.len(),
+                SasTable::MAX_OFFER
+            )));
+        }
+        if SasTable::LATEST.pick(offered).is_none() {
+            return Err(SignalError::Malformed(format!(
+                "no SAS table in common (offered {offered:?}, this hail has {:?})",
+                SasTable::LATEST.offer()
+            )));
+        }
         Ok(())
     }
 }
@@ -177,9 +218,26 @@ mod tests {
 
     #[test]
     fn invites_are_validated() {
-        let good =
-            Invite { version: 1, call_id: CallId([1; 16]), candidates: vec!["127.0.0.1:4000".into()], video: false };
+        let good = Invite {
+            version: 1,
+            call_id: CallId([1; 16]),
+            candidates: vec!["127.0.0.1:4000".into()],
+            video: false,
+            sas_tables: None,
+        };
         assert!(good.validate().is_ok());
+        for (tables, ok) in [
+            (vec![1], true),
+            (vec![1, 2], true),
+            (vec![2, 1, 99], true),
+            (vec![3], false),
+            (vec![], false),
+            (vec![1; SasTable::MAX_OFFER + 1], false),
+        ] {
+            let mut invite = good.clone();
+            invite.sas_tables = Some(tables.clone());
+            assert_eq!(invite.validate().is_ok(), ok, "sas_tables {tables:?}");
+        }
         let mut bad = good.clone();
         bad.version = 2;
         assert!(bad.validate().is_err());
@@ -209,5 +267,61 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_sas_table_is_the_highest_in_common_and_absent_means_1() {
+        let json = r#"{"version":1,"call_id":"00112233445566778899aabbccddeeff","candidates":["127.0.0.1:1"]}"#;
+        let old: Invite = serde_json::from_str(json).unwrap();
+        assert_eq!(old.sas_tables, None);
+        assert_eq!(old.offered_sas_tables(), [1]);
+        assert_eq!(old.sas_table(), SasTable::V1);
+        assert!(!serde_json::to_string(&old).unwrap().contains("sas_tables"), "an absent offer stays absent");
+        let new = Invite { sas_tables: Some(vec![1, 2]), ..old.clone() };
+        assert_eq!(new.sas_table(), SasTable::V2);
+        let reply: InviteReply = serde_json::from_str(r#"{"reply":"ringing","candidates":["127.0.0.1:1"]}"#).unwrap();
+        assert_eq!(reply, InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None });
+        assert_eq!(
+            serde_json::to_string(&InviteReply::ringing(vec!["127.0.0.1:1".into()], SasTable::V2)).unwrap(),
+            r#"{"reply":"ringing","candidates":["127.0.0.1:1"],"sas_table":2}"#
+        );
+    }
+
+    /// The v1 messages as a hail before table versions declared them: they must read the new
+    /// fields' messages (serde ignores unknown fields unless told otherwise).
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct OldInvite {
+        version: u32,
+        call_id: CallId,
+        candidates: Vec<String>,
+        #[serde(default)]
+        video: bool,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "snake_case", tag = "reply")]
+    #[allow(dead_code)]
+    enum OldInviteReply {
+        Ringing { candidates: Vec<String> },
+        Busy,
+    }
+
+    #[test]
+    fn old_peers_ignore_the_sas_table_fields() {
+        let invite = Invite {
+            version: 1,
+            call_id: CallId([7; 16]),
+            candidates: vec!["127.0.0.1:1".into()],
+            video: true,
+            sas_tables: Some(SasTable::LATEST.offer()),
+        };
+        let old: OldInvite = serde_json::from_str(&serde_json::to_string(&invite).unwrap()).unwrap();
+        assert_eq!((old.call_id, old.candidates, old.video), (invite.call_id, invite.candidates, true));
+        let reply = serde_json::to_string(&InviteReply::ringing(vec!["127.0.0.1:2".into()], SasTable::V2)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<OldInviteReply>(&reply).unwrap(),
+            OldInviteReply::Ringing { candidates: vec!["127.0.0.1:2".into()] }
+        );
     }
 }

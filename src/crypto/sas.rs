@@ -1,20 +1,20 @@
 //! The short authentication string: four emoji derived from the handshake (`protocols/sas-v1.md`),
 //! and the long safety number of a pair of identities.
 
-use std::fmt;
-
 use hkdf::Hkdf;
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
 
-/// The emoji table (`protocols/sas-emoji-v1.txt`): 256 entries, one per byte value.
-const TABLE_TEXT: &str = include_str!("../../protocols/sas-emoji-v1.txt");
+/// The emoji tables, one per version: 256 entries each, one per byte value. Every version stays
+/// readable so that old peers can still compare (`protocols/sas-v1.md`, "Table versions").
+const TABLE_V1_TEXT: &str = include_str!("../../protocols/sas-emoji-v1.txt");
+const TABLE_V2_TEXT: &str = include_str!("../../protocols/sas-emoji-v2.txt");
 
 const SAS_SALT: &[u8] = b"hail sas v1";
 const SAS_INFO: &[u8] = b"hail sas emoji v1";
 
-/// One entry of the table.
+/// One entry of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Emoji {
     /// The emoji itself.
@@ -23,28 +23,82 @@ pub struct Emoji {
     pub name: &'static str,
 }
 
-/// The emoji for byte value `index`.
-pub fn emoji(index: u8) -> Emoji {
-    table()[index as usize]
+/// A version of the emoji table. Both sides of a call render the same four bytes with the table
+/// they agreed on in the invite (`protocols/signaling-v1.md`): the bytes, hence the security, do
+/// not depend on the table; only how easy the emoji are to tell apart does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SasTable {
+    /// `sas-emoji-v1.txt`: the first table; it has look-alike pairs (truck/lorry, …).
+    V1,
+    /// `sas-emoji-v2.txt`: at most one emoji of each look-alike group (`sas-emoji-lookalikes.txt`).
+    V2,
 }
 
-fn table() -> &'static [Emoji; 256] {
-    static TABLE: std::sync::OnceLock<[Emoji; 256]> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut out = [Emoji { glyph: "", name: "" }; 256];
-        let mut filled = 0;
-        for line in TABLE_TEXT.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-            let fields: Vec<&'static str> = line.split('\t').collect();
-            let index: usize = fields[0].parse().expect("the table's index column is a number");
-            out[index] = Emoji { glyph: fields[2], name: fields[3] };
-            filled += 1;
+impl SasTable {
+    /// Every table this hail can render, oldest first.
+    pub const ALL: [SasTable; 2] = [SasTable::V1, SasTable::V2];
+    /// The newest table this hail can render.
+    pub const LATEST: SasTable = SasTable::V2;
+    /// Most versions an offer may list (an invite with more is malformed).
+    pub const MAX_OFFER: usize = 16;
+
+    /// The version number on the wire.
+    pub fn version(self) -> u32 {
+        match self {
+            SasTable::V1 => 1,
+            SasTable::V2 => 2,
         }
-        assert_eq!(filled, 256, "the SAS table has 256 entries");
-        out
-    })
+    }
+
+    /// The table of a wire version, if this hail has it.
+    pub fn from_version(version: u32) -> Option<SasTable> {
+        SasTable::ALL.into_iter().find(|t| t.version() == version)
+    }
+
+    /// What a side whose newest table is `self` offers: every version from 1 up to `self`.
+    pub fn offer(self) -> Vec<u32> {
+        SasTable::ALL.into_iter().filter(|t| *t <= self).map(SasTable::version).collect()
+    }
+
+    /// The table a side whose newest table is `self` picks from a peer's `offered` versions: the
+    /// highest one both have; `None` when they have none in common. Unknown (newer) versions in
+    /// the offer are skipped.
+    pub fn pick(self, offered: &[u32]) -> Option<SasTable> {
+        offered.iter().filter_map(|v| SasTable::from_version(*v)).filter(|t| *t <= self).max()
+    }
+
+    /// The emoji for byte value `index`.
+    pub fn emoji(self, index: u8) -> Emoji {
+        self.entries()[index as usize]
+    }
+
+    fn entries(self) -> &'static [Emoji; 256] {
+        static V1: std::sync::OnceLock<[Emoji; 256]> = std::sync::OnceLock::new();
+        static V2: std::sync::OnceLock<[Emoji; 256]> = std::sync::OnceLock::new();
+        match self {
+            SasTable::V1 => V1.get_or_init(|| parse_table(TABLE_V1_TEXT)),
+            SasTable::V2 => V2.get_or_init(|| parse_table(TABLE_V2_TEXT)),
+        }
+    }
 }
 
-/// Four table indices: what both sides must see the same.
+/// Parses a table file compiled into the binary (`tests/sas_emoji_table.rs` and the tests below
+/// check both files, so a malformed one never ships).
+fn parse_table(text: &'static str) -> [Emoji; 256] {
+    let mut out = [Emoji { glyph: "", name: "" }; 256];
+    let mut filled = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let fields: Vec<&'static str> = line.split('\t').collect();
+        let index: u8 = fields[0].parse().expect("the table's index column is a byte");
+        out[index as usize] = Emoji { glyph: fields[2], name: fields[3] };
+        filled += 1;
+    }
+    assert_eq!(filled, 256, "a SAS table has 256 entries");
+    out
+}
+
+/// Four table indices: what both sides must see the same. How they look depends on the table the
+/// call agreed on: render them with [`Sas::emoji_in`] or [`Sas::text_in`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Sas(pub [u8; 4]);
 
@@ -59,17 +113,15 @@ impl Sas {
         Sas(out)
     }
 
-    /// The four emoji.
-    pub fn emoji(&self) -> [Emoji; 4] {
-        self.0.map(emoji)
+    /// The four emoji in `table`.
+    pub fn emoji_in(&self, table: SasTable) -> [Emoji; 4] {
+        self.0.map(|i| table.emoji(i))
     }
-}
 
-impl fmt::Display for Sas {
-    /// `🦊 fox  🌵 cactus  …`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.emoji().iter().map(|e| format!("{} {}", e.glyph, e.name)).collect();
-        f.write_str(&parts.join("  "))
+    /// The four emoji in `table`, for people: `🦊 fox  🌵 cactus  …`.
+    pub fn text_in(&self, table: SasTable) -> String {
+        let parts: Vec<String> = self.emoji_in(table).iter().map(|e| format!("{} {}", e.glyph, e.name)).collect();
+        parts.join("  ")
     }
 }
 
@@ -104,13 +156,43 @@ mod tests {
     use crate::identity::Identity;
 
     #[test]
-    fn the_table_has_256_distinct_emoji_and_names() {
-        let t = table();
-        let glyphs: std::collections::HashSet<_> = t.iter().map(|e| e.glyph).collect();
-        let names: std::collections::HashSet<_> = t.iter().map(|e| e.name).collect();
-        assert_eq!(glyphs.len(), 256);
-        assert_eq!(names.len(), 256);
-        assert!(t.iter().all(|e| e.glyph.chars().count() == 1 && !e.name.is_empty()));
+    fn every_table_has_256_distinct_single_code_point_emoji_and_names() {
+        for table in SasTable::ALL {
+            let t = table.entries();
+            let glyphs: std::collections::HashSet<_> = t.iter().map(|e| e.glyph).collect();
+            let names: std::collections::HashSet<_> = t.iter().map(|e| e.name).collect();
+            assert_eq!(glyphs.len(), 256, "{table:?}");
+            assert_eq!(names.len(), 256, "{table:?}");
+            assert!(t.iter().all(|e| e.glyph.chars().count() == 1 && !e.name.is_empty()), "{table:?}");
+        }
+    }
+
+    #[test]
+    fn each_table_renders_the_same_bytes_its_own_way() {
+        let sas = Sas([0, 42, 151, 255]);
+        let v1: Vec<&str> = sas.emoji_in(SasTable::V1).iter().map(|e| e.name).collect();
+        let v2: Vec<&str> = sas.emoji_in(SasTable::V2).iter().map(|e| e.name).collect();
+        assert_eq!(v1, ["mouse", "shrimp", "truck", "wave"]);
+        assert_eq!(v2, ["gorilla", "octopus", "snowman", "sponge"]);
+        assert_eq!(sas.text_in(SasTable::V1), "🐁 mouse  🦐 shrimp  🚚 truck  🌊 wave");
+        assert_eq!(sas.text_in(SasTable::V2), "🦍 gorilla  🐙 octopus  ⛄ snowman  🧽 sponge");
+        assert_eq!(SasTable::V2.emoji(42).glyph, "🐙");
+    }
+
+    #[test]
+    fn versions_offers_and_picks() {
+        assert_eq!(SasTable::from_version(1), Some(SasTable::V1));
+        assert_eq!(SasTable::from_version(2), Some(SasTable::V2));
+        assert_eq!(SasTable::from_version(0), None);
+        assert_eq!(SasTable::from_version(3), None);
+        assert_eq!(SasTable::V1.offer(), [1]);
+        assert_eq!(SasTable::LATEST.offer(), [1, 2]);
+        assert_eq!(SasTable::V2.pick(&[1, 2]), Some(SasTable::V2));
+        assert_eq!(SasTable::V2.pick(&[2, 1, 7]), Some(SasTable::V2), "unknown versions are skipped");
+        assert_eq!(SasTable::V1.pick(&[1, 2]), Some(SasTable::V1));
+        assert_eq!(SasTable::V2.pick(&[1]), Some(SasTable::V1));
+        assert_eq!(SasTable::V2.pick(&[3, 9]), None);
+        assert_eq!(SasTable::V2.pick(&[]), None);
     }
 
     #[test]
@@ -119,7 +201,7 @@ mod tests {
         assert_eq!(a, Sas::derive(&[1; 32], &[2; 32]));
         assert_ne!(a, Sas::derive(&[1; 32], &[3; 32]));
         assert_ne!(a, Sas::derive(&[9; 32], &[2; 32]));
-        assert_eq!(a.to_string().split("  ").count(), 4);
+        assert_eq!(a.text_in(SasTable::V2).split("  ").count(), 4);
     }
 
     #[test]

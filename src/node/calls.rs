@@ -496,9 +496,10 @@ impl LiveCall {
             unknown: self.contact.is_none(),
             state: s.state(),
             sas: sas.map(|sas| {
-                sas.emoji().iter().map(|e| SasEmoji { emoji: e.glyph.into(), name: e.name.into() }).collect()
+                let emoji = sas.emoji_in(s.sas_table());
+                emoji.iter().map(|e| SasEmoji { emoji: e.glyph.into(), name: e.name.into() }).collect()
             }),
-            sas_text: sas.map(|sas| sas.to_string()),
+            sas_text: sas.map(|sas| sas.text_in(s.sas_table())),
             verification: self.contact.as_ref().map(|c| c.verification).unwrap_or_default(),
             video: s.video(),
             remote_video: self.remote_video,
@@ -768,13 +769,14 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             peer,
             invite.video,
             invite.candidates.clone(),
+            invite.sas_table(),
             self.phone.settings.timeouts,
             now,
         );
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
         self.phone.current =
             Some(LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone()));
-        self.discovery.reply_invite(channel, InviteReply::Ringing { candidates });
+        self.discovery.reply_invite(channel, InviteReply::ringing(candidates, invite.sas_table()));
         if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::relay::parse_candidate(c)) {
             let request = crate::relay::RelayRequest::Join { call_id: invite.call_id };
             self.ask_relay(invite.call_id, relay, request, false);
@@ -1062,7 +1064,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
         candidates.truncate(signal::MAX_CANDIDATES - extra.len().min(signal::MAX_CANDIDATES));
         candidates.extend(extra);
-        let invite = Invite { version: signal::VERSION, call_id, candidates, video: call.session.video() };
+        let invite = call.session.invite(candidates);
         let request = self.discovery.send_invite(call.session.peer(), invite);
         call.invite_request = Some(request);
     }
