@@ -912,7 +912,7 @@ impl Discovery {
         use request_response::{Event, Message};
         let out = match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                let remote_ip = self.peer_ips.get(&peer).copied();
+                let remote_ip = self.peer_ips.get(&peer);
                 InviteEvent::Received { peer, remote_ip, invite: request, channel }
             }
             Event::Message { message: Message::Response { request_id, response }, .. } => {
