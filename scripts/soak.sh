@@ -161,16 +161,16 @@ jq -R -s --argjson warmup "$WARMUP_SECS" --argjson duration "$DURATION" --arg ca
   | ($rows | group_by(.daemon) | map(
       . as $d
       | ($d | map(select(.t >= $warmup)) | first // $d[0]) as $base
-      | ($d | last) as $end
+      | ($d | last) as $fin
       | {key: $d[0].daemon, value: {
           baseline_at_s: $base.t,
-          rss_kb_baseline: $base.rss, rss_kb_end: $end.rss,
-          rss_growth_percent: (if $base.rss > 0 then (($end.rss - $base.rss) * 10000 / $base.rss | round) / 100 else null end),
-          fds_baseline: $base.fds, fds_end: $end.fds, fd_growth: ($end.fds - $base.fds),
+          rss_kb_baseline: $base.rss, rss_kb_end: $fin.rss,
+          rss_growth_percent: (if $base.rss > 0 then (($fin.rss - $base.rss) * 10000 / $base.rss | round) / 100 else null end),
+          fds_baseline: $base.fds, fds_end: $fin.fds, fd_growth: ($fin.fds - $base.fds),
           cpu_mean_percent: ([$d[].cpu | select(. != null)] | if length > 0 then (add / length * 10 | round) / 10 else null end),
-          audio_loss_percent_end: $end.loss}}) | from_entries) as $per
+          audio_loss_percent_end: $fin.loss}}) | from_entries) as $per
   | {soak_seconds: $duration, samples: ($rows | length), video_max_size: $size,
      call_stayed_up: $up, panics: $panics,
-     warmup_excluded: ($rows | map(.t) | max // 0) >= $warmup,
+     warmup_excluded: (($rows | map(.t) | max // 0) >= $warmup),
      goals: {rss_growth_percent_after_10_min: "< 5 (over 1 hour)", fd_growth: 0},
      daemons: $per, csv: $csv}' "$CSV" | tee "$RESULTS/summary.json"
