@@ -14,8 +14,11 @@
 //! Measured for each: the call's audio frames lost during the flood (both directions), its
 //! jitter-buffer target (max over the flood, both sides), whether bob still takes a QUIC connection
 //! right after the flood, whether carol (a contact) can call bob right after (alice hangs up
-//! first), bob's RSS before, right after and at its peak, and whether any daemon panicked or died.
-//! Prints one JSON object with the goals beside the numbers.
+//! first), bob's RSS before, right after and at its peak, bob's CPU during the flood, his call
+//! history and home size before and after, and whether any daemon panicked or died. Prints one JSON
+//! object with the goals beside the numbers; `goals_met` holds the four goals and, marked
+//! `extra_`, whether bob's call endpoint still took a QUIC connection (carol's call can succeed
+//! without that: bob dials her too).
 //!
 //! Usage: `cargo bench --bench floods [-- SECONDS] [invites|initials|connections|relay …]`
 //! (default 10 s per flood, all four). Under `cargo test` (no `--bench`) it runs each flood for 1 s
@@ -157,10 +160,42 @@ fn call_state(s: &Value) -> &str {
     s["call"]["state"].as_str().unwrap_or("none")
 }
 
-/// (received, lost) audio frames so far on this side's jitter buffer.
-fn audio_counts(s: &Value) -> (u64, u64) {
+/// (received, lost, concealed) audio frames so far on this side's jitter buffer.
+fn audio_counts(s: &Value) -> (u64, u64, u64) {
     let j = &s["call"]["audio"]["receive"]["jitter"];
-    (j["received"].as_u64().unwrap_or(0), j["lost"].as_u64().unwrap_or(0))
+    let n = |k: &str| j[k].as_u64().unwrap_or(0);
+    (n("received"), n("lost"), n("concealed"))
+}
+
+/// CPU seconds a process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Bytes under `dir` (the daemon's database grows with what it records).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// How many call records bob's history holds (counted up to 1000).
+async fn history_len(c: &mut Client) -> u64 {
+    let v = c.request(&command(json!({"cmd": "history", "limit": 1000}))).await.unwrap_or(Value::Null);
+    v.as_array().map_or(0, |a| a.len() as u64)
 }
 
 fn rss_kb(pid: u32, field: &str) -> u64 {
@@ -195,7 +230,7 @@ fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-fn loss_percent(before: (u64, u64), after: (u64, u64)) -> Option<f64> {
+fn loss_percent(before: (u64, u64, u64), after: (u64, u64, u64)) -> Option<f64> {
     let received = after.0.saturating_sub(before.0);
     let lost = after.1.saturating_sub(before.1);
     (received + lost > 0).then(|| round(lost as f64 * 100.0 / (received + lost) as f64))
@@ -245,7 +280,9 @@ async fn flood(kind: &str, plan: Plan, attackers: &tokio::runtime::Handle) -> Va
     }
     tokio::time::sleep(plan.settle).await;
     let rss_before = rss_kb(bob.pid(), "VmRSS:");
+    let (history0, db0) = (history_len(&mut cb).await, dir_bytes(&bob.home));
     let (a0, b0) = (audio_counts(&status(&mut ca).await), audio_counts(&status(&mut cb).await));
+    let (cpu0, wall0) = (cpu_seconds(bob.pid()), Instant::now());
 
     // The flood, on the attackers' runtime.
     let seconds = plan.seconds;
@@ -295,6 +332,7 @@ async fn flood(kind: &str, plan: Plan, attackers: &tokio::runtime::Handle) -> Va
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (a1, b1) = (audio_counts(&status(&mut ca).await), audio_counts(&status(&mut cb).await));
+    let bob_cpu = round((cpu_seconds(bob.pid()) - cpu0) / wall0.elapsed().as_secs_f64() * 100.0);
     let rss_after = rss_kb(bob.pid(), "VmRSS:");
     let rss_peak = rss_kb(bob.pid(), "VmHWM:");
     let call_survived = call_state(&status(&mut ca).await) == "active";
@@ -334,6 +372,7 @@ async fn flood(kind: &str, plan: Plan, attackers: &tokio::runtime::Handle) -> Va
         None => None,
     };
     let rss_end = rss_kb(bob.pid(), "VmRSS:");
+    let (history1, db1) = (history_len(&mut cb).await, dir_bytes(&bob.home));
 
     let mut daemons = [alice, bob, carol];
     let dead: Vec<&str> = daemons.iter_mut().filter_map(|d| (!d.alive()).then_some(d.name)).collect();
@@ -353,8 +392,13 @@ async fn flood(kind: &str, plan: Plan, attackers: &tokio::runtime::Handle) -> Va
         "audio_loss_percent": { "alice_to_bob": loss_ab, "bob_to_alice": loss_ba, "max": loss_max },
         "audio_frames_during_flood": {
             "bob_received": b1.0.saturating_sub(b0.0), "bob_lost": b1.1.saturating_sub(b0.1),
+            "bob_concealed": b1.2.saturating_sub(b0.2),
             "alice_received": a1.0.saturating_sub(a0.0), "alice_lost": a1.1.saturating_sub(a0.1),
+            "alice_concealed": a1.2.saturating_sub(a0.2),
         },
+        "bob_cpu_percent_during_flood": bob_cpu,
+        "bob_history_records": { "before": history0, "after": history1, "counted_up_to": 1000 },
+        "bob_home_bytes": { "before": db0, "after": db1 },
         "jitter_target_ms_max": round(target_max),
         "call_states_seen": states,
         "call_still_active_after_flood": call_survived,
@@ -381,6 +425,7 @@ async fn flood(kind: &str, plan: Plan, attackers: &tokio::runtime::Handle) -> Va
         "jitter_target": target_max <= GOAL_JITTER_TARGET_MS,
         "contact_can_call_after": contact_call.is_ok(),
         "rss": ratio.is_some_and(|r| r <= GOAL_RSS_RATIO),
+        "extra_bob_takes_quic_after": quic_after.is_ok(),
         "no_panic_no_crash": report["panics"].as_array().is_some_and(Vec::is_empty) && report["daemons_exited"].as_array().is_some_and(Vec::is_empty),
     });
     report["goals_met"] = goals;
