@@ -75,6 +75,30 @@ fn relay_swarm(support: ProtocolSupport) -> Swarm<RelayBehaviour> {
     })
 }
 
+/// An invite for a fresh call, with one candidate on 127.0.0.1 (the discard port). Built from its
+/// JSON (`protocols/signaling-v1.md`) so that fields added later with defaults do not break the bench.
+fn invite() -> Invite {
+    let call_id = serde_json::to_value(CallId(rand::random())).expect("a call id serializes");
+    serde_json::from_value(json!({"version": hail::call::signal::VERSION, "call_id": call_id,
+        "candidates": ["127.0.0.1:9"], "video": false}))
+    .expect("an invite from its JSON")
+}
+
+/// An allocation request for a fresh call with `peer`, from its JSON (`protocols/media-relay-v1.md`).
+fn allocate(peer: PeerId) -> RelayRequest {
+    let call_id = serde_json::to_value(CallId(rand::random())).expect("a call id serializes");
+    serde_json::from_value(json!({"op": "allocate", "call_id": call_id, "peer": peer.to_string()}))
+        .expect("an allocation request from its JSON")
+}
+
+/// The wire tag of a message (`reply`, `op`): what kind of answer came, whatever variants exist.
+fn tag(message: &impl serde::Serialize, field: &str) -> String {
+    serde_json::to_value(message)
+        .ok()
+        .and_then(|v| v[field].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "other".into())
+}
+
 fn dial(target: PeerId, addr: &Multiaddr) -> DialOpts {
     DialOpts::peer_id(target).addresses(vec![addr.clone()]).build()
 }
@@ -117,13 +141,7 @@ pub async fn invites(
                             // Closed by the victim (or never open): knock again.
                             dialing = swarm.dial(dial(target, &addr)).is_ok();
                         }
-                        let invite = Invite {
-                            version: hail::call::signal::VERSION,
-                            call_id: CallId(rand::random()),
-                            candidates: vec!["127.0.0.1:9".into()],
-                            video: false,
-                        };
-                        swarm.behaviour_mut().send_request(&target, invite);
+                        swarm.behaviour_mut().send_request(&target, invite());
                         c.add("invites_sent", 1);
                     }
                     event = swarm.select_next_some() => {
@@ -134,12 +152,7 @@ pub async fn invites(
                             SwarmEvent::ConnectionClosed { num_established: 0, .. } => connected = false,
                             SwarmEvent::Behaviour(request_response::Event::Message {
                                 message: request_response::Message::Response { response, .. }, ..
-                            }) => c.add(match response {
-                                InviteReply::Ringing { .. } => "replies_ringing",
-                                InviteReply::Busy => "replies_busy",
-                                InviteReply::Rejected { .. } => "replies_rejected",
-                                InviteReply::Unavailable { .. } => "replies_unavailable",
-                            }, 1),
+                            }) => c.add(&format!("replies_{}", tag(&response, "reply")), 1),
                             SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
                                 c.add("invites_failed", 1)
                             }
@@ -282,7 +295,7 @@ pub async fn relay_requests(
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => break,
                     _ = tick.tick() => {
-                        let request = RelayRequest::Allocate { call_id: CallId(rand::random()), peer: PeerId::random().to_string() };
+                        let request = allocate(PeerId::random());
                         swarm.behaviour_mut().send_request(&relay, request);
                         c.add("requests_sent", 1);
                     }
@@ -314,9 +327,7 @@ pub async fn relay_requests(
 pub async fn one_allocation(relay: PeerId, addr: Multiaddr, peer: PeerId) -> Result<(), String> {
     let mut swarm = relay_swarm(ProtocolSupport::Outbound);
     swarm.dial(dial(relay, &addr)).map_err(|e| e.to_string())?;
-    swarm
-        .behaviour_mut()
-        .send_request(&relay, RelayRequest::Allocate { call_id: CallId(rand::random()), peer: peer.to_string() });
+    swarm.behaviour_mut().send_request(&relay, allocate(peer));
     let answer = async {
         loop {
             match swarm.select_next_some().await {
