@@ -120,6 +120,12 @@ fn seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
     add("video_wire", "record".into(), hex(&video["record"]));
     let gop = (video["gop"].as_u64().unwrap() as u32).to_be_bytes();
     add("video_wire", "gop-and-body".into(), [&gop[..], &hex(&video["record"])[4..]].concat());
+    let record = hex(&video["record"]);
+    add(
+        "video_stream",
+        "two-records".into(),
+        [&[0x80, 7][..], &hex(&video["stream_header"]), &record, &record].concat(),
+    );
     // video_receiver: a keyframe, the next frame, a replay of it, a tampered one, a new GOP.
     let av1 = hex(&video["av1"]);
     let record = |op: u8| [&[op, 33, av1.len() as u8][..], &av1].concat();
