@@ -118,7 +118,8 @@ pub enum FrameError {
     /// That counter was already accepted.
     #[error("replayed frame")]
     Replay,
-    /// The counter is older than the replay window.
+    /// The counter is older than the replay window (or is 2^64 − 1, which no sender reaches and
+    /// the window cannot hold).
     #[error("frame too old for the replay window")]
     TooOld,
     /// The tag does not verify: tampered, or not sealed with this key.
@@ -161,6 +162,10 @@ pub struct ReplayWindow {
 impl ReplayWindow {
     /// Whether `counter` may be accepted.
     pub fn check(&self, counter: u64) -> Result<(), FrameError> {
+        if counter == u64::MAX {
+            // "One past the highest accepted" would overflow; a sender starts at 0 and never gets here.
+            return Err(FrameError::TooOld);
+        }
         if counter >= self.top {
             return Ok(());
         }

@@ -53,7 +53,7 @@ impl Y4mReader {
         }
         let (mut width, mut height, mut fps) = (0, 0, (30, 1));
         for f in fields {
-            let (tag, value) = f.split_at(1.min(f.len()));
+            let (tag, value) = f.split_at(f.chars().next().map_or(0, char::len_utf8));
             match tag {
                 "W" => width = value.parse().map_err(|_| bad("bad width"))?,
                 "H" => height = value.parse().map_err(|_| bad("bad height"))?,

@@ -1,0 +1,29 @@
+//! The configuration file (`src/config.rs`): `HOME/config.toml`, read at start.
+//!
+//! The bytes are written to a file and loaded as the daemon does; every section that loads is then
+//! checked into settings. Checks: a syntax error is one line (it goes to stderr as one) and names
+//! the file; loading the same file twice gives the same result.
+#![no_main]
+
+use hail::config::{ConfigFile, ConfigFileError};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = hail_fuzz::scratch_file("config.toml", data);
+    match ConfigFile::load(&path) {
+        Ok(config) => {
+            assert_eq!(ConfigFile::load(&path).unwrap(), config);
+            let _ = config.network.apply();
+            if let Ok(mut settings) = config.calls.apply() {
+                let _ = config.audio.apply(&mut settings);
+                let _ = config.video.apply(&mut settings);
+            }
+        }
+        Err(ConfigFileError::Syntax { path: p, message }) => {
+            assert_eq!(p, path);
+            assert!(!message.contains('\n'), "{message}");
+            assert!(std::str::from_utf8(data).is_ok());
+        }
+        Err(ConfigFileError::Io { .. }) => assert!(std::str::from_utf8(data).is_err()),
+    }
+});
