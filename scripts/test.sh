@@ -13,3 +13,7 @@ hail_say "building and running the test suite (first build takes a few minutes)"
 # --test-threads 2: this is a 2-core machine and tests start real daemons.
 cargo test --locked --all-targets -- --test-threads 2
 cargo test --locked --doc
+# Every fuzz target for a few seconds, so the harness cannot rot (cargo-fuzz on the nightly toolchain;
+# the fuzz build goes to its own folder outside the clone). Long runs: scripts/fuzz.sh 3600.
+hail_say "fuzz smoke run: every target for ${HAIL_FUZZ_SMOKE_SECONDS:-5} s"
+./scripts/fuzz.sh "${HAIL_FUZZ_SMOKE_SECONDS:-5}"
