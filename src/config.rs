@@ -210,6 +210,9 @@ pub struct NetworkSection {
     pub dht_mode: Option<DhtMode>,
     /// Relay for nodes behind NAT: `auto` (when found publicly reachable), `on`, `off`.
     pub relay: Option<crate::discovery::config::RelayMode>,
+    /// Limits on libp2p connections (`[network.limits]`; keys left out keep their defaults).
+    #[serde(default)]
+    pub limits: Option<crate::discovery::config::ConnectionLimits>,
 }
 
 impl NetworkSection {
@@ -225,6 +228,7 @@ impl NetworkSection {
         self.dht_protocol = flags.dht_protocol.or(self.dht_protocol);
         self.dht_mode = flags.dht_mode.or(self.dht_mode);
         self.relay = flags.relay.or(self.relay);
+        self.limits = flags.limits.or(self.limits);
         self
     }
 
@@ -239,6 +243,9 @@ impl NetworkSection {
         )?;
         if let Some(relay) = self.relay {
             config.relay = relay;
+        }
+        if let Some(limits) = self.limits {
+            config.limits = limits;
         }
         Ok(config)
     }
@@ -311,9 +318,22 @@ mod tests {
     fn flags_override_the_file() {
         let file =
             NetworkSection { mdns: Some(true), listen: Some(vec!["/ip4/0.0.0.0/tcp/1".into()]), ..Default::default() };
+        // (The limits table is read partially too: see `connection_limits_come_from_the_config_file`.)
         let flags = NetworkSection { mdns: Some(false), ..Default::default() };
         let merged = file.overridden_by(flags);
         assert_eq!(merged.mdns, Some(false));
         assert_eq!(merged.listen.unwrap(), ["/ip4/0.0.0.0/tcp/1"]);
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_config_file() {
+        let text = "[network]\n[network.limits]\nmax_incoming_per_ip = 2\nmax_memory_bytes = 1000000\n";
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        let limits = file.network.apply().unwrap().limits;
+        assert_eq!((limits.max_incoming_per_ip, limits.max_memory_bytes), (2, Some(1_000_000)));
+        assert_eq!(limits.max_established, crate::discovery::config::ConnectionLimits::default().max_established);
+        let bad: Result<ConfigFile, _> = toml::from_str("[network.limits]\nmax_conections = 3\n");
+        assert!(bad.is_err(), "a misspelt limit is refused, not ignored");
+        assert_eq!(NetworkSection::default().apply().unwrap().limits, Default::default());
     }
 }

@@ -67,6 +67,7 @@ fn daemon_options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         dht_protocol: args.dht_protocol.clone(),
         dht_mode,
         relay: args.relay.as_deref().map(str::parse).transpose().map_err(|e| format!("{e}"))?,
+        limits: None,
     };
     let calls = CallsSection {
         auto_answer: args.auto_answer.then_some(true),

@@ -163,6 +163,7 @@ impl DaemonOptions {
                 dht_protocol: None,
                 dht_mode: None,
                 relay: None,
+                limits: None,
             },
             calls: CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
             audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
