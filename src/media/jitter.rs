@@ -194,8 +194,14 @@ impl JitterBuffer {
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         self.frames.insert(seq, data);
         while self.frames.len() > CAPACITY {
-            self.frames.pop_first();
+            let Some((evicted, _)) = self.frames.pop_first() else { break };
             self.stats.dropped += 1;
+            // An overflow ahead of playout (its clock stalled while frames kept coming): playout
+            // skips what was dropped. Waiting for a frame that is gone would conceal one tick per
+            // arrival forever, each arrival evicting the next frame playout needs.
+            if self.next.is_some_and(|next| evicted >= next) {
+                self.next = Some(evicted.wrapping_add(1));
+            }
         }
     }
 
@@ -378,6 +384,35 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Found by the one-hour soak: the playout clock stalled (the machine was loaded) while frames
+    /// kept arriving, the buffer overflowed and evicted the frame playout was waiting for, and from
+    /// then on every arrival evicted the lowest frame while playout concealed one "lost" frame a
+    /// tick behind it: audio never came back. Playout must skip what an overflow drops.
+    #[test]
+    fn playout_recovers_after_a_stall_that_overflowed_the_buffer() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        let tick = |i: u32| t0 + FRAME * i;
+        // A clean start.
+        for seq in 0..20u32 {
+            jb.insert(seq, vec![seq as u8], tick(seq));
+            jb.pop(tick(seq));
+        }
+        // Playout stalls for 3 s; 150 frames arrive meanwhile.
+        for seq in 20..170u32 {
+            jb.insert(seq, vec![seq as u8], tick(seq));
+        }
+        // Playout resumes; the network carries on as before.
+        let mut out = Vec::new();
+        for seq in 170..470u32 {
+            jb.insert(seq, vec![seq as u8], tick(seq));
+            out.push(jb.pop(tick(seq)));
+        }
+        let last_second = &out[out.len() - 50..];
+        assert_eq!(played(last_second).len(), 50, "every tick of the last second plays a frame: {:?}", jb.stats());
+        assert!(jb.stats().buffered_ms <= jb.stats().target_ms + 60.0, "the delay came back down: {:?}", jb.stats());
     }
 
     #[test]
