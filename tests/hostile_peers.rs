@@ -60,6 +60,19 @@ async fn invite(swarm: &mut Swarm<Hostile>, peer: PeerId, request: Value) -> Res
     .expect("an answer or a failure within 15 s")
 }
 
+/// `member` places an audio call to its contact `who`; the reply (ringing) or why not.
+async fn call(member: &cluster::Member, who: &str) -> Result<Value, hail::control::ClientError> {
+    let call = Command::Call {
+        peer: who.into(),
+        video: false,
+        audio_in: None,
+        audio_out: None,
+        video_in: None,
+        video_out: None,
+    };
+    member.ask(call).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,17 +146,7 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
     let other = &members[1];
     other.ask(Command::ContactsAdd { name: "t".into(), contact: target.peer_id.clone() }).await.unwrap();
     target.ask(Command::ContactsAdd { name: "o".into(), contact: other.peer_id.clone() }).await.unwrap();
-    let ringing = other
-        .ask(Command::Call {
-            peer: "t".into(),
-            video: false,
-            audio_in: None,
-            audio_out: None,
-            video_in: None,
-            video_out: None,
-        })
-        .await
-        .expect("a normal call rings");
+    let ringing = call(other, "t").await.expect("a normal call rings");
     assert_eq!(ringing["state"], "ringing");
     for _ in 0..500 {
         if target.status().await["call"]["sas_text"].is_string() {
@@ -181,7 +184,7 @@ async fn throw_away_peer_ids_cannot_lock_a_contact_out() {
 
     // 40 strangers, each a fresh PeerId, one invite each; one of them tries three times.
     // The stranger who tries three times uses call ids starting with "ff".
-    let call = |n: u32, t: u32| {
+    let invite_body = |n: u32, t: u32| {
         let id = format!("{:02x}{:030x}", if n == 0 { 0xff } else { 0 }, n * 10 + t);
         json!({"version": 1, "call_id": id, "candidates": ["127.0.0.1:9"], "video": false})
     };
@@ -190,7 +193,7 @@ async fn throw_away_peer_ids_cannot_lock_a_contact_out() {
         stranger.add_peer_address(peer, listen.clone());
         let tries = if n == 0 { 3 } else { 1 };
         for t in 0..tries {
-            let reply = invite(&mut stranger, peer, call(n, t)).await.unwrap();
+            let reply = invite(&mut stranger, peer, invite_body(n, t)).await.unwrap();
             assert_eq!(reply["reply"], "rejected", "stranger {n}: {reply}");
         }
     }
@@ -200,17 +203,7 @@ async fn throw_away_peer_ids_cannot_lock_a_contact_out() {
     target.ask(Command::ContactsAdd { name: "friend".into(), contact: friend.peer_id.clone() }).await.unwrap();
     friend.ask(Command::ContactsAdd { name: "t".into(), contact: format!("{}", target.peer_id) }).await.unwrap();
     friend.ask(Command::DhtBootstrap { addresses: vec![format!("{listen}/p2p/{}", target.peer_id)] }).await.unwrap();
-    let ringing = friend
-        .ask(Command::Call {
-            peer: "t".into(),
-            video: false,
-            audio_in: None,
-            audio_out: None,
-            video_in: None,
-            video_out: None,
-        })
-        .await
-        .expect("a contact's call rings after the flood");
+    let ringing = call(&friend, "t").await.expect("a contact's call rings after the flood");
     assert_eq!(ringing["state"], "ringing");
     friend.ask(Command::Hangup).await.expect("hang up");
 
