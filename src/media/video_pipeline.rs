@@ -56,6 +56,8 @@ pub const MAX_BUFFERED: usize = 4 * wire::MAX_RECORD;
 const READ_CHUNK: usize = 64 * 1024;
 /// Time for a stream's header to arrive.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The least time between two signs of life from one stream that has delivered part of a record.
+const PROGRESS_GAP: Duration = Duration::from_millis(50);
 /// QUIC stream priority of video (the control stream has 0).
 const VIDEO_PRIORITY: i32 = -1;
 
@@ -150,6 +152,8 @@ enum EncodeCommand {
 
 enum DecodeInput {
     Record { gop: u32, record: Record, at: Instant, wall_us: u64 },
+    /// Bytes arrived on the stream of `gop`, but no whole record yet (a keyframe on a narrow link).
+    Progress { gop: u32, at: Instant },
     RemoteSending(bool),
     Stop,
 }
@@ -445,6 +449,7 @@ async fn read_stream(
 ) -> Result<(), String> {
     let mut reader = RecordReader::new(budget);
     let header_due = tokio::time::Instant::now() + HEADER_TIMEOUT;
+    let mut progress_told: Option<Instant> = None;
     loop {
         let chunk = if reader.gop().is_none() {
             tokio::time::timeout_at(header_due, recv.read_chunk(READ_CHUNK, true))
@@ -458,6 +463,16 @@ async fn read_stream(
         };
         let records = reader.push(&chunk.bytes).map_err(|e| e.to_string())?;
         let Some(gop) = reader.gop() else { continue };
+        if records.is_empty() {
+            // Part of a record: tell the decoder the stream is alive (slow is not stalled), at most
+            // every PROGRESS_GAP; a full queue means it has records to look at anyway.
+            let now = Instant::now();
+            if progress_told.is_none_or(|t| now.saturating_duration_since(t) >= PROGRESS_GAP) {
+                progress_told = Some(now);
+                let _ = decode.try_send(DecodeInput::Progress { gop, at: now });
+            }
+            continue;
+        }
         for record in records {
             let input = DecodeInput::Record { gop, record, at: Instant::now(), wall_us: wall_us() };
             match decode.try_send(input) {
@@ -491,6 +506,7 @@ fn decode_thread(
         match inputs.recv_timeout(wait) {
             Ok(DecodeInput::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             Ok(DecodeInput::RemoteSending(on)) => receiver.set_remote_sending(on, Instant::now()),
+            Ok(DecodeInput::Progress { gop, at }) => receiver.on_progress(at, gop),
             Ok(DecodeInput::Record { gop, record, at, wall_us }) => {
                 window_bytes += record.body().len() as u64 + 4;
                 if let Err(e) = receiver.on_record(at, wall_us, gop, record.body()) {

@@ -6,9 +6,11 @@
 //!   (the stream is reliable, so a gap means the sender or our queue dropped something). Anything
 //!   else — or a frame dav1d refuses — leaves the decoder out of step: nothing more is decoded until
 //!   a keyframe, and a keyframe request goes out (at most one per [`REQUEST_GAP`]).
-//! - The peer sends video but nothing arrived for [`STALL`] (an outage, a burst of loss): a keyframe
-//!   request, so that when the path is back the sender starts a fresh GOP on a new stream and resets
-//!   the one holding the backlog, instead of the picture trailing behind it.
+//! - The peer sends video but not a byte arrived for [`STALL`] (an outage, a burst of loss): a
+//!   keyframe request, so that when the path is back the sender starts a fresh GOP on a new stream
+//!   and resets the one holding the backlog, instead of the picture trailing behind it. Bytes of a
+//!   record not yet whole count ([`VideoReceiver::on_progress`]): a keyframe crossing a narrow link
+//!   is slow, and asking for another would reset the stream carrying it, again and again.
 //! - A frame that arrives [`BACKLOG`] later than the quickest frames did: the picture is that far
 //!   behind; a keyframe request too, once per GOP (a slow link makes a keyframe itself arrive late,
 //!   and asking again for every late frame would only bring more keyframes).
@@ -289,6 +291,16 @@ impl VideoReceiver {
         self.decoded_ages.iter().map(|(_, a)| *a).min()
     }
 
+    /// Bytes of a record still on its way arrived on the stream of `gop` at `now`: the peer's video
+    /// is slow (a keyframe crossing a narrow link takes longer than [`STALL`]), not stalled. Asking
+    /// for a keyframe then would make the sender reset the stream carrying the one on its way, and
+    /// the next keyframe would meet the same fate. Progress on a stale GOP's stream counts for nothing.
+    pub fn on_progress(&mut self, now: Instant, gop: u32) {
+        if self.gop.is_none_or(|current| !newer(current, gop)) {
+            self.last_arrival = Some(now);
+        }
+    }
+
     /// Whether to send a keyframe request now (counted when it says yes).
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
         // A stall is relative to the sender's cadence: a sender that manages 2 fps is slow, not stalled.
@@ -479,6 +491,37 @@ mod tests {
         }
         // Silence for four of its gaps: that is a stall.
         assert!(r.poll_keyframe_request(t0 + Duration::from_millis(2500 + 2100)));
+    }
+
+    #[test]
+    fn a_keyframe_still_arriving_is_slow_not_stalled() {
+        let (mut s, mut r) = pair();
+        let t0 = Instant::now();
+        r.set_remote_sending(true, t0);
+        let recs = send(&mut s, t0, 0, 3);
+        deliver(&mut r, t0, &recs, 5);
+        // A new GOP's keyframe crosses a narrow link: its bytes trickle in for two seconds, and no
+        // record is whole until then. Each 100 ms some arrive; nobody asks for another keyframe.
+        let last = t0 + Duration::from_millis(33 * 2 + 5);
+        for step in 1..=20u64 {
+            let at = last + Duration::from_millis(100 * step);
+            r.on_progress(at, 1);
+            assert!(!r.poll_keyframe_request(at + Duration::from_millis(50)), "{} ms in: still arriving", 100 * step);
+        }
+        // GOP 1's keyframe is whole at last, 2.1 s after the previous record.
+        s.on_keyframe_request(t0 + Duration::from_secs(10));
+        let k = send(&mut s, t0, 3, 4);
+        assert_eq!((k[0].1.gop, k[0].1.new_gop), (1, true));
+        let t = last + Duration::from_millis(2100);
+        r.on_record(t, T + 33_000 * 3 + 5_000, 1, &k[0].1.record[4..]).unwrap();
+        assert_eq!((r.stats().keyframes, r.stats().frames_decoded), (2, 4));
+        assert!(!r.poll_keyframe_request(t + Duration::from_millis(10)));
+        // Bytes on GOP 0's stream (a backlog the sender gave up on) are no sign of life: after the
+        // stall time (here 1165 ms: four times the mean gap between records) a keyframe is asked for.
+        for step in 1..=14u64 {
+            r.on_progress(t + Duration::from_millis(100 * step), 0);
+        }
+        assert!(r.poll_keyframe_request(t + Duration::from_millis(1500)), "stale progress counted as life");
     }
 
     #[test]
