@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(reply) = serde_json::from_slice::<InviteReply>(data) {
         let again: InviteReply = serde_json::from_slice(&serde_json::to_vec(&reply).unwrap()).unwrap();
         assert_eq!(again, reply);
-        if let InviteReply::Ringing { candidates } = &reply {
+        if let InviteReply::Ringing { candidates, .. } = &reply {
             let _ = parse_candidates(candidates);
         }
     }
