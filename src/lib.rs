@@ -8,7 +8,7 @@
 //!
 //! | layer | modules | does IO? |
 //! |---|---|---|
-//! | domain values | [`name`], [`identity`] (keys, contact cards) | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
+//! | domain values | [`name`], [`identity`] (keys, contact cards), [`call_id`], [`wall_clock`] | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
 //! | storage | [`store`]: a key-value [`Store`](store::Store) trait, sled and memory backends, the typed [`Database`](store::Database) | the backend |
 //! | discovery | [`discovery`]: libp2p mDNS + Kademlia, the peer table, signed peer records | the swarm |
 //! | the node | [`node`]: the [`Node`](node::Node) handle and the [`NodeLoop`](node::NodeLoop) that owns all state | through the store |
@@ -21,7 +21,9 @@
 //! ## The run-loop contract
 //!
 //! [`Node::new`](node::Node::new) returns `(Node, NodeLoop)`. The caller runs the loop
-//! (`tokio::spawn(node_loop.run())`); nothing is spawned behind its back. Every request to the node goes
+//! (`tokio::spawn(node_loop.run())`); `Node::new` spawns nothing. The running loop spawns tasks so it
+//! never waits itself: short ones that bring an answer back, the call endpoint's accept loop, and
+//! those of a live call (channel setup, control stream, media), which end with the call. Every request to the node goes
 //! through a bounded channel and gets its answer on a oneshot, so the loop owns its state alone.
 //! Protocol cores added in later layers (call state, handshake, jitter buffer) are sans-IO: fed `now`
 //! and bytes, drained of outputs until they return their next deadline.
@@ -47,6 +49,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod call;
+pub mod call_id;
 pub mod config;
 pub mod control;
 pub mod crypto;
@@ -60,3 +63,4 @@ pub mod relay;
 pub mod node;
 pub mod store;
 pub mod transport;
+pub mod wall_clock;

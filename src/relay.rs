@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::call::CallId;
+use crate::call_id::CallId;
 use crate::discovery::limits::SourceNetwork;
 use crate::discovery::lru::LruMap;
 
@@ -454,15 +454,4 @@ fn spend(tokens: &mut f64, last: &mut tokio::time::Instant, burst: f64, rate: u6
     }
 }
 
-/// A relay candidate in an invite: `relay:<relay PeerId>@<ip:port>` — the address on the relay for
-/// the receiver of the invite, who must join there first.
-pub fn format_candidate(relay: &PeerId, address: SocketAddr) -> String {
-    format!("relay:{relay}@{address}")
-}
-
-/// Parses a relay candidate.
-pub fn parse_candidate(text: &str) -> Option<(PeerId, SocketAddr)> {
-    let rest = text.strip_prefix("relay:")?;
-    let (peer, address) = rest.split_once('@')?;
-    Some((peer.parse().ok()?, address.parse().ok()?))
-}
+pub use crate::transport::candidate::{format_relay as format_candidate, parse_relay as parse_candidate};

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hail::call::CallId;
-use hail::call::signal::{INVITE_PROTOCOL, Invite, InviteReply};
+use hail::call::signal::{Invite, InviteReply};
+use hail::discovery::behaviour::INVITE_PROTOCOL;
 use hail::relay::{MEDIA_RELAY_PROTOCOL, MediaRelay, RelayLimits, RelayRequest, RelayResponse};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};

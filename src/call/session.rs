@@ -29,6 +29,16 @@ pub enum Role {
     Callee,
 }
 
+impl From<Role> for crate::crypto::handshake::HandshakeRole {
+    /// The caller initiates the handshake.
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Caller => Self::Initiator,
+            Role::Callee => Self::Responder,
+        }
+    }
+}
+
 /// Where the call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,13 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::CallId;
 use crate::crypto::sas::SasTable;
+use crate::transport::candidate;
 
-/// The invite protocol id.
-pub const INVITE_PROTOCOL: &str = "/hail/invite/1";
 /// The signalling version inside messages.
 pub const VERSION: u32 = 1;
-/// Most QUIC candidates an invite or a reply may carry.
-pub const MAX_CANDIDATES: usize = 8;
+pub use crate::transport::candidate::MAX_CANDIDATES;
 /// Largest control message.
 pub const MAX_CONTROL_MESSAGE: usize = 4096;
 
@@ -105,9 +103,14 @@ pub enum SignalError {
 }
 
 impl ControlMessage {
+    /// The frame's body: the JSON (the channel puts the length in front).
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("control messages serialize")
+    }
+
     /// The frame: 2-byte big-endian length, then the JSON.
     pub fn encode(&self) -> Vec<u8> {
-        let json = serde_json::to_vec(self).expect("control messages serialize");
+        let json = self.body();
         let mut out = Vec::with_capacity(2 + json.len());
         out.extend_from_slice(&(json.len() as u16).to_be_bytes());
         out.extend_from_slice(&json);
@@ -179,9 +182,9 @@ impl Invite {
 pub fn parse_candidates(candidates: &[String]) -> Result<Vec<std::net::SocketAddr>, SignalError> {
     let mut direct = Vec::new();
     for c in candidates.iter().take(MAX_CANDIDATES) {
-        if c.starts_with("relay:") {
+        if candidate::is_relay(c) {
             // A media relay candidate (`relay:<PeerId>@ip:port`): joined, then dialed late.
-            crate::relay::parse_candidate(c)
+            candidate::parse_relay(c)
                 .ok_or_else(|| SignalError::Malformed(format!("candidate {c:?} is not relay:<PeerId>@ip:port")))?;
             continue;
         }
@@ -193,6 +196,11 @@ pub fn parse_candidates(candidates: &[String]) -> Result<Vec<std::net::SocketAdd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_channel_carries_the_largest_control_message() {
+        assert_eq!(MAX_CONTROL_MESSAGE, crate::transport::channel::MAX_CONTROL_FRAME);
+    }
 
     #[test]
     fn control_messages_round_trip_and_garbage_is_refused() {

@@ -98,6 +98,15 @@ impl std::fmt::Debug for HandshakeParams {
     }
 }
 
+/// Which side of the handshake we are: the initiator sends message 1 (in a call, the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeRole {
+    /// Sends messages 1 and 3.
+    Initiator,
+    /// Answers with message 2.
+    Responder,
+}
+
 /// The prologue both sides must agree on.
 pub fn prologue(call_id: &[u8; 16], tls_exporter: &[u8; 32]) -> Vec<u8> {
     [PROLOGUE_LABEL, &[VERSION], &call_id[..], &tls_exporter[..]].concat()

@@ -14,14 +14,16 @@ use libp2p::{
     StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, identify, kad, mdns, noise, ping, relay, tcp, yamux,
 };
 
-use crate::call::signal::{INVITE_PROTOCOL, Invite, InviteReply};
-
 use super::config::{DhtMode, NetworkConfig, RelayMode};
 use super::limits::{ConnectionGuard, connection_limits};
 use super::record::MAX_RECORD_BYTES;
 use super::record::record_key;
 use super::record_store::PeerRecordStore;
 use super::reflector::{MAX_REFLECTOR_BYTES, REFLECTOR_PROTOCOL, ReflectorInfo, ReflectorQuery};
+
+/// The invite protocol id. Discovery carries invites and their replies as JSON values; what they
+/// say is the call layer's business (`protocols/signaling-v1.md`).
+pub const INVITE_PROTOCOL: &str = "/hail/invite/1";
 
 /// Identify's protocol version: hail nodes recognise each other by it.
 pub const IDENTIFY_PROTOCOL: &str = "/hail/1.0.0";
@@ -70,8 +72,8 @@ mod derived {
         pub mdns: Toggle<mdns::tokio::Behaviour>,
         /// The DHT: peer routing and peer records.
         pub kad: kad::Behaviour<PeerRecordStore>,
-        /// Call invites (`/hail/invite/1`, JSON).
-        pub invite: request_response::json::Behaviour<Invite, InviteReply>,
+        /// Call invites (`/hail/invite/1`, JSON values the call layer reads).
+        pub invite: request_response::json::Behaviour<serde_json::Value, serde_json::Value>,
         /// Are we publicly reachable? (AutoNAT v1; also answers others' probes.)
         pub autonat: autonat::Behaviour,
         /// Reachable through a relay when we are not directly.

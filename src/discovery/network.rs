@@ -16,7 +16,6 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, mdns, relay};
 
-use crate::call::signal::{Invite, InviteReply};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -130,17 +129,18 @@ pub enum InviteEvent {
         /// The IP of the peer's direct connection (`None` through a relay circuit): unknown
         /// callers' invites are budgeted per IP.
         remote_ip: Option<std::net::IpAddr>,
-        /// The invite.
-        invite: Invite,
+        /// The invite, as the JSON it came in (the call layer reads it; dropping `channel`
+        /// unanswered closes the stream).
+        invite: serde_json::Value,
         /// Where the reply goes.
-        channel: ResponseChannel<InviteReply>,
+        channel: ResponseChannel<serde_json::Value>,
     },
     /// The callee answered our invite.
     Replied {
         /// Which invite.
         request: OutboundRequestId,
-        /// The answer.
-        reply: InviteReply,
+        /// The answer, as the JSON it came in.
+        reply: serde_json::Value,
     },
     /// Our invite could not be delivered or answered.
     Failed {
@@ -368,7 +368,7 @@ impl std::fmt::Debug for Discovery {
 }
 
 fn now_ms() -> u64 {
-    crate::node::unix_ms(SystemTime::now())
+    crate::wall_clock::unix_ms(SystemTime::now())
 }
 
 impl Discovery {
@@ -908,7 +908,7 @@ impl Discovery {
         }
     }
 
-    fn on_invite(&mut self, event: request_response::Event<Invite, InviteReply>) {
+    fn on_invite(&mut self, event: request_response::Event<serde_json::Value, serde_json::Value>) {
         use request_response::{Event, Message};
         let out = match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
@@ -932,12 +932,12 @@ impl Discovery {
     }
 
     /// Sends an invite to `peer` (over the connection a lookup made, or a new one).
-    pub fn send_invite(&mut self, peer: PeerId, invite: Invite) -> OutboundRequestId {
+    pub fn send_invite(&mut self, peer: PeerId, invite: serde_json::Value) -> OutboundRequestId {
         self.swarm.behaviour_mut().invite.send_request(&peer, invite)
     }
 
     /// Answers an invite.
-    pub fn reply_invite(&mut self, channel: ResponseChannel<InviteReply>, reply: InviteReply) {
+    pub fn reply_invite(&mut self, channel: ResponseChannel<serde_json::Value>, reply: serde_json::Value) {
         if self.swarm.behaviour_mut().invite.send_response(channel, reply).is_err() {
             tracing::debug!("the caller left before the invite was answered");
         }

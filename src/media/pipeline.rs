@@ -7,7 +7,7 @@
 //! call: that direction is simply off, and the reason shows in the stats.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -153,7 +153,7 @@ fn sync_delay(video_age_us: i64, audio_age_us: i64, target: Duration, active: bo
 }
 
 fn wall_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    crate::wall_clock::now_us()
 }
 
 #[allow(clippy::too_many_arguments)]

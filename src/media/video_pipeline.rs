@@ -17,7 +17,7 @@
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
@@ -33,9 +33,14 @@ use super::video::record_reader::{Record, RecordBudget, RecordReader};
 use super::video::sender::{Outgoing, SenderConfig, VideoSendStats, VideoSender};
 use super::video::source::{VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source};
 use super::video::wire;
-use crate::call::signal::ControlMessage;
 use crate::crypto::frame::FrameKeys;
-use crate::transport::channel::ChannelCommand;
+
+/// What the video asks of the peer, over the call's control stream (the node carries it there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaControl {
+    /// We cannot decode: send a keyframe.
+    KeyframeRequest,
+}
 
 /// What audio needs from the budget: Opus at 32 kbps with up to one redundant copy, plus headers.
 pub const AUDIO_NEED: u32 = 80_000;
@@ -179,7 +184,7 @@ impl std::fmt::Debug for DecodeInput {
 }
 
 fn wall_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    crate::wall_clock::now_us()
 }
 
 fn lock(stats: &Mutex<VideoStats>) -> std::sync::MutexGuard<'_, VideoStats> {
@@ -195,7 +200,7 @@ impl VideoPipeline {
         sending: bool,
         remote_sending: bool,
         feedback: Arc<MediaFeedback>,
-        control: mpsc::Sender<ChannelCommand>,
+        control: mpsc::Sender<MediaControl>,
     ) -> Result<Self, String> {
         let sender = VideoSender::new(
             keys,
@@ -489,7 +494,7 @@ fn decode_thread(
     mut receiver: VideoReceiver,
     output: VideoSinkSpec,
     inputs: std_mpsc::Receiver<DecodeInput>,
-    control: mpsc::Sender<ChannelCommand>,
+    control: mpsc::Sender<MediaControl>,
     feedback: Arc<MediaFeedback>,
     stats: Arc<Mutex<VideoStats>>,
     budget: Arc<RecordBudget>,
@@ -531,7 +536,7 @@ fn decode_thread(
             }
         }
         if receiver.poll_keyframe_request(now) {
-            let _ = control.try_send(ChannelCommand::Send(ControlMessage::KeyframeRequest));
+            let _ = control.try_send(MediaControl::KeyframeRequest);
         }
         let mut s = lock(&stats);
         s.receive = receiver.stats();

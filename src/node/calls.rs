@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::{NodeError, NodeEvent, Reply, unix_ms};
 use crate::call::rate_limit::{Caller, InviteLimiter, RefusedLog};
 use crate::call::session::ActionError;
-use crate::call::signal::{self, Invite, InviteReply};
+use crate::call::signal::{self, ControlMessage, Invite, InviteReply};
 use crate::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Role, Timeouts, UserAction};
 use crate::crypto::handshake::HandshakeParams;
 use crate::crypto::sas::Sas;
@@ -29,7 +29,7 @@ use crate::media::feedback::MediaFeedback;
 use crate::media::io::{SinkSpec, SourceSpec};
 use crate::media::pipeline::{AudioConfig, AudioPipeline, AudioStats};
 use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
-use crate::media::video_pipeline::{VideoConfig, VideoPipeline, VideoStats};
+use crate::media::video_pipeline::{MediaControl, VideoConfig, VideoPipeline, VideoStats};
 use crate::name::Name;
 use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
 use crate::transport::channel::{self, CallStream, ChannelCommand, ChannelError, ChannelEvent, SecureChannel};
@@ -340,7 +340,17 @@ impl LiveCall {
             }
         }
         if self.video.is_none() {
-            let Some(control) = self.channel.clone() else { return };
+            let Some(channel) = self.channel.clone() else { return };
+            // The video's requests to the peer go out on the control stream; the forwarder ends
+            // when the pipeline drops its sender.
+            let (control, mut requests) = mpsc::channel::<MediaControl>(8);
+            tokio::spawn(async move {
+                while let Some(MediaControl::KeyframeRequest) = requests.recv().await {
+                    if channel.send(ChannelCommand::Send(ControlMessage::KeyframeRequest.body())).await.is_err() {
+                        break;
+                    }
+                }
+            });
             match VideoPipeline::start(
                 conn.clone(),
                 keys,
@@ -692,10 +702,16 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     /// An invite from the swarm, or the answer to ours.
     pub(super) fn on_invite(&mut self, event: InviteEvent) {
         match event {
-            InviteEvent::Received { peer, remote_ip, invite, channel } => {
-                self.on_incoming_invite(peer, remote_ip, invite, channel)
-            }
-            InviteEvent::Replied { request, reply } => self.feed_if(Some(request), Input::InviteReplied(reply)),
+            InviteEvent::Received { peer, remote_ip, invite, channel } => match serde_json::from_value(invite) {
+                Ok(invite) => self.on_incoming_invite(peer, remote_ip, invite, channel),
+                // JSON that is not an invite: the channel is dropped unanswered, which closes the
+                // stream (as libp2p's codec did when the invite was typed there).
+                Err(e) => tracing::info!(%peer, error = %e, "refused an invite that could not be read"),
+            },
+            InviteEvent::Replied { request, reply } => match serde_json::from_value(reply) {
+                Ok(reply) => self.feed_if(Some(request), Input::InviteReplied(reply)),
+                Err(e) => self.feed_if(Some(request), Input::InviteFailed(format!("unreadable answer: {e}"))),
+            },
             InviteEvent::Failed { request, reason } => self.feed_if(Some(request), Input::InviteFailed(reason)),
         }
     }
@@ -718,20 +734,20 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         peer: PeerId,
         remote_ip: Option<std::net::IpAddr>,
         invite: Invite,
-        channel: ResponseChannel<InviteReply>,
+        channel: ResponseChannel<serde_json::Value>,
     ) {
         let now = Instant::now();
         let refuse = |reason: &str| InviteReply::Unavailable { reason: reason.into() };
         if let Err(e) = invite.validate() {
             tracing::info!(%peer, error = %e, "refused a malformed invite");
-            self.discovery.reply_invite(channel, refuse("malformed invite"));
+            self.discovery.reply_invite(channel, reply_json(refuse("malformed invite")));
             return;
         }
         let contact = match self.db.contact_by_peer(&peer) {
             Ok(contact) => contact,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "cannot read the contacts: refusing the call");
-                self.discovery.reply_invite(channel, refuse("try again later"));
+                self.discovery.reply_invite(channel, reply_json(refuse("try again later")));
                 return;
             }
         };
@@ -745,23 +761,23 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             } else {
                 InviteReply::Rejected { reason: "not accepting calls from people who are not contacts".into() }
             };
-            self.discovery.reply_invite(channel, reply);
+            self.discovery.reply_invite(channel, reply_json(reply));
             self.record_refused(peer, contact, &invite, now);
             return;
         }
         let caller = if contact.is_some() { Caller::Contact } else { Caller::Unknown(remote_ip) };
         if let Err(over) = self.phone.limiter.admit(peer, caller, now) {
             tracing::info!(%peer, ?remote_ip, ?over, "refused an invite over its budget");
-            self.discovery.reply_invite(channel, refuse("too many calls; try again later"));
+            self.discovery.reply_invite(channel, reply_json(refuse("too many calls; try again later")));
             return;
         }
         if self.phone.current.is_some() {
-            self.discovery.reply_invite(channel, InviteReply::Busy);
+            self.discovery.reply_invite(channel, reply_json(InviteReply::Busy));
             return;
         }
         let candidates = self.phone.candidates(&self.discovery.host_ips());
         if candidates.is_empty() {
-            self.discovery.reply_invite(channel, refuse("no network path for calls"));
+            self.discovery.reply_invite(channel, reply_json(refuse("no network path for calls")));
             return;
         }
         let session = CallSession::incoming(
@@ -776,8 +792,8 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
         self.phone.current =
             Some(LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone()));
-        self.discovery.reply_invite(channel, InviteReply::ringing(candidates, invite.sas_table()));
-        if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::relay::parse_candidate(c)) {
+        self.discovery.reply_invite(channel, reply_json(InviteReply::ringing(candidates, invite.sas_table())));
+        if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c)) {
             let request = crate::relay::RelayRequest::Join { call_id: invite.call_id };
             self.ask_relay(invite.call_id, relay, request, false);
         }
@@ -844,7 +860,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     let _ = call.relay_tx.try_send(mine);
                 }
                 if allocate && call.session.state() == CallState::Dialing {
-                    let extra = granted.map(|(_, theirs)| vec![crate::relay::format_candidate(&relay, theirs)]);
+                    let extra = granted.map(|(_, theirs)| vec![crate::transport::candidate::format_relay(&relay, theirs)]);
                     self.send_invite(call_id, extra.unwrap_or_default());
                 }
             }
@@ -954,7 +970,11 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             PhoneEvent::Control { call_id, event } => {
                 let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
                 match event {
-                    ChannelEvent::Control(msg) => call.session.handle(Input::Control(msg), now),
+                    ChannelEvent::Control(body) => match ControlMessage::decode(&body) {
+                        Ok(msg) => call.session.handle(Input::Control(msg), now),
+                        // A malformed message from an authenticated peer: note it, keep the call.
+                        Err(e) => tracing::warn!(error = %e, "ignored a malformed control message"),
+                    },
                     ChannelEvent::Closed(reason) => {
                         call.session.handle(Input::ChannelFailed { security: false, reason }, now)
                     }
@@ -981,7 +1001,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 Output::OpenChannel { remote_candidates } => self.open_channel(remote_candidates),
                 Output::Send(msg) => {
                     if let Some(tx) = &call.channel {
-                        if tx.try_send(ChannelCommand::Send(msg)).is_err() {
+                        if tx.try_send(ChannelCommand::Send(msg.body())).is_err() {
                             tracing::warn!("control channel congested; a message was dropped");
                         }
                     }
@@ -1065,7 +1085,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         candidates.truncate(signal::MAX_CANDIDATES - extra.len().min(signal::MAX_CANDIDATES));
         candidates.extend(extra);
         let invite = call.session.invite(candidates);
-        let request = self.discovery.send_invite(call.session.peer(), invite);
+        let request = self.discovery.send_invite(call.session.peer(), invite_json(&invite));
         call.invite_request = Some(request);
     }
 
@@ -1141,6 +1161,16 @@ fn sas_matches(sas: &[SasEmoji], given: &str) -> bool {
     let names = sas.iter().map(|e| e.name.as_str()).collect::<Vec<_>>();
     let pairs = sas.iter().map(|e| format!("{} {}", e.emoji, e.name)).collect::<Vec<_>>();
     [glyphs.join(""), glyphs.join(" "), names.join(" "), pairs.join(" ")].iter().any(|form| normal(form) == given)
+}
+
+/// An invite as discovery carries it. Plain data (strings and numbers) always has a JSON form.
+fn invite_json(invite: &Invite) -> serde_json::Value {
+    serde_json::to_value(invite).expect("an invite is plain data")
+}
+
+/// An invite reply as discovery carries it.
+fn reply_json(reply: InviteReply) -> serde_json::Value {
+    serde_json::to_value(reply).expect("an invite reply is plain data")
 }
 
 #[cfg(test)]

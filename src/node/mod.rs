@@ -4,14 +4,14 @@
 //! awaits its reply on a oneshot. [`NodeLoop`] owns everything with state (identity, database, and in
 //! later layers the swarm, the QUIC endpoint and live calls) and handles requests one at a time, so no
 //! state is shared and nothing needs a lock. [`Node::new`] returns both; the caller decides where the
-//! loop runs (`tokio::spawn(node_loop.run())`), nothing is spawned behind its back.
+//! loop runs (`tokio::spawn(node_loop.run())`); `Node::new` spawns nothing (what the running loop
+//! spawns, and when it ends: docs/architecture.md, "The run-loop contract").
 
 mod calls;
 mod daemon;
 mod event_loop;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
@@ -453,7 +453,4 @@ impl Node {
     }
 }
 
-/// Milliseconds since the Unix epoch, by the wall clock (for records people read, not for timers).
-pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub(crate) use crate::wall_clock::unix_ms;

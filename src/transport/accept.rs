@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::channel::{CLOSE_UNWANTED, CallStream, ChannelError, StreamRequest, read_request};
-use crate::call::CallId;
+use crate::call_id::CallId;
 
 /// How long an incoming connection may take, from its first packet, to finish the QUIC handshake
 /// and send its stream header.

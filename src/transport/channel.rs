@@ -14,8 +14,8 @@ use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::call::signal::{ControlMessage, MAX_CONTROL_MESSAGE};
-use crate::call::{CallId, Role};
+use crate::call_id::CallId;
+use crate::crypto::handshake::HandshakeRole;
 use crate::crypto::handshake::{EXPORTER_LABEL, Established, HandshakeError, HandshakeParams, Initiator, Responder};
 
 /// The first bytes of a call stream.
@@ -249,13 +249,14 @@ pub const RELAY_DELAY: Duration = Duration::from_secs(3);
 /// failed does not start another on a later stream: the call fails.
 pub async fn establish(
     endpoint: quinn::Endpoint,
-    role: Role,
+    role: impl Into<HandshakeRole>,
     call_id: CallId,
     candidates: Vec<SocketAddr>,
     params: HandshakeParams,
     mut inbound: mpsc::Receiver<CallStream>,
     mut relayed: mpsc::Receiver<SocketAddr>,
 ) -> Result<SecureChannel, ChannelError> {
+    let role = role.into();
     let started = tokio::time::Instant::now();
     let (ready_tx, mut ready_rx) = mpsc::channel::<CallStream>(16);
     let mut relay_ready = Some(ready_tx.clone());
@@ -336,7 +337,7 @@ pub async fn establish(
             else => break Err(last_error.clone()),
         };
         match role {
-            Role::Caller => match handshake.message_1() {
+            HandshakeRole::Initiator => match handshake.message_1() {
                 Ok(()) => {
                     let params = params.clone();
                     steps.spawn(async move { Step::Handshake(initiate(stream, call_id, params).await) });
@@ -344,7 +345,7 @@ pub async fn establish(
                 // The caller sends message 1 on one stream only; later ones are refused.
                 Err(_) => stream.conn.close(CLOSE_UNWANTED.into(), b"duplicate"),
             },
-            Role::Callee => {
+            HandshakeRole::Responder => {
                 steps.spawn(async move {
                     match await_message_1(stream).await {
                         Ok(first) => Step::Message1(first),
@@ -396,11 +397,15 @@ impl HandshakeSlot {
     }
 }
 
+/// The largest control frame body the channel carries (`protocols/signaling-v1.md`: the call layer's
+/// largest control message).
+pub const MAX_CONTROL_FRAME: usize = 4096;
+
 /// What a running channel reports to the node.
 #[derive(Debug)]
 pub enum ChannelEvent {
-    /// A control message arrived.
-    Control(ControlMessage),
+    /// A control frame's body arrived (the call layer decodes it).
+    Control(Vec<u8>),
     /// The peer's side of the channel closed or broke.
     Closed(String),
 }
@@ -408,8 +413,8 @@ pub enum ChannelEvent {
 /// What the node asks of a running channel.
 #[derive(Debug)]
 pub enum ChannelCommand {
-    /// Send this.
-    Send(ControlMessage),
+    /// Send this frame body (at most [`MAX_CONTROL_FRAME`] bytes).
+    Send(Vec<u8>),
     /// Flush, then close (the peer or a short linger closes the connection).
     Close,
 }
@@ -430,16 +435,12 @@ pub async fn run_control(
     let reader_events = events.clone();
     let reader = tokio::spawn(async move {
         let reason = loop {
-            match read_frame(&mut recv, MAX_CONTROL_MESSAGE).await {
-                Ok(body) => match ControlMessage::decode(&body) {
-                    Ok(msg) => {
-                        if reader_events.send(ChannelEvent::Control(msg)).await.is_err() {
-                            break "the node stopped".to_owned();
-                        }
+            match read_frame(&mut recv, MAX_CONTROL_FRAME).await {
+                Ok(body) => {
+                    if reader_events.send(ChannelEvent::Control(body)).await.is_err() {
+                        break "the node stopped".to_owned();
                     }
-                    // A malformed message from an authenticated peer: note it, keep the call.
-                    Err(e) => tracing::warn!(error = %e, "ignored a malformed control message"),
-                },
+                }
                 Err(e) => break e.to_string(),
             }
         };
@@ -449,8 +450,8 @@ pub async fn run_control(
     loop {
         tokio::select! {
             cmd = commands.recv() => match cmd {
-                Some(ChannelCommand::Send(msg)) => {
-                    if send.write_all(&msg.encode()).await.is_err() {
+                Some(ChannelCommand::Send(body)) => {
+                    if write_frame(&mut send, &body).await.is_err() {
                         break;
                     }
                 }

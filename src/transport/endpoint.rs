@@ -143,6 +143,6 @@ pub fn candidates(local: SocketAddr, host_ips: &[IpAddr]) -> Vec<String> {
         .map(|ip| SocketAddr::new(*ip, local.port()).to_string())
         .collect();
     out.dedup();
-    out.truncate(crate::call::signal::MAX_CANDIDATES);
+    out.truncate(super::candidate::MAX_CANDIDATES);
     out
 }
