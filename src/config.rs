@@ -62,19 +62,19 @@ impl VideoSection {
     }
 
     /// Checks the values into `settings`.
-    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), String> {
+    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), SettingError> {
         let v = &mut settings.video;
         if let Some(i) = &self.input {
-            v.input = i.parse().map_err(|e: crate::media::video::source::VideoSpecError| e.to_string())?;
+            v.input = i.parse().map_err(SettingError::Video)?;
         }
         if let Some(o) = &self.output {
-            v.output = o.parse().map_err(|e: crate::media::video::source::VideoSpecError| e.to_string())?;
+            v.output = o.parse().map_err(SettingError::Video)?;
         }
         if let Some(e) = &self.encoder {
             v.encoder = e.parse()?;
         }
         if let Some(size) = &self.max_size {
-            let bad = || format!("invalid video max_size {size:?}: expected WIDTHxHEIGHT, e.g. 640x360");
+            let bad = || SettingError::MaxSize(size.clone());
             let (w, h) = size.split_once('x').ok_or_else(bad)?;
             let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
             if !(2..=3840).contains(&w) || !(2..=2160).contains(&h) {
@@ -84,6 +84,43 @@ impl VideoSection {
         }
         Ok(())
     }
+}
+
+/// Why a setting in the config file or a flag was refused (the message names the key and what it takes).
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    /// A video input or output spec.
+    #[error(transparent)]
+    Video(crate::media::video::source::VideoSpecError),
+    /// An audio input or output spec.
+    #[error(transparent)]
+    Audio(#[from] crate::media::io::AudioIoError),
+    /// A video encoder name.
+    #[error(transparent)]
+    Encoder(#[from] crate::media::codec::av1::EncoderKindError),
+    /// A video size that is not WIDTHxHEIGHT within 2x2 to 3840x2160.
+    #[error("invalid video max_size {0:?}: expected WIDTHxHEIGHT, e.g. 640x360")]
+    MaxSize(String),
+    /// A number outside its range.
+    #[error("{key} {value} is out of range ({min} to {max})")]
+    OutOfRange {
+        /// The key.
+        key: &'static str,
+        /// What was given.
+        value: u64,
+        /// The least allowed.
+        min: u64,
+        /// The most allowed.
+        max: u64,
+    },
+    /// Not an `ip:port` address.
+    #[error("{key} {value:?} is not an ip:port address")]
+    NotAnAddress {
+        /// The key.
+        key: &'static str,
+        /// What was given.
+        value: String,
+    },
 }
 
 /// The `[audio]` section.
@@ -109,16 +146,16 @@ impl AudioSection {
     }
 
     /// Checks the values into `settings`.
-    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), String> {
+    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), SettingError> {
         if let Some(i) = &self.input {
-            settings.audio.input = i.parse().map_err(|e: crate::media::io::AudioIoError| e.to_string())?;
+            settings.audio.input = i.parse()?;
         }
         if let Some(o) = &self.output {
-            settings.audio.output = o.parse().map_err(|e: crate::media::io::AudioIoError| e.to_string())?;
+            settings.audio.output = o.parse()?;
         }
         if let Some(k) = self.bitrate_kbps {
             if !(16..=64).contains(&k) {
-                return Err(format!("bitrate_kbps {k} is out of range (16 to 64)"));
+                return Err(SettingError::OutOfRange { key: "bitrate_kbps", value: k.into(), min: 16, max: 64 });
             }
             settings.audio.bitrate = k as i32 * 1000;
         }
@@ -161,7 +198,7 @@ impl CallsSection {
     }
 
     /// Checks the values and fills in the defaults.
-    pub fn apply(&self) -> Result<CallSettings, String> {
+    pub fn apply(&self) -> Result<CallSettings, SettingError> {
         let mut settings = CallSettings {
             auto_answer: self.auto_answer.unwrap_or(false),
             unknown_callers: self.unknown_callers.unwrap_or_default(),
@@ -169,7 +206,7 @@ impl CallsSection {
         };
         if let Some(secs) = self.ring_timeout_secs {
             if !(1..=600).contains(&secs) {
-                return Err(format!("ring_timeout_secs {secs} is out of range (1 to 600)"));
+                return Err(SettingError::OutOfRange { key: "ring_timeout_secs", value: secs, min: 1, max: 600 });
             }
             settings.timeouts.ring = std::time::Duration::from_secs(secs);
         }
@@ -182,13 +219,13 @@ impl CallsSection {
         if let Some(list) = &self.media_advertise {
             let addrs = list
                 .iter()
-                .map(|a| a.parse().map_err(|_| format!("media_advertise {a:?} is not an ip:port address")))
-                .collect::<Result<Vec<std::net::SocketAddr>, String>>()?;
+                .map(|a| a.parse().map_err(|_| SettingError::NotAnAddress { key: "media_advertise", value: a.clone() }))
+                .collect::<Result<Vec<std::net::SocketAddr>, SettingError>>()?;
             settings.advertise = (!addrs.is_empty()).then_some(addrs);
         }
         if let Some(addr) = &self.media_listen {
             settings.media_listen =
-                addr.parse().map_err(|_| format!("media_listen {addr:?} is not an ip:port address"))?;
+                addr.parse().map_err(|_| SettingError::NotAnAddress { key: "media_listen", value: addr.clone() })?;
         }
         Ok(settings)
     }

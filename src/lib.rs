@@ -56,6 +56,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod home;
 pub mod identity;
+pub mod ip_scope;
 pub mod media;
 pub mod name;
 pub mod peer_text;

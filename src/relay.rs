@@ -27,7 +27,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::call_id::CallId;
-use crate::discovery::limits::SourceNetwork;
+use crate::ip_scope::SourceNetwork;
 use crate::discovery::lru::LruMap;
 
 /// How often the request-rate bookkeeping drops every requester with no recent request.

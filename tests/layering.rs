@@ -44,8 +44,12 @@ fn named_modules(text: &str) -> Vec<(usize, String)> {
         if in_group {
             // Inside `use crate::{a::…, b, …}`: each top-level item names a module.
             for item in rest.split(',') {
-                let name: String =
-                    item.trim().trim_start_matches('{').chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let name: String = item
+                    .trim()
+                    .trim_start_matches('{')
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
                 if !name.is_empty() {
                     out.push((n + 1, name));
                 }

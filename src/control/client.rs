@@ -210,7 +210,7 @@ impl Client {
 
 async fn read_server_line(lines: &mut LineReader<BufReader<OwnedReadHalf>>) -> Result<ServerLine, ClientError> {
     match lines.next_line().await? {
-        Line::Complete(bytes) => proto::parse_server_line(&bytes).map_err(ClientError::Protocol),
+        Line::Complete(bytes) => proto::parse_server_line(&bytes).map_err(|e| ClientError::Protocol(e.to_string())),
         Line::TooLong => Err(ClientError::Protocol("the daemon sent an overlong line".into())),
         Line::Eof => Err(ClientError::Closed),
     }

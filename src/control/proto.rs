@@ -369,16 +369,34 @@ pub enum ServerLine {
     Event(Value),
 }
 
+/// Why a line from the daemon could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerLineError {
+    /// Not JSON.
+    #[error("daemon sent invalid JSON: {0}")]
+    Json(serde_json::Error),
+    /// JSON, but not an object.
+    #[error("daemon sent a line that is not a JSON object")]
+    NotAnObject,
+    /// A hello that does not say what a hello says.
+    #[error("daemon sent an invalid hello: {0}")]
+    Hello(serde_json::Error),
+    /// An error reply without a code and message.
+    #[error("daemon sent an invalid error: {0}")]
+    ErrorBody(serde_json::Error),
+    /// An object with neither `ok`, `err` nor `event`.
+    #[error("daemon sent a line that is neither a reply nor an event")]
+    Unknown,
+}
+
 /// Parses a line from the daemon.
-pub fn parse_server_line(line: &[u8]) -> Result<ServerLine, String> {
-    let value: Value = serde_json::from_slice(line).map_err(|e| format!("daemon sent invalid JSON: {e}"))?;
+pub fn parse_server_line(line: &[u8]) -> Result<ServerLine, ServerLineError> {
+    let value: Value = serde_json::from_slice(line).map_err(ServerLineError::Json)?;
     let Value::Object(object) = &value else {
-        return Err("daemon sent a line that is not a JSON object".into());
+        return Err(ServerLineError::NotAnObject);
     };
     if let Some(hello) = object.get("hello") {
-        return serde_json::from_value(hello.clone())
-            .map(ServerLine::Hello)
-            .map_err(|e| format!("daemon sent an invalid hello: {e}"));
+        return serde_json::from_value(hello.clone()).map(ServerLine::Hello).map_err(ServerLineError::Hello);
     }
     if object.contains_key("event") {
         return Ok(ServerLine::Event(value));
@@ -387,9 +405,9 @@ pub fn parse_server_line(line: &[u8]) -> Result<ServerLine, String> {
     let result = if let Some(ok) = object.get("ok") {
         Ok(ok.clone())
     } else if let Some(err) = object.get("err") {
-        Err(serde_json::from_value(err.clone()).map_err(|e| format!("daemon sent an invalid error: {e}"))?)
+        Err(serde_json::from_value(err.clone()).map_err(ServerLineError::ErrorBody)?)
     } else {
-        return Err("daemon sent a line that is neither a reply nor an event".into());
+        return Err(ServerLineError::Unknown);
     };
     Ok(ServerLine::Reply { id, result, raw: value })
 }

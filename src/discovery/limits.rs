@@ -12,7 +12,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -31,41 +30,7 @@ use super::peer_ips::direct_ip;
 /// How long a reading of the resident memory is trusted.
 pub const MEMORY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where an inbound connection comes from, as far as the per-address limit is concerned: one IPv4
-/// address, or one IPv6 /64 (what one host or household is given; counting single IPv6 addresses
-/// would let one host open connections from 2^64 of them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourceNetwork {
-    /// An IPv4 address (IPv4-mapped IPv6 addresses count here too).
-    V4(Ipv4Addr),
-    /// The first 64 bits of an IPv6 address.
-    V6Prefix([u16; 4]),
-}
-
-impl std::fmt::Display for SourceNetwork {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SourceNetwork::V4(ip) => write!(f, "{ip}"),
-            SourceNetwork::V6Prefix(s) => write!(f, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]),
-        }
-    }
-}
-
-impl SourceNetwork {
-    /// The network of `ip`.
-    pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => SourceNetwork::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => SourceNetwork::V4(v4),
-                None => {
-                    let s = v6.segments();
-                    SourceNetwork::V6Prefix([s[0], s[1], s[2], s[3]])
-                }
-            },
-        }
-    }
-}
+pub use crate::ip_scope::SourceNetwork;
 
 /// Why the guard refused a connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,6 +19,8 @@ use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, mdns, relay};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::ip_scope::IpScope;
+
 use super::behaviour::{Behaviour, BehaviourEvent, BuildError, IDENTIFY_PROTOCOL, RECORD_TTL, build_swarm};
 use super::config::{BootstrapPeer, DhtMode, NetworkConfig, RelayMode};
 use super::peer_ips::PeerIps;
@@ -326,7 +328,24 @@ struct NatState {
 }
 
 /// Where a media relay answer goes.
-pub type RelayReply = oneshot::Sender<Result<crate::relay::RelayResponse, String>>;
+pub type RelayReply = oneshot::Sender<Result<crate::relay::RelayResponse, RelayRequestError>>;
+
+/// Why a media relay request got no answer from the relay.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RelayRequestError {
+    /// Our own cap on requests in flight.
+    #[error("too many relay requests in flight")]
+    TooManyInFlight,
+    /// The request could not be delivered or answered (the failure, on one line).
+    #[error("the relay did not answer: {0}")]
+    NoAnswer(String),
+    /// The node dropped the request (it is stopping).
+    #[error("the relay request was dropped")]
+    Dropped,
+    /// No answer in time.
+    #[error("the relay did not answer in time")]
+    TimedOut,
+}
 
 /// Relays we reserve a slot on at once, when behind NAT.
 const RESERVATIONS: usize = 2;
@@ -339,24 +358,11 @@ fn is_private(nat: &Option<autonat::NatStatus>) -> bool {
     matches!(nat, Some(autonat::NatStatus::Private))
 }
 
-/// Whether `a` is a global (publicly routable) IP address, as far as the standard library knows.
+/// Whether `a` is at a global (publicly routable) IP address ([`IpScope`]) and not a relay circuit.
 fn is_global_address(a: &Multiaddr) -> bool {
     a.iter().any(|p| match p {
-        Protocol::Ip4(ip) => {
-            !(ip.is_private()
-                || ip.is_loopback()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_documentation()
-                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
-        }
-        Protocol::Ip6(ip) => {
-            !(ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80)
-        }
+        Protocol::Ip4(ip) => IpScope::of(ip.into()).is_global(),
+        Protocol::Ip6(ip) => IpScope::of(ip.into()).is_global(),
         _ => false,
     }) && !a.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
@@ -494,7 +500,7 @@ impl Discovery {
     /// Sends a media relay request to `relay`; the answer (or why there is none) goes to `reply`.
     pub fn relay_request(&mut self, relay: PeerId, request: crate::relay::RelayRequest, reply: RelayReply) {
         if self.relay_requests.len() >= 64 {
-            let _ = reply.send(Err("too many relay requests in flight".into()));
+            let _ = reply.send(Err(RelayRequestError::TooManyInFlight));
             return;
         }
         let id = self.swarm.behaviour_mut().media_relay.send_request(&relay, request);
@@ -540,7 +546,7 @@ impl Discovery {
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
                 if let Some(reply) = self.relay_requests.remove(&request_id) {
-                    let _ = reply.send(Err(format!("the relay did not answer: {error}")));
+                    let _ = reply.send(Err(RelayRequestError::NoAnswer(one_line(&error.to_string()))));
                 }
             }
             _ => {}

@@ -12,6 +12,20 @@ pub mod pipeline;
 pub mod video;
 pub mod video_pipeline;
 
+/// Why a call's media could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaStartError {
+    /// The Opus encoder or decoder refused its settings.
+    #[error("audio codec: {0}")]
+    Audio(#[from] codec::opus::CodecError),
+    /// The AV1 decoder could not be made.
+    #[error("video codec: {0}")]
+    Video(#[from] codec::av1::VideoCodecError),
+    /// The system would not give us a thread.
+    #[error("cannot start the video {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
+}
+
 /// How long before `wall_us` the peer captured what it stamped `capture_us` (both µs since the
 /// Unix epoch; the capture by the sender's clock): `wall − capture`, signed because the two clocks
 /// differ. The capture time comes off the wire, so the difference saturates instead of

@@ -86,9 +86,9 @@ impl AudioPipeline {
         config: AudioConfig,
         muted: bool,
         feedback: Arc<MediaFeedback>,
-    ) -> Result<Self, String> {
-        let sender = AudioSender::new(keys, config.bitrate).map_err(|e| e.to_string())?;
-        let receiver = AudioReceiver::new(keys).map_err(|e| e.to_string())?;
+    ) -> Result<Self, super::MediaStartError> {
+        let sender = AudioSender::new(keys, config.bitrate)?;
+        let receiver = AudioReceiver::new(keys)?;
         let stats = Arc::new(Mutex::new(AudioStats {
             input: config.input.to_string(),
             output: config.output.to_string(),

@@ -201,12 +201,12 @@ impl VideoPipeline {
         remote_sending: bool,
         feedback: Arc<MediaFeedback>,
         control: mpsc::Sender<MediaControl>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, super::MediaStartError> {
         let sender = VideoSender::new(
             keys,
             SenderConfig { encoder: config.encoder, threads: config.threads.max(1), max_format: config.max_format() },
         );
-        let mut receiver = VideoReceiver::new(keys, 1).map_err(|e| e.to_string())?;
+        let mut receiver = VideoReceiver::new(keys, 1)?;
         receiver.set_remote_sending(remote_sending, Instant::now());
         let stats = Arc::new(Mutex::new(VideoStats {
             sending,
@@ -225,13 +225,13 @@ impl VideoPipeline {
         std::thread::Builder::new()
             .name("hail-video-encode".into())
             .spawn(move || encode_thread(sender, input, sending, enc_rx, out_tx, s))
-            .map_err(|e| format!("cannot start the video encoder thread: {e}"))?;
+            .map_err(|e| super::MediaStartError::Thread("encoder", e))?;
         let budget = RecordBudget::new(MAX_BUFFERED);
         let (s, output, fb, b) = (stats.clone(), config.output.clone(), feedback.clone(), budget.clone());
         std::thread::Builder::new()
             .name("hail-video-decode".into())
             .spawn(move || decode_thread(receiver, output, dec_rx, control, fb, s, b))
-            .map_err(|e| format!("cannot start the video decoder thread: {e}"))?;
+            .map_err(|e| super::MediaStartError::Thread("decoder", e))?;
 
         let tasks = vec![
             tokio::spawn(write_streams(conn.clone(), out_rx, enc_tx.clone())),
@@ -445,13 +445,27 @@ async fn read_streams(conn: quinn::Connection, decode: std_mpsc::SyncSender<Deco
     }
 }
 
+/// Why the reading of a video stream stopped early.
+#[derive(Debug, thiserror::Error)]
+enum StreamReadError {
+    /// The stream's header did not arrive within [`HEADER_TIMEOUT`].
+    #[error("no stream header in time")]
+    NoHeader,
+    /// QUIC: the peer reset the stream, or the connection ended.
+    #[error(transparent)]
+    Read(#[from] quinn::ReadError),
+    /// The bytes are not a stream of records, or are over the call's budget.
+    #[error(transparent)]
+    Record(#[from] super::video::record_reader::RecordError),
+}
+
 /// Reads one stream's records as their bytes arrive (never allocating on the strength of a length
 /// prefix: [`RecordReader`]) and hands them to the decoder.
 async fn read_stream(
     recv: &mut quinn::RecvStream,
     decode: &std_mpsc::SyncSender<DecodeInput>,
     budget: Arc<RecordBudget>,
-) -> Result<(), String> {
+) -> Result<(), StreamReadError> {
     let mut reader = RecordReader::new(budget);
     let header_due = tokio::time::Instant::now() + HEADER_TIMEOUT;
     let mut progress_told: Option<Instant> = None;
@@ -459,14 +473,14 @@ async fn read_stream(
         let chunk = if reader.gop().is_none() {
             tokio::time::timeout_at(header_due, recv.read_chunk(READ_CHUNK, true))
                 .await
-                .map_err(|_| "no stream header in time".to_string())?
+                .map_err(|_| StreamReadError::NoHeader)?
         } else {
             recv.read_chunk(READ_CHUNK, true).await
         };
-        let Some(chunk) = chunk.map_err(|e| e.to_string())? else {
-            return reader.finish().map_err(|e| e.to_string());
+        let Some(chunk) = chunk? else {
+            return Ok(reader.finish()?);
         };
-        let records = reader.push(&chunk.bytes).map_err(|e| e.to_string())?;
+        let records = reader.push(&chunk.bytes)?;
         let Some(gop) = reader.gop() else { continue };
         if records.is_empty() {
             // Part of a record: tell the decoder the stream is alive (slow is not stalled), at most

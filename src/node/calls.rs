@@ -23,8 +23,9 @@ use crate::call::signal::{self, ControlMessage, Invite, InviteReply};
 use crate::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Role, Timeouts, UserAction};
 use crate::crypto::handshake::HandshakeParams;
 use crate::crypto::sas::Sas;
-use crate::discovery::{FindError, FoundPeer, InviteEvent};
+use crate::discovery::{FindError, FoundPeer, InviteEvent, RelayRequestError};
 use crate::identity::Identity;
+use crate::ip_scope::IpScope;
 use crate::media::feedback::MediaFeedback;
 use crate::media::io::{SinkSpec, SourceSpec};
 use crate::media::pipeline::{AudioConfig, AudioPipeline, AudioStats};
@@ -49,13 +50,18 @@ pub enum UnknownCallers {
     Refuse,
 }
 
+/// An unknown-callers policy that is neither `ring` nor `refuse`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid unknown-callers policy {0:?}: expected ring or refuse")]
+pub struct UnknownCallersError(pub String);
+
 impl FromStr for UnknownCallers {
-    type Err = String;
+    type Err = UnknownCallersError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "ring" => Ok(UnknownCallers::Ring),
             "refuse" => Ok(UnknownCallers::Refuse),
-            other => Err(format!("invalid unknown-callers policy {other:?}: expected ring or refuse")),
+            other => Err(UnknownCallersError(other.to_owned())),
         }
     }
 }
@@ -214,16 +220,7 @@ impl CallPath {
     /// Classifies the path to `remote`, given the candidates the peer advertised.
     pub fn classify(remote: SocketAddr, peer_candidates: &[String], rtt: Duration) -> Self {
         let ip = remote.ip();
-        let private = |ip: std::net::IpAddr| match ip {
-            std::net::IpAddr::V4(v4) => {
-                // Carrier-grade NAT space (100.64/10) counts as private, as it does for discovery.
-                v4.is_private()
-                    || v4.is_loopback()
-                    || v4.is_link_local()
-                    || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-            }
-            std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-        };
+        let private = |ip| IpScope::of(ip).is_local_network();
         let peer_behind_nat =
             peer_candidates.iter().filter_map(|c| c.parse::<SocketAddr>().ok()).any(|c| private(c.ip()));
         let kind = if private(ip) {
@@ -251,7 +248,7 @@ pub(super) enum PhoneEvent {
     /// A reflect request finished: our call endpoint's public address, as a reflector saw it.
     Reflexive { result: Result<SocketAddr, ChannelError> },
     /// A media relay answered an allocation (we call) or a join (we are called).
-    Relay { call_id: CallId, relay: PeerId, allocate: bool, result: Result<crate::relay::RelayResponse, String> },
+    Relay { call_id: CallId, relay: PeerId, allocate: bool, result: Result<crate::relay::RelayResponse, RelayRequestError> },
 }
 
 /// The live call and everything moving bytes for it.
@@ -1098,8 +1095,8 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         tokio::spawn(async move {
             let result = match tokio::time::timeout(Duration::from_secs(3), rx).await {
                 Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err("the relay request was dropped".into()),
-                Err(_) => Err("the relay did not answer in time".into()),
+                Ok(Err(_)) => Err(RelayRequestError::Dropped),
+                Err(_) => Err(RelayRequestError::TimedOut),
             };
             let _ = events.send(PhoneEvent::Relay { call_id, relay, allocate, result }).await;
         });
@@ -1214,5 +1211,9 @@ mod tests {
         // A public peer (only public candidates), or an address it did not advertise.
         assert_eq!(CallPath::classify("11.0.0.1:5001".parse().unwrap(), &["11.0.0.1:5001".into()], rtt).kind, "direct");
         assert_eq!(CallPath::classify("11.0.0.12:6000".parse().unwrap(), &nat, rtt).kind, "direct");
+        // Link-local IPv6 and IPv4-mapped private addresses are on the LAN too (ip_scope).
+        for lan in ["[fe80::1]:4000", "[::ffff:192.168.1.2]:4000"] {
+            assert_eq!(CallPath::classify(lan.parse().unwrap(), &[], rtt).kind, "direct_lan", "{lan}");
+        }
     }
 }

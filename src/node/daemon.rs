@@ -38,7 +38,7 @@ pub enum DaemonError {
     Network(#[from] NetworkError),
     /// A call setting (file or flag) is invalid.
     #[error("{0} (in {1} or the daemon's flags)")]
-    CallSetting(String, std::path::PathBuf),
+    CallSetting(crate::config::SettingError, std::path::PathBuf),
     /// The call endpoint could not start.
     #[error(transparent)]
     Endpoint(#[from] crate::transport::endpoint::EndpointError),

@@ -85,14 +85,25 @@ impl std::fmt::Display for EncoderKind {
     }
 }
 
+/// Why a video encoder name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncoderKindError {
+    /// libaom was named, but this build has no libaom.
+    #[error("this hail was built without libaom (cargo feature `libaom`): use rav1e")]
+    NotBuilt,
+    /// Not an encoder hail knows.
+    #[error("unknown video encoder {0:?}: expected libaom or rav1e")]
+    Unknown(String),
+}
+
 impl std::str::FromStr for EncoderKind {
-    type Err = String;
+    type Err = EncoderKindError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "libaom" | "aom" if cfg!(feature = "libaom") => Ok(EncoderKind::Libaom),
-            "libaom" | "aom" => Err("this hail was built without libaom (cargo feature `libaom`): use rav1e".into()),
+            "libaom" | "aom" => Err(EncoderKindError::NotBuilt),
             "rav1e" => Ok(EncoderKind::Rav1e),
-            other => Err(format!("unknown video encoder {other:?}: expected libaom or rav1e")),
+            other => Err(EncoderKindError::Unknown(other.to_owned())),
         }
     }
 }
