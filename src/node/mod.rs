@@ -17,7 +17,7 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use calls::{CallInfo, CallPath, CallSettings, MediaOverride, SasEmoji, UnknownCallers};
+pub use calls::{CallInfo, CallPath, CallSettings, MediaOverride, SasEmoji, UnknownCallers, UnknownCallersError};
 pub use daemon::{Daemon, DaemonError, DaemonOptions, run_daemon};
 pub use event_loop::NodeLoop;
 

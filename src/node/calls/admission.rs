@@ -1,0 +1,148 @@
+//! Who may ring: an invite is read, checked against the contacts, the blocked list and the
+//! invite budgets (`call::rate_limit`), and answered; refused calls leave coalesced history.
+
+use super::*;
+
+/// The node loop's call handling. Every method runs on the loop; none blocks.
+impl<S: crate::store::Store> crate::node::NodeLoop<S> {
+    /// An invite from the swarm, or the answer to ours.
+    pub(in crate::node) fn on_invite(&mut self, event: InviteEvent) {
+        match event {
+            InviteEvent::Received { peer, remote_ip, invite, channel } => match serde_json::from_value(invite) {
+                Ok(invite) => self.on_incoming_invite(peer, remote_ip, invite, channel),
+                // JSON that is not an invite: the channel is dropped unanswered, which closes the
+                // stream (as libp2p's codec did when the invite was typed there).
+                Err(e) => tracing::info!(%peer, error = %e, "refused an invite that could not be read"),
+            },
+            InviteEvent::Replied { request, reply } => match serde_json::from_value(reply) {
+                Ok(reply) => self.feed_if(Some(request), Input::InviteReplied(reply)),
+                Err(e) => self.feed_if(Some(request), Input::InviteFailed(format!("unreadable answer: {e}"))),
+            },
+            InviteEvent::Failed { request, reason } => self.feed_if(Some(request), Input::InviteFailed(reason)),
+        }
+    }
+
+    pub(super) fn feed_if(&mut self, request: Option<OutboundRequestId>, input: Input) {
+        let Some(call) = self.phone.current.as_mut() else { return };
+        if request.is_some() && call.invite_request != request {
+            return;
+        }
+        call.session.handle(input, Instant::now());
+        self.drive_call();
+    }
+
+    /// An invite from `peer`. Who is calling is decided first (a blocked caller, or an unknown one
+    /// when unknown callers are refused, is turned away before any budget is spent); then contacts
+    /// and unknown callers draw on separate budgets (`call::rate_limit`), so throw-away PeerIds
+    /// cannot lock contacts out.
+    pub(super) fn on_incoming_invite(
+        &mut self,
+        peer: PeerId,
+        remote_ip: Option<std::net::IpAddr>,
+        invite: Invite,
+        channel: ResponseChannel<serde_json::Value>,
+    ) {
+        let now = Instant::now();
+        let refuse = |reason: &str| InviteReply::Unavailable { reason: reason.into() };
+        if let Err(e) = invite.validate() {
+            tracing::info!(%peer, error = %e, "refused a malformed invite");
+            self.discovery.reply_invite(channel, reply_json(refuse("malformed invite")));
+            return;
+        }
+        let contact = match self.db.contact_by_peer(&peer) {
+            Ok(contact) => contact,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot read the contacts: refusing the call");
+                self.discovery.reply_invite(channel, reply_json(refuse("try again later")));
+                return;
+            }
+        };
+        let blocked = contact.as_ref().is_some_and(|c| c.blocked);
+        let unknown_refused = contact.is_none() && self.phone.settings.unknown_callers == UnknownCallers::Refuse;
+        if blocked || unknown_refused {
+            tracing::info!(%peer, blocked, "refused a call without ringing");
+            let reply = if blocked {
+                // A blocked caller is not told it is blocked.
+                refuse("not accepting calls")
+            } else {
+                InviteReply::Rejected { reason: "not accepting calls from people who are not contacts".into() }
+            };
+            self.discovery.reply_invite(channel, reply_json(reply));
+            self.record_refused(peer, contact, &invite, now);
+            return;
+        }
+        let caller = if contact.is_some() { Caller::Contact } else { Caller::Unknown(remote_ip) };
+        if let Err(over) = self.phone.limiter.admit(peer, caller, now) {
+            tracing::info!(%peer, ?remote_ip, ?over, "refused an invite over its budget");
+            self.discovery.reply_invite(channel, reply_json(refuse("too many calls; try again later")));
+            return;
+        }
+        if self.phone.current.is_some() {
+            self.discovery.reply_invite(channel, reply_json(InviteReply::Busy));
+            return;
+        }
+        let candidates = self.phone.candidates(&self.discovery.host_ips());
+        if candidates.is_empty() {
+            self.discovery.reply_invite(channel, reply_json(refuse("no network path for calls")));
+            return;
+        }
+        let session = CallSession::incoming(
+            invite.call_id,
+            peer,
+            invite.video,
+            invite.candidates.clone(),
+            invite.sas_table(),
+            self.phone.settings.timeouts,
+            now,
+        );
+        let auto_answer = self.phone.settings.auto_answer && contact.is_some();
+        self.phone.current =
+            Some(LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone()));
+        self.discovery.reply_invite(channel, reply_json(InviteReply::ringing(candidates, invite.sas_table())));
+        if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c)) {
+            let request = crate::relay::RelayRequest::Join { call_id: invite.call_id };
+            self.ask_relay(invite.call_id, relay, request, false);
+        }
+        if let Some(info) = self.phone.info() {
+            self.emit(NodeEvent::CallIncoming { call: info });
+        }
+        if auto_answer {
+            if let Some(call) = self.phone.current.as_mut() {
+                let _ = call.session.user(UserAction::Answer, now);
+            }
+        }
+        self.drive_call();
+    }
+
+    /// Records a call refused without ringing, unless [`RefusedLog`] coalesces it.
+    pub(super) fn record_refused(&mut self, peer: PeerId, contact: Option<Contact>, invite: &Invite, at: Instant) {
+        if !self.phone.refused_log.should_record(peer, at) {
+            return;
+        }
+        let now = unix_ms(SystemTime::now());
+        let record = CallRecord {
+            call_id: invite.call_id.to_string(),
+            peer_id: peer,
+            contact: contact.map(|c| c.name),
+            direction: CallDirection::Incoming,
+            video: invite.video,
+            started_at_ms: now,
+            answered_at_ms: None,
+            ended_at_ms: now,
+            outcome: CallOutcome::Refused,
+        };
+        if let Err(e) = self.db.record_call(&record) {
+            tracing::warn!(error = %e, "cannot record a refused call");
+        }
+    }
+}
+
+/// An invite as discovery carries it. Plain data (strings and numbers) always has a JSON form.
+pub(super) fn invite_json(invite: &Invite) -> serde_json::Value {
+    serde_json::to_value(invite).expect("an invite is plain data")
+}
+
+/// An invite reply as discovery carries it.
+pub(super) fn reply_json(reply: InviteReply) -> serde_json::Value {
+    serde_json::to_value(reply).expect("an invite reply is plain data")
+}

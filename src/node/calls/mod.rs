@@ -1,0 +1,566 @@
+//! The node's phone line: one call at a time, driven by the node loop.
+//!
+//! The [`CallSession`] (sans-IO) decides; this file moves bytes for it: invites over the libp2p swarm,
+//! the secure channel over the QUIC endpoint (setup and control-stream tasks), user actions from
+//! `Node`, and the call history in the store. Tasks talk back to the loop through one bounded
+//! channel of [`PhoneEvent`]s.
+//!
+//! This file holds the live call, the phone, and the loop that drives the session (its events and
+//! outputs); each other concern is an `impl NodeLoop` block or a value of its own file:
+//! `settings` (what every call starts with), `commands` (what the user asks), `admission` (who may
+//! ring), `path` (invite, media relay, secure channel setup) and `view` (what the user sees of a
+//! call, and what its history record says).
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use libp2p::PeerId;
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{NodeError, NodeEvent, Reply, unix_ms};
+use crate::call::rate_limit::{Caller, InviteLimiter, RefusedLog};
+use crate::call::session::ActionError;
+use crate::call::signal::{self, ControlMessage, Invite, InviteReply};
+use crate::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Role, Timeouts, UserAction};
+use crate::crypto::handshake::HandshakeParams;
+use crate::crypto::sas::Sas;
+use crate::discovery::{FindError, FoundPeer, InviteEvent, RelayRequestError};
+use crate::identity::Identity;
+use crate::ip_scope::IpScope;
+use crate::media::feedback::MediaFeedback;
+use crate::media::io::{SinkSpec, SourceSpec};
+use crate::media::pipeline::{AudioConfig, AudioPipeline, AudioStats};
+use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
+use crate::media::video_pipeline::{MediaControl, VideoConfig, VideoPipeline, VideoStats};
+use crate::name::Name;
+use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
+use crate::transport::channel::{self, CallStream, ChannelCommand, ChannelError, ChannelEvent, SecureChannel};
+use crate::transport::{accept, endpoint};
+
+mod admission;
+mod commands;
+mod path;
+mod settings;
+mod view;
+
+use self::admission::invite_json;
+pub use self::settings::{CallSettings, MediaOverride, UnknownCallers, UnknownCallersError};
+pub use self::view::{CallInfo, CallPath, SasEmoji};
+use self::view::{id_matches, sas_matches};
+
+/// Capacity of the tasks → loop channel.
+pub(super) const PHONE_EVENTS: usize = 64;
+
+/// What tasks tell the node loop.
+#[derive(Debug)]
+pub(super) enum PhoneEvent {
+    /// A QUIC connection arrived with a call stream.
+    Inbound { call_id: CallId, stream: CallStream },
+    /// The lookup before an invite finished.
+    Found { call_id: CallId, result: Result<FoundPeer, FindError> },
+    /// The secure channel setup finished.
+    Channel { call_id: CallId, result: Result<SecureChannel, ChannelError> },
+    /// The running channel reported something.
+    Control { call_id: CallId, event: ChannelEvent },
+    /// A reflect request finished: our call endpoint's public address, as a reflector saw it.
+    Reflexive { result: Result<SocketAddr, ChannelError> },
+    /// A media relay answered an allocation (we call) or a join (we are called).
+    Relay {
+        call_id: CallId,
+        relay: PeerId,
+        allocate: bool,
+        result: Result<crate::relay::RelayResponse, RelayRequestError>,
+    },
+}
+
+/// The live call and everything moving bytes for it.
+pub(super) struct LiveCall {
+    session: CallSession,
+    contact: Option<Contact>,
+    started_wall_ms: u64,
+    invite_request: Option<OutboundRequestId>,
+    /// The reply owed to the `call` command, once the call rings (or fails).
+    pending_reply: Option<Reply<CallInfo>>,
+    /// Inbound streams for the setup task, while it runs.
+    setup_inbound: Option<mpsc::Sender<CallStream>>,
+    /// Streams that arrive before the setup task starts (the callee may dial before our invite
+    /// reply is processed) wait here.
+    early_inbound: Option<mpsc::Receiver<CallStream>>,
+    setup_task: Option<JoinHandle<()>>,
+    channel: Option<mpsc::Sender<ChannelCommand>>,
+    remote_muted: bool,
+    /// The secure channel's connection and keys, for media.
+    media_path: Option<(quinn::Connection, crate::crypto::frame::FrameKeys)>,
+    audio_config: AudioConfig,
+    audio: Option<AudioPipeline>,
+    video_config: VideoConfig,
+    video: Option<VideoPipeline>,
+    remote_video: bool,
+    /// The candidates the peer advertised.
+    remote_candidates: Vec<String>,
+    /// Our side of a media relay allocation for this call, once granted (dialed late).
+    relay_mine: Option<SocketAddr>,
+    /// The relay holding an allocation we made for this call (freed when the call ends).
+    relay_owned: Option<PeerId>,
+    relay_tx: mpsc::Sender<SocketAddr>,
+    relay_rx: Option<mpsc::Receiver<SocketAddr>>,
+    feedback: Arc<MediaFeedback>,
+    muted: bool,
+}
+
+impl LiveCall {
+    fn new(
+        session: CallSession,
+        contact: Option<Contact>,
+        audio_config: AudioConfig,
+        video_config: VideoConfig,
+    ) -> Self {
+        let remote_video = session.video();
+        let (relay_tx, relay_rx) = mpsc::channel(2);
+        LiveCall {
+            session,
+            contact,
+            started_wall_ms: unix_ms(SystemTime::now()),
+            invite_request: None,
+            pending_reply: None,
+            setup_inbound: None,
+            early_inbound: None,
+            setup_task: None,
+            channel: None,
+            remote_muted: false,
+            media_path: None,
+            audio_config,
+            audio: None,
+            video_config,
+            video: None,
+            remote_video,
+            remote_candidates: Vec::new(),
+            relay_mine: None,
+            relay_owned: None,
+            relay_tx,
+            relay_rx: Some(relay_rx),
+            feedback: Arc::new(MediaFeedback::default()),
+            muted: false,
+        }
+    }
+
+    /// Starts the media once the call is active and the channel up (idempotent): audio, and video
+    /// (it receives always; it sends when our video is on).
+    fn start_media(&mut self) {
+        if self.session.state() != CallState::Active {
+            return;
+        }
+        let Some((conn, keys)) = &self.media_path else { return };
+        if self.audio.is_none() {
+            match AudioPipeline::start(conn.clone(), keys, self.audio_config.clone(), self.muted, self.feedback.clone())
+            {
+                Ok(p) => self.audio = Some(p),
+                Err(e) => tracing::warn!(error = %e, "audio could not start"),
+            }
+        }
+        if self.video.is_none() {
+            let Some(channel) = self.channel.clone() else { return };
+            // The video's requests to the peer go out on the control stream; the forwarder ends
+            // when the pipeline drops its sender.
+            let (control, mut requests) = mpsc::channel::<MediaControl>(8);
+            tokio::spawn(async move {
+                while let Some(MediaControl::KeyframeRequest) = requests.recv().await {
+                    if channel.send(ChannelCommand::Send(ControlMessage::KeyframeRequest.body())).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            match VideoPipeline::start(
+                conn.clone(),
+                keys,
+                self.video_config.clone(),
+                self.session.video(),
+                self.remote_video,
+                self.feedback.clone(),
+                control,
+            ) {
+                Ok(p) => self.video = Some(p),
+                Err(e) => tracing::warn!(error = %e, "video could not start"),
+            }
+        }
+    }
+
+    fn stop_media(&mut self) {
+        if let Some(p) = self.audio.take() {
+            drop(p.stop());
+        }
+        if let Some(v) = self.video.take() {
+            v.stop();
+        }
+    }
+}
+
+/// The phone: the QUIC endpoint, the settings, the live call, the last one.
+pub(super) struct Phone {
+    pub endpoint: quinn::Endpoint,
+    pub settings: CallSettings,
+    pub identity: Identity,
+    pub current: Option<LiveCall>,
+    pub last: Option<CallInfo>,
+    pub limiter: InviteLimiter,
+    /// Which refused invites make history records.
+    pub refused_log: RefusedLog,
+    pub events: mpsc::Sender<PhoneEvent>,
+    accept_task: Option<JoinHandle<()>>,
+    /// Our call endpoint's address as a public reflector saw it (behind NAT), for candidates.
+    pub reflexive: Option<SocketAddr>,
+    reflecting: bool,
+}
+
+impl std::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phone").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Phone {
+    /// A phone on `endpoint`; its accept loop starts with [`Phone::start`].
+    pub fn new(
+        endpoint: quinn::Endpoint,
+        settings: CallSettings,
+        identity: Identity,
+        events: mpsc::Sender<PhoneEvent>,
+    ) -> Self {
+        Phone {
+            limiter: InviteLimiter::new(settings.invite_limits),
+            refused_log: RefusedLog::default(),
+            endpoint,
+            settings,
+            identity,
+            current: None,
+            last: None,
+            events,
+            accept_task: None,
+            reflexive: None,
+            reflecting: false,
+        }
+    }
+
+    /// Asks the reflector at `address` (a public peer's call endpoint) for our reflexive address,
+    /// unless a request is already out.
+    pub fn learn_reflexive(&mut self, peer: libp2p::PeerId, address: SocketAddr) {
+        if self.reflecting {
+            return;
+        }
+        self.reflecting = true;
+        let (endpoint, events) = (self.endpoint.clone(), self.events.clone());
+        tracing::debug!(%peer, %address, "asking for our reflexive address");
+        tokio::spawn(async move {
+            let result = crate::transport::reflect::reflect(&endpoint, address).await;
+            let _ = events.send(PhoneEvent::Reflexive { result }).await;
+        });
+    }
+
+    /// Starts accepting QUIC connections under the accept budget (`transport::accept`): each must
+    /// name a call in its stream header within [`accept::ACCEPT_TIMEOUT`] of its first packet.
+    pub fn start(&mut self) {
+        let (endpoint, events) = (self.endpoint.clone(), self.events.clone());
+        let wrap: fn(CallId, CallStream) -> PhoneEvent = |call_id, stream| PhoneEvent::Inbound { call_id, stream };
+        self.accept_task =
+            Some(tokio::spawn(accept::accept_calls(endpoint, accept::AcceptLimits::default(), events, wrap)));
+    }
+
+    /// Closes everything (node shutdown).
+    pub fn stop(&mut self) {
+        if let Some(call) = self.current.as_mut() {
+            if let Some(t) = call.setup_task.take() {
+                t.abort();
+            }
+        }
+        if let Some(t) = self.accept_task.take() {
+            t.abort();
+        }
+        self.endpoint.close(channel::CLOSE_DONE.into(), b"node stopping");
+    }
+
+    /// The candidates to advertise.
+    pub fn candidates(&self, host_ips: &[std::net::IpAddr]) -> Vec<String> {
+        if let Some(list) = &self.settings.advertise {
+            return list.iter().map(ToString::to_string).collect();
+        }
+        let mut list = match self.endpoint.local_addr() {
+            Ok(local) => endpoint::candidates(local, host_ips),
+            Err(_) => Vec::new(),
+        };
+        if let Some(reflexive) = self.reflexive {
+            let r = reflexive.to_string();
+            if !list.contains(&r) {
+                // Host candidates first (a shared LAN is the best path), then the NAT's mapping.
+                list.push(r);
+            }
+        }
+        list
+    }
+
+    /// The timer of the live call.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.current.as_ref().and_then(|c| c.session.poll_timeout())
+    }
+
+    /// The live call's info, or the last call's.
+    pub fn info(&self) -> Option<CallInfo> {
+        self.current.as_ref().map(LiveCall::info).or_else(|| self.last.clone())
+    }
+}
+
+/// The node loop's call handling. Every method runs on the loop; none blocks.
+impl<S: crate::store::Store> super::NodeLoop<S> {
+    /// Something from a call task.
+    pub(super) fn on_phone_event(&mut self, event: PhoneEvent) {
+        let now = Instant::now();
+        match event {
+            PhoneEvent::Relay { call_id, relay, allocate, result } => {
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                let granted = match result {
+                    Ok(crate::relay::RelayResponse::Ok { mine, theirs, .. }) => {
+                        match (mine.parse::<SocketAddr>(), theirs.parse::<SocketAddr>()) {
+                            (Ok(mine), Ok(theirs)) => Some((mine, theirs)),
+                            _ => None,
+                        }
+                    }
+                    Ok(crate::relay::RelayResponse::Err { reason }) => {
+                        tracing::info!(%relay, %reason, "the media relay refused");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::info!(%relay, error = %e, "no media relay");
+                        None
+                    }
+                };
+                if let Some((mine, _)) = granted {
+                    call.relay_mine = Some(mine);
+                    if allocate {
+                        call.relay_owned = Some(relay);
+                    }
+                    let _ = call.relay_tx.try_send(mine);
+                }
+                if allocate && call.session.state() == CallState::Dialing {
+                    let extra =
+                        granted.map(|(_, theirs)| vec![crate::transport::candidate::format_relay(&relay, theirs)]);
+                    self.send_invite(call_id, extra.unwrap_or_default());
+                }
+            }
+            PhoneEvent::Reflexive { result } => {
+                self.phone.reflecting = false;
+                match result {
+                    Ok(address) => {
+                        if self.phone.reflexive != Some(address) {
+                            tracing::info!(%address, "our call endpoint's public address (reflexive)");
+                        }
+                        self.phone.reflexive = Some(address);
+                    }
+                    Err(e) => tracing::info!(error = %e, "no reflexive address"),
+                }
+            }
+            PhoneEvent::Inbound { call_id, stream } => {
+                let target = self.phone.current.as_ref().filter(|c| c.session.id() == call_id);
+                match target.and_then(|c| c.setup_inbound.clone()) {
+                    Some(tx) => {
+                        if let Err(mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s)) =
+                            tx.try_send(stream)
+                        {
+                            s.conn.close(channel::CLOSE_UNWANTED.into(), b"busy");
+                        }
+                    }
+                    None => stream.conn.close(channel::CLOSE_UNWANTED.into(), b"no such call"),
+                }
+            }
+            PhoneEvent::Found { call_id, result } => {
+                let candidates = self.phone.candidates(&self.discovery.host_ips());
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                if call.session.state() != CallState::Dialing {
+                    return;
+                }
+                match result {
+                    Ok(_) if candidates.is_empty() => {
+                        call.session.handle(Input::InviteFailed("this node has no network path for calls".into()), now);
+                        self.drive_call();
+                    }
+                    Ok(_) => {
+                        // Behind NAT: a media relay allocation first, in case no direct path opens.
+                        let peer = call.session.peer();
+                        match self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()) {
+                            Some(relay) => {
+                                let request = crate::relay::RelayRequest::Allocate { call_id, peer: peer.to_string() };
+                                self.ask_relay(call_id, relay, request, true);
+                            }
+                            None => self.send_invite(call_id, Vec::new()),
+                        }
+                    }
+                    Err(e) => {
+                        let who = call
+                            .contact
+                            .as_ref()
+                            .map(|c| c.name.to_string())
+                            .unwrap_or_else(|| call.session.peer().to_base58());
+                        call.session.handle(Input::InviteFailed(format!("{who} {e}")), now);
+                        self.drive_call();
+                    }
+                }
+            }
+            PhoneEvent::Channel { call_id, result } => {
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else {
+                    if let Ok(ch) = result {
+                        ch.conn.close(channel::CLOSE_UNWANTED.into(), b"call over");
+                    }
+                    return;
+                };
+                call.setup_inbound = None;
+                call.setup_task = None;
+                match result {
+                    Ok(secure) => {
+                        let sas: Sas = secure.established.sas;
+                        let (cmd_tx, cmd_rx) = mpsc::channel(32);
+                        let (ev_tx, mut ev_rx) = mpsc::channel(32);
+                        let events = self.phone.events.clone();
+                        call.media_path = Some((secure.conn.clone(), secure.established.frame_keys.clone()));
+                        tokio::spawn(channel::run_control(secure, cmd_rx, ev_tx));
+                        tokio::spawn(async move {
+                            while let Some(event) = ev_rx.recv().await {
+                                if events.send(PhoneEvent::Control { call_id, event }).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        call.channel = Some(cmd_tx);
+                        call.session.handle(Input::ChannelUp(sas), now);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%call_id, error = %e, "secure channel failed");
+                        let reason = if matches!(e, ChannelError::SecondHandshake) {
+                            e.to_string()
+                        } else if e.is_security() {
+                            let who = match &call.contact {
+                                Some(c) => format!("the peer answering as your contact '{}'", c.name),
+                                None => format!("the peer answering as {}", call.session.peer()),
+                            };
+                            format!("{who} failed the identity check ({e})")
+                        } else {
+                            e.to_string()
+                        };
+                        call.session.handle(Input::ChannelFailed { security: e.is_security(), reason }, now);
+                    }
+                }
+                self.drive_call();
+            }
+            PhoneEvent::Control { call_id, event } => {
+                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                match event {
+                    ChannelEvent::Control(body) => match ControlMessage::decode(&body) {
+                        Ok(msg) => call.session.handle(Input::Control(msg), now),
+                        // A malformed message from an authenticated peer: note it, keep the call.
+                        Err(e) => tracing::warn!(error = %e, "ignored a malformed control message"),
+                    },
+                    ChannelEvent::Closed(reason) => {
+                        call.session.handle(Input::ChannelFailed { security: false, reason }, now)
+                    }
+                }
+                self.drive_call();
+            }
+        }
+    }
+
+    /// Call timers.
+    pub(super) fn on_call_timeout(&mut self, now: Instant) {
+        if let Some(call) = self.phone.current.as_mut() {
+            call.session.handle_timeout(now);
+            self.drive_call();
+        }
+    }
+
+    /// Drains the session's outputs and acts on them.
+    fn drive_call(&mut self) {
+        loop {
+            let Some(call) = self.phone.current.as_mut() else { return };
+            let Some(output) = call.session.poll_output() else { break };
+            match output {
+                Output::OpenChannel { remote_candidates } => self.open_channel(remote_candidates),
+                Output::Send(msg) => {
+                    if let Some(tx) = &call.channel {
+                        if tx.try_send(ChannelCommand::Send(msg.body())).is_err() {
+                            tracing::warn!("control channel congested; a message was dropped");
+                        }
+                    }
+                }
+                Output::CloseChannel => {
+                    call.stop_media();
+                    if let Some(tx) = call.channel.take() {
+                        let _ = tx.try_send(ChannelCommand::Close);
+                    }
+                    if let Some(task) = call.setup_task.take() {
+                        task.abort();
+                    }
+                    call.setup_inbound = None;
+                }
+                Output::Event(event) => self.on_call_event(event),
+            }
+        }
+        let ended = self.phone.current.as_ref().is_some_and(|c| c.session.state() == CallState::Ended);
+        if ended {
+            let call = self.phone.current.take().expect("checked above");
+            if let Some(relay) = call.relay_owned {
+                // Free the relay's ports now rather than after its idle timeout.
+                let (tx, _) = oneshot::channel();
+                let request = crate::relay::RelayRequest::Release { call_id: call.session.id() };
+                self.discovery.relay_request(relay, request, tx);
+            }
+            if let Err(e) = self.db.record_call(&call.record()) {
+                tracing::warn!(error = %e, "cannot record the call in the history");
+            }
+            self.phone.last = Some(call.info());
+        }
+    }
+
+    fn on_call_event(&mut self, event: CallEvent) {
+        let Some(call) = self.phone.current.as_mut() else { return };
+        let ringing_or_ended = matches!(event, CallEvent::State(CallState::Ringing) | CallEvent::Ended(_));
+        if let CallEvent::RemoteMedia { muted, video } = event {
+            call.remote_muted = muted;
+            call.remote_video = video;
+            if let Some(v) = &call.video {
+                v.set_remote_sending(video);
+            }
+        }
+        if let CallEvent::KeyframeRequested = event {
+            if let Some(v) = &call.video {
+                v.on_keyframe_request();
+            }
+            return;
+        }
+        if let CallEvent::State(CallState::Active) = event {
+            // Each side states its media at the start, so neither has to guess the other's.
+            let (muted, video) = (call.muted, call.session.video());
+            let _ = call.session.user(UserAction::Media { muted, video }, Instant::now());
+            call.start_media();
+        }
+        // The `call` command is answered once the call rings or fails.
+        if ringing_or_ended && call.session.role() == Role::Caller {
+            if let Some(reply) = call.pending_reply.take() {
+                let info = call.info();
+                let result = match &info.end_reason {
+                    Some(reason) => Err(NodeError::CallEnded(reason.clone())),
+                    None => Ok(info),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        let info = call.info();
+        let event = match event {
+            CallEvent::State(_) => NodeEvent::CallState { call: info },
+            CallEvent::SasReady(_) => NodeEvent::CallSas { call: info },
+            CallEvent::RemoteMedia { .. } | CallEvent::KeyframeRequested => NodeEvent::CallMedia { call: info },
+            CallEvent::Ended(_) => NodeEvent::CallEnded { call: info },
+        };
+        self.emit(event);
+    }
+}
