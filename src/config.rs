@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::discovery::{ConfigError, DhtMode, NetworkConfig};
+use crate::call::Timeouts;
+use crate::call::rate_limit::InviteLimits;
+use crate::media::pipeline::AudioConfig;
+use crate::media::video_pipeline::VideoConfig;
 use crate::node::{CallSettings, UnknownCallers};
 
 /// What `config.toml` may hold.
@@ -61,28 +65,28 @@ impl VideoSection {
         }
     }
 
-    /// Checks the values into `settings`.
-    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), SettingError> {
-        let v = &mut settings.video;
-        if let Some(i) = &self.input {
-            v.input = i.parse().map_err(SettingError::Video)?;
-        }
-        if let Some(o) = &self.output {
-            v.output = o.parse().map_err(SettingError::Video)?;
-        }
-        if let Some(e) = &self.encoder {
-            v.encoder = e.parse()?;
-        }
-        if let Some(size) = &self.max_size {
-            let bad = || SettingError::MaxSize(size.clone());
-            let (w, h) = size.split_once('x').ok_or_else(bad)?;
-            let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
-            if !(2..=3840).contains(&w) || !(2..=2160).contains(&h) {
-                return Err(bad());
+    /// Checks the values: `base` with what this section sets.
+    pub fn apply(&self, base: &VideoConfig) -> Result<VideoConfig, SettingError> {
+        let (max_width, max_height) = match &self.max_size {
+            Some(size) => {
+                let bad = || SettingError::MaxSize(size.clone());
+                let (w, h) = size.split_once('x').ok_or_else(bad)?;
+                let (w, h): (usize, usize) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+                if !(2..=3840).contains(&w) || !(2..=2160).contains(&h) {
+                    return Err(bad());
+                }
+                (w, h)
             }
-            (v.max_width, v.max_height) = (w, h);
-        }
-        Ok(())
+            None => (base.max_width, base.max_height),
+        };
+        Ok(VideoConfig {
+            input: self.input.as_deref().map(str::parse).transpose().map_err(SettingError::Video)?.unwrap_or_else(|| base.input.clone()),
+            output: self.output.as_deref().map(str::parse).transpose().map_err(SettingError::Video)?.unwrap_or_else(|| base.output.clone()),
+            encoder: self.encoder.as_deref().map(str::parse).transpose()?.unwrap_or(base.encoder),
+            max_width,
+            max_height,
+            ..base.clone()
+        })
     }
 }
 
@@ -145,21 +149,21 @@ impl AudioSection {
         }
     }
 
-    /// Checks the values into `settings`.
-    pub fn apply(&self, settings: &mut CallSettings) -> Result<(), SettingError> {
-        if let Some(i) = &self.input {
-            settings.audio.input = i.parse()?;
-        }
-        if let Some(o) = &self.output {
-            settings.audio.output = o.parse()?;
-        }
-        if let Some(k) = self.bitrate_kbps {
-            if !(16..=64).contains(&k) {
+    /// Checks the values: `base` with what this section sets.
+    pub fn apply(&self, base: &AudioConfig) -> Result<AudioConfig, SettingError> {
+        let bitrate = match self.bitrate_kbps {
+            Some(k) if !(16..=64).contains(&k) => {
                 return Err(SettingError::OutOfRange { key: "bitrate_kbps", value: k.into(), min: 16, max: 64 });
             }
-            settings.audio.bitrate = k as i32 * 1000;
-        }
-        Ok(())
+            Some(k) => k as i32 * 1000,
+            None => base.bitrate,
+        };
+        Ok(AudioConfig {
+            input: self.input.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.input.clone()),
+            output: self.output.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.output.clone()),
+            bitrate,
+            ..base.clone()
+        })
     }
 }
 
@@ -197,37 +201,47 @@ impl CallsSection {
         }
     }
 
-    /// Checks the values and fills in the defaults.
-    pub fn apply(&self) -> Result<CallSettings, SettingError> {
-        let mut settings = CallSettings {
-            auto_answer: self.auto_answer.unwrap_or(false),
-            unknown_callers: self.unknown_callers.unwrap_or_default(),
-            ..CallSettings::default()
-        };
-        if let Some(secs) = self.ring_timeout_secs {
-            if !(1..=600).contains(&secs) {
+    /// Checks the values and fills in the defaults; calls' audio and video are `audio` and `video`
+    /// (from [`AudioSection::apply`] and [`VideoSection::apply`]).
+    pub fn apply(&self, audio: AudioConfig, video: VideoConfig) -> Result<CallSettings, SettingError> {
+        let defaults = CallSettings::default();
+        let ring = match self.ring_timeout_secs {
+            Some(secs) if !(1..=600).contains(&secs) => {
                 return Err(SettingError::OutOfRange { key: "ring_timeout_secs", value: secs, min: 1, max: 600 });
             }
-            settings.timeouts.ring = std::time::Duration::from_secs(secs);
-        }
-        if let Some(n) = self.max_invites_per_peer {
-            settings.invite_limits.per_peer = n.max(1);
-        }
-        if let Some(n) = self.max_invites_total {
-            settings.invite_limits.overall = n.max(1);
-        }
-        if let Some(list) = &self.media_advertise {
-            let addrs = list
-                .iter()
-                .map(|a| a.parse().map_err(|_| SettingError::NotAnAddress { key: "media_advertise", value: a.clone() }))
-                .collect::<Result<Vec<std::net::SocketAddr>, SettingError>>()?;
-            settings.advertise = (!addrs.is_empty()).then_some(addrs);
-        }
-        if let Some(addr) = &self.media_listen {
-            settings.media_listen =
-                addr.parse().map_err(|_| SettingError::NotAnAddress { key: "media_listen", value: addr.clone() })?;
-        }
-        Ok(settings)
+            Some(secs) => std::time::Duration::from_secs(secs),
+            None => defaults.timeouts.ring,
+        };
+        let advertise = match &self.media_advertise {
+            Some(list) => {
+                let addrs = list
+                    .iter()
+                    .map(|a| a.parse().map_err(|_| SettingError::NotAnAddress { key: "media_advertise", value: a.clone() }))
+                    .collect::<Result<Vec<std::net::SocketAddr>, SettingError>>()?;
+                (!addrs.is_empty()).then_some(addrs)
+            }
+            None => defaults.advertise.clone(),
+        };
+        let media_listen = match &self.media_listen {
+            Some(addr) => {
+                addr.parse().map_err(|_| SettingError::NotAnAddress { key: "media_listen", value: addr.clone() })?
+            }
+            None => defaults.media_listen,
+        };
+        Ok(CallSettings {
+            auto_answer: self.auto_answer.unwrap_or(false),
+            unknown_callers: self.unknown_callers.unwrap_or_default(),
+            timeouts: Timeouts { ring, ..defaults.timeouts },
+            invite_limits: InviteLimits {
+                per_peer: self.max_invites_per_peer.map_or(defaults.invite_limits.per_peer, |n| n.max(1)),
+                overall: self.max_invites_total.map_or(defaults.invite_limits.overall, |n| n.max(1)),
+                ..defaults.invite_limits
+            },
+            advertise,
+            media_listen,
+            audio,
+            video,
+        })
     }
 }
 
@@ -271,20 +285,18 @@ impl NetworkSection {
 
     /// Checks every value and fills in the defaults.
     pub fn apply(&self) -> Result<NetworkConfig, ConfigError> {
-        let mut config = NetworkConfig::from_text(
+        let config = NetworkConfig::from_text(
             self.listen.as_deref(),
             self.bootstrap.as_deref(),
             self.mdns,
             self.dht_protocol.as_deref(),
             self.dht_mode,
         )?;
-        if let Some(relay) = self.relay {
-            config.relay = relay;
-        }
-        if let Some(limits) = self.limits {
-            config.limits = limits;
-        }
-        Ok(config)
+        Ok(NetworkConfig {
+            relay: self.relay.unwrap_or(config.relay),
+            limits: self.limits.unwrap_or(config.limits),
+            ..config
+        })
     }
 }
 

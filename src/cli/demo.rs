@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use hail::config::VideoSection;
 use hail::home::Home;
 use hail::node::{CallInfo, Daemon, DaemonOptions, NodeEvent};
 use tokio::sync::broadcast;
@@ -70,8 +71,9 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     let (alice_wav, bob_wav) = (heard("alice"), heard("bob"));
     let (alice_y4m, bob_y4m) = (seen("alice"), seen("bob"));
     let start = |name: &str, tone: &str, out: &std::path::Path, video_out: &std::path::Path| {
-        let mut options = DaemonOptions::loopback(tone, &out.display().to_string());
-        options.video.output = Some(video_out.display().to_string());
+        let base = DaemonOptions::loopback(tone, &out.display().to_string());
+        let video = VideoSection { output: Some(video_out.display().to_string()), ..base.video.clone() };
+        let options = DaemonOptions { video, ..base };
         Daemon::start(Home::new(dir.join(name)), options)
     };
     let alice = start("alice", "tone:440", &alice_wav, &alice_y4m).await.map_err(|e| e.to_string())?;

@@ -92,6 +92,13 @@ pub struct HandshakeParams {
     pub fixed_ephemeral: Option<[u8; 32]>,
 }
 
+impl HandshakeParams {
+    /// These parameters bound to the QUIC connection's TLS exporter value.
+    pub fn with_tls_exporter(self, tls_exporter: [u8; 32]) -> Self {
+        HandshakeParams { tls_exporter, ..self }
+    }
+}
+
 impl std::fmt::Debug for HandshakeParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakeParams").field("expected_peer", &self.expected_peer).finish_non_exhaustive()

@@ -56,7 +56,10 @@ mod derived {
     #![allow(missing_docs)]
     use super::*;
 
-    /// Every protocol the node speaks on its libp2p connections.
+    /// Every protocol the node speaks on its libp2p connections. Its fields are public because the
+    /// derive composes them and libp2p's idiom reaches each through `behaviour_mut().<field>`
+    /// (`Discovery` and the tests that drive a hostile swarm): the one exception to "no public
+    /// field written from another module".
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
         /// Per-address and memory limits, and early refusal of inbound connections (first: it

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
-use super::{Node, NodeConfig};
+use super::{CallSettings, Node, NodeConfig};
 use crate::config::{AudioSection, CallsSection, ConfigFile, ConfigFileError, NetworkSection, VideoSection};
 use crate::control::server::{self, ControlServer};
 use crate::discovery::{ConfigError, Discovery, NetworkError};
@@ -90,19 +90,11 @@ impl Daemon {
             .overridden_by(options.network)
             .apply()
             .map_err(|e| DaemonError::Setting(e, config_path.clone()))?;
-        let mut calls = file
-            .calls
-            .overridden_by(options.calls)
-            .apply()
-            .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
-        file.audio
-            .overridden_by(options.audio)
-            .apply(&mut calls)
-            .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
-        file.video
-            .overridden_by(options.video)
-            .apply(&mut calls)
-            .map_err(|e| DaemonError::CallSetting(e, config_path.clone()))?;
+        let setting = |e| DaemonError::CallSetting(e, config_path.clone());
+        let defaults = CallSettings::default();
+        let audio = file.audio.overridden_by(options.audio).apply(&defaults.audio).map_err(setting)?;
+        let video = file.video.overridden_by(options.video).apply(&defaults.video).map_err(setting)?;
+        let calls = file.calls.overridden_by(options.calls).apply(audio, video).map_err(setting)?;
         let (identity, created) = Identity::load_or_create(home.dir())?;
         if created {
             tracing::info!(peer_id = %identity.peer_id(), "created a new identity");

@@ -111,7 +111,7 @@ impl<S: Store> NodeLoop<S> {
                 if !private {
                     // Publicly reachable: a reflexive candidate would only repeat (or contradict)
                     // our host candidates.
-                    self.phone.reflexive = None;
+                    self.phone.forget_reflexive();
                 }
                 return;
             }
@@ -124,12 +124,7 @@ impl<S: Store> NodeLoop<S> {
         if !(force || stale || contact.last_seen_addresses != addresses) {
             return;
         }
-        let result = self.db.update_contact(&contact.name, |c| {
-            if !addresses.is_empty() {
-                c.last_seen_addresses = addresses;
-            }
-            c.last_seen_at_ms = Some(now);
-        });
+        let result = self.db.update_contact(&contact.name, |c| c.seen(addresses, now));
         match result {
             Ok(contact) => self.emit(NodeEvent::ContactChanged { contact }),
             Err(e) => tracing::warn!(error = %e, "cannot record where a contact was seen"),
@@ -160,7 +155,7 @@ impl<S: Store> NodeLoop<S> {
                 let _ = reply.send(result);
             }
             Request::SetBlocked { name, blocked, reply } => {
-                let result = self.db.update_contact(&name, |c| c.blocked = blocked).map_err(NodeError::from);
+                let result = self.db.update_contact(&name, |c| c.set_blocked(blocked)).map_err(NodeError::from);
                 if let Ok(contact) = &result {
                     self.emit(NodeEvent::ContactChanged { contact: contact.clone() });
                 }
@@ -221,11 +216,8 @@ impl<S: Store> NodeLoop<S> {
 
     fn peers(&mut self) -> Result<Vec<crate::discovery::VisiblePeer>, NodeError> {
         let contacts = self.db.contacts()?;
-        let mut peers = self.discovery.visible_peers();
-        for p in &mut peers {
-            p.contact = contacts.iter().find(|c| c.peer_id == p.peer_id).map(|c| c.name.clone());
-        }
-        Ok(peers)
+        let name = |p: &crate::discovery::VisiblePeer| contacts.iter().find(|c| c.peer_id == p.peer_id).map(|c| c.name.clone());
+        Ok(self.discovery.visible_peers().into_iter().map(|p| { let n = name(&p); p.with_contact(n) }).collect())
     }
 
     fn find(&mut self, who: String, reply: super::Reply<FindOutcome>) {
@@ -265,7 +257,7 @@ impl<S: Store> NodeLoop<S> {
         let contact = self.db.contact(name)?.ok_or_else(|| crate::store::StoreError::NoSuchContact(name.clone()))?;
         let number = crate::crypto::sas::safety_number(&self.config.identity.peer_id(), &contact.peer_id);
         let contact = if confirm && contact.verification == crate::store::Verification::Unverified {
-            let c = self.db.update_contact(name, |c| c.verification = crate::store::Verification::SafetyNumber)?;
+            let c = self.db.update_contact(name, |c| c.verify(crate::store::Verification::SafetyNumber))?;
             self.emit(NodeEvent::ContactChanged { contact: c.clone() });
             c
         } else {
@@ -337,12 +329,7 @@ impl<S: Store> NodeLoop<S> {
         let now = unix_ms(SystemTime::now());
         let contact = match target {
             ContactRef::PeerId(peer_id) => Contact::new(name, peer_id, now),
-            ContactRef::Card(card) => {
-                let mut c = Contact::new(name, card.peer_id, now);
-                c.display_name = Some(card.name);
-                c.last_seen_addresses = card.addresses;
-                c
-            }
+            ContactRef::Card(card) => Contact::new(name, card.peer_id, now).with_card(card.name, card.addresses),
         };
         if contact.peer_id == self.config.identity.peer_id() {
             return Err(NodeError::SelfContact);

@@ -60,6 +60,35 @@ impl Contact {
             last_seen_at_ms: None,
         }
     }
+
+    /// The contact as added from their card: the name they gave themselves, where they listen.
+    pub fn with_card(self, display_name: Name, addresses: Vec<Multiaddr>) -> Self {
+        Contact { display_name: Some(display_name), last_seen_addresses: addresses, ..self }
+    }
+
+    /// The contact under another name (the address book's key: [`crate::store::Database`] renames).
+    pub fn renamed(self, name: Name) -> Self {
+        Contact { name, ..self }
+    }
+
+    /// Seen at `at_ms` (ms since the Unix epoch), at `addresses` when any are known (an empty list
+    /// keeps the last ones).
+    pub fn seen(&mut self, addresses: Vec<Multiaddr>, at_ms: u64) {
+        if !addresses.is_empty() {
+            self.last_seen_addresses = addresses;
+        }
+        self.last_seen_at_ms = Some(at_ms);
+    }
+
+    /// Blocks or unblocks them.
+    pub fn set_blocked(&mut self, blocked: bool) {
+        self.blocked = blocked;
+    }
+
+    /// Their key was verified this way.
+    pub fn verify(&mut self, how: Verification) {
+        self.verification = how;
+    }
 }
 
 /// PeerIds as their base58 text.

@@ -78,14 +78,14 @@ impl<S: Store> Database<S> {
 
     /// Renames a contact, atomically.
     pub fn rename_contact(&mut self, old: &Name, new: &Name) -> Result<Contact, StoreError> {
-        let mut contact = self.contact(old)?.ok_or_else(|| StoreError::NoSuchContact(old.clone()))?;
+        let contact = self.contact(old)?.ok_or_else(|| StoreError::NoSuchContact(old.clone()))?;
         if old == new {
             return Ok(contact);
         }
         if self.contact(new)?.is_some() {
             return Err(StoreError::NameTaken(new.clone()));
         }
-        contact.name = new.clone();
+        let contact = contact.renamed(new.clone());
         self.store
             .apply(Tree::Contacts, vec![Write::Delete(old.as_str().as_bytes().to_vec()), put_contact(&contact)])?;
         Ok(contact)
@@ -96,7 +96,7 @@ impl<S: Store> Database<S> {
     pub fn update_contact(&mut self, name: &Name, change: impl FnOnce(&mut Contact)) -> Result<Contact, StoreError> {
         let mut contact = self.contact(name)?.ok_or_else(|| StoreError::NoSuchContact(name.clone()))?;
         change(&mut contact);
-        contact.name = name.clone();
+        let contact = contact.renamed(name.clone());
         self.store.apply(Tree::Contacts, vec![put_contact(&contact)])?;
         Ok(contact)
     }

@@ -163,9 +163,9 @@ pub struct SecureChannel {
 pub async fn initiate(
     mut stream: CallStream,
     call_id: CallId,
-    mut params: HandshakeParams,
+    params: HandshakeParams,
 ) -> Result<SecureChannel, ChannelError> {
-    params.tls_exporter = exporter(&stream.conn, call_id)?;
+    let params = params.with_tls_exporter(exporter(&stream.conn, call_id)?);
     let mut nonce = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
     let (initiator, msg1) = Initiator::start(params, nonce)?;
@@ -203,10 +203,10 @@ pub async fn await_message_1(mut stream: CallStream) -> Result<Message1, Channel
 pub async fn answer(
     first: Message1,
     call_id: CallId,
-    mut params: HandshakeParams,
+    params: HandshakeParams,
 ) -> Result<SecureChannel, ChannelError> {
     let Message1 { mut stream, msg1 } = first;
-    params.tls_exporter = exporter(&stream.conn, call_id)?;
+    let params = params.with_tls_exporter(exporter(&stream.conn, call_id)?);
     let mut responder = Responder::new(params)?;
     let msg2 = responder.read_message_1(&msg1)?;
     write_frame(&mut stream.send, &msg2).await?;

@@ -22,6 +22,13 @@ pub struct VisiblePeer {
     pub last_seen_ms: u64,
 }
 
+impl VisiblePeer {
+    /// The same peer, named as the contact it is (or as none).
+    pub fn with_contact(self, contact: Option<crate::name::Name>) -> Self {
+        VisiblePeer { contact, ..self }
+    }
+}
+
 /// The network part of `hail status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkStatus {

@@ -38,6 +38,11 @@ fn resample(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usi
 }
 
 /// A picture in I420 (YUV 4:2:0, 8-bit): a full-size luma plane, and two quarter-size chroma planes.
+///
+/// A plain pixel buffer, on purpose the one media value whose fields other modules write: sources,
+/// scalers and decoders fill the planes in place (copying pictures to go through setters would cost
+/// what the codecs save). Its invariant, the plane sizes, is set by [`Frame::black`]; code that
+/// fills the planes writes into them and never resizes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// Width in pixels (even).

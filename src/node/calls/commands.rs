@@ -136,7 +136,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(contact) = call.contact.clone() else {
             return Err(NodeError::CallAction("the caller is not a contact: add them first (hail contacts add)"));
         };
-        let updated = self.db.update_contact(&contact.name, |c| c.verification = Verification::Sas)?;
+        let updated = self.db.update_contact(&contact.name, |c| c.verify(Verification::Sas))?;
         if let Some(call) = self.phone.current.as_mut() {
             call.contact = Some(updated.clone());
         }

@@ -302,6 +302,11 @@ impl Phone {
         list
     }
 
+    /// Our address as a public peer saw it is no longer known (the network changed).
+    pub(in crate::node) fn forget_reflexive(&mut self) {
+        self.reflexive = None;
+    }
+
     /// The timer of the live call.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.current.as_ref().and_then(|c| c.session.poll_timeout())
