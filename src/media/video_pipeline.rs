@@ -532,7 +532,7 @@ fn decode_thread(
                     tracing::debug!(error = %e, "dropped a video record");
                 }
                 if let Some(age) = receiver.decoded_age_us() {
-                    feedback.set_video_age_us(age, wall_us / 1000);
+                    feedback.set_video_age_us(wall_us, age);
                 }
             }
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
