@@ -11,9 +11,12 @@ pub struct MediaFeedback {
     audio_age_us: AtomicI64,
     video_age_us: AtomicI64,
     video_age_at: AtomicU64,
-    peer_loss_permille: AtomicU32,
-    peer_reports: AtomicU64,
+    /// The latest receiver report's loss (‰) not yet taken, or [`NO_REPORT`].
+    peer_report: AtomicU32,
 }
+
+/// No receiver report arrived since the last was taken.
+const NO_REPORT: u32 = u32::MAX;
 
 impl Default for MediaFeedback {
     fn default() -> Self {
@@ -21,8 +24,7 @@ impl Default for MediaFeedback {
             audio_age_us: AtomicI64::new(i64::MIN),
             video_age_us: AtomicI64::new(i64::MIN),
             video_age_at: AtomicU64::new(0),
-            peer_loss_permille: AtomicU32::new(0),
-            peer_reports: AtomicU64::new(0),
+            peer_report: AtomicU32::new(NO_REPORT),
         }
     }
 }
@@ -53,16 +55,15 @@ impl MediaFeedback {
         (age != i64::MIN).then_some((at, age))
     }
 
-    /// A receiver report from the peer arrived.
+    /// A receiver report from the peer arrived: `loss_permille` of our audio was lost.
     pub fn on_peer_report(&self, loss_permille: u16) {
-        self.peer_loss_permille.store(u32::from(loss_permille), Ordering::Relaxed);
-        self.peer_reports.fetch_add(1, Ordering::Release);
+        self.peer_report.store(u32::from(loss_permille), Ordering::Relaxed);
     }
 
-    /// How many reports arrived, and the last one's loss (fraction).
-    pub fn peer_reports(&self) -> (u64, f64) {
-        let n = self.peer_reports.load(Ordering::Acquire);
-        (n, f64::from(self.peer_loss_permille.load(Ordering::Relaxed)) / 1000.0)
+    /// The loss (‰) of the latest receiver report since the last call, if one arrived.
+    pub fn take_peer_report(&self) -> Option<u16> {
+        let loss = self.peer_report.swap(NO_REPORT, Ordering::Relaxed);
+        (loss != NO_REPORT).then_some(loss as u16)
     }
 }
 
@@ -71,13 +72,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nothing_is_carried_until_told_and_reports_count() {
+    fn nothing_is_carried_until_told_and_a_report_is_taken_once() {
         let f = MediaFeedback::default();
         assert_eq!(f.audio_age_us(), None);
         f.set_audio_age_us(-5);
         assert_eq!(f.audio_age_us(), Some(-5));
+        assert_eq!(f.take_peer_report(), None);
         f.on_peer_report(125);
-        assert_eq!(f.peer_reports(), (1, 0.125));
+        f.on_peer_report(250);
+        assert_eq!(f.take_peer_report(), Some(250), "the latest");
+        assert_eq!(f.take_peer_report(), None, "taken once");
         assert_eq!(f.video_age_us(), None);
         f.set_video_age_us(1_000_000, 250_000);
         assert_eq!(f.video_age_us(), Some((1_000_000, 250_000)));
