@@ -124,6 +124,18 @@ mod tests {
         PathSample { rtt: 20 * MS, cwnd: 1_000_000, sent_bytes: 0, lost_bytes: 0 }
     }
 
+    /// A path whose congestion window caps the estimate at `cwnd` × 16 bits per second (500 ms RTT).
+    fn capped(cwnd: u64) -> PathSample {
+        PathSample { rtt: 500 * MS, cwnd, sent_bytes: 0, lost_bytes: 0 }
+    }
+
+    /// A loop whose first tick, at `t0` on `path`, told the encoder the default start less audio.
+    fn started(t0: Instant, path: PathSample) -> RateLoop {
+        let mut rate = RateLoop::new(RateLimits::default(), t0);
+        assert_eq!(rate.handle_tick(t0, path), Some(600_000 - AUDIO_NEED));
+        rate
+    }
+
     #[test]
     fn the_first_tick_gives_the_encoder_the_estimate_less_what_audio_needs() {
         let t0 = Instant::now();
@@ -146,35 +158,30 @@ mod tests {
 
     #[test]
     fn a_move_of_exactly_five_percent_is_not_told_and_a_little_more_is() {
-        // At 500 ms RTT the congestion window caps the estimate at cwnd × 16 bits per second.
-        let path = |cwnd| PathSample { rtt: 500 * MS, cwnd, sent_bytes: 0, lost_bytes: 0 };
         let t0 = Instant::now();
-        let mut rate = RateLoop::new(RateLimits::default(), t0);
-        assert_eq!(rate.handle_tick(t0, path(1_000_000)), Some(520_000));
+        let mut rate = started(t0, capped(1_000_000));
         // 574 000 total: video 494 000, exactly 5 % (26 000) under what the encoder has.
-        assert_eq!(rate.handle_tick(t0 + RATE_TICK, path(35_875)), None);
+        assert_eq!(rate.handle_tick(t0 + RATE_TICK, capped(35_875)), None);
         assert_eq!(rate.estimate(), 574_000);
         // 16 bps less: over 5 %.
-        assert_eq!(rate.handle_tick(t0 + 2 * RATE_TICK, path(35_874)), Some(493_984));
+        assert_eq!(rate.handle_tick(t0 + 2 * RATE_TICK, capped(35_874)), Some(493_984));
         // The next move is measured from what was told, not from the first rate.
-        assert_eq!(rate.handle_tick(t0 + 3 * RATE_TICK, path(35_000)), None, "−2.8 %");
-        assert_eq!(rate.handle_tick(t0 + 4 * RATE_TICK, path(33_000)), Some(448_000), "−9.3 %");
+        assert_eq!(rate.handle_tick(t0 + 3 * RATE_TICK, capped(35_000)), None, "−2.8 %");
+        assert_eq!(rate.handle_tick(t0 + 4 * RATE_TICK, capped(33_000)), Some(448_000), "−9.3 %");
     }
 
     #[test]
     fn video_pauses_once_under_its_minimum_and_resumes_when_there_is_room() {
-        let path = |cwnd| PathSample { rtt: 500 * MS, cwnd, sent_bytes: 0, lost_bytes: 0 };
         let t0 = Instant::now();
-        let mut rate = RateLoop::new(RateLimits::default(), t0);
-        assert_eq!(rate.handle_tick(t0, path(1_000_000)), Some(520_000));
+        let mut rate = started(t0, capped(1_000_000));
         // 120 kbps: 40 kbps left after audio, under the 60 kbps minimum.
-        assert_eq!(rate.handle_tick(t0 + RATE_TICK, path(7_500)), Some(0), "paused");
-        assert_eq!(rate.handle_tick(t0 + 2 * RATE_TICK, path(7_500)), None, "told once");
-        // The window opens; clean reports grow the estimate 8 % a tick until video fits again.
+        assert_eq!(rate.handle_tick(t0 + RATE_TICK, capped(7_500)), Some(0), "paused");
+        assert_eq!(rate.handle_tick(t0 + 2 * RATE_TICK, capped(7_500)), None, "told once");
+        // The congestion window opens; clean reports grow the estimate 8 % a tick until video fits again.
         let mut told = Vec::new();
         for k in 3..8 {
             rate.handle_report(0);
-            told.push(rate.handle_tick(t0 + k * RATE_TICK, path(1_000_000)));
+            told.push(rate.handle_tick(t0 + k * RATE_TICK, capped(1_000_000)));
         }
         assert_eq!(told[..2], [None, None], "still under the minimum: {told:?}");
         assert!(told[2].is_some_and(|v| v >= RateLimits::default().min_video), "resumed: {told:?}");
@@ -184,8 +191,8 @@ mod tests {
     fn quic_loss_counts_over_half_second_windows_of_the_cumulative_counters() {
         let path = |sent_bytes, lost_bytes| PathSample { sent_bytes, lost_bytes, ..clean() };
         let t0 = Instant::now();
-        let mut rate = RateLoop::new(RateLimits::default(), t0);
-        assert_eq!(rate.handle_tick(t0, path(1_000_000, 900_000)), Some(520_000), "the first tick opens the window");
+        // The first tick opens the window.
+        let mut rate = started(t0, path(1_000_000, 900_000));
         // Half of what was sent lost, but the window is not 500 ms old yet.
         assert_eq!(rate.handle_tick(t0 + 400 * MS, path(1_040_000, 920_000)), None);
         assert_eq!(rate.estimate(), 600_000);
@@ -204,8 +211,7 @@ mod tests {
     #[test]
     fn reports_between_two_ticks_count_once_as_the_latest() {
         let t0 = Instant::now();
-        let mut rate = RateLoop::new(RateLimits::default(), t0);
-        let _ = rate.handle_tick(t0, clean());
+        let mut rate = started(t0, clean());
         rate.handle_report(0);
         rate.handle_report(500);
         let _ = rate.handle_tick(t0 + RATE_TICK, clean());

@@ -586,10 +586,10 @@ async fn control_rate(
             sent_bytes: quic.udp_tx.bytes,
             lost_bytes: quic.path.lost_bytes,
         };
-        if let Some(video) = rate.handle_tick(Instant::now(), path) {
-            if encoder.send(EncodeCommand::Bitrate(video)).is_err() {
-                return;
-            }
+        if let Some(video) = rate.handle_tick(Instant::now(), path)
+            && encoder.send(EncodeCommand::Bitrate(video)).is_err()
+        {
+            return;
         }
         lock(&stats).estimate_bps = rate.estimate();
     }
