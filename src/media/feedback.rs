@@ -49,7 +49,7 @@ impl MediaFeedback {
 
     /// When the last picture was decoded (wall µs) and how old it was then, if one was; whether
     /// that is recent enough to matter is [`super::lip_sync::LipSync::video_age_us`]'s call.
-    pub fn video_age_us(&self) -> Option<(u64, i64)> {
+    pub fn last_video_age(&self) -> Option<(u64, i64)> {
         let at = self.video_age_at.load(Ordering::Relaxed);
         let age = self.video_age_us.load(Ordering::Relaxed);
         (age != i64::MIN).then_some((at, age))
@@ -82,8 +82,8 @@ mod tests {
         f.on_peer_report(250);
         assert_eq!(f.take_peer_report(), Some(250), "the latest");
         assert_eq!(f.take_peer_report(), None, "taken once");
-        assert_eq!(f.video_age_us(), None);
+        assert_eq!(f.last_video_age(), None);
         f.set_video_age_us(1_000_000, 250_000);
-        assert_eq!(f.video_age_us(), Some((1_000_000, 250_000)));
+        assert_eq!(f.last_video_age(), Some((1_000_000, 250_000)));
     }
 }

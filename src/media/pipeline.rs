@@ -211,7 +211,7 @@ async fn run(
             _ = report_tick.tick() => {
                 // Lip sync, once a second: when the peer's pictures are ready later than its sound
                 // plays, the jitter buffer holds the sound that much longer.
-                if let Some((at, age)) = feedback.video_age_us() {
+                if let Some((at, age)) = feedback.last_video_age() {
                     lip_sync.handle_video_decoded(at, age);
                 }
                 receiver.set_sync_delay(lip_sync.sync_delay(wall_us(), receiver.target_delay()));
