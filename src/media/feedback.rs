@@ -1,6 +1,7 @@
-//! What a call's audio pipeline tells its video pipeline, shared between their threads: how old the
-//! audio playing now is (for lip sync) and what the peer's receiver reports say about the path (for
-//! the bitrate controller).
+//! What a call's audio pipeline tells its video pipeline and back, shared between their threads: how
+//! old the audio playing now and the last decoded picture are, and what the peer's receiver reports
+//! say about the path (for the bitrate controller). It only carries values; what they mean for lip
+//! sync is decided by [`super::lip_sync::LipSync`].
 
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
@@ -10,9 +11,12 @@ pub struct MediaFeedback {
     audio_age_us: AtomicI64,
     video_age_us: AtomicI64,
     video_age_at: AtomicU64,
-    peer_loss_permille: AtomicU32,
-    peer_reports: AtomicU64,
+    /// The latest receiver report's loss (‰) not yet taken, or [`NO_REPORT`].
+    peer_report: AtomicU32,
 }
+
+/// No receiver report arrived since the last was taken.
+const NO_REPORT: u32 = u32::MAX;
 
 impl Default for MediaFeedback {
     fn default() -> Self {
@@ -20,8 +24,7 @@ impl Default for MediaFeedback {
             audio_age_us: AtomicI64::new(i64::MIN),
             video_age_us: AtomicI64::new(i64::MIN),
             video_age_at: AtomicU64::new(0),
-            peer_loss_permille: AtomicU32::new(0),
-            peer_reports: AtomicU64::new(0),
+            peer_report: AtomicU32::new(NO_REPORT),
         }
     }
 }
@@ -37,30 +40,30 @@ impl MediaFeedback {
         Some(self.audio_age_us.load(Ordering::Relaxed)).filter(|a| *a != i64::MIN)
     }
 
-    /// Decoded pictures are this old when they are ready to show (wall now − the sender's capture
-    /// time), as of `now_ms` (wall clock, ms).
-    pub fn set_video_age_us(&self, age: i64, now_ms: u64) {
+    /// A picture decoded at `wall_us` (µs since the Unix epoch) was `age` old (wall now − the
+    /// sender's capture time).
+    pub fn set_video_age_us(&self, wall_us: u64, age: i64) {
         self.video_age_us.store(age, Ordering::Relaxed);
-        self.video_age_at.store(now_ms, Ordering::Relaxed);
+        self.video_age_at.store(wall_us, Ordering::Relaxed);
     }
 
-    /// How old decoded pictures are, if one was decoded in the 3 s before `now_ms`.
-    pub fn video_age_us(&self, now_ms: u64) -> Option<i64> {
+    /// When the last picture was decoded (wall µs) and how old it was then, if one was; whether
+    /// that is recent enough to matter is [`super::lip_sync::LipSync::video_age_us`]'s call.
+    pub fn last_video_age(&self) -> Option<(u64, i64)> {
         let at = self.video_age_at.load(Ordering::Relaxed);
         let age = self.video_age_us.load(Ordering::Relaxed);
-        (age != i64::MIN && now_ms.saturating_sub(at) <= 3000).then_some(age)
+        (age != i64::MIN).then_some((at, age))
     }
 
-    /// A receiver report from the peer arrived.
+    /// A receiver report from the peer arrived: `loss_permille` of our audio was lost.
     pub fn on_peer_report(&self, loss_permille: u16) {
-        self.peer_loss_permille.store(u32::from(loss_permille), Ordering::Relaxed);
-        self.peer_reports.fetch_add(1, Ordering::Release);
+        self.peer_report.store(u32::from(loss_permille), Ordering::Relaxed);
     }
 
-    /// How many reports arrived, and the last one's loss (fraction).
-    pub fn peer_reports(&self) -> (u64, f64) {
-        let n = self.peer_reports.load(Ordering::Acquire);
-        (n, f64::from(self.peer_loss_permille.load(Ordering::Relaxed)) / 1000.0)
+    /// The loss (‰) of the latest receiver report since the last call, if one arrived.
+    pub fn take_peer_report(&self) -> Option<u16> {
+        let loss = self.peer_report.swap(NO_REPORT, Ordering::Relaxed);
+        (loss != NO_REPORT).then_some(loss as u16)
     }
 }
 
@@ -69,16 +72,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nothing_plays_until_told_and_reports_count() {
+    fn nothing_is_carried_until_told_and_a_report_is_taken_once() {
         let f = MediaFeedback::default();
         assert_eq!(f.audio_age_us(), None);
         f.set_audio_age_us(-5);
         assert_eq!(f.audio_age_us(), Some(-5));
+        assert_eq!(f.take_peer_report(), None);
         f.on_peer_report(125);
-        assert_eq!(f.peer_reports(), (1, 0.125));
-        assert_eq!(f.video_age_us(1000), None);
-        f.set_video_age_us(250_000, 1000);
-        assert_eq!(f.video_age_us(2500), Some(250_000));
-        assert_eq!(f.video_age_us(4500), None, "stale after 3 s: video stopped");
+        f.on_peer_report(250);
+        assert_eq!(f.take_peer_report(), Some(250), "the latest");
+        assert_eq!(f.take_peer_report(), None, "taken once");
+        assert_eq!(f.last_video_age(), None);
+        f.set_video_age_us(1_000_000, 250_000);
+        assert_eq!(f.last_video_age(), Some((1_000_000, 250_000)));
     }
 }

@@ -1,4 +1,4 @@
-//! Media: sans-IO pieces (the jitter buffer, the packet format, the senders' and receivers'
+//! Media: sans-IO pieces (the jitter buffer, lip sync, the packet format, the senders' and receivers'
 //! state), the codecs, and the sources and sinks.
 
 pub mod audio;
@@ -7,8 +7,10 @@ pub mod codec;
 pub mod feedback;
 pub mod io;
 pub mod jitter;
+pub mod lip_sync;
 pub mod packet;
 pub mod pipeline;
+pub mod rate;
 pub mod video;
 pub mod video_pipeline;
 

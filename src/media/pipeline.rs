@@ -19,7 +19,7 @@ use super::audio::{AudioReceiver, AudioSender, ReceiveStats, Received, SendStats
 use super::codec::opus::DEFAULT_BITRATE;
 use super::io::{AudioSink, AudioSource, NullSink, SinkSpec, SourceSpec, open_sink, open_source};
 use super::feedback::MediaFeedback;
-use super::jitter::MAX_SYNC_DELAY;
+use super::lip_sync::LipSync;
 use crate::crypto::frame::FrameKeys;
 
 /// How often receiver reports go out.
@@ -128,30 +128,6 @@ impl Drop for AudioPipeline {
     }
 }
 
-/// Lip sync, once a second: when the peer's pictures are ready later than its sound plays (an
-/// encoder that holds frames back), the jitter buffer holds the sound that much longer.
-fn sync_with_video(receiver: &mut AudioReceiver, feedback: &MediaFeedback) {
-    let (Some(video), Some(audio)) = (feedback.video_age_us(wall_us() / 1000), receiver.playout_age_us()) else {
-        receiver.set_sync_delay(Duration::ZERO);
-        return;
-    };
-    let active = receiver.stats().jitter.sync_delay_ms > 0.0;
-    receiver.set_sync_delay(sync_delay(video, audio, receiver.target_delay(), active));
-}
-
-/// The delay lip sync asks of the jitter buffer, from how old pictures and sound are when they are
-/// ready (`video_age_us`, `audio_age_us`: wall − capture, from the peer's capture times, so any
-/// value), the buffer's `target` now, and whether a sync delay is `active`. Only act when the
-/// picture is clearly behind (20 ms), then follow it both ways; a picture further behind than the
-/// most audio may wait is not worth delaying speech for at all.
-fn sync_delay(video_age_us: i64, audio_age_us: i64, target: Duration, active: bool) -> Duration {
-    let behind = video_age_us.saturating_sub(audio_age_us);
-    let target = i64::try_from(target.as_micros()).unwrap_or(i64::MAX);
-    let want = target.saturating_add(behind);
-    let want = if (behind > 20_000 || active) && want <= MAX_SYNC_DELAY.as_micros() as i64 { want } else { 0 };
-    Duration::from_micros(want.max(0) as u64)
-}
-
 fn wall_us() -> u64 {
     crate::wall_clock::now_us()
 }
@@ -204,6 +180,7 @@ async fn run(
         t.set_missed_tick_behavior(MissedTickBehavior::Burst);
     }
     let (mut last_sent, mut last_received) = (0u64, 0u64);
+    let mut lip_sync = LipSync::new();
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -227,11 +204,17 @@ async fn run(
                 let pcm = receiver.pull(Instant::now(), wall_us());
                 sink.write_frame(&pcm);
                 if let Some(age) = receiver.playout_age_us() {
+                    lip_sync.handle_audio_played(age);
                     feedback.set_audio_age_us(age);
                 }
             }
             _ = report_tick.tick() => {
-                sync_with_video(&mut receiver, &feedback);
+                // Lip sync, once a second: when the peer's pictures are ready later than its sound
+                // plays, the jitter buffer holds the sound that much longer.
+                if let Some((at, age)) = feedback.last_video_age() {
+                    lip_sync.handle_video_decoded(at, age);
+                }
+                receiver.set_sync_delay(lip_sync.sync_delay(wall_us(), receiver.target_delay()));
                 let rtt = conn.rtt();
                 let report = receiver.report(rtt.as_millis().min(u16::MAX as u128) as u16);
                 let _ = conn.send_datagram(Bytes::from(sender.report(&report)));
@@ -261,25 +244,4 @@ async fn run(
     let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
     s.send = sender.stats();
     s.receive = receiver.stats();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lip_sync_follows_a_late_picture_and_ignores_absurd_ages() {
-        let target = Duration::from_millis(40);
-        assert_eq!(sync_delay(100_000, 20_000, target, false), Duration::from_millis(120));
-        assert_eq!(sync_delay(30_000, 20_000, target, false), Duration::ZERO, "10 ms behind: in step");
-        assert_eq!(sync_delay(30_000, 20_000, target, true), Duration::from_millis(50), "followed once active");
-        assert_eq!(sync_delay(900_000, 0, target, false), Duration::ZERO, "too far behind to wait for");
-        // Ages from the peer's capture times can be anything.
-        for (video, audio) in [(i64::MAX, i64::MIN + 1), (-i64::MAX, i64::MAX), (i64::MAX, 0), (0, i64::MAX)] {
-            for active in [false, true] {
-                assert!(sync_delay(video, audio, target, active) <= MAX_SYNC_DELAY, "{video} {audio}");
-            }
-        }
-        assert_eq!(sync_delay(0, 0, Duration::MAX, true), Duration::ZERO);
-    }
 }

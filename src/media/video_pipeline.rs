@@ -10,8 +10,8 @@
 //! - the **decode thread**, which owns the [`VideoReceiver`] and the sink: it decodes, shows each
 //!   picture when the audio captured with it plays, and sends keyframe requests over the control
 //!   stream;
-//! - the **rate task** feeds the [`BitrateController`] with quinn's path stats and the peer's
-//!   receiver reports, and gives the encoder its share.
+//! - the **rate task** feeds the [`RateLoop`] (the bitrate controller's loop) with quinn's path
+//!   stats and the peer's receiver reports, and gives the encoder the share it decides.
 //!
 //! When the call's video is off the encode thread drops its encoder (no CPU, no memory) and waits.
 
@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use super::bitrate::{BitrateController, RateLimits};
+use super::bitrate::RateLimits;
 use super::codec::av1::EncoderKind;
 use super::feedback::MediaFeedback;
+use super::rate::{PathSample, RateLoop};
 use super::video::cpu_adaptation::{LADDER, VideoFormat};
 use super::video::pattern::Stamp;
 use super::video::receiver::{VideoReceiveStats, VideoReceiver};
@@ -42,12 +43,7 @@ pub enum MediaControl {
     KeyframeRequest,
 }
 
-/// What audio needs from the budget: Opus at 32 kbps with up to one redundant copy, plus headers.
-pub const AUDIO_NEED: u32 = 80_000;
-/// The window over which QUIC's sent and lost bytes are compared.
-const DELIVERY_WINDOW: Duration = Duration::from_millis(500);
-/// How often the rate task runs.
-const RATE_TICK: Duration = Duration::from_millis(200);
+pub use super::rate::AUDIO_NEED;
 /// Encoded records waiting for the stream writer; more means the path does not keep up.
 const OUT_QUEUE: usize = 8;
 /// Records waiting for the decode thread.
@@ -532,7 +528,7 @@ fn decode_thread(
                     tracing::debug!(error = %e, "dropped a video record");
                 }
                 if let Some(age) = receiver.decoded_age_us() {
-                    feedback.set_video_age_us(age, wall_us / 1000);
+                    feedback.set_video_age_us(wall_us, age);
                 }
             }
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
@@ -566,48 +562,35 @@ fn decode_thread(
     }
 }
 
-/// The bitrate controller's loop: path stats and the peer's reports in, the video share out.
+/// The rate task: reads quinn's path stats when the [`RateLoop`] is due, hands it those and the
+/// peer's reports, and gives the encoder the video share it decides.
 async fn control_rate(
     conn: quinn::Connection,
     feedback: Arc<MediaFeedback>,
     encoder: std_mpsc::Sender<EncodeCommand>,
     stats: Arc<Mutex<VideoStats>>,
 ) {
-    let mut controller = BitrateController::new(RateLimits::default());
-    let mut tick = tokio::time::interval(RATE_TICK);
-    let mut reports_seen = 0;
-    let mut given: Option<u32> = None;
-    let first = conn.stats();
-    let (mut sent, mut lost, mut since) = (first.udp_tx.bytes, first.path.lost_bytes, Instant::now());
+    let mut rate = RateLoop::new(RateLimits::default(), Instant::now());
     loop {
-        tick.tick().await;
+        tokio::time::sleep_until(rate.poll_timeout().into()).await;
         if conn.close_reason().is_some() {
             return;
         }
-        let now = Instant::now();
-        let stats_now = conn.stats();
-        let path = stats_now.path;
-        controller.on_path(now, path.rtt, path.cwnd);
-        if now.saturating_duration_since(since) >= DELIVERY_WINDOW {
-            let (s, l) = (stats_now.udp_tx.bytes, path.lost_bytes);
-            controller.on_delivery(now, s.saturating_sub(sent), l.saturating_sub(lost), now - since);
-            (sent, lost, since) = (s, l, now);
+        if let Some(loss) = feedback.take_peer_report() {
+            rate.handle_report(loss);
         }
-        let (reports, loss) = feedback.peer_reports();
-        if reports != reports_seen {
-            reports_seen = reports;
-            controller.on_report(loss);
+        let quic = conn.stats();
+        let path = PathSample {
+            rtt: quic.path.rtt,
+            cwnd: quic.path.cwnd,
+            sent_bytes: quic.udp_tx.bytes,
+            lost_bytes: quic.path.lost_bytes,
+        };
+        if let Some(video) = rate.handle_tick(Instant::now(), path)
+            && encoder.send(EncodeCommand::Bitrate(video)).is_err()
+        {
+            return;
         }
-        let video = controller.budget(AUDIO_NEED).video;
-        let changed = given.is_none_or(|g| {
-            (g == 0) != (video == 0) || (f64::from(video) - f64::from(g)).abs() > 0.05 * f64::from(g.max(1))
-        });
-        if changed {
-            given = Some(video);
-            if encoder.send(EncodeCommand::Bitrate(video)).is_err() {
-                return;
-            }
-        }
-        lock(&stats).estimate_bps = controller.estimate();
+        lock(&stats).estimate_bps = rate.estimate();
     }
 }
