@@ -1,8 +1,8 @@
 //! An impairing UDP relay on loopback (this kernel has no netem): every datagram a client sends to
 //! the relay's port goes to `target` from a socket of its own (one per client, like a NAT), and the
-//! answers come back the same way. Both directions pass a seeded impairment: delay with jitter,
-//! random and bursty (Gilbert-Elliott) loss, duplication, and a rate limit. Jitter reorders packets
-//! naturally.
+//! answers come back the same way. Both directions pass a seeded impairment (`netem.rs`): delay
+//! with jitter, random and bursty (Gilbert-Elliott) loss, duplication, and a rate limit. Jitter
+//! reorders packets naturally.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -10,43 +10,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use tokio::net::UdpSocket;
 
-/// What the link does to packets.
-#[derive(Debug, Clone, Copy)]
-pub struct Impairment {
-    /// Fixed one-way delay.
-    pub delay: Duration,
-    /// Uniform jitter added to the delay: ± this much.
-    pub jitter: Duration,
-    /// Chance a packet is lost (in the good state).
-    pub loss: f64,
-    /// Chance to enter the bad (bursty) state after a packet, and to leave it.
-    pub burst_enter: f64,
-    /// Chance to leave the bad state.
-    pub burst_leave: f64,
-    /// Chance a packet is duplicated.
-    pub duplicate: f64,
-    /// Bytes per second (0: unlimited); packets over the budget are dropped (a policer).
-    pub rate: u64,
-}
-
-impl Impairment {
-    /// A clean link.
-    pub fn clean() -> Self {
-        Impairment {
-            delay: Duration::ZERO,
-            jitter: Duration::ZERO,
-            loss: 0.0,
-            burst_enter: 0.0,
-            burst_leave: 1.0,
-            duplicate: 0.0,
-            rate: 0,
-        }
-    }
-}
+#[path = "netem.rs"]
+mod netem;
+pub use netem::Impairment;
+use netem::Netem;
 
 /// Counters.
 #[derive(Debug, Default, Clone, Copy)]
@@ -54,45 +23,6 @@ pub struct RelayStats {
     pub forwarded: u64,
     pub dropped: u64,
     pub duplicated: u64,
-}
-
-struct Link {
-    rng: StdRng,
-    bad: bool,
-    budget: f64,
-    last: tokio::time::Instant,
-}
-
-impl Link {
-    /// How many copies of this packet to send (0: lost), and after what delays.
-    fn decide(&mut self, imp: &Impairment, len: usize) -> Vec<Duration> {
-        let now = tokio::time::Instant::now();
-        if imp.rate > 0 {
-            self.budget = (self.budget + now.duration_since(self.last).as_secs_f64() * imp.rate as f64)
-                .min(imp.rate as f64 / 10.0);
-            self.last = now;
-            if self.budget < len as f64 {
-                return vec![];
-            }
-            self.budget -= len as f64;
-        }
-        self.bad = if self.bad {
-            !self.rng.gen_bool(imp.burst_leave.clamp(0.0, 1.0))
-        } else {
-            self.rng.gen_bool(imp.burst_enter.clamp(0.0, 1.0))
-        };
-        if self.bad || self.rng.gen_bool(imp.loss.clamp(0.0, 1.0)) {
-            return vec![];
-        }
-        let copies = if self.rng.gen_bool(imp.duplicate.clamp(0.0, 1.0)) { 2 } else { 1 };
-        (0..copies)
-            .map(|_| {
-                let j = imp.jitter.as_secs_f64();
-                let offset = if j > 0.0 { self.rng.gen_range(-j..=j) } else { 0.0 };
-                Duration::from_secs_f64((imp.delay.as_secs_f64() + offset).max(0.0))
-            })
-            .collect()
-    }
 }
 
 /// A running relay.
@@ -141,15 +71,7 @@ async fn run(
     imp: Arc<Mutex<Impairment>>,
     seed: u64,
 ) {
-    let rate = imp.lock().unwrap().rate;
-    let link = |seed| {
-        Arc::new(Mutex::new(Link {
-            rng: StdRng::seed_from_u64(seed),
-            bad: false,
-            budget: rate as f64,
-            last: tokio::time::Instant::now(),
-        }))
-    };
+    let link = |seed| Arc::new(Mutex::new(Netem::new(seed)));
     let towards_target = link(seed);
     let towards_client = link(seed ^ 0x5eed);
     let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
@@ -185,12 +107,14 @@ fn forward(
     out: &Arc<UdpSocket>,
     to: SocketAddr,
     packet: &[u8],
-    link: &Arc<Mutex<Link>>,
+    link: &Arc<Mutex<Netem>>,
     imp: &Arc<Mutex<Impairment>>,
     stats: &Arc<Mutex<RelayStats>>,
 ) {
     let imp = *imp.lock().unwrap();
-    let delays = link.lock().unwrap().decide(&imp, packet.len());
+    let now = std::time::Instant::now();
+    let delays: Vec<Duration> =
+        link.lock().unwrap().send(&imp, now, packet.len()).into_iter().map(|at| at.saturating_duration_since(now)).collect();
     {
         let mut s = stats.lock().unwrap();
         match delays.len() {
