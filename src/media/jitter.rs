@@ -6,7 +6,9 @@
 //!   [`MIN_TARGET`]–[`MAX_TARGET`]. As the window slides past a burst of jitter, the target shrinks
 //!   again.
 //! - **Underflow** (the next frame has not arrived, and nothing after it has either: the network is
-//!   late, not lossy) pauses playout for one tick with concealment: the delay grows by itself.
+//!   late, not lossy) pauses playout for one tick with concealment: the delay grows by itself, up
+//!   to [`MAX_TARGET`]. An underflow longer than that is an outage: playout keeps the sender's pace,
+//!   counting what does not come as lost, so the first frames after it play at once.
 //! - **Loss** (the next frame is missing but later ones are here) is concealed: with Opus in-band FEC
 //!   from the following frame when it is here, else with the decoder's PLC.
 //! - **Overflow** (more buffered than the target plus two frames) drops one frame per tick until the
@@ -111,6 +113,8 @@ pub struct JitterBuffer {
     jitter_target: Duration,
     sync_delay: Duration,
     since_stretch: u32,
+    /// When the current underflow began, and the frame playout was waiting for then.
+    underflow: Option<(Instant, u32)>,
     stats: JitterStats,
 }
 
@@ -136,6 +140,7 @@ impl JitterBuffer {
             jitter_target: MIN_TARGET * 2,
             sync_delay: Duration::ZERO,
             since_stretch: 0,
+            underflow: None,
             stats: JitterStats::default(),
         }
     }
@@ -281,24 +286,44 @@ impl JitterBuffer {
             self.stats.dropped += 1;
             let after = next.wrapping_add(1);
             self.next = Some(after);
-            return self.pop_one(after);
+            return self.pop_one(after, now);
         }
-        self.pop_one(next)
+        self.pop_one(next, now)
     }
 
-    fn pop_one(&mut self, seq: u32) -> Playout {
+    fn pop_one(&mut self, seq: u32, now: Instant) -> Playout {
         // Sequence numbers come from the peer and wrap like the sender's counter.
         let after = seq.wrapping_add(1);
         if let Some(data) = self.frames.remove(&seq) {
             self.next = Some(after);
+            self.underflow = None;
             return Playout::Frame { seq, data };
         }
         let nothing_later = self.highest.is_none_or(|h| h < seq);
         if nothing_later {
-            // Underflow: the network is late. Wait a tick (concealed); the delay grows.
+            // Underflow: the network is late. Wait a tick (concealed); the delay grows. But only
+            // up to MAX_TARGET, the most delay the buffer ever aims for: beyond that the path is
+            // down, not late, and playout keeps the sender's pace (the frame counts as lost), so
+            // that when the path comes back its frames play at once, not after the whole outage
+            // replayed as concealment.
+            // Time, not ticks: a playout clock that stalled and catches up runs many ticks at one
+            // instant, and the sender has not moved on meanwhile.
             self.stats.concealed += 1;
+            let (since, from) = *self.underflow.get_or_insert((now, seq));
+            let waited = now.saturating_duration_since(since);
+            if waited >= MAX_TARGET {
+                // Every frame due since the underflow began, this tick's included, is lost.
+                let due = u32::try_from(waited.as_micros() / FRAME.as_micros()).unwrap_or(u32::MAX).saturating_add(1);
+                let caught_up = from.wrapping_add(due);
+                let skip = caught_up.wrapping_sub(seq);
+                if (skip as i32) > 0 {
+                    self.next = Some(caught_up);
+                    self.stats.lost += u64::from(skip);
+                }
+            }
             return Playout::Conceal;
         }
+        self.underflow = None;
         self.next = Some(after);
         self.stats.lost += 1;
         if let Some(next) = self.frames.get(&after) {
@@ -332,6 +357,11 @@ mod tests {
             }
             out.push(jb.pop(tick));
             tick += FRAME;
+            // The sender stopped and everything it sent has played: what follows would be
+            // underflow after the end of the stream.
+            if i == arrivals.len() && jb.frames.is_empty() {
+                break;
+            }
         }
         out
     }
@@ -413,6 +443,52 @@ mod tests {
         let last_second = &out[out.len() - 50..];
         assert_eq!(played(last_second).len(), 50, "every tick of the last second plays a frame: {:?}", jb.stats());
         assert!(jb.stats().buffered_ms <= jb.stats().target_ms + 60.0, "the delay came back down: {:?}", jb.stats());
+    }
+
+    /// Found by the simulator (tests/media_sim.rs): after an outage shorter than a reset, playout
+    /// waited where it stopped and walked through the missing frames one tick at a time, so the
+    /// first second of audio after the path came back was silence, and then a second of audio
+    /// played late while the buffer shrank.
+    #[test]
+    fn after_an_outage_the_first_frames_back_play_at_once() {
+        // 1 s of a clean path, 2 s of nothing (100 frames), then clean again.
+        let out = run(200, |s| (!(50..150).contains(&s)).then_some(Duration::from_millis(5)), &mut JitterBuffer::new());
+        let first_back = out.iter().position(|p| matches!(p, Playout::Frame { seq, .. } if *seq >= 150)).unwrap();
+        // Frame 150 arrives at tick ~150; it plays within the target delay (two ticks), not a
+        // second later.
+        assert!(first_back <= 153, "the first frame after the outage played at tick {first_back}");
+        let after: Vec<u32> = played(&out[first_back..]);
+        assert_eq!(after, (150..200).collect::<Vec<_>>(), "then every frame, in order");
+    }
+
+    /// Also found by the simulator: a playout clock that stalled catches up with many ticks at one
+    /// instant (tokio's burst behaviour); those ticks underflow once the buffer is empty, and
+    /// counting them as time made playout run ahead of the sender, every later frame "late".
+    #[test]
+    fn catch_up_ticks_at_one_instant_do_not_run_ahead_of_the_sender() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        let tick = |i: u32| t0 + FRAME * i;
+        for seq in 0..20u32 {
+            jb.insert(seq, vec![seq as u8], tick(seq));
+            jb.pop(tick(seq));
+        }
+        // Playout stalls for 3 s while 150 frames arrive, then runs the 150 missed ticks at once.
+        for seq in 20..170u32 {
+            jb.insert(seq, vec![seq as u8], tick(seq));
+        }
+        for _ in 0..150 {
+            jb.pop(tick(170));
+        }
+        // Then the clock and the network go on together.
+        let mut out = Vec::new();
+        for seq in 170..470u32 {
+            jb.insert(seq, vec![seq as u8], tick(seq));
+            out.push(jb.pop(tick(seq)));
+        }
+        let played = played(&out);
+        assert!(played.len() >= 295, "after the catch-up, frames play again: {} of 300, {:?}", played.len(), jb.stats());
+        assert!(jb.stats().late <= 5, "{:?}", jb.stats());
     }
 
     #[test]

@@ -163,7 +163,9 @@ pub struct AudioParty {
     next_play: Instant,
     next_report: Instant,
     outbox: Vec<Vec<u8>>,
-    /// Per playout tick: whether the tone was heard (true), or near-silence (a gap).
+    stalled_until: Option<Instant>,
+    /// Per playout tick: whether a frame was heard (decoded or recovered with FEC), or the tick was
+    /// concealed or silent (a gap).
     pub played: Vec<bool>,
 }
 
@@ -184,12 +186,29 @@ impl AudioParty {
             next_play: start + Duration::from_millis(10),
             next_report: start + Duration::from_secs(1),
             outbox: Vec::new(),
+            stalled_until: None,
             played: Vec::new(),
         }
     }
 
     fn wall_us(&self, now: Instant) -> u64 {
         WALL_EPOCH_US + (now - self.epoch).as_micros() as u64
+    }
+
+    /// The playout clock stalls until `until` (a loaded machine): no playout tick runs, then the
+    /// missed ones run at once, as tokio's `MissedTickBehavior::Burst` does in the audio task.
+    /// Sending and receiving go on.
+    pub fn stall_playout(&mut self, until: Instant) {
+        self.stalled_until = Some(until);
+    }
+
+    fn play_due(&self) -> Instant {
+        self.stalled_until.map_or(self.next_play, |s| self.next_play.max(s))
+    }
+
+    /// Ticks heard among the playout ticks in `range` (tick 0 is 10 ms after the start).
+    pub fn heard_in(&self, range: std::ops::Range<usize>) -> usize {
+        self.played.get(range).map_or(0, |p| p.iter().filter(|h| **h).count())
     }
 
     /// The sender's counters.
@@ -202,7 +221,7 @@ impl AudioParty {
         self.receiver.stats()
     }
 
-    /// The longest run of near-silent playout ticks between the first and the last heard one.
+    /// The longest run of playout ticks not heard, between the first and the last heard one.
     pub fn longest_gap(&self) -> usize {
         let Some(first) = self.played.iter().position(|p| *p) else { return 0 };
         let last = self.played.iter().rposition(|p| *p).unwrap_or(first);
@@ -231,11 +250,13 @@ impl Party for AudioParty {
             }
             self.next_send += FRAME;
         }
-        while self.next_play <= now {
+        while self.next_play <= now && self.play_due() <= now {
+            let concealed = self.receiver.stats().jitter.concealed;
             let pcm = self.receiver.pull(now, self.wall_us(now));
-            // As the listener hears it: the tone (RMS ~5800) or near-silence (under 1000).
-            let rms = (pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
-            self.played.push(rms >= 1000.0);
+            // Heard: a frame decoded (or recovered with FEC). Not heard: concealment (Opus PLC
+            // sustains a steady tone for seconds, so loudness would not tell) or silence.
+            let heard = self.receiver.stats().jitter.concealed == concealed && pcm.iter().any(|s| *s != 0);
+            self.played.push(heard);
             self.next_play += FRAME;
         }
         while self.next_report <= now {
@@ -253,6 +274,6 @@ impl Party for AudioParty {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_send.min(self.next_play).min(self.next_report))
+        Some(self.next_send.min(self.play_due()).min(self.next_report))
     }
 }
