@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 use sim::{AudioParty, Impairment, Sim};
 
 fn call(seconds: u64) -> (Duration, serde_json::Value) {
-    let imp = Impairment { delay: Duration::from_millis(40), jitter: Duration::from_millis(10), ..Impairment::bursty(0.20, 2.0) };
+    let imp = Impairment {
+        delay: Duration::from_millis(40),
+        jitter: Duration::from_millis(10),
+        ..Impairment::bursty(0.20, 2.0)
+    };
     let start = Instant::now();
     let mut sim = Sim::new(vec![AudioParty::new(1, true, start), AudioParty::new(0, false, start)], start);
     sim.link(0, 1, imp, 1);

@@ -6,7 +6,8 @@ mod sim;
 
 use std::time::{Duration, Instant};
 
-use sim::{AudioParty, Impairment, Sim};
+use hail::call::{CallState, EndReason};
+use sim::{AudioParty, CallParty, Impairment, Sim};
 
 /// What a run leaves behind, compared across runs.
 #[derive(Debug, PartialEq)]
@@ -63,7 +64,13 @@ fn a_minute_at_twenty_percent_burst_loss_repeats_exactly_and_recovers_what_it_ca
     }
     eprintln!(
         "received {:?} lost {:?} concealed {:?} fec {:?} target {:?} redundancy {:?} longest gap {:?} ticks",
-        first.received, first.lost, first.concealed, first.fec_recovered, first.target_ms, first.redundancy, first.longest_gap_ticks
+        first.received,
+        first.lost,
+        first.concealed,
+        first.fec_recovered,
+        first.target_ms,
+        first.redundancy,
+        first.longest_gap_ticks
     );
     for i in 0..2 {
         // 3000 frames a minute each way. The peer's reports raise redundancy, and Opus FEC covers
@@ -159,8 +166,85 @@ fn a_stalled_playout_clock_that_overflows_the_buffer_recovers() {
     assert!(bob.receive_stats().jitter.dropped > 0, "the stall overflowed the buffer");
     let after = bob.heard_in(tick_at(10.0)..tick_at(20.0));
     assert!(after >= tick_at(20.0) - tick_at(10.0) - 1, "bob heard {after} of the last 10 s of ticks");
-    assert!(sim.parties[0].heard_in(tick_at(1.0)..tick_at(20.0)) >= tick_at(20.0) - tick_at(1.0) - 1, "alice was never stalled");
+    assert!(
+        sim.parties[0].heard_in(tick_at(1.0)..tick_at(20.0)) >= tick_at(20.0) - tick_at(1.0) - 1,
+        "alice was never stalled"
+    );
 }
 
+/// Alice calls Bob, who answers after two seconds; both directions through `imp`.
+fn call(imp: Impairment, seeds: (u64, u64)) -> Sim<CallParty> {
+    let start = Instant::now();
+    let parties = vec![CallParty::caller(1, start), CallParty::callee(0, Duration::from_secs(2))];
+    let mut sim = Sim::new(parties, start);
+    sim.link(0, 1, imp, seeds.0);
+    sim.link(1, 0, imp, seeds.1);
+    sim
+}
 
+#[test]
+fn a_call_through_ten_percent_loss_rings_connects_talks_and_hangs_up_on_both_sides() {
+    let lossy = Impairment {
+        delay: Duration::from_millis(40),
+        jitter: Duration::from_millis(10),
+        loss: 0.10,
+        ..Impairment::clean()
+    };
+    let mut sim = call(lossy, (31, 32));
+    sim.run_for(Duration::from_secs(5));
+    for (i, p) in sim.parties.iter().enumerate() {
+        assert_eq!(p.state(), Some(CallState::Active), "party {i}: {:?}", p.events);
+    }
+    // The channel came up while it rang, so the caller never waits in Connecting.
+    assert_eq!(sim.parties[0].states(), [CallState::Dialing, CallState::Ringing, CallState::Active]);
+    assert_eq!(sim.parties[1].states(), [CallState::Ringing, CallState::Active]);
+    sim.run_for(Duration::from_secs(20));
+    let hangup = sim.now();
+    sim.parties[0].hang_up_at(hangup);
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.parties[0].end_reason(), Some(EndReason::HungUp { by_peer: false }));
+    assert_eq!(sim.parties[1].end_reason(), Some(EndReason::HungUp { by_peer: true }));
+    for (i, p) in sim.parties.iter().enumerate() {
+        let heard = p.heard.iter().filter(|h| **h).count();
+        // About 20 s of talk (1000 ticks) through 10 % loss with redundancy.
+        assert!(heard >= 950, "party {i} heard {heard} ticks");
+        let ended = p.events.iter().find(|(_, e)| matches!(e, hail::call::CallEvent::Ended(_))).unwrap().0;
+        assert!(ended - hangup <= Duration::from_secs(3), "party {i} ended {:?} after the hangup", ended - hangup);
+    }
+}
 
+#[test]
+fn a_five_second_outage_keeps_the_call_and_a_thirty_second_one_ends_it_on_both_sides() {
+    let clean = Impairment { delay: Duration::from_millis(30), ..Impairment::clean() };
+    let cut = Impairment { loss: 1.0, ..clean };
+    let mut sim = call(clean, (41, 42));
+    sim.run_for(Duration::from_secs(10));
+    let set = |sim: &mut Sim<CallParty>, imp| {
+        sim.set_impairment(0, 1, imp);
+        sim.set_impairment(1, 0, imp);
+    };
+    set(&mut sim, cut);
+    sim.run_for(Duration::from_secs(5));
+    set(&mut sim, clean);
+    sim.run_for(Duration::from_secs(10));
+    for (i, p) in sim.parties.iter().enumerate() {
+        assert_eq!(p.state(), Some(CallState::Active), "party {i} kept the call through 5 s without a packet");
+        let audio = p.audio().expect("media runs");
+        let last_5s = audio.played.len() - 250..audio.played.len();
+        assert!(audio.heard_in(last_5s) >= 249, "party {i} talks again after the outage");
+    }
+    // A path that does not come back: each side gives up after the idle timeout (20 s without
+    // hearing from the peer; keepalives every 5 s).
+    set(&mut sim, cut);
+    let cut_at = sim.now();
+    sim.run_for(Duration::from_secs(40));
+    for (i, p) in sim.parties.iter().enumerate() {
+        assert_eq!(p.end_reason(), Some(EndReason::ConnectionLost), "party {i}: {:?}", p.events.last());
+        let ended = p.events.last().unwrap().0;
+        let after = ended - cut_at;
+        assert!(
+            after >= Duration::from_secs(15) && after <= Duration::from_secs(21),
+            "party {i} gave up {after:?} after the cut"
+        );
+    }
+}

@@ -7,8 +7,13 @@
 //! audio task drives it today (`src/media/pipeline.rs`: 20 ms send and play ticks, a receiver report
 //! each second), over the real Opus codec; a `MediaSession` party replaces it when that exists.
 //!
-//! What the simulator does not model: QUIC (no congestion control, no retransmission); datagrams
-//! are what audio uses, so audio is exact; streams (video) are not simulated yet.
+//! [`CallParty`] is a whole call endpoint: the [`CallSession`] (invite, ringing, answer, keepalive,
+//! hangup, idle timeout) over reliable transmits, and its audio once the call is active.
+//!
+//! What the simulator does not model: QUIC's congestion control. Datagrams (audio) are exact;
+//! reliable transmits (signalling, the control stream) are retransmitted through the same lossy
+//! link until a copy gets through (200 ms, doubling up to 2 s) and arrive in order; video streams
+//! are not simulated yet.
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
@@ -18,31 +23,67 @@ use std::time::{Duration, Instant};
 #[path = "netem.rs"]
 pub mod netem;
 
+use hail::call::signal::{ControlMessage, Invite, InviteReply};
+use hail::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Timeouts, UserAction};
 use hail::crypto::frame::FrameKeys;
-use hail::media::audio::{AudioReceiver, AudioSender, Received, ReceiveStats, SendStats};
+use hail::crypto::sas::Sas;
+use hail::media::audio::{AudioReceiver, AudioSender, ReceiveStats, Received, SendStats};
 use hail::media::io::{AudioSource, ToneSource};
 use hail::media::jitter::FRAME;
+use libp2p_identity::PeerId;
 pub use netem::{Impairment, Netem, NetemStats};
+
+/// What a party sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// To which party.
+    pub to: usize,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Retransmitted until it arrives, in order with the link's other reliable transmits (a QUIC
+    /// stream); else a datagram, lost when the link loses it.
+    pub reliable: bool,
+}
 
 /// A sans-IO endpoint in the simulation.
 pub trait Party {
-    /// A datagram from party `from` arrived.
+    /// Bytes from party `from` arrived.
     fn handle_datagram(&mut self, now: Instant, from: usize, bytes: Vec<u8>);
     /// The time [`Party::poll_timeout`] named has come.
     fn handle_timeout(&mut self, now: Instant);
-    /// The next datagram to send: to which party, and what.
-    fn poll_transmit(&mut self) -> Option<(usize, Vec<u8>)>;
+    /// The next thing to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
     /// When the party next needs [`Party::handle_timeout`].
     fn poll_timeout(&self) -> Option<Instant>;
 }
 
+/// What happens at a time on a link.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Delivery {
+enum Event {
+    /// A datagram arrives.
+    Datagram(Vec<u8>),
+    /// A copy of reliable transmit `seq` arrives: delivered with every one before it that is in.
+    Reliable(u64),
+    /// Reliable transmit `seq` is sent again (attempt number, the wait after this one).
+    Retransmit(u64, u32, Duration),
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Scheduled {
     at: Instant,
     order: u64,
     to: usize,
     from: usize,
-    bytes: Vec<u8>,
+    event: Event,
+}
+
+/// One direction's reliable transmits: numbered when sent, delivered in that order.
+#[derive(Debug, Default)]
+struct ReliableLink {
+    next_seq: u64,
+    next_delivered: u64,
+    unsent: HashMap<u64, Vec<u8>>,
+    arrived: std::collections::BTreeMap<u64, Vec<u8>>,
 }
 
 /// The simulation: parties, the links between them, the datagrams in flight, and virtual time.
@@ -52,9 +93,16 @@ pub struct Sim<P> {
     start: Instant,
     now: Instant,
     links: HashMap<(usize, usize), (Impairment, Netem)>,
-    in_flight: BinaryHeap<Reverse<Delivery>>,
+    in_flight: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
+    reliable: HashMap<(usize, usize), ReliableLink>,
 }
+
+/// The first retransmission of a reliable transmit, and the most the wait doubles to.
+const RETRANSMIT: Duration = Duration::from_millis(200);
+const MAX_RETRANSMIT: Duration = Duration::from_secs(2);
+/// Attempts before a reliable transmit is given up (about two minutes of a dead link).
+const MAX_ATTEMPTS: u32 = 64;
 
 /// The most events at one instant before the simulator calls a party broken (a timeout that does
 /// not move on).
@@ -64,7 +112,15 @@ impl<P: Party> Sim<P> {
     /// A simulation of `parties` starting at `start`; every pair is joined by a clean link until
     /// [`Sim::link`] says otherwise.
     pub fn new(parties: Vec<P>, start: Instant) -> Self {
-        Sim { parties, start, now: start, links: HashMap::new(), in_flight: BinaryHeap::new(), order: 0 }
+        Sim {
+            parties,
+            start,
+            now: start,
+            links: HashMap::new(),
+            in_flight: BinaryHeap::new(),
+            order: 0,
+            reliable: HashMap::new(),
+        }
     }
 
     /// What the link from `from` to `to` does, with its random choices seeded by `seed`.
@@ -105,7 +161,7 @@ impl<P: Party> Sim<P> {
         let mut events_now = 0;
         loop {
             self.flush();
-            let delivery = self.in_flight.peek().map(|Reverse(d)| d.at);
+            let delivery = self.in_flight.peek().map(|Reverse(e)| e.at);
             let timer = self.parties.iter().filter_map(Party::poll_timeout).min();
             let Some(next) = [delivery, timer].into_iter().flatten().min() else { break };
             if next > end {
@@ -117,9 +173,24 @@ impl<P: Party> Sim<P> {
             }
             events_now += 1;
             assert!(events_now < MAX_EVENTS_AT_ONE_INSTANT, "a party keeps asking for {next:?} without moving on");
-            while self.in_flight.peek().is_some_and(|Reverse(d)| d.at <= self.now) {
-                let Reverse(d) = self.in_flight.pop().expect("peeked");
-                self.parties[d.to].handle_datagram(self.now, d.from, d.bytes);
+            while self.in_flight.peek().is_some_and(|Reverse(e)| e.at <= self.now) {
+                let Reverse(e) = self.in_flight.pop().expect("peeked");
+                let link = (e.from, e.to);
+                match e.event {
+                    Event::Datagram(bytes) => self.parties[e.to].handle_datagram(self.now, e.from, bytes),
+                    Event::Reliable(_) => {
+                        let r = self.reliable.entry(link).or_default();
+                        let mut ready = Vec::new();
+                        while let Some(bytes) = r.arrived.remove(&r.next_delivered) {
+                            ready.push(bytes);
+                            r.next_delivered += 1;
+                        }
+                        for bytes in ready {
+                            self.parties[e.to].handle_datagram(self.now, e.from, bytes);
+                        }
+                    }
+                    Event::Retransmit(seq, attempt, wait) => self.send_reliable(link, seq, attempt, wait),
+                }
             }
             for p in &mut self.parties {
                 if p.poll_timeout().is_some_and(|t| t <= self.now) {
@@ -133,15 +204,65 @@ impl<P: Party> Sim<P> {
     /// Takes every party's transmits and puts them on their links.
     fn flush(&mut self) {
         for from in 0..self.parties.len() {
-            while let Some((to, bytes)) = self.parties[from].poll_transmit() {
-                let seed = 0x5eed ^ ((from as u64) << 32 | to as u64);
-                let (imp, netem) = self.links.entry((from, to)).or_insert_with(|| (Impairment::clean(), Netem::new(seed)));
-                for at in netem.send(imp, self.now, bytes.len()) {
-                    self.order += 1;
-                    self.in_flight.push(Reverse(Delivery { at, order: self.order, to, from, bytes: bytes.clone() }));
+            while let Some(Transmit { to, bytes, reliable }) = self.parties[from].poll_transmit() {
+                if reliable {
+                    let r = self.reliable.entry((from, to)).or_default();
+                    let seq = r.next_seq;
+                    r.next_seq += 1;
+                    r.unsent.insert(seq, bytes);
+                    self.send_reliable((from, to), seq, 0, RETRANSMIT);
+                    continue;
+                }
+                for at in self.link_now((from, to)).send_now(bytes.len()) {
+                    self.schedule(at, (from, to), Event::Datagram(bytes.clone()));
                 }
             }
         }
+    }
+
+    /// Sends reliable transmit `seq` on `link` now: the first copy that gets through arrives;
+    /// if none does, it is sent again after `wait`, which doubles up to [`MAX_RETRANSMIT`].
+    fn send_reliable(&mut self, link: (usize, usize), seq: u64, attempt: u32, wait: Duration) {
+        let len = self.reliable.get(&link).and_then(|r| r.unsent.get(&seq)).map_or(0, Vec::len);
+        match self.link_now(link).send_now(len).into_iter().min() {
+            Some(at) => {
+                let r = self.reliable.entry(link).or_default();
+                if let Some(bytes) = r.unsent.remove(&seq) {
+                    r.arrived.insert(seq, bytes);
+                }
+                self.schedule(at, link, Event::Reliable(seq));
+            }
+            None if attempt + 1 < MAX_ATTEMPTS => {
+                let next = (wait * 2).min(MAX_RETRANSMIT);
+                self.schedule(self.now + wait, link, Event::Retransmit(seq, attempt + 1, next));
+            }
+            // Given up, as QUIC would close the connection: nothing after it is delivered either.
+            None => {}
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, (from, to): (usize, usize), event: Event) {
+        self.order += 1;
+        self.in_flight.push(Reverse(Scheduled { at, order: self.order, to, from, event }));
+    }
+
+    fn link_now(&mut self, (from, to): (usize, usize)) -> LinkNow<'_> {
+        let seed = 0x5eed ^ ((from as u64) << 32 | to as u64);
+        let (imp, netem) = self.links.entry((from, to)).or_insert_with(|| (Impairment::clean(), Netem::new(seed)));
+        LinkNow { imp: *imp, netem, now: self.now }
+    }
+}
+
+/// A link, at the simulation's present.
+struct LinkNow<'a> {
+    imp: Impairment,
+    netem: &'a mut Netem,
+    now: Instant,
+}
+
+impl LinkNow<'_> {
+    fn send_now(&mut self, len: usize) -> Vec<Instant> {
+        self.netem.send(&self.imp, self.now, len)
     }
 }
 
@@ -266,14 +387,257 @@ impl Party for AudioParty {
         }
     }
 
-    fn poll_transmit(&mut self) -> Option<(usize, Vec<u8>)> {
+    fn poll_transmit(&mut self) -> Option<Transmit> {
         if self.outbox.is_empty() {
             return None;
         }
-        Some((self.peer, self.outbox.remove(0)))
+        Some(Transmit { to: self.peer, bytes: self.outbox.remove(0), reliable: false })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         Some(self.next_send.min(self.play_due()).min(self.next_report))
+    }
+}
+
+/// What a [`CallParty`] puts in front of what it sends, to tell the kinds apart.
+mod tag {
+    pub const MEDIA: u8 = 0;
+    pub const INVITE: u8 = 1;
+    pub const INVITE_REPLY: u8 = 2;
+    /// The caller's side of the secure channel's setup (QUIC + Noise, one round trip here).
+    pub const CHANNEL_HELLO: u8 = 3;
+    pub const CHANNEL_READY: u8 = 4;
+    pub const CONTROL: u8 = 5;
+}
+
+/// The emoji both sides of a simulated call see.
+pub const SIM_SAS: Sas = Sas([1, 2, 3, 4]);
+
+/// A whole call endpoint: the [`CallSession`] (signalling: invite, ringing, answer, keepalive,
+/// hangup, idle timeout) over reliable transmits, and the call's audio ([`AudioParty`]) while it
+/// is active. The invite goes straight to the peer (discovery is not simulated); the secure channel
+/// comes up after one round trip.
+pub struct CallParty {
+    peer: usize,
+    caller: bool,
+    me: PeerId,
+    them: PeerId,
+    session: Option<CallSession>,
+    audio: Option<AudioParty>,
+    outbox: std::collections::VecDeque<Transmit>,
+    channel_wanted: bool,
+    answer_after: Duration,
+    answer_at: Option<Instant>,
+    hangup_at: Option<Instant>,
+    /// Every call event, with when it happened.
+    pub events: Vec<(Instant, CallEvent)>,
+    /// What the audio heard, kept when the call's media stops.
+    pub heard: Vec<bool>,
+}
+
+fn sim_peer(n: u8) -> PeerId {
+    libp2p_identity::Keypair::ed25519_from_bytes([n.wrapping_add(1); 32]).expect("32 bytes").public().to_peer_id()
+}
+
+impl CallParty {
+    /// The caller, calling party `peer` at `now`.
+    pub fn caller(peer: usize, now: Instant) -> Self {
+        let mut p = Self::new(peer, true);
+        let session = CallSession::outgoing(CallId([0x5a; 16]), p.them, false, Timeouts::default(), now);
+        let invite = session.invite(vec!["192.0.2.1:4000".into()]);
+        p.send(tag::INVITE, serde_json::to_vec(&invite).expect("an invite is plain data"));
+        p.session = Some(session);
+        p.drive(now);
+        p
+    }
+
+    /// The callee, whose user answers `answer_after` the call starts ringing.
+    pub fn callee(peer: usize, answer_after: Duration) -> Self {
+        CallParty { answer_after, ..Self::new(peer, false) }
+    }
+
+    fn new(peer: usize, caller: bool) -> Self {
+        let (me, them) = if caller { (sim_peer(0), sim_peer(1)) } else { (sim_peer(1), sim_peer(0)) };
+        CallParty {
+            peer,
+            caller,
+            me,
+            them,
+            session: None,
+            audio: None,
+            outbox: Default::default(),
+            channel_wanted: false,
+            answer_after: Duration::ZERO,
+            answer_at: None,
+            hangup_at: None,
+            events: Vec::new(),
+            heard: Vec::new(),
+        }
+    }
+
+    /// The user hangs up at `at`.
+    pub fn hang_up_at(&mut self, at: Instant) {
+        self.hangup_at = Some(at);
+    }
+
+    /// Where the call is (`None` before an invite arrived).
+    pub fn state(&self) -> Option<CallState> {
+        self.session.as_ref().map(CallSession::state)
+    }
+
+    /// How the call ended, if it did.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.session.as_ref().and_then(|s| s.end_reason().cloned())
+    }
+
+    /// The states the call went through, in order.
+    pub fn states(&self) -> Vec<CallState> {
+        self.events.iter().filter_map(|(_, e)| if let CallEvent::State(s) = e { Some(*s) } else { None }).collect()
+    }
+
+    /// The call's audio, while it is active.
+    pub fn audio(&self) -> Option<&AudioParty> {
+        self.audio.as_ref()
+    }
+
+    fn send(&mut self, kind: u8, body: Vec<u8>) {
+        let mut bytes = vec![kind];
+        bytes.extend(body);
+        self.outbox.push_back(Transmit { to: self.peer, bytes, reliable: true });
+    }
+
+    /// Acts on what the session asks for.
+    fn drive(&mut self, now: Instant) {
+        while let Some(output) = self.session.as_mut().and_then(CallSession::poll_output) {
+            match output {
+                Output::OpenChannel { .. } if self.caller => self.send(tag::CHANNEL_HELLO, Vec::new()),
+                Output::OpenChannel { .. } => self.channel_wanted = true,
+                Output::Send(msg) => self.send(tag::CONTROL, msg.body()),
+                Output::CloseChannel => self.stop_media(),
+                Output::Event(event) => {
+                    if event == CallEvent::State(CallState::Ringing) && !self.caller {
+                        self.answer_at = Some(now + self.answer_after);
+                    }
+                    if event == CallEvent::State(CallState::Active) && self.audio.is_none() {
+                        self.audio = Some(AudioParty::new(self.peer, self.caller, now));
+                    }
+                    if matches!(event, CallEvent::Ended(_)) {
+                        self.stop_media();
+                    }
+                    self.events.push((now, event));
+                }
+            }
+        }
+    }
+
+    fn stop_media(&mut self) {
+        if let Some(audio) = self.audio.take() {
+            self.heard.extend(audio.played);
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, kind: u8, body: &[u8]) {
+        match kind {
+            tag::INVITE if self.session.is_none() => {
+                let Ok(invite) = serde_json::from_slice::<Invite>(body) else { return };
+                let session = CallSession::incoming(
+                    invite.call_id,
+                    self.them,
+                    invite.video,
+                    invite.candidates.clone(),
+                    invite.sas_table(),
+                    Timeouts::default(),
+                    now,
+                );
+                let reply = InviteReply::ringing(vec!["192.0.2.2:4000".into()], invite.sas_table());
+                self.send(tag::INVITE_REPLY, serde_json::to_vec(&reply).expect("a reply is plain data"));
+                self.session = Some(session);
+            }
+            tag::INVITE_REPLY => {
+                if let (Some(s), Ok(reply)) = (self.session.as_mut(), serde_json::from_slice::<InviteReply>(body)) {
+                    s.handle(Input::InviteReplied(reply), now);
+                }
+            }
+            tag::CHANNEL_HELLO if self.channel_wanted => {
+                self.channel_wanted = false;
+                self.send(tag::CHANNEL_READY, Vec::new());
+                if let Some(s) = self.session.as_mut() {
+                    s.handle(Input::ChannelUp(SIM_SAS), now);
+                }
+            }
+            tag::CHANNEL_READY => {
+                if let Some(s) = self.session.as_mut() {
+                    s.handle(Input::ChannelUp(SIM_SAS), now);
+                }
+            }
+            tag::CONTROL => {
+                if let (Some(s), Ok(msg)) = (self.session.as_mut(), ControlMessage::decode(body)) {
+                    s.handle(Input::Control(msg), now);
+                }
+            }
+            _ => {}
+        }
+        self.drive(now);
+    }
+}
+
+impl Party for CallParty {
+    fn handle_datagram(&mut self, now: Instant, from: usize, bytes: Vec<u8>) {
+        let Some((&kind, body)) = bytes.split_first() else { return };
+        if kind == tag::MEDIA {
+            if let Some(audio) = self.audio.as_mut() {
+                audio.handle_datagram(now, from, body.to_vec());
+            }
+            return;
+        }
+        self.on_message(now, kind, body);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.answer_at.is_some_and(|t| t <= now) {
+            self.answer_at = None;
+            if let Some(s) = self.session.as_mut() {
+                let _ = s.user(UserAction::Answer, now);
+            }
+        }
+        if self.hangup_at.is_some_and(|t| t <= now) {
+            self.hangup_at = None;
+            if let Some(s) = self.session.as_mut() {
+                let _ = s.user(UserAction::Hangup, now);
+            }
+        }
+        if let Some(s) = self.session.as_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+        }
+        if let Some(audio) = self.audio.as_mut() {
+            if audio.poll_timeout().is_some_and(|t| t <= now) {
+                audio.handle_timeout(now);
+            }
+        }
+        self.drive(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.outbox.pop_front() {
+            return Some(t);
+        }
+        let t = self.audio.as_mut()?.poll_transmit()?;
+        let mut bytes = vec![tag::MEDIA];
+        bytes.extend(t.bytes);
+        Some(Transmit { bytes, ..t })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.answer_at,
+            self.hangup_at,
+            self.session.as_ref().and_then(CallSession::poll_timeout),
+            self.audio.as_ref().and_then(Party::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
