@@ -92,27 +92,21 @@ async fn two_links_carry_control_frames_both_ways_and_a_close_delivers_what_was_
     }
 }
 
-/// A UDP port that takes packets and never answers.
-fn silent_address() -> (std::net::UdpSocket, std::net::SocketAddr) {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = socket.local_addr().unwrap();
-    (socket, addr)
+/// A caller's link whose one candidate is a UDP port that takes packets and never answers (the
+/// socket is returned to keep the port).
+fn link_to_silence(call: CallId, time_limit: Duration) -> (PeerLink, Events, JoinHandle<()>, std::net::UdpSocket) {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (ep, _, _) = quic::node();
+    let me = Identity::from_seed([1; 32]);
+    let candidates = vec![silent.local_addr().unwrap()];
+    let (link, events, driver) =
+        link(ep, &me, HandshakeRole::Initiator, call, candidates, time_limit, LinkInbox::default());
+    (link, events, driver, silent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_link_during_setup_ends_its_driver_at_once_without_a_word() {
-    let (_silent, addr) = silent_address();
-    let (ep, _, _) = quic::node();
-    let me = Identity::from_seed([1; 32]);
-    let (link, mut events, driver) = link(
-        ep,
-        &me,
-        HandshakeRole::Initiator,
-        CallId([0x12; 16]),
-        vec![addr],
-        Duration::from_secs(30),
-        LinkInbox::default(),
-    );
+    let (link, mut events, driver, _silent) = link_to_silence(CallId([0x12; 16]), Duration::from_secs(30));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A forwarder may still hold a sender: the close does not wait for it.
     let _forwarder = link.control_sender();
@@ -123,18 +117,7 @@ async fn closing_a_link_during_setup_ends_its_driver_at_once_without_a_word() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_setup_that_nothing_answers_fails_within_its_time_limit() {
-    let (_silent, addr) = silent_address();
-    let (ep, _, _) = quic::node();
-    let me = Identity::from_seed([1; 32]);
-    let (_link, mut events, driver) = link(
-        ep,
-        &me,
-        HandshakeRole::Initiator,
-        CallId([0x13; 16]),
-        vec![addr],
-        Duration::from_millis(500),
-        LinkInbox::default(),
-    );
+    let (_link, mut events, driver, _silent) = link_to_silence(CallId([0x13; 16]), Duration::from_millis(500));
     match next(&mut events, "the setup's end").await {
         LinkEvent::Failed(ChannelError::Network(reason)) => assert!(reason.contains("in time"), "{reason}"),
         other => panic!("expected a network failure, got {other:?}"),
