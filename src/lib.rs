@@ -23,7 +23,8 @@
 //! [`Node::new`](node::Node::new) returns `(Node, NodeLoop)`. The caller runs the loop
 //! (`tokio::spawn(node_loop.run())`); `Node::new` spawns nothing. The running loop spawns tasks so it
 //! never waits itself: short ones that bring an answer back, the call endpoint's accept loop, and
-//! those of a live call (channel setup, control stream, media), which end with the call. Every request to the node goes
+//! those of a live call (its link's driver, which `PeerLink::connect` returns for the loop to spawn,
+//! and the media), which end with the call. Every request to the node goes
 //! through a bounded channel and gets its answer on a oneshot, so the loop owns its state alone.
 //! Protocol cores added in later layers (call state, handshake, jitter buffer) are sans-IO: fed `now`
 //! and bytes, drained of outputs until they return their next deadline.

@@ -6,6 +6,9 @@
 //! stream. The caller (the Noise initiator) picks the first stream it has, from either direction, and
 //! sends message 1 there; the callee answers on whichever stream message 1 arrives. The other
 //! connections are closed.
+//!
+//! This file is the wire and the setup ([`establish`]); [`super::link::PeerLink`] runs it for the
+//! node and then carries the control frames.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -400,77 +403,6 @@ impl HandshakeSlot {
 /// The largest control frame body the channel carries (`protocols/signaling-v1.md`: the call layer's
 /// largest control message).
 pub const MAX_CONTROL_FRAME: usize = 4096;
-
-/// What a running channel reports to the node.
-#[derive(Debug)]
-pub enum ChannelEvent {
-    /// A control frame's body arrived (the call layer decodes it).
-    Control(Vec<u8>),
-    /// The peer's side of the channel closed or broke.
-    Closed(String),
-}
-
-/// What the node asks of a running channel.
-#[derive(Debug)]
-pub enum ChannelCommand {
-    /// Send this frame body (at most [`MAX_CONTROL_FRAME`] bytes).
-    Send(Vec<u8>),
-    /// Flush, then close (the peer or a short linger closes the connection).
-    Close,
-}
-
-/// Runs the control stream of an established channel until it closes or is told to. Reports what
-/// arrives on `events` and takes commands from `commands`.
-///
-/// Closing is graceful: on [`ChannelCommand::Close`] our stream is finished and the connection
-/// stays open until the peer finishes its stream too (it has read everything we sent by then), or
-/// for at most two seconds.
-pub async fn run_control(
-    channel: SecureChannel,
-    mut commands: mpsc::Receiver<ChannelCommand>,
-    events: mpsc::Sender<ChannelEvent>,
-) {
-    let SecureChannel { conn, mut send, mut recv, .. } = channel;
-    let (eof_tx, mut eof_rx) = tokio::sync::oneshot::channel::<String>();
-    let reader_events = events.clone();
-    let reader = tokio::spawn(async move {
-        let reason = loop {
-            match read_frame(&mut recv, MAX_CONTROL_FRAME).await {
-                Ok(body) => {
-                    if reader_events.send(ChannelEvent::Control(body)).await.is_err() {
-                        break "the node stopped".to_owned();
-                    }
-                }
-                Err(e) => break e.to_string(),
-            }
-        };
-        let _ = eof_tx.send(reason);
-    });
-    let mut peer_done = false;
-    loop {
-        tokio::select! {
-            cmd = commands.recv() => match cmd {
-                Some(ChannelCommand::Send(body)) => {
-                    if write_frame(&mut send, &body).await.is_err() {
-                        break;
-                    }
-                }
-                Some(ChannelCommand::Close) | None => break,
-            },
-            reason = &mut eof_rx, if !peer_done => {
-                peer_done = true;
-                let reason = reason.unwrap_or_else(|_| "closed".into());
-                let _ = events.send(ChannelEvent::Closed(reason)).await;
-            }
-        }
-    }
-    let _ = send.finish();
-    if !peer_done {
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut eof_rx).await;
-    }
-    conn.close(CLOSE_DONE.into(), b"call over");
-    reader.abort();
-}
 
 /// Accepts an incoming connection and its call stream; returns the call the header names. The
 /// whole accept (QUIC handshake and header) is bounded by [`super::accept::ACCEPT_TIMEOUT`]. A

@@ -30,7 +30,6 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let now = Instant::now();
         let call_id = CallId::random();
         let session = CallSession::outgoing(call_id, peer, video, self.phone.settings.timeouts, now);
-        let (early_tx, early_rx) = mpsc::channel(8);
         let mut call = LiveCall::new(
             session,
             contact,
@@ -38,8 +37,6 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             audio.apply_video(&self.phone.settings.video),
         );
         call.pending_reply = Some(reply);
-        call.setup_inbound = Some(early_tx);
-        call.early_inbound = Some(early_rx);
         self.phone.current = Some(call);
         // Find the peer first (LAN, known addresses, DHT); the invite goes over that connection.
         let (tx, rx) = oneshot::channel();
@@ -99,7 +96,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     pub(in crate::node) fn call_action(&mut self, action: UserAction) -> Result<CallInfo, NodeError> {
         let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
         call.session.user(action, Instant::now()).map_err(|ActionError(what)| NodeError::CallAction(what))?;
-        let info = call.info();
+        let info = call.info(call.link(&self.phone.links));
         self.drive_call();
         Ok(info)
     }
@@ -123,7 +120,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 call_id.chars().filter(char::is_ascii_hexdigit).take(32).collect::<String>()
             )));
         }
-        let info = call.info();
+        let info = call.info(call.link(&self.phone.links));
         let Some(sas) = info.sas.as_deref() else {
             return Err(NodeError::CallAction("the emoji are not ready yet: wait for the secure connection"));
         };

@@ -1,16 +1,17 @@
 //! The node's phone line: one call at a time, driven by the node loop.
 //!
 //! The [`CallSession`] (sans-IO) decides; this file moves bytes for it: invites over the libp2p swarm,
-//! the secure channel over the QUIC endpoint (setup and control-stream tasks), user actions from
-//! `Node`, and the call history in the store. Tasks talk back to the loop through one bounded
-//! channel of [`PhoneEvent`]s.
+//! the secure channel through a [`PeerLink`] per remote peer (the call names its link by the
+//! peer), user actions from `Node`, and the call history in the store. Tasks and link drivers talk
+//! back to the loop through one bounded channel of [`PhoneEvent`]s.
 //!
 //! This file holds the live call, the phone, and the loop that drives the session (its events and
 //! outputs); each other concern is an `impl NodeLoop` block or a value of its own file:
 //! `settings` (what every call starts with), `commands` (what the user asks), `admission` (who may
-//! ring), `path` (invite, media relay, secure channel setup) and `view` (what the user sees of a
+//! ring), `path` (invite, media relay, the call's link) and `view` (what the user sees of a
 //! call, and what its history record says).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,8 +28,8 @@ use crate::call::rate_limit::{Caller, InviteLimiter, RefusedLog};
 use crate::call::session::ActionError;
 use crate::call::signal::{self, ControlMessage, Invite, InviteReply};
 use crate::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Role, Timeouts, UserAction};
-use crate::crypto::handshake::HandshakeParams;
-use crate::crypto::sas::Sas;
+use crate::crypto::frame::FrameKeys;
+use crate::crypto::handshake::{Established, HandshakeParams};
 use crate::discovery::{FindError, FoundPeer, InviteEvent, RelayRequestError};
 use crate::identity::Identity;
 use crate::ip_scope::IpScope;
@@ -39,7 +40,8 @@ use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
 use crate::media::video_pipeline::{MediaControl, VideoConfig, VideoPipeline, VideoStats};
 use crate::name::Name;
 use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
-use crate::transport::channel::{self, CallStream, ChannelCommand, ChannelError, ChannelEvent, SecureChannel};
+use crate::transport::channel::{self, CallStream, ChannelError};
+use crate::transport::link::{LinkEvent, LinkInbox, LinkSetup, PeerLink, SetupFeed};
 use crate::transport::{accept, endpoint};
 
 mod admission;
@@ -49,6 +51,7 @@ mod settings;
 mod view;
 
 use self::admission::invite_json;
+use self::path::Links;
 pub use self::settings::{CallSettings, MediaOverride, UnknownCallers, UnknownCallersError};
 pub use self::view::{CallInfo, CallPath, SasEmoji};
 use self::view::{id_matches, sas_matches};
@@ -63,10 +66,8 @@ pub(super) enum PhoneEvent {
     Inbound { call_id: CallId, stream: CallStream },
     /// The lookup before an invite finished.
     Found { call_id: CallId, result: Result<FoundPeer, FindError> },
-    /// The secure channel setup finished.
-    Channel { call_id: CallId, result: Result<SecureChannel, ChannelError> },
-    /// The running channel reported something.
-    Control { call_id: CallId, event: ChannelEvent },
+    /// The link set up for a call reported something.
+    Link { call_id: CallId, event: LinkEvent },
     /// A reflect request finished: our call endpoint's public address, as a reflector saw it.
     Reflexive { result: Result<SocketAddr, ChannelError> },
     /// A media relay answered an allocation (we call) or a join (we are called).
@@ -86,16 +87,12 @@ pub(super) struct LiveCall {
     invite_request: Option<OutboundRequestId>,
     /// The reply owed to the `call` command, once the call rings (or fails).
     pending_reply: Option<Reply<CallInfo>>,
-    /// Inbound streams for the setup task, while it runs.
-    setup_inbound: Option<mpsc::Sender<CallStream>>,
-    /// Streams that arrive before the setup task starts (the callee may dial before our invite
-    /// reply is processed) wait here.
-    early_inbound: Option<mpsc::Receiver<CallStream>>,
-    setup_task: Option<JoinHandle<()>>,
-    channel: Option<mpsc::Sender<ChannelCommand>>,
+    /// Streams and relay addresses that arrive before the call's link connects (the callee may
+    /// dial before our invite reply is processed) wait here; the link takes it over.
+    inbox: Option<LinkInbox>,
     remote_muted: bool,
-    /// The secure channel's connection and keys, for media.
-    media_path: Option<(quinn::Connection, crate::crypto::frame::FrameKeys)>,
+    /// The media frame keys, once the link is up.
+    frame_keys: Option<FrameKeys>,
     audio_config: AudioConfig,
     audio: Option<AudioPipeline>,
     video_config: VideoConfig,
@@ -107,8 +104,6 @@ pub(super) struct LiveCall {
     relay_mine: Option<SocketAddr>,
     /// The relay holding an allocation we made for this call (freed when the call ends).
     relay_owned: Option<PeerId>,
-    relay_tx: mpsc::Sender<SocketAddr>,
-    relay_rx: Option<mpsc::Receiver<SocketAddr>>,
     feedback: Arc<MediaFeedback>,
     muted: bool,
 }
@@ -121,19 +116,15 @@ impl LiveCall {
         video_config: VideoConfig,
     ) -> Self {
         let remote_video = session.video();
-        let (relay_tx, relay_rx) = mpsc::channel(2);
         LiveCall {
             session,
             contact,
             started_wall_ms: unix_ms(SystemTime::now()),
             invite_request: None,
             pending_reply: None,
-            setup_inbound: None,
-            early_inbound: None,
-            setup_task: None,
-            channel: None,
+            inbox: Some(LinkInbox::default()),
             remote_muted: false,
-            media_path: None,
+            frame_keys: None,
             audio_config,
             audio: None,
             video_config,
@@ -142,20 +133,19 @@ impl LiveCall {
             remote_candidates: Vec::new(),
             relay_mine: None,
             relay_owned: None,
-            relay_tx,
-            relay_rx: Some(relay_rx),
             feedback: Arc::new(MediaFeedback::default()),
             muted: false,
         }
     }
 
-    /// Starts the media once the call is active and the channel up (idempotent): audio, and video
+    /// Starts the media once the call is active and its link up (idempotent): audio, and video
     /// (it receives always; it sends when our video is on).
-    fn start_media(&mut self) {
+    fn start_media(&mut self, link: Option<&PeerLink>) {
         if self.session.state() != CallState::Active {
             return;
         }
-        let Some((conn, keys)) = &self.media_path else { return };
+        let (Some(keys), Some(link)) = (&self.frame_keys, link) else { return };
+        let Some(conn) = link.connection() else { return };
         if self.audio.is_none() {
             match AudioPipeline::start(conn.clone(), keys, self.audio_config.clone(), self.muted, self.feedback.clone())
             {
@@ -164,13 +154,13 @@ impl LiveCall {
             }
         }
         if self.video.is_none() {
-            let Some(channel) = self.channel.clone() else { return };
-            // The video's requests to the peer go out on the control stream; the forwarder ends
-            // when the pipeline drops its sender.
+            let link_control = link.control_sender();
+            // The video's requests to the peer go out on the link's control stream; the forwarder
+            // ends when the pipeline drops its sender or the link is gone.
             let (control, mut requests) = mpsc::channel::<MediaControl>(8);
             tokio::spawn(async move {
                 while let Some(MediaControl::KeyframeRequest) = requests.recv().await {
-                    if channel.send(ChannelCommand::Send(ControlMessage::KeyframeRequest.body())).await.is_err() {
+                    if link_control.send(ControlMessage::KeyframeRequest.body()).await.is_err() {
                         break;
                     }
                 }
@@ -206,6 +196,8 @@ pub(super) struct Phone {
     pub settings: CallSettings,
     pub identity: Identity,
     pub current: Option<LiveCall>,
+    /// The link to each remote peer; the live call names its own by its peer.
+    links: Links,
     pub last: Option<CallInfo>,
     pub limiter: InviteLimiter,
     /// Which refused invites make history records.
@@ -238,6 +230,7 @@ impl Phone {
             settings,
             identity,
             current: None,
+            links: HashMap::new(),
             last: None,
             events,
             accept_task: None,
@@ -272,10 +265,10 @@ impl Phone {
 
     /// Closes everything (node shutdown).
     pub fn stop(&mut self) {
-        if let Some(call) = self.current.as_mut() {
-            if let Some(t) = call.setup_task.take() {
-                t.abort();
-            }
+        // A link still setting up stops at once; one that is up finishes what it was sending
+        // (the endpoint's close below ends it anyway).
+        for (_, link) in self.links.drain() {
+            link.close();
         }
         if let Some(t) = self.accept_task.take() {
             t.abort();
@@ -314,7 +307,7 @@ impl Phone {
 
     /// The live call's info, or the last call's.
     pub fn info(&self) -> Option<CallInfo> {
-        self.current.as_ref().map(LiveCall::info).or_else(|| self.last.clone())
+        self.current.as_ref().map(|c| c.info(c.link(&self.links))).or_else(|| self.last.clone())
     }
 }
 
@@ -347,7 +340,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     if allocate {
                         call.relay_owned = Some(relay);
                     }
-                    let _ = call.relay_tx.try_send(mine);
+                    if let Some(feed) = call.setup_feed(&self.phone.links) {
+                        feed.offer_relay(mine);
+                    }
                 }
                 if allocate && call.session.state() == CallState::Dialing {
                     let extra =
@@ -367,19 +362,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     Err(e) => tracing::info!(error = %e, "no reflexive address"),
                 }
             }
-            PhoneEvent::Inbound { call_id, stream } => {
-                let target = self.phone.current.as_ref().filter(|c| c.session.id() == call_id);
-                match target.and_then(|c| c.setup_inbound.clone()) {
-                    Some(tx) => {
-                        if let Err(mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s)) =
-                            tx.try_send(stream)
-                        {
-                            s.conn.close(channel::CLOSE_UNWANTED.into(), b"busy");
-                        }
-                    }
-                    None => stream.conn.close(channel::CLOSE_UNWANTED.into(), b"no such call"),
-                }
-            }
+            PhoneEvent::Inbound { call_id, stream } => self.phone.offer_stream(call_id, stream),
             PhoneEvent::Found { call_id, result } => {
                 let candidates = self.phone.candidates(&self.discovery.host_ips());
                 let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
@@ -413,65 +396,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     }
                 }
             }
-            PhoneEvent::Channel { call_id, result } => {
-                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else {
-                    if let Ok(ch) = result {
-                        ch.conn.close(channel::CLOSE_UNWANTED.into(), b"call over");
-                    }
-                    return;
-                };
-                call.setup_inbound = None;
-                call.setup_task = None;
-                match result {
-                    Ok(secure) => {
-                        let sas: Sas = secure.established.sas;
-                        let (cmd_tx, cmd_rx) = mpsc::channel(32);
-                        let (ev_tx, mut ev_rx) = mpsc::channel(32);
-                        let events = self.phone.events.clone();
-                        call.media_path = Some((secure.conn.clone(), secure.established.frame_keys.clone()));
-                        tokio::spawn(channel::run_control(secure, cmd_rx, ev_tx));
-                        tokio::spawn(async move {
-                            while let Some(event) = ev_rx.recv().await {
-                                if events.send(PhoneEvent::Control { call_id, event }).await.is_err() {
-                                    break;
-                                }
-                            }
-                        });
-                        call.channel = Some(cmd_tx);
-                        call.session.handle(Input::ChannelUp(sas), now);
-                    }
-                    Err(e) => {
-                        tracing::warn!(%call_id, error = %e, "secure channel failed");
-                        let reason = if matches!(e, ChannelError::SecondHandshake) {
-                            e.to_string()
-                        } else if e.is_security() {
-                            let who = match &call.contact {
-                                Some(c) => format!("the peer answering as your contact '{}'", c.name),
-                                None => format!("the peer answering as {}", call.session.peer()),
-                            };
-                            format!("{who} failed the identity check ({e})")
-                        } else {
-                            e.to_string()
-                        };
-                        call.session.handle(Input::ChannelFailed { security: e.is_security(), reason }, now);
-                    }
-                }
-                self.drive_call();
-            }
-            PhoneEvent::Control { call_id, event } => {
-                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
-                match event {
-                    ChannelEvent::Control(body) => match ControlMessage::decode(&body) {
-                        Ok(msg) => call.session.handle(Input::Control(msg), now),
-                        // A malformed message from an authenticated peer: note it, keep the call.
-                        Err(e) => tracing::warn!(error = %e, "ignored a malformed control message"),
-                    },
-                    ChannelEvent::Closed(reason) => {
-                        call.session.handle(Input::ChannelFailed { security: false, reason }, now)
-                    }
-                }
-                self.drive_call();
-            }
+            PhoneEvent::Link { call_id, event } => self.on_link_event(call_id, event, now),
         }
     }
 
@@ -491,21 +416,19 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             match output {
                 Output::OpenChannel { remote_candidates } => self.open_channel(remote_candidates),
                 Output::Send(msg) => {
-                    if let Some(tx) = &call.channel {
-                        if tx.try_send(ChannelCommand::Send(msg.body())).is_err() {
+                    if let Some(link) = call.link(&self.phone.links) {
+                        if link.send_control(msg.body()).is_err() {
                             tracing::warn!("control channel congested; a message was dropped");
                         }
                     }
                 }
                 Output::CloseChannel => {
                     call.stop_media();
-                    if let Some(tx) = call.channel.take() {
-                        let _ = tx.try_send(ChannelCommand::Close);
+                    call.inbox = None;
+                    if let Some(link) = call.take_link(&mut self.phone.links) {
+                        // Graceful: the driver finishes on its own within a few seconds.
+                        link.close();
                     }
-                    if let Some(task) = call.setup_task.take() {
-                        task.abort();
-                    }
-                    call.setup_inbound = None;
                 }
                 Output::Event(event) => self.on_call_event(event),
             }
@@ -513,6 +436,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let ended = self.phone.current.as_ref().is_some_and(|c| c.session.state() == CallState::Ended);
         if ended {
             let call = self.phone.current.take().expect("checked above");
+            if let Some(link) = call.take_link(&mut self.phone.links) {
+                link.close();
+            }
             if let Some(relay) = call.relay_owned {
                 // Free the relay's ports now rather than after its idle timeout.
                 let (tx, _) = oneshot::channel();
@@ -522,7 +448,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             if let Err(e) = self.db.record_call(&call.record()) {
                 tracing::warn!(error = %e, "cannot record the call in the history");
             }
-            self.phone.last = Some(call.info());
+            self.phone.last = Some(call.info(None));
         }
     }
 
@@ -546,12 +472,12 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             // Each side states its media at the start, so neither has to guess the other's.
             let (muted, video) = (call.muted, call.session.video());
             let _ = call.session.user(UserAction::Media { muted, video }, Instant::now());
-            call.start_media();
+            call.start_media(call.link(&self.phone.links));
         }
         // The `call` command is answered once the call rings or fails.
         if ringing_or_ended && call.session.role() == Role::Caller {
             if let Some(reply) = call.pending_reply.take() {
-                let info = call.info();
+                let info = call.info(call.link(&self.phone.links));
                 let result = match &info.end_reason {
                     Some(reason) => Err(NodeError::CallEnded(reason.clone())),
                     None => Ok(info),
@@ -559,7 +485,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 let _ = reply.send(result);
             }
         }
-        let info = call.info();
+        let info = call.info(call.link(&self.phone.links));
         let event = match event {
             CallEvent::State(_) => NodeEvent::CallState { call: info },
             CallEvent::SasReady(_) => NodeEvent::CallSas { call: info },

@@ -1,5 +1,6 @@
-//! The call's network path: the invite with our candidates, media relay requests, and the
-//! secure channel's setup over the QUIC endpoint.
+//! The call's network path: the invite with our candidates, media relay requests, and the call's
+//! [`PeerLink`] (opened when the session asks for the channel, fed the streams the peer's connections
+//! bring, and heard from through [`PhoneEvent::Link`]).
 
 use super::*;
 
@@ -38,6 +39,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         });
     }
 
+    /// Opens the call's link to its peer: the driver races the peer's candidates and the inbox's
+    /// streams for the one handshake, within the setup timeout (+1 s), and reports to the loop.
     pub(super) fn open_channel(&mut self, remote_candidates: Vec<String>) {
         let Some(call) = self.phone.current.as_mut() else { return };
         call.remote_candidates = remote_candidates.clone();
@@ -52,24 +55,93 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             expected_peer: Some(call.session.peer()),
             fixed_ephemeral: None,
         };
-        let inbound_rx = match (call.early_inbound.take(), call.setup_inbound.clone()) {
-            (Some(rx), Some(_)) => rx,
-            _ => {
-                let (tx, rx) = mpsc::channel(8);
-                call.setup_inbound = Some(tx);
-                rx
-            }
+        let setup = LinkSetup {
+            endpoint: self.phone.endpoint.clone(),
+            role: call.session.role().into(),
+            call_id: call.session.id(),
+            candidates,
+            params,
+            time_limit: self.phone.settings.timeouts.setup + Duration::from_secs(1),
         };
-        let relayed = call.relay_rx.take().unwrap_or_else(|| mpsc::channel(1).1);
-        let (endpoint, role, call_id) = (self.phone.endpoint.clone(), call.session.role(), call.session.id());
-        let events = self.phone.events.clone();
-        let setup_limit = self.phone.settings.timeouts.setup + Duration::from_secs(1);
-        call.setup_task = Some(tokio::spawn(async move {
-            let setup = channel::establish(endpoint, role, call_id, candidates, params, inbound_rx, relayed);
-            let result = tokio::time::timeout(setup_limit, setup)
-                .await
-                .unwrap_or_else(|_| Err(ChannelError::Network("no candidate answered in time".into())));
-            let _ = events.send(PhoneEvent::Channel { call_id, result }).await;
-        }));
+        let inbox = call.inbox.take().unwrap_or_default();
+        let wrap: fn(CallId, LinkEvent) -> PhoneEvent = |call_id, event| PhoneEvent::Link { call_id, event };
+        let (link, driver) = PeerLink::connect(setup, inbox, self.phone.events.clone(), wrap);
+        // The driver ends by itself: when the setup fails, or once the link is closed (at once
+        // during setup, within two seconds once up), so its handle is not kept.
+        drop(tokio::spawn(driver));
+        if let Some(old) = self.phone.links.insert(call.session.peer(), link) {
+            old.close();
+        }
+    }
+
+    /// What the call's link reported.
+    pub(super) fn on_link_event(&mut self, call_id: CallId, event: LinkEvent, now: Instant) {
+        // A link of an earlier call (its driver lingers while it closes) is not this call's.
+        let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+        match event {
+            LinkEvent::Up(established) => {
+                let Established { sas, frame_keys, .. } = *established;
+                call.frame_keys = Some(frame_keys);
+                call.session.handle(Input::ChannelUp(sas), now);
+            }
+            LinkEvent::Failed(e) => {
+                tracing::warn!(%call_id, error = %e, "secure channel failed");
+                let reason = if matches!(e, ChannelError::SecondHandshake) {
+                    e.to_string()
+                } else if e.is_security() {
+                    let who = match &call.contact {
+                        Some(c) => format!("the peer answering as your contact '{}'", c.name),
+                        None => format!("the peer answering as {}", call.session.peer()),
+                    };
+                    format!("{who} failed the identity check ({e})")
+                } else {
+                    e.to_string()
+                };
+                call.session.handle(Input::ChannelFailed { security: e.is_security(), reason }, now);
+            }
+            LinkEvent::Control(body) => match ControlMessage::decode(&body) {
+                Ok(msg) => call.session.handle(Input::Control(msg), now),
+                // A malformed message from an authenticated peer: note it, keep the call.
+                Err(e) => tracing::warn!(error = %e, "ignored a malformed control message"),
+            },
+            LinkEvent::Closed(e) => {
+                call.session.handle(Input::ChannelFailed { security: false, reason: e.to_string() }, now)
+            }
+        }
+        self.drive_call();
+    }
+}
+
+/// The node's links, one per remote peer.
+pub(super) type Links = HashMap<PeerId, PeerLink>;
+
+impl LiveCall {
+    /// This call's link: the one to its peer, set up for this call.
+    pub(super) fn link<'a>(&self, links: &'a Links) -> Option<&'a PeerLink> {
+        links.get(&self.session.peer()).filter(|l| l.call_id() == self.session.id())
+    }
+
+    /// Where the peer's streams and our relay addresses go: the call's link, or its inbox until
+    /// the link connects.
+    pub(super) fn setup_feed<'a>(&'a self, links: &'a Links) -> Option<&'a SetupFeed> {
+        self.link(links).map(PeerLink::setup_feed).or_else(|| self.inbox.as_ref().map(LinkInbox::setup_feed))
+    }
+
+    /// Takes this call's link out of `links`.
+    pub(super) fn take_link(&self, links: &mut Links) -> Option<PeerLink> {
+        self.link(links)?;
+        links.remove(&self.session.peer())
+    }
+}
+
+impl Phone {
+    /// A stream from a connection the peer opened, for the live call's link (or its inbox until
+    /// the link connects); refused when it names no live call.
+    pub(super) fn offer_stream(&self, call_id: CallId, stream: CallStream) {
+        let call = self.current.as_ref().filter(|c| c.session.id() == call_id);
+        match call.and_then(|c| c.setup_feed(&self.links)) {
+            Some(feed) => feed.offer_stream(stream),
+            None => stream.conn.close(channel::CLOSE_UNWANTED.into(), b"no such call"),
+        }
     }
 }

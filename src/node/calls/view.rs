@@ -101,7 +101,8 @@ impl CallPath {
 }
 
 impl LiveCall {
-    pub(super) fn info(&self) -> CallInfo {
+    /// The call as the user sees it; the path is `link`'s (the call's own, once it is up).
+    pub(super) fn info(&self, link: Option<&PeerLink>) -> CallInfo {
         let s = &self.session;
         let now = Instant::now();
         let wall = |t: Instant| self.started_wall_ms + t.saturating_duration_since(s.started()).as_millis() as u64;
@@ -128,12 +129,13 @@ impl LiveCall {
             muted: self.muted,
             audio: self.audio.as_ref().map(AudioPipeline::stats),
             video_stats: self.video.as_ref().map(VideoPipeline::stats),
-            path: self.media_path.as_ref().filter(|_| s.state() != CallState::Ended).map(|(conn, _)| {
-                let mut p = CallPath::classify(conn.remote_address(), &self.remote_candidates, conn.rtt());
-                if Some(conn.remote_address()) == self.relay_mine {
+            path: link.filter(|_| s.state() != CallState::Ended).and_then(|link| {
+                let (remote, rtt) = (link.remote_address()?, link.rtt()?);
+                let mut p = CallPath::classify(remote, &self.remote_candidates, rtt);
+                if Some(remote) == self.relay_mine {
                     p.kind = "relayed".into();
                 }
-                p
+                Some(p)
             }),
             started_at_ms: self.started_wall_ms,
             answered_at_ms: s.answered_at().map(wall),
@@ -147,7 +149,7 @@ impl LiveCall {
     }
 
     pub(super) fn record(&self) -> CallRecord {
-        let info = self.info();
+        let info = self.info(None);
         let answered = info.answered_at_ms.is_some();
         let outcome = match info.end_reason.clone().unwrap_or(EndReason::ConnectionLost) {
             EndReason::HungUp { .. } => CallOutcome::Completed,
