@@ -14,9 +14,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(config) => {
             assert_eq!(ConfigFile::load(&path).unwrap(), config);
             let _ = config.network.apply();
-            if let Ok(mut settings) = config.calls.apply() {
-                let _ = config.audio.apply(&mut settings);
-                let _ = config.video.apply(&mut settings);
+            let audio = config.audio.apply(&Default::default());
+            let video = config.video.apply(&Default::default());
+            if let (Ok(audio), Ok(video)) = (audio, video) {
+                let _ = config.calls.apply(audio, video);
             }
         }
         Err(ConfigFileError::Syntax { path: p, message }) => {
