@@ -15,7 +15,7 @@
 //!   last frame at half the level.
 
 use super::av1::{EncodedFrame, VideoCodecError, VideoEncoder};
-use super::opus::{FRAME_SAMPLES, Pcm};
+use super::opus::{AudioDecoder, FRAME_SAMPLES, Pcm};
 use crate::media::video::Frame;
 use crate::media::video::cpu_adaptation::VideoFormat;
 use crate::media::video::pattern::{self, Stamp};
@@ -199,6 +199,18 @@ impl FakeOpusDecoder {
             i16::from_be_bytes([coarse[k], coarse[k + 1]])
         });
         self.last
+    }
+}
+
+impl AudioDecoder for FakeOpusDecoder {
+    fn decode(&mut self, packet: &[u8]) -> Pcm {
+        FakeOpusDecoder::decode(self, packet)
+    }
+    fn decode_fec(&mut self, next_packet: &[u8]) -> Pcm {
+        FakeOpusDecoder::decode_fec(self, next_packet)
+    }
+    fn conceal(&mut self) -> Pcm {
+        FakeOpusDecoder::conceal(self)
     }
 }
 
