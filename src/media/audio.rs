@@ -384,11 +384,11 @@ impl AudioReceiver {
     /// what to play for the next 20 ms. Hand it to the decoder in the order the ticks come.
     pub fn playout(&mut self, now: Instant, wall_us: u64) -> Playout {
         let playout = self.jitter.pop(now);
-        if let Playout::Frame { seq, .. } = &playout {
-            if let Some((_, captured)) = self.captures.iter().find(|(s, _)| s == seq) {
-                self.stats.latency_ms = Some(wall_us.saturating_sub(*captured) as f64 / 1000.0);
-                self.playout_age_us = Some(super::capture_age_us(wall_us, *captured));
-            }
+        if let Playout::Frame { seq, .. } = &playout
+            && let Some((_, captured)) = self.captures.iter().find(|(s, _)| s == seq)
+        {
+            self.stats.latency_ms = Some(wall_us.saturating_sub(*captured) as f64 / 1000.0);
+            self.playout_age_us = Some(super::capture_age_us(wall_us, *captured));
         }
         playout
     }

@@ -1,7 +1,7 @@
 //! The sending half of a call's video, sans-IO: it decides and the encoder works. For each
 //! captured picture [`VideoSender::begin`] says what to encode (an [`EncodeJob`]: the format, the
 //! target bitrate, whether to force a keyframe or open a new encoder); an
-//! [`EncodeWorker`](super::encoder::EncodeWorker) carries it out wherever the driver runs it; and
+//! [`EncodeWorker`] carries it out wherever the driver runs it; and
 //! [`VideoSender::finish`] takes the units back and seals them into records, each tagged with its
 //! GOP. It starts a new GOP on every keyframe (the IO layer opens a new QUIC stream for it and
 //! resets the previous one), follows the bitrate the controller sets, and steps the format down and
