@@ -1,12 +1,22 @@
-//! The audio stream of a call, both directions, sans-IO apart from the codec: frames of PCM in,
-//! sealed datagrams out; datagrams in, PCM out per playout tick; receiver reports both ways.
+//! The audio stream of a call, both directions, sans-IO: frames of PCM in, sealed datagrams out;
+//! datagrams in, PCM out per playout tick; receiver reports both ways.
+//!
+//! The halves decide and Opus works. [`AudioSender::begin`] says what to encode (an
+//! [`AudioEncodeJob`]: the PCM, silence when muted, and the bitrate and expected loss the peer's
+//! reports call for); [`AudioSender::finish`] takes the Opus bytes back and builds the datagram with
+//! its redundant copies. [`AudioReceiver::playout`] says what to play each tick (a frame to decode,
+//! the in-band FEC of the next frame, concealment, or silence), and [`decode_playout`] does it.
+//! [`AudioSender::frame`] and [`AudioReceiver::pull`] do both steps inline with Opus codecs of their
+//! own.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::opus::{CodecError, FRAME_SAMPLES, OpusDecoder, OpusEncoder, Pcm};
+use super::codec::opus::{
+    AudioDecoder, CodecError, FRAME_SAMPLES, MAX_BITRATE, MIN_BITRATE, OpusDecoder, OpusEncoder, Pcm,
+};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::packet::{self, AudioPacket, FLAG_MUTED, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport};
 use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, FrameSealer, MediaKind};
@@ -23,10 +33,39 @@ pub fn redundancy_for(loss_permille: u16) -> usize {
     }
 }
 
+/// What to encode for the next frame, as the sender decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioEncodeJob {
+    /// The PCM (silence when muted).
+    pub pcm: Pcm,
+    /// When it was captured, µs since the Unix epoch.
+    pub capture_us: u64,
+    /// The microphone was muted (the datagram says so).
+    pub muted: bool,
+    /// The bitrate to encode at, bps (the encoder clamps it to 16–64 kbps).
+    pub bitrate: i32,
+    /// The loss the encoder should size its in-band FEC for, percent.
+    pub expected_loss_percent: i32,
+}
+
+impl AudioEncodeJob {
+    /// Encodes the frame with `encoder`, set up as the job asks (a setting libopus refuses leaves
+    /// the one before).
+    pub fn encode_with(&self, encoder: &mut OpusEncoder) -> Result<Vec<u8>, CodecError> {
+        let _ = encoder.set_expected_loss(self.expected_loss_percent);
+        let _ = encoder.set_bitrate(self.bitrate);
+        encoder.encode(&self.pcm)
+    }
+}
+
 /// The sending half.
 #[derive(Debug)]
 pub struct AudioSender {
-    encoder: OpusEncoder,
+    /// The encoder [`AudioSender::frame`] uses (opened on first use when absent).
+    inline_encoder: Option<OpusEncoder>,
+    /// What the encoder is asked for: the bitrate, and the loss to expect (percent).
+    bitrate: i32,
+    expected_loss_percent: i32,
     sealer: FrameSealer,
     report_sealer: FrameSealer,
     seq: u32,
@@ -67,10 +106,21 @@ pub struct SendStats {
 }
 
 impl AudioSender {
-    /// A sender with the call's keys.
+    /// A sender with the call's keys, encoding with Opus at `bitrate` when
+    /// [`AudioSender::frame`] is used.
     pub fn new(keys: &FrameKeys, bitrate: i32) -> Result<Self, CodecError> {
-        Ok(AudioSender {
-            encoder: OpusEncoder::new(bitrate)?,
+        let mut sender = Self::with_external_encoder(keys, bitrate);
+        sender.inline_encoder = Some(OpusEncoder::new(bitrate)?);
+        Ok(sender)
+    }
+
+    /// A sender whose caller encodes ([`AudioSender::begin`] and [`AudioSender::finish`]): no
+    /// encoder is opened.
+    pub fn with_external_encoder(keys: &FrameKeys, bitrate: i32) -> Self {
+        AudioSender {
+            inline_encoder: None,
+            bitrate,
+            expected_loss_percent: 0,
             sealer: keys.sealer(MediaKind::Audio),
             report_sealer: keys.sealer(MediaKind::Report),
             seq: 0,
@@ -83,7 +133,7 @@ impl AudioSender {
             peer_report: None,
             base_bitrate: bitrate,
             clean_reports: 0,
-        })
+        }
     }
 
     /// Mutes or unmutes: muted frames carry silence and the muted flag.
@@ -101,21 +151,45 @@ impl AudioSender {
         self.stats
     }
 
-    /// Encodes and seals the next 20 ms frame (captured at `capture_us`, µs since the Unix epoch).
+    /// Encodes and seals the next 20 ms frame (captured at `capture_us`, µs since the Unix epoch):
+    /// [`AudioSender::begin`], the sender's own Opus encoder, then [`AudioSender::finish`].
     pub fn frame(&mut self, pcm: &Pcm, capture_us: u64) -> Result<Vec<u8>, CodecError> {
-        let silence = [0i16; FRAME_SAMPLES];
-        let data = self.encoder.encode(if self.muted { &silence } else { pcm })?;
+        let job = self.begin(pcm, capture_us);
+        let encoder = match self.inline_encoder.as_mut() {
+            Some(encoder) => encoder,
+            None => self.inline_encoder.insert(OpusEncoder::new(job.bitrate)?),
+        };
+        let opus = job.encode_with(encoder)?;
+        Ok(self.finish(&job, opus))
+    }
+
+    /// The next 20 ms frame (captured at `capture_us`, µs since the Unix epoch): what to encode.
+    /// Hand the Opus bytes to [`AudioSender::finish`].
+    pub fn begin(&self, pcm: &Pcm, capture_us: u64) -> AudioEncodeJob {
+        AudioEncodeJob {
+            pcm: if self.muted { [0; FRAME_SAMPLES] } else { *pcm },
+            capture_us,
+            muted: self.muted,
+            bitrate: self.bitrate,
+            expected_loss_percent: self.expected_loss_percent,
+        }
+    }
+
+    /// `job` was encoded into `opus`: the sealed datagram, carrying as many earlier frames as the
+    /// redundancy asks for.
+    pub fn finish(&mut self, job: &AudioEncodeJob, opus: Vec<u8>) -> Vec<u8> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        let mut frames = vec![(seq, data.clone())];
+        let mut frames = vec![(seq, opus.clone())];
         frames.extend(self.history.iter().take(self.redundancy).cloned());
-        self.history.push_front((seq, data));
+        self.history.push_front((seq, opus));
         self.history.truncate(packet::MAX_FRAMES - 1);
-        let plain = AudioPacket { seq, capture_us, flags: if self.muted { FLAG_MUTED } else { 0 }, frames }.encode();
+        let flags = if job.muted { FLAG_MUTED } else { 0 };
+        let plain = AudioPacket { seq, capture_us: job.capture_us, flags, frames }.encode();
         let datagram = packet::seal(KIND_AUDIO, &mut self.sealer, &plain);
         self.stats.packets += 1;
         self.stats.bytes += datagram.len() as u64;
-        Ok(datagram)
+        datagram
     }
 
     /// Seals a receiver report about the peer's audio (sent on our report key).
@@ -129,7 +203,7 @@ impl AudioSender {
         let wanted = redundancy_for(report.loss_permille);
         self.redundancy = if wanted >= self.redundancy { wanted } else { self.redundancy - 1 };
         // In-band FEC takes bits from the primary encoding: ask for it only when there is loss.
-        let _ = self.encoder.set_expected_loss((report.loss_permille as i32 + 9) / 10);
+        self.expected_loss_percent = (report.loss_permille as i32 + 9) / 10;
         // "Clean enough": random loss under 15 % with low jitter is not congestion that more bits
         // would worsen, and the boost is what keeps speech quality up under loss.
         let calm = report.loss_permille < 150 && report.jitter_us < 30_000;
@@ -139,8 +213,8 @@ impl AudioSender {
         } else {
             self.base_bitrate
         };
-        let _ = self.encoder.set_bitrate(bitrate);
-        self.stats.bitrate = self.encoder.bitrate();
+        self.bitrate = bitrate;
+        self.stats.bitrate = bitrate.clamp(MIN_BITRATE, MAX_BITRATE);
         self.stats.redundancy = self.redundancy;
         self.stats.peer_loss_permille = report.loss_permille;
         self.stats.peer_jitter_ms = report.jitter_us as f64 / 1000.0;
@@ -177,7 +251,8 @@ pub struct AudioReceiver {
     opener: FrameOpener,
     report_opener: FrameOpener,
     jitter: JitterBuffer,
-    decoder: OpusDecoder,
+    /// The decoder [`AudioReceiver::pull`] uses (opened on first use when absent).
+    inline_decoder: Option<OpusDecoder>,
     captures: VecDeque<(u32, u64)>,
     playout_age_us: Option<i64>,
     stats: ReceiveStats,
@@ -199,13 +274,21 @@ pub enum Received {
 }
 
 impl AudioReceiver {
-    /// A receiver with the call's keys.
+    /// A receiver with the call's keys, decoding with Opus when [`AudioReceiver::pull`] is used.
     pub fn new(keys: &FrameKeys) -> Result<Self, CodecError> {
-        Ok(AudioReceiver {
+        let mut receiver = Self::with_external_decoder(keys);
+        receiver.inline_decoder = Some(OpusDecoder::new()?);
+        Ok(receiver)
+    }
+
+    /// A receiver whose caller decodes ([`AudioReceiver::playout`] and [`decode_playout`]): no
+    /// decoder is opened.
+    pub fn with_external_decoder(keys: &FrameKeys) -> Self {
+        AudioReceiver {
             opener: keys.opener(MediaKind::Audio),
             report_opener: keys.opener(MediaKind::Report),
             jitter: JitterBuffer::new(),
-            decoder: OpusDecoder::new()?,
+            inline_decoder: None,
             captures: VecDeque::new(),
             playout_age_us: None,
             stats: ReceiveStats::default(),
@@ -213,7 +296,7 @@ impl AudioReceiver {
             highest_seq: None,
             primaries: 0,
             last_report: (0, 0),
-        })
+        }
     }
 
     /// The counters.
@@ -280,20 +363,34 @@ impl AudioReceiver {
     }
 
     /// The playout clock ticked at `now` (`wall_us`: the same instant, µs since the Unix epoch): the
-    /// next 20 ms of audio.
+    /// next 20 ms of audio, decoded with the receiver's own Opus decoder ([`AudioReceiver::playout`],
+    /// then [`decode_playout`]).
     pub fn pull(&mut self, now: Instant, wall_us: u64) -> Pcm {
-        match self.jitter.pop(now) {
-            Playout::Silence => [0; FRAME_SAMPLES],
-            Playout::Frame { seq, data } => {
-                if let Some((_, captured)) = self.captures.iter().find(|(s, _)| *s == seq) {
-                    self.stats.latency_ms = Some(wall_us.saturating_sub(*captured) as f64 / 1000.0);
-                    self.playout_age_us = Some(super::capture_age_us(wall_us, *captured));
+        let playout = self.playout(now, wall_us);
+        let decoder = match self.inline_decoder.as_mut() {
+            Some(decoder) => decoder,
+            None => match OpusDecoder::new() {
+                Ok(decoder) => self.inline_decoder.insert(decoder),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no Opus decoder: playing silence");
+                    return [0; FRAME_SAMPLES];
                 }
-                self.decoder.decode(&data)
-            }
-            Playout::Fec { next, .. } => self.decoder.decode_fec(&next),
-            Playout::Conceal => self.decoder.conceal(),
+            },
+        };
+        decode_playout(decoder, &playout)
+    }
+
+    /// The playout clock ticked at `now` (`wall_us`: the same instant, µs since the Unix epoch):
+    /// what to play for the next 20 ms. Hand it to the decoder in the order the ticks come.
+    pub fn playout(&mut self, now: Instant, wall_us: u64) -> Playout {
+        let playout = self.jitter.pop(now);
+        if let Playout::Frame { seq, .. } = &playout
+            && let Some((_, captured)) = self.captures.iter().find(|(s, _)| s == seq)
+        {
+            self.stats.latency_ms = Some(wall_us.saturating_sub(*captured) as f64 / 1000.0);
+            self.playout_age_us = Some(super::capture_age_us(wall_us, *captured));
         }
+        playout
     }
 
     /// A report about the peer's audio as we receive it. The loss is the network's, over the last
@@ -322,11 +419,23 @@ impl AudioReceiver {
     }
 }
 
+/// Plays one tick's [`Playout`] with `decoder`: decodes the frame, recovers a lost one from the
+/// next frame's in-band FEC, conceals, or gives silence.
+pub fn decode_playout(decoder: &mut impl AudioDecoder, playout: &Playout) -> Pcm {
+    match playout {
+        Playout::Silence => [0; FRAME_SAMPLES],
+        Playout::Frame { data, .. } => decoder.decode(data),
+        Playout::Fec { next, .. } => decoder.decode_fec(next),
+        Playout::Conceal => decoder.conceal(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
+    use crate::media::codec::fake::{FakeOpusDecoder, FakeOpusEncoder};
     use crate::media::codec::opus::DEFAULT_BITRATE;
 
     fn keys() -> (FrameKeys, FrameKeys) {
@@ -340,6 +449,67 @@ mod tests {
             *s = ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16;
         }
         pcm
+    }
+
+    #[test]
+    fn without_a_codec_a_lost_frame_is_recovered_from_the_next_ones_fec_or_else_concealed() {
+        let (a, b) = keys();
+        let mut tx = AudioSender::with_external_encoder(&a, DEFAULT_BITRATE);
+        let mut rx = AudioReceiver::with_external_decoder(&b);
+        let (mut encoder, mut decoder) = (FakeOpusEncoder::new(), FakeOpusDecoder::new());
+        // A clean link: no redundant copies, so a lost datagram is a lost frame.
+        tx.on_peer_report(ReceiverReport::default());
+        assert_eq!(tx.stats().redundancy, 0);
+        let t0 = Instant::now();
+        let mut decisions = Vec::new();
+        for i in 0..30u32 {
+            let job = tx.begin(&tone(i), 0);
+            let datagram = tx.finish(&job, encoder.encode(&job.pcm));
+            // Frame 5 is lost alone; 10 and 11 together.
+            if ![5, 10, 11].contains(&i) {
+                rx.on_datagram(&datagram, t0 + Duration::from_millis(20 * u64::from(i))).unwrap();
+            }
+            let playout = rx.playout(t0 + Duration::from_millis(20 * u64::from(i) + 10), 0);
+            let pcm = decode_playout(&mut decoder, &playout);
+            if let Playout::Fec { seq, .. } = &playout {
+                assert_eq!(pcm[20], tone(*seq)[20], "the FEC copy of frame {seq}");
+            }
+            decisions.push(playout);
+        }
+        let losses: Vec<String> = decisions
+            .iter()
+            .filter_map(|p| match p {
+                Playout::Fec { seq, .. } => Some(format!("fec {seq}")),
+                Playout::Conceal => Some("conceal".into()),
+                _ => None,
+            })
+            .collect();
+        // 5 comes back from 6. When 10 is due nothing later is here yet: the network may be late, so
+        // playout waits a tick (concealed); then 10 is lost and so is 11, which would carry its FEC:
+        // concealed; 11 comes back from 12.
+        assert_eq!(losses, ["fec 5", "conceal", "conceal", "fec 11"]);
+        let jitter = rx.stats().jitter;
+        assert_eq!((jitter.lost, jitter.fec_recovered, jitter.concealed), (3, 2, 2));
+    }
+
+    #[test]
+    fn the_peers_reports_and_the_mute_switch_set_what_the_next_encode_job_asks_for() {
+        let (a, _) = keys();
+        let mut tx = AudioSender::with_external_encoder(&a, DEFAULT_BITRATE);
+        let job = tx.begin(&tone(0), 7);
+        assert_eq!((job.bitrate, job.expected_loss_percent, job.muted, job.capture_us), (DEFAULT_BITRATE, 0, false, 7));
+        assert_eq!(job.pcm, tone(0));
+        // 3 % loss, calm: FEC sized for it, and after two calm reports the clean-link boost.
+        let calm = ReceiverReport { loss_permille: 30, ..Default::default() };
+        tx.on_peer_report(calm);
+        assert_eq!(tx.begin(&tone(1), 0).bitrate, DEFAULT_BITRATE);
+        tx.on_peer_report(calm);
+        let job = tx.begin(&tone(1), 0);
+        assert_eq!((job.bitrate, job.expected_loss_percent), (DEFAULT_BITRATE + CLEAN_LINK_BOOST, 3));
+        assert_eq!(tx.stats().bitrate, DEFAULT_BITRATE + CLEAN_LINK_BOOST);
+        tx.set_muted(true);
+        let job = tx.begin(&tone(2), 0);
+        assert!(job.muted && job.pcm == [0; FRAME_SAMPLES], "muted: silence is encoded");
     }
 
     #[test]

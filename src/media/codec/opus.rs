@@ -82,6 +82,28 @@ impl OpusEncoder {
     }
 }
 
+/// What the playout asks of an Opus decoder: [`OpusDecoder`], or a fake in tests and the simulator.
+pub trait AudioDecoder {
+    /// Decodes a frame.
+    fn decode(&mut self, packet: &[u8]) -> Pcm;
+    /// Recovers the frame before `next_packet` from its in-band FEC.
+    fn decode_fec(&mut self, next_packet: &[u8]) -> Pcm;
+    /// Packet-loss concealment for one frame.
+    fn conceal(&mut self) -> Pcm;
+}
+
+impl AudioDecoder for OpusDecoder {
+    fn decode(&mut self, packet: &[u8]) -> Pcm {
+        OpusDecoder::decode(self, packet)
+    }
+    fn decode_fec(&mut self, next_packet: &[u8]) -> Pcm {
+        OpusDecoder::decode_fec(self, next_packet)
+    }
+    fn conceal(&mut self) -> Pcm {
+        OpusDecoder::conceal(self)
+    }
+}
+
 /// The decoder, with FEC and packet-loss concealment.
 pub struct OpusDecoder {
     inner: opus::Decoder,

@@ -2,13 +2,15 @@
 //! pattern that burns a frame counter and a capture timestamp into the picture, so drops, freezes and
 //! glass-to-glass latency can be measured from what arrives.
 //!
-//! Also the sans-IO halves of a call's video: the [`sender::VideoSender`] (encoder, GOPs, CPU
-//! adaptation, sealing), the [`receiver::VideoReceiver`] (opening, decoding, keyframe requests,
+//! Also the sans-IO halves of a call's video: the [`sender::VideoSender`] (encode jobs, GOPs, CPU
+//! adaptation, sealing), the [`receiver::VideoReceiver`] (opening, decode jobs, keyframe requests,
 //! freezes, rendering in step with the audio), the [`wire`] format between them, and the
-//! [`record_reader::RecordReader`] that reassembles a stream's records within a memory budget. The AV1 codecs
-//! live in `media::codec`; the IO (threads, QUIC streams) in `media::video_pipeline`.
+//! [`record_reader::RecordReader`] that reassembles a stream's records within a memory budget. The
+//! [`encoder::EncodeWorker`] carries out the sender's encode jobs; the AV1 codecs live in
+//! `media::codec`; the IO (threads, QUIC streams) in `media::video_pipeline`.
 
 pub mod cpu_adaptation;
+pub mod encoder;
 pub mod pattern;
 pub mod receiver;
 pub mod record_reader;

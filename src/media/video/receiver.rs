@@ -1,5 +1,9 @@
-//! The receiving half of a call's video (sans-IO apart from the decoder's own work): sealed records
-//! in (tagged with the GOP of the stream they came on), pictures out when they are due.
+//! The receiving half of a call's video, sans-IO: sealed records in (tagged with the GOP of the
+//! stream they came on), pictures out when they are due. It decides and the decoder works:
+//! [`VideoReceiver::accept_record`] opens a record and says whether to decode it (a
+//! [`DecodeJob`]); the caller decodes it wherever it likes (dav1d on a thread of its own, a fake in
+//! the simulator) and hands the pictures, or the error, to [`VideoReceiver::on_decoded`].
+//! [`VideoReceiver::on_record`] does both inline with a dav1d decoder of its own.
 //!
 //! - A record of an older GOP than the one being decoded is stale and dropped.
 //! - A new GOP must start with a keyframe; inside a GOP the frame numbers must follow each other
@@ -99,8 +103,24 @@ pub struct Rendered {
     pub capture_us: u64,
 }
 
+/// A record to decode: what [`VideoReceiver::accept_record`] found decodable, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeJob {
+    /// The AV1 temporal unit.
+    pub av1: Vec<u8>,
+    /// The sender's frame number.
+    pub frame: u32,
+    /// When it was captured (sender's clock, µs since the Unix epoch).
+    pub capture_us: u64,
+    /// How old it was on arrival (`wall − capture`; the clocks differ, so signed).
+    pub age_us: i64,
+    /// The run of decodable frames it belongs to (a keyframe starts a run).
+    run: u32,
+}
+
+/// A decoded picture waiting for its turn.
 #[derive(Debug)]
-struct Decoded {
+struct Waiting {
     picture: Frame,
     frame: u32,
     capture_us: u64,
@@ -120,10 +140,17 @@ pub enum VideoReceiveError {
 /// The receiver.
 pub struct VideoReceiver {
     opener: FrameOpener,
-    decoder: Dav1dDecoder,
+    /// The decoder [`VideoReceiver::on_record`] uses (opened on first use when absent).
+    inline_decoder: Option<Dav1dDecoder>,
+    decoder_threads: u32,
     gop: Option<u32>,
     expect: Option<u32>,
     in_step: bool,
+    /// The run of frames being decoded now (a keyframe starts the next one), and one whose decoding
+    /// failed: its later frames depend on what failed, and are dropped if they were already sent
+    /// off to decode.
+    run: u32,
+    failed_run: Option<u32>,
     need_keyframe: bool,
     last_request: Option<Instant>,
     last_arrival: Option<Instant>,
@@ -133,7 +160,7 @@ pub struct VideoReceiver {
     backlog_asked: Option<u32>,
     backlog_pending: bool,
     decoded_ages: VecDeque<(Instant, i64)>,
-    queue: VecDeque<Decoded>,
+    queue: VecDeque<Waiting>,
     last_render: Option<Instant>,
     first_render: Option<Instant>,
     avg_interval: Option<Duration>,
@@ -152,14 +179,27 @@ fn newer(a: u32, b: u32) -> bool {
 }
 
 impl VideoReceiver {
-    /// A receiver opening with the call's video key, decoding on `threads`.
+    /// A receiver opening with the call's video key, and decoding with dav1d on `threads` when
+    /// [`VideoReceiver::on_record`] is used.
     pub fn new(keys: &FrameKeys, threads: u32) -> Result<Self, VideoCodecError> {
-        Ok(VideoReceiver {
+        let mut receiver = Self::with_external_decoder(keys);
+        receiver.inline_decoder = Some(Dav1dDecoder::new(threads)?);
+        receiver.decoder_threads = threads;
+        Ok(receiver)
+    }
+
+    /// A receiver whose caller decodes ([`VideoReceiver::accept_record`] and
+    /// [`VideoReceiver::on_decoded`]): no decoder is opened.
+    pub fn with_external_decoder(keys: &FrameKeys) -> Self {
+        VideoReceiver {
             opener: keys.opener(MediaKind::Video),
-            decoder: Dav1dDecoder::new(threads)?,
+            inline_decoder: None,
+            decoder_threads: 1,
             gop: None,
             expect: None,
             in_step: false,
+            run: 0,
+            failed_run: None,
             need_keyframe: false,
             last_request: None,
             last_arrival: None,
@@ -175,7 +215,7 @@ impl VideoReceiver {
             avg_interval: None,
             remote_sending: false,
             stats: VideoReceiveStats::default(),
-        })
+        }
     }
 
     /// The counters.
@@ -201,8 +241,31 @@ impl VideoReceiver {
     }
 
     /// A record's body (after its length prefix) from the stream of `gop`, arriving at `now`
-    /// (`wall_us`: the same instant on the wall clock).
+    /// (`wall_us`: the same instant on the wall clock): opens it and decodes it with the receiver's
+    /// own dav1d decoder ([`VideoReceiver::accept_record`], then [`VideoReceiver::on_decoded`]).
     pub fn on_record(&mut self, now: Instant, wall_us: u64, gop: u32, body: &[u8]) -> Result<(), VideoReceiveError> {
+        let Some(job) = self.accept_record(now, wall_us, gop, body)? else { return Ok(()) };
+        let decoder = match self.inline_decoder.as_mut() {
+            Some(decoder) => Ok(decoder),
+            None => Dav1dDecoder::new(self.decoder_threads).map(|d| self.inline_decoder.insert(d)),
+        };
+        let result = decoder.and_then(|d| d.decode(&job.av1));
+        let failure = result.as_ref().err().cloned();
+        self.on_decoded(now, &job, result);
+        failure.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// A record's body (after its length prefix) from the stream of `gop`, arriving at `now`
+    /// (`wall_us`: the same instant on the wall clock): what to decode, if anything. `None` for a
+    /// record of an old GOP, or one that cannot be decoded because something before it is missing.
+    /// Decode the jobs in the order they come, and hand each result to [`VideoReceiver::on_decoded`].
+    pub fn accept_record(
+        &mut self,
+        now: Instant,
+        wall_us: u64,
+        gop: u32,
+        body: &[u8],
+    ) -> Result<Option<DecodeJob>, VideoWireError> {
         let frame = match wire::open(&mut self.opener, gop, body) {
             Ok(f) => f,
             Err(e) => {
@@ -211,7 +274,7 @@ impl VideoReceiver {
                     VideoWireError::Frame(_) => self.stats.replayed += 1,
                     _ => self.stats.malformed += 1,
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
         self.stats.frames_received += 1;
@@ -228,12 +291,14 @@ impl VideoReceiver {
         if let Some(current) = self.gop {
             if newer(current, gop) {
                 self.stats.stale += 1;
-                return Ok(());
+                return Ok(None);
             }
         }
         let new_gop = self.gop.is_none_or(|current| newer(gop, current));
         if frame.keyframe() {
             self.stats.keyframes += 1;
+            // Whatever failed before a keyframe, the frames after it do not depend on it.
+            self.run = self.run.wrapping_add(1);
             if new_gop || !self.in_step {
                 self.gop = Some(gop);
                 self.in_step = true;
@@ -247,7 +312,7 @@ impl VideoReceiver {
         if !self.in_step {
             self.stats.undecodable += 1;
             self.need_keyframe = true;
-            return Ok(());
+            return Ok(None);
         }
         if age.saturating_sub(min) > BACKLOG.as_micros() as i64 && self.backlog_asked != Some(gop) {
             // Far behind: keep decoding (later frames need this one), but ask for a fresh start.
@@ -255,29 +320,38 @@ impl VideoReceiver {
             self.backlog_pending = true;
         }
         self.expect = Some(frame.frame.wrapping_add(1));
-        match self.decoder.decode(&frame.av1) {
+        Ok(Some(DecodeJob { av1: frame.av1, frame: frame.frame, capture_us: frame.capture_us, age_us: age, run: self.run }))
+    }
+
+    /// `job` was decoded at `now` into `result`: the pictures wait for their turn. A decoder that
+    /// failed leaves the receiver out of step until the next keyframe (and a keyframe request goes
+    /// out); pictures of frames that were sent off to decode after the one that failed are dropped.
+    pub fn on_decoded(&mut self, now: Instant, job: &DecodeJob, result: Result<Vec<Frame>, VideoCodecError>) {
+        match result {
+            Ok(_) if self.failed_run == Some(job.run) => self.stats.undecodable += 1,
             Ok(pictures) => {
                 if !pictures.is_empty() {
-                    self.decoded_ages.push_back((now, age));
+                    self.decoded_ages.push_back((now, job.age_us));
                     while self.decoded_ages.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > AGE_WINDOW) {
                         self.decoded_ages.pop_front();
                     }
                 }
                 for picture in pictures {
                     self.stats.frames_decoded += 1;
-                    self.queue.push_back(Decoded { picture, frame: frame.frame, capture_us: frame.capture_us });
+                    self.queue.push_back(Waiting { picture, frame: job.frame, capture_us: job.capture_us });
                 }
                 while self.queue.len() > MAX_QUEUE {
                     self.queue.pop_front();
                     self.stats.frames_skipped += 1;
                 }
-                Ok(())
             }
-            Err(e) => {
+            Err(_) => {
                 self.stats.decode_errors += 1;
-                self.in_step = false;
-                self.need_keyframe = true;
-                Err(e.into())
+                self.failed_run = Some(job.run);
+                if job.run == self.run {
+                    self.in_step = false;
+                    self.need_keyframe = true;
+                }
             }
         }
     }
@@ -370,6 +444,8 @@ mod tests {
     use super::*;
     use crate::media::video::cpu_adaptation::VideoFormat;
     use crate::media::video::pattern::Stamp;
+    use crate::media::codec::fake::{FakeVideoDecoder, FakeVideoEncoder};
+    use crate::media::video::encoder::EncodeWorker;
     use crate::media::video::sender::{Outgoing, SenderConfig, VideoSender};
 
     fn pair() -> (VideoSender, VideoReceiver) {
@@ -398,6 +474,81 @@ mod tests {
             let wall = T + 33_000 * u64::from(*n) + late_ms * 1000;
             let _ = r.on_record(at, wall, o.gop, &o.record[4..]);
         }
+    }
+
+    /// Records for pictures `from..to` (33 ms apart from `t0`), encoded with the fake encoder.
+    fn fake_records(s: &mut VideoSender, w: &mut EncodeWorker, t0: Instant, from: u32, to: u32) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        for n in from..to {
+            let t = t0 + Duration::from_millis(33 * u64::from(n));
+            let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+            let job = s.begin(t, pic, T + 33_000 * u64::from(n));
+            let result = w.encode(&job);
+            out.extend(s.finish(t, &job, result));
+        }
+        out
+    }
+
+    fn fake_pair() -> (VideoSender, EncodeWorker, VideoReceiver) {
+        let (s, _) = pair();
+        let b = FrameKeys::new([1; 32], [2; 32], false, b"h");
+        (s, EncodeWorker::with_opener(FakeVideoEncoder::open), VideoReceiver::with_external_decoder(&b))
+    }
+
+    fn accept(r: &mut VideoReceiver, t0: Instant, o: &Outgoing) -> Option<DecodeJob> {
+        r.accept_record(t0, T, o.gop, &o.record[4..]).unwrap()
+    }
+
+    #[test]
+    fn without_a_codec_a_gap_in_frame_numbers_means_no_decode_job_until_a_keyframe() {
+        let (mut s, mut w, mut r) = fake_pair();
+        let mut decoder = FakeVideoDecoder::new();
+        let t0 = Instant::now();
+        let recs = fake_records(&mut s, &mut w, t0, 0, 5);
+        for o in &recs[..2] {
+            let job = accept(&mut r, t0, o).expect("in order: decode it");
+            let pictures = decoder.decode(&job.av1);
+            r.on_decoded(t0, &job, pictures);
+        }
+        // Frame 2 is lost: 3 and 4 are not worth decoding.
+        assert_eq!(accept(&mut r, t0, &recs[3]), None);
+        assert_eq!(accept(&mut r, t0, &recs[4]), None);
+        assert!(r.poll_keyframe_request(t0));
+        s.on_keyframe_request(t0 + Duration::from_secs(1));
+        let k = fake_records(&mut s, &mut w, t0, 30, 31);
+        let job = accept(&mut r, t0, &k[0]).expect("a keyframe: decodable again");
+        let pictures = decoder.decode(&job.av1);
+        r.on_decoded(t0, &job, pictures);
+        let st = r.stats();
+        assert_eq!((st.frames_decoded, st.undecodable, st.keyframes), (3, 2, 2));
+        let shown: Vec<u32> = std::iter::from_fn(|| r.poll_render(t0, T + 10_000_000, None)).map(|p| p.frame).collect();
+        assert_eq!(shown, [0, 1, 5]);
+    }
+
+    #[test]
+    fn a_failure_reported_after_more_jobs_went_out_drops_their_pictures_until_the_next_keyframe() {
+        let (mut s, mut w, mut r) = fake_pair();
+        let t0 = Instant::now();
+        let recs = fake_records(&mut s, &mut w, t0, 0, 3);
+        let jobs: Vec<DecodeJob> = recs.iter().map(|o| accept(&mut r, t0, o).unwrap()).collect();
+        // The decoder thread is behind: a keyframe arrives before it reports that frame 1 failed.
+        s.on_keyframe_request(t0 + Duration::from_secs(1));
+        let k = fake_records(&mut s, &mut w, t0, 30, 31);
+        let key = accept(&mut r, t0, &k[0]).unwrap();
+        let picture = || Ok(vec![Frame::black(320, 180).unwrap()]);
+        r.on_decoded(t0, &jobs[0], picture());
+        r.on_decoded(t0, &jobs[1], Err(VideoCodecError::Decoder("broken".into())));
+        r.on_decoded(t0, &jobs[2], picture());
+        r.on_decoded(t0, &key, picture());
+        let st = r.stats();
+        assert_eq!((st.frames_decoded, st.decode_errors, st.undecodable), (2, 1, 1), "frame 2 depended on 1");
+        assert!(!r.poll_keyframe_request(t0), "the keyframe after the failure is decoding already");
+        let delta = fake_records(&mut s, &mut w, t0, 31, 32);
+        assert!(accept(&mut r, t0, &delta[0]).is_some(), "still in step after that keyframe");
+        // Without a keyframe after it, a failure stops decoding and asks for one.
+        r.on_decoded(t0, &key, Err(VideoCodecError::Decoder("broken".into())));
+        assert!(accept(&mut r, t0, &fake_records(&mut s, &mut w, t0, 32, 33)[0]).is_none());
+        assert!(r.poll_keyframe_request(t0));
     }
 
     #[test]

@@ -1,10 +1,15 @@
-//! The sending half of a call's video (sans-IO apart from the encoder's own work): pictures in,
-//! sealed records out, each tagged with its GOP. It owns the encoder, starts a new GOP on every
-//! keyframe (the IO layer opens a new QUIC stream for it and resets the previous one), follows the
-//! bitrate the controller sets, and steps the format down and up with the CPU adaptation.
+//! The sending half of a call's video, sans-IO: it decides and the encoder works. For each
+//! captured picture [`VideoSender::begin`] says what to encode (an [`EncodeJob`]: the format, the
+//! target bitrate, whether to force a keyframe or open a new encoder); an
+//! [`EncodeWorker`] carries it out wherever the driver runs it; and
+//! [`VideoSender::finish`] takes the units back and seals them into records, each tagged with its
+//! GOP. It starts a new GOP on every keyframe (the IO layer opens a new QUIC stream for it and
+//! resets the previous one), follows the bitrate the controller sets, and steps the format down and
+//! up with the CPU adaptation.
 //!
-//! The caller passes `now`; the encoder's run time is measured here, because it is what the CPU
-//! adaptation is about.
+//! The caller passes `now`, and the worker how long the encode took (what the CPU adaptation is
+//! about): nothing here reads the clock. [`VideoSender::send`] does all three steps inline with an
+//! encoder of its own, for callers that need no worker thread.
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Frame;
 use super::cpu_adaptation::{Adaptation, CpuAdaptation, VideoFormat};
+use super::encoder::{EncodeJob, EncodeWorker, Encoded};
 use super::wire::{self, FLAG_KEYFRAME, VideoFrame};
 use crate::crypto::frame::{FrameKeys, FrameSealer, MediaKind};
-use crate::media::codec::av1::{EncoderKind, VideoCodecError, VideoEncoder};
+use crate::media::codec::av1::{EncoderKind, VideoCodecError};
 
 /// A keyframe request that comes sooner than this after the last keyframe is ignored: that
 /// keyframe is probably still on its way. On a slow link the wait is longer: twice the time the
@@ -88,7 +94,11 @@ pub struct VideoSendStats {
 pub struct VideoSender {
     config: SenderConfig,
     sealer: FrameSealer,
-    encoder: Option<Box<dyn VideoEncoder>>,
+    /// The encoder in use can take the next picture (else the next job opens a new one).
+    encoder_open: bool,
+    /// The encoder [`VideoSender::send`] runs jobs on; a driver with a worker of its own never
+    /// opens it.
+    inline_worker: EncodeWorker,
     cpu: CpuAdaptation,
     target: u32,
     gop: u32,
@@ -118,7 +128,8 @@ impl VideoSender {
         VideoSender {
             config,
             sealer: keys.sealer(MediaKind::Video),
-            encoder: None,
+            encoder_open: false,
+            inline_worker: EncodeWorker::new(config.encoder, config.threads),
             cpu,
             target: START_BITRATE,
             gop: 0,
@@ -151,26 +162,10 @@ impl VideoSender {
         s
     }
 
-    /// Follows the bitrate controller.
+    /// Follows the bitrate controller (from the next job on).
     pub fn set_target_bitrate(&mut self, bps: u32) {
         self.target = bps;
         self.stats.target_bitrate = bps;
-        if let Some(enc) = self.encoder.as_mut() {
-            match enc.set_bitrate(bps) {
-                Ok(false) => {}
-                Ok(true) => {
-                    // A new stream inside the encoder: a keyframe next, input numbered from 0.
-                    self.in_flight.clear();
-                    self.next_input = 0;
-                    self.keyframe_wanted = true;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the encoder refused a bitrate; starting a new one");
-                    self.encoder = None;
-                    self.keyframe_wanted = true;
-                }
-            }
-        }
     }
 
     /// The peer cannot decode: the next frame is a keyframe, unless one went out very recently.
@@ -189,54 +184,59 @@ impl VideoSender {
         self.keyframe_wanted = true;
     }
 
-    /// Video off: the encoder is dropped (its memory and threads go); the next frame starts afresh.
+    /// Video off: the next job opens a new encoder and starts with a keyframe. The encoder of
+    /// [`VideoSender::send`] is dropped now (its memory and threads go); a driver with its own
+    /// worker releases that worker's ([`EncodeWorker::release`]).
     pub fn pause(&mut self) {
-        self.encoder = None;
+        self.encoder_open = false;
+        self.inline_worker.release();
         self.keyframe_wanted = true;
     }
 
-    /// Encodes one picture (at [`VideoSender::format`]'s size; others are rescaled) captured at
-    /// `capture_us` and seals what the encoder gives back.
-    pub fn send(&mut self, now: Instant, picture: &Frame, capture_us: u64) -> Result<Vec<Outgoing>, VideoCodecError> {
-        let format = self.cpu.format();
-        let scaled;
-        let picture = if (picture.width, picture.height) == (format.width, format.height) {
-            picture
-        } else {
-            scaled = picture.scaled(format.width, format.height).ok_or_else(|| {
-                VideoCodecError::Encoder(format!("cannot scale to {}x{}", format.width, format.height))
-            })?;
-            &scaled
+    /// A picture captured at `capture_us` is ready at `now`: what to encode. Hand the job to an
+    /// [`EncodeWorker`] and its result to [`VideoSender::finish`]; jobs are finished in the order
+    /// they were begun.
+    pub fn begin(&mut self, now: Instant, picture: Frame, capture_us: u64) -> EncodeJob {
+        let restart = !self.encoder_open;
+        let periodic = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) >= KEYFRAME_INTERVAL);
+        let job = EncodeJob {
+            picture,
+            capture_us,
+            format: self.cpu.format(),
+            bitrate: self.target,
+            keyframe: self.keyframe_wanted || periodic || restart,
+            restart,
         };
-        if self.encoder.is_none() {
-            let enc = self.config.encoder.open(
-                format.width,
-                format.height,
-                u64::from(format.fps),
-                self.target,
-                self.config.threads,
-            )?;
-            self.encoder = Some(enc);
-            self.keyframe_wanted = true;
-            // A new encoder numbers its input from 0; what the old one held back is gone.
+        self.keyframe_wanted = false;
+        self.encoder_open = true;
+        job
+    }
+
+    /// The worker finished `job` at `now`: seals what the encoder gave back. After a failure the
+    /// next job opens a new encoder and starts with a keyframe.
+    pub fn finish(&mut self, now: Instant, job: &EncodeJob, result: Result<Encoded, VideoCodecError>) -> Vec<Outgoing> {
+        let encoded = match result {
+            Ok(encoded) => encoded,
+            Err(_) => {
+                self.encoder_open = false;
+                self.keyframe_wanted = true;
+                return Vec::new();
+            }
+        };
+        if encoded.restarted {
+            // A new stream numbers its input from 0; what the old one held back is gone.
             self.in_flight.clear();
             self.next_input = 0;
         }
-        let periodic = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) >= KEYFRAME_INTERVAL);
-        let keyframe = self.keyframe_wanted || periodic;
-        let enc = self.encoder.as_mut().expect("opened above");
-        let started = Instant::now();
-        let units = enc.encode(picture, keyframe)?;
-        let took = started.elapsed();
-        self.keyframe_wanted = false;
-        self.in_flight.push_back((self.next_input, capture_us));
+        let format = job.format;
+        self.in_flight.push_back((self.next_input, job.capture_us));
         self.next_input += 1;
         while self.in_flight.len() > 64 {
             self.in_flight.pop_front();
         }
 
-        let mut out = Vec::with_capacity(units.len());
-        for unit in units {
+        let mut out = Vec::with_capacity(encoded.units.len());
+        for unit in encoded.units {
             let new_gop = unit.keyframe || self.stats.frames == 0;
             if new_gop {
                 if self.stats.frames > 0 {
@@ -253,7 +253,7 @@ impl VideoSender {
                     self.in_flight.pop_front();
                     at
                 }
-                _ => capture_us,
+                _ => job.capture_us,
             };
             let frame = VideoFrame {
                 frame: self.next_frame,
@@ -273,7 +273,7 @@ impl VideoSender {
             out.push(Outgoing { gop: self.gop, new_gop, record, frame: frame.frame });
         }
 
-        if let Some(step) = self.cpu.on_frame_encoded(now, took) {
+        if let Some(step) = self.cpu.on_frame_encoded(now, encoded.took) {
             let (Adaptation::Down(f) | Adaptation::Up(f)) = step;
             tracing::info!(?step, "video format changed for the CPU");
             self.stats.cpu_adaptations += 1;
@@ -282,16 +282,29 @@ impl VideoSender {
             self.stats.target_fps = f.fps;
             if (f.width, f.height) != (format.width, format.height) {
                 // A new size needs a new encoder, which starts with a keyframe.
-                self.encoder = None;
+                self.encoder_open = false;
             }
         }
-        Ok(out)
+        out
+    }
+
+    /// Encodes one picture (at [`VideoSender::format`]'s size; others are rescaled) captured at
+    /// `capture_us` and seals what the encoder gives back: [`VideoSender::begin`], the sender's own
+    /// [`EncodeWorker`], then [`VideoSender::finish`].
+    pub fn send(&mut self, now: Instant, picture: &Frame, capture_us: u64) -> Result<Vec<Outgoing>, VideoCodecError> {
+        let job = self.begin(now, picture.clone(), capture_us);
+        let result = self.inline_worker.encode(&job);
+        let failure = result.as_ref().err().cloned();
+        let out = self.finish(now, &job, result);
+        failure.map_or(Ok(out), Err)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::codec::av1::EncodedFrame;
+    use crate::media::codec::fake::FakeVideoEncoder;
     use crate::media::video::pattern::{self, Stamp};
 
     fn keys() -> FrameKeys {
@@ -300,6 +313,92 @@ mod tests {
 
     fn small() -> SenderConfig {
         SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() }
+    }
+
+    /// Begins a job for picture `n` at `at` and has the fake encoder carry it out in `took`.
+    fn step(s: &mut VideoSender, w: &mut EncodeWorker, at: Instant, n: u32, took: Duration) -> (EncodeJob, Vec<Outgoing>) {
+        let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
+        let job = s.begin(at, pic, u64::from(n));
+        let result = w.encode(&job).map(|e| Encoded { took, ..e });
+        let out = s.finish(at, &job, result);
+        (job, out)
+    }
+
+    fn fake_worker() -> EncodeWorker {
+        EncodeWorker::with_opener(FakeVideoEncoder::open)
+    }
+
+    const QUICK: Duration = Duration::from_millis(5);
+
+    #[test]
+    fn without_a_codec_a_keyframe_request_makes_the_next_job_force_a_keyframe() {
+        let (mut s, mut w) = (VideoSender::new(&keys(), small()), fake_worker());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (job, out) = step(&mut s, &mut w, at(0), 0, QUICK);
+        assert!(job.restart && job.keyframe, "the first job opens an encoder");
+        assert_eq!((out[0].gop, out[0].new_gop), (0, true));
+        let (job, out) = step(&mut s, &mut w, at(33), 1, QUICK);
+        assert!(!job.restart && !job.keyframe && !out[0].new_gop);
+        s.on_keyframe_request(at(40));
+        assert!(!step(&mut s, &mut w, at(66), 2, QUICK).0.keyframe, "too soon after the last keyframe");
+        s.on_keyframe_request(at(400));
+        let (job, out) = step(&mut s, &mut w, at(433), 3, QUICK);
+        assert!(job.keyframe && !job.restart, "a keyframe from the same encoder");
+        assert_eq!((out[0].gop, out[0].new_gop, out[0].frame), (1, true, 3));
+        s.set_target_bitrate(123_000);
+        assert_eq!(step(&mut s, &mut w, at(466), 4, QUICK).0.bitrate, 123_000, "the job carries the target");
+    }
+
+    #[test]
+    fn an_encoder_too_slow_for_the_cpu_makes_the_next_job_open_a_smaller_one() {
+        let (mut s, mut w) = (VideoSender::new(&keys(), SenderConfig::default()), fake_worker());
+        let t0 = Instant::now();
+        let mut n = 0;
+        // Each 640x360 picture takes 40 ms of a 33 ms interval.
+        let job = loop {
+            let (job, _) = step(&mut s, &mut w, t0 + Duration::from_millis(33 * u64::from(n)), n, Duration::from_millis(40));
+            n += 1;
+            if (job.format.width, job.format.height) != (640, 360) || n > 100 {
+                break job;
+            }
+        };
+        assert_eq!((job.format.width, job.format.height), (480, 270), "stepped down within a second");
+        assert!(job.restart && job.keyframe, "a new size: a new encoder and a keyframe");
+        assert_eq!((s.stats().cpu_adaptations, s.format().width), (1, 480));
+    }
+
+    #[test]
+    fn a_failed_encode_makes_the_next_job_start_afresh_and_frame_numbers_continue() {
+        let (mut s, mut w) = (VideoSender::new(&keys(), small()), fake_worker());
+        let t0 = Instant::now();
+        step(&mut s, &mut w, t0, 0, QUICK);
+        let job = s.begin(t0 + Duration::from_millis(33), Frame::black(320, 180).unwrap(), 1);
+        assert!(!job.keyframe);
+        let failed = Err(VideoCodecError::Encoder("the encoder broke".into()));
+        assert!(s.finish(t0 + Duration::from_millis(33), &job, failed).is_empty());
+        let (job, out) = step(&mut s, &mut w, t0 + Duration::from_millis(66), 2, QUICK);
+        assert!(job.restart && job.keyframe);
+        assert_eq!((out[0].new_gop, out[0].frame), (true, 1));
+    }
+
+    #[test]
+    fn units_held_back_keep_their_capture_time_and_a_restart_forgets_what_was_held() {
+        let mut s = VideoSender::new(&keys(), small());
+        let mut opener = FrameKeys::new([1; 32], [2; 32], false, b"h").opener(MediaKind::Video);
+        let t0 = Instant::now();
+        let unit = |number, keyframe| EncodedFrame { data: vec![number as u8], keyframe, number };
+        let mut finish = |s: &mut VideoSender, capture_us: u64, units: Vec<EncodedFrame>, restarted: bool| {
+            let job = s.begin(t0, Frame::black(320, 180).unwrap(), capture_us);
+            let out = s.finish(t0, &job, Ok(Encoded { units, restarted, took: QUICK }));
+            out.iter().map(|o| wire::open(&mut opener, o.gop, &o.record[4..]).unwrap().capture_us).collect::<Vec<_>>()
+        };
+        // An encoder one picture behind: each job returns the unit of the one before.
+        assert_eq!(finish(&mut s, 100, vec![], true), Vec::<u64>::new());
+        assert_eq!(finish(&mut s, 200, vec![unit(0, true)], false), [100]);
+        assert_eq!(finish(&mut s, 300, vec![unit(1, false)], false), [200]);
+        // It restarts (a new bitrate): picture 300 is gone, the new stream's unit 0 is picture 400.
+        assert_eq!(finish(&mut s, 400, vec![unit(0, true)], true), [400]);
     }
 
     #[test]
