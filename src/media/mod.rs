@@ -10,6 +10,7 @@ pub mod jitter;
 pub mod lip_sync;
 pub mod packet;
 pub mod pipeline;
+pub mod session;
 pub mod rate;
 pub mod video;
 pub mod video_pipeline;

@@ -1,29 +1,28 @@
-//! The IO layer of a call's audio: one tokio task per call that owns the source, the sink, the
-//! sans-IO sender and receiver, and the QUIC connection's datagrams.
-//!
-//! Every 20 ms it takes a frame from the source and sends it; every 20 ms (offset by 10 ms) it plays
-//! one frame from the jitter buffer into the sink; every second it sends a receiver report.
-//! Datagrams are handled as they arrive. A source or sink that cannot be opened does not stop the
-//! call: that direction is simply off, and the reason shows in the stats.
+//! The IO layer of a call's audio: one tokio task per call, a thin driver of the call's sans-IO
+//! [`MediaSession`]. It owns what does IO or real work (the source, the sink, the Opus encoder and
+//! decoder, the QUIC connection's datagrams), does what the session asks (capture, encode, decode
+//! and play, send), and sleeps until the session's next timeout or the next datagram. When the
+//! session ticks (every 20 ms a frame, every 20 ms offset by 10 ms a playout, every second a
+//! receiver report) is the session's business. A source or sink that cannot be opened does not stop
+//! the call: that direction is simply off, and the reason shows in the stats.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 
-use super::audio::{AudioReceiver, AudioSender, ReceiveStats, Received, SendStats};
-use super::codec::opus::DEFAULT_BITRATE;
-use super::io::{AudioSink, AudioSource, NullSink, SinkSpec, SourceSpec, open_sink, open_source};
+use super::audio::{ReceiveStats, SendStats, decode_playout};
+use super::codec::opus::{DEFAULT_BITRATE, OpusDecoder, OpusEncoder};
 use super::feedback::MediaFeedback;
-use super::lip_sync::LipSync;
+use super::io::{AudioSink, AudioSource, NullSink, SinkSpec, SourceSpec, open_sink, open_source};
+use super::session::{Input, MediaSession, Now, Output};
 use crate::crypto::frame::FrameKeys;
 
 /// How often receiver reports go out.
-pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+pub use super::session::REPORT_INTERVAL;
 
 /// Where a call's audio comes from and goes to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,8 +86,8 @@ impl AudioPipeline {
         muted: bool,
         feedback: Arc<MediaFeedback>,
     ) -> Result<Self, super::MediaStartError> {
-        let sender = AudioSender::new(keys, config.bitrate)?;
-        let receiver = AudioReceiver::new(keys)?;
+        let codecs = (OpusEncoder::new(config.bitrate)?, OpusDecoder::new()?);
+        let session = MediaSession::new(keys, config.bitrate, muted, now());
         let stats = Arc::new(Mutex::new(AudioStats {
             input: config.input.to_string(),
             output: config.output.to_string(),
@@ -97,7 +96,7 @@ impl AudioPipeline {
         }));
         let (mute_tx, mute_rx) = mpsc::channel(8);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(conn, sender, receiver, config, muted, stats.clone(), mute_rx, stop_rx, feedback));
+        let task = tokio::spawn(run(conn, session, codecs, config, stats.clone(), mute_rx, stop_rx, feedback));
         Ok(AudioPipeline { stats, mute: mute_tx, stop: Some(stop_tx), task: Some(task) })
     }
 
@@ -132,19 +131,23 @@ fn wall_us() -> u64 {
     crate::wall_clock::now_us()
 }
 
+fn now() -> Now {
+    Now { at: Instant::now(), wall_us: wall_us() }
+}
+
+/// The audio task: a thin driver of the call's [`MediaSession`]. It owns the devices, the codecs
+/// and the connection, runs what the session asks for, and sleeps until its next timeout or input.
 #[allow(clippy::too_many_arguments)]
 async fn run(
     conn: quinn::Connection,
-    mut sender: AudioSender,
-    mut receiver: AudioReceiver,
+    mut session: MediaSession,
+    (mut encoder, mut decoder): (OpusEncoder, OpusDecoder),
     config: AudioConfig,
-    muted: bool,
     stats: Arc<Mutex<AudioStats>>,
     mut mute: mpsc::Receiver<bool>,
     mut stop: oneshot::Receiver<()>,
     feedback: Arc<MediaFeedback>,
 ) {
-    sender.set_muted(muted);
     // Opening a device can block for a moment: do it off the async threads.
     let (input, output) = (config.input.clone(), config.output.clone());
     let opened = tokio::task::spawn_blocking(move || (open_source(&input), open_sink(&output))).await;
@@ -172,76 +175,74 @@ async fn run(
         Err(_) => (None, Box::new(NullSink)),
     };
 
-    let start = tokio::time::Instant::now();
-    let mut send_tick = tokio::time::interval_at(start, super::jitter::FRAME);
-    let mut play_tick = tokio::time::interval_at(start + Duration::from_millis(10), super::jitter::FRAME);
-    let mut report_tick = tokio::time::interval_at(start + REPORT_INTERVAL, REPORT_INTERVAL);
-    for t in [&mut send_tick, &mut play_tick, &mut report_tick] {
-        t.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    }
-    let (mut last_sent, mut last_received) = (0u64, 0u64);
-    let mut lip_sync = LipSync::new();
+    let (mut last_sent, mut last_received, mut window) = (0u64, 0u64, Instant::now());
+    let mut last_video_age = None;
     loop {
+        // Do what the session asks until it has nothing before its next timeout.
+        let wake = loop {
+            match session.poll_output() {
+                Output::CaptureAudio { capture_us } => {
+                    let pcm = source.as_mut().map(|s| s.next_frame());
+                    session.handle_input(now(), Input::CapturedAudio { pcm, capture_us });
+                }
+                Output::EncodeAudio(job) => {
+                    let opus = job.encode_with(&mut encoder);
+                    session.handle_input(now(), Input::EncodedAudio { job, opus });
+                }
+                Output::DecodeAudio(playout) => {
+                    sink.write_frame(&decode_playout(&mut decoder, &playout));
+                    if let Some(age) = session.audio_age_us() {
+                        feedback.set_audio_age_us(age);
+                    }
+                }
+                Output::Transmit(datagram) => {
+                    if let Err(e) = conn.send_datagram(Bytes::from(datagram)) {
+                        tracing::debug!(error = %e, "media datagram not sent");
+                    }
+                }
+                Output::PeerReport { loss_permille } => feedback.on_peer_report(loss_permille),
+                Output::Timeout(at) => break at,
+            }
+        };
         tokio::select! {
             _ = &mut stop => break,
             Some(m) = mute.recv() => {
-                sender.set_muted(m);
+                session.handle_input(now(), Input::SetMuted(m));
                 stats.lock().unwrap_or_else(|p| p.into_inner()).muted = m;
             }
-            _ = send_tick.tick() => {
-                let Some(src) = source.as_mut() else { continue };
-                let pcm = src.next_frame();
-                match sender.frame(&pcm, wall_us()) {
-                    Ok(datagram) => {
-                        if let Err(e) = conn.send_datagram(Bytes::from(datagram)) {
-                            tracing::debug!(error = %e, "audio datagram not sent");
-                        }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let n = now();
+                // What the video decoder last said about its pictures' age (lip sync), and the
+                // path's RTT for the reports.
+                let video_age = feedback.last_video_age();
+                if video_age != last_video_age {
+                    if let Some((wall_us, age_us)) = video_age {
+                        session.handle_input(n, Input::VideoAge { wall_us, age_us });
                     }
-                    Err(e) => tracing::warn!(error = %e, "audio encoding failed"),
+                    last_video_age = video_age;
                 }
-            }
-            _ = play_tick.tick() => {
-                let pcm = receiver.pull(Instant::now(), wall_us());
-                sink.write_frame(&pcm);
-                if let Some(age) = receiver.playout_age_us() {
-                    lip_sync.handle_audio_played(age);
-                    feedback.set_audio_age_us(age);
-                }
-            }
-            _ = report_tick.tick() => {
-                // Lip sync, once a second: when the peer's pictures are ready later than its sound
-                // plays, the jitter buffer holds the sound that much longer.
-                if let Some((at, age)) = feedback.last_video_age() {
-                    lip_sync.handle_video_decoded(at, age);
-                }
-                receiver.set_sync_delay(lip_sync.sync_delay(wall_us(), receiver.target_delay()));
-                let rtt = conn.rtt();
-                let report = receiver.report(rtt.as_millis().min(u16::MAX as u128) as u16);
-                let _ = conn.send_datagram(Bytes::from(sender.report(&report)));
-                let (send, receive) = (sender.stats(), receiver.stats());
-                let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-                s.send_bitrate = (send.bytes - last_sent) * 8;
-                s.receive_bitrate = (receive.bytes - last_received) * 8;
-                (last_sent, last_received) = (send.bytes, receive.bytes);
-                s.send = send;
-                s.receive = receive;
-                s.rtt_ms = rtt.as_secs_f64() * 1000.0;
+                session.handle_input(n, Input::PathRtt(conn.rtt()));
+                session.handle_timeout(n);
             }
             datagram = conn.read_datagram() => match datagram {
-                Ok(d) => match receiver.on_datagram(&d, Instant::now()) {
-                    Ok(Received::Report(r)) => {
-                        feedback.on_peer_report(r.loss_permille);
-                        sender.on_peer_report(r);
-                    }
-                    Ok(Received::Audio) => {}
-                    Err(e) => tracing::debug!(error = %e, "dropped a media datagram"),
-                },
+                Ok(d) => session.handle_input(now(), Input::Datagram(d.to_vec())),
                 Err(_) => break,
             },
+        }
+        if window.elapsed() >= REPORT_INTERVAL {
+            let (send, receive) = (session.send_stats(), session.receive_stats());
+            let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+            s.send_bitrate = (send.bytes - last_sent) * 8;
+            s.receive_bitrate = (receive.bytes - last_received) * 8;
+            (last_sent, last_received) = (send.bytes, receive.bytes);
+            s.send = send;
+            s.receive = receive;
+            s.rtt_ms = conn.rtt().as_secs_f64() * 1000.0;
+            window = Instant::now();
         }
     }
     sink.finish();
     let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-    s.send = sender.stats();
-    s.receive = receiver.stats();
+    s.send = session.send_stats();
+    s.receive = session.receive_stats();
 }

@@ -1,11 +1,11 @@
 //! A deterministic discrete-event simulator for the sans-IO media core: parties exchange datagrams
 //! over seeded [`netem`] links in virtual time. No sockets, no threads, no clock: a minute of a
-//! call runs in a fraction of a second, and the same seeds give the same run, packet for packet.
+//! call runs in about two seconds, and the same seeds give the same run, packet for packet.
 //!
 //! A party is anything driven str0m-style: it takes datagrams and timeouts with `now`, and is
-//! drained of transmits; it says when it next needs to run. [`AudioParty`] is a call's audio as the
-//! audio task drives it today (`src/media/pipeline.rs`: 20 ms send and play ticks, a receiver report
-//! each second), over the real Opus codec; a `MediaSession` party replaces it when that exists.
+//! drained of transmits; it says when it next needs to run. [`AudioParty`] is a call's audio: the
+//! daemon's own `MediaSession` (20 ms send and play ticks, a receiver report each second), driven
+//! as the audio task in `src/media/pipeline.rs` drives it, over real Opus.
 //!
 //! [`CallParty`] is a whole call endpoint: the [`CallSession`] (invite, ringing, answer, keepalive,
 //! hangup, idle timeout) over reliable transmits, and its audio once the call is active.
@@ -27,9 +27,11 @@ use hail::call::signal::{ControlMessage, Invite, InviteReply};
 use hail::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Timeouts, UserAction};
 use hail::crypto::frame::FrameKeys;
 use hail::crypto::sas::Sas;
-use hail::media::audio::{AudioReceiver, AudioSender, ReceiveStats, Received, SendStats};
+use hail::media::audio::{ReceiveStats, SendStats, decode_playout};
+use hail::media::codec::opus::{OpusDecoder, OpusEncoder};
 use hail::media::io::{AudioSource, ToneSource};
-use hail::media::jitter::FRAME;
+use hail::media::jitter::Playout;
+use hail::media::session::{self as media, MediaSession, Now};
 use libp2p_identity::PeerId;
 pub use netem::{Impairment, Netem, NetemStats};
 
@@ -271,22 +273,20 @@ pub fn call_keys(caller: bool) -> FrameKeys {
     FrameKeys::new([7; 32], [9; 32], caller, b"simulated handshake hash")
 }
 
-/// A call's audio as the audio task drives it (`src/media/pipeline.rs`): a 440 Hz tone sent every
-/// 20 ms, playout every 20 ms (10 ms after the sends), a receiver report every second; the peer's
-/// reports set the sender's redundancy. The wall clock is virtual time from a fixed epoch.
+/// A call's audio: the same [`MediaSession`] the daemon's audio task drives
+/// (`src/media/pipeline.rs`), driven here the same way, over real Opus, with a tone for a
+/// microphone. The wall clock is virtual time from a fixed epoch.
 pub struct AudioParty {
     peer: usize,
-    sender: AudioSender,
-    receiver: AudioReceiver,
+    session: MediaSession,
     source: ToneSource,
+    encoder: OpusEncoder,
+    decoder: OpusDecoder,
     epoch: Instant,
-    next_send: Instant,
-    next_play: Instant,
-    next_report: Instant,
     outbox: Vec<Vec<u8>>,
     stalled_until: Option<Instant>,
-    /// Per playout tick: whether a frame was heard (decoded or recovered with FEC), or the tick was
-    /// concealed or silent (a gap).
+    /// Per playout tick: whether a frame was heard (decoded, or recovered with FEC), or the tick
+    /// was concealed or silent (a gap).
     pub played: Vec<bool>,
 }
 
@@ -297,34 +297,28 @@ impl AudioParty {
     /// A party talking to party `peer`, from `caller`'s side of the call, starting at `start`.
     pub fn new(peer: usize, caller: bool, start: Instant) -> Self {
         let keys = call_keys(caller);
+        let now = Now { at: start, wall_us: WALL_EPOCH_US };
         AudioParty {
             peer,
-            sender: AudioSender::new(&keys, 32_000).expect("Opus takes 32 kbps"),
-            receiver: AudioReceiver::new(&keys).expect("Opus decoder"),
+            session: MediaSession::new(&keys, 32_000, false, now),
             source: ToneSource::new(if caller { 440.0 } else { 660.0 }),
+            encoder: OpusEncoder::new(32_000).expect("Opus takes 32 kbps"),
+            decoder: OpusDecoder::new().expect("Opus decoder"),
             epoch: start,
-            next_send: start,
-            next_play: start + Duration::from_millis(10),
-            next_report: start + Duration::from_secs(1),
             outbox: Vec::new(),
             stalled_until: None,
             played: Vec::new(),
         }
     }
 
-    fn wall_us(&self, now: Instant) -> u64 {
-        WALL_EPOCH_US + (now - self.epoch).as_micros() as u64
+    fn now(&self, at: Instant) -> Now {
+        Now { at, wall_us: WALL_EPOCH_US + (at - self.epoch).as_micros() as u64 }
     }
 
-    /// The playout clock stalls until `until` (a loaded machine): no playout tick runs, then the
-    /// missed ones run at once, as tokio's `MissedTickBehavior::Burst` does in the audio task.
-    /// Sending and receiving go on.
+    /// The audio task stalls until `until` (a loaded machine): its timer does not fire, then it
+    /// catches up every tick it missed at once. Datagrams are still taken in.
     pub fn stall_playout(&mut self, until: Instant) {
         self.stalled_until = Some(until);
-    }
-
-    fn play_due(&self) -> Instant {
-        self.stalled_until.map_or(self.next_play, |s| self.next_play.max(s))
     }
 
     /// Ticks heard among the playout ticks in `range` (tick 0 is 10 ms after the start).
@@ -334,12 +328,12 @@ impl AudioParty {
 
     /// The sender's counters.
     pub fn send_stats(&self) -> SendStats {
-        self.sender.stats()
+        self.session.send_stats()
     }
 
     /// The receiver's counters.
     pub fn receive_stats(&self) -> ReceiveStats {
-        self.receiver.stats()
+        self.session.receive_stats()
     }
 
     /// The longest run of playout ticks not heard, between the first and the last heard one.
@@ -353,38 +347,44 @@ impl AudioParty {
         }
         longest
     }
+
+    /// Does what the session asks, as the audio task does, until it waits for its timeout.
+    fn drain(&mut self, at: Instant) {
+        let now = self.now(at);
+        loop {
+            match self.session.poll_output() {
+                media::Output::CaptureAudio { capture_us } => {
+                    let pcm = Some(self.source.next_frame());
+                    self.session.handle_input(now, media::Input::CapturedAudio { pcm, capture_us });
+                }
+                media::Output::EncodeAudio(job) => {
+                    let opus = job.encode_with(&mut self.encoder);
+                    self.session.handle_input(now, media::Input::EncodedAudio { job, opus });
+                }
+                media::Output::DecodeAudio(playout) => {
+                    let _pcm = decode_playout(&mut self.decoder, &playout);
+                    self.played.push(matches!(playout, Playout::Frame { .. } | Playout::Fec { .. }));
+                }
+                media::Output::Transmit(datagram) => self.outbox.push(datagram),
+                media::Output::PeerReport { .. } => {}
+                media::Output::Timeout(_) => return,
+            }
+        }
+    }
 }
 
 impl Party for AudioParty {
     fn handle_datagram(&mut self, now: Instant, _from: usize, bytes: Vec<u8>) {
-        if let Ok(Received::Report(r)) = self.receiver.on_datagram(&bytes, now) {
-            self.sender.on_peer_report(r);
-        }
+        self.session.handle_input(self.now(now), media::Input::Datagram(bytes));
+        self.drain(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        while self.next_send <= now {
-            let pcm = self.source.next_frame();
-            let capture = self.wall_us(self.next_send);
-            if let Ok(datagram) = self.sender.frame(&pcm, capture) {
-                self.outbox.push(datagram);
-            }
-            self.next_send += FRAME;
+        if self.stalled_until.is_some_and(|s| now < s) {
+            return;
         }
-        while self.next_play <= now && self.play_due() <= now {
-            let concealed = self.receiver.stats().jitter.concealed;
-            let pcm = self.receiver.pull(now, self.wall_us(now));
-            // Heard: a frame decoded (or recovered with FEC). Not heard: concealment (Opus PLC
-            // sustains a steady tone for seconds, so loudness would not tell) or silence.
-            let heard = self.receiver.stats().jitter.concealed == concealed && pcm.iter().any(|s| *s != 0);
-            self.played.push(heard);
-            self.next_play += FRAME;
-        }
-        while self.next_report <= now {
-            let report = self.receiver.report(0);
-            self.outbox.push(self.sender.report(&report));
-            self.next_report += Duration::from_secs(1);
-        }
+        self.session.handle_timeout(self.now(now));
+        self.drain(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -395,7 +395,8 @@ impl Party for AudioParty {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_send.min(self.play_due()).min(self.next_report))
+        let due = self.session.poll_timeout();
+        Some(self.stalled_until.map_or(due, |s| due.max(s)))
     }
 }
 
