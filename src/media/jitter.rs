@@ -416,6 +416,18 @@ mod tests {
             .collect()
     }
 
+    /// 20 frames played on a clean path, then a 3 s stall of the playout clock while 150 more
+    /// arrive (the first frame's arrival is `t0`).
+    fn clean_start_then_a_stall(jb: &mut JitterBuffer, t0: Instant) {
+        for seq in 0..20u32 {
+            jb.insert(seq, vec![seq as u8], t0 + FRAME * seq);
+            jb.pop(t0 + FRAME * seq);
+        }
+        for seq in 20..170u32 {
+            jb.insert(seq, vec![seq as u8], t0 + FRAME * seq);
+        }
+    }
+
     /// Found by the one-hour soak: the playout clock stalled (the machine was loaded) while frames
     /// kept arriving, the buffer overflowed and evicted the frame playout was waiting for, and from
     /// then on every arrival evicted the lowest frame while playout concealed one "lost" frame a
@@ -425,15 +437,7 @@ mod tests {
         let mut jb = JitterBuffer::new();
         let t0 = Instant::now();
         let tick = |i: u32| t0 + FRAME * i;
-        // A clean start.
-        for seq in 0..20u32 {
-            jb.insert(seq, vec![seq as u8], tick(seq));
-            jb.pop(tick(seq));
-        }
-        // Playout stalls for 3 s; 150 frames arrive meanwhile.
-        for seq in 20..170u32 {
-            jb.insert(seq, vec![seq as u8], tick(seq));
-        }
+        clean_start_then_a_stall(&mut jb, t0);
         // Playout resumes; the network carries on as before.
         let mut out = Vec::new();
         for seq in 170..470u32 {
@@ -469,14 +473,8 @@ mod tests {
         let mut jb = JitterBuffer::new();
         let t0 = Instant::now();
         let tick = |i: u32| t0 + FRAME * i;
-        for seq in 0..20u32 {
-            jb.insert(seq, vec![seq as u8], tick(seq));
-            jb.pop(tick(seq));
-        }
         // Playout stalls for 3 s while 150 frames arrive, then runs the 150 missed ticks at once.
-        for seq in 20..170u32 {
-            jb.insert(seq, vec![seq as u8], tick(seq));
-        }
+        clean_start_then_a_stall(&mut jb, t0);
         for _ in 0..150 {
             jb.pop(tick(170));
         }

@@ -68,13 +68,13 @@ fn find(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioIoError> {
 /// the stream started.
 fn spawn_stream(
     label: String,
-    build: impl FnOnce() -> Result<cpal::Stream, String> + Send + 'static,
+    build: impl FnOnce() -> Result<cpal::Stream, cpal::Error> + Send + 'static,
 ) -> Result<mpsc::Sender<()>, AudioIoError> {
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), cpal::Error>>();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("hail-audio-{label}"))
-        .spawn(move || match build().and_then(|s| s.play().map(|_| s).map_err(|e| e.to_string())) {
+        .spawn(move || match build().and_then(|s| s.play().map(|_| s)) {
             Ok(stream) => {
                 let _ = ready_tx.send(Ok(()));
                 let _ = stop_rx.recv();
@@ -87,7 +87,7 @@ fn spawn_stream(
         .map_err(|e| AudioIoError::Device { name: label.clone(), why: e.to_string() })?;
     match ready_rx.recv_timeout(Duration::from_secs(5)) {
         Ok(Ok(())) => Ok(stop_tx),
-        Ok(Err(why)) => Err(AudioIoError::Device { name: label, why }),
+        Ok(Err(why)) => Err(AudioIoError::Device { name: label, why: why.to_string() }),
         Err(_) => Err(AudioIoError::Device { name: label, why: "the device did not start within 5 s".into() }),
     }
 }
@@ -138,7 +138,6 @@ impl DeviceSource {
                     |e| tracing::warn!(error = %e, "microphone error"),
                     None,
                 )
-                .map_err(|e| e.to_string())
         })?;
         Ok(DeviceSource { ring, _stop: stop })
     }
@@ -202,7 +201,6 @@ impl DeviceSink {
                     |e| tracing::warn!(error = %e, "speaker error"),
                     None,
                 )
-                .map_err(|e| e.to_string())
         })?;
         Ok(DeviceSink { ring, _stop: stop })
     }
