@@ -279,6 +279,11 @@ fn at_five_percent_loss_video_keeps_flowing_and_recovers_from_a_burst_within_a_s
         video(s)["receive"]["keyframes"].as_u64().unwrap() > keyframes_before
     });
     assert!(video(&s)["receive"]["keyframe_requests"].as_u64().unwrap() >= 1, "{}", video(&s));
+    // ... and the request reached Alice's encoder (over the control stream, past the call's
+    // signalling, straight to her video).
+    let alice_now = status(&lab.alice);
+    let sent = video(&alice_now);
+    assert!(sent["send"]["keyframe_requests"].as_u64().unwrap() >= 1, "{sent}");
     lab.alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
     let dropped = lab.to_alice.stats.lock().unwrap().dropped + lab.to_bob.stats.lock().unwrap().dropped;

@@ -223,8 +223,6 @@ pub enum CallEvent {
         /// They send video.
         video: bool,
     },
-    /// The peer asks for a video keyframe.
-    KeyframeRequested,
     /// The call is over.
     Ended(EndReason),
 }
@@ -575,10 +573,8 @@ impl CallSession {
             ControlMessage::MediaState { muted, video } => {
                 self.outputs.push_back(Output::Event(CallEvent::RemoteMedia { muted, video }));
             }
-            ControlMessage::KeyframeRequest if self.state == CallState::Active => {
-                self.outputs.push_back(Output::Event(CallEvent::KeyframeRequested));
-            }
-            // Out of place (an accept from the callee side, a late ack): ignored, never fatal.
+            // Out of place (an accept from the callee side, a late ack): ignored, never fatal. A
+            // keyframe request is media's (the node hands it to the video, not to the call).
             _ => {}
         }
     }
@@ -831,6 +827,22 @@ mod tests {
         assert!(drain(&mut b).contains(&Output::Send(ControlMessage::Pong)));
         a.handle_timeout(t0 + t.idle);
         assert_eq!(a.end_reason(), Some(&EndReason::ConnectionLost));
+    }
+
+    #[test]
+    fn a_keyframe_request_is_not_the_calls_business() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        connect(&mut a, &mut b, t0);
+        b.user(UserAction::Answer, t0).unwrap();
+        deliver(&mut b, &mut a, t0);
+        drain(&mut a);
+        assert_eq!(a.state(), CallState::Active);
+        // The node hands keyframe requests to the video; one that reaches the session anyway
+        // changes nothing and says nothing.
+        a.handle(Input::Control(ControlMessage::KeyframeRequest), t0);
+        assert_eq!(drain(&mut a), vec![]);
+        assert_eq!(a.state(), CallState::Active);
     }
 
     #[test]

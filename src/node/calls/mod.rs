@@ -462,12 +462,6 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 v.set_remote_sending(video);
             }
         }
-        if let CallEvent::KeyframeRequested = event {
-            if let Some(v) = &call.video {
-                v.on_keyframe_request();
-            }
-            return;
-        }
         if let CallEvent::State(CallState::Active) = event {
             // Each side states its media at the start, so neither has to guess the other's.
             let (muted, video) = (call.muted, call.session.video());
@@ -489,7 +483,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let event = match event {
             CallEvent::State(_) => NodeEvent::CallState { call: info },
             CallEvent::SasReady(_) => NodeEvent::CallSas { call: info },
-            CallEvent::RemoteMedia { .. } | CallEvent::KeyframeRequested => NodeEvent::CallMedia { call: info },
+            CallEvent::RemoteMedia { .. } => NodeEvent::CallMedia { call: info },
             CallEvent::Ended(_) => NodeEvent::CallEnded { call: info },
         };
         self.emit(event);

@@ -100,6 +100,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 call.session.handle(Input::ChannelFailed { security: e.is_security(), reason }, now);
             }
             LinkEvent::Control(body) => match ControlMessage::decode(&body) {
+                // Media's own message rides the control stream but is not the call's business:
+                // straight to the video (issue 12: it no longer passes through CallSession).
+                Ok(ControlMessage::KeyframeRequest) => {
+                    if let (CallState::Active, Some(video)) = (call.session.state(), &call.video) {
+                        video.on_keyframe_request();
+                    }
+                }
                 Ok(msg) => call.session.handle(Input::Control(msg), now),
                 // A malformed message from an authenticated peer: note it, keep the call.
                 Err(e) => tracing::warn!(error = %e, "ignored a malformed control message"),
