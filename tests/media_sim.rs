@@ -7,7 +7,7 @@ mod sim;
 use std::time::{Duration, Instant};
 
 use hail::call::{CallState, EndReason};
-use sim::{AudioParty, CallParty, Impairment, Sim};
+use sim::{AudioParty, CallParty, Impairment, Sim, VideoParty};
 
 /// What a run leaves behind, compared across runs.
 #[derive(Debug, PartialEq)]
@@ -249,4 +249,46 @@ fn a_five_second_outage_keeps_the_call_and_a_thirty_second_one_ends_it_on_both_s
             "party {i} gave up {after:?} after the cut"
         );
     }
+}
+
+/// Alice (0) sends video to Bob (1) at 300 kbps through `imp` each way.
+fn video_call(imp: Impairment) -> Sim<VideoParty> {
+    let start = Instant::now();
+    let parties =
+        vec![VideoParty::new(1, true, true, 300_000, start), VideoParty::new(0, false, false, 300_000, start)];
+    let mut sim = Sim::new(parties, start);
+    sim.link(0, 1, imp, 51);
+    sim.link(1, 0, imp, 52);
+    sim
+}
+
+#[test]
+fn video_through_five_percent_loss_keeps_flowing_and_recovers_from_a_blackout_within_a_second() {
+    // What tests/video.rs runs over real sockets (its frame-rate and recovery thresholds), here
+    // in virtual time: 5 % loss and 20 ms each way, then 600 ms of nothing.
+    let lossy = Impairment { delay: Duration::from_millis(20), loss: 0.05, ..Impairment::clean() };
+    let mut sim = video_call(lossy);
+    sim.run_for(Duration::from_secs(6));
+    let (from, to) = (sim.now() - Duration::from_secs(5), sim.now());
+    let shown = sim.parties[1].shown_between(from, to);
+    assert!(shown >= 75, "at least 15 fps through 5 % loss: {shown} pictures in 5 s");
+    // In order, and what was sent: the pattern's counters read back rise.
+    let counters: Vec<u32> = sim.parties[1].shown.iter().map(|(_, c)| *c).collect();
+    assert!(counters.windows(2).all(|w| w[0] < w[1]), "pictures in order: {counters:?}");
+
+    let blackout = Impairment { loss: 1.0, ..lossy };
+    sim.set_impairment(0, 1, blackout);
+    sim.set_impairment(1, 0, blackout);
+    sim.run_for(Duration::from_millis(600));
+    sim.set_impairment(0, 1, lossy);
+    sim.set_impairment(1, 0, lossy);
+    let back = sim.now();
+    let keyframes_before = sim.parties[0].send_stats().keyframes;
+    sim.run_for(Duration::from_secs(3));
+    let bob = &sim.parties[1];
+    let first = bob.shown.iter().find(|(t, _)| *t >= back).map(|(t, _)| *t - back);
+    assert!(first.is_some_and(|d| d <= Duration::from_secs(1)), "the picture came back {first:?} after the path");
+    assert!(bob.keyframe_requests >= 1, "the stall asked for a keyframe");
+    assert!(sim.parties[0].send_stats().keyframes > keyframes_before, "and a new GOP started");
+    assert!(bob.shown_between(back + Duration::from_secs(1), back + Duration::from_secs(3)) >= 30, "flowing again");
 }

@@ -28,10 +28,16 @@ use hail::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Ou
 use hail::crypto::frame::FrameKeys;
 use hail::crypto::sas::Sas;
 use hail::media::audio::{ReceiveStats, SendStats, decode_playout};
+use hail::media::codec::fake::{FakeVideoDecoder, FakeVideoEncoder};
 use hail::media::codec::opus::{OpusDecoder, OpusEncoder};
 use hail::media::io::{AudioSource, ToneSource};
 use hail::media::jitter::Playout;
 use hail::media::session::{self as media, MediaSession, Now};
+use hail::media::video::cpu_adaptation::VideoFormat;
+use hail::media::video::encoder::EncodeWorker;
+use hail::media::video::pattern::{self, Stamp};
+use hail::media::video::receiver::{VideoReceiveStats, VideoReceiver};
+use hail::media::video::sender::{SenderConfig, VideoSendStats, VideoSender};
 use libp2p_identity::PeerId;
 pub use netem::{Impairment, Netem, NetemStats};
 
@@ -640,5 +646,153 @@ impl Party for CallParty {
         .into_iter()
         .flatten()
         .min()
+    }
+}
+
+/// What a [`VideoParty`] puts in front of what it sends.
+mod video_tag {
+    /// A record on a GOP stream: GOP number (4 bytes), then the record with its length prefix.
+    pub const RECORD: u8 = 0x10;
+    /// The receiver asks for a keyframe.
+    pub const KEYFRAME_REQUEST: u8 = 0x11;
+}
+
+/// A call's video in one direction pair: the sans-IO [`VideoSender`] and [`VideoReceiver`] with the
+/// fake AV1 codec (`media::codec::fake`: the test pattern's stamp travels in the unit, so what is
+/// shown can be checked), sending the pattern at 30 fps at a fixed bitrate. Records go as reliable
+/// transmits (a GOP's stream: retransmitted, in order); keyframe requests go back the same way.
+/// Not modelled: the stream reset at a new GOP, congestion control and the bitrate controller.
+pub struct VideoParty {
+    peer: usize,
+    sender: VideoSender,
+    worker: EncodeWorker,
+    receiver: VideoReceiver,
+    decoder: FakeVideoDecoder,
+    sending: bool,
+    epoch: Instant,
+    next_frame: Instant,
+    next_check: Instant,
+    counter: u32,
+    outbox: std::collections::VecDeque<Transmit>,
+    /// Every picture shown: when, and the pattern's frame counter read back from it.
+    pub shown: Vec<(Instant, u32)>,
+    /// Keyframe requests sent.
+    pub keyframe_requests: u32,
+}
+
+/// The video frame rate of a [`VideoParty`], and how often it looks for pictures due and stalls.
+const VIDEO_CHECK: Duration = Duration::from_millis(10);
+
+impl VideoParty {
+    /// A party at 320x180, 30 fps, `bitrate` bps, talking to party `peer`; it sends when `sending`.
+    pub fn new(peer: usize, caller: bool, sending: bool, bitrate: u32, start: Instant) -> Self {
+        let keys = call_keys(caller);
+        let format = VideoFormat { width: 320, height: 180, fps: 30 };
+        let mut sender = VideoSender::new(&keys, SenderConfig { max_format: format, ..Default::default() });
+        sender.set_target_bitrate(bitrate);
+        let mut receiver = VideoReceiver::with_external_decoder(&keys);
+        receiver.set_remote_sending(true, start);
+        VideoParty {
+            peer,
+            sender,
+            worker: EncodeWorker::with_opener(FakeVideoEncoder::open),
+            receiver,
+            decoder: FakeVideoDecoder::new(),
+            sending,
+            epoch: start,
+            next_frame: start,
+            next_check: start,
+            counter: 0,
+            outbox: Default::default(),
+            shown: Vec::new(),
+            keyframe_requests: 0,
+        }
+    }
+
+    fn wall_us(&self, at: Instant) -> u64 {
+        WALL_EPOCH_US + (at - self.epoch).as_micros() as u64
+    }
+
+    /// The receiver's counters.
+    pub fn receive_stats(&self) -> VideoReceiveStats {
+        self.receiver.stats()
+    }
+
+    /// The sender's counters.
+    pub fn send_stats(&self) -> VideoSendStats {
+        self.sender.stats()
+    }
+
+    /// Pictures shown in `[from, to)`.
+    pub fn shown_between(&self, from: Instant, to: Instant) -> usize {
+        self.shown.iter().filter(|(t, _)| *t >= from && *t < to).count()
+    }
+
+    fn send_frame(&mut self, now: Instant) {
+        let capture_us = self.wall_us(now);
+        let stamp = Stamp { counter: self.counter, capture_ms: (capture_us / 1000) as u32 };
+        self.counter += 1;
+        let format = self.sender.format();
+        let Some(picture) = pattern::draw(format.width, format.height, stamp) else { return };
+        let job = self.sender.begin(now, picture, capture_us);
+        let encoded = self.worker.encode(&job);
+        for out in self.sender.finish(now, &job, encoded) {
+            let mut bytes = vec![video_tag::RECORD];
+            bytes.extend_from_slice(&out.gop.to_be_bytes());
+            bytes.extend(out.record);
+            self.outbox.push_back(Transmit { to: self.peer, bytes, reliable: true });
+        }
+    }
+
+    fn check(&mut self, now: Instant) {
+        let wall = self.wall_us(now);
+        while let Some(r) = self.receiver.poll_render(now, wall, None) {
+            let counter = pattern::read(&r.picture).map_or(u32::MAX, |s| s.counter);
+            self.shown.push((now, counter));
+        }
+        if self.receiver.poll_keyframe_request(now) {
+            self.keyframe_requests += 1;
+            self.outbox.push_back(Transmit { to: self.peer, bytes: vec![video_tag::KEYFRAME_REQUEST], reliable: true });
+        }
+    }
+}
+
+impl Party for VideoParty {
+    fn handle_datagram(&mut self, now: Instant, _from: usize, bytes: Vec<u8>) {
+        match bytes.split_first() {
+            Some((&video_tag::RECORD, rest)) if rest.len() >= 8 => {
+                let gop = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                // The record's body follows its 4-byte length prefix.
+                let body = &rest[8..];
+                if let Ok(Some(job)) = self.receiver.accept_record(now, self.wall_us(now), gop, body) {
+                    let pictures = self.decoder.decode(&job.av1);
+                    self.receiver.on_decoded(now, &job, pictures);
+                }
+                self.check(now);
+            }
+            Some((&video_tag::KEYFRAME_REQUEST, _)) => self.sender.on_keyframe_request(now),
+            _ => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        while self.sending && self.next_frame <= now {
+            self.send_frame(now);
+            self.next_frame += self.sender.format().interval();
+        }
+        if self.next_check <= now {
+            self.check(now);
+            self.next_check = now + VIDEO_CHECK;
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let check = Some(self.next_check);
+        let frame = self.sending.then_some(self.next_frame);
+        [check, frame].into_iter().flatten().min()
     }
 }
