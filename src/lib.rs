@@ -8,15 +8,23 @@
 //!
 //! | layer | modules | does IO? |
 //! |---|---|---|
-//! | domain values | [`name`], [`identity`] (keys, contact cards), [`call_id`], [`wall_clock`] | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
+//! | domain values | [`name`], [`identity`] (keys, contact cards), [`call_id`], [`wall_clock`], [`ip_scope`] | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
+//! | protocol cores (sans-IO) | [`crypto`] (Noise handshake, SAS, frame AEAD), [`call`] (the call state machine, signalling, invite budgets), [`media`]'s cores ([`MediaSession`](media::session::MediaSession), the jitter buffer, the video sender and receiver, lip sync, rate control) | no: fed `now` and bytes |
+//! | transport | [`transport`]: the QUIC endpoint, the accept budget, [`PeerLink`](transport::link::PeerLink) (candidates, handshake, control stream) | sockets |
+//! | discovery | [`discovery`]: libp2p mDNS + Kademlia, NAT traversal, signed peer records; [`relay`]: the media relay | the swarm |
+//! | media IO | [`media`]'s drivers: the audio task, the video threads and tasks, devices, files, codecs | devices, codecs |
 //! | storage | [`store`]: a key-value [`Store`](store::Store) trait, sled and memory backends, the typed [`Database`](store::Database) | the backend |
-//! | discovery | [`discovery`]: libp2p mDNS + Kademlia, the peer table, signed peer records | the swarm |
-//! | the node | [`node`]: the [`Node`](node::Node) handle and the [`NodeLoop`](node::NodeLoop) that owns all state | through the store |
-//! | local API | [`control`]: NDJSON protocol, unix-socket server, [`Client`](control::Client) | yes |
+//! | the node | [`node`]: the [`Node`](node::Node) handle and the [`NodeLoop`](node::NodeLoop) that owns all state; [`config`], [`home`] | through the layers below |
+//! | local API | [`control`]: NDJSON protocol, unix-socket server, [`Client`](control::Client); [`peer_text`] | yes |
 //! | binary | `src/main.rs`: the CLI | yes |
 //!
-//! A module may depend on those above it in the table, never below: the node does not know the
-//! control protocol exists, the store does not know about nodes.
+//! Which layer may name which is fixed in `../shared/DESIGN.md` and checked by `tests/layering.rs`:
+//! media never names transport, call or node; transport never names call or media; discovery never
+//! names node or call; call never names discovery or relay; crypto never names call; store never
+//! names node.
+//!
+//! Beyond those rules: the node does not know the control protocol exists, and the store does not
+//! know about nodes.
 //!
 //! ## The run-loop contract
 //!
