@@ -95,7 +95,7 @@ impl<S: Store> NodeLoop<S> {
             }
         }
         // Hang up a live call on the way out, so the peer is told.
-        if self.phone.current.is_some() {
+        if self.phone.in_call() {
             let _ = self.call_action(crate::call::UserAction::Hangup);
         }
         self.phone.stop();

@@ -23,7 +23,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     pub(super) fn feed_if(&mut self, request: Option<OutboundRequestId>, input: Input) {
-        let Some(call) = self.phone.current.as_mut() else { return };
+        let Some(call) = self.phone.calls.values_mut().next() else { return };
         if request.is_some() && call.invite_request != request {
             return;
         }
@@ -77,7 +77,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             self.discovery.reply_invite(channel, reply_json(refuse("too many calls; try again later")));
             return;
         }
-        if self.phone.current.is_some() {
+        if self.phone.in_call() {
             self.discovery.reply_invite(channel, reply_json(InviteReply::Busy));
             return;
         }
@@ -96,8 +96,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             now,
         );
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
-        self.phone.current =
-            Some(LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone()));
+        let call = LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone());
+        self.phone.calls.insert(call.session.id(), call);
         self.discovery.reply_invite(channel, reply_json(InviteReply::ringing(candidates, invite.sas_table())));
         if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c)) {
             let request = crate::relay::RelayRequest::Join { call_id: invite.call_id };
@@ -107,7 +107,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             self.emit(NodeEvent::CallIncoming { call: info });
         }
         if auto_answer {
-            if let Some(call) = self.phone.current.as_mut() {
+            if let Some(call) = self.phone.calls.values_mut().next() {
                 let _ = call.session.user(UserAction::Answer, now);
             }
         }

@@ -12,7 +12,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         audio: MediaOverride,
         reply: Reply<CallInfo>,
     ) {
-        if self.phone.current.is_some() {
+        if self.phone.in_call() {
             let _ = reply.send(Err(NodeError::InCall));
             return;
         }
@@ -37,7 +37,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             audio.apply_video(&self.phone.settings.video),
         );
         call.pending_reply = Some(reply);
-        self.phone.current = Some(call);
+        self.phone.calls.insert(call.session.id(), call);
         // Find the peer first (LAN, known addresses, DHT); the invite goes over that connection.
         let (tx, rx) = oneshot::channel();
         self.discovery.find(peer, now, tx);
@@ -64,7 +64,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// `answer` with this call's audio choices.
     pub(in crate::node) fn answer(&mut self, audio: MediaOverride) -> Result<CallInfo, NodeError> {
-        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
         call.audio_config = audio.apply(&call.audio_config);
         call.video_config = audio.apply_video(&call.video_config);
         self.call_action(UserAction::Answer)
@@ -72,7 +72,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// `mute` / `unmute`.
     pub(in crate::node) fn set_muted(&mut self, muted: bool) -> Result<CallInfo, NodeError> {
-        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
         call.muted = muted;
         if let Some(audio) = &call.audio {
             audio.set_muted(muted);
@@ -84,7 +84,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// `video on|off`: our video; the peer is told (before the call is answered, it only sets
     /// whether the call starts with our video).
     pub(in crate::node) fn set_video(&mut self, on: bool) -> Result<CallInfo, NodeError> {
-        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
         if let Some(video) = &call.video {
             video.set_sending(on);
         }
@@ -94,7 +94,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// `answer`, `reject`, `hangup`, media state.
     pub(in crate::node) fn call_action(&mut self, action: UserAction) -> Result<CallInfo, NodeError> {
-        let call = self.phone.current.as_mut().ok_or(NodeError::NoCall)?;
+        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
         call.session.user(action, Instant::now()).map_err(|ActionError(what)| NodeError::CallAction(what))?;
         let info = call.info(call.link(&self.phone.links));
         self.drive_call();
@@ -105,7 +105,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// confirmation names the call and the emoji seen, so one typed for a call that has since
     /// ended or been replaced, or with emoji that are not this call's, verifies nothing.
     pub(in crate::node) fn confirm_sas(&mut self, call_id: &str, emoji: &str) -> Result<Contact, NodeError> {
-        let Some(call) = self.phone.current.as_ref() else {
+        let Some(call) = self.phone.calls.values().next() else {
             return Err(match &self.phone.last {
                 Some(last) if id_matches(&last.call_id, call_id) => {
                     NodeError::CallChanged("that call has ended: confirm the emoji during the call".into())
@@ -134,7 +134,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             return Err(NodeError::CallAction("the caller is not a contact: add them first (hail contacts add)"));
         };
         let updated = self.db.update_contact(&contact.name, |c| c.verify(Verification::Sas))?;
-        if let Some(call) = self.phone.current.as_mut() {
+        if let Some(call) = self.phone.calls.values_mut().next() {
             call.contact = Some(updated.clone());
         }
         self.emit(NodeEvent::ContactChanged { contact: updated.clone() });

@@ -56,6 +56,10 @@ pub use self::settings::{CallSettings, MediaOverride, UnknownCallers, UnknownCal
 pub use self::view::{CallInfo, CallPath, SasEmoji};
 use self::view::{id_matches, sas_matches};
 
+/// Calls at once. One today (a second caller hears "busy"); the map of calls is keyed by call id so
+/// that group calls can hold more.
+pub(in crate::node) const MAX_CALLS: usize = 1;
+
 /// Capacity of the tasks → loop channel.
 pub(super) const PHONE_EVENTS: usize = 64;
 
@@ -195,7 +199,8 @@ pub(super) struct Phone {
     pub endpoint: quinn::Endpoint,
     pub settings: CallSettings,
     pub identity: Identity,
-    pub current: Option<LiveCall>,
+    /// The calls, by id: one at a time for now ([`MAX_CALLS`]); group calls will hold more.
+    pub calls: HashMap<CallId, LiveCall>,
     /// The link to each remote peer; the live call names its own by its peer.
     links: Links,
     pub last: Option<CallInfo>,
@@ -229,7 +234,7 @@ impl Phone {
             endpoint,
             settings,
             identity,
-            current: None,
+            calls: HashMap::new(),
             links: HashMap::new(),
             last: None,
             events,
@@ -295,6 +300,11 @@ impl Phone {
         list
     }
 
+    /// Whether no other call can start now.
+    pub(in crate::node) fn in_call(&self) -> bool {
+        self.calls.len() >= MAX_CALLS
+    }
+
     /// Our address as a public peer saw it is no longer known (the network changed).
     pub(in crate::node) fn forget_reflexive(&mut self) {
         self.reflexive = None;
@@ -302,12 +312,12 @@ impl Phone {
 
     /// The timer of the live call.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.current.as_ref().and_then(|c| c.session.poll_timeout())
+        self.calls.values().filter_map(|c| c.session.poll_timeout()).min()
     }
 
     /// The live call's info, or the last call's.
     pub fn info(&self) -> Option<CallInfo> {
-        self.current.as_ref().map(|c| c.info(c.link(&self.links))).or_else(|| self.last.clone())
+        self.calls.values().next().map(|c| c.info(c.link(&self.links))).or_else(|| self.last.clone())
     }
 }
 
@@ -318,7 +328,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let now = Instant::now();
         match event {
             PhoneEvent::Relay { call_id, relay, allocate, result } => {
-                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
                 let granted = match result {
                     Ok(crate::relay::RelayResponse::Ok { mine, theirs, .. }) => {
                         match (mine.parse::<SocketAddr>(), theirs.parse::<SocketAddr>()) {
@@ -365,7 +375,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
             PhoneEvent::Inbound { call_id, stream } => self.phone.offer_stream(call_id, stream),
             PhoneEvent::Found { call_id, result } => {
                 let candidates = self.phone.candidates(&self.discovery.host_ips());
-                let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+                let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
                 if call.session.state() != CallState::Dialing {
                     return;
                 }
@@ -402,7 +412,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
 
     /// Call timers.
     pub(super) fn on_call_timeout(&mut self, now: Instant) {
-        if let Some(call) = self.phone.current.as_mut() {
+        if let Some(call) = self.phone.calls.values_mut().next() {
             call.session.handle_timeout(now);
             self.drive_call();
         }
@@ -411,7 +421,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     /// Drains the session's outputs and acts on them.
     fn drive_call(&mut self) {
         loop {
-            let Some(call) = self.phone.current.as_mut() else { return };
+            let Some(call) = self.phone.calls.values_mut().next() else { return };
             let Some(output) = call.session.poll_output() else { break };
             match output {
                 Output::OpenChannel { remote_candidates } => self.open_channel(remote_candidates),
@@ -433,9 +443,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 Output::Event(event) => self.on_call_event(event),
             }
         }
-        let ended = self.phone.current.as_ref().is_some_and(|c| c.session.state() == CallState::Ended);
-        if ended {
-            let call = self.phone.current.take().expect("checked above");
+        let ended = self.phone.calls.iter().find(|(_, c)| c.session.state() == CallState::Ended).map(|(id, _)| *id);
+        if let Some(id) = ended {
+            let call = self.phone.calls.remove(&id).expect("found above");
             if let Some(link) = call.take_link(&mut self.phone.links) {
                 link.close();
             }
@@ -453,7 +463,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
     }
 
     fn on_call_event(&mut self, event: CallEvent) {
-        let Some(call) = self.phone.current.as_mut() else { return };
+        let Some(call) = self.phone.calls.values_mut().next() else { return };
         let ringing_or_ended = matches!(event, CallEvent::State(CallState::Ringing) | CallEvent::Ended(_));
         if let CallEvent::RemoteMedia { muted, video } = event {
             call.remote_muted = muted;

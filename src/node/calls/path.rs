@@ -9,7 +9,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// Sends the invite for the dialing call, with our candidates and `extra` ones (a relay's).
     pub(super) fn send_invite(&mut self, call_id: CallId, extra: Vec<String>) {
         let mut candidates = self.phone.candidates(&self.discovery.host_ips());
-        let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+        let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
         candidates.truncate(signal::MAX_CANDIDATES - extra.len().min(signal::MAX_CANDIDATES));
         candidates.extend(extra);
         let invite = call.session.invite(candidates);
@@ -42,7 +42,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// Opens the call's link to its peer: the driver races the peer's candidates and the inbox's
     /// streams for the one handshake, within the setup timeout (+1 s), and reports to the loop.
     pub(super) fn open_channel(&mut self, remote_candidates: Vec<String>) {
-        let Some(call) = self.phone.current.as_mut() else { return };
+        let Some(call) = self.phone.calls.values_mut().next() else { return };
         call.remote_candidates = remote_candidates.clone();
         let candidates = signal::parse_candidates(&remote_candidates).unwrap_or_default();
         let params = HandshakeParams {
@@ -77,7 +77,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// What the call's link reported.
     pub(super) fn on_link_event(&mut self, call_id: CallId, event: LinkEvent, now: Instant) {
         // A link of an earlier call (its driver lingers while it closes) is not this call's.
-        let Some(call) = self.phone.current.as_mut().filter(|c| c.session.id() == call_id) else { return };
+        let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
         match event {
             LinkEvent::Up(established) => {
                 let Established { sas, frame_keys, .. } = *established;
@@ -145,7 +145,7 @@ impl Phone {
     /// A stream from a connection the peer opened, for the live call's link (or its inbox until
     /// the link connects); refused when it names no live call.
     pub(super) fn offer_stream(&self, call_id: CallId, stream: CallStream) {
-        let call = self.current.as_ref().filter(|c| c.session.id() == call_id);
+        let call = self.calls.get(&call_id);
         match call.and_then(|c| c.setup_feed(&self.links)) {
             Some(feed) => feed.offer_stream(stream),
             None => stream.conn.close(channel::CLOSE_UNWANTED.into(), b"no such call"),
