@@ -660,6 +660,16 @@ mod tests {
         (caller, callee)
     }
 
+    /// A call Bob answered: both sides active, Alice's outputs drained.
+    fn active_pair(t0: Instant) -> (CallSession, CallSession) {
+        let (mut a, mut b) = pair(t0);
+        connect(&mut a, &mut b, t0);
+        b.user(UserAction::Answer, t0).unwrap();
+        deliver(&mut b, &mut a, t0);
+        drain(&mut a);
+        (a, b)
+    }
+
     /// Delivers every `Send` of `from` to `to`; returns the other outputs.
     fn deliver(from: &mut CallSession, to: &mut CallSession, now: Instant) -> Vec<Output> {
         let mut rest = Vec::new();
@@ -705,11 +715,7 @@ mod tests {
     #[test]
     fn the_caller_hangs_up_and_the_ack_never_comes() {
         let t0 = Instant::now();
-        let (mut a, mut b) = pair(t0);
-        connect(&mut a, &mut b, t0);
-        b.user(UserAction::Answer, t0).unwrap();
-        deliver(&mut b, &mut a, t0);
-        drain(&mut a);
+        let (mut a, _b) = active_pair(t0);
         a.user(UserAction::Hangup, t0).unwrap();
         assert_eq!(drain(&mut a).first(), Some(&Output::Send(ControlMessage::Hangup)));
         let linger = a.poll_timeout().unwrap();
@@ -815,11 +821,7 @@ mod tests {
     #[test]
     fn keepalives_flow_and_silence_loses_the_connection() {
         let t0 = Instant::now();
-        let (mut a, mut b) = pair(t0);
-        connect(&mut a, &mut b, t0);
-        b.user(UserAction::Answer, t0).unwrap();
-        deliver(&mut b, &mut a, t0);
-        drain(&mut a);
+        let (mut a, mut b) = active_pair(t0);
         let t = Timeouts::default();
         a.handle_timeout(t0 + t.keepalive);
         assert_eq!(drain(&mut a), vec![Output::Send(ControlMessage::Ping)]);
@@ -832,11 +834,7 @@ mod tests {
     #[test]
     fn a_keyframe_request_is_not_the_calls_business() {
         let t0 = Instant::now();
-        let (mut a, mut b) = pair(t0);
-        connect(&mut a, &mut b, t0);
-        b.user(UserAction::Answer, t0).unwrap();
-        deliver(&mut b, &mut a, t0);
-        drain(&mut a);
+        let (mut a, _b) = active_pair(t0);
         assert_eq!(a.state(), CallState::Active);
         // The node hands keyframe requests to the video; one that reaches the session anyway
         // changes nothing and says nothing.
