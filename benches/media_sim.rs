@@ -20,9 +20,7 @@ fn call(seconds: u64) -> (Duration, serde_json::Value) {
         ..Impairment::bursty(0.20, 2.0)
     };
     let start = Instant::now();
-    let mut sim = Sim::new(vec![AudioParty::new(1, true, start), AudioParty::new(0, false, start)], start);
-    sim.link(0, 1, imp, 1);
-    sim.link(1, 0, imp, 2);
+    let mut sim = Sim::pair(AudioParty::new(1, true, start), AudioParty::new(0, false, start), start, imp, (1, 2));
     let wall = Instant::now();
     sim.run_for(Duration::from_secs(seconds));
     let took = wall.elapsed();

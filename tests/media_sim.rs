@@ -25,9 +25,7 @@ struct Outcome {
 /// Alice (0) and Bob (1) talk for `seconds` of virtual time, each direction through `imp`.
 fn audio_call(imp: Impairment, seeds: (u64, u64), seconds: u64) -> (Outcome, Sim<AudioParty>) {
     let start = Instant::now();
-    let mut sim = Sim::new(vec![AudioParty::new(1, true, start), AudioParty::new(0, false, start)], start);
-    sim.link(0, 1, imp, seeds.0);
-    sim.link(1, 0, imp, seeds.1);
+    let mut sim = Sim::pair(AudioParty::new(1, true, start), AudioParty::new(0, false, start), start, imp, seeds);
     sim.run_for(Duration::from_secs(seconds));
     let p = &sim.parties;
     let j = |i: usize| p[i].receive_stats().jitter;
@@ -120,11 +118,8 @@ fn a_clean_link_plays_every_frame_after_the_first() {
 /// Two parties on a clean 30 ms link, started; the caller of this helper impairs it later.
 fn clean_call() -> Sim<AudioParty> {
     let start = Instant::now();
-    let mut sim = Sim::new(vec![AudioParty::new(1, true, start), AudioParty::new(0, false, start)], start);
     let clean = Impairment { delay: Duration::from_millis(30), ..Impairment::clean() };
-    sim.link(0, 1, clean, 21);
-    sim.link(1, 0, clean, 22);
-    sim
+    Sim::pair(AudioParty::new(1, true, start), AudioParty::new(0, false, start), start, clean, (21, 22))
 }
 
 /// Playout tick `n` is `10 ms + n × 20 ms` into the call: the tick at `seconds`.
@@ -138,11 +133,9 @@ fn audio_comes_back_at_once_after_a_five_second_outage() {
     sim.run_for(Duration::from_secs(5));
     let clean = Impairment { delay: Duration::from_millis(30), ..Impairment::clean() };
     let cut = Impairment { loss: 1.0, ..clean };
-    sim.set_impairment(0, 1, cut);
-    sim.set_impairment(1, 0, cut);
+    sim.set_impairment_both_ways(cut);
     sim.run_for(Duration::from_secs(5));
-    sim.set_impairment(0, 1, clean);
-    sim.set_impairment(1, 0, clean);
+    sim.set_impairment_both_ways(clean);
     sim.run_for(Duration::from_secs(10));
     for (i, p) in sim.parties.iter().enumerate() {
         assert!(p.heard_in(tick_at(1.0)..tick_at(5.0)) >= 195, "party {i} heard the call before the outage");
@@ -177,11 +170,7 @@ fn a_stalled_audio_task_that_overflows_the_buffers_recovers_on_both_sides() {
 /// Alice calls Bob, who answers after two seconds; both directions through `imp`.
 fn call(imp: Impairment, seeds: (u64, u64)) -> Sim<CallParty> {
     let start = Instant::now();
-    let parties = vec![CallParty::caller(1, start), CallParty::callee(0, Duration::from_secs(2))];
-    let mut sim = Sim::new(parties, start);
-    sim.link(0, 1, imp, seeds.0);
-    sim.link(1, 0, imp, seeds.1);
-    sim
+    Sim::pair(CallParty::caller(1, start), CallParty::callee(0, Duration::from_secs(2)), start, imp, seeds)
 }
 
 #[test]
@@ -221,13 +210,9 @@ fn a_five_second_outage_keeps_the_call_and_a_thirty_second_one_ends_it_on_both_s
     let cut = Impairment { loss: 1.0, ..clean };
     let mut sim = call(clean, (41, 42));
     sim.run_for(Duration::from_secs(10));
-    let set = |sim: &mut Sim<CallParty>, imp| {
-        sim.set_impairment(0, 1, imp);
-        sim.set_impairment(1, 0, imp);
-    };
-    set(&mut sim, cut);
+    sim.set_impairment_both_ways(cut);
     sim.run_for(Duration::from_secs(5));
-    set(&mut sim, clean);
+    sim.set_impairment_both_ways(clean);
     sim.run_for(Duration::from_secs(10));
     for (i, p) in sim.parties.iter().enumerate() {
         assert_eq!(p.state(), Some(CallState::Active), "party {i} kept the call through 5 s without a packet");
@@ -237,7 +222,7 @@ fn a_five_second_outage_keeps_the_call_and_a_thirty_second_one_ends_it_on_both_s
     }
     // A path that does not come back: each side gives up after the idle timeout (20 s without
     // hearing from the peer; keepalives every 5 s).
-    set(&mut sim, cut);
+    sim.set_impairment_both_ways(cut);
     let cut_at = sim.now();
     sim.run_for(Duration::from_secs(40));
     for (i, p) in sim.parties.iter().enumerate() {
@@ -254,12 +239,9 @@ fn a_five_second_outage_keeps_the_call_and_a_thirty_second_one_ends_it_on_both_s
 /// Alice (0) sends video to Bob (1) at 300 kbps through `imp` each way.
 fn video_call(imp: Impairment) -> Sim<VideoParty> {
     let start = Instant::now();
-    let parties =
-        vec![VideoParty::new(1, true, true, 300_000, start), VideoParty::new(0, false, false, 300_000, start)];
-    let mut sim = Sim::new(parties, start);
-    sim.link(0, 1, imp, 51);
-    sim.link(1, 0, imp, 52);
-    sim
+    let (alice, bob) =
+        (VideoParty::new(1, true, true, 300_000, start), VideoParty::new(0, false, false, 300_000, start));
+    Sim::pair(alice, bob, start, imp, (51, 52))
 }
 
 #[test]
@@ -277,11 +259,9 @@ fn video_through_five_percent_loss_keeps_flowing_and_recovers_from_a_blackout_wi
     assert!(counters.windows(2).all(|w| w[0] < w[1]), "pictures in order: {counters:?}");
 
     let blackout = Impairment { loss: 1.0, ..lossy };
-    sim.set_impairment(0, 1, blackout);
-    sim.set_impairment(1, 0, blackout);
+    sim.set_impairment_both_ways(blackout);
     sim.run_for(Duration::from_millis(600));
-    sim.set_impairment(0, 1, lossy);
-    sim.set_impairment(1, 0, lossy);
+    sim.set_impairment_both_ways(lossy);
     let back = sim.now();
     let keyframes_before = sim.parties[0].send_stats().keyframes;
     sim.run_for(Duration::from_secs(3));

@@ -19,6 +19,7 @@ use super::codec::opus::{DEFAULT_BITRATE, OpusDecoder, OpusEncoder};
 use super::feedback::MediaFeedback;
 use super::io::{AudioSink, AudioSource, NullSink, SinkSpec, SourceSpec, open_sink, open_source};
 use super::session::{Input, MediaSession, Now, Output};
+use crate::wall_clock::now_us as wall_us;
 use crate::crypto::frame::FrameKeys;
 
 /// How often receiver reports go out.
@@ -127,9 +128,6 @@ impl Drop for AudioPipeline {
     }
 }
 
-fn wall_us() -> u64 {
-    crate::wall_clock::now_us()
-}
 
 fn now() -> Now {
     Now { at: Instant::now(), wall_us: wall_us() }

@@ -34,6 +34,7 @@ use super::video::record_reader::{Record, RecordBudget, RecordReader};
 use super::video::sender::{Outgoing, SenderConfig, VideoSendStats, VideoSender};
 use super::video::source::{VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source};
 use super::video::wire;
+use crate::wall_clock::now_us as wall_us;
 use crate::crypto::frame::FrameKeys;
 
 /// What the video asks of the peer, over the call's control stream (the node carries it there).
@@ -179,9 +180,6 @@ impl std::fmt::Debug for DecodeInput {
     }
 }
 
-fn wall_us() -> u64 {
-    crate::wall_clock::now_us()
-}
 
 fn lock(stats: &Mutex<VideoStats>) -> std::sync::MutexGuard<'_, VideoStats> {
     stats.lock().unwrap_or_else(|p| p.into_inner())

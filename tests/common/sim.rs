@@ -136,10 +136,24 @@ impl<P: Party> Sim<P> {
         self.links.insert((from, to), (impairment, Netem::new(seed)));
     }
 
+    /// Two parties, 0 and 1, joined both ways by `impairment` (each direction seeded by one of
+    /// `seeds`), starting at `start`.
+    pub fn pair(a: P, b: P, start: Instant, impairment: Impairment, seeds: (u64, u64)) -> Self {
+        let mut sim = Sim::new(vec![a, b], start);
+        sim.link(0, 1, impairment, seeds.0);
+        sim.link(1, 0, impairment, seeds.1);
+        sim
+    }
+
+    /// Changes what both directions between parties 0 and 1 do, from the next packet on.
+    pub fn set_impairment_both_ways(&mut self, impairment: Impairment) {
+        self.set_impairment(0, 1, impairment);
+        self.set_impairment(1, 0, impairment);
+    }
+
     /// Changes what the link from `from` to `to` does, from the next packet on.
     pub fn set_impairment(&mut self, from: usize, to: usize, impairment: Impairment) {
-        let seed = 0x5eed ^ ((from as u64) << 32 | to as u64);
-        self.links.entry((from, to)).or_insert_with(|| (impairment, Netem::new(seed))).0 = impairment;
+        self.links.entry((from, to)).or_insert_with(|| (impairment, Netem::new(default_seed(from, to)))).0 = impairment;
     }
 
     /// What the link from `from` to `to` did.
@@ -255,10 +269,20 @@ impl<P: Party> Sim<P> {
     }
 
     fn link_now(&mut self, (from, to): (usize, usize)) -> LinkNow<'_> {
-        let seed = 0x5eed ^ ((from as u64) << 32 | to as u64);
-        let (imp, netem) = self.links.entry((from, to)).or_insert_with(|| (Impairment::clean(), Netem::new(seed)));
+        let (imp, netem) =
+            self.links.entry((from, to)).or_insert_with(|| (Impairment::clean(), Netem::new(default_seed(from, to))));
         LinkNow { imp: *imp, netem, now: self.now }
     }
+}
+
+/// The seed of a link nobody set up with [`Sim::link`]: fixed per direction, so runs repeat.
+fn default_seed(from: usize, to: usize) -> u64 {
+    0x5eed ^ ((from as u64) << 32 | to as u64)
+}
+
+/// The wall clock at virtual time `at` of a party that started at `epoch`, µs since the Unix epoch.
+fn virtual_wall_us(epoch: Instant, at: Instant) -> u64 {
+    WALL_EPOCH_US + (at - epoch).as_micros() as u64
 }
 
 /// A link, at the simulation's present.
@@ -289,7 +313,7 @@ pub struct AudioParty {
     encoder: OpusEncoder,
     decoder: OpusDecoder,
     epoch: Instant,
-    outbox: Vec<Vec<u8>>,
+    outbox: std::collections::VecDeque<Vec<u8>>,
     stalled_until: Option<Instant>,
     /// Per playout tick: whether a frame was heard (decoded, or recovered with FEC), or the tick
     /// was concealed or silent (a gap).
@@ -311,14 +335,14 @@ impl AudioParty {
             encoder: OpusEncoder::new(32_000).expect("Opus takes 32 kbps"),
             decoder: OpusDecoder::new().expect("Opus decoder"),
             epoch: start,
-            outbox: Vec::new(),
+            outbox: Default::default(),
             stalled_until: None,
             played: Vec::new(),
         }
     }
 
     fn now(&self, at: Instant) -> Now {
-        Now { at, wall_us: WALL_EPOCH_US + (at - self.epoch).as_micros() as u64 }
+        Now { at, wall_us: virtual_wall_us(self.epoch, at) }
     }
 
     /// The audio task stalls until `until` (a loaded machine): its timer does not fire, then it
@@ -371,7 +395,7 @@ impl AudioParty {
                     let _pcm = decode_playout(&mut self.decoder, &playout);
                     self.played.push(matches!(playout, Playout::Frame { .. } | Playout::Fec { .. }));
                 }
-                media::Output::Transmit(datagram) => self.outbox.push(datagram),
+                media::Output::Transmit(datagram) => self.outbox.push_back(datagram),
                 media::Output::PeerReport { .. } => {}
                 media::Output::Timeout(_) => return,
             }
@@ -394,10 +418,8 @@ impl Party for AudioParty {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
-        if self.outbox.is_empty() {
-            return None;
-        }
-        Some(Transmit { to: self.peer, bytes: self.outbox.remove(0), reliable: false })
+        let bytes = self.outbox.pop_front()?;
+        Some(Transmit { to: self.peer, bytes, reliable: false })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -710,7 +732,7 @@ impl VideoParty {
     }
 
     fn wall_us(&self, at: Instant) -> u64 {
-        WALL_EPOCH_US + (at - self.epoch).as_micros() as u64
+        virtual_wall_us(self.epoch, at)
     }
 
     /// The receiver's counters.
