@@ -7,12 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use hail::call::CallId;
 use hail::media::audio::AudioSender;
-use hail::media::codec::opus::{DEFAULT_BITRATE, FRAME_SAMPLES};
+use hail::media::codec::opus::{DEFAULT_BITRATE, FRAME_SAMPLES, OpusEncoder};
 use hail::media::io::{SinkSpec, SourceSpec};
 use hail::media::pipeline::{AudioConfig, AudioPipeline};
 #[path = "common/quic.rs"]
 mod quic;
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_is_reported() {
@@ -25,14 +24,17 @@ async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_
         output: SinkSpec::Null,
         bitrate: DEFAULT_BITRATE,
     };
-    let pipeline = AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config, false, Default::default()).unwrap();
+    let pipeline =
+        AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config, false, Default::default()).unwrap();
 
     // Alice sends 100 frames by hand; 10 of them twice, and 4 forged copies.
-    let mut sender = AudioSender::new(&a.established.frame_keys, DEFAULT_BITRATE).unwrap();
+    let mut sender = AudioSender::new(&a.established.frame_keys, DEFAULT_BITRATE);
+    let mut encoder = OpusEncoder::new(DEFAULT_BITRATE).unwrap();
     let tone = [3000i16; FRAME_SAMPLES];
     let (mut replays, mut forgeries) = (0, 0);
     for i in 0..100u32 {
-        let d = sender.frame(&tone, 0).unwrap();
+        let job = sender.begin(&tone, 0);
+        let d = sender.finish(&job, job.encode_with(&mut encoder).unwrap());
         a.conn.send_datagram(Bytes::from(d.clone())).unwrap();
         if i % 10 == 5 {
             a.conn.send_datagram(Bytes::from(d.clone())).unwrap();

@@ -6,17 +6,15 @@
 //! reports call for); [`AudioSender::finish`] takes the Opus bytes back and builds the datagram with
 //! its redundant copies. [`AudioReceiver::playout`] says what to play each tick (a frame to decode,
 //! the in-band FEC of the next frame, concealment, or silence), and [`decode_playout`] does it.
-//! [`AudioSender::frame`] and [`AudioReceiver::pull`] do both steps inline with Opus codecs of their
-//! own.
+//! The codecs belong to whoever drives the halves: `media::session::MediaSession` asks its driver
+//! (the audio task, or the simulator) to run them.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::opus::{
-    AudioDecoder, CodecError, FRAME_SAMPLES, MAX_BITRATE, MIN_BITRATE, OpusDecoder, OpusEncoder, Pcm,
-};
+use super::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, MAX_BITRATE, MIN_BITRATE, OpusEncoder, Pcm};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::packet::{self, AudioPacket, FLAG_MUTED, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport};
 use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, FrameSealer, MediaKind};
@@ -61,8 +59,6 @@ impl AudioEncodeJob {
 /// The sending half.
 #[derive(Debug)]
 pub struct AudioSender {
-    /// The encoder [`AudioSender::frame`] uses (opened on first use when absent).
-    inline_encoder: Option<OpusEncoder>,
     /// What the encoder is asked for: the bitrate, and the loss to expect (percent).
     bitrate: i32,
     expected_loss_percent: i32,
@@ -106,19 +102,11 @@ pub struct SendStats {
 }
 
 impl AudioSender {
-    /// A sender with the call's keys, encoding with Opus at `bitrate` when
-    /// [`AudioSender::frame`] is used.
-    pub fn new(keys: &FrameKeys, bitrate: i32) -> Result<Self, CodecError> {
-        let mut sender = Self::with_external_encoder(keys, bitrate);
-        sender.inline_encoder = Some(OpusEncoder::new(bitrate)?);
-        Ok(sender)
-    }
-
-    /// A sender whose caller encodes ([`AudioSender::begin`] and [`AudioSender::finish`]): no
-    /// encoder is opened.
-    pub fn with_external_encoder(keys: &FrameKeys, bitrate: i32) -> Self {
+    /// A sender with the call's keys, aiming at `bitrate`. Its caller encodes: each frame is
+    /// [`AudioSender::begin`], the caller's Opus encoder ([`AudioEncodeJob::encode_with`]), then
+    /// [`AudioSender::finish`].
+    pub fn new(keys: &FrameKeys, bitrate: i32) -> Self {
         AudioSender {
-            inline_encoder: None,
             bitrate,
             expected_loss_percent: 0,
             sealer: keys.sealer(MediaKind::Audio),
@@ -149,18 +137,6 @@ impl AudioSender {
     /// The counters.
     pub fn stats(&self) -> SendStats {
         self.stats
-    }
-
-    /// Encodes and seals the next 20 ms frame (captured at `capture_us`, µs since the Unix epoch):
-    /// [`AudioSender::begin`], the sender's own Opus encoder, then [`AudioSender::finish`].
-    pub fn frame(&mut self, pcm: &Pcm, capture_us: u64) -> Result<Vec<u8>, CodecError> {
-        let job = self.begin(pcm, capture_us);
-        let encoder = match self.inline_encoder.as_mut() {
-            Some(encoder) => encoder,
-            None => self.inline_encoder.insert(OpusEncoder::new(job.bitrate)?),
-        };
-        let opus = job.encode_with(encoder)?;
-        Ok(self.finish(&job, opus))
     }
 
     /// The next 20 ms frame (captured at `capture_us`, µs since the Unix epoch): what to encode.
@@ -251,8 +227,6 @@ pub struct AudioReceiver {
     opener: FrameOpener,
     report_opener: FrameOpener,
     jitter: JitterBuffer,
-    /// The decoder [`AudioReceiver::pull`] uses (opened on first use when absent).
-    inline_decoder: Option<OpusDecoder>,
     captures: VecDeque<(u32, u64)>,
     playout_age_us: Option<i64>,
     stats: ReceiveStats,
@@ -274,21 +248,13 @@ pub enum Received {
 }
 
 impl AudioReceiver {
-    /// A receiver with the call's keys, decoding with Opus when [`AudioReceiver::pull`] is used.
-    pub fn new(keys: &FrameKeys) -> Result<Self, CodecError> {
-        let mut receiver = Self::with_external_decoder(keys);
-        receiver.inline_decoder = Some(OpusDecoder::new()?);
-        Ok(receiver)
-    }
-
-    /// A receiver whose caller decodes ([`AudioReceiver::playout`] and [`decode_playout`]): no
-    /// decoder is opened.
-    pub fn with_external_decoder(keys: &FrameKeys) -> Self {
+    /// A receiver with the call's keys. Its caller decodes: each playout tick is
+    /// [`AudioReceiver::playout`], then [`decode_playout`] with the caller's decoder.
+    pub fn new(keys: &FrameKeys) -> Self {
         AudioReceiver {
             opener: keys.opener(MediaKind::Audio),
             report_opener: keys.opener(MediaKind::Report),
             jitter: JitterBuffer::new(),
-            inline_decoder: None,
             captures: VecDeque::new(),
             playout_age_us: None,
             stats: ReceiveStats::default(),
@@ -362,24 +328,6 @@ impl AudioReceiver {
         self.playout_age_us
     }
 
-    /// The playout clock ticked at `now` (`wall_us`: the same instant, µs since the Unix epoch): the
-    /// next 20 ms of audio, decoded with the receiver's own Opus decoder ([`AudioReceiver::playout`],
-    /// then [`decode_playout`]).
-    pub fn pull(&mut self, now: Instant, wall_us: u64) -> Pcm {
-        let playout = self.playout(now, wall_us);
-        let decoder = match self.inline_decoder.as_mut() {
-            Some(decoder) => decoder,
-            None => match OpusDecoder::new() {
-                Ok(decoder) => self.inline_decoder.insert(decoder),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no Opus decoder: playing silence");
-                    return [0; FRAME_SAMPLES];
-                }
-            },
-        };
-        decode_playout(decoder, &playout)
-    }
-
     /// The playout clock ticked at `now` (`wall_us`: the same instant, µs since the Unix epoch):
     /// what to play for the next 20 ms. Hand it to the decoder in the order the ticks come.
     pub fn playout(&mut self, now: Instant, wall_us: u64) -> Playout {
@@ -436,10 +384,28 @@ mod tests {
     use std::time::Duration;
 
     use crate::media::codec::fake::{FakeOpusDecoder, FakeOpusEncoder};
-    use crate::media::codec::opus::DEFAULT_BITRATE;
+    use crate::media::codec::opus::{DEFAULT_BITRATE, OpusDecoder};
 
     fn keys() -> (FrameKeys, FrameKeys) {
         (FrameKeys::new([1; 32], [2; 32], true, b"h"), FrameKeys::new([1; 32], [2; 32], false, b"h"))
+    }
+
+    /// A real Opus encoder and decoder, as the audio task holds them.
+    fn opus() -> (OpusEncoder, OpusDecoder) {
+        (OpusEncoder::new(DEFAULT_BITRATE).unwrap(), OpusDecoder::new().unwrap())
+    }
+
+    /// The next frame, encoded and sealed as the audio task does it.
+    fn frame(tx: &mut AudioSender, encoder: &mut OpusEncoder, pcm: &Pcm) -> Vec<u8> {
+        let job = tx.begin(pcm, 0);
+        let opus = job.encode_with(encoder).unwrap();
+        tx.finish(&job, opus)
+    }
+
+    /// The playout tick at `now`, decoded.
+    fn pull(rx: &mut AudioReceiver, decoder: &mut OpusDecoder, now: Instant, wall_us: u64) -> Pcm {
+        let playout = rx.playout(now, wall_us);
+        decode_playout(decoder, &playout)
     }
 
     fn tone(frame: u32) -> Pcm {
@@ -454,8 +420,8 @@ mod tests {
     #[test]
     fn without_a_codec_a_lost_frame_is_recovered_from_the_next_ones_fec_or_else_concealed() {
         let (a, b) = keys();
-        let mut tx = AudioSender::with_external_encoder(&a, DEFAULT_BITRATE);
-        let mut rx = AudioReceiver::with_external_decoder(&b);
+        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE);
+        let mut rx = AudioReceiver::new(&b);
         let (mut encoder, mut decoder) = (FakeOpusEncoder::new(), FakeOpusDecoder::new());
         // A clean link: no redundant copies, so a lost datagram is a lost frame.
         tx.on_peer_report(ReceiverReport::default());
@@ -495,7 +461,7 @@ mod tests {
     #[test]
     fn the_peers_reports_and_the_mute_switch_set_what_the_next_encode_job_asks_for() {
         let (a, _) = keys();
-        let mut tx = AudioSender::with_external_encoder(&a, DEFAULT_BITRATE);
+        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE);
         let job = tx.begin(&tone(0), 7);
         assert_eq!((job.bitrate, job.expected_loss_percent, job.muted, job.capture_us), (DEFAULT_BITRATE, 0, false, 7));
         assert_eq!(job.pcm, tone(0));
@@ -515,12 +481,13 @@ mod tests {
     #[test]
     fn audio_flows_and_replayed_or_tampered_datagrams_are_counted_and_dropped() {
         let (a, b) = keys();
-        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE).unwrap();
-        let mut rx = AudioReceiver::new(&b).unwrap();
+        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE);
+        let mut rx = AudioReceiver::new(&b);
+        let (mut enc, mut dec) = opus();
         let t0 = Instant::now();
         let mut energy = 0.0;
         for i in 0..100u32 {
-            let d = tx.frame(&tone(i), 0).unwrap();
+            let d = frame(&mut tx, &mut enc, &tone(i));
             rx.on_datagram(&d, t0 + Duration::from_millis(20 * i as u64)).unwrap();
             if i == 50 {
                 assert!(rx.on_datagram(&d, t0).is_err(), "replay");
@@ -529,7 +496,7 @@ mod tests {
                 t[8] ^= 0x40;
                 assert!(rx.on_datagram(&t, t0).is_err(), "tamper");
             }
-            let pcm = rx.pull(t0 + Duration::from_millis(20 * i as u64 + 10), 0);
+            let pcm = pull(&mut rx, &mut dec, t0 + Duration::from_millis(20 * i as u64 + 10), 0);
             energy += pcm.iter().map(|s| (*s as f64).powi(2)).sum::<f64>();
         }
         let s = rx.stats();
@@ -541,18 +508,19 @@ mod tests {
     #[test]
     fn reported_loss_turns_on_redundancy_which_fills_the_gaps() {
         let (a, b) = keys();
-        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE).unwrap();
-        let mut rx = AudioReceiver::new(&b).unwrap();
+        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE);
+        let mut rx = AudioReceiver::new(&b);
+        let (mut enc, mut dec) = opus();
         tx.on_peer_report(ReceiverReport { loss_permille: 150, ..Default::default() });
         assert_eq!(tx.stats().redundancy, 3);
         let t0 = Instant::now();
         for i in 0..100u32 {
-            let d = tx.frame(&tone(i), 0).unwrap();
+            let d = frame(&mut tx, &mut enc, &tone(i));
             // Lose every third datagram.
             if i % 3 != 1 {
                 rx.on_datagram(&d, t0 + Duration::from_millis(20 * i as u64)).unwrap();
             }
-            rx.pull(t0 + Duration::from_millis(20 * i as u64 + 10), 0);
+            pull(&mut rx, &mut dec, t0 + Duration::from_millis(20 * i as u64 + 10), 0);
         }
         let s = rx.stats().jitter;
         assert!(s.lost <= 1, "redundant copies replaced the lost datagrams: {s:?}");
@@ -560,7 +528,7 @@ mod tests {
         assert_eq!(report.received as u64, s.received);
         // The muted flag reaches the other side.
         tx.set_muted(true);
-        let d = tx.frame(&tone(100), 0).unwrap();
+        let d = frame(&mut tx, &mut enc, &tone(100));
         rx.on_datagram(&d, t0 + Duration::from_secs(3)).unwrap();
         assert!(rx.stats().remote_muted);
     }
@@ -573,14 +541,15 @@ mod tests {
         let frame = crate::media::jitter::FRAME;
         for (capture_us, wall_us) in [(0, u64::MAX), (u64::MAX, 0), (1 << 63, 0), (0, 1 << 63), (u64::MAX, u64::MAX)] {
             let mut sealer = a.sealer(MediaKind::Audio);
-            let mut rx = AudioReceiver::new(&b).unwrap();
+            let mut rx = AudioReceiver::new(&b);
+            let mut dec = OpusDecoder::new().unwrap();
             for (i, seq) in [u32::MAX - 1, u32::MAX].into_iter().enumerate() {
                 let p = AudioPacket { seq, capture_us, flags: 0, frames: vec![(seq, opus.clone())] };
                 let d = packet::seal(KIND_AUDIO, &mut sealer, &p.encode());
                 rx.on_datagram(&d, t0 + frame * i as u32).unwrap();
             }
             for k in 0..6 {
-                rx.pull(t0 + Duration::from_millis(100) + frame * k, wall_us);
+                pull(&mut rx, &mut dec, t0 + Duration::from_millis(100) + frame * k, wall_us);
             }
             let age = rx.playout_age_us().expect("a frame played");
             let exact = i128::from(wall_us) - i128::from(capture_us);

@@ -107,11 +107,11 @@ impl MediaSession {
     /// A call's media with the call's frame keys, sending at `bitrate` bps, starting at `now`
     /// (the first frame is captured at once, the first playout half a frame later).
     pub fn new(keys: &FrameKeys, bitrate: i32, muted: bool, now: Now) -> Self {
-        let mut sender = AudioSender::with_external_encoder(keys, bitrate);
+        let mut sender = AudioSender::new(keys, bitrate);
         sender.set_muted(muted);
         MediaSession {
             sender,
-            receiver: AudioReceiver::with_external_decoder(keys),
+            receiver: AudioReceiver::new(keys),
             lip_sync: LipSync::new(),
             rtt: Duration::ZERO,
             next_send: now.at,
