@@ -4,8 +4,9 @@
 //! A [`PeerLink`] is the handle the node keeps (one per remote peer); its [`LinkDriver`] is the
 //! future that does the work. A link is set up for one call: the call id is in its stream headers
 //! and bound into its handshake. [`PeerLink::connect`] only builds the two: nothing is spawned behind
-//! the caller's back. The caller spawns the driver, owns its `JoinHandle`, and hears from it through
-//! the bounded channel it handed in ([`LinkEvent`]s, wrapped in the caller's own event type).
+//! the caller's back. The caller spawns the driver (its `JoinHandle` is the caller's to keep or drop:
+//! the driver ends by itself; the node drops it) and hears from it through the bounded channel it
+//! handed in ([`LinkEvent`]s, wrapped in the caller's own event type).
 //!
 //! ```text
 //!   connect ──► setup: dial candidates, take inbound streams, relay addresses after RELAY_DELAY,
