@@ -18,8 +18,7 @@ use serde::Deserialize;
 use crate::discovery::{ConfigError, DhtMode, NetworkConfig};
 use crate::call::Timeouts;
 use crate::call::rate_limit::InviteLimits;
-use crate::media::pipeline::AudioConfig;
-use crate::media::video_pipeline::VideoConfig;
+use crate::media::config::{AudioConfig, VideoConfig};
 use crate::node::{CallSettings, UnknownCallers};
 
 /// What `config.toml` may hold.

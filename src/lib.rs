@@ -67,6 +67,7 @@ pub mod home;
 pub mod identity;
 pub mod ip_scope;
 pub mod media;
+pub mod media_link;
 pub mod name;
 pub mod peer_text;
 pub mod relay;

@@ -9,7 +9,8 @@ use hail::call::CallId;
 use hail::media::audio::AudioSender;
 use hail::media::codec::opus::{DEFAULT_BITRATE, FRAME_SAMPLES, OpusEncoder};
 use hail::media::io::{SinkSpec, SourceSpec};
-use hail::media::pipeline::{AudioConfig, AudioPipeline};
+use hail::media::config::AudioConfig;
+use hail::media::driver::MediaConfig;
 #[path = "common/quic.rs"]
 mod quic;
 
@@ -24,8 +25,8 @@ async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_
         output: SinkSpec::Null,
         bitrate: DEFAULT_BITRATE,
     };
-    let pipeline =
-        AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config, false, Default::default()).unwrap();
+    let (pipeline, _control) =
+        quic::start_media(&b.conn, &b.established.frame_keys, MediaConfig { audio: config, ..Default::default() });
 
     // Alice sends 100 frames by hand; 10 of them twice, and 4 forged copies.
     let mut sender = AudioSender::new(&a.established.frame_keys, DEFAULT_BITRATE);
@@ -50,9 +51,9 @@ async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Stats refresh once a second.
-    let mut stats = pipeline.stats();
+    let mut stats = pipeline.audio_stats();
     for _ in 0..40 {
-        stats = pipeline.stats();
+        stats = pipeline.audio_stats();
         if stats.receive.packets >= 114 {
             break;
         }

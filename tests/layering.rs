@@ -86,6 +86,32 @@ fn each_layer_names_only_what_the_design_allows() {
     assert!(broken.is_empty(), "layering rules broken:\n{}", broken.join("\n"));
 }
 
+/// Where a line of Rust uses the `quinn` crate (a path or an import), not where prose mentions it.
+fn names_quinn(line: &str) -> bool {
+    let code = line.split("//").next().unwrap_or("");
+    ["quinn::", "quinn_proto::", "use quinn", "quinn::{"].iter().any(|p| code.contains(p))
+}
+
+#[test]
+fn media_never_names_quic() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/media"), &mut files);
+    let broken: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| names_quinn(l))
+                .map(|(n, _)| format!("{}:{}", file.display(), n + 1))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(broken.is_empty(), "media names quinn (it has crate::media_link for that):\n{}", broken.join("\n"));
+    assert!(names_quinn("    conn: quinn::Connection,") && names_quinn("use quinn::{Connection};"));
+    assert!(!names_quinn("//! quinn-proto is the model; quinn:: in prose") && !names_quinn("let quinny = 1;"));
+}
+
 #[test]
 fn the_checker_sees_plain_paths_and_use_groups() {
     let text = "use crate::call::CallId;\nuse crate::{\n    node::unix_ms,\n    media::x,\n};\nlet t = crate::relay::parse(x);";

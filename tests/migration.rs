@@ -6,20 +6,22 @@ use std::time::{Duration, Instant};
 
 use hail::call::CallId;
 use hail::media::io::{SinkSpec, SourceSpec};
-use hail::media::pipeline::{AudioConfig, AudioPipeline};
+use hail::media::config::AudioConfig;
+use hail::media::driver::{CallMedia, MediaConfig};
 #[path = "common/quic.rs"]
 mod quic;
 
 
-fn config() -> AudioConfig {
-    AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000 }
+fn config() -> MediaConfig {
+    let audio = AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000 };
+    MediaConfig { audio, ..Default::default() }
 }
 
-async fn received(p: &AudioPipeline) -> u64 {
-    p.stats().receive.jitter.received
+async fn received(p: &CallMedia) -> u64 {
+    p.audio_stats().receive.jitter.received
 }
 
-async fn grows(p: &AudioPipeline, by: u64, what: &str) {
+async fn grows(p: &CallMedia, by: u64, what: &str) {
     let start = received(p).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while received(p).await < start + by {
@@ -32,8 +34,8 @@ async fn grows(p: &AudioPipeline, by: u64, what: &str) {
 async fn audio_keeps_flowing_when_the_dialing_side_moves_to_a_new_address() {
     let call = CallId([0x79; 16]);
     let (ep_a, a, b) = quic::channel_pair(call).await;
-    let pa = AudioPipeline::start(a.conn.clone(), &a.established.frame_keys, config(), false, Default::default()).unwrap();
-    let pb = AudioPipeline::start(b.conn.clone(), &b.established.frame_keys, config(), false, Default::default()).unwrap();
+    let (pa, _ca) = quic::start_media(&a.conn, &a.established.frame_keys, config());
+    let (pb, _cb) = quic::start_media(&b.conn, &b.established.frame_keys, config());
     grows(&pb, 50, "before the move, bob hears alice").await;
     grows(&pa, 50, "before the move, alice hears bob").await;
 

@@ -11,16 +11,24 @@ use hail::media::video::sender::{SenderConfig, VideoSender};
 use hail::media::video::source::{VideoSinkSpec, VideoSourceSpec};
 use hail::media::video::wire::{self, VideoFrame};
 use hail::media::video::cpu_adaptation::VideoFormat;
-use hail::media::video_pipeline::{VideoConfig, VideoPipeline, VideoStats};
-use tokio::sync::mpsc;
+use hail::media::config::{AudioConfig, VideoConfig};
+use hail::media::driver::{CallMedia, MediaConfig};
+use hail::media::io::{SinkSpec, SourceSpec};
+use hail::media::stats::VideoStats;
 #[path = "common/quic.rs"]
 mod quic;
 
 
-async fn wait(pipeline: &VideoPipeline, what: &str, pred: impl Fn(&VideoStats) -> bool) -> VideoStats {
+/// Bob's media: his video off, the peer's on, silent audio to nowhere.
+fn receiving(video: VideoConfig) -> MediaConfig {
+    let audio = AudioConfig { input: SourceSpec::Silence, output: SinkSpec::Null, ..Default::default() };
+    MediaConfig { audio, video, muted: false, video_on: false, remote_video_on: true }
+}
+
+async fn wait(pipeline: &CallMedia, what: &str, pred: impl Fn(&VideoStats) -> bool) -> VideoStats {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s = pipeline.stats();
+        let s = pipeline.video_stats();
         if pred(&s) {
             return s;
         }
@@ -40,17 +48,7 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
         output: VideoSinkSpec::Null,
         ..Default::default()
     };
-    let (control_tx, mut control_rx) = mpsc::channel(32);
-    let pipeline = VideoPipeline::start(
-        b.conn.clone(),
-        &b.established.frame_keys,
-        config,
-        false,
-        true,
-        Default::default(),
-        control_tx,
-    )
-    .unwrap();
+    let (pipeline, mut control_rx) = quic::start_media(&b.conn, &b.established.frame_keys, receiving(config));
 
     // Alice, by hand: genuine records from a real encoder, and abuse.
     let small = SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() };
@@ -147,7 +145,7 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
     drop(held);
 
     // Bob's own video: switched on, the missing source is reported; nothing is sent, nothing ends.
-    pipeline.set_sending(true);
+    pipeline.set_video(true);
     let st = wait(&pipeline, "the source error", |s| s.input_error.is_some()).await;
     assert!(st.input_error.unwrap().contains("hail-camera.y4m"));
     assert_eq!(st.send.frames, 0);
@@ -157,20 +155,11 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_record_length_buffers_only_what_arrives_and_the_video_goes_on() {
-    use hail::media::video_pipeline::MAX_BUFFERED;
+    use hail::media::stats::MAX_BUFFERED;
     let call = CallId([0x79; 16]);
     let (_, a, b) = quic::channel_pair(call).await;
-    let (control_tx, _control_rx) = mpsc::channel(32);
-    let pipeline = VideoPipeline::start(
-        b.conn.clone(),
-        &b.established.frame_keys,
-        VideoConfig { input: VideoSourceSpec::Pattern, output: VideoSinkSpec::Null, ..Default::default() },
-        false,
-        true,
-        Default::default(),
-        control_tx,
-    )
-    .unwrap();
+    let video = VideoConfig { input: VideoSourceSpec::Pattern, output: VideoSinkSpec::Null, ..Default::default() };
+    let (pipeline, _control_rx) = quic::start_media(&b.conn, &b.established.frame_keys, receiving(video));
 
     // Three streams each announce the largest record allowed and send 1000 bytes of it, then hold:
     // the receiver buffers what arrived, not what was announced (3 × 2 MiB).

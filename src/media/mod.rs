@@ -1,19 +1,20 @@
-//! Media: sans-IO pieces (the jitter buffer, lip sync, the packet format, the senders' and receivers'
-//! state), the codecs, and the sources and sinks.
+//! Media: the call's sans-IO [`session::MediaSession`] and its pieces (the jitter buffer, lip sync,
+//! the packet format, the rate loop, the senders' and receivers' state), the codecs, the sources
+//! and sinks, and the thin IO layer that drives a session on a link ([`driver`]).
 
 pub mod audio;
 pub mod bitrate;
 pub mod codec;
-pub mod feedback;
+pub mod config;
+pub mod driver;
 pub mod io;
 pub mod jitter;
 pub mod lip_sync;
 pub mod packet;
-pub mod pipeline;
-pub mod session;
 pub mod rate;
+pub mod session;
+pub mod stats;
 pub mod video;
-pub mod video_pipeline;
 
 /// Why a call's media could not start.
 #[derive(Debug, thiserror::Error)]

@@ -27,18 +27,7 @@ pub const RATE_TICK: Duration = Duration::from_millis(200);
 /// fraction of it (or one of them is zero).
 pub const HYSTERESIS: f64 = 0.05;
 
-/// The QUIC path at one tick. The byte counts are cumulative over the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PathSample {
-    /// Smoothed round-trip time.
-    pub rtt: Duration,
-    /// Congestion window, bytes.
-    pub cwnd: u64,
-    /// UDP bytes sent so far.
-    pub sent_bytes: u64,
-    /// Bytes QUIC declared lost so far.
-    pub lost_bytes: u64,
-}
+pub use crate::media_link::PathSample;
 
 /// The delivery window open now: since when, and the counters then.
 #[derive(Debug, Clone, Copy)]

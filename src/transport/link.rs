@@ -237,11 +237,16 @@ impl PeerLink {
         let _ = self.commands.try_send(Command::Close);
     }
 
-    /// The QUIC connection, once the link is up. Media takes it for now: the audio and video
-    /// pipelines send datagrams and open streams on it themselves until a media session hands its
-    /// transmits to the link instead.
+    /// The QUIC connection, once the link is up (its path and close reason; media takes its share
+    /// through [`PeerLink::media`]).
     pub fn connection(&self) -> Option<quinn::Connection> {
         self.connection.get().cloned()
+    }
+
+    /// The media's share of the link (its datagrams and one-way streams), once up.
+    pub fn media(&self) -> Option<std::sync::Arc<dyn crate::media_link::MediaLink>> {
+        let conn = self.connection.get()?.clone();
+        Some(std::sync::Arc::new(super::media_port::QuicMediaPort::new(conn)))
     }
 
     /// The peer's address on the link's path, once up (it follows QUIC migration).

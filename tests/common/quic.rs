@@ -61,3 +61,15 @@ pub async fn channel_pair(
         .unwrap();
     (ep_a, a, b.await.unwrap().unwrap())
 }
+
+/// A call's media on `conn`, as the node starts it (`config` and a control channel whose
+/// receiver is returned: what the media asks of the peer arrives there).
+pub fn start_media(
+    conn: &quinn::Connection,
+    keys: &hail::crypto::frame::FrameKeys,
+    config: hail::media::driver::MediaConfig,
+) -> (hail::media::driver::CallMedia, mpsc::Receiver<hail::media::session::MediaControl>) {
+    let (control, requests) = mpsc::channel(32);
+    let link = std::sync::Arc::new(hail::transport::media_port::QuicMediaPort::new(conn.clone()));
+    (hail::media::driver::CallMedia::start(link, keys, config, control).unwrap(), requests)
+}

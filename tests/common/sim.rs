@@ -396,8 +396,8 @@ impl AudioParty {
                     self.played.push(matches!(playout, Playout::Frame { .. } | Playout::Fec { .. }));
                 }
                 media::Output::Transmit(datagram) => self.outbox.push_back(datagram),
-                media::Output::PeerReport { .. } => {}
                 media::Output::Timeout(_) => return,
+                other => unreachable!("an audio-only session asked for {other:?}"),
             }
         }
     }

@@ -103,6 +103,11 @@ impl Record {
     pub fn body(&self) -> &[u8] {
         &self.body
     }
+
+    /// The body, taken out: its bytes no longer count against the budget.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
 }
 
 /// Why a stream's bytes were refused; the stream is then stopped.

@@ -74,8 +74,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     pub(in crate::node) fn set_muted(&mut self, muted: bool) -> Result<CallInfo, NodeError> {
         let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
         call.muted = muted;
-        if let Some(audio) = &call.audio {
-            audio.set_muted(muted);
+        if let Some(media) = &call.media {
+            media.set_muted(muted);
         }
         let video = call.session.video();
         self.call_action(UserAction::Media { muted, video })
@@ -85,8 +85,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// whether the call starts with our video).
     pub(in crate::node) fn set_video(&mut self, on: bool) -> Result<CallInfo, NodeError> {
         let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
-        if let Some(video) = &call.video {
-            video.set_sending(on);
+        if let Some(media) = &call.media {
+            media.set_video(on);
         }
         let muted = call.muted;
         self.call_action(UserAction::Media { muted, video: on })

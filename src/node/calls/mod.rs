@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use libp2p::PeerId;
@@ -33,11 +32,12 @@ use crate::crypto::handshake::{Established, HandshakeParams};
 use crate::discovery::{FindError, FoundPeer, InviteEvent, RelayRequestError};
 use crate::identity::Identity;
 use crate::ip_scope::IpScope;
-use crate::media::feedback::MediaFeedback;
 use crate::media::io::{SinkSpec, SourceSpec};
-use crate::media::pipeline::{AudioConfig, AudioPipeline, AudioStats};
+use crate::media::config::{AudioConfig, VideoConfig};
+use crate::media::driver::{CallMedia, MediaConfig};
+use crate::media::session::MediaControl;
+use crate::media::stats::{AudioStats, VideoStats};
 use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
-use crate::media::video_pipeline::{MediaControl, VideoConfig, VideoPipeline, VideoStats};
 use crate::name::Name;
 use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
 use crate::transport::channel::{self, CallStream, ChannelError};
@@ -98,9 +98,9 @@ pub(super) struct LiveCall {
     /// The media frame keys, once the link is up.
     frame_keys: Option<FrameKeys>,
     audio_config: AudioConfig,
-    audio: Option<AudioPipeline>,
     video_config: VideoConfig,
-    video: Option<VideoPipeline>,
+    /// The call's media, once the call is active and its link up.
+    media: Option<CallMedia>,
     remote_video: bool,
     /// The candidates the peer advertised.
     remote_candidates: Vec<String>,
@@ -108,7 +108,6 @@ pub(super) struct LiveCall {
     relay_mine: Option<SocketAddr>,
     /// The relay holding an allocation we made for this call (freed when the call ends).
     relay_owned: Option<PeerId>,
-    feedback: Arc<MediaFeedback>,
     muted: bool,
 }
 
@@ -130,14 +129,12 @@ impl LiveCall {
             remote_muted: false,
             frame_keys: None,
             audio_config,
-            audio: None,
             video_config,
-            video: None,
+            media: None,
             remote_video,
             remote_candidates: Vec::new(),
             relay_mine: None,
             relay_owned: None,
-            feedback: Arc::new(MediaFeedback::default()),
             muted: false,
         }
     }
@@ -145,51 +142,38 @@ impl LiveCall {
     /// Starts the media once the call is active and its link up (idempotent): audio, and video
     /// (it receives always; it sends when our video is on).
     fn start_media(&mut self, link: Option<&PeerLink>) {
-        if self.session.state() != CallState::Active {
+        if self.session.state() != CallState::Active || self.media.is_some() {
             return;
         }
         let (Some(keys), Some(link)) = (&self.frame_keys, link) else { return };
-        let Some(conn) = link.connection() else { return };
-        if self.audio.is_none() {
-            match AudioPipeline::start(conn.clone(), keys, self.audio_config.clone(), self.muted, self.feedback.clone())
-            {
-                Ok(p) => self.audio = Some(p),
-                Err(e) => tracing::warn!(error = %e, "audio could not start"),
-            }
-        }
-        if self.video.is_none() {
-            let link_control = link.control_sender();
-            // The video's requests to the peer go out on the link's control stream; the forwarder
-            // ends when the pipeline drops its sender or the link is gone.
-            let (control, mut requests) = mpsc::channel::<MediaControl>(8);
-            tokio::spawn(async move {
-                while let Some(MediaControl::KeyframeRequest) = requests.recv().await {
-                    if link_control.send(ControlMessage::KeyframeRequest.body()).await.is_err() {
-                        break;
-                    }
+        let Some(media_link) = link.media() else { return };
+        let link_control = link.control_sender();
+        // What the media asks of the peer goes out on the link's control stream; the forwarder
+        // ends when the media drops its sender or the link is gone.
+        let (control, mut requests) = mpsc::channel::<MediaControl>(8);
+        tokio::spawn(async move {
+            while let Some(MediaControl::KeyframeRequest) = requests.recv().await {
+                if link_control.send(ControlMessage::KeyframeRequest.body()).await.is_err() {
+                    break;
                 }
-            });
-            match VideoPipeline::start(
-                conn.clone(),
-                keys,
-                self.video_config.clone(),
-                self.session.video(),
-                self.remote_video,
-                self.feedback.clone(),
-                control,
-            ) {
-                Ok(p) => self.video = Some(p),
-                Err(e) => tracing::warn!(error = %e, "video could not start"),
             }
+        });
+        let config = MediaConfig {
+            audio: self.audio_config.clone(),
+            video: self.video_config.clone(),
+            muted: self.muted,
+            video_on: self.session.video(),
+            remote_video_on: self.remote_video,
+        };
+        match CallMedia::start(media_link, keys, config, control) {
+            Ok(media) => self.media = Some(media),
+            Err(e) => tracing::warn!(error = %e, "the call's media could not start"),
         }
     }
 
     fn stop_media(&mut self) {
-        if let Some(p) = self.audio.take() {
-            drop(p.stop());
-        }
-        if let Some(v) = self.video.take() {
-            v.stop();
+        if let Some(media) = self.media.take() {
+            drop(media.stop());
         }
     }
 }
@@ -468,8 +452,8 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         if let CallEvent::RemoteMedia { muted, video } = event {
             call.remote_muted = muted;
             call.remote_video = video;
-            if let Some(v) = &call.video {
-                v.set_remote_sending(video);
+            if let Some(media) = &call.media {
+                media.set_remote_video(video);
             }
         }
         if let CallEvent::State(CallState::Active) = event {

@@ -103,8 +103,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 // Media's own message rides the control stream but is not the call's business:
                 // straight to the video (issue 12: it no longer passes through CallSession).
                 Ok(ControlMessage::KeyframeRequest) => {
-                    if let (CallState::Active, Some(video)) = (call.session.state(), &call.video) {
-                        video.on_keyframe_request();
+                    if let (CallState::Active, Some(media)) = (call.session.state(), &call.media) {
+                        media.keyframe_requested();
                     }
                 }
                 Ok(msg) => call.session.handle(Input::Control(msg), now),

@@ -127,8 +127,8 @@ impl LiveCall {
             remote_video: self.remote_video,
             remote_muted: self.remote_muted,
             muted: self.muted,
-            audio: self.audio.as_ref().map(AudioPipeline::stats),
-            video_stats: self.video.as_ref().map(VideoPipeline::stats),
+            audio: self.media.as_ref().map(CallMedia::audio_stats),
+            video_stats: self.media.as_ref().map(CallMedia::video_stats),
             path: link.filter(|_| s.state() != CallState::Ended).and_then(|link| {
                 let (remote, rtt) = (link.remote_address()?, link.rtt()?);
                 let mut p = CallPath::classify(remote, &self.remote_candidates, rtt);

@@ -1,0 +1,81 @@
+//! The media part of `hail status`: what a call's audio and video did, as the media task last
+//! wrote it down.
+
+use serde::{Deserialize, Serialize};
+
+use super::audio::{ReceiveStats, SendStats};
+use super::video::receiver::VideoReceiveStats;
+use super::video::sender::VideoSendStats;
+
+/// Bytes of video records a call holds at most (records being read on all its streams, and
+/// records waiting for the media task); a stream that would pass it is stopped.
+pub const MAX_BUFFERED: usize = 4 * super::video::wire::MAX_RECORD;
+
+/// The audio part of `hail status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioStats {
+    /// The source in use.
+    pub input: String,
+    /// The sink in use.
+    pub output: String,
+    /// Why the source could not be opened (nothing is sent then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<String>,
+    /// Why the sink could not be opened (audio is received and discarded then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
+    /// Our microphone is muted.
+    pub muted: bool,
+    /// Sending.
+    pub send: SendStats,
+    /// Receiving.
+    pub receive: ReceiveStats,
+    /// Bitrate sent over the last second, bps.
+    pub send_bitrate: u64,
+    /// Bitrate received over the last second, bps.
+    pub receive_bitrate: u64,
+    /// The QUIC path's round-trip time, ms.
+    pub rtt_ms: f64,
+}
+
+/// The video part of `hail status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VideoStats {
+    /// We send video (the user's switch).
+    pub sending: bool,
+    /// The peer says it sends video; false shows as "video paused".
+    pub remote_sending: bool,
+    /// The source.
+    pub input: String,
+    /// The sink.
+    pub output: String,
+    /// Why the source failed (nothing is sent then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<String>,
+    /// Why the sink failed (pictures are dropped then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
+    /// Video is on but the path has no room for it now (below the controller's minimum).
+    pub paused_for_bandwidth: bool,
+    /// The controller's estimate of the path, bps.
+    pub estimate_bps: u32,
+    /// Sending.
+    pub send: VideoSendStats,
+    /// Receiving.
+    pub receive: VideoReceiveStats,
+    /// Frames sent over the last second.
+    pub send_fps: u32,
+    /// Frames shown over the last second.
+    pub receive_fps: u32,
+    /// Bits sent over the last second.
+    pub send_bitrate: u64,
+    /// Bits received over the last second.
+    pub receive_bitrate: u64,
+    /// Records the path could not take in time (a new GOP was started instead).
+    pub send_dropped: u64,
+    /// Bytes of the peer's video records held now (being read, or waiting for the decoder), at
+    /// most [`MAX_BUFFERED`].
+    #[serde(default)]
+    pub receive_buffered_bytes: u64,
+}
+
