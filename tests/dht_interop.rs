@@ -173,6 +173,35 @@ async fn a_stock_libp2p_node_and_hail_nodes_find_each_other() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(after, before + 3, "three hostile records refused");
+    // And A still holds B's real record: read back from A itself (a lookup may end before A
+    // answers: a few tries), it verifies as B's.
+    let mut from_a = Vec::new();
+    for _ in 0..10 {
+        let query = stock.behaviour_mut().kad.get_record(key.clone());
+        drive(&mut stock, |e| match e {
+            SwarmEvent::Behaviour(StockEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }))
+                if *id == query =>
+            {
+                if let QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(r))) = result
+                    && r.peer == Some(a_peer)
+                {
+                    from_a.push(r.record.value.clone());
+                }
+                step.last.then_some(())
+            }
+            _ => None,
+        })
+        .await;
+        if !from_a.is_empty() {
+            break;
+        }
+    }
+    assert!(!from_a.is_empty(), "A answered with a record for B's key");
+    for value in from_a {
+        let held = verify_record(key.as_ref(), &value).expect("what A holds still verifies");
+        assert_eq!(held.peer_id, b_peer, "A holds B's own record, not the forgery");
+        assert!(held.addresses.contains(&b_addr));
+    }
     // The daemons are unaffected.
     for m in &members {
         assert!(m.status().await["peer_id"].is_string());

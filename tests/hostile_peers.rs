@@ -158,7 +158,29 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
         .ask(Command::Answer { audio_in: None, audio_out: None, video_in: None, video_out: None })
         .await
         .expect("answer");
+    for side in [target, other] {
+        let mut state = Value::Null;
+        for _ in 0..500 {
+            state = side.status().await["call"]["state"].clone();
+            if state == "active" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(state, "active", "the normal call connects on both sides");
+    }
     other.ask(Command::Hangup).await.expect("hang up");
+    for side in [target, other] {
+        let mut ended = Value::Null;
+        for _ in 0..500 {
+            ended = side.status().await["call"].clone();
+            if ended["end_reason"].is_object() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(ended["end_reason"]["kind"], "hung_up", "ended by the hang-up, not an error: {ended}");
+    }
     for m in members {
         m.daemon.stop().await;
     }
