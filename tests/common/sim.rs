@@ -1,62 +1,78 @@
-//! A deterministic discrete-event simulator for the sans-IO media core: parties exchange datagrams
-//! over seeded [`netem`] links in virtual time. No sockets, no threads, no clock: a minute of a
-//! call runs in about two seconds, and the same seeds give the same run, packet for packet.
+//! A deterministic discrete-event simulator for the sans-IO media core: parties exchange datagrams,
+//! messages and streams over seeded [`netem`] links in virtual time. No sockets, no threads, no
+//! clock: a minute of a call runs in about two seconds, and the same seeds give the same run,
+//! packet for packet.
 //!
-//! A party is anything driven str0m-style: it takes datagrams and timeouts with `now`, and is
+//! A party is anything driven str0m-style: it takes what arrives and timeouts with `now`, and is
 //! drained of transmits; it says when it next needs to run. [`AudioParty`] is a call's audio: the
 //! daemon's own `MediaSession` (20 ms send and play ticks, a receiver report each second), driven
-//! as the audio task in `src/media/pipeline.rs` drives it, over real Opus.
+//! as the media task of `src/media/driver` drives it, over real Opus. [`MediaParty`] is a
+//! call's audio and video over one connection, with the rate loop and lip sync (`media_party.rs`).
 //!
 //! [`CallParty`] is a whole call endpoint: the [`CallSession`] (invite, ringing, answer, keepalive,
 //! hangup, idle timeout) over reliable transmits, and its audio once the call is active.
 //!
-//! What the simulator does not model: QUIC's congestion control. Datagrams (audio) are exact;
-//! reliable transmits (signalling, the control stream) are retransmitted through the same lossy
-//! link until a copy gets through (200 ms, doubling up to 2 s) and arrive in order; video streams
-//! are not simulated yet.
+//! What carries a direction's traffic is one of two transports:
+//! - **plain** (the default): datagrams go straight onto the link, exact; messages are
+//!   retransmitted through the same lossy link until a copy gets through (200 ms, doubling up to
+//!   2 s) and arrive in order. No congestion control and no streams: the audio and signalling
+//!   tests, whose numbers docs/performance.md quotes, run on it.
+//! - **QUIC** ([`Sim::over_quic`]): a model of a quinn connection, one endpoint per party and
+//!   peer ([`quic_model::QuicConnection`]: acknowledgements, congestion window, pacing, loss
+//!   detection and retransmission, datagrams first, streams with reset), whose path stats each
+//!   party gets before its timeouts, as the daemon's media task reads them from quinn.
 #![allow(dead_code)]
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, Instant};
 
+#[path = "gop_streams.rs"]
+pub mod gop_streams;
+#[path = "media_party.rs"]
+mod media_party;
 #[path = "netem.rs"]
 pub mod netem;
+#[path = "quic_model.rs"]
+pub mod quic_model;
 
 use hail::call::signal::{ControlMessage, Invite, InviteReply};
 use hail::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Timeouts, UserAction};
 use hail::crypto::frame::FrameKeys;
 use hail::crypto::sas::Sas;
 use hail::media::audio::{ReceiveStats, SendStats, decode_playout};
-use hail::media::codec::fake::{FakeVideoDecoder, FakeVideoEncoder};
 use hail::media::codec::opus::{OpusDecoder, OpusEncoder};
 use hail::media::io::{AudioSource, ToneSource};
 use hail::media::jitter::Playout;
+use hail::media::rate::PathSample;
 use hail::media::session::{self as media, MediaSession, Now};
-use hail::media::video::cpu_adaptation::VideoFormat;
-use hail::media::video::encoder::EncodeWorker;
-use hail::media::video::pattern::{self, Stamp};
-use hail::media::video::receiver::{VideoReceiveStats, VideoReceiver};
-use hail::media::video::sender::{SenderConfig, VideoSendStats, VideoSender};
 use libp2p_identity::PeerId;
+#[allow(unused_imports)]
+pub use media_party::{MediaParty, Shown};
 pub use netem::{Impairment, Netem, NetemStats};
+use quic_model::{ConnectionStats, Delivery, Packet, QuicConnection};
+pub use quic_model::{Payload, StreamEvent};
 
 /// What a party sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// To which party.
     pub to: usize,
-    /// The bytes.
-    pub bytes: Vec<u8>,
-    /// Retransmitted until it arrives, in order with the link's other reliable transmits (a QUIC
-    /// stream); else a datagram, lost when the link loses it.
-    pub reliable: bool,
+    /// What.
+    pub payload: Payload,
 }
 
 /// A sans-IO endpoint in the simulation.
 pub trait Party {
-    /// Bytes from party `from` arrived.
+    /// A datagram from party `from` arrived.
     fn handle_datagram(&mut self, now: Instant, from: usize, bytes: Vec<u8>);
+    /// A message from party `from` arrived (in order with its other messages).
+    fn handle_message(&mut self, now: Instant, from: usize, bytes: Vec<u8>);
+    /// Something happened on party `from`'s stream `stream` (QUIC links only). A party that opens
+    /// no streams hears of none.
+    fn handle_stream(&mut self, _now: Instant, _from: usize, _stream: u64, _event: StreamEvent) {}
+    /// The path to party `to` now, given just before [`Party::handle_timeout`] (QUIC links only).
+    fn handle_path(&mut self, _now: Instant, _to: usize, _path: PathSample) {}
     /// The time [`Party::poll_timeout`] named has come.
     fn handle_timeout(&mut self, now: Instant);
     /// The next thing to send.
@@ -66,17 +82,20 @@ pub trait Party {
 }
 
 /// What happens at a time on a link.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug)]
 enum Event {
-    /// A datagram arrives.
+    /// A datagram arrives (plain link).
     Datagram(Vec<u8>),
-    /// A copy of reliable transmit `seq` arrives: delivered with every one before it that is in.
+    /// A copy of message `seq` arrives: delivered with every one before it that is in (plain link).
     Reliable(u64),
-    /// Reliable transmit `seq` is sent again (attempt number, the wait after this one).
+    /// Message `seq` is sent again (attempt number, the wait after this one) (plain link).
     Retransmit(u64, u32, Duration),
+    /// A packet arrives (QUIC link).
+    Packet(Packet),
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// An event on link `(from, to)` at `at`; `order` breaks ties in the order they were scheduled.
+#[derive(Debug)]
 struct Scheduled {
     at: Instant,
     order: u64,
@@ -85,31 +104,64 @@ struct Scheduled {
     event: Event,
 }
 
-/// One direction's reliable transmits: numbered when sent, delivered in that order.
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+/// One direction's messages on a plain link: numbered when sent, delivered in that order.
 #[derive(Debug, Default)]
 struct ReliableLink {
     next_seq: u64,
     next_delivered: u64,
-    unsent: HashMap<u64, Vec<u8>>,
-    arrived: std::collections::BTreeMap<u64, Vec<u8>>,
+    unsent: BTreeMap<u64, Vec<u8>>,
+    arrived: BTreeMap<u64, Vec<u8>>,
 }
 
-/// The simulation: parties, the links between them, the datagrams in flight, and virtual time.
+/// What carries one direction's traffic (see the module docs): on a QUIC link from `a` to `b`,
+/// `a`'s endpoint of the connection (it sends on this link and hears what comes on the other).
+#[derive(Debug)]
+enum Transport {
+    Plain(ReliableLink),
+    Quic(Box<QuicConnection>),
+}
+
+/// One direction between two parties: what the network does, and what carries the traffic.
+#[derive(Debug)]
+struct Link {
+    imp: Impairment,
+    netem: Netem,
+    transport: Transport,
+}
+
+/// The simulation: parties, the links between them, what is in flight, and virtual time.
 pub struct Sim<P> {
     /// The parties, by index.
     pub parties: Vec<P>,
     start: Instant,
     now: Instant,
-    links: HashMap<(usize, usize), (Impairment, Netem)>,
+    links: BTreeMap<(usize, usize), Link>,
+    quic: bool,
     in_flight: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
-    reliable: HashMap<(usize, usize), ReliableLink>,
 }
 
-/// The first retransmission of a reliable transmit, and the most the wait doubles to.
+/// The first retransmission of a message on a plain link, and the most the wait doubles to.
 const RETRANSMIT: Duration = Duration::from_millis(200);
 const MAX_RETRANSMIT: Duration = Duration::from_secs(2);
-/// Attempts before a reliable transmit is given up (about two minutes of a dead link).
+/// Attempts before a message is given up (about two minutes of a dead link).
 const MAX_ATTEMPTS: u32 = 64;
 
 /// The most events at one instant before the simulator calls a party broken (a timeout that does
@@ -117,23 +169,17 @@ const MAX_ATTEMPTS: u32 = 64;
 const MAX_EVENTS_AT_ONE_INSTANT: usize = 100_000;
 
 impl<P: Party> Sim<P> {
-    /// A simulation of `parties` starting at `start`; every pair is joined by a clean link until
-    /// [`Sim::link`] says otherwise.
+    /// A simulation of `parties` starting at `start`; every pair is joined by a clean plain link
+    /// until [`Sim::link`] or [`Sim::over_quic`] says otherwise.
     pub fn new(parties: Vec<P>, start: Instant) -> Self {
-        Sim {
-            parties,
-            start,
-            now: start,
-            links: HashMap::new(),
-            in_flight: BinaryHeap::new(),
-            order: 0,
-            reliable: HashMap::new(),
-        }
+        Sim { parties, start, now: start, links: BTreeMap::new(), quic: false, in_flight: BinaryHeap::new(), order: 0 }
     }
 
     /// What the link from `from` to `to` does, with its random choices seeded by `seed`.
     pub fn link(&mut self, from: usize, to: usize, impairment: Impairment, seed: u64) {
-        self.links.insert((from, to), (impairment, Netem::new(seed)));
+        let link = self.link_mut((from, to));
+        link.imp = impairment;
+        link.netem = Netem::new(seed);
     }
 
     /// Two parties, 0 and 1, joined both ways by `impairment` (each direction seeded by one of
@@ -145,6 +191,27 @@ impl<P: Party> Sim<P> {
         sim
     }
 
+    /// Every link, those set up so far and those to come, carries a modelled QUIC connection
+    /// whose handshake measured the link's base RTT (the delays both ways).
+    pub fn over_quic(mut self) -> Self {
+        self.quic = true;
+        let keys: Vec<(usize, usize)> = self.links.keys().copied().collect();
+        for key in keys {
+            let transport = self.new_transport(key);
+            self.links.get_mut(&key).expect("listed").transport = transport;
+        }
+        self
+    }
+
+    fn new_transport(&self, (from, to): (usize, usize)) -> Transport {
+        if !self.quic {
+            return Transport::Plain(ReliableLink::default());
+        }
+        let delay = |k| self.links.get(&k).map_or(Duration::ZERO, |l: &Link| l.imp.delay);
+        let rtt = delay((from, to)) + delay((to, from));
+        Transport::Quic(Box::new(QuicConnection::new(rtt)))
+    }
+
     /// Changes what both directions between parties 0 and 1 do, from the next packet on.
     pub fn set_impairment_both_ways(&mut self, impairment: Impairment) {
         self.set_impairment(0, 1, impairment);
@@ -153,12 +220,20 @@ impl<P: Party> Sim<P> {
 
     /// Changes what the link from `from` to `to` does, from the next packet on.
     pub fn set_impairment(&mut self, from: usize, to: usize, impairment: Impairment) {
-        self.links.entry((from, to)).or_insert_with(|| (impairment, Netem::new(default_seed(from, to)))).0 = impairment;
+        self.link_mut((from, to)).imp = impairment;
     }
 
     /// What the link from `from` to `to` did.
     pub fn link_stats(&self, from: usize, to: usize) -> NetemStats {
-        self.links.get(&(from, to)).map(|(_, n)| n.stats()).unwrap_or_default()
+        self.links.get(&(from, to)).map(|l| l.netem.stats()).unwrap_or_default()
+    }
+
+    /// What `from`'s QUIC endpoint towards `to` did (`None` on a plain link).
+    pub fn quic_stats(&self, from: usize, to: usize) -> Option<ConnectionStats> {
+        match &self.links.get(&(from, to))?.transport {
+            Transport::Quic(conn) => Some(conn.stats()),
+            Transport::Plain(_) => None,
+        }
     }
 
     /// Virtual time now.
@@ -177,15 +252,16 @@ impl<P: Party> Sim<P> {
         self.run_until(end);
     }
 
-    /// Runs until virtual time `end`: delivers datagrams and fires timeouts in time order (at one
-    /// instant: deliveries first, then parties by index).
+    /// Runs until virtual time `end`: delivers what arrives and fires timeouts in time order (at
+    /// one instant: deliveries first, then the QUIC endpoints' timers, then parties by index).
     pub fn run_until(&mut self, end: Instant) {
         let mut events_now = 0;
         loop {
             self.flush();
             let delivery = self.in_flight.peek().map(|Reverse(e)| e.at);
             let timer = self.parties.iter().filter_map(Party::poll_timeout).min();
-            let Some(next) = [delivery, timer].into_iter().flatten().min() else { break };
+            let quic = self.quic_endpoints().filter_map(|(_, c)| c.poll_timeout()).min();
+            let Some(next) = [delivery, timer, quic].into_iter().flatten().min() else { break };
             if next > end {
                 break;
             }
@@ -197,58 +273,121 @@ impl<P: Party> Sim<P> {
             assert!(events_now < MAX_EVENTS_AT_ONE_INSTANT, "a party keeps asking for {next:?} without moving on");
             while self.in_flight.peek().is_some_and(|Reverse(e)| e.at <= self.now) {
                 let Reverse(e) = self.in_flight.pop().expect("peeked");
-                let link = (e.from, e.to);
-                match e.event {
-                    Event::Datagram(bytes) => self.parties[e.to].handle_datagram(self.now, e.from, bytes),
-                    Event::Reliable(_) => {
-                        let r = self.reliable.entry(link).or_default();
-                        let mut ready = Vec::new();
-                        while let Some(bytes) = r.arrived.remove(&r.next_delivered) {
-                            ready.push(bytes);
-                            r.next_delivered += 1;
-                        }
-                        for bytes in ready {
-                            self.parties[e.to].handle_datagram(self.now, e.from, bytes);
-                        }
+                self.deliver(e);
+            }
+            let now = self.now;
+            for link in self.links.values_mut() {
+                if let Transport::Quic(conn) = &mut link.transport {
+                    if conn.poll_timeout().is_some_and(|t| t <= now) {
+                        conn.handle_timeout(now);
                     }
-                    Event::Retransmit(seq, attempt, wait) => self.send_reliable(link, seq, attempt, wait),
                 }
             }
-            for p in &mut self.parties {
-                if p.poll_timeout().is_some_and(|t| t <= self.now) {
-                    p.handle_timeout(self.now);
+            for (i, p) in self.parties.iter_mut().enumerate() {
+                if p.poll_timeout().is_some_and(|t| t <= now) {
+                    for (&(from, to), link) in &self.links {
+                        if let (true, Transport::Quic(conn)) = (from == i, &link.transport) {
+                            p.handle_path(now, to, conn.path());
+                        }
+                    }
+                    p.handle_timeout(now);
                 }
             }
         }
         self.now = self.now.max(end);
     }
 
-    /// Takes every party's transmits and puts them on their links.
-    fn flush(&mut self) {
-        for from in 0..self.parties.len() {
-            while let Some(Transmit { to, bytes, reliable }) = self.parties[from].poll_transmit() {
-                if reliable {
-                    let r = self.reliable.entry((from, to)).or_default();
-                    let seq = r.next_seq;
-                    r.next_seq += 1;
-                    r.unsent.insert(seq, bytes);
-                    self.send_reliable((from, to), seq, 0, RETRANSMIT);
-                    continue;
+    fn quic_endpoints(&self) -> impl Iterator<Item = (&(usize, usize), &QuicConnection)> {
+        self.links.iter().filter_map(|(k, l)| match &l.transport {
+            Transport::Quic(conn) => Some((k, &**conn)),
+            Transport::Plain(_) => None,
+        })
+    }
+
+    fn deliver(&mut self, e: Scheduled) {
+        let link = (e.from, e.to);
+        let now = self.now;
+        match e.event {
+            Event::Datagram(bytes) => self.parties[e.to].handle_datagram(now, e.from, bytes),
+            Event::Reliable(_) => {
+                let Transport::Plain(r) = &mut self.link_mut(link).transport else { return };
+                let mut ready = Vec::new();
+                while let Some(bytes) = r.arrived.remove(&r.next_delivered) {
+                    ready.push(bytes);
+                    r.next_delivered += 1;
                 }
-                for at in self.link_now((from, to)).send_now(bytes.len()) {
-                    self.schedule(at, (from, to), Event::Datagram(bytes.clone()));
+                for bytes in ready {
+                    self.parties[e.to].handle_message(now, e.from, bytes);
+                }
+            }
+            Event::Retransmit(seq, attempt, wait) => self.send_reliable(link, seq, attempt, wait),
+            Event::Packet(packet) => {
+                // The receiving party's endpoint is the one on the link back.
+                let Transport::Quic(conn) = &mut self.link_mut((e.to, e.from)).transport else { return };
+                for delivery in conn.handle_packet(now, packet) {
+                    let party = &mut self.parties[e.to];
+                    match delivery {
+                        Delivery::Datagram(bytes) => party.handle_datagram(now, e.from, bytes),
+                        Delivery::Message(bytes) => party.handle_message(now, e.from, bytes),
+                        Delivery::Stream { id, event } => party.handle_stream(now, e.from, id, event),
+                    }
                 }
             }
         }
     }
 
-    /// Sends reliable transmit `seq` on `link` now: the first copy that gets through arrives;
-    /// if none does, it is sent again after `wait`, which doubles up to [`MAX_RETRANSMIT`].
+    /// Takes every party's transmits and puts them on their links.
+    fn flush(&mut self) {
+        for from in 0..self.parties.len() {
+            while let Some(Transmit { to, payload }) = self.parties[from].poll_transmit() {
+                let now = self.now;
+                let link = self.link_mut((from, to));
+                match (&mut link.transport, payload) {
+                    (Transport::Quic(conn), payload) => conn.send(payload),
+                    (Transport::Plain(r), Payload::Message(bytes)) => {
+                        let seq = r.next_seq;
+                        r.next_seq += 1;
+                        r.unsent.insert(seq, bytes);
+                        self.send_reliable((from, to), seq, 0, RETRANSMIT);
+                    }
+                    (Transport::Plain(_), Payload::Datagram(bytes)) => {
+                        for at in link.netem.send(&link.imp, now, bytes.len()) {
+                            self.schedule(at, (from, to), Event::Datagram(bytes.clone()));
+                        }
+                    }
+                    (Transport::Plain(_), payload) => panic!("{payload:?}: streams need QUIC links (Sim::over_quic)"),
+                }
+            }
+        }
+        let quic: Vec<(usize, usize)> = self.quic_endpoints().map(|(k, _)| *k).collect();
+        for link in quic {
+            self.send_packets(link);
+        }
+    }
+
+    /// Puts on `link` every packet `from`'s QUIC endpoint lets go now (a duplicated copy is
+    /// dropped by the receiving endpoint: same packet number).
+    fn send_packets(&mut self, (from, to): (usize, usize)) {
+        let now = self.now;
+        loop {
+            let link = self.links.get_mut(&(from, to)).expect("a QUIC link");
+            let Transport::Quic(conn) = &mut link.transport else { return };
+            let Some(packet) = conn.poll_packet(now) else { return };
+            for at in link.netem.send(&link.imp, now, packet.len) {
+                self.schedule(at, (from, to), Event::Packet(packet.clone()));
+            }
+        }
+    }
+
+    /// Sends message `seq` on plain `link` now: the first copy that gets through arrives; if none
+    /// does, it is sent again after `wait`, which doubles up to [`MAX_RETRANSMIT`].
     fn send_reliable(&mut self, link: (usize, usize), seq: u64, attempt: u32, wait: Duration) {
-        let len = self.reliable.get(&link).and_then(|r| r.unsent.get(&seq)).map_or(0, Vec::len);
-        match self.link_now(link).send_now(len).into_iter().min() {
+        let now = self.now;
+        let l = self.link_mut(link);
+        let Transport::Plain(r) = &mut l.transport else { return };
+        let len = r.unsent.get(&seq).map_or(0, Vec::len);
+        match l.netem.send(&l.imp, now, len).into_iter().min() {
             Some(at) => {
-                let r = self.reliable.entry(link).or_default();
                 if let Some(bytes) = r.unsent.remove(&seq) {
                     r.arrived.insert(seq, bytes);
                 }
@@ -256,7 +395,7 @@ impl<P: Party> Sim<P> {
             }
             None if attempt + 1 < MAX_ATTEMPTS => {
                 let next = (wait * 2).min(MAX_RETRANSMIT);
-                self.schedule(self.now + wait, link, Event::Retransmit(seq, attempt + 1, next));
+                self.schedule(now + wait, link, Event::Retransmit(seq, attempt + 1, next));
             }
             // Given up, as QUIC would close the connection: nothing after it is delivered either.
             None => {}
@@ -268,10 +407,14 @@ impl<P: Party> Sim<P> {
         self.in_flight.push(Reverse(Scheduled { at, order: self.order, to, from, event }));
     }
 
-    fn link_now(&mut self, (from, to): (usize, usize)) -> LinkNow<'_> {
-        let (imp, netem) =
-            self.links.entry((from, to)).or_insert_with(|| (Impairment::clean(), Netem::new(default_seed(from, to))));
-        LinkNow { imp: *imp, netem, now: self.now }
+    /// The link from `from` to `to`; one nobody set up is clean, with a fixed seed.
+    fn link_mut(&mut self, key: (usize, usize)) -> &mut Link {
+        if !self.links.contains_key(&key) {
+            let transport = self.new_transport(key);
+            let link = Link { imp: Impairment::clean(), netem: Netem::new(default_seed(key.0, key.1)), transport };
+            self.links.insert(key, link);
+        }
+        self.links.get_mut(&key).expect("inserted")
     }
 }
 
@@ -283,19 +426,6 @@ fn default_seed(from: usize, to: usize) -> u64 {
 /// The wall clock at virtual time `at` of a party that started at `epoch`, µs since the Unix epoch.
 fn virtual_wall_us(epoch: Instant, at: Instant) -> u64 {
     WALL_EPOCH_US + (at - epoch).as_micros() as u64
-}
-
-/// A link, at the simulation's present.
-struct LinkNow<'a> {
-    imp: Impairment,
-    netem: &'a mut Netem,
-    now: Instant,
-}
-
-impl LinkNow<'_> {
-    fn send_now(&mut self, len: usize) -> Vec<Instant> {
-        self.netem.send(&self.imp, self.now, len)
-    }
 }
 
 /// The frame keys of a two-party call, from `caller`'s or the callee's side.
@@ -409,6 +539,9 @@ impl Party for AudioParty {
         self.drain(now);
     }
 
+    /// The audio sends no messages: none arrive.
+    fn handle_message(&mut self, _now: Instant, _from: usize, _bytes: Vec<u8>) {}
+
     fn handle_timeout(&mut self, now: Instant) {
         if self.stalled_until.is_some_and(|s| now < s) {
             return;
@@ -419,7 +552,7 @@ impl Party for AudioParty {
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
         let bytes = self.outbox.pop_front()?;
-        Some(Transmit { to: self.peer, bytes, reliable: false })
+        Some(Transmit { to: self.peer, payload: Payload::Datagram(bytes) })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -532,7 +665,7 @@ impl CallParty {
     fn send(&mut self, kind: u8, body: Vec<u8>) {
         let mut bytes = vec![kind];
         bytes.extend(body);
-        self.outbox.push_back(Transmit { to: self.peer, bytes, reliable: true });
+        self.outbox.push_back(Transmit { to: self.peer, payload: Payload::Message(bytes) });
     }
 
     /// Acts on what the session asks for.
@@ -622,6 +755,11 @@ impl Party for CallParty {
         self.on_message(now, kind, body);
     }
 
+    /// Messages carry their kind in front, as datagrams do.
+    fn handle_message(&mut self, now: Instant, from: usize, bytes: Vec<u8>) {
+        self.handle_datagram(now, from, bytes);
+    }
+
     fn handle_timeout(&mut self, now: Instant) {
         if self.answer_at.is_some_and(|t| t <= now) {
             self.answer_at = None;
@@ -653,9 +791,10 @@ impl Party for CallParty {
             return Some(t);
         }
         let t = self.audio.as_mut()?.poll_transmit()?;
+        let Payload::Datagram(datagram) = t.payload else { return Some(t) };
         let mut bytes = vec![tag::MEDIA];
-        bytes.extend(t.bytes);
-        Some(Transmit { bytes, ..t })
+        bytes.extend(datagram);
+        Some(Transmit { payload: Payload::Datagram(bytes), ..t })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -668,153 +807,5 @@ impl Party for CallParty {
         .into_iter()
         .flatten()
         .min()
-    }
-}
-
-/// What a [`VideoParty`] puts in front of what it sends.
-mod video_tag {
-    /// A record on a GOP stream: GOP number (4 bytes), then the record with its length prefix.
-    pub const RECORD: u8 = 0x10;
-    /// The receiver asks for a keyframe.
-    pub const KEYFRAME_REQUEST: u8 = 0x11;
-}
-
-/// A call's video in one direction pair: the sans-IO [`VideoSender`] and [`VideoReceiver`] with the
-/// fake AV1 codec (`media::codec::fake`: the test pattern's stamp travels in the unit, so what is
-/// shown can be checked), sending the pattern at 30 fps at a fixed bitrate. Records go as reliable
-/// transmits (a GOP's stream: retransmitted, in order); keyframe requests go back the same way.
-/// Not modelled: the stream reset at a new GOP, congestion control and the bitrate controller.
-pub struct VideoParty {
-    peer: usize,
-    sender: VideoSender,
-    worker: EncodeWorker,
-    receiver: VideoReceiver,
-    decoder: FakeVideoDecoder,
-    sending: bool,
-    epoch: Instant,
-    next_frame: Instant,
-    next_check: Instant,
-    counter: u32,
-    outbox: std::collections::VecDeque<Transmit>,
-    /// Every picture shown: when, and the pattern's frame counter read back from it.
-    pub shown: Vec<(Instant, u32)>,
-    /// Keyframe requests sent.
-    pub keyframe_requests: u32,
-}
-
-/// The video frame rate of a [`VideoParty`], and how often it looks for pictures due and stalls.
-const VIDEO_CHECK: Duration = Duration::from_millis(10);
-
-impl VideoParty {
-    /// A party at 320x180, 30 fps, `bitrate` bps, talking to party `peer`; it sends when `sending`.
-    pub fn new(peer: usize, caller: bool, sending: bool, bitrate: u32, start: Instant) -> Self {
-        let keys = call_keys(caller);
-        let format = VideoFormat { width: 320, height: 180, fps: 30 };
-        let mut sender = VideoSender::new(&keys, SenderConfig { max_format: format, ..Default::default() });
-        sender.set_target_bitrate(bitrate);
-        let mut receiver = VideoReceiver::with_external_decoder(&keys);
-        receiver.set_remote_sending(true, start);
-        VideoParty {
-            peer,
-            sender,
-            worker: EncodeWorker::with_opener(FakeVideoEncoder::open),
-            receiver,
-            decoder: FakeVideoDecoder::new(),
-            sending,
-            epoch: start,
-            next_frame: start,
-            next_check: start,
-            counter: 0,
-            outbox: Default::default(),
-            shown: Vec::new(),
-            keyframe_requests: 0,
-        }
-    }
-
-    fn wall_us(&self, at: Instant) -> u64 {
-        virtual_wall_us(self.epoch, at)
-    }
-
-    /// The receiver's counters.
-    pub fn receive_stats(&self) -> VideoReceiveStats {
-        self.receiver.stats()
-    }
-
-    /// The sender's counters.
-    pub fn send_stats(&self) -> VideoSendStats {
-        self.sender.stats()
-    }
-
-    /// Pictures shown in `[from, to)`.
-    pub fn shown_between(&self, from: Instant, to: Instant) -> usize {
-        self.shown.iter().filter(|(t, _)| *t >= from && *t < to).count()
-    }
-
-    fn send_frame(&mut self, now: Instant) {
-        let capture_us = self.wall_us(now);
-        let stamp = Stamp { counter: self.counter, capture_ms: (capture_us / 1000) as u32 };
-        self.counter += 1;
-        let format = self.sender.format();
-        let Some(picture) = pattern::draw(format.width, format.height, stamp) else { return };
-        let job = self.sender.begin(now, picture, capture_us);
-        let encoded = self.worker.encode(&job);
-        for out in self.sender.finish(now, &job, encoded) {
-            let mut bytes = vec![video_tag::RECORD];
-            bytes.extend_from_slice(&out.gop.to_be_bytes());
-            bytes.extend(out.record);
-            self.outbox.push_back(Transmit { to: self.peer, bytes, reliable: true });
-        }
-    }
-
-    fn check(&mut self, now: Instant) {
-        let wall = self.wall_us(now);
-        while let Some(r) = self.receiver.poll_render(now, wall, None) {
-            let counter = pattern::read(&r.picture).map_or(u32::MAX, |s| s.counter);
-            self.shown.push((now, counter));
-        }
-        if self.receiver.poll_keyframe_request(now) {
-            self.keyframe_requests += 1;
-            self.outbox.push_back(Transmit { to: self.peer, bytes: vec![video_tag::KEYFRAME_REQUEST], reliable: true });
-        }
-    }
-}
-
-impl Party for VideoParty {
-    fn handle_datagram(&mut self, now: Instant, _from: usize, bytes: Vec<u8>) {
-        match bytes.split_first() {
-            Some((&video_tag::RECORD, rest)) if rest.len() >= 8 => {
-                let gop = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-                // The record's body follows its 4-byte length prefix.
-                let body = &rest[8..];
-                if let Ok(Some(job)) = self.receiver.accept_record(now, self.wall_us(now), gop, body) {
-                    let pictures = self.decoder.decode(&job.av1);
-                    self.receiver.on_decoded(now, &job, pictures);
-                }
-                self.check(now);
-            }
-            Some((&video_tag::KEYFRAME_REQUEST, _)) => self.sender.on_keyframe_request(now),
-            _ => {}
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        while self.sending && self.next_frame <= now {
-            self.send_frame(now);
-            self.next_frame += self.sender.format().interval();
-        }
-        if self.next_check <= now {
-            self.check(now);
-            self.next_check = now + VIDEO_CHECK;
-        }
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        let check = Some(self.next_check);
-        let frame = self.sending.then_some(self.next_frame);
-        [check, frame].into_iter().flatten().min()
     }
 }
