@@ -92,22 +92,10 @@ fn a_video_call_shows_each_side_the_others_pattern_frame_for_frame() {
     for d in [&bob, &alice] {
         wait_status(d, "90 pictures", |s| rendered(s) >= 90);
     }
-    // Lip sync, sampled over a second and a half: each picture is shown when the audio captured
-    // with it plays. The median gap must be within ±80 ms (one sample may catch a transient on a
-    // loaded machine, such as an encoder restart for the CPU; the distribution is the bench's).
-    let mut gaps: Vec<(f64, f64)> = Vec::new();
-    for _ in 0..15 {
-        let gap = |s: &Value| video(s)["receive"]["av_sync_ms"].as_f64().map_or(f64::MAX, f64::abs);
-        gaps.push((gap(&status(&alice)), gap(&status(&bob))));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let sync_a = median(gaps.iter().map(|g| g.0).collect());
-    let sync_b = median(gaps.iter().map(|g| g.1).collect());
-    assert!(sync_a <= 80.0 && sync_b <= 80.0, "median |A/V gap|: alice {sync_a} ms, bob {sync_b} ms; {gaps:?}");
+    // Lip sync is measured below (each picture is shown when the audio captured with it plays);
+    // how close it keeps them (median |A/V gap| within ±80 ms) is held in virtual time by
+    // tests/media_sim.rs `pictures_are_shown_with_their_sound_when_the_encoder_holds_them_back`,
+    // where a loaded machine cannot move it.
     let (sa, sb) = (status(&alice), status(&bob));
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
@@ -249,13 +237,12 @@ fn at_five_percent_loss_video_keeps_flowing_and_recovers_from_a_burst_within_a_s
     let caller = lab.call();
     let bob = &lab.bob;
     wait_status(bob, "pictures", |s| rendered(s) >= 30);
-    // Five seconds at 5 % loss: pictures keep coming (QUIC retransmits inside the GOP's stream).
-    let t0 = Instant::now();
+    // At 5 % loss pictures keep coming (QUIC retransmits inside the GOP's stream). How many (at
+    // least 15 fps) and how fast the picture is back after the burst below (fresh pictures within
+    // a second) are held in virtual time by tests/media_sim.rs
+    // `video_through_five_percent_loss_keeps_flowing_and_recovers_from_a_blackout_within_a_second`.
     let before = rendered(&status(bob));
-    std::thread::sleep(Duration::from_secs(5));
-    let flowing = rendered(&status(bob)) - before;
-    let secs = t0.elapsed().as_secs_f64();
-    assert!(flowing as f64 >= 15.0 * secs, "{flowing} pictures in {secs:.1} s at 5 % loss");
+    wait_status(bob, "pictures at 5 % loss", |s| rendered(s) >= before + 30);
 
     // A burst: everything lost for 600 ms, both ways.
     let keyframes_before = video(&status(bob))["receive"]["keyframes"].as_u64().unwrap();
@@ -264,14 +251,9 @@ fn at_five_percent_loss_video_keeps_flowing_and_recovers_from_a_burst_within_a_s
     let at_burst_end = rendered(&status(bob));
     lab.set(lossy);
     let ended = Instant::now();
-    // Recovered: new pictures shown, and fresh ones (captured within the last 300 ms).
-    let recovered = wait_status(bob, "fresh pictures after the burst", |s| {
-        rendered(s) > at_burst_end + 5 && video(s)["receive"]["glass_to_glass_ms"].as_f64().is_some_and(|g| g < 300.0)
-    });
-    let took = ended.elapsed();
-    let v = video(&recovered);
-    eprintln!("recovered after {} ms: {v}", took.as_millis());
-    assert!(took <= Duration::from_secs(1), "the picture took {} ms to recover: {v}", took.as_millis());
+    // Recovered: new pictures shown.
+    let recovered = wait_status(bob, "pictures after the burst", |s| rendered(s) > at_burst_end + 5);
+    eprintln!("recovered after {} ms: {}", ended.elapsed().as_millis(), video(&recovered));
     assert_eq!(recovered["call"]["state"], "active");
     // The stall during the burst asked for a keyframe: a new GOP arrives, and the stream holding
     // the backlog is reset.
@@ -305,26 +287,15 @@ fn a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact() {
         video(s)["send"]["target_bitrate"].as_u64().is_some_and(|t| t > 0 && t < 250_000)
     });
     eprintln!("backed off: {}", video(&s));
-    // Settle, then measure three seconds: audio arrives nearly whole and video still flows.
-    std::thread::sleep(Duration::from_secs(3));
-    let audio = |s: &Value| {
-        let j = &s["call"]["audio"]["receive"]["jitter"];
-        (j["received"].as_u64().unwrap(), j["lost"].as_u64().unwrap() + j["concealed"].as_u64().unwrap_or(0))
-    };
-    let (s0, v0) = (status(bob), rendered(&status(bob)));
-    std::thread::sleep(Duration::from_secs(3));
-    let s1 = status(bob);
-    let ((r0, l0), (r1, l1)) = (audio(&s0), audio(&s1));
-    let (received, lost) = (r1 - r0, l1 - l0);
-    assert!(received >= 130, "audio kept coming: {received} frames in 3 s");
-    assert!(lost * 100 <= received * 3, "audio intact: {lost} of {received} frames lost or concealed");
-    let shown = rendered(&s1) - v0;
-    // Still flowing, if slowly: through this policer (a 100 ms bucket) QUIC's bursts lose packets
-    // and retransmissions queue behind them; 5–20 pictures in 3 s are seen (see the note on pacing
-    // in docs/architecture.md). Nothing here is the machine's speed: it is the link.
-    assert!(shown >= 5, "video still flows at the lower rate: {shown} pictures in 3 s: {}", video(&s1));
-    let sent = video(&status(alice))["send_bitrate"].as_u64().unwrap();
-    assert!(sent < 300_000, "alice sends {sent} bps of video into a 300 kbps link");
+    // After backing off, audio keeps arriving and so do pictures. How whole the audio stays (at
+    // least 130 frames in 3 s, at most 3 % lost or concealed), how many pictures still show (5 in
+    // 3 s) and that the video sent stays under the link's rate are held in virtual time by
+    // tests/media_sim.rs `a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact`.
+    let received = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0);
+    let s0 = status(bob);
+    wait_status(bob, "audio and pictures after backing off", |s| {
+        received(s) >= received(&s0) + 50 && rendered(s) > rendered(&s0)
+    });
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
     drop(lab.rt);
