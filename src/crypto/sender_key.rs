@@ -610,6 +610,19 @@ mod tests {
         assert_eq!(stays.install(id(1, 1), &base(1)), Err(KeyRingError::StaleEpoch(id(1, 1))), "stays retired");
     }
 
+    /// While the old epoch is kept for frames in flight, the one who left is already refused: he
+    /// still holds his old key and could go on sending under it.
+    #[test]
+    fn a_member_who_left_is_refused_at_once_while_the_others_old_frames_still_open() {
+        let mut ring = SenderKeyRing::new();
+        ring.install(id(1, 1), &base(1)).unwrap();
+        ring.install(id(1, 2), &base(2)).unwrap();
+        let (mut stays, mut leaves) = (SenderKey::new(id(1, 1), &base(1)), SenderKey::new(id(1, 2), &base(2)));
+        ring.remove_sender(SenderIndex(2));
+        assert_eq!(ring.open(&leaves.seal(GroupMedia::Audio, b"x")), Err(GroupFrameError::UnknownKey(id(1, 2))));
+        assert!(ring.open(&stays.seal(GroupMedia::Audio, b"y")).is_ok());
+    }
+
     #[test]
     fn a_newcomer_opens_nothing_from_before_it_joined() {
         let mut newcomer = SenderKeyRing::new();
