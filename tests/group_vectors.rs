@@ -115,7 +115,10 @@ fn seal_all(frames: &[Value]) -> Vec<Vec<u8>> {
             let (header, len) = GroupFrameHeader::parse(&sealed).unwrap();
             assert_eq!(header.encode(), hex(&f["clear_header"]));
             assert_eq!(len, hex(&f["clear_header"]).len());
-            assert_eq!((header.key_id, header.key_id.kid(), header.counter), (key_id(f), num(&f["kid"]), num(&f["counter"])));
+            assert_eq!(
+                (header.key_id, header.key_id.kid(), header.counter),
+                (key_id(f), num(&f["kid"]), num(&f["counter"]))
+            );
             assert_eq!(header.media, media);
             sealed
         })

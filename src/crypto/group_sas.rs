@@ -447,10 +447,7 @@ mod tests {
         let mut g = start(1, &p[..3]);
         let stranger = p[3];
         let commit = GroupSasCommit { commitment: [0; 32], transcripts: transcripts(&stranger, &p) };
-        assert_eq!(
-            g.rounds[0].add_commitment(stranger, commit),
-            Err(GroupSasError::UnknownMember(stranger))
-        );
+        assert_eq!(g.rounds[0].add_commitment(stranger, commit), Err(GroupSasError::UnknownMember(stranger)));
         assert_eq!(
             g.rounds[0].add_reveal(stranger, GroupSasReveal { nonce: [0; 32] }),
             Err(GroupSasError::UnknownMember(stranger))

@@ -657,7 +657,8 @@ mod tests {
     fn garbage_never_panics() {
         let mut ring = SenderKeyRing::new();
         ring.install(id(0, 0), &base(0)).unwrap();
-        for junk in [&b""[..], &[0x10], &[0x10, 0xff], &[0x20; 17], &[0x10, 0x88, 0, 0, 0, 0, 0, 0, 0, 0], &[0xff; 40]] {
+        for junk in [&b""[..], &[0x10], &[0x10, 0xff], &[0x20; 17], &[0x10, 0x88, 0, 0, 0, 0, 0, 0, 0, 0], &[0xff; 40]]
+        {
             assert!(ring.open(junk).is_err());
         }
     }
