@@ -135,6 +135,15 @@ fn seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
         [record(0x04), record(0x00), record(0x80), record(0x40), record(0x05)].concat(),
     );
 
+    let v = vectors("group-media-v1.json");
+    let group_frames = items(&v["frames"]).iter().chain(items(&v["rekey"]["frames"]));
+    for (i, f) in group_frames.enumerate() {
+        add("group_frame", format!("frame-{i}"), hex(&f["frame"]));
+    }
+    for (i, h) in items(&v["rfc9605_headers"]).iter().enumerate() {
+        add("group_frame", format!("rfc9605-header-{i}"), [&[0x10][..], &hex(&h["header"]), &[0; 16]].concat());
+    }
+
     let v = vectors("media-relay-v1.json");
     for list in ["requests", "responses", "candidates"] {
         for (i, m) in items(&v[list]).iter().enumerate() {

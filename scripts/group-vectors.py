@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Writes protocols/vectors/group-sas-v1.json and group-media-v1.json.
+
+An implementation of protocols/group-sas-v1.md and group-media-v1.md independent of the Rust one
+(hashlib/hmac for SHA-256 and HKDF, the `cryptography` package for Ed25519 and ChaCha20-Poly1305),
+so that tests/group_vectors.rs checks the Rust code against the specs rather than against itself.
+
+    python3 scripts/group-vectors.py        # rewrites both files
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import sys
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def sha256(*parts):
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def peer_id(seed):
+    """libp2p PeerId bytes of an Ed25519 identity: identity multihash of the protobuf public key."""
+    pk = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    proto = bytes([0x08, 0x01, 0x12, 0x20]) + pk
+    return bytes([0x00, len(proto)]) + proto
+
+
+def prefixed(b):
+    return len(b).to_bytes(2, "big") + b
+
+
+def emoji_table_v2():
+    table = {}
+    with open(os.path.join(ROOT, "protocols/sas-emoji-v2.txt"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            index, _, glyph, name = line.rstrip("\n").split("\t")
+            table[int(index)] = f"{glyph} {name}"
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# group-sas-v1
+
+
+def commitment(call_id, epoch, member, nonce):
+    return sha256(b"hail group sas commitment v1", call_id, epoch.to_bytes(8, "big"), prefixed(member), nonce)
+
+
+def sas_input(call_id, epoch, members, pair_hash, nonce_of):
+    members = sorted(members)
+    out = b"hail group sas v1" + call_id + epoch.to_bytes(8, "big") + bytes([len(members)])
+    out += b"".join(prefixed(m) for m in members)
+    for i in range(len(members)):
+        for j in range(i + 1, len(members)):
+            out += pair_hash(members[i], members[j])
+    out += b"".join(nonce_of[m] for m in members)
+    return out
+
+
+def group_sas_epoch(call_id, epoch, seeds, nonce_byte, pair_hashes):
+    members = {peer_id(bytes([s]) * 32): s for s in seeds}
+    order = sorted(members)
+    nonce_of = {m: bytes([nonce_byte + members[m]]) * 32 for m in order}
+
+    def pair_hash(a, b):
+        return pair_hashes[(members[a], members[b]) if members[a] < members[b] else (members[b], members[a])]
+
+    data = sas_input(call_id, epoch, order, pair_hash, nonce_of)
+    sas = list(sha256(data)[:4])
+    table = emoji_table_v2()
+    return {
+        "epoch": epoch,
+        "members": [
+            {
+                "identity_seed": (bytes([members[m]]) * 32).hex(),
+                "peer_id": m.hex(),
+                "nonce": nonce_of[m].hex(),
+                "commitment": commitment(call_id, epoch, m, nonce_of[m]).hex(),
+            }
+            for m in order
+        ],
+        "pairs": [
+            {"a": i, "b": j, "handshake_hash": pair_hash(order[i], order[j]).hex()}
+            for i in range(len(order))
+            for j in range(i + 1, len(order))
+        ],
+        "sas_input": data.hex(),
+        "sas_indices": sas,
+        "sas_text": "  ".join(table[i] for i in sas),
+    }
+
+
+def group_sas_vectors():
+    call_id = bytes([0x44]) * 16
+    # The final handshake hash of each pair, by the pair's identity seeds (fixed by hand).
+    pairs = {(1, 2): bytes([0x12]) * 32, (1, 3): bytes([0x13]) * 32, (2, 3): bytes([0x23]) * 32,
+             (1, 4): bytes([0x14]) * 32, (2, 4): bytes([0x24]) * 32, (3, 4): bytes([0x34]) * 32}
+    three = group_sas_epoch(call_id, 7, [1, 2, 3], 0xa0, pairs)
+    joined = group_sas_epoch(call_id, 8, [1, 2, 3, 4], 0xb0, pairs)
+    assert three["sas_indices"] != joined["sas_indices"]
+    return {
+        "description": "hail group SAS v1 vectors (protocols/group-sas-v1.md), written by scripts/group-vectors.py "
+        "(an implementation independent of src/crypto/group_sas.rs). Members from identity seeds 01..01, 02..02, "
+        "03..03 (and 04..04 after a join), listed in member order (sorted by PeerId bytes); pairs (a, b) are "
+        "indices into that order; handshake hashes and nonces fixed by hand. Emoji in table v2. Hex.",
+        "call_id": call_id.hex(),
+        "three_members": three,
+        "after_a_join": joined,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# group-media-v1
+
+SUITE = 0xF001
+
+# RFC 9605 Appendix C.1 (header encodings), a selection.
+RFC9605_HEADERS = [
+    (0x0, 0x0, "00"),
+    (0x0, 0xFF, "08ff"),
+    (0x0, 0x10000, "0a010000"),
+    (0x100, 0x0, "900100"),
+    (0x100, 0xFF, "980100ff"),
+    (0x123, 0x4567, "9901234567"),
+    (0xFFFF, 0x1, "91ffff"),
+    (0xFF, 0xFFFFFFFFFFFFFFFF, "8fffffffffffffffffff"),
+]
+
+
+def hkdf_extract(salt, ikm):
+    return hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+
+
+def hkdf_expand(prk, info, length):
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def key_and_salt(base_key, kid, suite, nk):
+    secret = hkdf_extract(b"", base_key)
+    tail = kid.to_bytes(8, "big") + suite.to_bytes(2, "big")
+    return hkdf_expand(secret, b"SFrame 1.0 Secret key " + tail, nk), hkdf_expand(secret, b"SFrame 1.0 Secret salt " + tail, 12)
+
+
+def field(value):
+    if value < 8:
+        return value, b""
+    n = (value.bit_length() + 7) // 8
+    return 0x8 | (n - 1), value.to_bytes(n, "big")
+
+
+def sframe_header(kid, ctr):
+    k, kb = field(kid)
+    c, cb = field(ctr)
+    return bytes([k << 4 | c]) + kb + cb
+
+
+def seal(base_key, epoch, sender, counter, media, plaintext):
+    kid = epoch << 8 | sender
+    key, salt = key_and_salt(base_key, kid, SUITE, 32)
+    nonce = (int.from_bytes(salt, "big") ^ counter).to_bytes(12, "big")
+    header = sframe_header(kid, counter)
+    aad = header + bytes([media])
+    frame = bytes([media]) + header + ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
+    return {
+        "sender": sender,
+        "epoch": epoch,
+        "kid": kid,
+        "counter": counter,
+        "media": media,
+        "base_key": base_key.hex(),
+        "sframe_key": key.hex(),
+        "sframe_salt": salt.hex(),
+        "clear_header": (bytes([media]) + header).hex(),
+        "nonce": nonce.hex(),
+        "aad": aad.hex(),
+        "plaintext": plaintext.hex(),
+        "frame": frame.hex(),
+    }
+
+
+def group_media_vectors():
+    for kid, ctr, hexed in RFC9605_HEADERS:
+        assert sframe_header(kid, ctr).hex() == hexed, (kid, ctr)
+    # RFC 9605 Appendix C.4, suite 0x0004 (HKDF-SHA256, Nk 16): the key schedule is the RFC's.
+    key, salt = key_and_salt(bytes(range(16)), 0x123, 0x0004, 16)
+    assert key.hex() == "d34f547f4ca4f9a7447006fe7fcbf768" and salt.hex() == "75234edefe07819026751816"
+
+    base_e7 = {s: bytes([0x70 + s]) * 32 for s in (1, 2)}
+    base_e8 = {s: bytes([0x80 + s]) * 32 for s in (1, 3)}
+    audio = seal(base_e7[1], 7, 1, 0, 0x10, b"opus frame of sender 1")
+    video = seal(base_e7[1], 7, 1, 1, 0x21, b"av1 temporal unit, layer 1")
+    other = seal(base_e7[2], 7, 2, 0, 0x10, b"opus frame of sender 2")
+    after = seal(base_e8[1], 8, 1, 0, 0x10, b"sender 1 after the rekey")
+    newcomer = seal(base_e8[3], 8, 3, 0, 0x10, b"sender 3, new in epoch 8")
+    return {
+        "description": "hail group media v1 vectors (protocols/group-media-v1.md), written by "
+        "scripts/group-vectors.py (an implementation independent of src/crypto/sender_key.rs). Cipher suite "
+        "0xF001: RFC 9605's key schedule and header with ChaCha20-Poly1305. frames: sender 1's first two frames "
+        "and sender 2's first frame in epoch 7. rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
+        "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). Hex.",
+        "cipher_suite": SUITE,
+        "rfc9605_headers": [{"kid": k, "ctr": c, "header": h} for k, c, h in RFC9605_HEADERS],
+        "frames": [audio, video, other],
+        "rekey": {
+            "departed_sender": 2,
+            "new_sender": 3,
+            "old_epoch": 7,
+            "new_epoch": 8,
+            "frames": [after, newcomer],
+        },
+    }
+
+
+def write(name, value):
+    path = os.path.join(ROOT, "protocols/vectors", name)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    print(f"wrote {os.path.relpath(path, ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    write("group-sas-v1.json", group_sas_vectors())
+    write("group-media-v1.json", group_media_vectors())

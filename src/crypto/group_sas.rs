@@ -1,0 +1,609 @@
+//! The group's four emoji (`protocols/group-sas-v1.md`): one set for the whole group per epoch,
+//! from a commit-then-reveal of a nonce by every member, bound to the call, the epoch, the sorted
+//! membership and every pairwise handshake. Sans-IO: a [`GroupSasRound`] is fed the other members'
+//! commitments and reveals (which travel over the pairwise Noise channels) and says when to reveal
+//! and what the emoji are.
+//!
+//! ```text
+//! commitment(i) = SHA-256("hail group sas commitment v1" || call id || epoch || u16be(len(id_i)) || id_i || n_i)
+//! sas           = SHA-256(sas_input)[..4]
+//! sas_input     = "hail group sas v1" || call id (16) || epoch (8) || n (1)
+//!                 || n × (u16be(len(id)) || id)            members sorted by their PeerId bytes
+//!                 || n(n-1)/2 × handshake hash (32)         pairs (i, j), i < j, in member order
+//!                 || n × nonce (32)                         in member order
+//! ```
+//!
+//! Nobody can steer the result: every member reveals its nonce only once it holds every other
+//! member's commitment, so each member's emoji depend on its own fresh nonce, which is unknown to
+//! everyone else until every other input is fixed. A member who withholds its reveal or reveals
+//! something else only aborts the round, and the abort names it.
+
+// Errors name the members involved; a round runs once per epoch, so their size is no cost.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+
+use libp2p_identity::PeerId;
+use sha2::{Digest, Sha256};
+
+use super::sas::Sas;
+
+const COMMIT_LABEL: &[u8] = b"hail group sas commitment v1";
+const SAS_LABEL: &[u8] = b"hail group sas v1";
+/// Most members a group may have for its emoji (the pairs grow as n²: 64 members are 2016 pairs).
+pub const MAX_MEMBERS: usize = 64;
+
+/// Why a group's emoji could not be agreed, or a message was refused.
+///
+/// Whether a refusal ends the round is said on each variant: the ones that do are evidence of a
+/// member that cheats or of someone in the middle of a pair; the others refuse one message and
+/// leave the round as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupSasError {
+    /// A group needs at least two members. (Refuses the membership.)
+    #[error("a group needs at least two members")]
+    TooFewMembers,
+    /// More members than [`MAX_MEMBERS`]. (Refuses the membership.)
+    #[error("a group has at most {MAX_MEMBERS} members")]
+    TooManyMembers,
+    /// The membership names a peer twice. (Refuses the membership.)
+    #[error("{0} is listed twice in the group")]
+    DuplicateMember(PeerId),
+    /// A message from (or our own handshake with) a peer that is not a member of this epoch.
+    /// (Refuses the message; the round goes on.)
+    #[error("{0} is not a member of this group epoch")]
+    UnknownMember(PeerId),
+    /// A second commitment from a member; the first one stays. (Refuses the message.)
+    #[error("{0} already committed in this epoch")]
+    DuplicateCommitment(PeerId),
+    /// A second reveal from a member; the first one stays. (Refuses the message.)
+    #[error("{0} already revealed in this epoch")]
+    DuplicateReveal(PeerId),
+    /// A reveal arrived while some commitment is still missing. Each pairwise channel is ordered,
+    /// so this is a reveal overtaking a third member's commitment: the driver offers it again
+    /// once [`GroupSasRound::waiting_for`] is empty. (Refuses the message; the round goes on.)
+    #[error("{0} revealed before every commitment was in; offer it again later")]
+    RevealBeforeAllCommitments(PeerId),
+    /// A commitment does not list exactly one handshake hash per other member. (Ends the round.)
+    #[error("{0} sent a commitment without one handshake hash per other member")]
+    MalformedCommitment(PeerId),
+    /// Two members report different handshake hashes for their pair: someone is in the middle
+    /// between them, or one of them lies. (Ends the round.)
+    #[error("{0} and {1} disagree on their handshake: someone may be in the middle between them")]
+    TranscriptMismatch(PeerId, PeerId),
+    /// A member's nonce does not match its commitment. (Ends the round.)
+    #[error("{0} revealed a nonce that does not match its commitment")]
+    CommitmentMismatch(PeerId),
+    /// The deadline passed before these members committed. (Ends the round.)
+    #[error("no commitment from {0:?} in time")]
+    MissingCommitments(Vec<PeerId>),
+    /// The deadline passed before these members revealed. (Ends the round.)
+    #[error("no reveal from {0:?} in time")]
+    MissingReveals(Vec<PeerId>),
+    /// The round has already ended with an error: [`GroupSasRound::result`] says which.
+    #[error("the group emoji round for this epoch has already failed")]
+    Aborted,
+}
+
+/// One epoch of a group call: the call, the epoch number (it changes with every join and leave)
+/// and the members, sorted by their PeerId bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEpoch {
+    call_id: [u8; 16],
+    epoch: u64,
+    members: Vec<PeerId>,
+}
+
+impl GroupEpoch {
+    /// The epoch `epoch` of call `call_id` with these members (in any order).
+    pub fn new(
+        call_id: [u8; 16],
+        epoch: u64,
+        members: impl IntoIterator<Item = PeerId>,
+    ) -> Result<GroupEpoch, GroupSasError> {
+        let mut members: Vec<PeerId> = members.into_iter().collect();
+        members.sort_by_key(|p| p.to_bytes());
+        if let Some(w) = members.windows(2).find(|w| w[0] == w[1]) {
+            return Err(GroupSasError::DuplicateMember(w[0]));
+        }
+        match members.len() {
+            0 | 1 => Err(GroupSasError::TooFewMembers),
+            n if n > MAX_MEMBERS => Err(GroupSasError::TooManyMembers),
+            _ => Ok(GroupEpoch { call_id, epoch, members }),
+        }
+    }
+
+    /// The call.
+    pub fn call_id(&self) -> [u8; 16] {
+        self.call_id
+    }
+
+    /// The epoch number.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The members, sorted by their PeerId bytes (the order every list of the round follows).
+    pub fn members(&self) -> &[PeerId] {
+        &self.members
+    }
+
+    fn index(&self, peer: &PeerId) -> Option<usize> {
+        self.members.iter().position(|m| m == peer)
+    }
+
+    /// `member`'s commitment to `nonce`, bound to the call, the epoch and the member.
+    pub fn commitment(&self, member: &PeerId, nonce: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new().chain_update(COMMIT_LABEL).chain_update(self.call_id);
+        h.update(self.epoch.to_be_bytes());
+        h.update(length_prefixed(member));
+        h.chain_update(nonce).finalize().into()
+    }
+
+    /// The bytes the emoji are hashed from: `pair_hashes` holds the handshake hash of every pair
+    /// (i, j), i < j, in member order ((0,1), (0,2), …, (1,2), …); `nonces` one nonce per member,
+    /// in member order. `None` if either list has the wrong length.
+    pub fn sas_input(&self, pair_hashes: &[[u8; 32]], nonces: &[[u8; 32]]) -> Option<Vec<u8>> {
+        let n = self.members.len();
+        if pair_hashes.len() != n * (n - 1) / 2 || nonces.len() != n {
+            return None;
+        }
+        let mut out = Vec::with_capacity(SAS_LABEL.len() + 25 + n * (40 + 32) + pair_hashes.len() * 32);
+        out.extend_from_slice(SAS_LABEL);
+        out.extend_from_slice(&self.call_id);
+        out.extend_from_slice(&self.epoch.to_be_bytes());
+        out.push(n as u8);
+        for m in &self.members {
+            out.extend_from_slice(&length_prefixed(m));
+        }
+        pair_hashes.iter().chain(nonces).for_each(|h| out.extend_from_slice(h));
+        Some(out)
+    }
+
+    /// The group's emoji from [`GroupEpoch::sas_input`]: the first four bytes of its SHA-256.
+    pub fn sas(&self, pair_hashes: &[[u8; 32]], nonces: &[[u8; 32]]) -> Option<Sas> {
+        let digest = Sha256::digest(self.sas_input(pair_hashes, nonces)?);
+        Some(Sas([digest[0], digest[1], digest[2], digest[3]]))
+    }
+}
+
+fn length_prefixed(peer: &PeerId) -> Vec<u8> {
+    let bytes = peer.to_bytes();
+    [&(bytes.len() as u16).to_be_bytes()[..], &bytes].concat()
+}
+
+/// What a member sends every other member first: its commitment, and the final handshake hash of
+/// its pairwise handshake with each other member (so that every member hashes every pair, and a
+/// man in the middle of one pair shows up to everyone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSasCommit {
+    /// `commitment(sender, nonce)`.
+    pub commitment: [u8; 32],
+    /// The sender's handshake hash with each other member, by member.
+    pub transcripts: BTreeMap<PeerId, [u8; 32]>,
+}
+
+/// What a member sends every other member once it holds every commitment: its nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSasReveal {
+    /// The nonce the sender committed to.
+    pub nonce: [u8; 32],
+}
+
+/// One member's view of one epoch's commit-then-reveal.
+///
+/// Drive it like this: [`GroupSasRound::new`] gives the commitment to send to every other member;
+/// feed each member's commitment to [`GroupSasRound::add_commitment`], which hands back this
+/// member's reveal (to send to everyone) once the last one is in; feed each reveal to
+/// [`GroupSasRound::add_reveal`]; [`GroupSasRound::result`] then holds the emoji. Give the round a
+/// deadline of your own and call [`GroupSasRound::time_out`] when it passes: the error names who
+/// did not answer. A round that ends in an error stays ended: new emoji need a new epoch.
+#[derive(Debug)]
+pub struct GroupSasRound {
+    epoch: GroupEpoch,
+    me: PeerId,
+    nonce: [u8; 32],
+    commits: BTreeMap<PeerId, GroupSasCommit>,
+    nonces: BTreeMap<PeerId, [u8; 32]>,
+    outcome: Option<Result<Sas, GroupSasError>>,
+}
+
+impl GroupSasRound {
+    /// Starts `me`'s round for `epoch` with a fresh random `nonce` and `me`'s final handshake hash
+    /// with every other member. Returns the round and the commitment to send to every other member.
+    pub fn new(
+        epoch: GroupEpoch,
+        me: PeerId,
+        nonce: [u8; 32],
+        transcripts: BTreeMap<PeerId, [u8; 32]>,
+    ) -> Result<(GroupSasRound, GroupSasCommit), GroupSasError> {
+        if epoch.index(&me).is_none() {
+            return Err(GroupSasError::UnknownMember(me));
+        }
+        if let Some(stranger) = transcripts.keys().find(|p| **p == me || epoch.index(p).is_none()) {
+            return Err(GroupSasError::UnknownMember(*stranger));
+        }
+        if transcripts.len() != epoch.members.len() - 1 {
+            return Err(GroupSasError::MalformedCommitment(me));
+        }
+        let commit = GroupSasCommit { commitment: epoch.commitment(&me, &nonce), transcripts };
+        let commits = BTreeMap::from([(me, commit.clone())]);
+        let round = GroupSasRound { epoch, me, nonce, commits, nonces: BTreeMap::new(), outcome: None };
+        Ok((round, commit))
+    }
+
+    /// The epoch this round is for.
+    pub fn epoch(&self) -> &GroupEpoch {
+        &self.epoch
+    }
+
+    /// Takes `from`'s commitment. Checks `from`'s handshake hashes against ours and against every
+    /// other member's report of the same pair. Returns our reveal, to send to every other member,
+    /// when this was the last commitment missing.
+    pub fn add_commitment(
+        &mut self,
+        from: PeerId,
+        commit: GroupSasCommit,
+    ) -> Result<Option<GroupSasReveal>, GroupSasError> {
+        self.check_open(&from)?;
+        if self.commits.contains_key(&from) {
+            return Err(GroupSasError::DuplicateCommitment(from));
+        }
+        let others_listed = commit.transcripts.keys().all(|p| *p != from && self.epoch.index(p).is_some());
+        if !others_listed || commit.transcripts.len() != self.epoch.members.len() - 1 {
+            return Err(self.abort(GroupSasError::MalformedCommitment(from)));
+        }
+        // Every pair is reported by both of its members: they must agree.
+        for (member, earlier) in &self.commits {
+            if earlier.transcripts.get(&from) != commit.transcripts.get(member) {
+                let (a, b) = (*member, from);
+                return Err(self.abort(GroupSasError::TranscriptMismatch(a, b)));
+            }
+        }
+        self.commits.insert(from, commit);
+        if self.commits.len() < self.epoch.members.len() {
+            return Ok(None);
+        }
+        self.nonces.insert(self.me, self.nonce);
+        self.finish_if_complete();
+        Ok(Some(GroupSasReveal { nonce: self.nonce }))
+    }
+
+    /// Takes `from`'s reveal and checks it against `from`'s commitment.
+    pub fn add_reveal(&mut self, from: PeerId, reveal: GroupSasReveal) -> Result<(), GroupSasError> {
+        self.check_open(&from)?;
+        if self.commits.len() < self.epoch.members.len() {
+            return Err(GroupSasError::RevealBeforeAllCommitments(from));
+        }
+        if self.nonces.contains_key(&from) {
+            return Err(GroupSasError::DuplicateReveal(from));
+        }
+        if self.epoch.commitment(&from, &reveal.nonce) != self.commits[&from].commitment {
+            return Err(self.abort(GroupSasError::CommitmentMismatch(from)));
+        }
+        self.nonces.insert(from, reveal.nonce);
+        self.finish_if_complete();
+        Ok(())
+    }
+
+    /// The deadline passed: ends the round, naming who did not commit or reveal (or returns the
+    /// emoji, if they were complete after all).
+    pub fn time_out(&mut self) -> Result<Sas, GroupSasError> {
+        if let Some(outcome) = &self.outcome {
+            return outcome.clone();
+        }
+        let missing = self.waiting_for();
+        let error = if self.commits.len() < self.epoch.members.len() {
+            GroupSasError::MissingCommitments(missing)
+        } else {
+            GroupSasError::MissingReveals(missing)
+        };
+        Err(self.abort(error))
+    }
+
+    /// `None` while the round waits; then the group's emoji, or why there are none.
+    pub fn result(&self) -> Option<Result<Sas, GroupSasError>> {
+        self.outcome.clone()
+    }
+
+    /// Whom the round waits for: the members whose commitment is missing, or once they are all in,
+    /// those whose reveal is. Empty once the round has ended.
+    pub fn waiting_for(&self) -> Vec<PeerId> {
+        if self.outcome.is_some() {
+            return Vec::new();
+        }
+        let have: &dyn Fn(&PeerId) -> bool = if self.commits.len() < self.epoch.members.len() {
+            &|p| self.commits.contains_key(p)
+        } else {
+            &|p| self.nonces.contains_key(p)
+        };
+        self.epoch.members.iter().filter(|p| !have(p)).copied().collect()
+    }
+
+    fn check_open(&self, from: &PeerId) -> Result<(), GroupSasError> {
+        if self.outcome.is_some() {
+            return Err(GroupSasError::Aborted);
+        }
+        if self.epoch.index(from).is_none() {
+            return Err(GroupSasError::UnknownMember(*from));
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, error: GroupSasError) -> GroupSasError {
+        self.outcome = Some(Err(error.clone()));
+        error
+    }
+
+    fn finish_if_complete(&mut self) {
+        if self.nonces.len() < self.epoch.members.len() {
+            return;
+        }
+        let members = &self.epoch.members;
+        let mut pairs = Vec::with_capacity(members.len() * (members.len() - 1) / 2);
+        for (i, a) in members.iter().enumerate() {
+            for b in &members[i + 1..] {
+                // Both members of the pair reported it and agreed (checked as commitments came in).
+                pairs.push(self.commits[a].transcripts[b]);
+            }
+        }
+        let nonces: Vec<[u8; 32]> = members.iter().map(|m| self.nonces[m]).collect();
+        self.outcome = self.epoch.sas(&pairs, &nonces).map(Ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    const CALL: [u8; 16] = [0x44; 16];
+
+    fn peers(n: u8) -> Vec<PeerId> {
+        (1..=n).map(|s| Identity::from_seed([s; 32]).peer_id()).collect()
+    }
+
+    /// The handshake hash of the pair {a, b}, as both of its members hold it.
+    fn pair_hash(a: &PeerId, b: &PeerId) -> [u8; 32] {
+        let (a, b) = if a.to_bytes() < b.to_bytes() { (a, b) } else { (b, a) };
+        Sha256::new().chain_update(a.to_bytes()).chain_update(b.to_bytes()).finalize().into()
+    }
+
+    fn transcripts(me: &PeerId, members: &[PeerId]) -> BTreeMap<PeerId, [u8; 32]> {
+        members.iter().filter(|p| *p != me).map(|p| (*p, pair_hash(me, p))).collect()
+    }
+
+    fn nonce(p: &PeerId) -> [u8; 32] {
+        Sha256::digest(p.to_bytes()).into()
+    }
+
+    struct Group {
+        rounds: Vec<GroupSasRound>,
+        commits: Vec<GroupSasCommit>,
+        members: Vec<PeerId>,
+    }
+
+    fn start(epoch: u64, members: &[PeerId]) -> Group {
+        let e = GroupEpoch::new(CALL, epoch, members.iter().copied()).unwrap();
+        let members = e.members().to_vec();
+        let (rounds, commits) = members
+            .iter()
+            .map(|m| GroupSasRound::new(e.clone(), *m, nonce(m), transcripts(m, &members)).unwrap())
+            .unzip();
+        Group { rounds, commits, members }
+    }
+
+    /// Every member gets every commitment, then every reveal; returns each member's emoji.
+    fn run(mut g: Group) -> Vec<Sas> {
+        let mut reveals = vec![None; g.members.len()];
+        for (i, round) in g.rounds.iter_mut().enumerate() {
+            for (j, commit) in g.commits.iter().enumerate() {
+                if i != j {
+                    if let Some(r) = round.add_commitment(g.members[j], commit.clone()).unwrap() {
+                        reveals[i] = Some(r);
+                    }
+                }
+            }
+        }
+        for (i, round) in g.rounds.iter_mut().enumerate() {
+            for (j, reveal) in reveals.iter().enumerate() {
+                if i != j {
+                    round.add_reveal(g.members[j], reveal.unwrap()).unwrap();
+                }
+            }
+        }
+        g.rounds.iter().map(|r| r.result().unwrap().unwrap()).collect()
+    }
+
+    #[test]
+    fn every_member_sees_the_same_emoji() {
+        let sas = run(start(1, &peers(4)));
+        assert!(sas.windows(2).all(|w| w[0] == w[1]), "{sas:?}");
+    }
+
+    #[test]
+    fn the_emoji_change_with_the_epoch_and_the_membership() {
+        let three = run(start(1, &peers(3)))[0];
+        assert_ne!(three, run(start(2, &peers(3)))[0], "same members and nonces, next epoch");
+        assert_ne!(three, run(start(2, &peers(4)))[0], "a member joined");
+        assert_ne!(three, run(start(2, &peers(2)))[0], "a member left");
+    }
+
+    #[test]
+    fn the_membership_is_sorted_and_checked() {
+        let p = peers(3);
+        let e = GroupEpoch::new(CALL, 0, [p[2], p[0], p[1]]).unwrap();
+        assert_eq!(e, GroupEpoch::new(CALL, 0, p.clone()).unwrap());
+        assert!(e.members().windows(2).all(|w| w[0].to_bytes() < w[1].to_bytes()));
+        assert_eq!(GroupEpoch::new(CALL, 0, [p[0]]), Err(GroupSasError::TooFewMembers));
+        assert_eq!(GroupEpoch::new(CALL, 0, [p[0], p[1], p[0]]), Err(GroupSasError::DuplicateMember(p[0])));
+        let many = (0..=MAX_MEMBERS as u8).map(|s| Identity::from_seed([s; 32]).peer_id());
+        assert_eq!(GroupEpoch::new(CALL, 0, many), Err(GroupSasError::TooManyMembers));
+    }
+
+    #[test]
+    fn a_stranger_cannot_take_part() {
+        let p = peers(4);
+        let mut g = start(1, &p[..3]);
+        let stranger = p[3];
+        let commit = GroupSasCommit { commitment: [0; 32], transcripts: transcripts(&stranger, &p) };
+        assert_eq!(g.rounds[0].add_commitment(stranger, commit), Err(GroupSasError::UnknownMember(stranger)));
+        assert_eq!(
+            g.rounds[0].add_reveal(stranger, GroupSasReveal { nonce: [0; 32] }),
+            Err(GroupSasError::UnknownMember(stranger))
+        );
+        assert_eq!(g.rounds[0].result(), None, "the round goes on");
+        let e = g.rounds[0].epoch().clone();
+        assert_eq!(
+            GroupSasRound::new(e, stranger, [0; 32], BTreeMap::new()).unwrap_err(),
+            GroupSasError::UnknownMember(stranger)
+        );
+    }
+
+    #[test]
+    fn duplicates_are_refused_and_the_first_message_stays() {
+        let mut g = start(1, &peers(2));
+        let (a, b) = (g.members[0], g.members[1]);
+        let reveal = g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap().unwrap();
+        let mut other = g.commits[1].clone();
+        other.commitment = [9; 32];
+        assert_eq!(g.rounds[0].add_commitment(b, other), Err(GroupSasError::DuplicateCommitment(b)));
+        assert_eq!(g.rounds[0].add_commitment(a, g.commits[0].clone()), Err(GroupSasError::DuplicateCommitment(a)));
+        g.rounds[1].add_commitment(a, g.commits[0].clone()).unwrap();
+        g.rounds[1].add_reveal(a, reveal).unwrap();
+        assert_eq!(g.rounds[1].add_reveal(a, reveal), Err(GroupSasError::Aborted), "the round is over");
+        let b_reveal = GroupSasReveal { nonce: nonce(&b) };
+        assert_eq!(g.rounds[0].add_reveal(a, reveal), Err(GroupSasError::DuplicateReveal(a)), "our own");
+        g.rounds[0].add_reveal(b, b_reveal).unwrap();
+        assert_eq!(g.rounds[0].result(), g.rounds[1].result());
+    }
+
+    #[test]
+    fn a_reveal_before_every_commitment_is_in_is_refused_without_ending_the_round() {
+        let mut g = start(1, &peers(3));
+        let (b, c) = (g.members[1], g.members[2]);
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        let early = GroupSasReveal { nonce: nonce(&b) };
+        assert_eq!(g.rounds[0].add_reveal(b, early), Err(GroupSasError::RevealBeforeAllCommitments(b)));
+        assert_eq!(g.rounds[0].waiting_for(), [c]);
+        assert!(g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap().is_some());
+        assert_eq!(g.rounds[0].add_reveal(b, early), Ok(()), "offered again, it counts");
+    }
+
+    #[test]
+    fn a_reveal_that_does_not_match_its_commitment_ends_the_round_naming_the_member() {
+        let mut g = start(1, &peers(3));
+        let (b, c) = (g.members[1], g.members[2]);
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+        let mut ground = nonce(&c);
+        ground[0] ^= 1;
+        assert_eq!(
+            g.rounds[0].add_reveal(c, GroupSasReveal { nonce: ground }),
+            Err(GroupSasError::CommitmentMismatch(c))
+        );
+        assert_eq!(g.rounds[0].result(), Some(Err(GroupSasError::CommitmentMismatch(c))));
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }), Err(GroupSasError::Aborted));
+    }
+
+    #[test]
+    fn the_commitment_binds_call_epoch_and_member() {
+        let p = peers(2);
+        let e = GroupEpoch::new(CALL, 1, p.clone()).unwrap();
+        let c = e.commitment(&p[0], &[7; 32]);
+        assert_ne!(c, e.commitment(&p[1], &[7; 32]), "another member");
+        assert_ne!(c, GroupEpoch::new(CALL, 2, p.clone()).unwrap().commitment(&p[0], &[7; 32]), "another epoch");
+        assert_ne!(c, GroupEpoch::new([0; 16], 1, p.clone()).unwrap().commitment(&p[0], &[7; 32]), "another call");
+        // So a commitment replayed from another epoch fails at the reveal.
+        let old = GroupEpoch::new(CALL, 0, p.clone()).unwrap();
+        let mut g = start(1, &p);
+        let b = g.members[1];
+        let replayed = GroupSasCommit { commitment: old.commitment(&b, &nonce(&b)), transcripts: transcripts(&b, &p) };
+        g.rounds[0].add_commitment(b, replayed).unwrap();
+        assert_eq!(
+            g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }),
+            Err(GroupSasError::CommitmentMismatch(b))
+        );
+    }
+
+    #[test]
+    fn missing_messages_end_the_round_at_the_deadline_naming_who() {
+        let mut g = start(1, &peers(3));
+        let (b, c) = (g.members[1], g.members[2]);
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        assert_eq!(g.rounds[0].time_out(), Err(GroupSasError::MissingCommitments(vec![c])));
+        assert_eq!(g.rounds[0].waiting_for(), Vec::<PeerId>::new());
+
+        let mut g = start(1, &peers(3));
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+        g.rounds[0].add_reveal(c, GroupSasReveal { nonce: nonce(&c) }).unwrap();
+        assert_eq!(g.rounds[0].waiting_for(), [b]);
+        assert_eq!(g.rounds[0].time_out(), Err(GroupSasError::MissingReveals(vec![b])));
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }), Err(GroupSasError::Aborted));
+    }
+
+    #[test]
+    fn a_commitment_without_every_pair_ends_the_round() {
+        let mut g = start(1, &peers(3));
+        let (b, c) = (g.members[1], g.members[2]);
+        let mut short = g.commits[1].clone();
+        short.transcripts.remove(&c);
+        assert_eq!(g.rounds[0].add_commitment(b, short), Err(GroupSasError::MalformedCommitment(b)));
+        let mut g = start(1, &peers(3));
+        let mut selfish = g.commits[1].clone();
+        selfish.transcripts.remove(&c);
+        selfish.transcripts.insert(b, [0; 32]);
+        assert_eq!(g.rounds[0].add_commitment(b, selfish), Err(GroupSasError::MalformedCommitment(b)));
+    }
+
+    /// A man in the middle of the pair A–B runs one handshake with A and another with B, so A and
+    /// B hold different hashes for their pair. He controls what A and B tell each other, but not
+    /// what they tell C: C sees the two reports disagree, and A's and B's emoji differ.
+    #[test]
+    fn a_man_in_the_middle_of_one_pair_is_seen_by_the_others_and_changes_the_emoji() {
+        let e = GroupEpoch::new(CALL, 1, peers(3)).unwrap();
+        let m = e.members().to_vec();
+        let (a, b, c) = (m[0], m[1], m[2]);
+        let mut t: Vec<BTreeMap<PeerId, [u8; 32]>> = m.iter().map(|p| transcripts(p, &m)).collect();
+        t[0].insert(b, [0xA0; 32]); // A's handshake with the man in the middle
+        t[1].insert(a, [0xB0; 32]); // B's handshake with him
+        let mut rounds = Vec::new();
+        let mut commits = Vec::new();
+        for (i, p) in m.iter().enumerate() {
+            let (r, c) = GroupSasRound::new(e.clone(), *p, nonce(p), t[i].clone()).unwrap();
+            rounds.push(r);
+            commits.push(c);
+        }
+        // C hears both, over channels the man in the middle is not on.
+        rounds[2].add_commitment(a, commits[0].clone()).unwrap();
+        assert_eq!(rounds[2].add_commitment(b, commits[1].clone()), Err(GroupSasError::TranscriptMismatch(a, b)));
+        assert_eq!(rounds[2].result(), Some(Err(GroupSasError::TranscriptMismatch(a, b))));
+
+        // A and B hear each other through him: he rewrites each one's report of the pair to what
+        // the listener holds, so neither notices; he passes everything else on unchanged.
+        let mut to_a = commits[1].clone();
+        to_a.transcripts.insert(a, [0xA0; 32]);
+        let mut to_b = commits[0].clone();
+        to_b.transcripts.insert(b, [0xB0; 32]);
+        rounds[0].add_commitment(c, commits[2].clone()).unwrap();
+        let reveal_a = rounds[0].add_commitment(b, to_a).unwrap().unwrap();
+        rounds[1].add_commitment(c, commits[2].clone()).unwrap();
+        let reveal_b = rounds[1].add_commitment(a, to_b).unwrap().unwrap();
+        let reveal_c = GroupSasReveal { nonce: nonce(&c) };
+        rounds[0].add_reveal(b, reveal_b).unwrap();
+        rounds[0].add_reveal(c, reveal_c).unwrap();
+        rounds[1].add_reveal(a, reveal_a).unwrap();
+        rounds[1].add_reveal(c, reveal_c).unwrap();
+        let (sas_a, sas_b) = (rounds[0].result().unwrap().unwrap(), rounds[1].result().unwrap().unwrap());
+        assert_ne!(sas_a, sas_b, "A's and B's emoji differ");
+    }
+
+    #[test]
+    fn the_sas_input_has_one_hash_per_pair_and_one_nonce_per_member() {
+        let e = GroupEpoch::new(CALL, 1, peers(3)).unwrap();
+        assert!(e.sas_input(&[[0; 32]; 3], &[[0; 32]; 3]).is_some());
+        assert!(e.sas_input(&[[0; 32]; 2], &[[0; 32]; 3]).is_none());
+        assert!(e.sas_input(&[[0; 32]; 3], &[[0; 32]; 2]).is_none());
+    }
+}

@@ -1,0 +1,194 @@
+//! The group-call cryptography against `protocols/vectors/group-sas-v1.json` and
+//! `group-media-v1.json`, which `scripts/group-vectors.py` computes with an implementation of its
+//! own: the group emoji of a 3-member group and after a join, sealed group frames with their clear
+//! headers, RFC 9605's header encodings, and a rekey (a member leaves, another joins).
+
+use std::collections::BTreeMap;
+
+use hail::crypto::frame::FrameError;
+use hail::crypto::group_sas::{GroupEpoch, GroupSasRound};
+use hail::crypto::sas::{Sas, SasTable};
+use hail::crypto::sender_key::{
+    GroupFrameError, GroupFrameHeader, GroupMedia, KeyId, SenderBaseKey, SenderIndex, SenderKey, SenderKeyRing,
+};
+use hail::identity::Identity;
+use libp2p_identity::PeerId;
+use serde_json::Value;
+
+fn vectors(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocols/vectors").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn hex(v: &Value) -> Vec<u8> {
+    data_encoding::HEXLOWER.decode(v.as_str().unwrap().as_bytes()).unwrap()
+}
+
+fn arr<const N: usize>(v: &Value) -> [u8; N] {
+    hex(v).try_into().unwrap()
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap()
+}
+
+fn items(v: &Value) -> &Vec<Value> {
+    v.as_array().unwrap()
+}
+
+/// Runs the round of every member of `case` to the end (every commitment to everyone, then every
+/// reveal) and checks each step against the vector.
+fn check_group_sas(call_id: [u8; 16], case: &Value) {
+    let members: Vec<PeerId> =
+        items(&case["members"]).iter().map(|m| Identity::from_seed(arr(&m["identity_seed"])).peer_id()).collect();
+    let epoch = GroupEpoch::new(call_id, num(&case["epoch"]), members.iter().rev().copied()).unwrap();
+    assert_eq!(epoch.members(), members, "members are sorted by their PeerId bytes");
+    let nonces: Vec<[u8; 32]> = items(&case["members"]).iter().map(|m| arr(&m["nonce"])).collect();
+    for (i, m) in items(&case["members"]).iter().enumerate() {
+        assert_eq!(members[i].to_bytes(), hex(&m["peer_id"]));
+        assert_eq!(epoch.commitment(&members[i], &nonces[i]).to_vec(), hex(&m["commitment"]));
+    }
+    let mut pair_hash = BTreeMap::new();
+    for p in items(&case["pairs"]) {
+        let (a, b, h) = (num(&p["a"]) as usize, num(&p["b"]) as usize, arr::<32>(&p["handshake_hash"]));
+        pair_hash.insert((members[a], members[b]), h);
+        pair_hash.insert((members[b], members[a]), h);
+    }
+    let pairs: Vec<[u8; 32]> = items(&case["pairs"]).iter().map(|p| arr(&p["handshake_hash"])).collect();
+    assert_eq!(epoch.sas_input(&pairs, &nonces).unwrap(), hex(&case["sas_input"]));
+    let want = Sas(items(&case["sas_indices"]).iter().map(|i| num(i) as u8).collect::<Vec<_>>().try_into().unwrap());
+    assert_eq!(want.text_in(SasTable::V2), case["sas_text"].as_str().unwrap());
+
+    let (mut rounds, commits): (Vec<GroupSasRound>, Vec<_>) = members
+        .iter()
+        .zip(&nonces)
+        .map(|(me, nonce)| {
+            let transcripts = members.iter().filter(|p| *p != me).map(|p| (*p, pair_hash[&(*me, *p)])).collect();
+            GroupSasRound::new(epoch.clone(), *me, *nonce, transcripts).unwrap()
+        })
+        .unzip();
+    let mut reveals = Vec::new();
+    for (i, round) in rounds.iter_mut().enumerate() {
+        let mut reveal = None;
+        for (j, commit) in commits.iter().enumerate().filter(|(j, _)| *j != i) {
+            reveal = round.add_commitment(members[j], commit.clone()).unwrap();
+        }
+        assert_eq!(reveal.unwrap().nonce, nonces[i], "the reveal comes with the last commitment");
+        reveals.push(reveal.unwrap());
+    }
+    for (i, round) in rounds.iter_mut().enumerate() {
+        for (j, reveal) in reveals.iter().enumerate().filter(|(j, _)| *j != i) {
+            round.add_reveal(members[j], *reveal).unwrap();
+        }
+        assert_eq!(round.result(), Some(Ok(want)), "member {i}");
+    }
+}
+
+#[test]
+fn the_group_emoji_reproduce_the_vectors() {
+    let v = vectors("group-sas-v1.json");
+    let call_id = arr(&v["call_id"]);
+    check_group_sas(call_id, &v["three_members"]);
+    check_group_sas(call_id, &v["after_a_join"]);
+    assert_ne!(v["three_members"]["sas_indices"], v["after_a_join"]["sas_indices"], "a join changes the emoji");
+}
+
+fn key_id(frame: &Value) -> KeyId {
+    KeyId::new(num(&frame["epoch"]), SenderIndex(num(&frame["sender"]) as u8)).unwrap()
+}
+
+fn base_key(frame: &Value) -> SenderBaseKey {
+    SenderBaseKey::from_bytes(arr(&frame["base_key"]))
+}
+
+/// Seals the vector's frames in order, one sender key per (sender, epoch), and checks every byte.
+fn seal_all(frames: &[Value]) -> Vec<Vec<u8>> {
+    let mut keys: BTreeMap<KeyId, SenderKey> = BTreeMap::new();
+    frames
+        .iter()
+        .map(|f| {
+            let key = keys.entry(key_id(f)).or_insert_with(|| SenderKey::new(key_id(f), &base_key(f)));
+            assert_eq!(key.next_counter(), num(&f["counter"]));
+            let media = GroupMedia::from_byte(num(&f["media"]) as u8).unwrap();
+            let sealed = key.seal(media, &hex(&f["plaintext"]));
+            assert_eq!(sealed, hex(&f["frame"]));
+            let (header, len) = GroupFrameHeader::parse(&sealed).unwrap();
+            assert_eq!(header.encode(), hex(&f["clear_header"]));
+            assert_eq!(len, hex(&f["clear_header"]).len());
+            assert_eq!(
+                (header.key_id, header.key_id.kid(), header.counter),
+                (key_id(f), num(&f["kid"]), num(&f["counter"]))
+            );
+            assert_eq!(header.media, media);
+            sealed
+        })
+        .collect()
+}
+
+#[test]
+fn group_frames_reproduce_the_vectors() {
+    let v = vectors("group-media-v1.json");
+    assert_eq!(num(&v["cipher_suite"]), hail::crypto::sender_key::CIPHER_SUITE as u64);
+    for h in items(&v["rfc9605_headers"]) {
+        let (kid, ctr, header) = (num(&h["kid"]), num(&h["ctr"]), hex(&h["header"]));
+        assert_eq!(GroupFrameHeader::sframe_header(kid, ctr), header, "RFC 9605 C.1: kid {kid:#x} ctr {ctr:#x}");
+        assert_eq!(GroupFrameHeader::parse_sframe_header(&header), Ok((kid, ctr, header.len())));
+    }
+    let frames = items(&v["frames"]);
+    let sealed = seal_all(frames);
+    let mut ring = SenderKeyRing::new();
+    for f in frames {
+        ring.install(key_id(f), &base_key(f)).unwrap();
+    }
+    for (f, s) in frames.iter().zip(&sealed) {
+        assert_eq!(ring.open(s).unwrap().payload, hex(&f["plaintext"]));
+    }
+    assert_eq!(ring.open(&sealed[0]), Err(GroupFrameError::Frame(FrameError::Replay)));
+}
+
+#[test]
+fn a_rekey_locks_out_the_departed_and_the_past() {
+    let v = vectors("group-media-v1.json");
+    let rekey = &v["rekey"];
+    let old_frames = items(&v["frames"]);
+    let new_frames = items(&rekey["frames"]);
+    let old_sealed = seal_all(old_frames);
+    let new_sealed = seal_all(new_frames);
+    let (departed, new_sender) = (SenderIndex(num(&rekey["departed_sender"]) as u8), num(&rekey["new_sender"]));
+
+    // The member who left holds every key of the old epoch but none of the new.
+    let mut gone = SenderKeyRing::new();
+    for f in old_frames.iter().filter(|f| num(&f["sender"]) != departed.0 as u64) {
+        gone.install(key_id(f), &base_key(f)).unwrap();
+    }
+    for (f, s) in new_frames.iter().zip(&new_sealed) {
+        assert_eq!(gone.open(s), Err(GroupFrameError::UnknownKey(key_id(f))));
+    }
+
+    // The newcomer holds only the new epoch's keys: nothing from before it joined opens.
+    let mut newcomer = SenderKeyRing::new();
+    for f in new_frames.iter().filter(|f| num(&f["sender"]) != new_sender) {
+        newcomer.install(key_id(f), &base_key(f)).unwrap();
+    }
+    for (f, s) in old_frames.iter().zip(&old_sealed) {
+        assert_eq!(newcomer.open(s), Err(GroupFrameError::UnknownKey(key_id(f))));
+    }
+    assert_eq!(newcomer.open(&new_sealed[0]).unwrap().payload, hex(&new_frames[0]["plaintext"]));
+
+    // A member who stays drops the departed member and the old epoch, and takes the new keys.
+    let mut stays = SenderKeyRing::new();
+    for f in old_frames {
+        stays.install(key_id(f), &base_key(f)).unwrap();
+    }
+    for f in new_frames {
+        stays.install(key_id(f), &base_key(f)).unwrap();
+    }
+    stays.remove_sender(departed);
+    stays.retire_epochs_before(num(&rekey["new_epoch"]));
+    for (f, s) in new_frames.iter().zip(&new_sealed) {
+        assert_eq!(stays.open(s).unwrap().payload, hex(&f["plaintext"]));
+    }
+    for (f, s) in old_frames.iter().zip(&old_sealed) {
+        assert_eq!(stays.open(s), Err(GroupFrameError::UnknownKey(key_id(f))));
+    }
+}
