@@ -305,8 +305,9 @@ fn video_through_five_percent_loss_keeps_flowing_and_recovers_from_a_blackout_wi
 }
 
 #[test]
-#[ignore = "fails today: the rate loop pauses one side's video for ~2.5 s after the blackout with seeds \
-            (51, 52) and (108, 208), see tests/media_sim.rs"]
+#[ignore = "fails today (issue 14): after the blackout the delivery window cuts the estimate to ~100 kbps, \
+            video pauses, and on this 5 % lossy path it never comes back: reports between LOW_LOSS and \
+            HIGH_LOSS neither cut nor grow the estimate (seeds (51, 52), (108, 208))"]
 fn after_a_blackout_video_keeps_flowing_whatever_the_seed() {
     // Found by the simulator once the rate loop ran on a modelled QUIC path: after the blackout,
     // QUIC declares the outage's packets lost at once while the sender already sends again, so
