@@ -10,21 +10,22 @@
 //! |---|---|---|
 //! | domain values | [`name`], [`identity`] (keys, contact cards), [`call_id`], [`wall_clock`], [`ip_scope`] | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
 //! | protocol cores (sans-IO) | [`crypto`] (Noise handshake, SAS, frame AEAD), [`call`] (the call state machine, signalling, invite budgets), [`media`]'s cores ([`MediaSession`](media::session::MediaSession), the jitter buffer, the video sender and receiver, lip sync, rate control) | no: fed `now` and bytes |
-//! | transport | [`transport`]: the QUIC endpoint, the accept budget, [`PeerLink`](transport::link::PeerLink) (candidates, handshake, control stream) | sockets |
+//! | the media port | [`media_link`]: [`MediaLink`](media_link::MediaLink), what a call's media needs from the link to its peer (datagrams, one-way streams, the path's numbers); transport implements it, media uses it, neither names the other | no |
+//! | transport | [`transport`]: the QUIC endpoint, the accept budget, [`PeerLink`](transport::link::PeerLink) (candidates, handshake, control stream), [`QuicMediaPort`](transport::media_port::QuicMediaPort) (the media's share of the connection, handed out by [`PeerLink::media`](transport::link::PeerLink::media)) | sockets |
 //! | discovery | [`discovery`]: libp2p mDNS + Kademlia, NAT traversal, signed peer records; [`relay`]: the media relay | the swarm |
-//! | media IO | [`media`]'s drivers: the audio task, the video threads and tasks, devices, files, codecs | devices, codecs |
+//! | media IO | [`media::driver`]: [`CallMedia`](media::driver::CallMedia), one tokio task per call driving its session, the encode and decode threads, the GOP stream tasks; [`media`]'s devices, files and codecs | devices, codecs, threads |
 //! | storage | [`store`]: a key-value [`Store`](store::Store) trait, sled and memory backends, the typed [`Database`](store::Database) | the backend |
 //! | the node | [`node`]: the [`Node`](node::Node) handle and the [`NodeLoop`](node::NodeLoop) that owns all state; [`config`], [`home`] | through the layers below |
 //! | local API | [`control`]: NDJSON protocol, unix-socket server, [`Client`](control::Client); [`peer_text`] | yes |
 //! | binary | `src/main.rs`: the CLI | yes |
 //!
 //! Which layer may name which is fixed in `../shared/DESIGN.md` and checked by `tests/layering.rs`:
-//! media never names transport, call or node; transport never names call or media; discovery never
-//! names node or call; call never names discovery or relay; crypto never names call; store never
-//! names node.
+//! media never names transport, call or node (nor quinn: it has [`media_link`]); transport never
+//! names call or media; discovery never names node or call; call never names discovery or relay;
+//! crypto never names call; store never names node.
 //!
-//! Beyond those rules: the node does not know the control protocol exists, and the store does not
-//! know about nodes.
+//! Beyond those rules: the node does not know the control protocol exists (only `node::daemon`
+//! starts the control server beside the loop), and the store does not know about nodes.
 //!
 //! ## The run-loop contract
 //!

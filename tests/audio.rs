@@ -198,7 +198,7 @@ fn a_call_through_ten_percent_loss_and_jitter_stays_up_without_long_gaps() {
 
     // The tone came through. How long its gaps may be is asserted in virtual time, where the
     // playout clock cannot stall (tests/media_sim.rs: ten_percent_loss_and_jitter_...): here, on a
-    // shared machine, a stalled audio task would be counted against the network.
+    // shared machine, a stalled media task would be counted against the network.
     let frames: Vec<f64> = read(&heard).chunks(FRAME).map(rms).collect();
     let heard_frames = frames.iter().filter(|r| **r > 2000.0).count();
     assert!(heard_frames >= 200, "the tone arrived: {heard_frames} loud frames of {}", frames.len());

@@ -1,6 +1,6 @@
-//! The audio pipeline on a real QUIC connection after a real handshake: replayed and tampered
-//! datagrams are refused and counted, audio keeps flowing, and a missing microphone leaves the
-//! other direction working.
+//! A call's audio (`CallMedia`) on a real QUIC connection after a real handshake: replayed and
+//! tampered datagrams are refused and counted, audio keeps flowing, and a missing microphone leaves
+//! the other direction working.
 
 use std::time::Duration;
 

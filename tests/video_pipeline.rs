@@ -1,5 +1,5 @@
-//! The video pipeline on a real QUIC connection after a real handshake, against a hostile peer:
-//! streams with a wrong header, an absurd record length, tampered and replayed records, garbage
+//! A call's video (`CallMedia`) on a real QUIC connection after a real handshake, against a hostile
+//! peer: streams with a wrong header, an absurd record length, tampered and replayed records, garbage
 //! AV1, and more streams than allowed. Each is refused and counted; genuine video sent afterwards
 //! still decodes; and a source that cannot be opened is reported without ending anything.
 

@@ -7,7 +7,7 @@
 //! its redundant copies. [`AudioReceiver::playout`] says what to play each tick (a frame to decode,
 //! the in-band FEC of the next frame, concealment, or silence), and [`decode_playout`] does it.
 //! The codecs belong to whoever drives the halves: `media::session::MediaSession` asks its driver
-//! (the audio task, or the simulator) to run them.
+//! (the media task of `media::driver`, or the simulator) to run them.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -390,12 +390,12 @@ mod tests {
         (FrameKeys::new([1; 32], [2; 32], true, b"h"), FrameKeys::new([1; 32], [2; 32], false, b"h"))
     }
 
-    /// A real Opus encoder and decoder, as the audio task holds them.
+    /// A real Opus encoder and decoder, as the media task holds them.
     fn opus() -> (OpusEncoder, OpusDecoder) {
         (OpusEncoder::new(DEFAULT_BITRATE).unwrap(), OpusDecoder::new().unwrap())
     }
 
-    /// The next frame, encoded and sealed as the audio task does it.
+    /// The next frame, encoded and sealed as the media task and the session do it.
     fn frame(tx: &mut AudioSender, encoder: &mut OpusEncoder, pcm: &Pcm) -> Vec<u8> {
         let job = tx.begin(pcm, 0);
         let opus = job.encode_with(encoder).unwrap();

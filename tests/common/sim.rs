@@ -433,8 +433,8 @@ pub fn call_keys(caller: bool) -> FrameKeys {
     FrameKeys::new([7; 32], [9; 32], caller, b"simulated handshake hash")
 }
 
-/// A call's audio: the same [`MediaSession`] the daemon's audio task drives
-/// (`src/media/pipeline.rs`), driven here the same way, over real Opus, with a tone for a
+/// A call's audio: the same [`MediaSession`] the daemon's media task drives
+/// (`src/media/driver/mod.rs`), driven here the same way, over real Opus, with a tone for a
 /// microphone. The wall clock is virtual time from a fixed epoch.
 pub struct AudioParty {
     peer: usize,
@@ -475,7 +475,7 @@ impl AudioParty {
         Now { at, wall_us: virtual_wall_us(self.epoch, at) }
     }
 
-    /// The audio task stalls until `until` (a loaded machine): its timer does not fire, then it
+    /// The media task stalls until `until` (a loaded machine): its timer does not fire, then it
     /// catches up every tick it missed at once. Datagrams are still taken in.
     pub fn stall_playout(&mut self, until: Instant) {
         self.stalled_until = Some(until);
@@ -508,7 +508,7 @@ impl AudioParty {
         longest
     }
 
-    /// Does what the session asks, as the audio task does, until it waits for its timeout.
+    /// Does what the session asks, as the media task does, until it waits for its timeout.
     fn drain(&mut self, at: Instant) {
         let now = self.now(at);
         loop {

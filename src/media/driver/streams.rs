@@ -33,8 +33,9 @@ pub(super) enum Incoming {
     Progress { gop: u32 },
 }
 
-/// Puts each GOP on its own stream; resets the previous one when a new GOP starts. A stream that
-/// cannot be opened or written is told to the session ([`Input::VideoStreamFailed`]).
+/// Puts each GOP on its own stream; resets the previous one when a new GOP starts. A stream whose
+/// header or a record cannot be written is told to the session ([`Input::VideoStreamFailed`]); when
+/// no stream can be opened at all the connection is gone, and the writer ends.
 pub(super) async fn write_streams(
     link: Arc<dyn MediaLink>,
     mut records: mpsc::Receiver<Outgoing>,

@@ -1,5 +1,5 @@
-//! CPU-overuse adaptation for the video sender (sans-IO). The pipeline reports how long each frame
-//! took to encode; when the encoder cannot keep up with the frame interval, the sender steps down a
+//! CPU-overuse adaptation for the video sender (sans-IO). The sender reports how long each frame
+//! took to encode (timed by the [`EncodeWorker`](super::encoder::EncodeWorker) that ran it); when the encoder cannot keep up with the frame interval, the sender steps down a
 //! ladder of formats (640x360 → 480x270 → 320x180 at 30 fps, then 320x180 at 15 fps), and steps back
 //! up when there is headroom. In the style of WebRTC's overuse detector: decisions are made on the
 //! share of the frame interval spent encoding, averaged over a window, never on a single frame.

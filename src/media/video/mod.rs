@@ -7,7 +7,9 @@
 //! freezes, rendering in step with the audio), the [`wire`] format between them, and the
 //! [`record_reader::RecordReader`] that reassembles a stream's records within a memory budget. The
 //! [`encoder::EncodeWorker`] carries out the sender's encode jobs; the AV1 codecs live in
-//! `media::codec`; the IO (threads, QUIC streams) in `media::video_pipeline`.
+//! `media::codec`. The call's session holds the sender and the receiver in its video half
+//! ([`crate::media::session::video`]); the IO (the encode and decode threads, the GOP streams) is
+//! the session's driver, [`crate::media::driver`].
 
 pub mod cpu_adaptation;
 pub mod encoder;

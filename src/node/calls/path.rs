@@ -101,7 +101,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             }
             LinkEvent::Control(body) => match ControlMessage::decode(&body) {
                 // Media's own message rides the control stream but is not the call's business:
-                // straight to the video (issue 12: it no longer passes through CallSession).
+                // straight to the media (issue 12: it no longer passes through CallSession).
                 Ok(ControlMessage::KeyframeRequest) => {
                     if let (CallState::Active, Some(media)) = (call.session.state(), &call.media) {
                         media.keyframe_requested();

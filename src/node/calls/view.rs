@@ -55,7 +55,7 @@ pub struct CallInfo {
     /// The audio, once it flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioStats>,
-    /// The video pipeline (sending and receiving), once the call is active.
+    /// The video (sending and receiving, in the call's media), once the call is active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_stats: Option<VideoStats>,
     /// The network path, once the secure channel is up.
