@@ -1,7 +1,7 @@
 //! The IO layer of a call's media: one tokio task per call, a thin driver of the call's sans-IO
 //! [`MediaSession`]. It owns what does IO (the audio source and sink, the link's datagrams and
-//! streams) and the Opus codec, hands the video's heavy work to two threads ([`workers`]) and its
-//! streams to tasks ([`streams`]), does what the session asks, feeds back the results, and sleeps
+//! streams) and the Opus codec, hands the video's heavy work to two threads (`workers`) and its
+//! streams to tasks (`streams`), does what the session asks, feeds back the results, and sleeps
 //! until the session's next timeout or the next input. What happens when is the session's
 //! business. A source or sink that cannot be opened does not stop the call: that direction is
 //! simply off, and the reason shows in the stats.
