@@ -13,17 +13,15 @@ use std::time::{Duration, Instant};
 
 use common::{HAIL, TestDaemon, hail, temp_home};
 
-/// `hail args…` with a fake `$HOME`, no XDG variables and no `HAIL_HOME`: the default home.
+/// Makes `command` run as a user whose `$HOME` is `user_home`, with no XDG variables and no
+/// `HAIL_HOME`: the default home.
+fn as_user<'c>(command: &'c mut Command, user_home: &Path) -> &'c mut Command {
+    command.env("HOME", user_home).env_remove("HAIL_HOME").env_remove("XDG_DATA_HOME").env_remove("XDG_CONFIG_HOME")
+}
+
+/// `hail args…` as that user.
 fn hail_as_user(user_home: &Path, args: &[&str]) -> common::Out {
-    let out = Command::new(HAIL)
-        .args(args)
-        .env("HOME", user_home)
-        .env_remove("HAIL_HOME")
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("XDG_CONFIG_HOME")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = as_user(Command::new(HAIL).args(args), user_home).stdin(Stdio::null()).output().unwrap();
     common::Out {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -31,18 +29,23 @@ fn hail_as_user(user_home: &Path, args: &[&str]) -> common::Out {
     }
 }
 
+/// `hail [--home HOME] daemon` on loopback, with no input or output (set them on the result).
+fn daemon_command(home: Option<&Path>) -> Command {
+    let mut command = Command::new(HAIL);
+    if let Some(home) = home {
+        command.arg("--home").arg(home);
+    }
+    command
+        .args([&["daemon"][..], LOOPBACK].concat())
+        .env_remove("HAIL_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
 /// The flags that keep a test daemon on loopback, silent.
-const LOOPBACK: &[&str] = &[
-    "--no-mdns",
-    "--listen",
-    "/ip4/127.0.0.1/tcp/0",
-    "--media-listen",
-    "127.0.0.1:0",
-    "--audio-in",
-    "silence",
-    "--audio-out",
-    "null",
-];
+const LOOPBACK: &[&str] = common::LOOPBACK_FLAGS;
 
 /// A daemon child, killed if the test ends early.
 struct Daemon(Child);
@@ -55,6 +58,16 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
+    /// Waits (at most 20 s) until `answers` says the daemon serves its control socket.
+    fn wait_until_answering(&mut self, answers: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !answers() {
+            assert!(self.0.try_wait().unwrap().is_none(), "the daemon exited");
+            assert!(Instant::now() < deadline, "the daemon does not answer");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// SIGTERM, then the exit status (at most 15 s).
     fn terminate(&mut self) -> std::process::ExitStatus {
         // SAFETY: a signal to our own child.
@@ -151,25 +164,8 @@ fn the_default_home_is_the_xdg_data_folder_and_its_config_the_xdg_config_folder(
 
     // The daemon on the default home keeps its data where it always has: ~/.local/share/hail.
     std::fs::remove_file(&legacy).unwrap();
-    let mut daemon = Daemon(
-        Command::new(HAIL)
-            .args([&["daemon"][..], LOOPBACK].concat())
-            .env("HOME", user.path())
-            .env_remove("HAIL_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("XDG_CONFIG_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !hail_as_user(user.path(), &["status"]).status.success() {
-        assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon on the default home exited");
-        assert!(Instant::now() < deadline, "the daemon on the default home does not answer");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let mut daemon = Daemon(as_user(&mut daemon_command(None), user.path()).spawn().unwrap());
+    daemon.wait_until_answering(|| hail_as_user(user.path(), &["status"]).status.success());
     assert!(data.join("identity.key").is_file() && data.join("control.sock").exists() && data.join("db").is_dir());
     assert!(daemon.terminate().success());
 }
@@ -187,21 +183,13 @@ fn pseudo_terminal() -> (std::fs::File, OwnedFd) {
     unsafe { (std::fs::File::from_raw_fd(reader), OwnedFd::from_raw_fd(writer)) }
 }
 
-/// Runs a daemon whose stderr is a terminal, with `env`; returns everything it wrote from start
-/// to a SIGTERM stop.
+/// Runs a daemon whose stderr is a terminal (named in `JOURNAL_STREAM`, as systemd would, or not);
+/// returns everything it wrote from start to a SIGTERM stop.
 fn daemon_log_on_a_terminal(home: &Path, journal_stream_is_the_terminal: bool) -> String {
     let (mut terminal, child_side) = pseudo_terminal();
     let meta = std::fs::metadata(format!("/proc/self/fd/{}", child_side.as_raw_fd())).unwrap();
-    let mut command = Command::new(HAIL);
-    command
-        .arg("--home")
-        .arg(home)
-        .args([&["daemon", "--log", "info"][..], LOOPBACK].concat())
-        .env_remove("HAIL_HOME")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(child_side));
+    let mut command = daemon_command(Some(home));
+    command.args(["--log", "info"]).env_remove("RUST_LOG").stderr(Stdio::from(child_side));
     if journal_stream_is_the_terminal {
         command.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
     } else {
@@ -221,12 +209,7 @@ fn daemon_log_on_a_terminal(home: &Path, journal_stream_is_the_terminal: bool) -
         }
         String::from_utf8_lossy(&bytes).into_owned()
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !hail(home, &["status"]).status.success() {
-        assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon exited");
-        assert!(Instant::now() < deadline, "the daemon does not answer");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    daemon.wait_until_answering(|| hail(home, &["status"]).status.success());
     assert!(daemon.terminate().success());
     reader.join().unwrap()
 }
@@ -256,19 +239,7 @@ fn under_systemd_the_daemon_says_when_it_is_ready_and_when_it_stops() {
     let socket_path = dir.path().join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     notify.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut daemon = Daemon(
-        Command::new(HAIL)
-            .arg("--home")
-            .arg(&home)
-            .args([&["daemon"][..], LOOPBACK].concat())
-            .env("NOTIFY_SOCKET", &socket_path)
-            .env_remove("HAIL_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut daemon = Daemon(daemon_command(Some(&home)).env("NOTIFY_SOCKET", &socket_path).spawn().unwrap());
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("READY=1 within 20 s");
     assert_eq!(&buf[..n], b"READY=1");
