@@ -9,7 +9,8 @@
 # What it removes from the binary: the absolute paths of the source folder, the cargo registry
 # (CARGO_HOME), the rustup toolchains and the target folder (bindgen and cmake output lives there),
 # from Rust code (--remap-path-prefix: panic locations, debug info) and from the C libraries built
-# by build scripts (-ffile-prefix-map: __FILE__, debug info); and the build time
+# by build scripts (-ffile-prefix-map: __FILE__, debug info) and the assembly built with nasm
+# (scripts/nasm-relative.sh: the ELF FILE symbols); and the build time
 # (SOURCE_DATE_EPOCH, the commit's time, for any C __DATE__). The toolchain is pinned by
 # rust-toolchain.toml and the dependencies by Cargo.lock; incremental compilation is off.
 
@@ -41,4 +42,12 @@ hail_reproducible_env() {
   export CARGO_ENCODED_RUSTFLAGS
   unset RUSTFLAGS
   export CFLAGS="${c[*]}" CXXFLAGS="${c[*]}"
+  # nasm (rav1e's assembly) has no prefix map: scripts/nasm-relative.sh names the files relatively.
+  case ${NASM:-} in
+    */nasm-relative.sh) ;;
+    *)
+      export HAIL_REAL_NASM=${NASM:-nasm}
+      export NASM=$src/scripts/nasm-relative.sh
+      ;;
+  esac
 }
