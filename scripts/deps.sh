@@ -24,8 +24,33 @@ hail_missing_packages() {
   echo "${missing[@]:-}"
 }
 
+# rust-toolchain.toml pins the compiler (docs/reproducible-builds.md). Where the pinned version is
+# the installed stable but rustup knows it only as "stable" (and cannot download it by name, as on a
+# machine without network to the Rust servers), the pinned name is made to point at it.
+hail_ensure_toolchain() {
+  local pinned host stable rustup_home
+  [ -f rust-toolchain.toml ] && command -v rustup >/dev/null 2>&1 || return 0
+  pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+  [ -n "$pinned" ] || return 0
+  if RUSTUP_TOOLCHAIN=stable rustup toolchain list | grep -q "^$pinned-"; then
+    return 0
+  fi
+  stable=$(RUSTUP_TOOLCHAIN=stable rustc -V 2>/dev/null | cut -d' ' -f2)
+  if [ "$stable" = "$pinned" ]; then
+    host=$(RUSTUP_TOOLCHAIN=stable rustc -vV | sed -n 's/^host: //p')
+    rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+    ln -s "$(RUSTUP_TOOLCHAIN=stable rustc --print sysroot)" "$rustup_home/toolchains/$pinned-$host"
+    hail_say "the pinned Rust $pinned is the installed stable: it is now known by its version too"
+  else
+    hail_say "installing the pinned Rust toolchain $pinned (rust-toolchain.toml; the installed stable is ${stable:-none})"
+    rustup toolchain install "$pinned" --profile minimal \
+      || hail_fail "cannot install Rust $pinned: install it (rustup toolchain install $pinned), then run this again."
+  fi
+}
+
 hail_install_deps() {
   command -v cargo >/dev/null 2>&1 || hail_fail "cargo not found: install Rust first (https://rustup.rs), then run this again."
+  hail_ensure_toolchain
   if ! command -v dpkg-query >/dev/null 2>&1; then
     hail_say "not a Debian-style system: install these yourself if the build fails: ${HAIL_APT_PACKAGES[*]}"
     return 0

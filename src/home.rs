@@ -1,5 +1,11 @@
 //! The node's home: one folder per node holding its identity, database, control socket and config.
 //! Several nodes run on one machine by giving each its own home (`--home DIR` or `HAIL_HOME`).
+//!
+//! Without either, the home is the platform's data folder and the config file lives in the
+//! platform's config folder (`directories`; on Linux the XDG folders: `~/.local/share/hail/` and
+//! `~/.config/hail/config.toml`). Before hail followed XDG for the config, the default home held
+//! its own `config.toml`; that file keeps being read as long as the new one does not exist, so an
+//! existing setup keeps working (docs/user-guide.md says how to move it).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -10,13 +16,19 @@ use std::path::{Path, PathBuf};
 /// Environment variable naming the home, below `--home` and above the default.
 pub const HOME_ENV: &str = "HAIL_HOME";
 
+/// The configuration file's name, in a home or in the platform's config folder.
+pub const CONFIG_FILE: &str = "config.toml";
+
 /// Longest path a unix socket can have on Linux (`sun_path` is 108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
-/// A node's home folder.
+/// A node's home folder, and where its configuration file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     dir: PathBuf,
+    config: PathBuf,
+    /// An older config file that exists but is not read (the newer place has one too).
+    shadowed_config: Option<PathBuf>,
 }
 
 /// Why the home could not be used.
@@ -66,12 +78,14 @@ pub enum HomeError {
 }
 
 impl Home {
-    /// The home at `dir` (not created yet).
+    /// The home at `dir` (not created yet), with its config file `dir/config.toml`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Home { dir: dir.into() }
+        let dir = dir.into();
+        Home { config: dir.join(CONFIG_FILE), dir, shadowed_config: None }
     }
 
-    /// The home chosen by `--home`, else `HAIL_HOME`, else the platform data folder.
+    /// The home chosen by `--home`, else `HAIL_HOME`, else the platform's folders
+    /// ([`Home::platform`]).
     pub fn resolve(flag: Option<PathBuf>) -> Result<Self, HomeError> {
         if let Some(dir) = flag {
             return Ok(Home::new(dir));
@@ -79,7 +93,31 @@ impl Home {
         if let Some(dir) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
             return Ok(Home::new(dir));
         }
-        directories::ProjectDirs::from("", "", "hail").map(|d| Home::new(d.data_dir())).ok_or(HomeError::NoDefault)
+        directories::ProjectDirs::from("", "", "hail")
+            .map(|d| Home::platform(d.data_dir(), d.config_dir()))
+            .ok_or(HomeError::NoDefault)
+    }
+
+    /// The default home: the data in `data_dir`, the config in `config_dir/config.toml`. When only
+    /// the older `data_dir/config.toml` exists, that one is read; when both do, the newer wins
+    /// and the older is reported by [`Home::shadowed_config`].
+    pub fn platform(data_dir: &Path, config_dir: &Path) -> Self {
+        let mut home = Home::new(data_dir);
+        let platform = config_dir.join(CONFIG_FILE);
+        if platform == home.config {
+            return home;
+        }
+        match (platform.exists(), home.config.exists()) {
+            (false, true) => {}
+            (true, true) => home.shadowed_config = Some(std::mem::replace(&mut home.config, platform)),
+            (_, false) => home.config = platform,
+        }
+        home
+    }
+
+    /// The same home with its configuration read from `file` (`hail daemon --config FILE`).
+    pub fn with_config(self, file: impl Into<PathBuf>) -> Self {
+        Home { config: file.into(), shadowed_config: None, ..self }
     }
 
     /// The folder.
@@ -97,9 +135,15 @@ impl Home {
         self.dir.join("db")
     }
 
-    /// The configuration file.
+    /// The configuration file (it need not exist: then every setting has its default).
     pub fn config_path(&self) -> PathBuf {
-        self.dir.join("config.toml")
+        self.config.clone()
+    }
+
+    /// An older configuration file that exists but is not read, because the platform's config
+    /// folder has one too: the daemon warns about it.
+    pub fn shadowed_config(&self) -> Option<&Path> {
+        self.shadowed_config.as_deref()
     }
 
     /// The daemon's lock file.
@@ -210,6 +254,30 @@ mod tests {
         }
         drop(first);
         assert!(home.lock().is_ok(), "the lock is free again once dropped");
+    }
+
+    #[test]
+    fn the_default_home_reads_the_platform_config_and_an_older_home_config_only_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, config) = (dir.path().join("share/hail"), dir.path().join("config/hail"));
+        let home = Home::platform(&data, &config);
+        assert_eq!((home.dir(), home.config_path()), (data.as_path(), config.join("config.toml")));
+
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("config.toml"), "").unwrap();
+        let old = Home::platform(&data, &config);
+        assert_eq!(old.config_path(), data.join("config.toml"), "an existing setup keeps its config");
+        assert_eq!(old.shadowed_config(), None);
+
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(config.join("config.toml"), "").unwrap();
+        let both = Home::platform(&data, &config);
+        assert_eq!(both.config_path(), config.join("config.toml"), "the platform's place wins");
+        assert_eq!(both.shadowed_config(), Some(data.join("config.toml").as_path()));
+
+        let chosen = both.with_config(dir.path().join("other.toml"));
+        assert_eq!((chosen.config_path(), chosen.shadowed_config()), (dir.path().join("other.toml"), None));
+        assert_eq!(Home::new(&data).config_path(), data.join("config.toml"), "an explicit home keeps its own");
     }
 
     #[test]

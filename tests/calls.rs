@@ -210,3 +210,31 @@ fn call_commands_without_a_call_give_clear_errors() {
     let own = alice.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned();
     assert_eq!(alice.hail(&["--json", "call", &own]).json()["err"]["code"], "self_contact");
 }
+
+#[test]
+fn a_daemon_stopped_by_sigterm_mid_call_hangs_up_tells_the_peer_and_keeps_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = pair_of_contacts(dir.path(), &[], &[]);
+    let caller = Background::start(&alice.home, &["call", "bob"]);
+    wait_status(&bob, "bob ringing", |s| live(s, "ringing"));
+    bob.hail(&["answer"]).ok();
+    wait_status(&alice, "alice active", |s| live(s, "active"));
+
+    // What `systemctl --user stop hail` does to bob's daemon.
+    let bob_home = bob.home.clone();
+    assert!(bob.terminate().success(), "SIGTERM mid-call is a clean exit");
+
+    // Alice hears a hang-up, not a lost connection (which would take the idle timeout to notice).
+    let out = caller.finish();
+    assert!(out.stdout.contains("Call ended: the other side hung up"), "{}", out.stdout);
+    let ended = wait_status(&alice, "alice's call over", |s| s["call"]["end_reason"].is_object());
+    assert_eq!(ended["call"]["end_reason"]["kind"], "hung_up", "{ended}");
+
+    // Bob's side wrote the call to its history before it exited: it is there after a restart.
+    let bob = TestDaemon::start(&bob_home);
+    let history = bob.hail(&["--json", "history"]).json();
+    let calls = history["ok"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{history}");
+    assert_eq!(calls[0]["outcome"]["kind"], "completed", "{history}");
+    assert_eq!(calls[0]["direction"], "incoming", "{history}");
+}

@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "hail", version, about = "Serverless, end-to-end-encrypted calls", propagate_version = true)]
 pub struct Cli {
-    /// The node's home folder (identity, database, control socket). Default: $HAIL_HOME, else the
-    /// platform data folder.
+    /// The node's home folder (identity, database, control socket, and config.toml). Default:
+    /// $HAIL_HOME, else the platform data folder (on Linux $XDG_DATA_HOME/hail, i.e.
+    /// ~/.local/share/hail, with its config in $XDG_CONFIG_HOME/hail/config.toml).
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// Print the daemon's raw JSON replies and events instead of text (for scripts).
@@ -20,7 +21,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Run the node in the foreground (logs go to stderr; stop with Ctrl-C or SIGTERM).
+    /// Run the node in the foreground (logs go to stderr, or to the journal under systemd; stop
+    /// with Ctrl-C or SIGTERM: a live call is hung up and the peer told).
     Daemon(DaemonArgs),
     /// List the microphones and speakers this machine has.
     Devices,
@@ -30,12 +32,33 @@ pub enum Cmd {
         #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
+    /// What this binary was built from: version, git commit, features, compiler (with --json, for
+    /// scripts and rebuilds).
+    Version,
+    /// Print the shell completion script: `hail completions bash > ~/.local/share/bash-completion/completions/hail`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page hail(1), or write every page (one per subcommand) into a folder.
+    Man {
+        /// Write hail.1 and hail-SUBCOMMAND.1 pages into this folder instead of printing hail.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     #[command(flatten)]
     Client(ClientCmd),
 }
 
 #[derive(clap::Args, Debug)]
 pub struct DaemonArgs {
+    /// Check the configuration file (and these flags) and exit without starting: 0 when valid,
+    /// 2 with the reason when not.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Read the configuration from this file instead of the home's (see --home).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `hail=debug` (default: $RUST_LOG, else `info`).
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,

@@ -1,10 +1,14 @@
 //! The `hail` command-line client: arguments, requests, and what is printed.
 
 pub mod args;
+pub mod daemon;
 pub mod demo;
 pub mod follow;
+pub mod log;
+pub mod manual;
 pub mod out;
 pub mod print;
+pub mod version;
 
 use std::process::ExitCode;
 

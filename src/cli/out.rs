@@ -61,12 +61,17 @@ pub fn error_line(args: fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr().lock(), "{text}");
 }
 
-fn write_stdout(text: &str) {
+/// Writes `bytes` to stdout as they are (a generated man page or completion script).
+pub fn raw_bytes(bytes: &[u8]) {
     let mut out = io::stdout().lock();
-    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
         drop(out);
         stdout_failed(&e);
     }
+}
+
+fn write_stdout(text: &str) {
+    raw_bytes(format!("{text}\n").as_bytes());
 }
 
 /// Ends the command because stdout failed: by `SIGPIPE` when the reader went away, else with an

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::{CallSettings, Node, NodeConfig};
 use crate::config::{AudioSection, CallsSection, ConfigFile, ConfigFileError, NetworkSection, VideoSection};
 use crate::control::server::{self, ControlServer};
-use crate::discovery::{ConfigError, Discovery, NetworkError};
+use crate::discovery::{ConfigError, Discovery, NetworkConfig, NetworkError};
 use crate::home::{Home, HomeError, HomeLock};
 use crate::identity::{Identity, IdentityError};
 use crate::store::{Database, SledStore, StoreError};
@@ -83,18 +83,14 @@ impl Daemon {
     pub async fn start(home: Home, options: DaemonOptions) -> Result<Daemon, DaemonError> {
         home.create()?;
         let lock = home.lock()?;
-        let config_path = home.config_path();
-        let file = ConfigFile::load(&config_path)?;
-        let network = file
-            .network
-            .overridden_by(options.network)
-            .apply()
-            .map_err(|e| DaemonError::Setting(e, config_path.clone()))?;
-        let setting = |e| DaemonError::CallSetting(e, config_path.clone());
-        let defaults = CallSettings::default();
-        let audio = file.audio.overridden_by(options.audio).apply(&defaults.audio).map_err(setting)?;
-        let video = file.video.overridden_by(options.video).apply(&defaults.video).map_err(setting)?;
-        let calls = file.calls.overridden_by(options.calls).apply(audio, video).map_err(setting)?;
+        if let Some(old) = home.shadowed_config() {
+            tracing::warn!(
+                read = %home.config_path().display(),
+                ignored = %old.display(),
+                "two config files: the one in the config folder is read, the older one in the home is not; merge them and remove the older"
+            );
+        }
+        let DaemonSettings { network, calls } = DaemonSettings::load(&home.config_path(), options)?;
         let (identity, created) = Identity::load_or_create(home.dir())?;
         if created {
             tracing::info!(peer_id = %identity.peer_id(), "created a new identity");
@@ -161,6 +157,35 @@ impl DaemonOptions {
             audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None },
             video: VideoSection::default(),
         }
+    }
+}
+
+/// What a daemon starts with: the config file overridden by the flags, every value checked.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// Discovery and signalling.
+    pub network: NetworkConfig,
+    /// Calls, with their audio and video.
+    pub calls: CallSettings,
+}
+
+impl DaemonSettings {
+    /// Reads `config` (a missing file means every default), overrides it with `options` and checks
+    /// every value. Touches nothing else: no home, no lock, no network. The first step of
+    /// [`Daemon::start`], and all of `hail daemon --check-config`.
+    pub fn load(config: &Path, options: DaemonOptions) -> Result<DaemonSettings, DaemonError> {
+        let file = ConfigFile::load(config)?;
+        let network = file
+            .network
+            .overridden_by(options.network)
+            .apply()
+            .map_err(|e| DaemonError::Setting(e, config.to_owned()))?;
+        let setting = |e| DaemonError::CallSetting(e, config.to_owned());
+        let defaults = CallSettings::default();
+        let audio = file.audio.overridden_by(options.audio).apply(&defaults.audio).map_err(setting)?;
+        let video = file.video.overridden_by(options.video).apply(&defaults.video).map_err(setting)?;
+        let calls = file.calls.overridden_by(options.calls).apply(audio, video).map_err(setting)?;
+        Ok(DaemonSettings { network, calls })
     }
 }
 

@@ -16,6 +16,8 @@ use crate::store::{Contact, Database, Store};
 const LAST_SEEN_REFRESH_MS: u64 = 5 * 60 * 1000;
 /// Most last seen addresses kept per contact.
 const MAX_LAST_SEEN: usize = 8;
+/// Longest a stopping node waits for its live call to end (the call's own linger is 2 s).
+const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sleeps until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
@@ -94,11 +96,26 @@ impl<S: Store> NodeLoop<S> {
                 self.on_discovery(event);
             }
         }
-        // Hang up a live call on the way out, so the peer is told.
-        if self.phone.in_call() {
-            let _ = self.call_action(crate::call::UserAction::Hangup);
+        self.hang_up_on_the_way_out().await;
+        self.phone.stop().await;
+    }
+
+    /// On the way out: hangs up the live call and keeps serving its link and timers until the peer
+    /// acknowledges (or the call's linger runs out, [`STOP_LIMIT`] at most), so both sides see a
+    /// hang-up rather than a lost connection, and the call is in the history before the node stops.
+    async fn hang_up_on_the_way_out(&mut self) {
+        if self.phone.calls.is_empty() {
+            return;
         }
-        self.phone.stop();
+        let _ = self.call_action(crate::call::UserAction::Hangup);
+        let limit = Instant::now() + STOP_LIMIT;
+        while !self.phone.calls.is_empty() && Instant::now() < limit {
+            let deadline = self.phone.poll_timeout().map_or(limit, |d| d.min(limit));
+            tokio::select! {
+                Some(event) = self.phone_events.recv() => self.on_phone_event(event),
+                () = sleep_until(Some(deadline)) => self.on_call_timeout(Instant::now()),
+            }
+        }
     }
 
     fn on_discovery(&mut self, event: DiscoveryEvent) {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use calls::{CallInfo, CallPath, CallSettings, MediaOverride, SasEmoji, UnknownCallers, UnknownCallersError};
-pub use daemon::{Daemon, DaemonError, DaemonOptions, run_daemon};
+pub use daemon::{Daemon, DaemonError, DaemonOptions, DaemonSettings, run_daemon};
 pub use event_loop::NodeLoop;
 
 use crate::discovery::{BootstrapPeer, ConfigError, Discovery, FindError, FoundPeer, NetworkStatus, VisiblePeer};

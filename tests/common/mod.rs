@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 /// The `hail` binary cargo built for these tests.
 pub const HAIL: &str = env!("CARGO_BIN_EXE_hail");
 
+/// The `hail daemon` flags of a test daemon: loopback only, no mDNS, silent audio.
+pub const LOOPBACK_FLAGS: &[&str] =
+    &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--media-listen", "127.0.0.1:0", "--audio-in", "silence", "--audio-out", "null"];
+
 /// How long a daemon may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -39,21 +43,7 @@ impl TestDaemon {
         Self::try_start_cmd(
             home,
             &[],
-            &[
-                &[
-                    "--no-mdns",
-                    "--listen",
-                    "/ip4/127.0.0.1/tcp/0",
-                    "--media-listen",
-                    "127.0.0.1:0",
-                    "--audio-in",
-                    "silence",
-                    "--audio-out",
-                    "null",
-                ],
-                extra,
-            ]
-            .concat(),
+            &[LOOPBACK_FLAGS, extra].concat(),
         )
     }
 

@@ -44,6 +44,10 @@ use crate::transport::channel::{self, CallStream, ChannelError};
 use crate::transport::link::{LinkEvent, LinkInbox, LinkSetup, PeerLink, SetupFeed};
 use crate::transport::{accept, endpoint};
 
+/// How long a stopping node waits for its links to finish gracefully (a link's own close takes at
+/// most 2 s: ours finishes, the peer finishes); `systemctl stop` waits far longer.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 mod admission;
 mod commands;
 mod path;
@@ -252,17 +256,24 @@ impl Phone {
             Some(tokio::spawn(accept::accept_calls(endpoint, accept::AcceptLimits::default(), events, wrap)));
     }
 
-    /// Closes everything (node shutdown).
-    pub fn stop(&mut self) {
-        // A link still setting up stops at once; one that is up finishes what it was sending
-        // (the endpoint's close below ends it anyway).
+    /// Closes everything (node shutdown). Links that are up finish what they were sending first (a
+    /// hung-up call's last control message reaches the peer), for at most [`STOP_GRACE`]; then the
+    /// endpoint closes whatever is left and tells those peers so.
+    pub async fn stop(&mut self) {
+        // A link still setting up stops at once; one that is up finishes what it was sending.
         for (_, link) in self.links.drain() {
             link.close();
         }
         if let Some(t) = self.accept_task.take() {
             t.abort();
         }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while self.endpoint.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.endpoint.close(channel::CLOSE_DONE.into(), b"node stopping");
+        // The close frames go out before the socket does.
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.endpoint.wait_idle()).await;
     }
 
     /// The candidates to advertise.
