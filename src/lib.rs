@@ -33,10 +33,12 @@
 //! (`tokio::spawn(node_loop.run())`); `Node::new` spawns nothing. The running loop spawns tasks so it
 //! never waits itself: short ones that bring an answer back, the call endpoint's accept loop, and
 //! those of a live call (its link's driver, which `PeerLink::connect` returns for the loop to spawn,
-//! and the media), which end with the call. Every request to the node goes
+//! and the media: `media::driver::CallMedia::start` spawns the call's media task, its stream tasks
+//! and its encode and decode threads), which end with the call. Every request to the node goes
 //! through a bounded channel and gets its answer on a oneshot, so the loop owns its state alone.
-//! Protocol cores added in later layers (call state, handshake, jitter buffer) are sans-IO: fed `now`
-//! and bytes, drained of outputs until they return their next deadline.
+//! The protocol cores (the call's `CallSession`, the handshake, the media's `MediaSession` and its
+//! jitter buffer, rate loop and lip sync) are sans-IO: fed `now` and bytes, drained of outputs until
+//! they return their next deadline.
 //!
 //! ## Panics
 //!
