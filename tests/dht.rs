@@ -114,10 +114,10 @@ async fn a_node_in_client_mode_is_found_through_its_signed_record() {
     }
     // Y arrives later; X is in no routing table (it is a DHT client). X may still happen to reach
     // a newcomer by itself (its own DHT queries); then that newcomer cannot show the record path,
-    // and another takes its place (at most three).
+    // and another takes its place (at most eight; X reaches a newcomer by itself often enough that three in a row happened once in ~50 runs).
     let mut found = None;
     let mut newcomers = Vec::new();
-    for attempt in 0..3 {
+    for attempt in 0..8 {
         let y = cluster::start(dir.path(), &format!("y{attempt}"), "server", &bootstrap).await;
         cluster::wait_for_routing(&y, 1).await;
         let peers = y.ask(Command::PeersList).await.unwrap();
@@ -135,7 +135,7 @@ async fn a_node_in_client_mode_is_found_through_its_signed_record() {
             break;
         }
     }
-    let found = found.expect("three newcomers in a row were reached by X before they looked");
+    let found = found.expect("eight newcomers in a row were reached by X before they looked");
     assert_eq!(found["via"], "dht", "not connected before the lookup: found through the record: {found}");
     let x_listen = x.address.rsplit_once("/p2p/").unwrap().0;
     assert!(found["addresses"].to_string().contains(x_listen), "{found}");
