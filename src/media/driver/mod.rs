@@ -273,7 +273,9 @@ impl MediaTask {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let n = now();
-                    self.session.handle_input(n, Input::Path(self.link.path()));
+                    if self.session.needs_path(n.at) {
+                        self.session.handle_input(n, Input::Path(self.link.path()));
+                    }
                     self.session.handle_timeout(n);
                 }
                 datagram = self.link.read_datagram() => match datagram {

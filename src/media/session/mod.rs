@@ -76,7 +76,8 @@ pub enum Input {
     /// The microphone is muted or not.
     SetMuted(bool),
     /// The path as QUIC sees it now: its RTT goes into the receiver reports, all of it into the
-    /// rate loop. Hand one in before each [`MediaSession::handle_timeout`].
+    /// rate loop. Hand one in before a [`MediaSession::handle_timeout`] that
+    /// [`MediaSession::needs_path`].
     Path(PathSample),
     /// Our video on or off (the user's switch).
     SetVideo(bool),
@@ -257,6 +258,12 @@ impl MediaSession {
                 self.video.render(now, self.receiver.playout_age_us(), out);
             }
         }
+    }
+
+    /// Whether the tick at `now` reads the path (the rate loop or a receiver report is due): hand
+    /// [`Input::Path`] in first then, and only then (reading QUIC's stats is not free).
+    pub fn needs_path(&self, now: Instant) -> bool {
+        self.rate.poll_timeout() <= now || self.next_report <= now
     }
 
     /// Runs every tick due by `now` (a clock that fell behind catches up with all of them at once,
