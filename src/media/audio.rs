@@ -363,6 +363,7 @@ impl AudioReceiver {
             jitter_us: (j.jitter_ms * 1000.0) as u32,
             buffered_ms: j.buffered_ms as u16,
             rtt_ms,
+            bursts: None,
         }
     }
 }
