@@ -194,6 +194,8 @@ async fn main() {
             },
             "received_frames": j.received, "lost": j.lost, "concealed": j.concealed, "fec_recovered": j.fec_recovered,
             "late": j.late, "buffer_target_ms": j.target_ms,
+            "dropped": j.dropped, "stretched": j.stretched, "late_copies": j.late_copies,
+            "recovery_delay_ms": j.recovery_delay_ms, "bursts_in": audio.receive.bursts,
             "mouth_to_ear_ms_median": latencies.get(latencies.len() / 2),
             "cpu_percent_of_one_core_per_side": cpu * 100.0 / 2.0,
             "recording": received.display().to_string(),
