@@ -111,9 +111,14 @@ fn twenty_percent_loss_in_bursts_of_three_is_heard_better() {
 /// After: 13, 16 and 40; 0, 0 and 3.
 #[test]
 fn independent_loss_is_heard_no_worse() {
-    for (loss, delay, jitter, unheard, dropped) in [(0.05, 50, 10, 13, 1), (0.10, 50, 10, 21, 13), (0.20, 100, 30, 50, 19)] {
+    for (loss, delay, jitter, unheard, dropped) in
+        [(0.05, 50, 10, 13, 1), (0.10, 50, 10, 21, 13), (0.20, 100, 30, 50, 19)]
+    {
         let h = heard(&format!("independent {loss}"), independent(loss, delay, jitter));
-        assert!(h.unheard <= unheard && h.dropped <= dropped, "{loss}: before {unheard} not heard, {dropped} dropped: {h:?}");
+        assert!(
+            h.unheard <= unheard && h.dropped <= dropped,
+            "{loss}: before {unheard} not heard, {dropped} dropped: {h:?}"
+        );
     }
 }
 
@@ -122,7 +127,11 @@ fn a_clean_link_keeps_its_delay_and_sends_no_copies() {
     let sim = call(with_delay(30, 0, Impairment::clean()), (5, 6), 10);
     for (i, p) in sim.parties.iter().enumerate() {
         let (r, s) = (p.receive_stats(), p.send_stats());
-        assert_eq!((r.jitter.target_ms, r.jitter.recovery_delay_ms, r.jitter.stretched), (20.0, 0.0, 0), "party {i}: {r:?}");
+        assert_eq!(
+            (r.jitter.target_ms, r.jitter.recovery_delay_ms, r.jitter.stretched),
+            (20.0, 0.0, 0),
+            "party {i}: {r:?}"
+        );
         assert_eq!((r.bursts.bursts, s.redundancy, s.copy_distances), (0, 0, [0; 3]), "party {i}: {r:?} {s:?}");
     }
 }

@@ -93,7 +93,10 @@ fn copies_spaced_for_bursts_and_the_burst_report_extension_match_the_vectors() {
     assert_eq!((bursts.recent_mean_centi, bursts.recent_p90), (300, 6));
     // The base report is the first 22 bytes, as before; the extension follows.
     let plain = report.encode();
-    assert_eq!(ReceiverReport::decode(&plain[..packet::REPORT_LEN]).unwrap(), ReceiverReport { bursts: None, ..report });
+    assert_eq!(
+        ReceiverReport::decode(&plain[..packet::REPORT_LEN]).unwrap(),
+        ReceiverReport { bursts: None, ..report }
+    );
     assert_eq!(&plain[packet::REPORT_LEN..packet::REPORT_LEN + 2], [packet::EXTENSION_BURSTS, 10]);
 }
 

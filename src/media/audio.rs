@@ -750,7 +750,10 @@ mod tests {
                           "jitter_ms":0.5,"target_ms":20.0,"buffered_ms":20.0}}"#,
         )
         .unwrap();
-        assert_eq!((receive.bursts, receive.jitter.recovery_delay_ms, receive.jitter.late_copies), (BurstStats::default(), 0.0, 0));
+        assert_eq!(
+            (receive.bursts, receive.jitter.recovery_delay_ms, receive.jitter.late_copies),
+            (BurstStats::default(), 0.0, 0)
+        );
     }
 
     #[test]

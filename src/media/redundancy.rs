@@ -86,7 +86,10 @@ mod tests {
         for copies in 0..=5 {
             for b in 1..=300 {
                 let d = copy_distances(copies, b);
-                assert!(d.len() <= MAX_COPIES && d.iter().all(|d| (1..=MAX_DISTANCE).contains(d)), "{copies} {b}: {d:?}");
+                assert!(
+                    d.len() <= MAX_COPIES && d.iter().all(|d| (1..=MAX_DISTANCE).contains(d)),
+                    "{copies} {b}: {d:?}"
+                );
                 assert!(d.windows(2).all(|w| w[0] < w[1]), "{copies} {b}: {d:?}");
             }
         }
