@@ -20,17 +20,32 @@ use relay::{Impairment, Relay};
 struct Condition {
     name: &'static str,
     loss: f64,
+    /// `None`: independent loss; `Some(n)`: Gilbert-Elliott loss in bursts of `n` packets on
+    /// average (`loss` is then the mean over both states).
+    mean_burst: Option<f64>,
     delay_ms: u64,
     jitter_ms: u64,
     goal: f64,
-    sip_reference: f64,
+    sip_reference: Option<f64>,
+}
+
+const fn independent(name: &'static str, loss: f64, delay_ms: u64, jitter_ms: u64, goal: f64, sip: f64) -> Condition {
+    Condition { name, loss, mean_burst: None, delay_ms, jitter_ms, goal, sip_reference: Some(sip) }
+}
+
+/// Issue 14's burst rows: Gilbert-Elliott loss, mean burst 3 packets, both directions.
+const fn bursty(name: &'static str, loss: f64, delay_ms: u64, jitter_ms: u64, goal: f64) -> Condition {
+    Condition { name, loss, mean_burst: Some(3.0), delay_ms, jitter_ms, goal, sip_reference: None }
 }
 
 const CONDITIONS: &[Condition] = &[
-    Condition { name: "clean", loss: 0.0, delay_ms: 0, jitter_ms: 0, goal: 4.1, sip_reference: 3.96 },
-    Condition { name: "loss5_jitter50x10", loss: 0.05, delay_ms: 50, jitter_ms: 10, goal: 3.6, sip_reference: 2.16 },
-    Condition { name: "loss10_jitter50x10", loss: 0.10, delay_ms: 50, jitter_ms: 10, goal: 3.3, sip_reference: 1.63 },
-    Condition { name: "loss20_jitter100x30", loss: 0.20, delay_ms: 100, jitter_ms: 30, goal: 2.8, sip_reference: 1.23 },
+    independent("clean", 0.0, 0, 0, 4.1, 3.96),
+    independent("loss5_jitter50x10", 0.05, 50, 10, 3.6, 2.16),
+    independent("loss10_jitter50x10", 0.10, 50, 10, 3.3, 1.63),
+    independent("loss20_jitter100x30", 0.20, 100, 30, 2.8, 1.23),
+    bursty("burst3_loss5_jitter50x10", 0.05, 50, 10, 3.8),
+    bursty("burst3_loss10_jitter50x10", 0.10, 50, 10, 3.6),
+    bursty("burst3_loss20_jitter100x30", 0.20, 100, 30, 3.2),
 ];
 
 fn options(input: &str, output: &str, advertise: &str) -> DaemonOptions {
@@ -114,11 +129,14 @@ async fn main() {
     let conditions: Vec<&Condition> = if bench { CONDITIONS.iter().collect() } else { vec![&CONDITIONS[0]] };
     let mut results = Vec::new();
     for (k, c) in conditions.iter().enumerate() {
+        let loss_model = match c.mean_burst {
+            None => Impairment { loss: c.loss, ..Impairment::clean() },
+            Some(burst) => Impairment::bursty(c.loss, burst),
+        };
         let imp = Impairment {
             delay: Duration::from_millis(c.delay_ms),
             jitter: Duration::from_millis(c.jitter_ms),
-            loss: c.loss,
-            ..Impairment::clean()
+            ..loss_model
         };
         let (to_alice, to_bob) = (Relay::start(imp, 10 + k as u64).await, Relay::start(imp, 20 + k as u64).await);
         let dir = tempfile::tempdir().unwrap();
@@ -170,8 +188,14 @@ async fn main() {
         let mut entry = serde_json::json!({
             "condition": c.name,
             "loss": c.loss, "delay_ms": c.delay_ms, "jitter_ms": c.jitter_ms,
+            "loss_model": match c.mean_burst {
+                None => "independent".to_owned(),
+                Some(b) => format!("gilbert-elliott, mean burst {b}"),
+            },
             "received_frames": j.received, "lost": j.lost, "concealed": j.concealed, "fec_recovered": j.fec_recovered,
             "late": j.late, "buffer_target_ms": j.target_ms,
+            "dropped": j.dropped, "stretched": j.stretched, "late_copies": j.late_copies,
+            "recovery_delay_ms": j.recovery_delay_ms, "bursts_in": audio.receive.bursts,
             "mouth_to_ear_ms_median": latencies.get(latencies.len() / 2),
             "cpu_percent_of_one_core_per_side": cpu * 100.0 / 2.0,
             "recording": received.display().to_string(),

@@ -110,7 +110,7 @@ fn seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
     add("handshake_initiator", "message-2-payload".into(), [&[1][..], &binding(2)].concat());
 
     let v = vectors("media-v1.json");
-    for kind in ["audio", "report"] {
+    for kind in ["audio", "report", "audio_spread", "report_with_bursts"] {
         add("media_packet", format!("{kind}-plaintext"), hex(&v[kind]["plaintext"]));
         add("media_packet", format!("{kind}-datagram"), hex(&v[kind]["datagram"]));
     }

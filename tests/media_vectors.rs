@@ -1,7 +1,7 @@
 //! Media datagrams against `protocols/vectors/media-v1.json`.
 
 use hail::crypto::frame::{FrameKeys, MediaKind};
-use hail::media::packet::{self, AudioPacket, KIND_AUDIO, KIND_REPORT, ReceiverReport};
+use hail::media::packet::{self, AudioPacket, BurstReport, KIND_AUDIO, KIND_REPORT, ReceiverReport};
 use serde_json::Value;
 
 fn hex(v: &Value) -> Vec<u8> {
@@ -17,41 +17,87 @@ fn keys(v: &Value, initiator: bool) -> FrameKeys {
     )
 }
 
+fn vectors() -> Value {
+    serde_json::from_str(include_str!("../protocols/vectors/media-v1.json")).unwrap()
+}
+
+fn num<T: TryFrom<u64>>(v: &Value) -> T {
+    T::try_from(v.as_u64().unwrap()).ok().unwrap()
+}
+
+/// The audio vector `name`: its packet encodes to its plaintext, seals (the first audio datagram)
+/// to its datagram, and opens on the other side to itself.
+fn audio_vector(v: &Value, name: &str) -> AudioPacket {
+    let a = &v[name];
+    let packet = AudioPacket {
+        seq: num(&a["seq"]),
+        capture_us: num(&a["capture_us"]),
+        flags: num(&a["flags"]),
+        frames: a["frames"].as_array().unwrap().iter().map(|f| (num(&f["seq"]), hex(&f["opus"]))).collect(),
+    };
+    assert_eq!(packet.encode(), hex(&a["plaintext"]), "{name}");
+    let mut sealer = keys(v, true).sealer(MediaKind::Audio);
+    let datagram = packet::seal(KIND_AUDIO, &mut sealer, &packet.encode());
+    assert_eq!(datagram, hex(&a["datagram"]), "{name}");
+    let mut opener = keys(v, false).opener(MediaKind::Audio);
+    assert_eq!(AudioPacket::decode(&packet::open(&mut opener, &datagram).unwrap()).unwrap(), packet, "{name}");
+    packet
+}
+
+/// The report vector `name`, likewise (the first report datagram).
+fn report_vector(v: &Value, name: &str) -> ReceiverReport {
+    let r = &v[name];
+    let report = ReceiverReport {
+        highest_seq: num(&r["highest_seq"]),
+        received: num(&r["received"]),
+        lost: num(&r["lost"]),
+        loss_permille: num(&r["loss_permille"]),
+        jitter_us: num(&r["jitter_us"]),
+        buffered_ms: num(&r["buffered_ms"]),
+        rtt_ms: num(&r["rtt_ms"]),
+        bursts: r.get("bursts").map(|b| BurstReport {
+            bursts: num(&b["bursts"]),
+            mean_centi: num(&b["mean_centi"]),
+            max: num(&b["max"]),
+            recent_mean_centi: num(&b["recent_mean_centi"]),
+            recent_p90: num(&b["recent_p90"]),
+        }),
+    };
+    assert_eq!(report.encode(), hex(&r["plaintext"]), "{name}");
+    let mut sealer = keys(v, true).sealer(MediaKind::Report);
+    let datagram = packet::seal(KIND_REPORT, &mut sealer, &report.encode());
+    assert_eq!(datagram, hex(&r["datagram"]), "{name}");
+    let mut opener = keys(v, false).opener(MediaKind::Report);
+    assert_eq!(ReceiverReport::decode(&packet::open(&mut opener, &datagram).unwrap()).unwrap(), report, "{name}");
+    report
+}
+
 #[test]
 fn media_datagrams_match_the_vectors_and_open_on_the_other_side() {
-    let v: Value = serde_json::from_str(include_str!("../protocols/vectors/media-v1.json")).unwrap();
-    let a = &v["audio"];
-    let packet = AudioPacket {
-        seq: a["seq"].as_u64().unwrap() as u32,
-        capture_us: a["capture_us"].as_u64().unwrap(),
-        flags: a["flags"].as_u64().unwrap() as u8,
-        frames: a["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| (f["seq"].as_u64().unwrap() as u32, hex(&f["opus"])))
-            .collect(),
-    };
-    assert_eq!(packet.encode(), hex(&a["plaintext"]));
-    let mut sealer = keys(&v, true).sealer(MediaKind::Audio);
-    let datagram = packet::seal(KIND_AUDIO, &mut sealer, &packet.encode());
-    assert_eq!(datagram, hex(&a["datagram"]));
-    let mut opener = keys(&v, false).opener(MediaKind::Audio);
-    assert_eq!(AudioPacket::decode(&packet::open(&mut opener, &datagram).unwrap()).unwrap(), packet);
+    let v = vectors();
+    audio_vector(&v, "audio");
+    let report = report_vector(&v, "report");
+    assert_eq!(report.bursts, None);
+    assert_eq!(report.encode().len(), packet::REPORT_LEN, "what a parser from before the extensions reads");
+}
 
-    let r = &v["report"];
-    let report = ReceiverReport {
-        highest_seq: r["highest_seq"].as_u64().unwrap() as u32,
-        received: r["received"].as_u64().unwrap() as u32,
-        lost: r["lost"].as_u64().unwrap() as u32,
-        loss_permille: r["loss_permille"].as_u64().unwrap() as u16,
-        jitter_us: r["jitter_us"].as_u64().unwrap() as u32,
-        buffered_ms: r["buffered_ms"].as_u64().unwrap() as u16,
-        rtt_ms: r["rtt_ms"].as_u64().unwrap() as u16,
-    };
-    assert_eq!(report.encode(), hex(&r["plaintext"]));
-    let mut sealer = keys(&v, true).sealer(MediaKind::Report);
-    assert_eq!(packet::seal(KIND_REPORT, &mut sealer, &report.encode()), hex(&r["datagram"]));
+#[test]
+fn copies_spaced_for_bursts_and_the_burst_report_extension_match_the_vectors() {
+    let v = vectors();
+    let spread = audio_vector(&v, "audio_spread");
+    let distances: Vec<u32> = spread.frames.iter().map(|(seq, _)| spread.seq - seq).collect();
+    assert_eq!(distances, [0, 3, 6], "any distance, in the datagram format as it was");
+    assert_eq!(spread.flags & packet::FLAG_REPORT_EXTENSIONS, packet::FLAG_REPORT_EXTENSIONS);
+    let report = report_vector(&v, "report_with_bursts");
+    let bursts = report.bursts.expect("the burst extension");
+    assert_eq!((bursts.recent_mean_centi, bursts.recent_p90), (300, 6));
+    // The base report is the first 22 bytes, as before; the extension follows.
+    let plain = report.encode();
+    assert_eq!(
+        ReceiverReport::decode(&plain[..packet::REPORT_LEN]).unwrap(),
+        ReceiverReport { bursts: None, ..report }
+    );
+    assert_eq!(&plain[packet::REPORT_LEN..packet::REPORT_LEN + 2], [packet::EXTENSION_BURSTS, 10]);
 }
 
 #[test]

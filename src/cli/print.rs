@@ -200,6 +200,19 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                             r.jitter.concealed,
                             r.jitter.fec_recovered
                         );
+                        if r.bursts.bursts > 0 || r.jitter.recovery_delay_ms > 0.0 || a.send.peer_burst_mean > 0.0 {
+                            let copies: Vec<String> =
+                                a.send.copy_distances.iter().filter(|d| **d > 0).map(u8::to_string).collect();
+                            outln!(
+                                "          bursts in {} (longest {}, recent mean {:.1}), buffer +{:.0} ms for copies; peer's bursts mean {:.1}, our copies {} frames back",
+                                r.bursts.bursts,
+                                r.bursts.longest,
+                                r.bursts.recent_mean,
+                                r.jitter.recovery_delay_ms,
+                                a.send.peer_burst_mean,
+                                if copies.is_empty() { "none".to_owned() } else { copies.join(", ") }
+                            );
+                        }
                         for e in [&a.input_error, &a.output_error].into_iter().flatten() {
                             outln!("          {e}");
                         }

@@ -6,6 +6,11 @@
 //! reports call for); [`AudioSender::finish`] takes the Opus bytes back and builds the datagram with
 //! its redundant copies. [`AudioReceiver::playout`] says what to play each tick (a frame to decode,
 //! the in-band FEC of the next frame, concealment, or silence), and [`decode_playout`] does it.
+//!
+//! Loss is answered three ways: Opus in-band FEC (each frame carries a low-rate copy of the one
+//! before), redundant copies of older frames, as many as the peer's reported loss asks for and
+//! spaced beyond its reported bursts (`media::redundancy`), and a jitter buffer that, while loss
+//! lasts, holds enough audio for the farthest copy to arrive in time.
 //! The codecs belong to whoever drives the halves: `media::session::MediaSession` asks its driver
 //! (the media task of `media::driver`, or the simulator) to run them.
 
@@ -14,22 +19,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::burst::{BurstMeter, BurstStats};
 use super::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, MAX_BITRATE, MIN_BITRATE, OpusEncoder, Pcm};
-use super::jitter::{JitterBuffer, JitterStats, Playout};
-use super::packet::{self, AudioPacket, FLAG_MUTED, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport};
+use super::jitter::{FRAME, JitterBuffer, JitterStats, Playout};
+use super::packet::{
+    self, AudioPacket, FLAG_MUTED, FLAG_REPORT_EXTENSIONS, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport,
+};
+use super::redundancy::{MAX_COPIES, MAX_DISTANCE, copy_distances, redundancy_for, typical_burst};
 use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, FrameSealer, MediaKind};
-
-/// How many older frames ride along with each new one, for a loss rate (per mille) the receiver
-/// reported: none on a clean link, one from 2 %, two from 8 %, three from 15 % (audio is cheap: each
-/// copy costs ~32 kbps at most, and a frame is then lost only when four datagrams in a row are).
-pub fn redundancy_for(loss_permille: u16) -> usize {
-    match loss_permille {
-        0..20 => 0,
-        20..80 => 1,
-        80..150 => 2,
-        _ => 3,
-    }
-}
 
 /// What to encode for the next frame, as the sender decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +62,12 @@ pub struct AudioSender {
     sealer: FrameSealer,
     report_sealer: FrameSealer,
     seq: u32,
+    /// The last [`MAX_DISTANCE`] frames, newest first.
     history: VecDeque<(u32, Vec<u8>)>,
+    /// Copies the peer's loss rate asks for.
     redundancy: usize,
+    /// How far back the copies reach, frames, nearest first.
+    distances: Vec<u32>,
     muted: bool,
     stats: SendStats,
     peer_report: Option<ReceiverReport>,
@@ -93,6 +94,15 @@ pub struct SendStats {
     pub bitrate: i32,
     /// Older frames carried with each new one.
     pub redundancy: usize,
+    /// How far back they are, frames, nearest first (0: no copy in that place).
+    #[serde(default)]
+    pub copy_distances: [u8; MAX_COPIES],
+    /// The mean of the peer's recent bursts of loss, datagrams (0: none reported).
+    #[serde(default)]
+    pub peer_burst_mean: f64,
+    /// The 90th percentile of the peer's recent bursts, datagrams.
+    #[serde(default)]
+    pub peer_burst_p90: u16,
     /// Loss the peer reports (before recovery), per mille.
     pub peer_loss_permille: u16,
     /// Jitter the peer measures, ms.
@@ -116,8 +126,9 @@ impl AudioSender {
             // One copy until the first report says the link is clean: the first second of a call
             // is as lossy as the rest.
             redundancy: 1,
+            distances: vec![1],
             muted: false,
-            stats: SendStats { bitrate, redundancy: 1, ..Default::default() },
+            stats: SendStats { bitrate, redundancy: 1, copy_distances: [1, 0, 0], ..Default::default() },
             peer_report: None,
             base_bitrate: bitrate,
             clean_reports: 0,
@@ -151,16 +162,22 @@ impl AudioSender {
         }
     }
 
-    /// `job` was encoded into `opus`: the sealed datagram, carrying as many earlier frames as the
-    /// redundancy asks for.
+    /// `job` was encoded into `opus`: the sealed datagram, carrying the earlier frames the
+    /// redundancy asks for (those still in the history: none before the first frame).
     pub fn finish(&mut self, job: &AudioEncodeJob, opus: Vec<u8>) -> Vec<u8> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         let mut frames = vec![(seq, opus.clone())];
-        frames.extend(self.history.iter().take(self.redundancy).cloned());
+        for d in &self.distances {
+            let wanted = seq.wrapping_sub(*d);
+            if let Some(copy) = self.history.iter().find(|(s, _)| *s == wanted) {
+                frames.push(copy.clone());
+            }
+        }
         self.history.push_front((seq, opus));
-        self.history.truncate(packet::MAX_FRAMES - 1);
-        let flags = if job.muted { FLAG_MUTED } else { 0 };
+        self.history.truncate(MAX_DISTANCE as usize);
+        // We parse report extensions: the peer may send them.
+        let flags = FLAG_REPORT_EXTENSIONS | if job.muted { FLAG_MUTED } else { 0 };
         let plain = AudioPacket { seq, capture_us: job.capture_us, flags, frames }.encode();
         let datagram = packet::seal(KIND_AUDIO, &mut self.sealer, &plain);
         self.stats.packets += 1;
@@ -174,10 +191,20 @@ impl AudioSender {
     }
 
     /// The peer told us how our audio arrives: adapt redundancy and the encoder's expected loss.
-    /// Redundancy goes up at once and comes down one step per clean report.
+    /// Redundancy goes up at once and comes down one step per clean report; the copies are spaced
+    /// for the bursts the peer reports (none reported: the nearest frames).
     pub fn on_peer_report(&mut self, report: ReceiverReport) {
         let wanted = redundancy_for(report.loss_permille);
         self.redundancy = if wanted >= self.redundancy { wanted } else { self.redundancy - 1 };
+        self.distances = copy_distances(self.redundancy, typical_burst(report.bursts.as_ref()));
+        self.stats.copy_distances = [0; MAX_COPIES];
+        for (slot, d) in self.stats.copy_distances.iter_mut().zip(&self.distances) {
+            *slot = *d as u8;
+        }
+        if let Some(b) = &report.bursts {
+            self.stats.peer_burst_mean = f64::from(b.recent_mean_centi) / 100.0;
+            self.stats.peer_burst_p90 = b.recent_p90;
+        }
         // In-band FEC takes bits from the primary encoding: ask for it only when there is loss.
         self.expected_loss_percent = (report.loss_permille as i32 + 9) / 10;
         // "Clean enough": random loss under 15 % with low jitter is not congestion that more bits
@@ -191,7 +218,7 @@ impl AudioSender {
         };
         self.bitrate = bitrate;
         self.stats.bitrate = bitrate.clamp(MIN_BITRATE, MAX_BITRATE);
-        self.stats.redundancy = self.redundancy;
+        self.stats.redundancy = self.distances.len();
         self.stats.peer_loss_permille = report.loss_permille;
         self.stats.peer_jitter_ms = report.jitter_us as f64 / 1000.0;
         self.stats.rtt_ms = report.rtt_ms;
@@ -216,6 +243,9 @@ pub struct ReceiveStats {
     pub jitter: JitterStats,
     /// The peer's microphone is muted.
     pub remote_muted: bool,
+    /// Bursts of loss on the way in (runs of lost primaries).
+    #[serde(default)]
+    pub bursts: BurstStats,
     /// The last frame's mouth-to-ear delay (capture at the peer to playout here), ms, when both
     /// clocks agree (same machine or NTP).
     pub latency_ms: Option<f64>,
@@ -236,7 +266,21 @@ pub struct AudioReceiver {
     highest_seq: Option<u32>,
     primaries: u64,
     last_report: (u64, u64),
+    bursts: BurstMeter,
+    /// For each distance up to [`MAX_DISTANCE`] (index 0 unused), the newest datagram that carried
+    /// a copy that far back.
+    copy_seen: [Option<u32>; MAX_DISTANCE as usize + 1],
+    /// How far back the copies reach, as the jitter buffer was told (frames).
+    recovery_frames: u32,
+    /// The peer's audio says it parses report extensions.
+    peer_reads_extensions: bool,
 }
+
+/// Datagrams over which the receiver looks for how far back the sender's copies reach (a minute:
+/// the sender's redundancy follows each second's loss, which swings around its thresholds, and
+/// every frame the recovery delay adds or gives back costs a stretch or a dropped frame; when the
+/// loss stops, the delay comes down regardless).
+const COPY_WINDOW: u32 = 3000;
 
 /// What [`AudioReceiver::on_datagram`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,12 +306,16 @@ impl AudioReceiver {
             highest_seq: None,
             primaries: 0,
             last_report: (0, 0),
+            bursts: BurstMeter::new(),
+            copy_seen: [None; MAX_DISTANCE as usize + 1],
+            recovery_frames: 0,
+            peer_reads_extensions: false,
         }
     }
 
     /// The counters.
     pub fn stats(&self) -> ReceiveStats {
-        ReceiveStats { jitter: self.jitter.stats(), ..self.stats }
+        ReceiveStats { jitter: self.jitter.stats(), bursts: self.bursts.stats(), ..self.stats }
     }
 
     /// A datagram arrived at `now`.
@@ -296,9 +344,20 @@ impl AudioReceiver {
 
     fn accept(&mut self, p: AudioPacket, now: Instant) {
         self.stats.remote_muted = p.flags & FLAG_MUTED != 0;
+        self.peer_reads_extensions = p.flags & FLAG_REPORT_EXTENSIONS != 0;
         self.first_seq.get_or_insert(p.seq);
         self.highest_seq = Some(self.highest_seq.map_or(p.seq, |h| h.max(p.seq)));
         self.primaries += 1;
+        self.bursts.on_primary(p.seq);
+        for (seq, _) in &p.frames[1..] {
+            if let Some(seen) = self.copy_seen.get_mut(p.seq.wrapping_sub(*seq) as usize) {
+                *seen = Some(p.seq);
+            }
+        }
+        // More delay for the copies at once; less one frame per report (see `report`).
+        if self.wanted_recovery() > self.recovery_frames {
+            self.set_recovery(self.wanted_recovery());
+        }
         self.captures.push_back((p.seq, p.capture_us));
         if self.captures.len() > 64 {
             self.captures.pop_front();
@@ -310,6 +369,23 @@ impl AudioReceiver {
         for (seq, data) in frames {
             self.jitter.insert_redundant(seq, data);
         }
+    }
+
+    /// How many frames the jitter buffer should hold beyond the jitter so that the farthest copy the
+    /// sender carries arrives in time: none without recent loss (the copies are not needed), at
+    /// most [`MAX_DISTANCE`] (a farther copy is not waited for).
+    fn wanted_recovery(&self) -> u32 {
+        if !self.bursts.loss_present() {
+            return 0;
+        }
+        let newest = self.highest_seq.unwrap_or(0);
+        let recent = |seen: &Option<u32>| seen.is_some_and(|s| newest.wrapping_sub(s) < COPY_WINDOW);
+        self.copy_seen.iter().rposition(recent).unwrap_or(0) as u32
+    }
+
+    fn set_recovery(&mut self, frames: u32) {
+        self.recovery_frames = frames;
+        self.jitter.set_copy_reach(FRAME * frames);
     }
 
     /// Lip sync: hold the audio at least this much (see [`JitterBuffer::set_sync_delay`]).
@@ -355,6 +431,12 @@ impl AudioReceiver {
         let (de, dp) = (expected.saturating_sub(prev_expected), self.primaries.saturating_sub(prev_primaries));
         self.last_report = (expected, self.primaries);
         let loss_permille = (de.saturating_sub(dp) * 1000).checked_div(de).unwrap_or(0).min(1000) as u16;
+        // The recovery delay comes down a frame per report once the loss or the copies stop.
+        let wanted = self.wanted_recovery();
+        if wanted < self.recovery_frames {
+            self.set_recovery(self.recovery_frames - 1);
+        }
+        let bursts = self.bursts.report();
         ReceiverReport {
             highest_seq: self.highest_seq.unwrap_or(0),
             received: j.received as u32,
@@ -363,6 +445,8 @@ impl AudioReceiver {
             jitter_us: (j.jitter_ms * 1000.0) as u32,
             buffered_ms: j.buffered_ms as u16,
             rtt_ms,
+            // Only to a peer that parses extensions: an older parser refuses the whole report.
+            bursts: self.peer_reads_extensions.then_some(bursts),
         }
     }
 }
@@ -385,6 +469,7 @@ mod tests {
 
     use crate::media::codec::fake::{FakeOpusDecoder, FakeOpusEncoder};
     use crate::media::codec::opus::{DEFAULT_BITRATE, OpusDecoder};
+    use crate::media::packet::BurstReport;
 
     fn keys() -> (FrameKeys, FrameKeys) {
         (FrameKeys::new([1; 32], [2; 32], true, b"h"), FrameKeys::new([1; 32], [2; 32], false, b"h"))
@@ -531,6 +616,144 @@ mod tests {
         let d = frame(&mut tx, &mut enc, &tone(100));
         rx.on_datagram(&d, t0 + Duration::from_secs(3)).unwrap();
         assert!(rx.stats().remote_muted);
+    }
+
+    /// The next frame through the fake codec, sealed; and the distances of the frames it carries,
+    /// as the receiver reads them.
+    fn next_datagram(tx: &mut AudioSender, encoder: &mut FakeOpusEncoder, i: u32) -> Vec<u8> {
+        let job = tx.begin(&tone(i), 0);
+        tx.finish(&job, encoder.encode(&job.pcm))
+    }
+
+    fn distances_in(opener: &mut FrameOpener, datagram: &[u8]) -> Vec<u32> {
+        let p = AudioPacket::decode(&packet::open(opener, datagram).unwrap()).unwrap();
+        assert_ne!(p.flags & FLAG_REPORT_EXTENSIONS, 0, "we say we parse report extensions");
+        p.frames.iter().map(|(seq, _)| p.seq - seq).collect()
+    }
+
+    fn bursts_of(mean: f64) -> Option<BurstReport> {
+        Some(BurstReport { recent_mean_centi: (mean * 100.0) as u16, ..Default::default() })
+    }
+
+    #[test]
+    fn copies_are_spaced_beyond_the_bursts_the_peer_reports_and_an_older_peer_gets_the_nearest_frames() {
+        let (a, b) = keys();
+        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE);
+        let mut opener = b.opener(MediaKind::Audio);
+        let mut encoder = FakeOpusEncoder::new();
+        // 5 % loss from a peer that reports no bursts (one from before the extension): one copy,
+        // of the previous frame.
+        tx.on_peer_report(ReceiverReport { loss_permille: 50, ..Default::default() });
+        let mut last = Vec::new();
+        for i in 0..10 {
+            last = distances_in(&mut opener, &next_datagram(&mut tx, &mut encoder, i));
+        }
+        assert_eq!(last, [0, 1]);
+        // The same loss in bursts of 3: a copy more, both beyond a typical burst.
+        tx.on_peer_report(ReceiverReport { loss_permille: 50, bursts: bursts_of(3.0), ..Default::default() });
+        assert_eq!(distances_in(&mut opener, &next_datagram(&mut tx, &mut encoder, 10)), [0, 3, 6]);
+        let s = tx.stats();
+        assert_eq!((s.redundancy, s.copy_distances, s.peer_burst_mean), (2, [3, 6, 0], 3.0));
+        // The first frames of a call carry what exists: nothing older than frame 0.
+        let mut fresh = AudioSender::new(&a, DEFAULT_BITRATE);
+        fresh.on_peer_report(ReceiverReport { loss_permille: 200, bursts: bursts_of(3.0), ..Default::default() });
+        let mut opener = b.opener(MediaKind::Audio);
+        let carried: Vec<Vec<u32>> =
+            (0..5).map(|i| distances_in(&mut opener, &next_datagram(&mut fresh, &mut encoder, i))).collect();
+        assert_eq!(carried, [vec![0], vec![0], vec![0, 2], vec![0, 2], vec![0, 2, 4]]);
+    }
+
+    #[test]
+    fn reports_carry_burst_statistics_only_to_a_peer_that_parses_them() {
+        let (a, b) = keys();
+        let mut rx = AudioReceiver::new(&b);
+        let mut sealer = a.sealer(MediaKind::Audio);
+        let t0 = Instant::now();
+        let mut send = |rx: &mut AudioReceiver, seq: u32, flags: u8| {
+            let p = AudioPacket { seq, capture_us: 0, flags, frames: vec![(seq, vec![seq as u8])] };
+            rx.on_datagram(&packet::seal(KIND_AUDIO, &mut sealer, &p.encode()), t0 + FRAME * seq).unwrap();
+        };
+        // An older peer: its datagrams lack the flag. A burst of 3 is measured, not reported.
+        for seq in (0..40).filter(|s| !(10..13).contains(s)) {
+            send(&mut rx, seq, 0);
+        }
+        assert_eq!(rx.report(10).bursts, None);
+        assert_eq!((rx.stats().bursts.bursts, rx.stats().bursts.longest), (1, 3));
+        // A peer that parses extensions: the burst of 2 in this interval, and the recent mean.
+        for seq in (40..80).filter(|s| !(50..52).contains(s)) {
+            send(&mut rx, seq, FLAG_REPORT_EXTENSIONS);
+        }
+        let bursts = rx.report(10).bursts.expect("reported");
+        assert_eq!(bursts, BurstReport { bursts: 1, mean_centi: 200, max: 2, recent_mean_centi: 250, recent_p90: 3 });
+    }
+
+    #[test]
+    fn under_bursts_the_buffer_holds_what_the_copies_need_and_comes_down_when_loss_stops() {
+        let (a, b) = keys();
+        let mut tx = AudioSender::new(&a, DEFAULT_BITRATE);
+        let mut rx = AudioReceiver::new(&b);
+        let mut encoder = FakeOpusEncoder::new();
+        let t0 = Instant::now();
+        let transit = Duration::from_millis(30);
+        let mut in_flight = VecDeque::new();
+        let mut conceal_while_lossy = 0;
+        let mut recovery_ms = Vec::new();
+        for i in 0..1500u32 {
+            // 15 s of bursts of 3 every 25 datagrams (12 % loss), then 15 s clean.
+            let datagram = next_datagram(&mut tx, &mut encoder, i);
+            if i >= 750 || !(10..13).contains(&(i % 25)) {
+                in_flight.push_back((t0 + FRAME * i + transit, datagram));
+            }
+            let tick = t0 + FRAME * i + Duration::from_millis(10);
+            while in_flight.front().is_some_and(|(at, _)| *at <= tick) {
+                let (at, d) = in_flight.pop_front().unwrap();
+                if let Ok(Received::Report(r)) = rx.on_datagram(&d, at) {
+                    tx.on_peer_report(r);
+                }
+            }
+            let playout = rx.playout(tick, 0);
+            if (250..750).contains(&i) && playout == Playout::Conceal {
+                conceal_while_lossy += 1;
+            }
+            if i % 50 == 49 {
+                // Once a second each way: the receiver reports (straight back to the sender).
+                let report = rx.report(10);
+                tx.on_peer_report(report);
+                recovery_ms.push(rx.stats().jitter.recovery_delay_ms);
+            }
+        }
+        // With copies 3 and 6 frames back and the buffer holding 120 ms for them, a burst of three
+        // costs nothing once the delay has grown.
+        assert_eq!(tx.stats().peer_burst_mean, 3.0, "the peer measured the bursts");
+        assert_eq!(recovery_ms[10], 105.0, "120 ms less the margin the jitter's target has: {recovery_ms:?}");
+        assert_eq!(conceal_while_lossy, 0, "{:?}", rx.stats());
+        // Loss stopped at 15 s: within 5 s of memory and a frame a second, the delay is back.
+        let s = rx.stats().jitter;
+        assert_eq!(s.recovery_delay_ms, 0.0, "{recovery_ms:?}");
+        assert_eq!(s.target_ms, 20.0, "{s:?}");
+        assert!(s.buffered_ms <= 60.0, "{s:?}");
+        assert_eq!(tx.stats().redundancy, 0, "and no copies are sent");
+    }
+
+    #[test]
+    fn status_json_from_before_the_burst_fields_still_parses() {
+        // `hail status --json` of a daemon from before the burst statistics
+        // (protocols/control-v1.md as it was).
+        let send: SendStats = serde_json::from_str(
+            r#"{"packets":150,"bytes":6080,"bitrate":32000,"redundancy":1,"peer_loss_permille":0,"peer_jitter_ms":0.4,"rtt_ms":3}"#,
+        )
+        .unwrap();
+        assert_eq!((send.copy_distances, send.peer_burst_mean, send.peer_burst_p90), ([0; MAX_COPIES], 0.0, 0));
+        let receive: ReceiveStats = serde_json::from_str(
+            r#"{"packets":151,"bytes":6040,"replayed":0,"tampered":0,"malformed":0,"remote_muted":false,"latency_ms":29.0,
+                "jitter":{"received":150,"duplicates":0,"late":0,"concealed":0,"fec_recovered":0,"dropped":0,"lost":0,
+                          "jitter_ms":0.5,"target_ms":20.0,"buffered_ms":20.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (receive.bursts, receive.jitter.recovery_delay_ms, receive.jitter.late_copies),
+            (BurstStats::default(), 0.0, 0)
+        );
     }
 
     #[test]

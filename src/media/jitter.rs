@@ -18,6 +18,18 @@
 //!   back), the receiver asks for a *sync delay*; the target becomes at least that, and the buffer
 //!   grows towards it by stretching (one concealed tick in place of playout, at most every
 //!   [`STRETCH_EVERY`] ticks, so the added frames are spread out), and shrinks by the overflow rule.
+//! - **Recovery delay**: while there is loss, the sender's redundant copies of a frame come up to
+//!   d frames after it; a copy is only useful if the buffer holds d × 20 ms more than the jitter
+//!   needs. The receiver tells the buffer how far the copies reach; the buffer adds that, less the
+//!   margin its target already has above the measured spread, as a *recovery delay* to the
+//!   jitter's target (at most [`MAX_TARGET`] together). Under bursts the buffer mostly gets there
+//!   by itself (a burst at the head of the buffer is an underflow: playout waits), and the target
+//!   keeps the overflow rule from dropping it back. Beyond that it grows one frame at a time, only
+//!   once a copy has come after its frame was due (`late_copies`): playout waits a tick for a lost
+//!   frame that would be concealed anyway, or else stretches, at most every [`STRETCH_EVERY`]
+//!   ticks. Where the copies arrive in time as it is (independent loss, copies in the next
+//!   datagrams), nothing is stretched: each stretch is a concealed tick. When the delay comes
+//!   down, the frames it added are given back one at a time, dropped, as spread out.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -35,13 +47,15 @@ pub const CAPACITY: usize = 50;
 /// Transit samples kept for the jitter estimate (~2 s).
 const WINDOW: usize = 100;
 /// Added to the measured spread.
-const MARGIN: Duration = Duration::from_millis(15);
+pub const MARGIN: Duration = Duration::from_millis(15);
 /// The most delay lip sync may add (beyond it, sound would wait too long for a picture).
 pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(400);
 /// Stretch at most once in this many ticks.
 pub const STRETCH_EVERY: u32 = 5;
 /// A sequence jump larger than this restarts the buffer (the sender restarted).
 const RESET_JUMP: u32 = 250;
+/// Lost frames remembered to recognise a copy that came too late (the farthest copy is 6 back).
+const RECENTLY_LOST: usize = 16;
 
 /// What to play for one tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +97,20 @@ pub struct JitterStats {
     pub dropped: u64,
     /// Frames never received by the time they were due.
     pub lost: u64,
-    /// Ticks stretched (concealed in place of playout) to grow the delay for lip sync.
+    /// Ticks stretched (concealed in place of playout) to grow the delay for lip sync or for
+    /// redundant copies.
     #[serde(default)]
     pub stretched: u64,
+    /// Redundant copies that came after their frame was due (it was recovered with FEC or
+    /// concealed).
+    #[serde(default)]
+    pub late_copies: u64,
     /// The delay lip sync asks for, ms (0: none).
     #[serde(default)]
     pub sync_delay_ms: f64,
+    /// The delay added so that redundant copies arrive in time, ms (0: no loss, or no copies).
+    #[serde(default)]
+    pub recovery_delay_ms: f64,
     /// Interarrival jitter (RFC 3550 estimator), ms.
     pub jitter_ms: f64,
     /// The delay the buffer aims for, ms.
@@ -112,6 +134,14 @@ pub struct JitterBuffer {
     target: Duration,
     jitter_target: Duration,
     sync_delay: Duration,
+    recovery_delay: Duration,
+    /// Frames the recovery delay still has to add (stretches owed), or to give back (negative:
+    /// drops owed).
+    recovery_owed: i32,
+    /// A copy came after its frame was due since the last stretch for the recovery delay.
+    copy_was_late: bool,
+    /// Frames recently given up as lost (FEC or concealment), newest last.
+    recently_lost: VecDeque<u32>,
     since_stretch: u32,
     /// When the current underflow began, and the frame playout was waiting for then.
     underflow: Option<(Instant, u32)>,
@@ -139,6 +169,10 @@ impl JitterBuffer {
             target: MIN_TARGET * 2,
             jitter_target: MIN_TARGET * 2,
             sync_delay: Duration::ZERO,
+            recovery_delay: Duration::ZERO,
+            recovery_owed: 0,
+            copy_was_late: false,
+            recently_lost: VecDeque::new(),
             since_stretch: 0,
             underflow: None,
             stats: JitterStats::default(),
@@ -151,6 +185,7 @@ impl JitterBuffer {
         s.jitter_ms = self.jitter_us / 1000.0;
         s.target_ms = self.target.as_secs_f64() * 1000.0;
         s.sync_delay_ms = self.sync_delay.as_secs_f64() * 1000.0;
+        s.recovery_delay_ms = self.recovery_delay.as_secs_f64() * 1000.0;
         s.buffered_ms = self.depth() as f64 * FRAME.as_secs_f64() * 1000.0;
         s
     }
@@ -158,7 +193,41 @@ impl JitterBuffer {
     /// Lip sync: hold audio at least `delay` (capped at [`MAX_SYNC_DELAY`]); zero lifts it.
     pub fn set_sync_delay(&mut self, delay: Duration) {
         self.sync_delay = delay.min(MAX_SYNC_DELAY);
-        self.target = self.jitter_target.max(self.sync_delay);
+        self.update_target();
+    }
+
+    /// Redundant copies come up to `reach` after their frames (zero: none, or no loss): hold that
+    /// much more than the jitter needs. The target's margin above the measured spread ([`MARGIN`])
+    /// already covers that much of it, so the *recovery delay* added is `reach − MARGIN`, and
+    /// jitter and recovery together at most [`MAX_TARGET`].
+    pub fn set_copy_reach(&mut self, reach: Duration) {
+        let delay = reach.saturating_sub(MARGIN).min(MAX_TARGET);
+        let frames = |d: Duration| (d.as_micros() / FRAME.as_micros()) as i32;
+        // Before playout starts, the start waits out the whole target: nothing is owed.
+        if self.next.is_some() {
+            let bound = frames(MAX_TARGET);
+            self.recovery_owed =
+                (self.recovery_owed + frames(delay) - frames(self.recovery_delay)).clamp(-bound, bound);
+        }
+        self.recovery_delay = delay;
+        self.update_target();
+    }
+
+    /// The sender restarted: start over, keeping the counters and the recovery delay (the loss
+    /// and the copies are the link's, not the sender's).
+    fn restart(&mut self) {
+        *self = JitterBuffer { stats: self.stats, recovery_delay: self.recovery_delay, ..JitterBuffer::new() };
+        self.update_target();
+    }
+
+    /// What the network asks for: the jitter's target and the recovery delay, at most
+    /// [`MAX_TARGET`] (or the jitter's alone, if that is more).
+    fn network_target(&self) -> Duration {
+        (self.jitter_target + self.recovery_delay).min(MAX_TARGET).max(self.jitter_target)
+    }
+
+    fn update_target(&mut self) {
+        self.target = self.network_target().max(self.sync_delay);
     }
 
     /// The current target delay.
@@ -180,13 +249,13 @@ impl JitterBuffer {
         if let Some(next) = self.next {
             if seq.saturating_sub(next) > RESET_JUMP && seq > next {
                 // The sender jumped far ahead (restarted): start over.
-                *self = JitterBuffer { stats: self.stats, ..JitterBuffer::new() };
+                self.restart();
             } else if seq < next {
                 if next - seq <= RESET_JUMP {
                     self.stats.late += 1;
                     return;
                 }
-                *self = JitterBuffer { stats: self.stats, ..JitterBuffer::new() };
+                self.restart();
             }
         }
         if self.frames.contains_key(&seq) {
@@ -213,6 +282,11 @@ impl JitterBuffer {
     /// A copy of an older frame carried as redundancy: kept if it is still useful, never counted as
     /// a new arrival for the jitter estimate.
     pub fn insert_redundant(&mut self, seq: u32, data: Vec<u8>) {
+        if self.next.is_some_and(|n| seq < n) && self.recently_lost.contains(&seq) {
+            self.recently_lost.retain(|s| *s != seq);
+            self.stats.late_copies += 1;
+            self.copy_was_late = true;
+        }
         if self.next.is_some_and(|n| seq < n) || self.frames.contains_key(&seq) {
             self.stats.duplicates += 1;
             return;
@@ -252,7 +326,7 @@ impl JitterBuffer {
         let p98 = sorted[((sorted.len() - 1) as f64 * 0.98).round() as usize];
         let spread = Duration::from_micros((p98 - min).max(0) as u64);
         self.jitter_target = (spread + MARGIN).clamp(MIN_TARGET, MAX_TARGET);
-        self.target = self.jitter_target.max(self.sync_delay);
+        self.update_target();
     }
 
     fn target_frames(&self) -> usize {
@@ -271,15 +345,31 @@ impl JitterBuffer {
                 _ => return Playout::Silence,
             }
         };
-        // Lip sync wants more delay than the network needs: stretch, spread out.
+        // Lip sync wants more delay than the network needs, or the recovery delay grew and a copy
+        // came too late: stretch, spread out.
         self.since_stretch = self.since_stretch.saturating_add(1);
-        if self.sync_delay > self.jitter_target
-            && self.depth() + 1 < self.target_frames()
-            && self.since_stretch >= STRETCH_EVERY
-        {
+        let spaced = self.since_stretch >= STRETCH_EVERY;
+        let sync_wants = self.sync_delay > self.network_target() && self.depth() + 1 < self.target_frames();
+        let recovery_wants = self.recovery_owed > 0 && self.copy_was_late;
+        if spaced && (recovery_wants || sync_wants) {
             self.since_stretch = 0;
+            if recovery_wants {
+                self.recovery_owed -= 1;
+                self.copy_was_late = false;
+            }
             self.stats.stretched += 1;
             return Playout::Conceal;
+        }
+        // The recovery delay came down: give a frame back (if the buffer holds more than it needs).
+        if spaced && self.recovery_owed < 0 {
+            self.since_stretch = 0;
+            self.recovery_owed += 1;
+            if self.depth() > self.target_frames() && self.frames.remove(&next).is_some() {
+                self.stats.dropped += 1;
+                let after = next.wrapping_add(1);
+                self.next = Some(after);
+                return self.pop_one(after, now);
+            }
         }
         // Too much buffered: drop one frame to bring the delay down.
         if self.depth() > self.target_frames() + 2 && self.frames.remove(&next).is_some() {
@@ -324,11 +414,25 @@ impl JitterBuffer {
             return Playout::Conceal;
         }
         self.underflow = None;
+        let fec = self.frames.get(&after).cloned();
+        if fec.is_none() && self.recovery_owed > 0 && self.copy_was_late {
+            // The recovery delay is owed, copies have come too late, and this tick is concealed
+            // anyway: wait for the frame's copy instead of giving it up (the delay grows by this
+            // tick).
+            self.recovery_owed -= 1;
+            self.copy_was_late = false;
+            self.stats.stretched += 1;
+            return Playout::Conceal;
+        }
         self.next = Some(after);
         self.stats.lost += 1;
-        if let Some(next) = self.frames.get(&after) {
+        self.recently_lost.push_back(seq);
+        if self.recently_lost.len() > RECENTLY_LOST {
+            self.recently_lost.pop_front();
+        }
+        if let Some(next) = fec {
             self.stats.fec_recovered += 1;
-            return Playout::Fec { seq, next: next.clone() };
+            return Playout::Fec { seq, next };
         }
         self.stats.concealed += 1;
         Playout::Conceal
@@ -405,6 +509,61 @@ mod tests {
         out.clear();
         step(&mut jb, 100, &mut out);
         assert!(jb.stats().buffered_ms <= 80.0, "back down: {:?}", jb.stats());
+    }
+
+    #[test]
+    fn a_recovery_delay_grows_the_buffer_once_copies_come_too_late_and_lifting_it_shrinks_it_back() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        // 16 s at 5–45 ms each way (so the buffer holds a few frames), playout ticks every 20 ms.
+        // Datagram `seq` carries copies of frames seq − 3 and seq − 6. From 4 s to 12 s, bursts of
+        // 5 primaries are lost (their copies arrive; the first frame's only 6 frames later).
+        let lost = |seq: u32| (200..600).contains(&seq) && (10..15).contains(&(seq % 25));
+        let transit = |seq: u32| Duration::from_millis(5 + u64::from(seq * 7 % 5) * 10);
+        let mut arrivals: Vec<(Instant, u32)> =
+            (0..800).filter(|s| !lost(*s)).map(|s| (t0 + FRAME * s + transit(s), s)).collect();
+        arrivals.sort();
+        let mut arrivals = arrivals.into_iter().peekable();
+        let mut out = Vec::new();
+        let mut at = Vec::new();
+        let mut before = jb.stats();
+        for tick in 0..800 {
+            let now = t0 + FRAME * tick + Duration::from_millis(10);
+            while let Some((at, seq)) = arrivals.next_if(|(at, _)| *at <= now) {
+                jb.insert(seq, vec![seq as u8], at);
+                for copy in [3, 6].into_iter().filter_map(|back| seq.checked_sub(back)) {
+                    jb.insert_redundant(copy, vec![copy as u8]);
+                }
+            }
+            if tick % 200 == 0 {
+                at.push(jb.stats());
+            }
+            match tick {
+                100 => {
+                    before = jb.stats();
+                    jb.set_copy_reach(Duration::from_secs(5));
+                    assert_eq!(jb.target(), MAX_TARGET, "bounded");
+                    jb.set_copy_reach(Duration::from_millis(120));
+                    // The margin (15 ms) covers part of the copies' reach (120 ms).
+                    assert_eq!(jb.stats().target_ms, before.target_ms + 105.0, "on top of the jitter's");
+                }
+                600 => jb.set_copy_reach(Duration::ZERO),
+                _ => {}
+            }
+            out.push(jb.pop(now));
+        }
+        let [_, clean, grown, lossy_end] = at[..] else { unreachable!("four snapshots") };
+        // While the copies are not needed (no loss), nothing is stretched.
+        assert_eq!((clean.stretched, clean.lost, clean.late_copies), (0, 0, 0), "{clean:?}");
+        // Bursts of 5: copies come too late at first and the buffer grows; then every burst is
+        // filled by its copies, in time, and every tick plays a frame.
+        assert!(grown.late_copies > 0 && grown.stretched > 0, "{grown:?}");
+        assert_eq!((lossy_end.lost, lossy_end.late_copies), (grown.lost, grown.late_copies), "{lossy_end:?}");
+        assert_eq!(played(&out[400..600]).len(), 200, "{lossy_end:?}");
+        // The target holds what the copies need: nothing is dropped as "too deep".
+        assert_eq!(lossy_end.dropped, 0, "{lossy_end:?}");
+        // Lifted: the frames it added are given back.
+        assert!(jb.stats().buffered_ms <= before.buffered_ms + 40.0, "back down: {before:?} {:?}", jb.stats());
     }
 
     fn played(out: &[Playout]) -> Vec<u32> {

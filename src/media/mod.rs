@@ -1,9 +1,11 @@
 //! Media: the call's sans-IO [`session::MediaSession`] and its pieces (the jitter buffer, lip sync,
-//! the packet format, the rate loop, the senders' and receivers' state), the codecs, the sources
-//! and sinks, and the thin IO layer that drives a session on a link ([`driver`]).
+//! the packet format, the rate loop, burst measurement and redundancy, the senders' and receivers'
+//! state), the codecs, the sources and sinks, and the thin IO layer that drives a session on a
+//! link ([`driver`]).
 
 pub mod audio;
 pub mod bitrate;
+pub mod burst;
 pub mod codec;
 pub mod config;
 pub mod driver;
@@ -12,6 +14,7 @@ pub mod jitter;
 pub mod lip_sync;
 pub mod packet;
 pub mod rate;
+pub mod redundancy;
 pub mod session;
 pub mod stats;
 pub mod video;

@@ -4,9 +4,15 @@
 //! datagram  = kind (1) || counter (8, big-endian) || AEAD(ciphertext || tag 16), aad = kind || counter
 //! audio     = seq (4) || capture_us (8) || flags (1) || count (1) || count × (back (1) || len (2) || opus)
 //! report    = highest_seq (4) || received (4) || lost (4) || loss_permille (2) || jitter_us (4) || buffered_ms (2) || rtt_ms (2)
+//!             || extension*
+//! extension = type (1) || len (1) || value (len)
+//! bursts    = type 0x01, len ≥ 10: bursts (2) || mean_centi (2) || max (2) || recent_mean_centi (2) || recent_p90 (2)
 //! ```
 //! Audio frame entries: the first is the frame `seq` itself (`back` = 0); the others are copies of
-//! frames `seq - back` (loss-adaptive redundancy).
+//! frames `seq - back` (loss-adaptive redundancy, spaced as the peer's bursts ask).
+//!
+//! Report extensions are sent only to a peer whose audio carries [`FLAG_REPORT_EXTENSIONS`]: a
+//! parser from before them refuses a report with bytes after `rtt_ms`.
 
 use crate::crypto::frame::{FrameError, FrameOpener, FrameSealer};
 
@@ -24,6 +30,12 @@ pub const MAX_FRAMES: usize = 4;
 pub const MAX_OPUS_FRAME: usize = 1275;
 /// Flag: the sender's microphone is muted.
 pub const FLAG_MUTED: u8 = 0x01;
+/// Flag: the sender parses receiver-report extensions (reports to it may carry them).
+pub const FLAG_REPORT_EXTENSIONS: u8 = 0x02;
+/// Receiver-report extension type: burst statistics ([`BurstReport`]).
+pub const EXTENSION_BURSTS: u8 = 0x01;
+/// The base receiver report, without extensions.
+pub const REPORT_LEN: usize = 22;
 
 /// Why a datagram was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -116,12 +128,54 @@ pub struct ReceiverReport {
     pub buffered_ms: u16,
     /// Round-trip time the receiver's QUIC connection measures, ms.
     pub rtt_ms: u16,
+    /// The bursts of loss the receiver measured (an extension: only to peers that parse them).
+    pub bursts: Option<BurstReport>,
+}
+
+/// Runs of consecutive lost primaries as the receiver of our audio measured them (the report's
+/// burst extension). Lengths are in datagrams (20 ms of audio each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BurstReport {
+    /// Bursts that ended in the last report interval.
+    pub bursts: u16,
+    /// Their mean length, hundredths of a datagram (0: none).
+    pub mean_centi: u16,
+    /// The longest of them.
+    pub max: u16,
+    /// The mean length of the receiver's recent bursts (the last 32, across intervals),
+    /// hundredths of a datagram.
+    pub recent_mean_centi: u16,
+    /// Their 90th percentile.
+    pub recent_p90: u16,
+}
+
+impl BurstReport {
+    const LEN: u8 = 10;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[EXTENSION_BURSTS, Self::LEN]);
+        for v in [self.bursts, self.mean_centi, self.max, self.recent_mean_centi, self.recent_p90] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+
+    /// Parses an extension's value; bytes after the fields known here are for later versions.
+    fn decode(value: &[u8]) -> Result<Self, PacketError> {
+        let mut r = Reader(value);
+        Ok(BurstReport {
+            bursts: r.u16()?,
+            mean_centi: r.u16()?,
+            max: r.u16()?,
+            recent_mean_centi: r.u16()?,
+            recent_p90: r.u16()?,
+        })
+    }
 }
 
 impl ReceiverReport {
-    /// The plaintext (22 bytes).
+    /// The plaintext (22 bytes, and the extensions).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(22);
+        let mut out = Vec::with_capacity(REPORT_LEN + 12);
         out.extend_from_slice(&self.highest_seq.to_be_bytes());
         out.extend_from_slice(&self.received.to_be_bytes());
         out.extend_from_slice(&self.lost.to_be_bytes());
@@ -129,13 +183,16 @@ impl ReceiverReport {
         out.extend_from_slice(&self.jitter_us.to_be_bytes());
         out.extend_from_slice(&self.buffered_ms.to_be_bytes());
         out.extend_from_slice(&self.rtt_ms.to_be_bytes());
+        if let Some(bursts) = &self.bursts {
+            bursts.encode(&mut out);
+        }
         out
     }
 
-    /// Parses a plaintext.
+    /// Parses a plaintext: the base report and its extensions (unknown types are skipped).
     pub fn decode(bytes: &[u8]) -> Result<Self, PacketError> {
         let mut r = Reader(bytes);
-        let report = ReceiverReport {
+        let mut report = ReceiverReport {
             highest_seq: r.u32()?,
             received: r.u32()?,
             lost: r.u32()?,
@@ -143,9 +200,15 @@ impl ReceiverReport {
             jitter_us: r.u32()?,
             buffered_ms: r.u16()?,
             rtt_ms: r.u16()?,
+            bursts: None,
         };
-        if !r.0.is_empty() {
-            return Err(PacketError::Malformed);
+        while !r.0.is_empty() {
+            let kind = r.u8()?;
+            let len = r.u8()? as usize;
+            let value = r.take(len)?;
+            if kind == EXTENSION_BURSTS {
+                report.bursts = Some(BurstReport::decode(value)?);
+            }
         }
         Ok(report)
     }
@@ -229,14 +292,38 @@ mod tests {
             jitter_us: 3000,
             buffered_ms: 60,
             rtt_ms: 12,
+            bursts: None,
         };
         assert_eq!(ReceiverReport::decode(&r.encode()).unwrap(), r);
+        assert_eq!(r.encode().len(), REPORT_LEN, "without extensions, what a parser before them reads");
         for junk in [&[][..], &[0; 13], &[0xff; 40], &p.encode()[..p.encode().len() - 1]] {
             assert!(AudioPacket::decode(junk).is_err());
         }
         let mut too_far = p.clone();
         too_far.frames[1].0 = 20;
         assert!(AudioPacket::decode(&too_far.encode()).is_err(), "a copy from the future");
+    }
+
+    #[test]
+    fn report_extensions_round_trip_unknown_ones_are_skipped_and_broken_ones_refused() {
+        let bursts = BurstReport { bursts: 2, mean_centi: 350, max: 5, recent_mean_centi: 290, recent_p90: 6 };
+        let r = ReceiverReport { highest_seq: 9, loss_permille: 80, bursts: Some(bursts), ..Default::default() };
+        let bytes = r.encode();
+        assert_eq!(bytes.len(), REPORT_LEN + 12);
+        assert_eq!(ReceiverReport::decode(&bytes).unwrap(), r);
+        // A later version's extension (type 0x7f), and a longer burst extension: what is known is read.
+        let mut later = ReceiverReport { bursts: None, ..r }.encode();
+        later.extend_from_slice(&[0x7f, 3, 1, 2, 3, EXTENSION_BURSTS, 12]);
+        later.extend_from_slice(&bytes[REPORT_LEN + 2..]);
+        later.extend_from_slice(&[0xee, 0xee]);
+        assert_eq!(ReceiverReport::decode(&later).unwrap(), r);
+        // Cut anywhere inside the extensions: refused, never a panic.
+        for cut in REPORT_LEN + 1..bytes.len() {
+            assert!(ReceiverReport::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut short = ReceiverReport { bursts: None, ..r }.encode();
+        short.extend_from_slice(&[EXTENSION_BURSTS, 2, 0, 1]);
+        assert_eq!(ReceiverReport::decode(&short), Err(PacketError::Truncated), "a burst extension too short");
     }
 
     #[test]
