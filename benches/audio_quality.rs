@@ -2,9 +2,11 @@
 //! condition. Prints one JSON object.
 //!
 //! Usage (the script installs espeak-ng and a PESQ virtualenv, then runs this):
-//! `scripts/bench-audio.sh`, or `cargo bench --bench audio_quality -- --speech SPEECH.wav --out DIR
-//! [--pesq PYTHON]`. With `--pesq`, each received recording is scored with ITU-T P.862 wide-band
-//! (the PyPI `pesq` package) against the speech at 16 kHz. Under `cargo test` (no `--bench`) it runs
+//! `scripts/bench-audio.sh`, or `cargo bench --bench audio_quality -- --speech A.wav [--speech B.wav
+//! ...] --out DIR [--pesq PYTHON] [--seeds N (3)] [--only NAME-PART]`. Every condition is run with
+//! every sample and N relay seeds; each row gives the mean and sample sd of the scores. With
+//! `--pesq`, each received recording is scored with ITU-T P.862 wide-band (the PyPI `pesq`
+//! package) against its speech at 16 kHz. Under `cargo test` (no `--bench`) it runs
 //! a 2-second clean call as a smoke test and fails if no audio arrives.
 
 #[path = "../tests/common/relay.rs"]
@@ -109,6 +111,94 @@ a=r(sys.argv[1]); b=r(sys.argv[2]); n=min(len(a),len(b)); print(pesq(16000,a[:n]
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+/// One call under one condition: `input` from Alice to Bob, Bob's recording in `received`.
+/// Returns the call's numbers (JSON) and the received audio's PESQ-WB when asked.
+async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, pesq_with: Option<(&str, &Path)>) -> serde_json::Value {
+    let loss_model = match c.mean_burst {
+        None => Impairment { loss: c.loss, ..Impairment::clean() },
+        Some(burst) => Impairment::bursty(c.loss, burst),
+    };
+    let imp = Impairment { delay: Duration::from_millis(c.delay_ms), jitter: Duration::from_millis(c.jitter_ms), ..loss_model };
+    let (to_alice, to_bob) = (Relay::start(imp, relay_seed).await, Relay::start(imp, relay_seed + 1_000).await);
+    let dir = tempfile::tempdir().unwrap();
+    let alice =
+        Daemon::start(Home::new(dir.path().join("a")), options(input, "null", &to_alice.addr.to_string())).await.unwrap();
+    let bob = Daemon::start(
+        Home::new(dir.path().join("b")),
+        options("silence", &received.display().to_string(), &to_bob.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    for (relay, daemon) in [(&to_alice, &alice), (&to_bob, &bob)] {
+        let status = daemon.node().status().await.unwrap();
+        relay.set_target(status.calls_address.unwrap().parse().unwrap());
+    }
+    let (a, b) = (alice.node().clone(), bob.node().clone());
+    let card_a = a.identity(Some("alice")).await.unwrap().card;
+    let card_b = b.identity(Some("bob")).await.unwrap().card;
+    a.add_contact("bob", &card_b).await.unwrap();
+    b.add_contact("alice", &card_a).await.unwrap();
+    let seconds = match input.strip_prefix("tone:") {
+        Some(_) => 2.0,
+        None => hail::media::io::read_wav_mono_48k(Path::new(input)).expect("a readable speech WAV").len() as f64 / 48_000.0,
+    };
+
+    let cpu0 = cpu_seconds();
+    let wall0 = Instant::now();
+    a.call("bob", false).await.expect("the call rings");
+    let mut latencies = Vec::new();
+    let end = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
+    let mut last = None;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(call) = b.status().await.unwrap().call {
+            if let Some(audio) = &call.audio {
+                if let Some(l) = audio.receive.latency_ms {
+                    latencies.push(l);
+                }
+            }
+            last = Some(call);
+        }
+    }
+    let cpu = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
+    let _ = a.hangup().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.stop().await;
+    bob.stop().await;
+    latencies.sort_by(f64::total_cmp);
+    let audio = last.and_then(|c| c.audio).unwrap_or_default();
+    let j = audio.receive.jitter;
+    let mut entry = serde_json::json!({
+        "relay_seed": relay_seed,
+        "received_frames": j.received, "lost": j.lost, "concealed": j.concealed, "fec_recovered": j.fec_recovered,
+        "late": j.late, "buffer_target_ms": j.target_ms,
+        "dropped": j.dropped, "stretched": j.stretched, "late_copies": j.late_copies,
+        "recovery_delay_ms": j.recovery_delay_ms, "bursts_in": audio.receive.bursts,
+        "mouth_to_ear_ms_median": latencies.get(latencies.len() / 2),
+        "cpu_percent_of_one_core_per_side": cpu * 100.0 / 2.0,
+        "recording": received.display().to_string(),
+    });
+    if let Some((python, speech)) = pesq_with {
+        let stem = received.with_extension("");
+        let (r16, d16) = (stem.with_extension("ref16.wav"), stem.with_extension("deg16.wav"));
+        write_16k(&r16, &hail::media::io::read_wav_mono_48k(speech).unwrap());
+        write_16k(&d16, &hail::media::io::read_wav_mono_48k(received).unwrap());
+        entry["pesq_wb"] = serde_json::json!(pesq(python, &r16, &d16));
+    }
+    entry
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    Some((mean, var.sqrt()))
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -116,102 +206,55 @@ async fn main() {
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let out_dir = value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-audio-bench"));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let speech = value("--speech");
+    // `--speech` may be given several times: every condition is run with every sample.
+    let speech: Vec<String> =
+        args.windows(2).filter(|w| w[0] == "--speech").map(|w| w[1].clone()).collect();
+    let seeds: u64 = value("--seeds").map(|s| s.parse().expect("--seeds N")).unwrap_or(if bench { 3 } else { 1 });
+    let only = value("--only");
     let python = value("--pesq");
-    let (input, seconds) = match (&speech, bench) {
-        (Some(path), _) => {
-            let n = hail::media::io::read_wav_mono_48k(Path::new(path)).expect("a readable speech WAV").len();
-            (path.clone(), n as f64 / 48_000.0)
-        }
-        (None, true) => panic!("--speech FILE.wav is required (scripts/bench-audio.sh makes one)"),
-        (None, false) => ("tone:440".to_owned(), 2.0),
+    let inputs: Vec<String> = match (speech.is_empty(), bench) {
+        (false, _) => speech.clone(),
+        (true, true) => panic!("--speech FILE.wav is required (scripts/bench-audio.sh makes three)"),
+        (true, false) => vec!["tone:440".to_owned()],
     };
-    let conditions: Vec<&Condition> = if bench { CONDITIONS.iter().collect() } else { vec![&CONDITIONS[0]] };
+    let conditions: Vec<(usize, &Condition)> = if bench {
+        CONDITIONS.iter().enumerate().filter(|(_, c)| only.as_deref().is_none_or(|o| c.name.contains(o))).collect()
+    } else {
+        vec![(0, &CONDITIONS[0])]
+    };
     let mut results = Vec::new();
-    for (k, c) in conditions.iter().enumerate() {
-        let loss_model = match c.mean_burst {
-            None => Impairment { loss: c.loss, ..Impairment::clean() },
-            Some(burst) => Impairment::bursty(c.loss, burst),
-        };
-        let imp = Impairment {
-            delay: Duration::from_millis(c.delay_ms),
-            jitter: Duration::from_millis(c.jitter_ms),
-            ..loss_model
-        };
-        let (to_alice, to_bob) = (Relay::start(imp, 10 + k as u64).await, Relay::start(imp, 20 + k as u64).await);
-        let dir = tempfile::tempdir().unwrap();
-        let received = out_dir.join(format!("{}.wav", c.name));
-        let alice = Daemon::start(Home::new(dir.path().join("a")), options(&input, "null", &to_alice.addr.to_string()))
-            .await
-            .unwrap();
-        let bob = Daemon::start(
-            Home::new(dir.path().join("b")),
-            options("silence", &received.display().to_string(), &to_bob.addr.to_string()),
-        )
-        .await
-        .unwrap();
-        for (relay, daemon) in [(&to_alice, &alice), (&to_bob, &bob)] {
-            let status = daemon.node().status().await.unwrap();
-            relay.set_target(status.calls_address.unwrap().parse().unwrap());
-        }
-        let (a, b) = (alice.node().clone(), bob.node().clone());
-        let card_a = a.identity(Some("alice")).await.unwrap().card;
-        let card_b = b.identity(Some("bob")).await.unwrap().card;
-        a.add_contact("bob", &card_b).await.unwrap();
-        b.add_contact("alice", &card_a).await.unwrap();
-
-        let cpu0 = cpu_seconds();
-        let wall0 = Instant::now();
-        a.call("bob", false).await.expect("the call rings");
-        let mut latencies = Vec::new();
-        let end = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
-        let mut last = None;
-        while Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Some(call) = b.status().await.unwrap().call {
-                if let Some(audio) = &call.audio {
-                    if let Some(l) = audio.receive.latency_ms {
-                        latencies.push(l);
-                    }
+    for (k, c) in conditions {
+        let mut calls = Vec::new();
+        for (s, input) in inputs.iter().enumerate() {
+            for seed in 0..seeds {
+                let received = out_dir.join(format!("{}-s{s}-r{seed}.wav", c.name));
+                let pesq_with = python.as_deref().zip((!speech.is_empty()).then(|| Path::new(input.as_str())));
+                let call = one_call(c, 10 * (k as u64 + 1) + 100 * seed, input, &received, pesq_with).await;
+                if !bench {
+                    assert!(call["received_frames"].as_u64().unwrap_or(0) > 50, "smoke run: audio must arrive: {call}");
                 }
-                last = Some(call);
+                calls.push(serde_json::json!({ "sample": s, "seed": seed, "call": call }));
             }
         }
-        let cpu = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
-        let _ = a.hangup().await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        alice.stop().await;
-        bob.stop().await;
-        latencies.sort_by(f64::total_cmp);
-        let audio = last.and_then(|c| c.audio).unwrap_or_default();
-        let j = audio.receive.jitter;
-        let mut entry = serde_json::json!({
+        let field = |name: &str| -> Vec<f64> { calls.iter().filter_map(|c| c["call"][name].as_f64()).collect() };
+        let summary = |name: &str| {
+            mean_sd(&field(name)).map(|(m, sd)| serde_json::json!({ "mean": m, "sd": sd, "n": field(name).len() }))
+        };
+        results.push(serde_json::json!({
             "condition": c.name,
             "loss": c.loss, "delay_ms": c.delay_ms, "jitter_ms": c.jitter_ms,
             "loss_model": match c.mean_burst {
                 None => "independent".to_owned(),
                 Some(b) => format!("gilbert-elliott, mean burst {b}"),
             },
-            "received_frames": j.received, "lost": j.lost, "concealed": j.concealed, "fec_recovered": j.fec_recovered,
-            "late": j.late, "buffer_target_ms": j.target_ms,
-            "dropped": j.dropped, "stretched": j.stretched, "late_copies": j.late_copies,
-            "recovery_delay_ms": j.recovery_delay_ms, "bursts_in": audio.receive.bursts,
-            "mouth_to_ear_ms_median": latencies.get(latencies.len() / 2),
-            "cpu_percent_of_one_core_per_side": cpu * 100.0 / 2.0,
-            "recording": received.display().to_string(),
+            "samples": inputs.len(), "seeds": seeds,
+            "pesq_wb": summary("pesq_wb"),
+            "mouth_to_ear_ms_median": summary("mouth_to_ear_ms_median"),
+            "cpu_percent_of_one_core_per_side": summary("cpu_percent_of_one_core_per_side"),
+            "concealed": summary("concealed"), "lost": summary("lost"),
             "pesq_goal": c.goal, "sip_phone_reference": c.sip_reference,
-        });
-        if let (Some(python), Some(speech)) = (&python, &speech) {
-            let (r16, d16) =
-                (out_dir.join(format!("{}-ref16.wav", c.name)), out_dir.join(format!("{}-deg16.wav", c.name)));
-            write_16k(&r16, &hail::media::io::read_wav_mono_48k(Path::new(speech)).unwrap());
-            write_16k(&d16, &hail::media::io::read_wav_mono_48k(&received).unwrap());
-            entry["pesq_wb"] = serde_json::json!(pesq(python, &r16, &d16));
-        }
-        if !bench {
-            assert!(j.received > 50, "smoke run: audio must arrive: {j:?}");
-        }
-        results.push(entry);
+            "calls": calls,
+        }));
     }
-    println!("{}", serde_json::json!({ "bench": "audio_quality", "speech_seconds": seconds, "conditions": results }));
+    println!("{}", serde_json::json!({ "bench": "audio_quality", "conditions": results }));
 }

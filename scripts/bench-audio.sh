@@ -18,14 +18,23 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pesq, numpy' 2
   "$venv/bin/pip" install --quiet numpy pesq
 fi
 
-speech="$work/speech.wav"
-if [ ! -s "$speech" ]; then
-  hail_say "synthesising the test speech with espeak-ng"
-  espeak-ng -v en-us -s 150 -w "$speech" \
-    "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. \
+# Three speech samples (three voices, different Harvard sentences): every condition is run with
+# each sample and three relay seeds, and the table gives the mean and sd of the nine scores.
+samples=()
+synth() { # file voice text
+  if [ ! -s "$1" ]; then espeak-ng -v "$2" -s 150 -w "$1" "$3"; fi
+  samples+=(--speech "$1")
+}
+hail_say "synthesising the test speech with espeak-ng (three samples)"
+synth "$work/speech.wav" en-us "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. \
 It is easy to tell the depth of a well. These days a chicken leg is a rare dish. \
 Rice is often served in round bowls. The juice of lemons makes fine punch."
-fi
+synth "$work/speech-2.wav" en-us+f3 "The box was thrown beside the parked truck. The hogs were fed chopped corn and garbage. \
+Four hours of steady work faced us. A large size in stockings is hard to sell. \
+The boy was there when the sun rose. A rod is used to catch pink salmon."
+synth "$work/speech-3.wav" en-gb+m3 "The source of the huge river is the clear spring. Kick the ball straight and follow through. \
+Help the woman get back to her feet. A pot of tea helps to pass the evening. \
+Smoky fires lack flame and heat. The soft cushion broke the man's fall."
 
-hail_say "running the calls (about a minute)"
-cargo bench --locked --bench audio_quality -- --speech "$speech" --out "$work" --pesq "$venv/bin/python" 2>/dev/null | tail -n 1
+hail_say "running the calls (7 conditions x 3 samples x 3 seeds, about 20 minutes)"
+cargo bench --locked --bench audio_quality -- "${samples[@]}" --out "$work" --pesq "$venv/bin/python" 2>/dev/null | tail -n 1
