@@ -3,7 +3,7 @@
 //!
 //! Usage (the script installs espeak-ng and a PESQ virtualenv, then runs this):
 //! `scripts/bench-audio.sh`, or `cargo bench --bench audio_quality -- --speech A.wav [--speech B.wav
-//! ...] --out DIR [--pesq PYTHON] [--seeds N (3)] [--only NAME-PART]`. Every condition is run with
+//! ...] --out DIR [--pesq PYTHON] [--seeds N (3)] [--only CONDITION]`. Every condition is run with
 //! every sample and N relay seeds; each row gives the mean and sample sd of the scores. With
 //! `--pesq`, each received recording is scored with ITU-T P.862 wide-band (the PyPI `pesq`
 //! package) against its speech at 16 kHz. Under `cargo test` (no `--bench`) it runs
@@ -218,7 +218,7 @@ async fn main() {
         (true, false) => vec!["tone:440".to_owned()],
     };
     let conditions: Vec<(usize, &Condition)> = if bench {
-        CONDITIONS.iter().enumerate().filter(|(_, c)| only.as_deref().is_none_or(|o| c.name.contains(o))).collect()
+        CONDITIONS.iter().enumerate().filter(|(_, c)| only.as_deref().is_none_or(|o| c.name == o)).collect()
     } else {
         vec![(0, &CONDITIONS[0])]
     };
