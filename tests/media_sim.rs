@@ -104,6 +104,32 @@ fn ten_percent_loss_and_jitter_grow_the_buffer_turn_on_redundancy_and_leave_no_l
     }
 }
 
+/// Issue 14, item 2: the jitter buffer moves its delay by time-stretching. A spike of jitter grows
+/// the buffer; once the network calms, the delay comes back down by playing frames a pitch period
+/// shorter, never by dropping one, and playout still gives exactly 20 ms a tick.
+#[test]
+fn a_jitter_spike_is_given_back_by_playing_faster_not_by_dropping_frames() {
+    let start = Instant::now();
+    let spike = Impairment { delay: Duration::from_millis(100), jitter: Duration::from_millis(80), ..Impairment::clean() };
+    let mut sim = Sim::pair(AudioParty::new(1, true, start), AudioParty::new(0, false, start), start, spike, (21, 22));
+    sim.run_for(Duration::from_secs(10));
+    let grown = sim.parties[1].receive_stats();
+    sim.set_impairment_both_ways(Impairment { delay: Duration::from_millis(30), ..Impairment::clean() });
+    sim.run_for(Duration::from_secs(20));
+    let calm = sim.parties[1].receive_stats();
+    eprintln!("grown {:?} {:?}\ncalm {:?} {:?}", grown.jitter, grown.stretch, calm.jitter, calm.stretch);
+    assert!(grown.jitter.target_ms >= 120.0, "the spike grew the target: {:?}", grown.jitter);
+    assert!(calm.jitter.target_ms <= 30.0, "the calm shrank it: {:?}", calm.jitter);
+    assert!(calm.jitter.buffered_ms <= calm.jitter.target_ms + 40.0, "and the delay followed: {:?}", calm.jitter);
+    assert!(calm.stretch.accelerated > grown.stretch.accelerated, "by accelerating: {:?}", calm.stretch);
+    assert!(calm.stretch.accelerated_ms >= 60.0, "at least three frames' worth: {:?}", calm.stretch);
+    assert_eq!(calm.jitter.dropped, 0, "no frame dropped whole: {:?}", calm.jitter);
+    // 30 s of 20 ms ticks from 10 ms in: 1500 ticks, each exactly 20 ms of audio.
+    let played = sim.parties[1].output.len();
+    assert_eq!(played % 960, 0, "whole ticks only");
+    assert!((1499..=1500).contains(&(played / 960)), "{} ticks played", played / 960);
+}
+
 #[test]
 fn a_clean_link_plays_every_frame_after_the_first() {
     let (out, _) = audio_call(Impairment { delay: Duration::from_millis(30), ..Impairment::clean() }, (5, 6), 10);

@@ -200,6 +200,16 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                             r.jitter.concealed,
                             r.jitter.fec_recovered
                         );
+                        if r.stretch.accelerated + r.stretch.expanded + r.jitter.dropped > 0 {
+                            outln!(
+                                "          stretched: {:.0} ms out ({:.2} %), {:.0} ms in ({:.2} %), frames dropped {}",
+                                r.stretch.accelerated_ms,
+                                r.stretch.accelerate_rate * 100.0,
+                                r.stretch.expanded_ms,
+                                r.stretch.expand_rate * 100.0,
+                                r.jitter.dropped
+                            );
+                        }
                         if r.bursts.bursts > 0 || r.jitter.recovery_delay_ms > 0.0 || a.send.peer_burst_mean > 0.0 {
                             let copies: Vec<String> =
                                 a.send.copy_distances.iter().filter(|d| **d > 0).map(u8::to_string).collect();

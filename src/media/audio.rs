@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::burst::{BurstMeter, BurstStats};
 use super::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, MAX_BITRATE, MIN_BITRATE, OpusEncoder, Pcm};
-use super::jitter::{FRAME, JitterBuffer, JitterStats, Playout};
+use super::time_stretch::{Stretch, StretchStats, Stretcher};
+use super::jitter::{CAPACITY, FRAME, JitterBuffer, JitterStats, Playout};
 use super::packet::{
     self, AudioPacket, FLAG_MUTED, FLAG_REPORT_EXTENSIONS, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport,
 };
@@ -246,6 +247,9 @@ pub struct ReceiveStats {
     /// Bursts of loss on the way in (runs of lost primaries).
     #[serde(default)]
     pub bursts: BurstStats,
+    /// Time-stretching: how much playout took out and put in to move the delay.
+    #[serde(default)]
+    pub stretch: StretchStats,
     /// The last frame's mouth-to-ear delay (capture at the peer to playout here), ms, when both
     /// clocks agree (same machine or NTP).
     pub latency_ms: Option<f64>,
@@ -274,6 +278,10 @@ pub struct AudioReceiver {
     recovery_frames: u32,
     /// The peer's audio says it parses report extensions.
     peer_reads_extensions: bool,
+    /// How each playout handed out and not yet decoded is to be played.
+    decoding: VecDeque<Stretch>,
+    /// Decoded audio, stretched, waiting for its tick.
+    stretcher: Stretcher,
 }
 
 /// Datagrams over which the receiver looks for how far back the sender's copies reach (a minute:
@@ -292,8 +300,9 @@ pub enum Received {
 }
 
 impl AudioReceiver {
-    /// A receiver with the call's keys. Its caller decodes: each playout tick is
-    /// [`AudioReceiver::playout`], then [`decode_playout`] with the caller's decoder.
+    /// A receiver with the call's keys. Its caller decodes: each playout tick takes
+    /// [`AudioReceiver::next_frame`]; while there is none, [`AudioReceiver::playout`], then
+    /// [`decode_playout`] with the caller's decoder, then [`AudioReceiver::decoded`].
     pub fn new(keys: &FrameKeys) -> Self {
         AudioReceiver {
             opener: keys.opener(MediaKind::Audio),
@@ -310,12 +319,19 @@ impl AudioReceiver {
             copy_seen: [None; MAX_DISTANCE as usize + 1],
             recovery_frames: 0,
             peer_reads_extensions: false,
+            decoding: VecDeque::new(),
+            stretcher: Stretcher::default(),
         }
     }
 
     /// The counters.
     pub fn stats(&self) -> ReceiveStats {
-        ReceiveStats { jitter: self.jitter.stats(), bursts: self.bursts.stats(), ..self.stats }
+        ReceiveStats {
+            jitter: self.jitter.stats(),
+            bursts: self.bursts.stats(),
+            stretch: self.stretcher.stats(),
+            ..self.stats
+        }
     }
 
     /// A datagram arrived at `now`.
@@ -404,10 +420,38 @@ impl AudioReceiver {
         self.playout_age_us
     }
 
-    /// The playout clock ticked at `now` (`wall_us`: the same instant, µs since the Unix epoch):
-    /// what to play for the next 20 ms. Hand it to the decoder in the order the ticks come.
+    /// The next 20 ms to play, if what was decoded covers them; else call
+    /// [`AudioReceiver::playout`] for the next frame to decode.
+    pub fn next_frame(&mut self) -> Option<Pcm> {
+        self.stretcher.next_frame()
+    }
+
+    /// Playouts handed out whose decoded audio has not come back yet.
+    pub fn decoding(&self) -> usize {
+        self.decoding.len()
+    }
+
+    /// The samples of the oldest playout handed out, decoded: they join what waits to be played,
+    /// stretched as the jitter buffer asked.
+    pub fn decoded(&mut self, pcm: &Pcm) {
+        let stretch = self.decoding.pop_front().unwrap_or_default();
+        self.stretcher.push(pcm, stretch);
+    }
+
+    /// The playout clock needs audio at `now` (`wall_us`: the same instant, µs since the Unix
+    /// epoch) and [`AudioReceiver::next_frame`] had none: the next frame to decode (or conceal).
+    /// Hand it to the decoder in order, and its samples back to [`AudioReceiver::decoded`].
     pub fn playout(&mut self, now: Instant, wall_us: u64) -> Playout {
         let playout = self.jitter.pop(now);
+        self.decoding.push_back(match &playout {
+            Playout::Frame { stretch, .. } => *stretch,
+            _ => Stretch::None,
+        });
+        // A caller that never hands the samples back (a test that only looks at the playouts)
+        // must not grow this without bound.
+        if self.decoding.len() > CAPACITY {
+            self.decoding.pop_front();
+        }
         if let Playout::Frame { seq, .. } = &playout
             && let Some((_, captured)) = self.captures.iter().find(|(s, _)| s == seq)
         {

@@ -11,13 +11,17 @@
 //!   counting what does not come as lost, so the first frames after it play at once.
 //! - **Loss** (the next frame is missing but later ones are here) is concealed: with Opus in-band FEC
 //!   from the following frame when it is here, else with the decoder's PLC.
-//! - **Overflow** (more buffered than the target plus two frames) drops one frame per tick until the
-//!   depth is back near the target; this also absorbs a sender clock that runs fast.
+//! - **Overflow** (more buffered than the target plus two frames) asks for the next frames to be
+//!   played shorter ([`Stretch::Accelerate`]: a pitch period taken out, see
+//!   [`super::time_stretch`]) until the depth is back near the target; this also absorbs a sender
+//!   clock that runs fast. Only far beyond the target ([`DROP_BEYOND`] frames more) are frames
+//!   dropped whole.
 //! - Duplicates are ignored, late frames (already played or concealed) are counted and dropped.
 //! - **Lip sync**: when the call's video arrives later than its audio (an encoder that holds frames
 //!   back), the receiver asks for a *sync delay*; the target becomes at least that, and the buffer
-//!   grows towards it by stretching (one concealed tick in place of playout, at most every
-//!   [`STRETCH_EVERY`] ticks, so the added frames are spread out), and shrinks by the overflow rule.
+//!   grows towards it by stretching (the next frame played 20 ms longer, [`Stretch::Expand`], or a
+//!   concealed tick when it is not there; at most every [`STRETCH_EVERY`] ticks, so the added
+//!   time is spread out), and shrinks by the overflow rule.
 //! - **Recovery delay**: while there is loss, the sender's redundant copies of a frame come up to
 //!   d frames after it; a copy is only useful if the buffer holds d × 20 ms more than the jitter
 //!   needs. The receiver tells the buffer how far the copies reach; the buffer adds that, less the
@@ -28,13 +32,19 @@
 //!   once a copy has come after its frame was due (`late_copies`): playout waits a tick for a lost
 //!   frame that would be concealed anyway, or else stretches, at most every [`STRETCH_EVERY`]
 //!   ticks. Where the copies arrive in time as it is (independent loss, copies in the next
-//!   datagrams), nothing is stretched: each stretch is a concealed tick. When the delay comes
-//!   down, the frames it added are given back one at a time, dropped, as spread out.
+//!   datagrams), nothing is stretched. When the delay comes down, the frames it added are given
+//!   back, spread out, by accelerating.
+//!
+//! The buffer's caller plays 20 ms per tick and asks for the next frame whenever what it has
+//! decoded does not cover the tick: a frame played shorter makes the next one due sooner, one
+//! played longer covers the next tick too. That is how stretching moves the delay.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+pub use super::time_stretch::Stretch;
 
 /// One frame's duration.
 pub const FRAME: Duration = Duration::from_millis(20);
@@ -52,6 +62,9 @@ pub const MARGIN: Duration = Duration::from_millis(15);
 pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(400);
 /// Stretch at most once in this many ticks.
 pub const STRETCH_EVERY: u32 = 5;
+/// Frames held beyond the target plus two before frames are dropped whole rather than played
+/// shorter (accelerating sheds a pitch period, 2.5–10 ms, per frame).
+pub const DROP_BEYOND: usize = 5;
 /// A sequence jump larger than this restarts the buffer (the sender restarted).
 const RESET_JUMP: u32 = 250;
 /// Lost frames remembered to recognise a copy that came too late (the farthest copy is 6 back).
@@ -68,6 +81,8 @@ pub enum Playout {
         seq: u32,
         /// The Opus bytes.
         data: Vec<u8>,
+        /// Play it as it is, shorter or longer ([`super::time_stretch`]).
+        stretch: Stretch,
     },
     /// The frame is lost, but the next one is here: decode its in-band FEC.
     Fec {
@@ -93,12 +108,15 @@ pub struct JitterStats {
     pub concealed: u64,
     /// Frames recovered with FEC.
     pub fec_recovered: u64,
-    /// Frames dropped to shrink the delay.
+    /// Frames dropped whole: far too much buffered ([`DROP_BEYOND`]), or the buffer was full.
     pub dropped: u64,
+    /// Frames the buffer asked to be played shorter, to bring the delay down.
+    #[serde(default)]
+    pub accelerations: u64,
     /// Frames never received by the time they were due.
     pub lost: u64,
-    /// Ticks stretched (concealed in place of playout) to grow the delay for lip sync or for
-    /// redundant copies.
+    /// Times the delay was grown by a frame for lip sync or for redundant copies: the next frame
+    /// asked to be played 20 ms longer, or a tick concealed when it was not there.
     #[serde(default)]
     pub stretched: u64,
     /// Redundant copies that came after their frame was due (it was recovered with FEC or
@@ -358,27 +376,36 @@ impl JitterBuffer {
                 self.copy_was_late = false;
             }
             self.stats.stretched += 1;
+            // The next frame, played 20 ms longer; if it is not here, a concealed tick.
+            if let Some(data) = self.frames.remove(&next) {
+                self.next = Some(next.wrapping_add(1));
+                self.underflow = None;
+                return Playout::Frame { seq: next, data, stretch: Stretch::Expand };
+            }
             return Playout::Conceal;
         }
-        // The recovery delay came down: give a frame back (if the buffer holds more than it needs).
-        if spaced && self.recovery_owed < 0 {
-            self.since_stretch = 0;
-            self.recovery_owed += 1;
-            if self.depth() > self.target_frames() && self.frames.remove(&next).is_some() {
-                self.stats.dropped += 1;
-                let after = next.wrapping_add(1);
-                self.next = Some(after);
-                return self.pop_one(after, now);
-            }
-        }
-        // Too much buffered: drop one frame to bring the delay down.
-        if self.depth() > self.target_frames() + 2 && self.frames.remove(&next).is_some() {
+        // Far too much buffered (a stall, a burst of late frames): drop a frame whole.
+        if self.depth() > self.target_frames() + 2 + DROP_BEYOND && self.frames.remove(&next).is_some() {
             self.stats.dropped += 1;
             let after = next.wrapping_add(1);
             self.next = Some(after);
             return self.pop_one(after, now);
         }
-        self.pop_one(next, now)
+        // The recovery delay came down (give a frame back, if the buffer holds more than it
+        // needs), or too much is buffered: play the next frame shorter.
+        let give_back = spaced && self.recovery_owed < 0;
+        if give_back {
+            self.since_stretch = 0;
+            self.recovery_owed += 1;
+        }
+        let deep = self.depth() > self.target_frames() + 2 || (give_back && self.depth() > self.target_frames());
+        match self.pop_one(next, now) {
+            Playout::Frame { seq, data, .. } if deep => {
+                self.stats.accelerations += 1;
+                Playout::Frame { seq, data, stretch: Stretch::Accelerate }
+            }
+            playout => playout,
+        }
     }
 
     fn pop_one(&mut self, seq: u32, now: Instant) -> Playout {
@@ -387,7 +414,7 @@ impl JitterBuffer {
         if let Some(data) = self.frames.remove(&seq) {
             self.next = Some(after);
             self.underflow = None;
-            return Playout::Frame { seq, data };
+            return Playout::Frame { seq, data, stretch: Stretch::None };
         }
         let nothing_later = self.highest.is_none_or(|h| h < seq);
         if nothing_later {
@@ -443,6 +470,31 @@ impl JitterBuffer {
 mod tests {
     use super::*;
 
+    /// The receiver's playout as the buffer sees it: 20 ms a tick, the next frame asked for
+    /// whenever what was decoded does not cover the tick; a frame played shorter counts 15 ms (a
+    /// 5 ms pitch period out), one played longer 40 ms.
+    #[derive(Default)]
+    struct Player {
+        held_us: i64,
+    }
+
+    impl Player {
+        fn tick(&mut self, jb: &mut JitterBuffer, now: Instant) -> Vec<Playout> {
+            let mut out = Vec::new();
+            while self.held_us < 20_000 {
+                let p = jb.pop(now);
+                self.held_us += match &p {
+                    Playout::Frame { stretch: Stretch::Accelerate, .. } => 15_000,
+                    Playout::Frame { stretch: Stretch::Expand, .. } => 40_000,
+                    _ => 20_000,
+                };
+                out.push(p);
+            }
+            self.held_us -= 20_000;
+            out
+        }
+    }
+
     /// A simulated link: frame `s` is sent at `t0 + s × 20 ms` and arrives after `delay(s)`
     /// (`None`: lost). The playout clock ticks every 20 ms. Returns what was played per tick.
     fn run(frames: u32, delay: impl Fn(u32) -> Option<Duration>, jb: &mut JitterBuffer) -> Vec<Playout> {
@@ -454,12 +506,13 @@ mod tests {
         let mut i = 0;
         let end = t0 + FRAME * (frames + 20);
         let mut tick = t0 + Duration::from_millis(5);
+        let mut player = Player::default();
         while tick < end {
             while i < arrivals.len() && arrivals[i].0 <= tick {
                 jb.insert(arrivals[i].1, vec![arrivals[i].1 as u8], arrivals[i].0);
                 i += 1;
             }
-            out.push(jb.pop(tick));
+            out.extend(player.tick(jb, tick));
             tick += FRAME;
             // The sender stopped and everything it sent has played: what follows would be
             // underflow after the end of the stream.
@@ -476,6 +529,7 @@ mod tests {
         let t0 = Instant::now();
         let mut tick = t0 + Duration::from_millis(5);
         let mut seq = 0u32;
+        let mut player = Player::default();
         let mut step = |jb: &mut JitterBuffer, ticks: u32, out: &mut Vec<Playout>| {
             for _ in 0..ticks {
                 // A clean link: frame `seq` arrives 10 ms after it was sent.
@@ -483,7 +537,7 @@ mod tests {
                     jb.insert(seq, vec![seq as u8], t0 + FRAME * seq + Duration::from_millis(10));
                     seq += 1;
                 }
-                out.push(jb.pop(tick));
+                out.extend(player.tick(jb, tick));
                 tick += FRAME;
             }
         };
@@ -496,10 +550,17 @@ mod tests {
         let s = jb.stats();
         assert!(s.buffered_ms >= 160.0, "grew towards 200 ms: {s:?}");
         assert!((7..=10).contains(&s.stretched), "by about (200 - 20) / 20 stretches: {s:?}");
-        // Spread out: never two stretched ticks within STRETCH_EVERY.
-        let concealed: Vec<usize> =
-            out.iter().enumerate().filter(|(_, p)| **p == Playout::Conceal).map(|(i, _)| i).collect();
-        assert!(concealed.windows(2).all(|w| w[1] - w[0] >= STRETCH_EVERY as usize), "{concealed:?}");
+        // By playing frames longer, never by concealing, and spread out: never two within
+        // STRETCH_EVERY frames.
+        let expanded: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p, Playout::Frame { stretch: Stretch::Expand, .. }))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(expanded.len() as u64, s.stretched, "{out:?}");
+        assert!(!out.contains(&Playout::Conceal), "{out:?}");
+        assert!(expanded.windows(2).all(|w| w[1] - w[0] >= STRETCH_EVERY as usize), "{expanded:?}");
         // Nothing was lost or skipped: stretching plays every frame, later.
         let frames = played(&out);
         assert!(frames.windows(2).all(|w| w[1] == w[0] + 1), "{frames:?}");
@@ -527,6 +588,8 @@ mod tests {
         let mut out = Vec::new();
         let mut at = Vec::new();
         let mut before = jb.stats();
+        let mut player = Player::default();
+        let mut marks = Vec::new();
         for tick in 0..800 {
             let now = t0 + FRAME * tick + Duration::from_millis(10);
             while let Some((at, seq)) = arrivals.next_if(|(at, _)| *at <= now) {
@@ -537,6 +600,7 @@ mod tests {
             }
             if tick % 200 == 0 {
                 at.push(jb.stats());
+                marks.push(out.len());
             }
             match tick {
                 100 => {
@@ -550,7 +614,7 @@ mod tests {
                 600 => jb.set_copy_reach(Duration::ZERO),
                 _ => {}
             }
-            out.push(jb.pop(now));
+            out.extend(player.tick(&mut jb, now));
         }
         let [_, clean, grown, lossy_end] = at[..] else { unreachable!("four snapshots") };
         // While the copies are not needed (no loss), nothing is stretched.
@@ -559,7 +623,9 @@ mod tests {
         // filled by its copies, in time, and every tick plays a frame.
         assert!(grown.late_copies > 0 && grown.stretched > 0, "{grown:?}");
         assert_eq!((lossy_end.lost, lossy_end.late_copies), (grown.lost, grown.late_copies), "{lossy_end:?}");
-        assert_eq!(played(&out[400..600]).len(), 200, "{lossy_end:?}");
+        let lossy = &out[marks[2]..marks[3]];
+        assert_eq!(played(lossy).len(), lossy.len(), "{lossy_end:?}");
+        assert!(lossy.len() >= 200, "{lossy_end:?}");
         // The target holds what the copies need: nothing is dropped as "too deep".
         assert_eq!(lossy_end.dropped, 0, "{lossy_end:?}");
         // Lifted: the frames it added are given back.
@@ -599,9 +665,10 @@ mod tests {
         clean_start_then_a_stall(&mut jb, t0);
         // Playout resumes; the network carries on as before.
         let mut out = Vec::new();
+        let mut player = Player::default();
         for seq in 170..470u32 {
             jb.insert(seq, vec![seq as u8], tick(seq));
-            out.push(jb.pop(tick(seq)));
+            out.extend(player.tick(&mut jb, tick(seq)));
         }
         let last_second = &out[out.len() - 50..];
         assert_eq!(played(last_second).len(), 50, "every tick of the last second plays a frame: {:?}", jb.stats());
@@ -634,14 +701,15 @@ mod tests {
         let tick = |i: u32| t0 + FRAME * i;
         // Playout stalls for 3 s while 150 frames arrive, then runs the 150 missed ticks at once.
         clean_start_then_a_stall(&mut jb, t0);
+        let mut player = Player::default();
         for _ in 0..150 {
-            jb.pop(tick(170));
+            player.tick(&mut jb, tick(170));
         }
         // Then the clock and the network go on together.
         let mut out = Vec::new();
         for seq in 170..470u32 {
             jb.insert(seq, vec![seq as u8], tick(seq));
-            out.push(jb.pop(tick(seq)));
+            out.extend(player.tick(&mut jb, tick(seq)));
         }
         let played = played(&out);
         assert!(played.len() >= 295, "after the catch-up, frames play again: {} of 300, {:?}", played.len(), jb.stats());
@@ -699,6 +767,9 @@ mod tests {
         let out = run(1000, |s| Some(jitter(s)), &mut jb);
         let s = jb.stats();
         assert!(s.target_ms <= 30.0, "after calm the target shrank again: {s:?}");
+        // It came down by playing frames shorter, never by dropping one.
+        assert!(s.buffered_ms <= s.target_ms + 40.0, "{s:?}");
+        assert!(s.accelerations > 0 && s.dropped == 0, "{s:?}");
         // During the jittery half the target rose to cover the spread (about 40 ms).
         let mut jb2 = JitterBuffer::new();
         run(500, |s| Some(jitter(s)), &mut jb2);
@@ -717,14 +788,13 @@ mod tests {
             let mut tick = t0;
             let mut sent = 0u32;
             let mut played_count = 0;
+            let mut player = Player::default();
             for _ in 0..3000 {
                 while t0 + FRAME.mul_f64(factor * sent as f64) <= tick {
                     jb.insert(sent, vec![0], t0 + FRAME.mul_f64(factor * sent as f64) + Duration::from_millis(5));
                     sent += 1;
                 }
-                if matches!(jb.pop(tick), Playout::Frame { .. }) {
-                    played_count += 1;
-                }
+                played_count += player.tick(&mut jb, tick).iter().filter(|p| matches!(p, Playout::Frame { .. })).count();
                 tick += FRAME;
             }
             let s = jb.stats();

@@ -17,6 +17,7 @@ pub mod rate;
 pub mod redundancy;
 pub mod session;
 pub mod stats;
+pub mod time_stretch;
 pub mod video;
 
 /// Why a call's media could not start.

@@ -136,10 +136,10 @@ impl MediaParty {
                     Input::EncodedAudio { job, opus }
                 }
                 Output::DecodeAudio(playout) => {
-                    let _pcm = decode_playout(&mut self.opus.1, &playout);
                     self.played.push(matches!(playout, Playout::Frame { .. } | Playout::Fec { .. }));
-                    continue;
+                    Input::DecodedAudio(decode_playout(&mut self.opus.1, &playout))
                 }
+                Output::PlayAudio(_) => continue,
                 Output::Transmit(datagram) => {
                     self.outbox.push_back(Payload::Datagram(datagram));
                     continue;

@@ -448,6 +448,8 @@ pub struct AudioParty {
     /// Per playout tick: whether a frame was heard (decoded, or recovered with FEC), or the tick
     /// was concealed or silent (a gap).
     pub played: Vec<bool>,
+    /// Every sample played (what a speaker or a file would get).
+    pub output: Vec<i16>,
 }
 
 /// Microseconds since the Unix epoch at virtual time zero (2026-12-01).
@@ -468,6 +470,7 @@ impl AudioParty {
             outbox: Default::default(),
             stalled_until: None,
             played: Vec::new(),
+            output: Vec::new(),
         }
     }
 
@@ -522,9 +525,11 @@ impl AudioParty {
                     self.session.handle_input(now, media::Input::EncodedAudio { job, opus });
                 }
                 media::Output::DecodeAudio(playout) => {
-                    let _pcm = decode_playout(&mut self.decoder, &playout);
+                    let pcm = decode_playout(&mut self.decoder, &playout);
                     self.played.push(matches!(playout, Playout::Frame { .. } | Playout::Fec { .. }));
+                    self.session.handle_input(now, media::Input::DecodedAudio(pcm));
                 }
+                media::Output::PlayAudio(pcm) => self.output.extend_from_slice(&pcm),
                 media::Output::Transmit(datagram) => self.outbox.push_back(datagram),
                 media::Output::Timeout(_) => return,
                 other => unreachable!("an audio-only session asked for {other:?}"),

@@ -303,7 +303,11 @@ impl MediaTask {
                 let opus = job.encode_with(&mut self.codecs.0);
                 self.session.handle_input(now(), Input::EncodedAudio { job, opus });
             }
-            Output::DecodeAudio(playout) => audio.sink.write_frame(&decode_playout(&mut self.codecs.1, &playout)),
+            Output::DecodeAudio(playout) => {
+                let pcm = decode_playout(&mut self.codecs.1, &playout);
+                self.session.handle_input(now(), Input::DecodedAudio(pcm));
+            }
+            Output::PlayAudio(pcm) => audio.sink.write_frame(&pcm),
             Output::Transmit(datagram) => {
                 if let Err(e) = self.link.send_datagram(Bytes::from(datagram)) {
                     tracing::debug!(error = %e, "media datagram not sent");

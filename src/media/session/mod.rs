@@ -119,6 +119,8 @@ pub enum Input {
         /// The stream's GOP.
         gop: u32,
     },
+    /// [`Output::DecodeAudio`]'s playout, decoded (in the order they were asked for).
+    DecodedAudio(Pcm),
     /// [`Output::DecodeVideo`]'s job, decoded.
     DecodedVideo {
         /// The job.
@@ -138,8 +140,11 @@ pub enum Output {
     },
     /// Encode this and hand the bytes back as [`Input::EncodedAudio`].
     EncodeAudio(AudioEncodeJob),
-    /// Decode this (`media::audio::decode_playout`) and play the 20 ms it gives, now.
+    /// Decode this (`media::audio::decode_playout`) and hand the 20 ms it gives back as
+    /// [`Input::DecodedAudio`], at once: playout waits for it.
     DecodeAudio(Playout),
+    /// Play these 20 ms, now (decoded, and stretched when the jitter buffer moves its delay).
+    PlayAudio(Pcm),
     /// Send this datagram to the peer (datagrams go before any stream).
     Transmit(Vec<u8>),
     /// Take a picture from the video source and hand it back as [`Input::CapturedVideo`].
@@ -184,6 +189,8 @@ pub struct MediaSession {
     last: Now,
     next_send: Instant,
     next_play: Instant,
+    /// Playout ticks that came and have not been played (waiting for a decode).
+    plays_due: u32,
     next_report: Instant,
     outputs: VecDeque<Output>,
 }
@@ -206,6 +213,7 @@ impl MediaSession {
             last: now,
             next_send: now.at,
             next_play: now.at + PLAY_OFFSET,
+            plays_due: 0,
             next_report: now.at + REPORT_INTERVAL,
             outputs: VecDeque::new(),
         }
@@ -251,12 +259,37 @@ impl MediaSession {
             Input::KeyframeRequest => self.video.keyframe_requested(now.at),
             Input::VideoRecord { gop, body } => self.video.record(now, gop, &body, out),
             Input::VideoProgress { gop } => self.video.progress(now.at, gop),
+            Input::DecodedAudio(pcm) => {
+                self.receiver.decoded(&pcm);
+                self.play_audio(now);
+            }
             Input::DecodedVideo { job, result } => {
                 if let Some(age) = self.video.decoded(now.at, &job, result) {
                     self.lip_sync.handle_video_decoded(now.wall_us, age);
                 }
                 self.video.render(now, self.receiver.playout_age_us(), out);
             }
+        }
+    }
+
+    /// Plays the ticks due: 20 ms each from what is decoded, asking for the next frame to decode
+    /// (and waiting for it) whenever that does not cover a tick. A frame played shorter makes the
+    /// next one due sooner; one played longer covers a tick more.
+    fn play_audio(&mut self, now: Now) {
+        while self.plays_due > 0 {
+            if let Some(pcm) = self.receiver.next_frame() {
+                self.outputs.push_back(Output::PlayAudio(pcm));
+                self.plays_due -= 1;
+                continue;
+            }
+            if self.receiver.decoding() > 0 {
+                return;
+            }
+            let playout = self.receiver.playout(now.at, now.wall_us);
+            if let Some(age) = self.receiver.playout_age_us() {
+                self.lip_sync.handle_audio_played(age);
+            }
+            self.outputs.push_back(Output::DecodeAudio(playout));
         }
     }
 
@@ -277,13 +310,10 @@ impl MediaSession {
             self.next_send += FRAME;
         }
         while self.next_play <= now.at {
-            let playout = self.receiver.playout(now.at, now.wall_us);
-            if let Some(age) = self.receiver.playout_age_us() {
-                self.lip_sync.handle_audio_played(age);
-            }
-            self.outputs.push_back(Output::DecodeAudio(playout));
+            self.plays_due += 1;
             self.next_play += FRAME;
         }
+        self.play_audio(now);
         if let Some(path) = self.path
             && self.rate.poll_timeout() <= now.at
             && let Some(video) = self.rate.handle_tick(now.at, path)
@@ -388,8 +418,9 @@ mod tests {
                     if matches!(p, Playout::Frame { .. }) {
                         played += 1;
                     }
-                    let _ = decode_playout(dec, &p);
+                    s.handle_input(n, Input::DecodedAudio(decode_playout(dec, &p)));
                 }
+                Output::PlayAudio(_) => {}
                 Output::Transmit(d) => sent.push(d),
                 Output::Timeout(_) => return (sent, played),
                 other => panic!("a session without video asked for {other:?}"),
@@ -436,11 +467,15 @@ mod tests {
         // The task wakes 100 ms late: five sends, five playouts, in one go.
         s.handle_timeout(now(t0, Duration::from_millis(100)));
         let mut captures = Vec::new();
-        let mut playouts = 0;
+        let (mut playouts, mut played) = (0, 0);
         loop {
             match s.poll_output() {
                 Output::CaptureAudio { capture_us } => captures.push(capture_us - WALL),
-                Output::DecodeAudio(_) => playouts += 1,
+                Output::DecodeAudio(_) => {
+                    playouts += 1;
+                    s.handle_input(now(t0, Duration::from_millis(100)), Input::DecodedAudio([0; 960]));
+                }
+                Output::PlayAudio(_) => played += 1,
                 Output::Timeout(t) => {
                     assert_eq!(t, t0 + Duration::from_millis(110), "the next tick is the next play tick");
                     break;
@@ -449,7 +484,7 @@ mod tests {
             }
         }
         assert_eq!(captures, [0, 20_000, 40_000, 60_000, 80_000, 100_000]);
-        assert_eq!(playouts, 5);
+        assert_eq!((playouts, played), (5, 5), "each tick decoded and played");
         // Muted: what is encoded is silence, and the datagram says so.
         s.handle_input(
             now(t0, Duration::from_millis(100)),
@@ -526,7 +561,11 @@ mod tests {
                         let opus = Ok(self.opus.0.encode(&job.pcm));
                         self.session.handle_input(n, Input::EncodedAudio { job, opus });
                     }
-                    Output::DecodeAudio(p) => drop(decode_playout(&mut self.opus.1, &p)),
+                    Output::DecodeAudio(p) => {
+                        let pcm = decode_playout(&mut self.opus.1, &p);
+                        self.session.handle_input(n, Input::DecodedAudio(pcm));
+                    }
+                    Output::PlayAudio(_) => {}
                     Output::Transmit(d) => self.datagrams.push(d),
                     Output::CaptureVideo { format, stamp, capture_us } => {
                         self.captures += 1;
