@@ -5,6 +5,8 @@
 //! ```text
 //!   "internet" (ns pub, bridge br0, 11.0.0.1/24): public hail nodes
 //!        │ 11.0.0.(10+n)
+//!   [carrier n (ns cN): a cone NAT, 100.64.n.1/24 inside: carrier-grade NAT homes only]
+//!        │
 //!   router n (ns rN): ip_forward, MASQUERADE out of `wan` (cone: port-preserving;
 //!        │            symmetric: --random-fully), unsolicited input from `wan` dropped
 //!   home n (ns hN): 192.168.n.2/24, default route via 192.168.n.1
@@ -18,6 +20,9 @@ use std::process::Command;
 
 use super::netns::{Netns, ip, require_root, sweep_stale};
 
+#[path = "nfqueue.rs"]
+pub mod nfqueue;
+
 /// How a home router translates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nat {
@@ -25,6 +30,9 @@ pub enum Nat {
     Cone,
     /// A new port per destination (`--random-fully`).
     Symmetric,
+    /// A cone home router behind a cone carrier-grade NAT: two layers, 100.64.n.0/24 (shared
+    /// address space, RFC 6598) between them, the carrier's address on the internet.
+    CarrierCone,
 }
 
 /// Runs `ip netns exec NS cmd args…`, panicking with stderr on failure.
@@ -53,6 +61,8 @@ pub struct Home {
     pub wan_ip: String,
     /// More hosts on the same LAN, with their addresses.
     pub others: Vec<(Netns, String)>,
+    /// The carrier-grade NAT in front of the router ([`Nat::CarrierCone`]).
+    pub carrier: Option<Netns>,
 }
 
 /// The lab.
@@ -90,31 +100,32 @@ impl Lab {
         let host = Netns::new(&format!("{}h{n}", self.tag));
         let wan_ip = format!("11.0.0.{}", 10 + n);
         let host_ip = format!("192.168.{n}.2");
-        // WAN: router ↔ the internet's bridge.
+        // WAN: the router (or the carrier's NAT in front of it) ↔ the internet's bridge.
+        let carrier = (nat == Nat::CarrierCone).then(|| Netns::new(&format!("{}c{n}", self.tag)));
+        let edge = carrier.as_ref().unwrap_or(&router);
         let port = format!("p{n}");
-        ip(&["link", "add", "wan", "netns", &router.name, "type", "veth", "peer", "name", &port, "netns", &self.public.name]);
+        ip(&["link", "add", "wan", "netns", &edge.name, "type", "veth", "peer", "name", &port, "netns", &self.public.name]);
         ip(&["-n", &self.public.name, "link", "set", &port, "master", "br0"]);
         ip(&["-n", &self.public.name, "link", "set", &port, "up"]);
-        ip(&["-n", &router.name, "addr", "add", &format!("{wan_ip}/24"), "dev", "wan"]);
-        ip(&["-n", &router.name, "link", "set", "wan", "up"]);
+        ip(&["-n", &edge.name, "addr", "add", &format!("{wan_ip}/24"), "dev", "wan"]);
+        ip(&["-n", &edge.name, "link", "set", "wan", "up"]);
+        if let Some(carrier) = &carrier {
+            // The carrier's NAT: shared address space inside, the router's WAN on it.
+            ip(&["link", "add", "inside", "netns", &carrier.name, "type", "veth", "peer", "name", "wan", "netns", &router.name]);
+            ip(&["-n", &carrier.name, "addr", "add", &format!("100.64.{n}.1/24"), "dev", "inside"]);
+            ip(&["-n", &carrier.name, "link", "set", "inside", "up"]);
+            ip(&["-n", &router.name, "addr", "add", &format!("100.64.{n}.2/24"), "dev", "wan"]);
+            ip(&["-n", &router.name, "link", "set", "wan", "up"]);
+            ip(&["-n", &router.name, "route", "add", "default", "via", &format!("100.64.{n}.1")]);
+            translate(carrier, Nat::Cone);
+        }
         // LAN: a bridge in the router, the home's hosts on it.
         ip(&["-n", &router.name, "link", "add", "lanbr", "type", "bridge"]);
         ip(&["-n", &router.name, "addr", "add", &format!("192.168.{n}.1/24"), "dev", "lanbr"]);
         ip(&["-n", &router.name, "link", "set", "lanbr", "up"]);
         attach_host(&router, &host, n, 2);
-        // The router: forward, translate, drop what nobody asked for.
-        run_in(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
-        let mut masquerade = vec!["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"];
-        if nat == Nat::Symmetric {
-            masquerade.push("--random-fully");
-        }
-        run_in(&router, "iptables", &masquerade);
-        run_in(&router, "iptables", &["-A", "FORWARD", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
-        run_in(&router, "iptables", &["-A", "FORWARD", "-i", "wan", "-j", "DROP"]);
-        run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
-        run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-p", "icmp", "-j", "ACCEPT"]);
-        run_in(&router, "iptables", &["-A", "INPUT", "-i", "wan", "-j", "DROP"]);
-        self.homes.push(Home { router, host, host_ip, wan_ip, others: Vec::new() });
+        translate(&router, if nat == Nat::CarrierCone { Nat::Cone } else { nat });
+        self.homes.push(Home { router, host, host_ip, wan_ip, others: Vec::new(), carrier });
         self.homes.len() - 1
     }
 
@@ -123,6 +134,13 @@ impl Lab {
     pub fn impair(&self, home: usize, loss: f64) {
         let p = format!("{loss}");
         run_in(&self.homes[home].router, "iptables", &["-I", "FORWARD", "1", "-m", "statistic", "--mode", "random", "--probability", &p, "-j", "DROP"]);
+    }
+
+    /// Delay, jitter and loss (`imp`, the in-process relay's link model) on home `home`'s internet
+    /// link, each way, given in userspace through NFQUEUE (`nfqueue.rs`). Stops when the returned
+    /// impairer is dropped; the rules go with the router's namespace.
+    pub fn impair_link(&self, home: usize, imp: nfqueue::Impairment, seed: u64) -> nfqueue::LinkImpairer {
+        nfqueue::LinkImpairer::start(&self.homes[home].router.name, "wan", 10 + 2 * home as u16, imp, seed)
     }
 
     /// Another host on home `home`'s LAN (same router, same segment: mDNS reaches across);
@@ -136,6 +154,21 @@ impl Lab {
         h.others.push((ns, format!("192.168.{n}.{k}")));
         h.others.len() - 1
     }
+}
+
+/// A NAT in `ns`: forward, translate out of `wan` (cone or symmetric), drop what nobody asked for.
+fn translate(ns: &Netns, nat: Nat) {
+    run_in(ns, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+    let mut masquerade = vec!["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"];
+    if nat == Nat::Symmetric {
+        masquerade.push("--random-fully");
+    }
+    run_in(ns, "iptables", &masquerade);
+    run_in(ns, "iptables", &["-A", "FORWARD", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
+    run_in(ns, "iptables", &["-A", "FORWARD", "-i", "wan", "-j", "DROP"]);
+    run_in(ns, "iptables", &["-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
+    run_in(ns, "iptables", &["-A", "INPUT", "-i", "wan", "-p", "icmp", "-j", "ACCEPT"]);
+    run_in(ns, "iptables", &["-A", "INPUT", "-i", "wan", "-j", "DROP"]);
 }
 
 /// Puts `host` on router `router`'s LAN bridge (home `n`) at 192.168.n.k.
