@@ -111,6 +111,38 @@ a=r(sys.argv[1]); b=r(sys.argv[2]); n=min(len(a),len(b)); print(pesq(16000,a[:n]
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+/// The delay (in samples) at which `output` best matches `input`: first on 4 kHz envelopes over
+/// up to 2 s, then exactly at 48 kHz on the loudest second of the input. `None` if nothing matches.
+fn marker_lag(input: &[i16], output: &[i16]) -> Option<i64> {
+    const STEP: usize = 12;
+    let env = |x: &[i16]| -> Vec<f64> {
+        x.chunks(STEP).map(|c| c.iter().map(|s| f64::from(*s).abs()).sum::<f64>() / c.len() as f64).collect()
+    };
+    let (a, b) = (env(input), env(output));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (ma, mb) = (mean(&a), mean(&b));
+    let (a, b): (Vec<f64>, Vec<f64>) = (a.iter().map(|v| v - ma).collect(), b.iter().map(|v| v - mb).collect());
+    let coarse = (0..(2 * 48_000 / STEP).min(b.len()))
+        .map(|lag| (lag, a.iter().zip(&b[lag..]).map(|(x, y)| x * y).sum::<f64>()))
+        .max_by(|x, y| x.1.total_cmp(&y.1))?
+        .0 as i64
+        * STEP as i64;
+    // The loudest second of the input, matched sample by sample around the coarse lag.
+    let second = 48_000usize;
+    let start = (0..input.len().saturating_sub(second))
+        .step_by(4_800)
+        .max_by_key(|&s| input[s..s + second].iter().map(|v| i64::from(*v).abs()).sum::<i64>())?;
+    let segment = &input[start..start + second];
+    (coarse - 2 * STEP as i64..=coarse + 2 * STEP as i64)
+        .filter(|lag| *lag >= 0 && start as i64 + lag + second as i64 <= output.len() as i64)
+        .map(|lag| {
+            let o = &output[(start as i64 + lag) as usize..];
+            (lag, segment.iter().zip(o).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>())
+        })
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(lag, _)| lag)
+}
+
 /// One call under one condition: `input` from Alice to Bob, Bob's recording in `received`.
 /// Returns the call's numbers (JSON) and the received audio's PESQ-WB when asked.
 async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, pesq_with: Option<(&str, &Path)>) -> serde_json::Value {
@@ -149,6 +181,7 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
     let mut latencies = Vec::new();
     let end = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
     let mut last = None;
+    let mut input_started_us = None;
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Some(call) = b.status().await.unwrap().call {
@@ -159,6 +192,9 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
             }
             last = Some(call);
         }
+        if input_started_us.is_none() {
+            input_started_us = a.status().await.unwrap().call.and_then(|c| c.audio).and_then(|a| a.input_started_us);
+        }
     }
     let cpu = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
     let _ = a.hangup().await;
@@ -168,6 +204,17 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
     latencies.sort_by(f64::total_cmp);
     let audio = last.and_then(|c| c.audio).unwrap_or_default();
     let j = audio.receive.jitter;
+    // End to end: a marker (the speech itself) found in both files, placed in time by when each
+    // file's first sample was taken and written. Includes framing, codec, network, jitter
+    // buffer and the file sink; file sources and sinks have no device buffers.
+    let mouth_to_ear_end_to_end_ms = match (input_started_us, audio.output_started_us) {
+        (Some(i), Some(o)) if !input.starts_with("tone:") => {
+            let sent = hail::media::io::read_wav_mono_48k(Path::new(input)).unwrap_or_default();
+            let got = hail::media::io::read_wav_mono_48k(received).unwrap_or_default();
+            marker_lag(&sent, &got).map(|lag| (o as f64 - i as f64) / 1000.0 + lag as f64 / 48.0)
+        }
+        _ => None,
+    };
     let mut entry = serde_json::json!({
         "relay_seed": relay_seed,
         "received_frames": j.received, "lost": j.lost, "concealed": j.concealed, "fec_recovered": j.fec_recovered,
@@ -176,6 +223,8 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
         "recovery_delay_ms": j.recovery_delay_ms, "bursts_in": audio.receive.bursts,
         "accelerations": j.accelerations, "stretch": audio.receive.stretch,
         "mouth_to_ear_ms_median": latencies.get(latencies.len() / 2),
+        "mouth_to_ear_end_to_end_ms": mouth_to_ear_end_to_end_ms,
+        "device_buffers_ms": 0,
         "cpu_percent_of_one_core_per_side": cpu * 100.0 / 2.0,
         "recording": received.display().to_string(),
     });
@@ -223,6 +272,18 @@ async fn main() {
     } else {
         vec![(0, &CONDITIONS[0])]
     };
+    if !bench {
+        // The marker search finds a known delay in a speech-like signal (bursts of a gliding tone).
+        let signal: Vec<i16> = (0..5 * 48_000)
+            .map(|n| {
+                let t = n as f64 / 48_000.0;
+                let on = (t * 3.0).fract() < 0.6;
+                if on { (8000.0 * (std::f64::consts::TAU * (200.0 + 150.0 * t) * t).sin()) as i16 } else { 0 }
+            })
+            .collect();
+        let delayed: Vec<i16> = std::iter::repeat_n(0, 5_321).chain(signal.iter().copied()).collect();
+        assert_eq!(marker_lag(&signal, &delayed), Some(5_321), "the marker search");
+    }
     let mut results = Vec::new();
     for (k, c) in conditions {
         let mut calls = Vec::new();
@@ -251,6 +312,7 @@ async fn main() {
             "samples": inputs.len(), "seeds": seeds,
             "pesq_wb": summary("pesq_wb"),
             "mouth_to_ear_ms_median": summary("mouth_to_ear_ms_median"),
+            "mouth_to_ear_end_to_end_ms": summary("mouth_to_ear_end_to_end_ms"),
             "cpu_percent_of_one_core_per_side": summary("cpu_percent_of_one_core_per_side"),
             "concealed": summary("concealed"), "lost": summary("lost"),
             "pesq_goal": c.goal, "sip_phone_reference": c.sip_reference,

@@ -36,6 +36,15 @@ pub struct AudioStats {
     pub receive_bitrate: u64,
     /// The QUIC path's round-trip time, ms.
     pub rtt_ms: f64,
+    /// When the source gave its first 20 ms, µs since the Unix epoch (the capture time it was
+    /// stamped with): a file source's sample n was captured n / 48 000 s after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_started_us: Option<u64>,
+    /// When the sink was given its first 20 ms, µs since the Unix epoch: a file sink's sample n
+    /// was written n / 48 000 s after this. With the peer's `input_started_us`, a marker found in
+    /// both files gives the mouth-to-ear delay end to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_started_us: Option<u64>,
 }
 
 /// The video part of `hail status`.

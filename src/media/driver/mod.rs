@@ -205,6 +205,8 @@ struct MediaTask {
 struct AudioIo {
     source: Option<Box<dyn AudioSource>>,
     sink: Box<dyn AudioSink>,
+    /// The first frame was taken from the source, given to the sink (written down in the stats).
+    started: (bool, bool),
 }
 
 /// Opens the audio source and sink (off the async threads: a device can block for a moment); one
@@ -212,7 +214,9 @@ struct AudioIo {
 async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) -> AudioIo {
     let (input, output) = (config.input.clone(), config.output.clone());
     let opened = tokio::task::spawn_blocking(move || (open_source(&input), open_sink(&output))).await;
-    let Ok((source, sink)) = opened else { return AudioIo { source: None, sink: Box::new(NullSink) } };
+    let Ok((source, sink)) = opened else {
+        return AudioIo { source: None, sink: Box::new(NullSink), started: (false, false) };
+    };
     let mut s = lock(stats);
     let source = match source {
         Ok(source) => Some(source),
@@ -230,7 +234,7 @@ async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) -> AudioIo 
             Box::new(NullSink)
         }
     };
-    AudioIo { source, sink }
+    AudioIo { source, sink, started: (false, false) }
 }
 
 impl MediaTask {
@@ -297,6 +301,10 @@ impl MediaTask {
         match output {
             Output::CaptureAudio { capture_us } => {
                 let pcm = audio.source.as_mut().map(|s| s.next_frame());
+                if pcm.is_some() && !audio.started.0 {
+                    audio.started.0 = true;
+                    lock(&self.audio_stats).input_started_us = Some(capture_us);
+                }
                 self.session.handle_input(now(), Input::CapturedAudio { pcm, capture_us });
             }
             Output::EncodeAudio(job) => {
@@ -307,7 +315,13 @@ impl MediaTask {
                 let pcm = decode_playout(&mut self.codecs.1, &playout);
                 self.session.handle_input(now(), Input::DecodedAudio(pcm));
             }
-            Output::PlayAudio(pcm) => audio.sink.write_frame(&pcm),
+            Output::PlayAudio(pcm) => {
+                if !audio.started.1 {
+                    audio.started.1 = true;
+                    lock(&self.audio_stats).output_started_us = Some(wall_us());
+                }
+                audio.sink.write_frame(&pcm);
+            }
             Output::Transmit(datagram) => {
                 if let Err(e) = self.link.send_datagram(Bytes::from(datagram)) {
                     tracing::debug!(error = %e, "media datagram not sent");
