@@ -329,7 +329,7 @@ impl AudioReceiver {
         ReceiveStats {
             jitter: self.jitter.stats(),
             bursts: self.bursts.stats(),
-            stretch: self.stretcher.stats(),
+            stretch: self.stretcher.stats(self.jitter.stats().stretched),
             ..self.stats
         }
     }
@@ -742,6 +742,7 @@ mod tests {
         let mut in_flight = VecDeque::new();
         let mut conceal_while_lossy = 0;
         let mut recovery_ms = Vec::new();
+        let mut decoder = FakeOpusDecoder::default();
         for i in 0..1500u32 {
             // 15 s of bursts of 3 every 25 datagrams (12 % loss), then 15 s clean.
             let datagram = next_datagram(&mut tx, &mut encoder, i);
@@ -755,9 +756,13 @@ mod tests {
                     tx.on_peer_report(r);
                 }
             }
-            let playout = rx.playout(tick, 0);
-            if (250..750).contains(&i) && playout == Playout::Conceal {
-                conceal_while_lossy += 1;
+            // One tick played as the session plays it: frames decoded until 20 ms are there.
+            while rx.next_frame().is_none() {
+                let playout = rx.playout(tick, 0);
+                if (250..750).contains(&i) && playout == Playout::Conceal {
+                    conceal_while_lossy += 1;
+                }
+                rx.decoded(&decode_playout(&mut decoder, &playout));
             }
             if i % 50 == 49 {
                 // Once a second each way: the receiver reports (straight back to the sender).

@@ -19,9 +19,9 @@
 //! - Duplicates are ignored, late frames (already played or concealed) are counted and dropped.
 //! - **Lip sync**: when the call's video arrives later than its audio (an encoder that holds frames
 //!   back), the receiver asks for a *sync delay*; the target becomes at least that, and the buffer
-//!   grows towards it by stretching (the next frame played 20 ms longer, [`Stretch::Expand`], or a
-//!   concealed tick when it is not there; at most every [`STRETCH_EVERY`] ticks, so the added
-//!   time is spread out), and shrinks by the overflow rule.
+//!   grows towards it by stretching (one concealed tick in place of playout: Opus's concealment
+//!   carries the voice on; at most every [`STRETCH_EVERY`] ticks, so the added frames are spread
+//!   out), and shrinks by the overflow rule.
 //! - **Recovery delay**: while there is loss, the sender's redundant copies of a frame come up to
 //!   d frames after it; a copy is only useful if the buffer holds d × 20 ms more than the jitter
 //!   needs. The receiver tells the buffer how far the copies reach; the buffer adds that, less the
@@ -376,12 +376,6 @@ impl JitterBuffer {
                 self.copy_was_late = false;
             }
             self.stats.stretched += 1;
-            // The next frame, played 20 ms longer; if it is not here, a concealed tick.
-            if let Some(data) = self.frames.remove(&next) {
-                self.next = Some(next.wrapping_add(1));
-                self.underflow = None;
-                return Playout::Frame { seq: next, data, stretch: Stretch::Expand };
-            }
             return Playout::Conceal;
         }
         // Far too much buffered (a stall, a burst of late frames): drop a frame whole.
@@ -472,7 +466,7 @@ mod tests {
 
     /// The receiver's playout as the buffer sees it: 20 ms a tick, the next frame asked for
     /// whenever what was decoded does not cover the tick; a frame played shorter counts 15 ms (a
-    /// 5 ms pitch period out), one played longer 40 ms.
+    /// 5 ms pitch period out).
     #[derive(Default)]
     struct Player {
         held_us: i64,
@@ -485,7 +479,6 @@ mod tests {
                 let p = jb.pop(now);
                 self.held_us += match &p {
                     Playout::Frame { stretch: Stretch::Accelerate, .. } => 15_000,
-                    Playout::Frame { stretch: Stretch::Expand, .. } => 40_000,
                     _ => 20_000,
                 };
                 out.push(p);
@@ -550,17 +543,11 @@ mod tests {
         let s = jb.stats();
         assert!(s.buffered_ms >= 160.0, "grew towards 200 ms: {s:?}");
         assert!((7..=10).contains(&s.stretched), "by about (200 - 20) / 20 stretches: {s:?}");
-        // By playing frames longer, never by concealing, and spread out: never two within
-        // STRETCH_EVERY frames.
-        let expanded: Vec<usize> = out
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| matches!(p, Playout::Frame { stretch: Stretch::Expand, .. }))
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(expanded.len() as u64, s.stretched, "{out:?}");
-        assert!(!out.contains(&Playout::Conceal), "{out:?}");
-        assert!(expanded.windows(2).all(|w| w[1] - w[0] >= STRETCH_EVERY as usize), "{expanded:?}");
+        // Spread out: never two stretched ticks within STRETCH_EVERY.
+        let concealed: Vec<usize> =
+            out.iter().enumerate().filter(|(_, p)| **p == Playout::Conceal).map(|(i, _)| i).collect();
+        assert_eq!(concealed.len() as u64, s.stretched, "{out:?}");
+        assert!(concealed.windows(2).all(|w| w[1] - w[0] >= STRETCH_EVERY as usize), "{concealed:?}");
         // Nothing was lost or skipped: stretching plays every frame, later.
         let frames = played(&out);
         assert!(frames.windows(2).all(|w| w[1] == w[0] + 1), "{frames:?}");
