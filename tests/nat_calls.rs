@@ -312,3 +312,34 @@ fn a_punched_call_holds_up_with_five_percent_loss_on_both_home_links() {
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
 }
+
+#[test]
+fn the_first_call_placed_as_soon_as_both_homes_are_relayed_gets_through() {
+    // What a new user does: start two homes, wait until both say they are private and relayed,
+    // call at once. Nothing waits for the records to reach the DHT: the callee publishes as soon as
+    // its relayed address exists, and the caller keeps looking while it would ring.
+    let mut lab = Lab::new();
+    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, bootstrap) = public_node(&lab, dir.path());
+    let flags = ["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
+    let alice = daemon(&lab.homes[h1].host, &dir.path().join("alice"), &flags);
+    let bob = daemon(&lab.homes[h2].host, &dir.path().join("bob"), &flags);
+    befriend(&alice, "alice", &bob, "bob");
+    let relayed = |s: &Value| {
+        s["network"]["reachability"] == "private" && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+    };
+    wait_for(&alice, "alice private and relayed", Duration::from_secs(30), relayed);
+    wait_for(&bob, "bob private and relayed", Duration::from_secs(30), relayed);
+    let caller = call_and_answer(&alice, &bob);
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+    // Bob's status says his record is out and findable.
+    let s = status(&bob);
+    assert!(s["network"]["record_published_at_ms"].is_u64(), "{}", s["network"]);
+    assert_eq!(s["network"]["record_findable"], true, "{}", s["network"]);
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    drop((alice, bob, relay));
+    drop(lab);
+}

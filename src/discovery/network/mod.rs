@@ -49,7 +49,7 @@ mod status;
 use self::dht::PUBLISH_DEBOUNCE;
 pub use self::dht::REPUBLISH_INTERVAL;
 pub use self::invites::InviteEvent;
-pub use self::lookup::{FIND_TIMEOUT, FindError, FindReply, FoundPeer, MAX_LOOKUPS};
+pub use self::lookup::{FIND_TIMEOUT, FIRST_ROUND_PAUSE, FindError, MAX_ROUND_PAUSE, FindReply, FoundPeer, MAX_LOOKUPS};
 use self::lookup::{Lookup, QueryKind};
 pub use self::media_relay::{RelayReply, RelayRequestError};
 use self::nat::{NatState, RELAY_BACKOFF, RESERVATION_CHECK, RESERVATIONS, is_private};
@@ -115,6 +115,10 @@ pub struct Discovery {
     /// LAN peers that turned out not to be hail nodes: not dialed again.
     foreign: HashSet<PeerId>,
     record_published_ms: Option<u64>,
+    /// The addresses the last record that reached the DHT carried.
+    record_published_addresses: Vec<Multiaddr>,
+    /// Our record's puts in flight, with the addresses each carries.
+    record_puts: HashMap<QueryId, Vec<Multiaddr>>,
     nat: NatState,
     /// Our call endpoint's public address, told to peers that ask (`/hail/reflector/1`).
     calls_address: Option<std::net::SocketAddr>,
@@ -189,6 +193,8 @@ impl Discovery {
             events: Vec::new(),
             foreign: HashSet::new(),
             record_published_ms: None,
+            record_published_addresses: Vec::new(),
+            record_puts: HashMap::new(),
             nat: NatState::default(),
             calls_address: None,
             media_relay: None,
@@ -247,7 +253,13 @@ impl Discovery {
 
     /// When [`Discovery::on_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lookups.values().map(|l| l.deadline).chain(self.next_publish).chain(self.nat.next_check).min()
+        self.lookups
+            .values()
+            .flat_map(|l| [Some(l.deadline), l.next_round])
+            .flatten()
+            .chain(self.next_publish)
+            .chain(self.nat.next_check)
+            .min()
     }
 
     /// Expires lookups and publishes the peer record when due.
@@ -255,6 +267,11 @@ impl Discovery {
         let expired: Vec<PeerId> = self.lookups.iter().filter(|(_, l)| l.deadline <= now).map(|(p, _)| *p).collect();
         for peer in expired {
             self.fail_lookup(peer, now);
+        }
+        let again: Vec<PeerId> =
+            self.lookups.iter().filter(|(_, l)| l.next_round.is_some_and(|t| t <= now)).map(|(p, _)| *p).collect();
+        for peer in again {
+            self.start_round(peer, now);
         }
         if self.next_publish.is_some_and(|t| t <= now) {
             self.publish_record(now);
@@ -342,12 +359,14 @@ impl Discovery {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                let relayed = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
                 if self.config.relay == RelayMode::On && is_global_address(&address) {
                     // Configured as a public node: its global addresses are reachable (the relay
                     // serves only with a confirmed external address).
                     self.swarm.add_external_address(address);
                 }
-                self.schedule_publish(now + PUBLISH_DEBOUNCE);
+                // A relayed address is what makes a node behind NAT callable: out at once.
+                self.schedule_publish(if relayed { now } else { now + PUBLISH_DEBOUNCE });
             }
             SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExpiredListenAddr { .. } => {
                 self.schedule_publish(now + PUBLISH_DEBOUNCE);

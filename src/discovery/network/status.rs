@@ -65,6 +65,10 @@ pub struct NetworkStatus {
     /// When this node's own peer record last reached the DHT, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_published_at_ms: Option<u64>,
+    /// Whether others can find this node now: its record reached the DHT carrying the addresses
+    /// it advertises now.
+    #[serde(default)]
+    pub record_findable: bool,
     /// What AutoNAT found: `unknown`, `public` or `private` (behind NAT or a firewall).
     #[serde(default)]
     pub reachability: String,
@@ -140,6 +144,7 @@ impl Discovery {
             records_evicted: self.swarm.behaviour_mut().kad.store_mut().evicted(),
             connections_refused: self.connections_refused,
             record_published_at_ms: self.record_published_ms,
+            record_findable: self.record_findable(),
             reachability: match &self.nat.status {
                 None | Some(autonat::NatStatus::Unknown) => "unknown".into(),
                 Some(autonat::NatStatus::Public(_)) => "public".into(),

@@ -40,7 +40,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.phone.calls.insert(call.session.id(), call);
         // Find the peer first (LAN, known addresses, DHT); the invite goes over that connection.
         let (tx, rx) = oneshot::channel();
-        self.discovery.find(peer, now, tx);
+        // As long as the call would ring: a peer that has just started is found once its record
+        // is out.
+        self.discovery.find_within(peer, now, self.phone.settings.timeouts.ring, tx);
         let events = self.phone.events.clone();
         tokio::spawn(async move {
             let result = rx.await.unwrap_or(Err(FindError::Busy));

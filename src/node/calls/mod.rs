@@ -374,6 +374,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 if call.session.state() != CallState::Dialing {
                     return;
                 }
+                if result.is_ok() {
+                    call.session.peer_found(now);
+                }
                 match result {
                     Ok(_) if candidates.is_empty() => {
                         call.session.handle(Input::InviteFailed("this node has no network path for calls".into()), now);
