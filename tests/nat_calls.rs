@@ -343,3 +343,78 @@ fn the_first_call_placed_as_soon_as_both_homes_are_relayed_gets_through() {
     drop((alice, bob, relay));
     drop(lab);
 }
+
+/// A relay on a carrier-grade NAT network (100.64/10: an ISP's NAT, a company network, a VPN), with
+/// only that address: the "internet" of this lab is 100.64.0.0/24.
+const CGNAT_NET: &str = "100.64.0";
+
+/// The relay of a carrier-grade NAT lab, with `flags` after the common ones.
+fn cgnat_relay(lab: &Lab, dir: &Path, name: &str, port: u16, flags: &[&str]) -> TestDaemon {
+    let ip = lab.public_ip();
+    let listen = format!("/ip4/{ip}/tcp/{port}");
+    let mut all = vec!["--listen", &listen, "--relay", "on", "--dht-mode", "server"];
+    all.extend_from_slice(flags);
+    daemon(&lab.public, &dir.join(name), &all)
+}
+
+#[test]
+fn a_relay_with_only_a_carrier_grade_nat_address_serves_with_relay_on_and_an_external_address() {
+    let mut lab = Lab::with_internet(CGNAT_NET);
+    let (h1, h2) = (lab.add_home(Nat::Symmetric), lab.add_home(Nat::Symmetric));
+    let dir = tempfile::tempdir().unwrap();
+    let ip = lab.public_ip();
+    let external = format!("/ip4/{ip}/tcp/4001");
+    let media = format!("{ip}:5001");
+    let relay = cgnat_relay(&lab, dir.path(), "relay", 4001, &["--external-address", &external, "--media-listen", &media]);
+    let s = wait_for(&relay, "the relay serving", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
+    assert!(s["network"]["relay_not_serving"].is_null(), "{}", s["network"]);
+    assert_eq!(s["network"]["advertised_addresses"][0], external.as_str(), "the announced address first: {}", s["network"]);
+    let id = s["peer_id"].as_str().unwrap().to_owned();
+    let bootstrap = format!("{external}/p2p/{id}");
+    // Two homes behind symmetric NATs on that network: reachable through the relay, and their call
+    // goes through its media relay.
+    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
+    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    assert_eq!(status(&alice)["network"]["relayed_via"][0], id.as_str());
+    befriend(&alice, "alice", &bob, "bob");
+    let caller = call_and_answer(&alice, &bob);
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
+    let r = status(&relay)["network"]["media_relay"].clone();
+    assert!(r["allocated"].as_u64().unwrap_or(0) >= 1 && r["forwarded"].as_u64().unwrap_or(0) > 0, "{r}");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    drop((alice, bob, relay));
+    drop(lab);
+}
+
+#[test]
+fn relay_on_says_why_it_does_not_serve_when_it_cannot() {
+    let lab = Lab::with_internet(CGNAT_NET);
+    let dir = tempfile::tempdir().unwrap();
+    let ip = lab.public_ip();
+    // Only a carrier-grade NAT address and nothing announced: no circuit relay, and it says so.
+    let media = format!("{ip}:5001");
+    let unannounced = cgnat_relay(&lab, dir.path(), "unannounced", 4001, &["--media-listen", &media]);
+    let s = wait_for(&unannounced, "listening", Duration::from_secs(10), |s| {
+        s["network"]["listen_addresses"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    assert_eq!(s["network"]["relay_serving"], false, "{}", s["network"]);
+    let why = s["network"]["relay_not_serving"].as_str().unwrap_or_default();
+    assert!(why.contains("--external-address") && why.contains(&ip), "{why}");
+    assert!(unannounced.hail(&["status"]).ok().contains("on, not serving"), "the human status says it too");
+    assert!(unannounced.log_text().contains("relay on, but not serving"), "and the log");
+    // Announced, but the call endpoint on 0.0.0.0: connections yes, media no, and it says so.
+    let external = format!("/ip4/{ip}/tcp/4002");
+    let no_media =
+        cgnat_relay(&lab, dir.path(), "no-media", 4002, &["--external-address", &external, "--media-listen", "0.0.0.0:0"]);
+    let s = wait_for(&no_media, "a reason", Duration::from_secs(10), |s| {
+        s["network"]["relay_not_serving"].as_str().is_some_and(|r| r.contains("not media"))
+    });
+    assert_eq!(s["network"]["relay_serving"], false, "{}", s["network"]);
+    assert!(s["network"]["relay_not_serving"].as_str().unwrap().contains("--media-listen"), "{}", s["network"]);
+    drop((unannounced, no_media));
+    drop(lab);
+}

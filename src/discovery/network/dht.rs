@@ -148,7 +148,7 @@ impl Discovery {
     }
 
     /// Peers in the routing table (DHT servers) we have a connection to.
-    fn connected_dht_servers(&mut self) -> Vec<PeerId> {
+    pub(super) fn connected_dht_servers(&mut self) -> Vec<PeerId> {
         let mut servers = Vec::new();
         for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
             servers.extend(bucket.iter().map(|e| *e.node.key.preimage()));
@@ -168,11 +168,15 @@ impl Discovery {
     }
 
     /// Addresses worth telling others: confirmed external ones, then listen addresses; loopback only
-    /// when there is nothing else (a node on a machine of its own, as in tests).
+    /// when there is nothing else (a node on a machine of its own, as in tests). With announced
+    /// addresses (`--external-address`), those stand for the direct listen addresses (relayed ones
+    /// are still told).
     pub fn advertised_addresses(&self) -> Vec<Multiaddr> {
         let mut all: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        let announced = !self.config.external_addresses.is_empty();
         for a in self.swarm.listeners() {
-            if is_dialable(a) && !all.contains(a) {
+            let relayed = a.iter().any(|p| matches!(p, Protocol::P2pCircuit));
+            if is_dialable(a) && !all.contains(a) && (relayed || !announced) {
                 all.push(a.clone());
             }
         }

@@ -125,6 +125,12 @@ pub(super) struct Lookup {
 }
 
 impl Discovery {
+    /// Whether this node has a DHT to ask: bootstrap peers, or a connection to a peer in its
+    /// routing table (contacts' last seen addresses go into the table too: those alone are no DHT).
+    pub fn has_dht(&mut self) -> bool {
+        !self.bootstrap.is_empty() || !self.connected_dht_servers().is_empty()
+    }
+
     /// Starts finding `target`, for at most [`FIND_TIMEOUT`]; the answer goes to `reply`.
     pub fn find(&mut self, target: PeerId, now: Instant, reply: FindReply) {
         self.find_within(target, now, FIND_TIMEOUT, reply);

@@ -130,6 +130,10 @@ pub struct Discovery {
     peer_ips: PeerIps,
     /// Inbound connections refused by a limit since the start.
     connections_refused: u64,
+    /// Our call endpoint's address as the node set it (public or not), for `relay_not_serving`.
+    calls_endpoint: Option<std::net::SocketAddr>,
+    /// Why the relay does not serve, as last logged (the log says it once per change).
+    relay_reason_logged: Option<String>,
 }
 
 /// Whether `a` is at a global (publicly routable) IP address ([`IpScope`]) and not a relay circuit.
@@ -201,10 +205,17 @@ impl Discovery {
             relay_requests: HashMap::new(),
             peer_ips: PeerIps::default(),
             connections_refused: 0,
+            calls_endpoint: None,
+            relay_reason_logged: None,
             config,
         };
+        for address in discovery.config.external_addresses.clone() {
+            tracing::info!(%address, "announcing an external address (as configured)");
+            discovery.swarm.add_external_address(address);
+        }
         let peers = discovery.config.bootstrap.clone();
         discovery.add_bootstrap(&peers);
+        discovery.check_relay_service();
         Ok(discovery)
     }
 
@@ -303,6 +314,7 @@ impl Discovery {
                 if let relay::Event::StatusChanged { status } = e {
                     self.nat.serving = status == relay::Status::Enable;
                     tracing::info!(?status, "relay service");
+                    self.check_relay_service();
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => match e.result {
@@ -367,6 +379,7 @@ impl Discovery {
                 }
                 // A relayed address is what makes a node behind NAT callable: out at once.
                 self.schedule_publish(if relayed { now } else { now + PUBLISH_DEBOUNCE });
+                self.check_relay_service();
             }
             SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExpiredListenAddr { .. } => {
                 self.schedule_publish(now + PUBLISH_DEBOUNCE);
