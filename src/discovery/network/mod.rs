@@ -231,6 +231,10 @@ impl Discovery {
                 continue;
             }
             self.swarm.behaviour_mut().kad.add_address(&peer.peer_id, peer.address.clone());
+            // The user chose it: it may tell us whether we are reachable even when it sits on a
+            // private or carrier-grade NAT network (AutoNAT otherwise asks only peers it sees at
+            // public addresses).
+            self.swarm.behaviour_mut().autonat.add_server(peer.peer_id, Some(peer.address.clone()));
             self.peers.observe(peer.peer_id, std::slice::from_ref(&peer.address), Source::Bootstrap, now_ms());
             let full = peer.address.clone().with(Protocol::P2p(peer.peer_id));
             self.bootstrap.retain(|(p, _)| p != peer);
