@@ -418,3 +418,35 @@ fn relay_on_says_why_it_does_not_serve_when_it_cannot() {
     drop((unannounced, no_media));
     drop(lab);
 }
+
+#[test]
+fn a_callee_behind_nat_brings_the_media_relay_when_the_caller_has_none() {
+    // Alice is public (so she allocates no relay) but her firewall drops unsolicited UDP to her
+    // call endpoint; Bob is behind a symmetric NAT. No direct path opens either way: only a relay
+    // allocation that Bob makes and puts in his reply carries the call.
+    let mut lab = Lab::new();
+    let home = lab.add_home(Nat::Symmetric);
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, bootstrap) = public_node(&lab, dir.path());
+    natlab::run_in(&lab.public, "iptables", &["-A", "INPUT", "-p", "udp", "--dport", "5002", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]);
+    let alice = daemon(
+        &lab.public,
+        &dir.path().join("alice"),
+        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4002"), "--media-listen", &format!("{PUBLIC_IP}:5002"), "--bootstrap", &bootstrap, "--relay", "off"],
+    );
+    let bob = home_node(&lab, home, &dir.path().join("bob"), &bootstrap);
+    wait_for(&alice, "alice public", Duration::from_secs(30), |s| s["network"]["reachability"] == "public");
+    befriend(&alice, "alice", &bob, "bob");
+    let caller = call_and_answer(&alice, &bob);
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
+    let r = status(&relay)["network"]["media_relay"].clone();
+    assert_eq!(r["allocated"], 1, "one allocation, bob's: {r}");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    wait_for(&relay, "bob released his allocation", Duration::from_secs(10), |s| s["network"]["media_relay"]["allocations"] == 0);
+    drop((alice, bob, relay));
+    drop(lab);
+}
