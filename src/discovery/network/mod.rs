@@ -52,7 +52,7 @@ pub use self::invites::InviteEvent;
 pub use self::lookup::{FIND_TIMEOUT, FIRST_ROUND_PAUSE, FindError, MAX_ROUND_PAUSE, FindReply, FoundPeer, MAX_LOOKUPS};
 use self::lookup::{Lookup, QueryKind};
 pub use self::media_relay::{RelayReply, RelayRequestError};
-use self::nat::{NatState, RELAY_BACKOFF, RESERVATION_CHECK, RESERVATIONS, is_private};
+use self::nat::{NatState, RELAY_BACKOFF, RESERVATION_CHECK, RESERVATIONS};
 pub use self::status::{BootstrapStatus, NetworkStatus, VisiblePeer};
 
 /// What discovery tells the node.
