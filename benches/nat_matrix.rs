@@ -62,6 +62,19 @@ fn ready_behind_nat(s: &Value) -> bool {
         && s["network"]["record_published_at_ms"].is_u64()
 }
 
+/// The lab's public node (bootstrap, DHT server, relay, reflector), serving, and its bootstrap
+/// address.
+fn public_relay(lab: &Lab, dir: &Path) -> (TestDaemon, String) {
+    let relay = daemon(
+        &lab.public,
+        &dir.join("relay"),
+        &["--no-mdns", "--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
+    );
+    let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
+    wait(&relay, "relay", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
+    (relay, format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}"))
+}
+
 #[derive(Clone, Copy)]
 enum Place {
     Public,
@@ -73,14 +86,7 @@ enum Place {
 fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
     let mut lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
-    let relay = daemon(
-        &lab.public,
-        &dir.path().join("relay"),
-        &["--no-mdns", "--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
-    );
-    let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
-    wait(&relay, "relay", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
-    let bootstrap = format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}");
+    let (relay, bootstrap) = public_relay(&lab, dir.path());
     let home_flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
     let lan_flags = ["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0"];
     let mut start = |place: Place, who: &str, port: u16, extra: &[&str]| -> TestDaemon {
@@ -163,14 +169,7 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
 fn callable_after_start(samples: usize) -> Value {
     let mut lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
-    let relay = daemon(
-        &lab.public,
-        &dir.path().join("relay"),
-        &["--no-mdns", "--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
-    );
-    let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
-    wait(&relay, "relay", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
-    let bootstrap = format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}");
+    let (relay, bootstrap) = public_relay(&lab, dir.path());
     let flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
     let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
     let alice = daemon(&lab.homes[h1].host, &dir.path().join("alice"), &flags);

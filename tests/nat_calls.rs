@@ -73,11 +73,7 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
         &["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap],
     );
     // Alice, public, on the internet segment.
-    let alice = daemon(
-        &lab.public,
-        &dir.path().join("alice"),
-        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4002"), "--media-listen", &format!("{PUBLIC_IP}:0"), "--bootstrap", &bootstrap, "--relay", "off"],
-    );
+    let alice = public_caller(&lab, dir.path(), &bootstrap, 0);
     befriend(&alice, "alice", &bob, "bob");
 
     // Bob learns he is behind NAT and becomes reachable through the relay.
@@ -110,6 +106,13 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
     assert_eq!(caller.finish().status.code(), Some(0));
     drop((alice, bob, relay));
     drop(lab);
+}
+
+/// "alice", a public node that does not relay, on the lab's internet, her call endpoint on
+/// `media_port` (0: any).
+fn public_caller(lab: &Lab, dir: &Path, bootstrap: &str, media_port: u16) -> TestDaemon {
+    let (listen, media) = (format!("/ip4/{PUBLIC_IP}/tcp/4002"), format!("{PUBLIC_IP}:{media_port}"));
+    daemon(&lab.public, &dir.join("alice"), &["--listen", &listen, "--media-listen", &media, "--bootstrap", bootstrap, "--relay", "off"])
 }
 
 /// A public node (bootstrap, DHT server, relay, reflector) in the lab's internet.
@@ -429,11 +432,7 @@ fn a_callee_behind_nat_brings_the_media_relay_when_the_caller_has_none() {
     let dir = tempfile::tempdir().unwrap();
     let (relay, bootstrap) = public_node(&lab, dir.path());
     natlab::run_in(&lab.public, "iptables", &["-A", "INPUT", "-p", "udp", "--dport", "5002", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]);
-    let alice = daemon(
-        &lab.public,
-        &dir.path().join("alice"),
-        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4002"), "--media-listen", &format!("{PUBLIC_IP}:5002"), "--bootstrap", &bootstrap, "--relay", "off"],
-    );
+    let alice = public_caller(&lab, dir.path(), &bootstrap, 5002);
     let bob = home_node(&lab, home, &dir.path().join("bob"), &bootstrap);
     wait_for(&alice, "alice public", Duration::from_secs(30), |s| s["network"]["reachability"] == "public");
     befriend(&alice, "alice", &bob, "bob");

@@ -153,10 +153,8 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                 reach.push_str("; relaying for others");
             }
             outln!("{reach}");
-            if let Some(why) = &n.relay_not_serving {
-                if n.relay == hail::discovery::config::RelayMode::On {
-                    outln!("Relay     on, not serving: {}", sanitize(why));
-                }
+            if let (Some(why), hail::discovery::config::RelayMode::On) = (&n.relay_not_serving, n.relay) {
+                outln!("Relay     on, not serving: {}", sanitize(why));
             }
             outln!("Record    {}", record_line(n.record_published_at_ms, n.record_findable));
             if let Some(m) = &n.media_relay {

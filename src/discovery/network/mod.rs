@@ -209,6 +209,14 @@ impl Discovery {
             relay_reason_logged: None,
             config,
         };
+        if discovery.config.relay == RelayMode::Auto {
+            // Off until AutoNAT finds the node public (`on_autonat`): libp2p's own rule would
+            // turn it on with any confirmed external address, and a node behind NAT may hold a
+            // relayed one before AutoNAT's verdict (it reserves early: `wants_reservations`).
+            if let Some(server) = discovery.swarm.behaviour_mut().relay_server.as_mut() {
+                server.set_status(Some(relay::Status::Disable));
+            }
+        }
         for address in discovery.config.external_addresses.clone() {
             tracing::info!(%address, "announcing an external address (as configured)");
             discovery.swarm.add_external_address(address);
