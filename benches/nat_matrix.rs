@@ -4,9 +4,14 @@
 //! Real daemons, real iptables NAT, a public hail node as bootstrap, relay and reflector. Needs
 //! root (network namespaces). Prints one JSON object.
 //!
-//! Usage: `sudo cargo bench --bench nat_matrix [-- CALLS]` (default 5 calls per row). Under
-//! `cargo test` (no `--bench`) it makes one cone/cone call as a smoke test and fails if it does not
-//! connect directly.
+//! Then "node start → a peer can call it": a node behind a cone NAT starts (a new identity each
+//! time) and a peer in another cone home calls it at once (as soon as the new node's card is in its
+//! contacts): the time from starting the daemon to the call being active, and to the node's own
+//! status saying its record is findable.
+//!
+//! Usage: `sudo cargo bench --bench nat_matrix [-- CALLS] [callable]` (default 5 calls per row;
+//! `callable`: only the start-to-callable row). Under `cargo test` (no `--bench`) it makes one
+//! cone/cone call as a smoke test and fails if it does not connect directly.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code)]
@@ -57,6 +62,19 @@ fn ready_behind_nat(s: &Value) -> bool {
         && s["network"]["record_published_at_ms"].is_u64()
 }
 
+/// The lab's public node (bootstrap, DHT server, relay, reflector), serving, and its bootstrap
+/// address.
+fn public_relay(lab: &Lab, dir: &Path) -> (TestDaemon, String) {
+    let relay = daemon(
+        &lab.public,
+        &dir.join("relay"),
+        &["--no-mdns", "--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
+    );
+    let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
+    wait(&relay, "relay", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
+    (relay, format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}"))
+}
+
 #[derive(Clone, Copy)]
 enum Place {
     Public,
@@ -68,14 +86,7 @@ enum Place {
 fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
     let mut lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
-    let relay = daemon(
-        &lab.public,
-        &dir.path().join("relay"),
-        &["--no-mdns", "--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
-    );
-    let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
-    wait(&relay, "relay", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
-    let bootstrap = format!("/ip4/{PUBLIC_IP}/tcp/4001/p2p/{relay_id}");
+    let (relay, bootstrap) = public_relay(&lab, dir.path());
     let home_flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
     let lan_flags = ["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0"];
     let mut start = |place: Place, who: &str, port: u16, extra: &[&str]| -> TestDaemon {
@@ -153,9 +164,78 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
     })
 }
 
+/// "Node start → a peer can call it", `samples` times: a fresh node starts behind a cone NAT and a
+/// ready peer in another cone home calls it at once.
+fn callable_after_start(samples: usize) -> Value {
+    let mut lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, bootstrap) = public_relay(&lab, dir.path());
+    let flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
+    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+    let alice = daemon(&lab.homes[h1].host, &dir.path().join("alice"), &flags);
+    wait(&alice, "alice ready", Duration::from_secs(30), ready_behind_nat);
+    let (mut callable, mut findable, mut failures) = (Vec::new(), Vec::new(), 0);
+    for n in 0..samples {
+        let name = format!("bob{n}");
+        let t0 = Instant::now();
+        let t0_wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let bob = daemon(&lab.homes[h2].host, &dir.path().join(&name), &[&flags[..], &["--auto-answer"]].concat());
+        let card = bob.hail(&["--json", "id", "--name", &name]).json()["ok"]["card"].as_str().unwrap().to_owned();
+        let alice_card = alice.hail(&["--json", "id", "--name", "alice"]).json()["ok"]["card"].as_str().unwrap().to_owned();
+        alice.hail(&["contacts", "add", &name, &card]).ok();
+        bob.hail(&["contacts", "add", "alice", &alice_card]).ok();
+        let out = alice.hail(&["--json", "call", &name, "--detach"]);
+        let s = if out.status.success() {
+            wait(&alice, "active", Duration::from_secs(90), |s| s["call"]["state"] == "active" || s["call"]["end_reason"].is_object())
+        } else {
+            Value::Null
+        };
+        if s["call"]["state"] == "active" {
+            callable.push(t0.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            failures += 1;
+            eprintln!("{name}: not callable: {} {s}", out.stdout);
+        }
+        // When its record with its relayed address went out (it is findable through the DHT from
+        // then on), by the record's own timestamp (same machine's clock).
+        let b = wait(&bob, "findable with its relayed address", Duration::from_secs(30), |s| {
+            s["network"]["record_findable"] == true && s["network"]["advertised_addresses"].to_string().contains("p2p-circuit")
+        });
+        if let Some(at) = b["network"]["record_published_at_ms"].as_u64() {
+            findable.push(at.saturating_sub(t0_wall) as f64);
+        }
+        let a = status(&alice);
+        if a["call"]["end_reason"].is_object() {
+            eprintln!("{name}: the call ended early: {}", a["call"]);
+        } else {
+            alice.hail(&["hangup"]).ok();
+        }
+        wait(&alice, "ended", Duration::from_secs(10), |s| s["call"].is_null() || s["call"]["state"] == "ended");
+        drop(bob);
+    }
+    drop((alice, relay));
+    drop(lab);
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len().max(1) - 1) as f64 * p).round() as usize).map(|t| t.round())
+    };
+    json!({
+        "row": "node start -> callable (cone/cone)",
+        "samples": samples,
+        "failed": failures,
+        "start_to_call_active_ms": { "p50": pct(&mut callable, 0.5), "max": pct(&mut callable, 1.0) },
+        "start_to_relayed_record_out_ms": { "p50": pct(&mut findable, 0.5), "max": pct(&mut findable, 1.0) },
+    })
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let calls: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 5 } else { 1 });
+    if bench && std::env::args().any(|a| a == "callable") {
+        let r = callable_after_start(calls);
+        println!("{}", json!({ "bench": "nat_matrix", "results": [r] }));
+        return;
+    }
     let mut rows = vec![("cone/cone", Place::Home(Nat::Cone), Place::Home(Nat::Cone))];
     if bench {
         rows = vec![
@@ -174,6 +254,11 @@ fn main() {
             assert_eq!(r["connected"], calls, "every call connects: {r}");
             assert_eq!(r["paths"]["direct_punched"], calls, "cone/cone is punched: {r}");
         }
+        results.push(r);
+    }
+    if bench {
+        let r = callable_after_start(calls);
+        eprintln!("{r}");
         results.push(r);
     }
     println!("{}", json!({ "bench": "nat_matrix", "results": results }));

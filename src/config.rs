@@ -260,6 +260,8 @@ pub struct NetworkSection {
     pub dht_mode: Option<DhtMode>,
     /// Relay for nodes behind NAT: `auto` (when found publicly reachable), `on`, `off`.
     pub relay: Option<crate::discovery::config::RelayMode>,
+    /// Multiaddrs announced as where peers reach the node, instead of its listen addresses.
+    pub external_addresses: Option<Vec<String>>,
     /// Limits on libp2p connections (`[network.limits]`; keys left out keep their defaults).
     #[serde(default)]
     pub limits: Option<crate::discovery::config::ConnectionLimits>,
@@ -278,6 +280,9 @@ impl NetworkSection {
         self.dht_protocol = flags.dht_protocol.or(self.dht_protocol);
         self.dht_mode = flags.dht_mode.or(self.dht_mode);
         self.relay = flags.relay.or(self.relay);
+        if flags.external_addresses.is_some() {
+            self.external_addresses = flags.external_addresses;
+        }
         self.limits = flags.limits.or(self.limits);
         self
     }
@@ -291,8 +296,12 @@ impl NetworkSection {
             self.dht_protocol.as_deref(),
             self.dht_mode,
         )?;
+        let external_addresses = crate::discovery::config::parse_external_addresses(
+            self.external_addresses.as_deref().unwrap_or(&[]),
+        )?;
         Ok(NetworkConfig {
             relay: self.relay.unwrap_or(config.relay),
+            external_addresses,
             limits: self.limits.unwrap_or(config.limits),
             ..config
         })

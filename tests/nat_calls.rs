@@ -74,11 +74,7 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
         &["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap],
     );
     // Alice, public, on the internet segment.
-    let alice = daemon(
-        &lab.public,
-        &dir.path().join("alice"),
-        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4002"), "--media-listen", &format!("{PUBLIC_IP}:0"), "--bootstrap", &bootstrap, "--relay", "off"],
-    );
+    let alice = public_caller(&lab, dir.path(), &bootstrap, 0);
     befriend(&alice, "alice", &bob, "bob");
 
     // Bob learns he is behind NAT and becomes reachable through the relay.
@@ -111,6 +107,13 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
     assert_eq!(caller.finish().status.code(), Some(0));
     drop((alice, bob, relay));
     drop(lab);
+}
+
+/// "alice", a public node that does not relay, on the lab's internet, her call endpoint on
+/// `media_port` (0: any).
+fn public_caller(lab: &Lab, dir: &Path, bootstrap: &str, media_port: u16) -> TestDaemon {
+    let (listen, media) = (format!("/ip4/{PUBLIC_IP}/tcp/4002"), format!("{PUBLIC_IP}:{media_port}"));
+    daemon(&lab.public, &dir.join("alice"), &["--listen", &listen, "--media-listen", &media, "--bootstrap", bootstrap, "--relay", "off"])
 }
 
 /// A public node (bootstrap, DHT server, relay, reflector) in the lab's internet.
@@ -312,6 +315,140 @@ fn a_punched_call_holds_up_with_five_percent_loss_on_both_home_links() {
     assert!(j["lost"].as_u64().unwrap() * 100 <= j["received"].as_u64().unwrap() * 3, "redundancy and FEC recover most: {j}");
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
+}
+
+#[test]
+fn the_first_call_placed_as_soon_as_both_homes_are_relayed_gets_through() {
+    // What a new user does: start two homes, wait until both say they are private and relayed,
+    // call at once. Nothing waits for the records to reach the DHT: the callee publishes as soon as
+    // its relayed address exists, and the caller keeps looking while it would ring.
+    let mut lab = Lab::new();
+    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, bootstrap) = public_node(&lab, dir.path());
+    let flags = ["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
+    let alice = daemon(&lab.homes[h1].host, &dir.path().join("alice"), &flags);
+    let bob = daemon(&lab.homes[h2].host, &dir.path().join("bob"), &flags);
+    befriend(&alice, "alice", &bob, "bob");
+    let relayed = |s: &Value| {
+        s["network"]["reachability"] == "private" && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+    };
+    wait_for(&alice, "alice private and relayed", Duration::from_secs(30), relayed);
+    wait_for(&bob, "bob private and relayed", Duration::from_secs(30), relayed);
+    let caller = call_and_answer(&alice, &bob);
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+    // Bob's status says his record is out and findable.
+    let s = status(&bob);
+    assert!(s["network"]["record_published_at_ms"].is_u64(), "{}", s["network"]);
+    assert_eq!(s["network"]["record_findable"], true, "{}", s["network"]);
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    drop((alice, bob, relay));
+    drop(lab);
+}
+
+/// A relay on a carrier-grade NAT network (100.64/10: an ISP's NAT, a company network, a VPN), with
+/// only that address: the "internet" of this lab is 100.64.0.0/24.
+const CGNAT_NET: &str = "100.64.0";
+
+/// The relay of a carrier-grade NAT lab, with `flags` after the common ones.
+fn cgnat_relay(lab: &Lab, dir: &Path, name: &str, port: u16, flags: &[&str]) -> TestDaemon {
+    let ip = lab.public_ip();
+    let listen = format!("/ip4/{ip}/tcp/{port}");
+    let mut all = vec!["--listen", &listen, "--relay", "on", "--dht-mode", "server"];
+    all.extend_from_slice(flags);
+    daemon(&lab.public, &dir.join(name), &all)
+}
+
+#[test]
+fn a_relay_with_only_a_carrier_grade_nat_address_serves_with_relay_on_and_an_external_address() {
+    let mut lab = Lab::with_internet(CGNAT_NET);
+    let (h1, h2) = (lab.add_home(Nat::Symmetric), lab.add_home(Nat::Symmetric));
+    let dir = tempfile::tempdir().unwrap();
+    let ip = lab.public_ip();
+    let external = format!("/ip4/{ip}/tcp/4001");
+    let media = format!("{ip}:5001");
+    let relay = cgnat_relay(&lab, dir.path(), "relay", 4001, &["--external-address", &external, "--media-listen", &media]);
+    let s = wait_for(&relay, "the relay serving", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
+    assert!(s["network"]["relay_not_serving"].is_null(), "{}", s["network"]);
+    assert_eq!(s["network"]["advertised_addresses"][0], external.as_str(), "the announced address first: {}", s["network"]);
+    let id = s["peer_id"].as_str().unwrap().to_owned();
+    let bootstrap = format!("{external}/p2p/{id}");
+    // Two homes behind symmetric NATs on that network: reachable through the relay, and their call
+    // goes through its media relay.
+    let alice = home_node(&lab, h1, &dir.path().join("alice"), &bootstrap);
+    let bob = home_node(&lab, h2, &dir.path().join("bob"), &bootstrap);
+    assert_eq!(status(&alice)["network"]["relayed_via"][0], id.as_str());
+    befriend(&alice, "alice", &bob, "bob");
+    let caller = call_and_answer(&alice, &bob);
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
+    let r = status(&relay)["network"]["media_relay"].clone();
+    assert!(r["allocated"].as_u64().unwrap_or(0) >= 1 && r["forwarded"].as_u64().unwrap_or(0) > 0, "{r}");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    drop((alice, bob, relay));
+    drop(lab);
+}
+
+#[test]
+fn relay_on_says_why_it_does_not_serve_when_it_cannot() {
+    let lab = Lab::with_internet(CGNAT_NET);
+    let dir = tempfile::tempdir().unwrap();
+    let ip = lab.public_ip();
+    // Only a carrier-grade NAT address and nothing announced: no circuit relay, and it says so.
+    let media = format!("{ip}:5001");
+    let unannounced = cgnat_relay(&lab, dir.path(), "unannounced", 4001, &["--media-listen", &media]);
+    let s = wait_for(&unannounced, "listening", Duration::from_secs(10), |s| {
+        s["network"]["listen_addresses"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    assert_eq!(s["network"]["relay_serving"], false, "{}", s["network"]);
+    let why = s["network"]["relay_not_serving"].as_str().unwrap_or_default();
+    assert!(why.contains("--external-address") && why.contains(&ip), "{why}");
+    assert!(unannounced.hail(&["status"]).ok().contains("on, not serving"), "the human status says it too");
+    assert!(unannounced.log_text().contains("relay on, but not serving"), "and the log");
+    // Announced, but the call endpoint on 0.0.0.0: connections yes, media no, and it says so.
+    let external = format!("/ip4/{ip}/tcp/4002");
+    let no_media =
+        cgnat_relay(&lab, dir.path(), "no-media", 4002, &["--external-address", &external, "--media-listen", "0.0.0.0:0"]);
+    let s = wait_for(&no_media, "a reason", Duration::from_secs(10), |s| {
+        s["network"]["relay_not_serving"].as_str().is_some_and(|r| r.contains("not media"))
+    });
+    assert_eq!(s["network"]["relay_serving"], false, "{}", s["network"]);
+    assert!(s["network"]["relay_not_serving"].as_str().unwrap().contains("--media-listen"), "{}", s["network"]);
+    drop((unannounced, no_media));
+    drop(lab);
+}
+
+#[test]
+fn a_callee_behind_nat_brings_the_media_relay_when_the_caller_has_none() {
+    // Alice is public (so she allocates no relay) but her firewall drops unsolicited UDP to her
+    // call endpoint; Bob is behind a symmetric NAT. No direct path opens either way: only a relay
+    // allocation that Bob makes and puts in his reply carries the call.
+    let mut lab = Lab::new();
+    let home = lab.add_home(Nat::Symmetric);
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, bootstrap) = public_node(&lab, dir.path());
+    natlab::run_in(&lab.public, "iptables", &["-A", "INPUT", "-p", "udp", "--dport", "5002", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]);
+    let alice = public_caller(&lab, dir.path(), &bootstrap, 5002);
+    let bob = home_node(&lab, home, &dir.path().join("bob"), &bootstrap);
+    wait_for(&alice, "alice public", Duration::from_secs(30), |s| s["network"]["reachability"] == "public");
+    befriend(&alice, "alice", &bob, "bob");
+    let caller = call_and_answer(&alice, &bob);
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
+    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
+    let r = status(&relay)["network"]["media_relay"].clone();
+    assert_eq!(r["allocated"], 1, "one allocation, bob's: {r}");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    wait_for(&relay, "bob released his allocation", Duration::from_secs(10), |s| s["network"]["media_relay"]["allocations"] == 0);
+    drop((alice, bob, relay));
+    drop(lab);
 }
 
 /// Issue 14, item 6: the lab's links get delay, jitter and burst loss (NFQUEUE in userspace; the

@@ -76,3 +76,23 @@ fn control_frames_are_exact() {
         assert_eq!(ControlMessage::decode(body).unwrap(), msg);
     }
 }
+
+#[test]
+fn a_ringing_reply_may_carry_the_callees_relay_candidate() {
+    let v = vectors();
+    let cases = v["callee_relay"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let reply: InviteReply = serde_json::from_value(case["reply"].clone()).unwrap();
+        let InviteReply::Ringing { candidates, .. } = reply else { panic!("{}: not ringing", case["comment"]) };
+        // What every v1 caller dials directly (one that predates callee relays stops here).
+        let direct: Vec<String> =
+            hail::call::signal::parse_candidates(&candidates).unwrap().iter().map(ToString::to_string).collect();
+        let want: Vec<String> = serde_json::from_value(case["direct"].clone()).unwrap();
+        assert_eq!(direct, want, "{}", case["comment"]);
+        let relays: Vec<_> = candidates.iter().filter_map(|c| hail::relay::parse_candidate(c)).collect();
+        assert_eq!(relays.len(), 1, "{}", case["comment"]);
+        assert_eq!(relays[0].0.to_string(), case["relay"]["peer"].as_str().unwrap());
+        assert_eq!(relays[0].1.to_string(), case["relay"]["address"].as_str().unwrap());
+    }
+}

@@ -125,10 +125,14 @@ impl EndReason {
     }
 }
 
+/// How much longer than the ring time a dialing caller waits for its lookup's answer.
+pub const FIND_GRACE: Duration = Duration::from_secs(2);
+
 /// The timers of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// How long the invite may take (finding the peer included).
+    /// How long the invite may take once the peer is found (the caller looks for the peer for as
+    /// long as the call would ring: [`CallSession::dialing_deadline`]).
     pub invite: Duration,
     /// How long it may ring.
     pub ring: Duration,
@@ -242,6 +246,8 @@ pub struct CallSession {
     timeouts: Timeouts,
     state: CallState,
     started: Instant,
+    /// When the caller's lookup found the peer (the invite's own time starts then).
+    found_at: Option<Instant>,
     state_since: Instant,
     channel_requested: bool,
     channel_up: bool,
@@ -306,6 +312,7 @@ impl CallSession {
             timeouts,
             state,
             started: now,
+            found_at: None,
             state_since: now,
             channel_requested: false,
             channel_up: false,
@@ -370,6 +377,26 @@ impl CallSession {
         }
     }
 
+    /// The caller's lookup found the peer at `now`: the invite has [`Timeouts::invite`] from now.
+    /// Until then the caller keeps looking for as long as the call would ring
+    /// ([`CallSession::dialing_deadline`]).
+    pub fn peer_found(&mut self, now: Instant) {
+        if self.state == CallState::Dialing && self.found_at.is_none() {
+            self.found_at = Some(now);
+        }
+    }
+
+    /// When a dialing call gives up: [`Timeouts::invite`] after the peer was found, or, while it is
+    /// still being looked for, after the longer of the invite time and the ring time (plus
+    /// [`FIND_GRACE`], so the lookup's own "not found", which says what was tried, comes first).
+    pub fn dialing_deadline(&self) -> Instant {
+        let t = &self.timeouts;
+        match self.found_at {
+            Some(found) => found + t.invite,
+            None => self.started + t.invite.max(t.ring + FIND_GRACE),
+        }
+    }
+
     /// When the call started.
     pub fn started(&self) -> Instant {
         self.started
@@ -397,7 +424,7 @@ impl CallSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.timeouts;
         match self.state {
-            CallState::Dialing => Some(self.started + t.invite),
+            CallState::Dialing => Some(self.dialing_deadline()),
             CallState::Ringing => {
                 let ring = self.state_since + t.ring;
                 Some(if self.channel_up { ring } else { ring.min(self.state_since + t.setup) })
@@ -413,7 +440,7 @@ impl CallSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         let t = self.timeouts;
         match self.state {
-            CallState::Dialing if now >= self.started + t.invite => {
+            CallState::Dialing if now >= self.dialing_deadline() => {
                 self.finish(EndReason::Unreachable { reason: "the invite was not answered in time".into() }, now)
             }
             CallState::Ringing if now >= self.state_since + t.ring => {
@@ -782,6 +809,23 @@ mod tests {
         let mut a = CallSession::outgoing(CallId([2; 16]), PeerId::random(), false, Timeouts::default(), t0);
         let deadline = a.poll_timeout().unwrap();
         a.handle_timeout(deadline);
+        assert!(matches!(a.end_reason(), Some(EndReason::Unreachable { .. })));
+    }
+
+    #[test]
+    fn a_caller_looks_for_the_peer_as_long_as_it_would_ring_then_gives_the_invite_its_own_time() {
+        let t0 = Instant::now();
+        let t = Timeouts::default();
+        let mut a = CallSession::outgoing(CallId([3; 16]), PeerId::random(), false, t, t0);
+        assert_eq!(a.poll_timeout(), Some(t0 + t.ring + FIND_GRACE), "still looking: the ring time and a grace");
+        a.handle_timeout(t0 + t.invite);
+        assert_eq!(a.state(), CallState::Dialing, "the invite time alone does not end a lookup");
+        let found = t0 + Duration::from_secs(30);
+        a.peer_found(found);
+        assert_eq!(a.poll_timeout(), Some(found + t.invite), "found: the invite has its own time from then");
+        a.peer_found(found + Duration::from_secs(5));
+        assert_eq!(a.poll_timeout(), Some(found + t.invite), "found once");
+        a.handle_timeout(found + t.invite);
         assert!(matches!(a.end_reason(), Some(EndReason::Unreachable { .. })));
     }
 

@@ -104,6 +104,11 @@ pub struct DaemonArgs {
     /// Relay for nodes behind NAT: auto (once found publicly reachable; the default), on, off.
     #[arg(long, value_name = "MODE")]
     pub relay: Option<String>,
+    /// Announce this multiaddr as where peers reach the node (repeat for several), instead of the
+    /// addresses it listens on: a relay on a private or carrier-grade NAT network, or behind a
+    /// port forward (libp2p's announce addresses, like kubo's Addresses.Announce).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub external_address: Vec<String>,
     /// Where calls' video comes from: pattern (the default) or a .y4m file.
     #[arg(long, value_name = "SOURCE")]
     pub video_in: Option<String>,

@@ -53,6 +53,7 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         dht_protocol: args.dht_protocol.clone(),
         dht_mode,
         relay: args.relay.as_deref().map(str::parse).transpose().map_err(|e| format!("{e}"))?,
+        external_addresses: (!args.external_address.is_empty()).then(|| args.external_address.clone()),
         limits: None,
     };
     let calls = CallsSection {

@@ -106,12 +106,21 @@ pub async fn send(client: &mut Client, request: &Command, json: bool) -> Result<
     })
 }
 
+/// How long `hail call` waits for the daemon's answer (the call rings or fails): the longest ring
+/// time the settings allow (600 s, the longest lookup), the invite's time, and room.
+const CALL_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(660);
+
 /// Runs one client command against the home's daemon.
 pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode {
     let mut client = match connect(&home).await {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if matches!(command, ClientCmd::Call { .. }) {
+        // The daemon answers a call once it rings or fails: after looking for the peer for up to
+        // the ring time, and the invite.
+        client.set_timeout(CALL_ANSWER_TIMEOUT);
+    }
     match &command {
         ClientCmd::Watch => return follow::watch(client, json).await,
         ClientCmd::Call { detach: false, .. } => return follow::call(client, json, request(&command)).await,

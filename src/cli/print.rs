@@ -153,6 +153,10 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                 reach.push_str("; relaying for others");
             }
             outln!("{reach}");
+            if let (Some(why), hail::discovery::config::RelayMode::On) = (&n.relay_not_serving, n.relay) {
+                outln!("Relay     on, not serving: {}", sanitize(why));
+            }
+            outln!("Record    {}", record_line(n.record_published_at_ms, n.record_findable));
             if let Some(m) = &n.media_relay {
                 outln!(
                     "Relay     {} media allocations now ({} made, {} refused); {} packets forwarded, {} refused, {} over rate",
@@ -416,4 +420,18 @@ pub fn devices(json: bool) -> std::process::ExitCode {
     }
     outln!("Use one with --audio-in device:NAME / --audio-out device:NAME (part of the name is enough).");
     std::process::ExitCode::SUCCESS
+}
+
+/// Where the node's own peer record stands, for `hail status`.
+fn record_line(published_at_ms: Option<u64>, findable: bool) -> String {
+    let Some(at) = published_at_ms else {
+        return "not in the DHT yet: peers cannot find this node there".into();
+    };
+    let now = hail::wall_clock::unix_ms(std::time::SystemTime::now());
+    let ago = humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(at) / 1000));
+    if findable {
+        format!("published {ago} ago; findable")
+    } else {
+        format!("published {ago} ago, with addresses that have changed since: not findable until it is out again")
+    }
 }

@@ -150,6 +150,9 @@ pub fn build_swarm(keypair: &Keypair, config: &NetworkConfig) -> Result<Swarm<Be
             retry_interval: Duration::from_secs(20),
             refresh_interval: Duration::from_secs(5 * 60),
             throttle_server_period: Duration::from_secs(10),
+            // A relay told to serve (`--relay on`) serves its network, whatever its range: it
+            // checks reachability for peers on private and carrier-grade NAT addresses too.
+            only_global_ips: config.relay != RelayMode::On,
             ..Default::default()
         },
     );

@@ -71,6 +71,37 @@ impl FromStr for RelayMode {
     }
 }
 
+/// Reads announced addresses (`--external-address`): multiaddrs with an IP or DNS name, without
+/// `/p2p/` (that is the node's own PeerId) and not relayed (`/p2p-circuit`) or unspecified.
+pub fn parse_external_addresses(texts: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    let mut addresses = Vec::new();
+    for text in texts {
+        let bad = |reason: &str| ConfigError::Address { text: text.clone(), reason: reason.into() };
+        let address: Multiaddr = text.trim().parse().map_err(|e| bad(&format!("{e}")))?;
+        let mut protocols = address.iter();
+        match protocols.next() {
+            Some(Protocol::Ip4(ip)) if ip.is_unspecified() => {
+                return Err(bad("an external address names where peers reach the node, not 0.0.0.0"));
+            }
+            Some(Protocol::Ip6(ip)) if ip.is_unspecified() => {
+                return Err(bad("an external address names where peers reach the node, not ::"));
+            }
+            Some(Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => {}
+            _ => return Err(bad("an external address starts with /ip4/, /ip6/ or /dns/ (e.g. /ip4/100.64.0.1/tcp/4001)")),
+        }
+        if !protocols.any(|p| matches!(p, Protocol::Tcp(_))) {
+            return Err(bad("an external address needs a /tcp/ port (libp2p listens on TCP)"));
+        }
+        if address.iter().any(|p| matches!(p, Protocol::P2p(_) | Protocol::P2pCircuit)) {
+            return Err(bad("an external address is the node's own: no /p2p/ or /p2p-circuit"));
+        }
+        if !addresses.contains(&address) {
+            addresses.push(address);
+        }
+    }
+    Ok(addresses)
+}
+
 /// A bootstrap peer: where to reach it and who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapPeer {
@@ -110,6 +141,10 @@ pub struct NetworkConfig {
     pub dht_mode: DhtMode,
     /// Whether to relay for others.
     pub relay: RelayMode,
+    /// Where peers reach the node, as the user announced it (`--external-address`): announced in
+    /// place of the listen addresses, and confirmed as external at once (so a relay serves on any
+    /// network).
+    pub external_addresses: Vec<Multiaddr>,
     /// How many libp2p connections, and from where, the node accepts.
     pub limits: ConnectionLimits,
 }
@@ -227,6 +262,7 @@ impl NetworkConfig {
             dht_protocol,
             dht_mode: dht_mode.unwrap_or(DhtMode::Auto),
             relay: RelayMode::Auto,
+            external_addresses: Vec::new(),
             limits: ConnectionLimits::default(),
         })
     }
@@ -235,6 +271,18 @@ impl NetworkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn external_addresses_are_checked() {
+        let ok = |t: &str| parse_external_addresses(&[t.to_owned()]);
+        assert_eq!(ok("/ip4/100.64.0.1/tcp/4001").unwrap()[0].to_string(), "/ip4/100.64.0.1/tcp/4001");
+        assert!(ok("/dns4/relay.example/tcp/4001").is_ok());
+        for bad in ["/ip4/0.0.0.0/tcp/1", "/ip4/10.0.0.1", "/ip4/10.0.0.1/tcp/1/p2p-circuit", "/tcp/1", "nonsense", "/ip6/::/tcp/1"] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+        let twice = parse_external_addresses(&["/ip4/10.0.0.1/tcp/1".into(), "/ip4/10.0.0.1/tcp/1".into()]).unwrap();
+        assert_eq!(twice.len(), 1);
+    }
 
     #[test]
     fn defaults_dial_nobody() {

@@ -151,6 +151,7 @@ impl DaemonOptions {
                 dht_protocol: None,
                 dht_mode: None,
                 relay: None,
+                external_addresses: None,
                 limits: None,
             },
             calls: CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! 11.0.0.0/24 stands for "a public address" (the daemons treat private ranges as LAN); it exists
-//! only inside these namespaces.
+//! only inside these namespaces. [`Lab::with_internet`] puts the "internet" on another /24 instead,
+//! e.g. carrier-grade NAT space (100.64.0.0/24): a company network or an ISP's NAT, where the
+//! public node's address is not publicly routable.
 #![allow(dead_code)]
 
 use std::process::Command;
@@ -73,6 +75,8 @@ pub struct Lab {
     pub homes: Vec<Home>,
     /// Tells this lab's namespaces from other labs' in the same test process.
     tag: String,
+    /// The internet segment's /24, as its first three octets (`11.0.0`).
+    net: String,
 }
 
 static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -81,16 +85,26 @@ static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0)
 pub const PUBLIC_IP: &str = "11.0.0.1";
 
 impl Lab {
-    /// The internet segment, no homes yet.
+    /// The internet segment (11.0.0.0/24), no homes yet.
     pub fn new() -> Lab {
+        Lab::with_internet("11.0.0")
+    }
+
+    /// The internet segment on `net`.0/24 (`net` is three octets, e.g. `100.64.0`), no homes yet.
+    pub fn with_internet(net: &str) -> Lab {
         require_root();
         sweep_stale();
         let tag = format!("L{}", LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let public = Netns::new(&format!("{tag}pub"));
         ip(&["-n", &public.name, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &public.name, "addr", "add", &format!("{PUBLIC_IP}/24"), "dev", "br0"]);
+        ip(&["-n", &public.name, "addr", "add", &format!("{net}.1/24"), "dev", "br0"]);
         ip(&["-n", &public.name, "link", "set", "br0", "up"]);
-        Lab { public, homes: Vec::new(), tag }
+        Lab { public, homes: Vec::new(), tag, net: net.to_owned() }
+    }
+
+    /// The internet segment's first address (a public node): [`PUBLIC_IP`] in a [`Lab::new`] lab.
+    pub fn public_ip(&self) -> String {
+        format!("{}.1", self.net)
     }
 
     /// Adds home `n` (1–9) behind a router of kind `nat`; returns its index in `homes`.
@@ -98,7 +112,7 @@ impl Lab {
         let n = self.homes.len() + 1;
         let router = Netns::new(&format!("{}r{n}", self.tag));
         let host = Netns::new(&format!("{}h{n}", self.tag));
-        let wan_ip = format!("11.0.0.{}", 10 + n);
+        let wan_ip = format!("{}.{}", self.net, 10 + n);
         let host_ip = format!("192.168.{n}.2");
         // WAN: the router (or the carrier's NAT in front of it) ↔ the internet's bridge.
         let carrier = (nat == Nat::CarrierCone).then(|| Netns::new(&format!("{}c{n}", self.tag)));

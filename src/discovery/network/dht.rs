@@ -53,14 +53,20 @@ impl Discovery {
                             }
                         }
                     }
-                    QueryResult::PutRecord(result) => match result {
-                        Ok(ok) if ok.key == record_key(&self.local_peer_id()) => {
-                            self.record_published_ms = Some(now_ms());
-                            tracing::debug!("peer record published");
+                    QueryResult::PutRecord(result) => {
+                        let carried = self.record_puts.remove(&id);
+                        match result {
+                            Ok(ok) if ok.key == record_key(&self.local_peer_id()) => {
+                                self.record_published_ms = Some(now_ms());
+                                if let Some(addresses) = carried {
+                                    tracing::info!(?addresses, "peer record published");
+                                    self.record_published_addresses = addresses;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::debug!(error = %e, "peer record not published"),
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::debug!(error = %e, "peer record not published"),
-                    },
+                    }
                     QueryResult::Bootstrap(Ok(ok)) if ok.num_remaining == 0 => {
                         tracing::info!(routing_table = self.routing_table_size(), "joined the DHT");
                     }
@@ -120,21 +126,57 @@ impl Discovery {
             return;
         }
         let key = record_key(&self.local_peer_id());
-        let value = sign_record(&self.keypair, addresses);
+        let value = sign_record(&self.keypair, addresses.clone());
         let mut record = Record::new(key, value);
         record.publisher = Some(self.local_peer_id());
         record.expires = Some(now + RECORD_TTL);
-        if let Err(e) = self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
-            tracing::debug!(error = %e, "cannot store our own record");
+        // Straight to the DHT servers we are connected to (no walk to the closest peers first,
+        // which waits for every unreachable peer on the way: seconds), and, for the record's
+        // place in the DHT, the walk as well.
+        let servers = self.connected_dht_servers();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if !servers.is_empty() {
+            let id = kad.put_record_to(record.clone(), servers.into_iter(), Quorum::One);
+            self.record_puts.insert(id, addresses.clone());
+        }
+        match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+            Ok(id) => {
+                self.record_puts.insert(id, addresses);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot store our own record"),
         }
     }
 
+    /// Peers in the routing table (DHT servers) we have a connection to.
+    pub(super) fn connected_dht_servers(&mut self) -> Vec<PeerId> {
+        let mut servers = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            servers.extend(bucket.iter().map(|e| *e.node.key.preimage()));
+        }
+        servers.retain(|p| self.swarm.is_connected(p));
+        servers
+    }
+
+    /// Whether others can find us now: our record reached the DHT with the addresses we advertise
+    /// now, and one of them is reachable from beyond this host (not loopback only).
+    pub fn record_findable(&self) -> bool {
+        let now = self.advertised_addresses();
+        self.record_published_ms.is_some()
+            && !self.record_published_addresses.is_empty()
+            && now.iter().all(|a| self.record_published_addresses.contains(a))
+            && now.iter().any(|a| !is_loopback(a))
+    }
+
     /// Addresses worth telling others: confirmed external ones, then listen addresses; loopback only
-    /// when there is nothing else (a node on a machine of its own, as in tests).
+    /// when there is nothing else (a node on a machine of its own, as in tests). With announced
+    /// addresses (`--external-address`), those stand for the direct listen addresses (relayed ones
+    /// are still told).
     pub fn advertised_addresses(&self) -> Vec<Multiaddr> {
         let mut all: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        let announced = !self.config.external_addresses.is_empty();
         for a in self.swarm.listeners() {
-            if is_dialable(a) && !all.contains(a) {
+            let relayed = a.iter().any(|p| matches!(p, Protocol::P2pCircuit));
+            if is_dialable(a) && !all.contains(a) && (relayed || !announced) {
                 all.push(a.clone());
             }
         }

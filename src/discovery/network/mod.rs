@@ -49,10 +49,10 @@ mod status;
 use self::dht::PUBLISH_DEBOUNCE;
 pub use self::dht::REPUBLISH_INTERVAL;
 pub use self::invites::InviteEvent;
-pub use self::lookup::{FIND_TIMEOUT, FindError, FindReply, FoundPeer, MAX_LOOKUPS};
+pub use self::lookup::{FIND_TIMEOUT, FIRST_ROUND_PAUSE, FindError, MAX_ROUND_PAUSE, FindReply, FoundPeer, MAX_LOOKUPS};
 use self::lookup::{Lookup, QueryKind};
 pub use self::media_relay::{RelayReply, RelayRequestError};
-use self::nat::{NatState, RELAY_BACKOFF, RESERVATION_CHECK, RESERVATIONS, is_private};
+use self::nat::{NatState, RELAY_BACKOFF, RESERVATION_CHECK, RESERVATIONS};
 pub use self::status::{BootstrapStatus, NetworkStatus, VisiblePeer};
 
 /// What discovery tells the node.
@@ -115,6 +115,10 @@ pub struct Discovery {
     /// LAN peers that turned out not to be hail nodes: not dialed again.
     foreign: HashSet<PeerId>,
     record_published_ms: Option<u64>,
+    /// The addresses the last record that reached the DHT carried.
+    record_published_addresses: Vec<Multiaddr>,
+    /// Our record's puts in flight, with the addresses each carries.
+    record_puts: HashMap<QueryId, Vec<Multiaddr>>,
     nat: NatState,
     /// Our call endpoint's public address, told to peers that ask (`/hail/reflector/1`).
     calls_address: Option<std::net::SocketAddr>,
@@ -126,6 +130,10 @@ pub struct Discovery {
     peer_ips: PeerIps,
     /// Inbound connections refused by a limit since the start.
     connections_refused: u64,
+    /// Our call endpoint's address as the node set it (public or not), for `relay_not_serving`.
+    calls_endpoint: Option<std::net::SocketAddr>,
+    /// Why the relay does not serve, as last logged (the log says it once per change).
+    relay_reason_logged: Option<String>,
 }
 
 /// Whether `a` is at a global (publicly routable) IP address ([`IpScope`]) and not a relay circuit.
@@ -189,16 +197,33 @@ impl Discovery {
             events: Vec::new(),
             foreign: HashSet::new(),
             record_published_ms: None,
+            record_published_addresses: Vec::new(),
+            record_puts: HashMap::new(),
             nat: NatState::default(),
             calls_address: None,
             media_relay: None,
             relay_requests: HashMap::new(),
             peer_ips: PeerIps::default(),
             connections_refused: 0,
+            calls_endpoint: None,
+            relay_reason_logged: None,
             config,
         };
+        if discovery.config.relay == RelayMode::Auto {
+            // Off until AutoNAT finds the node public (`on_autonat`): libp2p's own rule would
+            // turn it on with any confirmed external address, and a node behind NAT may hold a
+            // relayed one before AutoNAT's verdict (it reserves early: `wants_reservations`).
+            if let Some(server) = discovery.swarm.behaviour_mut().relay_server.as_mut() {
+                server.set_status(Some(relay::Status::Disable));
+            }
+        }
+        for address in discovery.config.external_addresses.clone() {
+            tracing::info!(%address, "announcing an external address (as configured)");
+            discovery.swarm.add_external_address(address);
+        }
         let peers = discovery.config.bootstrap.clone();
         discovery.add_bootstrap(&peers);
+        discovery.check_relay_service();
         Ok(discovery)
     }
 
@@ -214,6 +239,10 @@ impl Discovery {
                 continue;
             }
             self.swarm.behaviour_mut().kad.add_address(&peer.peer_id, peer.address.clone());
+            // The user chose it: it may tell us whether we are reachable even when it sits on a
+            // private or carrier-grade NAT network (AutoNAT otherwise asks only peers it sees at
+            // public addresses).
+            self.swarm.behaviour_mut().autonat.add_server(peer.peer_id, Some(peer.address.clone()));
             self.peers.observe(peer.peer_id, std::slice::from_ref(&peer.address), Source::Bootstrap, now_ms());
             let full = peer.address.clone().with(Protocol::P2p(peer.peer_id));
             self.bootstrap.retain(|(p, _)| p != peer);
@@ -247,7 +276,13 @@ impl Discovery {
 
     /// When [`Discovery::on_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lookups.values().map(|l| l.deadline).chain(self.next_publish).chain(self.nat.next_check).min()
+        self.lookups
+            .values()
+            .flat_map(|l| [Some(l.deadline), l.next_round])
+            .flatten()
+            .chain(self.next_publish)
+            .chain(self.nat.next_check)
+            .min()
     }
 
     /// Expires lookups and publishes the peer record when due.
@@ -255,6 +290,11 @@ impl Discovery {
         let expired: Vec<PeerId> = self.lookups.iter().filter(|(_, l)| l.deadline <= now).map(|(p, _)| *p).collect();
         for peer in expired {
             self.fail_lookup(peer, now);
+        }
+        let again: Vec<PeerId> =
+            self.lookups.iter().filter(|(_, l)| l.next_round.is_some_and(|t| t <= now)).map(|(p, _)| *p).collect();
+        for peer in again {
+            self.start_round(peer, now);
         }
         if self.next_publish.is_some_and(|t| t <= now) {
             self.publish_record(now);
@@ -286,6 +326,7 @@ impl Discovery {
                 if let relay::Event::StatusChanged { status } = e {
                     self.nat.serving = status == relay::Status::Enable;
                     tracing::info!(?status, "relay service");
+                    self.check_relay_service();
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => match e.result {
@@ -342,12 +383,15 @@ impl Discovery {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                let relayed = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
                 if self.config.relay == RelayMode::On && is_global_address(&address) {
                     // Configured as a public node: its global addresses are reachable (the relay
                     // serves only with a confirmed external address).
                     self.swarm.add_external_address(address);
                 }
-                self.schedule_publish(now + PUBLISH_DEBOUNCE);
+                // A relayed address is what makes a node behind NAT callable: out at once.
+                self.schedule_publish(if relayed { now } else { now + PUBLISH_DEBOUNCE });
+                self.check_relay_service();
             }
             SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExpiredListenAddr { .. } => {
                 self.schedule_publish(now + PUBLISH_DEBOUNCE);

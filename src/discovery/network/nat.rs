@@ -54,11 +54,29 @@ impl Discovery {
         is_private(&self.nat.status)
     }
 
-    /// Behind NAT: ask the relays for their call endpoints (to learn our reflexive address), and
-    /// keep [`RESERVATIONS`] relay reservations (so invites reach us through them). Publicly
-    /// reachable: none of it.
+    /// Whether the node should be reachable through relays: AutoNAT found it private, or it has
+    /// not decided yet and nothing says the node is public (no global listen address, nothing
+    /// announced, not a relay itself). AutoNAT's verdict on a node behind NAT waits for a dial-back
+    /// to time out (about ten seconds): reserving before it makes a new node callable seconds
+    /// sooner, and a node found public drops its reservations.
+    pub(super) fn wants_reservations(&self) -> bool {
+        match &self.nat.status {
+            Some(autonat::NatStatus::Private) => true,
+            Some(autonat::NatStatus::Public(_)) => false,
+            None | Some(autonat::NatStatus::Unknown) => {
+                self.config.relay != RelayMode::On
+                    && self.config.external_addresses.is_empty()
+                    && !self.swarm.listeners().any(is_global_address)
+                    && self.host_ips().iter().any(|ip| !ip.is_loopback())
+            }
+        }
+    }
+
+    /// Behind NAT (or not yet known to be public: [`Discovery::wants_reservations`]): ask the
+    /// relays for their call endpoints (to learn our reflexive address), and keep [`RESERVATIONS`]
+    /// relay reservations (so invites reach us through them). Publicly reachable: none of it.
     pub(super) fn check_reservations(&mut self, now: Instant) {
-        if !is_private(&self.nat.status) {
+        if !self.wants_reservations() {
             return;
         }
         let to_ask: Vec<PeerId> = self

@@ -65,6 +65,10 @@ pub struct NetworkStatus {
     /// When this node's own peer record last reached the DHT, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_published_at_ms: Option<u64>,
+    /// Whether others can find this node now: its record reached the DHT carrying the addresses
+    /// it advertises now.
+    #[serde(default)]
+    pub record_findable: bool,
     /// What AutoNAT found: `unknown`, `public` or `private` (behind NAT or a firewall).
     #[serde(default)]
     pub reachability: String,
@@ -77,6 +81,10 @@ pub struct NetworkStatus {
     /// Whether this node relays for others right now.
     #[serde(default)]
     pub relay_serving: bool,
+    /// Why this node does not relay (connections or media) now, in words that say what to change
+    /// (absent: it relays, or relaying is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_not_serving: Option<String>,
     /// The media relay's counters, on a node that has served one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_relay: Option<crate::relay::RelayStats>,
@@ -140,11 +148,8 @@ impl Discovery {
             records_evicted: self.swarm.behaviour_mut().kad.store_mut().evicted(),
             connections_refused: self.connections_refused,
             record_published_at_ms: self.record_published_ms,
-            reachability: match &self.nat.status {
-                None | Some(autonat::NatStatus::Unknown) => "unknown".into(),
-                Some(autonat::NatStatus::Public(_)) => "public".into(),
-                Some(autonat::NatStatus::Private) => "private".into(),
-            },
+            record_findable: self.record_findable(),
+            reachability: self.reachability_text().into(),
             relayed_via: self
                 .nat
                 .reservations
@@ -153,8 +158,18 @@ impl Discovery {
                 .map(ToString::to_string)
                 .collect(),
             relay: self.config.relay,
-            relay_serving: self.nat.serving,
+            relay_serving: self.nat.serving && self.calls_address.is_some(),
+            relay_not_serving: self.relay_not_serving(),
             media_relay: self.media_relay.as_mut().map(crate::relay::MediaRelay::stats),
+        }
+    }
+
+    /// What AutoNAT found: `unknown`, `public` or `private`.
+    pub(super) fn reachability_text(&self) -> &'static str {
+        match &self.nat.status {
+            None | Some(autonat::NatStatus::Unknown) => "unknown",
+            Some(autonat::NatStatus::Public(_)) => "public",
+            Some(autonat::NatStatus::Private) => "private",
         }
     }
 

@@ -15,11 +15,30 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 Err(e) => tracing::info!(%peer, error = %e, "refused an invite that could not be read"),
             },
             InviteEvent::Replied { request, reply } => match serde_json::from_value(reply) {
-                Ok(reply) => self.feed_if(Some(request), Input::InviteReplied(reply)),
+                Ok(reply) => {
+                    self.join_callees_relay(request, &reply);
+                    self.feed_if(Some(request), Input::InviteReplied(reply))
+                }
                 Err(e) => self.feed_if(Some(request), Input::InviteFailed(format!("unreadable answer: {e}"))),
             },
             InviteEvent::Failed { request, reason } => self.feed_if(Some(request), Input::InviteFailed(reason)),
         }
+    }
+
+    /// The answer to our invite names a media relay allocation the callee made for us (it has a
+    /// relay and we brought none): we join it, as a callee joins ours.
+    fn join_callees_relay(&mut self, request: OutboundRequestId, reply: &InviteReply) {
+        let InviteReply::Ringing { candidates, .. } = reply else { return };
+        let Some((relay, _)) = candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c)) else {
+            return;
+        };
+        let Some(call) = self.phone.calls.values().next() else { return };
+        if call.invite_request != Some(request) || call.session.state() != CallState::Dialing || call.relay_owned.is_some()
+        {
+            return;
+        }
+        let call_id = call.session.id();
+        self.ask_relay(call_id, relay, crate::relay::RelayRequest::Join { call_id }, false);
     }
 
     pub(super) fn feed_if(&mut self, request: Option<OutboundRequestId>, input: Input) {
@@ -96,12 +115,28 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             now,
         );
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
-        let call = LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone());
+        let mut call =
+            LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone());
+        let reply = InviteReply::ringing(candidates, invite.sas_table());
+        let callers_relay = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c));
+        // Behind NAT with a media relay, called by someone who brought none: we allocate, and the
+        // reply carries the caller's side (it answers once the relay has, within 3 s).
+        let our_relay = match callers_relay {
+            Some(_) => None,
+            None => self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()),
+        };
+        match our_relay {
+            Some(_) => call.pending_invite_reply = Some((channel, reply)),
+            None => self.discovery.reply_invite(channel, reply_json(reply)),
+        }
         self.phone.calls.insert(call.session.id(), call);
-        self.discovery.reply_invite(channel, reply_json(InviteReply::ringing(candidates, invite.sas_table())));
-        if let Some((relay, _)) = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c)) {
+        if let Some((relay, _)) = callers_relay {
             let request = crate::relay::RelayRequest::Join { call_id: invite.call_id };
             self.ask_relay(invite.call_id, relay, request, false);
+        }
+        if let Some(relay) = our_relay {
+            let request = crate::relay::RelayRequest::Allocate { call_id: invite.call_id, peer: peer.to_string() };
+            self.ask_relay(invite.call_id, relay, request, true);
         }
         if let Some(info) = self.phone.info() {
             self.emit(NodeEvent::CallIncoming { call: info });

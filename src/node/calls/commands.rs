@@ -40,7 +40,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.phone.calls.insert(call.session.id(), call);
         // Find the peer first (LAN, known addresses, DHT); the invite goes over that connection.
         let (tx, rx) = oneshot::channel();
-        self.discovery.find(peer, now, tx);
+        // With a DHT, as long as the call would ring: a peer that has just started is found once
+        // its record is out. Without one only known addresses can answer: the usual find time.
+        let ring = self.phone.settings.timeouts.ring;
+        let patience = if self.discovery.has_dht() { ring } else { ring.min(crate::discovery::network::FIND_TIMEOUT) };
+        self.discovery.find_within(peer, now, patience, tx);
         let events = self.phone.events.clone();
         tokio::spawn(async move {
             let result = rx.await.unwrap_or(Err(FindError::Busy));

@@ -112,6 +112,9 @@ pub(super) struct LiveCall {
     relay_mine: Option<SocketAddr>,
     /// The relay holding an allocation we made for this call (freed when the call ends).
     relay_owned: Option<PeerId>,
+    /// Called behind NAT by a caller without a relay: the ringing reply, held until our media
+    /// relay has answered the allocation it will carry.
+    pending_invite_reply: Option<(ResponseChannel<serde_json::Value>, InviteReply)>,
     muted: bool,
 }
 
@@ -139,6 +142,7 @@ impl LiveCall {
             remote_candidates: Vec::new(),
             relay_mine: None,
             relay_owned: None,
+            pending_invite_reply: None,
             muted: false,
         }
     }
@@ -349,10 +353,16 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                         feed.offer_relay(mine);
                     }
                 }
-                if allocate && call.session.state() == CallState::Dialing {
-                    let extra =
-                        granted.map(|(_, theirs)| vec![crate::transport::candidate::format_relay(&relay, theirs)]);
-                    self.send_invite(call_id, extra.unwrap_or_default());
+                let relay_candidate = granted.map(|(_, theirs)| crate::transport::candidate::format_relay(&relay, theirs));
+                if let Some((channel, mut reply)) = call.pending_invite_reply.take() {
+                    // We are called: the held reply goes out now, with the caller's side if granted.
+                    if let (InviteReply::Ringing { candidates, .. }, Some(c)) = (&mut reply, relay_candidate) {
+                        candidates.truncate(signal::MAX_CANDIDATES - 1);
+                        candidates.push(c);
+                    }
+                    self.discovery.reply_invite(channel, admission::reply_json(reply));
+                } else if allocate && call.session.state() == CallState::Dialing {
+                    self.send_invite(call_id, relay_candidate.into_iter().collect());
                 }
             }
             PhoneEvent::Reflexive { result } => {
@@ -373,6 +383,9 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
                 if call.session.state() != CallState::Dialing {
                     return;
+                }
+                if result.is_ok() {
+                    call.session.peer_found(now);
                 }
                 match result {
                     Ok(_) if candidates.is_empty() => {
