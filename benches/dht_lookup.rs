@@ -5,6 +5,9 @@
 //! each, to targets chosen by a fixed-seed shuffle). Under `cargo test` (no `--bench` argument) it
 //! runs a 5-node smoke version and fails if any lookup fails, so the bench cannot rot unseen.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::{Duration, Instant};
 
 use hail::home::Home;
@@ -37,8 +40,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let args: Vec<usize> = args.numbers();
     let nodes = args.first().copied().unwrap_or(if bench { 50 } else { 5 }).max(2);
     let per_node = args.get(1).copied().unwrap_or(if bench { 10 } else { 2 }).min(nodes - 1);
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,9 @@ mod natlab;
 #[path = "../tests/common/netns.rs"]
 mod netns;
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -154,8 +157,9 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
 }
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let calls: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 5 } else { 1 });
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let calls: usize = args.number().unwrap_or(if bench { 5 } else { 1 });
     let mut rows = vec![("cone/cone", Place::Home(Nat::Cone), Place::Home(Nat::Cone))];
     if bench {
         rows = vec![
