@@ -86,16 +86,16 @@ fn a_minute_at_twenty_percent_burst_loss_repeats_exactly_and_recovers_what_it_ca
     }
 }
 
+/// tests/audio.rs's impaired path: 10 % independent loss, 50 ± 20 ms.
+fn ten_percent_loss_and_jitter() -> Impairment {
+    Impairment { delay: Duration::from_millis(50), jitter: Duration::from_millis(20), loss: 0.10, ..Impairment::clean() }
+}
+
 #[test]
 fn ten_percent_loss_and_jitter_grow_the_buffer_turn_on_redundancy_and_leave_no_long_gap() {
     // What tests/audio.rs runs over real sockets through the impairing relay, here in virtual time
     // (the gap check moved here: on a busy machine the playout clock itself can stall).
-    let imp = Impairment {
-        delay: Duration::from_millis(50),
-        jitter: Duration::from_millis(20),
-        loss: 0.10,
-        ..Impairment::clean()
-    };
+    let imp = ten_percent_loss_and_jitter();
     let (out, _) = audio_call(imp, (11, 12), 20);
     for i in 0..2 {
         assert!(out.target_ms[i] >= 40.0, "party {i}: the buffer grew to cover ±20 ms of jitter: {:?}", out.target_ms);
@@ -110,12 +110,7 @@ fn ten_percent_loss_and_jitter_grow_the_buffer_turn_on_redundancy_and_leave_no_l
 fn speech_through_ten_percent_loss_and_jitter_keeps_its_spectrum() {
     // A tone is easy to conceal (the decoder's PLC just continues it); speech-like audio, whose
     // spectrum keeps changing, is not: frames lost to the listener show as spectral distance.
-    let imp = Impairment {
-        delay: Duration::from_millis(50),
-        jitter: Duration::from_millis(20),
-        loss: 0.10,
-        ..Impairment::clean()
-    };
+    let imp = ten_percent_loss_and_jitter();
     let start = Instant::now();
     let source = speech::speech_like(12.0);
     for seeds in [(11, 12), (21, 22), (31, 32)] {
