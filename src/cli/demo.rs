@@ -116,6 +116,16 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
     outln!("bob answers; the call is active after {} ms (from dialling).", started.elapsed().as_millis());
     outln!("alice sends a 440 Hz tone, bob a 660 Hz tone (Opus 32 kbps in QUIC datagrams, sealed per frame);");
     outln!("both send the moving test pattern (AV1, one QUIC stream per GOP, sealed per frame).\n");
+    // The call's time starts when both sides hear each other: on a loaded machine the media can
+    // take a while after "active", and a one-second demo would otherwise report nothing sent.
+    let heard = |c: Option<CallInfo>| c.and_then(|c| c.audio).is_some_and(|a| a.receive.jitter.received > 0);
+    for _ in 0..250 {
+        if heard(a.status().await.map_err(e)?.call) && heard(b.status().await.map_err(e)?.call) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    outln!("Both hear each other {} ms after the call became active.", active.elapsed().as_millis());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     // Rates over the call so far: status's per-second rates are 0 until a whole second has been
     // measured, which a one-second demo never reaches.
