@@ -12,6 +12,9 @@
 #[path = "../tests/common/relay.rs"]
 mod relay;
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -251,14 +254,13 @@ fn mean_sd(values: &[f64]) -> Option<(f64, f64)> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let args = args::BenchArgs::from_env(&["--out", "--speech", "--seeds", "--only", "--pesq"]);
+    let bench = args.bench;
+    let value = |flag: &str| args.value(flag).map(str::to_owned);
     let out_dir = value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-audio-bench"));
     std::fs::create_dir_all(&out_dir).unwrap();
     // `--speech` may be given several times: every condition is run with every sample.
-    let speech: Vec<String> =
-        args.windows(2).filter(|w| w[0] == "--speech").map(|w| w[1].clone()).collect();
+    let speech: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let seeds: u64 = value("--seeds").map(|s| s.parse().expect("--seeds N")).unwrap_or(if bench { 3 } else { 1 });
     let only = value("--only");
     let python = value("--pesq");

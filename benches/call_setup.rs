@@ -5,6 +5,9 @@
 //! Usage: `cargo bench --bench call_setup [-- CALLS]` (default 50). Under `cargo test` (no `--bench`)
 //! it runs 3 calls as a smoke test and fails if one does not connect.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::{Duration, Instant};
 
 use hail::call::CallState;
@@ -50,8 +53,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let calls: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 50 } else { 3 });
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let calls: usize = args.number().unwrap_or(if bench { 50 } else { 3 });
     let dir = tempfile::tempdir().unwrap();
     let alice = Daemon::start(Home::new(dir.path().join("alice")), options(false)).await.unwrap();
     let bob = Daemon::start(Home::new(dir.path().join("bob")), options(true)).await.unwrap();

@@ -28,6 +28,9 @@
 #[path = "floods/attack.rs"]
 mod attack;
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -433,16 +436,15 @@ async fn flood(kind: &str, plan: Plan, attackers: &tokio::runtime::Handle) -> Va
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    // Under `cargo test` the arguments are the test harness's (`--test-threads 2`): ignored.
-    let seconds = if bench { args.iter().find_map(|a| a.parse::<f64>().ok()).filter(|s| *s > 0.0) } else { None };
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let seconds = if bench { args.number::<f64>().filter(|s| *s > 0.0) } else { None };
     let plan = if bench {
         Plan { seconds: seconds.unwrap_or(10.0).min(600.0), scale: 1.0, settle: Duration::from_secs(2) }
     } else {
         Plan { seconds: 1.0, scale: 0.1, settle: Duration::from_millis(500) }
     };
-    let chosen: Vec<&str> = FLOODS.iter().copied().filter(|f| args.iter().any(|a| a == f)).collect();
+    let chosen: Vec<&str> = FLOODS.iter().copied().filter(|f| args.has_word(f)).collect();
     let floods = if bench && !chosen.is_empty() { chosen } else { FLOODS.to_vec() };
 
     // The attackers get their own runtime so the measurements here are not queued behind them.

@@ -9,6 +9,9 @@
 #[path = "../tests/common/sim.rs"]
 mod sim;
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::{Duration, Instant};
 
 use sim::{AudioParty, Impairment, Sim};
@@ -36,10 +39,10 @@ fn call(seconds: u64) -> (Duration, serde_json::Value) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let bench = args.iter().any(|a| a == "--bench");
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
     let (runs, seconds) = if bench {
-        (args.iter().find_map(|a| a.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(5), 60)
+        (args.number::<usize>().filter(|n| *n > 0).unwrap_or(5), 60)
     } else {
         (1, 5)
     };

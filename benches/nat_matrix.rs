@@ -21,6 +21,9 @@ mod natlab;
 #[path = "../tests/common/netns.rs"]
 mod netns;
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -229,9 +232,10 @@ fn callable_after_start(samples: usize) -> Value {
 }
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let calls: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 5 } else { 1 });
-    if bench && std::env::args().any(|a| a == "callable") {
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let calls: usize = args.number().unwrap_or(if bench { 5 } else { 1 });
+    if bench && args.has_word("callable") {
         let r = callable_after_start(calls);
         println!("{}", json!({ "bench": "nat_matrix", "results": [r] }));
         return;

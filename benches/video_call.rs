@@ -8,6 +8,9 @@
 //! Usage: `cargo bench --bench video_call [-- SECONDS]` (default 10 per call). Under `cargo test`
 //! (no `--bench`) it makes one 2-second libaom call as a smoke test and fails if no picture arrives.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::{Duration, Instant};
 
 use hail::call::CallState;
@@ -109,8 +112,9 @@ async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value 
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let seconds: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 10 } else { 2 });
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let seconds: u64 = args.number().unwrap_or(if bench { 10 } else { 2 });
     let mut cases = Vec::new();
     if cfg!(feature = "libaom") {
         cases.push("libaom");

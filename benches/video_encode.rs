@@ -5,6 +5,9 @@
 //! `cargo test` (no `--bench`) it encodes 4 frames per case as a smoke test and fails if a frame is
 //! lost or the stamp does not read back.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::Instant;
 
 use hail::media::codec::av1::{Dav1dDecoder, Rav1eEncoder, VideoEncoder};
@@ -65,9 +68,9 @@ fn run(name: &str, (w, h): (usize, usize), bitrate: u32, frames: u32) -> serde_j
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    let frames: u32 = if bench { args.iter().find_map(|a| a.parse().ok()).unwrap_or(150) } else { 4 };
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let frames: u32 = if bench { args.number().unwrap_or(150) } else { 4 };
     let mut encoders = vec!["rav1e"];
     if cfg!(feature = "libaom") {
         encoders.push("libaom");

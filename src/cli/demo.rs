@@ -112,10 +112,25 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
 
     b.answer().await.map_err(e)?;
     wait_for(&mut ev_a, |e| call_event(e, "active")).await?;
+    let active = std::time::Instant::now();
     outln!("bob answers; the call is active after {} ms (from dialling).", started.elapsed().as_millis());
     outln!("alice sends a 440 Hz tone, bob a 660 Hz tone (Opus 32 kbps in QUIC datagrams, sealed per frame);");
     outln!("both send the moving test pattern (AV1, one QUIC stream per GOP, sealed per frame).\n");
+    // The call's time starts when both sides hear each other: on a loaded machine the media can
+    // take a while after "active", and a one-second demo would otherwise report nothing sent.
+    let heard = |c: Option<CallInfo>| c.and_then(|c| c.audio).is_some_and(|a| a.receive.jitter.received > 0);
+    for _ in 0..250 {
+        if heard(a.status().await.map_err(e)?.call) && heard(b.status().await.map_err(e)?.call) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    outln!("Both hear each other {} ms after the call became active.", active.elapsed().as_millis());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
+    // Rates over the call so far: status's per-second rates are 0 until a whole second has been
+    // measured, which a one-second demo never reaches.
+    let per_second = |n: u64| (n as f64 / active.elapsed().as_secs_f64().max(0.001)).round() as u64;
+    outln!("Rates are averages over the call so far.");
     for (name, node) in [("alice", &a), ("bob", &b)] {
         let Some(c) = node.status().await.map_err(e)?.call else { continue };
         outln!(
@@ -129,7 +144,7 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
             outln!(
                 "  audio: sent {} frames ({} kbps); received {} (lost {}, concealed {}, late {}); jitter {:.1} ms, buffer {:.0} ms, rtt {:.1} ms, mouth-to-ear {}",
                 audio.send.packets,
-                audio.send_bitrate / 1000,
+                per_second(audio.send.bytes * 8) / 1000,
                 r.jitter.received,
                 r.jitter.lost,
                 r.jitter.concealed,
@@ -146,14 +161,14 @@ async fn demo(dir: &std::path::Path, seconds: u64) -> Result<(), String> {
                 "  video: sent {}x{} {} fps {} kbps ({}, {} frames, {} keyframes); received {}x{} {} fps, {} frames shown, {} freezes, {} keyframe requests, glass-to-glass {}, A/V sync {}",
                 s.width,
                 s.height,
-                v.send_fps,
-                v.send_bitrate / 1000,
+                per_second(s.frames),
+                per_second(s.bytes * 8) / 1000,
                 s.encoder,
                 s.frames,
                 s.keyframes,
                 r.width,
                 r.height,
-                v.receive_fps,
+                per_second(r.frames_rendered),
                 r.frames_rendered,
                 r.freezes,
                 r.keyframe_requests,

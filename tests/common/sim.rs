@@ -439,7 +439,7 @@ pub fn call_keys(caller: bool) -> FrameKeys {
 pub struct AudioParty {
     peer: usize,
     session: MediaSession,
-    source: ToneSource,
+    source: Box<dyn AudioSource>,
     encoder: OpusEncoder,
     decoder: OpusDecoder,
     epoch: Instant,
@@ -448,8 +448,9 @@ pub struct AudioParty {
     /// Per playout tick: whether a frame was heard (decoded, or recovered with FEC), or the tick
     /// was concealed or silent (a gap).
     pub played: Vec<bool>,
-    /// Every sample played (what a speaker or a file would get).
-    pub output: Vec<i16>,
+    /// Every sample played, 20 ms a tick (what a speaker or a file would get: decoded,
+    /// recovered, concealed or silent, and shortened where playout accelerated).
+    pub heard_pcm: Vec<i16>,
 }
 
 /// Microseconds since the Unix epoch at virtual time zero (2026-12-01).
@@ -463,15 +464,21 @@ impl AudioParty {
         AudioParty {
             peer,
             session: MediaSession::new(&keys, 32_000, false, now),
-            source: ToneSource::new(if caller { 440.0 } else { 660.0 }),
+            source: Box::new(ToneSource::new(if caller { 440.0 } else { 660.0 })),
             encoder: OpusEncoder::new(32_000).expect("Opus takes 32 kbps"),
             decoder: OpusDecoder::new().expect("Opus decoder"),
             epoch: start,
             outbox: Default::default(),
             stalled_until: None,
             played: Vec::new(),
-            output: Vec::new(),
+            heard_pcm: Vec::new(),
         }
+    }
+
+    /// Talks with `source` instead of the tone.
+    pub fn with_source(mut self, source: Box<dyn AudioSource>) -> Self {
+        self.source = source;
+        self
     }
 
     fn now(&self, at: Instant) -> Now {
@@ -529,7 +536,7 @@ impl AudioParty {
                     self.played.push(matches!(playout, Playout::Frame { .. } | Playout::Fec { .. }));
                     self.session.handle_input(now, media::Input::DecodedAudio(pcm));
                 }
-                media::Output::PlayAudio(pcm) => self.output.extend_from_slice(&pcm),
+                media::Output::PlayAudio(pcm) => self.heard_pcm.extend_from_slice(&pcm),
                 media::Output::Transmit(datagram) => self.outbox.push_back(datagram),
                 media::Output::Timeout(_) => return,
                 other => unreachable!("an audio-only session asked for {other:?}"),

@@ -220,19 +220,10 @@ impl AudioSink for DeviceSink {
 mod tests {
     use super::*;
 
+    /// Opening real devices, and what they carry, is tests/audio_device.rs (ALSA on pipes).
     #[test]
-    fn devices_list_or_fail_clearly_but_never_panic() {
-        let list = list_devices();
-        assert!(!list.host.is_empty());
-        // On this machine default devices fail to open; elsewhere they may open. Either way: no
-        // panic, and a failure names the device and says why.
-        match DeviceSource::open(None) {
-            Ok(mut s) => {
-                let _ = s.next_frame();
-            }
-            Err(AudioIoError::Device { name, why }) => assert!(!name.is_empty() && !why.is_empty()),
-            Err(other) => panic!("unexpected error kind: {other:?}"),
-        }
+    fn a_missing_device_fails_clearly() {
+        assert!(!list_devices().host.is_empty());
         match DeviceSource::open(Some("no device is called this 7f3a")) {
             Err(AudioIoError::Device { why, .. }) => assert!(why.contains("no such device"), "{why}"),
             other => panic!("expected a missing device, got {:?}", other.map(|_| ())),
