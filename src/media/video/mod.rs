@@ -12,8 +12,10 @@
 //! the session's driver, [`crate::media::driver`].
 
 pub mod clock;
+pub mod compositor;
 pub mod cpu_adaptation;
 pub mod encoder;
+pub mod font;
 pub mod pattern;
 pub mod receiver;
 pub mod record_reader;
