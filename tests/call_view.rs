@@ -86,7 +86,9 @@ fn on_a_terminal_the_call_is_a_live_view_that_mutes_and_hangs_up_with_keys() {
     let tmux = Tmux::start(&command);
     wait_status(&bob, "ringing", |s| s["call"]["state"] == "ringing");
     bob.hail(&["answer"]).ok();
-    let active = wait_status(&alice, "active with emoji", |s| s["call"]["state"] == "active" && s["call"]["sas_text"].is_string());
+    let active = wait_status(&alice, "active with emoji", |s| {
+        s["call"]["state"] == "active" && s["call"]["sas_text"].is_string()
+    });
     let sas = active["call"]["sas_text"].as_str().unwrap().to_owned();
 
     let screen = tmux.wait_for("State     active");
@@ -114,7 +116,11 @@ fn on_a_terminal_the_call_is_a_live_view_that_mutes_and_hangs_up_with_keys() {
     assert!(screen.contains("Call ended"), "the last line is the plain one:\n{screen}");
     assert!(screen.contains("exit status 0"), "{screen}");
     let bobs = call_state(&bob);
-    assert_eq!((&bobs["state"], &bobs["end_reason"]["by_peer"]), (&"ended".into(), &true.into()), "bob's call ended too: {bobs}");
+    assert_eq!(
+        (&bobs["state"], &bobs["end_reason"]["by_peer"]),
+        (&"ended".into(), &true.into()),
+        "bob's call ended too: {bobs}"
+    );
 }
 
 #[test]

@@ -120,14 +120,20 @@ impl CallScreen {
     pub fn lines(&self) -> Vec<String> {
         let c = &self.info;
         let mut lines = vec![format!("hail — call with {}", who(c))];
-        let duration = if c.answered_at_ms.is_some() { format!("  {}", format_duration(c.duration_secs)) } else { String::new() };
+        let duration =
+            if c.answered_at_ms.is_some() { format!("  {}", format_duration(c.duration_secs)) } else { String::new() };
         lines.push(format!("State     {}{duration}", state_label(c)));
         match &c.sas_text {
             Some(sas) => lines.push(format!("Emoji     {sas}  (verified: {})", verification_label(c.verification))),
             None => lines.push("Emoji     (after the handshake)".to_owned()),
         }
         if let Some(p) = &c.path {
-            lines.push(format!("Path      {} via {}, rtt {:.0} ms", p.kind.replace('_', " "), sanitize(&p.remote), p.rtt_ms));
+            lines.push(format!(
+                "Path      {} via {}, rtt {:.0} ms",
+                p.kind.replace('_', " "),
+                sanitize(&p.remote),
+                p.rtt_ms
+            ));
         }
         if let Some(a) = &c.audio {
             let j = &a.receive.jitter;
@@ -142,7 +148,8 @@ impl CallScreen {
             ));
         }
         if let Some(v) = &c.video_stats {
-            let ours = if v.sending { format!("{}x{} {} fps", v.send.width, v.send.height, v.send_fps) } else { "off".into() };
+            let ours =
+                if v.sending { format!("{}x{} {} fps", v.send.width, v.send.height, v.send_fps) } else { "off".into() };
             let theirs = if v.remote_sending {
                 format!("{}x{} {} fps, freezes {}", v.receive.width, v.receive.height, v.receive_fps, v.receive.freezes)
             } else {
@@ -151,11 +158,7 @@ impl CallScreen {
             lines.push(format!("Video     sent {ours}; received {theirs}"));
         }
         let on = |b: bool| if b { "on" } else { "off" };
-        lines.push(format!(
-            "You       microphone {}, video {}",
-            if c.muted { "muted" } else { "on" },
-            on(c.video)
-        ));
+        lines.push(format!("You       microphone {}, video {}", if c.muted { "muted" } else { "on" }, on(c.video)));
         lines.push(format!(
             "Peer      microphone {}, video {}",
             if c.remote_muted { "muted" } else { "on" },
@@ -191,12 +194,20 @@ impl Terminal {
         queue!(out, cursor::MoveTo(0, 0))?;
         for (row, line) in screen.lines().iter().enumerate() {
             // Wide characters (the emoji) take two columns: cut by columns, roughly.
-            let shown: String = line.chars().scan(0, |cols, ch| {
-                *cols += if (ch as u32) >= 0x1100 { 2 } else { 1 };
-                (*cols <= width).then_some(ch)
-            }).collect();
+            let shown: String = line
+                .chars()
+                .scan(0, |cols, ch| {
+                    *cols += if (ch as u32) >= 0x1100 { 2 } else { 1 };
+                    (*cols <= width).then_some(ch)
+                })
+                .collect();
             let row = u16::try_from(row).unwrap_or(u16::MAX);
-            queue!(out, cursor::MoveTo(0, row), style::Print(shown), terminal::Clear(terminal::ClearType::UntilNewLine))?;
+            queue!(
+                out,
+                cursor::MoveTo(0, row),
+                style::Print(shown),
+                terminal::Clear(terminal::ClearType::UntilNewLine)
+            )?;
         }
         queue!(out, terminal::Clear(terminal::ClearType::FromCursorDown))?;
         out.flush()
@@ -341,7 +352,14 @@ mod tests {
     #[test]
     fn the_screen_shows_emoji_state_duration_and_both_sides_switches() {
         let text = CallScreen::new(call()).lines().join("\n");
-        for want in ["call with bob", "active  2m 05s", "🐶 🍕 🚀 🎸  (verified: no)", "You       microphone on, video on", "Peer      microphone on, video paused", "[m] mute"] {
+        for want in [
+            "call with bob",
+            "active  2m 05s",
+            "🐶 🍕 🚀 🎸  (verified: no)",
+            "You       microphone on, video on",
+            "Peer      microphone on, video paused",
+            "[m] mute",
+        ] {
             assert!(text.contains(want), "{want:?} missing from\n{text}");
         }
     }
@@ -364,7 +382,10 @@ mod tests {
         assert_eq!(s.key(press('y')), KeyAction::Request(Command::Hangup));
         assert_eq!(s.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)), KeyAction::None);
         assert_eq!(s.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)), KeyAction::Request(Command::Hangup));
-        assert_eq!(s.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), KeyAction::Request(Command::Hangup));
+        assert_eq!(
+            s.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            KeyAction::Request(Command::Hangup)
+        );
     }
 
     #[test]

@@ -143,7 +143,8 @@ impl Compositor {
         if !overlay.video {
             state.push("VIDEO OFF");
         }
-        let bottom: Vec<String> = [state.join("  "), overlay.stats.clone()].into_iter().filter(|t| !t.is_empty()).collect();
+        let bottom: Vec<String> =
+            [state.join("  "), overlay.stats.clone()].into_iter().filter(|t| !t.is_empty()).collect();
         for (i, text) in bottom.iter().enumerate() {
             let y = self.height - m - (bottom.len() - i) * line;
             draw_text(out, m, y, text, s, left_of_inset);
@@ -304,7 +305,8 @@ mod tests {
         let row = &view.y[m * 320 + m..m * 320 + m + 5];
         assert_eq!(row, [TEXT, TEXT, TEXT, TEXT, 16 + (128 - 16) / 3]);
         // A long line stops short of the right edge instead of wrapping or panicking.
-        let long = Overlay { peer: "X".repeat(500), stats: "Y".repeat(500), video: false, muted: true, ..Overlay::default() };
+        let long =
+            Overlay { peer: "X".repeat(500), stats: "Y".repeat(500), video: false, muted: true, ..Overlay::default() };
         let view = c.compose(Some(&grey), None, &long);
         assert!(view.y[(m + 1) * 320 + 320 - m / 2..(m + 1) * 320 + 320].iter().all(|&p| p == 128));
     }

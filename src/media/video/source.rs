@@ -329,7 +329,8 @@ mod tests {
         let mut shown = Vec::new();
         // Two seconds of the encoder's 30 fps ticks.
         for tick in 0..60u64 {
-            let request = CaptureRequest { format, stamp: Stamp { counter: 0, capture_ms: 0 }, now_us: start_us + tick * 1_000_000 / 30 };
+            let now_us = start_us + tick * 1_000_000 / 30;
+            let request = CaptureRequest { format, stamp: Stamp { counter: 0, capture_ms: 0 }, now_us };
             if let Some(c) = src.next_picture(&request).unwrap() {
                 let counter = pattern::read(&c.picture).unwrap().counter;
                 sink.write(&Rendered { picture: c.picture, frame: shown.len() as u32, capture_us: c.capture_us }).unwrap();
