@@ -8,15 +8,13 @@
 //! Pure: pictures and words in, a [`Frame`] out; no clock, no window. A window (or a test) shows
 //! what it returns.
 
-use super::Frame;
+use super::{Frame, LUMA_BLACK as BLACK, LUMA_WHITE};
 use super::font::{self, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT};
 
-/// Text luma (video white).
-const TEXT: u8 = 235;
+/// Text luma.
+const TEXT: u8 = LUMA_WHITE;
 /// The luma of the inset's frame.
-const BORDER: u8 = 235;
-/// Black (video range).
-const BLACK: u8 = 16;
+const BORDER: u8 = LUMA_WHITE;
 
 /// What is written over the pictures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

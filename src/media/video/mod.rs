@@ -24,6 +24,11 @@ pub mod source;
 pub mod wire;
 pub mod y4m;
 
+/// Black in video range (the luma of [`Frame::black`]).
+pub const LUMA_BLACK: u8 = 16;
+/// White in video range.
+pub const LUMA_WHITE: u8 = 235;
+
 /// Bilinear resampling of one plane, in 8.8 fixed point (pixel centres aligned).
 fn resample(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
     let pos = |i: usize, s: usize, d: usize| -> (usize, usize, u32) {
@@ -71,7 +76,7 @@ impl Frame {
             return None;
         }
         let c = (width / 2) * (height / 2);
-        Some(Frame { width, height, y: vec![16; width * height], u: vec![128; c], v: vec![128; c] })
+        Some(Frame { width, height, y: vec![LUMA_BLACK; width * height], u: vec![128; c], v: vec![128; c] })
     }
 
     /// The size of the three planes together.
