@@ -90,7 +90,10 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
         Err(code) => return code,
     };
     if !json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        return super::live::follow(client, info).await;
+        match super::live::Terminal::enter() {
+            Ok(term) => return super::live::follow(client, info, term).await,
+            Err(e) => errln!("hail: no live view ({e}); following the call in lines"),
+        }
     }
     let call_id = info.call_id.to_string();
     let socket = client.socket_path().to_owned();

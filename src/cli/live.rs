@@ -178,10 +178,11 @@ impl CallScreen {
 }
 
 /// The terminal in raw mode on the alternate screen, given back when dropped (also on a panic).
-struct Terminal;
+pub struct Terminal;
 
 impl Terminal {
-    fn enter() -> io::Result<Terminal> {
+    /// Takes the terminal over (raw mode, the alternate screen, no cursor).
+    pub fn enter() -> io::Result<Terminal> {
         terminal::enable_raw_mode()?;
         let t = Terminal;
         execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
@@ -237,21 +238,15 @@ fn read_keys(open: Arc<AtomicBool>, keys: tokio::sync::mpsc::Sender<Event>) {
     }
 }
 
-/// Follows the call `info` placed, on the live view, until it ends: `client` is subscribed to
-/// the daemon's events.
-pub async fn follow(mut client: Client, info: CallInfo) -> ExitCode {
+/// Follows the call `info` placed, on the live view in `term`, until it ends: `client` is
+/// subscribed to the daemon's events.
+pub async fn follow(mut client: Client, info: CallInfo, term: Terminal) -> ExitCode {
     let call_id = info.call_id.to_string();
     let mut control = match Client::connect(client.socket_path()).await {
         Ok(c) => c,
         Err(e) => {
+            drop(term);
             errln!("hail: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
-    };
-    let term = match Terminal::enter() {
-        Ok(t) => t,
-        Err(e) => {
-            errln!("hail: cannot use the terminal ({e}); use --json for plain output");
             return ExitCode::from(EXIT_OTHER);
         }
     };
