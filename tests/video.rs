@@ -172,15 +172,17 @@ fn a_25_fps_file_plays_at_25_fps_and_the_received_file_says_25_fps() {
     let frames = read_y4m(&seen_by_b);
     assert_eq!(r.frame_rate(), pal, "the received file says the rate the pictures came at");
     assert!(frames.len() >= 100, "bob's file has {} pictures", frames.len());
-    // No more pictures than the file's clock gives over the whole call (an upper bound, so a slow
-    // machine cannot fail it): read at 30 fps, four seconds would already be 20 too many.
-    let most = (25.0 * call_time).ceil() as usize + 1;
-    assert!(frames.len() <= most, "{} pictures in {call_time:.1} s of call: faster than 25 fps", frames.len());
-    // The file's pictures in order, looping: none skipped, none repeated on a clean link.
+    // The file moves forward, one of its frames after another: never the same picture twice, never
+    // back. (A capture the loaded machine makes late skips the file's frames that went by, as
+    // real time does; how many depends on the machine, so only the direction is held.)
     let counters: Vec<u32> = frames.iter().map(|f| pattern::read(f).expect("a readable stamp").counter).collect();
-    for w in counters.windows(2) {
-        assert_eq!(w[1], (w[0] + 1) % 50, "the file's pictures in order: {counters:?}");
-    }
+    let steps: Vec<u32> = counters.windows(2).map(|w| (w[1] + 50 - w[0]) % 50).collect();
+    assert!(steps.iter().all(|s| (1..25).contains(s)), "the file's pictures in order: {counters:?}");
+    // No more of the file than its clock gives over the whole call (an upper bound, so a slow
+    // machine cannot fail it): read at 30 fps, four seconds would already be 20 frames too many.
+    let played = steps.iter().map(|s| *s as usize).sum::<usize>() + 1;
+    let most = (25.0 * call_time).ceil() as usize + 1;
+    assert!(played <= most, "{played} frames of the file in {call_time:.1} s of call: faster than 25 fps");
 }
 
 #[test]
