@@ -101,8 +101,6 @@ pub struct VideoSender {
     /// opens it.
     inline_worker: EncodeWorker,
     cpu: CpuAdaptation,
-    /// The source's own rate, rounded up: the format's rate is never above it.
-    source_fps: Option<u32>,
     target: u32,
     gop: u32,
     next_frame: u32,
@@ -134,7 +132,6 @@ impl VideoSender {
             encoder_open: false,
             inline_worker: EncodeWorker::new(config.encoder, config.threads),
             cpu,
-            source_fps: None,
             target: START_BITRATE,
             gop: 0,
             next_frame: 0,
@@ -157,17 +154,13 @@ impl VideoSender {
     /// The format the source should deliver now: the CPU ladder's rung, at no more than the
     /// source's own rate.
     pub fn format(&self) -> VideoFormat {
-        self.capped(self.cpu.format())
-    }
-
-    fn capped(&self, f: VideoFormat) -> VideoFormat {
-        VideoFormat { fps: self.source_fps.map_or(f.fps, |s| f.fps.min(s)), ..f }
+        self.cpu.format()
     }
 
     /// The source has a rate of its own (a 25 fps file): frames are asked for and encoded at no
     /// more than that. Call it before the first picture (the encoder's rate is set when it opens).
     pub fn set_source_rate(&mut self, rate: FrameRate) {
-        self.source_fps = Some(rate.ceil_fps());
+        self.cpu.limit_fps(rate.ceil_fps());
         self.stats.target_fps = self.format().fps;
     }
 
@@ -295,7 +288,7 @@ impl VideoSender {
             self.stats.cpu_adaptations += 1;
             self.stats.width = f.width;
             self.stats.height = f.height;
-            self.stats.target_fps = self.capped(f).fps;
+            self.stats.target_fps = f.fps;
             if (f.width, f.height) != (format.width, format.height) {
                 // A new size needs a new encoder, which starts with a keyframe.
                 self.encoder_open = false;
