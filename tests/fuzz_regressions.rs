@@ -276,7 +276,7 @@ fn y4m_header_field_starting_with_a_multibyte_character() {
     assert!(Y4mReader::open(&path).is_err(), "no size: refused with an error");
     std::fs::write(&path, "YUV4MPEG2 W2 H2 \u{0226}x F30:1\n").unwrap();
     let reader = Y4mReader::open(&path).expect("an unknown tag is skipped, as the format says");
-    assert_eq!((reader.size(), reader.fps()), ((2, 2), (30, 1)));
+    assert_eq!((reader.size(), reader.frame_rate()), ((2, 2), hail::media::video::clock::FrameRate::THIRTY));
 }
 
 /// `video_receiver`, input `tests/fuzz_regressions/video_receiver-wall-clock-at-2-63.bin`: a frame,

@@ -1,5 +1,5 @@
 //! Video between two real daemons (real QUIC on loopback, libaom, dav1d): what arrives is the other
-//! side's test pattern frame for frame; video goes off and on mid-call and a voice call becomes a
+//! side's test pattern frame for frame; a 25 fps file plays at 25 fps; video goes off and on mid-call and a voice call becomes a
 //! video call; through an impairing relay video keeps flowing at 5 % loss, recovers after a burst,
 //! and a 300 kbps link makes the sender back off while audio stays intact.
 
@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::{Background, TestDaemon, pair_of_contacts, wait_status};
 use hail::media::video::Frame;
 use hail::media::video::pattern::{self, Stamp};
-use hail::media::video::y4m::Y4mReader;
+use hail::media::video::clock::FrameRate;
+use hail::media::video::y4m::{Y4mReader, Y4mWriter};
 use relay::{Impairment, Relay};
 use serde_json::Value;
 
@@ -135,6 +136,53 @@ fn a_video_call_shows_each_side_the_others_pattern_frame_for_frame() {
         assert!(neighbour < worst - 5.0, "{who}: the next frame scores {neighbour:.1} dB, the match {worst:.1} dB");
         eprintln!("{who}: {} pictures, worst PSNR {worst:.1} dB (neighbour {neighbour:.1} dB)", frames.len());
     }
+}
+
+#[test]
+fn a_25_fps_file_plays_at_25_fps_and_the_received_file_says_25_fps() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    // Two seconds of a 25 fps file, each picture stamped with its number.
+    let pal = FrameRate::new(25, 1).unwrap();
+    let input = dir.path().join("pal.y4m");
+    let mut w = Y4mWriter::create(&input, 320, 180, pal).unwrap();
+    for n in 0..50 {
+        w.write(&pattern::draw(320, 180, Stamp { counter: n, capture_ms: 0 }).unwrap()).unwrap();
+    }
+    w.finish(pal).unwrap();
+    let small = ["--video-max-size", "320x180"];
+    let (alice, bob) = pair_of_contacts(dir.path(), &small, &small);
+    let seen_by_b = dir.path().join("seen-by-b.y4m");
+    let placed = Instant::now();
+    let caller = Background::start(
+        &alice.home,
+        &["call", "bob", "--video", "--audio-in", "tone:440", "--video-in", input.to_str().unwrap()],
+    );
+    wait_status(&bob, "ringing", |s| s["call"]["state"] == "ringing");
+    bob.hail(&["answer", "--audio-in", "tone:660", "--video-out", seen_by_b.to_str().unwrap()]).ok();
+    // Four seconds of the file: 100 pictures at 25 fps (120 if it were read at the encoder's 30).
+    wait_status(&bob, "100 pictures", |s| rendered(s) >= 100);
+    let sent = video(&status(&alice))["send"].clone();
+    alice.hail(&["hangup"]).ok();
+    let call_time = placed.elapsed().as_secs_f64();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    assert_eq!(sent["target_fps"], 25, "the sender follows the file's rate: {sent}");
+
+    let r = Y4mReader::open(&seen_by_b).unwrap();
+    let frames = read_y4m(&seen_by_b);
+    assert_eq!(r.frame_rate(), pal, "the received file says the rate the pictures came at");
+    assert!(frames.len() >= 100, "bob's file has {} pictures", frames.len());
+    // The file moves forward, one of its frames after another: never the same picture twice, never
+    // back. (A capture the loaded machine makes late skips the file's frames that went by, as
+    // real time does; how many depends on the machine, so only the direction is held.)
+    let counters: Vec<u32> = frames.iter().map(|f| pattern::read(f).expect("a readable stamp").counter).collect();
+    let steps: Vec<u32> = counters.windows(2).map(|w| (w[1] + 50 - w[0]) % 50).collect();
+    assert!(steps.iter().all(|s| (1..25).contains(s)), "the file's pictures in order: {counters:?}");
+    // No more of the file than its clock gives over the whole call (an upper bound, so a slow
+    // machine cannot fail it): read at 30 fps, four seconds would already be 20 frames too many.
+    let played = steps.iter().map(|s| *s as usize).sum::<usize>() + 1;
+    let most = (25.0 * call_time).ceil() as usize + 1;
+    assert!(played <= most, "{played} frames of the file in {call_time:.1} s of call: faster than 25 fps");
 }
 
 #[test]

@@ -14,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = Y4mReader::open(&path) else { return };
     let (w, h) = reader.size();
     assert!(w > 0 && h > 0 && w % 2 == 0 && h % 2 == 0 && w <= 7680 && h <= 4320);
-    let (num, den) = reader.fps();
-    assert!(num > 0 && den > 0);
+    let rate = reader.frame_rate();
+    assert!(rate.num() > 0 && rate.den() > 0);
     let mut first = None;
     for _ in 0..4 {
         match reader.next_frame() {
@@ -31,10 +31,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(frame) = first {
         let out = hail_fuzz::scratch_file("out.y4m", b"");
-        let mut writer = Y4mWriter::create(&out, w, h, 30).unwrap();
+        let mut writer = Y4mWriter::create(&out, w, h, rate).unwrap();
         writer.write(&frame).unwrap();
-        writer.finish().unwrap();
+        writer.finish(rate).unwrap();
         let mut back = Y4mReader::open(&out).unwrap();
+        assert_eq!(back.frame_rate(), rate);
         assert_eq!(back.next_frame().unwrap(), Some(frame));
     }
 });

@@ -1,4 +1,6 @@
 //! Commands that follow the daemon's events: `hail call` (until the call ends) and `hail watch`.
+//! On a terminal, `hail call` shows the live view ([`super::live`]); with `--json` or when stdout
+//! is not a terminal, it prints one line per event, as here.
 
 use std::process::ExitCode;
 
@@ -72,7 +74,8 @@ fn show(event: &Value, json: bool) {
     }
 }
 
-/// `hail call`: places the call and follows it until it ends. Ctrl-C hangs up.
+/// `hail call`: places the call and follows it until it ends, on the live view when stdout is a
+/// terminal and `json` is off, else in lines. Ctrl-C hangs up.
 pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode {
     if let Err(e) = client.subscribe().await {
         errln!("hail: {e}");
@@ -86,6 +89,12 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
         }
         Err(code) => return code,
     };
+    if !json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        match super::live::Terminal::enter() {
+            Ok(term) => return super::live::follow(client, info, term).await,
+            Err(e) => errln!("hail: no live view ({e}); following the call in lines"),
+        }
+    }
     let call_id = info.call_id.to_string();
     let socket = client.socket_path().to_owned();
     let mut interrupted = false;

@@ -4,6 +4,7 @@ pub mod args;
 pub mod daemon;
 pub mod demo;
 pub mod follow;
+pub mod live;
 pub mod log;
 pub mod manual;
 pub mod out;

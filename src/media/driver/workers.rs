@@ -24,7 +24,9 @@ use crate::media::video::cpu_adaptation::VideoFormat;
 use crate::media::video::encoder::{EncodeJob, EncodeWorker};
 use crate::media::video::pattern::Stamp;
 use crate::media::video::receiver::{DecodeJob, Rendered};
-use crate::media::video::source::{VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source};
+use crate::media::video::source::{
+    CaptureRequest, VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source,
+};
 
 /// Jobs waiting for the decode thread; when it is this far behind, a job is failed at once (the
 /// receiver then asks for a keyframe) rather than queued.
@@ -123,10 +125,17 @@ fn encode_thread(
             EncodeTask::Capture { format, stamp, capture_us } => {
                 let opened = match source.as_mut() {
                     Some(s) => Ok(s),
-                    None => open_source(&input).map(|s| source.insert(s)),
+                    None => open_source(&input).map(|s| {
+                        if let Some(rate) = s.frame_rate() {
+                            let _ = results.send(Input::VideoSourceRate(rate));
+                        }
+                        source.insert(s)
+                    }),
                 };
-                match opened.and_then(|s| s.next_picture(format, stamp)) {
-                    Ok(picture) => Input::CapturedVideo { picture, capture_us },
+                let request = CaptureRequest { format, stamp, now_us: capture_us };
+                match opened.and_then(|s| s.next_picture(&request)) {
+                    Ok(Some(c)) => Input::CapturedVideo { picture: Some(c.picture), capture_us: c.capture_us },
+                    Ok(None) => Input::CapturedVideo { picture: None, capture_us },
                     Err(e) => {
                         tracing::warn!(error = %e, "the video source failed: this call sends no video");
                         lock(&stats).input_error = Some(e.to_string());
@@ -160,7 +169,7 @@ fn decode_thread(
             }
             DecodeTask::Show(_) if sink_failed => {}
             DecodeTask::Show(shown) => {
-                if let Err(e) = sink.write(&shown.picture, 30) {
+                if let Err(e) = sink.write(&shown) {
                     tracing::warn!(error = %e, "the video sink failed; pictures are dropped");
                     lock(&stats).output_error = Some(e.to_string());
                     sink_failed = true;

@@ -23,6 +23,7 @@ use super::jitter::{FRAME, Playout};
 use super::lip_sync::LipSync;
 use super::rate::{PathSample, RateLoop};
 use super::video::Frame;
+use super::video::clock::FrameRate;
 use super::video::cpu_adaptation::VideoFormat;
 use super::video::encoder::{EncodeJob, Encoded};
 use super::video::pattern::Stamp;
@@ -87,9 +88,12 @@ pub enum Input {
     CapturedVideo {
         /// The picture.
         picture: Option<Frame>,
-        /// When it was captured, as the output said.
+        /// When it was captured: by the source's own clock if it has one, else as the output said.
         capture_us: u64,
     },
+    /// The video source has a frame rate of its own (a file, a camera mode): frame ticks come no
+    /// faster than that (sent when the source opens, before its first picture).
+    VideoSourceRate(FrameRate),
     /// The video source failed: no more pictures are asked of it.
     VideoSourceFailed,
     /// [`Output::EncodeVideo`]'s job, encoded (or the encoder's error: a new encoder and a
@@ -153,7 +157,8 @@ pub enum Output {
         format: VideoFormat,
         /// What a drawing source burns into the picture.
         stamp: Stamp,
-        /// The capture time to stamp it with, µs since the Unix epoch.
+        /// The capture time to stamp it with, µs since the Unix epoch (a source with a clock of
+        /// its own answers with its own time).
         capture_us: u64,
     },
     /// Encode this and hand the result back as [`Input::EncodedVideo`].
@@ -253,6 +258,7 @@ impl MediaSession {
             Input::RemoteVideo(on) => self.video.set_remote_sending(on, now.at),
             Input::CapturedVideo { picture, capture_us } => self.video.captured(now.at, picture, capture_us, out),
             Input::VideoSourceFailed => self.video.source_failed(),
+            Input::VideoSourceRate(rate) => self.video.source_rate(rate),
             Input::EncodedVideo { job, result } => self.video.encoded(now, &job, result, out),
             Input::RecordDropped => self.video.record_dropped(),
             Input::VideoStreamFailed => self.video.stream_failed(),
@@ -643,6 +649,18 @@ mod tests {
         let sync = got.receive.av_sync_ms.expect("measured");
         assert!(sync.abs() <= 25.0, "A/V gap {sync} ms");
         assert!(bob.controls.is_empty() && got.receive.keyframe_requests == 0);
+    }
+
+    #[test]
+    fn a_source_with_its_own_25_fps_is_asked_25_times_a_second_and_encoded_at_25_fps() {
+        let t0 = Instant::now();
+        let (mut alice, mut bob) = (Side::new(true, true, now(t0, Duration::ZERO)), Side::new(false, false, now(t0, Duration::ZERO)));
+        alice.session.handle_input(now(t0, Duration::ZERO), Input::VideoSourceRate(FrameRate::new(25, 1).unwrap()));
+        run(&mut alice, &mut bob, t0, 0, 600, |_| false); // 3 s
+        assert!((74..=76).contains(&alice.captures), "{} captures in 3 s", alice.captures);
+        let sent = alice.session.video_counters();
+        assert_eq!(sent.send.target_fps, 25, "{sent:?}");
+        assert!((24..=26).contains(&sent.send_fps), "{sent:?}");
     }
 
     #[test]

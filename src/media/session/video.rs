@@ -137,6 +137,11 @@ impl VideoHalf {
         self.frame_due = false;
     }
 
+    /// The source has a rate of its own: frame ticks no faster than that.
+    pub(super) fn source_rate(&mut self, rate: crate::media::video::clock::FrameRate) {
+        self.sender.set_source_rate(rate);
+    }
+
     /// The peer asked for a keyframe.
     pub(super) fn keyframe_requested(&mut self, now: Instant) {
         self.sender.on_keyframe_request(now);

@@ -66,6 +66,8 @@ pub struct CpuAdaptation {
     hold: Duration,
     last_up: Option<Instant>,
     usage: Option<f64>,
+    /// The source's own rate (rounded up): no rung runs faster.
+    max_fps: Option<u32>,
 }
 
 impl Default for CpuAdaptation {
@@ -97,12 +99,20 @@ impl CpuAdaptation {
             hold: UP_HOLD,
             last_up: None,
             usage: None,
+            max_fps: None,
         }
     }
 
-    /// The format to capture and encode now.
+    /// The format to capture and encode now: the rung, at no more than the source's rate.
     pub fn format(&self) -> VideoFormat {
-        LADDER[self.rung]
+        let f = LADDER[self.rung];
+        VideoFormat { fps: self.max_fps.map_or(f.fps, |m| f.fps.min(m)), ..f }
+    }
+
+    /// The source has a rate of its own (a 25 fps file): every rung runs at no more than `fps`, and
+    /// the encoder's share is of that rate's (longer) frame interval.
+    pub fn limit_fps(&mut self, fps: u32) {
+        self.max_fps = Some(fps.max(1));
     }
 
     /// The encoder's share of the frame interval over the last complete window (for stats).
@@ -199,6 +209,24 @@ mod tests {
         let decisions = run(&mut a, &mut now, 30, |_| Duration::from_millis(1));
         assert!(decisions.is_empty(), "never above the cap: {decisions:?}");
         assert_eq!(CpuAdaptation::capped(VideoFormat { width: 100, height: 100, fps: 5 }).format(), LADDER[3]);
+    }
+
+    #[test]
+    fn a_source_at_25_fps_caps_every_rung_and_its_longer_interval_is_the_budget() {
+        // 30 ms a frame: 90 % of a 30 fps interval (over), 75 % of a 25 fps one (fits).
+        let mut a = CpuAdaptation::new();
+        a.limit_fps(25);
+        assert_eq!(a.format(), VideoFormat { fps: 25, ..LADDER[0] });
+        let mut now = Instant::now();
+        assert_eq!(run(&mut a, &mut now, 5, |_| Duration::from_millis(30)), vec![]);
+        let u = a.usage().unwrap();
+        assert!((0.70..0.80).contains(&u), "30 ms of 40 ms: {u}");
+        let mut uncapped = CpuAdaptation::new();
+        assert!(!run(&mut uncapped, &mut now, 5, |_| Duration::from_millis(30)).is_empty(), "at 30 fps it is over");
+        // The bottom rung's 15 fps stays below the cap.
+        let mut slow = CpuAdaptation::capped(LADDER[3]);
+        slow.limit_fps(25);
+        assert_eq!(slow.format(), LADDER[3]);
     }
 
     #[test]

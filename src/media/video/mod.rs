@@ -11,8 +11,11 @@
 //! ([`crate::media::session::video`]); the IO (the encode and decode threads, the GOP streams) is
 //! the session's driver, [`crate::media::driver`].
 
+pub mod clock;
+pub mod compositor;
 pub mod cpu_adaptation;
 pub mod encoder;
+pub mod font;
 pub mod pattern;
 pub mod receiver;
 pub mod record_reader;
@@ -20,6 +23,11 @@ pub mod sender;
 pub mod source;
 pub mod wire;
 pub mod y4m;
+
+/// Black in video range (the luma of [`Frame::black`]).
+pub const LUMA_BLACK: u8 = 16;
+/// White in video range.
+pub const LUMA_WHITE: u8 = 235;
 
 /// Bilinear resampling of one plane, in 8.8 fixed point (pixel centres aligned).
 fn resample(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
@@ -68,7 +76,7 @@ impl Frame {
             return None;
         }
         let c = (width / 2) * (height / 2);
-        Some(Frame { width, height, y: vec![16; width * height], u: vec![128; c], v: vec![128; c] })
+        Some(Frame { width, height, y: vec![LUMA_BLACK; width * height], u: vec![128; c], v: vec![128; c] })
     }
 
     /// The size of the three planes together.

@@ -4,13 +4,11 @@
 //! reads back after the encoder lowered the resolution, and it survives lossy coding: each cell is a
 //! flat block whose mean is far from the threshold.
 
-use super::Frame;
+use super::{Frame, LUMA_BLACK as BLACK, LUMA_WHITE as WHITE};
 
 /// Cells across the width (72 used: 32 counter bits, 32 time bits, 8 checksum bits).
 const CELLS_ACROSS: usize = 80;
 const BITS: usize = 72;
-const WHITE: u8 = 235;
-const BLACK: u8 = 16;
 
 /// What the strip says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Frame;
+use super::clock::FrameRate;
 use super::cpu_adaptation::{Adaptation, CpuAdaptation, VideoFormat};
 use super::encoder::{EncodeJob, EncodeWorker, Encoded};
 use super::wire::{self, FLAG_KEYFRAME, VideoFrame};
@@ -150,9 +151,17 @@ impl VideoSender {
         }
     }
 
-    /// The format the source should deliver now.
+    /// The format the source should deliver now: the CPU ladder's rung, at no more than the
+    /// source's own rate.
     pub fn format(&self) -> VideoFormat {
         self.cpu.format()
+    }
+
+    /// The source has a rate of its own (a 25 fps file): frames are asked for and encoded at no
+    /// more than that. Call it before the first picture (the encoder's rate is set when it opens).
+    pub fn set_source_rate(&mut self, rate: FrameRate) {
+        self.cpu.limit_fps(rate.ceil_fps());
+        self.stats.target_fps = self.format().fps;
     }
 
     /// The counters.
@@ -202,7 +211,7 @@ impl VideoSender {
         let job = EncodeJob {
             picture,
             capture_us,
-            format: self.cpu.format(),
+            format: self.format(),
             bitrate: self.target,
             keyframe: self.keyframe_wanted || periodic || restart,
             restart,

@@ -1,13 +1,21 @@
 //! Where a call's video comes from and goes to: the moving test pattern, Y4M files, or nothing.
 //! (This machine class has no cameras; a camera source would join [`VideoSourceSpec`].)
+//!
+//! Sources carry their own clock: a source with a rate of its own (a file, a camera mode) says so
+//! ([`VideoSource::frame_rate`]; the session then ticks no faster) and hands back, with each
+//! picture, the time it was captured ([`Captured::capture_us`]): a 25 fps file plays at 25 fps
+//! whatever the encoder's rate, and a camera would give its own timestamps there. A file sink
+//! writes the rate the pictures came at, from their capture times.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::Frame;
+use super::clock::{FrameRate, RateEstimate, SourceClock};
 use super::cpu_adaptation::VideoFormat;
 use super::pattern::{self, Stamp};
+use super::receiver::Rendered;
 use super::y4m::{Y4mError, Y4mReader, Y4mWriter};
 
 /// Where video comes from.
@@ -102,11 +110,39 @@ impl TryFrom<String> for VideoSinkSpec {
     }
 }
 
+/// What the session asks a source for ([`Output::CaptureVideo`]).
+///
+/// [`Output::CaptureVideo`]: crate::media::session::Output::CaptureVideo
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureRequest {
+    /// The size to deliver, ideally (the sender rescales others).
+    pub format: VideoFormat,
+    /// What a drawing source burns into the picture.
+    pub stamp: Stamp,
+    /// Now, µs since the Unix epoch: the capture time of a source without a clock of its own.
+    pub now_us: u64,
+}
+
+/// A picture from a source, with the time it was captured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// The picture.
+    pub picture: Frame,
+    /// When it was captured, µs since the Unix epoch, by the source's clock (a file's frame
+    /// times, a camera's timestamps) or the request's `now_us`.
+    pub capture_us: u64,
+}
+
 /// A source of pictures.
 pub trait VideoSource: Send {
-    /// The next picture, ideally at `format`'s size (the sender rescales others), stamped (when the
-    /// source draws) with `stamp`. `None`: nothing this time.
-    fn next_picture(&mut self, format: VideoFormat, stamp: Stamp) -> Result<Option<Frame>, Y4mError>;
+    /// The source's own frame rate, if it has one; `None`: it makes a picture whenever asked.
+    fn frame_rate(&self) -> Option<FrameRate> {
+        None
+    }
+
+    /// The picture due at `request.now_us`, or `None`: nothing new this time (a source with its
+    /// own rate, asked faster than that).
+    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, Y4mError>;
 }
 
 /// The test pattern.
@@ -114,20 +150,29 @@ pub trait VideoSource: Send {
 pub struct PatternSource;
 
 impl VideoSource for PatternSource {
-    fn next_picture(&mut self, format: VideoFormat, stamp: Stamp) -> Result<Option<Frame>, Y4mError> {
-        Ok(pattern::draw(format.width, format.height, stamp))
+    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, Y4mError> {
+        let CaptureRequest { format, stamp, now_us } = *request;
+        Ok(pattern::draw(format.width, format.height, stamp).map(|picture| Captured { picture, capture_us: now_us }))
     }
 }
 
-/// A Y4M file, from the start again at its end.
+/// A Y4M file at its own frame rate, from the start again at its end.
 #[derive(Debug)]
 pub struct FileSource {
     path: PathBuf,
     reader: Y4mReader,
+    clock: SourceClock,
 }
 
-impl VideoSource for FileSource {
-    fn next_picture(&mut self, _format: VideoFormat, _stamp: Stamp) -> Result<Option<Frame>, Y4mError> {
+impl FileSource {
+    /// Opens the file and reads its header.
+    pub fn open(path: &std::path::Path) -> Result<Self, Y4mError> {
+        let reader = Y4mReader::open(path)?;
+        Ok(FileSource { path: path.to_owned(), clock: SourceClock::new(reader.frame_rate()), reader })
+    }
+
+    /// The next frame of the file, looping at its end.
+    fn next_frame(&mut self) -> Result<Option<Frame>, Y4mError> {
         if let Some(f) = self.reader.next_frame()? {
             return Ok(Some(f));
         }
@@ -136,11 +181,27 @@ impl VideoSource for FileSource {
     }
 }
 
+impl VideoSource for FileSource {
+    fn frame_rate(&self) -> Option<FrameRate> {
+        Some(self.clock.rate())
+    }
+
+    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, Y4mError> {
+        let Some(due) = self.clock.due(request.now_us) else { return Ok(None) };
+        // Asked slower than the file's rate (the CPU ladder's 15 fps): the frames between are read
+        // past, so the file still plays in real time. A long stall skips at most a few seconds.
+        for _ in 0..due.skip.min(u64::from(self.clock.rate().ceil_fps()) * 4) {
+            self.next_frame()?;
+        }
+        Ok(self.next_frame()?.map(|picture| Captured { picture, capture_us: due.capture_us }))
+    }
+}
+
 /// Opens a source.
 pub fn open_source(spec: &VideoSourceSpec) -> Result<Box<dyn VideoSource>, Y4mError> {
     Ok(match spec {
         VideoSourceSpec::Pattern => Box::new(PatternSource),
-        VideoSourceSpec::File(path) => Box::new(FileSource { path: path.clone(), reader: Y4mReader::open(path)? }),
+        VideoSourceSpec::File(path) => Box::new(FileSource::open(path)?),
     })
 }
 
@@ -149,12 +210,15 @@ pub fn open_source(spec: &VideoSourceSpec) -> Result<Box<dyn VideoSource>, Y4mEr
 pub enum VideoSink {
     /// Dropped.
     Null,
-    /// A Y4M file, created at the first picture.
+    /// A Y4M file, created at the first picture; its header gets the rate the pictures came at
+    /// when it is completed.
     File {
         /// The file.
         path: PathBuf,
         /// The writer, once the size is known.
         writer: Option<Y4mWriter>,
+        /// The rate, from the pictures' capture times.
+        rate: RateEstimate,
     },
 }
 
@@ -163,17 +227,21 @@ impl VideoSink {
     pub fn open(spec: &VideoSinkSpec) -> Self {
         match spec {
             VideoSinkSpec::Null => VideoSink::Null,
-            VideoSinkSpec::File(path) => VideoSink::File { path: path.clone(), writer: None },
+            VideoSinkSpec::File(path) => {
+                VideoSink::File { path: path.clone(), writer: None, rate: RateEstimate::default() }
+            }
         }
     }
 
-    /// Writes a picture (rescaled to the file's size if needed).
-    pub fn write(&mut self, picture: &Frame, fps: u32) -> Result<(), Y4mError> {
-        let VideoSink::File { path, writer } = self else { return Ok(()) };
-        if writer.is_none() {
-            *writer = Some(Y4mWriter::create(path, picture.width, picture.height, fps)?);
-        }
-        let w = writer.as_mut().expect("created above");
+    /// Writes a shown picture (rescaled to the file's size if needed).
+    pub fn write(&mut self, shown: &Rendered) -> Result<(), Y4mError> {
+        let VideoSink::File { path, writer, rate } = self else { return Ok(()) };
+        let picture = &shown.picture;
+        rate.push(shown.capture_us);
+        let w = match writer {
+            Some(w) => w,
+            None => writer.insert(Y4mWriter::create(path, picture.width, picture.height, DEFAULT_RATE)?),
+        };
         let (width, height) = w.size();
         if (picture.width, picture.height) == (width, height) {
             w.write(picture)
@@ -183,14 +251,20 @@ impl VideoSink {
         }
     }
 
-    /// Completes the file.
+    /// Completes the file, with the rate the pictures came at in its header.
     pub fn finish(&mut self) -> Result<(), Y4mError> {
         match self {
-            VideoSink::File { writer, .. } => writer.take().map_or(Ok(()), Y4mWriter::finish),
+            VideoSink::File { writer, rate, .. } => match writer.take() {
+                Some(w) => w.finish(rate.rate().unwrap_or(DEFAULT_RATE)),
+                None => Ok(()),
+            },
             VideoSink::Null => Ok(()),
         }
     }
 }
+
+/// A file sink's rate until the pictures say otherwise (one picture alone has no rate).
+const DEFAULT_RATE: FrameRate = FrameRate::THIRTY;
 
 #[cfg(test)]
 mod tests {
@@ -212,8 +286,8 @@ mod tests {
         let mut sink = VideoSink::open(&VideoSinkSpec::File(path.clone()));
         let big = pattern::draw(640, 360, Stamp { counter: 1, capture_ms: 2 }).unwrap();
         let small = pattern::draw(320, 180, Stamp { counter: 2, capture_ms: 3 }).unwrap();
-        sink.write(&big, 30).unwrap();
-        sink.write(&small, 30).unwrap();
+        sink.write(&Rendered { picture: big, frame: 1, capture_us: 2000 }).unwrap();
+        sink.write(&Rendered { picture: small, frame: 2, capture_us: 3000 }).unwrap();
         sink.finish().unwrap();
         let mut r = Y4mReader::open(&path).unwrap();
         assert_eq!(r.size(), (640, 360));
@@ -222,10 +296,54 @@ mod tests {
         assert_eq!(pattern::read(&upscaled).unwrap().counter, 2, "the stamp survives rescaling");
 
         let mut src = open_source(&VideoSourceSpec::File(path.clone())).unwrap();
-        let f = crate::media::video::cpu_adaptation::LADDER[0];
-        for _ in 0..3 {
-            assert!(src.next_picture(f, Stamp { counter: 0, capture_ms: 0 }).unwrap().is_some(), "loops");
+        let format = crate::media::video::cpu_adaptation::LADDER[0];
+        let rate = src.frame_rate().unwrap();
+        for n in 0..3 {
+            let now_us = rate.frame_time_us(n);
+            let request = CaptureRequest { format, stamp: Stamp { counter: 0, capture_ms: 0 }, now_us };
+            assert!(src.next_picture(&request).unwrap().is_some(), "loops");
         }
         assert!(open_source(&VideoSourceSpec::File(dir.path().join("missing.y4m"))).is_err());
+    }
+
+    /// Writes `frames` pattern pictures at `rate` into `path`.
+    fn pattern_file(path: &std::path::Path, frames: u32, rate: FrameRate) {
+        let mut w = Y4mWriter::create(path, 320, 180, rate).unwrap();
+        for n in 0..frames {
+            w.write(&pattern::draw(320, 180, Stamp { counter: n, capture_ms: 0 }).unwrap()).unwrap();
+        }
+        w.finish(rate).unwrap();
+    }
+
+    #[test]
+    fn a_25_fps_file_asked_at_30_fps_plays_at_25_fps_and_a_sink_writes_the_rate_it_came_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, output) = (dir.path().join("in.y4m"), dir.path().join("out.y4m"));
+        let pal = FrameRate::new(25, 1).unwrap();
+        pattern_file(&input, 20, pal);
+        let mut src = open_source(&VideoSourceSpec::File(input)).unwrap();
+        assert_eq!(src.frame_rate(), Some(pal));
+        let mut sink = VideoSink::open(&VideoSinkSpec::File(output.clone()));
+        let start_us = 1_700_000_000_000_000;
+        let format = crate::media::video::cpu_adaptation::LADDER[2];
+        let mut shown = Vec::new();
+        // Two seconds of the encoder's 30 fps ticks.
+        for tick in 0..60u64 {
+            let now_us = start_us + tick * 1_000_000 / 30;
+            let request = CaptureRequest { format, stamp: Stamp { counter: 0, capture_ms: 0 }, now_us };
+            if let Some(c) = src.next_picture(&request).unwrap() {
+                let counter = pattern::read(&c.picture).unwrap().counter;
+                sink.write(&Rendered { picture: c.picture, frame: shown.len() as u32, capture_us: c.capture_us }).unwrap();
+                shown.push((counter, c.capture_us - start_us));
+            }
+        }
+        sink.finish().unwrap();
+        assert_eq!(shown.len(), 50, "two seconds of a 25 fps file are 50 pictures");
+        for (n, &(counter, at)) in shown.iter().enumerate() {
+            assert_eq!(counter, n as u32 % 20, "in order, looping after 20");
+            assert_eq!(at, n as u64 * 40_000, "each at the file's own time");
+        }
+        let r = Y4mReader::open(&output).unwrap();
+        assert_eq!(r.frame_rate(), pal, "the sink writes the rate the pictures came at");
     }
 }

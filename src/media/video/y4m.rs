@@ -2,10 +2,11 @@
 //! (sink).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::Frame;
+use super::clock::FrameRate;
 
 /// Why a Y4M file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,7 @@ pub struct Y4mReader {
     input: BufReader<File>,
     width: usize,
     height: usize,
-    fps: (u32, u32),
+    rate: FrameRate,
 }
 
 impl Y4mReader {
@@ -51,7 +52,7 @@ impl Y4mReader {
         if fields.next() != Some("YUV4MPEG2") {
             return Err(bad("not a YUV4MPEG2 file"));
         }
-        let (mut width, mut height, mut fps) = (0, 0, (30, 1));
+        let (mut width, mut height, mut rate) = (0, 0, FrameRate::THIRTY);
         for f in fields {
             let (tag, value) = f.split_at(f.chars().next().map_or(0, char::len_utf8));
             match tag {
@@ -59,11 +60,9 @@ impl Y4mReader {
                 "H" => height = value.parse().map_err(|_| bad("bad height"))?,
                 "F" => {
                     let (n, d) = value.split_once(':').ok_or_else(|| bad("bad frame rate"))?;
-                    fps =
+                    let (n, d) =
                         (n.parse().map_err(|_| bad("bad frame rate"))?, d.parse().map_err(|_| bad("bad frame rate"))?);
-                    if fps.0 == 0 || fps.1 == 0 {
-                        return Err(bad("bad frame rate"));
-                    }
+                    rate = FrameRate::new(n, d).ok_or_else(|| bad("bad frame rate"))?;
                 }
                 "C" if !value.starts_with("420") || value.contains("p10") || value.contains("p12") => {
                     return Err(bad("only 8-bit 4:2:0 is supported"));
@@ -75,7 +74,7 @@ impl Y4mReader {
         if Frame::black(width, height).is_none() {
             return Err(bad("width and height must be even and at most 7680x4320"));
         }
-        Ok(Y4mReader { path: path.to_owned(), input, width, height, fps })
+        Ok(Y4mReader { path: path.to_owned(), input, width, height, rate })
     }
 
     /// Picture size.
@@ -83,9 +82,9 @@ impl Y4mReader {
         (self.width, self.height)
     }
 
-    /// Frame rate as a fraction.
-    pub fn fps(&self) -> (u32, u32) {
-        self.fps
+    /// The frame rate in the header (30 fps when it names none).
+    pub fn frame_rate(&self) -> FrameRate {
+        self.rate
     }
 
     /// The next frame, or `None` at the end of the file.
@@ -117,12 +116,26 @@ pub struct Y4mWriter {
     height: usize,
 }
 
+/// The header's length: the rate is written again when the file is completed, in the same bytes
+/// (an `X` comment field pads it; readers skip `X` fields).
+const HEADER_LEN: usize = 80;
+
+fn header(width: usize, height: usize, rate: FrameRate) -> Vec<u8> {
+    let mut h = format!("YUV4MPEG2 W{width} H{height} F{rate} Ip A1:1 C420jpeg X");
+    while h.len() < HEADER_LEN - 1 {
+        h.push('.');
+    }
+    h.push('\n');
+    h.into_bytes()
+}
+
 impl Y4mWriter {
-    /// Creates the file for `width × height` at `fps` frames per second.
-    pub fn create(path: &Path, width: usize, height: usize, fps: u32) -> Result<Self, Y4mError> {
+    /// Creates the file for `width × height` at `rate` (until [`Y4mWriter::finish`] says
+    /// otherwise).
+    pub fn create(path: &Path, width: usize, height: usize, rate: FrameRate) -> Result<Self, Y4mError> {
         let io = |source| Y4mError::Io { path: path.to_owned(), source };
         let mut out = BufWriter::new(File::create(path).map_err(io)?);
-        writeln!(out, "YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg").map_err(io)?;
+        out.write_all(&header(width, height, rate)).map_err(io)?;
         Ok(Y4mWriter { path: path.to_owned(), out, width, height })
     }
 
@@ -147,10 +160,14 @@ impl Y4mWriter {
         Ok(())
     }
 
-    /// Flushes to disk.
-    pub fn finish(mut self) -> Result<(), Y4mError> {
-        let path = self.path.clone();
-        self.out.flush().map_err(|source| Y4mError::Io { path, source })
+    /// Writes `rate` into the header and flushes to disk.
+    pub fn finish(mut self, rate: FrameRate) -> Result<(), Y4mError> {
+        let failed = |source| Y4mError::Io { path: self.path.clone(), source };
+        self.out.flush().map_err(failed)?;
+        let file = self.out.get_mut();
+        file.seek(io::SeekFrom::Start(0)).map_err(failed)?;
+        file.write_all(&header(self.width, self.height, rate)).map_err(failed)?;
+        file.flush().map_err(failed)
     }
 }
 
@@ -163,16 +180,17 @@ mod tests {
     fn frames_round_trip_through_a_file_and_damage_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.y4m");
-        let mut w = Y4mWriter::create(&path, 320, 180, 30).unwrap();
+        let mut w = Y4mWriter::create(&path, 320, 180, FrameRate::THIRTY).unwrap();
         let frames: Vec<_> =
             (0..5).map(|n| pattern::draw(320, 180, Stamp { counter: n, capture_ms: n * 33 }).unwrap()).collect();
         for f in &frames {
             w.write(f).unwrap();
         }
         assert!(w.write(&Frame::black(640, 360).unwrap()).is_err(), "a frame of another size");
-        w.finish().unwrap();
+        let pal = FrameRate::new(25, 1).unwrap();
+        w.finish(pal).unwrap();
         let mut r = Y4mReader::open(&path).unwrap();
-        assert_eq!((r.size(), r.fps()), ((320, 180), (30, 1)));
+        assert_eq!((r.size(), r.frame_rate()), ((320, 180), pal), "the rate is written at the end");
         for (n, f) in frames.iter().enumerate() {
             let got = r.next_frame().unwrap().unwrap();
             assert_eq!(&got, f);
