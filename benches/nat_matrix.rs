@@ -1,5 +1,7 @@
 //! The NAT matrix: for each pairing of home networks in the namespace lab (same LAN, cone/cone,
-//! cone/symmetric, symmetric/symmetric, public/cone), the time from `hail call` to both sides
+//! cone/symmetric, symmetric/symmetric, public/cone, a home behind carrier-grade NAT, two nodes
+//! behind one NAT without mDNS (hairpin), and cone/cone with delay, jitter and burst loss on every
+//! home link through NFQUEUE), the time from `hail call` to both sides
 //! having a secure channel and the call active (the callee auto-answers), and the path chosen.
 //! Real daemons, real iptables NAT, a public hail node as bootstrap, relay and reflector. Needs
 //! root (network namespaces). Prints one JSON object.
@@ -10,7 +12,9 @@
 //! status saying its record is findable.
 //!
 //! Usage: `sudo cargo bench --bench nat_matrix [-- CALLS] [callable]` (default 5 calls per row;
-//! `callable`: only the start-to-callable row). Under `cargo test` (no `--bench`) it makes one
+//! `callable`: only the start-to-callable row; `speech --speech S.wav [--speech …] --pesq PYTHON
+//! [--out DIR]`: speech through the lab instead, clean and with delay, jitter and burst loss on
+//! both home links, scored with PESQ-WB). Under `cargo test` (no `--bench`) it makes one
 //! cone/cone call as a smoke test and fails if it does not connect directly.
 
 #[path = "../tests/common/mod.rs"]
@@ -20,6 +24,8 @@ mod common;
 mod natlab;
 #[path = "../tests/common/netns.rs"]
 mod netns;
+#[path = "common/speech_quality.rs"]
+mod speech_quality;
 
 #[path = "common/args.rs"]
 mod args;
@@ -28,6 +34,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::TestDaemon;
+use natlab::nfqueue::Impairment;
 use natlab::{Lab, Nat, PUBLIC_IP};
 use netns::Netns;
 use serde_json::{Value, json};
@@ -84,9 +91,18 @@ enum Place {
     Home(Nat),
     /// On the same LAN as the other side (mDNS).
     SameLan,
+    /// Behind the same cone NAT as the other side, mDNS off: what the DHT says is all they know
+    /// (the hairpin row).
+    SameNat,
 }
 
-fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
+/// Delay, jitter and burst loss on every home's internet link, each way (NFQUEUE): 25 ± 5 ms and
+/// 5 % Gilbert-Elliott loss in bursts of 3.
+fn bad_link() -> Impairment {
+    Impairment { delay: Duration::from_millis(25), jitter: Duration::from_millis(5), ..Impairment::bursty(0.05, 3.0) }
+}
+
+fn row(name: &str, caller: Place, callee: Place, calls: usize, link: Option<Impairment>) -> Value {
     let mut lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
     let (relay, bootstrap) = public_relay(&lab, dir.path());
@@ -107,6 +123,17 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
                 wait(&d, "behind NAT and ready", Duration::from_secs(30), ready_behind_nat);
                 d
             }
+            Place::SameNat => {
+                let h = if lab.homes.is_empty() { lab.add_home(Nat::Cone) } else { 0 };
+                let d = if who == "alice" {
+                    daemon(&lab.homes[h].host, &home, &[&home_flags[..], extra].concat())
+                } else {
+                    let o = lab.add_host(h);
+                    daemon(&lab.homes[h].others[o].0, &home, &[&home_flags[..], extra].concat())
+                };
+                wait(&d, "behind NAT and ready", Duration::from_secs(30), ready_behind_nat);
+                d
+            }
             Place::SameLan => {
                 let h = if lab.homes.is_empty() { lab.add_home(Nat::Cone) } else { 0 };
                 if lab.homes[h].others.is_empty() && who == "alice" {
@@ -120,6 +147,8 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize) -> Value {
     };
     let alice = start(caller, "alice", 4002, &[]);
     let bob = start(callee, "bob", 4003, &["--auto-answer"]);
+    let _impaired: Vec<_> =
+        link.map_or(Vec::new(), |l| (0..lab.homes.len()).map(|h| lab.impair_link(h, l, 100 + 2 * h as u64)).collect());
     let card = |d: &TestDaemon, n: &str| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned();
     let (ca, cb) = (card(&alice, "alice"), card(&bob, "bob"));
     alice.hail(&["contacts", "add", "bob", &cb]).ok();
@@ -231,10 +260,77 @@ fn callable_after_start(samples: usize) -> Value {
     })
 }
 
+/// Speech through the lab, scored with PESQ-WB: for each link condition (clean, and
+/// [`bad_link`] on both home links: about 10 % loss in bursts and 50 ± 10 ms one way, end to end),
+/// one call per sample from a cone home to another, the callee's recording against the speech.
+/// The same yardstick as `audio_quality`'s in-process rows, through real namespaces and NAT.
+fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for (name, link) in [("lab cone/cone, clean", None), ("lab cone/cone, 25±5 ms and 5 % bursts of 3 per home link", Some(bad_link()))] {
+        let mut lab = Lab::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (relay, bootstrap) = public_relay(&lab, dir.path());
+        let flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
+        let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+        let alice = daemon(&lab.homes[h1].host, &dir.path().join("alice"), &flags);
+        let bob = daemon(&lab.homes[h2].host, &dir.path().join("bob"), &flags);
+        for d in [&alice, &bob] {
+            wait(d, "behind NAT and ready", Duration::from_secs(30), ready_behind_nat);
+        }
+        let card = |d: &TestDaemon, n: &str| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned();
+        let (ca, cb) = (card(&alice, "alice"), card(&bob, "bob"));
+        alice.hail(&["contacts", "add", "bob", &cb]).ok();
+        bob.hail(&["contacts", "add", "alice", &ca]).ok();
+        let _impaired: Vec<_> = link.map_or(Vec::new(), |l| vec![lab.impair_link(h1, l, 200), lab.impair_link(h2, l, 300)]);
+        let mut calls = Vec::new();
+        for (k, sample) in speech.iter().enumerate() {
+            let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            let received = out.join(format!("{slug}-s{k}.wav"));
+            let _ = std::fs::remove_file(&received);
+            let seconds = hail::media::io::read_wav_mono_48k(Path::new(sample)).map(|x| x.len() as f64 / 48_000.0).unwrap_or(0.0);
+            alice.hail(&["--json", "call", "bob", "--detach", "--audio-in", sample]).ok();
+            wait(&bob, "ringing", Duration::from_secs(30), |s| s["call"]["state"] == "ringing");
+            bob.hail(&["answer", "--audio-out", &received.display().to_string()]).ok();
+            wait(&bob, "active", Duration::from_secs(30), |s| s["call"]["state"] == "active");
+            std::thread::sleep(Duration::from_secs_f64(seconds + 1.5));
+            let s = status(&bob);
+            alice.hail(&["hangup"]).ok();
+            wait(&bob, "ended", Duration::from_secs(10), |s| s["call"].is_null() || s["call"]["end_reason"].is_object());
+            let (r16, d16) = (received.with_extension("ref16.wav"), received.with_extension("deg16.wav"));
+            let pesq = hail::media::io::read_wav_mono_48k(Path::new(sample)).ok().zip(hail::media::io::read_wav_mono_48k(&received).ok()).and_then(
+                |(reference, degraded)| {
+                    speech_quality::write_16k(&r16, &reference);
+                    speech_quality::write_16k(&d16, &degraded);
+                    speech_quality::pesq(python, &r16, &d16)
+                },
+            );
+            let j = &s["call"]["audio"]["receive"]["jitter"];
+            eprintln!("{name}, sample {k}: PESQ-WB {pesq:?}, path {}, jitter {j}", s["call"]["path"]["kind"]);
+            calls.push(json!({ "sample": k, "pesq_wb": pesq, "path": s["call"]["path"]["kind"], "lost": j["lost"], "concealed": j["concealed"],
+                "received": j["received"], "rtt_ms": s["call"]["audio"]["rtt_ms"], "mouth_to_ear_ms": s["call"]["audio"]["receive"]["latency_ms"] }));
+        }
+        drop((alice, bob, relay));
+        drop(lab);
+        let scores: Vec<f64> = calls.iter().filter_map(|c| c["pesq_wb"].as_f64()).collect();
+        let summary = speech_quality::mean_sd(&scores).map(|(m, sd)| json!({ "mean": m, "sd": sd, "n": scores.len() }));
+        rows.push(json!({ "row": name, "loss_model": if link.is_some() { "gilbert-elliott, mean burst 3, per home link (NFQUEUE)" } else { "none" },
+            "pesq_wb": summary, "calls": calls }));
+    }
+    rows
+}
+
 fn main() {
-    let args = args::BenchArgs::from_env(&[]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out"]);
     let bench = args.bench;
     let calls: usize = args.number().unwrap_or(if bench { 5 } else { 1 });
+    if bench && args.has_word("speech") {
+        let speech: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
+        let python = args.value("--pesq").expect("--pesq PYTHON (scripts/bench-audio.sh makes the venv)");
+        let out = std::path::PathBuf::from(args.value("--out").unwrap_or("/tmp/hail-lab-speech"));
+        std::fs::create_dir_all(&out).unwrap();
+        println!("{}", json!({ "bench": "nat_matrix", "results": speech_rows(&speech, python, &out) }));
+        return;
+    }
     if bench && args.has_word("callable") {
         let r = callable_after_start(calls);
         println!("{}", json!({ "bench": "nat_matrix", "results": [r] }));
@@ -248,11 +344,15 @@ fn main() {
             ("cone/symmetric", Place::Home(Nat::Cone), Place::Home(Nat::Symmetric)),
             ("symmetric/symmetric", Place::Home(Nat::Symmetric), Place::Home(Nat::Symmetric)),
             ("public/cone", Place::Public, Place::Home(Nat::Cone)),
+            ("carrier-grade NAT/cone", Place::Home(Nat::CarrierCone), Place::Home(Nat::Cone)),
+            ("same NAT, no mDNS (hairpin)", Place::SameNat, Place::SameNat),
+            ("cone/cone, 25±5 ms, 5 % bursts of 3 per home link", Place::Home(Nat::Cone), Place::Home(Nat::Cone)),
         ];
     }
     let mut results = Vec::new();
     for (name, a, b) in rows {
-        let r = row(name, a, b, calls);
+        let link = name.contains("bursts").then(bad_link);
+        let r = row(name, a, b, calls, link);
         eprintln!("{r}");
         if !bench {
             assert_eq!(r["connected"], calls, "every call connects: {r}");
