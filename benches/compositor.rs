@@ -10,10 +10,13 @@ use std::time::Instant;
 use hail::media::video::compositor::{Compositor, Overlay};
 use hail::media::video::pattern::{self, Stamp};
 
+#[path = "common/args.rs"]
+mod args;
+
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let pictures: u32 =
-        std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 300 } else { 3 });
+    let args = args::BenchArgs::from_env(&[]);
+    let bench = args.bench;
+    let pictures: u32 = args.number().unwrap_or(if bench { 300 } else { 3 });
     let local = pattern::draw(320, 180, Stamp { counter: 1, capture_ms: 0 }).unwrap();
     let overlay = Overlay {
         peer: "bob".into(),
