@@ -71,12 +71,14 @@ async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value 
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let first = b.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
     let mut g2g = Vec::new();
+    let mut written = Vec::new();
     let mut sync = Vec::new();
     let end = t0 + Duration::from_secs(seconds);
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Some(v) = b.status().await.unwrap().call.and_then(|c| c.video_stats) {
             g2g.extend(v.receive.glass_to_glass_ms);
+            written.extend(v.written_glass_to_glass_ms);
             sync.extend(v.receive.av_sync_ms.map(f64::abs));
         }
     }
@@ -88,6 +90,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value 
     bob.stop().await;
 
     g2g.sort_by(f64::total_cmp);
+    written.sort_by(f64::total_cmp);
     sync.sort_by(f64::total_cmp);
     let shown = last.receive.frames_rendered - first.receive.frames_rendered;
     let round = |x: f64| (x * 10.0).round() / 10.0;
@@ -103,6 +106,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value 
         "target_kbps": sender.send.target_bitrate / 1000,
         "cpu_per_call_side_percent": round(cpu / wall / 2.0 * 100.0),
         "glass_to_glass_ms": { "p50": percentile(&g2g, 50.0), "p95": percentile(&g2g, 95.0), "samples": g2g.len() },
+        "glass_to_glass_written_ms": { "p50": percentile(&written, 50.0), "p95": percentile(&written, 95.0), "samples": written.len() },
         "av_sync_abs_ms": { "p50": round(percentile(&sync, 50.0)), "p95": round(percentile(&sync, 95.0)) },
         "freezes": last.receive.freezes - first.receive.freezes,
         "keyframe_requests": last.receive.keyframe_requests,

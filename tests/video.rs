@@ -108,6 +108,10 @@ fn a_video_call_shows_each_side_the_others_pattern_frame_for_frame() {
         assert_eq!(v["receive"]["decode_errors"], 0, "{who}: {v}");
         assert!(v["receive"]["av_sync_max_ms"].as_f64().is_some(), "{who}: lip sync is measured: {v}");
         assert!(v["receive"]["glass_to_glass_ms"].as_f64().is_some(), "{who}: the stamp reads back: {v}");
+        // Measured again once the Y4M sink has written the picture: later than capture, and not
+        // absurdly (same machine, same clock).
+        let written = v["written_glass_to_glass_ms"].as_f64().unwrap_or(-1.0);
+        assert!(written > 0.0 && written < 5_000.0, "{who}: glass to glass as written: {v}");
     }
 
     for (path, who) in [(&seen_by_a, "alice"), (&seen_by_b, "bob")] {

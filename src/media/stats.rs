@@ -76,6 +76,11 @@ pub struct VideoStats {
     pub send_fps: u32,
     /// Frames shown over the last second.
     pub receive_fps: u32,
+    /// The last picture's glass-to-glass delay as the sink wrote it: from its capture at the peer
+    /// (the peer's clock) to the moment our video sink had written it, ms. `receive`'s
+    /// `glass_to_glass_ms` is taken when the picture is chosen to be shown, one queue earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_glass_to_glass_ms: Option<f64>,
     /// Bits sent over the last second.
     pub send_bitrate: u64,
     /// Bits received over the last second.

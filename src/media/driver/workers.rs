@@ -173,6 +173,9 @@ fn decode_thread(
                     tracing::warn!(error = %e, "the video sink failed; pictures are dropped");
                     lock(&stats).output_error = Some(e.to_string());
                     sink_failed = true;
+                } else {
+                    let written = crate::wall_clock::now_us() as f64 - shown.capture_us as f64;
+                    lock(&stats).written_glass_to_glass_ms = Some(written / 1000.0);
                 }
             }
         }
