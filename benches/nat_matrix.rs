@@ -196,22 +196,45 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize, link: Option<Impa
     })
 }
 
+/// The lab's public relay and two cone homes (nobody in them yet). Fields drop in order: the relay
+/// before the namespaces it runs in.
+struct TwoConeHomes {
+    _relay: TestDaemon,
+    lab: Lab,
+    dir: tempfile::TempDir,
+    bootstrap: String,
+    homes: (usize, usize),
+}
+
+impl TwoConeHomes {
+    fn new() -> TwoConeHomes {
+        let mut lab = Lab::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (relay, bootstrap) = public_relay(&lab, dir.path());
+        let homes = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
+        TwoConeHomes { _relay: relay, lab, dir, bootstrap, homes }
+    }
+
+    /// A node at home `h` (0 or 1) named `who`, without mDNS, bootstrapped by the relay, plus `extra`.
+    fn node(&self, h: usize, who: &str, extra: &[&str]) -> TestDaemon {
+        let home = if h == 0 { self.homes.0 } else { self.homes.1 };
+        let flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &self.bootstrap];
+        daemon(&self.lab.homes[home].host, &self.dir.path().join(who), &[&flags[..], extra].concat())
+    }
+}
+
 /// "Node start → a peer can call it", `samples` times: a fresh node starts behind a cone NAT and a
 /// ready peer in another cone home calls it at once.
 fn callable_after_start(samples: usize) -> Value {
-    let mut lab = Lab::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (relay, bootstrap) = public_relay(&lab, dir.path());
-    let flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
-    let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
-    let alice = daemon(&lab.homes[h1].host, &dir.path().join("alice"), &flags);
+    let lab = TwoConeHomes::new();
+    let alice = lab.node(0, "alice", &[]);
     wait(&alice, "alice ready", Duration::from_secs(30), ready_behind_nat);
     let (mut callable, mut findable, mut failures) = (Vec::new(), Vec::new(), 0);
     for n in 0..samples {
         let name = format!("bob{n}");
         let t0 = Instant::now();
         let t0_wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let bob = daemon(&lab.homes[h2].host, &dir.path().join(&name), &[&flags[..], &["--auto-answer"]].concat());
+        let bob = lab.node(1, &name, &["--auto-answer"]);
         let card = bob.hail(&["--json", "id", "--name", &name]).json()["ok"]["card"].as_str().unwrap().to_owned();
         let alice_card = alice.hail(&["--json", "id", "--name", "alice"]).json()["ok"]["card"].as_str().unwrap().to_owned();
         alice.hail(&["contacts", "add", &name, &card]).ok();
@@ -245,7 +268,7 @@ fn callable_after_start(samples: usize) -> Value {
         wait(&alice, "ended", Duration::from_secs(10), |s| s["call"].is_null() || s["call"]["state"] == "ended");
         drop(bob);
     }
-    drop((alice, relay));
+    drop(alice);
     drop(lab);
     let pct = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(f64::total_cmp);
@@ -267,13 +290,8 @@ fn callable_after_start(samples: usize) -> Value {
 fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
     let mut rows = Vec::new();
     for (name, link) in [("lab cone/cone, clean", None), ("lab cone/cone, 25±5 ms and 5 % bursts of 3 per home link", Some(bad_link()))] {
-        let mut lab = Lab::new();
-        let dir = tempfile::tempdir().unwrap();
-        let (relay, bootstrap) = public_relay(&lab, dir.path());
-        let flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
-        let (h1, h2) = (lab.add_home(Nat::Cone), lab.add_home(Nat::Cone));
-        let alice = daemon(&lab.homes[h1].host, &dir.path().join("alice"), &flags);
-        let bob = daemon(&lab.homes[h2].host, &dir.path().join("bob"), &flags);
+        let lab = TwoConeHomes::new();
+        let (alice, bob) = (lab.node(0, "alice", &[]), lab.node(1, "bob", &[]));
         for d in [&alice, &bob] {
             wait(d, "behind NAT and ready", Duration::from_secs(30), ready_behind_nat);
         }
@@ -281,7 +299,8 @@ fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
         let (ca, cb) = (card(&alice, "alice"), card(&bob, "bob"));
         alice.hail(&["contacts", "add", "bob", &cb]).ok();
         bob.hail(&["contacts", "add", "alice", &ca]).ok();
-        let _impaired: Vec<_> = link.map_or(Vec::new(), |l| vec![lab.impair_link(h1, l, 200), lab.impair_link(h2, l, 300)]);
+        let _impaired: Vec<_> =
+            link.map_or(Vec::new(), |l| vec![lab.lab.impair_link(lab.homes.0, l, 200), lab.lab.impair_link(lab.homes.1, l, 300)]);
         let mut calls = Vec::new();
         for (k, sample) in speech.iter().enumerate() {
             let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
@@ -309,7 +328,7 @@ fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
             calls.push(json!({ "sample": k, "pesq_wb": pesq, "path": s["call"]["path"]["kind"], "lost": j["lost"], "concealed": j["concealed"],
                 "received": j["received"], "rtt_ms": s["call"]["audio"]["rtt_ms"], "mouth_to_ear_ms": s["call"]["audio"]["receive"]["latency_ms"] }));
         }
-        drop((alice, bob, relay));
+        drop((alice, bob));
         drop(lab);
         let scores: Vec<f64> = calls.iter().filter_map(|c| c["pesq_wb"].as_f64()).collect();
         let summary = speech_quality::mean_sd(&scores).map(|(m, sd)| json!({ "mean": m, "sd": sd, "n": scores.len() }));

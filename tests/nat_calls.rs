@@ -177,6 +177,14 @@ fn call_and_answer(alice: &TestDaemon, bob: &TestDaemon) -> Background {
     caller
 }
 
+/// Waits for audio to flow both ways (50 frames each): alice's status, then bob's.
+fn audio_both_ways(alice: &TestDaemon, bob: &TestDaemon) -> (Value, Value) {
+    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
+    let b = wait_for(bob, "alice's audio", Duration::from_secs(30), flowing);
+    let a = wait_for(alice, "bob's audio", Duration::from_secs(15), flowing);
+    (a, b)
+}
+
 /// `calls` calls in a row from home 1 (`nat_a`) to home 2 (`nat_b`) through the lab's public node;
 /// returns the paths each side reports once audio flows both ways, per call.
 fn calls_between_homes(nat_a: Nat, nat_b: Nat, calls: usize) -> Vec<(String, String)> {
@@ -186,9 +194,7 @@ fn calls_between_homes(nat_a: Nat, nat_b: Nat, calls: usize) -> Vec<(String, Str
     for n in 0..calls {
         let started = Instant::now();
         let caller = call_and_answer(&alice, &bob);
-        let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
-        let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
-        let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+        let (a, b) = audio_both_ways(&alice, &bob);
         let kinds = (a["call"]["path"]["kind"].as_str().unwrap().to_owned(), b["call"]["path"]["kind"].as_str().unwrap().to_owned());
         eprintln!("{nat_a:?}/{nat_b:?} call {n}: audio both ways after {} ms; paths {kinds:?}", started.elapsed().as_millis());
         alice.hail(&["hangup"]).ok();
@@ -382,9 +388,7 @@ fn a_relay_with_only_a_carrier_grade_nat_address_serves_with_relay_on_and_an_ext
     assert_eq!(status(&alice)["network"]["relayed_via"][0], id.as_str());
     befriend(&alice, "alice", &bob, "bob");
     let caller = call_and_answer(&alice, &bob);
-    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
-    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
-    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    let (a, b) = audio_both_ways(&alice, &bob);
     assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
     let r = status(&relay)["network"]["media_relay"].clone();
     assert!(r["allocated"].as_u64().unwrap_or(0) >= 1 && r["forwarded"].as_u64().unwrap_or(0) > 0, "{r}");
@@ -438,9 +442,7 @@ fn a_callee_behind_nat_brings_the_media_relay_when_the_caller_has_none() {
     wait_for(&alice, "alice public", Duration::from_secs(30), |s| s["network"]["reachability"] == "public");
     befriend(&alice, "alice", &bob, "bob");
     let caller = call_and_answer(&alice, &bob);
-    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
-    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
-    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    let (a, b) = audio_both_ways(&alice, &bob);
     assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
     let r = status(&relay)["network"]["media_relay"].clone();
     assert_eq!(r["allocated"], 1, "one allocation, bob's: {r}");
@@ -501,9 +503,7 @@ fn a_node_behind_carrier_grade_nat_punches_a_direct_path() {
     assert_eq!(reflexive.split(':').next().unwrap(), lab.homes[h1].wan_ip, "{reflexive}");
     befriend(&alice, "alice", &bob, "bob");
     let caller = call_and_answer(&alice, &bob);
-    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
-    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
-    let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    let (a, b) = audio_both_ways(&alice, &bob);
     for s in [&a, &b] {
         assert_eq!(s["call"]["path"]["kind"], "direct_punched", "{}", s["call"]["path"]);
     }
@@ -532,9 +532,7 @@ fn two_nodes_behind_the_same_nat_without_mdns_still_connect() {
     wait_for(&bob, "bob ready", Duration::from_secs(30), |s| s["network"]["record_published_at_ms"].is_u64());
     befriend(&alice, "alice", &bob, "bob");
     let caller = call_and_answer(&alice, &bob);
-    let flowing = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50;
-    let b = wait_for(&bob, "alice's audio", Duration::from_secs(30), flowing);
-    wait_for(&alice, "bob's audio", Duration::from_secs(15), flowing);
+    let (_, b) = audio_both_ways(&alice, &bob);
     eprintln!("same NAT, no mDNS: path {}", b["call"]["path"]);
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
