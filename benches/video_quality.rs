@@ -18,19 +18,19 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/call.rs"]
+mod call;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hail::call::CallState;
-use hail::home::Home;
 use hail::media::codec::av1::{Dav1dDecoder, VideoEncoder};
 use hail::media::video::clock::FrameRate;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::y4m::{Y4mReader, Y4mWriter};
 use hail::media::video::Frame;
-use hail::node::{Daemon, DaemonOptions, NodeEvent};
+use hail::node::DaemonOptions;
 
 /// The encoder threads in a call (src/media/video/encoder.rs runs libaom on 2).
 const THREADS: usize = 2;
@@ -187,22 +187,8 @@ fn ffmpeg_anchor(ffmpeg: &str, clip_path: &Path, clip: &Clip, kbps: u32, work: &
     r
 }
 
-async fn until(events: &mut tokio::sync::broadcast::Receiver<NodeEvent>, pred: impl Fn(&NodeEvent) -> bool) {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            if let Ok(e) = events.recv().await {
-                if pred(&e) {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("the call progressed within 20 s");
-}
-
 /// A call of `seconds` with the clip as alice's camera; bob writes what he shows to `work/call-out.y4m`.
-async fn call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> serde_json::Value {
+async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> serde_json::Value {
     let out = work.join("call-out.y4m");
     let options = |input: &str, output: &str, auto_answer: bool| {
         let mut o = DaemonOptions::loopback("tone:440", "null");
@@ -213,19 +199,13 @@ async fn call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> serde
         o
     };
     let dir = tempfile::tempdir().unwrap();
-    let alice = Daemon::start(Home::new(dir.path().join("alice")), options(&clip_path.display().to_string(), "null", false))
-        .await
-        .unwrap();
-    let bob =
-        Daemon::start(Home::new(dir.path().join("bob")), options("pattern", &out.display().to_string(), true)).await.unwrap();
-    let (a, b) = (alice.node().clone(), bob.node().clone());
-    let card_a = a.identity(Some("alice")).await.unwrap().card;
-    let card_b = b.identity(Some("bob")).await.unwrap().card;
-    a.add_contact("bob", &card_b).await.unwrap();
-    b.add_contact("alice", &card_a).await.unwrap();
-    let mut events = a.subscribe();
-    a.call("bob", true).await.unwrap();
-    until(&mut events, |e| matches!(e, NodeEvent::CallState { call } if call.state == CallState::Active)).await;
+    let (alice, bob) = call::active_call(
+        dir.path(),
+        options(&clip_path.display().to_string(), "null", false),
+        options("pattern", &out.display().to_string(), true),
+    )
+    .await;
+    let a = alice.node().clone();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let sender = a.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
     a.hangup().await.unwrap();
@@ -356,7 +336,7 @@ async fn main() {
         eprintln!("{r}");
         encodes.push(r);
     }
-    let call = call(&clip_path, &clip, seconds, &work).await;
+    let call = clip_call(&clip_path, &clip, seconds, &work).await;
     eprintln!("{call}");
     println!(
         "{}",
