@@ -6,7 +6,10 @@
 //! and scored by the same code. Then a call: two real daemons, the clip as the sender's camera
 //! (`video.input`), the receiver writing what it shows (`video.output`), and the PSNR of each
 //! written picture against the source frame it best matches in a small window after the previous
-//! match (the clip plays at its own rate and loops; the call may skip or repeat pictures).
+//! match (the clip plays at its own rate and loops; the call may skip or repeat pictures). The
+//! sender scales every picture to its format (640x360 at the top), whatever the clip's shape, so
+//! written pictures are scaled back to the clip's size to compare, and the PSNR of that scaling
+//! alone (no coding) is reported beside as the ceiling.
 //! Prints one JSON object.
 //!
 //! Usage (scripts/bench-video-quality.sh fetches the clip and ffmpeg):
@@ -190,6 +193,8 @@ fn ffmpeg_anchor(ffmpeg: &str, clip_path: &Path, clip: &Clip, kbps: u32, work: &
 /// A call of `seconds` with the clip as alice's camera; bob writes what he shows to `work/call-out.y4m`.
 async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> serde_json::Value {
     let out = work.join("call-out.y4m");
+    // A file left by an earlier run must not stand in for a call that wrote nothing.
+    let _ = std::fs::remove_file(&out);
     let options = |input: &str, output: &str, auto_answer: bool| {
         let mut o = DaemonOptions::loopback("tone:440", "null");
         o.calls.auto_answer = Some(auto_answer);
@@ -213,7 +218,7 @@ async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> 
     bob.stop().await;
 
     let written = Clip::read(&out).map(|c| c.frames).unwrap_or_default();
-    let written_size = written.first().map(|f| format!("{}x{}", f.width, f.height));
+    let written_size = written.first().map(|f| (f.width, f.height));
     // The sender sends its format's size (the clip scaled to it): back to the clip's size to compare.
     let (w, h) = clip.size();
     let written: Vec<Frame> =
@@ -224,12 +229,18 @@ async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> 
     let mut sorted = psnrs.clone();
     sorted.sort_by(f64::total_cmp);
     let p10 = sorted.get(sorted.len() / 10).copied().unwrap_or(f64::NAN);
+    // The ceiling the scaling alone sets: every source frame to the written size and back, uncoded.
+    let resampled: Option<Vec<Frame>> = written_size
+        .filter(|&s| s != (w, h))
+        .map(|(sw, sh)| clip.frames.iter().filter_map(|f| f.scaled(sw, sh)?.scaled(w, h)).collect());
+    let resample_psnr = resampled.and_then(|r| score(&r, &clip.frames)).map_or(99.0, |s| s.0);
     serde_json::json!({
         "seconds": seconds,
         "sent_format": format!("{}x{}@{}", sender.send.width, sender.send.height, sender.send.target_fps),
         "send_kbps": sender.send_bitrate / 1000,
         "target_kbps": sender.send.target_bitrate / 1000,
-        "written_size": written_size,
+        "written_size": written_size.map(|(sw, sh)| format!("{sw}x{sh}")),
+        "resample_only_psnr_y_db": round(resample_psnr, 2),
         "written_frames": written.len(),
         "scored_frames": matches.len(),
         "psnr_y_db": { "mean": round(mean, 2), "p10": round(p10, 2) },
