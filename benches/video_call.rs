@@ -10,13 +10,12 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/call.rs"]
+mod call;
 
 use std::time::{Duration, Instant};
 
-use hail::call::CallState;
-use hail::home::Home;
-use hail::node::{Daemon, DaemonOptions, NodeEvent};
-use tokio::sync::broadcast;
+use hail::node::DaemonOptions;
 
 fn options(encoder: &str, size: &str, auto_answer: bool) -> DaemonOptions {
     let mut o = DaemonOptions::loopback("tone:440", "null");
@@ -40,32 +39,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(rank).copied().unwrap_or(f64::NAN)
 }
 
-async fn until(events: &mut broadcast::Receiver<NodeEvent>, pred: impl Fn(&NodeEvent) -> bool) {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            if let Ok(e) = events.recv().await {
-                if pred(&e) {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("the call progressed within 20 s");
-}
-
 async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let alice = Daemon::start(Home::new(dir.path().join("alice")), options(encoder, size, false)).await.unwrap();
-    let bob = Daemon::start(Home::new(dir.path().join("bob")), options(encoder, size, true)).await.unwrap();
+    let (alice, bob) =
+        call::active_call(dir.path(), options(encoder, size, false), options(encoder, size, true)).await;
     let (a, b) = (alice.node().clone(), bob.node().clone());
-    let card_a = a.identity(Some("alice")).await.unwrap().card;
-    let card_b = b.identity(Some("bob")).await.unwrap().card;
-    a.add_contact("bob", &card_b).await.unwrap();
-    b.add_contact("alice", &card_a).await.unwrap();
-    let mut events = a.subscribe();
-    a.call("bob", true).await.unwrap();
-    until(&mut events, |e| matches!(e, NodeEvent::CallState { call } if call.state == CallState::Active)).await;
     // One second to settle (first keyframes, the jitter buffer), then measure.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
