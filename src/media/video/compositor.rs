@@ -94,13 +94,8 @@ impl Compositor {
 
     /// Where the large picture of `size` goes: as large as fits, centred (black bars around).
     pub fn main_area(&self, size: (usize, usize)) -> Rect {
-        let (w, h) = (size.0.max(1), size.1.max(1));
-        let (width, height) = if self.width * h <= self.height * w {
-            (self.width, even(self.width * h / w).max(2))
-        } else {
-            (even(self.height * w / h).max(2), self.height)
-        };
-        Rect { x: even((self.width - width) / 2), y: even((self.height - height) / 2), width, height }
+        let (x, y, width, height) = super::fit_in((self.width, self.height), size);
+        Rect { x, y, width, height }
     }
 
     /// The call view: `remote` large (black when it has none), `local` in the inset (none when
@@ -110,12 +105,12 @@ impl Compositor {
         let (large, small) = if self.swapped { (local, remote) } else { (remote, local) };
         if let Some(p) = large {
             let area = self.main_area((p.width, p.height));
-            blit(&mut out, p, area);
+            out.paste_scaled(p, (area.x, area.y, area.width, area.height));
         }
         if let Some(p) = small {
             let r = self.inset((p.width, p.height));
             fill(&mut out, Rect { x: r.x - 2, y: r.y - 2, width: r.width + 4, height: r.height + 4 }, BORDER);
-            blit(&mut out, p, r);
+            out.paste_scaled(p, (r.x, r.y, r.width, r.height));
         }
         self.draw_overlay(&mut out, overlay);
         out
@@ -147,32 +142,6 @@ impl Compositor {
             let y = self.height - m - (bottom.len() - i) * line;
             draw_text(out, m, y, text, s, left_of_inset);
         }
-    }
-}
-
-/// Copies `p` scaled into `area` of `out`.
-fn blit(out: &mut Frame, p: &Frame, area: Rect) {
-    let scaled;
-    let p = if (p.width, p.height) == (area.width, area.height) {
-        p
-    } else {
-        match p.scaled(area.width, area.height) {
-            Some(s) => {
-                scaled = s;
-                &scaled
-            }
-            None => return,
-        }
-    };
-    for row in 0..area.height {
-        let dst = (area.y + row) * out.width + area.x;
-        out.y[dst..dst + area.width].copy_from_slice(&p.y[row * p.width..row * p.width + area.width]);
-    }
-    let (cw, ow) = (p.width / 2, out.width / 2);
-    for row in 0..area.height / 2 {
-        let dst = (area.y / 2 + row) * ow + area.x / 2;
-        out.u[dst..dst + area.width / 2].copy_from_slice(&p.u[row * cw..row * cw + area.width / 2]);
-        out.v[dst..dst + area.width / 2].copy_from_slice(&p.v[row * cw..row * cw + area.width / 2]);
     }
 }
 

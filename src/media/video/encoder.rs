@@ -95,7 +95,8 @@ impl EncodeWorker {
         let picture = if (job.picture.width, job.picture.height) == (format.width, format.height) {
             &job.picture
         } else {
-            scaled = job.picture.scaled(format.width, format.height).ok_or_else(|| {
+            // Scaled to fit, keeping its shape: a 4:3 camera or a 2.35:1 film is not stretched to 16:9.
+            scaled = job.picture.fitted(format.width, format.height).ok_or_else(|| {
                 VideoCodecError::Encoder(format!("cannot scale to {}x{}", format.width, format.height))
             })?;
             &scaled

@@ -69,6 +69,17 @@ pub struct Frame {
     pub v: Vec<u8>,
 }
 
+/// Where a picture of `size` goes in an `outer` one, scaled to fit keeping its shape and centred:
+/// `(x, y, width, height)`, all even. The whole of `outer` when the shapes agree.
+pub fn fit_in(outer: (usize, usize), size: (usize, usize)) -> (usize, usize, usize, usize) {
+    let even = |n: usize| n & !1;
+    let (ow, oh) = (outer.0.max(2), outer.1.max(2));
+    let (w, h) = (size.0.max(1), size.1.max(1));
+    let (width, height) =
+        if ow * h <= oh * w { (ow, even(ow * h / w).clamp(2, oh)) } else { (even(oh * w / h).clamp(2, ow), oh) };
+    (even((ow - width) / 2), even((oh - height) / 2), width, height)
+}
+
 impl Frame {
     /// A black frame (luma 16, neutral chroma), or `None` for odd or zero sizes.
     pub fn black(width: usize, height: usize) -> Option<Self> {
@@ -94,6 +105,57 @@ impl Frame {
         let (cw, ch, ow, oh) = (self.width / 2, self.height / 2, width / 2, height / 2);
         resample(&self.u, cw, ch, &mut out.u, ow, oh);
         resample(&self.v, cw, ch, &mut out.v, ow, oh);
+        Some(out)
+    }
+
+    /// Where a picture of `size` goes in this one: [`fit_in`].
+    pub fn fit(&self, size: (usize, usize)) -> (usize, usize, usize, usize) {
+        fit_in((self.width, self.height), size)
+    }
+
+    /// Copies `p`, scaled to `width × height`, into this picture at `(x, y)` (even; the area must
+    /// lie inside). Nothing is copied if `p` cannot be scaled to that size.
+    pub fn paste_scaled(&mut self, p: &Frame, (x, y, width, height): (usize, usize, usize, usize)) {
+        if x + width > self.width || y + height > self.height {
+            return;
+        }
+        let scaled;
+        let p = if (p.width, p.height) == (width, height) {
+            p
+        } else {
+            match p.scaled(width, height) {
+                Some(s) => {
+                    scaled = s;
+                    &scaled
+                }
+                None => return,
+            }
+        };
+        for row in 0..height {
+            let dst = (y + row) * self.width + x;
+            self.y[dst..dst + width].copy_from_slice(&p.y[row * p.width..row * p.width + width]);
+        }
+        let (cw, ow) = (p.width / 2, self.width / 2);
+        for row in 0..height / 2 {
+            let dst = (y / 2 + row) * ow + x / 2;
+            self.u[dst..dst + width / 2].copy_from_slice(&p.u[row * cw..row * cw + width / 2]);
+            self.v[dst..dst + width / 2].copy_from_slice(&p.v[row * cw..row * cw + width / 2]);
+        }
+    }
+
+    /// This picture in a `width × height` one, scaled to fit keeping its shape, black bars where
+    /// the shapes differ (a 4:3 camera or a 2.35:1 film sent as 16:9 is not stretched); `None` for
+    /// an invalid size.
+    pub fn fitted(&self, width: usize, height: usize) -> Option<Frame> {
+        if (width, height) == (self.width, self.height) {
+            return Some(self.clone());
+        }
+        let mut out = Frame::black(width, height)?;
+        let area = out.fit((self.width, self.height));
+        if (area.2, area.3) == (width, height) {
+            return self.scaled(width, height);
+        }
+        out.paste_scaled(self, area);
         Some(out)
     }
 
@@ -143,6 +205,30 @@ impl Frame {
 mod tests {
     use super::pattern::{self, Stamp};
     use super::*;
+
+    #[test]
+    fn a_picture_of_another_shape_is_fitted_with_black_bars_not_stretched() {
+        // A 2.35:1 film (640x272) into 640x360: letterboxed, the film's rows intact in the middle.
+        let mut film = Frame::black(640, 272).unwrap();
+        film.y.iter_mut().for_each(|p| *p = 200);
+        let out = film.fitted(640, 360).unwrap();
+        assert_eq!(out.fit((640, 272)), (0, 44, 640, 272));
+        let row = |r: usize| &out.y[r * 640..(r + 1) * 640];
+        assert!(row(0).iter().chain(row(43)).chain(row(316)).chain(row(359)).all(|p| *p == LUMA_BLACK), "bars");
+        assert!(row(44).iter().chain(row(180)).chain(row(315)).all(|p| *p == 200), "the film, not stretched");
+        // A 4:3 camera (640x480) into 640x360: pillarboxed.
+        assert_eq!(fit_in((640, 360), (640, 480)), (80, 0, 480, 360));
+        // The same shape: scaled as before, no bars.
+        let f = pattern::draw(640, 360, Stamp { counter: 3, capture_ms: 9 }).unwrap();
+        assert_eq!(f.fitted(320, 180), f.scaled(320, 180));
+        assert_eq!(fit_in((320, 180), (640, 360)), (0, 0, 320, 180));
+        assert_eq!(f.fitted(3, 3), None, "an invalid size");
+        // Degenerate shapes never panic or leave the picture.
+        for size in [(1, 5000), (5000, 1), (0, 0), (2, 2)] {
+            let (x, y, w, h) = fit_in((320, 180), size);
+            assert!(x + w <= 320 && y + h <= 180 && w >= 2 && h >= 2, "{size:?}");
+        }
+    }
 
     #[test]
     fn scaling_keeps_the_picture_and_the_quality_measures_tell_damage_apart() {
