@@ -7,9 +7,9 @@
 //! (`video.input`), the receiver writing what it shows (`video.output`), and the PSNR of each
 //! written picture against the source frame it best matches in a small window after the previous
 //! match (the clip plays at its own rate and loops; the call may skip or repeat pictures). The
-//! sender scales every picture to its format (640x360 at the top), whatever the clip's shape, so
-//! written pictures are scaled back to the clip's size to compare, and the PSNR of that scaling
-//! alone (no coding) is reported beside as the ceiling.
+//! sender fits every picture into its format (640x360 at the top) keeping its shape, with black
+//! bars, so the picture area of each written frame is cut out and scaled back to the clip's size to
+//! compare, and the PSNR of that scaling alone (no coding) is reported beside as the ceiling.
 //! Prints one JSON object.
 //!
 //! Usage (scripts/bench-video-quality.sh fetches the clip and ffmpeg):
@@ -191,6 +191,24 @@ fn ffmpeg_anchor(ffmpeg: &str, clip_path: &Path, clip: &Clip, kbps: u32, work: &
 }
 
 /// A call of `seconds` with the clip as alice's camera; bob writes what he shows to `work/call-out.y4m`.
+/// The `(x, y, width, height)` area of `f` (even numbers, inside it) as a picture of its own.
+fn crop(f: &Frame, (x, y, width, height): (usize, usize, usize, usize)) -> Option<Frame> {
+    if x + width > f.width || y + height > f.height {
+        return None;
+    }
+    let mut out = Frame::black(width, height)?;
+    for row in 0..height {
+        out.y[row * width..(row + 1) * width].copy_from_slice(&f.y[(y + row) * f.width + x..(y + row) * f.width + x + width]);
+    }
+    let (cw, fw) = (width / 2, f.width / 2);
+    for row in 0..height / 2 {
+        let src = (y / 2 + row) * fw + x / 2;
+        out.u[row * cw..(row + 1) * cw].copy_from_slice(&f.u[src..src + cw]);
+        out.v[row * cw..(row + 1) * cw].copy_from_slice(&f.v[src..src + cw]);
+    }
+    Some(out)
+}
+
 async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> serde_json::Value {
     let out = work.join("call-out.y4m");
     // A file left by an earlier run must not stand in for a call that wrote nothing.
@@ -219,10 +237,16 @@ async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> 
 
     let written = Clip::read(&out).map(|c| c.frames).unwrap_or_default();
     let written_size = written.first().map(|f| (f.width, f.height));
-    // The sender sends its format's size (the clip scaled to it): back to the clip's size to compare.
+    // The sender sends its format's size (the clip fitted into it, black bars where the shapes
+    // differ): the picture area, back to the clip's size, to compare.
     let (w, h) = clip.size();
-    let written: Vec<Frame> =
-        written.into_iter().filter_map(|f| if f.width == w && f.height == h { Some(f) } else { f.scaled(w, h) }).collect();
+    let unfit = |f: &Frame| -> Option<Frame> {
+        if (f.width, f.height) == (w, h) {
+            return Some(f.clone());
+        }
+        crop(f, f.fit((w, h)))?.scaled(w, h)
+    };
+    let written: Vec<Frame> = written.iter().filter_map(unfit).collect();
     let matches = match_written(&written, &clip.frames);
     let psnrs: Vec<f64> = matches.iter().map(|m| m.1).collect();
     let mean = psnrs.iter().sum::<f64>() / psnrs.len().max(1) as f64;
@@ -232,7 +256,7 @@ async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> 
     // The ceiling the scaling alone sets: every source frame to the written size and back, uncoded.
     let resampled: Option<Vec<Frame>> = written_size
         .filter(|&s| s != (w, h))
-        .map(|(sw, sh)| clip.frames.iter().filter_map(|f| f.scaled(sw, sh)?.scaled(w, h)).collect());
+        .map(|(sw, sh)| clip.frames.iter().filter_map(|f| unfit(&f.fitted(sw, sh)?)).collect());
     let resample_psnr = resampled.and_then(|r| score(&r, &clip.frames)).map_or(99.0, |s| s.0);
     serde_json::json!({
         "seconds": seconds,
@@ -262,6 +286,10 @@ fn smoke() -> serde_json::Value {
     writer.finish(rate).unwrap();
     let clip = Clip::read(&path).unwrap();
     assert_eq!(clip.frames, source, "the generated Y4M reads back");
+    // A wide picture fitted into the sending format and cut back out is the same picture.
+    let wide = pattern::draw(320, 136, Stamp { counter: 5, capture_ms: 0 }).unwrap();
+    let sent = wide.fitted(320, 180).unwrap();
+    assert_eq!(crop(&sent, sent.fit((320, 136))), Some(wide), "letterbox and crop undo each other");
     assert_eq!(clip.fps(), 25);
 
     // Identical frames: SSIM 1, PSNR at its cap.
