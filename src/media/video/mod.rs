@@ -17,6 +17,7 @@ pub mod cpu_adaptation;
 pub mod encoder;
 pub mod font;
 pub mod pattern;
+pub mod pixel_format;
 pub mod receiver;
 pub mod record_reader;
 pub mod sender;

@@ -1,0 +1,145 @@
+//! What cameras deliver, as the encoder wants it: packed YUYV (4:2:2) and semi-planar NV12
+//! (4:2:0) converted to planar I420, sans-IO (bytes in, a [`Frame`] out). The camera source
+//! (issue 16, not built yet) hands its buffers here; MJPEG needs a JPEG decoder first and is not
+//! covered.
+//!
+//! Conversions check the buffer's length against the size and refuse odd sizes, so a driver that
+//! hands a short or garbled buffer gets an error, never a panic.
+
+use super::Frame;
+
+/// Why a camera buffer could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PixelFormatError {
+    /// Odd, zero or too large a size.
+    #[error("unsupported picture size {width}x{height}")]
+    Size {
+        /// Width.
+        width: usize,
+        /// Height.
+        height: usize,
+    },
+    /// The buffer does not hold one picture of that size and format.
+    #[error("a {format} picture of {width}x{height} needs {needed} bytes, got {got}")]
+    Length {
+        /// The format's name.
+        format: &'static str,
+        /// Width.
+        width: usize,
+        /// Height.
+        height: usize,
+        /// Bytes one picture takes.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+}
+
+fn blank(width: usize, height: usize) -> Result<Frame, PixelFormatError> {
+    Frame::black(width, height).ok_or(PixelFormatError::Size { width, height })
+}
+
+fn check(format: &'static str, width: usize, height: usize, needed: usize, got: usize) -> Result<(), PixelFormatError> {
+    if got < needed {
+        return Err(PixelFormatError::Length { format, width, height, needed, got });
+    }
+    Ok(())
+}
+
+/// YUYV (YUY2): per two pixels `Y0 U Y1 V`, chroma at full height. I420's chroma rows are the
+/// average of each pair of YUYV rows. Bytes past one picture (driver padding) are ignored.
+pub fn yuyv_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame, PixelFormatError> {
+    let mut f = blank(width, height)?;
+    check("YUYV", width, height, width * height * 2, bytes.len())?;
+    let stride = width * 2;
+    for row in 0..height {
+        let line = &bytes[row * stride..(row + 1) * stride];
+        for (x, px) in f.y[row * width..(row + 1) * width].iter_mut().enumerate() {
+            *px = line[x * 2];
+        }
+    }
+    let cw = width / 2;
+    for crow in 0..height / 2 {
+        let (a, b) = (&bytes[2 * crow * stride..], &bytes[(2 * crow + 1) * stride..]);
+        for cx in 0..cw {
+            let avg = |i: usize| (u16::from(a[i]) + u16::from(b[i])).div_ceil(2) as u8;
+            f.u[crow * cw + cx] = avg(cx * 4 + 1);
+            f.v[crow * cw + cx] = avg(cx * 4 + 3);
+        }
+    }
+    Ok(f)
+}
+
+/// NV12: the luma plane, then one plane of interleaved `U V` at half size in both directions.
+/// Bytes past one picture are ignored.
+pub fn nv12_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame, PixelFormatError> {
+    let mut f = blank(width, height)?;
+    let luma = width * height;
+    check("NV12", width, height, luma + luma / 2, bytes.len())?;
+    f.y.copy_from_slice(&bytes[..luma]);
+    for (i, uv) in bytes[luma..luma + luma / 2].chunks_exact(2).enumerate() {
+        f.u[i] = uv[0];
+        f.v[i] = uv[1];
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuyv_becomes_planar_with_its_chroma_rows_averaged() {
+        // 4x2: two rows of two YUYV macropixels each.
+        let bytes = [
+            10, 100, 11, 200, 12, 102, 13, 202, // row 0
+            20, 110, 21, 210, 22, 112, 23, 212, // row 1
+        ];
+        let f = yuyv_to_i420(&bytes, 4, 2).unwrap();
+        assert_eq!(f.y, [10, 11, 12, 13, 20, 21, 22, 23]);
+        assert_eq!(f.u, [105, 107]);
+        assert_eq!(f.v, [205, 207]);
+    }
+
+    #[test]
+    fn nv12_splits_its_interleaved_chroma() {
+        let mut bytes: Vec<u8> = (0..8).collect();
+        bytes.extend([50, 60, 51, 61]);
+        let f = nv12_to_i420(&bytes, 4, 2).unwrap();
+        assert_eq!(f.y, (0..8).collect::<Vec<u8>>());
+        assert_eq!((f.u.as_slice(), f.v.as_slice()), (&[50, 51][..], &[60, 61][..]));
+    }
+
+    #[test]
+    fn a_drawn_picture_survives_the_round_trip_through_both_formats() {
+        let p = super::super::pattern::draw(64, 36, super::super::pattern::Stamp { counter: 7, capture_ms: 0 }).unwrap();
+        // To NV12 and back: exact.
+        let mut nv12 = p.y.clone();
+        for (u, v) in p.u.iter().zip(&p.v) {
+            nv12.extend([*u, *v]);
+        }
+        assert_eq!(nv12_to_i420(&nv12, 64, 36).unwrap(), p);
+        // To YUYV (chroma repeated on both rows) and back: exact too.
+        let mut yuyv = Vec::new();
+        for row in 0..36 {
+            for x in (0..64).step_by(2) {
+                let c = (row / 2) * 32 + x / 2;
+                yuyv.extend([p.y[row * 64 + x], p.u[c], p.y[row * 64 + x + 1], p.v[c]]);
+            }
+        }
+        assert_eq!(yuyv_to_i420(&yuyv, 64, 36).unwrap(), p);
+    }
+
+    #[test]
+    fn short_buffers_and_odd_sizes_are_errors_not_panics() {
+        assert!(matches!(yuyv_to_i420(&[0; 15], 4, 2), Err(PixelFormatError::Length { needed: 16, got: 15, .. })));
+        assert!(matches!(nv12_to_i420(&[0; 11], 4, 2), Err(PixelFormatError::Length { needed: 12, .. })));
+        assert!(matches!(nv12_to_i420(&[0; 100], 3, 2), Err(PixelFormatError::Size { .. })));
+        assert!(matches!(yuyv_to_i420(&[], 0, 0), Err(PixelFormatError::Size { .. })));
+        // Padding past one picture is ignored.
+        assert!(yuyv_to_i420(&[0; 40], 4, 2).is_ok());
+        // Garbage of the right length converts to some picture (a camera's noise is a picture).
+        let garbage: Vec<u8> = (0..16u32).map(|i| (i * 7919 % 251) as u8).collect();
+        assert!(yuyv_to_i420(&garbage, 4, 2).is_ok());
+    }
+}
