@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn a_drawn_picture_survives_the_round_trip_through_both_formats() {
-        let p = super::super::pattern::draw(64, 36, super::super::pattern::Stamp { counter: 7, capture_ms: 0 }).unwrap();
+        use crate::media::video::pattern::{self, Stamp};
+        let p = pattern::draw(64, 36, Stamp { counter: 7, capture_ms: 0 }).unwrap();
         // To NV12 and back: exact.
         let mut nv12 = p.y.clone();
         for (u, v) in p.u.iter().zip(&p.v) {
