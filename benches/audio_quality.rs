@@ -73,7 +73,7 @@ fn cpu_seconds() -> f64 {
 
 /// One call under one condition: `input` from Alice to Bob, Bob's recording in `received`.
 /// Returns the call's numbers (JSON) and the received audio's PESQ-WB when asked.
-async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, pesq_with: Option<(&str, &Path)>) -> serde_json::Value {
+async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, python: Option<&str>) -> serde_json::Value {
     let loss_model = match c.mean_burst {
         None => Impairment { loss: c.loss, ..Impairment::clean() },
         Some(burst) => Impairment::bursty(c.loss, burst),
@@ -98,10 +98,10 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
     let card_b = b.identity(Some("bob")).await.unwrap().card;
     a.add_contact("bob", &card_b).await.unwrap();
     b.add_contact("alice", &card_a).await.unwrap();
-    let seconds = match input.strip_prefix("tone:") {
-        Some(_) => 2.0,
-        None => hail::media::io::read_wav_mono_48k(Path::new(input)).expect("a readable speech WAV").len() as f64 / 48_000.0,
-    };
+    // The speech sent (a file), read once: its length, the marker, the PESQ reference.
+    let sent = (!input.starts_with("tone:"))
+        .then(|| hail::media::io::read_wav_mono_48k(Path::new(input)).expect("a readable speech WAV"));
+    let seconds = sent.as_ref().map_or(2.0, |s| s.len() as f64 / 48_000.0);
 
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
@@ -135,11 +135,10 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
     // End to end: a marker (the speech itself) found in both files, placed in time by when each
     // file's first sample was taken and written. Includes framing, codec, network, jitter
     // buffer and the file sink; file sources and sinks have no device buffers.
-    let mouth_to_ear_end_to_end_ms = match (input_started_us, audio.output_started_us) {
-        (Some(i), Some(o)) if !input.starts_with("tone:") => {
-            let sent = hail::media::io::read_wav_mono_48k(Path::new(input)).unwrap_or_default();
-            let got = hail::media::io::read_wav_mono_48k(received).unwrap_or_default();
-            marker_lag(&sent, &got).map(|lag| (o as f64 - i as f64) / 1000.0 + lag as f64 / 48.0)
+    let got = hail::media::io::read_wav_mono_48k(received).unwrap_or_default();
+    let mouth_to_ear_end_to_end_ms = match (input_started_us, audio.output_started_us, &sent) {
+        (Some(i), Some(o), Some(sent)) => {
+            marker_lag(sent, &got).map(|lag| (o as f64 - i as f64) / 1000.0 + lag as f64 / 48.0)
         }
         _ => None,
     };
@@ -156,11 +155,11 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
         "cpu_percent_of_one_core_per_side": cpu * 100.0 / 2.0,
         "recording": received.display().to_string(),
     });
-    if let Some((python, speech)) = pesq_with {
+    if let (Some(python), Some(sent)) = (python, &sent) {
         let stem = received.with_extension("");
         let (r16, d16) = (stem.with_extension("ref16.wav"), stem.with_extension("deg16.wav"));
-        write_16k(&r16, &hail::media::io::read_wav_mono_48k(speech).unwrap());
-        write_16k(&d16, &hail::media::io::read_wav_mono_48k(received).unwrap());
+        write_16k(&r16, sent);
+        write_16k(&d16, &got);
         entry["pesq_wb"] = serde_json::json!(pesq(python, &r16, &d16));
     }
     entry
@@ -206,8 +205,7 @@ async fn main() {
         for (s, input) in inputs.iter().enumerate() {
             for seed in 0..seeds {
                 let received = out_dir.join(format!("{}-s{s}-r{seed}.wav", c.name));
-                let pesq_with = python.as_deref().zip((!speech.is_empty()).then(|| Path::new(input.as_str())));
-                let call = one_call(c, 10 * (k as u64 + 1) + 100 * seed, input, &received, pesq_with).await;
+                let call = one_call(c, 10 * (k as u64 + 1) + 100 * seed, input, &received, python.as_deref()).await;
                 if !bench {
                     assert!(call["received_frames"].as_u64().unwrap_or(0) > 50, "smoke run: audio must arrive: {call}");
                 }

@@ -306,7 +306,8 @@ fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
             let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
             let received = out.join(format!("{slug}-s{k}.wav"));
             let _ = std::fs::remove_file(&received);
-            let seconds = hail::media::io::read_wav_mono_48k(Path::new(sample)).map(|x| x.len() as f64 / 48_000.0).unwrap_or(0.0);
+            let reference = hail::media::io::read_wav_mono_48k(Path::new(sample)).ok();
+            let seconds = reference.as_ref().map_or(0.0, |x| x.len() as f64 / 48_000.0);
             alice.hail(&["--json", "call", "bob", "--detach", "--audio-in", sample]).ok();
             wait(&bob, "ringing", Duration::from_secs(30), |s| s["call"]["state"] == "ringing");
             bob.hail(&["answer", "--audio-out", &received.display().to_string()]).ok();
@@ -316,7 +317,7 @@ fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
             alice.hail(&["hangup"]).ok();
             wait(&bob, "ended", Duration::from_secs(10), |s| s["call"].is_null() || s["call"]["end_reason"].is_object());
             let (r16, d16) = (received.with_extension("ref16.wav"), received.with_extension("deg16.wav"));
-            let pesq = hail::media::io::read_wav_mono_48k(Path::new(sample)).ok().zip(hail::media::io::read_wav_mono_48k(&received).ok()).and_then(
+            let pesq = reference.zip(hail::media::io::read_wav_mono_48k(&received).ok()).and_then(
                 |(reference, degraded)| {
                     speech_quality::write_16k(&r16, &reference);
                     speech_quality::write_16k(&d16, &degraded);

@@ -191,23 +191,6 @@ fn ffmpeg_anchor(ffmpeg: &str, clip_path: &Path, clip: &Clip, kbps: u32, work: &
 }
 
 /// A call of `seconds` with the clip as alice's camera; bob writes what he shows to `work/call-out.y4m`.
-/// The `(x, y, width, height)` area of `f` (even numbers, inside it) as a picture of its own.
-fn crop(f: &Frame, (x, y, width, height): (usize, usize, usize, usize)) -> Option<Frame> {
-    if x + width > f.width || y + height > f.height {
-        return None;
-    }
-    let mut out = Frame::black(width, height)?;
-    for row in 0..height {
-        out.y[row * width..(row + 1) * width].copy_from_slice(&f.y[(y + row) * f.width + x..(y + row) * f.width + x + width]);
-    }
-    let (cw, fw) = (width / 2, f.width / 2);
-    for row in 0..height / 2 {
-        let src = (y / 2 + row) * fw + x / 2;
-        out.u[row * cw..(row + 1) * cw].copy_from_slice(&f.u[src..src + cw]);
-        out.v[row * cw..(row + 1) * cw].copy_from_slice(&f.v[src..src + cw]);
-    }
-    Some(out)
-}
 
 async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> serde_json::Value {
     let out = work.join("call-out.y4m");
@@ -244,7 +227,7 @@ async fn clip_call(clip_path: &Path, clip: &Clip, seconds: u64, work: &Path) -> 
         if (f.width, f.height) == (w, h) {
             return Some(f.clone());
         }
-        crop(f, f.fit((w, h)))?.scaled(w, h)
+        f.cropped(f.fit((w, h)))?.scaled(w, h)
     };
     let written: Vec<Frame> = written.iter().filter_map(unfit).collect();
     let matches = match_written(&written, &clip.frames);
@@ -289,7 +272,7 @@ fn smoke() -> serde_json::Value {
     // A wide picture fitted into the sending format and cut back out is the same picture.
     let wide = pattern::draw(320, 136, Stamp { counter: 5, capture_ms: 0 }).unwrap();
     let sent = wide.fitted(320, 180).unwrap();
-    assert_eq!(crop(&sent, sent.fit((320, 136))), Some(wide), "letterbox and crop undo each other");
+    assert_eq!(sent.cropped(sent.fit((320, 136))), Some(wide), "letterbox and crop undo each other");
     assert_eq!(clip.fps(), 25);
 
     // Identical frames: SSIM 1, PSNR at its cap.

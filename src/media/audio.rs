@@ -326,12 +326,8 @@ impl AudioReceiver {
 
     /// The counters.
     pub fn stats(&self) -> ReceiveStats {
-        ReceiveStats {
-            jitter: self.jitter.stats(),
-            bursts: self.bursts.stats(),
-            stretch: self.stretcher.stats(self.jitter.stats().stretched),
-            ..self.stats
-        }
+        let jitter = self.jitter.stats();
+        ReceiveStats { jitter, bursts: self.bursts.stats(), stretch: self.stretcher.stats(jitter.stretched), ..self.stats }
     }
 
     /// A datagram arrived at `now`.

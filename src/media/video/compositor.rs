@@ -212,12 +212,7 @@ mod tests {
 
     /// The luma of `f` inside `r` (the measures and the stamp look at luma only).
     fn crop(f: &Frame, r: Rect) -> Frame {
-        let mut out = Frame::black(r.width, r.height).unwrap();
-        for row in 0..r.height {
-            let src = (r.y + row) * f.width + r.x;
-            out.y[row * r.width..(row + 1) * r.width].copy_from_slice(&f.y[src..src + r.width]);
-        }
-        out
+        f.cropped((r.x, r.y, r.width, r.height)).expect("an area inside the picture")
     }
 
     #[test]

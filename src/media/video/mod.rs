@@ -144,6 +144,26 @@ impl Frame {
         }
     }
 
+    /// The `(x, y, width, height)` area of this picture (even numbers, inside it) as a picture of
+    /// its own; `None` for an area outside it or of an invalid size.
+    pub fn cropped(&self, (x, y, width, height): (usize, usize, usize, usize)) -> Option<Frame> {
+        if !x.is_multiple_of(2) || !y.is_multiple_of(2) || x + width > self.width || y + height > self.height {
+            return None;
+        }
+        let mut out = Frame::black(width, height)?;
+        for row in 0..height {
+            let src = (y + row) * self.width + x;
+            out.y[row * width..(row + 1) * width].copy_from_slice(&self.y[src..src + width]);
+        }
+        let (cw, sw) = (width / 2, self.width / 2);
+        for row in 0..height / 2 {
+            let src = (y / 2 + row) * sw + x / 2;
+            out.u[row * cw..(row + 1) * cw].copy_from_slice(&self.u[src..src + cw]);
+            out.v[row * cw..(row + 1) * cw].copy_from_slice(&self.v[src..src + cw]);
+        }
+        Some(out)
+    }
+
     /// This picture in a `width × height` one, scaled to fit keeping its shape, black bars where
     /// the shapes differ (a 4:3 camera or a 2.35:1 film sent as 16:9 is not stretched); `None` for
     /// an invalid size.
@@ -214,6 +234,9 @@ mod tests {
         film.y.iter_mut().for_each(|p| *p = 200);
         let out = film.fitted(640, 360).unwrap();
         assert_eq!(out.fit((640, 272)), (0, 44, 640, 272));
+        assert_eq!(out.cropped(out.fit((640, 272))), Some(film.clone()), "cut back out, the film itself");
+        assert_eq!(out.cropped((1, 0, 2, 2)), None, "odd corner");
+        assert_eq!(out.cropped((0, 0, 642, 2)), None, "outside");
         let row = |r: usize| &out.y[r * 640..(r + 1) * 640];
         assert!(row(0).iter().chain(row(43)).chain(row(316)).chain(row(359)).all(|p| *p == LUMA_BLACK), "bars");
         assert!(row(44).iter().chain(row(180)).chain(row(315)).all(|p| *p == 200), "the film, not stretched");
