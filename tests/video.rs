@@ -288,14 +288,20 @@ fn a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact() {
     });
     eprintln!("backed off: {}", video(&s));
     // After backing off, audio keeps arriving and so do pictures. How whole the audio stays (at
-    // least 130 frames in 3 s, at most 3 % lost or concealed), how many pictures still show (5 in
-    // 3 s) and that the video sent stays under the link's rate are held in virtual time by
+    // least 130 frames in 3 s, at most 3 % lost or concealed) and that the video sent stays under
+    // the link's rate are held in virtual time by
     // tests/media_sim.rs `a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact`.
     let received = |s: &Value| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0);
-    let s0 = status(bob);
-    wait_status(bob, "audio and pictures after backing off", |s| {
-        received(s) >= received(&s0) + 50 && rendered(s) > rendered(&s0)
-    });
+    let settled = status(bob);
+    let s0 = wait_status(bob, "2 s of audio to settle", |s| received(s) >= received(&settled) + 100);
+    let s1 = wait_status(bob, "5 s of audio after backing off", |s| received(s) >= received(&s0) + 250);
+    let pictures = rendered(&s1) - rendered(&s0);
+    eprintln!("while 250 audio frames arrived: {pictures} pictures; {}", video(&s1));
+    // Issue 14's goal is at least 15 pictures a second shown: 75 while 5 s of the call's audio
+    // arrive, counted against the audio's own clock rather than the wall's (a loaded machine
+    // slows both). The goal's latency and audio-loss thresholds are held in virtual time by
+    // tests/media_sim.rs `a_300_kbps_policed_link_shows_fifteen_pictures_a_second_...`.
+    assert!(pictures >= 75, "{pictures} pictures shown while 5 s of audio arrived through a 300 kbps policer");
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
     drop(lab.rt);

@@ -10,6 +10,9 @@
 //!   [`PROBE_GROWTH`] per report while the delay is stable (RTT within [`STABLE_DELAY`] of the
 //!   lowest seen), and holds while it is not (as WebRTC's loss-based controller v2 tells inherent
 //!   loss from loss that rises with the rate; v1's plain hold never grows back after a cut);
+//!   near the rate the last loss cut came down from, clean reports grow it only
+//!   [`CEILING_GROWTH`]; moderate loss that came as the rate grew past the last clean one steps
+//!   back to that rate;
 //! - RTT more than [`QUEUE_DELAY`] above the lowest seen: a queue is building on the bottleneck, cut
 //!   15 % (at most once per [`CUT_GAP`]), whatever the loss says;
 //! - never above what the congestion window lets through (cwnd / RTT), nor outside the bounds.
@@ -28,6 +31,12 @@ pub const CUT_GAP: Duration = Duration::from_millis(500);
 /// delay: under half the low-loss growth, so a probe past a policer's rate overshoots it by a few
 /// percent before its loss crosses [`HIGH_LOSS`] and cuts (as GCC grows slowly near capacity).
 pub const PROBE_GROWTH: f64 = 1.03;
+/// Within this fraction of the rate the last loss cut came down from, clean reports grow the
+/// estimate only [`CEILING_GROWTH`]: the path's limit is near, and finding it again costs loss
+/// (GCC's additive increase near its link capacity estimate).
+pub const NEAR_CEILING: f64 = 0.85;
+/// Growth per clean report near the ceiling.
+pub const CEILING_GROWTH: f64 = 1.01;
 /// RTT growth over the minimum under which the delay counts as stable (half of [`QUEUE_DELAY`]).
 pub const STABLE_DELAY: Duration = Duration::from_millis(30);
 /// What a receiver report covers: a cut within this long before it already answered its loss.
@@ -72,6 +81,10 @@ pub struct BitrateController {
     rtt: Option<Duration>,
     cwnd_cap: Option<f64>,
     last_cut: Option<Instant>,
+    /// The estimate a loss cut last came down from: near it, growth is slow.
+    ceiling: Option<f64>,
+    /// The estimate at the last report with loss under [`LOW_LOSS`].
+    clean_rate: Option<f64>,
     /// The latest time handed in (reports carry none of their own).
     now: Option<Instant>,
     /// The previous delivery window (sent, lost bytes, length), until a cut answers its loss.
@@ -88,6 +101,8 @@ impl BitrateController {
             rtt: None,
             cwnd_cap: None,
             last_cut: None,
+            clean_rate: None,
+            ceiling: None,
             now: None,
             previous_window: None,
         }
@@ -107,10 +122,18 @@ impl BitrateController {
             // answered this loss: a blackout's losses, counted by both, must not cut twice.
             let answered = self.now.zip(self.last_cut).is_some_and(|(now, cut)| now.saturating_duration_since(cut) < REPORT_SPAN);
             if !answered {
+                self.ceiling = Some(self.estimate);
                 self.estimate *= 1.0 - 0.5 * loss;
             }
         } else if loss < LOW_LOSS {
-            self.estimate *= 1.08;
+            self.clean_rate = Some(self.estimate);
+            let near_ceiling = self.ceiling.is_some_and(|c| self.estimate >= NEAR_CEILING * c);
+            self.estimate *= if near_ceiling { CEILING_GROWTH } else { 1.08 };
+        } else if let Some(clean) = self.clean_rate.filter(|clean| self.estimate > *clean) {
+            // The loss came as the rate grew past the last one that was clean: the rate's own
+            // doing (a policer, a small buffer), so back to where it was clean.
+            self.ceiling = Some(self.estimate);
+            self.estimate = clean;
         } else if self.delay_is_stable() {
             self.estimate *= PROBE_GROWTH;
         }
@@ -128,7 +151,7 @@ impl BitrateController {
     /// most once per [`CUT_GAP`]) instead of shrinking a few percent per report. Unless almost
     /// nothing got through (under a fifth of the estimate): that is an outage, not a narrow path,
     /// and the estimate only halves, so a second of total loss does not drop it to the floor and
-    /// pause the video.
+    /// pause the video. The rate a loss cut came down from is remembered as the path's ceiling.
     ///
     /// QUIC declares a packet lost only when a later one is acknowledged, so a blackout's losses
     /// are all counted in the window after it, against what was sent once the path was back (the
@@ -154,10 +177,15 @@ impl BitrateController {
         if loss > HIGH_LOSS && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP) {
             let delivered = (sent - lost) as f64 * 8.0 / span.as_secs_f64();
             let outage = delivered < 0.2 * self.estimate;
-            let floor = if outage { 0.5 * self.estimate } else { 0.0 };
-            self.estimate = self.estimate.min((0.9 * delivered).max(floor));
-            self.last_cut = Some(now);
-            self.previous_window = None;
+            let cut = if outage { 0.5 * self.estimate } else { 0.9 * delivered };
+            // What QUIC sent includes its retransmissions: what got through can be above the
+            // estimate while the loss is high. That is no cut, and answers no report.
+            if cut < self.estimate {
+                self.ceiling = Some(self.estimate);
+                self.estimate = cut;
+                self.last_cut = Some(now);
+                self.previous_window = None;
+            }
         }
         self.clamp();
     }
@@ -374,6 +402,26 @@ mod tests {
         c.on_path(t0 + window * 2 + REPORT_SPAN, Duration::from_millis(40), 1_000_000);
         c.on_report(0.30);
         assert_eq!(c.estimate(), 306_153);
+    }
+
+    #[test]
+    fn loss_that_comes_with_growth_steps_back_and_growth_near_the_last_cut_is_slow() {
+        let t0 = Instant::now();
+        let mut c = BitrateController::new(RateLimits { start: 200_000, ..RateLimits::default() });
+        c.on_path(t0, Duration::from_millis(40), 1_000_000);
+        c.on_report(0.0);
+        assert_eq!(c.estimate(), 216_000, "clean: grow 8 %");
+        c.on_report(0.05);
+        assert_eq!(c.estimate(), 200_000, "the loss came with the growth: back to the clean rate");
+        // QUIC sent 300 kbps over the second (its retransmissions on top of the media) and lost a
+        // fifth: 240 kbps got through, above the estimate. No cut, so the report is still news.
+        c.on_delivery(t0 + Duration::from_secs(1), 37_500, 7_500, Duration::from_secs(1));
+        assert_eq!(c.estimate(), 200_000);
+        c.on_report(0.30);
+        assert_eq!(c.estimate(), 170_000, "30 % loss cuts 15 %");
+        // 170 kbps is within 85 % of the 200 kbps the cut came down from: grow 1 %, not 8 %.
+        c.on_report(0.0);
+        assert_eq!(c.estimate(), 171_700);
     }
 
     #[test]
