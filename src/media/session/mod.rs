@@ -10,7 +10,6 @@
 //! loop, the age of the audio playing decides when a picture is shown, and the age of decoded
 //! pictures holds the audio back (lip sync).
 
-mod pacer;
 pub mod video;
 
 use std::collections::VecDeque;
@@ -30,8 +29,7 @@ use super::video::pattern::Stamp;
 use super::video::receiver::{DecodeJob, Rendered};
 use super::video::sender::{Outgoing, SenderConfig};
 use crate::crypto::frame::FrameKeys;
-pub use pacer::{BURST, PACING_FACTOR, PIECE};
-pub use video::{MAX_PACER_BACKLOG, VideoCounters};
+pub use video::VideoCounters;
 
 /// How often a receiver report goes to the peer (and lip sync is revised, and the per-second
 /// counters close).
@@ -157,11 +155,9 @@ pub enum Output {
     EncodeVideo(EncodeJob),
     /// Video is off: drop the encoder (its memory and threads); the next job opens a new one.
     ReleaseEncoder,
-    /// Send these bytes of a record on its GOP's stream, below the control stream and the
-    /// datagrams in priority: a record that opens a new GOP opens a new stream and resets the
-    /// previous one (its unsent backlog is dropped). Records come paced, in pieces of at most
-    /// [`PIECE`] bytes (see `pacer`); write each as it comes. A piece that cannot be queued is
-    /// [`Input::RecordDropped`].
+    /// Send this record on its GOP's stream, below the control stream and the datagrams in
+    /// priority: a record that opens a new GOP opens a new stream and resets the previous one (its
+    /// unsent backlog is dropped). A record that cannot be queued is [`Input::RecordDropped`].
     SendRecord(Outgoing),
     /// Decode this and hand the result back as [`Input::DecodedVideo`], in order.
     DecodeVideo(DecodeJob),
@@ -483,8 +479,6 @@ mod tests {
         shown: Vec<Rendered>,
         captures: usize,
         released: usize,
-        /// The peer's record under reassembly.
-        partial: Vec<u8>,
     }
 
     fn small() -> SenderConfig {
@@ -512,7 +506,6 @@ mod tests {
                 shown: Vec::new(),
                 captures: 0,
                 released: 0,
-                partial: Vec::new(),
             }
         }
 
@@ -566,23 +559,9 @@ mod tests {
             for d in std::mem::take(&mut other.datagrams) {
                 self.session.handle_input(n, Input::Datagram(d));
             }
-            // The pacer sends records in pieces: put them back together, as the stream reader does.
             for r in std::mem::take(&mut other.records) {
-                if drop(&r) {
-                    continue;
-                }
-                if r.new_gop {
-                    self.partial.clear();
-                }
-                self.partial.extend_from_slice(&r.record);
-                while self.partial.len() >= 4 {
-                    let len = u32::from_be_bytes(self.partial[..4].try_into().unwrap()) as usize;
-                    if self.partial.len() < 4 + len {
-                        break;
-                    }
-                    let body = self.partial[4..4 + len].to_vec();
-                    self.partial.drain(..4 + len);
-                    self.session.handle_input(n, Input::VideoRecord { gop: r.gop, body });
+                if !drop(&r) {
+                    self.session.handle_input(n, Input::VideoRecord { gop: r.gop, body: r.record[4..].to_vec() });
                 }
             }
             self.drain(n);

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::pacer::Pacer;
 use super::{MediaControl, Now, Output};
 use crate::media::codec::av1::VideoCodecError;
 use crate::media::video::Frame;
@@ -44,19 +43,11 @@ pub struct VideoCounters {
     pub receive_bitrate: u64,
     /// Records the path could not take in time (a new GOP was started instead).
     pub send_dropped: u64,
-    /// Frame ticks skipped because the pacer still held more than
-    /// [`MAX_PACER_BACKLOG`] of earlier pictures.
-    #[serde(default)]
-    pub frames_skipped_for_pacing: u64,
     /// The sender's counters.
     pub send: VideoSendStats,
     /// The receiver's counters.
     pub receive: VideoReceiveStats,
 }
-
-/// A frame tick skips its capture while the pacer holds more than this much of the path's time:
-/// a picture that would wait longer is stale before it leaves.
-pub const MAX_PACER_BACKLOG: Duration = Duration::from_millis(100);
 
 /// The counters of the report interval under way.
 #[derive(Debug, Default)]
@@ -74,8 +65,6 @@ pub(super) struct VideoHalf {
     receiver: VideoReceiver,
     /// The share of the path the rate loop gives video, bps (0: paused for bandwidth).
     budget: u32,
-    /// Releases the records at the budget's pace.
-    pacer: Pacer,
     next_frame: Instant,
     /// A capture or its encode is under way.
     in_flight: bool,
@@ -91,7 +80,6 @@ impl VideoHalf {
             sender: VideoSender::new(keys, config),
             receiver: VideoReceiver::with_external_decoder(keys),
             budget: START_BITRATE,
-            pacer: Pacer::new(START_BITRATE, now),
             next_frame: now,
             in_flight: false,
             frame_due: false,
@@ -110,7 +98,6 @@ impl VideoHalf {
         let was = self.capturing();
         if !on {
             self.sender.pause();
-            self.pacer.clear();
             out.push_back(Output::ReleaseEncoder);
             self.counters.send_fps = 0;
         }
@@ -134,7 +121,6 @@ impl VideoHalf {
             out.push_back(Output::ReleaseEncoder);
         }
         self.budget = bps;
-        self.pacer.set_budget(bps, now);
         if bps > 0 {
             self.sender.set_target_bitrate(bps);
         }
@@ -194,17 +180,11 @@ impl VideoHalf {
         }
         for record in self.sender.finish(now.at, job, result) {
             self.window.frames_sent += 1;
-            self.pacer.push(record);
+            out.push_back(Output::SendRecord(record));
         }
-        self.release(now.at, out);
         if std::mem::take(&mut self.frame_due) && self.capturing() {
             self.capture(now, out);
         }
-    }
-
-    /// The records' pieces the pacer lets go at `now`.
-    fn release(&mut self, now: Instant, out: &mut VecDeque<Output>) {
-        out.extend(self.pacer.release(now).map(Output::SendRecord));
     }
 
     fn capture(&mut self, now: Now, out: &mut VecDeque<Output>) {
@@ -253,13 +233,9 @@ impl VideoHalf {
 
     /// The frame tick and the keyframe request, when due.
     pub(super) fn handle_timeout(&mut self, now: Now, out: &mut VecDeque<Output>) {
-        self.release(now.at, out);
         if self.capturing() && self.next_frame <= now.at {
             if self.in_flight {
                 self.frame_due = true;
-            } else if self.pacer.backlog() > MAX_PACER_BACKLOG {
-                // The path has not taken the last pictures yet: skip this one rather than queue it.
-                self.counters.frames_skipped_for_pacing += 1;
             } else {
                 self.capture(now, out);
             }
@@ -290,11 +266,10 @@ impl VideoHalf {
     /// When the next frame tick or picture is due (`None`: nothing until an input).
     pub(super) fn poll_timeout(&self, last: Now, audio_age_us: Option<i64>) -> Option<Instant> {
         let frame = self.capturing().then_some(self.next_frame);
-        let pace = self.pacer.poll_timeout();
         let show = self.receiver.next_due_us(audio_age_us).map(|due| {
             last.at + Duration::from_micros(due.saturating_sub(last.wall_us))
         });
-        [frame, show, pace].into_iter().flatten().min()
+        [frame, show].into_iter().flatten().min()
     }
 
     /// The counters.

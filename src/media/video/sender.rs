@@ -56,9 +56,7 @@ pub struct Outgoing {
     pub gop: u32,
     /// It opens a new GOP: open a new stream, reset the previous one.
     pub new_gop: bool,
-    /// The record, length prefix included; or, out of the session's pacer, a piece of it (at most
-    /// `session::PIECE` bytes; a record's pieces come in order, one after the other, and only the
-    /// first can open a GOP): the stream writer appends the bytes as they come.
+    /// The record, length prefix included.
     pub record: Vec<u8>,
     /// The frame number.
     pub frame: u32,
