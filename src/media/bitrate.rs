@@ -4,15 +4,17 @@
 //! congestion window); in the spirit of WebRTC's loss- and delay-based controllers, simplified:
 //!
 //! - loss above [`HIGH_LOSS`]: cut by half the loss fraction (unless a cut in the second the report
-//!   covers already answered that loss); below [`LOW_LOSS`]: grow 8 % per report (reports come
-//!   about once a second); in between, steady moderate loss is the path's own (Wi-Fi, radio: what
-//!   FEC and redundancy are for), not a sign of congestion, so the estimate probes up
-//!   [`PROBE_GROWTH`] per report while the delay is stable (RTT within [`STABLE_DELAY`] of the
-//!   lowest seen), and holds while it is not (as WebRTC's loss-based controller v2 tells inherent
-//!   loss from loss that rises with the rate; v1's plain hold never grows back after a cut);
-//!   near the rate the last loss cut came down from, clean reports grow it only
-//!   [`CEILING_GROWTH`]; moderate loss that came as the rate grew past the last clean one steps
-//!   back to that rate;
+//!   covers already answered that loss);
+//! - loss below [`LOW_LOSS`]: grow 8 % per report (reports come about once a second), or only
+//!   [`CEILING_GROWTH`] within [`NEAR_CEILING`] of the rate the last loss cut came down from;
+//! - loss in between that came as the rate grew past the last clean one: the rate's doing (a
+//!   policer, a small buffer), back to that rate. Otherwise steady moderate loss is the path's own
+//!   (Wi-Fi, radio: what FEC and redundancy are for): probe up [`PROBE_GROWTH`] per report while
+//!   the delay is stable (RTT within [`STABLE_DELAY`] of the lowest seen), hold while it is not (as
+//!   WebRTC's loss-based controller v2 tells inherent loss from loss that rises with the rate;
+//!   v1's plain hold never grows back after a cut);
+//! - QUIC's sent and lost bytes ([`BitrateController::on_delivery`]): loss over [`HIGH_LOSS`]
+//!   brings the estimate to what got through;
 //! - RTT more than [`QUEUE_DELAY`] above the lowest seen: a queue is building on the bottleneck, cut
 //!   15 % (at most once per [`CUT_GAP`]), whatever the loss says;
 //! - never above what the congestion window lets through (cwnd / RTT), nor outside the bounds.
