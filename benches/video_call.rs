@@ -5,6 +5,11 @@
 //! burned into each picture (capture at the sender to render at the receiver, one clock), lip sync,
 //! freezes. Prints one JSON object.
 //!
+//! One more row (`policed_300kbps`, under `--bench`): the default encoder at 640x360 with each
+//! direction through the impairing relay (`tests/common/relay.rs`) as a 300 kbps policer with a
+//! small bucket (100 ms of the rate), 20 ms each way: the same measures plus the audio lost or
+//! concealed, measured after 5 s for the rate loop to come down from its 600 kbps start.
+//!
 //! Usage: `cargo bench --bench video_call [-- SECONDS]` (default 10 per call). Under `cargo test`
 //! (no `--bench`) it makes one 2-second libaom call as a smoke test and fails if no picture arrives.
 
@@ -12,10 +17,15 @@
 mod args;
 #[path = "common/call.rs"]
 mod call;
+#[path = "../tests/common/relay.rs"]
+mod relay;
 
 use std::time::{Duration, Instant};
 
-use hail::node::DaemonOptions;
+use hail::call::CallState;
+use hail::home::Home;
+use hail::node::{Daemon, DaemonOptions, NodeEvent};
+use relay::{Impairment, Relay};
 
 fn options(encoder: &str, size: &str, auto_answer: bool) -> DaemonOptions {
     let mut o = DaemonOptions::loopback("tone:440", "null");
@@ -39,15 +49,49 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(rank).copied().unwrap_or(f64::NAN)
 }
 
-async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value {
+/// A call's media path: straight on loopback, or each direction through an impairing relay.
+enum Path {
+    Loopback,
+    Impaired(Impairment),
+}
+
+async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) =
-        call::active_call(dir.path(), options(encoder, size, false), options(encoder, size, true)).await;
+    let (mut oa, mut ob) = (options(encoder, size, false), options(encoder, size, true));
+    let (settle, relays) = match path {
+        Path::Loopback => (Duration::from_secs(1), None),
+        Path::Impaired(imp) => {
+            let (to_alice, to_bob) = (Relay::start(imp, 11).await, Relay::start(imp, 12).await);
+            oa.calls.media_advertise = Some(vec![to_alice.addr.to_string()]);
+            ob.calls.media_advertise = Some(vec![to_bob.addr.to_string()]);
+            (Duration::from_secs(5), Some((to_alice, to_bob)))
+        }
+    };
+    let alice = Daemon::start(Home::new(dir.path().join("alice")), oa).await.unwrap();
+    let bob = Daemon::start(Home::new(dir.path().join("bob")), ob).await.unwrap();
     let (a, b) = (alice.node().clone(), bob.node().clone());
-    // One second to settle (first keyframes, the jitter buffer), then measure.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Some((to_alice, to_bob)) = &relays {
+        let calls = |s: hail::node::StatusInfo| s.calls_address.expect("a call endpoint").parse().unwrap();
+        to_alice.set_target(calls(a.status().await.unwrap()));
+        to_bob.set_target(calls(b.status().await.unwrap()));
+    }
+    let card_a = a.identity(Some("alice")).await.unwrap().card;
+    let card_b = b.identity(Some("bob")).await.unwrap().card;
+    a.add_contact("bob", &card_b).await.unwrap();
+    b.add_contact("alice", &card_a).await.unwrap();
+    let mut events = a.subscribe();
+    a.call("bob", true).await.unwrap();
+    call::until(&mut events, |e| matches!(e, NodeEvent::CallState { call } if call.state == CallState::Active)).await;
+    // One second to settle (first keyframes, the jitter buffer; five through a relay, for the
+    // rate loop), then measure.
+    tokio::time::sleep(settle).await;
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let first = b.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
+    let audio = |s: &hail::node::StatusInfo| {
+        let j = &s.call.as_ref().expect("in a call").audio.as_ref().expect("audio runs").receive.jitter;
+        (j.received, j.lost + j.concealed)
+    };
+    let audio0 = audio(&b.status().await.unwrap());
     let mut g2g = Vec::new();
     let mut written = Vec::new();
     let mut sync = Vec::new();
@@ -62,7 +106,9 @@ async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value 
     }
     let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let sender = a.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
-    let last = b.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
+    let bob_status = b.status().await.unwrap();
+    let audio1 = audio(&bob_status);
+    let last = bob_status.call.and_then(|c| c.video_stats).unwrap();
     a.hangup().await.unwrap();
     alice.stop().await;
     bob.stop().await;
@@ -72,7 +118,10 @@ async fn one_call(encoder: &str, size: &str, seconds: u64) -> serde_json::Value 
     sync.sort_by(f64::total_cmp);
     let shown = last.receive.frames_rendered - first.receive.frames_rendered;
     let round = |x: f64| (x * 10.0).round() / 10.0;
+    let (heard, lost) = (audio1.0 - audio0.0, audio1.1 - audio0.1);
     serde_json::json!({
+        "path": if relays.is_some() { "policed_300kbps" } else { "loopback" },
+        "audio_lost_or_concealed_percent": round(lost as f64 * 100.0 / heard.max(1) as f64),
         "encoder": encoder,
         "max_size": size,
         "seconds": round(wall),
@@ -108,7 +157,7 @@ async fn main() {
     let mut results = Vec::new();
     for encoder in cases {
         for size in sizes {
-            let r = one_call(encoder, size, seconds).await;
+            let r = one_call(encoder, size, seconds, Path::Loopback).await;
             eprintln!("{r}");
             if !bench {
                 assert!(r["shown_fps"].as_f64().unwrap() > 5.0, "pictures arrive: {r}");
@@ -116,6 +165,13 @@ async fn main() {
             }
             results.push(r);
         }
+    }
+    if bench {
+        let policed = Impairment { delay: Duration::from_millis(20), rate: 300_000 / 8, ..Impairment::clean() };
+        let encoder = if cfg!(feature = "libaom") { "libaom" } else { "rav1e" };
+        let r = one_call(encoder, "640x360", seconds, Path::Impaired(policed)).await;
+        eprintln!("{r}");
+        results.push(r);
     }
     println!("{}", serde_json::json!({ "bench": "video_call", "results": results }));
 }
