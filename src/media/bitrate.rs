@@ -85,6 +85,8 @@ pub struct BitrateController {
     last_cut: Option<Instant>,
     /// The estimate a loss cut last came down from: near it, growth is slow.
     ceiling: Option<f64>,
+    /// When a loss cut last set the ceiling.
+    ceiling_at: Option<Instant>,
     /// The estimate at the last report with loss under [`LOW_LOSS`].
     clean_rate: Option<f64>,
     /// The latest time handed in (reports carry none of their own).
@@ -105,6 +107,7 @@ impl BitrateController {
             last_cut: None,
             clean_rate: None,
             ceiling: None,
+            ceiling_at: None,
             now: None,
             previous_window: None,
         }
@@ -124,7 +127,7 @@ impl BitrateController {
             // answered this loss: a blackout's losses, counted by both, must not cut twice.
             let answered = self.now.zip(self.last_cut).is_some_and(|(now, cut)| now.saturating_duration_since(cut) < REPORT_SPAN);
             if !answered {
-                self.ceiling = Some(self.estimate);
+                self.remember_ceiling();
                 self.estimate *= 1.0 - 0.5 * loss;
             }
         } else if loss < LOW_LOSS {
@@ -134,12 +137,30 @@ impl BitrateController {
         } else if let Some(clean) = self.clean_rate.filter(|clean| self.estimate > *clean) {
             // The loss came as the rate grew past the last one that was clean: the rate's own
             // doing (a policer, a small buffer), so back to where it was clean.
-            self.ceiling = Some(self.estimate);
+            self.remember_ceiling();
             self.estimate = clean;
         } else if self.delay_is_stable() {
             self.estimate *= PROBE_GROWTH;
         }
         self.clamp();
+    }
+
+    /// A loss cut comes down from the estimate now: that is the path's ceiling, unless another cut
+    /// came within [`REPORT_SPAN`] before. Then both answer the same episode (a report that lags the
+    /// rate, QUIC's loss counted a window late, a delay cut), and the ceiling stays the rate the
+    /// first came down from. Taking the already-cut estimate as the ceiling held a call that had
+    /// just paused its video at a stale "ceiling" of 127 kbps on a 300 kbps link, growing 1 % a
+    /// second, for 25 s.
+    fn remember_ceiling(&mut self) {
+        let cuts = [self.last_cut, self.ceiling_at];
+        let cascade = self.now.is_some_and(|now| {
+            cuts.into_iter().flatten().any(|cut| now.saturating_duration_since(cut) < REPORT_SPAN)
+        });
+        self.ceiling = Some(match self.ceiling {
+            Some(c) if cascade => c.max(self.estimate),
+            _ => self.estimate,
+        });
+        self.ceiling_at = self.now;
     }
 
     /// The RTT is known and within [`STABLE_DELAY`] of the lowest seen: no queue is building.
@@ -183,7 +204,7 @@ impl BitrateController {
             // What QUIC sent includes its retransmissions: what got through can be above the
             // estimate while the loss is high. That is no cut, and answers no report.
             if cut < self.estimate {
-                self.ceiling = Some(self.estimate);
+                self.remember_ceiling();
                 self.estimate = cut;
                 self.last_cut = Some(now);
                 self.previous_window = None;
