@@ -420,20 +420,6 @@ fn a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact() {
     assert!(sent.iter().all(|s| *s < 300_000), "Alice sends {sent:?} bps of video into a 300 kbps link");
 }
 
-/// What Bob got of Alice's call over `[from, to)`: pictures shown per second, the share of audio
-/// frames lost or concealed, and the 95th percentile of glass-to-glass latency (ms).
-fn shown_and_heard(sim: &Sim<MediaParty>, from: Instant, to: Instant, audio_before: (u64, u64)) -> (f64, f64, f64) {
-    let bob = &sim.parties[1];
-    let j = bob.session().receive_stats().jitter;
-    let (received, lost) = (j.received - audio_before.0, j.lost + j.concealed - audio_before.1);
-    let mut g2g: Vec<f64> =
-        bob.shown.iter().filter(|s| s.at >= from && s.at < to).filter_map(|s| s.glass_to_glass_ms).collect();
-    g2g.sort_by(f64::total_cmp);
-    let p95 = g2g.get((g2g.len() * 95 / 100).min(g2g.len().saturating_sub(1))).copied().unwrap_or(f64::INFINITY);
-    let fps = bob.shown_between(from, to) as f64 / (to - from).as_secs_f64();
-    (fps, lost as f64 / received.max(1) as f64, p95)
-}
-
 #[test]
 fn a_300_kbps_policed_link_shows_fifteen_pictures_a_second_with_whole_audio_under_400_ms() {
     // Issue 14's goal: a policer at 300 kbps with a small bucket (100 ms of the rate, three
@@ -450,7 +436,7 @@ fn a_300_kbps_policed_link_shows_fifteen_pictures_a_second_with_whole_audio_unde
         let j = sim.parties[1].session().receive_stats().jitter;
         let (from, before) = (sim.now(), (j.received, j.lost + j.concealed));
         sim.run_for(Duration::from_secs(25));
-        let (fps, audio_loss, p95) = shown_and_heard(&sim, from, sim.now(), before);
+        let (fps, audio_loss, p95) = sim.parties[1].shown_and_heard(from, sim.now(), before);
         let alice = sim.parties[0].session();
         eprintln!(
             "seeds {seeds:?}: {fps:.1} fps shown, audio {:.2} % lost or concealed, glass-to-glass p95 {p95:.0} ms \

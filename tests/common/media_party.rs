@@ -120,6 +120,21 @@ impl MediaParty {
         self.shown.iter().filter(|s| s.at >= from && s.at < to).count()
     }
 
+    /// What this party got of its peer's call over `[from, to)`: pictures shown per second, the
+    /// share of audio frames lost or concealed (against the jitter buffer's counts `audio_before`,
+    /// taken at `from`: received, lost + concealed), and the 95th percentile of glass-to-glass
+    /// latency (ms; infinite when no picture was shown).
+    pub fn shown_and_heard(&self, from: Instant, to: Instant, audio_before: (u64, u64)) -> (f64, f64, f64) {
+        let j = self.session().receive_stats().jitter;
+        let (received, lost) = (j.received - audio_before.0, j.lost + j.concealed - audio_before.1);
+        let mut g2g: Vec<f64> =
+            self.shown.iter().filter(|s| s.at >= from && s.at < to).filter_map(|s| s.glass_to_glass_ms).collect();
+        g2g.sort_by(f64::total_cmp);
+        let p95 = g2g.get((g2g.len() * 95 / 100).min(g2g.len().saturating_sub(1))).copied().unwrap_or(f64::INFINITY);
+        let fps = self.shown_between(from, to) as f64 / (to - from).as_secs_f64();
+        (fps, lost as f64 / received.max(1) as f64, p95)
+    }
+
     fn now(&self, at: Instant) -> Now {
         Now { at, wall_us: virtual_wall_us(self.epoch, at) }
     }
