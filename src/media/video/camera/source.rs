@@ -139,9 +139,10 @@ impl Drop for CameraSource {
 }
 
 /// CLOCK_MONOTONIC, µs: the clock V4L2 stamps camera buffers with.
+#[allow(clippy::useless_conversion)] // time_t and its nanoseconds are 32-bit on some targets
 fn monotonic_now_us() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: one valid timespec to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as i64).saturating_mul(1_000_000).saturating_add(ts.tv_nsec as i64 / 1000)
+    i64::from(ts.tv_sec).saturating_mul(1_000_000).saturating_add(i64::from(ts.tv_nsec) / 1000)
 }

@@ -404,6 +404,7 @@ impl Device {
     }
 
     /// Takes a filled buffer, if one is ready.
+    #[allow(clippy::useless_conversion)] // time_t and suseconds_t are 32-bit on some targets
     pub fn dequeue(&self) -> io::Result<Option<Dequeued>> {
         let mut b = Buffer::new(0);
         match ioctl(&self.file, DQBUF, &mut b) {
@@ -411,7 +412,9 @@ impl Device {
                 index: b.index as usize,
                 bytes: b.bytesused as usize,
                 flags: b.flags,
-                timestamp_us: (b.timestamp.tv_sec as i64).saturating_mul(1_000_000).saturating_add(b.timestamp.tv_usec as i64),
+                timestamp_us: i64::from(b.timestamp.tv_sec)
+                    .saturating_mul(1_000_000)
+                    .saturating_add(i64::from(b.timestamp.tv_usec)),
             })),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
