@@ -431,27 +431,13 @@ pub fn devices(json: bool) -> std::process::ExitCode {
         if let Some(problem) = &c.problem {
             outln!("      cannot be used: {problem}");
         }
-        for line in camera_mode_lines(&c.modes) {
+        for line in c.mode_lines() {
             outln!("      {line}");
         }
     }
     outln!("Use one with --audio-in device:NAME / --audio-out device:NAME (part of the name is enough),");
     outln!("and --video-in camera (the first camera) / --video-in camera:NAME (part of its name, or /dev/videoN).");
     std::process::ExitCode::SUCCESS
-}
-
-/// A camera's modes, one line per format and size with its rates: `YUYV 640x480 @ 30, 15 fps`.
-fn camera_mode_lines(modes: &[hail::media::video::camera::CameraMode]) -> Vec<String> {
-    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
-    for m in modes {
-        let head = format!("{} {}x{}", m.format.name(), m.width, m.height);
-        let fps = m.fps().to_string();
-        match lines.last_mut() {
-            Some((h, rates)) if *h == head => rates.push(fps),
-            _ => lines.push((head, vec![fps])),
-        }
-    }
-    lines.into_iter().map(|(head, rates)| format!("{head} @ {} fps", rates.join(", "))).collect()
 }
 
 /// Where the node's own peer record stands, for `hail status`.

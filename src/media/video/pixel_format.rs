@@ -115,7 +115,10 @@ pub fn mjpeg_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame,
         marked.extend_from_slice(&AVI1_MARKER);
         marked.extend_from_slice(rest);
     }
-    let mut decoder = JpegDecoder::new_with_options(std::io::Cursor::new(if marked.is_empty() { bytes } else { &marked[..] }), options);
+    let mut decoder = JpegDecoder::new_with_options(
+        std::io::Cursor::new(if marked.is_empty() { bytes } else { &marked[..] }),
+        options,
+    );
     let bad = |why: String| PixelFormatError::Jpeg(why);
     decoder.decode_headers().map_err(|e| bad(e.to_string()))?;
     let info = decoder.info().ok_or_else(|| bad("no size in its header".into()))?;
@@ -215,8 +218,12 @@ mod tests {
     const MJPEG_420: &[u8] = include_bytes!("../../../tests/golden/camera-pattern-320x180-420.jpg");
 
     fn mjpeg_source() -> Frame {
-        crate::media::video::pattern::draw(320, 180, crate::media::video::pattern::Stamp { counter: 42, capture_ms: 1234 })
-            .unwrap()
+        crate::media::video::pattern::draw(
+            320,
+            180,
+            crate::media::video::pattern::Stamp { counter: 42, capture_ms: 1234 },
+        )
+        .unwrap()
     }
 
     /// Makes the recorded frames again (needs ffmpeg): `cargo test --lib pixel_format -- --ignored`.
@@ -268,7 +275,9 @@ mod tests {
             let dark = f.y.iter().min().unwrap();
             assert!((12..=20).contains(dark), "{name}: darkest luma {dark}");
             // Chroma is right too (not swapped or flat): close to the source's.
-            let diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| u32::from(x.abs_diff(*y))).sum::<u32>() / a.len() as u32;
+            let diff = |a: &[u8], b: &[u8]| {
+                a.iter().zip(b).map(|(x, y)| u32::from(x.abs_diff(*y))).sum::<u32>() / a.len() as u32
+            };
             assert!(diff(&f.u, &source.u) <= 3 && diff(&f.v, &source.v) <= 3, "{name}: chroma off");
         }
         // A camera's frame without its Huffman tables decodes the same (the standard ones).

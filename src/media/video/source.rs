@@ -237,7 +237,9 @@ pub fn open_source(spec: &VideoSourceSpec, format: VideoFormat) -> Result<Box<dy
 /// is not); other sources are checked when opened.
 pub fn check_source(spec: &VideoSourceSpec) -> Result<(), VideoSourceError> {
     match spec {
-        VideoSourceSpec::Camera(name) => super::camera::find_camera(Path::new("/"), name.as_deref()).map(drop).map_err(Into::into),
+        VideoSourceSpec::Camera(name) => {
+            super::camera::find_camera(Path::new("/"), name.as_deref()).map(drop).map_err(Into::into)
+        }
         VideoSourceSpec::Pattern | VideoSourceSpec::File(_) => Ok(()),
     }
 }

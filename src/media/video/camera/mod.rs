@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::Frame;
 use super::clock::FrameRate;
 use super::cpu_adaptation::{LADDER, VideoFormat};
 use super::pixel_format::{self, PixelFormatError};
-use super::Frame;
 pub use source::CameraSource;
 
 /// The frame formats taken from a camera.
@@ -136,11 +136,29 @@ pub struct CameraInfo {
     pub name: String,
     /// Its device node.
     pub path: PathBuf,
-    /// The modes it captures in that can be taken (YUYV, NV12, MJPEG), best format first.
+    /// The modes it captures in that can be taken, by format (YUYV, NV12, MJPEG), larger and
+    /// faster first.
     pub modes: Vec<CameraMode>,
     /// Why it cannot be used, if it cannot (not a V4L2 device, no permission, no format taken).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+impl CameraInfo {
+    /// Its modes as `hail devices` prints them: one line per format and size, with its rates
+    /// (`YUYV 640x480 @ 30, 15 fps`).
+    pub fn mode_lines(&self) -> Vec<String> {
+        let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+        for m in &self.modes {
+            let head = format!("{} {}x{}", m.format.name(), m.width, m.height);
+            let fps = m.fps().to_string();
+            match lines.last_mut() {
+                Some((h, rates)) if *h == head => rates.push(fps),
+                _ => lines.push((head, vec![fps])),
+            }
+        }
+        lines.into_iter().map(|(head, rates)| format!("{head} @ {} fps", rates.join(", "))).collect()
+    }
 }
 
 /// Why a camera cannot be had.
@@ -180,10 +198,8 @@ fn node_number(node: &str) -> u32 {
 /// out; a node that cannot be opened or queried is listed with its problem.
 pub fn list_cameras(root: &Path) -> Vec<CameraInfo> {
     let Ok(entries) = std::fs::read_dir(class_dir(root)) else { return Vec::new() };
-    let mut nodes: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("video"))
-        .collect();
+    let mut nodes: Vec<String> =
+        entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with("video")).collect();
     nodes.sort_by_key(|n| (node_number(n), n.clone()));
     nodes.into_iter().filter_map(|node| probe(root, &node)).collect()
 }
@@ -222,38 +238,52 @@ fn not_a_device(e: &std::io::Error) -> String {
 /// The sizes tried within a driver's size range: the ladder's and the usual camera sizes.
 const USUAL_SIZES: [(u32, u32); 4] = [(640, 480), (1280, 720), (1920, 1080), (320, 240)];
 
-/// The modes a device advertises in the formats taken, best format first, larger first.
+/// The sizes to offer from one of a driver's size answers: a discrete size itself; within a
+/// range, the ladder's sizes, the usual camera sizes and the largest.
+fn sizes_in(range: v4l2::Range<(u32, u32)>) -> Vec<(u32, u32)> {
+    match range {
+        v4l2::Range::Discrete(size) => vec![size],
+        v4l2::Range::Stepwise { min, max } => {
+            let ladder = LADDER.iter().map(|f| (f.width as u32, f.height as u32));
+            let inside = |&(w, h): &(u32, u32)| (min.0..=max.0).contains(&w) && (min.1..=max.1).contains(&h);
+            let mut sizes = Vec::new();
+            for size in ladder.chain(USUAL_SIZES).chain([max]).filter(inside) {
+                if !sizes.contains(&size) {
+                    sizes.push(size);
+                }
+            }
+            sizes
+        }
+    }
+}
+
+/// The rates to offer from one of a driver's frame-interval answers (seconds as `(numerator,
+/// denominator)`): a discrete interval's rate; within a range, its fastest rate and 30 and 15 fps
+/// when they lie inside it. Zero intervals give nothing.
+fn rates_in(range: v4l2::Range<(u32, u32)>) -> Vec<FrameRate> {
+    // An interval of n/d seconds is d/n frames per second.
+    let rate = |(n, d): (u32, u32)| FrameRate::new(d, n);
+    match range {
+        v4l2::Range::Discrete(interval) => rate(interval).into_iter().collect(),
+        v4l2::Range::Stepwise { min, max } => {
+            let Some(fastest) = rate(min) else { return Vec::new() };
+            let slowest = rate(max).map_or(1, |r| r.ceil_fps());
+            let whole = fastest.num() / fastest.den();
+            let usual =
+                [30, 15].into_iter().filter(|f| (slowest..whole).contains(f)).filter_map(|f| FrameRate::new(f, 1));
+            std::iter::once(fastest).chain(usual).collect()
+        }
+    }
+}
+
+/// The modes a device advertises in the formats taken, by format (YUYV, NV12, MJPEG), larger and
+/// faster first.
 fn modes_of(device: &v4l2::Device) -> Vec<CameraMode> {
-    use v4l2::Range;
     let mut modes = Vec::new();
     for format in device.formats().into_iter().filter_map(CameraFormat::from_fourcc) {
         let code = format.fourcc();
-        let mut sizes = Vec::new();
-        for range in device.sizes(code) {
-            match range {
-                Range::Discrete(size) => sizes.push(size),
-                Range::Stepwise { min, max } => {
-                    let ladder = LADDER.iter().map(|f| (f.width as u32, f.height as u32));
-                    sizes.extend(ladder.chain(USUAL_SIZES).chain([max]).filter(|&(w, h)| {
-                        (min.0..=max.0).contains(&w) && (min.1..=max.1).contains(&h)
-                    }));
-                }
-            }
-        }
-        for size in sizes {
-            let mut rates = Vec::new();
-            for range in device.intervals(code, size) {
-                match range {
-                    // An interval of n/d seconds is d/n frames per second.
-                    Range::Discrete((n, d)) => rates.extend(FrameRate::new(d, n)),
-                    Range::Stepwise { min: (n, d), max: (n_max, d_max) } => {
-                        rates.extend(FrameRate::new(d, n));
-                        let slowest = FrameRate::new(d_max, n_max).map_or(1, |r| r.ceil_fps());
-                        let fastest = FrameRate::new(d, n).map_or(0, |r| r.num() / r.den());
-                        rates.extend([30, 15].into_iter().filter(|f| (slowest..fastest).contains(f)).filter_map(|f| FrameRate::new(f, 1)));
-                    }
-                }
-            }
+        for size in device.sizes(code).into_iter().flat_map(sizes_in) {
+            let mut rates: Vec<FrameRate> = device.intervals(code, size).into_iter().flat_map(rates_in).collect();
             if rates.is_empty() {
                 // A driver that does not list rates gives its own; most give 30.
                 rates.push(FrameRate::THIRTY);
@@ -261,10 +291,7 @@ fn modes_of(device: &v4l2::Device) -> Vec<CameraMode> {
             modes.extend(rates.into_iter().map(|rate| CameraMode { format, width: size.0, height: size.1, rate }));
         }
     }
-    modes.sort_by(|a, b| {
-        let key = |m: &CameraMode| (m.format, std::cmp::Reverse((m.width * m.height, m.fps() as u32)));
-        key(a).cmp(&key(b))
-    });
+    modes.sort_by_key(|m| (m.format, std::cmp::Reverse((m.width * m.height, (m.fps() * 100.0) as u32))));
     modes.dedup();
     modes
 }

@@ -48,9 +48,11 @@ impl CameraSource {
         if !caps.streaming_capture {
             return Err("it is not a streaming video capture device".into());
         }
-        let (code, width, height, stride) =
-            device.set_format(mode.format.fourcc(), (mode.width, mode.height)).map_err(|e| format!("cannot set {mode}: {e}"))?;
-        let format = CameraFormat::from_fourcc(code).ok_or_else(|| format!("asked for {mode}, it gave fourcc {code:#x}"))?;
+        let (code, width, height, stride) = device
+            .set_format(mode.format.fourcc(), (mode.width, mode.height))
+            .map_err(|e| format!("cannot set {mode}: {e}"))?;
+        let format =
+            CameraFormat::from_fourcc(code).ok_or_else(|| format!("asked for {mode}, it gave fourcc {code:#x}"))?;
         device.set_interval((mode.rate.den(), mode.rate.num()));
         let maps = device.start(BUFFERS).map_err(|e| format!("cannot start streaming: {e}"))?;
         let mode = CameraMode { format, width, height, ..mode };
@@ -93,7 +95,8 @@ impl CameraSource {
         let picture = match self.mode.format.row_bytes(w) {
             Some(row) if self.stride > row => {
                 let rows = if self.mode.format == CameraFormat::Nv12 { h + h / 2 } else { h };
-                let packed: Vec<u8> = bytes.chunks(self.stride).take(rows).flat_map(|r| &r[..row.min(r.len())]).copied().collect();
+                let packed: Vec<u8> =
+                    bytes.chunks(self.stride).take(rows).flat_map(|r| &r[..row.min(r.len())]).copied().collect();
                 self.mode.format.to_i420(&packed, w, h)
             }
             _ => self.mode.format.to_i420(bytes, w, h),

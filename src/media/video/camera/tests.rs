@@ -46,9 +46,58 @@ fn the_mode_covers_the_ladders_size_at_its_rate_uncompressed_when_that_fits() {
     let tiny = [mode(Yuyv, 160, 120, 30), mode(Yuyv, 320, 240, 30)];
     assert_eq!(choose_mode(&tiny, LADDER[0]), Some(mode(Yuyv, 320, 240, 30)));
     // 29.97 counts as 30.
-    let ntsc = [mode(Yuyv, 640, 480, 15), CameraMode { rate: FrameRate::new(30000, 1001).unwrap(), ..mode(Yuyv, 640, 480, 1) }];
+    let ntsc = [
+        mode(Yuyv, 640, 480, 15),
+        CameraMode { rate: FrameRate::new(30000, 1001).unwrap(), ..mode(Yuyv, 640, 480, 1) },
+    ];
     assert_eq!(choose_mode(&ntsc, LADDER[0]), Some(ntsc[1]));
     assert_eq!(choose_mode(&[], LADDER[0]), None);
+}
+
+#[test]
+fn modes_are_listed_one_line_per_format_and_size() {
+    let mut modes = webcam();
+    modes.push(CameraMode { rate: FrameRate::new(30000, 1001).unwrap(), ..mode(Nv12, 640, 480, 1) });
+    let info = CameraInfo { name: "cam".into(), path: "/dev/video0".into(), modes, problem: None };
+    assert_eq!(
+        info.mode_lines(),
+        vec![
+            "YUYV 640x480 @ 30, 15 fps",
+            "YUYV 1280x720 @ 10 fps",
+            "YUYV 320x240 @ 30 fps",
+            "MJPEG 1920x1080 @ 30 fps",
+            "MJPEG 1280x720 @ 30 fps",
+            "MJPEG 640x480 @ 30, 60 fps",
+            "NV12 640x480 @ 29.97 fps",
+        ]
+    );
+}
+
+#[test]
+fn a_drivers_size_and_rate_ranges_become_the_sizes_and_rates_offered() {
+    use v4l2::Range;
+    assert_eq!(sizes_in(Range::Discrete((640, 480))), vec![(640, 480)]);
+    // A range from 160x120 to 1280x720: the ladder's sizes, the usual ones inside, and the largest.
+    let sizes = sizes_in(Range::Stepwise { min: (160, 120), max: (1280, 720) });
+    assert_eq!(sizes, vec![(640, 360), (480, 270), (320, 180), (640, 480), (1280, 720), (320, 240)]);
+    assert_eq!(
+        sizes_in(Range::Stepwise { min: (100, 100), max: (200, 150) }),
+        vec![(200, 150)],
+        "only the largest fits"
+    );
+    // Intervals are seconds per frame: 1/30 s is 30 fps, 1001/30000 s is 29.97.
+    assert_eq!(rates_in(Range::Discrete((1, 30))), vec![FrameRate::new(30, 1).unwrap()]);
+    assert_eq!(rates_in(Range::Discrete((1001, 30000))), vec![FrameRate::new(30000, 1001).unwrap()]);
+    // A range from 1/60 s to 1 s: 60 fps, and 30 and 15 inside it.
+    let rates = rates_in(Range::Stepwise { min: (1, 60), max: (1, 1) });
+    let fps: Vec<u32> = rates.iter().map(|r| r.ceil_fps()).collect();
+    assert_eq!(fps, vec![60, 30, 15]);
+    let fps: Vec<u32> = rates_in(Range::Stepwise { min: (1, 20), max: (1, 10) }).iter().map(|r| r.ceil_fps()).collect();
+    assert_eq!(fps, vec![20, 15], "15 lies inside, 30 does not");
+    // A broken driver's zero intervals give nothing (and never divide by zero).
+    assert_eq!(rates_in(Range::Discrete((0, 30))), vec![]);
+    assert_eq!(rates_in(Range::Discrete((1, 0))), vec![]);
+    assert_eq!(rates_in(Range::Stepwise { min: (0, 0), max: (0, 0) }), vec![]);
 }
 
 #[test]
@@ -97,7 +146,10 @@ fn cameras_are_listed_from_sysfs_in_device_order_and_a_plain_file_is_no_device()
     let names: Vec<(&str, &Path)> = listed.iter().map(|c| (c.name.as_str(), c.path.as_path())).collect();
     assert_eq!(
         names,
-        vec![("Integrated Webcam", root.join("dev/video2").as_path()), ("USB Camera B", root.join("dev/video10").as_path())],
+        vec![
+            ("Integrated Webcam", root.join("dev/video2").as_path()),
+            ("USB Camera B", root.join("dev/video10").as_path())
+        ],
         "video2 before video10, vbi0 left out"
     );
     for c in &listed {
@@ -119,7 +171,9 @@ fn cameras_are_listed_from_sysfs_in_device_order_and_a_plain_file_is_no_device()
             other => panic!("{wanted}: {other:?}"),
         }
     }
-    assert!(matches!(find_camera(root, Some("usb camera b")), Err(CameraError::Device { path, .. }) if path.ends_with("video10")));
+    assert!(
+        matches!(find_camera(root, Some("usb camera b")), Err(CameraError::Device { path, .. }) if path.ends_with("video10"))
+    );
     assert_eq!(find_camera(root, Some("nikon")), Err(CameraError::NoMatch { wanted: "nikon".into() }));
     assert!(matches!(find_camera(root, None), Err(CameraError::Device { path, .. }) if path.ends_with("video2")));
 

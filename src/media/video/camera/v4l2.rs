@@ -285,10 +285,7 @@ impl Device {
         let mut c = Capability::default();
         ioctl(&self.file, QUERYCAP, &mut c)?;
         let caps = if c.capabilities & CAP_DEVICE_CAPS != 0 { c.device_caps } else { c.capabilities };
-        Ok(Caps {
-            card: text(&c.card),
-            streaming_capture: caps & CAP_VIDEO_CAPTURE != 0 && caps & CAP_STREAMING != 0,
-        })
+        Ok(Caps { card: text(&c.card), streaming_capture: caps & CAP_VIDEO_CAPTURE != 0 && caps & CAP_STREAMING != 0 })
     }
 
     /// The fourcc codes of the capture formats.
@@ -456,7 +453,14 @@ impl Mapped {
         // SAFETY: a fresh shared read-only mapping of the device at the driver's offset; the
         // kernel checks both.
         let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), offset as libc::off_t)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                offset as libc::off_t,
+            )
         };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
