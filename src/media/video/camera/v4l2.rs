@@ -481,3 +481,58 @@ impl Drop for Mapped {
         unsafe { libc::munmap(self.ptr, self.len) };
     }
 }
+
+#[cfg(all(test, target_os = "linux", target_pointer_width = "64"))]
+mod tests {
+    use std::mem::offset_of;
+
+    use super::*;
+
+    /// The request numbers and layouts as `linux/videodev2.h` has them (printed by a C program
+    /// compiled against the header on x86_64: `printf("%lx", VIDIOC_QUERYCAP)`, `offsetof`).
+    #[test]
+    fn requests_and_layouts_are_the_kernels() {
+        let requests = [
+            (QUERYCAP, 0x8068_5600),
+            (ENUM_FMT, 0xc040_5602),
+            (S_FMT, 0xc0d0_5605),
+            (REQBUFS, 0xc014_5608),
+            (QUERYBUF, 0xc058_5609),
+            (QBUF, 0xc058_560f),
+            (DQBUF, 0xc058_5611),
+            (STREAMON, 0x4004_5612),
+            (STREAMOFF, 0x4004_5613),
+            (S_PARM, 0xc0cc_5616),
+            (ENUM_FRAMESIZES, 0xc02c_564a),
+            (ENUM_FRAMEINTERVALS, 0xc034_564b),
+        ];
+        for (ours, kernels) in requests {
+            assert_eq!(ours, kernels, "{ours:#x}");
+        }
+        assert_eq!(offset_of!(Buffer, timestamp), 24);
+        assert_eq!(offset_of!(Buffer, timecode), 40);
+        assert_eq!(offset_of!(Buffer, sequence), 56);
+        assert_eq!(offset_of!(Buffer, m), 64);
+        assert_eq!(offset_of!(Buffer, length), 72);
+        assert_eq!(offset_of!(Buffer, request_fd), 80);
+        assert_eq!(offset_of!(Format, fmt), 8);
+        assert_eq!(offset_of!(StreamParm, parm), 4);
+        assert_eq!(offset_of!(FrmSizeEnum, size), 12);
+        assert_eq!(offset_of!(FrmIvalEnum, interval), 20);
+        assert_eq!(size_of::<PixFormat>(), 48);
+    }
+
+    #[test]
+    fn a_plain_file_is_refused_by_every_call_without_a_panic() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let d = Device::open(file.path()).unwrap();
+        assert_eq!(d.caps().unwrap_err().raw_os_error(), Some(libc::ENOTTY));
+        assert_eq!(d.formats(), Vec::<u32>::new());
+        assert!(d.sizes(0).is_empty() && d.intervals(0, (640, 480)).is_empty());
+        assert!(d.set_format(0, (640, 480)).is_err());
+        assert!(d.start(4).is_err());
+        assert!(d.dequeue().is_err());
+        d.set_interval((1, 30));
+        d.stop();
+    }
+}
