@@ -308,4 +308,38 @@ mod tests {
         let _ = mjpeg_to_i420(&noisy, 320, 180);
         assert!(matches!(mjpeg_to_i420(MJPEG_422, 321, 180), Err(PixelFormatError::Size { .. })));
     }
+
+    #[test]
+    fn damaged_camera_frames_never_panic() {
+        // A USB camera's frames get cut short and bit-flipped: 300 damaged copies of the recorded
+        // frames (a few bytes overwritten anywhere, headers included, or cut at any length), each
+        // a picture or an error.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut pictures, mut errors) = (0, 0);
+        for round in 0..300 {
+            let mut frame = if round % 2 == 0 { MJPEG_422 } else { MJPEG_420 }.to_vec();
+            if round % 3 == 0 {
+                frame.truncate(next() as usize % frame.len());
+            } else {
+                for _ in 0..1 + next() % 4 {
+                    let at = next() as usize % frame.len();
+                    frame[at] = next() as u8;
+                }
+            }
+            match mjpeg_to_i420(&frame, 320, 180) {
+                Ok(f) => {
+                    assert_eq!((f.width, f.height), (320, 180));
+                    pictures += 1;
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        assert!(pictures > 0 && errors > 0, "both happen: {pictures} pictures, {errors} errors");
+    }
 }
