@@ -43,7 +43,7 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VideoSection {
-    /// Where calls' video comes from (`pattern`, a `.y4m`).
+    /// Where calls' video comes from (`pattern`, `camera`, `camera:NAME`, a `.y4m`).
     pub input: Option<String>,
     /// Where received video goes (`null`, a `.y4m`).
     pub output: Option<String>,

@@ -1,7 +1,9 @@
 //! Video between two real daemons (real QUIC on loopback, libaom, dav1d): what arrives is the other
 //! side's test pattern frame for frame; a 25 fps file plays at 25 fps; video goes off and on mid-call and a voice call becomes a
 //! video call; through an impairing relay video keeps flowing at 5 % loss, recovers after a burst,
-//! and a 300 kbps link makes the sender back off while audio stays intact.
+//! and a 300 kbps link makes the sender back off while audio stays intact. On a machine without a
+//! camera (this one), a call that asks for one fails at set-up with the reason and the daemons
+//! carry on.
 
 mod common;
 #[path = "common/relay.rs"]
@@ -395,7 +397,7 @@ fn the_encoder_is_chosen_by_flag_and_bad_video_settings_are_refused_at_start() {
     for (flags, complaint) in [
         (&["--video-encoder", "h264"][..], "unknown video encoder"),
         (&["--video-max-size", "huge"][..], "max_size"),
-        (&["--video-in", "camera0"][..], "expected pattern or a .y4m file"),
+        (&["--video-in", "camera0"][..], "expected pattern, camera, camera:NAME or a .y4m file"),
         (&["--video-out", "out.mp4"][..], "expected null or a .y4m file"),
     ] {
         let home = dir.path().join(format!("bad-{}", flags[0].trim_start_matches('-')));
@@ -416,6 +418,44 @@ fn the_encoder_is_chosen_by_flag_and_bad_video_settings_are_refused_at_start() {
     let s = wait_status(&bob, "rav1e pictures", |s| rendered(s) >= 3);
     assert_eq!(video(&s)["send"]["encoder"], "rav1e");
     assert!(bob.hail(&["status"]).ok().contains("rav1e"), "the human status names the encoder");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+}
+
+#[test]
+fn without_a_camera_a_call_asking_for_one_fails_at_set_up_and_the_daemons_carry_on() {
+    let _serial = one_at_a_time();
+    if !hail::media::video::camera::list_cameras(Path::new("/")).is_empty() {
+        eprintln!("this machine has a camera: the no-camera path cannot be checked here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Bob's daemon takes the camera as its default: it starts (a camera may be plugged in later).
+    let (alice, bob) = pair_of_contacts(dir.path(), &[], &["--video-in", "camera"]);
+
+    // `hail devices` says there is none, in words and in JSON.
+    let listed = alice.hail(&["devices"]).ok().to_owned();
+    assert!(listed.contains("Cameras:\n  (none)"), "{listed}");
+    assert!(listed.contains("--video-in camera"), "it says how to pick one: {listed}");
+    assert_eq!(alice.hail(&["--json", "devices"]).json()["ok"]["cameras"], serde_json::json!([]));
+
+    // Alice asks for the camera, the first one or one by name: refused before anything rings.
+    for input in ["camera", "camera:Integrated Webcam", "camera:/dev/video0"] {
+        alice.refuses(&["call", "bob", "--video", "--video-in", input], "invalid_arguments", "no camera found");
+    }
+    assert_eq!(status(&bob)["call"], Value::Null, "nothing rang at bob's");
+    assert_eq!(status(&alice)["call"], Value::Null, "no call left behind at alice's");
+
+    // Bob's own default is the camera: his call fails the same way; so does answering with it.
+    bob.refuses(&["call", "alice"], "invalid_arguments", "no camera found");
+    let caller = Background::start(&alice.home, &["call", "bob", "--video", "--audio-in", "tone:440"]);
+    wait_status(&bob, "ringing", |s| s["call"]["state"] == "ringing");
+    bob.refuses(&["answer"], "invalid_arguments", "no camera found");
+    assert_eq!(status(&bob)["call"]["state"], "ringing", "still ringing: bob can answer another way");
+
+    // Both daemons carry on: answered with the pattern, the call runs and alice's pictures arrive.
+    bob.hail(&["answer", "--video-in", "pattern"]).ok();
+    wait_status(&bob, "alice's pictures", |s| rendered(s) >= 3);
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
 }

@@ -109,7 +109,7 @@ pub struct DaemonArgs {
     /// port forward (libp2p's announce addresses, like kubo's Addresses.Announce).
     #[arg(long, value_name = "MULTIADDR")]
     pub external_address: Vec<String>,
-    /// Where calls' video comes from: pattern (the default) or a .y4m file.
+    /// Where calls' video comes from: pattern (the default), camera (the first), camera:NAME, or a .y4m file.
     #[arg(long, value_name = "SOURCE")]
     pub video_in: Option<String>,
     /// Where received video goes: null (the default) or a .y4m file.
@@ -169,7 +169,7 @@ pub enum ClientCmd {
         /// This call's audio sink: default, device:NAME, null, or a .wav file.
         #[arg(long, value_name = "SINK")]
         audio_out: Option<String>,
-        /// This call's video source: pattern or a .y4m file.
+        /// This call's video source: pattern, camera, camera:NAME (see `hail devices`) or a .y4m file.
         #[arg(long, value_name = "SOURCE")]
         video_in: Option<String>,
         /// Where this call's received video goes: null or a .y4m file.
@@ -184,7 +184,7 @@ pub enum ClientCmd {
         /// This call's audio sink: default, device:NAME, null, or a .wav file.
         #[arg(long, value_name = "SINK")]
         audio_out: Option<String>,
-        /// This call's video source: pattern or a .y4m file.
+        /// This call's video source: pattern, camera, camera:NAME (see `hail devices`) or a .y4m file.
         #[arg(long, value_name = "SOURCE")]
         video_in: Option<String>,
         /// Where this call's received video goes: null or a .y4m file.

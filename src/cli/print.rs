@@ -399,11 +399,15 @@ pub fn verification_label(v: Verification) -> &'static str {
     }
 }
 
-/// `hail devices`: what the audio host reports (no daemon needed).
+/// `hail devices`: what the audio host reports and the cameras there are, with their modes (no
+/// daemon needed).
 pub fn devices(json: bool) -> std::process::ExitCode {
     let list = hail::media::io::list_devices();
+    let cameras = hail::media::video::camera::list_cameras(std::path::Path::new("/"));
     if json {
-        jsonln!("{}", serde_json::json!({ "ok": list }));
+        let mut body = serde_json::to_value(&list).unwrap_or_default();
+        body["cameras"] = serde_json::to_value(&cameras).unwrap_or_default();
+        jsonln!("{}", serde_json::json!({ "ok": body }));
         return std::process::ExitCode::SUCCESS;
     }
     outln!("Audio host: {}", list.host);
@@ -418,7 +422,21 @@ pub fn devices(json: bool) -> std::process::ExitCode {
             outln!("  {}{n}", if default.as_ref() == Some(n) { "* " } else { "  " });
         }
     }
-    outln!("Use one with --audio-in device:NAME / --audio-out device:NAME (part of the name is enough).");
+    outln!("Cameras:");
+    if cameras.is_empty() {
+        outln!("  (none)");
+    }
+    for c in &cameras {
+        outln!("    {} ({})", c.name, c.path.display());
+        if let Some(problem) = &c.problem {
+            outln!("      cannot be used: {problem}");
+        }
+        for line in c.mode_lines() {
+            outln!("      {line}");
+        }
+    }
+    outln!("Use one with --audio-in device:NAME / --audio-out device:NAME (part of the name is enough),");
+    outln!("and --video-in camera (the first camera) / --video-in camera:NAME (part of its name, or /dev/videoN).");
     std::process::ExitCode::SUCCESS
 }
 

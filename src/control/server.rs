@@ -255,6 +255,7 @@ pub fn error_body(e: &NodeError) -> ErrorBody {
             EndReason::Security { .. } => ErrorCode::Security,
             _ => ErrorCode::CallFailed,
         },
+        NodeError::VideoInput(_) => ErrorCode::InvalidArguments,
         NodeError::Stopped => ErrorCode::ShuttingDown,
     };
     ErrorBody::new(code, e.to_string())

@@ -24,6 +24,7 @@ pub use event_loop::NodeLoop;
 use crate::discovery::{BootstrapPeer, ConfigError, Discovery, FindError, FoundPeer, NetworkStatus, VisiblePeer};
 use crate::identity::{Card, CardError, Identity, PeerIdError, parse_peer_id};
 use crate::name::{Name, NameError};
+use crate::media::video::source::VideoSourceSpec;
 use crate::store::{Contact, Database, Store, StoreError};
 
 /// How many requests may wait for the loop before senders wait too.
@@ -36,6 +37,8 @@ const EVENT_QUEUE: usize = 256;
 pub struct Node {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<NodeEvent>,
+    /// The daemon's video source, checked (with a call's own) before a call is set up.
+    video_input: VideoSourceSpec,
 }
 
 /// What the node tells its subscribers. Also the `event` lines of the control protocol.
@@ -222,6 +225,9 @@ pub enum NodeError {
     /// The call ended before it rang.
     #[error("{}", .0.describe())]
     CallEnded(crate::call::EndReason),
+    /// The call's video source cannot be had (no camera, or not the one named).
+    #[error("{0}")]
+    VideoInput(String),
     /// The node is shutting down.
     #[error("the daemon is shutting down")]
     Stopped,
@@ -299,8 +305,22 @@ impl Node {
     ) -> (Node, NodeLoop<S>) {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
-        let node = Node { requests, events: events.clone() };
+        let node = Node { requests, events: events.clone(), video_input: config.calls.video.input.clone() };
         (node, NodeLoop::new(config, db, discovery, endpoint, rx, events))
+    }
+
+    /// A call's video source (its own, or the daemon's) must be there before the call is set
+    /// up: a camera that does not exist fails the call now, with the reason, rather than leaving
+    /// it without video. Checked off the loop (opening a camera to query it can take a moment).
+    async fn check_video_input(&self, media: &MediaOverride) -> Result<(), NodeError> {
+        let spec = media.video_input.clone().unwrap_or_else(|| self.video_input.clone());
+        if !matches!(spec, VideoSourceSpec::Camera(_)) {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || crate::media::video::source::check_source(&spec))
+            .await
+            .map_err(|_| NodeError::Stopped)?
+            .map_err(|e| NodeError::VideoInput(e.to_string()))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, NodeError> {
@@ -384,6 +404,7 @@ impl Node {
 
     /// Calls with this call's own audio source and sink.
     pub async fn call_with(&self, who: &str, video: bool, audio: MediaOverride) -> Result<CallInfo, NodeError> {
+        self.check_video_input(&audio).await?;
         let who = who.to_owned();
         self.ask(|reply| Request::Call { who, video, audio, reply }).await
     }
@@ -395,6 +416,7 @@ impl Node {
 
     /// Answers with this call's own audio source and sink.
     pub async fn answer_with(&self, audio: MediaOverride) -> Result<CallInfo, NodeError> {
+        self.check_video_input(&audio).await?;
         self.ask(|reply| Request::Answer { audio, reply }).await
     }
 

@@ -125,7 +125,7 @@ fn encode_thread(
             EncodeTask::Capture { format, stamp, capture_us } => {
                 let opened = match source.as_mut() {
                     Some(s) => Ok(s),
-                    None => open_source(&input).map(|s| {
+                    None => open_source(&input, format).map(|s| {
                         if let Some(rate) = s.frame_rate() {
                             let _ = results.send(Input::VideoSourceRate(rate));
                         }

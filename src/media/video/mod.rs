@@ -11,6 +11,7 @@
 //! ([`crate::media::session::video`]); the IO (the encode and decode threads, the GOP streams) is
 //! the session's driver, [`crate::media::driver`].
 
+pub mod camera;
 pub mod clock;
 pub mod compositor;
 pub mod cpu_adaptation;

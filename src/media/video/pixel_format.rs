@@ -1,10 +1,9 @@
-//! What cameras deliver, as the encoder wants it: packed YUYV (4:2:2) and semi-planar NV12
-//! (4:2:0) converted to planar I420, sans-IO (bytes in, a [`Frame`] out). The camera source
-//! (issue 16, not built yet) hands its buffers here; MJPEG needs a JPEG decoder first and is not
-//! covered.
+//! What cameras deliver, as the encoder wants it: packed YUYV (4:2:2), semi-planar NV12 (4:2:0)
+//! and MJPEG (one JPEG per frame, decoded by zune-jpeg) converted to planar I420, sans-IO (bytes
+//! in, a [`Frame`] out). The camera source ([`super::camera`]) hands its buffers here.
 //!
 //! Conversions check the buffer's length against the size and refuse odd sizes, so a driver that
-//! hands a short or garbled buffer gets an error, never a panic.
+//! hands a short or garbled buffer gets an error, never a panic; a corrupt JPEG is an error too.
 
 use super::Frame;
 
@@ -33,6 +32,9 @@ pub enum PixelFormatError {
         /// Bytes given.
         got: usize,
     },
+    /// A JPEG frame that does not decode, or decodes to another size than the camera's mode.
+    #[error("a MJPEG frame that does not decode: {0}")]
+    Jpeg(String),
 }
 
 fn blank(width: usize, height: usize) -> Result<Frame, PixelFormatError> {
@@ -80,6 +82,72 @@ pub fn nv12_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame, 
     for (i, uv) in bytes[luma..luma + luma / 2].chunks_exact(2).enumerate() {
         f.u[i] = uv[0];
         f.v[i] = uv[1];
+    }
+    Ok(f)
+}
+
+/// The most a JPEG frame may claim (a 4K camera's frame; larger headers are refused before any
+/// memory is taken for them).
+const MAX_JPEG_SIDE: usize = 4096;
+
+/// An APP0 segment saying "AVI1": the mark of a motion-JPEG frame.
+const AVI1_MARKER: [u8; 9] = [0xFF, 0xE0, 0x00, 0x07, b'A', b'V', b'I', b'1', 0x00];
+
+/// MJPEG: one baseline JPEG (4:2:2 or 4:2:0, full-range YCbCr as JFIF has it; a camera's frame
+/// may omit its Huffman tables, the decoder fills in the standard ones). Decoded to YCbCr, then
+/// chroma averaged over each 2x2 block and all planes brought to video range (luma 16..235,
+/// chroma 16..240), which is what I420 pictures carry here. The frame must be `width x height`.
+pub fn mjpeg_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame, PixelFormatError> {
+    use zune_jpeg::JpegDecoder;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+
+    let mut f = blank(width, height)?;
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::YCbCr)
+        .set_max_width(MAX_JPEG_SIDE)
+        .set_max_height(MAX_JPEG_SIDE);
+    // UVC cameras may leave out the Huffman tables; zune-jpeg fills in the standard ones for a
+    // frame that says it is MJPEG (an APP0 "AVI1" segment), and keeps any the frame has.
+    let mut marked = Vec::with_capacity(bytes.len() + AVI1_MARKER.len());
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xD8]) {
+        marked.extend_from_slice(&[0xFF, 0xD8]);
+        marked.extend_from_slice(&AVI1_MARKER);
+        marked.extend_from_slice(rest);
+    }
+    let mut decoder = JpegDecoder::new_with_options(
+        std::io::Cursor::new(if marked.is_empty() { bytes } else { &marked[..] }),
+        options,
+    );
+    let bad = |why: String| PixelFormatError::Jpeg(why);
+    decoder.decode_headers().map_err(|e| bad(e.to_string()))?;
+    let info = decoder.info().ok_or_else(|| bad("no size in its header".into()))?;
+    let (w, h) = (usize::from(info.width), usize::from(info.height));
+    if (w, h) != (width, height) {
+        return Err(bad(format!("it is {w}x{h}, the camera said {width}x{height}")));
+    }
+    if decoder.output_colorspace() != Some(ColorSpace::YCbCr) {
+        return Err(bad("not a YCbCr picture".into()));
+    }
+    let ycc = decoder.decode().map_err(|e| bad(e.to_string()))?;
+    check("MJPEG", width, height, width * height * 3, ycc.len())?;
+    // Full range to video range: luma 0..255 to 16..235, chroma 0..255 to 16..240 around 128.
+    let luma = |y: u8| (16 + (u32::from(y) * 219 + 127) / 255) as u8;
+    let chroma = |sum: u32| (128 + ((sum as i32 - 4 * 128) * 224 / (4 * 255))) as u8;
+    for (px, ycc) in f.y.iter_mut().zip(ycc.chunks_exact(3)) {
+        *px = luma(ycc[0]);
+    }
+    let (cw, stride) = (width / 2, width * 3);
+    for crow in 0..height / 2 {
+        let (a, b) = (&ycc[2 * crow * stride..], &ycc[(2 * crow + 1) * stride..]);
+        for cx in 0..cw {
+            let sum = |c: usize| {
+                let i = cx * 6 + c;
+                u32::from(a[i]) + u32::from(a[i + 3]) + u32::from(b[i]) + u32::from(b[i + 3])
+            };
+            f.u[crow * cw + cx] = chroma(sum(1));
+            f.v[crow * cw + cx] = chroma(sum(2));
+        }
     }
     Ok(f)
 }
@@ -142,5 +210,136 @@ mod tests {
         // Garbage of the right length converts to some picture (a camera's noise is a picture).
         let garbage: Vec<u8> = (0..16u32).map(|i| (i * 7919 % 251) as u8).collect();
         assert!(yuyv_to_i420(&garbage, 4, 2).is_ok());
+    }
+
+    /// The recorded MJPEG frames: the test pattern at 320x180 (counter 42), made by ffmpeg as a
+    /// camera would send it (the standard Huffman tables), 4:2:2 and 4:2:0.
+    const MJPEG_422: &[u8] = include_bytes!("../../../tests/golden/camera-pattern-320x180-422.jpg");
+    const MJPEG_420: &[u8] = include_bytes!("../../../tests/golden/camera-pattern-320x180-420.jpg");
+
+    fn mjpeg_source() -> Frame {
+        crate::media::video::pattern::draw(
+            320,
+            180,
+            crate::media::video::pattern::Stamp { counter: 42, capture_ms: 1234 },
+        )
+        .unwrap()
+    }
+
+    /// Makes the recorded frames again (needs ffmpeg): `cargo test --lib pixel_format -- --ignored`.
+    #[test]
+    #[ignore = "regenerates tests/golden/camera-pattern-*.jpg with ffmpeg"]
+    fn regenerate_the_recorded_mjpeg_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let y4m = dir.path().join("p.y4m");
+        let rate = crate::media::video::clock::FrameRate::THIRTY;
+        let mut w = crate::media::video::y4m::Y4mWriter::create(&y4m, 320, 180, rate).unwrap();
+        w.write(&mjpeg_source()).unwrap();
+        w.finish(rate).unwrap();
+        for sub in ["422", "420"] {
+            let out = format!("{}/tests/golden/camera-pattern-320x180-{sub}.jpg", env!("CARGO_MANIFEST_DIR"));
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-y", "-loglevel", "error", "-i"])
+                .arg(&y4m)
+                .args(["-pix_fmt", &format!("yuvj{sub}p"), "-huffman", "default", "-q:v", "3", "-frames:v", "1", &out])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    /// Drops the Huffman tables (DHT segments), as MJPEG cameras send their frames.
+    fn without_huffman_tables(jpeg: &[u8]) -> Vec<u8> {
+        let mut out = jpeg[..2].to_vec();
+        let mut i = 2;
+        while i + 4 <= jpeg.len() && jpeg[i] == 0xFF && jpeg[i + 1] != 0xDA {
+            let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+            if jpeg[i + 1] != 0xC4 {
+                out.extend_from_slice(&jpeg[i..i + 2 + len]);
+            }
+            i += 2 + len;
+        }
+        out.extend_from_slice(&jpeg[i..]);
+        out
+    }
+
+    #[test]
+    fn recorded_mjpeg_frames_decode_to_the_picture_they_were_made_from() {
+        let source = mjpeg_source();
+        for (name, jpeg) in [("4:2:2", MJPEG_422), ("4:2:0", MJPEG_420)] {
+            let f = mjpeg_to_i420(jpeg, 320, 180).unwrap();
+            let psnr = f.psnr(&source).unwrap();
+            assert!(psnr > 30.0, "{name}: {psnr} dB");
+            assert_eq!(crate::media::video::pattern::read(&f).map(|s| s.counter), Some(42), "{name}: the stamp reads");
+            // Video range kept: the pattern's black is 16, not the full-range 0.
+            let dark = f.y.iter().min().unwrap();
+            assert!((12..=20).contains(dark), "{name}: darkest luma {dark}");
+            // Chroma is right too (not swapped or flat): close to the source's.
+            let diff = |a: &[u8], b: &[u8]| {
+                a.iter().zip(b).map(|(x, y)| u32::from(x.abs_diff(*y))).sum::<u32>() / a.len() as u32
+            };
+            assert!(diff(&f.u, &source.u) <= 3 && diff(&f.v, &source.v) <= 3, "{name}: chroma off");
+        }
+        // A camera's frame without its Huffman tables decodes the same (the standard ones).
+        let bare = without_huffman_tables(MJPEG_422);
+        assert!(bare.len() < MJPEG_422.len(), "the tables were there to drop");
+        assert!(mjpeg_to_i420(&bare, 320, 180).unwrap() == mjpeg_to_i420(MJPEG_422, 320, 180).unwrap());
+    }
+
+    #[test]
+    fn a_corrupt_or_mismatched_jpeg_is_an_error_not_a_panic() {
+        let err = |bytes: &[u8], w, h| match mjpeg_to_i420(bytes, w, h) {
+            Err(PixelFormatError::Jpeg(why)) => why,
+            other => panic!("expected a JPEG error, got {:?}", other.map(|f| (f.width, f.height))),
+        };
+        assert!(err(MJPEG_422, 640, 360).contains("320x180"), "the size the camera claimed is checked");
+        err(&[], 320, 180);
+        err(&MJPEG_422[..200], 320, 180);
+        err(b"not a jpeg at all", 320, 180);
+        // Noise in the header: an error. Noise in the picture data: whatever it decodes to, no panic.
+        let mut bad_header = MJPEG_422.to_vec();
+        bad_header[2..40].iter_mut().for_each(|b| *b = 0xFF);
+        err(&bad_header, 320, 180);
+        let mut noisy = MJPEG_422.to_vec();
+        let n = noisy.len();
+        for (i, b) in noisy[n / 2..n - 2].iter_mut().enumerate() {
+            *b = (i * 7919 % 251) as u8;
+        }
+        let _ = mjpeg_to_i420(&noisy, 320, 180);
+        assert!(matches!(mjpeg_to_i420(MJPEG_422, 321, 180), Err(PixelFormatError::Size { .. })));
+    }
+
+    #[test]
+    fn damaged_camera_frames_never_panic() {
+        // A USB camera's frames get cut short and bit-flipped: 300 damaged copies of the recorded
+        // frames (a few bytes overwritten anywhere, headers included, or cut at any length), each
+        // a picture or an error.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut pictures, mut errors) = (0, 0);
+        for round in 0..300 {
+            let mut frame = if round % 2 == 0 { MJPEG_422 } else { MJPEG_420 }.to_vec();
+            if round % 3 == 0 {
+                frame.truncate(next() as usize % frame.len());
+            } else {
+                for _ in 0..1 + next() % 4 {
+                    let at = next() as usize % frame.len();
+                    frame[at] = next() as u8;
+                }
+            }
+            match mjpeg_to_i420(&frame, 320, 180) {
+                Ok(f) => {
+                    assert_eq!((f.width, f.height), (320, 180));
+                    pictures += 1;
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        assert!(pictures > 0 && errors > 0, "both happen: {pictures} pictures, {errors} errors");
     }
 }

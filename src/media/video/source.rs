@@ -1,17 +1,18 @@
-//! Where a call's video comes from and goes to: the moving test pattern, Y4M files, or nothing.
-//! (This machine class has no cameras; a camera source would join [`VideoSourceSpec`].)
+//! Where a call's video comes from and goes to: the moving test pattern, Y4M files, a camera
+//! ([`super::camera`]), or nothing.
 //!
 //! Sources carry their own clock: a source with a rate of its own (a file, a camera mode) says so
 //! ([`VideoSource::frame_rate`]; the session then ticks no faster) and hands back, with each
 //! picture, the time it was captured ([`Captured::capture_us`]): a 25 fps file plays at 25 fps
-//! whatever the encoder's rate, and a camera would give its own timestamps there. A file sink
+//! whatever the encoder's rate, and a camera gives its own timestamps there. A file sink
 //! writes the rate the pictures came at, from their capture times.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::Frame;
+use super::camera::{CameraError, CameraSource};
 use super::clock::{FrameRate, RateEstimate, SourceClock};
 use super::cpu_adaptation::VideoFormat;
 use super::pattern::{self, Stamp};
@@ -26,6 +27,9 @@ pub enum VideoSourceSpec {
     Pattern,
     /// A Y4M file, looped.
     File(PathBuf),
+    /// A camera: the first usable one (`camera`), or the one a name or device node picks
+    /// (`camera:NAME`, `camera:/dev/video2`).
+    Camera(Option<String>),
 }
 
 /// Where received video goes.
@@ -52,8 +56,17 @@ impl std::str::FromStr for VideoSourceSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "pattern" => Ok(VideoSourceSpec::Pattern),
+            "camera" => Ok(VideoSourceSpec::Camera(None)),
+            _ if s.starts_with("camera:") => match &s["camera:".len()..] {
+                "" => Err(VideoSpecError { what: "input", spec: s.into(), why: "camera: needs a name or a device" }),
+                name => Ok(VideoSourceSpec::Camera(Some(name.to_owned()))),
+            },
             _ if s.to_ascii_lowercase().ends_with(".y4m") => Ok(VideoSourceSpec::File(PathBuf::from(s))),
-            _ => Err(VideoSpecError { what: "input", spec: s.into(), why: "expected pattern or a .y4m file" }),
+            _ => Err(VideoSpecError {
+                what: "input",
+                spec: s.into(),
+                why: "expected pattern, camera, camera:NAME or a .y4m file",
+            }),
         }
     }
 }
@@ -74,6 +87,8 @@ impl std::fmt::Display for VideoSourceSpec {
         match self {
             VideoSourceSpec::Pattern => f.write_str("pattern"),
             VideoSourceSpec::File(p) => write!(f, "{}", p.display()),
+            VideoSourceSpec::Camera(None) => f.write_str("camera"),
+            VideoSourceSpec::Camera(Some(name)) => write!(f, "camera:{name}"),
         }
     }
 }
@@ -133,6 +148,17 @@ pub struct Captured {
     pub capture_us: u64,
 }
 
+/// Why a source gave no picture.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoSourceError {
+    /// A Y4M file failed.
+    #[error(transparent)]
+    File(#[from] Y4mError),
+    /// A camera failed, or there is none.
+    #[error(transparent)]
+    Camera(#[from] CameraError),
+}
+
 /// A source of pictures.
 pub trait VideoSource: Send {
     /// The source's own frame rate, if it has one; `None`: it makes a picture whenever asked.
@@ -142,7 +168,7 @@ pub trait VideoSource: Send {
 
     /// The picture due at `request.now_us`, or `None`: nothing new this time (a source with its
     /// own rate, asked faster than that).
-    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, Y4mError>;
+    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, VideoSourceError>;
 }
 
 /// The test pattern.
@@ -150,7 +176,7 @@ pub trait VideoSource: Send {
 pub struct PatternSource;
 
 impl VideoSource for PatternSource {
-    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, Y4mError> {
+    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, VideoSourceError> {
         let CaptureRequest { format, stamp, now_us } = *request;
         Ok(pattern::draw(format.width, format.height, stamp).map(|picture| Captured { picture, capture_us: now_us }))
     }
@@ -186,7 +212,7 @@ impl VideoSource for FileSource {
         Some(self.clock.rate())
     }
 
-    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, Y4mError> {
+    fn next_picture(&mut self, request: &CaptureRequest) -> Result<Option<Captured>, VideoSourceError> {
         let Some(due) = self.clock.due(request.now_us) else { return Ok(None) };
         // Asked slower than the file's rate (the CPU ladder's 15 fps): the frames between are read
         // past, so the file still plays in real time. A long stall skips at most a few seconds.
@@ -197,12 +223,25 @@ impl VideoSource for FileSource {
     }
 }
 
-/// Opens a source.
-pub fn open_source(spec: &VideoSourceSpec) -> Result<Box<dyn VideoSource>, Y4mError> {
+/// Opens a source; `format` is what the encoder starts at (a camera picks its mode for it).
+pub fn open_source(spec: &VideoSourceSpec, format: VideoFormat) -> Result<Box<dyn VideoSource>, VideoSourceError> {
     Ok(match spec {
         VideoSourceSpec::Pattern => Box::new(PatternSource),
         VideoSourceSpec::File(path) => Box::new(FileSource::open(path)?),
+        VideoSourceSpec::Camera(name) => Box::new(CameraSource::open(Path::new("/"), name.as_deref(), format)?),
     })
+}
+
+/// Checks, before a call starts, that `spec` can be opened as far as that can be told without
+/// streaming: a camera must exist and be usable (the call set-up fails with the reason when it
+/// is not); other sources are checked when opened.
+pub fn check_source(spec: &VideoSourceSpec) -> Result<(), VideoSourceError> {
+    match spec {
+        VideoSourceSpec::Camera(name) => {
+            super::camera::find_camera(Path::new("/"), name.as_deref()).map(drop).map_err(Into::into)
+        }
+        VideoSourceSpec::Pattern | VideoSourceSpec::File(_) => Ok(()),
+    }
 }
 
 /// Where rendered pictures go.
@@ -278,7 +317,12 @@ mod tests {
         for s in ["null", "out.Y4M"] {
             assert_eq!(s.parse::<VideoSinkSpec>().unwrap().to_string(), s);
         }
-        assert!("camera".parse::<VideoSourceSpec>().is_err());
+        for s in ["camera", "camera:Integrated Webcam", "camera:/dev/video2"] {
+            assert_eq!(s.parse::<VideoSourceSpec>().unwrap().to_string(), s);
+        }
+        assert_eq!("camera:/dev/video2".parse(), Ok(VideoSourceSpec::Camera(Some("/dev/video2".into()))));
+        assert!("camera:".parse::<VideoSourceSpec>().is_err());
+        assert!("webcam".parse::<VideoSourceSpec>().is_err());
         assert!("out.mp4".parse::<VideoSinkSpec>().is_err());
 
         let dir = tempfile::tempdir().unwrap();
@@ -295,15 +339,15 @@ mod tests {
         let upscaled = r.next_frame().unwrap().unwrap();
         assert_eq!(pattern::read(&upscaled).unwrap().counter, 2, "the stamp survives rescaling");
 
-        let mut src = open_source(&VideoSourceSpec::File(path.clone())).unwrap();
         let format = crate::media::video::cpu_adaptation::LADDER[0];
+        let mut src = open_source(&VideoSourceSpec::File(path.clone()), format).unwrap();
         let rate = src.frame_rate().unwrap();
         for n in 0..3 {
             let now_us = rate.frame_time_us(n);
             let request = CaptureRequest { format, stamp: Stamp { counter: 0, capture_ms: 0 }, now_us };
             assert!(src.next_picture(&request).unwrap().is_some(), "loops");
         }
-        assert!(open_source(&VideoSourceSpec::File(dir.path().join("missing.y4m"))).is_err());
+        assert!(open_source(&VideoSourceSpec::File(dir.path().join("missing.y4m")), format).is_err());
     }
 
     /// Writes `frames` pattern pictures at `rate` into `path`.
@@ -321,11 +365,11 @@ mod tests {
         let (input, output) = (dir.path().join("in.y4m"), dir.path().join("out.y4m"));
         let pal = FrameRate::new(25, 1).unwrap();
         pattern_file(&input, 20, pal);
-        let mut src = open_source(&VideoSourceSpec::File(input)).unwrap();
+        let format = crate::media::video::cpu_adaptation::LADDER[2];
+        let mut src = open_source(&VideoSourceSpec::File(input), format).unwrap();
         assert_eq!(src.frame_rate(), Some(pal));
         let mut sink = VideoSink::open(&VideoSinkSpec::File(output.clone()));
         let start_us = 1_700_000_000_000_000;
-        let format = crate::media::video::cpu_adaptation::LADDER[2];
         let mut shown = Vec::new();
         // Two seconds of the encoder's 30 fps ticks.
         for tick in 0..60u64 {
