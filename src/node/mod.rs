@@ -36,6 +36,7 @@ const EVENT_QUEUE: usize = 256;
 pub struct Node {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<NodeEvent>,
+    view: crate::media::view::ViewFeed,
 }
 
 /// What the node tells its subscribers. Also the `event` lines of the control protocol.
@@ -299,8 +300,9 @@ impl Node {
     ) -> (Node, NodeLoop<S>) {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
-        let node = Node { requests, events: events.clone() };
-        (node, NodeLoop::new(config, db, discovery, endpoint, rx, events))
+        let view = crate::media::view::ViewFeed::default();
+        let node = Node { requests, events: events.clone(), view: view.clone() };
+        (node, NodeLoop::new(config, db, discovery, endpoint, rx, events, view))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, NodeError> {
@@ -437,6 +439,11 @@ impl Node {
     /// The last `limit` calls, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<crate::store::CallRecord>, NodeError> {
         self.ask(|reply| Request::History { limit, reply }).await
+    }
+
+    /// A viewer of the live call's pictures (the peer's as shown, ours as captured), from now on.
+    pub fn view(&self) -> crate::media::view::Viewer {
+        self.view.watch()
     }
 
     /// Events from now on.
