@@ -133,6 +133,35 @@ pub fn rgb24_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame,
     Ok(f)
 }
 
+/// A screenshot as `xwd` writes it (X Window Dump, 24/32-bit TrueColor, ZPixmap): `(width,
+/// height, packed RGB)`. What the window tests read screenshots with; other layouts are refused.
+pub fn xwd_to_rgb24(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
+    let field = |i: usize| -> Result<u32, String> {
+        bytes.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or("a short xwd header".to_owned())
+    };
+    let (header, version, format) = (field(0)? as usize, field(1)?, field(2)?);
+    let (width, height, byte_order, bpp, line) =
+        (field(4)? as usize, field(5)? as usize, field(7)?, field(11)? as usize, field(12)? as usize);
+    let (red, green, blue, colours) = (field(16)?, field(17)?, field(18)?, field(19)? as usize);
+    if version != 7 || format != 2 || bpp != 32 || red == 0 || green == 0 || blue == 0 {
+        return Err(format!("xwd version {version}, format {format}, {bpp} bits per pixel: not a 32-bit TrueColor dump"));
+    }
+    let start = header + 12 * colours;
+    let needed = start + line * height;
+    if bytes.len() < needed || line < width * 4 || width == 0 || height == 0 {
+        return Err(format!("xwd of {width}x{height} needs {needed} bytes, has {}", bytes.len()));
+    }
+    let channel = |px: u32, mask: u32| ((px & mask) >> mask.trailing_zeros()) as u8;
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for row in 0..height {
+        for p in bytes[start + row * line..start + row * line + width * 4].chunks_exact(4) {
+            let px = if byte_order == 0 { u32::from_le_bytes([p[0], p[1], p[2], p[3]]) } else { u32::from_be_bytes([p[0], p[1], p[2], p[3]]) };
+            rgb.extend([channel(px, red), channel(px, green), channel(px, blue)]);
+        }
+    }
+    Ok((width, height, rgb))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +253,23 @@ mod tests {
         assert!(back.psnr(&drawn).unwrap() > 35.0, "{:?}", back.psnr(&drawn));
         assert_eq!(pattern::read(&back).map(|s| s.counter), Some(42));
         assert!(rgb24_to_i420(&rgb[1..], 320, 180).is_err());
+    }
+
+    #[test]
+    fn an_xwd_dump_reads_as_rgb_and_a_broken_one_is_an_error() {
+        let (w, h) = (2usize, 1usize);
+        let mut x = vec![0u8; 100];
+        let mut put = |i: usize, v: u32| x[4 * i..4 * i + 4].copy_from_slice(&v.to_be_bytes());
+        for (i, v) in [(0, 100), (1, 7), (2, 2), (3, 24), (4, 2), (5, 1), (7, 0), (11, 32), (12, 8)] {
+            put(i, v);
+        }
+        for (i, v) in [(16, 0xff0000), (17, 0xff00), (18, 0xff), (19, 0)] {
+            put(i, v);
+        }
+        x.extend(0x0011_2233u32.to_le_bytes());
+        x.extend(0x00ff_8001u32.to_le_bytes());
+        assert_eq!(xwd_to_rgb24(&x), Ok((w, h, vec![0x11, 0x22, 0x33, 0xff, 0x80, 0x01])));
+        assert!(xwd_to_rgb24(&x[..x.len() - 1]).is_err());
+        assert!(xwd_to_rgb24(&x[..50]).is_err());
     }
 }
