@@ -142,7 +142,7 @@ pub fn xwd_to_rgb24(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
     let (header, version, format) = (field(0)? as usize, field(1)?, field(2)?);
     let (width, height, byte_order, bpp, line) =
         (field(4)? as usize, field(5)? as usize, field(7)?, field(11)? as usize, field(12)? as usize);
-    let (red, green, blue, colours) = (field(16)?, field(17)?, field(18)?, field(19)? as usize);
+    let (red, green, blue, colours) = (field(14)?, field(15)?, field(16)?, field(19)? as usize);
     if version != 7 || format != 2 || bpp != 32 || red == 0 || green == 0 || blue == 0 {
         return Err(format!("xwd version {version}, format {format}, {bpp} bits per pixel: not a 32-bit TrueColor dump"));
     }
@@ -263,7 +263,7 @@ mod tests {
         for (i, v) in [(0, 100), (1, 7), (2, 2), (3, 24), (4, 2), (5, 1), (7, 0), (11, 32), (12, 8)] {
             put(i, v);
         }
-        for (i, v) in [(16, 0xff0000), (17, 0xff00), (18, 0xff), (19, 0)] {
+        for (i, v) in [(14, 0xff0000), (15, 0xff00), (16, 0xff), (17, 8), (18, 256), (19, 0)] {
             put(i, v);
         }
         x.extend(0x0011_2233u32.to_le_bytes());
