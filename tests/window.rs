@@ -167,6 +167,14 @@ fn the_viewer_shows_the_call_and_goes_picture_in_picture_and_back() {
     x.key(&id, "p");
     let back = x.wait_geometry(&id, "its normal size again", |g| (g.width, g.height) == (640, 360));
     assert_eq!((back.x, back.y), (normal.x, normal.y));
+    // And back from picture-in-picture with a double click.
+    x.key(&id, "p");
+    let pip = x.wait_geometry(&id, "picture-in-picture again", |g| (g.width, g.height) == (320, 180));
+    let (cx, cy) = ((pip.x + pip.width / 2).to_string(), (pip.y + pip.height / 2).to_string());
+    x.run("xdotool", &["mousemove", "--sync", &cx, &cy]).unwrap();
+    x.run("xdotool", &["click", "--repeat", "2", "--delay", "80", "1"]).unwrap();
+    let back = x.wait_geometry(&id, "its normal size after a double click", |g| (g.width, g.height) == (640, 360));
+    assert_eq!((back.x, back.y), (normal.x, normal.y));
 
     // Closing the viewer leaves the call (and the daemon) running.
     drop(viewer);

@@ -120,6 +120,18 @@ impl Xvfb {
         self.run("xdotool", &["key", key]).unwrap();
     }
 
+    /// Window `id`'s picture now, as I420 (the even part of it).
+    pub fn window_shot(&self, id: &str) -> Frame {
+        let dump = self.run("xwd", &["-id", id, "-silent"]).unwrap();
+        let (w, h, rgb) = xwd_to_rgb24(&dump).unwrap();
+        let (aw, ah) = (w & !1, h & !1);
+        let mut cut = Vec::with_capacity(aw * ah * 3);
+        for row in 0..ah {
+            cut.extend_from_slice(&rgb[row * w * 3..(row * w + aw) * 3]);
+        }
+        rgb24_to_i420(&cut, aw, ah).unwrap()
+    }
+
     /// The screen now, as I420 (the even part of `area`).
     pub fn screenshot(&self, area: Geometry) -> Frame {
         let dump = self.run("xwd", &["-root", "-silent"]).unwrap();
