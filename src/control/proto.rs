@@ -62,7 +62,7 @@ impl PictureHeader {
     /// Whether the header describes a picture a viewer can take: even sides from 2 to
     /// [`MAX_PICTURE_SIDE`], and `bytes` the I420 size of that picture.
     pub fn check(&self) -> Result<(), String> {
-        let side = |n: usize| n >= 2 && n <= MAX_PICTURE_SIDE && n % 2 == 0;
+        let side = |n: usize| (2..=MAX_PICTURE_SIDE).contains(&n) && n.is_multiple_of(2);
         if !side(self.width) || !side(self.height) {
             return Err(format!("picture size {}x{} is not carried", self.width, self.height));
         }

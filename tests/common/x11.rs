@@ -71,10 +71,10 @@ impl Xvfb {
     pub fn wait_window(&self, name: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(out) = self.run("xdotool", &["search", "--onlyvisible", "--name", name]) {
-                if let Some(id) = String::from_utf8_lossy(&out).lines().next() {
-                    return id.trim().to_owned();
-                }
+            if let Ok(out) = self.run("xdotool", &["search", "--onlyvisible", "--name", name])
+                && let Some(id) = String::from_utf8_lossy(&out).lines().next()
+            {
+                return id.trim().to_owned();
             }
             assert!(Instant::now() < deadline, "no window named {name:?} appeared within 20 s");
             std::thread::sleep(Duration::from_millis(100));
