@@ -112,6 +112,22 @@ impl Xvfb {
         }
     }
 
+    /// Whether window `id` asks for a frame and title bar (its Motif hints: a window manager draws
+    /// what they say; with none running, as under Xvfb, the hint itself is what can be checked).
+    pub fn decorated(&self, id: &str) -> bool {
+        let out = self.run("xprop", &["-id", id, "_MOTIF_WM_HINTS"]).unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let values: Vec<&str> = text.split('=').nth(1).unwrap_or("").split(',').map(str::trim).collect();
+        match values.as_slice() {
+            // flags, functions, decorations, …: decorations count when flag 0x2 is set.
+            [flags, _, decorations, ..] => {
+                let n = |v: &str| u32::from_str_radix(v.trim_start_matches("0x"), 16).unwrap_or(0);
+                n(flags) & 2 == 0 || n(decorations) != 0
+            }
+            _ => true,
+        }
+    }
+
     /// Types `key` into window `id` (focused first, then XTEST).
     pub fn key(&self, id: &str, key: &str) {
         self.run("xdotool", &["windowfocus", "--sync", id]).unwrap();
