@@ -145,6 +145,8 @@ impl Shared {
 #[derive(Debug)]
 enum Wake {
     Redraw,
+    /// The hangup the user confirmed is done: close.
+    HungUp,
     Gone(String),
 }
 
@@ -259,7 +261,13 @@ async fn drive_call(
             },
             _ = tick.tick() => Command::Status,
         };
-        match client.request(&command).await {
+        let result = client.request(&command).await;
+        if command == Command::Hangup {
+            // Done (or there was no call left to hang up): the window closes either way.
+            let _ = proxy.send_event(Wake::HungUp);
+            return;
+        }
+        match result {
             Ok(value) => {
                 let call = if command == Command::Status { value["call"].clone() } else { value };
                 let ended = call["state"].as_str() == Some("ended");
@@ -419,6 +427,7 @@ impl ApplicationHandler<Wake> for App {
                     w.request_redraw();
                 }
             }
+            Wake::HungUp => event_loop.exit(),
             Wake::Gone(reason) => {
                 self.failure = Some(reason);
                 event_loop.exit();
@@ -446,12 +455,8 @@ impl ApplicationHandler<Wake> for App {
                     (s.call["muted"].as_bool().unwrap_or(false), s.call["video"].as_bool().unwrap_or(false))
                 };
                 if let Some(action) = self.keys.press(&key, muted, video) {
+                    // A confirmed hangup closes the window once the daemon has done it (HungUp).
                     self.act(action);
-                    if action == Action::Hangup {
-                        // Give the hangup a moment to go out, then close.
-                        std::thread::sleep(Duration::from_millis(300));
-                        event_loop.exit();
-                    }
                 }
             }
             WindowEvent::MouseInput { state: ElementState::Pressed, button: MouseButton::Left, .. } => {
