@@ -9,6 +9,7 @@ HAIL_APT_PACKAGES=(
   pkg-config nasm cmake clang libclang-dev
   libdav1d-dev libaom-dev libasound2-dev
   iproute2 iptables socat
+  xvfb x11-apps x11-utils xdotool imagemagick libxkbcommon-x11-0 libxcursor1
 )
 
 hail_say() { printf '\033[1m[hail setup]\033[0m %s\n' "$*" >&2; }

@@ -35,6 +35,13 @@ fn main() -> ExitCode {
         Cmd::Demo { seconds } => runtime.block_on(cli::demo::run(seconds)),
         Cmd::Devices => cli::print::devices(cli.json),
         Cmd::Daemon(args) => cli::daemon::run(&runtime, cli.home, args),
+        Cmd::View => match Home::resolve(cli.home) {
+            Ok(home) => cli::window::run(&runtime, &home),
+            Err(e) => {
+                errln!("hail: {e}");
+                ExitCode::from(cli::EXIT_OTHER)
+            }
+        },
         Cmd::Client(command) => {
             let home = match Home::resolve(cli.home) {
                 Ok(home) => home,

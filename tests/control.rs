@@ -245,3 +245,18 @@ fn the_socket_is_private_to_the_daemons_user() {
     assert!(stderr.contains("only serves the user running the daemon"), "{stderr}");
     daemon.hail(&["status"]).ok();
 }
+
+#[test]
+fn the_view_feature_is_announced_and_view_answers_as_the_vectors_say() {
+    let vectors: Value =
+        serde_json::from_str(include_str!("../protocols/vectors/control-view-v1.json")).expect("vector file is JSON");
+    let (_dir, home) = temp_home();
+    let daemon = TestDaemon::start(&home);
+    let (mut conn, hello) = Conn::open(&daemon);
+    assert_eq!(hello["hello"]["features"], vectors["hello_features"], "{hello}");
+    let reply = conn.ask(vectors["request"].as_str().unwrap());
+    assert_eq!(reply, vectors["reply"]);
+    // Without a call no picture comes; the connection still answers requests.
+    let reply = conn.ask(r#"{"id":10,"cmd":"contacts.list"}"#);
+    assert_eq!(reply, json!({"id":10,"ok":[]}));
+}

@@ -22,7 +22,7 @@ mod quic;
 /// Bob's media: his video off, the peer's on, silent audio to nowhere.
 fn receiving(video: VideoConfig) -> MediaConfig {
     let audio = AudioConfig { input: SourceSpec::Silence, output: SinkSpec::Null, ..Default::default() };
-    MediaConfig { audio, video, muted: false, video_on: false, remote_video_on: true }
+    MediaConfig { audio, video, muted: false, video_on: false, remote_video_on: true, ..Default::default() }
 }
 
 async fn wait(pipeline: &CallMedia, what: &str, pred: impl Fn(&VideoStats) -> bool) -> VideoStats {

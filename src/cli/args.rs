@@ -46,6 +46,10 @@ pub enum Cmd {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Show the call in a window: the other side large, yourself inset, the emoji and stats on
+    /// top. Keys: p picture-in-picture, v video, m mute, s swap, q/Esc hang up (asks first).
+    /// Closing the window leaves the call running. Needs an X11 display.
+    View,
     #[command(flatten)]
     Client(ClientCmd),
 }

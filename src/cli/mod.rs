@@ -10,6 +10,7 @@ pub mod manual;
 pub mod out;
 pub mod print;
 pub mod version;
+pub mod window;
 
 use std::process::ExitCode;
 

@@ -12,7 +12,8 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::line::{Line, LineReader};
-use super::proto::{self, Command, ErrorBody, Hello, MAX_LINE_BYTES, ServerLine};
+use super::proto::{self, Command, ErrorBody, Hello, MAX_LINE_BYTES, PictureHeader, ServerLine};
+use crate::media::video::Frame;
 use crate::node::{IdentityInfo, StatusInfo};
 use crate::store::Contact;
 
@@ -150,6 +151,9 @@ impl Client {
                     }
                     ServerLine::Reply { id: None, result: Err(e), .. } => return Err(ClientError::Remote(e)),
                     ServerLine::Event(event) => self.events.push_back(event),
+                    ServerLine::Picture(header) => {
+                        read_picture(&mut self.lines, &header).await?;
+                    }
                     other => {
                         return Err(ClientError::Protocol(format!("unexpected line {other:?}")));
                     }
@@ -187,6 +191,34 @@ impl Client {
         }
     }
 
+    /// Makes this connection a viewer's: the live call's pictures come on it from now on
+    /// ([`Client::next_picture`]). A daemon without the `view` feature is told apart by a clear
+    /// error.
+    pub async fn view(&mut self) -> Result<(), ClientError> {
+        if !self.hello.features.iter().any(|f| f == "view") {
+            return Err(ClientError::Protocol(format!(
+                "the daemon (hail {}) cannot show pictures to a viewer: upgrade it",
+                self.hello.daemon
+            )));
+        }
+        self.request(&Command::View).await.map(drop)
+    }
+
+    /// The next picture (after [`Client::view`]); events that arrive meanwhile are kept for
+    /// [`Client::next_event`]. Waits as long as it takes.
+    pub async fn next_picture(&mut self) -> Result<(PictureHeader, Frame), ClientError> {
+        loop {
+            match read_server_line(&mut self.lines).await? {
+                ServerLine::Picture(header) => {
+                    let frame = read_picture(&mut self.lines, &header).await?;
+                    return Ok((header, frame));
+                }
+                ServerLine::Event(event) => self.events.push_back(event),
+                other => return Err(ClientError::Protocol(format!("expected a picture, got {other:?}"))),
+            }
+        }
+    }
+
     /// Who the node is.
     pub async fn identity(&mut self) -> Result<IdentityInfo, ClientError> {
         self.request_as(&Command::Id { set_name: None }).await
@@ -206,6 +238,22 @@ impl Client {
     pub async fn add_contact(&mut self, name: &str, contact: &str) -> Result<Contact, ClientError> {
         self.request_as(&Command::ContactsAdd { name: name.into(), contact: contact.into() }).await
     }
+}
+
+/// The picture's bytes after its (checked) header, as a frame.
+async fn read_picture(
+    lines: &mut LineReader<BufReader<OwnedReadHalf>>,
+    header: &PictureHeader,
+) -> Result<Frame, ClientError> {
+    let mut frame = Frame::black(header.width, header.height)
+        .ok_or_else(|| ClientError::Protocol(format!("picture size {}x{}", header.width, header.height)))?;
+    for plane in [&mut frame.y, &mut frame.u, &mut frame.v] {
+        lines.read_exact(plane).await.map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => ClientError::Closed,
+            _ => ClientError::Io(e),
+        })?;
+    }
+    Ok(frame)
 }
 
 async fn read_server_line(lines: &mut LineReader<BufReader<OwnedReadHalf>>) -> Result<ServerLine, ClientError> {

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
 /// What [`LineReader::next_line`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,6 +29,12 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// Lines from `reader`, each at most `max` bytes.
     pub fn new(reader: R, max: usize) -> Self {
         LineReader { reader, max, buf: Vec::new(), discarding: false }
+    }
+
+    /// Exactly `out.len()` raw bytes (what follows a picture header), from where the last line
+    /// ended. Not cancel-safe.
+    pub async fn read_exact(&mut self, out: &mut [u8]) -> io::Result<()> {
+        self.reader.read_exact(out).await.map(drop)
     }
 
     /// The next line.

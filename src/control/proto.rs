@@ -27,6 +27,57 @@ pub struct Hello {
     pub daemon: String,
     /// The node's PeerId.
     pub peer_id: String,
+    /// What this daemon offers beyond the base protocol ([`FEATURES`]); empty from a daemon
+    /// before the list existed.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+/// The features this daemon offers: `view`, the picture stream for viewers.
+pub const FEATURES: &[&str] = &["view"];
+
+/// Largest picture side the picture stream carries.
+pub const MAX_PICTURE_SIDE: usize = 4096;
+
+/// The line before each picture on a viewing connection (`{"picture":{…}}`); the picture's raw
+/// I420 bytes follow it at once: `width × height` luma, then the `width/2 × height/2` U and V
+/// planes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PictureHeader {
+    /// Whose picture.
+    pub role: crate::media::view::PictureRole,
+    /// Width in pixels (even).
+    pub width: usize,
+    /// Height in pixels (even).
+    pub height: usize,
+    /// The sender's frame number.
+    pub frame: u32,
+    /// When it was captured, µs since the Unix epoch (the capturing side's clock).
+    pub capture_us: u64,
+    /// How many bytes follow: `width × height × 3 / 2`.
+    pub bytes: usize,
+}
+
+impl PictureHeader {
+    /// Whether the header describes a picture a viewer can take: even sides from 2 to
+    /// [`MAX_PICTURE_SIDE`], and `bytes` the I420 size of that picture.
+    pub fn check(&self) -> Result<(), String> {
+        let side = |n: usize| (2..=MAX_PICTURE_SIDE).contains(&n) && n.is_multiple_of(2);
+        if !side(self.width) || !side(self.height) {
+            return Err(format!("picture size {}x{} is not carried", self.width, self.height));
+        }
+        let needed = self.width * self.height * 3 / 2;
+        if self.bytes != needed {
+            return Err(format!("a {}x{} picture is {needed} bytes, the header says {}", self.width, self.height, self.bytes));
+        }
+        Ok(())
+    }
+
+    /// The header line (without the newline).
+    pub fn to_line(&self) -> String {
+        // The struct's own field order (a map would sort them).
+        format!("{{\"picture\":{}}}", serde_json::to_string(self).unwrap_or_default())
+    }
 }
 
 /// A request's command and arguments.
@@ -178,6 +229,9 @@ pub enum Command {
     /// Turn on pushed events on this connection.
     #[serde(rename = "subscribe")]
     Subscribe,
+    /// Turn this connection into a picture stream for a viewer (the live call's pictures).
+    #[serde(rename = "view")]
+    View,
 }
 
 impl Command {
@@ -205,6 +259,7 @@ impl Command {
         "contacts.verify",
         "history",
         "subscribe",
+        "view",
     ];
 
     /// The request line for this command with id `id` (without the newline).
@@ -367,6 +422,8 @@ pub enum ServerLine {
     },
     /// A pushed event (the whole object, `event` field included).
     Event(Value),
+    /// A picture follows (after `view`): this many raw bytes come next on the stream.
+    Picture(PictureHeader),
 }
 
 /// Why a line from the daemon could not be read.
@@ -387,6 +444,9 @@ pub enum ServerLineError {
     /// An object with neither `ok`, `err` nor `event`.
     #[error("daemon sent a line that is neither a reply nor an event")]
     Unknown,
+    /// A picture header that does not describe a picture this client takes.
+    #[error("daemon sent an invalid picture header: {0}")]
+    Picture(String),
 }
 
 /// Parses a line from the daemon.
@@ -400,6 +460,12 @@ pub fn parse_server_line(line: &[u8]) -> Result<ServerLine, ServerLineError> {
     }
     if object.contains_key("event") {
         return Ok(ServerLine::Event(value));
+    }
+    if let Some(picture) = object.get("picture") {
+        let header: PictureHeader =
+            serde_json::from_value(picture.clone()).map_err(|e| ServerLineError::Picture(e.to_string()))?;
+        header.check().map_err(ServerLineError::Picture)?;
+        return Ok(ServerLine::Picture(header));
     }
     let id = object.get("id").and_then(Value::as_u64);
     let result = if let Some(ok) = object.get("ok") {
@@ -449,6 +515,7 @@ mod tests {
             Command::ContactsVerify { name: "bob".into(), confirm: true },
             Command::History { limit: Some(5) },
             Command::Subscribe,
+            Command::View,
         ];
         for (i, c) in commands.iter().enumerate() {
             let line = c.to_line(i as u64);
@@ -469,5 +536,30 @@ mod tests {
         assert_eq!((e.id, e.error.code), (Some(5), ErrorCode::InvalidArguments));
         let e = code(r#"{"id":6,"cmd":7}"#);
         assert_eq!((e.id, e.error.code), (Some(6), ErrorCode::Malformed));
+    }
+
+    #[test]
+    fn picture_headers_match_the_vectors_and_bad_ones_are_refused() {
+        let vectors: Value =
+            serde_json::from_str(include_str!("../../protocols/vectors/control-view-v1.json")).unwrap();
+        assert_eq!(vectors["hello_features"], serde_json::json!(FEATURES));
+        let (id, command) = parse_request(vectors["request"].as_str().unwrap().as_bytes()).unwrap();
+        assert_eq!((id, &command), (9, &Command::View));
+        assert_eq!(command.to_line(9), vectors["request"].as_str().unwrap());
+        for picture in vectors["pictures"].as_array().unwrap() {
+            let line = picture["line"].as_str().unwrap();
+            let ServerLine::Picture(header) = parse_server_line(line.as_bytes()).unwrap() else {
+                panic!("{line} is a picture header");
+            };
+            assert_eq!(header.to_line(), line);
+            assert_eq!(header.bytes * 2, picture["payload_hex"].as_str().unwrap().len());
+        }
+        for line in vectors["invalid"].as_array().unwrap() {
+            let line = line.as_str().unwrap();
+            assert!(
+                matches!(parse_server_line(line.as_bytes()), Err(ServerLineError::Picture(_))),
+                "{line} must be refused"
+            );
+        }
     }
 }

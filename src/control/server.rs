@@ -12,7 +12,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast};
 
 use super::line::{Line, LineReader};
-use super::proto::{self, Command, ErrorBody, ErrorCode, Hello, MAX_LINE_BYTES};
+use super::proto::{self, Command, ErrorBody, ErrorCode, Hello, MAX_LINE_BYTES, PictureHeader};
+use crate::media::view::{ViewPicture, Viewer};
 use crate::call::EndReason;
 use crate::discovery::FindError;
 use crate::node::{MediaOverride, Node, NodeError, NodeEvent};
@@ -51,6 +52,7 @@ impl ControlServer {
             version: proto::VERSION,
             daemon: env!("CARGO_PKG_VERSION").into(),
             peer_id: peer_id.into(),
+            features: proto::FEATURES.iter().map(|f| (*f).to_owned()).collect(),
         };
         let hello = serde_json::json!({ "hello": hello }).to_string();
         ControlServer { listener, node, hello: hello.into(), slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)) }
@@ -116,11 +118,12 @@ async fn serve_connection(stream: UnixStream, node: Node, hello: &str) {
     let mut writable = send(&mut write, hello).await.is_ok();
     let mut lines = LineReader::new(BufReader::new(read), MAX_LINE_BYTES);
     let mut events: Option<broadcast::Receiver<NodeEvent>> = None;
+    let mut viewer: Option<Viewer> = None;
     loop {
         let out = tokio::select! {
             line = lines.next_line() => match line {
                 Ok(Line::Complete(bytes)) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
-                Ok(Line::Complete(bytes)) => answer(&node, &bytes, &mut events).await,
+                Ok(Line::Complete(bytes)) => answer(&node, &bytes, &mut events, &mut viewer).await,
                 Ok(Line::TooLong) => proto::err_line(None, &ErrorBody::new(
                     ErrorCode::LineTooLong,
                     format!("request lines are limited to {MAX_LINE_BYTES} bytes"),
@@ -137,10 +140,26 @@ async fn serve_connection(stream: UnixStream, node: Node, hello: &str) {
                     continue;
                 }
             },
+            picture = next_picture(&mut viewer) => match picture {
+                Some(picture) => {
+                    // Straight from the shared picture into the socket: the one copy a viewer costs.
+                    if writable && send_picture(&mut write, &picture).await.is_err() {
+                        writable = false;
+                        events = None;
+                        viewer = None;
+                    }
+                    continue;
+                }
+                None => {
+                    viewer = None;
+                    continue;
+                }
+            },
         };
         if writable && send(&mut write, &out).await.is_err() {
             writable = false;
             events = None;
+            viewer = None;
         }
     }
 }
@@ -154,13 +173,42 @@ async fn next_event(
     }
 }
 
+async fn next_picture(viewer: &mut Option<Viewer>) -> Option<Arc<ViewPicture>> {
+    match viewer {
+        Some(viewer) => viewer.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A picture on a viewing connection: its header line, then its planes.
+async fn send_picture(write: &mut OwnedWriteHalf, picture: &ViewPicture) -> io::Result<()> {
+    let f = &picture.frame;
+    let header = PictureHeader {
+        role: picture.role,
+        width: f.width,
+        height: f.height,
+        frame: picture.frame_number,
+        capture_us: picture.capture_us,
+        bytes: f.y.len() + f.u.len() + f.v.len(),
+    };
+    send(write, &header.to_line()).await?;
+    write.write_all(&f.y).await?;
+    write.write_all(&f.u).await?;
+    write.write_all(&f.v).await
+}
+
 async fn send(write: &mut OwnedWriteHalf, line: &str) -> io::Result<()> {
     write.write_all(line.as_bytes()).await?;
     write.write_all(b"\n").await
 }
 
 /// One request line in, one reply line out.
-async fn answer(node: &Node, line: &[u8], events: &mut Option<broadcast::Receiver<NodeEvent>>) -> String {
+async fn answer(
+    node: &Node,
+    line: &[u8],
+    events: &mut Option<broadcast::Receiver<NodeEvent>>,
+    viewer: &mut Option<Viewer>,
+) -> String {
     let (id, command) = match proto::parse_request(line) {
         Ok(request) => request,
         Err(bad) => return proto::err_line(bad.id, &bad.error),
@@ -198,6 +246,12 @@ async fn answer(node: &Node, line: &[u8], events: &mut Option<broadcast::Receive
                 *events = Some(node.subscribe());
             }
             Ok(serde_json::json!({ "subscribed": true }))
+        }
+        Command::View => {
+            if viewer.is_none() {
+                *viewer = Some(node.view());
+            }
+            Ok(serde_json::json!({ "viewing": true, "format": "i420" }))
         }
     };
     match result {

@@ -19,6 +19,7 @@ pub mod session;
 pub mod stats;
 pub mod time_stretch;
 pub mod video;
+pub mod view;
 
 /// Why a call's media could not start.
 #[derive(Debug, thiserror::Error)]

@@ -51,9 +51,10 @@ impl<S: Store> NodeLoop<S> {
         endpoint: quinn::Endpoint,
         requests: mpsc::Receiver<Request>,
         events: broadcast::Sender<NodeEvent>,
+        view: crate::media::view::ViewFeed,
     ) -> Self {
         let (phone_tx, phone_events) = mpsc::channel(PHONE_EVENTS);
-        let phone = Phone::new(endpoint, config.calls.clone(), config.identity.clone(), phone_tx);
+        let phone = Phone::new(endpoint, config.calls.clone(), config.identity.clone(), phone_tx, view);
         NodeLoop { config, db, discovery, phone, phone_events, requests, events, started: Instant::now() }
     }
 

@@ -39,6 +39,7 @@ pub struct Node {
     events: broadcast::Sender<NodeEvent>,
     /// The daemon's video source, checked (with a call's own) before a call is set up.
     video_input: VideoSourceSpec,
+    view: crate::media::view::ViewFeed,
 }
 
 /// What the node tells its subscribers. Also the `event` lines of the control protocol.
@@ -305,8 +306,10 @@ impl Node {
     ) -> (Node, NodeLoop<S>) {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
-        let node = Node { requests, events: events.clone(), video_input: config.calls.video.input.clone() };
-        (node, NodeLoop::new(config, db, discovery, endpoint, rx, events))
+        let view = crate::media::view::ViewFeed::default();
+        let node =
+            Node { requests, events: events.clone(), video_input: config.calls.video.input.clone(), view: view.clone() };
+        (node, NodeLoop::new(config, db, discovery, endpoint, rx, events, view))
     }
 
     /// A call's video source (its own, or the daemon's) must be there before the call is set
@@ -459,6 +462,11 @@ impl Node {
     /// The last `limit` calls, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<crate::store::CallRecord>, NodeError> {
         self.ask(|reply| Request::History { limit, reply }).await
+    }
+
+    /// A viewer of the live call's pictures (the peer's as shown, ours as captured), from now on.
+    pub fn view(&self) -> crate::media::view::Viewer {
+        self.view.watch()
     }
 
     /// Events from now on.

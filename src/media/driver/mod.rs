@@ -24,6 +24,7 @@ use super::io::{AudioSink, AudioSource, NullSink, open_sink, open_source};
 use super::session::{Input, MediaControl, MediaSession, Now, Output, REPORT_INTERVAL};
 use super::stats::{AudioStats, MAX_BUFFERED, VideoStats};
 use super::video::record_reader::RecordBudget;
+use super::view::ViewFeed;
 use crate::crypto::frame::FrameKeys;
 use crate::media_link::MediaLink;
 use crate::wall_clock::now_us as wall_us;
@@ -50,6 +51,9 @@ pub struct MediaConfig {
     pub video_on: bool,
     /// The peer's video starts on.
     pub remote_video_on: bool,
+    /// Where the pictures go for the viewers (the node's feed; a fresh one nobody watches by
+    /// default).
+    pub view: ViewFeed,
 }
 
 /// What the user and the node tell a running call's media.
@@ -69,6 +73,7 @@ pub struct CallMedia {
     commands: mpsc::UnboundedSender<Command>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    view: ViewFeed,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,6 +115,7 @@ impl CallMedia {
             config.video.threads.max(1),
             results_tx.clone(),
             video_stats.clone(),
+            config.view.clone(),
         )?;
         let t0 = now();
         let mut session =
@@ -120,6 +126,7 @@ impl CallMedia {
 
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
+        let view = config.view.clone();
         let task = MediaTask {
             link,
             session,
@@ -133,7 +140,7 @@ impl CallMedia {
             control,
         };
         let task = tokio::spawn(task.run(commands_rx, stop));
-        Ok(CallMedia { audio_stats, video_stats, commands, stop: Some(stop_tx), task: Some(task) })
+        Ok(CallMedia { audio_stats, video_stats, commands, stop: Some(stop_tx), task: Some(task), view })
     }
 
     /// The audio's counters.
@@ -175,6 +182,7 @@ impl CallMedia {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.view.clear();
         self.task.take()
     }
 }
@@ -183,6 +191,7 @@ impl Drop for CallMedia {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+            self.view.clear();
         }
     }
 }

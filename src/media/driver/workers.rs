@@ -24,6 +24,7 @@ use crate::media::video::cpu_adaptation::VideoFormat;
 use crate::media::video::encoder::{EncodeJob, EncodeWorker};
 use crate::media::video::pattern::Stamp;
 use crate::media::video::receiver::{DecodeJob, Rendered};
+use crate::media::view::{PictureRole, ViewFeed, ViewPicture};
 use crate::media::video::source::{
     CaptureRequest, VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source,
 };
@@ -64,20 +65,21 @@ impl VideoWorkers {
         threads: usize,
         results: mpsc::UnboundedSender<Input>,
         stats: Arc<Mutex<VideoStats>>,
+        view: ViewFeed,
     ) -> Result<Self, MediaStartError> {
         let decoder = Dav1dDecoder::new(1)?;
         let (encode, encode_rx) = std_mpsc::channel();
         let (decode, decode_rx) = std_mpsc::sync_channel(DECODE_QUEUE);
         let worker = EncodeWorker::new(encoder, threads);
-        let (r, s) = (results.clone(), stats.clone());
+        let (r, s, v) = (results.clone(), stats.clone(), view.clone());
         std::thread::Builder::new()
             .name("hail-video-encode".into())
-            .spawn(move || encode_thread(worker, source, encode_rx, r, s))
+            .spawn(move || encode_thread(worker, source, encode_rx, r, s, v))
             .map_err(|e| MediaStartError::Thread("encoder", e))?;
         let r = results.clone();
         std::thread::Builder::new()
             .name("hail-video-decode".into())
-            .spawn(move || decode_thread(decoder, sink, decode_rx, r, stats))
+            .spawn(move || decode_thread(decoder, sink, decode_rx, r, stats, view))
             .map_err(|e| MediaStartError::Thread("decoder", e))?;
         Ok(VideoWorkers { encode, decode, results })
     }
@@ -110,7 +112,9 @@ fn encode_thread(
     tasks: std_mpsc::Receiver<EncodeTask>,
     results: mpsc::UnboundedSender<Input>,
     stats: Arc<Mutex<VideoStats>>,
+    view: ViewFeed,
 ) {
+    let mut frame_number = 0u32;
     let mut source: Option<Box<dyn VideoSource>> = None;
     while let Ok(task) = tasks.recv() {
         let result = match task {
@@ -134,7 +138,19 @@ fn encode_thread(
                 };
                 let request = CaptureRequest { format, stamp, now_us: capture_us };
                 match opened.and_then(|s| s.next_picture(&request)) {
-                    Ok(Some(c)) => Input::CapturedVideo { picture: Some(c.picture), capture_us: c.capture_us },
+                    Ok(Some(c)) => {
+                        // The self-view: the one copy a viewer costs, and only while one watches.
+                        if view.watched(PictureRole::Local) {
+                            frame_number = frame_number.wrapping_add(1);
+                            view.publish(ViewPicture {
+                                role: PictureRole::Local,
+                                frame: c.picture.clone(),
+                                frame_number,
+                                capture_us: c.capture_us,
+                            });
+                        }
+                        Input::CapturedVideo { picture: Some(c.picture), capture_us: c.capture_us }
+                    }
                     Ok(None) => Input::CapturedVideo { picture: None, capture_us },
                     Err(e) => {
                         tracing::warn!(error = %e, "the video source failed: this call sends no video");
@@ -156,6 +172,7 @@ fn decode_thread(
     tasks: std_mpsc::Receiver<DecodeTask>,
     results: mpsc::UnboundedSender<Input>,
     stats: Arc<Mutex<VideoStats>>,
+    view: ViewFeed,
 ) {
     let mut sink = VideoSink::open(&output);
     let mut sink_failed = false;
@@ -167,16 +184,24 @@ fn decode_thread(
                     break;
                 }
             }
-            DecodeTask::Show(_) if sink_failed => {}
             DecodeTask::Show(shown) => {
-                if let Err(e) = sink.write(&shown) {
-                    tracing::warn!(error = %e, "the video sink failed; pictures are dropped");
-                    lock(&stats).output_error = Some(e.to_string());
-                    sink_failed = true;
-                } else {
-                    let written = crate::wall_clock::now_us() as f64 - shown.capture_us as f64;
-                    lock(&stats).written_glass_to_glass_ms = Some(written / 1000.0);
+                if !sink_failed {
+                    if let Err(e) = sink.write(&shown) {
+                        tracing::warn!(error = %e, "the video sink failed; pictures are dropped");
+                        lock(&stats).output_error = Some(e.to_string());
+                        sink_failed = true;
+                    } else {
+                        let written = crate::wall_clock::now_us() as f64 - shown.capture_us as f64;
+                        lock(&stats).written_glass_to_glass_ms = Some(written / 1000.0);
+                    }
                 }
+                // The viewers get the picture itself (moved, not copied), when there are any.
+                view.publish(ViewPicture {
+                    role: PictureRole::Remote,
+                    frame: shown.picture,
+                    frame_number: shown.frame,
+                    capture_us: shown.capture_us,
+                });
             }
         }
     }

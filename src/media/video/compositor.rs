@@ -69,6 +69,11 @@ impl Compositor {
         self.swapped = swapped;
     }
 
+    /// The size it composes, `(width, height)`.
+    pub fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
     /// Whether the pictures are swapped.
     pub fn swapped(&self) -> bool {
         self.swapped

@@ -152,9 +152,88 @@ pub fn mjpeg_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame,
     Ok(f)
 }
 
+/// Shows an I420 picture on a screen: into `out` as `0x00RRGGBB` words (what X11 and softbuffer
+/// take), `stride` words per row (a buffer wider than the picture keeps its extra columns). BT.601
+/// video range, in fixed point; each chroma sample serves its 2×2 pixels.
+pub fn i420_to_xrgb(frame: &Frame, out: &mut [u32], stride: usize) -> Result<(), PixelFormatError> {
+    let (width, height) = (frame.width, frame.height);
+    if stride < width {
+        return Err(PixelFormatError::Size { width: stride, height });
+    }
+    check("XRGB", width, height, stride * (height - 1) + width, out.len())?;
+    let cw = width / 2;
+    for row in 0..height {
+        let (ys, crow) = (&frame.y[row * width..(row + 1) * width], row / 2);
+        let (us, vs) = (&frame.u[crow * cw..(crow + 1) * cw], &frame.v[crow * cw..(crow + 1) * cw]);
+        for (x, (px, &y)) in out[row * stride..row * stride + width].iter_mut().zip(ys).enumerate() {
+            let c = 298 * (i32::from(y) - 16);
+            let (d, e) = (i32::from(us[x / 2]) - 128, i32::from(vs[x / 2]) - 128);
+            let clamp = |n: i32| ((n + 128) >> 8).clamp(0, 255) as u32;
+            *px = clamp(c + 409 * e) << 16 | clamp(c - 100 * d - 208 * e) << 8 | clamp(c + 516 * d);
+        }
+    }
+    Ok(())
+}
+
+/// A screenshot (packed 8-bit RGB, as in a PPM) as I420: BT.601 video range, each chroma sample
+/// the mean of its 2×2 pixels. The inverse of [`i420_to_xrgb`] up to rounding.
+pub fn rgb24_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame, PixelFormatError> {
+    let mut f = blank(width, height)?;
+    check("RGB24", width, height, width * height * 3, bytes.len())?;
+    let rgb = |i: usize| (i32::from(bytes[3 * i]), i32::from(bytes[3 * i + 1]), i32::from(bytes[3 * i + 2]));
+    for (i, px) in f.y.iter_mut().enumerate() {
+        let (r, g, b) = rgb(i);
+        *px = (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
+    }
+    let cw = width / 2;
+    for crow in 0..height / 2 {
+        for cx in 0..cw {
+            let (mut r, mut g, mut b) = (0, 0, 0);
+            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let p = rgb((2 * crow + dy) * width + 2 * cx + dx);
+                (r, g, b) = (r + p.0, g + p.1, b + p.2);
+            }
+            let (r, g, b) = (r / 4, g / 4, b / 4);
+            f.u[crow * cw + cx] = (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128).clamp(0, 255) as u8;
+            f.v[crow * cw + cx] = (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128).clamp(0, 255) as u8;
+        }
+    }
+    Ok(f)
+}
+
+/// A screenshot as `xwd` writes it (X Window Dump, 24/32-bit TrueColor, ZPixmap): `(width,
+/// height, packed RGB)`. What the window tests read screenshots with; other layouts are refused.
+pub fn xwd_to_rgb24(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
+    let field = |i: usize| -> Result<u32, String> {
+        bytes.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or("a short xwd header".to_owned())
+    };
+    let (header, version, format) = (field(0)? as usize, field(1)?, field(2)?);
+    let (width, height, byte_order, bpp, line) =
+        (field(4)? as usize, field(5)? as usize, field(7)?, field(11)? as usize, field(12)? as usize);
+    let (red, green, blue, colours) = (field(14)?, field(15)?, field(16)?, field(19)? as usize);
+    if version != 7 || format != 2 || bpp != 32 || red == 0 || green == 0 || blue == 0 {
+        return Err(format!("xwd version {version}, format {format}, {bpp} bits per pixel: not a 32-bit TrueColor dump"));
+    }
+    let start = header + 12 * colours;
+    let needed = start + line * height;
+    if bytes.len() < needed || line < width * 4 || width == 0 || height == 0 {
+        return Err(format!("xwd of {width}x{height} needs {needed} bytes, has {}", bytes.len()));
+    }
+    let channel = |px: u32, mask: u32| ((px & mask) >> mask.trailing_zeros()) as u8;
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for row in 0..height {
+        for p in bytes[start + row * line..start + row * line + width * 4].chunks_exact(4) {
+            let px = if byte_order == 0 { u32::from_le_bytes([p[0], p[1], p[2], p[3]]) } else { u32::from_be_bytes([p[0], p[1], p[2], p[3]]) };
+            rgb.extend([channel(px, red), channel(px, green), channel(px, blue)]);
+        }
+    }
+    Ok((width, height, rgb))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::video::pattern;
 
     #[test]
     fn yuyv_becomes_planar_with_its_chroma_rows_averaged() {
@@ -341,5 +420,55 @@ mod tests {
             }
         }
         assert!(pictures > 0 && errors > 0, "both happen: {pictures} pictures, {errors} errors");
+    }
+
+    #[test]
+    fn i420_shows_as_xrgb_with_black_white_and_primaries_where_they_belong() {
+        let mut f = Frame::black(4, 2).unwrap();
+        f.y = vec![16, 235, 81, 16, 16, 235, 81, 16];
+        // Chroma column 1 (pixels 2 and 3): pure red's U and V.
+        f.u = vec![128, 90];
+        f.v = vec![128, 240];
+        let mut out = vec![0xdead_beef; 5 * 2];
+        i420_to_xrgb(&f, &mut out, 5).unwrap();
+        assert_eq!(&out[..2], &[0x00_00_00_00, 0x00_ff_ff_ff]);
+        let red = out[2];
+        assert!(red >> 16 & 0xff >= 250 && red >> 8 & 0xff <= 4 && red & 0xff <= 4, "{red:06x}");
+        assert_eq!(out[4], 0xdead_beef, "the stride's extra column is left alone");
+        assert_eq!(out[5], 0);
+        // Too small a buffer or stride: errors.
+        assert!(i420_to_xrgb(&f, &mut [0; 7], 4).is_err());
+        assert!(i420_to_xrgb(&f, &mut [0; 8], 3).is_err());
+    }
+
+    #[test]
+    fn a_picture_survives_the_screen_and_a_screenshot() {
+        let drawn = pattern::draw(320, 180, pattern::Stamp { counter: 42, capture_ms: 777 }).unwrap();
+        let mut shown = vec![0u32; 320 * 180];
+        i420_to_xrgb(&drawn, &mut shown, 320).unwrap();
+        let rgb: Vec<u8> = shown.iter().flat_map(|p| [(p >> 16) as u8, (p >> 8) as u8, *p as u8]).collect();
+        let back = rgb24_to_i420(&rgb, 320, 180).unwrap();
+        // Saturated colours clip in RGB: close, not exact.
+        assert!(back.psnr(&drawn).unwrap() > 35.0, "{:?}", back.psnr(&drawn));
+        assert_eq!(pattern::read(&back).map(|s| s.counter), Some(42));
+        assert!(rgb24_to_i420(&rgb[1..], 320, 180).is_err());
+    }
+
+    #[test]
+    fn an_xwd_dump_reads_as_rgb_and_a_broken_one_is_an_error() {
+        let (w, h) = (2usize, 1usize);
+        let mut x = vec![0u8; 100];
+        let mut put = |i: usize, v: u32| x[4 * i..4 * i + 4].copy_from_slice(&v.to_be_bytes());
+        for (i, v) in [(0, 100), (1, 7), (2, 2), (3, 24), (4, 2), (5, 1), (7, 0), (11, 32), (12, 8)] {
+            put(i, v);
+        }
+        for (i, v) in [(14, 0xff0000), (15, 0xff00), (16, 0xff), (17, 8), (18, 256), (19, 0)] {
+            put(i, v);
+        }
+        x.extend(0x0011_2233u32.to_le_bytes());
+        x.extend(0x00ff_8001u32.to_le_bytes());
+        assert_eq!(xwd_to_rgb24(&x), Ok((w, h, vec![0x11, 0x22, 0x33, 0xff, 0x80, 0x01])));
+        assert!(xwd_to_rgb24(&x[..x.len() - 1]).is_err());
+        assert!(xwd_to_rgb24(&x[..50]).is_err());
     }
 }

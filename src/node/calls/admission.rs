@@ -116,7 +116,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         );
         let auto_answer = self.phone.settings.auto_answer && contact.is_some();
         let mut call =
-            LiveCall::new(session, contact, self.phone.settings.audio.clone(), self.phone.settings.video.clone());
+            LiveCall::new(
+                session,
+                contact,
+                self.phone.settings.audio.clone(),
+                self.phone.settings.video.clone(),
+                self.phone.view.clone(),
+            );
         let reply = InviteReply::ringing(candidates, invite.sas_table());
         let callers_relay = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c));
         // Behind NAT with a media relay, called by someone who brought none: we allocate, and the

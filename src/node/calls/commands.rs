@@ -35,6 +35,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             contact,
             audio.apply(&self.phone.settings.audio),
             audio.apply_video(&self.phone.settings.video),
+            self.phone.view.clone(),
         );
         call.pending_reply = Some(reply);
         self.phone.calls.insert(call.session.id(), call);

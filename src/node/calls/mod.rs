@@ -38,6 +38,7 @@ use crate::media::driver::{CallMedia, MediaConfig};
 use crate::media::session::MediaControl;
 use crate::media::stats::{AudioStats, VideoStats};
 use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
+use crate::media::view::ViewFeed;
 use crate::name::Name;
 use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
 use crate::transport::channel::{self, CallStream, ChannelError};
@@ -116,6 +117,8 @@ pub(super) struct LiveCall {
     /// relay has answered the allocation it will carry.
     pending_invite_reply: Option<(ResponseChannel<serde_json::Value>, InviteReply)>,
     muted: bool,
+    /// Where the call's pictures go for the viewers.
+    view: ViewFeed,
 }
 
 impl LiveCall {
@@ -124,9 +127,11 @@ impl LiveCall {
         contact: Option<Contact>,
         audio_config: AudioConfig,
         video_config: VideoConfig,
+        view: ViewFeed,
     ) -> Self {
         let remote_video = session.video();
         LiveCall {
+            view,
             session,
             contact,
             started_wall_ms: unix_ms(SystemTime::now()),
@@ -172,6 +177,7 @@ impl LiveCall {
             muted: self.muted,
             video_on: self.session.video(),
             remote_video_on: self.remote_video,
+            view: self.view.clone(),
         };
         match CallMedia::start(media_link, keys, config, control) {
             Ok(media) => self.media = Some(media),
@@ -196,6 +202,8 @@ pub(super) struct Phone {
     /// The link to each remote peer; the live call names its own by its peer.
     links: Links,
     pub last: Option<CallInfo>,
+    /// Where every call's pictures go for the viewers.
+    pub view: ViewFeed,
     pub limiter: InviteLimiter,
     /// Which refused invites make history records.
     pub refused_log: RefusedLog,
@@ -219,8 +227,10 @@ impl Phone {
         settings: CallSettings,
         identity: Identity,
         events: mpsc::Sender<PhoneEvent>,
+        view: ViewFeed,
     ) -> Self {
         Phone {
+            view,
             limiter: InviteLimiter::new(settings.invite_limits),
             refused_log: RefusedLog::default(),
             endpoint,
