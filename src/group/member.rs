@@ -487,15 +487,19 @@ impl GroupMember {
     }
 
     fn join_request(&mut self, from: PeerId, now: Instant) -> Result<(), GroupError> {
-        if !self.join_budget.admit(now) {
-            return Err(GroupError::JoinRefused("too many join requests"));
-        }
-        let Some(invited_at) = self.invites.remove(&from) else {
+        // Strangers are refused before they cost anything (and before they use up the budget that
+        // invited peers need).
+        let Some(invited_at) = self.invites.get(&from).copied() else {
             return Err(GroupError::JoinRefused("not invited by this member"));
         };
         if now >= invited_at + self.config.invite_lifetime {
+            self.invites.remove(&from);
             return Err(GroupError::JoinRefused("the invitation expired"));
         }
+        if !self.join_budget.admit(now) {
+            return Err(GroupError::JoinRefused("too many join requests"));
+        }
+        self.invites.remove(&from);
         let roster = self.roster.clone().ok_or(GroupError::NotInCall)?;
         match roster.sequencer(&self.gone(now)) {
             Some(s) if s == self.me => {
