@@ -114,10 +114,10 @@ impl Net {
     fn pair(&mut self, a: PeerId, b: PeerId) {
         for (me, other) in [(a, b), (b, a)] {
             let handshake_hash = self.mitm.get(&(me, other)).copied().unwrap_or_else(|| pair_hash(&a, &b));
-            if let Some(m) = self.members.get_mut(&me) {
-                if self.paired.insert((me, other)) {
-                    let _ = m.handle(Input::Paired { peer: other, handshake_hash }, self.now);
-                }
+            if let Some(m) = self.members.get_mut(&me)
+                && self.paired.insert((me, other))
+            {
+                let _ = m.handle(Input::Paired { peer: other, handshake_hash }, self.now);
             }
         }
     }
@@ -154,7 +154,9 @@ impl Net {
                     let _ = m.handle(Input::Control { from, bytes }, self.now);
                 }
                 None => {
-                    if let Ok(msg @ GroupControl { body: ControlBody::Invite { .. }, .. }) = GroupControl::decode(&bytes) {
+                    if let Ok(msg @ GroupControl { body: ControlBody::Invite { .. }, .. }) =
+                        GroupControl::decode(&bytes)
+                    {
                         self.invitations.push((from, to, msg));
                     }
                 }

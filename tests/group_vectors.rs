@@ -200,7 +200,10 @@ fn peer(v: &Value) -> PeerId {
 }
 
 fn roster(v: &Value) -> Vec<RosterEntry> {
-    items(v).iter().map(|m| RosterEntry { index: SenderIndex(num(&m["index"]) as u8), peer: peer(&m["peer_id"]) }).collect()
+    items(v)
+        .iter()
+        .map(|m| RosterEntry { index: SenderIndex(num(&m["index"]) as u8), peer: peer(&m["peer_id"]) })
+        .collect()
 }
 
 /// The message a valid vector describes, built from its fields.
@@ -210,7 +213,9 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
         "invite" => ControlBody::Invite { epoch, members: roster(&v["members"]) },
         "join_request" => ControlBody::JoinRequest,
         "propose" => ControlBody::Propose { epoch, newcomer: peer(&v["newcomer"]) },
-        "commit" => ControlBody::Commit { epoch, next_index: num(&v["next_index"]) as u16, members: roster(&v["members"]) },
+        "commit" => {
+            ControlBody::Commit { epoch, next_index: num(&v["next_index"]) as u16, members: roster(&v["members"]) }
+        }
         "sender_key" => ControlBody::SenderKey {
             epoch,
             sender: SenderIndex(num(&v["sender"]) as u8),
@@ -220,7 +225,10 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
             epoch,
             commit: GroupSasCommit {
                 commitment: arr(&v["commitment"]),
-                transcripts: items(&v["transcripts"]).iter().map(|t| (peer(&t["peer_id"]), arr(&t["handshake_hash"]))).collect(),
+                transcripts: items(&v["transcripts"])
+                    .iter()
+                    .map(|t| (peer(&t["peer_id"]), arr(&t["handshake_hash"])))
+                    .collect(),
             },
         },
         "sas_reveal" => ControlBody::SasReveal { epoch, reveal: GroupSasReveal { nonce: arr(&v["nonce"]) } },
@@ -247,7 +255,8 @@ fn group_control_messages_reproduce_the_vectors() {
         if name == "sas_commit" {
             // The commitment in the vector is group-sas-v1's for the vector's sender and nonce.
             let sender = peer(&case["sender_peer_id"]);
-            let epoch = GroupEpoch::new(call_id, num(&case["epoch"]), [sender, Identity::from_seed([1; 32]).peer_id()]).unwrap();
+            let epoch = GroupEpoch::new(call_id, num(&case["epoch"]), [sender, Identity::from_seed([1; 32]).peer_id()])
+                .unwrap();
             assert_eq!(epoch.commitment(&sender, &arr(&case["nonce"])).to_vec(), hex(&case["commitment"]));
         }
     }

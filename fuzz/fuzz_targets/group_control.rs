@@ -24,8 +24,8 @@ fn two_members(now: Instant) -> (GroupMember, GroupMember) {
     first.command(Command::Invite(b), now).expect("room for one");
     let invite = sent(&mut first).pop().expect("the invite");
     let invite = GroupControl::decode(&invite).expect("an invite");
-    let mut second =
-        GroupMember::accept_invite(b, a, &invite, GroupConfig::default(), StdRng::seed_from_u64(2), now).expect("valid");
+    let mut second = GroupMember::accept_invite(b, a, &invite, GroupConfig::default(), StdRng::seed_from_u64(2), now)
+        .expect("valid");
     for (m, other) in [(&mut first, b), (&mut second, a)] {
         m.handle(Input::Paired { peer: other, handshake_hash: [7; 32] }, now).expect("paired");
     }

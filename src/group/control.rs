@@ -244,7 +244,11 @@ impl GroupControl {
             }
             0x05 => {
                 let [sender] = r.take()?;
-                ControlBody::SenderKey { epoch, sender: SenderIndex(sender), base_key: SenderBaseKey::from_bytes(r.take()?) }
+                ControlBody::SenderKey {
+                    epoch,
+                    sender: SenderIndex(sender),
+                    base_key: SenderBaseKey::from_bytes(r.take()?),
+                }
             }
             0x06 => {
                 let commitment = r.take()?;

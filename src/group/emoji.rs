@@ -131,7 +131,9 @@ impl EmojiRound {
 
     /// Keeps at most one commitment and one reveal per member waiting.
     fn wait(&mut self, from: PeerId, message: Early) {
-        let same_kind = |e: &Early| matches!((e, &message), (Early::Commit(_), Early::Commit(_)) | (Early::Reveal(_), Early::Reveal(_)));
+        let same_kind = |e: &Early| {
+            matches!((e, &message), (Early::Commit(_), Early::Commit(_)) | (Early::Reveal(_), Early::Reveal(_)))
+        };
         if !self.early.iter().any(|(p, e)| *p == from && same_kind(e)) {
             self.early.push((from, message));
         }

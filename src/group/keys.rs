@@ -94,11 +94,11 @@ impl MediaKeys {
 
     /// Retires the previous epoch once its grace is over.
     pub fn tick(&mut self, now: Instant) {
-        if let Some((at, epoch)) = self.retire {
-            if now >= at {
-                self.ring.retire_epochs_before(epoch);
-                self.retire = None;
-            }
+        if let Some((at, epoch)) = self.retire
+            && now >= at
+        {
+            self.ring.retire_epochs_before(epoch);
+            self.retire = None;
         }
     }
 

@@ -550,7 +550,11 @@ impl GroupMember {
         let room = self.config.max_members.saturating_sub(roster.len() - gone.len());
         let joining: Vec<PeerId> = std::mem::take(&mut self.proposals).into_iter().take(room).collect();
         let Ok(next) = roster.next(&gone, &joining) else { return };
-        let commit = ControlBody::Commit { epoch: next.epoch(), next_index: next.next_index(), members: next.entries().to_vec() };
+        let commit = ControlBody::Commit {
+            epoch: next.epoch(),
+            next_index: next.next_index(),
+            members: next.entries().to_vec(),
+        };
         let to: BTreeSet<PeerId> = roster.peers().chain(next.peers()).filter(|p| *p != self.me).collect();
         for peer in to {
             self.send(peer, commit.clone());
