@@ -51,6 +51,8 @@ struct Net {
     /// Every message delivered to each peer (what it could keep).
     delivered: BTreeMap<PeerId, Vec<(PeerId, Vec<u8>)>>,
     events: BTreeMap<PeerId, Vec<GroupEvent>>,
+    /// Every member's configuration.
+    config: GroupConfig,
 }
 
 impl Net {
@@ -68,14 +70,19 @@ impl Net {
             silenced: BTreeSet::new(),
             delivered: BTreeMap::new(),
             events: BTreeMap::new(),
+            config: GroupConfig::default(),
         }
     }
 
     /// A group founded by `founder`, with `others` invited and joined one after the other.
     fn group(founder: u8, others: &[u8]) -> Net {
-        let mut net = Net::new();
+        Net::group_with(GroupConfig::default(), founder, others)
+    }
+
+    fn group_with(config: GroupConfig, founder: u8, others: &[u8]) -> Net {
+        let mut net = Net { config, ..Net::new() };
         let f = peer(founder);
-        net.members.insert(f, GroupMember::start(CALL, f, GroupConfig::default(), rng(founder), net.now));
+        net.members.insert(f, GroupMember::start(CALL, f, net.config.clone(), rng(founder), net.now));
         for s in others {
             net.invite(f, *s);
         }
@@ -104,7 +111,7 @@ impl Net {
         self.run();
         let i = self.invitations.iter().position(|(_, to, _)| *to == newcomer).expect("the invitation arrived");
         let (from, _, invite) = self.invitations.remove(i);
-        let joining = GroupMember::accept_invite(newcomer, from, &invite, GroupConfig::default(), rng(seed), self.now)
+        let joining = GroupMember::accept_invite(newcomer, from, &invite, self.config.clone(), rng(seed), self.now)
             .expect("a valid invitation");
         self.members.insert(newcomer, joining);
         self.run();
@@ -454,31 +461,32 @@ fn a_join_flood_is_bounded() {
     // The flood did not use up anything an invited peer needs.
     net.invite(other, 3);
     assert_eq!(net.member(&founder).roster().unwrap().len(), 3);
+}
 
-    // A member proposing newcomers as fast as it can gets `join_requests` per window through, and
-    // the group never grows past its size.
-    let config = GroupConfig::default();
-    let sequencer = net.member(&founder).roster().unwrap().sequencer(&[]).unwrap();
+/// A member proposing newcomers as fast as it can gets `join_requests` per window through, and
+/// the group never grows past its size (the newcomers never show up: they are removed when silent).
+#[test]
+fn proposals_are_bounded_per_window() {
+    let config = GroupConfig { join_requests: 2, ..GroupConfig::default() };
+    let mut net = Net::group_with(config.clone(), 1, &[2, 3]);
+    let sequencer = net.member(&peer(1)).roster().unwrap().sequencer(&[]).unwrap();
     let proposer = *net.members.keys().find(|p| **p != sequencer).unwrap();
-    let epoch = net.epoch(&sequencer);
-    for i in 0..50u8 {
-        let body = ControlBody::Propose { epoch, newcomer: peer(100 + i) };
-        let bytes = GroupControl { call_id: CALL, body }.encode();
-        let _ = net.handle(&sequencer, Input::Control { from: proposer, bytes });
-    }
-    net.run();
-    let len = net.member(&sequencer).roster().unwrap().len();
-    assert!(len <= 3 + config.join_requests, "{len} members after one window");
-    for _ in 0..20 {
-        let epoch = net.epoch(&sequencer);
-        for i in 0..50u8 {
-            let body = ControlBody::Propose { epoch, newcomer: peer(150 + i) };
+    let mut next_phantom = 100u8;
+    for window in 0..6 {
+        let (epoch, len) = (net.epoch(&sequencer), net.member(&sequencer).roster().unwrap().len());
+        for _ in 0..20 {
+            let body = ControlBody::Propose { epoch, newcomer: peer(next_phantom) };
+            next_phantom += 1;
             let bytes = GroupControl { call_id: CALL, body }.encode();
             let _ = net.handle(&sequencer, Input::Control { from: proposer, bytes });
         }
-        net.advance(config.join_window);
+        net.run();
+        let grown = net.member(&sequencer).roster().unwrap().len() - len;
+        assert!(grown <= config.join_requests, "window {window}: {grown} joined");
         assert!(net.member(&sequencer).roster().unwrap().len() <= config.max_members);
+        net.advance(config.join_window);
     }
+    assert!(net.member(&sequencer).refused() >= 6 * 18, "the rest were refused");
 }
 
 #[test]
@@ -519,4 +527,57 @@ fn garbage_never_panics_and_changes_nothing() {
     assert_eq!(net.emoji(&target), Some(sas), "garbage leaves the agreed emoji as they were");
     assert_eq!(net.member(&target).roster().unwrap().len(), 3);
     let _ = SenderIndex(0);
+}
+
+/// Only the sequencer of a change may commit it, and it may not move or reuse sender indices.
+#[test]
+fn a_commit_from_anyone_but_the_sequencer_changes_nothing() {
+    let mut net = Net::group(1, &[2, 3, 4]);
+    let members = in_member_order(&net);
+    let sas = all_agree(&net, &members);
+    let roster = net.member(&members[0]).roster().unwrap().clone();
+    let (sequencer, rogue, victim, target) = (members[0], members[1], members[3], members[2]);
+    assert_eq!(roster.sequencer(&[]), Some(sequencer));
+    let commit = |from_roster: &hail::group::roster::Roster| ControlBody::Commit {
+        epoch: from_roster.epoch(),
+        next_index: from_roster.next_index(),
+        members: from_roster.entries().to_vec(),
+    };
+    let send = |net: &mut Net, from: PeerId, body: ControlBody| {
+        let bytes = GroupControl { call_id: CALL, body }.encode();
+        net.handle(&target, Input::Control { from, bytes })
+    };
+    // The second member removing the fourth: the first stays, so only it may commit that.
+    let without_victim = roster.next(&[victim], &[]).unwrap();
+    assert!(matches!(send(&mut net, rogue, commit(&without_victim)), Err(hail::group::GroupError::BadCommit(_))));
+    // The sequencer itself, but moving a member to another index.
+    let mut entries = roster.entries().to_vec();
+    let (a, b) = (entries[1].index, entries[2].index);
+    entries[1].index = b;
+    entries[2].index = a;
+    let swapped = ControlBody::Commit { epoch: roster.epoch() + 1, next_index: roster.next_index(), members: entries };
+    assert!(matches!(send(&mut net, sequencer, swapped), Err(hail::group::GroupError::BadCommit(_))));
+    // Or skipping an epoch, or replaying the current one.
+    let mut far = commit(&without_victim);
+    if let ControlBody::Commit { epoch, .. } = &mut far {
+        *epoch += 1;
+    }
+    assert!(send(&mut net, sequencer, far).is_err());
+    assert!(send(&mut net, sequencer, commit(&roster)).is_err());
+    assert_eq!(net.member(&target).roster(), Some(&roster));
+    assert_eq!(net.emoji(&target), Some(sas));
+    // The real sequencer's commit is taken.
+    assert!(send(&mut net, sequencer, commit(&without_victim)).is_ok());
+    assert_eq!(net.member(&target).roster().unwrap().len(), 3);
+}
+
+#[test]
+fn the_group_stops_at_eight() {
+    let mut net = Net::group(1, &[2, 3, 4, 5, 6, 7, 8]);
+    let members = in_member_order(&net);
+    all_agree(&net, &members);
+    assert_eq!(members.len(), 8);
+    for m in &members {
+        assert_eq!(net.command(m, Command::Invite(peer(9))), Err(hail::group::GroupError::Full(8)));
+    }
 }

@@ -38,7 +38,8 @@ pub struct GroupConfig {
     pub key_grace: Duration,
     /// How long an invitation waits for its answer.
     pub invite_lifetime: Duration,
-    /// At most this many join requests (and proposals) are taken per `join_window`.
+    /// At most this many join requests (and proposals) are taken per `join_window`: enough for a
+    /// whole group called at once, few enough that a member cannot churn epochs faster.
     pub join_requests: usize,
     /// The window of `join_requests`.
     pub join_window: Duration,
@@ -53,7 +54,7 @@ impl Default for GroupConfig {
             emoji_timeout: Duration::from_secs(20),
             key_grace: Duration::from_secs(2),
             invite_lifetime: Duration::from_secs(60),
-            join_requests: 4,
+            join_requests: 8,
             join_window: Duration::from_secs(10),
         }
     }
