@@ -145,3 +145,53 @@ impl MediaKeys {
         Ok(self.ring.open(frame)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::crypto::sender_key::SenderIndex;
+    use crate::identity::Identity;
+
+    fn peer(seed: u8) -> PeerId {
+        Identity::from_seed([seed; 32]).peer_id()
+    }
+
+    #[test]
+    fn a_new_epoch_drops_the_departed_at_once_and_the_old_epoch_after_its_grace() {
+        let (a, b, c) = (peer(1), peer(2), peer(3));
+        let mut rng = StdRng::seed_from_u64(7);
+        let one = Roster::founding([a, b, c]).unwrap().next(&[], &[]).unwrap();
+        let mut keys = MediaKeys::new();
+        let now = Instant::now();
+        keys.start_epoch(&one, &a, now, &mut rng).unwrap();
+        for p in [b, c] {
+            let index = one.index_of(&p).unwrap().0;
+            keys.install(&one, &p, index, &SenderBaseKey::from_bytes([index; 32])).unwrap();
+        }
+        // Another member's index is refused.
+        let c_index = one.index_of(&c).unwrap().0;
+        assert!(matches!(
+            keys.install(&one, &b, c_index, &SenderBaseKey::from_bytes([9; 32])),
+            Err(KeyRefusal::NotItsIndex { .. })
+        ));
+        let two = one.next(&[c], &[]).unwrap();
+        let grace = now + Duration::from_secs(2);
+        let own_before = keys.own_key_id().unwrap();
+        keys.start_epoch(&two, &a, grace, &mut rng).unwrap();
+        assert_eq!(keys.own_key_id().unwrap().epoch(), own_before.epoch() + 1, "sealing moves to the new epoch");
+        let id = |p: &PeerId, r: &Roster| KeyId::new(r.epoch(), r.index_of(p).unwrap()).unwrap();
+        assert!(!keys.ring.holds(id(&c, &one)), "the departed member's key is gone at once");
+        assert!(keys.ring.holds(id(&b, &one)), "the old epoch stays for frames in flight");
+        keys.tick(grace - Duration::from_millis(1));
+        assert!(keys.ring.holds(id(&b, &one)));
+        keys.tick(grace);
+        assert!(!keys.ring.holds(id(&b, &one)), "and retires after its grace");
+        let b_index: SenderIndex = two.index_of(&b).unwrap();
+        assert_eq!(keys.install(&two, &b, b_index.0, &SenderBaseKey::from_bytes([1; 32])), Ok(id(&b, &two)));
+    }
+}

@@ -189,3 +189,60 @@ impl JoinBudget {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    fn peer(seed: u8) -> PeerId {
+        Identity::from_seed([seed; 32]).peer_id()
+    }
+
+    #[test]
+    fn indices_are_kept_and_never_given_out_twice() {
+        let r0 = Roster::founding([peer(1), peer(2)]).unwrap();
+        assert_eq!((r0.epoch(), r0.next_index()), (0, 2));
+        let r1 = r0.next(&[peer(2)], &[peer(3)]).unwrap();
+        assert_eq!(r1.index_of(&peer(1)), r0.index_of(&peer(1)));
+        assert_eq!(r1.index_of(&peer(3)), Some(SenderIndex(2)), "2's index 1 is not reused");
+        let r2 = r1.next(&[], &[peer(2)]).unwrap();
+        assert_eq!(r2.index_of(&peer(2)), Some(SenderIndex(3)), "coming back is joining anew");
+        assert_eq!((r2.epoch(), r2.next_index()), (2, 4));
+    }
+
+    #[test]
+    fn the_sequencer_is_the_first_member_who_stays() {
+        let r = Roster::founding([peer(1), peer(2), peer(3)]).unwrap();
+        let order: Vec<PeerId> = r.peers().collect();
+        assert_eq!(r.sequencer(&[]), Some(order[0]));
+        assert_eq!(r.sequencer(&[order[0]]), Some(order[1]));
+        assert_eq!(r.sequencer(&order), None);
+    }
+
+    #[test]
+    fn bad_rosters_are_refused() {
+        let (a, b) = (peer(1), peer(2));
+        let e = |i, p| RosterEntry { index: SenderIndex(i), peer: p };
+        assert_eq!(Roster::new(1, 2, vec![e(0, a), e(0, b)]), Err(RosterError::Duplicate));
+        assert_eq!(Roster::new(1, 2, vec![e(0, a), e(1, a)]), Err(RosterError::Duplicate));
+        assert_eq!(Roster::new(1, 1, vec![e(0, a), e(1, b)]), Err(RosterError::IndexNotGivenOut(1)));
+        let full = Roster::new(1, 256, vec![e(255, a)]).unwrap();
+        assert_eq!(full.next(&[], &[b]), Err(RosterError::IndicesExhausted));
+    }
+
+    #[test]
+    fn silence_and_the_join_budget_follow_now() {
+        let t = Instant::now();
+        let mut l = Liveness::default();
+        l.track([peer(1), peer(2)], t);
+        l.heard(&peer(2), t + Duration::from_secs(5));
+        l.heard(&peer(3), t + Duration::from_secs(5));
+        assert!(l.silent(t + Duration::from_secs(10), Duration::from_secs(10)).is_empty());
+        assert_eq!(l.silent(t + Duration::from_millis(10_001), Duration::from_secs(10)), [peer(1)]);
+        assert_eq!(l.next_deadline(Duration::from_secs(10)), Some(t + Duration::from_secs(10)));
+        let mut budget = JoinBudget::new(2, Duration::from_secs(10));
+        assert!(budget.admit(t) && budget.admit(t) && !budget.admit(t + Duration::from_secs(9)));
+        assert!(budget.admit(t + Duration::from_secs(10)));
+    }
+}
