@@ -280,6 +280,8 @@ fn a_join_changes_every_emoji_and_the_newcomer_opens_nothing_from_before() {
     let before = all_agree(&net, &three);
     let old_epoch = net.epoch(&three[0]);
     let old_frame = net.member(&three[1]).seal(GroupMedia::Audio, b"before the join").unwrap();
+    let in_flight = net.member(&three[1]).seal(GroupMedia::Audio, b"in flight").unwrap();
+    let late = net.member(&three[1]).seal(GroupMedia::Audio, b"late").unwrap();
 
     net.invite(three[1], 4); // a member that does not sequence invites: it goes through the sequencer
     let four: Vec<PeerId> = [1, 2, 3, 4].map(peer).to_vec();
@@ -305,8 +307,12 @@ fn a_join_changes_every_emoji_and_the_newcomer_opens_nothing_from_before() {
     );
     assert_eq!(net.member(&newcomer).open(&three[1], &new_frame).unwrap().payload, b"after the join");
     // Frames of the old epoch still in flight open for the others until the grace is over.
-    let in_flight = net.member(&three[1]).seal(GroupMedia::Audio, b"x").unwrap();
     assert!(net.member(&three[0]).open(&three[1], &in_flight).is_ok());
+    net.advance(GroupConfig::default().key_grace + Duration::from_millis(100));
+    assert!(matches!(
+        net.member(&three[0]).open(&three[1], &late),
+        Err(FrameRefusal::Frame(GroupFrameError::UnknownKey(_)))
+    ));
 }
 
 #[test]
@@ -580,4 +586,27 @@ fn the_group_stops_at_eight() {
     for m in &members {
         assert_eq!(net.command(m, Command::Invite(peer(9))), Err(hail::group::GroupError::Full(8)));
     }
+}
+
+/// An invitee whose join request is never answered gives up when the invitation would have expired.
+#[test]
+fn an_invitee_nobody_lets_in_gives_up() {
+    let mut net = Net::group(1, &[2]);
+    net.command(&peer(1), Command::Invite(peer(3))).unwrap();
+    net.run();
+    let (from, _, invite) = net.invitations.pop().expect("the invitation");
+    let config = GroupConfig::default();
+    let mut invitee = GroupMember::accept_invite(peer(3), from, &invite, config.clone(), rng(3), net.now).unwrap();
+    assert!(invitee.seal(GroupMedia::Audio, b"x").is_err(), "no key before a commit lets it in");
+    let give_up = invitee.poll_timeout().unwrap();
+    assert_eq!(give_up, net.now + config.invite_lifetime);
+    invitee.handle_timeout(give_up - Duration::from_millis(1));
+    let ended = |m: &mut GroupMember| {
+        std::iter::from_fn(|| m.poll_output())
+            .any(|o| matches!(o, Output::Event(GroupEvent::Ended(LeaveReason::NotAdmitted))))
+    };
+    assert!(!ended(&mut invitee));
+    invitee.handle_timeout(give_up);
+    assert!(ended(&mut invitee));
+    assert_eq!(invitee.poll_timeout(), None);
 }

@@ -96,6 +96,8 @@ pub enum LeaveReason {
     Left,
     /// It was removed (silent for longer than the timeout, or gone without a word).
     Removed,
+    /// It accepted an invitation, but no commit let it in before the invitation's lifetime ran out.
+    NotAdmitted,
 }
 
 /// Something the user (or status) should know.
@@ -174,6 +176,9 @@ pub enum GroupError {
     /// A commit from someone who may not sequence that change, or that changes what it may not.
     #[error("commit refused: {0}")]
     BadCommit(&'static str),
+    /// An invitation that cannot be accepted.
+    #[error("invitation refused: {0}")]
+    BadInvite(&'static str),
     /// A key refused.
     #[error(transparent)]
     Key(#[from] KeyRefusal),
@@ -194,7 +199,7 @@ pub enum GroupError {
 #[derive(Debug)]
 enum Phase {
     /// Invited: waits for the commit that lists it.
-    Joining { after_epoch: u64, known: Vec<PeerId> },
+    Joining { after_epoch: u64, known: Vec<PeerId>, give_up: Instant },
     /// In the call.
     Member,
     /// Out of the call.
@@ -281,13 +286,13 @@ impl GroupMember {
         now: Instant,
     ) -> Result<GroupMember, GroupError> {
         let ControlBody::Invite { epoch, members } = &invite.body else {
-            return Err(GroupError::Unexpected("non-invite"));
+            return Err(GroupError::BadInvite("not an invitation"));
         };
         if !members.iter().any(|m| m.peer == inviter) || members.iter().any(|m| m.peer == me) {
-            return Err(GroupError::BadCommit("an invite must list its inviter and not the invitee"));
+            return Err(GroupError::BadInvite("an invite must list its inviter and not the invitee"));
         }
         let known = members.iter().map(|m| m.peer).collect();
-        let phase = Phase::Joining { after_epoch: *epoch, known };
+        let phase = Phase::Joining { after_epoch: *epoch, known, give_up: now + config.invite_lifetime };
         let mut member = GroupMember::blank(invite.call_id, me, config, rng, phase, now);
         member.send(inviter, ControlBody::JoinRequest);
         Ok(member)
@@ -325,8 +330,10 @@ impl GroupMember {
 
     /// When [`GroupMember::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !matches!(self.phase, Phase::Member) {
-            return None;
+        match self.phase {
+            Phase::Member => {}
+            Phase::Joining { give_up, .. } => return Some(give_up),
+            Phase::Out => return None,
         }
         [
             Some(self.next_heartbeat),
@@ -396,10 +403,13 @@ impl GroupMember {
         result
     }
 
-    /// Time passed: heartbeats, silent members, the emoji deadline, the old keys' grace.
+    /// Time passed: heartbeats, silent members, the emoji deadline, the old keys' grace; for an
+    /// invitee, the end of its wait for a commit that lists it.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !matches!(self.phase, Phase::Member) {
-            return;
+        match self.phase {
+            Phase::Member => {}
+            Phase::Joining { give_up, .. } if now >= give_up => return self.end(LeaveReason::NotAdmitted),
+            _ => return,
         }
         let Some(roster) = self.roster.clone() else { return };
         if now >= self.next_heartbeat {
