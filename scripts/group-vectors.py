@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Writes protocols/vectors/group-sas-v1.json and group-media-v1.json.
+"""Writes protocols/vectors/group-sas-v1.json, group-media-v1.json and group-control-v1.json.
 
-An implementation of protocols/group-sas-v1.md and group-media-v1.md independent of the Rust one
+An implementation of protocols/group-sas-v1.md, group-media-v1.md and group-control-v1.md
+independent of the Rust one
 (hashlib/hmac for SHA-256 and HKDF, the `cryptography` package for Ed25519 and ChaCha20-Poly1305),
 so that tests/group_vectors.rs checks the Rust code against the specs rather than against itself.
 
-    python3 scripts/group-vectors.py        # rewrites both files
+    python3 scripts/group-vectors.py        # rewrites the three files
 """
 
 import hashlib
@@ -225,6 +226,97 @@ def group_media_vectors():
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# group-control-v1
+
+CONTROL_CALL = bytes([0x13]) * 16
+
+
+def control(type_byte, epoch, body=b""):
+    head = bytes([1, type_byte]) + CONTROL_CALL
+    return head + (b"" if epoch is None else epoch.to_bytes(8, "big")) + body
+
+
+def wire_peer(p):
+    return bytes([len(p)]) + p
+
+
+def wire_members(members):
+    """members: [(index, peer bytes)], written in ascending order of the peer bytes."""
+    members = sorted(members, key=lambda m: m[1])
+    return bytes([len(members)]) + b"".join(bytes([i]) + wire_peer(p) for i, p in members)
+
+
+def group_control_vectors():
+    p1, p2, p3 = (peer_id(bytes([s]) * 32) for s in (1, 2, 3))
+    roster2 = [(0, p1), (1, p2)]
+    roster3 = [(0, p1), (1, p2), (2, p3)]
+    nonce = bytes([0x5a]) * 32
+    commit = commitment(CONTROL_CALL, 3, p2, nonce)
+    transcripts = sorted([(p1, bytes([0x12]) * 32), (p3, bytes([0x23]) * 32)])
+    key = bytes([0x71]) * 32
+
+    def members_json(members):
+        return [{"index": i, "peer_id": p.hex()} for i, p in sorted(members, key=lambda m: m[1])]
+
+    valid = [
+        {"name": "invite", "type": 1, "epoch": 2, "members": members_json(roster2),
+         "hex": control(0x01, 2, wire_members(roster2)).hex()},
+        {"name": "join_request", "type": 2, "hex": control(0x02, None).hex()},
+        {"name": "propose", "type": 3, "epoch": 2, "newcomer": p3.hex(),
+         "hex": control(0x03, 2, wire_peer(p3)).hex()},
+        {"name": "commit", "type": 4, "epoch": 3, "next_index": 3, "members": members_json(roster3),
+         "hex": control(0x04, 3, (3).to_bytes(2, "big") + wire_members(roster3)).hex()},
+        {"name": "sender_key", "type": 5, "epoch": 3, "sender": 1, "base_key": key.hex(),
+         "hex": control(0x05, 3, bytes([1]) + key).hex()},
+        {"name": "sas_commit", "type": 6, "epoch": 3, "sender_peer_id": p2.hex(), "nonce": nonce.hex(),
+         "commitment": commit.hex(),
+         "transcripts": [{"peer_id": p.hex(), "handshake_hash": h.hex()} for p, h in transcripts],
+         "hex": control(0x06, 3, commit + bytes([len(transcripts)])
+                        + b"".join(wire_peer(p) + h for p, h in transcripts)).hex()},
+        {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(), "hex": control(0x07, 3, nonce).hex()},
+        {"name": "heartbeat", "type": 8, "epoch": 3, "hex": control(0x08, 3).hex()},
+        {"name": "leave", "type": 9, "epoch": 3, "hex": control(0x09, 3).hex()},
+    ]
+    heartbeat = control(0x08, 3)
+    unsorted = bytes([2]) + bytes([0]) + wire_peer(p2) + bytes([1]) + wire_peer(p1)
+    if p1 > p2:
+        unsorted = bytes([2]) + bytes([0]) + wire_peer(p1) + bytes([1]) + wire_peer(p2)
+    invalid = [
+        {"why": "empty", "error": "truncated", "hex": ""},
+        {"why": "header cut short", "error": "truncated", "hex": heartbeat[:10].hex()},
+        {"why": "epoch cut short", "error": "truncated", "hex": heartbeat[:-1].hex()},
+        {"why": "a byte after the end", "error": "trailing_bytes", "hex": (heartbeat + b"\x00").hex()},
+        {"why": "version 2", "error": "unknown_version", "hex": (bytes([2]) + heartbeat[1:]).hex()},
+        {"why": "type 0x0a", "error": "unknown_type", "hex": control(0x0A, 3).hex()},
+        {"why": "type 0x00", "error": "unknown_type", "hex": control(0x00, 3).hex()},
+        {"why": "an invite listing nobody", "error": "bad_member_count", "hex": control(0x01, 2, bytes([0])).hex()},
+        {"why": "members out of order", "error": "unordered", "hex": control(0x01, 2, unsorted).hex()},
+        {"why": "a member listed twice", "error": "unordered",
+         "hex": control(0x01, 2, bytes([2, 0]) + wire_peer(p1) + bytes([1]) + wire_peer(p1)).hex()},
+        {"why": "a sender index given twice", "error": "duplicate_index",
+         "hex": control(0x01, 2, bytes([2, 0]) + wire_peer(min(p1, p2)) + bytes([0]) + wire_peer(max(p1, p2))).hex()},
+        {"why": "a PeerId of length 0", "error": "bad_peer_id", "hex": control(0x03, 2, bytes([0])).hex()},
+        {"why": "a PeerId that is not a multihash", "error": "bad_peer_id",
+         "hex": control(0x03, 2, bytes([4]) + b"\xff\xff\xff\xff").hex()},
+        {"why": "next sender index 257", "error": "bad_next_index",
+         "hex": control(0x04, 3, (257).to_bytes(2, "big") + wire_members(roster3)).hex()},
+        {"why": "a key cut short", "error": "truncated", "hex": control(0x05, 3, bytes([1]) + key[:31]).hex()},
+        {"why": "a commitment listing 64 other members", "error": "bad_member_count",
+         "hex": control(0x06, 3, commit + bytes([64])).hex()},
+        {"why": "longer than the largest message", "error": "too_large", "hex": (heartbeat + bytes(6400)).hex()},
+    ]
+    return {
+        "description": "hail group control v1 vectors (protocols/group-control-v1.md), written by "
+        "scripts/group-vectors.py (an encoder independent of src/group/control.rs). Call id 13..13; peers are the "
+        "Ed25519 identities of seeds 01..01, 02..02, 03..03. valid: each message's fields and exact bytes. "
+        "invalid: bytes every reader must refuse, with the error (ControlError in snake case). Hex.",
+        "call_id": CONTROL_CALL.hex(),
+        "valid": valid,
+        "invalid": invalid,
+    }
+
+
 def write(name, value):
     path = os.path.join(ROOT, "protocols/vectors", name)
     with open(path, "w", encoding="utf-8") as f:
@@ -236,3 +328,4 @@ def write(name, value):
 if __name__ == "__main__":
     write("group-sas-v1.json", group_sas_vectors())
     write("group-media-v1.json", group_media_vectors())
+    write("group-control-v1.json", group_control_vectors())

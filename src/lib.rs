@@ -9,7 +9,7 @@
 //! | layer | modules | does IO? |
 //! |---|---|---|
 //! | domain values | [`name`], [`identity`] (keys, contact cards), [`call_id`], [`wall_clock`], [`ip_scope`] | only [`Identity::load_or_create`](identity::Identity::load_or_create) |
-//! | protocol cores (sans-IO) | [`crypto`] (Noise handshake, SAS, frame AEAD), [`call`] (the call state machine, signalling, invite budgets), [`media`]'s cores ([`MediaSession`](media::session::MediaSession), the jitter buffer, the video sender and receiver, lip sync, rate control) | no: fed `now` and bytes |
+//! | protocol cores (sans-IO) | [`crypto`] (Noise handshake, SAS, frame AEAD), [`call`] (the call state machine, signalling, invite budgets), [`group`] (a member of a group call: roster, group emoji, sender keys; not wired yet), [`media`]'s cores ([`MediaSession`](media::session::MediaSession), the jitter buffer, the video sender and receiver, lip sync, rate control) | no: fed `now` and bytes |
 //! | the media port | [`media_link`]: [`MediaLink`](media_link::MediaLink), what a call's media needs from the link to its peer (datagrams, one-way streams, the path's numbers); transport implements it, media uses it, neither names the other | no |
 //! | transport | [`transport`]: the QUIC endpoint, the accept budget, [`PeerLink`](transport::link::PeerLink) (candidates, handshake, control stream), [`QuicMediaPort`](transport::media_port::QuicMediaPort) (the media's share of the connection, handed out by [`PeerLink::media`](transport::link::PeerLink::media)) | sockets |
 //! | discovery | [`discovery`]: libp2p mDNS + Kademlia, NAT traversal, signed peer records; [`relay`]: the media relay | the swarm |
@@ -66,6 +66,7 @@ pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod discovery;
+pub mod group;
 pub mod home;
 pub mod identity;
 pub mod ip_scope;

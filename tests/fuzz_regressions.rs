@@ -144,6 +144,11 @@ fn seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
         add("group_frame", format!("rfc9605-header-{i}"), [&[0x10][..], &hex(&h["header"]), &[0; 16]].concat());
     }
 
+    let v = vectors("group-control-v1.json");
+    for m in items(&v["valid"]) {
+        add("group_control", m["name"].as_str().expect("a name").to_string(), hex(&m["hex"]));
+    }
+
     let v = vectors("media-relay-v1.json");
     for list in ["requests", "responses", "candidates"] {
         for (i, m) in items(&v[list]).iter().enumerate() {

@@ -10,6 +10,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("discovery", &["node", "call"]),
     ("call", &["discovery", "relay"]),
     ("crypto", &["call"]),
+    ("group", &["transport", "media", "node", "discovery", "relay", "store", "control"]),
     ("store", &["node"]),
 ];
 

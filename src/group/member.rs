@@ -1,0 +1,714 @@
+//! One member's group call, sans-IO: [`GroupMember`] is fed messages from other members, the
+//! handshake hashes of its pairwise channels, local commands and `now`, and says what to send to
+//! whom and what happened. It never reads the clock, draws randomness only from the generator it
+//! is given, and does no IO. Drive it like the 1:1 call's `CallSession`: feed [`GroupMember::handle`] and [`GroupMember::handle_timeout`] (when
+//! [`GroupMember::poll_timeout`] says), then drain [`GroupMember::poll_output`].
+//!
+//! Membership has no host: any member may invite, nobody can end the call for the others. Changes
+//! are *sequenced* by one member, the first in member order among those who stay (the
+//! [`Roster::sequencer`]): it alone commits a new epoch (joins it was asked for, members who left or
+//! went silent), and every member checks that a commit comes from the sequencer of that change.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use libp2p_identity::PeerId;
+use rand::RngCore;
+use rand::rngs::StdRng;
+
+use super::control::{ControlBody, GroupControl};
+use super::emoji::{EmojiFailure, EmojiRound, EmojiStep};
+use super::keys::{FrameRefusal, KeyRefusal, MediaKeys};
+use super::roster::{JoinBudget, Liveness, Roster};
+use crate::crypto::sas::Sas;
+use crate::crypto::sender_key::{GroupMedia, KeyId, OpenedFrame};
+
+/// The group call's timers and bounds.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// Most members at once.
+    pub max_members: usize,
+    /// How often a member says it is still here.
+    pub heartbeat: Duration,
+    /// A member not heard from for this long is removed (by the sequencer).
+    pub silence_timeout: Duration,
+    /// How long an epoch's emoji round may take, from the epoch's start.
+    pub emoji_timeout: Duration,
+    /// How long the previous epoch's keys still open frames in flight after a change.
+    pub key_grace: Duration,
+    /// How long an invitation waits for its answer.
+    pub invite_lifetime: Duration,
+    /// At most this many join requests (and proposals) are taken per `join_window`: enough for a
+    /// whole group called at once, few enough that a member cannot churn epochs faster.
+    pub join_requests: usize,
+    /// The window of `join_requests`.
+    pub join_window: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> GroupConfig {
+        GroupConfig {
+            max_members: 8,
+            heartbeat: Duration::from_secs(2),
+            silence_timeout: Duration::from_secs(10),
+            emoji_timeout: Duration::from_secs(20),
+            key_grace: Duration::from_secs(2),
+            invite_lifetime: Duration::from_secs(60),
+            join_requests: 8,
+            join_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the driver feeds in.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Bytes `from` sent on its pairwise channel with this member.
+    Control {
+        /// The member (or peer) whose channel delivered them.
+        from: PeerId,
+        /// The message.
+        bytes: Vec<u8>,
+    },
+    /// The pairwise channel with `peer` is up; its final handshake hash (the same at both ends,
+    /// unless someone is in the middle).
+    Paired {
+        /// The other end.
+        peer: PeerId,
+        /// The handshake hash (`protocols/handshake-v1.md`, after message 3).
+        handshake_hash: [u8; 32],
+    },
+}
+
+/// What this member asks of the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Invite a contact into the call.
+    Invite(PeerId),
+    /// Leave the call (it goes on for the others).
+    Leave,
+}
+
+/// Why a member is no longer in the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It said it leaves.
+    Left,
+    /// It was removed (silent for longer than the timeout, or gone without a word).
+    Removed,
+    /// It accepted an invitation, but no commit let it in before the invitation's lifetime ran out.
+    NotAdmitted,
+}
+
+/// Something the user (or status) should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    /// A new epoch: its members (this member's view), sorted.
+    EpochStarted {
+        /// The epoch.
+        epoch: u64,
+        /// Its members.
+        members: Vec<PeerId>,
+    },
+    /// A member joined.
+    Joined(PeerId),
+    /// A member left or was removed.
+    Left(PeerId, LeaveReason),
+    /// A member's media key for an epoch is installed: its frames open.
+    KeyInstalled {
+        /// The member.
+        from: PeerId,
+        /// Which key.
+        key_id: KeyId,
+    },
+    /// The group's emoji for an epoch: every member shows the same, unless someone cheats.
+    Emoji {
+        /// The epoch.
+        epoch: u64,
+        /// The four emoji.
+        sas: Sas,
+    },
+    /// An epoch has no emoji, and why.
+    EmojiFailed {
+        /// The epoch.
+        epoch: u64,
+        /// Why.
+        failure: EmojiFailure,
+    },
+    /// This member is out of the call (it left, or a commit left it out).
+    Ended(LeaveReason),
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send `bytes` to `to` on the pairwise channel (setting it up first if there is none).
+    Send {
+        /// The member or invitee.
+        to: PeerId,
+        /// A group control message.
+        bytes: Vec<u8>,
+    },
+    /// Tell the user.
+    Event(GroupEvent),
+}
+
+/// Why a command or a message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// The bytes are not a group control message.
+    #[error(transparent)]
+    Malformed(#[from] super::control::ControlError),
+    /// A message for another call.
+    #[error("a message for another call")]
+    OtherCall,
+    /// A message from a peer that is not a member (and nothing this member waits for from it).
+    #[error("{0} is not a member of the group")]
+    NotMember(PeerId),
+    /// A message for an epoch that is over (or too far ahead).
+    #[error("a message for epoch {got} while the group is in epoch {current}")]
+    WrongEpoch {
+        /// The message's epoch.
+        got: u64,
+        /// This member's.
+        current: u64,
+    },
+    /// A commit from someone who may not sequence that change, or that changes what it may not.
+    #[error("commit refused: {0}")]
+    BadCommit(&'static str),
+    /// An invitation that cannot be accepted.
+    #[error("invitation refused: {0}")]
+    BadInvite(&'static str),
+    /// A key refused.
+    #[error(transparent)]
+    Key(#[from] KeyRefusal),
+    /// A join request nobody invited, or over the budget.
+    #[error("join request refused: {0}")]
+    JoinRefused(&'static str),
+    /// The message makes no sense in this member's state.
+    #[error("unexpected {0} message")]
+    Unexpected(&'static str),
+    /// The group is full (with the invitations out).
+    #[error("the group is full ({0} members at most)")]
+    Full(usize),
+    /// This member is not (or no longer) in the call.
+    #[error("not in the call")]
+    NotInCall,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Invited: waits for the commit that lists it.
+    Joining { after_epoch: u64, known: Vec<PeerId>, give_up: Instant },
+    /// In the call.
+    Member,
+    /// Out of the call.
+    Out,
+}
+
+/// How many messages for an epoch this member has not reached yet it keeps (three per member: a
+/// key, a commitment, a reveal).
+const EARLY_MESSAGES: usize = 3 * crate::crypto::group_sas::MAX_MEMBERS;
+
+/// One member of a group call.
+pub struct GroupMember {
+    call_id: [u8; 16],
+    me: PeerId,
+    config: GroupConfig,
+    rng: StdRng,
+    phase: Phase,
+    roster: Option<Roster>,
+    handshakes: BTreeMap<PeerId, [u8; 32]>,
+    liveness: Liveness,
+    next_heartbeat: Instant,
+    leaving: BTreeSet<PeerId>,
+    invites: BTreeMap<PeerId, Instant>,
+    proposals: BTreeSet<PeerId>,
+    join_budget: JoinBudget,
+    keys: MediaKeys,
+    emoji: Option<EmojiRound>,
+    early: Vec<(PeerId, ControlBody)>,
+    refused: u64,
+    outputs: VecDeque<Output>,
+}
+
+impl std::fmt::Debug for GroupMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMember")
+            .field("me", &self.me)
+            .field("phase", &self.phase)
+            .field("roster", &self.roster)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupMember {
+    fn blank(call_id: [u8; 16], me: PeerId, config: GroupConfig, rng: StdRng, phase: Phase, now: Instant) -> Self {
+        let join_budget = JoinBudget::new(config.join_requests, config.join_window);
+        GroupMember {
+            call_id,
+            me,
+            next_heartbeat: now + config.heartbeat,
+            config,
+            rng,
+            phase,
+            roster: None,
+            handshakes: BTreeMap::new(),
+            liveness: Liveness::default(),
+            leaving: BTreeSet::new(),
+            invites: BTreeMap::new(),
+            proposals: BTreeSet::new(),
+            join_budget,
+            keys: MediaKeys::new(),
+            emoji: None,
+            early: Vec::new(),
+            refused: 0,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Starts call `call_id` with `me` alone in epoch 0; [`Command::Invite`] brings the others in.
+    pub fn start(call_id: [u8; 16], me: PeerId, config: GroupConfig, rng: StdRng, now: Instant) -> GroupMember {
+        let mut member = GroupMember::blank(call_id, me, config, rng, Phase::Member, now);
+        let roster = Roster::founding([me]).expect("a roster of one");
+        member.adopt(roster, now);
+        member
+    }
+
+    /// Accepts `invite` from `inviter` (the driver decoded it and the user said yes): answers the
+    /// inviter and waits for the commit that lists `me`.
+    pub fn accept_invite(
+        me: PeerId,
+        inviter: PeerId,
+        invite: &GroupControl,
+        config: GroupConfig,
+        rng: StdRng,
+        now: Instant,
+    ) -> Result<GroupMember, GroupError> {
+        let ControlBody::Invite { epoch, members } = &invite.body else {
+            return Err(GroupError::BadInvite("not an invitation"));
+        };
+        if !members.iter().any(|m| m.peer == inviter) || members.iter().any(|m| m.peer == me) {
+            return Err(GroupError::BadInvite("an invite must list its inviter and not the invitee"));
+        }
+        let known = members.iter().map(|m| m.peer).collect();
+        let phase = Phase::Joining { after_epoch: *epoch, known, give_up: now + config.invite_lifetime };
+        let mut member = GroupMember::blank(invite.call_id, me, config, rng, phase, now);
+        member.send(inviter, ControlBody::JoinRequest);
+        Ok(member)
+    }
+
+    /// This member.
+    pub fn me(&self) -> PeerId {
+        self.me
+    }
+
+    /// The call.
+    pub fn call_id(&self) -> [u8; 16] {
+        self.call_id
+    }
+
+    /// The current epoch's roster (none while joining).
+    pub fn roster(&self) -> Option<&Roster> {
+        self.roster.as_ref().filter(|_| matches!(self.phase, Phase::Member))
+    }
+
+    /// The current epoch's emoji, once agreed.
+    pub fn emoji(&self) -> Option<Sas> {
+        self.emoji.as_ref().and_then(|e| e.outcome()?.as_ref().ok().copied())
+    }
+
+    /// How many messages were refused (from strangers, malformed, over budget, out of place).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// The next output, until `None`.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`GroupMember::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Member => {}
+            Phase::Joining { give_up, .. } => return Some(give_up),
+            Phase::Out => return None,
+        }
+        [
+            Some(self.next_heartbeat),
+            self.liveness.next_deadline(self.config.silence_timeout).map(|t| t + Duration::from_millis(1)),
+            self.emoji.as_ref().and_then(EmojiRound::deadline),
+            self.keys.retire_deadline(),
+            self.invites.values().min().map(|t| *t + self.config.invite_lifetime),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Seals one of this member's frames under its key of the current epoch. Refused while
+    /// joining and once out: there is no key then, and never the key of an epoch that is over.
+    pub fn seal(&mut self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, GroupError> {
+        match self.phase {
+            Phase::Member => self.keys.seal(media, payload).ok_or(GroupError::NotInCall),
+            _ => Err(GroupError::NotInCall),
+        }
+    }
+
+    /// Opens a frame that member `from` sent.
+    pub fn open(&mut self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameRefusal> {
+        match (&self.phase, &self.roster) {
+            (Phase::Member, Some(roster)) => self.keys.open(roster, from, frame),
+            _ => Err(FrameRefusal::NotMember(*from)),
+        }
+    }
+
+    /// A local command.
+    pub fn command(&mut self, command: Command, now: Instant) -> Result<(), GroupError> {
+        let Some(roster) = self.roster().cloned() else { return Err(GroupError::NotInCall) };
+        match command {
+            Command::Invite(peer) => {
+                if roster.contains(&peer) {
+                    return Ok(());
+                }
+                if roster.len() + self.invites.len() + self.proposals.len() >= self.config.max_members {
+                    return Err(GroupError::Full(self.config.max_members));
+                }
+                self.invites.insert(peer, now);
+                self.send(peer, ControlBody::Invite { epoch: roster.epoch(), members: roster.entries().to_vec() });
+            }
+            Command::Leave => {
+                self.send_to_others(&roster, ControlBody::Leave { epoch: roster.epoch() });
+                self.end(LeaveReason::Left);
+            }
+        }
+        Ok(())
+    }
+
+    /// An input at `now`. A refused message changes nothing but the refusal count.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Result<(), GroupError> {
+        let result = match input {
+            Input::Paired { peer, handshake_hash } => {
+                self.handshakes.insert(peer, handshake_hash);
+                self.start_emoji();
+                Ok(())
+            }
+            Input::Control { from, bytes } => self.receive(from, &bytes, now),
+        };
+        if result.is_err() {
+            self.refused += 1;
+        }
+        self.sequence(now);
+        result
+    }
+
+    /// Time passed: heartbeats, silent members, the emoji deadline, the old keys' grace; for an
+    /// invitee, the end of its wait for a commit that lists it.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Member => {}
+            Phase::Joining { give_up, .. } if now >= give_up => return self.end(LeaveReason::NotAdmitted),
+            _ => return,
+        }
+        let Some(roster) = self.roster.clone() else { return };
+        if now >= self.next_heartbeat {
+            self.send_to_others(&roster, ControlBody::Heartbeat { epoch: roster.epoch() });
+            self.next_heartbeat = now + self.config.heartbeat;
+        }
+        self.keys.tick(now);
+        let lifetime = self.config.invite_lifetime;
+        self.invites.retain(|_, at| now < *at + lifetime);
+        if let Some(round) = self.emoji.as_mut() {
+            let steps = round.time_out(&self.me, &self.handshakes, now);
+            self.emoji_steps(steps);
+        }
+        self.sequence(now);
+    }
+
+    fn receive(&mut self, from: PeerId, bytes: &[u8], now: Instant) -> Result<(), GroupError> {
+        let message = GroupControl::decode(bytes)?;
+        if message.call_id != self.call_id {
+            return Err(GroupError::OtherCall);
+        }
+        if let ControlBody::JoinRequest = message.body {
+            return self.join_request(from, now);
+        }
+        let epoch = message.body.epoch().unwrap_or_default();
+        let (current, known) = match (&self.phase, &self.roster) {
+            (Phase::Out, _) => return Err(GroupError::NotInCall),
+            (Phase::Joining { after_epoch, known, .. }, _) => {
+                // Everything of an epoch after the invite waits for the commit that lists us.
+                if epoch <= *after_epoch || !matches!(message.body, ControlBody::Commit { .. }) {
+                    return self.keep_early(from, epoch, *after_epoch + 1, message.body);
+                }
+                (*after_epoch, known.contains(&from))
+            }
+            (Phase::Member, Some(roster)) => (roster.epoch(), roster.contains(&from)),
+            (Phase::Member, None) => return Err(GroupError::NotInCall),
+        };
+        if epoch == current + 1 && !matches!(message.body, ControlBody::Commit { .. }) {
+            // A member of the next epoch (maybe a newcomer) may speak before its commit reaches us.
+            return self.keep_early(from, epoch, epoch, message.body);
+        }
+        if !known {
+            return Err(GroupError::NotMember(from));
+        }
+        self.liveness.heard(&from, now);
+        match message.body {
+            ControlBody::Commit { epoch, next_index, members } => self.commit(from, epoch, next_index, members, now),
+            _ if epoch != current => Err(GroupError::WrongEpoch { got: epoch, current }),
+            ControlBody::Heartbeat { .. } => Ok(()),
+            ControlBody::Leave { .. } => {
+                self.leaving.insert(from);
+                Ok(())
+            }
+            ControlBody::Propose { newcomer, .. } => self.propose(newcomer, now),
+            ControlBody::SenderKey { sender, base_key, .. } => {
+                let roster = self.roster.as_ref().ok_or(GroupError::NotInCall)?;
+                let key_id = self.keys.install(roster, &from, sender.0, &base_key)?;
+                self.event(GroupEvent::KeyInstalled { from, key_id });
+                Ok(())
+            }
+            ControlBody::SasCommit { commit, .. } => {
+                let steps = self.emoji.as_mut().map(|r| r.offer_commit(from, commit)).unwrap_or_default();
+                self.emoji_steps(steps);
+                Ok(())
+            }
+            ControlBody::SasReveal { reveal, .. } => {
+                let steps = self.emoji.as_mut().map(|r| r.offer_reveal(from, reveal)).unwrap_or_default();
+                self.emoji_steps(steps);
+                Ok(())
+            }
+            ControlBody::Invite { .. } => Err(GroupError::Unexpected("invite")),
+            ControlBody::JoinRequest => unreachable!("handled above"),
+        }
+    }
+
+    /// Keeps a message of epoch `epoch` for when this member reaches it, if that is `next` (the
+    /// epoch after its own) and there is room.
+    fn keep_early(&mut self, from: PeerId, epoch: u64, next: u64, body: ControlBody) -> Result<(), GroupError> {
+        let current = next - 1;
+        let from_them = self.early.iter().filter(|(p, _)| *p == from).count();
+        if epoch != next || self.early.len() >= EARLY_MESSAGES || from_them >= 3 {
+            return Err(GroupError::WrongEpoch { got: epoch, current });
+        }
+        self.early.push((from, body));
+        Ok(())
+    }
+
+    fn join_request(&mut self, from: PeerId, now: Instant) -> Result<(), GroupError> {
+        // Strangers are refused before they cost anything (and before they use up the budget that
+        // invited peers need).
+        let Some(invited_at) = self.invites.get(&from).copied() else {
+            return Err(GroupError::JoinRefused("not invited by this member"));
+        };
+        if now >= invited_at + self.config.invite_lifetime {
+            self.invites.remove(&from);
+            return Err(GroupError::JoinRefused("the invitation expired"));
+        }
+        if !self.join_budget.admit(now) {
+            return Err(GroupError::JoinRefused("too many join requests"));
+        }
+        self.invites.remove(&from);
+        let roster = self.roster.clone().ok_or(GroupError::NotInCall)?;
+        match roster.sequencer(&self.gone(now)) {
+            Some(s) if s == self.me => {
+                self.proposals.insert(from);
+            }
+            Some(s) => self.send(s, ControlBody::Propose { epoch: roster.epoch(), newcomer: from }),
+            None => return Err(GroupError::NotInCall),
+        }
+        Ok(())
+    }
+
+    fn propose(&mut self, newcomer: PeerId, now: Instant) -> Result<(), GroupError> {
+        let roster = self.roster.clone().ok_or(GroupError::NotInCall)?;
+        if roster.sequencer(&self.gone(now)) != Some(self.me) {
+            return Err(GroupError::Unexpected("proposal to a member that does not sequence"));
+        }
+        if roster.contains(&newcomer) {
+            return Ok(());
+        }
+        if roster.len() + self.proposals.len() >= self.config.max_members {
+            return Err(GroupError::Full(self.config.max_members));
+        }
+        if !self.join_budget.admit(now) {
+            return Err(GroupError::JoinRefused("too many join requests"));
+        }
+        self.proposals.insert(newcomer);
+        Ok(())
+    }
+
+    /// The members this member counts as gone: those who said they leave and those silent too long.
+    fn gone(&self, now: Instant) -> Vec<PeerId> {
+        let mut gone: Vec<PeerId> = self.leaving.iter().copied().collect();
+        gone.extend(self.liveness.silent(now, self.config.silence_timeout));
+        gone.retain(|p| *p != self.me);
+        gone.sort();
+        gone.dedup();
+        gone
+    }
+
+    /// If this member sequences the pending change (joins it was asked for, members gone), commits
+    /// it: the new roster goes to every member old and new, and this member moves to it.
+    fn sequence(&mut self, now: Instant) {
+        let Some(roster) = self.roster().cloned() else { return };
+        let gone: Vec<PeerId> = self.gone(now).into_iter().filter(|p| roster.contains(p)).collect();
+        if (gone.is_empty() && self.proposals.is_empty()) || roster.sequencer(&gone) != Some(self.me) {
+            return;
+        }
+        let room = self.config.max_members.saturating_sub(roster.len() - gone.len());
+        let joining: Vec<PeerId> = std::mem::take(&mut self.proposals).into_iter().take(room).collect();
+        let Ok(next) = roster.next(&gone, &joining) else { return };
+        let commit = ControlBody::Commit {
+            epoch: next.epoch(),
+            next_index: next.next_index(),
+            members: next.entries().to_vec(),
+        };
+        let to: BTreeSet<PeerId> = roster.peers().chain(next.peers()).filter(|p| *p != self.me).collect();
+        for peer in to {
+            self.send(peer, commit.clone());
+        }
+        self.adopt(next, now);
+    }
+
+    fn commit(
+        &mut self,
+        from: PeerId,
+        epoch: u64,
+        next_index: u16,
+        members: Vec<super::control::RosterEntry>,
+        now: Instant,
+    ) -> Result<(), GroupError> {
+        let next = Roster::new(epoch, next_index, members).map_err(|_| GroupError::BadCommit("invalid roster"))?;
+        if !next.contains(&from) {
+            return Err(GroupError::BadCommit("the sequencer must stay in the epoch it commits"));
+        }
+        if next.len() > self.config.max_members {
+            return Err(GroupError::BadCommit("more members than the group allows"));
+        }
+        match (&self.phase, &self.roster) {
+            (Phase::Joining { after_epoch, .. }, _) => {
+                if epoch <= *after_epoch {
+                    return Err(GroupError::WrongEpoch { got: epoch, current: *after_epoch });
+                }
+                if !next.contains(&self.me) {
+                    return Err(GroupError::BadCommit("a commit that does not list the invitee"));
+                }
+                self.phase = Phase::Member;
+            }
+            (Phase::Member, Some(roster)) => {
+                if epoch != roster.epoch() + 1 {
+                    return Err(GroupError::WrongEpoch { got: epoch, current: roster.epoch() });
+                }
+                let leaving: Vec<PeerId> = roster.peers().filter(|p| !next.contains(p)).collect();
+                if roster.sequencer(&leaving) != Some(from) {
+                    return Err(GroupError::BadCommit("not from the member that sequences this change"));
+                }
+                let kept = roster.entries().iter().all(|m| next.index_of(&m.peer).is_none_or(|i| i == m.index));
+                let fresh = next
+                    .entries()
+                    .iter()
+                    .all(|m| roster.contains(&m.peer) || u16::from(m.index.0) >= roster.next_index());
+                if !kept || !fresh || next.next_index() < roster.next_index() {
+                    return Err(GroupError::BadCommit("sender indices must be kept and never reused"));
+                }
+                if !next.contains(&self.me) {
+                    self.end(LeaveReason::Removed);
+                    return Ok(());
+                }
+            }
+            _ => return Err(GroupError::NotInCall),
+        }
+        self.adopt(next, now);
+        Ok(())
+    }
+
+    /// Moves to `next`: events for who came and went, new keys to everyone, a new emoji round,
+    /// and what waited for this epoch.
+    fn adopt(&mut self, next: Roster, now: Instant) {
+        let previous = self.roster.take();
+        let old: Vec<PeerId> = previous.as_ref().map(|r| r.peers().collect()).unwrap_or_default();
+        let me = self.me;
+        let joined: Vec<PeerId> = next.peers().filter(|p| !old.contains(p) && *p != me && previous.is_some()).collect();
+        for peer in joined {
+            self.event(GroupEvent::Joined(peer));
+        }
+        for peer in old.iter().filter(|p| !next.contains(p)) {
+            let reason = if self.leaving.contains(peer) { LeaveReason::Left } else { LeaveReason::Removed };
+            self.event(GroupEvent::Left(*peer, reason));
+        }
+        self.event(GroupEvent::EpochStarted { epoch: next.epoch(), members: next.peers().collect() });
+        self.leaving.retain(|p| next.contains(p));
+        self.proposals.retain(|p| !next.contains(p));
+        self.invites.retain(|p, _| !next.contains(p));
+        self.handshakes.retain(|p, _| next.contains(p) || *p == self.me);
+        self.liveness.track(next.peers().filter(|p| *p != self.me), now);
+        if let Some(base) = self.keys.start_epoch(&next, &self.me, now + self.config.key_grace, &mut self.rng) {
+            let sender = next.index_of(&self.me).expect("a member of the epoch it adopts");
+            self.send_to_others(&next, ControlBody::SenderKey { epoch: next.epoch(), sender, base_key: base });
+        }
+        self.emoji = EmojiRound::new(self.call_id, &next, now, self.config.emoji_timeout);
+        let epoch = next.epoch();
+        self.roster = Some(next);
+        self.start_emoji();
+        for (from, body) in std::mem::take(&mut self.early) {
+            if body.epoch() == Some(epoch) {
+                let bytes = GroupControl { call_id: self.call_id, body }.encode();
+                // A refusal here is counted like any other.
+                if self.receive(from, &bytes, now).is_err() {
+                    self.refused += 1;
+                }
+            }
+        }
+    }
+
+    fn start_emoji(&mut self) {
+        let mut nonce = [0u8; 32];
+        self.rng.fill_bytes(&mut nonce);
+        let steps = match self.emoji.as_mut() {
+            Some(round) if matches!(self.phase, Phase::Member) => round.try_start(self.me, nonce, &self.handshakes),
+            _ => Vec::new(),
+        };
+        self.emoji_steps(steps);
+    }
+
+    fn emoji_steps(&mut self, steps: Vec<EmojiStep>) {
+        let Some(roster) = self.roster.clone() else { return };
+        for step in steps {
+            match step {
+                EmojiStep::Broadcast(body) => {
+                    self.send_to_others(&roster, body);
+                }
+                EmojiStep::Agreed(sas) => self.event(GroupEvent::Emoji { epoch: roster.epoch(), sas }),
+                EmojiStep::Failed(failure) => self.event(GroupEvent::EmojiFailed { epoch: roster.epoch(), failure }),
+            }
+        }
+    }
+
+    fn end(&mut self, reason: LeaveReason) {
+        self.phase = Phase::Out;
+        self.keys = MediaKeys::new();
+        self.emoji = None;
+        self.early.clear();
+        self.event(GroupEvent::Ended(reason));
+    }
+
+    /// Sends `body` to every member of `roster` but this one.
+    fn send_to_others(&mut self, roster: &Roster, body: ControlBody) {
+        let bytes = GroupControl { call_id: self.call_id, body }.encode();
+        for to in roster.peers().filter(|p| *p != self.me) {
+            self.outputs.push_back(Output::Send { to, bytes: bytes.clone() });
+        }
+    }
+
+    fn send(&mut self, to: PeerId, body: ControlBody) {
+        let bytes = GroupControl { call_id: self.call_id, body }.encode();
+        self.outputs.push_back(Output::Send { to, bytes });
+    }
+
+    fn event(&mut self, event: GroupEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+}

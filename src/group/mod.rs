@@ -1,0 +1,21 @@
+//! Group calls, sans-IO (issue 13): one member's view of a call of up to eight people with no
+//! server and no host.
+//!
+//! | file | concept |
+//! |---|---|
+//! | [`control`] | the group control messages on the pairwise Noise channels (`protocols/group-control-v1.md`) |
+//! | [`roster`] | who is in an epoch (sender indices, the sequencer of a change), who went silent, the join budget |
+//! | [`emoji`] | one epoch's group emoji round over the network ([`crate::crypto::group_sas`]) |
+//! | [`keys`] | a member's media keys across epochs ([`crate::crypto::sender_key`]) |
+//! | [`member`] | [`GroupMember`]: the state machine that ties them together |
+//!
+//! Not wired into the node, the media session or the CLI yet: `docs/architecture.md` says what that
+//! still needs.
+
+pub mod control;
+pub mod emoji;
+pub mod keys;
+pub mod member;
+pub mod roster;
+
+pub use member::{Command, GroupConfig, GroupError, GroupEvent, GroupMember, Input, LeaveReason, Output};

@@ -1,0 +1,612 @@
+//! The group-call core (`src/group/`) on a deterministic in-memory network: every member a
+//! `GroupMember`, every pairwise channel an ordered queue, time a counter. What a member sends
+//! reaches its peer in order; a channel's handshake hash is reported to both ends when it is first
+//! used (or a different one to each end, for a man in the middle).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use hail::crypto::group_sas::GroupSasError;
+use hail::crypto::sas::Sas;
+use hail::crypto::sender_key::{GroupFrameError, GroupMedia, KeyId, SenderIndex, SenderKeyRing};
+use hail::group::control::{ControlBody, GroupControl};
+use hail::group::emoji::EmojiFailure;
+use hail::group::keys::FrameRefusal;
+use hail::group::{Command, GroupConfig, GroupEvent, GroupMember, Input, LeaveReason, Output};
+use hail::identity::Identity;
+use libp2p_identity::PeerId;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use sha2::{Digest, Sha256};
+
+const CALL: [u8; 16] = [0x13; 16];
+
+fn peer(seed: u8) -> PeerId {
+    Identity::from_seed([seed; 32]).peer_id()
+}
+
+/// The handshake hash both ends of the pair {a, b} hold.
+fn pair_hash(a: &PeerId, b: &PeerId) -> [u8; 32] {
+    let (a, b) = if a.to_bytes() < b.to_bytes() { (a, b) } else { (b, a) };
+    Sha256::new().chain_update(a.to_bytes()).chain_update(b.to_bytes()).finalize().into()
+}
+
+/// What a man in the middle of a pair does to a message on it.
+type Rewrite = Box<dyn FnMut(PeerId, PeerId, Vec<u8>) -> Vec<u8>>;
+
+struct Net {
+    start: Instant,
+    now: Instant,
+    members: BTreeMap<PeerId, GroupMember>,
+    /// Messages in flight, in order.
+    queue: VecDeque<(PeerId, PeerId, Vec<u8>)>,
+    /// Invitations that reached someone who is not running a member yet.
+    invitations: Vec<(PeerId, PeerId, GroupControl)>,
+    paired: BTreeSet<(PeerId, PeerId)>,
+    /// Each end's handshake hash for a pair someone is in the middle of.
+    mitm: BTreeMap<(PeerId, PeerId), [u8; 32]>,
+    rewrite: Option<Rewrite>,
+    /// Members cut off: nothing reaches them or leaves them, and they get no ticks.
+    silenced: BTreeSet<PeerId>,
+    /// Every message delivered to each peer (what it could keep).
+    delivered: BTreeMap<PeerId, Vec<(PeerId, Vec<u8>)>>,
+    events: BTreeMap<PeerId, Vec<GroupEvent>>,
+    /// Every member's configuration.
+    config: GroupConfig,
+}
+
+impl Net {
+    fn new() -> Net {
+        let start = Instant::now();
+        Net {
+            start,
+            now: start,
+            members: BTreeMap::new(),
+            queue: VecDeque::new(),
+            invitations: Vec::new(),
+            paired: BTreeSet::new(),
+            mitm: BTreeMap::new(),
+            rewrite: None,
+            silenced: BTreeSet::new(),
+            delivered: BTreeMap::new(),
+            events: BTreeMap::new(),
+            config: GroupConfig::default(),
+        }
+    }
+
+    /// A group founded by `founder`, with `others` invited and joined one after the other.
+    fn group(founder: u8, others: &[u8]) -> Net {
+        Net::group_with(GroupConfig::default(), founder, others)
+    }
+
+    fn group_with(config: GroupConfig, founder: u8, others: &[u8]) -> Net {
+        let mut net = Net { config, ..Net::new() };
+        let f = peer(founder);
+        net.members.insert(f, GroupMember::start(CALL, f, net.config.clone(), rng(founder), net.now));
+        for s in others {
+            net.invite(f, *s);
+        }
+        net
+    }
+
+    fn member(&mut self, p: &PeerId) -> &mut GroupMember {
+        self.members.get_mut(p).expect("a member")
+    }
+
+    /// Hands `to` an input now, past the network.
+    fn handle(&mut self, to: &PeerId, input: Input) -> Result<(), hail::group::GroupError> {
+        let now = self.now;
+        self.member(to).handle(input, now)
+    }
+
+    fn command(&mut self, p: &PeerId, command: Command) -> Result<(), hail::group::GroupError> {
+        let now = self.now;
+        self.member(p).command(command, now)
+    }
+
+    /// `inviter` invites `seed`'s peer, which accepts; runs until the network is quiet.
+    fn invite(&mut self, inviter: PeerId, seed: u8) {
+        let newcomer = peer(seed);
+        self.command(&inviter, Command::Invite(newcomer)).unwrap();
+        self.run();
+        let i = self.invitations.iter().position(|(_, to, _)| *to == newcomer).expect("the invitation arrived");
+        let (from, _, invite) = self.invitations.remove(i);
+        let joining = GroupMember::accept_invite(newcomer, from, &invite, self.config.clone(), rng(seed), self.now)
+            .expect("a valid invitation");
+        self.members.insert(newcomer, joining);
+        self.run();
+    }
+
+    /// Reports the pair's handshake hash to each end that runs a member and has not had it yet.
+    fn pair(&mut self, a: PeerId, b: PeerId) {
+        for (me, other) in [(a, b), (b, a)] {
+            let handshake_hash = self.mitm.get(&(me, other)).copied().unwrap_or_else(|| pair_hash(&a, &b));
+            if let Some(m) = self.members.get_mut(&me)
+                && self.paired.insert((me, other))
+            {
+                let _ = m.handle(Input::Paired { peer: other, handshake_hash }, self.now);
+            }
+        }
+    }
+
+    fn collect(&mut self) {
+        for (p, m) in &mut self.members {
+            while let Some(out) = m.poll_output() {
+                match out {
+                    Output::Send { to, bytes } => self.queue.push_back((*p, to, bytes)),
+                    Output::Event(e) => self.events.entry(*p).or_default().push(e),
+                }
+            }
+        }
+    }
+
+    /// Delivers until nothing is in flight.
+    fn run(&mut self) {
+        self.collect();
+        let mut steps = 0;
+        while let Some((from, to, bytes)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "the group does not settle");
+            if self.silenced.contains(&from) || self.silenced.contains(&to) {
+                continue;
+            }
+            self.pair(from, to);
+            let bytes = match self.rewrite.as_mut() {
+                Some(rewrite) => rewrite(from, to, bytes),
+                None => bytes,
+            };
+            self.delivered.entry(to).or_default().push((from, bytes.clone()));
+            match self.members.get_mut(&to) {
+                Some(m) => {
+                    let _ = m.handle(Input::Control { from, bytes }, self.now);
+                }
+                None => {
+                    if let Ok(msg @ GroupControl { body: ControlBody::Invite { .. }, .. }) =
+                        GroupControl::decode(&bytes)
+                    {
+                        self.invitations.push((from, to, msg));
+                    }
+                }
+            }
+            self.collect();
+        }
+    }
+
+    /// Lets `d` pass in steps of 100 ms, ticking every member that is due.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(100);
+            let now = self.now;
+            let due: Vec<PeerId> = self
+                .members
+                .iter()
+                .filter(|(p, m)| !self.silenced.contains(p) && m.poll_timeout().is_some_and(|t| t <= now))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in due {
+                self.member(&p).handle_timeout(now);
+            }
+            self.run();
+        }
+    }
+
+    fn emoji(&self, p: &PeerId) -> Option<Sas> {
+        self.members[p].emoji()
+    }
+
+    fn epoch(&self, p: &PeerId) -> u64 {
+        self.members[p].roster().expect("in the call").epoch()
+    }
+
+    fn saw(&self, p: &PeerId, want: impl Fn(&GroupEvent) -> bool) -> bool {
+        self.events.get(p).is_some_and(|es| es.iter().any(want))
+    }
+
+    /// Every key `p` was sent, as a key ring: what a member who keeps everything it got holds.
+    fn captured_keys(&self, p: &PeerId) -> SenderKeyRing {
+        let mut ring = SenderKeyRing::new();
+        for (_, bytes) in &self.delivered[p] {
+            if let Ok(GroupControl { body: ControlBody::SenderKey { epoch, sender, base_key }, .. }) =
+                GroupControl::decode(bytes)
+            {
+                let _ = ring.install(KeyId::new(epoch, sender).unwrap(), &base_key);
+            }
+        }
+        ring
+    }
+}
+
+fn rng(seed: u8) -> StdRng {
+    StdRng::seed_from_u64(u64::from(seed))
+}
+
+/// The members in the order of their PeerId bytes (the group's member order).
+fn in_member_order(net: &Net) -> Vec<PeerId> {
+    let mut ps: Vec<PeerId> = net.members.keys().copied().collect();
+    ps.sort_by_key(|p| p.to_bytes());
+    ps
+}
+
+fn all_agree(net: &Net, members: &[PeerId]) -> Sas {
+    let first = net.emoji(&members[0]).expect("emoji agreed");
+    for m in members {
+        assert_eq!(net.emoji(m), Some(first), "{m} shows other emoji");
+        assert_eq!(net.epoch(m), net.epoch(&members[0]));
+    }
+    first
+}
+
+#[test]
+fn four_members_reach_the_same_emoji() {
+    let net = Net::group(1, &[2, 3, 4]);
+    let members: Vec<PeerId> = [1, 2, 3, 4].map(peer).to_vec();
+    let sas = all_agree(&net, &members);
+    assert_eq!(net.epoch(&members[0]), 3, "three joins, three epochs");
+    for m in &members {
+        assert_eq!(net.members[m].roster().unwrap().len(), 4);
+        assert!(net.saw(m, |e| *e == GroupEvent::Emoji { epoch: 3, sas }));
+    }
+    // The same run again gives the same emoji: the harness is deterministic.
+    assert_eq!(all_agree(&Net::group(1, &[2, 3, 4]), &members), sas);
+}
+
+#[test]
+fn every_member_opens_every_other_members_frames_once() {
+    let mut net = Net::group(1, &[2, 3, 4]);
+    let members: Vec<PeerId> = [1, 2, 3, 4].map(peer).to_vec();
+    for a in &members {
+        let frame = net.member(a).seal(GroupMedia::Audio, a.to_bytes().as_slice()).unwrap();
+        for b in members.iter().filter(|b| *b != a) {
+            assert_eq!(net.member(b).open(a, &frame).unwrap().payload, a.to_bytes());
+            assert_eq!(
+                net.member(b).open(a, &frame),
+                Err(FrameRefusal::Frame(GroupFrameError::Frame(hail::crypto::frame::FrameError::Replay)))
+            );
+        }
+        // Member c delivering a's frame as its own (a replay of another member's frame) is refused.
+        let c = members.iter().find(|c| *c != a).unwrap();
+        let d = members.iter().find(|d| *d != a && *d != c).unwrap();
+        assert!(matches!(net.member(d).open(c, &frame), Err(FrameRefusal::NotItsOwn { .. })));
+        // So is the frame from someone outside the group.
+        assert_eq!(net.member(d).open(&peer(99), &frame), Err(FrameRefusal::NotMember(peer(99))));
+    }
+}
+
+#[test]
+fn a_join_changes_every_emoji_and_the_newcomer_opens_nothing_from_before() {
+    let mut net = Net::group(1, &[2, 3]);
+    let three: Vec<PeerId> = [1, 2, 3].map(peer).to_vec();
+    let before = all_agree(&net, &three);
+    let old_epoch = net.epoch(&three[0]);
+    let old_frame = net.member(&three[1]).seal(GroupMedia::Audio, b"before the join").unwrap();
+    let in_flight = net.member(&three[1]).seal(GroupMedia::Audio, b"in flight").unwrap();
+    let late = net.member(&three[1]).seal(GroupMedia::Audio, b"late").unwrap();
+
+    net.invite(three[1], 4); // a member that does not sequence invites: it goes through the sequencer
+    let four: Vec<PeerId> = [1, 2, 3, 4].map(peer).to_vec();
+    let after = all_agree(&net, &four);
+    assert_ne!(before, after);
+    assert_eq!(net.epoch(&four[0]), old_epoch + 1);
+    for m in &three {
+        assert!(net.saw(m, |e| *e == GroupEvent::Joined(four[3])));
+    }
+
+    let newcomer = four[3];
+    assert!(matches!(
+        net.member(&newcomer).open(&three[1], &old_frame),
+        Err(FrameRefusal::Frame(GroupFrameError::UnknownKey(_)))
+    ));
+    // Nor with every key it was ever sent.
+    assert!(net.captured_keys(&newcomer).open(&old_frame).is_err());
+    let new_frame = net.member(&three[1]).seal(GroupMedia::Audio, b"after the join").unwrap();
+    assert_eq!(
+        hail::crypto::sender_key::GroupFrameHeader::parse(&new_frame).unwrap().0.key_id.epoch(),
+        old_epoch + 1,
+        "the first frame after the commit is sealed under the new epoch's key"
+    );
+    assert_eq!(net.member(&newcomer).open(&three[1], &new_frame).unwrap().payload, b"after the join");
+    // Frames of the old epoch still in flight open for the others until the grace is over.
+    assert!(net.member(&three[0]).open(&three[1], &in_flight).is_ok());
+    net.advance(GroupConfig::default().key_grace + Duration::from_millis(100));
+    assert!(matches!(
+        net.member(&three[0]).open(&three[1], &late),
+        Err(FrameRefusal::Frame(GroupFrameError::UnknownKey(_)))
+    ));
+}
+
+#[test]
+fn a_leave_rotates_keys_and_the_departed_members_keys_open_nothing_new() {
+    let mut net = Net::group(1, &[2, 3, 4]);
+    let members = in_member_order(&net);
+    let before = all_agree(&net, &members);
+    // The first in member order leaves: it sequenced changes, so the next one must commit its leave.
+    let departed = members[0];
+    let stays = &members[1..];
+    let old_frame = net.member(&stays[0]).seal(GroupMedia::Audio, b"old").unwrap();
+    net.command(&departed, Command::Leave).unwrap();
+    net.run();
+    assert!(net.saw(&departed, |e| *e == GroupEvent::Ended(LeaveReason::Left)));
+    assert!(net.member(&departed).seal(GroupMedia::Audio, b"x").is_err());
+    let after = all_agree(&net, stays);
+    assert_ne!(before, after);
+    for m in stays {
+        assert!(net.saw(m, |e| *e == GroupEvent::Left(departed, LeaveReason::Left)));
+        assert_eq!(net.members[m].roster().unwrap().len(), 3);
+    }
+    let mut captured = net.captured_keys(&departed);
+    assert!(captured.open(&old_frame).is_ok(), "the captured keys are real: they open the old epoch");
+    for m in stays {
+        let new_frame = net.member(m).seal(GroupMedia::Audio, b"new").unwrap();
+        assert!(matches!(captured.open(&new_frame), Err(GroupFrameError::UnknownKey(_))));
+        let other = stays.iter().find(|o| *o != m).unwrap();
+        assert!(net.member(other).open(m, &new_frame).is_ok());
+    }
+}
+
+/// A man in the middle of the pair {b, c}: he holds one handshake with b and another with c, so
+/// each end holds a different hash for the pair; with `rewrite` he also rewrites what b and c tell
+/// each other about their pair, so that neither notices from the other's report.
+fn mitm_group(founder: u8, others: &[u8], b: PeerId, c: PeerId, rewrite: bool) -> Net {
+    let mut net = Net::new();
+    let (hb, hc) = ([0xb0; 32], [0xc0; 32]);
+    net.mitm.insert((b, c), hb);
+    net.mitm.insert((c, b), hc);
+    if rewrite {
+        net.rewrite = Some(Box::new(move |from, to, bytes| {
+            let Ok(mut msg) = GroupControl::decode(&bytes) else { return bytes };
+            if let ControlBody::SasCommit { commit, .. } = &mut msg.body {
+                if (from, to) == (b, c) {
+                    commit.transcripts.insert(c, hc);
+                } else if (from, to) == (c, b) {
+                    commit.transcripts.insert(b, hb);
+                }
+            }
+            msg.encode()
+        }));
+    }
+    let f = peer(founder);
+    net.members.insert(f, GroupMember::start(CALL, f, GroupConfig::default(), rng(founder), net.now));
+    for s in others {
+        net.invite(f, *s);
+    }
+    net
+}
+
+fn names_pair(net: &Net, who: &PeerId, epoch: u64, b: PeerId, c: PeerId) -> bool {
+    net.saw(who, |e| {
+        matches!(e, GroupEvent::EmojiFailed { epoch: ep, failure: EmojiFailure::Round(GroupSasError::TranscriptMismatch(x, y)) }
+            if *ep == epoch && BTreeSet::from([*x, *y]) == BTreeSet::from([b, c]))
+    })
+}
+
+#[test]
+fn a_man_in_the_middle_of_one_pair_is_named_by_every_other_member() {
+    let (b, c) = (peer(2), peer(3));
+    let mut net = mitm_group(1, &[2, 3, 4], b, c, true);
+    let epoch = net.epoch(&peer(1));
+    for other in [peer(1), peer(4)] {
+        assert_eq!(net.emoji(&other), None);
+        assert!(names_pair(&net, &other, epoch, b, c), "{other} names the pair");
+    }
+    // b and c saw nothing wrong in each other's reports, but the others withhold their reveals:
+    // the round runs out, naming them, and nobody ever shows emoji to compare.
+    net.advance(GroupConfig::default().emoji_timeout);
+    for m in [b, c] {
+        assert_eq!(net.emoji(&m), None);
+        assert!(net.saw(&m, |e| matches!(e, GroupEvent::EmojiFailed { epoch: ep, failure: EmojiFailure::Round(GroupSasError::MissingReveals(who)) }
+            if *ep == epoch && who.contains(&peer(1)) && who.contains(&peer(4)))));
+    }
+    // Without the rewriting, b and c see each other's reports disagree too.
+    let net = mitm_group(1, &[2, 3, 4], b, c, false);
+    for m in [1, 2, 3, 4].map(peer) {
+        assert_eq!(net.emoji(&m), None);
+        assert!(names_pair(&net, &m, epoch, b, c), "{m} names the pair");
+    }
+}
+
+/// With nobody else to check the pair, his two ends hash different pair hashes: their emoji differ.
+#[test]
+fn a_man_in_the_middle_of_a_group_of_two_changes_both_ends_emoji() {
+    let (b, c) = (peer(2), peer(3));
+    let net = mitm_group(2, &[3], b, c, true);
+    let (eb, ec) = (net.emoji(&b).expect("b sees emoji"), net.emoji(&c).expect("c sees emoji"));
+    assert_ne!(eb, ec, "b and c compare their emoji and see the difference");
+    let honest = Net::group(2, &[3]);
+    assert_eq!(honest.emoji(&b), honest.emoji(&c));
+    assert!(honest.emoji(&b).is_some());
+}
+
+#[test]
+fn a_silent_member_is_removed_after_the_timeout_and_keys_rotate() {
+    let mut net = Net::group(1, &[2, 3, 4]);
+    let members = in_member_order(&net);
+    let before = all_agree(&net, &members);
+    // The silent one is the first in member order: the one that would have sequenced the removal.
+    let silent = members[0];
+    let rest = &members[1..];
+    net.silenced.insert(silent);
+    let config = GroupConfig::default();
+    net.advance(config.silence_timeout - Duration::from_secs(1));
+    for m in rest {
+        assert_eq!(net.members[m].roster().unwrap().len(), 4, "not removed before the timeout");
+    }
+    net.advance(Duration::from_secs(3));
+    let after = all_agree(&net, rest);
+    assert_ne!(before, after);
+    for m in rest {
+        assert_eq!(net.members[m].roster().unwrap().len(), 3);
+        assert!(net.saw(m, |e| *e == GroupEvent::Left(silent, LeaveReason::Removed)));
+    }
+    let mut captured = net.captured_keys(&silent);
+    let frame = net.member(&rest[0]).seal(GroupMedia::Audio, b"after").unwrap();
+    assert!(matches!(captured.open(&frame), Err(GroupFrameError::UnknownKey(_))));
+    assert!(net.member(&rest[1]).open(&rest[0], &frame).is_ok());
+    // And the group stays: heartbeats keep everyone else in.
+    net.advance(Duration::from_secs(30));
+    for m in rest {
+        assert_eq!(net.members[m].roster().unwrap().len(), 3);
+    }
+    let _ = net.start;
+}
+
+#[test]
+fn a_join_flood_is_bounded() {
+    let mut net = Net::group(1, &[2]);
+    let (founder, other) = (peer(1), peer(2));
+    let epoch = net.epoch(&founder);
+    // A thousand join requests from strangers nobody invited: refused, no state, no answer.
+    for i in 0..1000u32 {
+        let stranger = Identity::from_seed(Sha256::digest(i.to_be_bytes()).into()).peer_id();
+        let bytes = GroupControl { call_id: CALL, body: ControlBody::JoinRequest }.encode();
+        assert!(net.handle(&founder, Input::Control { from: stranger, bytes }).is_err());
+    }
+    assert!(net.member(&founder).poll_output().is_none());
+    assert_eq!(net.member(&founder).refused(), 1000);
+    assert_eq!(net.epoch(&founder), epoch);
+    // The flood did not use up anything an invited peer needs.
+    net.invite(other, 3);
+    assert_eq!(net.member(&founder).roster().unwrap().len(), 3);
+}
+
+/// A member proposing newcomers as fast as it can gets `join_requests` per window through, and
+/// the group never grows past its size (the newcomers never show up: they are removed when silent).
+#[test]
+fn proposals_are_bounded_per_window() {
+    let config = GroupConfig { join_requests: 2, ..GroupConfig::default() };
+    let mut net = Net::group_with(config.clone(), 1, &[2, 3]);
+    let sequencer = net.member(&peer(1)).roster().unwrap().sequencer(&[]).unwrap();
+    let proposer = *net.members.keys().find(|p| **p != sequencer).unwrap();
+    let mut next_phantom = 100u8;
+    for window in 0..6 {
+        let (epoch, len) = (net.epoch(&sequencer), net.member(&sequencer).roster().unwrap().len());
+        for _ in 0..20 {
+            let body = ControlBody::Propose { epoch, newcomer: peer(next_phantom) };
+            next_phantom += 1;
+            let bytes = GroupControl { call_id: CALL, body }.encode();
+            let _ = net.handle(&sequencer, Input::Control { from: proposer, bytes });
+        }
+        net.run();
+        let grown = net.member(&sequencer).roster().unwrap().len() - len;
+        assert!(grown <= config.join_requests, "window {window}: {grown} joined");
+        assert!(net.member(&sequencer).roster().unwrap().len() <= config.max_members);
+        net.advance(config.join_window);
+    }
+    assert!(net.member(&sequencer).refused() >= 6 * 18, "the rest were refused");
+}
+
+#[test]
+fn garbage_never_panics_and_changes_nothing() {
+    let mut net = Net::group(1, &[2, 3]);
+    let members = in_member_order(&net);
+    let sas = all_agree(&net, &members);
+    let mut messages: Vec<Vec<u8>> = net.delivered.values().flatten().map(|(_, b)| b.clone()).collect();
+    messages.sort();
+    messages.dedup();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut junk = Vec::new();
+    for _ in 0..2000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = (state % 200) as usize;
+        junk.push((0..len).map(|i| (state >> (i % 8 * 8)) as u8 ^ i as u8).collect::<Vec<u8>>());
+    }
+    for m in &messages {
+        for cut in 0..m.len() {
+            junk.push(m[..cut].to_vec());
+        }
+        for i in 0..m.len() {
+            let mut flipped = m.clone();
+            flipped[i] ^= 0x40;
+            junk.push(flipped);
+        }
+    }
+    let target = members[1];
+    for bytes in junk {
+        for from in [members[0], peer(99)] {
+            let _ = net.handle(&target, Input::Control { from, bytes: bytes.clone() });
+            let _ = net.member(&target).open(&from, &bytes);
+        }
+    }
+    net.run();
+    assert_eq!(net.emoji(&target), Some(sas), "garbage leaves the agreed emoji as they were");
+    assert_eq!(net.member(&target).roster().unwrap().len(), 3);
+    let _ = SenderIndex(0);
+}
+
+/// Only the sequencer of a change may commit it, and it may not move or reuse sender indices.
+#[test]
+fn a_commit_from_anyone_but_the_sequencer_changes_nothing() {
+    let mut net = Net::group(1, &[2, 3, 4]);
+    let members = in_member_order(&net);
+    let sas = all_agree(&net, &members);
+    let roster = net.member(&members[0]).roster().unwrap().clone();
+    let (sequencer, rogue, victim, target) = (members[0], members[1], members[3], members[2]);
+    assert_eq!(roster.sequencer(&[]), Some(sequencer));
+    let commit = |from_roster: &hail::group::roster::Roster| ControlBody::Commit {
+        epoch: from_roster.epoch(),
+        next_index: from_roster.next_index(),
+        members: from_roster.entries().to_vec(),
+    };
+    let send = |net: &mut Net, from: PeerId, body: ControlBody| {
+        let bytes = GroupControl { call_id: CALL, body }.encode();
+        net.handle(&target, Input::Control { from, bytes })
+    };
+    // The second member removing the fourth: the first stays, so only it may commit that.
+    let without_victim = roster.next(&[victim], &[]).unwrap();
+    assert!(matches!(send(&mut net, rogue, commit(&without_victim)), Err(hail::group::GroupError::BadCommit(_))));
+    // The sequencer itself, but moving a member to another index.
+    let mut entries = roster.entries().to_vec();
+    let (a, b) = (entries[1].index, entries[2].index);
+    entries[1].index = b;
+    entries[2].index = a;
+    let swapped = ControlBody::Commit { epoch: roster.epoch() + 1, next_index: roster.next_index(), members: entries };
+    assert!(matches!(send(&mut net, sequencer, swapped), Err(hail::group::GroupError::BadCommit(_))));
+    // Or skipping an epoch, or replaying the current one.
+    let mut far = commit(&without_victim);
+    if let ControlBody::Commit { epoch, .. } = &mut far {
+        *epoch += 1;
+    }
+    assert!(send(&mut net, sequencer, far).is_err());
+    assert!(send(&mut net, sequencer, commit(&roster)).is_err());
+    assert_eq!(net.member(&target).roster(), Some(&roster));
+    assert_eq!(net.emoji(&target), Some(sas));
+    // The real sequencer's commit is taken.
+    assert!(send(&mut net, sequencer, commit(&without_victim)).is_ok());
+    assert_eq!(net.member(&target).roster().unwrap().len(), 3);
+}
+
+#[test]
+fn the_group_stops_at_eight() {
+    let mut net = Net::group(1, &[2, 3, 4, 5, 6, 7, 8]);
+    let members = in_member_order(&net);
+    all_agree(&net, &members);
+    assert_eq!(members.len(), 8);
+    for m in &members {
+        assert_eq!(net.command(m, Command::Invite(peer(9))), Err(hail::group::GroupError::Full(8)));
+    }
+}
+
+/// An invitee whose join request is never answered gives up when the invitation would have expired.
+#[test]
+fn an_invitee_nobody_lets_in_gives_up() {
+    let mut net = Net::group(1, &[2]);
+    net.command(&peer(1), Command::Invite(peer(3))).unwrap();
+    net.run();
+    let (from, _, invite) = net.invitations.pop().expect("the invitation");
+    let config = GroupConfig::default();
+    let mut invitee = GroupMember::accept_invite(peer(3), from, &invite, config.clone(), rng(3), net.now).unwrap();
+    assert!(invitee.seal(GroupMedia::Audio, b"x").is_err(), "no key before a commit lets it in");
+    let give_up = invitee.poll_timeout().unwrap();
+    assert_eq!(give_up, net.now + config.invite_lifetime);
+    invitee.handle_timeout(give_up - Duration::from_millis(1));
+    let ended = |m: &mut GroupMember| {
+        std::iter::from_fn(|| m.poll_output())
+            .any(|o| matches!(o, Output::Event(GroupEvent::Ended(LeaveReason::NotAdmitted))))
+    };
+    assert!(!ended(&mut invitee));
+    invitee.handle_timeout(give_up);
+    assert!(ended(&mut invitee));
+    assert_eq!(invitee.poll_timeout(), None);
+}
