@@ -159,12 +159,13 @@ impl Scene {
 pub fn process(processor: &mut AudioProcessor, far: &[f64], mic: &[f64]) -> Vec<f64> {
     let to_i16 = |x: &f64| x.round().clamp(-32_768.0, 32_767.0) as i16;
     let mut out = Vec::with_capacity(mic.len());
-    for (f, m) in far.chunks_exact(FRAME_10MS).zip(mic.chunks_exact(FRAME_10MS)) {
-        let played: Vec<i16> = f.iter().map(to_i16).collect();
+    // The last frame is padded with silence, and its padding cut off again.
+    for (k, m) in mic.chunks(FRAME_10MS).enumerate() {
+        let played: [i16; FRAME_10MS] = std::array::from_fn(|i| far.get(k * FRAME_10MS + i).map_or(0, to_i16));
         processor.far_end(&played);
-        let mut frame: [i16; FRAME_10MS] = std::array::from_fn(|i| to_i16(&m[i]));
+        let mut frame: [i16; FRAME_10MS] = std::array::from_fn(|i| m.get(i).map_or(0, to_i16));
         processor.near_end_10ms(&mut frame);
-        out.extend(frame.iter().map(|&s| f64::from(s)));
+        out.extend(frame[..m.len()].iter().map(|&s| f64::from(s)));
     }
     out
 }
