@@ -13,7 +13,7 @@ use sonora::config::{EchoCanceller, GainController2, HighPassFilter, NoiseSuppre
 use sonora::{AudioProcessing, Config, StreamConfig};
 
 use super::codec::opus::{FRAME_SAMPLES, Pcm, SAMPLE_RATE};
-use super::io::SourceSpec;
+use super::io::{PlayedAudio, SourceSpec};
 
 /// Samples in the engine's 10 ms frame at 48 kHz.
 pub const FRAME_10MS: usize = SAMPLE_RATE as usize / 100;
@@ -163,6 +163,45 @@ impl AudioProcessor {
     pub fn echo_stats(&self) -> EchoStats {
         let s = self.engine.statistics();
         EchoStats { erle_db: s.echo_return_loss_enhancement, delay_ms: s.delay_ms }
+    }
+}
+
+/// A call's microphone processing and where its far end comes from: what the speaker reports it
+/// played ([`PlayedAudio`], a sound device), or else what the call gave the sink (a file).
+#[derive(Debug)]
+pub struct CallAudioProcessing {
+    processor: AudioProcessor,
+    played: Option<PlayedAudio>,
+    buffer: Vec<i16>,
+}
+
+impl CallAudioProcessing {
+    /// Processing whose far end is `played`, or the frames given to [`Self::given_to_sink`].
+    pub fn new(played: Option<PlayedAudio>) -> Self {
+        CallAudioProcessing { processor: AudioProcessor::new(), played, buffer: Vec::new() }
+    }
+
+    /// The call gave the sink `pcm` to play.
+    pub fn given_to_sink(&mut self, pcm: &Pcm) {
+        if self.played.is_none() {
+            self.processor.far_end(pcm);
+        }
+    }
+
+    /// The microphone captured `pcm`: what the speaker played since the last frame goes to the
+    /// canceller first, then `pcm` is processed in place.
+    pub fn captured(&mut self, pcm: &mut Pcm) {
+        if let Some(played) = &mut self.played {
+            played.drain_into(&mut self.buffer);
+            self.processor.far_end(&self.buffer);
+            self.buffer.clear();
+        }
+        self.processor.near_end(pcm);
+    }
+
+    /// The echo canceller's statistics.
+    pub fn echo_stats(&self) -> EchoStats {
+        self.processor.echo_stats()
     }
 }
 
