@@ -173,18 +173,20 @@ pub struct CallAudioProcessing {
     processor: AudioProcessor,
     played: Option<PlayedAudio>,
     buffer: Vec<i16>,
+    far_samples: u64,
 }
 
 impl CallAudioProcessing {
     /// Processing whose far end is `played`, or the frames given to [`Self::given_to_sink`].
     pub fn new(played: Option<PlayedAudio>) -> Self {
-        CallAudioProcessing { processor: AudioProcessor::new(), played, buffer: Vec::new() }
+        CallAudioProcessing { processor: AudioProcessor::new(), played, buffer: Vec::new(), far_samples: 0 }
     }
 
     /// The call gave the sink `pcm` to play.
     pub fn given_to_sink(&mut self, pcm: &Pcm) {
         if self.played.is_none() {
             self.processor.far_end(pcm);
+            self.far_samples += pcm.len() as u64;
         }
     }
 
@@ -194,9 +196,15 @@ impl CallAudioProcessing {
         if let Some(played) = &mut self.played {
             played.drain_into(&mut self.buffer);
             self.processor.far_end(&self.buffer);
+            self.far_samples += self.buffer.len() as u64;
             self.buffer.clear();
         }
         self.processor.near_end(pcm);
+    }
+
+    /// Far-end samples given to the canceller so far.
+    pub fn far_end_samples(&self) -> u64 {
+        self.far_samples
     }
 
     /// The echo canceller's statistics.
