@@ -405,4 +405,17 @@ mod tests {
         assert!(bad.is_err(), "a misspelt limit is refused, not ignored");
         assert_eq!(NetworkSection::default().apply().unwrap().limits, Default::default());
     }
+
+    #[test]
+    fn audio_processing_comes_from_the_file_and_the_flag_wins() {
+        use crate::media::audio_processing::AudioProcessingMode;
+        let file: ConfigFile = toml::from_str("[audio]\nprocessing = \"off\"\n").unwrap();
+        let base = AudioConfig::default();
+        assert_eq!(base.processing, AudioProcessingMode::Auto);
+        assert_eq!(file.audio.apply(&base).unwrap().processing, AudioProcessingMode::Off);
+        let flags = AudioSection { processing: Some("on".into()), ..Default::default() };
+        assert_eq!(file.audio.overridden_by(flags).apply(&base).unwrap().processing, AudioProcessingMode::On);
+        let bad = AudioSection { processing: Some("loud".into()), ..Default::default() };
+        assert!(matches!(bad.apply(&base), Err(SettingError::AudioProcessing(_))));
+    }
 }
