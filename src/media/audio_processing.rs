@@ -125,7 +125,7 @@ impl AudioProcessor {
                 .then(|| GainController2 { adaptive_digital: Some(Default::default()), ..Default::default() }),
             ..Default::default()
         };
-        let stream = StreamConfig::new(SAMPLE_RATE as u32, 1);
+        let stream = StreamConfig::new(SAMPLE_RATE, 1);
         let engine =
             AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
         AudioProcessor { engine, far: Vec::with_capacity(FRAME_10MS * 4), scratch: [0; FRAME_10MS] }

@@ -314,7 +314,7 @@ impl MediaTask {
                 if let (Some(processing), Some(pcm)) = (audio.processing.as_mut(), pcm.as_mut()) {
                     processing.captured(pcm);
                     audio.captured += 1;
-                    if audio.captured % 50 == 0 {
+                    if audio.captured.is_multiple_of(50) {
                         lock(&self.audio_stats).echo = Some(processing.echo_stats());
                     }
                 }
