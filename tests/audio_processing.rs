@@ -8,7 +8,8 @@ mod echo_room;
 #[path = "common/speech.rs"]
 mod speech;
 
-use echo_room::{Room, Scene, correlation, erle_db, impulse_response, power, process};
+use echo_room::{Room, Scene, erle_db, impulse_response, power, process};
+use speech::pearson as correlation;
 use hail::media::audio_processing::AudioProcessor;
 
 #[test]

@@ -196,12 +196,3 @@ pub fn erle_scaled_db(echo: &[f64], with_echo: &[f64], without_echo: &[f64], ran
     }
     10.0 * (power(&echo[range]) / power(&residual).max(1e-9)).log10()
 }
-
-/// Pearson correlation of two equally long stretches.
-pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>();
-    let (a, b) = (&a[..n], &b[..n]);
-    let d = (dot(a, a) * dot(b, b)).sqrt();
-    if d > 0.0 { dot(a, b) / d } else { 0.0 }
-}
