@@ -5,7 +5,7 @@
 //! Prints one JSON object.
 //!
 //! `cargo bench --bench echo -- --speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]
-//! [--pesq PYTHON] [--out DIR]`: the far end talks alone over FAR, then FAR2 (FAR again if not
+//! [--pesq PYTHON] [--out DIR] [--rt60 SECONDS (0.25)]`: the far end talks alone over FAR, then FAR2 (FAR again if not
 //! given) while NEAR talks. Without `--speech`, synthetic speech-like talkers. With `--pesq`,
 //! PESQ-WB (PyPI `pesq`, scripts/bench-audio.sh makes its virtualenv) of the near end in double
 //! talk, and of noisy speech with and without noise suppression. Under `cargo test` (no `--bench`)
@@ -71,7 +71,7 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60"]);
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
     let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
@@ -90,7 +90,8 @@ fn main() {
         [far, near, far2, ..] => (read(far), read(near), read(far2), "speech"),
         [_] => panic!("--speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]: two or three files"),
     };
-    let room = Room::standard();
+    let rt60: f64 = args.value("--rt60").map_or(echo_room::RT60_S, |s| s.parse().expect("--rt60 SECONDS"));
+    let room = Room::with_rt60(rt60);
     let scene = Scene::new(&room, &far_alone, &far_during, &near, 30.0);
     let (mic_echo, mic_clean) = (scene.microphone(true), scene.microphone(false));
     let converged = scene.far_only.start + 2 * RATE..scene.far_only.end;
@@ -139,7 +140,7 @@ fn main() {
         "source": source,
         "far_only_s": round(scene.far_only.len() as f64 / RATE as f64),
         "double_talk_s": round(dt.len() as f64 / RATE as f64),
-        "room": { "rt60_s": echo_room::RT60_S, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * echo_room::ECHO_PATH_GAIN.log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
+        "room": { "rt60_s": rt60, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * echo_room::ECHO_PATH_GAIN.log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
         "pesq_noisy_unprocessed": pesq_noisy.map(round),
         "goals": { "erle_far_only_db": 25, "erle_double_talk_db": 15, "pesq_drop_double_talk": 0.3, "pesq_noise_gain": 0.3, "cpu_percent_of_core": 5 },
         "configs": results,

@@ -14,9 +14,9 @@ use hail::media::audio_processing::AudioProcessor;
 
 #[test]
 fn the_rooms_impulse_response_is_seeded_and_decays() {
-    let ir = impulse_response(0x5eed, 300);
-    assert_eq!(ir, impulse_response(0x5eed, 300), "the same seed gives the same room");
-    assert_ne!(ir, impulse_response(0x5eee, 300));
+    let ir = impulse_response(0x5eed, 300, echo_room::RT60_S);
+    assert_eq!(ir, impulse_response(0x5eed, 300, echo_room::RT60_S), "the same seed gives the same room");
+    assert_ne!(ir, impulse_response(0x5eee, 300, echo_room::RT60_S));
     assert_eq!(ir[0].0, 0, "the direct path comes first");
     let energy: f64 = ir.iter().map(|t| t.1 * t.1).sum();
     assert!((energy - echo_room::ECHO_PATH_GAIN).abs() < 1e-9, "{energy}");

@@ -28,7 +28,7 @@ pub struct Room {
     pub drive: f64,
 }
 
-/// The room's reverberation time (60 dB of decay), seconds.
+/// The standard room's reverberation time (60 dB of decay), seconds: an office.
 pub const RT60_S: f64 = 0.25;
 /// How long the impulse response is, seconds.
 pub const IR_LENGTH_S: f64 = 0.12;
@@ -37,14 +37,14 @@ pub const ECHO_PATH_GAIN: f64 = 0.25;
 
 /// A seeded exponentially decaying impulse response: the direct path, then `reflections`
 /// reflections at random delays over [`IR_LENGTH_S`], each with a random sign and a gain that
-/// decays by 60 dB every [`RT60_S`]; scaled so its energy is [`ECHO_PATH_GAIN`].
-pub fn impulse_response(seed: u64, reflections: usize) -> Vec<(usize, f64)> {
+/// decays by 60 dB every `rt60_s`; scaled so its energy is [`ECHO_PATH_GAIN`].
+pub fn impulse_response(seed: u64, reflections: usize, rt60_s: f64) -> Vec<(usize, f64)> {
     let mut random = xorshift(seed);
     let length = (IR_LENGTH_S * RATE as f64) as usize;
     let mut taps = vec![(0usize, 1.0f64)];
     for _ in 0..reflections {
         let at = RATE / 1000 + (random() * (length - RATE / 1000) as f64) as usize;
-        let decay = (-6.9 * at as f64 / RATE as f64 / RT60_S).exp();
+        let decay = (-6.9 * at as f64 / RATE as f64 / rt60_s).exp();
         let sign = if random() < 0.5 { -1.0 } else { 1.0 };
         taps.push((at, sign * decay * (0.3 + 0.7 * random()) * 0.5));
     }
@@ -66,10 +66,15 @@ pub fn xorshift(seed: u64) -> impl FnMut() -> f64 {
 }
 
 impl Room {
-    /// The room every test and the bench use: seed 0x5eed, 300 reflections, 40 ms of bulk delay,
-    /// a speaker clipping softly (drive 2: 1.5 dB of compression at the speech's peaks).
+    /// The room every test and the bench use: seed 0x5eed, 300 reflections, [`RT60_S`], 40 ms of
+    /// bulk delay, a speaker clipping softly (drive 2: 1.5 dB of compression at the speech's peaks).
     pub fn standard() -> Room {
-        Room { taps: impulse_response(0x5eed, 300), bulk_delay: RATE / 25, drive: 2.0 }
+        Self::with_rt60(RT60_S)
+    }
+
+    /// [`Room::standard`] with another reverberation time.
+    pub fn with_rt60(rt60_s: f64) -> Room {
+        Room { taps: impulse_response(0x5eed, 300, rt60_s), bulk_delay: RATE / 25, drive: 2.0 }
     }
 
     /// What reaches the microphone when `played` is played.
