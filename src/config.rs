@@ -98,6 +98,9 @@ pub enum SettingError {
     /// An audio input or output spec.
     #[error(transparent)]
     Audio(#[from] crate::media::io::AudioIoError),
+    /// An audio processing mode.
+    #[error(transparent)]
+    AudioProcessing(#[from] crate::media::audio_processing::AudioProcessingModeError),
     /// A video encoder name.
     #[error(transparent)]
     Encoder(#[from] crate::media::codec::av1::EncoderKindError),
@@ -136,6 +139,9 @@ pub struct AudioSection {
     pub output: Option<String>,
     /// Opus bitrate, 16 to 64 (default 32).
     pub bitrate_kbps: Option<u32>,
+    /// Echo cancellation, noise suppression and gain control: `auto` (on for a sound device's
+    /// microphone; the default), `on`, `off`.
+    pub processing: Option<String>,
 }
 
 impl AudioSection {
@@ -145,6 +151,7 @@ impl AudioSection {
             input: flags.input.or(self.input),
             output: flags.output.or(self.output),
             bitrate_kbps: flags.bitrate_kbps.or(self.bitrate_kbps),
+            processing: flags.processing.or(self.processing),
         }
     }
 
@@ -161,7 +168,12 @@ impl AudioSection {
             input: self.input.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.input.clone()),
             output: self.output.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.output.clone()),
             bitrate,
-            ..base.clone()
+            processing: self
+                .processing
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or(base.processing),
         })
     }
 }
@@ -392,5 +404,18 @@ mod tests {
         let bad: Result<ConfigFile, _> = toml::from_str("[network.limits]\nmax_conections = 3\n");
         assert!(bad.is_err(), "a misspelt limit is refused, not ignored");
         assert_eq!(NetworkSection::default().apply().unwrap().limits, Default::default());
+    }
+
+    #[test]
+    fn audio_processing_comes_from_the_file_and_the_flag_wins() {
+        use crate::media::audio_processing::AudioProcessingMode;
+        let file: ConfigFile = toml::from_str("[audio]\nprocessing = \"off\"\n").unwrap();
+        let base = AudioConfig::default();
+        assert_eq!(base.processing, AudioProcessingMode::Auto);
+        assert_eq!(file.audio.apply(&base).unwrap().processing, AudioProcessingMode::Off);
+        let flags = AudioSection { processing: Some("on".into()), ..Default::default() };
+        assert_eq!(file.audio.overridden_by(flags).apply(&base).unwrap().processing, AudioProcessingMode::On);
+        let bad = AudioSection { processing: Some("loud".into()), ..Default::default() };
+        assert!(matches!(bad.apply(&base), Err(SettingError::AudioProcessing(_))));
     }
 }

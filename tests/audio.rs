@@ -194,3 +194,28 @@ fn a_call_through_ten_percent_loss_and_jitter_stays_up_without_long_gaps() {
     assert!(median < 2.5, "received speech differs spectrally: median log-spectral distance {median:.1} dB");
     drop(rt);
 }
+
+/// Echo cancellation, noise suppression and gain control: off for a call whose microphone is a
+/// file or a tone (`auto`), on when the call asks, and what `hail status` says either way. A bad
+/// mode is refused before anything rings.
+#[test]
+fn file_calls_process_the_microphone_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = pair_of_contacts(dir.path(), &[], &["--auto-answer"]);
+    alice.refuses(&["call", "bob", "--audio-processing", "loud"], "invalid_arguments", "expected auto, on or off");
+    let caller = Background::start(&alice.home, &["call", "bob", "--audio-in", "tone:440", "--audio-processing", "on"]);
+    let processing = |d: &TestDaemon| {
+        let s = wait_status(d, "audio flowing", |s| s["call"]["audio"]["send"]["packets"].as_u64().unwrap_or(0) >= 60);
+        (s["call"]["audio"]["processing"].clone(), s["call"]["audio"]["processing_mode"].clone())
+    };
+    assert_eq!(processing(&alice), (serde_json::json!(true), serde_json::json!("on")), "asked for");
+    assert_eq!(processing(&bob), (serde_json::json!(false), serde_json::json!("auto")), "a silence source, auto");
+    // The echo canceller reports once a second while it runs.
+    let s = wait_status(&alice, "echo statistics", |s| s["call"]["audio"]["echo"].is_object());
+    assert!(s["call"]["audio"]["echo"].is_object());
+    let text = alice.hail(&["status"]).stdout;
+    assert!(text.contains("processing on (on): echo cancellation, noise suppression, gain control"), "{text}");
+    assert!(bob.hail(&["status"]).stdout.contains("processing off (auto)"));
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+}

@@ -3,7 +3,9 @@
 //! capture and playback threads, its buffer sizes, hail's ring buffers and resampling all run as
 //! with a sound card; the pipes stand in for the card's clock. What hail's microphone source
 //! yields must be what ALSA captured, and what hail's speaker sink is given must come out of the
-//! "speaker" as the same tone, at its pitch.
+//! "speaker" as the same tone, at its pitch. The microphone's processing (echo cancellation, noise
+//! suppression, gain control) runs on that path too, its far end what the speaker reports it
+//! played.
 //!
 //! One test in its own binary: ALSA reads its configuration once per process, from `$HOME`.
 
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hail::media::audio_processing::CallAudioProcessing;
 use hail::media::codec::opus::Pcm;
 use hail::media::io::{SinkSpec, SourceSpec, open_sink, open_source};
 
@@ -123,13 +126,21 @@ pcm.hail_microphone_pipe {{ type file slave.pcm "null" file "{mic_clock}" infile
     assert!(list.inputs.iter().any(|n| n == "hail_microphone"), "{list:?}");
     let mut source = open_source(&SourceSpec::DefaultDevice).expect("the asoundrc's microphone opens");
     let mut sink = open_sink(&SinkSpec::DefaultDevice).expect("the asoundrc's speaker opens");
+    let mut processing = CallAudioProcessing::new(sink.played_audio());
+    assert!(sink.played_audio().is_none(), "what the speaker played has one reader");
 
     // The call's clock: every 20 ms a frame from the microphone, and a frame of the tone to the speaker.
     let tone: Pcm = std::array::from_fn(|i| ((i as f64 / RATE as f64 * TONE_HZ * TAU).sin() * 8000.0) as i16);
     let mut heard = Vec::new();
     let start = Instant::now();
     for n in 1..=150u32 {
-        heard.push(source.next_frame());
+        let frame = source.next_frame();
+        heard.push(frame);
+        // As the call's media task does: the microphone's frame processed (a copy here: the
+        // frames themselves are checked against what ALSA captured below), the speaker fed.
+        let mut processed = frame;
+        processing.captured(&mut processed);
+        processing.given_to_sink(&tone);
         sink.write_frame(&tone);
         if let Some(wait) = (start + Duration::from_millis(20) * n).checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -160,6 +171,12 @@ pcm.hail_microphone_pipe {{ type file slave.pcm "null" file "{mic_clock}" infile
             (from, matching) = (at + 960, matching + 1);
         }
     }
+    // The canceller's far end: what the speaker played, as it played it (about 3 s; silence
+    // counts where the ring ran dry), not nothing and not more than went through the speaker.
+    let far = processing.far_end_samples() as usize;
+    eprintln!("the canceller was given {far} samples the speaker played ({} went through the speaker)", played.len());
+    assert!(far >= 2 * RATE, "the canceller was given only {far} samples of what the speaker played");
+    assert!(far <= played.len() + RATE / 2, "the canceller was given {far} samples, the speaker played {}", played.len());
     // The speaker: the tone, at its pitch.
     let played_frames = played.len().saturating_sub(RATE / 2) / 960;
     let played_tone = played.get(RATE / 2..).unwrap_or_default().chunks_exact(960).filter(|f| tone_share(f, TONE_HZ) > 0.8).count();

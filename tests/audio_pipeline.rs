@@ -24,6 +24,7 @@ async fn replays_and_forgeries_are_counted_and_dropped_and_a_missing_microphone_
         input: SourceSpec::Device("no microphone is called this 9c1e".into()),
         output: SinkSpec::Null,
         bitrate: DEFAULT_BITRATE,
+        ..Default::default()
     };
     let (pipeline, _control) =
         quic::start_media(&b.conn, &b.established.frame_keys, MediaConfig { audio: config, ..Default::default() });

@@ -191,7 +191,7 @@ fn seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
           [calls]\nauto_answer = false\nunknown_callers = \"ring\"\nring_timeout_secs = 45\n\
           media_listen = \"0.0.0.0:0\"\nmax_invites_per_peer = 3\nmax_invites_total = 20\n\
           media_advertise = [\"192.0.2.1:4433\"]\n\
-          [audio]\ninput = \"tone:440\"\noutput = \"null\"\nbitrate_kbps = 32\n\
+          [audio]\ninput = \"tone:440\"\noutput = \"null\"\nbitrate_kbps = 32\nprocessing = \"auto\"\n\
           [video]\ninput = \"pattern\"\noutput = \"null\"\nencoder = \"rav1e\"\nmax_size = \"640x360\"\n"
             .to_vec(),
     );

@@ -13,7 +13,7 @@ mod quic;
 
 
 fn config() -> MediaConfig {
-    let audio = AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000 };
+    let audio = AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000, ..Default::default() };
     MediaConfig { audio, ..Default::default() }
 }
 

@@ -105,6 +105,10 @@ pub struct DaemonArgs {
     /// Where calls' audio goes: default, device:NAME, null, or a .wav file.
     #[arg(long, value_name = "SINK")]
     pub audio_out: Option<String>,
+    /// Echo cancellation, noise suppression and gain control on the microphone: auto (on for a
+    /// sound device, off for files, tones and silence; the default), on, or off.
+    #[arg(long, value_name = "MODE")]
+    pub audio_processing: Option<String>,
     /// Relay for nodes behind NAT: auto (once found publicly reachable; the default), on, off.
     #[arg(long, value_name = "MODE")]
     pub relay: Option<String>,
@@ -173,6 +177,9 @@ pub enum ClientCmd {
         /// This call's audio sink: default, device:NAME, null, or a .wav file.
         #[arg(long, value_name = "SINK")]
         audio_out: Option<String>,
+        /// This call's echo cancellation, noise suppression and gain control: auto, on, or off.
+        #[arg(long, value_name = "MODE")]
+        audio_processing: Option<String>,
         /// This call's video source: pattern, camera, camera:NAME (see `hail devices`) or a .y4m file.
         #[arg(long, value_name = "SOURCE")]
         video_in: Option<String>,
@@ -188,6 +195,9 @@ pub enum ClientCmd {
         /// This call's audio sink: default, device:NAME, null, or a .wav file.
         #[arg(long, value_name = "SINK")]
         audio_out: Option<String>,
+        /// This call's echo cancellation, noise suppression and gain control: auto, on, or off.
+        #[arg(long, value_name = "MODE")]
+        audio_processing: Option<String>,
         /// This call's video source: pattern, camera, camera:NAME (see `hail devices`) or a .y4m file.
         #[arg(long, value_name = "SOURCE")]
         video_in: Option<String>,

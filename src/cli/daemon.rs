@@ -64,7 +64,12 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         media_advertise: (!args.media_advertise.is_empty()).then(|| args.media_advertise.clone()),
         ..Default::default()
     };
-    let audio = AudioSection { input: args.audio_in.clone(), output: args.audio_out.clone(), bitrate_kbps: None };
+    let audio = AudioSection {
+        input: args.audio_in.clone(),
+        output: args.audio_out.clone(),
+        bitrate_kbps: None,
+        processing: args.audio_processing.clone(),
+    };
     let video = VideoSection {
         input: args.video_in.clone(),
         output: args.video_out.clone(),

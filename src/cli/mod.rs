@@ -54,17 +54,19 @@ fn request(command: &ClientCmd) -> Command {
         ClientCmd::Peers => Command::PeersList,
         ClientCmd::Find { peer } => Command::PeersFind { peer: peer.clone() },
         ClientCmd::Bootstrap { addresses } => Command::DhtBootstrap { addresses: addresses.clone() },
-        ClientCmd::Call { peer, video, audio_in, audio_out, video_in, video_out, .. } => Command::Call {
+        ClientCmd::Call { peer, video, audio_in, audio_out, audio_processing, video_in, video_out, .. } => Command::Call {
             peer: peer.clone(),
             video: *video,
             audio_in: audio_in.clone(),
             audio_out: audio_out.clone(),
+            audio_processing: audio_processing.clone(),
             video_in: video_in.clone(),
             video_out: video_out.clone(),
         },
-        ClientCmd::Answer { audio_in, audio_out, video_in, video_out } => Command::Answer {
+        ClientCmd::Answer { audio_in, audio_out, audio_processing, video_in, video_out } => Command::Answer {
             audio_in: audio_in.clone(),
             audio_out: audio_out.clone(),
+            audio_processing: audio_processing.clone(),
             video_in: video_in.clone(),
             video_out: video_out.clone(),
         },

@@ -227,6 +227,7 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                                 if copies.is_empty() { "none".to_owned() } else { copies.join(", ") }
                             );
                         }
+                        outln!("          {}", processing_line(a));
                         for e in [&a.input_error, &a.output_error].into_iter().flatten() {
                             outln!("          {e}");
                         }
@@ -452,4 +453,22 @@ fn record_line(published_at_ms: Option<u64>, findable: bool) -> String {
     } else {
         format!("published {ago} ago, with addresses that have changed since: not findable until it is out again")
     }
+}
+
+/// `hail status`'s line on the microphone's echo cancellation, noise suppression and gain control.
+fn processing_line(a: &hail::media::stats::AudioStats) -> String {
+    let mut line = format!(
+        "processing {} ({}): echo cancellation, noise suppression, gain control",
+        if a.processing { "on" } else { "off" },
+        a.processing_mode
+    );
+    if let Some(echo) = a.echo.filter(|_| a.processing) {
+        if let Some(erle) = echo.erle_db {
+            line += &format!("; echo {erle:.0} dB down");
+        }
+        if let Some(delay) = echo.delay_ms {
+            line += &format!(", its delay {delay} ms");
+        }
+    }
+    line
 }

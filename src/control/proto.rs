@@ -160,6 +160,9 @@ pub enum Command {
         /// This call's audio sink (`file.wav`, `null`, `default`, …).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audio_out: Option<String>,
+        /// This call's echo cancellation, noise suppression and gain control (`auto`, `on`, `off`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_processing: Option<String>,
         /// This call's video source (`pattern`, `file.y4m`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         video_in: Option<String>,
@@ -176,6 +179,9 @@ pub enum Command {
         /// This call's audio sink.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audio_out: Option<String>,
+        /// This call's echo cancellation, noise suppression and gain control.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_processing: Option<String>,
         /// This call's video source.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         video_in: Option<String>,
@@ -502,10 +508,17 @@ mod tests {
                 video: true,
                 audio_in: Some("tone:440".into()),
                 audio_out: None,
+                audio_processing: Some("on".into()),
                 video_in: Some("pattern".into()),
                 video_out: None,
             },
-            Command::Answer { audio_in: None, audio_out: Some("null".into()), video_in: None, video_out: None },
+            Command::Answer {
+                audio_in: None,
+                audio_out: Some("null".into()),
+                audio_processing: None,
+                video_in: None,
+                video_out: None,
+            },
             Command::Video { on: true },
             Command::Mute,
             Command::Unmute,

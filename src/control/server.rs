@@ -225,11 +225,11 @@ async fn answer(
         Command::PeersList => node.peers().await.map(|v| json(&v)),
         Command::PeersFind { peer } => node.find(&peer).await.map(|v| json(&v)),
         Command::DhtBootstrap { addresses } => node.bootstrap(&addresses).await.map(|v| json(&v)),
-        Command::Call { peer, video, audio_in, audio_out, video_in, video_out } => match media_override(audio_in, audio_out, video_in, video_out) {
+        Command::Call { peer, video, audio_in, audio_out, audio_processing, video_in, video_out } => match media_override(audio_in, audio_out, audio_processing, video_in, video_out) {
             Ok(audio) => node.call_with(&peer, video, audio).await.map(|v| json(&v)),
             Err(e) => return proto::err_line(Some(id), &e),
         },
-        Command::Answer { audio_in, audio_out, video_in, video_out } => match media_override(audio_in, audio_out, video_in, video_out) {
+        Command::Answer { audio_in, audio_out, audio_processing, video_in, video_out } => match media_override(audio_in, audio_out, audio_processing, video_in, video_out) {
             Ok(audio) => node.answer_with(audio).await.map(|v| json(&v)),
             Err(e) => return proto::err_line(Some(id), &e),
         },
@@ -264,6 +264,7 @@ async fn answer(
 fn media_override(
     input: Option<String>,
     output: Option<String>,
+    processing: Option<String>,
     video_input: Option<String>,
     video_output: Option<String>,
 ) -> Result<MediaOverride, ErrorBody> {
@@ -273,6 +274,12 @@ fn media_override(
     Ok(MediaOverride {
         input: input.map(|s| s.parse()).transpose().map_err(bad)?,
         output: output.map(|s| s.parse()).transpose().map_err(bad)?,
+        processing: processing
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: crate::media::audio_processing::AudioProcessingModeError| {
+                ErrorBody::new(ErrorCode::InvalidArguments, e.to_string())
+            })?,
         video_input: video_input.map(|s| s.parse()).transpose().map_err(bad_video)?,
         video_output: video_output.map(|s| s.parse()).transpose().map_err(bad_video)?,
     })

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::audio_processing::AudioProcessingMode;
 use super::codec::av1::EncoderKind;
 use super::codec::opus::DEFAULT_BITRATE;
 use super::io::{SinkSpec, SourceSpec};
@@ -19,11 +20,19 @@ pub struct AudioConfig {
     pub output: SinkSpec,
     /// The Opus bitrate, bps.
     pub bitrate: i32,
+    /// Echo cancellation, noise suppression and gain control on the microphone.
+    #[serde(default)]
+    pub processing: AudioProcessingMode,
 }
 
 impl Default for AudioConfig {
     fn default() -> Self {
-        AudioConfig { input: SourceSpec::DefaultDevice, output: SinkSpec::DefaultDevice, bitrate: DEFAULT_BITRATE }
+        AudioConfig {
+            input: SourceSpec::DefaultDevice,
+            output: SinkSpec::DefaultDevice,
+            bitrate: DEFAULT_BITRATE,
+            processing: AudioProcessingMode::Auto,
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Media: the call's sans-IO [`session::MediaSession`] and its pieces (the jitter buffer, lip sync,
 //! the packet format, the rate loop, burst measurement and redundancy, the senders' and receivers'
-//! state), the codecs, the sources and sinks, and the thin IO layer that drives a session on a
-//! link ([`driver`]).
+//! state), the microphone's echo cancellation and noise suppression, the codecs, the sources and
+//! sinks, and the thin IO layer that drives a session on a link ([`driver`]).
 
 pub mod audio;
+pub mod audio_processing;
 pub mod bitrate;
 pub mod burst;
 pub mod codec;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::audio::{ReceiveStats, SendStats};
+use super::audio_processing::{AudioProcessingMode, EchoStats};
 use super::video::receiver::VideoReceiveStats;
 use super::video::sender::VideoSendStats;
 
@@ -26,6 +27,15 @@ pub struct AudioStats {
     pub output_error: Option<String>,
     /// Our microphone is muted.
     pub muted: bool,
+    /// Echo cancellation, noise suppression and gain control: `auto`, `on` or `off`, as asked.
+    #[serde(default)]
+    pub processing_mode: AudioProcessingMode,
+    /// Whether this call's microphone is processed (`auto`: when it is a sound device).
+    #[serde(default)]
+    pub processing: bool,
+    /// The echo canceller's own statistics, while processing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<EchoStats>,
     /// Sending.
     pub send: SendStats,
     /// Receiving.

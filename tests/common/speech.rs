@@ -34,9 +34,14 @@ pub fn rms(frame: &[f64]) -> f64 {
 /// through three formant resonators that glide from the last vowel to the next, so the spectrum
 /// changes all the time as in speech, unlike a tone that concealment can simply continue.
 pub fn speech_like(seconds: f64) -> Vec<f64> {
+    speech_like_talker(seconds, 0x2545_f491_4f6c_dd1d)
+}
+
+/// [`speech_like`] by another talker: `seed` picks the words, vowels and pitch.
+pub fn speech_like_talker(seconds: f64, seed: u64) -> Vec<f64> {
     const VOWELS: [[f64; 3]; 6] =
         [[730.0, 1090.0, 2440.0], [270.0, 2290.0, 3010.0], [300.0, 870.0, 2240.0], [530.0, 1840.0, 2480.0], [570.0, 840.0, 2410.0], [440.0, 1020.0, 2240.0]];
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut seed = seed.max(1);
     let mut random = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;

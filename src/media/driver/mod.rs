@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::MediaStartError;
 use super::audio::decode_playout;
+use super::audio_processing::CallAudioProcessing;
 use super::codec::opus::{OpusDecoder, OpusEncoder};
 use super::config::{AudioConfig, VideoConfig};
 use super::io::{AudioSink, AudioSource, NullSink, open_sink, open_source};
@@ -98,6 +99,7 @@ impl CallMedia {
             input: config.audio.input.to_string(),
             output: config.audio.output.to_string(),
             muted: config.muted,
+            processing_mode: config.audio.processing,
             ..Default::default()
         }));
         let video_stats = Arc::new(Mutex::new(VideoStats {
@@ -216,6 +218,11 @@ struct AudioIo {
     sink: Box<dyn AudioSink>,
     /// The first frame was taken from the source, given to the sink (written down in the stats).
     started: (bool, bool),
+    /// Echo cancellation, noise suppression and gain control on the microphone, when on. It runs
+    /// here, on the media task: the device callbacks only move samples through their rings.
+    processing: Option<CallAudioProcessing>,
+    /// Frames captured (the echo statistics are written down once a second).
+    captured: u64,
 }
 
 /// Opens the audio source and sink (off the async threads: a device can block for a moment); one
@@ -224,7 +231,7 @@ async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) -> AudioIo 
     let (input, output) = (config.input.clone(), config.output.clone());
     let opened = tokio::task::spawn_blocking(move || (open_source(&input), open_sink(&output))).await;
     let Ok((source, sink)) = opened else {
-        return AudioIo { source: None, sink: Box::new(NullSink), started: (false, false) };
+        return AudioIo { source: None, sink: Box::new(NullSink), started: (false, false), processing: None, captured: 0 };
     };
     let mut s = lock(stats);
     let source = match source {
@@ -235,7 +242,7 @@ async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) -> AudioIo 
             None
         }
     };
-    let sink: Box<dyn AudioSink> = match sink {
+    let mut sink: Box<dyn AudioSink> = match sink {
         Ok(sink) => sink,
         Err(e) => {
             tracing::warn!(error = %e, "no speaker: received audio is discarded");
@@ -243,7 +250,10 @@ async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) -> AudioIo 
             Box::new(NullSink)
         }
     };
-    AudioIo { source, sink, started: (false, false) }
+    let processing = (source.is_some() && config.processing.applies_to(&config.input))
+        .then(|| CallAudioProcessing::new(sink.played_audio()));
+    s.processing = processing.is_some();
+    AudioIo { source, sink, started: (false, false), processing, captured: 0 }
 }
 
 impl MediaTask {
@@ -309,7 +319,14 @@ impl MediaTask {
     fn carry_out(&mut self, output: Output, audio: &mut AudioIo, records: &mpsc::Sender<super::video::sender::Outgoing>) {
         match output {
             Output::CaptureAudio { capture_us } => {
-                let pcm = audio.source.as_mut().map(|s| s.next_frame());
+                let mut pcm = audio.source.as_mut().map(|s| s.next_frame());
+                if let (Some(processing), Some(pcm)) = (audio.processing.as_mut(), pcm.as_mut()) {
+                    processing.captured(pcm);
+                    audio.captured += 1;
+                    if audio.captured.is_multiple_of(50) {
+                        lock(&self.audio_stats).echo = Some(processing.echo_stats());
+                    }
+                }
                 if pcm.is_some() && !audio.started.0 {
                     audio.started.0 = true;
                     lock(&self.audio_stats).input_started_us = Some(capture_us);
@@ -328,6 +345,9 @@ impl MediaTask {
                 if !audio.started.1 {
                     audio.started.1 = true;
                     lock(&self.audio_stats).output_started_us = Some(wall_us());
+                }
+                if let Some(processing) = audio.processing.as_mut() {
+                    processing.given_to_sink(&pcm);
                 }
                 audio.sink.write_frame(&pcm);
             }

@@ -1,18 +1,19 @@
 //! Sound devices through cpal. A cpal stream is not `Send`, so each device gets a thread that owns
-//! its stream; samples cross through a bounded ring buffer. Devices at other rates are resampled
-//! to and from 48 kHz mono (nearest-sample: adequate for a voice path's last hop).
+//! its stream; samples cross through lock-free single-producer single-consumer rings (`rtrb`), so
+//! the audio callbacks never wait for a lock. Devices at other rates are resampled to and from
+//! 48 kHz mono (nearest-sample: adequate for a voice path's last hop). A speaker also hands back
+//! what it played, in order ([`PlayedAudio`]): the echo canceller's far end.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use serde::{Deserialize, Serialize};
 
-use super::{AudioIoError, AudioSink, AudioSource};
+use super::{AudioIoError, AudioSink, AudioSource, PlayedAudio};
 use crate::media::codec::opus::{FRAME_SAMPLES, Pcm, SAMPLE_RATE};
 
-/// At most this much audio waits in a device buffer (200 ms); older samples are dropped.
+/// At most this much audio waits in a device's ring (200 ms); what does not fit is dropped.
 const RING_LIMIT: usize = SAMPLE_RATE as usize / 5;
 
 /// The devices the host reports.
@@ -94,7 +95,7 @@ fn spawn_stream(
 
 /// A microphone.
 pub struct DeviceSource {
-    ring: Arc<Mutex<VecDeque<i16>>>,
+    ring: rtrb::Consumer<i16>,
     _stop: mpsc::Sender<()>,
 }
 
@@ -113,8 +114,7 @@ impl DeviceSource {
             .default_input_config()
             .map_err(|e| AudioIoError::Device { name: label.clone(), why: e.to_string() })?;
         let (channels, rate) = (config.channels().max(1) as usize, config.sample_rate());
-        let ring = Arc::new(Mutex::new(VecDeque::with_capacity(RING_LIMIT)));
-        let feed = ring.clone();
+        let (mut feed, ring) = rtrb::RingBuffer::new(RING_LIMIT);
         let stop = spawn_stream(label, move || {
             let mut phase = 0.0f64;
             let step = SAMPLE_RATE as f64 / rate as f64;
@@ -122,17 +122,14 @@ impl DeviceSource {
                 .build_input_stream::<f32, _, _>(
                     config.config(),
                     move |data: &[f32], _| {
-                        let mut ring = feed.lock().unwrap_or_else(|p| p.into_inner());
+                        // Lock-free: a full ring (nobody reads) drops the newest samples.
                         for frame in data.chunks(channels) {
                             let mono = frame.iter().sum::<f32>() / channels as f32;
                             phase += step;
                             while phase >= 1.0 {
-                                ring.push_back((mono.clamp(-1.0, 1.0) * 32767.0) as i16);
+                                let _ = feed.push((mono.clamp(-1.0, 1.0) * 32767.0) as i16);
                                 phase -= 1.0;
                             }
-                        }
-                        while ring.len() > RING_LIMIT {
-                            ring.pop_front();
                         }
                     },
                     |e| tracing::warn!(error = %e, "microphone error"),
@@ -146,11 +143,10 @@ impl DeviceSource {
 impl AudioSource for DeviceSource {
     fn next_frame(&mut self) -> Pcm {
         let mut pcm = [0i16; FRAME_SAMPLES];
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         for s in pcm.iter_mut() {
-            match ring.pop_front() {
-                Some(v) => *s = v,
-                None => break,
+            match self.ring.pop() {
+                Ok(v) => *s = v,
+                Err(_) => break,
             }
         }
         pcm
@@ -159,7 +155,8 @@ impl AudioSource for DeviceSource {
 
 /// A speaker.
 pub struct DeviceSink {
-    ring: Arc<Mutex<VecDeque<i16>>>,
+    ring: rtrb::Producer<i16>,
+    played: Option<PlayedAudio>,
     _stop: mpsc::Sender<()>,
 }
 
@@ -178,8 +175,8 @@ impl DeviceSink {
             .default_output_config()
             .map_err(|e| AudioIoError::Device { name: label.clone(), why: e.to_string() })?;
         let (channels, rate) = (config.channels().max(1) as usize, config.sample_rate());
-        let ring = Arc::new(Mutex::new(VecDeque::with_capacity(RING_LIMIT)));
-        let drain = ring.clone();
+        let (ring, mut drain) = rtrb::RingBuffer::new(RING_LIMIT);
+        let (mut played_tx, played) = rtrb::RingBuffer::new(RING_LIMIT);
         let stop = spawn_stream(label, move || {
             let mut phase = 0.0f64;
             let step = SAMPLE_RATE as f64 / rate as f64;
@@ -188,11 +185,13 @@ impl DeviceSink {
                 .build_output_stream::<f32, _, _>(
                     config.config(),
                     move |data: &mut [f32], _| {
-                        let mut ring = drain.lock().unwrap_or_else(|p| p.into_inner());
+                        // Lock-free. Every 48 kHz sample played (silence when the ring ran dry) is
+                        // also handed back, in order; a full hand-back ring (nobody reads) drops it.
                         for frame in data.chunks_mut(channels) {
                             phase += step;
                             while phase >= 1.0 {
-                                current = ring.pop_front().unwrap_or(0);
+                                current = drain.pop().unwrap_or(0);
+                                let _ = played_tx.push(current);
                                 phase -= 1.0;
                             }
                             frame.fill(current as f32 / 32768.0);
@@ -202,17 +201,22 @@ impl DeviceSink {
                     None,
                 )
         })?;
-        Ok(DeviceSink { ring, _stop: stop })
+        Ok(DeviceSink { ring, played: Some(PlayedAudio::new(played)), _stop: stop })
     }
 }
 
 impl AudioSink for DeviceSink {
     fn write_frame(&mut self, pcm: &Pcm) {
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        ring.extend(pcm.iter().copied());
-        while ring.len() > RING_LIMIT {
-            ring.pop_front();
+        // What does not fit (the device is 200 ms behind) is dropped.
+        for &s in pcm {
+            if self.ring.push(s).is_err() {
+                break;
+            }
         }
+    }
+
+    fn played_audio(&mut self) -> Option<PlayedAudio> {
+        self.played.take()
     }
 }
 

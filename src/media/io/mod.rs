@@ -40,6 +40,37 @@ pub trait AudioSink: Send {
     fn write_frame(&mut self, pcm: &Pcm);
     /// Flushes (a WAV file's header is completed here).
     fn finish(&mut self) {}
+    /// What this sink actually plays, as it plays it (a speaker: once, to one reader). `None`
+    /// for sinks that play nothing aloud, or play exactly what they are given.
+    fn played_audio(&mut self) -> Option<PlayedAudio> {
+        None
+    }
+}
+
+/// What a speaker played, 48 kHz mono, in the order played (silence where it ran dry), handed
+/// over by its audio callback through a lock-free ring: the echo canceller's far end.
+pub struct PlayedAudio {
+    ring: rtrb::Consumer<i16>,
+}
+
+impl std::fmt::Debug for PlayedAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlayedAudio({} waiting)", self.ring.slots())
+    }
+}
+
+impl PlayedAudio {
+    pub(crate) fn new(ring: rtrb::Consumer<i16>) -> Self {
+        PlayedAudio { ring }
+    }
+
+    /// Appends everything played since the last call to `out`.
+    pub fn drain_into(&mut self, out: &mut Vec<i16>) {
+        let n = self.ring.slots();
+        if let Ok(chunk) = self.ring.read_chunk(n) {
+            out.extend(chunk);
+        }
+    }
 }
 
 /// Why a source or sink could not be opened.

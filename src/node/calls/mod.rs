@@ -32,6 +32,7 @@ use crate::crypto::handshake::{Established, HandshakeParams};
 use crate::discovery::{FindError, FoundPeer, InviteEvent, RelayRequestError};
 use crate::identity::Identity;
 use crate::ip_scope::IpScope;
+use crate::media::audio_processing::AudioProcessingMode;
 use crate::media::io::{SinkSpec, SourceSpec};
 use crate::media::config::{AudioConfig, VideoConfig};
 use crate::media::driver::{CallMedia, MediaConfig};

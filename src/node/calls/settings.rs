@@ -66,6 +66,9 @@ pub struct MediaOverride {
     /// The video sink for this call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_output: Option<VideoSinkSpec>,
+    /// Echo cancellation, noise suppression and gain control for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing: Option<AudioProcessingMode>,
 }
 
 impl MediaOverride {
@@ -74,6 +77,7 @@ impl MediaOverride {
             input: self.input.clone().unwrap_or_else(|| base.input.clone()),
             output: self.output.clone().unwrap_or_else(|| base.output.clone()),
             bitrate: base.bitrate,
+            processing: self.processing.unwrap_or(base.processing),
         }
     }
 

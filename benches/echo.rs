@@ -1,0 +1,149 @@
+//! Echo cancellation, noise suppression and their cost, headless: far-end speech played through
+//! the simulated room of tests/common/echo_room.rs (a soft-clipping speaker, 40 ms of bulk delay,
+//! a seeded decaying impulse response) reaches the microphone with near-end speech and noise, and
+//! each configuration of the audio processing is run over it 10 ms at a time, as a call does.
+//! Prints one JSON object.
+//!
+//! `cargo bench --bench echo -- --speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]
+//! [--pesq PYTHON] [--out DIR] [--rt60 SECONDS (0.25)]`: the far end talks alone over FAR, then FAR2 (FAR again if not
+//! given) while NEAR talks. Without `--speech`, synthetic speech-like talkers. With `--pesq`,
+//! PESQ-WB (PyPI `pesq`, scripts/bench-audio.sh makes its virtualenv) of the near end in double
+//! talk, and of noisy speech with and without noise suppression. Under `cargo test` (no `--bench`)
+//! a short synthetic scene, failing if the echo is not removed.
+//!
+//! What is reported, per configuration:
+//! - `erle_far_only_db`: the echo's power at the microphone over what is left of it once the far
+//!   end has talked alone for 2 s; what is left is the processed microphone minus the processed
+//!   microphone without the echo (same noise, same render).
+//! - `erle_double_talk_db`: the same while both talk. Whatever the processing does to the near end
+//!   because of the echo counts as echo here, so it errs low.
+//! - `pesq_drop_double_talk`: PESQ-WB of the processed near end without the echo minus with it.
+//! - `pesq_noise_gain`: PESQ-WB of noisy near-end speech (10 dB SNR, no far end) processed, minus
+//!   unprocessed.
+//! - `cpu_percent_of_core`: the processing's thread CPU time over the audio's duration.
+
+#[path = "common/args.rs"]
+mod args;
+#[path = "../tests/common/echo_room.rs"]
+mod echo_room;
+#[path = "../tests/common/speech.rs"]
+mod speech;
+#[path = "common/speech_quality.rs"]
+mod speech_quality;
+
+use std::path::{Path, PathBuf};
+
+use echo_room::{RATE, Room, Scene, erle_db, noise, power, process};
+use hail::media::audio_processing::AudioProcessor;
+use serde_json::json;
+
+/// The configurations compared: (name, echo canceller, noise suppressor, gain control).
+const CONFIGS: &[(&str, bool, bool, bool)] = &[
+    ("high_pass_only", false, false, false),
+    ("aec3", true, false, false),
+    ("aec3_ns", true, true, false),
+    ("aec3_ns_agc2", true, true, true),
+    ("ns", false, true, false),
+];
+
+/// This thread's CPU time, seconds.
+fn thread_cpu_seconds() -> f64 {
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+fn to_i16(x: &[f64]) -> Vec<i16> {
+    x.iter().map(|v| v.round().clamp(-32_768.0, 32_767.0) as i16).collect()
+}
+
+/// PESQ-WB of `degraded` against `reference` (48 kHz, written at 16 kHz into `dir`).
+fn pesq_of(python: &str, dir: &Path, name: &str, reference: &[f64], degraded: &[f64]) -> Option<f64> {
+    let (r, d) = (dir.join(format!("{name}-ref16.wav")), dir.join(format!("{name}-deg16.wav")));
+    speech_quality::write_16k(&r, &to_i16(reference));
+    speech_quality::write_16k(&d, &to_i16(degraded));
+    speech_quality::pesq(python, &r, &d)
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn main() {
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60"]);
+    let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
+    let python = args.value("--pesq");
+    let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
+    std::fs::create_dir_all(&dir).expect("the output directory");
+    let read = |p: &str| -> Vec<f64> {
+        hail::media::io::read_wav_mono_48k(Path::new(p)).expect("a readable speech WAV").iter().map(|&s| f64::from(s)).collect()
+    };
+    let (far_alone, near, far_during, source) = match speech_files.as_slice() {
+        [] => {
+            let secs = if args.bench { (10.0, 8.0) } else { (5.0, 4.0) };
+            let far = speech::speech_like_talker(secs.0 + secs.1, 11);
+            let split = (secs.0 * RATE as f64) as usize;
+            (far[..split].to_vec(), speech::speech_like_talker(secs.1, 23), far[split..].to_vec(), "synthetic")
+        }
+        [far, near] => (read(far), read(near), read(far), "speech"),
+        [far, near, far2, ..] => (read(far), read(near), read(far2), "speech"),
+        [_] => panic!("--speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]: two or three files"),
+    };
+    let rt60: f64 = args.value("--rt60").map_or(echo_room::RT60_S, |s| s.parse().expect("--rt60 SECONDS"));
+    let room = Room::with_rt60(rt60);
+    let scene = Scene::new(&room, &far_alone, &far_during, &near, 30.0);
+    let (mic_echo, mic_clean) = (scene.microphone(true), scene.microphone(false));
+    let converged = scene.far_only.start + 2 * RATE..scene.far_only.end;
+    let dt = scene.double_talk.clone();
+    // Noisy near-end speech, nothing played: 10 dB below the speech's mean power.
+    let noisy_noise = noise(near.len(), (power(&near) / 10.0).sqrt(), 0x7015e);
+    let noisy: Vec<f64> = near.iter().zip(&noisy_noise).map(|(s, n)| s + n).collect();
+    let silence = vec![0.0; near.len()];
+    let pesq_noisy = python.and_then(|py| pesq_of(py, &dir, "noisy-unprocessed", &near, &noisy));
+
+    let mut results = Vec::new();
+    for &(name, echo, ns, agc) in CONFIGS {
+        let make = || AudioProcessor::with_parts(echo, ns, agc);
+        let cpu = thread_cpu_seconds();
+        let with_echo = process(&mut make(), &scene.far, &mic_echo);
+        let cpu = thread_cpu_seconds() - cpu;
+        let without_echo = process(&mut make(), &scene.far, &mic_clean);
+        let erle_fe = erle_db(&scene.echo, &with_echo, &without_echo, converged.clone());
+        let erle_dt = erle_db(&scene.echo, &with_echo, &without_echo, dt.clone());
+        let seconds = scene.far.len() as f64 / RATE as f64;
+        let mut row = json!({
+            "config": name,
+            "erle_far_only_db": round(erle_fe),
+            "erle_double_talk_db": round(erle_dt),
+            "cpu_percent_of_core": round(cpu / seconds * 100.0),
+        });
+        if let Some(py) = python {
+            let near_dt = &scene.near[dt.clone()];
+            let clean = pesq_of(py, &dir, &format!("{name}-dt-without-echo"), near_dt, &without_echo[dt.clone()]);
+            let echoed = pesq_of(py, &dir, &format!("{name}-dt-with-echo"), near_dt, &with_echo[dt.clone()]);
+            let noisy_out = process(&mut make(), &silence, &noisy);
+            let denoised = pesq_of(py, &dir, &format!("{name}-noisy"), &near, &noisy_out);
+            row["pesq_double_talk_without_echo"] = json!(clean.map(round));
+            row["pesq_double_talk"] = json!(echoed.map(round));
+            row["pesq_drop_double_talk"] = json!(clean.zip(echoed).map(|(a, b)| round(a - b)));
+            row["pesq_noisy"] = json!(denoised.map(round));
+            row["pesq_noise_gain"] = json!(denoised.zip(pesq_noisy).map(|(a, b)| round(a - b)));
+        }
+        if !args.bench && name == "aec3_ns" {
+            assert!(erle_fe >= 20.0, "smoke run: the echo must be removed: {row}");
+        }
+        results.push(row);
+    }
+    let report = json!({
+        "bench": "echo",
+        "source": source,
+        "far_only_s": round(scene.far_only.len() as f64 / RATE as f64),
+        "double_talk_s": round(dt.len() as f64 / RATE as f64),
+        "room": { "rt60_s": rt60, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * echo_room::ECHO_PATH_GAIN.log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
+        "pesq_noisy_unprocessed": pesq_noisy.map(round),
+        "goals": { "erle_far_only_db": 25, "erle_double_talk_db": 15, "pesq_drop_double_talk": 0.3, "pesq_noise_gain": 0.3, "cpu_percent_of_core": 5 },
+        "configs": results,
+    });
+    println!("{report}");
+}

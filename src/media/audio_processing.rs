@@ -1,0 +1,245 @@
+//! Sound a person can stand: echo cancellation, noise suppression and automatic gain on what the
+//! microphone captured, before it is encoded. Sans-IO: [`AudioProcessor`] is fed, in order, the
+//! far end (what the speaker played: the echo's source) and the near end (what the microphone
+//! captured), in 10 ms frames, and changes the near end in place. The engine is `sonora`, a pure
+//! Rust port of WebRTC's audio processing module (AEC3, the noise suppressor, AGC2); it finds the
+//! delay between the two streams by itself.
+//!
+//! Whether a call uses it is [`AudioProcessingMode`]: on by default when the microphone is a
+//! sound device, off for files, tones and silence (a file is a recording, not a room) unless asked.
+
+use serde::{Deserialize, Serialize};
+use sonora::config::{EchoCanceller, GainController2, HighPassFilter, NoiseSuppression};
+use sonora::{AudioProcessing, Config, StreamConfig};
+
+use super::codec::opus::{FRAME_SAMPLES, Pcm, SAMPLE_RATE};
+use super::io::{PlayedAudio, SourceSpec};
+
+/// Samples in the engine's 10 ms frame at 48 kHz.
+pub const FRAME_10MS: usize = SAMPLE_RATE as usize / 100;
+
+/// Whether a call's captured audio is processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum AudioProcessingMode {
+    /// On when the microphone is a sound device, off otherwise (the default).
+    #[default]
+    Auto,
+    /// Always on.
+    On,
+    /// Always off.
+    Off,
+}
+
+/// A mode that is not `auto`, `on` or `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid audio processing mode {0:?}: expected auto, on or off")]
+pub struct AudioProcessingModeError(pub String);
+
+impl std::str::FromStr for AudioProcessingMode {
+    type Err = AudioProcessingModeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(AudioProcessingMode::Auto),
+            "on" => Ok(AudioProcessingMode::On),
+            "off" => Ok(AudioProcessingMode::Off),
+            other => Err(AudioProcessingModeError(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for AudioProcessingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AudioProcessingMode::Auto => "auto",
+            AudioProcessingMode::On => "on",
+            AudioProcessingMode::Off => "off",
+        })
+    }
+}
+
+impl From<AudioProcessingMode> for String {
+    fn from(m: AudioProcessingMode) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for AudioProcessingMode {
+    type Error = AudioProcessingModeError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl AudioProcessingMode {
+    /// Whether a call whose microphone is `input` processes its captured audio.
+    pub fn applies_to(self, input: &SourceSpec) -> bool {
+        match self {
+            AudioProcessingMode::On => true,
+            AudioProcessingMode::Off => false,
+            AudioProcessingMode::Auto => matches!(input, SourceSpec::DefaultDevice | SourceSpec::Device(_)),
+        }
+    }
+}
+
+/// What the engine says about the echo (WebRTC's statistics), for `hail status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct EchoStats {
+    /// Echo return loss enhancement, dB: how much quieter the echo is after the canceller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erle_db: Option<f64>,
+    /// The delay the canceller found between what was played and its echo, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<i32>,
+}
+
+/// Echo cancellation, noise suppression and gain control on one call's microphone.
+#[derive(Debug)]
+pub struct AudioProcessor {
+    engine: AudioProcessing,
+    /// Far-end samples waiting to make a whole 10 ms frame.
+    far: Vec<i16>,
+    scratch: [i16; FRAME_10MS],
+}
+
+impl Default for AudioProcessor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AudioProcessor {
+    /// Echo cancellation (AEC3), noise suppression (moderate), AGC2 with its adaptive digital
+    /// gain, and the high-pass filter, on 48 kHz mono.
+    pub fn new() -> Self {
+        Self::with_parts(true, true, true)
+    }
+
+    /// Only the parts asked for (the bench measures each alone); the high-pass filter is always on.
+    pub fn with_parts(echo: bool, noise: bool, gain: bool) -> Self {
+        let config = Config {
+            high_pass_filter: Some(HighPassFilter::default()),
+            echo_canceller: echo.then(EchoCanceller::default),
+            noise_suppression: noise.then(NoiseSuppression::default),
+            gain_controller2: gain
+                .then(|| GainController2 { adaptive_digital: Some(Default::default()), ..Default::default() }),
+            ..Default::default()
+        };
+        let stream = StreamConfig::new(SAMPLE_RATE, 1);
+        let engine =
+            AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
+        AudioProcessor { engine, far: Vec::with_capacity(FRAME_10MS * 4), scratch: [0; FRAME_10MS] }
+    }
+
+    /// What the speaker played, any length, in order: fed to the engine in whole 10 ms frames
+    /// (the rest waits for the next call).
+    pub fn far_end(&mut self, played: &[i16]) {
+        self.far.extend_from_slice(played);
+        let whole = self.far.len() / FRAME_10MS * FRAME_10MS;
+        for frame in self.far[..whole].chunks_exact(FRAME_10MS) {
+            // The render output is not used (the engine leaves it unchanged).
+            let _ = self.engine.process_render_i16(frame, &mut self.scratch);
+        }
+        self.far.drain(..whole);
+    }
+
+    /// One 10 ms frame the microphone captured, processed in place.
+    pub fn near_end_10ms(&mut self, frame: &mut [i16; FRAME_10MS]) {
+        if self.engine.process_capture_i16(frame, &mut self.scratch).is_ok() {
+            frame.copy_from_slice(&self.scratch);
+        }
+    }
+
+    /// One 20 ms frame the microphone captured (a call's frame), processed in place.
+    pub fn near_end(&mut self, pcm: &mut Pcm) {
+        const _: () = assert!(FRAME_SAMPLES == 2 * FRAME_10MS);
+        for half in pcm.chunks_exact_mut(FRAME_10MS) {
+            let half: &mut [i16; FRAME_10MS] = half.try_into().expect("chunks of FRAME_10MS");
+            self.near_end_10ms(half);
+        }
+    }
+
+    /// The echo canceller's own view of how it is doing.
+    pub fn echo_stats(&self) -> EchoStats {
+        let s = self.engine.statistics();
+        EchoStats { erle_db: s.echo_return_loss_enhancement, delay_ms: s.delay_ms }
+    }
+}
+
+/// A call's microphone processing and where its far end comes from: what the speaker reports it
+/// played ([`PlayedAudio`], a sound device), or else what the call gave the sink (a file).
+#[derive(Debug)]
+pub struct CallAudioProcessing {
+    processor: AudioProcessor,
+    played: Option<PlayedAudio>,
+    buffer: Vec<i16>,
+    far_samples: u64,
+}
+
+impl CallAudioProcessing {
+    /// Processing whose far end is `played`, or the frames given to [`Self::given_to_sink`].
+    pub fn new(played: Option<PlayedAudio>) -> Self {
+        CallAudioProcessing { processor: AudioProcessor::new(), played, buffer: Vec::new(), far_samples: 0 }
+    }
+
+    /// The call gave the sink `pcm` to play.
+    pub fn given_to_sink(&mut self, pcm: &Pcm) {
+        if self.played.is_none() {
+            self.processor.far_end(pcm);
+            self.far_samples += pcm.len() as u64;
+        }
+    }
+
+    /// The microphone captured `pcm`: what the speaker played since the last frame goes to the
+    /// canceller first, then `pcm` is processed in place.
+    pub fn captured(&mut self, pcm: &mut Pcm) {
+        if let Some(played) = &mut self.played {
+            played.drain_into(&mut self.buffer);
+            self.processor.far_end(&self.buffer);
+            self.far_samples += self.buffer.len() as u64;
+            self.buffer.clear();
+        }
+        self.processor.near_end(pcm);
+    }
+
+    /// Far-end samples given to the canceller so far.
+    pub fn far_end_samples(&self) -> u64 {
+        self.far_samples
+    }
+
+    /// The echo canceller's statistics.
+    pub fn echo_stats(&self) -> EchoStats {
+        self.processor.echo_stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_print_back_and_follow_the_microphone() {
+        for s in ["auto", "on", "off"] {
+            assert_eq!(s.parse::<AudioProcessingMode>().unwrap().to_string(), s);
+        }
+        assert!("yes".parse::<AudioProcessingMode>().is_err());
+        let (device, file) = (SourceSpec::DefaultDevice, SourceSpec::File("a.wav".into()));
+        assert!(AudioProcessingMode::Auto.applies_to(&device));
+        assert!(AudioProcessingMode::Auto.applies_to(&SourceSpec::Device("USB".into())));
+        assert!(!AudioProcessingMode::Auto.applies_to(&file));
+        assert!(!AudioProcessingMode::Auto.applies_to(&SourceSpec::Tone(440.0)));
+        assert!(AudioProcessingMode::On.applies_to(&file));
+        assert!(!AudioProcessingMode::Off.applies_to(&device));
+    }
+
+    #[test]
+    fn far_end_of_any_length_is_fed_in_whole_frames() {
+        let mut p = AudioProcessor::new();
+        p.far_end(&[100; 700]);
+        assert_eq!(p.far.len(), 700 - FRAME_10MS);
+        p.far_end(&[100; 260]);
+        assert!(p.far.is_empty());
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        p.near_end(&mut pcm);
+    }
+}
