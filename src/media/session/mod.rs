@@ -238,11 +238,10 @@ impl MediaSession {
         match input {
             Input::Datagram(bytes) => match self.receiver.on_datagram(&bytes, now.at) {
                 Ok(Received::Report(report)) => {
-                    self.video.path_alive(now.at);
                     self.rate.handle_report(report.loss_permille);
                     self.sender.on_peer_report(report);
                 }
-                Ok(Received::Audio) => self.video.path_alive(now.at),
+                Ok(Received::Audio) => {}
                 Err(e) => tracing::debug!(error = %e, "dropped a media datagram"),
             },
             Input::CapturedAudio { pcm: Some(pcm), capture_us } => {

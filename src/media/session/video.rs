@@ -142,11 +142,6 @@ impl VideoHalf {
         self.sender.set_source_rate(rate);
     }
 
-    /// Something of the peer's arrived on the path (audio, a report): the path is up.
-    pub(super) fn path_alive(&mut self, now: Instant) {
-        self.receiver.on_path_alive(now);
-    }
-
     /// The peer asked for a keyframe.
     pub(super) fn keyframe_requested(&mut self, now: Instant) {
         self.sender.on_keyframe_request(now);

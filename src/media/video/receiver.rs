@@ -14,12 +14,7 @@
 //!   keyframe request, so that when the path is back the sender starts a fresh GOP on a new stream
 //!   and resets the one holding the backlog, instead of the picture trailing behind it. Bytes of a
 //!   record not yet whole count ([`VideoReceiver::on_progress`]): a keyframe crossing a narrow link
-//!   is slow, and asking for another would reset the stream carrying it, again and again. For the
-//!   same reason, while the peer's audio keeps arriving ([`VideoReceiver::on_path_alive`]) the path
-//!   is up and the video stream is waiting for QUIC to resend a lost piece (a policer dropped a
-//!   burst): the request waits for [`SLOW_STALL`] instead. Asking at once there started a keyframe
-//!   storm on a 300 kbps policed link: every request reset the stream whose keyframe was being
-//!   resent, and no picture was shown for seconds.
+//!   is slow, and asking for another would reset the stream carrying it, again and again.
 //! - A frame that arrives [`BACKLOG`] later than the quickest frames did: the picture is that far
 //!   behind; a keyframe request too, once per GOP (a slow link makes a keyframe itself arrive late,
 //!   and asking again for every late frame would only bring more keyframes).
@@ -44,9 +39,6 @@ pub const REQUEST_GAP: Duration = Duration::from_millis(300);
 pub const BACKLOG: Duration = Duration::from_millis(1000);
 /// No frame for this long while the peer sends video: ask for a keyframe.
 pub const STALL: Duration = Duration::from_millis(400);
-/// No frame for this long while the peer's audio keeps arriving: ask for a keyframe (the path is
-/// up; the video stream is stuck, not just waiting for a resent piece).
-pub const SLOW_STALL: Duration = Duration::from_secs(2);
 /// The window over which the age of decoded pictures is taken (lip sync).
 pub const AGE_WINDOW: Duration = Duration::from_secs(2);
 /// Decoded pictures waiting for their turn beyond this are skipped (we are behind).
@@ -162,7 +154,6 @@ pub struct VideoReceiver {
     need_keyframe: bool,
     last_request: Option<Instant>,
     last_arrival: Option<Instant>,
-    path_alive: Option<Instant>,
     last_record: Option<Instant>,
     arrival_gap: Option<Duration>,
     min_age_us: Option<i64>,
@@ -212,7 +203,6 @@ impl VideoReceiver {
             need_keyframe: false,
             last_request: None,
             last_arrival: None,
-            path_alive: None,
             last_record: None,
             arrival_gap: None,
             min_age_us: None,
@@ -385,18 +375,10 @@ impl VideoReceiver {
         }
     }
 
-    /// Something of the peer's (its audio, a report) arrived at `now`: the path is up, so a video
-    /// stream with no progress is waiting for a resent piece, not cut off ([`SLOW_STALL`]).
-    pub fn on_path_alive(&mut self, now: Instant) {
-        self.path_alive = Some(now);
-    }
-
     /// Whether to send a keyframe request now (counted when it says yes).
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
         // A stall is relative to the sender's cadence: a sender that manages 2 fps is slow, not stalled.
         let stall = self.arrival_gap.map_or(STALL, |g| STALL.max(g * 4));
-        let path_up = self.path_alive.is_some_and(|t| now.saturating_duration_since(t) < stall);
-        let stall = if path_up { stall.max(SLOW_STALL) } else { stall };
         let stalled = self.remote_sending
             && self.last_arrival.is_some_and(|t| now.saturating_duration_since(t) >= stall);
         if !(self.need_keyframe || self.backlog_pending || stalled) {
@@ -628,17 +610,8 @@ mod tests {
         // Once per GOP: the next late frame does not ask again.
         deliver(&mut r, t0, &recs[3..4], 5 + 1100);
         assert!(!r.poll_keyframe_request(t + REQUEST_GAP));
-        // Nothing for a long while (over STALL and four usual gaps) while the peer sends: asks
-        // again, but not while its audio shows the path is up, until SLOW_STALL.
-        let quiet = t + Duration::from_secs(1);
-        r.on_path_alive(quiet - Duration::from_millis(20));
-        assert!(!r.poll_keyframe_request(quiet), "the path is up: the stream waits for a resend");
-        // (The last record arrived at t + 4 ms.)
-        let stuck = t + SLOW_STALL + Duration::from_millis(10);
-        r.on_path_alive(stuck - Duration::from_millis(20));
-        assert!(r.poll_keyframe_request(stuck), "stuck for SLOW_STALL even with audio");
-        // With the audio gone too (an outage), STALL alone decides.
-        assert!(r.poll_keyframe_request(stuck + Duration::from_secs(3)));
+        // Nothing for a long while (over STALL and four usual gaps) while the peer sends: asks again.
+        assert!(r.poll_keyframe_request(t + Duration::from_secs(1)));
         r.set_remote_sending(false, t0);
         assert!(!r.poll_keyframe_request(t0 + Duration::from_secs(9)), "a paused peer is not stalled");
         let more = send(&mut s, t0, 4, 5);
