@@ -22,9 +22,8 @@ mod relay;
 
 use std::time::{Duration, Instant};
 
-use hail::call::CallState;
 use hail::home::Home;
-use hail::node::{Daemon, DaemonOptions, NodeEvent};
+use hail::node::{Daemon, DaemonOptions};
 use relay::{Impairment, Relay};
 
 fn options(encoder: &str, size: &str, auto_answer: bool) -> DaemonOptions {
@@ -75,13 +74,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
         to_alice.set_target(calls(a.status().await.unwrap()));
         to_bob.set_target(calls(b.status().await.unwrap()));
     }
-    let card_a = a.identity(Some("alice")).await.unwrap().card;
-    let card_b = b.identity(Some("bob")).await.unwrap().card;
-    a.add_contact("bob", &card_b).await.unwrap();
-    b.add_contact("alice", &card_a).await.unwrap();
-    let mut events = a.subscribe();
-    a.call("bob", true).await.unwrap();
-    call::until(&mut events, |e| matches!(e, NodeEvent::CallState { call } if call.state == CallState::Active)).await;
+    call::call_until_active(&alice, &bob).await;
     // One second to settle (first keyframes, the jitter buffer; five through a relay, for the
     // rate loop), then measure.
     tokio::time::sleep(settle).await;

@@ -33,6 +33,13 @@ pub async fn until(events: &mut broadcast::Receiver<NodeEvent>, pred: impl Fn(&N
 pub async fn active_call(dir: &Path, alice: DaemonOptions, bob: DaemonOptions) -> (Daemon, Daemon) {
     let alice = Daemon::start(Home::new(dir.join("alice")), alice).await.unwrap();
     let bob = Daemon::start(Home::new(dir.join("bob")), bob).await.unwrap();
+    call_until_active(&alice, &bob).await;
+    (alice, bob)
+}
+
+/// Makes two started daemons contacts and has alice call bob (video) until the call is active;
+/// bob's options must answer by themselves.
+pub async fn call_until_active(alice: &Daemon, bob: &Daemon) {
     let (a, b) = (alice.node().clone(), bob.node().clone());
     let card_a = a.identity(Some("alice")).await.unwrap().card;
     let card_b = b.identity(Some("bob")).await.unwrap().card;
@@ -41,5 +48,4 @@ pub async fn active_call(dir: &Path, alice: DaemonOptions, bob: DaemonOptions) -
     let mut events = a.subscribe();
     a.call("bob", true).await.unwrap();
     until(&mut events, |e| matches!(e, NodeEvent::CallState { call } if call.state == CallState::Active)).await;
-    (alice, bob)
 }
