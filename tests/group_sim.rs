@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hail::crypto::group_sas::GroupSasError;
 use hail::crypto::sas::Sas;
 use hail::crypto::sender_key::{GroupFrameError, GroupMedia, KeyId, SenderIndex, SenderKeyRing};
-use hail::group::control::{ControlBody, GroupControl};
+use hail::group::control::{ControlBody, GroupControl, RosterEntry};
 use hail::group::emoji::EmojiFailure;
 use hail::group::keys::FrameRefusal;
 use hail::group::{Command, GroupConfig, GroupEvent, GroupMember, Input, LeaveReason, Output};
@@ -489,6 +489,10 @@ fn proposals_are_bounded_per_window() {
         net.run();
         let grown = net.member(&sequencer).roster().unwrap().len() - len;
         assert!(grown <= config.join_requests, "window {window}: {grown} joined");
+        if window == 0 {
+            // The bound is a budget, not a wall: the first window lets newcomers in.
+            assert!(grown >= 1, "window 0 admits someone");
+        }
         assert!(net.member(&sequencer).roster().unwrap().len() <= config.max_members);
         net.advance(config.join_window);
     }
@@ -609,4 +613,34 @@ fn an_invitee_nobody_lets_in_gives_up() {
     invitee.handle_timeout(give_up);
     assert!(ended(&mut invitee));
     assert_eq!(invitee.poll_timeout(), None);
+}
+
+/// Epochs are numbers off the wire: past the last one keys exist for (2^56 - 1) an invite, a
+/// commit or any message is refused, and nothing wraps or panics (it used to overflow on
+/// `epoch + 1` with epoch u64::MAX in a joining member).
+#[test]
+fn epochs_past_the_last_key_are_refused_not_wrapped() {
+    use hail::crypto::sender_key::MAX_EPOCH;
+    let start = Instant::now();
+    let members = |peers: &[u8]| {
+        peers.iter().enumerate().map(|(i, p)| RosterEntry { index: SenderIndex(i as u8), peer: peer(*p) }).collect::<Vec<_>>()
+    };
+    let invite = |epoch| GroupControl { call_id: CALL, body: ControlBody::Invite { epoch, members: members(&[1]) } };
+    for epoch in [MAX_EPOCH, u64::MAX] {
+        let refused = GroupMember::accept_invite(peer(2), peer(1), &invite(epoch), GroupConfig::default(), rng(2), start);
+        assert!(refused.is_err(), "an invite at epoch {epoch} is refused");
+    }
+    let mut joining =
+        GroupMember::accept_invite(peer(2), peer(1), &invite(3), GroupConfig::default(), rng(2), start).unwrap();
+    for epoch in [MAX_EPOCH + 1, u64::MAX] {
+        let commit = GroupControl {
+            call_id: CALL,
+            body: ControlBody::Commit { epoch, next_index: 2, members: members(&[1, 2]) },
+        };
+        assert!(joining.handle(Input::Control { from: peer(1), bytes: commit.encode() }, start).is_err());
+        let heartbeat = GroupControl { call_id: CALL, body: ControlBody::Heartbeat { epoch } };
+        assert!(joining.handle(Input::Control { from: peer(1), bytes: heartbeat.encode() }, start).is_err());
+        joining.handle_timeout(start + Duration::from_secs(1));
+    }
+    assert!(joining.roster().is_none(), "still waiting to be admitted");
 }

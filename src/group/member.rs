@@ -21,6 +21,7 @@ use super::emoji::{EmojiFailure, EmojiRound, EmojiStep};
 use super::keys::{FrameRefusal, KeyRefusal, MediaKeys};
 use super::roster::{JoinBudget, Liveness, Roster};
 use crate::crypto::sas::Sas;
+use crate::crypto::sender_key::MAX_EPOCH;
 use crate::crypto::sender_key::{GroupMedia, KeyId, OpenedFrame};
 
 /// The group call's timers and bounds.
@@ -209,6 +210,8 @@ enum Phase {
 /// How many messages for an epoch this member has not reached yet it keeps (three per member: a
 /// key, a commitment, a reveal).
 const EARLY_MESSAGES: usize = 3 * crate::crypto::group_sas::MAX_MEMBERS;
+/// Pairwise handshakes remembered at most (members, newcomers on their way, a few more).
+const MAX_HANDSHAKES: usize = 4 * crate::crypto::group_sas::MAX_MEMBERS;
 
 /// One member of a group call.
 pub struct GroupMember {
@@ -288,6 +291,10 @@ impl GroupMember {
         let ControlBody::Invite { epoch, members } = &invite.body else {
             return Err(GroupError::BadInvite("not an invitation"));
         };
+        if *epoch >= MAX_EPOCH {
+            // The epoch that admits us must still have keys (and its number must not wrap).
+            return Err(GroupError::BadInvite("an epoch past the last one keys exist for"));
+        }
         if !members.iter().any(|m| m.peer == inviter) || members.iter().any(|m| m.peer == me) {
             return Err(GroupError::BadInvite("an invite must list its inviter and not the invitee"));
         }
@@ -390,6 +397,11 @@ impl GroupMember {
     pub fn handle(&mut self, input: Input, now: Instant) -> Result<(), GroupError> {
         let result = match input {
             Input::Paired { peer, handshake_hash } => {
+                if self.handshakes.len() >= MAX_HANDSHAKES && !self.handshakes.contains_key(&peer) {
+                    // Links to peers outside the roster are forgotten first; the roster's are kept.
+                    let roster = self.roster.clone();
+                    self.handshakes.retain(|p, _| roster.as_ref().is_some_and(|r| r.contains(p)));
+                }
                 self.handshakes.insert(peer, handshake_hash);
                 self.start_emoji();
                 Ok(())
@@ -430,6 +442,11 @@ impl GroupMember {
         let message = GroupControl::decode(bytes)?;
         if message.call_id != self.call_id {
             return Err(GroupError::OtherCall);
+        }
+        if let Some(epoch) = message.body.epoch().filter(|e| *e > MAX_EPOCH) {
+            // No key exists past MAX_EPOCH; refusing here also keeps every `epoch + 1` below from
+            // wrapping on a number off the wire.
+            return Err(GroupError::WrongEpoch { got: epoch, current: self.roster.as_ref().map_or(0, Roster::epoch) });
         }
         if let ControlBody::JoinRequest = message.body {
             return self.join_request(from, now);
@@ -481,16 +498,26 @@ impl GroupMember {
                 Ok(())
             }
             ControlBody::Invite { .. } => Err(GroupError::Unexpected("invite")),
-            ControlBody::JoinRequest => unreachable!("handled above"),
+            ControlBody::JoinRequest => Err(GroupError::Unexpected("join request")),
         }
     }
 
     /// Keeps a message of epoch `epoch` for when this member reaches it, if that is `next` (the
     /// epoch after its own) and there is room.
+    /// Peers not (yet) known to be members share half of the room, so a flood from peers with a
+    /// channel but no place in the group (a past invitee, a removed member) cannot crowd out the
+    /// members' own messages; a newcomer invited by another member is such a peer until its
+    /// commit arrives.
     fn keep_early(&mut self, from: PeerId, epoch: u64, next: u64, body: ControlBody) -> Result<(), GroupError> {
         let current = next - 1;
         let from_them = self.early.iter().filter(|(p, _)| *p == from).count();
-        if epoch != next || self.early.len() >= EARLY_MESSAGES || from_them >= 3 {
+        let known = |p: &PeerId| match &self.phase {
+            Phase::Joining { known, .. } => known.contains(p),
+            _ => self.roster.as_ref().is_some_and(|r| r.contains(p)),
+        };
+        let strangers = self.early.iter().filter(|(p, _)| !known(p)).count();
+        let stranger_full = !known(&from) && strangers >= EARLY_MESSAGES / 2;
+        if epoch != next || self.early.len() >= EARLY_MESSAGES || from_them >= 3 || stranger_full {
             return Err(GroupError::WrongEpoch { got: epoch, current });
         }
         self.early.push((from, body));
