@@ -411,8 +411,9 @@ fn without_a_camera_a_call_asking_for_one_fails_at_set_up_and_the_daemons_carry_
     assert_eq!(status(&bob)["call"], Value::Null, "nothing rang at bob's");
     assert_eq!(status(&alice)["call"], Value::Null, "no call left behind at alice's");
 
-    // Bob's own default is the camera: his call fails the same way; so does answering with it.
-    bob.refuses(&["call", "alice"], "invalid_arguments", "no camera found");
+    // Bob's own default is the camera: his video call fails the same way; so does answering a
+    // video call with it. A voice call needs no camera (checked last, below).
+    bob.refuses(&["call", "alice", "--video"], "invalid_arguments", "no camera found");
     let caller = Background::start(&alice.home, &["call", "bob", "--video", "--audio-in", "tone:440"]);
     wait_status(&bob, "ringing", |s| s["call"]["state"] == "ringing");
     bob.refuses(&["answer"], "invalid_arguments", "no camera found");
@@ -423,4 +424,14 @@ fn without_a_camera_a_call_asking_for_one_fails_at_set_up_and_the_daemons_carry_
     wait_status(&bob, "alice's pictures", |s| rendered(s) >= 3);
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
+    wait_status(&bob, "the call ended", |s| s["call"] == Value::Null || s["call"]["state"] == "ended");
+
+    // A voice call from bob, whose default source is the missing camera: it rings, and alice
+    // answers it.
+    let voice = Background::start(&bob.home, &["call", "alice", "--audio-in", "tone:440"]);
+    wait_status(&alice, "bob's voice call ringing", |s| s["call"]["state"] == "ringing");
+    alice.hail(&["answer"]).ok();
+    wait_status(&bob, "the voice call active", |s| s["call"]["state"] == "active");
+    bob.hail(&["hangup"]).ok();
+    assert_eq!(voice.finish().status.code(), Some(0));
 }

@@ -407,7 +407,10 @@ impl Node {
 
     /// Calls with this call's own audio source and sink.
     pub async fn call_with(&self, who: &str, video: bool, audio: MediaOverride) -> Result<CallInfo, NodeError> {
-        self.check_video_input(&audio).await?;
+        if video {
+            // A voice call needs no camera, whatever the daemon's default source is.
+            self.check_video_input(&audio).await?;
+        }
         let who = who.to_owned();
         self.ask(|reply| Request::Call { who, video, audio, reply }).await
     }
@@ -419,7 +422,11 @@ impl Node {
 
     /// Answers with this call's own audio source and sink.
     pub async fn answer_with(&self, audio: MediaOverride) -> Result<CallInfo, NodeError> {
-        self.check_video_input(&audio).await?;
+        // Only a video call sends our video back: answering a voice call needs no camera.
+        let video_call = self.status().await?.call.is_some_and(|c| c.video || c.remote_video);
+        if video_call {
+            self.check_video_input(&audio).await?;
+        }
         self.ask(|reply| Request::Answer { audio, reply }).await
     }
 

@@ -9,7 +9,7 @@
 //! than a capture loop; eight calls do not need either.
 
 mod source;
-pub mod v4l2;
+pub(crate) mod v4l2;
 
 use std::path::{Path, PathBuf};
 
@@ -291,7 +291,7 @@ fn modes_of(device: &v4l2::Device) -> Vec<CameraMode> {
             modes.extend(rates.into_iter().map(|rate| CameraMode { format, width: size.0, height: size.1, rate }));
         }
     }
-    modes.sort_by_key(|m| (m.format, std::cmp::Reverse((m.width * m.height, (m.fps() * 100.0) as u32))));
+    modes.sort_by_key(|m| (m.format, std::cmp::Reverse((u64::from(m.width) * u64::from(m.height), (m.fps() * 100.0) as u32))));
     modes.dedup();
     modes
 }

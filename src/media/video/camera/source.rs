@@ -91,7 +91,8 @@ impl CameraSource {
             return Err("the driver marked the frame damaged".into());
         }
         let (w, h) = (self.mode.width as usize, self.mode.height as usize);
-        let bytes = map.bytes(d.bytes);
+        // SAFETY: `d` was just dequeued and is queued again only after this conversion.
+        let bytes = unsafe { map.bytes(d.bytes) };
         let picture = match self.mode.format.row_bytes(w) {
             Some(row) if self.stride > row => {
                 let rows = if self.mode.format == CameraFormat::Nv12 { h + h / 2 } else { h };

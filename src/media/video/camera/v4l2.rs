@@ -469,8 +469,13 @@ impl Mapped {
     }
 
     /// The first `n` bytes (at most the buffer).
-    pub fn bytes(&self, n: usize) -> &[u8] {
-        // SAFETY: the mapping is `len` bytes long and lives as long as `self`.
+    ///
+    /// # Safety
+    /// The buffer must be dequeued (`VIDIOC_DQBUF`) and stay so while the slice lives: the kernel
+    /// writes into a queued buffer behind the slice's back.
+    pub unsafe fn bytes(&self, n: usize) -> &[u8] {
+        // SAFETY: the mapping is `len` bytes long and lives as long as `self`; the caller holds the
+        // buffer dequeued.
         unsafe { std::slice::from_raw_parts(self.ptr as *const u8, n.min(self.len)) }
     }
 }
