@@ -180,8 +180,11 @@ async fn next_picture(viewer: &mut Option<Viewer>) -> Option<Arc<ViewPicture>> {
     }
 }
 
-/// A picture on a viewing connection: its header line, then its planes.
-async fn send_picture(write: &mut OwnedWriteHalf, picture: &ViewPicture) -> io::Result<()> {
+/// The header of `picture`, or `None` when the view protocol cannot carry it (a side over
+/// [`crate::control::proto::MAX_PICTURE_SIDE`]: a peer's AV1 may decode to 7680x1080). A client
+/// refuses such a header and drops the whole stream, so the picture is not sent; the viewer keeps
+/// showing the last one.
+fn picture_header(picture: &ViewPicture) -> Option<PictureHeader> {
     let f = &picture.frame;
     let header = PictureHeader {
         role: picture.role,
@@ -191,6 +194,16 @@ async fn send_picture(write: &mut OwnedWriteHalf, picture: &ViewPicture) -> io::
         capture_us: picture.capture_us,
         bytes: f.y.len() + f.u.len() + f.v.len(),
     };
+    header.check().ok().map(|()| header)
+}
+
+/// A picture on a viewing connection: its header line, then its planes.
+async fn send_picture(write: &mut OwnedWriteHalf, picture: &ViewPicture) -> io::Result<()> {
+    let Some(header) = picture_header(picture) else {
+        tracing::debug!(width = picture.frame.width, height = picture.frame.height, "a picture too large to view");
+        return Ok(());
+    };
+    let f = &picture.frame;
     send(write, &header.to_line()).await?;
     write.write_all(&f.y).await?;
     write.write_all(&f.u).await?;
@@ -320,4 +333,25 @@ pub fn error_body(e: &NodeError) -> ErrorBody {
         NodeError::Stopped => ErrorCode::ShuttingDown,
     };
     ErrorBody::new(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::video::Frame;
+
+    fn picture(width: usize, height: usize) -> ViewPicture {
+        let frame = Frame::black(width, height).unwrap();
+        ViewPicture { role: crate::media::view::PictureRole::Remote, frame, frame_number: 7, capture_us: 1 }
+    }
+
+    #[test]
+    fn a_picture_the_protocol_cannot_carry_is_not_sent() {
+        let header = picture_header(&picture(320, 180)).expect("a call-sized picture goes");
+        assert_eq!((header.width, header.height, header.bytes), (320, 180, 320 * 180 * 3 / 2));
+        assert!(header.check().is_ok());
+        // Wider than the protocol's 4096: the client would refuse it and drop the stream.
+        assert!(picture_header(&picture(4098, 2)).is_none());
+        assert!(picture_header(&picture(4096, 2)).is_some());
+    }
 }
