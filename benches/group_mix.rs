@@ -19,7 +19,6 @@ mod args;
 #[path = "common/cpu.rs"]
 mod cpu;
 #[path = "../tests/common/speech.rs"]
-#[allow(dead_code)]
 mod speech;
 
 use std::time::{Duration, Instant};
