@@ -69,26 +69,27 @@ fn receiver(talkers: &[Talker]) -> GroupAudioReceiver<OpusDecoder> {
     rx
 }
 
-/// Runs `ticks` ticks: each sender's frame `n` arrives at tick `n` (if `send(sender, n)` gives an
-/// amplitude; `None`: not sent), then the tick plays.
+/// Runs `ticks` ticks: each sender's frame `n` is made at tick `n` and, if `send(sender, n)`
+/// gives `(amplitude, delay)`, arrives `delay` ticks later (`None`: lost), before that tick plays.
 fn run(
     rx: &mut GroupAudioReceiver<OpusDecoder>,
     talkers: &mut [Talker],
     ticks: u32,
     t0: Instant,
-    mut send: impl FnMut(usize, u32) -> Option<f64>,
+    mut send: impl FnMut(usize, u32) -> Option<(f64, u32)>,
 ) -> Vec<MixedFrame> {
+    let mut in_flight: Vec<(u32, usize, AudioPacket)> = Vec::new();
     (0..ticks)
         .map(|n| {
             let now = t0 + TICK * n;
             for (i, t) in talkers.iter_mut().enumerate() {
                 match send(i, n) {
-                    Some(amplitude) => {
-                        let p = t.next(amplitude);
-                        rx.on_packet(t.index, p, now).unwrap();
-                    }
+                    Some((amplitude, delay)) => in_flight.push((n + delay, i, t.next(amplitude))),
                     None => t.seq += 1,
                 }
+            }
+            for (_, i, p) in in_flight.extract_if(.., |(at, _, _)| *at <= n) {
+                rx.on_packet(talkers[i].index, p, now).unwrap();
             }
             rx.tick(now)
         })
@@ -110,7 +111,7 @@ fn four_senders_are_each_heard_in_the_mix() {
     let mut talkers = four_talkers();
     let mut rx = receiver(&talkers);
     let amplitude = 6_000.0;
-    let mix = run(&mut rx, &mut talkers, 100, Instant::now(), |_, _| Some(amplitude));
+    let mix = run(&mut rx, &mut talkers, 100, Instant::now(), |_, _| Some((amplitude, 0)));
     let tail = samples(&mix[50..]);
     // A lone tone of that amplitude, for the budget.
     let reference: Vec<i16> = (50..100).flat_map(|n| tone_frame(FREQS[0], amplitude, n)).collect();
@@ -131,7 +132,7 @@ fn four_senders_are_each_heard_in_the_mix() {
 fn four_full_scale_senders_never_clip_and_stay_loud() {
     let mut talkers = four_talkers();
     let mut rx = receiver(&talkers);
-    let mix = run(&mut rx, &mut talkers, 150, Instant::now(), |_, _| Some(32_767.0));
+    let mix = run(&mut rx, &mut talkers, 150, Instant::now(), |_, _| Some((32_767.0, 0)));
     let tail = samples(&mix[10..]);
     let peak = tail.iter().map(|s| i32::from(*s).abs()).max().unwrap();
     assert!(peak <= CEILING, "the mix peaks at {peak}, over the ceiling {CEILING}");
@@ -174,13 +175,18 @@ fn one_talker_plays_unchanged() {
 }
 
 #[test]
-fn a_lost_frame_conceals_only_its_sender() {
+fn a_late_or_lost_frame_conceals_only_its_sender() {
     let t0 = Instant::now();
     let (mut clean_talkers, mut lossy_talkers) = (four_talkers(), four_talkers());
     let (mut clean_rx, mut lossy_rx) = (receiver(&clean_talkers), receiver(&lossy_talkers));
-    let clean = run(&mut clean_rx, &mut clean_talkers, 100, t0, |_, _| Some(6_000.0));
-    // Sender 3's frame 40 is lost.
-    let lossy = run(&mut lossy_rx, &mut lossy_talkers, 100, t0, |i, n| (i != 2 || n != 40).then_some(6_000.0));
+    let clean = run(&mut clean_rx, &mut clean_talkers, 100, t0, |_, _| Some((6_000.0, 0)));
+    // Sender 3's frame 40 is lost and its frames 60 to 62 come 80 ms late (an underflow).
+    let impaired = |n: u32| match n {
+        40 => None,
+        60..=62 => Some((6_000.0, 4)),
+        _ => Some((6_000.0, 0)),
+    };
+    let lossy = run(&mut lossy_rx, &mut lossy_talkers, 100, t0, |i, n| if i == 2 { impaired(n) } else { Some((6_000.0, 0)) });
     for (n, (c, l)) in clean.iter().zip(&lossy).enumerate() {
         for level in &l.levels {
             if level.sender != SenderIndex(3) {
@@ -191,13 +197,17 @@ fn a_lost_frame_conceals_only_its_sender() {
             assert_eq!(c.pcm, l.pcm, "tick {n}, before the loss");
         }
     }
-    assert!(lossy.iter().any(|m| m.levels.iter().any(|l| l.sender == SenderIndex(3) && l.concealed)));
+    let concealed: Vec<usize> = (0..lossy.len())
+        .filter(|n| lossy[*n].levels.iter().any(|l| l.sender == SenderIndex(3) && l.concealed))
+        .collect();
+    assert!(concealed.iter().any(|n| (40..60).contains(n)), "the loss was not concealed: {concealed:?}");
+    assert!(concealed.iter().any(|n| *n >= 60), "the late frames were not waited for: {concealed:?}");
     // The difference is sender 3's alone: exactly what the same loss does to sender 3 mixed by
     // itself (the sum stays under the limiter's ceiling, so the mix is the plain sum).
     let alone = |lost: bool| {
         let mut talker = vec![Talker::new(3, FREQS[2])];
         let mut rx = receiver(&talker);
-        samples(&run(&mut rx, &mut talker, 100, t0, |_, n| (!lost || n != 40).then_some(6_000.0)))
+        samples(&run(&mut rx, &mut talker, 100, t0, |_, n| if lost { impaired(n) } else { Some((6_000.0, 0)) }))
     };
     let (alone_clean, alone_lossy) = (alone(false), alone(true));
     let (clean, lossy) = (samples(&clean), samples(&lossy));
@@ -215,7 +225,7 @@ fn a_sender_that_stops_leaves_the_mix_and_comes_back_fresh() {
     let mut rx = receiver(&talkers);
     let t0 = Instant::now();
     // Sender 2 stops after frame 50 (1 s), and is back at frame 150.
-    let mix = run(&mut rx, &mut talkers, 250, t0, |i, n| (i != 1 || !(50..150).contains(&n)).then_some(6_000.0));
+    let mix = run(&mut rx, &mut talkers, 250, t0, |i, n| (i != 1 || !(50..150).contains(&n)).then_some((6_000.0, 0)));
     let out = mix.iter().position(|m| m.timed_out.contains(&SenderIndex(2))).expect("sender 2 timed out");
     // Its last frame came at tick 49; the timeout is 1 s (50 ticks).
     assert_eq!(out, 99);
@@ -252,7 +262,7 @@ fn the_dominant_speaker_follows_the_conversation_without_flapping() {
             (true, false) => 6_000.0,
         }
     };
-    let mix = run(&mut rx, &mut talkers, 600, Instant::now(), |who, n| Some(script(who, ms(n))));
+    let mix = run(&mut rx, &mut talkers, 600, Instant::now(), |who, n| Some((script(who, ms(n)), 0)));
     let switches: Vec<(u32, Option<SenderIndex>)> = mix
         .iter()
         .enumerate()
