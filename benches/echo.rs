@@ -24,6 +24,8 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "../tests/common/echo_room.rs"]
 mod echo_room;
 #[path = "../tests/common/speech.rs"]
@@ -33,6 +35,7 @@ mod speech_quality;
 
 use std::path::{Path, PathBuf};
 
+use cpu::thread_cpu_seconds;
 use echo_room::{RATE, Room, Scene, erle_db, noise, power, process};
 use hail::media::audio_processing::AudioProcessor;
 use serde_json::json;
@@ -45,14 +48,6 @@ const CONFIGS: &[(&str, bool, bool, bool)] = &[
     ("aec3_ns_agc2", true, true, true),
     ("ns", false, true, false),
 ];
-
-/// This thread's CPU time, seconds.
-fn thread_cpu_seconds() -> f64 {
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
-}
 
 fn to_i16(x: &[f64]) -> Vec<i16> {
     x.iter().map(|v| v.round().clamp(-32_768.0, 32_767.0) as i16).collect()

@@ -1,8 +1,9 @@
 //! Media: the call's sans-IO [`session::MediaSession`] and its pieces (the jitter buffer, lip sync,
 //! the packet format, the rate loop, burst measurement and redundancy, the senders' and receivers'
-//! state), the microphone's echo cancellation and noise suppression, the codecs, the sources and
+//! state), a group call's mixed audio and active speakers, the microphone's echo cancellation and noise suppression, the codecs, the sources and
 //! sinks, and the thin IO layer that drives a session on a link ([`driver`]).
 
+pub mod active_speaker;
 pub mod audio;
 pub mod audio_processing;
 pub mod bitrate;
@@ -10,8 +11,10 @@ pub mod burst;
 pub mod codec;
 pub mod config;
 pub mod driver;
+pub mod group_audio;
 pub mod io;
 pub mod jitter;
+pub mod limiter;
 pub mod lip_sync;
 pub mod packet;
 pub mod rate;
