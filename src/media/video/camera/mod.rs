@@ -80,6 +80,20 @@ impl CameraFormat {
         }
     }
 
+    /// One frame as the driver filled its buffer: rows `stride` bytes apart (a driver may pad each
+    /// row past `width`; MJPEG has no rows and ignores it), as I420. A short or padded buffer is
+    /// repacked row by row; what is missing is an error, never a panic.
+    pub fn buffer_to_i420(self, bytes: &[u8], stride: usize, width: usize, height: usize) -> Result<Frame, PixelFormatError> {
+        match self.row_bytes(width) {
+            Some(row) if stride > row => {
+                let rows = if self == CameraFormat::Nv12 { height + height / 2 } else { height };
+                let packed: Vec<u8> = bytes.chunks(stride).take(rows).flat_map(|r| &r[..row.min(r.len())]).copied().collect();
+                self.to_i420(&packed, width, height)
+            }
+            _ => self.to_i420(bytes, width, height),
+        }
+    }
+
     /// The name `hail devices` shows.
     pub fn name(self) -> &'static str {
         match self {

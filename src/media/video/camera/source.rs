@@ -93,16 +93,7 @@ impl CameraSource {
         let (w, h) = (self.mode.width as usize, self.mode.height as usize);
         // SAFETY: `d` was just dequeued and is queued again only after this conversion.
         let bytes = unsafe { map.bytes(d.bytes) };
-        let picture = match self.mode.format.row_bytes(w) {
-            Some(row) if self.stride > row => {
-                let rows = if self.mode.format == CameraFormat::Nv12 { h + h / 2 } else { h };
-                let packed: Vec<u8> =
-                    bytes.chunks(self.stride).take(rows).flat_map(|r| &r[..row.min(r.len())]).copied().collect();
-                self.mode.format.to_i420(&packed, w, h)
-            }
-            _ => self.mode.format.to_i420(bytes, w, h),
-        };
-        picture.map_err(|e| e.to_string())
+        self.mode.format.buffer_to_i420(bytes, self.stride, w, h).map_err(|e| e.to_string())
     }
 }
 

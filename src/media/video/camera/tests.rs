@@ -200,3 +200,36 @@ fn a_machine_without_cameras_says_so() {
     std::fs::create_dir_all(empty.path().join("sys/class/video4linux")).unwrap();
     assert_eq!(find_camera(empty.path(), None), Err(CameraError::NoCamera));
 }
+
+#[test]
+fn a_padded_or_short_driver_buffer_converts_or_fails_cleanly() {
+    use crate::media::video::pattern::{self, Stamp};
+    let p = pattern::draw(64, 36, Stamp { counter: 5, capture_ms: 0 }).unwrap();
+    // The same YUYV picture, packed and with 16 bytes of padding after every row.
+    let mut yuyv = Vec::new();
+    for row in 0..36 {
+        for x in (0..64).step_by(2) {
+            let c = (row / 2) * 32 + x / 2;
+            yuyv.extend([p.y[row * 64 + x], p.u[c], p.y[row * 64 + x + 1], p.v[c]]);
+        }
+    }
+    let packed = CameraFormat::Yuyv.buffer_to_i420(&yuyv, 128, 64, 36).unwrap();
+    let padded_bytes: Vec<u8> = yuyv.chunks(128).flat_map(|r| r.iter().copied().chain([0xAA; 16])).collect();
+    let padded = CameraFormat::Yuyv.buffer_to_i420(&padded_bytes, 144, 64, 36).unwrap();
+    assert_eq!((padded.y.as_slice(), padded.u.as_slice()), (packed.y.as_slice(), packed.u.as_slice()), "padding is dropped");
+    assert_eq!(packed.y, p.y, "luma exact");
+    // NV12 with padded rows: luma rows and the interleaved chroma rows both repacked.
+    let mut nv12: Vec<u8> = p.y.chunks(64).flat_map(|r| r.iter().copied().chain([0; 8])).collect();
+    for crow in 0..18 {
+        let row: Vec<u8> = (0..32).flat_map(|c| [p.u[crow * 32 + c], p.v[crow * 32 + c]]).collect();
+        nv12.extend(row.into_iter().chain([0; 8]));
+    }
+    let f = CameraFormat::Nv12.buffer_to_i420(&nv12, 72, 64, 36).unwrap();
+    assert_eq!((f.y.as_slice(), f.u.as_slice(), f.v.as_slice()), (p.y.as_slice(), p.u.as_slice(), p.v.as_slice()));
+    // Short buffers (a driver that filled less than a frame): errors, packed or padded.
+    for format in [CameraFormat::Yuyv, CameraFormat::Nv12, CameraFormat::Mjpeg] {
+        for stride in [0, 64, 144] {
+            assert!(format.buffer_to_i420(&padded_bytes[..100], stride, 64, 36).is_err(), "{format:?} stride {stride}");
+        }
+    }
+}
