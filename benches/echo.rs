@@ -11,16 +11,37 @@
 //! talk, and of noisy speech with and without noise suppression. Under `cargo test` (no `--bench`)
 //! a short synthetic scene, failing if the echo is not removed.
 //!
+//! How the echo is told from the near end (the yardstick). While both talk, the processed
+//! microphone holds what is left of the echo and what the processing did to the near end, and
+//! only the first is echo. Subtracting a second run without the echo does not separate them: that
+//! run's canceller is in another state (it never saw the echo), so the difference also holds how
+//! differently the two runs treated the near end, counted as echo. The bench uses phase inversion
+//! instead (Hagerman and Olofsson 2004, the standard way to split the output of non-linear
+//! hearing-aid processing; ITU-T P.1110 and G.168 likewise measure echo in double talk on the
+//! processing state of the mixed signal): each configuration runs on `echo + near` and on
+//! `echo - near` (near = talker and noise), the same far end; the canceller's decisions follow
+//! powers and the far end, which are the same in both, so half the sum of the two outputs is
+//! what it left of the echo *in the state the double talk put it in*, and half the difference
+//! what it left of the near end. Near-end damage is then not echo, and shows in the PESQ instead:
+//! the drop is measured against the same configuration with nothing played, so a canceller that
+//! turns the near end down pays for it there.
+//!
 //! What is reported, per configuration:
-//! - `erle_far_only_db`: the echo's power at the microphone over what is left of it once the far
-//!   end has talked alone for 2 s; what is left is the processed microphone minus the processed
-//!   microphone without the echo (same noise, same render).
-//! - `erle_double_talk_db`: the same while both talk. Whatever the processing does to the near end
-//!   because of the echo counts as echo here, so it errs low.
-//! - `pesq_drop_double_talk`: PESQ-WB of the processed near end without the echo minus with it.
+//! - `erle_far_only_db`: the echo's power at the microphone over what is left of it (above),
+//!   once the far end has talked alone for 2 s.
+//! - `erle_double_talk_db`: the same while both talk.
+//! - `pesq_near_alone`: PESQ-WB (against the clean talker) of the double-talk stretch's near end
+//!   processed with nothing played and no echo: the configuration's best.
+//! - `pesq_double_talk`, `pesq_drop_double_talk`: of the processed microphone while both talk
+//!   (echo and all: what the far end hears), and `pesq_near_alone` minus it.
+//! - `pesq_double_talk_near_part`: of the near end's part alone (half the difference above).
+//! - `pesq_headset`, `pesq_drop_headset`: the far end plays but nothing of it reaches the
+//!   microphone (a headset); what the canceller then does to the near end.
 //! - `pesq_noise_gain`: PESQ-WB of noisy near-end speech (10 dB SNR, no far end) processed, minus
 //!   unprocessed.
 //! - `cpu_percent_of_core`: the processing's thread CPU time over the audio's duration.
+//!
+//! `--only NAME` runs one configuration.
 
 #[path = "common/args.rs"]
 mod args;
@@ -33,7 +54,7 @@ mod speech_quality;
 
 use std::path::{Path, PathBuf};
 
-use echo_room::{RATE, Room, Scene, erle_db, noise, power, process};
+use echo_room::{RATE, Room, Scene, Separated, noise, power, process};
 use hail::media::audio_processing::AudioProcessor;
 use serde_json::json;
 
@@ -71,7 +92,7 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only"]);
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
     let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
@@ -93,7 +114,9 @@ fn main() {
     let rt60: f64 = args.value("--rt60").map_or(echo_room::RT60_S, |s| s.parse().expect("--rt60 SECONDS"));
     let room = Room::with_rt60(rt60);
     let scene = Scene::new(&room, &far_alone, &far_during, &near, 30.0);
-    let (mic_echo, mic_clean) = (scene.microphone(true), scene.microphone(false));
+    let (mic_plus, mic_minus, mic_headset) =
+        (scene.microphone(true), scene.microphone_near_inverted(), scene.microphone(false));
+    let nothing_played = vec![0.0; scene.far.len()];
     let converged = scene.far_only.start + 2 * RATE..scene.far_only.end;
     let dt = scene.double_talk.clone();
     // Noisy near-end speech, nothing played: 10 dB below the speech's mean power.
@@ -101,16 +124,17 @@ fn main() {
     let noisy: Vec<f64> = near.iter().zip(&noisy_noise).map(|(s, n)| s + n).collect();
     let silence = vec![0.0; near.len()];
     let pesq_noisy = python.and_then(|py| pesq_of(py, &dir, "noisy-unprocessed", &near, &noisy));
+    let only = args.value("--only");
 
     let mut results = Vec::new();
-    for &(name, echo, ns, agc) in CONFIGS {
+    for &(name, echo, ns, agc) in CONFIGS.iter().filter(|c| only.is_none_or(|o| o == c.0)) {
         let make = || AudioProcessor::with_parts(echo, ns, agc);
         let cpu = thread_cpu_seconds();
-        let with_echo = process(&mut make(), &scene.far, &mic_echo);
+        let plus = process(&mut make(), &scene.far, &mic_plus);
         let cpu = thread_cpu_seconds() - cpu;
-        let without_echo = process(&mut make(), &scene.far, &mic_clean);
-        let erle_fe = erle_db(&scene.echo, &with_echo, &without_echo, converged.clone());
-        let erle_dt = erle_db(&scene.echo, &with_echo, &without_echo, dt.clone());
+        let separated = Separated::new(&plus, &process(&mut make(), &scene.far, &mic_minus));
+        let erle_fe = separated.erle_db(&scene.echo, converged.clone());
+        let erle_dt = separated.erle_db(&scene.echo, dt.clone());
         let seconds = scene.far.len() as f64 / RATE as f64;
         let mut row = json!({
             "config": name,
@@ -119,20 +143,28 @@ fn main() {
             "cpu_percent_of_core": round(cpu / seconds * 100.0),
         });
         if let Some(py) = python {
-            let near_dt = &scene.near[dt.clone()];
-            let clean = pesq_of(py, &dir, &format!("{name}-dt-without-echo"), near_dt, &without_echo[dt.clone()]);
-            let echoed = pesq_of(py, &dir, &format!("{name}-dt-with-echo"), near_dt, &with_echo[dt.clone()]);
+            let reference = &scene.near[dt.clone()];
+            let pesq = |what: &str, processed: &[f64]| pesq_of(py, &dir, &format!("{name}-{what}"), reference, &processed[dt.clone()]);
+            let alone = pesq("near-alone", &process(&mut make(), &nothing_played, &mic_headset));
+            let headset = pesq("headset", &process(&mut make(), &scene.far, &mic_headset));
+            let double_talk = pesq("double-talk", &plus);
+            let near_part = pesq("double-talk-near-part", &separated.near);
             let noisy_out = process(&mut make(), &silence, &noisy);
             let denoised = pesq_of(py, &dir, &format!("{name}-noisy"), &near, &noisy_out);
-            row["pesq_double_talk_without_echo"] = json!(clean.map(round));
-            row["pesq_double_talk"] = json!(echoed.map(round));
-            row["pesq_drop_double_talk"] = json!(clean.zip(echoed).map(|(a, b)| round(a - b)));
+            let drop = |x: Option<f64>| alone.zip(x).map(|(a, b)| round(a - b));
+            row["pesq_near_alone"] = json!(alone.map(round));
+            row["pesq_headset"] = json!(headset.map(round));
+            row["pesq_drop_headset"] = json!(drop(headset));
+            row["pesq_double_talk"] = json!(double_talk.map(round));
+            row["pesq_drop_double_talk"] = json!(drop(double_talk));
+            row["pesq_double_talk_near_part"] = json!(near_part.map(round));
             row["pesq_noisy"] = json!(denoised.map(round));
             row["pesq_noise_gain"] = json!(denoised.zip(pesq_noisy).map(|(a, b)| round(a - b)));
         }
         if !args.bench && name == "aec3_ns" {
             assert!(erle_fe >= 20.0, "smoke run: the echo must be removed: {row}");
         }
+        eprintln!("{row}");
         results.push(row);
     }
     let report = json!({
