@@ -5,7 +5,8 @@
 //! Prints one JSON object.
 //!
 //! `cargo bench --bench echo -- --speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]
-//! [--pesq PYTHON] [--out DIR] [--rt60 SECONDS (0.25)]`: the far end talks alone over FAR, then FAR2 (FAR again if not
+//! [--pesq PYTHON] [--out DIR] [--rt60 SECONDS (0.25)] [--drive D (2)] [--echo-gain-db DB (-6)]
+//! [--only CONFIG]`: the far end talks alone over FAR, then FAR2 (FAR again if not
 //! given) while NEAR talks. Without `--speech`, synthetic speech-like talkers. With `--pesq`,
 //! PESQ-WB (PyPI `pesq`, scripts/bench-audio.sh makes its virtualenv) of the near end in double
 //! talk, and of noisy speech with and without noise suppression. Under `cargo test` (no `--bench`)
@@ -41,7 +42,8 @@
 //!   unprocessed.
 //! - `cpu_percent_of_core`: the processing's thread CPU time over the audio's duration.
 //!
-//! `--only NAME` runs one configuration.
+//! `--only NAME` runs one configuration; `--drive` sets how hard the speaker clips (0.01: linear),
+//! `--echo-gain-db` the room's echo path gain.
 
 #[path = "common/args.rs"]
 mod args;
@@ -92,7 +94,7 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db"]);
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
     let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
@@ -112,7 +114,15 @@ fn main() {
         [_] => panic!("--speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]: two or three files"),
     };
     let rt60: f64 = args.value("--rt60").map_or(echo_room::RT60_S, |s| s.parse().expect("--rt60 SECONDS"));
-    let room = Room::with_rt60(rt60);
+    let mut room = Room::with_rt60(rt60);
+    if let Some(drive) = args.value("--drive") {
+        room.drive = drive.parse().expect("--drive NUMBER (> 0)");
+    }
+    if let Some(db) = args.value("--echo-gain-db") {
+        let db: f64 = db.parse().expect("--echo-gain-db DB");
+        let scale = (10f64.powf(db / 10.0) / echo_room::ECHO_PATH_GAIN).sqrt();
+        room.taps.iter_mut().for_each(|t| t.1 *= scale);
+    }
     let scene = Scene::new(&room, &far_alone, &far_during, &near, 30.0);
     let (mic_plus, mic_minus, mic_headset) =
         (scene.microphone(true), scene.microphone_near_inverted(), scene.microphone(false));
@@ -172,7 +182,7 @@ fn main() {
         "source": source,
         "far_only_s": round(scene.far_only.len() as f64 / RATE as f64),
         "double_talk_s": round(dt.len() as f64 / RATE as f64),
-        "room": { "rt60_s": rt60, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * echo_room::ECHO_PATH_GAIN.log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
+        "room": { "rt60_s": rt60, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * room.taps.iter().map(|t| t.1 * t.1).sum::<f64>().log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
         "pesq_noisy_unprocessed": pesq_noisy.map(round),
         "goals": { "erle_far_only_db": 25, "erle_double_talk_db": 15, "pesq_drop_double_talk": 0.3, "pesq_noise_gain": 0.3, "cpu_percent_of_core": 5 },
         "configs": results,
