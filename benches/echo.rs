@@ -43,7 +43,8 @@
 //! - `cpu_percent_of_core`: the processing's thread CPU time over the audio's duration.
 //!
 //! `--only NAME` runs one configuration; `--drive` sets how hard the speaker clips (0.01: linear),
-//! `--echo-gain-db` the room's echo path gain.
+//! `--echo-gain-db` the room's echo path gain; `--dump-scene DIR` writes the scene's signals
+//! (far, near, echo, mic-plus, mic-minus, mic-headset) there as 48 kHz WAVs.
 
 #[path = "common/args.rs"]
 mod args;
@@ -94,7 +95,7 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene"]);
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
     let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
@@ -135,6 +136,17 @@ fn main() {
     let silence = vec![0.0; near.len()];
     let pesq_noisy = python.and_then(|py| pesq_of(py, &dir, "noisy-unprocessed", &near, &noisy));
     let only = args.value("--only");
+    if let Some(to) = args.value("--dump-scene") {
+        // The scene's signals as 48 kHz WAVs, to run another engine over the same scene.
+        std::fs::create_dir_all(to).expect("the --dump-scene directory");
+        let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        for (name, x) in [("far", &scene.far), ("near", &scene.near), ("mic-plus", &mic_plus), ("mic-minus", &mic_minus), ("mic-headset", &mic_headset), ("echo", &scene.echo)] {
+            let mut w = hound::WavWriter::create(Path::new(to).join(format!("{name}.wav")), spec).expect("a WAV");
+            to_i16(x).into_iter().try_for_each(|s| w.write_sample(s)).expect("WAV samples");
+            w.finalize().expect("a WAV");
+        }
+        eprintln!("scene: far only {:?}, double talk {:?} (samples)", scene.far_only, dt);
+    }
 
     let mut results = Vec::new();
     for &(name, echo, ns, agc) in CONFIGS.iter().filter(|c| only.is_none_or(|o| o == c.0)) {
