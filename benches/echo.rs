@@ -5,22 +5,46 @@
 //! Prints one JSON object.
 //!
 //! `cargo bench --bench echo -- --speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]
-//! [--pesq PYTHON] [--out DIR] [--rt60 SECONDS (0.25)]`: the far end talks alone over FAR, then FAR2 (FAR again if not
+//! [--pesq PYTHON] [--out DIR] [--rt60 SECONDS (0.25)] [--drive D (2)] [--echo-gain-db DB (-6)]
+//! [--only CONFIG]`: the far end talks alone over FAR, then FAR2 (FAR again if not
 //! given) while NEAR talks. Without `--speech`, synthetic speech-like talkers. With `--pesq`,
 //! PESQ-WB (PyPI `pesq`, scripts/bench-audio.sh makes its virtualenv) of the near end in double
 //! talk, and of noisy speech with and without noise suppression. Under `cargo test` (no `--bench`)
 //! a short synthetic scene, failing if the echo is not removed.
 //!
+//! How the echo is told from the near end (the yardstick). While both talk, the processed
+//! microphone holds what is left of the echo and what the processing did to the near end, and
+//! only the first is echo. Subtracting a second run without the echo does not separate them: that
+//! run's canceller is in another state (it never saw the echo), so the difference also holds how
+//! differently the two runs treated the near end, counted as echo. The bench uses phase inversion
+//! instead (Hagerman and Olofsson 2004, the standard way to split the output of non-linear
+//! hearing-aid processing; ITU-T P.1110 and G.168 likewise measure echo in double talk on the
+//! processing state of the mixed signal): each configuration runs on `echo + near` and on
+//! `echo - near` (near = talker and noise), the same far end; the canceller's decisions follow
+//! powers and the far end, which are the same in both, so half the sum of the two outputs is
+//! what it left of the echo *in the state the double talk put it in*, and half the difference
+//! what it left of the near end. Near-end damage is then not echo, and shows in the PESQ instead:
+//! the drop is measured against the same configuration with nothing played, so a canceller that
+//! turns the near end down pays for it there.
+//!
 //! What is reported, per configuration:
-//! - `erle_far_only_db`: the echo's power at the microphone over what is left of it once the far
-//!   end has talked alone for 2 s; what is left is the processed microphone minus the processed
-//!   microphone without the echo (same noise, same render).
-//! - `erle_double_talk_db`: the same while both talk. Whatever the processing does to the near end
-//!   because of the echo counts as echo here, so it errs low.
-//! - `pesq_drop_double_talk`: PESQ-WB of the processed near end without the echo minus with it.
+//! - `erle_far_only_db`: the echo's power at the microphone over what is left of it (above),
+//!   once the far end has talked alone for 2 s.
+//! - `erle_double_talk_db`: the same while both talk.
+//! - `pesq_near_alone`: PESQ-WB (against the clean talker) of the double-talk stretch's near end
+//!   processed with nothing played and no echo: the configuration's best.
+//! - `pesq_double_talk`, `pesq_drop_double_talk`: of the processed microphone while both talk
+//!   (echo and all: what the far end hears), and `pesq_near_alone` minus it.
+//! - `pesq_double_talk_near_part`: of the near end's part alone (half the difference above).
+//! - `pesq_headset`, `pesq_drop_headset`: the far end plays but nothing of it reaches the
+//!   microphone (a headset); what the canceller then does to the near end.
 //! - `pesq_noise_gain`: PESQ-WB of noisy near-end speech (10 dB SNR, no far end) processed, minus
 //!   unprocessed.
 //! - `cpu_percent_of_core`: the processing's thread CPU time over the audio's duration.
+//!
+//! `--only NAME` runs one configuration; `--drive` sets how hard the speaker clips (0.01: linear),
+//! `--echo-gain-db` the room's echo path gain; `--dump-scene DIR` writes the scene's signals
+//! (far, near, echo, mic-plus, mic-minus, mic-headset) there as 48 kHz WAVs.
 
 #[path = "common/args.rs"]
 mod args;
@@ -36,7 +60,7 @@ mod speech_quality;
 use std::path::{Path, PathBuf};
 
 use cpu::thread_cpu_seconds;
-use echo_room::{RATE, Room, Scene, erle_db, noise, power, process};
+use echo_room::{RATE, Room, Scene, Separated, noise, power, process};
 use hail::media::audio_processing::AudioProcessor;
 use serde_json::json;
 
@@ -66,7 +90,7 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene"]);
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
     let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
@@ -86,9 +110,19 @@ fn main() {
         [_] => panic!("--speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]: two or three files"),
     };
     let rt60: f64 = args.value("--rt60").map_or(echo_room::RT60_S, |s| s.parse().expect("--rt60 SECONDS"));
-    let room = Room::with_rt60(rt60);
+    let mut room = Room::with_rt60(rt60);
+    if let Some(drive) = args.value("--drive") {
+        room.drive = drive.parse().expect("--drive NUMBER (> 0)");
+    }
+    if let Some(db) = args.value("--echo-gain-db") {
+        let db: f64 = db.parse().expect("--echo-gain-db DB");
+        let scale = (10f64.powf(db / 10.0) / echo_room::ECHO_PATH_GAIN).sqrt();
+        room.taps.iter_mut().for_each(|t| t.1 *= scale);
+    }
     let scene = Scene::new(&room, &far_alone, &far_during, &near, 30.0);
-    let (mic_echo, mic_clean) = (scene.microphone(true), scene.microphone(false));
+    let (mic_plus, mic_minus, mic_headset) =
+        (scene.microphone(true), scene.microphone_near_inverted(), scene.microphone(false));
+    let nothing_played = vec![0.0; scene.far.len()];
     let converged = scene.far_only.start + 2 * RATE..scene.far_only.end;
     let dt = scene.double_talk.clone();
     // Noisy near-end speech, nothing played: 10 dB below the speech's mean power.
@@ -96,16 +130,28 @@ fn main() {
     let noisy: Vec<f64> = near.iter().zip(&noisy_noise).map(|(s, n)| s + n).collect();
     let silence = vec![0.0; near.len()];
     let pesq_noisy = python.and_then(|py| pesq_of(py, &dir, "noisy-unprocessed", &near, &noisy));
+    let only = args.value("--only");
+    if let Some(to) = args.value("--dump-scene") {
+        // The scene's signals as 48 kHz WAVs, to run another engine over the same scene.
+        std::fs::create_dir_all(to).expect("the --dump-scene directory");
+        let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        for (name, x) in [("far", &scene.far), ("near", &scene.near), ("mic-plus", &mic_plus), ("mic-minus", &mic_minus), ("mic-headset", &mic_headset), ("echo", &scene.echo)] {
+            let mut w = hound::WavWriter::create(Path::new(to).join(format!("{name}.wav")), spec).expect("a WAV");
+            to_i16(x).into_iter().try_for_each(|s| w.write_sample(s)).expect("WAV samples");
+            w.finalize().expect("a WAV");
+        }
+        eprintln!("scene: far only {:?}, double talk {:?} (samples)", scene.far_only, dt);
+    }
 
     let mut results = Vec::new();
-    for &(name, echo, ns, agc) in CONFIGS {
+    for &(name, echo, ns, agc) in CONFIGS.iter().filter(|c| only.is_none_or(|o| o == c.0)) {
         let make = || AudioProcessor::with_parts(echo, ns, agc);
         let cpu = thread_cpu_seconds();
-        let with_echo = process(&mut make(), &scene.far, &mic_echo);
+        let plus = process(&mut make(), &scene.far, &mic_plus);
         let cpu = thread_cpu_seconds() - cpu;
-        let without_echo = process(&mut make(), &scene.far, &mic_clean);
-        let erle_fe = erle_db(&scene.echo, &with_echo, &without_echo, converged.clone());
-        let erle_dt = erle_db(&scene.echo, &with_echo, &without_echo, dt.clone());
+        let separated = Separated::new(&plus, &process(&mut make(), &scene.far, &mic_minus));
+        let erle_fe = separated.erle_db(&scene.echo, converged.clone());
+        let erle_dt = separated.erle_db(&scene.echo, dt.clone());
         let seconds = scene.far.len() as f64 / RATE as f64;
         let mut row = json!({
             "config": name,
@@ -114,20 +160,28 @@ fn main() {
             "cpu_percent_of_core": round(cpu / seconds * 100.0),
         });
         if let Some(py) = python {
-            let near_dt = &scene.near[dt.clone()];
-            let clean = pesq_of(py, &dir, &format!("{name}-dt-without-echo"), near_dt, &without_echo[dt.clone()]);
-            let echoed = pesq_of(py, &dir, &format!("{name}-dt-with-echo"), near_dt, &with_echo[dt.clone()]);
+            let reference = &scene.near[dt.clone()];
+            let pesq = |what: &str, processed: &[f64]| pesq_of(py, &dir, &format!("{name}-{what}"), reference, &processed[dt.clone()]);
+            let alone = pesq("near-alone", &process(&mut make(), &nothing_played, &mic_headset));
+            let headset = pesq("headset", &process(&mut make(), &scene.far, &mic_headset));
+            let double_talk = pesq("double-talk", &plus);
+            let near_part = pesq("double-talk-near-part", &separated.near);
             let noisy_out = process(&mut make(), &silence, &noisy);
             let denoised = pesq_of(py, &dir, &format!("{name}-noisy"), &near, &noisy_out);
-            row["pesq_double_talk_without_echo"] = json!(clean.map(round));
-            row["pesq_double_talk"] = json!(echoed.map(round));
-            row["pesq_drop_double_talk"] = json!(clean.zip(echoed).map(|(a, b)| round(a - b)));
+            let drop = |x: Option<f64>| alone.zip(x).map(|(a, b)| round(a - b));
+            row["pesq_near_alone"] = json!(alone.map(round));
+            row["pesq_headset"] = json!(headset.map(round));
+            row["pesq_drop_headset"] = json!(drop(headset));
+            row["pesq_double_talk"] = json!(double_talk.map(round));
+            row["pesq_drop_double_talk"] = json!(drop(double_talk));
+            row["pesq_double_talk_near_part"] = json!(near_part.map(round));
             row["pesq_noisy"] = json!(denoised.map(round));
             row["pesq_noise_gain"] = json!(denoised.zip(pesq_noisy).map(|(a, b)| round(a - b)));
         }
         if !args.bench && name == "aec3_ns" {
             assert!(erle_fe >= 20.0, "smoke run: the echo must be removed: {row}");
         }
+        eprintln!("{row}");
         results.push(row);
     }
     let report = json!({
@@ -135,7 +189,7 @@ fn main() {
         "source": source,
         "far_only_s": round(scene.far_only.len() as f64 / RATE as f64),
         "double_talk_s": round(dt.len() as f64 / RATE as f64),
-        "room": { "rt60_s": rt60, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * echo_room::ECHO_PATH_GAIN.log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
+        "room": { "rt60_s": rt60, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * room.taps.iter().map(|t| t.1 * t.1).sum::<f64>().log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
         "pesq_noisy_unprocessed": pesq_noisy.map(round),
         "goals": { "erle_far_only_db": 25, "erle_double_talk_db": 15, "pesq_drop_double_talk": 0.3, "pesq_noise_gain": 0.3, "cpu_percent_of_core": 5 },
         "configs": results,

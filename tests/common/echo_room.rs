@@ -157,6 +157,44 @@ impl Scene {
             .map(|i| self.near[i] + self.noise[i] + if with_echo { self.echo[i] } else { 0.0 })
             .collect()
     }
+
+    /// The microphone with the near side (talker and noise) inverted: the second input of
+    /// [`Separated::new`].
+    pub fn microphone_near_inverted(&self) -> Vec<f64> {
+        (0..self.far.len()).map(|i| self.echo[i] - self.near[i] - self.noise[i]).collect()
+    }
+}
+
+/// What processing made of the echo and of the near side (talker and noise) while both were at
+/// the microphone, separated by phase inversion (Hagerman and Olofsson, 2004): the processing is
+/// run on `echo + near` and on `echo - near`, everything else the same. A canceller's decisions
+/// depend on powers and on the far end, which are the same in both runs, so it applies
+/// (nearly) the same filter and gains to both; half the sum of the outputs is then what it left
+/// of the echo while the near end talked, and half the difference what it left of the near end.
+#[derive(Debug, Clone)]
+pub struct Separated {
+    /// What is left of the echo.
+    pub echo: Vec<f64>,
+    /// What is left of the near side.
+    pub near: Vec<f64>,
+}
+
+impl Separated {
+    /// From the processed `echo + near` (`plus`) and `echo - near` (`minus`).
+    pub fn new(plus: &[f64], minus: &[f64]) -> Separated {
+        Separated {
+            echo: plus.iter().zip(minus).map(|(p, m)| (p + m) / 2.0).collect(),
+            near: plus.iter().zip(minus).map(|(p, m)| (p - m) / 2.0).collect(),
+        }
+    }
+
+    /// Echo return loss enhancement (dB) over `range`: the echo's power at the microphone over
+    /// the power of what is left of it.
+    pub fn erle_db(&self, echo: &[f64], range: Range<usize>) -> f64 {
+        let end = range.end.min(self.echo.len()).min(echo.len());
+        let range = range.start.min(end)..end;
+        10.0 * (power(&echo[range.clone()]) / power(&self.echo[range]).max(1e-9)).log10()
+    }
 }
 
 /// Runs `processor` over a call: each 10 ms, what the speaker plays (`far`), then what the
