@@ -41,19 +41,30 @@ fn tool(display: &str, program: &str, args: &[&str]) -> Result<Vec<u8>, String> 
 }
 
 impl Xvfb {
-    /// Starts Xvfb at 1280x720x24 and waits (at most 10 s) until it answers.
+    /// Starts Xvfb at 1280x720x24 on a display number it picks itself (`-displayfd`: it writes
+    /// the number once it is ready, so two servers started at once never share one, and a
+    /// number someone else holds is never mistaken for ours), and waits (at most 10 s) until it
+    /// answers.
     pub fn start() -> Xvfb {
-        let number = 90 + std::process::id() % 800;
-        let display = format!(":{number}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("Xvfb cannot run ({e}): install it (scripts/deps.sh does: apt-get install xvfb)")
             });
-        let x = Xvfb { child, display };
+        let mut line = String::new();
+        let read = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
+        let number: u32 = match (read, line.trim().parse()) {
+            (Ok(_), Ok(n)) => n,
+            _ => {
+                let _ = child.kill();
+                panic!("Xvfb did not say which display it took (read {line:?})");
+            }
+        };
+        let x = Xvfb { child, display: format!(":{number}") };
         let deadline = Instant::now() + Duration::from_secs(10);
         while x.run("xwininfo", &["-root"]).is_err() {
             assert!(Instant::now() < deadline, "Xvfb on {} did not answer within 10 s", x.display);
