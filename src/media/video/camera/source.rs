@@ -72,16 +72,28 @@ impl CameraSource {
 
     /// The newest filled buffer, waiting up to `wait_ms` for one; older ones go back to the driver.
     fn newest(&self, wait_ms: i32) -> std::io::Result<Option<v4l2::Dequeued>> {
-        let mut newest = None;
-        while let Some(d) = self.device.dequeue()? {
-            if let Some(old) = newest.replace(d) {
-                self.device.queue(old.index)?;
+        let mut newest: Option<v4l2::Dequeued> = None;
+        let drained = (|| {
+            while let Some(d) = self.device.dequeue()? {
+                if let Some(old) = newest.replace(d) {
+                    self.device.queue(old.index)?;
+                }
+            }
+            if newest.is_none() && self.device.wait(wait_ms)? {
+                newest = self.device.dequeue()?;
+            }
+            Ok(())
+        })();
+        match drained {
+            Ok(()) => Ok(newest),
+            Err(e) => {
+                // A buffer already held goes back to the driver, or the stream would run short of one.
+                if let Some(held) = newest {
+                    let _ = self.device.queue(held.index);
+                }
+                Err(e)
             }
         }
-        if newest.is_none() && self.device.wait(wait_ms)? {
-            newest = self.device.dequeue()?;
-        }
-        Ok(newest)
     }
 
     /// A filled buffer as I420.
