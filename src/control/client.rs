@@ -241,8 +241,8 @@ impl Client {
 }
 
 /// The picture's bytes after its (checked) header, as a frame.
-async fn read_picture(
-    lines: &mut LineReader<BufReader<OwnedReadHalf>>,
+async fn read_picture<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut LineReader<R>,
     header: &PictureHeader,
 ) -> Result<Frame, ClientError> {
     let mut frame = Frame::black(header.width, header.height)
@@ -256,10 +256,49 @@ async fn read_picture(
     Ok(frame)
 }
 
-async fn read_server_line(lines: &mut LineReader<BufReader<OwnedReadHalf>>) -> Result<ServerLine, ClientError> {
+async fn read_server_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut LineReader<R>) -> Result<ServerLine, ClientError> {
     match lines.next_line().await? {
         Line::Complete(bytes) => proto::parse_server_line(&bytes).map_err(|e| ClientError::Protocol(e.to_string())),
         Line::TooLong => Err(ClientError::Protocol("the daemon sent an overlong line".into())),
         Line::Eof => Err(ClientError::Closed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_view_vectors_pictures_read_back_plane_by_plane() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../protocols/vectors/control-view-v1.json")).unwrap();
+        // Every vector picture, one after the other on one stream, as the daemon writes them.
+        let mut stream = Vec::new();
+        for p in vectors["pictures"].as_array().unwrap() {
+            stream.extend(p["line"].as_str().unwrap().as_bytes());
+            stream.push(b'\n');
+            stream.extend(hex(p["payload_hex"].as_str().unwrap()));
+        }
+        let mut lines = LineReader::new(tokio::io::BufReader::new(&stream[..]), 64 * 1024);
+        for p in vectors["pictures"].as_array().unwrap() {
+            let ServerLine::Picture(header) = read_server_line(&mut lines).await.unwrap() else { panic!("a picture") };
+            let frame = read_picture(&mut lines, &header).await.unwrap();
+            assert_eq!(frame.y, hex(p["y"].as_str().unwrap()), "Y first");
+            assert_eq!(frame.u, hex(p["u"].as_str().unwrap()), "then U");
+            assert_eq!(frame.v, hex(p["v"].as_str().unwrap()), "then V");
+        }
+        assert!(matches!(read_server_line(&mut lines).await, Err(ClientError::Closed)), "nothing more");
+        // A stream cut inside a picture is a closed stream, not a panic.
+        let cut = &stream[..stream.len() - 3];
+        let mut lines = LineReader::new(tokio::io::BufReader::new(cut), 64 * 1024);
+        let first = read_server_line(&mut lines).await.unwrap();
+        let ServerLine::Picture(h) = first else { panic!("a picture") };
+        read_picture(&mut lines, &h).await.unwrap();
+        let ServerLine::Picture(h) = read_server_line(&mut lines).await.unwrap() else { panic!("a picture") };
+        assert!(matches!(read_picture(&mut lines, &h).await, Err(ClientError::Closed)));
     }
 }
