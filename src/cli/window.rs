@@ -124,8 +124,10 @@ pub fn overlay(call: &Value, remote: Option<(usize, usize)>, shown_fps: f64) -> 
 /// What the network tasks hand the window.
 #[derive(Debug, Default)]
 struct Shared {
-    remote: Option<Frame>,
-    local: Option<Frame>,
+    // Behind Arcs: the window takes a reference out under the lock and composes after it, so the
+    // task receiving pictures never waits for a composition.
+    remote: Option<Arc<Frame>>,
+    local: Option<Arc<Frame>>,
     call: Value,
     /// When the last remote pictures arrived, for the frame rate shown.
     arrivals: std::collections::VecDeque<Instant>,
@@ -220,14 +222,14 @@ async fn receive_pictures(mut client: Client, shared: Arc<Mutex<Shared>>, proxy:
                 let mut s = lock(&shared);
                 match header.role {
                     PictureRole::Remote => {
-                        s.remote = Some(frame);
+                        s.remote = Some(Arc::new(frame));
                         let now = Instant::now();
                         s.arrivals.push_back(now);
                         while s.arrivals.len() > 2 && now - s.arrivals[0] > Duration::from_secs(1) {
                             s.arrivals.pop_front();
                         }
                     }
-                    PictureRole::Local => s.local = Some(frame),
+                    PictureRole::Local => s.local = Some(Arc::new(frame)),
                 }
                 drop(s);
                 if proxy.send_event(Wake::Redraw).is_err() {
@@ -377,13 +379,14 @@ impl App {
         if let Some(compositor) = &self.compositor {
             let s = lock(&self.shared);
             let mut overlay = overlay(&s.call, s.remote.as_ref().map(|f| (f.width, f.height)), s.fps());
+            let (remote, local) = (s.remote.clone(), s.local.clone());
+            drop(s);
             if self.keys.confirming() {
                 overlay.stats = "HANG UP? Y TO CONFIRM".into();
             }
             // Our video off: no self-view.
-            let local = s.local.as_ref().filter(|_| overlay.video);
-            let view = compositor.compose(s.remote.as_ref(), local, &overlay);
-            drop(s);
+            let local = local.filter(|_| overlay.video);
+            let view = compositor.compose(remote.as_deref(), local.as_deref(), &overlay);
             let _ = i420_to_xrgb(&view, &mut buffer, size.width as usize);
         }
         let _ = buffer.present();
