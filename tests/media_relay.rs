@@ -341,3 +341,30 @@ fn messages_and_candidates_match_the_vectors() {
     let bad = vec!["relay:notapeer@11.0.0.1:1".to_owned()];
     assert!(hail::call::signal::parse_candidates(&bad).is_err());
 }
+
+/// A call costs its caller one allocation request: releasing it at the end is free, so a node
+/// can place as many calls a minute as the rate allows allocations (it used to be half: the
+/// release counted too, and the NAT bench's sixth call in a minute found no relay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_do_not_count_against_the_request_rate() {
+    let mut relay = MediaRelay::new(LOCAL, RelayLimits::default());
+    let (alice, bob) = (PeerId::random(), PeerId::random().to_string());
+    let start = Instant::now();
+    let per_minute = RelayLimits::default().requests_per_minute;
+    for i in 0..per_minute {
+        let (call_id, now) = (CallId([i as u8 + 1; 16]), start + Duration::from_secs(u64::from(i)));
+        addrs(relay.handle_at(alice, Some(LOCAL), RelayRequest::Allocate { call_id, peer: bob.clone() }, now));
+        let released = relay.handle_at(alice, Some(LOCAL), RelayRequest::Release { call_id }, now);
+        assert!(!format!("{released:?}").contains("too many relay requests"), "call {i}: {released:?}");
+    }
+    // The allocations themselves are still limited by the rate.
+    refused(
+        relay.handle_at(
+            alice,
+            Some(LOCAL),
+            RelayRequest::Allocate { call_id: CallId([99; 16]), peer: bob.clone() },
+            start + Duration::from_secs(30),
+        ),
+        "too many relay requests",
+    );
+}
