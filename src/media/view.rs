@@ -9,6 +9,7 @@
 //! the self-view takes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
@@ -44,11 +45,19 @@ type Slot = Option<Arc<ViewPicture>>;
 pub struct ViewFeed {
     remote: Arc<watch::Sender<Slot>>,
     local: Arc<watch::Sender<Slot>>,
+    /// A call's handle ([`ViewFeed::for_call`]) publishes only while its call's flag is up; the
+    /// call's [`ViewFeed::clear`] lowers it, so a decode thread still finishing an ended call
+    /// cannot put one more of its pictures in front of the viewers. `None`: the node's handle.
+    live: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ViewFeed {
     fn default() -> Self {
-        ViewFeed { remote: Arc::new(watch::channel(None).0), local: Arc::new(watch::channel(None).0) }
+        ViewFeed {
+            remote: Arc::new(watch::channel(None).0),
+            local: Arc::new(watch::channel(None).0),
+            live: None,
+        }
     }
 }
 
@@ -65,17 +74,29 @@ impl ViewFeed {
         self.slot(role).receiver_count() > 0
     }
 
+    /// The same feed, for one call: its handles (clones of it) publish until one of them clears.
+    pub fn for_call(&self) -> ViewFeed {
+        ViewFeed { live: Some(Arc::new(AtomicBool::new(true))), ..self.clone() }
+    }
+
     /// Publishes a picture (replacing one no viewer has taken yet). Nothing happens without a
-    /// viewer.
+    /// viewer, or from a call's handle once that call cleared the feed.
     pub fn publish(&self, picture: ViewPicture) {
+        if self.live.as_ref().is_some_and(|live| !live.load(Ordering::Acquire)) {
+            return;
+        }
         let slot = self.slot(picture.role);
         if slot.receiver_count() > 0 {
             slot.send_replace(Some(Arc::new(picture)));
         }
     }
 
-    /// Forgets the pictures held (the call ended: a viewer that attaches later sees none).
+    /// Forgets the pictures held (the call ended: a viewer that attaches later sees none); from a
+    /// call's handle, also silences that call's other handles (never another call's).
     pub fn clear(&self) {
+        if let Some(live) = &self.live {
+            live.store(false, Ordering::Release);
+        }
         self.remote.send_replace(None);
         self.local.send_replace(None);
     }
@@ -124,6 +145,24 @@ mod tests {
 
     fn picture(role: PictureRole, n: u32) -> ViewPicture {
         ViewPicture { role, frame: Frame::black(64, 36).unwrap(), frame_number: n, capture_us: u64::from(n) }
+    }
+
+    #[tokio::test]
+    async fn a_call_that_ended_publishes_nothing_more() {
+        let feed = ViewFeed::default();
+        let mut viewer = feed.watch();
+        let call = feed.for_call();
+        call.publish(picture(PictureRole::Remote, 1));
+        assert_eq!(viewer.next().await.unwrap().frame_number, 1);
+        // The next call starts before the first one's media is done with the feed.
+        let next_call = feed.for_call();
+        // The first call ends (its media clears the feed) while its decode thread finishes a picture.
+        call.clone().clear();
+        call.publish(picture(PictureRole::Remote, 2));
+        use futures::FutureExt;
+        assert!(viewer.next().now_or_never().is_none(), "nothing new for the viewer");
+        next_call.publish(picture(PictureRole::Remote, 3));
+        assert_eq!(viewer.next().await.unwrap().frame_number, 3, "the ended call's picture never shows");
     }
 
     #[tokio::test]

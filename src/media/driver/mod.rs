@@ -110,6 +110,8 @@ impl CallMedia {
             ..Default::default()
         }));
         let (results_tx, results) = mpsc::unbounded_channel();
+        // This call's handle on the node's feed: clearing it at the end silences the workers too.
+        let view = config.view.for_call();
         let workers = VideoWorkers::start(
             config.video.input.clone(),
             config.video.output.clone(),
@@ -117,7 +119,7 @@ impl CallMedia {
             config.video.threads.max(1),
             results_tx.clone(),
             video_stats.clone(),
-            config.view.clone(),
+            view.clone(),
         )?;
         let t0 = now();
         let mut session =
@@ -128,7 +130,6 @@ impl CallMedia {
 
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
-        let view = config.view.clone();
         let task = MediaTask {
             link,
             session,
