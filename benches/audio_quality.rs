@@ -14,6 +14,8 @@ mod relay;
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/speech_quality.rs"]
 mod speech_quality;
 
@@ -63,14 +65,6 @@ fn options(input: &str, output: &str, advertise: &str) -> DaemonOptions {
     o
 }
 
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF has no other preconditions.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(usage.ru_utime) + t(usage.ru_stime)
-}
-
 /// One call under one condition: `input` from Alice to Bob, Bob's recording in `received`.
 /// Returns the call's numbers (JSON) and the received audio's PESQ-WB when asked.
 async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, python: Option<&str>) -> serde_json::Value {
@@ -103,7 +97,7 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
         .then(|| hail::media::io::read_wav_mono_48k(Path::new(input)).expect("a readable speech WAV"));
     let seconds = sent.as_ref().map_or(2.0, |s| s.len() as f64 / 48_000.0);
 
-    let cpu0 = cpu_seconds();
+    let cpu0 = cpu::process_cpu_seconds();
     let wall0 = Instant::now();
     a.call("bob", false).await.expect("the call rings");
     let mut latencies = Vec::new();
@@ -124,7 +118,7 @@ async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, 
             input_started_us = a.status().await.unwrap().call.and_then(|c| c.audio).and_then(|a| a.input_started_us);
         }
     }
-    let cpu = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
+    let cpu = (cpu::process_cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
     let _ = a.hangup().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     alice.stop().await;

@@ -15,6 +15,8 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/call.rs"]
 mod call;
 #[path = "../tests/common/relay.rs"]
@@ -33,14 +35,6 @@ fn options(encoder: &str, size: &str, auto_answer: bool) -> DaemonOptions {
     o.video.encoder = Some(encoder.into());
     o.video.max_size = Some(size.into());
     o
-}
-
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(r.ru_utime) + t(r.ru_stime)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -78,7 +72,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
     // One second to settle (first keyframes, the jitter buffer; five through a relay, for the
     // rate loop), then measure.
     tokio::time::sleep(settle).await;
-    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let (cpu0, t0) = (cpu::process_cpu_seconds(), Instant::now());
     let first = b.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
     let audio = |s: &hail::node::StatusInfo| {
         let j = &s.call.as_ref().expect("in a call").audio.as_ref().expect("audio runs").receive.jitter;
@@ -97,7 +91,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
             sync.extend(v.receive.av_sync_ms.map(f64::abs));
         }
     }
-    let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+    let (cpu, wall) = (cpu::process_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let sender = a.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
     let bob_status = b.status().await.unwrap();
     let audio1 = audio(&bob_status);
