@@ -10,7 +10,7 @@ use std::error;
 use std::fmt;
 
 use crate::audio_processing_impl::AudioProcessingImpl;
-use crate::config::{Config, PlayoutAudioDeviceInfo, RuntimeSetting};
+use crate::config::{Config, EchoCanceller3Config, PlayoutAudioDeviceInfo, RuntimeSetting};
 use crate::stats::AudioProcessingStats;
 use crate::stream_config::StreamConfig;
 /// Errors returned by audio processing operations.
@@ -313,6 +313,7 @@ pub struct AudioProcessingBuilder {
     capture_config: StreamConfig,
     render_config: StreamConfig,
     echo_detector: bool,
+    echo_canceller3_config: Option<EchoCanceller3Config>,
 }
 
 impl Default for AudioProcessingBuilder {
@@ -322,6 +323,7 @@ impl Default for AudioProcessingBuilder {
             capture_config: DEFAULT_STREAM_CONFIG,
             render_config: DEFAULT_STREAM_CONFIG,
             echo_detector: false,
+            echo_canceller3_config: None,
         }
     }
 }
@@ -361,12 +363,30 @@ impl AudioProcessingBuilder {
         self
     }
 
+    /// Tune the echo canceller (AEC3) with `config` instead of its defaults
+    /// (matching C++ `SetEchoControlFactory(EchoCanceller3Factory(config))`).
+    ///
+    /// It is used whenever [`Config::echo_canceller`] is enabled, for any
+    /// number of render channels (there is no separate multichannel config),
+    /// and it outlives [`AudioProcessing::apply_config`]. The
+    /// [`EchoCanceller::transparent_mode`](crate::config::EchoCanceller::transparent_mode)
+    /// of that config still applies on top of it. Out-of-range values are
+    /// clamped ([`EchoCanceller3Config::validate`]).
+    pub fn echo_canceller3_config(mut self, mut config: EchoCanceller3Config) -> Self {
+        config.validate();
+        self.echo_canceller3_config = Some(config);
+        self
+    }
+
     /// Build the [`AudioProcessing`] instance.
     pub fn build(self) -> AudioProcessing {
         let mut inner = AudioProcessingImpl::with_config(self.config);
 
         if self.echo_detector {
             inner.set_echo_detector();
+        }
+        if let Some(config) = self.echo_canceller3_config {
+            inner.set_echo_canceller3_config(config);
         }
 
         use crate::audio_processing_impl::ProcessingConfig;

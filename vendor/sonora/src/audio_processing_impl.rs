@@ -165,6 +165,8 @@ pub(crate) struct AudioProcessingImpl {
     capture_input_rms: RmsLevel,
     capture_output_rms: RmsLevel,
     capture_rms_interval_counter: usize,
+    // The caller's AEC3 tuning (`None`: the defaults).
+    echo_canceller3_config: Option<EchoCanceller3Config>,
 }
 
 impl AudioProcessingImpl {
@@ -193,6 +195,7 @@ impl AudioProcessingImpl {
             capture_input_rms: RmsLevel::new(),
             capture_output_rms: RmsLevel::new(),
             capture_rms_interval_counter: 0,
+            echo_canceller3_config: None,
         };
         apm.initialize();
         apm
@@ -203,6 +206,13 @@ impl AudioProcessingImpl {
     /// Must be called before `initialize()`.
     pub(crate) fn set_echo_detector(&mut self) {
         self.submodules.echo_detector = Some(ResidualEchoDetector::new());
+    }
+
+    /// Tunes the echo canceller with `config` instead of the defaults.
+    ///
+    /// Must be called before `initialize()`.
+    pub(crate) fn set_echo_canceller3_config(&mut self, config: EchoCanceller3Config) {
+        self.echo_canceller3_config = Some(config);
     }
 
     /// Initializes or reinitializes the processing pipeline with
@@ -1277,9 +1287,16 @@ impl AudioProcessingImpl {
         let num_render_channels = self.num_reverse_channels();
         let num_capture_channels = self.num_proc_channels();
 
-        let mut config = EchoCanceller3Config::default();
+        // A caller's config is used for every channel count, as C++
+        // `EchoCanceller3Factory(config)` does.
+        let (mut config, multichannel_config) = match &self.echo_canceller3_config {
+            Some(config) => (config.clone(), None),
+            None => (
+                EchoCanceller3Config::default(),
+                Some(EchoCanceller3Config::create_default_multichannel_config()),
+            ),
+        };
         config.echo_removal_control.transparent_mode = ec.transparent_mode;
-        let multichannel_config = Some(EchoCanceller3Config::create_default_multichannel_config());
 
         self.submodules.echo_controller = Some(EchoCanceller3::new(
             config,
