@@ -756,6 +756,64 @@ mod tests {
         assert_eq!(apm.recommended_stream_analog_level(), 255);
     }
 
+    /// Output power of `frames` 10 ms frames of near-end noise while
+    /// unrelated far-end noise plays (no echo path), 16 kHz mono.
+    fn near_end_power_without_echo(apm: &mut AudioProcessing, frames: usize) -> f32 {
+        let mut seed = 0x2545_f491_u32;
+        let mut noise = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed as f32 / u32::MAX as f32 - 0.5) * 0.6
+        };
+        let mut power = 0.0;
+        for _ in 0..frames {
+            let far: Vec<f32> = (0..160).map(|_| noise()).collect();
+            let near: Vec<f32> = (0..160).map(|_| noise()).collect();
+            let mut out = vec![0.0f32; 160];
+            apm.process_render_f32(&[&far], &mut [&mut out]).unwrap();
+            apm.process_capture_f32(&[&near], &mut [&mut out]).unwrap();
+            power += out.iter().map(|x| x * x).sum::<f32>();
+        }
+        power
+    }
+
+    #[test]
+    fn builder_echo_canceller3_config_is_used_and_outlives_apply_config() {
+        let config = Config {
+            echo_canceller: Some(EchoCanceller::default()),
+            ..Default::default()
+        };
+        let build = |aec3: Option<EchoCanceller3Config>| {
+            let mut builder = AudioProcessing::builder()
+                .config(config.clone())
+                .capture_config(StreamConfig::new(16000, 1))
+                .render_config(StreamConfig::new(16000, 1));
+            if let Some(aec3) = aec3 {
+                builder = builder.echo_canceller3_config(aec3);
+            }
+            builder.build()
+        };
+        // Before its linear filter converges AEC3 models the echo as the far
+        // end times `default_gain`: at the default (1.0) it suppresses the
+        // near end wherever the far end is as loud.
+        let mut quiet_model = EchoCanceller3Config::default();
+        quiet_model.ep_strength.default_gain = 0.01;
+        let defaults = near_end_power_without_echo(&mut build(None), 200);
+        let explicit_defaults =
+            near_end_power_without_echo(&mut build(Some(EchoCanceller3Config::default())), 200);
+        let mut apm = build(Some(quiet_model));
+        let tuned = near_end_power_without_echo(&mut apm, 200);
+        assert_eq!(defaults, explicit_defaults);
+        assert!(tuned > 2.0 * defaults, "tuned {tuned}, defaults {defaults}");
+
+        // Turning the echo canceller off and on again keeps the config.
+        apm.apply_config(Config::default());
+        apm.apply_config(config.clone());
+        let again = near_end_power_without_echo(&mut apm, 200);
+        assert!(again > 2.0 * defaults, "after apply_config {again}, defaults {defaults}");
+    }
+
     #[test]
     fn builder_with_config() {
         let config = Config {
