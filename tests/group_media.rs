@@ -293,6 +293,39 @@ async fn a_removed_member_leaves_the_mix_at_once_and_the_rest_go_on_after_the_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_link_stops_only_that_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = TONES[..3].iter().map(|f| SourceSpec::Tone(*f)).collect();
+    let (_net, mut parties) = mesh(dir.path(), sources).await;
+    let (m1, m3) = (parties[0].id, parties[2].id);
+    run_for(Duration::from_millis(800)).await;
+    let failed = Instant::now();
+    parties[0].conn_to(&m3).close(0u32.into(), b"gone");
+    run_for(Duration::from_millis(1200)).await;
+    let end = Instant::now();
+    for (party, other) in [(0, m3), (2, m1)] {
+        let mut events = Vec::new();
+        while let Ok(e) = parties[party].events.try_recv() {
+            events.push(e);
+        }
+        assert!(
+            events.iter().any(|e| matches!(e, GroupAudioEvent::LinkFailed { member, .. } if *member == other)),
+            "{events:?}"
+        );
+        let s = parties[party].stats();
+        assert!(s.participants.iter().find(|p| p.member == other).unwrap().link_error.is_some());
+    }
+    let mut mixes = Vec::new();
+    for p in &mut parties {
+        mixes.push(p.finish().await);
+    }
+    let after = |mix| between(mix, end, failed + Duration::from_millis(1100), end - Duration::from_millis(50));
+    assert_eq!(heard(after(&mixes[0]), &TONES[..3]), [TONES[1]]);
+    assert_eq!(heard(after(&mixes[1]), &TONES[..3]), [TONES[0], TONES[2]], "member 2 hears both as before");
+    assert_eq!(heard(after(&mixes[2]), &TONES[..3]), [TONES[1]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_frames_and_a_members_replay_of_anothers_are_refused_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let sources = TONES[..3].iter().map(|f| SourceSpec::Tone(*f)).collect();

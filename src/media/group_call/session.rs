@@ -145,6 +145,10 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     pub fn remove_member(&mut self, member: &PeerId) -> bool {
         let Some(m) = self.members.remove(member) else { return false };
         self.receiver.remove(m.sender);
+        if m.stats.speaking {
+            // The receiver's own event names only its index, which has no member any more.
+            self.outputs.push_back(Output::Event(GroupAudioEvent::Speaking { member: *member, speaking: false }));
+        }
         if self.dominant == Some(*member) {
             self.dominant = None;
         }
@@ -336,3 +340,151 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::sender_key::{GroupFrameHeader, KeyId, OpenedFrame};
+    use crate::media::group_call::FrameCryptoError;
+    use crate::media::packet::AudioPacket;
+
+    /// Frames in the clear: `sender index || media byte || payload`; open believes the header.
+    struct ClearFrames(SenderIndex);
+
+    impl GroupFrameCrypto for ClearFrames {
+        fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
+            Ok([&[self.0.0, media.to_byte()][..], payload].concat())
+        }
+
+        fn open(&self, _from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
+            let [sender, media, payload @ ..] = frame else { return Err(FrameCryptoError("short".into())) };
+            let media = GroupMedia::from_byte(*media).map_err(|e| FrameCryptoError(e.to_string()))?;
+            let key_id = KeyId::new(0, SenderIndex(*sender)).unwrap();
+            Ok(OpenedFrame { header: GroupFrameHeader { media, key_id, counter: 0 }, payload: payload.to_vec() })
+        }
+    }
+
+    /// Plays every sample of a frame at the frame's first byte × 100; conceals with silence.
+    struct LevelDecoder;
+
+    impl AudioDecoder for LevelDecoder {
+        fn decode(&mut self, packet: &[u8]) -> Pcm {
+            [i16::from(packet.first().copied().unwrap_or(0)) * 100; FRAME_SAMPLES]
+        }
+        fn decode_fec(&mut self, _next: &[u8]) -> Pcm {
+            [0; FRAME_SAMPLES]
+        }
+        fn conceal(&mut self) -> Pcm {
+            [0; FRAME_SAMPLES]
+        }
+    }
+
+    fn member(n: u8) -> PeerId {
+        crate::identity::Identity::from_seed([n; 32]).peer_id()
+    }
+
+    fn session(now: Instant) -> GroupAudioSession<LevelDecoder> {
+        GroupAudioSession::new(Arc::new(ClearFrames(SenderIndex(0))), 32_000, false, || Ok(LevelDecoder), now)
+    }
+
+    /// `sender`'s frame `seq` at `level`, as it comes on a link.
+    fn frame(sender: u8, media: GroupMedia, seq: u32, level: u8) -> Vec<u8> {
+        let packet = AudioPacket { seq, capture_us: 0, flags: 0, frames: vec![(seq, vec![level])] };
+        [&[sender, media.to_byte()][..], &packet.encode()].concat()
+    }
+
+    fn drain(s: &mut GroupAudioSession<LevelDecoder>) -> Vec<Output> {
+        let mut out = Vec::new();
+        loop {
+            match s.poll_output() {
+                Output::Timeout(_) => return out,
+                o => out.push(o),
+            }
+        }
+    }
+
+    #[test]
+    fn each_frame_is_encoded_and_sealed_once_with_a_copy_of_the_one_before() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        s.add_member(member(1), SenderIndex(1)).unwrap();
+        s.add_member(member(2), SenderIndex(2)).unwrap();
+        let mut sealed = Vec::new();
+        for n in 0..3u32 {
+            s.handle_timeout(t0 + FRAME * n, 1_000 + u64::from(n));
+            for o in drain(&mut s) {
+                match o {
+                    Output::CaptureAudio { capture_us } => s.captured(Some([7; FRAME_SAMPLES]), capture_us),
+                    _ => {}
+                }
+            }
+            let jobs: Vec<_> = drain(&mut s).into_iter().filter_map(|o| match o {
+                Output::EncodeAudio(job) => Some(job),
+                _ => None,
+            }).collect();
+            assert_eq!(jobs.len(), 1, "one encode per frame, whatever the number of members");
+            s.encoded(&jobs[0], Ok(vec![n as u8]));
+            sealed.extend(drain(&mut s).into_iter().filter_map(|o| match o {
+                Output::Transmit(f) => Some(f),
+                _ => None,
+            }));
+        }
+        assert_eq!(sealed.len(), 3, "one sealed frame per 20 ms for all members");
+        let last = AudioPacket::decode(&sealed[2][2..]).unwrap();
+        assert_eq!(last.frames, vec![(2, vec![2]), (1, vec![1])]);
+        assert_eq!(s.stats().send.frames, 3);
+    }
+
+    #[test]
+    fn frames_not_its_own_or_not_audio_are_refused_against_the_member_who_delivered_them() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        s.add_member(member(1), SenderIndex(1)).unwrap();
+        s.add_member(member(2), SenderIndex(2)).unwrap();
+        s.datagram(&member(1), &frame(2, GroupMedia::Audio, 0, 1), t0);
+        s.datagram(&member(1), &frame(1, GroupMedia::Video { temporal_layer: 0 }, 0, 1), t0);
+        s.datagram(&member(1), &[1], t0);
+        s.datagram(&member(9), &frame(9, GroupMedia::Audio, 0, 1), t0);
+        s.datagram(&member(2), &frame(2, GroupMedia::Audio, 0, 1), t0);
+        let stats = s.stats();
+        assert_eq!(stats.participants.iter().map(|p| (p.datagrams, p.refused)).collect::<Vec<_>>(), {
+            let mut want = vec![(3, 3), (1, 0)];
+            if member(1).to_bytes() > member(2).to_bytes() {
+                want.reverse();
+            }
+            want
+        });
+        assert_eq!(s.add_member(member(3), SenderIndex(2)), Err(MemberError::IndexTaken { index: 2, holder: member(2) }));
+    }
+
+    #[test]
+    fn a_removed_member_leaves_the_mix_on_the_next_tick() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        s.add_member(member(1), SenderIndex(1)).unwrap();
+        let mut played = Vec::new();
+        let mut events = Vec::new();
+        for n in 0..40u32 {
+            let now = t0 + FRAME * n;
+            if n == 30 {
+                assert!(s.remove_member(&member(1)));
+            }
+            s.datagram(&member(1), &frame(1, GroupMedia::Audio, n, 100), now);
+            s.handle_timeout(now + PLAY_OFFSET, 0);
+            for o in drain(&mut s) {
+                match o {
+                    Output::PlayAudio(pcm) => played.push(pcm[0]),
+                    Output::Event(e) => events.push((n, e)),
+                    _ => {}
+                }
+            }
+        }
+        assert!(played[..30].contains(&10_000), "member 1 was heard: {played:?}");
+        assert!(played[30..].iter().all(|s| *s == 0), "and not after its removal: {played:?}");
+        assert!(s.stats().participants.is_empty());
+        let speaking = |on| GroupAudioEvent::Speaking { member: member(1), speaking: on };
+        assert!(events.iter().any(|(n, e)| *n < 30 && *e == speaking(true)), "{events:?}");
+        assert!(events.iter().any(|(n, e)| *n == 30 && *e == speaking(false)), "{events:?}");
+        assert!(events.iter().any(|(n, e)| *n == 30 && *e == GroupAudioEvent::Dominant { member: None }), "{events:?}");
+    }
+}
