@@ -86,7 +86,10 @@ impl Party {
 }
 
 /// A QUIC connection between two fresh endpoints: (dialer's end, the other's end).
-async fn connect(a: &quinn::Endpoint, b: (std::net::SocketAddr, &mut mpsc::Receiver<hail::transport::channel::CallStream>)) -> (quinn::Connection, quinn::Connection) {
+async fn connect(
+    a: &quinn::Endpoint,
+    b: (std::net::SocketAddr, &mut mpsc::Receiver<hail::transport::channel::CallStream>),
+) -> (quinn::Connection, quinn::Connection) {
     let call = CallId([7; 16]);
     let ours = dial(a, b.0, call).await.unwrap();
     let theirs = b.1.recv().await.unwrap();
@@ -169,11 +172,7 @@ fn assert_each_hears_the_others(parties: &[Party], mixes: &[Vec<i16>], tones: &[
         let want: Vec<f64> = tones.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| *f).collect();
         let levels: Vec<String> = tones.iter().map(|f| format!("{f} Hz {:.1} dB", tone_db(x, *f))).collect();
         assert_eq!(heard(x, tones), want, "member {} ({}) hears the wrong tones: {levels:?}", i + 1, party.id);
-        assert!(
-            tone_db(x, tones[i]) < tone_db(x, want[0]) - 30.0,
-            "member {} hears itself: {levels:?}",
-            i + 1
-        );
+        assert!(tone_db(x, tones[i]) < tone_db(x, want[0]) - 30.0, "member {} hears itself: {levels:?}", i + 1);
     }
 }
 
@@ -337,13 +336,10 @@ async fn a_strangers_frames_and_a_members_replay_of_anothers_are_refused_and_cou
     let (ep, _, _) = quic::node();
     let (_ep_1, addr, mut inbound) = quic::node();
     let (to_member_1, at_member_1) = connect(&ep, (addr, &mut inbound)).await;
-    parties[0]
-        .media()
-        .add_member(stranger, SenderIndex(200), Arc::new(QuicMediaPort::new(at_member_1)))
-        .await
-        .unwrap();
+    parties[0].media().add_member(stranger, SenderIndex(200), Arc::new(QuicMediaPort::new(at_member_1))).await.unwrap();
     run_for(Duration::from_millis(300)).await;
-    let packet = |seq: u32| AudioPacket { seq, capture_us: 0, flags: 0, frames: vec![(seq, vec![0xF8, 0xFF, 0xFE])] }.encode();
+    let packet =
+        |seq: u32| AudioPacket { seq, capture_us: 0, flags: 0, frames: vec![(seq, vec![0xF8, 0xFF, 0xFE])] }.encode();
     let (m2, m3) = (parties[1].id, parties[2].id);
     for seq in 0..5 {
         let frame = stranger_net.lock().unwrap().member(&stranger).seal(GroupMedia::Audio, &packet(seq)).unwrap();

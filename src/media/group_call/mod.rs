@@ -277,7 +277,8 @@ impl GroupCallMedia {
     ) -> Result<Self, MediaStartError> {
         let encoder = OpusEncoder::new(config.audio.bitrate)?;
         OpusDecoder::new()?;
-        let session = GroupAudioSession::new(crypto, config.audio.bitrate, config.muted, OpusDecoder::new, Instant::now());
+        let session =
+            GroupAudioSession::new(crypto, config.audio.bitrate, config.muted, OpusDecoder::new, Instant::now());
         let stats = Arc::new(Mutex::new(GroupAudioStats {
             input: config.audio.input.to_string(),
             output: config.audio.output.to_string(),

@@ -340,7 +340,6 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,15 +412,17 @@ mod tests {
         for n in 0..3u32 {
             s.handle_timeout(t0 + FRAME * n, 1_000 + u64::from(n));
             for o in drain(&mut s) {
-                match o {
-                    Output::CaptureAudio { capture_us } => s.captured(Some([7; FRAME_SAMPLES]), capture_us),
-                    _ => {}
+                if let Output::CaptureAudio { capture_us } = o {
+                    s.captured(Some([7; FRAME_SAMPLES]), capture_us);
                 }
             }
-            let jobs: Vec<_> = drain(&mut s).into_iter().filter_map(|o| match o {
-                Output::EncodeAudio(job) => Some(job),
-                _ => None,
-            }).collect();
+            let jobs: Vec<_> = drain(&mut s)
+                .into_iter()
+                .filter_map(|o| match o {
+                    Output::EncodeAudio(job) => Some(job),
+                    _ => None,
+                })
+                .collect();
             assert_eq!(jobs.len(), 1, "one encode per frame, whatever the number of members");
             s.encoded(&jobs[0], Ok(vec![n as u8]));
             sealed.extend(drain(&mut s).into_iter().filter_map(|o| match o {
@@ -454,7 +455,10 @@ mod tests {
             }
             want
         });
-        assert_eq!(s.add_member(member(3), SenderIndex(2)), Err(MemberError::IndexTaken { index: 2, holder: member(2) }));
+        assert_eq!(
+            s.add_member(member(3), SenderIndex(2)),
+            Err(MemberError::IndexTaken { index: 2, holder: member(2) })
+        );
     }
 
     #[test]
