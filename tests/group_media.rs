@@ -4,137 +4,32 @@
 //! connection (`transport::media_port::QuicMediaPort`), every member sending a tone of its own and
 //! writing its mix to a WAV file. What each hears is judged by its spectrum.
 
+#[path = "common/group_mesh.rs"]
+mod group_mesh;
 #[path = "common/group_net.rs"]
 mod group_net;
 #[path = "common/quic.rs"]
 mod quic;
 
 use std::f64::consts::TAU;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use group_mesh::{Party, connect, mesh};
 use group_net::{Net, peer};
-use hail::call::CallId;
-use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
+use hail::crypto::sender_key::{GroupMedia, SenderIndex};
 use hail::group::Command;
 use hail::media::codec::opus::{FRAME_SAMPLES, Pcm, SAMPLE_RATE};
-use hail::media::config::AudioConfig;
-use hail::media::group_call::{
-    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
-};
-use hail::media::io::{AudioSink, SinkSpec, SourceSpec, WavSink, read_wav_mono_48k};
+use hail::media::group_call::GroupAudioEvent;
+use hail::media::io::{AudioSink, SourceSpec, WavSink};
 use hail::media::limiter::CEILING;
 use hail::media::packet::AudioPacket;
-use hail::transport::channel::dial;
 use hail::transport::media_port::QuicMediaPort;
 use libp2p_identity::PeerId;
-use tokio::sync::mpsc;
 
 /// One tone per member, none a harmonic of another.
 const TONES: [f64; 5] = [440.0, 650.0, 910.0, 1230.0, 1570.0];
-
-/// A member's keys as the node holds them: its `GroupMember`, on the shared control net.
-struct NetCrypto {
-    net: Arc<Mutex<Net>>,
-    me: PeerId,
-}
-
-impl GroupFrameCrypto for NetCrypto {
-    fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
-        let mut net = self.net.lock().unwrap();
-        net.member(&self.me).seal(media, payload).map_err(|e| FrameCryptoError(e.to_string()))
-    }
-
-    fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
-        let mut net = self.net.lock().unwrap();
-        net.member(&self.me).open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
-    }
-}
-
-/// One member: its media, what it told the node, where its mix goes, and its QUIC connections.
-struct Party {
-    id: PeerId,
-    media: Option<GroupCallMedia>,
-    events: mpsc::Receiver<GroupAudioEvent>,
-    wav: PathBuf,
-    /// To each other member (or stranger): the connection.
-    conns: Vec<(PeerId, quinn::Connection)>,
-    _endpoint: quinn::Endpoint,
-}
-
-impl Party {
-    fn media(&self) -> &GroupCallMedia {
-        self.media.as_ref().unwrap()
-    }
-
-    fn conn_to(&self, other: &PeerId) -> &quinn::Connection {
-        &self.conns.iter().find(|(p, _)| p == other).unwrap().1
-    }
-
-    fn stats(&self) -> GroupAudioStats {
-        self.media().stats()
-    }
-
-    /// Stops the media (the WAV is completed) and reads what it played.
-    async fn finish(&mut self) -> Vec<i16> {
-        if let Some(task) = self.media.take().and_then(|m| m.stop()) {
-            task.await.unwrap();
-        }
-        read_wav_mono_48k(&self.wav).unwrap()
-    }
-}
-
-/// A QUIC connection between two fresh endpoints: (dialer's end, the other's end).
-async fn connect(
-    a: &quinn::Endpoint,
-    b: (std::net::SocketAddr, &mut mpsc::Receiver<hail::transport::channel::CallStream>),
-) -> (quinn::Connection, quinn::Connection) {
-    let call = CallId([7; 16]);
-    let ours = dial(a, b.0, call).await.unwrap();
-    let theirs = b.1.recv().await.unwrap();
-    (ours.conn, theirs.conn)
-}
-
-/// `sources.len()` members in one group (seeds 1, 2, …), a QUIC connection between every two,
-/// each sending its source and writing its mix under `dir`.
-async fn mesh(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
-    let net = Arc::new(Mutex::new(Net::group(seeds[0], &seeds[1..])));
-    let mut nodes: Vec<_> = seeds.iter().map(|_| quic::node()).collect();
-    let mut conns: Vec<Vec<(PeerId, quinn::Connection)>> = seeds.iter().map(|_| Vec::new()).collect();
-    for i in 0..seeds.len() {
-        for j in i + 1..seeds.len() {
-            let (ep_i, addr_j) = (nodes[i].0.clone(), nodes[j].1);
-            let (a, b) = connect(&ep_i, (addr_j, &mut nodes[j].2)).await;
-            conns[i].push((peer(seeds[j]), a));
-            conns[j].push((peer(seeds[i]), b));
-        }
-    }
-    let mut parties = Vec::new();
-    for ((seed, source), (conns, node)) in seeds.iter().zip(sources).zip(conns.into_iter().zip(nodes)) {
-        let id = peer(*seed);
-        let wav = dir.join(format!("mix-{seed}.wav"));
-        let config = GroupMediaConfig {
-            audio: AudioConfig { input: source, output: SinkSpec::File(wav.clone()), ..AudioConfig::default() },
-            muted: false,
-        };
-        let (events_tx, events) = mpsc::channel(256);
-        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });
-        let media = GroupCallMedia::start(config, crypto, events_tx).unwrap();
-        for (other, conn) in &conns {
-            let index = sender_index(&net, &id, other);
-            media.add_member(*other, index, Arc::new(QuicMediaPort::new(conn.clone()))).await.unwrap();
-        }
-        parties.push(Party { id, media: Some(media), events, wav, conns, _endpoint: node.0 });
-    }
-    (net, parties)
-}
-
-/// `of`'s sender index in `at`'s roster.
-fn sender_index(net: &Mutex<Net>, at: &PeerId, of: &PeerId) -> SenderIndex {
-    net.lock().unwrap().members[at].roster().unwrap().index_of(of).unwrap()
-}
 
 /// Goertzel: the power of `x` at `freq`, dB relative to full scale (a full-scale sine is −3 dB).
 fn tone_db(x: &[i16], freq: f64) -> f64 {
