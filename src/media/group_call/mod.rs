@@ -292,7 +292,8 @@ impl GroupCallMedia {
     }
 
     /// `member`, sending under `sender` (the roster's index), is reached on `link`: we send it our
-    /// frames and mix its. Refused when another member has that index, or the mix is full.
+    /// frames and mix its. Refused when another member has that index, the mix is full, or the
+    /// media has stopped.
     pub async fn add_member(
         &self,
         member: PeerId,
@@ -300,10 +301,8 @@ impl GroupCallMedia {
         link: Arc<dyn MediaLink>,
     ) -> Result<(), MemberError> {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Add(member, sender, link, tx)).is_err() {
-            return Ok(());
-        }
-        rx.await.unwrap_or(Ok(()))
+        self.commands.send(Command::Add(member, sender, link, tx)).map_err(|_| MemberError::Stopped)?;
+        rx.await.unwrap_or(Err(MemberError::Stopped))
     }
 
     /// `member` left: its link is dropped and its stream leaves the mix.

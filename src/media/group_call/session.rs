@@ -42,6 +42,9 @@ pub enum MemberError {
     /// The receiver refused another sender (too many).
     #[error(transparent)]
     Receiver(#[from] GroupAudioError),
+    /// The call's media has stopped.
+    #[error("the group call's media has stopped")]
+    Stopped,
 }
 
 /// What the session asks its driver to do.
@@ -431,6 +434,12 @@ mod tests {
             }));
         }
         assert_eq!(sealed.len(), 3, "one sealed frame per 20 ms for all members");
+        s.set_muted(true);
+        s.captured(Some([7; FRAME_SAMPLES]), 0);
+        match drain(&mut s).as_slice() {
+            [Output::EncodeAudio(job)] => assert!(job.muted && job.pcm == [0; FRAME_SAMPLES]),
+            other => panic!("{other:?}"),
+        }
         let last = AudioPacket::decode(&sealed[2][2..]).unwrap();
         assert_eq!(last.frames, vec![(2, vec![2]), (1, vec![1])]);
         assert_eq!(s.stats().send.frames, 3);
