@@ -126,13 +126,15 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
 
     /// `member` is in the call and sends under `sender` (the roster's index): its frames are
     /// mixed from now on. Adding a member again with the same index does nothing; with another
-    /// index it moves (its stream starts afresh).
+    /// index it moves (its stream starts afresh). Either way a link failure written down for it
+    /// is cleared: it comes with a new link.
     pub fn add_member(&mut self, member: PeerId, sender: SenderIndex) -> Result<(), MemberError> {
         if let Some((holder, _)) = self.members.iter().find(|(p, m)| m.sender == sender && **p != member) {
             return Err(MemberError::IndexTaken { index: sender.0, holder: *holder });
         }
-        if let Some(old) = self.members.get(&member) {
+        if let Some(old) = self.members.get_mut(&member) {
             if old.sender == sender {
+                old.stats.link_error = None;
                 return Ok(());
             }
             self.receiver.remove(old.sender);
