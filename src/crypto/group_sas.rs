@@ -9,9 +9,17 @@
 //! sas           = SHA-256(sas_input)[..4]
 //! sas_input     = "hail group sas v1" || call id (16) || epoch (8) || n (1)
 //!                 || n × (u16be(len(id)) || id)            members sorted by their PeerId bytes
-//!                 || n(n-1)/2 × handshake hash (32)         pairs (i, j), i < j, in member order
+//!                 || n(n-1)/2 × handshake hash (32)         pairs (a, b), a < b, in member order
 //!                 || n × nonce (32)                         in member order
 //! ```
+//!
+//! Each member hashes **its own view** of every pair: for a pair it is in, the handshake hash it
+//! holds itself; for any other pair (a, b), a < b, the hash a reported. In an honest group every
+//! view is the same, so everyone shows the same emoji. A man in the middle of the pair (a, b)
+//! leaves a and b holding different hashes, so a's and b's emoji differ from each other, and b's
+//! differ from every member outside the pair (who hash a's report, which reached them over a
+//! channel he is not on): comparing the emoji aloud catches him. A member that sees the two
+//! reports of a pair differ records a [`PairDispute`] and goes on, so the emoji still come out.
 //!
 //! Nobody can steer the result: every member reveals its nonce only once it holds every other
 //! member's commitment, so each member's emoji depend on its own fresh nonce, which is unknown to
@@ -67,10 +75,6 @@ pub enum GroupSasError {
     /// A commitment does not list exactly one handshake hash per other member. (Ends the round.)
     #[error("{0} sent a commitment without one handshake hash per other member")]
     MalformedCommitment(PeerId),
-    /// Two members report different handshake hashes for their pair: someone is in the middle
-    /// between them, or one of them lies. (Ends the round.)
-    #[error("{0} and {1} disagree on their handshake: someone may be in the middle between them")]
-    TranscriptMismatch(PeerId, PeerId),
     /// A member's nonce does not match its commitment. (Ends the round.)
     #[error("{0} revealed a nonce that does not match its commitment")]
     CommitmentMismatch(PeerId),
@@ -84,6 +88,14 @@ pub enum GroupSasError {
     #[error("the group emoji round for this epoch has already failed")]
     Aborted,
 }
+
+/// Two members whose reports of their own pair's handshake hash differ: someone may be in the
+/// middle between them (or one of them lies). Not an error: the round goes on, and each member
+/// hashes its own view of the pair, so the pair's emoji differ from each other's and the later
+/// member's from everyone else's. The two members, in member order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
+#[error("{0} and {1} disagree on their handshake: someone may be in the middle between them")]
+pub struct PairDispute(pub PeerId, pub PeerId);
 
 /// One epoch of a group call: the call, the epoch number (it changes with every join and leave)
 /// and the members, sorted by their PeerId bytes.
@@ -132,6 +144,11 @@ impl GroupEpoch {
         self.members.iter().position(|m| m == peer)
     }
 
+    /// The pair {a, b} in member order.
+    fn dispute(&self, a: PeerId, b: PeerId) -> PairDispute {
+        if self.index(&a) < self.index(&b) { PairDispute(a, b) } else { PairDispute(b, a) }
+    }
+
     /// `member`'s commitment to `nonce`, bound to the call, the epoch and the member.
     pub fn commitment(&self, member: &PeerId, nonce: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new().chain_update(COMMIT_LABEL).chain_update(self.call_id);
@@ -141,7 +158,8 @@ impl GroupEpoch {
     }
 
     /// The bytes the emoji are hashed from: `pair_hashes` holds the handshake hash of every pair
-    /// (i, j), i < j, in member order ((0,1), (0,2), …, (1,2), …); `nonces` one nonce per member,
+    /// (i, j), i < j, as the member who hashes sees it (its own for a pair it is in, else i's
+    /// report), in member order ((0,1), (0,2), …, (1,2), …); `nonces` one nonce per member,
     /// in member order. `None` if either list has the wrong length.
     pub fn sas_input(&self, pair_hashes: &[[u8; 32]], nonces: &[[u8; 32]]) -> Option<Vec<u8>> {
         let n = self.members.len();
@@ -174,7 +192,7 @@ fn length_prefixed(peer: &PeerId) -> Vec<u8> {
 
 /// What a member sends every other member first: its commitment, and the final handshake hash of
 /// its pairwise handshake with each other member (so that every member hashes every pair, and a
-/// man in the middle of one pair shows up to everyone).
+/// man in the middle of one pair shows up to every member outside it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSasCommit {
     /// `commitment(sender, nonce)`.
@@ -205,6 +223,7 @@ pub struct GroupSasRound {
     nonce: [u8; 32],
     commits: BTreeMap<PeerId, GroupSasCommit>,
     nonces: BTreeMap<PeerId, [u8; 32]>,
+    disputes: Vec<PairDispute>,
     outcome: Option<Result<Sas, GroupSasError>>,
 }
 
@@ -228,7 +247,8 @@ impl GroupSasRound {
         }
         let commit = GroupSasCommit { commitment: epoch.commitment(&me, &nonce), transcripts };
         let commits = BTreeMap::from([(me, commit.clone())]);
-        let round = GroupSasRound { epoch, me, nonce, commits, nonces: BTreeMap::new(), outcome: None };
+        let round =
+            GroupSasRound { epoch, me, nonce, commits, nonces: BTreeMap::new(), disputes: Vec::new(), outcome: None };
         Ok((round, commit))
     }
 
@@ -238,8 +258,9 @@ impl GroupSasRound {
     }
 
     /// Takes `from`'s commitment. Checks `from`'s handshake hashes against ours and against every
-    /// other member's report of the same pair. Returns our reveal, to send to every other member,
-    /// when this was the last commitment missing.
+    /// other member's report of the same pair: a difference is recorded (see
+    /// [`GroupSasRound::disputes`]) and the round goes on. Returns our reveal, to send to every
+    /// other member, when this was the last commitment missing.
     pub fn add_commitment(
         &mut self,
         from: PeerId,
@@ -253,11 +274,11 @@ impl GroupSasRound {
         if !others_listed || commit.transcripts.len() != self.epoch.members.len() - 1 {
             return Err(self.abort(GroupSasError::MalformedCommitment(from)));
         }
-        // Every pair is reported by both of its members: they must agree.
+        // Every pair is reported by both of its members: a difference is someone in the middle.
+        // Each pair's two reports meet once, when the second of them comes in.
         for (member, earlier) in &self.commits {
             if earlier.transcripts.get(&from) != commit.transcripts.get(member) {
-                let (a, b) = (*member, from);
-                return Err(self.abort(GroupSasError::TranscriptMismatch(a, b)));
+                self.disputes.push(self.epoch.dispute(*member, from));
             }
         }
         self.commits.insert(from, commit);
@@ -306,6 +327,14 @@ impl GroupSasRound {
         self.outcome.clone()
     }
 
+    /// The pairs whose two members' reports of their handshake differ, as this member saw them,
+    /// in the order found. Someone may be in the middle of each: tell the user, whatever the
+    /// emoji (a pair this member is in can also look fine here while the man in the middle
+    /// rewrites the other end's report; then only the emoji show it).
+    pub fn disputes(&self) -> &[PairDispute] {
+        &self.disputes
+    }
+
     /// Whom the round waits for: the members whose commitment is missing, or once they are all in,
     /// those whose reveal is. Empty once the round has ended.
     pub fn waiting_for(&self) -> Vec<PeerId> {
@@ -343,8 +372,11 @@ impl GroupSasRound {
         let mut pairs = Vec::with_capacity(members.len() * (members.len() - 1) / 2);
         for (i, a) in members.iter().enumerate() {
             for b in &members[i + 1..] {
-                // Both members of the pair reported it and agreed (checked as commitments came in).
-                pairs.push(self.commits[a].transcripts[b]);
+                // This member's view of the pair: its own hash for a pair it is in, else the report
+                // of the pair's first member. Where the two ends agree, that is everyone's view.
+                let view =
+                    if *b == self.me { &self.commits[b].transcripts[a] } else { &self.commits[a].transcripts[b] };
+                pairs.push(*view);
             }
         }
         let nonces: Vec<[u8; 32]> = members.iter().map(|m| self.nonces[m]).collect();
@@ -412,6 +444,7 @@ mod tests {
                 }
             }
         }
+        assert!(g.rounds.iter().all(|r| r.disputes().is_empty()), "an honest group has no dispute");
         g.rounds.iter().map(|r| r.result().unwrap().unwrap()).collect()
     }
 
@@ -557,46 +590,67 @@ mod tests {
         assert_eq!(g.rounds[0].add_commitment(b, selfish), Err(GroupSasError::MalformedCommitment(b)));
     }
 
-    /// A man in the middle of the pair A–B runs one handshake with A and another with B, so A and
-    /// B hold different hashes for their pair. He controls what A and B tell each other, but not
-    /// what they tell C: C sees the two reports disagree, and A's and B's emoji differ.
-    #[test]
-    fn a_man_in_the_middle_of_one_pair_is_seen_by_the_others_and_changes_the_emoji() {
-        let e = GroupEpoch::new(CALL, 1, peers(3)).unwrap();
+    /// A group in which a man in the middle of the pair (m[x], m[y]), x < y, ran one handshake with
+    /// each end (so they hold different hashes for the pair) and, with `rewrite`, rewrites each
+    /// end's report of the pair to what the other end holds, so that neither notices from the
+    /// other's report. He passes everything else between them on unchanged; every other channel
+    /// is end to end. Every commitment to everyone, then every reveal: each member's emoji.
+    fn run_with_mitm(n: u8, x: usize, y: usize, rewrite: bool) -> (Vec<PeerId>, Vec<GroupSasRound>, Vec<Sas>) {
+        let e = GroupEpoch::new(CALL, 1, peers(n)).unwrap();
         let m = e.members().to_vec();
-        let (a, b, c) = (m[0], m[1], m[2]);
+        let (hx, hy) = ([0xA0; 32], [0xB0; 32]);
         let mut t: Vec<BTreeMap<PeerId, [u8; 32]>> = m.iter().map(|p| transcripts(p, &m)).collect();
-        t[0].insert(b, [0xA0; 32]); // A's handshake with the man in the middle
-        t[1].insert(a, [0xB0; 32]); // B's handshake with him
-        let mut rounds = Vec::new();
-        let mut commits = Vec::new();
-        for (i, p) in m.iter().enumerate() {
-            let (r, c) = GroupSasRound::new(e.clone(), *p, nonce(p), t[i].clone()).unwrap();
-            rounds.push(r);
-            commits.push(c);
+        t[x].insert(m[y], hx);
+        t[y].insert(m[x], hy);
+        let (mut rounds, commits): (Vec<_>, Vec<_>) = m
+            .iter()
+            .enumerate()
+            .map(|(i, p)| GroupSasRound::new(e.clone(), *p, nonce(p), t[i].clone()).unwrap())
+            .unzip();
+        let mut reveals = vec![None; m.len()];
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for (j, commit) in commits.iter().enumerate().filter(|(j, _)| *j != i) {
+                let mut commit = commit.clone();
+                if rewrite && (i, j) == (x, y) {
+                    commit.transcripts.insert(m[x], hx);
+                } else if rewrite && (i, j) == (y, x) {
+                    commit.transcripts.insert(m[y], hy);
+                }
+                if let Some(r) = round.add_commitment(m[j], commit).unwrap() {
+                    reveals[i] = Some(r);
+                }
+            }
         }
-        // C hears both, over channels the man in the middle is not on.
-        rounds[2].add_commitment(a, commits[0].clone()).unwrap();
-        assert_eq!(rounds[2].add_commitment(b, commits[1].clone()), Err(GroupSasError::TranscriptMismatch(a, b)));
-        assert_eq!(rounds[2].result(), Some(Err(GroupSasError::TranscriptMismatch(a, b))));
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for (j, reveal) in reveals.iter().enumerate().filter(|(j, _)| *j != i) {
+                round.add_reveal(m[j], reveal.unwrap()).unwrap();
+            }
+        }
+        let sas = rounds.iter().map(|r| r.result().unwrap().unwrap()).collect();
+        (m, rounds, sas)
+    }
 
-        // A and B hear each other through him: he rewrites each one's report of the pair to what
-        // the listener holds, so neither notices; he passes everything else on unchanged.
-        let mut to_a = commits[1].clone();
-        to_a.transcripts.insert(a, [0xA0; 32]);
-        let mut to_b = commits[0].clone();
-        to_b.transcripts.insert(b, [0xB0; 32]);
-        rounds[0].add_commitment(c, commits[2].clone()).unwrap();
-        let reveal_a = rounds[0].add_commitment(b, to_a).unwrap().unwrap();
-        rounds[1].add_commitment(c, commits[2].clone()).unwrap();
-        let reveal_b = rounds[1].add_commitment(a, to_b).unwrap().unwrap();
-        let reveal_c = GroupSasReveal { nonce: nonce(&c) };
-        rounds[0].add_reveal(b, reveal_b).unwrap();
-        rounds[0].add_reveal(c, reveal_c).unwrap();
-        rounds[1].add_reveal(a, reveal_a).unwrap();
-        rounds[1].add_reveal(c, reveal_c).unwrap();
-        let (sas_a, sas_b) = (rounds[0].result().unwrap().unwrap(), rounds[1].result().unwrap().unwrap());
-        assert_ne!(sas_a, sas_b, "A's and B's emoji differ");
+    /// The later end of the attacked pair hashes its own view of the pair, everyone else the
+    /// earlier end's: its emoji differ from everyone's, the others' are all the same. Every member
+    /// outside the pair is told who disagrees; the pair's ends only when he does not rewrite.
+    #[test]
+    fn a_man_in_the_middle_of_one_pair_sets_its_later_end_apart() {
+        for (n, x, y) in [(3, 0, 1), (3, 1, 2), (3, 0, 2), (4, 1, 3), (4, 0, 1), (4, 2, 3)] {
+            for rewrite in [true, false] {
+                let (m, rounds, sas) = run_with_mitm(n, x, y, rewrite);
+                let dispute = PairDispute(m[x], m[y]);
+                for (i, round) in rounds.iter().enumerate() {
+                    if i == y {
+                        assert!(sas.iter().enumerate().all(|(j, s)| j == y || *s != sas[y]), "{n} {x} {y}: {sas:?}");
+                    } else {
+                        assert_eq!(sas[i], sas[x], "{n} {x} {y}: member {i} shows the earlier end's emoji");
+                    }
+                    let told = i != x && i != y || !rewrite;
+                    let want = if told { vec![dispute] } else { Vec::new() };
+                    assert_eq!(round.disputes(), want, "{n} {x} {y} {rewrite}: member {i}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use libp2p_identity::PeerId;
 
 use super::control::ControlBody;
 use super::roster::Roster;
-use crate::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasError, GroupSasReveal, GroupSasRound};
+use crate::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasError, GroupSasReveal, GroupSasRound, PairDispute};
 use crate::crypto::sas::Sas;
 
 /// Why an epoch has no group emoji.
@@ -29,7 +29,11 @@ pub enum EmojiFailure {
 pub enum EmojiStep {
     /// Send this to every other member of the epoch.
     Broadcast(ControlBody),
-    /// The round is over: the group's emoji.
+    /// Two members' reports of their own handshake differ: someone may be in the middle between
+    /// them. Tell the user now; the round goes on, and its emoji then show the pair apart.
+    Disputed(PairDispute),
+    /// The round is over: this member's emoji (the group's, unless someone is in the middle of a
+    /// pair: then they differ between members, which comparing them aloud shows).
     Agreed(Sas),
     /// The round is over without emoji.
     Failed(EmojiFailure),
@@ -146,7 +150,10 @@ impl EmojiRound {
         let mut steps = Vec::new();
         match message {
             Early::Commit(commit) => {
-                if let Ok(Some(reveal)) = round.add_commitment(from, commit) {
+                let known = round.disputes().len();
+                let added = round.add_commitment(from, commit);
+                steps.extend(round.disputes()[known..].iter().map(|d| EmojiStep::Disputed(*d)));
+                if let Ok(Some(reveal)) = added {
                     steps.push(EmojiStep::Broadcast(ControlBody::SasReveal { epoch: self.epoch.epoch(), reveal }));
                 }
             }
