@@ -100,6 +100,37 @@ def group_sas_epoch(call_id, epoch, seeds, nonce_byte, pair_hashes):
     }
 
 
+def group_sas_mitm(call_id, epoch, seeds, nonce_byte, pair_hashes, a, b, held_by_a, held_by_b):
+    """The members of `seeds` when a man in the middle of the pair of member-order indices a < b
+    left a holding `held_by_a` and b holding `held_by_b` for it: what each member hashes (its own
+    view: its own hash for a pair it is in, else the report of the pair's first member)."""
+    members = {peer_id(bytes([s]) * 32): s for s in seeds}
+    order = sorted(members)
+    nonce_of = {m: bytes([nonce_byte + members[m]]) * 32 for m in order}
+    table = emoji_table_v2()
+
+    def honest(x, y):
+        return pair_hashes[(members[x], members[y]) if members[x] < members[y] else (members[y], members[x])]
+
+    views = []
+    for me in range(len(order)):
+        def pair_hash(x, y, me=me):
+            i, j = order.index(x), order.index(y)
+            if (i, j) != (a, b):
+                return honest(x, y)
+            # Every member but b hashes a's view: a's own, or a's report over a channel he is not on.
+            return held_by_b if me == b else held_by_a
+
+        data = sas_input(call_id, epoch, order, pair_hash, nonce_of)
+        sas = list(sha256(data)[:4])
+        views.append({"member": me, "sas_input": data.hex(), "sas_indices": sas,
+                      "sas_text": "  ".join(table[i] for i in sas)})
+    assert views[b]["sas_indices"] != views[a]["sas_indices"]
+    assert all(v["sas_indices"] == views[a]["sas_indices"] for v in views if v["member"] != b)
+    return {"epoch": epoch, "a": a, "b": b, "held_by_a": held_by_a.hex(), "held_by_b": held_by_b.hex(),
+            "views": views}
+
+
 def group_sas_vectors():
     call_id = bytes([0x44]) * 16
     # The final handshake hash of each pair, by the pair's identity seeds (fixed by hand).
@@ -108,14 +139,20 @@ def group_sas_vectors():
     three = group_sas_epoch(call_id, 7, [1, 2, 3], 0xa0, pairs)
     joined = group_sas_epoch(call_id, 8, [1, 2, 3, 4], 0xb0, pairs)
     assert three["sas_indices"] != joined["sas_indices"]
+    mitm = group_sas_mitm(call_id, 7, [1, 2, 3], 0xa0, pairs, 0, 1, bytes([0xe0]) * 32, bytes([0xe1]) * 32)
+    assert mitm["views"][0]["sas_indices"] != three["sas_indices"]
     return {
         "description": "hail group SAS v1 vectors (protocols/group-sas-v1.md), written by scripts/group-vectors.py "
         "(an implementation independent of src/crypto/group_sas.rs). Members from identity seeds 01..01, 02..02, "
         "03..03 (and 04..04 after a join), listed in member order (sorted by PeerId bytes); pairs (a, b) are "
-        "indices into that order; handshake hashes and nonces fixed by hand. Emoji in table v2. Hex.",
+        "indices into that order; handshake hashes and nonces fixed by hand. Emoji in table v2. Hex. "
+        "man_in_the_middle: the three members of three_members with someone in the middle of the pair (a, b) "
+        "(member-order indices), so that a holds held_by_a and b held_by_b for it (every other pair and nonce as "
+        "in three_members): what each member hashes and shows.",
         "call_id": call_id.hex(),
         "three_members": three,
         "after_a_join": joined,
+        "man_in_the_middle": mitm,
     }
 
 
