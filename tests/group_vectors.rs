@@ -1,7 +1,8 @@
 //! The group-call cryptography against `protocols/vectors/group-sas-v1.json` and
 //! `group-media-v1.json`, which `scripts/group-vectors.py` computes with an implementation of its
-//! own: the group emoji of a 3-member group, after a join and with someone in the middle of one pair, sealed group frames with their clear
-//! headers, RFC 9605's header encodings, and a rekey (a member leaves, another joins); and
+//! own: the group emoji of a 3-member group, after a join and with someone in the middle of one
+//! pair, sealed group frames with their clear headers, RFC 9605's header encodings, and a rekey (a
+//! member leaves, another joins); and
 //! `group-control-v1.json`: every group control message's bytes, and garbage with its error.
 
 use std::collections::BTreeMap;
