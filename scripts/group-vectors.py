@@ -292,6 +292,9 @@ def group_control_vectors():
     commit = commitment(CONTROL_CALL, 3, p2, nonce)
     transcripts = sorted([(p1, bytes([0x12]) * 32), (p3, bytes([0x23]) * 32)])
     key = bytes([0x71]) * 32
+    # Pairs a reveal reports: each in ascending order of the PeerId bytes, the list too.
+    disputes = sorted(tuple(sorted(pair)) for pair in [(p1, p2), (p2, p3)])
+    lo, hi = disputes[0]
 
     def members_json(members):
         return [{"index": i, "peer_id": p.hex()} for i, p in sorted(members, key=lambda m: m[1])]
@@ -311,7 +314,12 @@ def group_control_vectors():
          "transcripts": [{"peer_id": p.hex(), "handshake_hash": h.hex()} for p, h in transcripts],
          "hex": control(0x06, 3, commit + bytes([len(transcripts)])
                         + b"".join(wire_peer(p) + h for p, h in transcripts)).hex()},
-        {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(), "hex": control(0x07, 3, nonce).hex()},
+        {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(), "disputes": [],
+         "hex": control(0x07, 3, nonce + bytes([0])).hex()},
+        {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(),
+         "disputes": [{"a": a.hex(), "b": b.hex()} for a, b in disputes],
+         "hex": control(0x07, 3, nonce + bytes([len(disputes)])
+                        + b"".join(wire_peer(a) + wire_peer(b) for a, b in disputes)).hex()},
         {"name": "heartbeat", "type": 8, "epoch": 3, "hex": control(0x08, 3).hex()},
         {"name": "leave", "type": 9, "epoch": 3, "hex": control(0x09, 3).hex()},
     ]
@@ -342,6 +350,16 @@ def group_control_vectors():
         {"why": "a commitment listing 64 other members", "error": "bad_member_count",
          "hex": control(0x06, 3, commit + bytes([64])).hex()},
         {"why": "longer than the largest message", "error": "too_large", "hex": (heartbeat + bytes(6400)).hex()},
+        {"why": "a reveal reporting 17 disputes", "error": "too_many_disputes",
+         "hex": control(0x07, 3, nonce + bytes([17])).hex()},
+        {"why": "a reveal without its dispute count", "error": "truncated", "hex": control(0x07, 3, nonce).hex()},
+        {"why": "a disputed pair out of order", "error": "unordered",
+         "hex": control(0x07, 3, nonce + bytes([1]) + wire_peer(hi) + wire_peer(lo)).hex()},
+        {"why": "a member disputed with itself", "error": "unordered",
+         "hex": control(0x07, 3, nonce + bytes([1]) + wire_peer(lo) + wire_peer(lo)).hex()},
+        {"why": "disputes out of order", "error": "unordered",
+         "hex": control(0x07, 3, nonce + bytes([2]) + b"".join(wire_peer(a) + wire_peer(b)
+                                                                for a, b in reversed(disputes))).hex()},
     ]
     return {
         "description": "hail group control v1 vectors (protocols/group-control-v1.md), written by "

@@ -170,19 +170,27 @@ fn mitm_group(founder: u8, others: &[u8], b: PeerId, c: PeerId, rewrite: bool) -
     net
 }
 
-fn names_pair(net: &Net, who: &PeerId, epoch: u64, b: PeerId, c: PeerId) -> bool {
-    net.saw(who, |e| {
-        matches!(e, GroupEvent::HandshakeDisputed { epoch: ep, dispute: PairDispute(x, y) }
+/// Who told `who` (itself included) that b and c disagree in `epoch`.
+fn told_of_pair(net: &Net, who: &PeerId, epoch: u64, b: PeerId, c: PeerId) -> BTreeSet<PeerId> {
+    let events = net.events.get(who).map(Vec::as_slice).unwrap_or_default();
+    let named = |e: &&GroupEvent| {
+        matches!(e, GroupEvent::HandshakeDisputed { epoch: ep, dispute: PairDispute(x, y), .. }
             if *ep == epoch && BTreeSet::from([*x, *y]) == BTreeSet::from([b, c]))
-    })
+    };
+    let seen_by = |e: &GroupEvent| match e {
+        GroupEvent::HandshakeDisputed { seen_by, .. } => *seen_by,
+        _ => unreachable!(),
+    };
+    events.iter().filter(named).map(seen_by).collect()
 }
 
 /// Founder `1` and `others` call; a man in the middle of the pair {b, c} (with `rewrite`, he also
 /// rewrites their reports of the pair to each other). Of the pair, the one later in member order
 /// shows emoji that differ from every other member's, and every other member (the earlier end
 /// included) shows the same emoji: reading them aloud, the group hears one odd set out. Every
-/// member outside the pair is told at once that b and c disagree, and so are b and c unless he
-/// rewrites; nobody's round fails.
+/// member outside the pair sees the two reports differ and says so to everyone in its reveal, so
+/// every member is told in words, b and c included (by themselves too unless he rewrites);
+/// nobody's round fails.
 fn check_mitm_sets_the_later_end_apart(others: &[u8], b: PeerId, c: PeerId, rewrite: bool) {
     let net = mitm_group(1, others, b, c, rewrite);
     let members = in_member_order(&net);
@@ -192,10 +200,14 @@ fn check_mitm_sets_the_later_end_apart(others: &[u8], b: PeerId, c: PeerId, rewr
     let rest: Vec<PeerId> = members.iter().filter(|m| **m != later).copied().collect();
     let group = all_agree(&net, &rest);
     assert_ne!(odd, group, "{later}'s emoji stand out");
+    let outside: BTreeSet<PeerId> = members.iter().filter(|m| **m != b && **m != c).copied().collect();
     for m in &members {
         assert!(!net.saw(m, |e| matches!(e, GroupEvent::EmojiFailed { .. })), "{m}'s round went on");
-        let told = (*m != b && *m != c) || !rewrite;
-        assert_eq!(names_pair(&net, m, epoch, b, c), told, "{m} is told of the dispute: {told}");
+        let mut want = outside.clone();
+        if !rewrite {
+            want.extend([b, c]);
+        }
+        assert_eq!(told_of_pair(&net, m, epoch, b, c), want, "who told {m}");
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use hail::crypto::frame::FrameError;
-use hail::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasReveal, GroupSasRound};
+use hail::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasReveal, GroupSasRound, PairDispute};
 use hail::crypto::sas::{Sas, SasTable};
 use hail::crypto::sender_key::{
     GroupFrameError, GroupFrameHeader, GroupMedia, KeyId, SenderBaseKey, SenderIndex, SenderKey, SenderKeyRing,
@@ -90,12 +90,13 @@ fn run_group_sas(
         for (j, commit) in commits.iter().enumerate().filter(|(j, _)| *j != i) {
             reveal = round.add_commitment(members[j], deliver(j, i, commit.clone())).unwrap();
         }
-        assert_eq!(reveal.unwrap().nonce, nonces[i], "the reveal comes with the last commitment");
-        reveals.push(reveal.unwrap());
+        let reveal = reveal.expect("the reveal comes with the last commitment");
+        assert_eq!(reveal.nonce, nonces[i]);
+        reveals.push(reveal);
     }
     for (i, round) in rounds.iter_mut().enumerate() {
         for (j, reveal) in reveals.iter().enumerate().filter(|(j, _)| *j != i) {
-            round.add_reveal(members[j], *reveal).unwrap();
+            round.add_reveal(members[j], reveal.clone()).unwrap();
         }
     }
     rounds
@@ -143,6 +144,10 @@ fn check_group_sas_mitm(call_id: [u8; 16], honest: &Value, case: &Value) {
         }
         assert_eq!(group.1.sas_input(&pairs, &group.2).unwrap(), hex(&view["sas_input"]), "member {me}");
         assert_eq!(rounds[me].result(), Some(Ok(sas_of(view))), "member {me}");
+        // Every member outside the pair saw both reports and says so in its reveal.
+        let witnesses: Vec<PeerId> = (0..n).filter(|&j| j != a && j != b).map(|j| group.0[j]).collect();
+        let told = |by: &PeerId| rounds[me].disputes().contains(&(*by, PairDispute(pa, pb)));
+        assert!(witnesses.iter().all(told), "member {me} is told by every member outside the pair");
     }
 }
 
@@ -292,7 +297,13 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
                     .collect(),
             },
         },
-        "sas_reveal" => ControlBody::SasReveal { epoch, reveal: GroupSasReveal { nonce: arr(&v["nonce"]) } },
+        "sas_reveal" => ControlBody::SasReveal {
+            epoch,
+            reveal: GroupSasReveal {
+                nonce: arr(&v["nonce"]),
+                disputes: items(&v["disputes"]).iter().map(|d| PairDispute(peer(&d["a"]), peer(&d["b"]))).collect(),
+            },
+        },
         "heartbeat" => ControlBody::Heartbeat { epoch },
         "leave" => ControlBody::Leave { epoch },
         other => panic!("unknown vector {other}"),
@@ -304,7 +315,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
 fn group_control_messages_reproduce_the_vectors() {
     let v = vectors("group-control-v1.json");
     let call_id: [u8; 16] = arr(&v["call_id"]);
-    assert_eq!(items(&v["valid"]).len(), 9, "one vector per message type");
+    assert_eq!(items(&v["valid"]).len(), 10, "one vector per message type, two emoji reveals");
     for case in items(&v["valid"]) {
         let name = case["name"].as_str().unwrap();
         let bytes = hex(&case["hex"]);
@@ -326,7 +337,7 @@ fn group_control_messages_reproduce_the_vectors() {
 #[test]
 fn group_control_garbage_is_refused_with_the_vectors_errors() {
     let v = vectors("group-control-v1.json");
-    assert_eq!(items(&v["invalid"]).len(), 17, "every refusal the spec lists");
+    assert_eq!(items(&v["invalid"]).len(), 22, "every refusal the spec lists");
     for case in items(&v["invalid"]) {
         let why = case["why"].as_str().unwrap();
         let err = GroupControl::decode(&hex(&case["hex"])).err().unwrap_or_else(|| panic!("{why}: accepted"));
@@ -341,6 +352,7 @@ fn group_control_garbage_is_refused_with_the_vectors_errors() {
             ControlError::Unordered => "unordered",
             ControlError::DuplicateIndex(_) => "duplicate_index",
             ControlError::BadNextIndex(_) => "bad_next_index",
+            ControlError::TooManyDisputes(_) => "too_many_disputes",
         };
         assert_eq!(name, case["error"].as_str().unwrap(), "{why}: {err}");
     }

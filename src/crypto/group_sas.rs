@@ -40,6 +40,8 @@ const COMMIT_LABEL: &[u8] = b"hail group sas commitment v1";
 const SAS_LABEL: &[u8] = b"hail group sas v1";
 /// Most members a group may have for its emoji (the pairs grow as n²: 64 members are 2016 pairs).
 pub const MAX_MEMBERS: usize = 64;
+/// Most disputes a reveal carries (the first ones its sender found; one is enough to warn).
+pub const MAX_REPORTED_DISPUTES: usize = 16;
 
 /// Why a group's emoji could not be agreed, or a message was refused.
 ///
@@ -75,6 +77,10 @@ pub enum GroupSasError {
     /// A commitment does not list exactly one handshake hash per other member. (Ends the round.)
     #[error("{0} sent a commitment without one handshake hash per other member")]
     MalformedCommitment(PeerId),
+    /// A reveal's disputes name a non-member, or a pair out of member order, or are more than
+    /// [`MAX_REPORTED_DISPUTES`]. (Ends the round.)
+    #[error("{0} sent a reveal whose disputes do not name pairs of this group")]
+    MalformedReveal(PeerId),
     /// A member's nonce does not match its commitment. (Ends the round.)
     #[error("{0} revealed a nonce that does not match its commitment")]
     CommitmentMismatch(PeerId),
@@ -201,11 +207,24 @@ pub struct GroupSasCommit {
     pub transcripts: BTreeMap<PeerId, [u8; 32]>,
 }
 
-/// What a member sends every other member once it holds every commitment: its nonce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a member sends every other member once it holds every commitment: its nonce, and the
+/// pairs it saw disagree (so that the members of a pair whose reports a man in the middle
+/// rewrites are told in words too, by a member he is not between).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSasReveal {
     /// The nonce the sender committed to.
     pub nonce: [u8; 32],
+    /// The pairs whose two reports the sender saw differ, at most [`MAX_REPORTED_DISPUTES`], in
+    /// ascending order (each pair in member order). Only the sender's word: a warning, never an
+    /// input to the emoji.
+    pub disputes: Vec<PairDispute>,
+}
+
+impl GroupSasReveal {
+    /// A reveal of `nonce` that reports no dispute.
+    pub fn of(nonce: [u8; 32]) -> GroupSasReveal {
+        GroupSasReveal { nonce, disputes: Vec::new() }
+    }
 }
 
 /// One member's view of one epoch's commit-then-reveal.
@@ -223,7 +242,7 @@ pub struct GroupSasRound {
     nonce: [u8; 32],
     commits: BTreeMap<PeerId, GroupSasCommit>,
     nonces: BTreeMap<PeerId, [u8; 32]>,
-    disputes: Vec<PairDispute>,
+    disputes: Vec<(PeerId, PairDispute)>,
     outcome: Option<Result<Sas, GroupSasError>>,
 }
 
@@ -278,7 +297,7 @@ impl GroupSasRound {
         // Each pair's two reports meet once, when the second of them comes in.
         for (member, earlier) in &self.commits {
             if earlier.transcripts.get(&from) != commit.transcripts.get(member) {
-                self.disputes.push(self.epoch.dispute(*member, from));
+                self.disputes.push((self.me, self.epoch.dispute(*member, from)));
             }
         }
         self.commits.insert(from, commit);
@@ -287,10 +306,14 @@ impl GroupSasRound {
         }
         self.nonces.insert(self.me, self.nonce);
         self.finish_if_complete();
-        Ok(Some(GroupSasReveal { nonce: self.nonce }))
+        let mut disputes: Vec<PairDispute> = self.disputes.iter().map(|(_, d)| *d).collect();
+        disputes.sort_by_key(|d| (d.0.to_bytes(), d.1.to_bytes()));
+        disputes.truncate(MAX_REPORTED_DISPUTES);
+        Ok(Some(GroupSasReveal { nonce: self.nonce, disputes }))
     }
 
-    /// Takes `from`'s reveal and checks it against `from`'s commitment.
+    /// Takes `from`'s reveal and checks it against `from`'s commitment; the disputes it reports
+    /// join [`GroupSasRound::disputes`], as seen by `from`.
     pub fn add_reveal(&mut self, from: PeerId, reveal: GroupSasReveal) -> Result<(), GroupSasError> {
         self.check_open(&from)?;
         if self.commits.len() < self.epoch.members.len() {
@@ -302,6 +325,12 @@ impl GroupSasRound {
         if self.epoch.commitment(&from, &reveal.nonce) != self.commits[&from].commitment {
             return Err(self.abort(GroupSasError::CommitmentMismatch(from)));
         }
+        let in_order =
+            |d: &PairDispute| matches!((self.epoch.index(&d.0), self.epoch.index(&d.1)), (Some(a), Some(b)) if a < b);
+        if reveal.disputes.len() > MAX_REPORTED_DISPUTES || !reveal.disputes.iter().all(in_order) {
+            return Err(self.abort(GroupSasError::MalformedReveal(from)));
+        }
+        self.disputes.extend(reveal.disputes.iter().map(|d| (from, *d)));
         self.nonces.insert(from, reveal.nonce);
         self.finish_if_complete();
         Ok(())
@@ -327,11 +356,12 @@ impl GroupSasRound {
         self.outcome.clone()
     }
 
-    /// The pairs whose two members' reports of their handshake differ, as this member saw them,
-    /// in the order found. Someone may be in the middle of each: tell the user, whatever the
-    /// emoji (a pair this member is in can also look fine here while the man in the middle
-    /// rewrites the other end's report; then only the emoji show it).
-    pub fn disputes(&self) -> &[PairDispute] {
+    /// The pairs whose two members' reports of their handshake differ, each with who saw it: this
+    /// member (it held both reports) or the member whose reveal reported it, in the order learnt.
+    /// Someone may be in the middle of each: tell the user, whatever the emoji. (A pair this
+    /// member is in looks fine to it when the man in the middle rewrites the other end's report;
+    /// then the others' reveals, and the emoji, show it.)
+    pub fn disputes(&self) -> &[(PeerId, PairDispute)] {
         &self.disputes
     }
 
@@ -440,7 +470,7 @@ mod tests {
         for (i, round) in g.rounds.iter_mut().enumerate() {
             for (j, reveal) in reveals.iter().enumerate() {
                 if i != j {
-                    round.add_reveal(g.members[j], reveal.unwrap()).unwrap();
+                    round.add_reveal(g.members[j], reveal.clone().unwrap()).unwrap();
                 }
             }
         }
@@ -482,7 +512,7 @@ mod tests {
         let commit = GroupSasCommit { commitment: [0; 32], transcripts: transcripts(&stranger, &p) };
         assert_eq!(g.rounds[0].add_commitment(stranger, commit), Err(GroupSasError::UnknownMember(stranger)));
         assert_eq!(
-            g.rounds[0].add_reveal(stranger, GroupSasReveal { nonce: [0; 32] }),
+            g.rounds[0].add_reveal(stranger, GroupSasReveal::of([0; 32])),
             Err(GroupSasError::UnknownMember(stranger))
         );
         assert_eq!(g.rounds[0].result(), None, "the round goes on");
@@ -503,9 +533,9 @@ mod tests {
         assert_eq!(g.rounds[0].add_commitment(b, other), Err(GroupSasError::DuplicateCommitment(b)));
         assert_eq!(g.rounds[0].add_commitment(a, g.commits[0].clone()), Err(GroupSasError::DuplicateCommitment(a)));
         g.rounds[1].add_commitment(a, g.commits[0].clone()).unwrap();
-        g.rounds[1].add_reveal(a, reveal).unwrap();
-        assert_eq!(g.rounds[1].add_reveal(a, reveal), Err(GroupSasError::Aborted), "the round is over");
-        let b_reveal = GroupSasReveal { nonce: nonce(&b) };
+        g.rounds[1].add_reveal(a, reveal.clone()).unwrap();
+        assert_eq!(g.rounds[1].add_reveal(a, reveal.clone()), Err(GroupSasError::Aborted), "the round is over");
+        let b_reveal = GroupSasReveal::of(nonce(&b));
         assert_eq!(g.rounds[0].add_reveal(a, reveal), Err(GroupSasError::DuplicateReveal(a)), "our own");
         g.rounds[0].add_reveal(b, b_reveal).unwrap();
         assert_eq!(g.rounds[0].result(), g.rounds[1].result());
@@ -516,8 +546,8 @@ mod tests {
         let mut g = start(1, &peers(3));
         let (b, c) = (g.members[1], g.members[2]);
         g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
-        let early = GroupSasReveal { nonce: nonce(&b) };
-        assert_eq!(g.rounds[0].add_reveal(b, early), Err(GroupSasError::RevealBeforeAllCommitments(b)));
+        let early = GroupSasReveal::of(nonce(&b));
+        assert_eq!(g.rounds[0].add_reveal(b, early.clone()), Err(GroupSasError::RevealBeforeAllCommitments(b)));
         assert_eq!(g.rounds[0].waiting_for(), [c]);
         assert!(g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap().is_some());
         assert_eq!(g.rounds[0].add_reveal(b, early), Ok(()), "offered again, it counts");
@@ -531,12 +561,41 @@ mod tests {
         g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
         let mut ground = nonce(&c);
         ground[0] ^= 1;
-        assert_eq!(
-            g.rounds[0].add_reveal(c, GroupSasReveal { nonce: ground }),
-            Err(GroupSasError::CommitmentMismatch(c))
-        );
+        assert_eq!(g.rounds[0].add_reveal(c, GroupSasReveal::of(ground)), Err(GroupSasError::CommitmentMismatch(c)));
         assert_eq!(g.rounds[0].result(), Some(Err(GroupSasError::CommitmentMismatch(c))));
-        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }), Err(GroupSasError::Aborted));
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal::of(nonce(&b))), Err(GroupSasError::Aborted));
+    }
+
+    #[test]
+    fn a_reveal_whose_disputes_name_no_pair_of_the_group_ends_the_round() {
+        let p = peers(4);
+        for disputes in [
+            vec![PairDispute(p[0], p[3])], // a stranger (p[3] is not in the group)
+            vec![PairDispute(p[1], p[1])], // a member with itself
+            vec![PairDispute(p[0], p[1]); MAX_REPORTED_DISPUTES + 1],
+        ] {
+            let mut g = start(1, &p[..3]);
+            let (b, c) = (g.members[1], g.members[2]);
+            let disputes = disputes.iter().map(|d| g.rounds[0].epoch().dispute(d.0, d.1)).collect();
+            g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+            g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+            let reveal = GroupSasReveal { nonce: nonce(&b), disputes };
+            assert_eq!(g.rounds[0].add_reveal(b, reveal), Err(GroupSasError::MalformedReveal(b)));
+        }
+        // Out of member order.
+        let mut g = start(1, &p[..3]);
+        let (a, b, c) = (g.members[0], g.members[1], g.members[2]);
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+        let reveal = GroupSasReveal { nonce: nonce(&b), disputes: vec![PairDispute(c, a)] };
+        assert_eq!(g.rounds[0].add_reveal(b, reveal), Err(GroupSasError::MalformedReveal(b)));
+        // A well-formed report is taken, as the reporter's word.
+        let mut g = start(1, &p[..3]);
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+        let reveal = GroupSasReveal { nonce: nonce(&b), disputes: vec![PairDispute(a, c)] };
+        g.rounds[0].add_reveal(b, reveal).unwrap();
+        assert_eq!(g.rounds[0].disputes(), [(b, PairDispute(a, c))]);
     }
 
     #[test]
@@ -553,10 +612,7 @@ mod tests {
         let b = g.members[1];
         let replayed = GroupSasCommit { commitment: old.commitment(&b, &nonce(&b)), transcripts: transcripts(&b, &p) };
         g.rounds[0].add_commitment(b, replayed).unwrap();
-        assert_eq!(
-            g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }),
-            Err(GroupSasError::CommitmentMismatch(b))
-        );
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal::of(nonce(&b))), Err(GroupSasError::CommitmentMismatch(b)));
     }
 
     #[test]
@@ -570,10 +626,10 @@ mod tests {
         let mut g = start(1, &peers(3));
         g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
         g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
-        g.rounds[0].add_reveal(c, GroupSasReveal { nonce: nonce(&c) }).unwrap();
+        g.rounds[0].add_reveal(c, GroupSasReveal::of(nonce(&c))).unwrap();
         assert_eq!(g.rounds[0].waiting_for(), [b]);
         assert_eq!(g.rounds[0].time_out(), Err(GroupSasError::MissingReveals(vec![b])));
-        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }), Err(GroupSasError::Aborted));
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal::of(nonce(&b))), Err(GroupSasError::Aborted));
     }
 
     #[test]
@@ -623,7 +679,7 @@ mod tests {
         }
         for (i, round) in rounds.iter_mut().enumerate() {
             for (j, reveal) in reveals.iter().enumerate().filter(|(j, _)| *j != i) {
-                round.add_reveal(m[j], reveal.unwrap()).unwrap();
+                round.add_reveal(m[j], reveal.clone().unwrap()).unwrap();
             }
         }
         let sas = rounds.iter().map(|r| r.result().unwrap().unwrap()).collect();
@@ -645,9 +701,17 @@ mod tests {
                     } else {
                         assert_eq!(sas[i], sas[x], "{n} {x} {y}: member {i} shows the earlier end's emoji");
                     }
-                    let told = i != x && i != y || !rewrite;
-                    let want = if told { vec![dispute] } else { Vec::new() };
-                    assert_eq!(round.disputes(), want, "{n} {x} {y} {rewrite}: member {i}");
+                    // Who told this member: itself when it held both reports, and every member
+                    // that did, in its reveal (so the pair's ends learn it from the others).
+                    let saw_both = i != x && i != y || !rewrite;
+                    let witnesses: Vec<PeerId> =
+                        (0..m.len()).filter(|&j| j != i && (j != x && j != y || !rewrite)).map(|j| m[j]).collect();
+                    let mine = round.disputes().iter().filter(|(by, _)| *by == m[i]).count();
+                    assert_eq!(mine, usize::from(saw_both), "{n} {x} {y} {rewrite}: member {i} saw it");
+                    let told_by: Vec<PeerId> =
+                        round.disputes().iter().filter(|(by, _)| *by != m[i]).map(|(by, _)| *by).collect();
+                    assert_eq!(told_by, witnesses, "{n} {x} {y} {rewrite}: member {i} was told");
+                    assert!(round.disputes().iter().all(|(_, d)| *d == dispute));
                 }
             }
         }

@@ -131,6 +131,9 @@ pub enum GroupEvent {
         epoch: u64,
         /// The two members, in member order.
         dispute: PairDispute,
+        /// Who saw their reports differ: this member, or the member whose emoji reveal said so
+        /// (that member's word; reported so that the pair's own members learn it too).
+        seen_by: PeerId,
     },
     /// This member's emoji for an epoch: every member shows the same, unless someone cheats or
     /// is in the middle of a pair.
@@ -719,8 +722,8 @@ impl GroupMember {
                 EmojiStep::Broadcast(body) => {
                     self.send_to_others(&roster, body);
                 }
-                EmojiStep::Disputed(dispute) => {
-                    self.event(GroupEvent::HandshakeDisputed { epoch: roster.epoch(), dispute })
+                EmojiStep::Disputed { dispute, seen_by } => {
+                    self.event(GroupEvent::HandshakeDisputed { epoch: roster.epoch(), dispute, seen_by })
                 }
                 EmojiStep::Agreed(sas) => self.event(GroupEvent::Emoji { epoch: roster.epoch(), sas }),
                 EmojiStep::Failed(failure) => self.event(GroupEvent::EmojiFailed { epoch: roster.epoch(), failure }),
