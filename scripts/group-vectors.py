@@ -316,7 +316,7 @@ def group_control_vectors():
                         + b"".join(wire_peer(p) + h for p, h in transcripts)).hex()},
         {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(), "disputes": [],
          "hex": control(0x07, 3, nonce + bytes([0])).hex()},
-        {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(),
+        {"name": "sas_reveal_with_disputes", "type": 7, "epoch": 3, "nonce": nonce.hex(),
          "disputes": [{"a": a.hex(), "b": b.hex()} for a, b in disputes],
          "hex": control(0x07, 3, nonce + bytes([len(disputes)])
                         + b"".join(wire_peer(a) + wire_peer(b) for a, b in disputes)).hex()},

@@ -297,7 +297,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
                     .collect(),
             },
         },
-        "sas_reveal" => ControlBody::SasReveal {
+        "sas_reveal" | "sas_reveal_with_disputes" => ControlBody::SasReveal {
             epoch,
             reveal: GroupSasReveal {
                 nonce: arr(&v["nonce"]),
