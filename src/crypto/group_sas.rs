@@ -19,7 +19,8 @@
 //! leaves a and b holding different hashes, so a's and b's emoji differ from each other, and b's
 //! differ from every member outside the pair (who hash a's report, which reached them over a
 //! channel he is not on): comparing the emoji aloud catches him. A member that sees the two
-//! reports of a pair differ records a [`PairDispute`] and goes on, so the emoji still come out.
+//! reports of a pair differ records a [`PairDispute`], lists it in its reveal (so the pair's own
+//! members hear of it from a member he is not between) and goes on, so the emoji still come out.
 //!
 //! Nobody can steer the result: every member reveals its nonce only once it holds every other
 //! member's commitment, so each member's emoji depend on its own fresh nonce, which is unknown to
