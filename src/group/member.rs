@@ -20,6 +20,7 @@ use super::control::{ControlBody, GroupControl};
 use super::emoji::{EmojiFailure, EmojiRound, EmojiStep};
 use super::keys::{FrameRefusal, KeyRefusal, MediaKeys};
 use super::roster::{JoinBudget, Liveness, Roster};
+use crate::crypto::group_sas::PairDispute;
 use crate::crypto::sas::Sas;
 use crate::crypto::sender_key::MAX_EPOCH;
 use crate::crypto::sender_key::{GroupMedia, KeyId, OpenedFrame};
@@ -122,7 +123,20 @@ pub enum GroupEvent {
         /// Which key.
         key_id: KeyId,
     },
-    /// The group's emoji for an epoch: every member shows the same, unless someone cheats.
+    /// Two members' reports of their own pairwise handshake differ in an epoch's emoji round:
+    /// someone may be in the middle between them. The round goes on; the emoji that follow differ
+    /// between members (protocols/group-sas-v1.md), so comparing them aloud shows it too.
+    HandshakeDisputed {
+        /// The epoch.
+        epoch: u64,
+        /// The two members, in member order.
+        dispute: PairDispute,
+        /// Who saw their reports differ: this member, or the member whose emoji reveal said so
+        /// (that member's word; reported so that the pair's own members learn it too).
+        seen_by: PeerId,
+    },
+    /// This member's emoji for an epoch: every member shows the same, unless someone cheats or
+    /// is in the middle of a pair.
     Emoji {
         /// The epoch.
         epoch: u64,
@@ -707,6 +721,9 @@ impl GroupMember {
             match step {
                 EmojiStep::Broadcast(body) => {
                     self.send_to_others(&roster, body);
+                }
+                EmojiStep::Disputed { dispute, seen_by } => {
+                    self.event(GroupEvent::HandshakeDisputed { epoch: roster.epoch(), dispute, seen_by })
                 }
                 EmojiStep::Agreed(sas) => self.event(GroupEvent::Emoji { epoch: roster.epoch(), sas }),
                 EmojiStep::Failed(failure) => self.event(GroupEvent::EmojiFailed { epoch: roster.epoch(), failure }),
