@@ -280,7 +280,8 @@ impl MediaRelay {
         let counted = match &request {
             RelayRequest::Release { .. } => false,
             RelayRequest::Join { call_id } => {
-                !self.allocations.get(call_id).is_some_and(|a| a.peer == from && a.join.is_some())
+                from_ip.is_none()
+                    || !self.allocations.get(call_id).is_some_and(|a| a.peer == from && a.join.is_some())
             }
             RelayRequest::Allocate { .. } => true,
         };

@@ -220,7 +220,7 @@ fn a_man_in_the_middle_of_one_pair_sets_its_later_end_apart_in_a_group_of_three(
 
 #[test]
 fn a_man_in_the_middle_of_one_pair_sets_its_later_end_apart_in_a_group_of_four() {
-    for (b, c) in [(1, 2), (1, 4), (2, 3), (2, 4), (3, 4)] {
+    for (b, c) in [(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)] {
         for rewrite in [true, false] {
             check_mitm_sets_the_later_end_apart(&[2, 3, 4], peer(b), peer(c), rewrite);
         }

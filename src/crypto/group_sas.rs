@@ -41,8 +41,9 @@ const COMMIT_LABEL: &[u8] = b"hail group sas commitment v1";
 const SAS_LABEL: &[u8] = b"hail group sas v1";
 /// Most members a group may have for its emoji (the pairs grow as n²: 64 members are 2016 pairs).
 pub const MAX_MEMBERS: usize = 64;
-/// Most disputes a reveal carries (the first ones its sender found; one is enough to warn).
-pub const MAX_REPORTED_DISPUTES: usize = 16;
+/// Most disputes a reveal carries: every pair of a group call's eight members (one is enough to
+/// warn; a sender that finds more reports the first in PeerId order).
+pub const MAX_REPORTED_DISPUTES: usize = 28;
 
 /// Why a group's emoji could not be agreed, or a message was refused.
 ///
@@ -692,7 +693,8 @@ mod tests {
     /// outside the pair is told who disagrees; the pair's ends only when he does not rewrite.
     #[test]
     fn a_man_in_the_middle_of_one_pair_sets_its_later_end_apart() {
-        for (n, x, y) in [(3, 0, 1), (3, 1, 2), (3, 0, 2), (4, 1, 3), (4, 0, 1), (4, 2, 3)] {
+        let pairs = |n: u8| (0..n as usize).flat_map(move |x| (x + 1..n as usize).map(move |y| (n, x, y)));
+        for (n, x, y) in pairs(3).chain(pairs(4)) {
             for rewrite in [true, false] {
                 let (m, rounds, sas) = run_with_mitm(n, x, y, rewrite);
                 let dispute = PairDispute(m[x], m[y]);
@@ -713,6 +715,96 @@ mod tests {
                         round.disputes().iter().filter(|(by, _)| *by != m[i]).map(|(by, _)| *by).collect();
                     assert_eq!(told_by, witnesses, "{n} {x} {y} {rewrite}: member {i} was told");
                     assert!(round.disputes().iter().all(|(_, d)| *d == dispute));
+                }
+            }
+        }
+    }
+
+    /// He sits on every pair of one member (the victim, say a newcomer nobody has verified) and
+    /// shows each side a world consistent with its own view: the others a victim whose reports
+    /// match theirs (with a nonce of his), the victim others whose reports match its own. Nobody
+    /// sees two reports of a pair differ, so nobody is told in words; the emoji still catch it:
+    /// the victim's differ from everyone's, and the others agree among themselves.
+    fn run_isolating(n: u8, v: usize) -> (Vec<GroupSasRound>, Vec<Sas>) {
+        let e = GroupEpoch::new(CALL, 1, peers(n)).unwrap();
+        let m = e.members().to_vec();
+        let others: Vec<usize> = (0..m.len()).filter(|&j| j != v).collect();
+        let mut t: Vec<BTreeMap<PeerId, [u8; 32]>> = m.iter().map(|p| transcripts(p, &m)).collect();
+        for &j in &others {
+            t[v].insert(m[j], [0xA0 + j as u8; 32]);
+            t[j].insert(m[v], [0xC0 + j as u8; 32]);
+        }
+        let (mut rounds, commits): (Vec<_>, Vec<_>) = m
+            .iter()
+            .enumerate()
+            .map(|(i, p)| GroupSasRound::new(e.clone(), *p, nonce(p), t[i].clone()).unwrap())
+            .unzip();
+        // The victim as he shows it to the others, and each other member as he shows it to the victim.
+        let victim_view: BTreeMap<PeerId, [u8; 32]> = others.iter().map(|&j| (m[j], t[j][&m[v]])).collect();
+        let (mut fake_victim, fake_victim_commit) = GroupSasRound::new(e.clone(), m[v], [0x66; 32], victim_view).unwrap();
+        let mut fakes: BTreeMap<usize, (GroupSasRound, GroupSasCommit)> = others
+            .iter()
+            .map(|&j| {
+                let mut tj = t[j].clone();
+                tj.insert(m[v], t[v][&m[j]]);
+                (j, GroupSasRound::new(e.clone(), m[j], [0x70 + j as u8; 32], tj).unwrap())
+            })
+            .collect();
+        let fake_commits: BTreeMap<usize, GroupSasCommit> = fakes.iter().map(|(j, (_, c))| (*j, c.clone())).collect();
+        let mut reveals = vec![None; m.len()];
+        let mut fake_victim_reveal = None;
+        let mut fake_reveals = BTreeMap::new();
+        for &j in &others {
+            if let Some(r) = fake_victim.add_commitment(m[j], commits[j].clone()).unwrap() {
+                fake_victim_reveal = Some(r);
+            }
+            let fake = &mut fakes.get_mut(&j).unwrap().0;
+            for (l, commit) in fake_commits.iter().filter(|(l, _)| **l != j) {
+                let _ = fake.add_commitment(m[*l], commit.clone()).unwrap();
+            }
+            if let Some(r) = fake.add_commitment(m[v], commits[v].clone()).unwrap() {
+                fake_reveals.insert(j, r);
+            }
+        }
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for j in (0..m.len()).filter(|&j| j != i) {
+                let commit = match (i == v, j == v) {
+                    (true, _) => fake_commits[&j].clone(),
+                    (false, true) => fake_victim_commit.clone(),
+                    (false, false) => commits[j].clone(),
+                };
+                if let Some(r) = round.add_commitment(m[j], commit).unwrap() {
+                    reveals[i] = Some(r);
+                }
+            }
+        }
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for j in (0..m.len()).filter(|&j| j != i) {
+                let reveal = match (i == v, j == v) {
+                    (true, _) => fake_reveals[&j].clone(),
+                    (false, true) => fake_victim_reveal.clone().unwrap(),
+                    (false, false) => reveals[j].clone().unwrap(),
+                };
+                round.add_reveal(m[j], reveal).unwrap();
+            }
+        }
+        let sas = rounds.iter().map(|r| r.result().unwrap().unwrap()).collect();
+        (rounds, sas)
+    }
+
+    #[test]
+    fn a_man_in_the_middle_of_every_pair_of_one_member_sets_it_apart_unnamed() {
+        for n in [3u8, 4] {
+            for v in 0..n as usize {
+                let (rounds, sas) = run_isolating(n, v);
+                let first_other = if v == 0 { 1 } else { 0 };
+                for i in 0..n as usize {
+                    if i == v {
+                        assert!((0..n as usize).all(|j| j == v || sas[j] != sas[v]), "{n} {v}: {sas:?}");
+                    } else {
+                        assert_eq!(sas[i], sas[first_other], "{n} {v}: member {i} agrees with the other non-victims");
+                    }
+                    assert!(rounds[i].disputes().is_empty(), "{n} {v}: member {i} was shown consistent reports");
                 }
             }
         }

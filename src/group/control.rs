@@ -214,8 +214,11 @@ impl GroupControl {
             }
             ControlBody::SasReveal { reveal, .. } => {
                 out.extend_from_slice(&reveal.nonce);
-                out.push(reveal.disputes.len() as u8);
-                for dispute in &reveal.disputes {
+                // The fields are public: a reveal built with more than a reader takes goes out
+                // with the first MAX_REPORTED_DISPUTES, never with a count that wrapped.
+                let disputes = &reveal.disputes[..reveal.disputes.len().min(MAX_REPORTED_DISPUTES)];
+                out.push(disputes.len() as u8);
+                for dispute in disputes {
                     put_peer(&mut out, &dispute.0);
                     put_peer(&mut out, &dispute.1);
                 }
