@@ -1,0 +1,216 @@
+//! Group calls between real daemons on loopback, driven by the `hail` CLI (issue 13, the control
+//! plane): the founder invites, invitees answer, the mesh completes, every member shows the same
+//! group emoji; `hail add` brings a fourth in and the emoji change; `hail leave` takes one out and
+//! the others go on; a stranger dialing a group leg is refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDaemon, wait_status};
+use futures::StreamExt;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
+use serde_json::{Value, json};
+
+/// Daemons named `names`, each with every other as a contact.
+fn contacts_all(dir: &std::path::Path, names: &[&str]) -> Vec<TestDaemon> {
+    let daemons: Vec<TestDaemon> = names.iter().map(|n| TestDaemon::start(&dir.join(n))).collect();
+    let cards: Vec<String> = daemons
+        .iter()
+        .zip(names)
+        .map(|(d, n)| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned())
+        .collect();
+    for (i, d) in daemons.iter().enumerate() {
+        for (j, n) in names.iter().enumerate() {
+            if i != j {
+                d.hail(&["contacts", "add", n, &cards[j]]).ok();
+            }
+        }
+    }
+    daemons
+}
+
+fn peer_id(d: &TestDaemon) -> String {
+    d.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned()
+}
+
+/// `d` rings with a group invitation; it answers.
+fn answer_group_invite(d: &TestDaemon, from: &str) {
+    let ringing = wait_status(d, "a group invitation rings", |s| {
+        s["call"]["state"] == "ringing" && s["call"]["group"].is_object() && s["call"]["end_reason"].is_null()
+    });
+    assert_eq!(ringing["call"]["contact"], from, "{ringing}");
+    d.hail(&["answer"]).ok();
+}
+
+/// Whether `s` shows a group call in progress with exactly `peers`, all connected, with emoji.
+fn settled(s: &Value, peers: &[String]) -> bool {
+    let g = &s["group"];
+    let Some(list) = g["participants"].as_array() else { return false };
+    let mut got: Vec<&str> = list.iter().filter_map(|p| p["peer_id"].as_str()).collect();
+    got.sort();
+    let mut want: Vec<&str> = peers.iter().map(String::as_str).collect();
+    want.sort();
+    g["state"] == "in_call"
+        && got == want
+        && list.iter().all(|p| p["state"] == "me" || p["state"] == "connected")
+        && list.iter().all(|p| p["sender_index"].is_u64())
+        && g["emoji_text"].is_string()
+        && g["emoji_epoch"] == g["epoch"]
+}
+
+/// Waits until every daemon shows the group settled with `peers` and the same emoji and epoch;
+/// returns (emoji, epoch).
+fn all_settled(daemons: &[&TestDaemon], peers: &[String]) -> (Value, u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let statuses: Vec<Value> = daemons.iter().map(|d| d.hail(&["--json", "status"]).json()["ok"].clone()).collect();
+        let first = &statuses[0]["group"];
+        let agree = statuses.iter().all(|s| {
+            settled(s, peers) && s["group"]["emoji"] == first["emoji"] && s["group"]["epoch"] == first["epoch"]
+        });
+        if agree {
+            // Everyone's view of who is who agrees too: the same sender index for each peer.
+            for s in &statuses {
+                for p in s["group"]["participants"].as_array().unwrap() {
+                    let same = first["participants"].as_array().unwrap().iter().find(|q| q["peer_id"] == p["peer_id"]);
+                    assert_eq!(same.unwrap()["sender_index"], p["sender_index"], "{statuses:?}");
+                }
+            }
+            assert_eq!(first["emoji"].as_array().unwrap().len(), 4);
+            return (first["emoji"].clone(), first["epoch"].as_u64().unwrap());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never settled on the same emoji: {:#?}",
+            statuses.iter().map(|s| s["group"].clone()).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob", "carol", "dave"]);
+    let (alice, bob, carol, dave) = (&d[0], &d[1], &d[2], &d[3]);
+    let ids: Vec<String> = d.iter().map(peer_id).collect();
+
+    // Alice founds the call; bob and carol ring, answer, and the mesh completes between them.
+    let started = alice.hail(&["--json", "call", "bob", "carol"]).json();
+    assert_eq!(started["ok"]["state"], "in_call", "{started}");
+    answer_group_invite(bob, "alice");
+    answer_group_invite(carol, "alice");
+    let (emoji_3, epoch_3) = all_settled(&[alice, bob, carol], &ids[..3]);
+    let text = bob.hail(&["status"]).ok().to_owned();
+    assert!(text.contains("Group") && text.contains("alice") && text.contains("carol"), "{text}");
+
+    // A fourth joins through `hail add`: everyone's emoji change, and agree again.
+    alice.hail(&["add", "dave"]).ok();
+    answer_group_invite(dave, "alice");
+    let (emoji_4, epoch_4) = all_settled(&[alice, bob, carol, dave], &ids);
+    assert!(epoch_4 > epoch_3);
+    assert_ne!(emoji_4, emoji_3, "a join changes the group's emoji");
+
+    // Carol leaves: the others go on in a new epoch without her, with new emoji.
+    carol.hail(&["leave"]).ok();
+    let rest = [ids[0].clone(), ids[1].clone(), ids[3].clone()];
+    let (emoji_l, epoch_l) = all_settled(&[alice, bob, dave], &rest);
+    assert!(epoch_l > epoch_4);
+    assert_ne!(emoji_l, emoji_4, "a leave changes the group's emoji");
+    let gone = wait_status(carol, "carol out", |s| s["group"]["state"] == "ended");
+    assert_eq!(gone["group"]["end_reason"], "left", "{gone}");
+
+    // Bob hangs up: in a group call that is leaving (there is no host); alice and dave go on.
+    let left = bob.hail(&["--json", "hangup"]).json();
+    assert!(left["ok"]["participants"].is_array(), "{left}");
+    all_settled(&[alice, dave], &[ids[0].clone(), ids[3].clone()]);
+    alice.hail(&["leave"]).ok();
+    wait_status(dave, "dave alone", |s| {
+        s["group"]["participants"].as_array().is_some_and(|p| p.len() == 1) || s["group"]["state"] == "ended"
+    });
+}
+
+#[derive(NetworkBehaviour)]
+struct Stranger {
+    invite: request_response::json::Behaviour<Value, Value>,
+}
+
+/// Sends `request` as an invite from a throw-away libp2p identity; returns the reply.
+async fn stranger_invite(address: &str, request: Value) -> Value {
+    let mut swarm: Swarm<Stranger> = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| Stranger {
+            invite: request_response::json::Behaviour::new(
+                [(StreamProtocol::new("/hail/invite/1"), ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+            ),
+        })
+        .unwrap()
+        .build();
+    let (addr, peer) = address.rsplit_once("/p2p/").unwrap();
+    let (addr, peer): (Multiaddr, PeerId) = (addr.parse().unwrap(), peer.parse().unwrap());
+    swarm.add_peer_address(peer, addr);
+    let id = swarm.behaviour_mut().invite.send_request(&peer, request);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(StrangerEvent::Invite(request_response::Event::Message {
+                    message: request_response::Message::Response { request_id, response },
+                    ..
+                })) if request_id == id => return response,
+                SwarmEvent::Behaviour(StrangerEvent::Invite(request_response::Event::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                })) if request_id == id => panic!("invite failed: {error}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("an answer within 30 s")
+}
+
+#[test]
+fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob"]);
+    let (alice, bob) = (&d[0], &d[1]);
+    let ids: Vec<String> = d.iter().map(peer_id).collect();
+    alice.hail(&["call", "bob", &common::peer_id(9)]).ok();
+    answer_group_invite(bob, "alice");
+    wait_status(bob, "bob in the call", |s| s["group"]["state"] == "in_call" && s["group"]["emoji_text"].is_string());
+    let status = bob.hail(&["--json", "status"]).json()["ok"].clone();
+    let group_id = status["group"]["call_id"].as_str().unwrap().to_owned();
+    let address = format!("{}/p2p/{}", status["network"]["listen_addresses"][0].as_str().unwrap(), ids[1]);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (kind, want) in [("mesh", "rejected"), ("join", "busy")] {
+        let invite = json!({
+            "version": 1,
+            "call_id": "00112233445566778899aabbccddeeff",
+            "candidates": ["127.0.0.1:9"],
+            "group": {"id": group_id, "kind": kind, "members": [ids[0]]},
+        });
+        let reply = runtime.block_on(stranger_invite(&address, invite));
+        assert_eq!(reply["reply"], want, "{kind}: {reply}");
+    }
+    // A mesh leg for a group bob is not in is refused too.
+    let other = json!({
+        "version": 1,
+        "call_id": "00112233445566778899aabbccddeef0",
+        "candidates": ["127.0.0.1:9"],
+        "group": {"id": "ffeeddccbbaa99887766554433221100", "kind": "mesh", "members": []},
+    });
+    assert_eq!(runtime.block_on(stranger_invite(&address, other))["reply"], "rejected");
+    // Nothing rang and the group is as it was.
+    let after = bob.hail(&["--json", "status"]).json()["ok"].clone();
+    assert!(after["call"].is_null() || after["call"]["group"].is_null() || after["call"]["end_reason"].is_object(), "{after}");
+    assert_eq!(after["group"]["state"], "in_call");
+    assert_eq!(after["group"]["emoji"], status["group"]["emoji"]);
+}
