@@ -27,8 +27,10 @@ use crate::group::control::{ControlBody, GroupControl};
 use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
 use crate::media_link::MediaLink;
 
-/// How long a mesh leg from a peer not (yet) in our roster waits for a commit that names it.
-pub(in crate::node) const MESH_HOLD: Duration = Duration::from_secs(10);
+/// How long a mesh leg from a peer not (yet) in our roster waits for a commit that names it:
+/// well within the invite's own timeout ([`crate::discovery::behaviour::INVITE_TIMEOUT`], 10 s),
+/// so the caller hears "rejected" rather than a dropped stream.
+pub(in crate::node) const MESH_HOLD: Duration = Duration::from_secs(5);
 /// Most mesh invites held at once.
 const MAX_HELD_MESH: usize = 8;
 /// Most group messages waiting for one peer's leg.
