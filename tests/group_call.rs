@@ -32,6 +32,26 @@ fn contacts_all(dir: &std::path::Path, names: &[&str]) -> Vec<TestDaemon> {
     daemons
 }
 
+/// Subscribes to `d`'s events (what `hail watch` prints); they collect in the background.
+fn watch(d: &TestDaemon) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(d.home.join("control.sock")).unwrap();
+    stream.write_all(b"{\"id\":1,\"cmd\":\"subscribe\"}\n").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["event"].is_string() {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        }
+    });
+    seen
+}
+
 fn peer_id(d: &TestDaemon) -> String {
     d.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned()
 }
@@ -80,6 +100,12 @@ fn all_settled(daemons: &[&TestDaemon], peers: &[String]) -> (Value, u64) {
                 }
             }
             assert_eq!(first["emoji"].as_array().unwrap().len(), 4);
+            // The fields are the spec's (protocols/control-v1.md, vectors `group_status`).
+            let spec: Value = serde_json::from_str(include_str!("../protocols/vectors/control-v1.json")).unwrap();
+            let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
+            assert_eq!(keys(first), keys(&spec["group_status"]), "{first}");
+            let me = first["participants"].as_array().unwrap().iter().find(|p| p["me"] == true).unwrap();
+            assert_eq!(keys(me), keys(&spec["group_status"]["participants"][0]), "{me}");
             return (first["emoji"].clone(), first["epoch"].as_u64().unwrap());
         }
         assert!(
@@ -98,6 +124,7 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
     let (alice, bob, carol, dave) = (&d[0], &d[1], &d[2], &d[3]);
     let ids: Vec<String> = d.iter().map(peer_id).collect();
 
+    let events = watch(alice);
     // Alice founds the call; bob and carol ring, answer, and the mesh completes between them.
     let started = alice.hail(&["--json", "call", "bob", "carol"]).json();
     assert_eq!(started["ok"]["state"], "in_call", "{started}");
@@ -127,6 +154,19 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
     let left = bob.hail(&["--json", "hangup"]).json();
     assert!(left["ok"]["participants"].is_array(), "{left}");
     all_settled(&[alice, dave], &[ids[0].clone(), ids[3].clone()]);
+    // What `hail watch` saw at alice: joins, emoji, leaves, each with the group as it was then.
+    let seen = events.lock().unwrap().clone();
+    let of = |kind: &str| seen.iter().filter(|e| e["event"] == kind).cloned().collect::<Vec<_>>();
+    let joined: Vec<String> = of("group.joined").iter().filter_map(|e| e["name"].as_str().map(str::to_owned)).collect();
+    for n in ["bob", "carol", "dave"] {
+        assert!(joined.iter().any(|j| j == n), "{n} joined: {seen:?}");
+    }
+    let left = of("group.left");
+    assert!(left.iter().any(|e| e["name"] == "carol" && e["reason"] == "left"), "{left:?}");
+    assert!(left.iter().any(|e| e["name"] == "bob"), "{left:?}");
+    let emoji = of("group.emoji");
+    assert!(emoji.iter().any(|e| e["group"]["emoji"] == emoji_3) && emoji.iter().any(|e| e["group"]["emoji"] == emoji_4));
+
     alice.hail(&["leave"]).ok();
     wait_status(dave, "dave alone", |s| {
         s["group"]["participants"].as_array().is_some_and(|p| p.len() == 1) || s["group"]["state"] == "ended"
