@@ -283,6 +283,12 @@ fn group_status_and_events_are_exactly_the_vectors() {
                 name: name(),
                 reason: raw["reason"].as_str().unwrap().into(),
             },
+            "group.invite_failed" => hail::node::NodeEvent::GroupInviteFailed {
+                group: group.clone(),
+                peer_id: peer(),
+                name: name(),
+                reason: raw["reason"].as_str().unwrap().into(),
+            },
             "group.emoji" => hail::node::NodeEvent::GroupEmoji { group: group.clone() },
             "group.ended" => hail::node::NodeEvent::GroupEnded { group: group.clone() },
             other => panic!("unknown event {other}"),

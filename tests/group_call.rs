@@ -222,7 +222,9 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
     let d = contacts_all(dir.path(), &["alice", "bob"]);
     let (alice, bob) = (&d[0], &d[1]);
     let ids: Vec<String> = d.iter().map(peer_id).collect();
-    alice.hail(&["call", "bob", &common::peer_id(9)]).ok();
+    let events = watch(alice);
+    let nobody = common::peer_id(9);
+    alice.hail(&["call", "bob", &nobody]).ok();
     answer_group_invite(bob, "alice");
     wait_status(bob, "bob in the call", |s| s["group"]["state"] == "in_call" && s["group"]["emoji_text"].is_string());
     let status = bob.hail(&["--json", "status"]).json()["ok"].clone();
@@ -253,4 +255,21 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
     assert!(after["call"].is_null() || after["call"]["group"].is_null() || after["call"]["end_reason"].is_object(), "{after}");
     assert_eq!(after["group"]["state"], "in_call");
     assert_eq!(after["group"]["emoji"], status["group"]["emoji"]);
+
+    // The invitation to a peer nobody can find ends, and alice is told; the call goes on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let seen = events.lock().unwrap().clone();
+        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no group.invite_failed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(failed["peer_id"], nobody.as_str(), "{failed}");
+    assert!(failed["reason"].as_str().unwrap().contains("unreachable"), "{failed}");
+    let alice_now = wait_status(alice, "alice without the invitee", |s| {
+        s["group"]["participants"].as_array().is_some_and(|p| p.len() == 2)
+    });
+    assert_eq!(alice_now["group"]["state"], "in_call");
 }

@@ -65,6 +65,9 @@ pub fn describe(event: &Value) -> Option<String> {
         let name = sanitize(&name.unwrap_or_else(|| "?".into()));
         return Some(match kind {
             "group.joined" => format!("{name} joined the group call"),
+            "group.invite_failed" => {
+                format!("{name} did not join: {}", sanitize(event["reason"].as_str().unwrap_or_default()))
+            }
             "group.left" => format!("{name} {} the group call", if event["reason"] == "left" { "left" } else { "was removed from" }),
             "group.emoji" => format!(
                 "Group emoji: {}  (the same for everyone in the call; they change when someone joins or leaves)",

@@ -137,6 +137,21 @@ pub enum NodeEvent {
         /// The group call, with its `emoji`.
         group: GroupInfo,
     },
+    /// An invitation into our group call ended before its invitee joined.
+    #[serde(rename = "group.invite_failed")]
+    GroupInviteFailed {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// Who was invited.
+        #[serde(with = "crate::store::contact::peer_id_text")]
+        peer_id: PeerId,
+        /// Our contact name for them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+        /// Why, for people ("the call was declined", "no answer", "bob's hail does not take group
+        /// calls …").
+        reason: String,
+    },
     /// We are out of the group call (we left, or were removed or not admitted).
     #[serde(rename = "group.ended")]
     GroupEnded {

@@ -498,13 +498,23 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         }
     }
 
-    /// A group leg ended.
+    /// A group leg ended. An invitation that ended before its invitee joined (declined, not
+    /// answered, unreachable, a hail without group calls) is told to the user.
     pub(super) fn on_leg_ended(&mut self, call: &LiveCall) {
         let peer = call.session.peer();
-        if let Some(group) = self.phone.group.as_mut().filter(|g| call.leg_of(g.id)) {
-            group.outbox.remove(&peer);
-            group.media.detach(&peer);
+        let Some(group) = self.phone.group.as_mut().filter(|g| call.leg_of(g.id)) else { return };
+        group.outbox.remove(&peer);
+        group.media.detach(&peer);
+        let invitation = call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
+        let member = group.member.roster().is_some_and(|r| r.contains(&peer));
+        if !invitation || member || group.ended.is_some() {
+            return;
         }
+        let reason = call.session.end_reason().map(EndReason::describe).unwrap_or_default();
+        tracing::info!(%peer, %reason, "group call: an invitation ended before its invitee joined");
+        let Some(info) = self.current_group_info() else { return };
+        let name = call.contact.as_ref().map(|c| c.name.clone());
+        self.emit(NodeEvent::GroupInviteFailed { group: info, peer_id: peer, name, reason });
     }
 
     /// A group control message arrived on leg `call_id`.
