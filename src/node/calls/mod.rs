@@ -8,8 +8,8 @@
 //! This file holds the live call, the phone, and the loop that drives the session (its events and
 //! outputs); each other concern is an `impl NodeLoop` block or a value of its own file:
 //! `settings` (what every call starts with), `commands` (what the user asks), `admission` (who may
-//! ring), `path` (invite, media relay, the call's link) and `view` (what the user sees of a
-//! call, and what its history record says).
+//! ring), `path` (invite, media relay, the call's link), `view` (what the user sees of a
+//! call, and what its history record says) and `group` (a group call: its member and its legs).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -65,8 +65,8 @@ pub use self::settings::{CallSettings, MediaOverride, UnknownCallers, UnknownCal
 pub use self::view::{CallInfo, CallPath, GroupRing, SasEmoji};
 use self::view::{id_matches, sas_matches};
 
-/// Calls at once. One today (a second caller hears "busy"); the map of calls is keyed by call id so
-/// that group calls can hold more.
+/// 1:1 calls at once: one (a second caller hears "busy"). A group call's legs live in the same map,
+/// keyed by their own call ids, beside no 1:1 call ([`Phone::in_call`]).
 pub(in crate::node) const MAX_CALLS: usize = 1;
 
 /// Capacity of the tasks → loop channel.
