@@ -275,20 +275,15 @@ fn group_status_and_events_are_exactly_the_vectors() {
         want["group"] = status.clone();
         let peer = || raw["peer_id"].as_str().unwrap().parse().unwrap();
         let name = || Some(hail::name::Name::parse(raw["name"].as_str().unwrap()).unwrap());
+        let who = || hail::node::GroupPeerChange {
+            peer_id: peer(),
+            name: name(),
+            reason: raw["reason"].as_str().unwrap().into(),
+        };
         let event = match raw["event"].as_str().unwrap() {
             "group.joined" => hail::node::NodeEvent::GroupJoined { group: group.clone(), peer_id: peer(), name: name() },
-            "group.left" => hail::node::NodeEvent::GroupLeft {
-                group: group.clone(),
-                peer_id: peer(),
-                name: name(),
-                reason: raw["reason"].as_str().unwrap().into(),
-            },
-            "group.invite_failed" => hail::node::NodeEvent::GroupInviteFailed {
-                group: group.clone(),
-                peer_id: peer(),
-                name: name(),
-                reason: raw["reason"].as_str().unwrap().into(),
-            },
+            "group.left" => hail::node::NodeEvent::GroupLeft { group: group.clone(), who: who() },
+            "group.invite_failed" => hail::node::NodeEvent::GroupInviteFailed { group: group.clone(), who: who() },
             "group.emoji" => hail::node::NodeEvent::GroupEmoji { group: group.clone() },
             "group.ended" => hail::node::NodeEvent::GroupEnded { group: group.clone() },
             other => panic!("unknown event {other}"),

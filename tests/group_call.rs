@@ -4,14 +4,13 @@
 //! the others go on; a stranger dialing a group leg is refused.
 
 mod common;
+#[path = "common/invite_peer.rs"]
+mod invite_peer;
 
 use std::time::Duration;
 
 use common::{TestDaemon, wait_status};
-use futures::StreamExt;
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
 
 /// Daemons named `names`, each with every other as a contact.
@@ -42,10 +41,9 @@ fn watch(d: &TestDaemon) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { return };
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["event"].is_string() {
-                    sink.lock().unwrap().push(v);
-                }
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v["event"].is_string() => sink.lock().unwrap().push(v),
+                _ => {}
             }
         }
     });
@@ -162,7 +160,9 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
         assert!(joined.iter().any(|j| j == n), "{n} joined: {seen:?}");
     }
     let left = of("group.left");
-    assert!(left.iter().any(|e| e["name"] == "carol" && e["reason"] == "left"), "{left:?}");
+    // `left` when carol's own word reached alice before the sequencer's commit, `removed` when
+    // the commit came first (they travel on different legs).
+    assert!(left.iter().any(|e| e["name"] == "carol" && (e["reason"] == "left" || e["reason"] == "removed")), "{left:?}");
     assert!(left.iter().any(|e| e["name"] == "bob"), "{left:?}");
     let emoji = of("group.emoji");
     assert!(emoji.iter().any(|e| e["group"]["emoji"] == emoji_3) && emoji.iter().any(|e| e["group"]["emoji"] == emoji_4));
@@ -173,47 +173,13 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
     });
 }
 
-#[derive(NetworkBehaviour)]
-struct Stranger {
-    invite: request_response::json::Behaviour<Value, Value>,
-}
-
 /// Sends `request` as an invite from a throw-away libp2p identity; returns the reply.
 async fn stranger_invite(address: &str, request: Value) -> Value {
-    let mut swarm: Swarm<Stranger> = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .unwrap()
-        .with_behaviour(|_| Stranger {
-            invite: request_response::json::Behaviour::new(
-                [(StreamProtocol::new("/hail/invite/1"), ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
-            ),
-        })
-        .unwrap()
-        .build();
+    let mut swarm = invite_peer::hostile_node();
     let (addr, peer) = address.rsplit_once("/p2p/").unwrap();
     let (addr, peer): (Multiaddr, PeerId) = (addr.parse().unwrap(), peer.parse().unwrap());
     swarm.add_peer_address(peer, addr);
-    let id = swarm.behaviour_mut().invite.send_request(&peer, request);
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::Behaviour(StrangerEvent::Invite(request_response::Event::Message {
-                    message: request_response::Message::Response { request_id, response },
-                    ..
-                })) if request_id == id => return response,
-                SwarmEvent::Behaviour(StrangerEvent::Invite(request_response::Event::OutboundFailure {
-                    request_id,
-                    error,
-                    ..
-                })) if request_id == id => panic!("invite failed: {error}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("an answer within 30 s")
+    invite_peer::invite(&mut swarm, peer, request).await.expect("an answer")
 }
 
 #[test]

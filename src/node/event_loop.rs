@@ -209,8 +209,8 @@ impl<S: Store> NodeLoop<S> {
             }
             Request::Hangup { reply } => {
                 let result = match self.call_action(crate::call::UserAction::Hangup) {
-                    Err(NodeError::NoCall) if self.phone.in_group() => self.leave_group().map(super::Hangup::Group),
-                    other => other.map(super::Hangup::Call),
+                    Err(NodeError::NoCall) if self.phone.in_group() => self.leave_group().map(|g| super::Hangup::Group(Box::new(g))),
+                    other => other.map(|c| super::Hangup::Call(Box::new(c))),
                 };
                 let _ = reply.send(result);
             }

@@ -122,14 +122,10 @@ pub enum NodeEvent {
     GroupLeft {
         /// The group call as it is now.
         group: GroupInfo,
-        /// Who left.
-        #[serde(with = "crate::store::contact::peer_id_text")]
-        peer_id: PeerId,
-        /// Our contact name for them.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        name: Option<Name>,
-        /// `left` (it said so), `removed` (silent too long, or gone without a word).
-        reason: String,
+        /// Who left; `reason`: `left` (it said so), `removed` (silent too long, or gone without a
+        /// word).
+        #[serde(flatten)]
+        who: GroupPeerChange,
     },
     /// The group's four emoji for the current epoch are ready (the same for every member).
     #[serde(rename = "group.emoji")]
@@ -142,15 +138,10 @@ pub enum NodeEvent {
     GroupInviteFailed {
         /// The group call as it is now.
         group: GroupInfo,
-        /// Who was invited.
-        #[serde(with = "crate::store::contact::peer_id_text")]
-        peer_id: PeerId,
-        /// Our contact name for them.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        name: Option<Name>,
-        /// Why, for people ("the call was declined", "no answer", "bob's hail does not take group
-        /// calls …").
-        reason: String,
+        /// Who was invited; `reason`, for people: "the call was declined", "no answer", "bob's
+        /// hail does not take group calls …".
+        #[serde(flatten)]
+        who: GroupPeerChange,
     },
     /// We are out of the group call (we left, or were removed or not admitted).
     #[serde(rename = "group.ended")]
@@ -164,6 +155,19 @@ pub enum NodeEvent {
         /// The node's identity as it is now.
         identity: IdentityInfo,
     },
+}
+
+/// Who a `group.left` or `group.invite_failed` event is about, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupPeerChange {
+    /// The peer.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// Our contact name for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Name>,
+    /// Why.
+    pub reason: String,
 }
 
 /// Who this node is: the answer to `hail id`.
@@ -322,9 +326,9 @@ impl ContactRef {
 #[serde(untagged)]
 pub enum Hangup {
     /// The 1:1 call (or a group invitation ringing here).
-    Call(CallInfo),
+    Call(Box<CallInfo>),
     /// We left the group call.
-    Group(GroupInfo),
+    Group(Box<GroupInfo>),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;

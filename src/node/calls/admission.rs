@@ -184,16 +184,12 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             let request = crate::relay::RelayRequest::Allocate { call_id: invite.call_id, peer: peer.to_string() };
             self.ask_relay(invite.call_id, relay, request, true);
         }
-        if !answer_now {
-            if let Some(call) = self.phone.calls.get(&invite.call_id) {
-                let info = call.info(call.link(&self.phone.links));
-                self.emit(NodeEvent::CallIncoming { call: info });
-            }
+        if let Some(call) = self.phone.calls.get(&invite.call_id).filter(|_| !answer_now) {
+            let info = call.info(call.link(&self.phone.links));
+            self.emit(NodeEvent::CallIncoming { call: info });
         }
-        if auto_answer {
-            if let Some(call) = self.phone.calls.get_mut(&invite.call_id) {
-                let _ = call.session.user(UserAction::Answer, now);
-            }
+        if let Some(call) = self.phone.calls.get_mut(&invite.call_id).filter(|_| auto_answer) {
+            let _ = call.session.user(UserAction::Answer, now);
         }
         self.drive_call();
     }

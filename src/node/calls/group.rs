@@ -26,6 +26,7 @@ use crate::crypto::sender_key::SenderIndex;
 use crate::group::control::{ControlBody, GroupControl};
 use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
 use crate::media_link::MediaLink;
+use crate::node::GroupPeerChange;
 
 /// How long a mesh leg from a peer not (yet) in our roster waits for a commit that names it:
 /// well within the invite's own timeout ([`crate::discovery::behaviour::INVITE_TIMEOUT`], 10 s),
@@ -146,12 +147,16 @@ impl GroupCall {
         }
     }
 
-    /// Whether `peer` may open a mesh leg now: a member of our epoch, or (while we join) one the
-    /// invite named.
-    fn admits(&self, peer: &PeerId) -> bool {
+    /// What to do with a mesh leg from `peer` (the group is ours and live).
+    fn mesh_admission(&self, peer: &PeerId) -> MeshAdmission {
         match self.member.roster() {
-            Some(roster) => roster.contains(peer),
-            None => self.ended.is_none() && self.known.contains(peer),
+            Some(roster) if roster.contains(peer) => MeshAdmission::Accept,
+            // A member of an epoch whose commit is on its way to us (through our other legs).
+            Some(_) => MeshAdmission::Hold,
+            None if self.known.contains(peer) => MeshAdmission::Accept,
+            // We are joining: the commit that lets us in may come on this very leg (from a
+            // sequencer the invitation did not name), so the leg is taken, on probation.
+            None => MeshAdmission::Probation,
         }
     }
 }
@@ -167,8 +172,14 @@ pub(in crate::node) struct HeldMesh {
 
 /// What to do with a mesh leg's invite.
 enum MeshAdmission {
+    /// From a member: taken without ringing.
     Accept,
+    /// From a peer a commit on its way may name: held up to [`MESH_HOLD`].
     Hold,
+    /// While we join, from a peer the invitation did not name: taken, and hung up unless a
+    /// commit names it within [`MESH_HOLD`].
+    Probation,
+    /// From anyone else: refused.
     Refuse,
 }
 
@@ -230,7 +241,14 @@ impl Phone {
             add(me, None, "me");
         }
         if group.ended.is_none() {
-            for call in self.calls.values().filter(|c| c.leg_of(group.id)) {
+            // Our invitations still out (a leg to a member that left is not one).
+            let invitation = |c: &&LiveCall| {
+                c.leg_of(group.id)
+                    && c.session.role() == Role::Caller
+                    && c.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join)
+                    && !matches!(c.session.state(), CallState::Ending | CallState::Ended)
+            };
+            for call in self.calls.values().filter(invitation) {
                 add(call.session.peer(), None, "invited");
             }
         }
@@ -259,7 +277,8 @@ impl Phone {
     pub(super) fn group_timeout(&self) -> Option<Instant> {
         let member = self.group.as_ref().and_then(|g| g.member.poll_timeout());
         let held = self.held_mesh.iter().map(|h| h.until).min();
-        member.into_iter().chain(held).min()
+        let probation = self.calls.values().filter_map(|c| c.probation).min();
+        member.into_iter().chain(held).chain(probation).min()
     }
 }
 
@@ -357,9 +376,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// up), events to the subscribers. Returns whether anything came out.
     pub(super) fn drive_group(&mut self) -> bool {
         let mut any = false;
-        loop {
-            let Some(group) = self.phone.group.as_mut() else { break };
-            let Some(output) = group.member.poll_output() else { break };
+        while let Some(output) = self.phone.group.as_mut().and_then(|g| g.member.poll_output()) {
             any = true;
             match output {
                 GroupOutput::Send { to, bytes } => self.group_send(to, bytes),
@@ -373,6 +390,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         if any {
             self.complete_mesh();
             self.recheck_held_mesh(Instant::now());
+            self.check_probation(Instant::now());
         }
         self.sync_group_media();
         any
@@ -381,8 +399,10 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     fn group_send(&mut self, to: PeerId, bytes: Vec<u8>) {
         let Some(group) = self.phone.group.as_mut() else { return };
         let id = group.id;
-        let leg = self.phone.calls.values().find(|c| c.leg_of(id) && c.session.peer() == to);
-        let link = leg.filter(|c| c.session.state() == CallState::Active).and_then(|c| c.link(&self.phone.links));
+        let leg = self.phone.calls.values().find(|c| {
+            c.leg_of(id) && c.session.peer() == to && c.session.state() == CallState::Active
+        });
+        let link = leg.and_then(|c| c.link(&self.phone.links));
         match link {
             Some(link) => {
                 if link.send_control(ControlMessage::group(&bytes).body()).is_err() {
@@ -412,6 +432,35 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             GroupEvent::EpochStarted { epoch, members } => {
                 tracing::info!(epoch, members = members.len(), "group call: a new epoch");
                 group.emoji_failure = None;
+                // Our invitees still waiting learn the new members: the commit that lets them in
+                // may come from one their first invitation did not name.
+                let id = group.id;
+                let waiting: Vec<PeerId> = self
+                    .phone
+                    .calls
+                    .values()
+                    .filter(|c| c.leg_of(id) && c.session.role() == Role::Caller)
+                    .filter(|c| c.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join))
+                    .map(|c| c.session.peer())
+                    .filter(|p| !members.contains(p))
+                    .collect();
+                let now = Instant::now();
+                for peer in waiting {
+                    let _ = group.member.command(GroupCommand::Invite(peer), now);
+                }
+                // A pairing fed before its peer was a member was dropped at an epoch without it:
+                // every live leg's pairing goes in again (the member keeps what it has).
+                let paired: Vec<(PeerId, [u8; 32])> = self
+                    .phone
+                    .calls
+                    .values()
+                    .filter(|c| c.leg_of(id) && c.session.state() == CallState::Active)
+                    .filter(|c| members.contains(&c.session.peer()))
+                    .filter_map(|c| Some((c.session.peer(), c.handshake_hash?)))
+                    .collect();
+                for (peer, handshake_hash) in paired {
+                    let _ = group.member.handle(crate::group::Input::Paired { peer, handshake_hash }, now);
+                }
             }
             GroupEvent::Ended(reason) => group.ended = Some(*reason),
             GroupEvent::Left(peer, _) => {
@@ -425,7 +474,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             GroupEvent::Joined(peer) => NodeEvent::GroupJoined { name: name(&peer), peer_id: peer, group: info },
             GroupEvent::Left(peer, reason) => {
                 let name = self.db.contact_by_peer(&peer).ok().flatten().map(|c| c.name);
-                NodeEvent::GroupLeft { peer_id: peer, name, reason: leave_reason(reason).into(), group: info }
+                let who = GroupPeerChange { peer_id: peer, name, reason: leave_reason(reason).into() };
+                NodeEvent::GroupLeft { who, group: info }
             }
             GroupEvent::Emoji { .. } => NodeEvent::GroupEmoji { group: info },
             GroupEvent::Ended(_) => NodeEvent::GroupEnded { group: info },
@@ -453,22 +503,22 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.phone.last_group = info;
     }
 
-    /// Members without a leg between them: the one whose PeerId sorts lower dials.
+    /// Members without a leg between them: the one with the lower sender index (the earlier
+    /// member) dials. A newcomer so never dials: every member dials it once the commit names it,
+    /// and the sequencer's commit reaches it on that leg even when its invitation did not name
+    /// the sequencer (two members that joined in one commit: the lower index dials).
     fn complete_mesh(&mut self) {
         let Some(group) = &self.phone.group else { return };
-        if group.ended.is_some() {
-            return;
-        }
+        let Some(roster) = group.member.roster().filter(|_| group.ended.is_none()) else { return };
         let me = self.config.identity.peer_id();
-        let peers: Vec<PeerId> = match group.member.roster() {
-            Some(roster) => roster.peers().collect(),
-            None => group.known.clone(),
-        };
+        let Some(mine) = roster.index_of(&me) else { return };
         let id = group.id;
-        let members: Vec<String> = peers.iter().map(|p| p.to_base58()).collect();
-        let to_dial: Vec<PeerId> = peers
-            .into_iter()
-            .filter(|p| me.to_bytes() < p.to_bytes())
+        let members: Vec<String> = roster.peers().map(|p| p.to_base58()).collect();
+        let to_dial: Vec<PeerId> = roster
+            .entries()
+            .iter()
+            .filter(|e| e.index.0 > mine.0)
+            .map(|e| e.peer)
             .filter(|p| !self.phone.calls.values().any(|c| c.leg_of(id) && c.session.peer() == *p))
             .collect();
         for peer in to_dial {
@@ -514,7 +564,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         tracing::info!(%peer, %reason, "group call: an invitation ended before its invitee joined");
         let Some(info) = self.current_group_info() else { return };
         let name = call.contact.as_ref().map(|c| c.name.clone());
-        self.emit(NodeEvent::GroupInviteFailed { group: info, peer_id: peer, name, reason });
+        let who = GroupPeerChange { peer_id: peer, name, reason };
+        self.emit(NodeEvent::GroupInviteFailed { group: info, who });
     }
 
     /// A group control message arrived on leg `call_id`.
@@ -564,7 +615,6 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                         }
                         tracing::info!(inviter = %peer, "joining a group call");
                         self.phone.group = Some(GroupCall::new(member, known));
-                        self.complete_mesh();
                         self.recheck_held_mesh(now);
                     }
                     Err(e) => tracing::info!(%peer, error = %e, "refused a group invitation"),
@@ -576,13 +626,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     fn mesh_admission(&self, peer: &PeerId, leg: &GroupLeg) -> MeshAdmission {
         match &self.phone.group {
-            Some(group) if group.id == leg.id && group.ended.is_none() => {
-                if group.admits(peer) {
-                    MeshAdmission::Accept
-                } else {
-                    MeshAdmission::Hold
-                }
-            }
+            Some(group) if group.id == leg.id && group.ended.is_none() => group.mesh_admission(peer),
             Some(_) => MeshAdmission::Refuse,
             // Answered the group's invitation, its group invite not here yet.
             None if self.phone.calls.values().any(|c| c.leg_of(leg.id) && c.session.role() == Role::Callee) => {
@@ -611,6 +655,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         match self.mesh_admission(&peer, &leg) {
             _ if duplicate => self.discovery.reply_invite(channel, admission::reply_json(InviteReply::Busy)),
             MeshAdmission::Accept => self.take_call(peer, contact, invite, channel, true),
+            MeshAdmission::Probation => self.take_on_probation(peer, contact, invite, channel),
             MeshAdmission::Hold if self.phone.held_mesh.len() < MAX_HELD_MESH => {
                 tracing::info!(%peer, "holding a mesh leg until a commit names its caller");
                 let until = Instant::now() + MESH_HOLD;
@@ -631,6 +676,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             let Some(leg) = h.invite.group.clone() else { continue };
             match self.mesh_admission(&h.peer, &leg) {
                 MeshAdmission::Accept => self.take_call(h.peer, h.contact, h.invite, h.channel, true),
+                MeshAdmission::Probation => self.take_on_probation(h.peer, h.contact, h.invite, h.channel),
                 MeshAdmission::Hold if now < h.until => self.phone.held_mesh.push(h),
                 _ => {
                     tracing::info!(peer = %h.peer, "refused a held mesh leg: no commit named its caller");
@@ -641,13 +687,45 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         }
     }
 
-    /// Group timers: the member's, and held mesh invites.
-    pub(super) fn on_group_timeout(&mut self, now: Instant) {
-        if let Some(group) = self.phone.group.as_mut() {
-            if group.member.poll_timeout().is_some_and(|t| t <= now) {
-                group.member.handle_timeout(now);
+    /// Takes a mesh leg on probation: hung up unless a commit names its caller within
+    /// [`MESH_HOLD`].
+    fn take_on_probation(
+        &mut self,
+        peer: PeerId,
+        contact: Option<Contact>,
+        invite: Invite,
+        channel: ResponseChannel<serde_json::Value>,
+    ) {
+        tracing::info!(%peer, "took a mesh leg on probation: a commit must name its caller");
+        let call_id = invite.call_id;
+        self.take_call(peer, contact, invite, channel, true);
+        if let Some(call) = self.phone.calls.get_mut(&call_id) {
+            call.probation = Some(Instant::now() + MESH_HOLD);
+        }
+    }
+
+    /// Legs on probation whose caller a commit now names are kept; those past their bound, hung up.
+    fn check_probation(&mut self, now: Instant) {
+        let roster: Vec<PeerId> =
+            self.phone.group.as_ref().and_then(|g| g.member.roster()).map(|r| r.peers().collect()).unwrap_or_default();
+        for call in self.phone.calls.values_mut() {
+            let Some(until) = call.probation else { continue };
+            if roster.contains(&call.session.peer()) {
+                call.probation = None;
+            } else if now >= until {
+                tracing::info!(peer = %call.session.peer(), "hung up a mesh leg: no commit named its caller");
+                call.probation = None;
+                let _ = call.session.user(UserAction::Hangup, now);
             }
         }
+    }
+
+    /// Group timers: the member's, and held mesh invites.
+    pub(super) fn on_group_timeout(&mut self, now: Instant) {
+        if let Some(group) = self.phone.group.as_mut().filter(|g| g.member.poll_timeout().is_some_and(|t| t <= now)) {
+            group.member.handle_timeout(now);
+        }
+        self.check_probation(now);
         if self.phone.held_mesh.iter().any(|h| h.until <= now) {
             self.recheck_held_mesh(now);
         }

@@ -129,6 +129,9 @@ pub(super) struct LiveCall {
     handshake_hash: Option<[u8; 32]>,
     /// A group invitation: the group and who else is in it, for the ring.
     group_ring: Option<view::GroupRing>,
+    /// A mesh leg taken while joining from a peer the invitation did not name: hung up at this
+    /// time unless a commit names the peer by then.
+    probation: Option<Instant>,
 }
 
 impl LiveCall {
@@ -162,6 +165,7 @@ impl LiveCall {
             group: None,
             handshake_hash: None,
             group_ring: None,
+            probation: None,
         }
     }
 
