@@ -239,3 +239,177 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
     });
     assert_eq!(alice_now["group"]["state"], "in_call");
 }
+
+/// What the fake member "mallory" does on a join leg.
+#[derive(Clone, Copy, PartialEq)]
+enum Mallory {
+    /// Answers like a hail that predates group calls: `ringing` without `group`.
+    OldHail,
+    /// Takes the leg, answers, and once the group's invitation arrives sends garbage group frames.
+    Garbage,
+}
+
+/// The frames mallory sends on its leg: hex that is not hex, bytes that are no group message, a
+/// message for another call, a truncated one, a JSON frame that is not a message at all.
+fn garbage_frames() -> Vec<Vec<u8>> {
+    let join_for_another_call = [&[0x01, 0x02][..], &[0xEE; 16]].concat();
+    vec![
+        br#"{"type":"group","data":"zz"}"#.to_vec(),
+        hail::call::signal::ControlMessage::group(&[0xFF; 300]).body(),
+        hail::call::signal::ControlMessage::group(&join_for_another_call).body(),
+        hail::call::signal::ControlMessage::group(&[0x01, 0x04, 0x13]).body(),
+        hail::call::signal::ControlMessage::group(&[]).body(),
+        br#"{"type":"group","data":12}"#.to_vec(),
+        b"\xff\xfe not json".to_vec(),
+    ]
+}
+
+/// A fake member with a real identity, libp2p peer and QUIC endpoint: answers the invites it gets
+/// as `mode` says; tells `sent` once its garbage is out (or once it answered, as an old hail).
+async fn mallory(identity: hail::identity::Identity, mode: Mallory, sent: std::sync::mpsc::Sender<()>, listen: tokio::sync::oneshot::Sender<(String, String)>) {
+    use hail::call::signal::ControlMessage;
+    use hail::transport::link::{LinkEvent, LinkInbox, LinkSetup, PeerLink};
+    use futures::StreamExt;
+    use libp2p::request_response;
+    use libp2p::swarm::SwarmEvent;
+
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
+        .with_tokio()
+        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| invite_peer::Hostile {
+            invite: request_response::json::Behaviour::new(
+                [(libp2p::StreamProtocol::new("/hail/invite/1"), request_response::ProtocolSupport::Full)],
+                request_response::Config::default(),
+            ),
+        })
+        .unwrap()
+        .build();
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    let endpoint = hail::transport::endpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let quic = endpoint.local_addr().unwrap().to_string();
+    let mut listen = Some(listen);
+    let (tx, mut events) = tokio::sync::mpsc::channel::<(hail::call::CallId, LinkEvent)>(64);
+    let wrap: fn(hail::call::CallId, LinkEvent) -> (hail::call::CallId, LinkEvent) = |id, e| (id, e);
+    let mut link: Option<PeerLink> = None;
+    let mut garbage_out = false;
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    if let Some(l) = listen.take() {
+                        let _ = l.send((address.to_string(), quic.clone()));
+                    }
+                }
+                SwarmEvent::Behaviour(invite_peer::HostileEvent::Invite(request_response::Event::Message {
+                    peer,
+                    message: request_response::Message::Request { request, channel, .. },
+                    ..
+                })) => {
+                    let invite: hail::call::signal::Invite = serde_json::from_value(request).unwrap();
+                    let mut reply = json!({"reply": "ringing", "candidates": [quic], "sas_table": 2});
+                    if mode == Mallory::Garbage {
+                        reply["group"] = json!(true);
+                    }
+                    let _ = swarm.behaviour_mut().invite.send_response(channel, reply);
+                    if mode == Mallory::OldHail {
+                        let _ = sent.send(());
+                        continue;
+                    }
+                    let candidates = hail::call::signal::parse_candidates(&invite.candidates).unwrap();
+                    let setup = LinkSetup {
+                        endpoint: endpoint.clone(),
+                        role: hail::crypto::handshake::HandshakeRole::Responder,
+                        call_id: invite.call_id,
+                        candidates,
+                        params: hail::crypto::handshake::HandshakeParams {
+                            static_secret: identity.noise_static_secret(),
+                            binding: identity.noise_binding(),
+                            call_id: invite.call_id.0,
+                            tls_exporter: [0; 32],
+                            expected_peer: Some(peer),
+                            fixed_ephemeral: None,
+                        },
+                        time_limit: Duration::from_secs(15),
+                    };
+                    let (l, driver) = PeerLink::connect(setup, LinkInbox::default(), tx.clone(), wrap);
+                    tokio::spawn(driver);
+                    link = Some(l);
+                }
+                _ => {}
+            },
+            Some((_, event)) = events.recv() => match event {
+                LinkEvent::Up(_) => {
+                    let _ = link.as_ref().unwrap().send_control(ControlMessage::Accept.body());
+                }
+                LinkEvent::Control(body) => {
+                    let group = matches!(ControlMessage::decode(&body), Ok(ControlMessage::Group { .. }));
+                    if group && !garbage_out {
+                        garbage_out = true;
+                        for frame in garbage_frames() {
+                            let _ = link.as_ref().unwrap().send_control(frame);
+                        }
+                        let _ = link.as_ref().unwrap().send_control(ControlMessage::Ping.body());
+                        let _ = sent.send(());
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// A member's leg that sends garbage group frames (a hostile peer that did complete the handshake:
+/// it is who the founder called), and a contact whose hail predates group calls: the founder's
+/// daemon refuses the frames, tells why the old hail did not join, and the call goes on.
+#[test]
+fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob"]);
+    let (alice, bob) = (&d[0], &d[1]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut fakes = Vec::new();
+    for (name, mode) in [("mallory", Mallory::Garbage), ("oscar", Mallory::OldHail)] {
+        let identity = hail::identity::Identity::generate();
+        let (sent_tx, sent) = std::sync::mpsc::channel();
+        let (listen_tx, listen) = tokio::sync::oneshot::channel();
+        runtime.spawn(mallory(identity.clone(), mode, sent_tx, listen_tx));
+        let (address, _) = runtime.block_on(listen).unwrap();
+        let card = hail::identity::Card {
+            peer_id: identity.peer_id(),
+            name: hail::name::Name::parse(name).unwrap(),
+            addresses: vec![address.parse().unwrap()],
+        };
+        alice.hail(&["contacts", "add", name, &card.to_string()]).ok();
+        fakes.push((identity.peer_id().to_base58(), sent));
+    }
+    let events = watch(alice);
+    alice.hail(&["call", "bob", "mallory", "oscar"]).ok();
+    answer_group_invite(bob, "alice");
+    for (_, sent) in &fakes {
+        sent.recv_timeout(Duration::from_secs(30)).expect("the fake member got its invite (and sent its garbage)");
+    }
+    // The old hail's leg ends with the reason; mallory's garbage changes nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let old = loop {
+        let seen = events.lock().unwrap().clone();
+        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed" && e["name"] == "oscar") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no group.invite_failed for oscar");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(old["reason"].as_str().unwrap().contains("does not take group calls"), "{old}");
+    let ids = [peer_id(alice), peer_id(bob)];
+    all_settled(&[alice, bob], &ids);
+    let status = alice.hail(&["--json", "status"]).json()["ok"].clone();
+    let mallory_id = &fakes[0].0;
+    let listed = status["group"]["participants"].as_array().unwrap().iter().find(|p| p["peer_id"] == mallory_id.as_str()).cloned();
+    assert!(listed.is_none_or(|p| p["state"] == "invited"), "mallory never became a member: {status}");
+    assert!(alice.hail(&["status"]).status.success(), "alice's daemon still answers");
+    // Each kind of garbage was seen and refused on the node's path (not just lost).
+    let log = alice.log_text();
+    for said in ["ignored a group message that is not hex", "refused a group message", "ignored a malformed control message"] {
+        assert!(log.contains(said), "alice's log lacks {said:?}");
+    }
+}
