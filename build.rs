@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// What goes into the binary: a change here makes the build "dirty".
-const INPUTS: &[&str] = &["src", "protocols", "build.rs", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"];
+/// (`vendor`: the crates hail carries a changed copy of, vendor/sonora.)
+const INPUTS: &[&str] = &["src", "protocols", "vendor", "build.rs", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"];
 
 fn main() {
     for input in INPUTS {

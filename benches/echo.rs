@@ -6,8 +6,8 @@
 //!
 //! `cargo bench --bench echo -- --speech FAR.wav --speech NEAR.wav [--speech FAR2.wav]
 //! [--pesq PYTHON] [--out DIR] [--rt60 SECONDS (0.25)] [--drive D (2)] [--echo-gain-db DB (-6)]
-//! [--only CONFIG]`: the far end talks alone over FAR, then FAR2 (FAR again if not
-//! given) while NEAR talks. Without `--speech`, synthetic speech-like talkers. With `--pesq`,
+//! [--only CONFIG] [--aec3-try CHANGE[,CHANGE…]]`: the far end talks alone over FAR, then FAR2
+//! (FAR again if not given) while NEAR talks. Without `--speech`, synthetic speech-like talkers. With `--pesq`,
 //! PESQ-WB (PyPI `pesq`, scripts/bench-audio.sh makes its virtualenv) of the near end in double
 //! talk, and of noisy speech with and without noise suppression. Under `cargo test` (no `--bench`)
 //! a short synthetic scene, failing if the echo is not removed.
@@ -42,8 +42,14 @@
 //!   unprocessed.
 //! - `cpu_percent_of_core`: the processing's thread CPU time over the audio's duration.
 //!
+//! Configurations (`CONFIGS`): the echo canceller (AEC3) as a call tunes it, alone and with the
+//! noise suppressor and gain control; the same three with WebRTC's defaults (`*_defaults`); the
+//! high-pass filter only; the noise suppressor only.
+//!
 //! `--only NAME` runs one configuration; `--drive` sets how hard the speaker clips (0.01: linear),
-//! `--echo-gain-db` the room's echo path gain; `--dump-scene DIR` writes the scene's signals
+//! `--echo-gain-db` the room's echo path gain; `--aec3-try` applies named changes (see
+//! `try_aec3_change`) to a call's AEC3 tuning, in the configurations that run it;
+//! `--dump-scene DIR` writes the scene's signals
 //! (far, near, echo, mic-plus, mic-minus, mic-headset) there as 48 kHz WAVs.
 
 #[path = "common/args.rs"]
@@ -61,17 +67,73 @@ use std::path::{Path, PathBuf};
 
 use cpu::thread_cpu_seconds;
 use echo_room::{RATE, Room, Scene, Separated, noise, power, process};
-use hail::media::audio_processing::AudioProcessor;
+use hail::media::audio_processing::{AudioProcessor, call_echo_canceller_config};
+use sonora::config::EchoCanceller3Config;
 use serde_json::json;
 
+/// How the echo canceller is tuned in a configuration.
+#[derive(Clone, Copy)]
+enum Echo {
+    /// No echo canceller.
+    Off,
+    /// What a call runs (`call_echo_canceller_config`).
+    Call,
+    /// WebRTC's defaults, to compare.
+    WebRtcDefaults,
+}
+
 /// The configurations compared: (name, echo canceller, noise suppressor, gain control).
-const CONFIGS: &[(&str, bool, bool, bool)] = &[
-    ("high_pass_only", false, false, false),
-    ("aec3", true, false, false),
-    ("aec3_ns", true, true, false),
-    ("aec3_ns_agc2", true, true, true),
-    ("ns", false, true, false),
+const CONFIGS: &[(&str, Echo, bool, bool)] = &[
+    ("high_pass_only", Echo::Off, false, false),
+    ("aec3", Echo::Call, false, false),
+    ("aec3_ns", Echo::Call, true, false),
+    ("aec3_ns_agc2", Echo::Call, true, true),
+    ("ns", Echo::Off, true, false),
+    ("aec3_defaults", Echo::WebRtcDefaults, false, false),
+    ("aec3_ns_defaults", Echo::WebRtcDefaults, true, false),
+    ("aec3_ns_agc2_defaults", Echo::WebRtcDefaults, true, true),
 ];
+
+/// `--aec3-try NAME[,NAME…]`: changes tried on top of a call's tuning, in the configurations that
+/// run it (docs/performance.md, "What was tried"). Each is one idea about the double-talk damage.
+fn try_aec3_change(config: &mut EchoCanceller3Config, name: &str) {
+    let s = &mut config.suppressor;
+    match name {
+        // Enter the dominant near-end state (and its more transparent masks) sooner and stay
+        // longer: near end above the residual echo (not 4x), 10 dB above the noise (not 30), 6
+        // blocks in a row (not 12), held 100 blocks (not 50), judged on the bounded echo.
+        "nearend_detection_eager" => {
+            let d = &mut s.dominant_nearend_detection;
+            (d.enr_threshold, d.snr_threshold, d.trigger_threshold, d.hold_duration) = (1.0, 10.0, 6, 100);
+            d.use_unbounded_echo_spectrum = false;
+        }
+        // The dominant near-end state's masks far looser (echo-to-near-end ratios where the gain
+        // starts to fall and reaches its floor: low bands 3/4 instead of 1.09/1.1, high 1/1.5
+        // instead of 0.1/0.3), and its gain allowed to rise 4x per block.
+        "nearend_tuning_open" => {
+            let t = &mut s.nearend_tuning;
+            (t.mask_lf.enr_transparent, t.mask_lf.enr_suppress) = (3.0, 4.0);
+            (t.mask_hf.enr_transparent, t.mask_hf.enr_suppress) = (1.0, 1.5);
+            t.max_inc_factor = 4.0;
+        }
+        // The bands above 8 kHz: no gain bound during echo, no anti-howling.
+        "high_bands_open" => {
+            let h = &mut s.high_bands_suppression;
+            (h.enr_threshold, h.max_gain_during_echo) = (1e6, 1.0);
+            h.anti_howling_activation_threshold = 1e9;
+        }
+        // The lowest gain a band may jump back to in one block (1e-5): a suppressed band comes
+        // back within a block or two after the echo stops, instead of doubling from the floor.
+        "floor_first_increase_0.01" => s.floor_first_increase = 0.01,
+        "floor_first_increase_0.1" => s.floor_first_increase = 0.1,
+        // Echo counted as inaudible up to 10x more power (thresholds 100 instead of 10).
+        "echo_audibility_10x" => {
+            let a = &mut config.echo_audibility;
+            (a.audibility_threshold_lf, a.audibility_threshold_mf, a.audibility_threshold_hf) = (100.0, 100.0, 100.0);
+        }
+        other => panic!("--aec3-try: unknown change {other:?}"),
+    }
+}
 
 fn to_i16(x: &[f64]) -> Vec<i16> {
     x.iter().map(|v| v.round().clamp(-32_768.0, 32_767.0) as i16).collect()
@@ -90,7 +152,8 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene", "--aec3-try"]);
+    let tried: Vec<&str> = args.value("--aec3-try").map_or(Vec::new(), |v| v.split(',').collect());
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
     let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
@@ -145,7 +208,18 @@ fn main() {
 
     let mut results = Vec::new();
     for &(name, echo, ns, agc) in CONFIGS.iter().filter(|c| only.is_none_or(|o| o == c.0)) {
-        let make = || AudioProcessor::with_parts(echo, ns, agc);
+        let make = || {
+            let echo = match echo {
+                Echo::Off => None,
+                Echo::Call => {
+                    let mut config = call_echo_canceller_config();
+                    tried.iter().for_each(|change| try_aec3_change(&mut config, change));
+                    Some(config)
+                }
+                Echo::WebRtcDefaults => Some(EchoCanceller3Config::default()),
+            };
+            AudioProcessor::with_echo_canceller(echo, ns, agc)
+        };
         let cpu = thread_cpu_seconds();
         let plus = process(&mut make(), &scene.far, &mic_plus);
         let cpu = thread_cpu_seconds() - cpu;
@@ -191,6 +265,7 @@ fn main() {
         "double_talk_s": round(dt.len() as f64 / RATE as f64),
         "room": { "rt60_s": rt60, "ir_length_s": echo_room::IR_LENGTH_S, "echo_path_gain_db": round(10.0 * room.taps.iter().map(|t| t.1 * t.1).sum::<f64>().log10()), "bulk_delay_ms": room.bulk_delay * 1000 / RATE, "speaker_drive": room.drive },
         "pesq_noisy_unprocessed": pesq_noisy.map(round),
+        "aec3_tried": tried,
         "goals": { "erle_far_only_db": 25, "erle_double_talk_db": 15, "pesq_drop_double_talk": 0.3, "pesq_noise_gain": 0.3, "cpu_percent_of_core": 5 },
         "configs": results,
     });

@@ -20,7 +20,7 @@ root=$(pwd -P)
 source scripts/reproducible-env.sh
 
 commit=$(git rev-parse --verify "${1:-HEAD}^{commit}")
-if [ -n "$(git status --porcelain -- src protocols build.rs Cargo.toml Cargo.lock rust-toolchain.toml)" ]; then
+if [ -n "$(git status --porcelain -- src protocols vendor build.rs Cargo.toml Cargo.lock rust-toolchain.toml)" ]; then
   echo "verify-build: note: the working tree has changes; this builds commit $commit, not them" >&2
 fi
 base=${HAIL_VERIFY_DIR:-/var/tmp/hail-verify}

@@ -37,7 +37,7 @@ fn version_json_names_the_commit_the_features_and_the_compiler() {
     let git = run("git", &["rev-parse", "HEAD"]);
     if git.status.success() {
         assert_eq!(build["commit"], String::from_utf8_lossy(&git.stdout).trim(), "{build}");
-        let inputs = ["src", "protocols", "build.rs", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"];
+        let inputs = ["src", "protocols", "vendor", "build.rs", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"];
         let status = stdout_ok("git", &[&["status", "--porcelain", "--"][..], &inputs].concat());
         assert_eq!(build["dirty"], !status.is_empty(), "dirty means the binary's sources differ: {status}");
     } else {

@@ -54,6 +54,55 @@ impl AudioEncodeJob {
     }
 }
 
+/// What each audio packet carries besides its newest frame: the sequence numbers, and the earlier
+/// frames sent again as redundant copies (as far back as the distances say, nearest first). The
+/// 1:1 [`AudioSender`] and a group call's sender (`media::group_call`) build their packets with it.
+#[derive(Debug, Clone)]
+pub struct AudioFramer {
+    seq: u32,
+    /// The last [`MAX_DISTANCE`] frames, newest first.
+    history: VecDeque<(u32, Vec<u8>)>,
+    /// How far back the copies reach, frames, nearest first.
+    distances: Vec<u32>,
+}
+
+impl Default for AudioFramer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AudioFramer {
+    /// Sequence numbers from 0, one copy of the frame before (what a call starts with, before any
+    /// report says how the link loses).
+    pub fn new() -> Self {
+        AudioFramer { seq: 0, history: VecDeque::new(), distances: vec![1] }
+    }
+
+    /// How far back the copies reach, frames, nearest first (each at most [`MAX_DISTANCE`]).
+    pub fn distances(&self) -> &[u32] {
+        &self.distances
+    }
+
+    /// `job` was encoded into `opus`: the packet, with the copies of earlier frames still in the
+    /// history (none before the first frame), the muted flag as the job says and `flags` besides.
+    pub fn packet(&mut self, job: &AudioEncodeJob, opus: Vec<u8>, flags: u8) -> AudioPacket {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let mut frames = vec![(seq, opus.clone())];
+        for d in &self.distances {
+            let wanted = seq.wrapping_sub(*d);
+            if let Some(copy) = self.history.iter().find(|(s, _)| *s == wanted) {
+                frames.push(copy.clone());
+            }
+        }
+        self.history.push_front((seq, opus));
+        self.history.truncate(MAX_DISTANCE as usize);
+        let flags = flags | if job.muted { FLAG_MUTED } else { 0 };
+        AudioPacket { seq, capture_us: job.capture_us, flags, frames }
+    }
+}
+
 /// The sending half.
 #[derive(Debug)]
 pub struct AudioSender {
@@ -62,13 +111,10 @@ pub struct AudioSender {
     expected_loss_percent: i32,
     sealer: FrameSealer,
     report_sealer: FrameSealer,
-    seq: u32,
-    /// The last [`MAX_DISTANCE`] frames, newest first.
-    history: VecDeque<(u32, Vec<u8>)>,
+    /// Sequence numbers and the redundant copies each packet carries.
+    framer: AudioFramer,
     /// Copies the peer's loss rate asks for.
     redundancy: usize,
-    /// How far back the copies reach, frames, nearest first.
-    distances: Vec<u32>,
     muted: bool,
     stats: SendStats,
     peer_report: Option<ReceiverReport>,
@@ -122,12 +168,10 @@ impl AudioSender {
             expected_loss_percent: 0,
             sealer: keys.sealer(MediaKind::Audio),
             report_sealer: keys.sealer(MediaKind::Report),
-            seq: 0,
-            history: VecDeque::new(),
+            framer: AudioFramer::new(),
             // One copy until the first report says the link is clean: the first second of a call
             // is as lossy as the rest.
             redundancy: 1,
-            distances: vec![1],
             muted: false,
             stats: SendStats { bitrate, redundancy: 1, copy_distances: [1, 0, 0], ..Default::default() },
             peer_report: None,
@@ -166,20 +210,8 @@ impl AudioSender {
     /// `job` was encoded into `opus`: the sealed datagram, carrying the earlier frames the
     /// redundancy asks for (those still in the history: none before the first frame).
     pub fn finish(&mut self, job: &AudioEncodeJob, opus: Vec<u8>) -> Vec<u8> {
-        let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
-        let mut frames = vec![(seq, opus.clone())];
-        for d in &self.distances {
-            let wanted = seq.wrapping_sub(*d);
-            if let Some(copy) = self.history.iter().find(|(s, _)| *s == wanted) {
-                frames.push(copy.clone());
-            }
-        }
-        self.history.push_front((seq, opus));
-        self.history.truncate(MAX_DISTANCE as usize);
         // We parse report extensions: the peer may send them.
-        let flags = FLAG_REPORT_EXTENSIONS | if job.muted { FLAG_MUTED } else { 0 };
-        let plain = AudioPacket { seq, capture_us: job.capture_us, flags, frames }.encode();
+        let plain = self.framer.packet(job, opus, FLAG_REPORT_EXTENSIONS).encode();
         let datagram = packet::seal(KIND_AUDIO, &mut self.sealer, &plain);
         self.stats.packets += 1;
         self.stats.bytes += datagram.len() as u64;
@@ -197,9 +229,9 @@ impl AudioSender {
     pub fn on_peer_report(&mut self, report: ReceiverReport) {
         let wanted = redundancy_for(report.loss_permille);
         self.redundancy = if wanted >= self.redundancy { wanted } else { self.redundancy - 1 };
-        self.distances = copy_distances(self.redundancy, typical_burst(report.bursts.as_ref()));
+        self.framer.distances = copy_distances(self.redundancy, typical_burst(report.bursts.as_ref()));
         self.stats.copy_distances = [0; MAX_COPIES];
-        for (slot, d) in self.stats.copy_distances.iter_mut().zip(&self.distances) {
+        for (slot, d) in self.stats.copy_distances.iter_mut().zip(&self.framer.distances) {
             *slot = *d as u8;
         }
         if let Some(b) = &report.bursts {
@@ -219,7 +251,7 @@ impl AudioSender {
         };
         self.bitrate = bitrate;
         self.stats.bitrate = bitrate.clamp(MIN_BITRATE, MAX_BITRATE);
-        self.stats.redundancy = self.distances.len();
+        self.stats.redundancy = self.framer.distances.len();
         self.stats.peer_loss_permille = report.loss_permille;
         self.stats.peer_jitter_ms = report.jitter_us as f64 / 1000.0;
         self.stats.rtt_ms = report.rtt_ms;

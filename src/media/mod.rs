@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod driver;
 pub mod group_audio;
+pub mod group_call;
 pub mod io;
 pub mod jitter;
 pub mod limiter;

@@ -54,6 +54,16 @@ impl Discovery {
         is_private(&self.nat.status)
     }
 
+    /// Whether calls should bring a media relay candidate: AutoNAT found us behind NAT, or has
+    /// not decided yet and nothing says we are public ([`Discovery::wants_reservations`]). A node
+    /// started a moment ago waits about ten seconds for AutoNAT's verdict; a call in those seconds
+    /// needs the relay as much as any later one (the NAT bench's start-to-callable row lost a call
+    /// whenever the caller's own allocation was refused and the new callee, still "unknown",
+    /// allocated none).
+    pub fn behind_nat(&self) -> bool {
+        self.wants_reservations()
+    }
+
     /// Whether the node should be reachable through relays: AutoNAT found it private, or it has
     /// not decided yet and nothing says the node is public (no global listen address, nothing
     /// announced, not a relay itself). AutoNAT's verdict on a node behind NAT waits for a dial-back

@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 
 use super::MediaStartError;
 use super::audio::decode_playout;
-use super::audio_processing::CallAudioProcessing;
-use super::codec::opus::{OpusDecoder, OpusEncoder};
+use super::audio_processing::{CallAudioProcessing, EchoStats};
+use super::codec::opus::{OpusDecoder, OpusEncoder, Pcm};
 use super::config::{AudioConfig, VideoConfig};
 use super::io::{AudioSink, AudioSource, NullSink, open_sink, open_source};
 use super::session::{Input, MediaControl, MediaSession, Now, Output, REPORT_INTERVAL};
@@ -77,7 +77,7 @@ pub struct CallMedia {
     view: ViewFeed,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -213,22 +213,59 @@ struct MediaTask {
     control: mpsc::Sender<MediaControl>,
 }
 
-/// The audio devices (or files), as opened.
-struct AudioIo {
-    source: Option<Box<dyn AudioSource>>,
-    sink: Box<dyn AudioSink>,
+/// The audio devices (or files), as opened (a group call's media opens them alike).
+pub(super) struct AudioIo {
+    pub(super) source: Option<Box<dyn AudioSource>>,
+    pub(super) sink: Box<dyn AudioSink>,
     /// The first frame was taken from the source, given to the sink (written down in the stats).
-    started: (bool, bool),
+    pub(super) started: (bool, bool),
     /// Echo cancellation, noise suppression and gain control on the microphone, when on. It runs
     /// here, on the media task: the device callbacks only move samples through their rings.
-    processing: Option<CallAudioProcessing>,
+    pub(super) processing: Option<CallAudioProcessing>,
     /// Frames captured (the echo statistics are written down once a second).
-    captured: u64,
+    pub(super) captured: u64,
+}
+
+impl AudioIo {
+    /// 20 ms from the source (`None`: there is none), through the echo canceller, noise
+    /// suppression and gain control when the call processes its microphone.
+    pub(super) fn capture(&mut self) -> Option<Pcm> {
+        let mut pcm = self.source.as_mut().map(|s| s.next_frame());
+        if let (Some(processing), Some(pcm)) = (self.processing.as_mut(), pcm.as_mut()) {
+            processing.captured(pcm);
+            self.captured += 1;
+        }
+        pcm
+    }
+
+    /// Right after a [`AudioIo::capture`]: the echo canceller's statistics, once a second.
+    pub(super) fn echo_stats_due(&self) -> Option<EchoStats> {
+        let processing = self.processing.as_ref()?;
+        (self.captured > 0 && self.captured.is_multiple_of(50)).then(|| processing.echo_stats())
+    }
+
+    /// Whether this capture (`got` a frame) is the source's first.
+    pub(super) fn first_capture(&mut self, got: bool) -> bool {
+        let first = got && !self.started.0;
+        self.started.0 |= got;
+        first
+    }
+
+    /// Writes 20 ms to the sink (the echo canceller's far end too); whether it was the first.
+    pub(super) fn play(&mut self, pcm: &Pcm) -> bool {
+        let first = !self.started.1;
+        self.started.1 = true;
+        if let Some(processing) = self.processing.as_mut() {
+            processing.given_to_sink(pcm);
+        }
+        self.sink.write_frame(pcm);
+        first
+    }
 }
 
 /// Opens the audio source and sink (off the async threads: a device can block for a moment); one
 /// that cannot be opened is written down in `stats` and that direction is off.
-async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) -> AudioIo {
+pub(super) async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) -> AudioIo {
     let (input, output) = (config.input.clone(), config.output.clone());
     let opened = tokio::task::spawn_blocking(move || (open_source(&input), open_sink(&output))).await;
     let Ok((source, sink)) = opened else {
@@ -320,16 +357,11 @@ impl MediaTask {
     fn carry_out(&mut self, output: Output, audio: &mut AudioIo, records: &mpsc::Sender<super::video::sender::Outgoing>) {
         match output {
             Output::CaptureAudio { capture_us } => {
-                let mut pcm = audio.source.as_mut().map(|s| s.next_frame());
-                if let (Some(processing), Some(pcm)) = (audio.processing.as_mut(), pcm.as_mut()) {
-                    processing.captured(pcm);
-                    audio.captured += 1;
-                    if audio.captured.is_multiple_of(50) {
-                        lock(&self.audio_stats).echo = Some(processing.echo_stats());
-                    }
+                let pcm = audio.capture();
+                if let Some(echo) = audio.echo_stats_due() {
+                    lock(&self.audio_stats).echo = Some(echo);
                 }
-                if pcm.is_some() && !audio.started.0 {
-                    audio.started.0 = true;
+                if audio.first_capture(pcm.is_some()) {
                     lock(&self.audio_stats).input_started_us = Some(capture_us);
                 }
                 self.session.handle_input(now(), Input::CapturedAudio { pcm, capture_us });
@@ -343,14 +375,9 @@ impl MediaTask {
                 self.session.handle_input(now(), Input::DecodedAudio(pcm));
             }
             Output::PlayAudio(pcm) => {
-                if !audio.started.1 {
-                    audio.started.1 = true;
+                if audio.play(&pcm) {
                     lock(&self.audio_stats).output_started_us = Some(wall_us());
                 }
-                if let Some(processing) = audio.processing.as_mut() {
-                    processing.given_to_sink(&pcm);
-                }
-                audio.sink.write_frame(&pcm);
             }
             Output::Transmit(datagram) => {
                 if let Err(e) = self.link.send_datagram(Bytes::from(datagram)) {

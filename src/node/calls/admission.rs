@@ -169,7 +169,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         // reply carries the caller's side (it answers once the relay has, within 3 s).
         let our_relay = match callers_relay {
             Some(_) => None,
-            None => self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()),
+            None => self.discovery.media_relay_peer().filter(|_| self.discovery.behind_nat()),
         };
         match our_relay {
             Some(_) => call.pending_invite_reply = Some((channel, reply)),

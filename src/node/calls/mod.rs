@@ -451,7 +451,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     Ok(_) => {
                         // Behind NAT: a media relay allocation first, in case no direct path opens.
                         let peer = call.session.peer();
-                        match self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()) {
+                        match self.discovery.media_relay_peer().filter(|_| self.discovery.behind_nat()) {
                             Some(relay) => {
                                 let request = crate::relay::RelayRequest::Allocate { call_id, peer: peer.to_string() };
                                 self.ask_relay(call_id, relay, request, true);

@@ -1,0 +1,484 @@
+//! A group call's media plane at one member, audio only (issue 13): the sans-IO
+//! [`GroupAudioSession`] driven by one thin tokio task, [`GroupCallMedia`].
+//!
+//! Mesh: every 20 ms the member captures 20 ms, encodes it with Opus **once**, seals it **once**
+//! through the [`GroupFrameCrypto`] port (the node implements it over its `GroupMember`, which
+//! holds the keys) and sends the same ciphertext as a datagram on every other member's
+//! [`MediaLink`]. What comes on a member's link is opened through the port and mixed
+//! (`media::group_audio::GroupAudioReceiver`: a jitter buffer and a decoder per sender, a limiter
+//! on the sum, active-speaker detection); the mix goes to the audio sink.
+//!
+//! One link failing stops nothing else: its reader ends, the failure is written down and told, and
+//! the member's stream leaves the mix when its frames stop. A removed member's link is dropped and
+//! its stream leaves the mix at once. Nothing but audio runs on the task, so nothing starves it.
+
+mod session;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use libp2p_identity::PeerId;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use session::{GroupAudioSession, MemberError, Output};
+
+use super::MediaStartError;
+use super::codec::opus::{OpusDecoder, OpusEncoder};
+use super::config::AudioConfig;
+use super::driver::{lock, open_audio};
+use super::jitter::JitterStats;
+use super::stats::AudioStats;
+use crate::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
+use crate::media_link::MediaLink;
+use crate::wall_clock::now_us as wall_us;
+
+/// Datagrams read from the members' links, waiting for the media task (about 300 ms of audio from
+/// seven members; past it, the newest wait in the link's own queue).
+const IN_QUEUE: usize = 128;
+/// How often the stats [`GroupCallMedia::stats`] reads are brought up to date.
+const STATS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Why the crypto port refused to seal or open a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FrameCryptoError(pub String);
+
+/// The port to the group's keys: the node implements it over its `group::GroupMember` (which
+/// holds our sender key for the epoch and every other member's), so the media never holds a key
+/// and never names the group's control plane.
+pub trait GroupFrameCrypto: Send + Sync {
+    /// Seals one frame of ours, once for every receiver (refused when we are not in the call).
+    fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError>;
+    /// Opens a frame that came on member `from`'s link: refused unless `from` is a member, the
+    /// frame is under `from`'s own sender index, its key is known and it is no replay.
+    fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError>;
+}
+
+/// Where a group call's audio comes from and goes to, and how it starts.
+#[derive(Debug, Clone, Default)]
+pub struct GroupMediaConfig {
+    /// The audio source, sink, bitrate and microphone processing (as a 1:1 call's).
+    pub audio: AudioConfig,
+    /// The microphone starts muted.
+    pub muted: bool,
+}
+
+/// What the group call's media tells the node (for status and `hail watch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupAudioEvent {
+    /// `member` started or stopped speaking.
+    Speaking {
+        /// Who.
+        member: PeerId,
+        /// Whether they speak now.
+        speaking: bool,
+    },
+    /// The dominant speaker changed (`None`: nobody).
+    Dominant {
+        /// Who it is now.
+        member: Option<PeerId>,
+    },
+    /// `member`'s frames stopped for a second: its stream left the mix (it comes back with them).
+    LeftMix {
+        /// Who.
+        member: PeerId,
+    },
+    /// `member`'s link failed or closed; the others go on.
+    LinkFailed {
+        /// Who.
+        member: PeerId,
+        /// Why.
+        error: String,
+    },
+}
+
+/// What we send, once for all members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupSendStats {
+    /// Frames sealed (each sent to every member).
+    pub frames: u64,
+    /// Bytes sealed (each frame counted once).
+    pub bytes: u64,
+    /// The Opus bitrate, bps.
+    pub bitrate: i32,
+    /// Earlier frames carried as redundant copies in each packet.
+    pub redundancy: usize,
+    /// Frames the port would not seal (not in the call yet or any more).
+    pub seal_refused: u64,
+    /// Frames Opus would not encode.
+    pub encode_failures: u64,
+}
+
+/// One other member's audio, as we hear it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantAudioStats {
+    /// Who.
+    #[serde(with = "peer_text")]
+    pub member: PeerId,
+    /// Its sender index in the call.
+    pub sender: u8,
+    /// Datagrams that came on its link.
+    pub datagrams: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Datagrams refused: not opened by the port (a stranger's key, another member's frame, a
+    /// replay, tampering), not its own sender index, not audio, or not an audio packet.
+    pub refused: u64,
+    /// Its jitter buffer's counters (received, lost, concealed, FEC, the delay it aims for and
+    /// holds); default while it is not in the mix.
+    pub jitter: JitterStats,
+    /// Play ticks on which part of its 20 ms was concealed (lost or late; FEC counts).
+    pub concealed_ticks: u64,
+    /// Its stream is in the mix (its frames are coming).
+    pub in_mix: bool,
+    /// Its last packet said it is muted.
+    pub muted: bool,
+    /// The level of its last 20 ms in the mix, dBFS (`None`: not in the mix).
+    pub level_dbfs: Option<f64>,
+    /// Whether it is speaking.
+    pub speaking: bool,
+    /// Datagrams we sent on its link.
+    pub sent_datagrams: u64,
+    /// Their bytes.
+    pub sent_bytes: u64,
+    /// Datagrams its link would not take.
+    pub send_failures: u64,
+    /// Why its link failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_error: Option<String>,
+}
+
+impl ParticipantAudioStats {
+    /// Nothing counted yet for `member`, sending under `sender`.
+    pub fn new(member: PeerId, sender: SenderIndex) -> Self {
+        ParticipantAudioStats {
+            member,
+            sender: sender.0,
+            datagrams: 0,
+            bytes: 0,
+            refused: 0,
+            jitter: JitterStats::default(),
+            concealed_ticks: 0,
+            in_mix: false,
+            muted: false,
+            level_dbfs: None,
+            speaking: false,
+            sent_datagrams: 0,
+            sent_bytes: 0,
+            send_failures: 0,
+            link_error: None,
+        }
+    }
+}
+
+/// The audio part of a group call's status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupAudioStats {
+    /// The source in use.
+    pub input: String,
+    /// The sink in use.
+    pub output: String,
+    /// Why the source could not be opened (nothing is sent then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<String>,
+    /// Why the sink could not be opened (the mix is discarded then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
+    /// Whether the microphone is processed (echo cancellation, noise suppression, gain control).
+    pub processing: bool,
+    /// Our microphone is muted.
+    pub muted: bool,
+    /// What we send.
+    pub send: GroupSendStats,
+    /// Every other member, by member order.
+    pub participants: Vec<ParticipantAudioStats>,
+    /// The dominant speaker.
+    #[serde(default, with = "optional_peer_text")]
+    pub dominant: Option<PeerId>,
+    /// Mix frames the limiter turned down (more than one loud talker at once).
+    pub limited_frames: u64,
+}
+
+/// A PeerId in JSON as its base58 text.
+mod peer_text {
+    use libp2p_identity::PeerId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &PeerId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&p.to_base58())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional PeerId in JSON as its base58 text or null.
+mod optional_peer_text {
+    use libp2p_identity::PeerId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Option<PeerId>, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            Some(p) => s.serialize_some(&p.to_base58()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PeerId>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|t| t.parse().map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// What the node tells a running group call's media.
+enum Command {
+    Add(PeerId, SenderIndex, Arc<dyn MediaLink>, oneshot::Sender<Result<(), MemberError>>),
+    Remove(PeerId),
+    Muted(bool),
+}
+
+/// What a member's link reader hands the task.
+enum FromLink {
+    Datagram(PeerId, Bytes),
+    Failed(PeerId, String),
+}
+
+/// A group call's running audio. Dropping it stops the task.
+#[derive(Debug)]
+pub struct GroupCallMedia {
+    stats: Arc<Mutex<GroupAudioStats>>,
+    commands: mpsc::UnboundedSender<Command>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Add(p, s, _, _) => write!(f, "Add({p}, {})", s.0),
+            Command::Remove(p) => write!(f, "Remove({p})"),
+            Command::Muted(m) => write!(f, "Muted({m})"),
+        }
+    }
+}
+
+impl GroupCallMedia {
+    /// Starts a group call's audio: sealed and opened through `crypto`, with no member yet
+    /// ([`GroupCallMedia::add_member`] for each). What it tells the node goes to `events` (a full
+    /// channel drops the event: the stats hold the state).
+    pub fn start(
+        config: GroupMediaConfig,
+        crypto: Arc<dyn GroupFrameCrypto>,
+        events: mpsc::Sender<GroupAudioEvent>,
+    ) -> Result<Self, MediaStartError> {
+        let encoder = OpusEncoder::new(config.audio.bitrate)?;
+        OpusDecoder::new()?;
+        let session =
+            GroupAudioSession::new(crypto, config.audio.bitrate, config.muted, OpusDecoder::new, Instant::now());
+        let stats = Arc::new(Mutex::new(GroupAudioStats {
+            input: config.audio.input.to_string(),
+            output: config.audio.output.to_string(),
+            ..session.stats()
+        }));
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop) = oneshot::channel();
+        let task = GroupTask { session, encoder, config, stats: stats.clone(), events, links: BTreeMap::new() };
+        let task = tokio::spawn(task.run(commands_rx, stop));
+        Ok(GroupCallMedia { stats, commands, stop: Some(stop_tx), task: Some(task) })
+    }
+
+    /// `member`, sending under `sender` (the roster's index), is reached on `link`: we send it our
+    /// frames and mix its. Refused when another member has that index, the mix is full, or the
+    /// media has stopped.
+    pub async fn add_member(
+        &self,
+        member: PeerId,
+        sender: SenderIndex,
+        link: Arc<dyn MediaLink>,
+    ) -> Result<(), MemberError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Add(member, sender, link, tx)).map_err(|_| MemberError::Stopped)?;
+        rx.await.unwrap_or(Err(MemberError::Stopped))
+    }
+
+    /// `member` left: its link is dropped and its stream leaves the mix.
+    pub fn remove_member(&self, member: PeerId) {
+        let _ = self.commands.send(Command::Remove(member));
+    }
+
+    /// Mutes or unmutes the microphone.
+    pub fn set_muted(&self, muted: bool) {
+        lock(&self.stats).muted = muted;
+        let _ = self.commands.send(Command::Muted(muted));
+    }
+
+    /// The counters, as last written down (every 100 ms).
+    pub fn stats(&self) -> GroupAudioStats {
+        lock(&self.stats).clone()
+    }
+
+    /// Stops: the audio sink is finished (a WAV file completed) before the task ends.
+    pub fn stop(mut self) -> Option<JoinHandle<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take()
+    }
+}
+
+impl Drop for GroupCallMedia {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A member's link and the task reading it.
+struct MemberLink {
+    link: Arc<dyn MediaLink>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for MemberLink {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Everything the group call's media task owns.
+struct GroupTask {
+    session: GroupAudioSession<OpusDecoder>,
+    encoder: OpusEncoder,
+    config: GroupMediaConfig,
+    stats: Arc<Mutex<GroupAudioStats>>,
+    events: mpsc::Sender<GroupAudioEvent>,
+    links: BTreeMap<PeerId, MemberLink>,
+}
+
+/// Reads `member`'s datagrams until its link fails.
+async fn read_link(member: PeerId, link: Arc<dyn MediaLink>, to_task: mpsc::Sender<FromLink>) {
+    loop {
+        match link.read_datagram().await {
+            Ok(d) => {
+                if to_task.send(FromLink::Datagram(member, d)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = to_task.send(FromLink::Failed(member, e.to_string())).await;
+                return;
+            }
+        }
+    }
+}
+
+impl GroupTask {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut stop: oneshot::Receiver<()>) {
+        let scratch = Mutex::new(AudioStats::default());
+        let mut audio = open_audio(&self.config.audio, &scratch).await;
+        {
+            let opened = lock(&scratch);
+            let mut s = lock(&self.stats);
+            s.input_error = opened.input_error.clone();
+            s.output_error = opened.output_error.clone();
+            s.processing = opened.processing;
+        }
+        let (from_links_tx, mut from_links) = mpsc::channel(IN_QUEUE);
+        let mut next_stats = Instant::now();
+        loop {
+            let wake = loop {
+                match self.session.poll_output() {
+                    Output::Timeout(at) => break at,
+                    Output::CaptureAudio { capture_us } => {
+                        let pcm = audio.capture();
+                        self.session.captured(pcm, capture_us);
+                    }
+                    Output::EncodeAudio(job) => {
+                        let opus = job.encode_with(&mut self.encoder);
+                        self.session.encoded(&job, opus);
+                    }
+                    Output::Transmit(frame) => self.transmit(Bytes::from(frame)),
+                    Output::PlayAudio(pcm) => {
+                        audio.play(&pcm);
+                    }
+                    Output::Event(event) => {
+                        let _ = self.events.try_send(event);
+                    }
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now(), wall_us()),
+                Some(command) = commands.recv() => self.command(command, &from_links_tx),
+                Some(from_link) = from_links.recv() => match from_link {
+                    FromLink::Datagram(member, d) => self.session.datagram(&member, &d, Instant::now()),
+                    FromLink::Failed(member, error) => {
+                        tracing::debug!(%member, %error, "a group call member's link failed");
+                        self.links.remove(&member);
+                        self.session.link_failed(&member, error);
+                    }
+                },
+            }
+            let now = Instant::now();
+            if now >= next_stats {
+                next_stats = now + STATS_EVERY;
+                self.write_stats();
+            }
+        }
+        self.links.clear();
+        audio.sink.finish();
+        self.write_stats();
+    }
+
+    fn command(&mut self, command: Command, from_links: &mpsc::Sender<FromLink>) {
+        match command {
+            Command::Add(member, sender, link, done) => {
+                let result = self.session.add_member(member, sender);
+                if result.is_ok() {
+                    let reader = tokio::spawn(read_link(member, link.clone(), from_links.clone()));
+                    self.links.insert(member, MemberLink { link, reader });
+                }
+                let _ = done.send(result);
+            }
+            Command::Remove(member) => {
+                self.links.remove(&member);
+                self.session.remove_member(&member);
+            }
+            Command::Muted(muted) => self.session.set_muted(muted),
+        }
+        self.write_stats();
+    }
+
+    /// The one sealed frame, on every member's link; a link that refuses is counted, the others
+    /// still get it.
+    fn transmit(&mut self, frame: Bytes) {
+        for (member, l) in &self.links {
+            match l.link.send_datagram(frame.clone()) {
+                Ok(()) => self.session.sent(member, frame.len()),
+                Err(e) => {
+                    tracing::trace!(%member, error = %e, "group audio datagram not sent");
+                    self.session.send_failed(member);
+                }
+            }
+        }
+    }
+
+    fn write_stats(&self) {
+        let fresh = self.session.stats();
+        let mut s = lock(&self.stats);
+        *s = GroupAudioStats {
+            input: std::mem::take(&mut s.input),
+            output: std::mem::take(&mut s.output),
+            input_error: s.input_error.take(),
+            output_error: s.output_error.take(),
+            processing: s.processing,
+            ..fresh
+        };
+    }
+}

@@ -1,0 +1,126 @@
+//! A group call's media mesh in one process, for `tests/group_media.rs` and
+//! `benches/group_call.rs`: every member a real `GroupMember` on the in-memory control net
+//! (`group_net.rs`) behind the `GroupFrameCrypto` port, every two members a real QUIC connection
+//! (`QuicMediaPort`), every member's `GroupCallMedia` writing its mix where it is told.
+//! Included with `#[path]` next to `group_net.rs` (as `group_net`) and `quic.rs` (as `quic`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hail::call::CallId;
+use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
+use hail::media::config::AudioConfig;
+use hail::media::group_call::{
+    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
+};
+use hail::media::io::{SinkSpec, SourceSpec, read_wav_mono_48k};
+use hail::transport::channel::dial;
+use hail::transport::media_port::QuicMediaPort;
+use libp2p_identity::PeerId;
+use tokio::sync::mpsc;
+
+use super::group_net::{Net, peer};
+use super::quic;
+
+/// A member's keys as the node holds them: its `GroupMember`, on the shared control net.
+pub struct NetCrypto {
+    pub net: Arc<Mutex<Net>>,
+    pub me: PeerId,
+}
+
+impl GroupFrameCrypto for NetCrypto {
+    fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
+        let mut net = self.net.lock().unwrap();
+        net.member(&self.me).seal(media, payload).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
+        let mut net = self.net.lock().unwrap();
+        net.member(&self.me).open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+}
+
+/// One member: its media, what it told the node, where its mix goes, and its QUIC connections.
+pub struct Party {
+    pub id: PeerId,
+    pub media: Option<GroupCallMedia>,
+    pub events: mpsc::Receiver<GroupAudioEvent>,
+    pub wav: PathBuf,
+    /// To each other member (or stranger): the connection.
+    pub conns: Vec<(PeerId, quinn::Connection)>,
+    _endpoint: quinn::Endpoint,
+}
+
+impl Party {
+    pub fn media(&self) -> &GroupCallMedia {
+        self.media.as_ref().unwrap()
+    }
+
+    pub fn conn_to(&self, other: &PeerId) -> &quinn::Connection {
+        &self.conns.iter().find(|(p, _)| p == other).unwrap().1
+    }
+
+    pub fn stats(&self) -> GroupAudioStats {
+        self.media().stats()
+    }
+
+    /// Stops the media (the WAV is completed) and reads what it played.
+    pub async fn finish(&mut self) -> Vec<i16> {
+        if let Some(task) = self.media.take().and_then(|m| m.stop()) {
+            task.await.unwrap();
+        }
+        read_wav_mono_48k(&self.wav).unwrap()
+    }
+}
+
+/// A QUIC connection between two fresh endpoints: (dialer's end, the other's end).
+pub async fn connect(
+    a: &quinn::Endpoint,
+    b: (std::net::SocketAddr, &mut mpsc::Receiver<hail::transport::channel::CallStream>),
+) -> (quinn::Connection, quinn::Connection) {
+    let call = CallId([7; 16]);
+    let ours = dial(a, b.0, call).await.unwrap();
+    let theirs = b.1.recv().await.unwrap();
+    (ours.conn, theirs.conn)
+}
+
+/// `sources.len()` members in one group (seeds 1, 2, …), a QUIC connection between every two,
+/// each sending its source and writing its mix under `dir`.
+pub async fn mesh(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
+    let net = Arc::new(Mutex::new(Net::group(seeds[0], &seeds[1..])));
+    let mut nodes: Vec<_> = seeds.iter().map(|_| quic::node()).collect();
+    let mut conns: Vec<Vec<(PeerId, quinn::Connection)>> = seeds.iter().map(|_| Vec::new()).collect();
+    for i in 0..seeds.len() {
+        for j in i + 1..seeds.len() {
+            let (ep_i, addr_j) = (nodes[i].0.clone(), nodes[j].1);
+            let (a, b) = connect(&ep_i, (addr_j, &mut nodes[j].2)).await;
+            conns[i].push((peer(seeds[j]), a));
+            conns[j].push((peer(seeds[i]), b));
+        }
+    }
+    let mut parties = Vec::new();
+    for ((seed, source), (conns, node)) in seeds.iter().zip(sources).zip(conns.into_iter().zip(nodes)) {
+        let id = peer(*seed);
+        let wav = dir.join(format!("mix-{seed}.wav"));
+        let config = GroupMediaConfig {
+            audio: AudioConfig { input: source, output: SinkSpec::File(wav.clone()), ..AudioConfig::default() },
+            muted: false,
+        };
+        let (events_tx, events) = mpsc::channel(256);
+        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });
+        let media = GroupCallMedia::start(config, crypto, events_tx).unwrap();
+        for (other, conn) in &conns {
+            let index = sender_index(&net, &id, other);
+            media.add_member(*other, index, Arc::new(QuicMediaPort::new(conn.clone()))).await.unwrap();
+        }
+        parties.push(Party { id, media: Some(media), events, wav, conns, _endpoint: node.0 });
+    }
+    (net, parties)
+}
+
+/// `of`'s sender index in `at`'s roster.
+pub fn sender_index(net: &Mutex<Net>, at: &PeerId, of: &PeerId) -> SenderIndex {
+    net.lock().unwrap().members[at].roster().unwrap().index_of(of).unwrap()
+}

@@ -1,0 +1,297 @@
+//! A group call's media plane (`media::group_call::GroupCallMedia`), audio, in one process: every
+//! member a real `GroupMember` (on the in-memory control net of `common/group_net.rs`, so the keys
+//! are the group's real keys) behind the `GroupFrameCrypto` port, every pair of members a real QUIC
+//! connection (`transport::media_port::QuicMediaPort`), every member sending a tone of its own and
+//! writing its mix to a WAV file. What each hears is judged by its spectrum.
+
+#[path = "common/group_mesh.rs"]
+mod group_mesh;
+#[path = "common/group_net.rs"]
+mod group_net;
+#[path = "common/quic.rs"]
+mod quic;
+
+use std::f64::consts::TAU;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use group_mesh::{Party, connect, mesh};
+use group_net::{Net, peer};
+use hail::crypto::sender_key::{GroupMedia, SenderIndex};
+use hail::group::Command;
+use hail::media::codec::opus::{FRAME_SAMPLES, Pcm, SAMPLE_RATE};
+use hail::media::group_call::GroupAudioEvent;
+use hail::media::io::{AudioSink, SourceSpec, WavSink};
+use hail::media::limiter::CEILING;
+use hail::media::packet::AudioPacket;
+use hail::transport::media_port::QuicMediaPort;
+use libp2p_identity::PeerId;
+
+/// One tone per member, none a harmonic of another.
+const TONES: [f64; 5] = [440.0, 650.0, 910.0, 1230.0, 1570.0];
+
+/// Goertzel: the power of `x` at `freq`, dB relative to full scale (a full-scale sine is −3 dB).
+fn tone_db(x: &[i16], freq: f64) -> f64 {
+    let w = TAU * freq / f64::from(SAMPLE_RATE);
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = f64::from(v) / 32768.0 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.len() as f64).powi(2) * 2.0;
+    10.0 * power.max(1e-12).log10()
+}
+
+/// The last `seconds` of `x`.
+fn tail(x: &[i16], seconds: f64) -> &[i16] {
+    let n = (seconds * f64::from(SAMPLE_RATE)) as usize;
+    assert!(x.len() > n, "only {} samples played", x.len());
+    &x[x.len() - n..]
+}
+
+/// The tones `x` carries: those within 20 dB of the loudest of `tones`, and at most −40 dBFS
+/// below it nothing (so "absent" is 20 dB under the quietest one heard).
+fn heard(x: &[i16], tones: &[f64]) -> Vec<f64> {
+    let db: Vec<f64> = tones.iter().map(|f| tone_db(x, *f)).collect();
+    let loudest = db.iter().copied().fold(f64::MIN, f64::max);
+    tones.iter().zip(&db).filter(|(_, d)| **d > loudest - 20.0 && **d > -40.0).map(|(f, _)| *f).collect()
+}
+
+/// Every party hears exactly every other party's tone.
+fn assert_each_hears_the_others(parties: &[Party], mixes: &[Vec<i16>], tones: &[f64]) {
+    for (i, (party, mix)) in parties.iter().zip(mixes).enumerate() {
+        let x = tail(mix, 0.6);
+        let want: Vec<f64> = tones.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, f)| *f).collect();
+        let levels: Vec<String> = tones.iter().map(|f| format!("{f} Hz {:.1} dB", tone_db(x, *f))).collect();
+        assert_eq!(heard(x, tones), want, "member {} ({}) hears the wrong tones: {levels:?}", i + 1, party.id);
+        assert!(tone_db(x, tones[i]) < tone_db(x, want[0]) - 30.0, "member {} hears itself: {levels:?}", i + 1);
+    }
+}
+
+async fn run_for(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+async fn each_member_hears_the_others(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = TONES[..n].iter().map(|f| SourceSpec::Tone(*f)).collect();
+    let (_net, mut parties) = mesh(dir.path(), sources).await;
+    run_for(Duration::from_millis(1800)).await;
+    for p in &parties {
+        let s = p.stats();
+        assert_eq!(s.participants.len(), n - 1);
+        assert!(s.send.frames > 20, "{} sent {} frames", p.id, s.send.frames);
+        for other in &s.participants {
+            assert!(other.datagrams > 20 && other.in_mix, "{} from {}: {other:?}", p.id, other.member);
+            assert_eq!(other.refused, 0, "{} refused {}'s frames: {other:?}", p.id, other.member);
+            // Sealed once, sent to every member: each link carried every frame we sealed then.
+            assert!(other.sent_datagrams > 20 && other.send_failures == 0);
+        }
+    }
+    let mut mixes = Vec::new();
+    for p in &mut parties {
+        mixes.push(p.finish().await);
+    }
+    assert_each_hears_the_others(&parties, &mixes, &TONES[..n]);
+    // Every other member's tone made it speak, and someone became the dominant speaker.
+    for p in &mut parties {
+        let mut events = Vec::new();
+        while let Ok(e) = p.events.try_recv() {
+            events.push(e);
+        }
+        for other in p.conns.iter().map(|(o, _)| *o) {
+            assert!(
+                events.contains(&GroupAudioEvent::Speaking { member: other, speaking: true }),
+                "{} never heard {other} speak: {events:?}",
+                p.id
+            );
+        }
+        assert!(events.iter().any(|e| matches!(e, GroupAudioEvent::Dominant { member: Some(_) })), "{events:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_each_hear_the_other_two_and_not_themselves() {
+    each_member_hears_the_others(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_members_each_hear_the_other_three_and_not_themselves() {
+    each_member_hears_the_others(4).await;
+}
+
+/// What `mix` played from `from` to `to`, the file having been completed at `end`.
+fn between(mix: &[i16], end: Instant, from: Instant, to: Instant) -> &[i16] {
+    let sample = |t: Instant| {
+        let back = (end.saturating_duration_since(t).as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
+        mix.len().saturating_sub(back)
+    };
+    &mix[sample(from)..sample(to)]
+}
+
+fn received_from(party: &Party, member: &PeerId) -> u64 {
+    party.stats().participants.iter().find(|p| p.member == *member).map_or(0, |p| p.jitter.received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_leaves_the_mix_at_once_and_the_rest_go_on_after_the_rekey() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = TONES[..3].iter().map(|f| SourceSpec::Tone(*f)).collect();
+    let (net, mut parties) = mesh(dir.path(), sources).await;
+    let (m1, m2, m3) = (parties[0].id, parties[1].id, parties[2].id);
+    run_for(Duration::from_millis(1200)).await;
+
+    // Member 1's node removes member 3 from its media while 3 still sends to everyone.
+    let removed = Instant::now();
+    parties[0].media().remove_member(m3);
+    let from_3_at_2 = received_from(&parties[1], &m3);
+    run_for(Duration::from_millis(1000)).await;
+    assert!(received_from(&parties[1], &m3) > from_3_at_2 + 25, "member 3 went on sending");
+    let s = parties[0].stats();
+    assert_eq!(s.participants.iter().map(|p| p.member).collect::<Vec<_>>(), [m2], "{s:?}");
+
+    // Then 3 leaves the group: the control plane commits the next epoch (new keys for 1 and 2),
+    // and 2's node removes 3 too.
+    let left = Instant::now();
+    {
+        let mut net = net.lock().unwrap();
+        let epoch = net.members[&m1].roster().unwrap().epoch();
+        let now = net.now;
+        net.member(&m3).command(Command::Leave, now).unwrap();
+        net.run();
+        for p in [m1, m2] {
+            assert_eq!(net.members[&p].roster().unwrap().epoch(), epoch + 1, "the leave was committed");
+        }
+    }
+    parties[1].media().remove_member(m3);
+    let from_2_at_1 = received_from(&parties[0], &m2);
+    run_for(Duration::from_millis(1000)).await;
+    assert!(received_from(&parties[0], &m2) > from_2_at_1 + 25, "2's frames under the new keys open at 1");
+    assert!(parties[0].stats().participants.iter().all(|p| p.refused == 0));
+
+    let end = Instant::now();
+    let mix_1 = parties[0].finish().await;
+    let mix_2 = parties[1].finish().await;
+    parties[2].finish().await;
+    let ms = Duration::from_millis;
+    // At 1: 2 and 3 before the removal, only 2 after it (while 3 still sent), and after the rekey.
+    assert_eq!(heard(between(&mix_1, end, removed - ms(600), removed - ms(100)), &TONES[..3]), [TONES[1], TONES[2]]);
+    assert_eq!(heard(between(&mix_1, end, removed + ms(200), left - ms(100)), &TONES[..3]), [TONES[1]]);
+    assert_eq!(heard(between(&mix_1, end, left + ms(300), end - ms(50)), &TONES[..3]), [TONES[1]]);
+    // At 2: 1 and 3 until 3 left, then 1 alone.
+    assert_eq!(heard(between(&mix_2, end, removed + ms(200), left - ms(100)), &TONES[..3]), [TONES[0], TONES[2]]);
+    assert_eq!(heard(between(&mix_2, end, left + ms(300), end - ms(50)), &TONES[..3]), [TONES[0]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_link_stops_only_that_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = TONES[..3].iter().map(|f| SourceSpec::Tone(*f)).collect();
+    let (_net, mut parties) = mesh(dir.path(), sources).await;
+    let (m1, m3) = (parties[0].id, parties[2].id);
+    run_for(Duration::from_millis(800)).await;
+    let failed = Instant::now();
+    parties[0].conn_to(&m3).close(0u32.into(), b"gone");
+    run_for(Duration::from_millis(1200)).await;
+    let end = Instant::now();
+    for (party, other) in [(0, m3), (2, m1)] {
+        let mut events = Vec::new();
+        while let Ok(e) = parties[party].events.try_recv() {
+            events.push(e);
+        }
+        assert!(
+            events.iter().any(|e| matches!(e, GroupAudioEvent::LinkFailed { member, .. } if *member == other)),
+            "{events:?}"
+        );
+        let s = parties[party].stats();
+        assert!(s.participants.iter().find(|p| p.member == other).unwrap().link_error.is_some());
+    }
+    let mut mixes = Vec::new();
+    for p in &mut parties {
+        mixes.push(p.finish().await);
+    }
+    let after = |mix| between(mix, end, failed + Duration::from_millis(1100), end - Duration::from_millis(50));
+    assert_eq!(heard(after(&mixes[0]), &TONES[..3]), [TONES[1]]);
+    assert_eq!(heard(after(&mixes[1]), &TONES[..3]), [TONES[0], TONES[2]], "member 2 hears both as before");
+    assert_eq!(heard(after(&mixes[2]), &TONES[..3]), [TONES[1]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_frames_and_a_members_replay_of_anothers_are_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = TONES[..3].iter().map(|f| SourceSpec::Tone(*f)).collect();
+    let (net, mut parties) = mesh(dir.path(), sources).await;
+    // A stranger (not in the group) is reached on a link of its own: a node that wrongly let it
+    // in. Its frames are sealed under its own group's key.
+    let stranger_net = Arc::new(Mutex::new(Net::group(40, &[41])));
+    let stranger = peer(40);
+    let (ep, _, _) = quic::node();
+    let (_ep_1, addr, mut inbound) = quic::node();
+    let (to_member_1, at_member_1) = connect(&ep, (addr, &mut inbound)).await;
+    parties[0].media().add_member(stranger, SenderIndex(200), Arc::new(QuicMediaPort::new(at_member_1))).await.unwrap();
+    run_for(Duration::from_millis(300)).await;
+    let packet =
+        |seq: u32| AudioPacket { seq, capture_us: 0, flags: 0, frames: vec![(seq, vec![0xF8, 0xFF, 0xFE])] }.encode();
+    let (m2, m3) = (parties[1].id, parties[2].id);
+    for seq in 0..5 {
+        let frame = stranger_net.lock().unwrap().member(&stranger).seal(GroupMedia::Audio, &packet(seq)).unwrap();
+        to_member_1.send_datagram(frame.into()).unwrap();
+        // Member 3's frame (really sealed by 3), delivered by member 2.
+        let frame = net.lock().unwrap().member(&m3).seal(GroupMedia::Audio, &packet(1000 + seq)).unwrap();
+        parties[1].conn_to(&parties[0].id).send_datagram(frame.into()).unwrap();
+    }
+    run_for(Duration::from_millis(600)).await;
+    let s = parties[0].stats();
+    let of = |p: &PeerId| s.participants.iter().find(|x| x.member == *p).unwrap().clone();
+    assert_eq!(of(&stranger).datagrams, 5);
+    assert_eq!(of(&stranger).refused, 5, "every frame of the stranger is refused");
+    assert!(!of(&stranger).in_mix);
+    assert_eq!(of(&m2).refused, 5, "every frame of 3 that 2 delivered is refused: {:?}", of(&m2));
+    assert_eq!(of(&m3).refused, 0);
+    assert!(of(&m2).in_mix && of(&m3).in_mix, "the members' own frames still play");
+    // The other members saw none of it.
+    assert_eq!(parties[1].stats().participants.iter().map(|p| p.refused).sum::<u64>(), 0);
+    let mix = parties[0].finish().await;
+    assert_eq!(heard(tail(&mix, 0.6), &TONES[..3]), [TONES[1], TONES[2]]);
+}
+
+/// A WAV file of a sine at full scale.
+fn full_scale_tone(path: &Path, freq: f64, seconds: f64) {
+    let mut sink = WavSink::create(path).unwrap();
+    let frames = (seconds * f64::from(SAMPLE_RATE)) as usize / FRAME_SAMPLES;
+    for n in 0..frames {
+        let pcm: Pcm = std::array::from_fn(|i| {
+            let t = (n * FRAME_SAMPLES + i) as f64 / f64::from(SAMPLE_RATE);
+            (32767.0 * (t * freq * TAU).sin()).round() as i16
+        });
+        sink.write_frame(&pcm);
+    }
+    sink.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_talkers_at_full_scale_do_not_clip_the_fifth_members_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sources = Vec::new();
+    for f in &TONES[..4] {
+        let path = dir.path().join(format!("loud-{f}.wav"));
+        full_scale_tone(&path, *f, 10.0);
+        sources.push(SourceSpec::File(path));
+    }
+    sources.push(SourceSpec::Silence);
+    let (_net, mut parties) = mesh(dir.path(), sources).await;
+    run_for(Duration::from_millis(1800)).await;
+    let limited = parties[4].stats().limited_frames;
+    let mix = parties[4].finish().await;
+    let x = tail(&mix, 0.8);
+    let peak = x.iter().map(|s| i32::from(*s).abs()).max().unwrap();
+    assert!(peak <= CEILING, "the mix peaks at {peak}, over the ceiling {CEILING}");
+    assert!(limited > 0, "four full-scale talkers sum past full scale: the limiter must have worked");
+    assert_eq!(heard(x, &TONES[..4]), TONES[..4], "all four are heard");
+    for p in &mut parties[..4] {
+        p.finish().await;
+    }
+}
