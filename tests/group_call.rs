@@ -101,7 +101,10 @@ fn all_settled(daemons: &[&TestDaemon], peers: &[String]) -> (Value, u64) {
             // The fields are the spec's (protocols/control-v1.md, vectors `group_status`).
             let spec: Value = serde_json::from_str(include_str!("../protocols/vectors/control-v1.json")).unwrap();
             let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
-            assert_eq!(keys(first), keys(&spec["group_status"]), "{first}");
+            // `audio` is the media plane's counters (media::group_call::GroupAudioStats).
+            let mut live = keys(first);
+            assert!(live.remove("audio"), "the group's audio runs: {first}");
+            assert_eq!(live, keys(&spec["group_status"]), "{first}");
             let me = first["participants"].as_array().unwrap().iter().find(|p| p["me"] == true).unwrap();
             assert_eq!(keys(me), keys(&spec["group_status"]["participants"][0]), "{me}");
             return (first["emoji"].clone(), first["epoch"].as_u64().unwrap());
@@ -129,6 +132,19 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
     answer_group_invite(bob, "alice");
     answer_group_invite(carol, "alice");
     let (emoji_3, epoch_3) = all_settled(&[alice, bob, carol], &ids[..3]);
+    // The media plane runs on the legs: each member's frames reach the two others, under the
+    // group's keys (the others open them).
+    for d in [alice, bob, carol] {
+        let heard = wait_status(d, "audio from both others", |s| {
+            let a = &s["group"]["audio"];
+            a["send"]["frames"].as_u64().unwrap_or(0) > 0
+                && a["participants"].as_array().is_some_and(|p| {
+                    // Opened and taken into that sender's jitter buffer, not only received.
+                    p.len() == 2 && p.iter().all(|p| p["jitter"]["received"].as_u64().unwrap_or(0) > 10)
+                })
+        });
+        assert!(heard["group"]["participants"].as_array().unwrap().iter().all(|p| p["media"] == true || p["me"] == true));
+    }
     let text = bob.hail(&["status"]).ok().to_owned();
     assert!(text.contains("Group") && text.contains("alice") && text.contains("carol"), "{text}");
 

@@ -14,7 +14,7 @@
 //!   index are handed over, and taken back.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -24,7 +24,12 @@ use crate::call::signal::{GroupLeg, GroupLegKind};
 use crate::crypto::sas::{Sas, SasTable};
 use crate::crypto::sender_key::SenderIndex;
 use crate::group::control::{ControlBody, GroupControl};
+use crate::group::roster::Roster;
 use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
+use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
+use crate::media::group_call::{
+    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
+};
 use crate::media_link::MediaLink;
 use crate::node::GroupPeerChange;
 
@@ -66,6 +71,10 @@ pub struct GroupInfo {
     /// Why we are out of the call: `left`, `removed`, `not_admitted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
+    /// The group's audio (the media plane's counters: what we send, and per participant), while
+    /// it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<GroupAudioStats>,
 }
 
 /// One participant of a group call.
@@ -89,37 +98,97 @@ pub struct ParticipantInfo {
     pub media: bool,
 }
 
-/// Where the group call's media plane meets the control plane: a member's leg media (the leg's
-/// [`PeerLink::media`]) and its sender index are handed over once both exist, and taken back
-/// when it leaves (or its leg ends). The media plane (`GroupCallMedia`, built separately) will
-/// sit behind `attach`/`detach`; until it lands this only keeps what it was handed.
+/// Where the group call's media plane meets the control plane: the group's audio
+/// ([`GroupCallMedia`]) seals and opens through the member ([`MemberCrypto`]); a member's leg media
+/// (its [`PeerLink::media`]) and sender index are handed over once both exist, and taken back when
+/// it leaves (or its leg ends).
 #[derive(Default)]
 pub(in crate::node) struct GroupMediaSeam {
-    attached: BTreeMap<PeerId, (SenderIndex, Arc<dyn MediaLink>)>,
+    media: Option<Arc<GroupCallMedia>>,
+    attached: BTreeMap<PeerId, SenderIndex>,
 }
 
 impl GroupMediaSeam {
+    /// Starts the group's audio over `member`'s keys (no member attached yet).
+    fn start(&mut self, member: Arc<Mutex<GroupMember>>, config: GroupMediaConfig) {
+        let (events, mut heard) = mpsc::channel::<GroupAudioEvent>(64);
+        match GroupCallMedia::start(config, Arc::new(MemberCrypto(member)), events) {
+            Ok(media) => self.media = Some(Arc::new(media)),
+            Err(e) => tracing::warn!(error = %e, "the group call's audio could not start"),
+        }
+        // Speaking and link events are not shown yet (status has the stats): logged.
+        tokio::spawn(async move {
+            while let Some(event) = heard.recv().await {
+                tracing::debug!(?event, "group audio");
+            }
+        });
+    }
+
     /// Hands `peer`'s leg media and sender index over (a new index replaces the old).
     fn attach(&mut self, peer: PeerId, index: SenderIndex, link: Arc<dyn MediaLink>) {
         tracing::debug!(%peer, index = index.0, "group media: member attached");
-        self.attached.insert(peer, (index, link));
+        self.attached.insert(peer, index);
+        if let Some(media) = self.media.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = media.add_member(peer, index, link).await {
+                    tracing::warn!(%peer, error = %e, "group media: a member could not be added");
+                }
+            });
+        }
     }
 
     /// Takes `peer`'s media back.
     fn detach(&mut self, peer: &PeerId) {
         if self.attached.remove(peer).is_some() {
             tracing::debug!(%peer, "group media: member detached");
+            if let Some(media) = &self.media {
+                media.remove_member(*peer);
+            }
         }
     }
 
+    /// Takes every member back and stops the audio (the sink is finished).
+    fn stop(&mut self) {
+        for peer in self.attached.keys().copied().collect::<Vec<_>>() {
+            self.detach(&peer);
+        }
+        // The last handle dropped stops the task (an add still on its way holds one briefly).
+        self.media = None;
+    }
+
     fn attached(&self, peer: &PeerId) -> Option<SenderIndex> {
-        self.attached.get(peer).map(|(i, _)| *i)
+        self.attached.get(peer).copied()
+    }
+
+    fn stats(&self) -> Option<GroupAudioStats> {
+        self.media.as_ref().map(|m| m.stats())
+    }
+}
+
+/// The media's port to the group's keys, over the loop's [`GroupMember`].
+struct MemberCrypto(Arc<Mutex<GroupMember>>);
+
+impl MemberCrypto {
+    fn member(&self) -> MutexGuard<'_, GroupMember> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl GroupFrameCrypto for MemberCrypto {
+    fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
+        self.member().seal(media, payload).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
+        self.member().open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
     }
 }
 
 /// The group call this node is in.
 pub(in crate::node) struct GroupCall {
-    member: GroupMember,
+    /// Shared with the media plane, which seals and opens frames through it ([`MemberCrypto`]);
+    /// the loop holds the lock only for one call at a time.
+    member: Arc<Mutex<GroupMember>>,
     id: CallId,
     /// The members the invite named while we join (their mesh legs are accepted at once).
     known: Vec<PeerId>,
@@ -136,7 +205,7 @@ impl GroupCall {
     fn new(member: GroupMember, known: Vec<PeerId>) -> GroupCall {
         GroupCall {
             id: CallId(member.call_id()),
-            member,
+            member: Arc::new(Mutex::new(member)),
             known,
             outbox: HashMap::new(),
             emoji: None,
@@ -147,9 +216,19 @@ impl GroupCall {
         }
     }
 
+    /// The member (the media may hold the lock for one seal or open).
+    fn member(&self) -> MutexGuard<'_, GroupMember> {
+        self.member.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current epoch's roster (none while joining or once out).
+    fn roster(&self) -> Option<Roster> {
+        self.member().roster().cloned()
+    }
+
     /// What to do with a mesh leg from `peer` (the group is ours and live).
     fn mesh_admission(&self, peer: &PeerId) -> MeshAdmission {
-        match self.member.roster() {
+        match self.roster() {
             Some(roster) if roster.contains(peer) => MeshAdmission::Accept,
             // A member of an epoch whose commit is on its way to us (through our other legs).
             Some(_) => MeshAdmission::Hold,
@@ -211,7 +290,8 @@ impl Phone {
         let leg_up = |p: &PeerId| {
             self.calls.values().any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
         };
-        let roster = group.member.roster();
+        let roster = group.roster();
+        let roster = roster.as_ref();
         let mut participants: Vec<ParticipantInfo> = Vec::new();
         let mut add = |peer: PeerId, index: Option<SenderIndex>, state: &str| {
             if participants.iter().any(|p| p.peer_id == peer) {
@@ -270,12 +350,13 @@ impl Phone {
             emoji_failure: group.emoji_failure.clone(),
             started_at_ms: group.started_wall_ms,
             end_reason: group.ended.map(|r| leave_reason(r).to_owned()),
+            audio: group.media.stats(),
         })
     }
 
     /// When the group call or a held mesh invite needs the loop next.
     pub(super) fn group_timeout(&self) -> Option<Instant> {
-        let member = self.group.as_ref().and_then(|g| g.member.poll_timeout());
+        let member = self.group.as_ref().and_then(|g| g.member().poll_timeout());
         let held = self.held_mesh.iter().map(|h| h.until).min();
         let probation = self.calls.values().filter_map(|c| c.probation).min();
         member.into_iter().chain(held).chain(probation).min()
@@ -314,12 +395,21 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         }
         let now = Instant::now();
         let member = GroupMember::start(CallId::random().0, me, config, StdRng::from_entropy(), now);
-        self.phone.group = Some(GroupCall::new(member, Vec::new()));
+        self.begin_group(member, Vec::new());
         for (peer, contact) in invitees {
             self.invite_to_group(peer, contact, now)?;
         }
         self.drive_call();
         self.current_group_info().ok_or(NodeError::NoCall)
+    }
+
+    /// We are in a group call now (founding it, or having accepted its invitation): its audio
+    /// starts, sealing nothing until a commit lets us in.
+    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>) {
+        let mut group = GroupCall::new(member, known);
+        let config = GroupMediaConfig { audio: self.phone.settings.audio.clone(), muted: false };
+        group.media.start(group.member.clone(), config);
+        self.phone.group = Some(group);
     }
 
     /// `hail add WHO`: invites another contact into the group call.
@@ -339,18 +429,18 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     fn invite_to_group(&mut self, peer: PeerId, contact: Option<Contact>, now: Instant) -> Result<(), NodeError> {
         let Some(group) = self.phone.group.as_mut() else { return Err(NodeError::NoCall) };
         let id = group.id;
-        if group.member.roster().is_some_and(|r| r.contains(&peer)) {
+        if group.roster().is_some_and(|r| r.contains(&peer)) {
             return Err(NodeError::CallAction("already in the group call"));
         }
         if self.phone.calls.values().any(|c| c.leg_of(id) && c.session.peer() == peer) {
             return Err(NodeError::CallAction("already invited"));
         }
-        group.member.command(GroupCommand::Invite(peer), now).map_err(|e| match e {
+        group.member().command(GroupCommand::Invite(peer), now).map_err(|e| match e {
             crate::group::GroupError::Full(_) => NodeError::CallAction("the group call is full (8 people at most)"),
             crate::group::GroupError::NotInCall => NodeError::CallAction("not in the group call yet"),
             _ => NodeError::CallAction("the invitation was refused"),
         })?;
-        let members = group.member.roster().map(|r| r.peers().map(|p| p.to_base58()).collect()).unwrap_or_default();
+        let members = group.roster().map(|r| r.peers().map(|p| p.to_base58()).collect()).unwrap_or_default();
         let leg = GroupLeg { id, kind: GroupLegKind::Join, members };
         self.dial(peer, contact, false, MediaOverride::default(), Some(leg), None);
         Ok(())
@@ -359,8 +449,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// `hail leave` (and `hail hangup` in a group call): we leave, the call goes on for the others.
     pub(in crate::node) fn leave_group(&mut self) -> Result<GroupInfo, NodeError> {
         let Some(group) = self.phone.group.as_mut() else { return Err(NodeError::NoCall) };
-        if group.member.roster().is_some() {
-            let _ = group.member.command(GroupCommand::Leave, Instant::now());
+        if group.roster().is_some() {
+            let _ = group.member().command(GroupCommand::Leave, Instant::now());
         } else {
             // Still joining: nothing to tell the group; the legs hang up.
             group.ended = Some(LeaveReason::Left);
@@ -376,7 +466,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// up), events to the subscribers. Returns whether anything came out.
     pub(super) fn drive_group(&mut self) -> bool {
         let mut any = false;
-        while let Some(output) = self.phone.group.as_mut().and_then(|g| g.member.poll_output()) {
+        while let Some(output) = self.phone.group.as_mut().and_then(|g| g.member().poll_output()) {
             any = true;
             match output {
                 GroupOutput::Send { to, bytes } => self.group_send(to, bytes),
@@ -446,7 +536,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     .collect();
                 let now = Instant::now();
                 for peer in waiting {
-                    let _ = group.member.command(GroupCommand::Invite(peer), now);
+                    let _ = group.member().command(GroupCommand::Invite(peer), now);
                 }
                 // A pairing fed before its peer was a member was dropped at an epoch without it:
                 // every live leg's pairing goes in again (the member keeps what it has).
@@ -459,7 +549,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     .filter_map(|c| Some((c.session.peer(), c.handshake_hash?)))
                     .collect();
                 for (peer, handshake_hash) in paired {
-                    let _ = group.member.handle(crate::group::Input::Paired { peer, handshake_hash }, now);
+                    let _ = group.member().handle(crate::group::Input::Paired { peer, handshake_hash }, now);
                 }
             }
             GroupEvent::Ended(reason) => group.ended = Some(*reason),
@@ -489,9 +579,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     fn finish_group(&mut self) {
         let info = self.current_group_info();
         let Some(mut group) = self.phone.group.take() else { return };
-        for peer in group.media.attached.keys().copied().collect::<Vec<_>>() {
-            group.media.detach(&peer);
-        }
+        group.media.stop();
         let now = Instant::now();
         for call in self.phone.calls.values_mut().filter(|c| c.leg_of(group.id)) {
             let _ = call.session.user(UserAction::Hangup, now);
@@ -509,7 +597,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// the sequencer (two members that joined in one commit: the lower index dials).
     fn complete_mesh(&mut self) {
         let Some(group) = &self.phone.group else { return };
-        let Some(roster) = group.member.roster().filter(|_| group.ended.is_none()) else { return };
+        let Some(roster) = group.roster().filter(|_| group.ended.is_none()) else { return };
         let me = self.config.identity.peer_id();
         let Some(mine) = roster.index_of(&me) else { return };
         let id = group.id;
@@ -536,7 +624,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let (peer, hash) = (call.session.peer(), call.handshake_hash);
         let Some(group) = self.phone.group.as_mut().filter(|g| call.leg_of(g.id)) else { return };
         if let Some(handshake_hash) = hash {
-            let _ = group.member.handle(crate::group::Input::Paired { peer, handshake_hash }, Instant::now());
+            let _ = group.member().handle(crate::group::Input::Paired { peer, handshake_hash }, Instant::now());
         }
         let waiting = group.outbox.remove(&peer).unwrap_or_default();
         if let Some(link) = call.link(&self.phone.links) {
@@ -556,7 +644,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         group.outbox.remove(&peer);
         group.media.detach(&peer);
         let invitation = call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
-        let member = group.member.roster().is_some_and(|r| r.contains(&peer));
+        let member = group.roster().is_some_and(|r| r.contains(&peer));
         if !invitation || member || group.ended.is_some() {
             return;
         }
@@ -583,7 +671,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let now = Instant::now();
         match &mut self.phone.group {
             Some(group) if group.id == leg.id => {
-                if let Err(e) = group.member.handle(crate::group::Input::Control { from: peer, bytes }, now) {
+                if let Err(e) = group.member().handle(crate::group::Input::Control { from: peer, bytes }, now) {
                     tracing::info!(%peer, error = %e, "refused a group message");
                 }
             }
@@ -614,7 +702,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                             let _ = member.handle(crate::group::Input::Paired { peer, handshake_hash }, now);
                         }
                         tracing::info!(inviter = %peer, "joining a group call");
-                        self.phone.group = Some(GroupCall::new(member, known));
+                        self.begin_group(member, known);
                         self.recheck_held_mesh(now);
                     }
                     Err(e) => tracing::info!(%peer, error = %e, "refused a group invitation"),
@@ -707,7 +795,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// Legs on probation whose caller a commit now names are kept; those past their bound, hung up.
     fn check_probation(&mut self, now: Instant) {
         let roster: Vec<PeerId> =
-            self.phone.group.as_ref().and_then(|g| g.member.roster()).map(|r| r.peers().collect()).unwrap_or_default();
+            self.phone.group.as_ref().and_then(|g| g.roster()).map(|r| r.peers().collect()).unwrap_or_default();
         for call in self.phone.calls.values_mut() {
             let Some(until) = call.probation else { continue };
             if roster.contains(&call.session.peer()) {
@@ -722,8 +810,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// Group timers: the member's, and held mesh invites.
     pub(super) fn on_group_timeout(&mut self, now: Instant) {
-        if let Some(group) = self.phone.group.as_mut().filter(|g| g.member.poll_timeout().is_some_and(|t| t <= now)) {
-            group.member.handle_timeout(now);
+        if let Some(group) = self.phone.group.as_mut().filter(|g| g.member().poll_timeout().is_some_and(|t| t <= now)) {
+            group.member().handle_timeout(now);
         }
         self.check_probation(now);
         if self.phone.held_mesh.iter().any(|h| h.until <= now) {
@@ -737,7 +825,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(group) = self.phone.group.as_mut() else { return };
         let id = group.id;
         let mut want: BTreeMap<PeerId, (SenderIndex, Arc<dyn MediaLink>)> = BTreeMap::new();
-        if let Some(roster) = group.member.roster() {
+        if let Some(roster) = group.roster() {
             for entry in roster.entries() {
                 let leg = self.phone.calls.values().find(|c| {
                     c.leg_of(id) && c.session.peer() == entry.peer && c.session.state() == CallState::Active
@@ -751,7 +839,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             .media
             .attached
             .iter()
-            .filter(|(p, (i, _))| want.get(*p).is_none_or(|(j, _)| j != i))
+            .filter(|(p, i)| want.get(*p).is_none_or(|(j, _)| j != *i))
             .map(|(p, _)| *p)
             .collect();
         for peer in gone {
