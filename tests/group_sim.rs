@@ -479,3 +479,55 @@ fn epochs_past_the_last_key_are_refused_not_wrapped() {
     }
     assert!(joining.roster().is_none(), "still waiting to be admitted");
 }
+
+/// Two invited at once (`hail call b c`): `b` joins first, and when `b` sequences the next change
+/// (it sorts before the founder) the commit that lets `c` in comes from a member `c`'s invitation
+/// did not name. The founder's newer invitation (the node sends one on every new epoch to an
+/// invitee still waiting) names it, so `c` takes the commit; without it `c` refuses the commit.
+#[test]
+fn an_invitee_the_group_moved_past_is_let_in_by_a_sequencer_its_first_invitation_did_not_name() {
+    for renew in [true, false] {
+        // A founder that sorts after the first joiner, so the joiner sequences the next change.
+        let founder = (1..=40u8).find(|s| peer(*s).to_bytes() > peer(41).to_bytes()).unwrap();
+        let (f, b, c) = (peer(founder), peer(41), peer(42));
+        let mut net = Net::new();
+        net.members.insert(f, GroupMember::start(CALL, f, net.config.clone(), rng(founder), net.now));
+        net.command(&f, Command::Invite(b)).unwrap();
+        net.command(&f, Command::Invite(c)).unwrap();
+        net.run();
+        let take = |net: &mut Net, who: PeerId, epoch: u64| {
+            let i = net
+                .invitations
+                .iter()
+                .position(|(_, to, m)| *to == who && matches!(m.body, ControlBody::Invite { epoch: e, .. } if e == epoch))
+                .expect("the invitation");
+            net.invitations.remove(i)
+        };
+        let (from, _, invite) = take(&mut net, b, 0);
+        let joining = GroupMember::accept_invite(b, from, &invite, net.config.clone(), rng(41), net.now).unwrap();
+        net.members.insert(b, joining);
+        net.run();
+        assert_eq!(net.epoch(&b), 1, "b is in");
+        let (from, _, invite) = take(&mut net, c, 0);
+        let joining = GroupMember::accept_invite(c, from, &invite, net.config.clone(), rng(42), net.now).unwrap();
+        if renew {
+            net.command(&f, Command::Invite(c)).unwrap();
+            net.run();
+            let (from, to, newer) = take(&mut net, c, 1);
+            // It travels on the founder's leg, ahead of the commit that follows c's join request.
+            net.queue.push_back((from, to, newer.encode()));
+        }
+        net.members.insert(c, joining);
+        net.run();
+        assert_eq!(net.members[&c].roster().is_some(), renew, "renew={renew}: c in the call");
+        if renew {
+            // The founder paired with `c` before epoch 1, which dropped that pairing (`c` was not
+            // in it); the node feeds every live leg's pairing again at each new epoch: here, the
+            // next message on each pair does.
+            net.paired.clear();
+            net.advance(Duration::from_secs(3));
+            all_agree(&net, &[f, b, c]);
+            assert_eq!(net.epoch(&c), 2);
+        }
+    }
+}

@@ -465,6 +465,9 @@ impl GroupMember {
         if let ControlBody::JoinRequest = message.body {
             return self.join_request(from, now);
         }
+        if let (ControlBody::Invite { epoch, members }, Phase::Joining { .. }) = (&message.body, &self.phase) {
+            return self.newer_invite(from, *epoch, members);
+        }
         let epoch = message.body.epoch().unwrap_or_default();
         let (current, known) = match (&self.phase, &self.roster) {
             (Phase::Out, _) => return Err(GroupError::NotInCall),
@@ -514,6 +517,32 @@ impl GroupMember {
             ControlBody::Invite { .. } => Err(GroupError::Unexpected("invite")),
             ControlBody::JoinRequest => Err(GroupError::Unexpected("join request")),
         }
+    }
+
+    /// While joining, a newer invitation from a member the first one named: the group moved on (a
+    /// join) before a commit let us in, and the sequencer of our admission may be a member the
+    /// first invitation did not name. We take that epoch's members as the ones whose commit may
+    /// let us in; the join request already sent stands. Messages kept for an epoch now passed are
+    /// dropped.
+    fn newer_invite(&mut self, from: PeerId, epoch: u64, members: &[super::control::RosterEntry]) -> Result<(), GroupError> {
+        let me = self.me;
+        let max_members = self.config.max_members;
+        let Phase::Joining { after_epoch, known, .. } = &mut self.phase else {
+            return Err(GroupError::Unexpected("invite"));
+        };
+        if !known.contains(&from) {
+            return Err(GroupError::NotMember(from));
+        }
+        if epoch <= *after_epoch || epoch >= MAX_EPOCH {
+            return Err(GroupError::WrongEpoch { got: epoch, current: *after_epoch });
+        }
+        if !members.iter().any(|m| m.peer == from) || members.iter().any(|m| m.peer == me) || members.len() > max_members {
+            return Err(GroupError::BadInvite("an invite must list its inviter and not the invitee"));
+        }
+        *after_epoch = epoch;
+        *known = members.iter().map(|m| m.peer).collect();
+        self.early.retain(|(_, body)| body.epoch().is_some_and(|e| e > epoch));
+        Ok(())
     }
 
     /// Keeps a message of epoch `epoch` for when this member reaches it, if that is `next` (the
