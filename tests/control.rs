@@ -286,6 +286,11 @@ fn group_status_and_events_are_exactly_the_vectors() {
             "group.invite_failed" => hail::node::NodeEvent::GroupInviteFailed { group: group.clone(), who: who() },
             "group.emoji" => hail::node::NodeEvent::GroupEmoji { group: group.clone() },
             "group.ended" => hail::node::NodeEvent::GroupEnded { group: group.clone() },
+            "group.disputed" => hail::node::NodeEvent::GroupDisputed {
+                group: group.clone(),
+                peer_ids: [0, 1].map(|i| raw["peer_ids"][i].as_str().unwrap().to_owned()),
+                seen_by: raw["seen_by"].as_str().unwrap().to_owned(),
+            },
             other => panic!("unknown event {other}"),
         };
         assert_eq!(serde_json::to_value(&event).unwrap(), want);

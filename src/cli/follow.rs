@@ -73,6 +73,21 @@ pub fn describe(event: &Value) -> Option<String> {
                 "Group emoji: {}  (the same for everyone in the call; they change when someone joins or leaves)",
                 sanitize(event["group"]["emoji_text"].as_str().unwrap_or_default())
             ),
+            "group.disputed" => {
+                let who = |p: &Value| {
+                    let id = p.as_str().unwrap_or("?");
+                    let known = event["group"]["participants"].as_array().and_then(|ps| {
+                        ps.iter().find(|x| x["peer_id"] == id).and_then(|x| x["name"].as_str().map(str::to_owned))
+                    });
+                    sanitize(&known.unwrap_or_else(|| id.to_owned()))
+                };
+                format!(
+                    "WARNING: {} and {} do not agree on their connection (seen by {}): someone may be in the middle. Compare the group emoji aloud.",
+                    who(&event["peer_ids"][0]),
+                    who(&event["peer_ids"][1]),
+                    who(&event["seen_by"])
+                )
+            }
             "group.ended" => format!(
                 "You are out of the group call ({})",
                 event["group"]["end_reason"].as_str().unwrap_or("ended").replace('_', " ")
@@ -176,6 +191,20 @@ pub async fn watch(mut client: Client, json: bool) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disputed_pair_is_named_by_contact_name_where_known() {
+        let event = serde_json::json!({
+            "event": "group.disputed",
+            "peer_ids": ["12D3KooWA", "12D3KooWB"],
+            "seen_by": "12D3KooWC",
+            "group": { "participants": [{ "peer_id": "12D3KooWA", "name": "bob" }, { "peer_id": "12D3KooWC", "name": "carol\u{1b}[2J" }] },
+        });
+        let line = describe(&event).expect("a line for people");
+        assert!(line.starts_with("WARNING: bob and 12D3KooWB do not agree"), "{line}");
+        assert!(line.contains("seen by carol"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+    }
 
     #[test]
     fn a_hostile_end_reason_is_shown_without_its_escape_sequences() {

@@ -133,6 +133,18 @@ pub enum NodeEvent {
         /// The group call, with its `emoji`.
         group: GroupInfo,
     },
+    /// Two members' reports of their pairwise handshake differ: someone may be in the middle of
+    /// that pair (protocols/group-sas-v1.md). The round goes on; the emoji that follow differ
+    /// between members, so reading them aloud shows it too.
+    #[serde(rename = "group.disputed")]
+    GroupDisputed {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// The pair, in member order (PeerIds as text).
+        peer_ids: [String; 2],
+        /// Who saw the two reports differ: this node, or the member whose emoji reveal said so.
+        seen_by: String,
+    },
     /// An invitation into our group call ended before its invitee joined.
     #[serde(rename = "group.invite_failed")]
     GroupInviteFailed {

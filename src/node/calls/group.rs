@@ -556,6 +556,12 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             GroupEvent::Left(peer, _) => {
                 group.outbox.remove(peer);
             }
+            GroupEvent::HandshakeDisputed { epoch, dispute, seen_by } => {
+                tracing::warn!(
+                    epoch, a = %dispute.0, b = %dispute.1, %seen_by,
+                    "two members' handshake reports differ: someone may be in the middle of that pair"
+                );
+            }
             GroupEvent::Joined(_) | GroupEvent::KeyInstalled { .. } => {}
         }
         let Some(info) = self.current_group_info() else { return };
@@ -569,6 +575,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             }
             GroupEvent::Emoji { .. } => NodeEvent::GroupEmoji { group: info },
             GroupEvent::Ended(_) => NodeEvent::GroupEnded { group: info },
+            GroupEvent::HandshakeDisputed { dispute, seen_by, .. } => NodeEvent::GroupDisputed {
+                group: info,
+                peer_ids: [dispute.0.to_base58(), dispute.1.to_base58()],
+                seen_by: seen_by.to_base58(),
+            },
             _ => return,
         };
         self.emit(node_event);
