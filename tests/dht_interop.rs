@@ -69,6 +69,10 @@ async fn a_stock_libp2p_node_and_hail_nodes_find_each_other() {
     let members = cluster::network(dir.path(), 3).await;
     let (a_peer, a_addr) = split(&members[0].address);
     let (b_peer, b_addr) = split(&members[2].address);
+    // The network is up when each member knows one other; A answers the stock node's query from
+    // its routing table, so it must know B by then (the query once came back without B, 0.3 s
+    // into the test, when A had only met the second member).
+    cluster::wait_for_routing(&members[0], 2).await;
 
     let mut stock = stock_node();
     let stock_id = *stock.local_peer_id();
