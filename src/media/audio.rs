@@ -20,14 +20,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::burst::BurstStats;
-use super::loss_meter::LossMeter;
 use super::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, MAX_BITRATE, MIN_BITRATE, OpusEncoder, Pcm};
-use super::time_stretch::{Stretch, StretchStats, Stretcher};
 use super::jitter::{CAPACITY, JitterBuffer, JitterStats, Playout};
+use super::loss_meter::LossMeter;
 use super::packet::{
     self, AudioPacket, FLAG_MUTED, FLAG_REPORT_EXTENSIONS, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport,
 };
 use super::redundancy::{LossResponse, MAX_COPIES, MAX_DISTANCE};
+use super::time_stretch::{Stretch, StretchStats, Stretcher};
 use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, FrameSealer, MediaKind};
 
 /// What to encode for the next frame, as the sender decided it.
@@ -243,8 +243,7 @@ impl AudioSender {
             self.stats.peer_burst_p90 = b.recent_p90;
         }
         self.expected_loss_percent = self.response.expected_loss_percent();
-        let bitrate =
-            if self.response.calm() { self.base_bitrate + CLEAN_LINK_BOOST } else { self.base_bitrate };
+        let bitrate = if self.response.calm() { self.base_bitrate + CLEAN_LINK_BOOST } else { self.base_bitrate };
         self.bitrate = bitrate;
         self.stats.bitrate = bitrate.clamp(MIN_BITRATE, MAX_BITRATE);
         self.stats.redundancy = self.framer.distances.len();
@@ -333,7 +332,12 @@ impl AudioReceiver {
     /// The counters.
     pub fn stats(&self) -> ReceiveStats {
         let jitter = self.jitter.stats();
-        ReceiveStats { jitter, bursts: self.loss.bursts(), stretch: self.stretcher.stats(jitter.stretched), ..self.stats }
+        ReceiveStats {
+            jitter,
+            bursts: self.loss.bursts(),
+            stretch: self.stretcher.stats(jitter.stretched),
+            ..self.stats
+        }
     }
 
     /// A datagram arrived at `now`.

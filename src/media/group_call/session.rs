@@ -22,11 +22,11 @@ use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, 
 use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
 use crate::media::active_speaker::SpeakerEvent;
 use crate::media::audio::{AudioEncodeJob, AudioFramer, CLEAN_LINK_BOOST};
-use crate::media::packet::FLAG_GROUP_REPORTS;
-use crate::media::redundancy::LossResponse;
 use crate::media::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, Pcm};
 use crate::media::group_audio::{GroupAudioError, GroupAudioReceiver};
 use crate::media::jitter::FRAME;
+use crate::media::packet::FLAG_GROUP_REPORTS;
+use crate::media::redundancy::LossResponse;
 
 /// How long after a send tick its play tick comes (as in a 1:1 call).
 const PLAY_OFFSET: Duration = Duration::from_millis(10);
@@ -686,7 +686,9 @@ mod tests {
             assert_eq!(trio.sending(i), (vec![], 0, boosted, 1), "member {i} on clean links: the frame alone");
             let s = trio.sessions[i].stats();
             assert!(s.send.reports >= 8, "{:?}", s.send);
-            assert!(s.participants.iter().all(|p| p.reports >= 4 && p.reported_loss_permille == Some(0) && p.refused == 0));
+            assert!(
+                s.participants.iter().all(|p| p.reports >= 4 && p.reported_loss_permille == Some(0) && p.refused == 0)
+            );
         }
         // Member 0's frames to member 2 lose every tenth (10 %, independent): member 0 sends two
         // copies of the frames before and sizes FEC for 10 %, to both (one packet for all); the
@@ -697,7 +699,11 @@ mod tests {
         assert_eq!(trio.sending(2), (vec![], 0, boosted, 1));
         let at_2 = trio.sessions[2].stats();
         let heard_0 = at_2.participants.iter().find(|p| p.member == member(1)).unwrap();
-        assert!(heard_0.jitter.lost > 0 && heard_0.jitter.concealed == 0, "the copies fill the gaps: {:?}", heard_0.jitter);
+        assert!(
+            heard_0.jitter.lost > 0 && heard_0.jitter.concealed == 0,
+            "the copies fill the gaps: {:?}",
+            heard_0.jitter
+        );
         // The link is clean again: the copies go, one a report.
         trio.run(t0 + Duration::from_secs(10), 4, |_, _, _| false);
         assert_eq!(trio.sending(0), (vec![], 0, boosted, 1));
@@ -715,7 +721,8 @@ mod tests {
         let t0 = Instant::now();
         let mut trio = Trio::new(t0);
         trio.run(t0, 1, |_, _, _| false);
-        let about_1 = GroupReport { about: SenderIndex(1), report: ReceiverReport { loss_permille: 500, ..Default::default() } };
+        let about_1 =
+            GroupReport { about: SenderIndex(1), report: ReceiverReport { loss_permille: 500, ..Default::default() } };
         let s = &mut trio.sessions[0];
         s.datagram(&member(3), &ClearFrames::frame(2, GroupMedia::Report, 900, &about_1.encode()), t0);
         s.datagram(&member(3), &ClearFrames::frame(2, GroupMedia::Report, 901, &[0, 1, 2]), t0);
