@@ -49,7 +49,7 @@ use cpu::process_cpu_seconds;
 use group_mesh::{Impairment, Party, mesh, mesh_impaired};
 use hail::media::io::{SourceSpec, read_wav_mono_48k};
 use serde_json::json;
-use speech_quality::{marker_lag, mean_sd, pesq, write_16k};
+use speech_quality::{Condition, marker_lag, mean_sd, pesq, write_16k};
 
 const MEMBERS: [usize; 4] = [3, 4, 6, 8];
 
@@ -110,20 +110,18 @@ async fn measure(members: usize, seconds: f64) -> serde_json::Value {
     })
 }
 
-/// A link condition of the quality scene (every direction of every pair).
-struct Condition {
-    name: &'static str,
-    loss: f64,
-    /// `None`: independent loss; `Some(n)`: Gilbert-Elliott in bursts of `n` on average.
-    mean_burst: Option<f64>,
-    delay_ms: u64,
-    jitter_ms: u64,
-    goal: f64,
-}
-
+/// The quality scene's links (every direction of every pair).
 const CONDITIONS: [Condition; 3] = [
-    Condition { name: "clean", loss: 0.0, mean_burst: None, delay_ms: 0, jitter_ms: 0, goal: 4.0 },
-    Condition { name: "loss5_jitter50x10", loss: 0.05, mean_burst: None, delay_ms: 50, jitter_ms: 10, goal: 3.5 },
+    Condition { name: "clean", loss: 0.0, mean_burst: None, delay_ms: 0, jitter_ms: 0, goal: 4.0, sip_reference: None },
+    Condition {
+        name: "loss5_jitter50x10",
+        loss: 0.05,
+        mean_burst: None,
+        delay_ms: 50,
+        jitter_ms: 10,
+        goal: 3.5,
+        sip_reference: None,
+    },
     Condition {
         name: "burst3_loss5_jitter50x10",
         loss: 0.05,
@@ -131,6 +129,7 @@ const CONDITIONS: [Condition; 3] = [
         delay_ms: 50,
         jitter_ms: 10,
         goal: 3.5,
+        sip_reference: None,
     },
 ];
 
@@ -227,10 +226,7 @@ async fn quality(c: &Condition, speech: &[Vec<i16>], python: Option<&str>, out: 
     json!({
         "condition": c.name, "members": TALKERS,
         "loss": c.loss, "delay_ms": c.delay_ms, "jitter_ms": c.jitter_ms,
-        "loss_model": match c.mean_burst {
-            None => "independent".to_owned(),
-            Some(b) => format!("gilbert-elliott, mean burst {b}"),
-        },
+        "loss_model": c.loss_model(),
         "pesq_wb": mean_sd(&scores).map(|(m, sd)| json!({ "mean": m, "sd": sd, "min": min, "n": scores.len() })),
         "pesq_goal": c.goal,
         "payload_up_kbps_per_member": (up_kbps * 10.0).round() / 10.0,
