@@ -16,7 +16,9 @@
 //! other member hears in that slot is that one talker's path, and is scored against the sample
 //! (aligned per pair with `speech_quality::marker_lag`, scored by `speech_quality::pesq`, both
 //! shared with the 1:1 `audio_quality` bench). Per condition: the 12 scores, their mean and
-//! minimum, what each member ends up sending (copies, FEC, bitrate) and the payload per member.
+//! minimum, what each member ends up sending (copies, FEC, bitrate), the payload per member, and
+//! the ticks concealed and frames lost and late over every stream (concealment with nothing lost
+//! or late is the machine stalling, not the link).
 //!
 //! Reported per member count (3, 4, 6, 8):
 //! - `cpu_percent_per_member`: the process's CPU time (user and system, every thread: Opus
@@ -196,7 +198,11 @@ async fn quality(c: &Condition, speech: &[Vec<i16>], python: Option<&str>, out: 
                     "bitrate": s.bitrate, "reports_sent": s.reports })
         })
         .collect();
-    let concealed: u64 = parties.iter().flat_map(|p| p.stats().participants).map(|o| o.concealed_ticks).sum();
+    // Concealed ticks with nothing lost or late are the machine's stalls, not the link's.
+    let heard: Vec<_> = parties.iter().flat_map(|p| p.stats().participants).collect();
+    let concealed: u64 = heard.iter().map(|o| o.concealed_ticks).sum();
+    let lost: u64 = heard.iter().map(|o| o.jitter.lost).sum();
+    let late: u64 = heard.iter().map(|o| o.jitter.late).sum();
     let mut mixes = Vec::new();
     for p in &mut parties {
         mixes.push(p.finish().await);
@@ -231,7 +237,7 @@ async fn quality(c: &Condition, speech: &[Vec<i16>], python: Option<&str>, out: 
         "pesq_goal": c.goal,
         "payload_up_kbps_per_member": (up_kbps * 10.0).round() / 10.0,
         "sending": sending,
-        "concealed_ticks": concealed,
+        "concealed_ticks": concealed, "lost_frames": lost, "late_frames": late,
         "pairs": pairs,
     })
 }
