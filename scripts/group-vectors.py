@@ -101,6 +101,37 @@ def group_sas_epoch(call_id, epoch, seeds, nonce_byte, pair_hashes):
     }
 
 
+def group_sas_mitm(call_id, epoch, seeds, nonce_byte, pair_hashes, a, b, held_by_a, held_by_b):
+    """The members of `seeds` when a man in the middle of the pair of member-order indices a < b
+    left a holding `held_by_a` and b holding `held_by_b` for it: what each member hashes (its own
+    view: its own hash for a pair it is in, else the report of the pair's first member)."""
+    members = {peer_id(bytes([s]) * 32): s for s in seeds}
+    order = sorted(members)
+    nonce_of = {m: bytes([nonce_byte + members[m]]) * 32 for m in order}
+    table = emoji_table_v2()
+
+    def honest(x, y):
+        return pair_hashes[(members[x], members[y]) if members[x] < members[y] else (members[y], members[x])]
+
+    views = []
+    for me in range(len(order)):
+        def pair_hash(x, y, me=me):
+            i, j = order.index(x), order.index(y)
+            if (i, j) != (a, b):
+                return honest(x, y)
+            # Every member but b hashes a's view: a's own, or a's report over a channel he is not on.
+            return held_by_b if me == b else held_by_a
+
+        data = sas_input(call_id, epoch, order, pair_hash, nonce_of)
+        sas = list(sha256(data)[:4])
+        views.append({"member": me, "sas_input": data.hex(), "sas_indices": sas,
+                      "sas_text": "  ".join(table[i] for i in sas)})
+    assert views[b]["sas_indices"] != views[a]["sas_indices"]
+    assert all(v["sas_indices"] == views[a]["sas_indices"] for v in views if v["member"] != b)
+    return {"epoch": epoch, "a": a, "b": b, "held_by_a": held_by_a.hex(), "held_by_b": held_by_b.hex(),
+            "views": views}
+
+
 def group_sas_vectors():
     call_id = bytes([0x44]) * 16
     # The final handshake hash of each pair, by the pair's identity seeds (fixed by hand).
@@ -109,14 +140,20 @@ def group_sas_vectors():
     three = group_sas_epoch(call_id, 7, [1, 2, 3], 0xa0, pairs)
     joined = group_sas_epoch(call_id, 8, [1, 2, 3, 4], 0xb0, pairs)
     assert three["sas_indices"] != joined["sas_indices"]
+    mitm = group_sas_mitm(call_id, 7, [1, 2, 3], 0xa0, pairs, 0, 1, bytes([0xe0]) * 32, bytes([0xe1]) * 32)
+    assert mitm["views"][0]["sas_indices"] != three["sas_indices"]
     return {
         "description": "hail group SAS v1 vectors (protocols/group-sas-v1.md), written by scripts/group-vectors.py "
         "(an implementation independent of src/crypto/group_sas.rs). Members from identity seeds 01..01, 02..02, "
         "03..03 (and 04..04 after a join), listed in member order (sorted by PeerId bytes); pairs (a, b) are "
-        "indices into that order; handshake hashes and nonces fixed by hand. Emoji in table v2. Hex.",
+        "indices into that order; handshake hashes and nonces fixed by hand. Emoji in table v2. Hex. "
+        "man_in_the_middle: the three members of three_members with someone in the middle of the pair (a, b) "
+        "(member-order indices), so that a holds held_by_a and b held_by_b for it (every other pair and nonce as "
+        "in three_members): what each member hashes and shows.",
         "call_id": call_id.hex(),
         "three_members": three,
         "after_a_join": joined,
+        "man_in_the_middle": mitm,
     }
 
 
@@ -266,6 +303,9 @@ def group_control_vectors():
     commit = commitment(CONTROL_CALL, 3, p2, nonce)
     transcripts = sorted([(p1, bytes([0x12]) * 32), (p3, bytes([0x23]) * 32)])
     key = bytes([0x71]) * 32
+    # Pairs a reveal reports: each in ascending order of the PeerId bytes, the list too.
+    disputes = sorted(tuple(sorted(pair)) for pair in [(p1, p2), (p2, p3)])
+    lo, hi = disputes[0]
 
     def members_json(members):
         return [{"index": i, "peer_id": p.hex()} for i, p in sorted(members, key=lambda m: m[1])]
@@ -285,7 +325,12 @@ def group_control_vectors():
          "transcripts": [{"peer_id": p.hex(), "handshake_hash": h.hex()} for p, h in transcripts],
          "hex": control(0x06, 3, commit + bytes([len(transcripts)])
                         + b"".join(wire_peer(p) + h for p, h in transcripts)).hex()},
-        {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(), "hex": control(0x07, 3, nonce).hex()},
+        {"name": "sas_reveal", "type": 7, "epoch": 3, "nonce": nonce.hex(), "disputes": [],
+         "hex": control(0x07, 3, nonce + bytes([0])).hex()},
+        {"name": "sas_reveal_with_disputes", "type": 7, "epoch": 3, "nonce": nonce.hex(),
+         "disputes": [{"a": a.hex(), "b": b.hex()} for a, b in disputes],
+         "hex": control(0x07, 3, nonce + bytes([len(disputes)])
+                        + b"".join(wire_peer(a) + wire_peer(b) for a, b in disputes)).hex()},
         {"name": "heartbeat", "type": 8, "epoch": 3, "hex": control(0x08, 3).hex()},
         {"name": "leave", "type": 9, "epoch": 3, "hex": control(0x09, 3).hex()},
     ]
@@ -316,6 +361,16 @@ def group_control_vectors():
         {"why": "a commitment listing 64 other members", "error": "bad_member_count",
          "hex": control(0x06, 3, commit + bytes([64])).hex()},
         {"why": "longer than the largest message", "error": "too_large", "hex": (heartbeat + bytes(6400)).hex()},
+        {"why": "a reveal reporting 29 disputes", "error": "too_many_disputes",
+         "hex": control(0x07, 3, nonce + bytes([29])).hex()},
+        {"why": "a reveal without its dispute count", "error": "truncated", "hex": control(0x07, 3, nonce).hex()},
+        {"why": "a disputed pair out of order", "error": "unordered",
+         "hex": control(0x07, 3, nonce + bytes([1]) + wire_peer(hi) + wire_peer(lo)).hex()},
+        {"why": "a member disputed with itself", "error": "unordered",
+         "hex": control(0x07, 3, nonce + bytes([1]) + wire_peer(lo) + wire_peer(lo)).hex()},
+        {"why": "disputes out of order", "error": "unordered",
+         "hex": control(0x07, 3, nonce + bytes([2]) + b"".join(wire_peer(a) + wire_peer(b)
+                                                                for a, b in reversed(disputes))).hex()},
     ]
     return {
         "description": "hail group control v1 vectors (protocols/group-control-v1.md), written by "

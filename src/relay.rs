@@ -272,7 +272,19 @@ impl MediaRelay {
         // A release only frees what its owner holds (a map lookup): counting it made every call
         // cost two requests, and a node calling five peers in a minute found its sixth
         // allocation refused (the NAT bench's start-to-callable row failed every fifth call).
-        let counted = !matches!(request, RelayRequest::Release { .. });
+        // A join that will be taken (an allocation that names the requester, not joined yet) is
+        // free too: there is at most one per allocation, and allocations are counted against
+        // their owner. Counting it made a caller that had placed ten calls in a minute unable to
+        // join the allocation its callee made for it (the same row lost its fourteenth call). A
+        // join that will be refused counts, so probing for calls is rate-limited as before.
+        let counted = match &request {
+            RelayRequest::Release { .. } => false,
+            RelayRequest::Join { call_id } => {
+                from_ip.is_none()
+                    || !self.allocations.get(call_id).is_some_and(|a| a.peer == from && a.join.is_some())
+            }
+            RelayRequest::Allocate { .. } => true,
+        };
         if counted && !self.count_request(from, now) {
             return self.refuse("too many relay requests; try again in a minute");
         }

@@ -260,3 +260,39 @@ fn the_view_feature_is_announced_and_view_answers_as_the_vectors_say() {
     let reply = conn.ask(r#"{"id":10,"cmd":"contacts.list"}"#);
     assert_eq!(reply, json!({"id":10,"ok":[]}));
 }
+
+/// The group call's status object and events (`protocols/control-v1.md`, "Group calls"): the
+/// vectors read into the daemon's types and serialize back to exactly the same JSON.
+#[test]
+fn group_status_and_events_are_exactly_the_vectors() {
+    let vectors: Value =
+        serde_json::from_str(include_str!("../protocols/vectors/control-v1.json")).expect("vector file is JSON");
+    let status = vectors["group_status"].clone();
+    let group: hail::node::GroupInfo = serde_json::from_value(status.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&group).unwrap(), status);
+    for raw in vectors["group_events"].as_array().unwrap() {
+        let mut want = raw.clone();
+        want["group"] = status.clone();
+        let peer = || raw["peer_id"].as_str().unwrap().parse().unwrap();
+        let name = || Some(hail::name::Name::parse(raw["name"].as_str().unwrap()).unwrap());
+        let who = || hail::node::GroupPeerChange {
+            peer_id: peer(),
+            name: name(),
+            reason: raw["reason"].as_str().unwrap().into(),
+        };
+        let event = match raw["event"].as_str().unwrap() {
+            "group.joined" => hail::node::NodeEvent::GroupJoined { group: group.clone(), peer_id: peer(), name: name() },
+            "group.left" => hail::node::NodeEvent::GroupLeft { group: group.clone(), who: who() },
+            "group.invite_failed" => hail::node::NodeEvent::GroupInviteFailed { group: group.clone(), who: who() },
+            "group.emoji" => hail::node::NodeEvent::GroupEmoji { group: group.clone() },
+            "group.ended" => hail::node::NodeEvent::GroupEnded { group: group.clone() },
+            "group.disputed" => hail::node::NodeEvent::GroupDisputed {
+                group: group.clone(),
+                peer_ids: [0, 1].map(|i| raw["peer_ids"][i].as_str().unwrap().to_owned()),
+                seen_by: raw["seen_by"].as_str().unwrap().to_owned(),
+            },
+            other => panic!("unknown event {other}"),
+        };
+        assert_eq!(serde_json::to_value(&event).unwrap(), want);
+    }
+}

@@ -8,11 +8,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use group_net::{CALL, Net, peer, rng};
-use hail::crypto::group_sas::GroupSasError;
+use hail::crypto::group_sas::PairDispute;
 use hail::crypto::sas::Sas;
 use hail::crypto::sender_key::{GroupFrameError, GroupMedia, SenderIndex};
 use hail::group::control::{ControlBody, GroupControl, RosterEntry};
-use hail::group::emoji::EmojiFailure;
 use hail::group::keys::FrameRefusal;
 use hail::group::{Command, GroupConfig, GroupEvent, GroupMember, Input, LeaveReason, Output};
 use hail::identity::Identity;
@@ -171,35 +170,68 @@ fn mitm_group(founder: u8, others: &[u8], b: PeerId, c: PeerId, rewrite: bool) -
     net
 }
 
-fn names_pair(net: &Net, who: &PeerId, epoch: u64, b: PeerId, c: PeerId) -> bool {
-    net.saw(who, |e| {
-        matches!(e, GroupEvent::EmojiFailed { epoch: ep, failure: EmojiFailure::Round(GroupSasError::TranscriptMismatch(x, y)) }
+/// Who told `who` (itself included) that b and c disagree in `epoch`.
+fn told_of_pair(net: &Net, who: &PeerId, epoch: u64, b: PeerId, c: PeerId) -> BTreeSet<PeerId> {
+    let events = net.events.get(who).map(Vec::as_slice).unwrap_or_default();
+    let named = |e: &&GroupEvent| {
+        matches!(e, GroupEvent::HandshakeDisputed { epoch: ep, dispute: PairDispute(x, y), .. }
             if *ep == epoch && BTreeSet::from([*x, *y]) == BTreeSet::from([b, c]))
-    })
+    };
+    let seen_by = |e: &GroupEvent| match e {
+        GroupEvent::HandshakeDisputed { seen_by, .. } => *seen_by,
+        _ => unreachable!(),
+    };
+    events.iter().filter(named).map(seen_by).collect()
+}
+
+/// Founder `1` and `others` call; a man in the middle of the pair {b, c} (with `rewrite`, he also
+/// rewrites their reports of the pair to each other). Of the pair, the one later in member order
+/// shows emoji that differ from every other member's, and every other member (the earlier end
+/// included) shows the same emoji: reading them aloud, the group hears one odd set out. Every
+/// member outside the pair sees the two reports differ and says so to everyone in its reveal, so
+/// every member is told in words, b and c included (by themselves too unless he rewrites);
+/// nobody's round fails.
+fn check_mitm_sets_the_later_end_apart(others: &[u8], b: PeerId, c: PeerId, rewrite: bool) {
+    let net = mitm_group(1, others, b, c, rewrite);
+    let members = in_member_order(&net);
+    let later = if members.iter().position(|m| *m == b) > members.iter().position(|m| *m == c) { b } else { c };
+    let epoch = net.epoch(&members[0]);
+    let odd = net.emoji(&later).expect("the later end shows emoji");
+    let rest: Vec<PeerId> = members.iter().filter(|m| **m != later).copied().collect();
+    let group = all_agree(&net, &rest);
+    assert_ne!(odd, group, "{later}'s emoji stand out");
+    let outside: BTreeSet<PeerId> = members.iter().filter(|m| **m != b && **m != c).copied().collect();
+    for m in &members {
+        assert!(!net.saw(m, |e| matches!(e, GroupEvent::EmojiFailed { .. })), "{m}'s round went on");
+        let mut want = outside.clone();
+        if !rewrite {
+            want.extend([b, c]);
+        }
+        assert_eq!(told_of_pair(&net, m, epoch, b, c), want, "who told {m}");
+    }
 }
 
 #[test]
-fn a_man_in_the_middle_of_one_pair_is_named_by_every_other_member() {
-    let (b, c) = (peer(2), peer(3));
-    let mut net = mitm_group(1, &[2, 3, 4], b, c, true);
-    let epoch = net.epoch(&peer(1));
-    for other in [peer(1), peer(4)] {
-        assert_eq!(net.emoji(&other), None);
-        assert!(names_pair(&net, &other, epoch, b, c), "{other} names the pair");
+fn a_man_in_the_middle_of_one_pair_sets_its_later_end_apart_in_a_group_of_three() {
+    for (b, c) in [(1, 2), (1, 3), (2, 3)] {
+        check_mitm_sets_the_later_end_apart(&[2, 3], peer(b), peer(c), true);
     }
-    // b and c saw nothing wrong in each other's reports, but the others withhold their reveals:
-    // the round runs out, naming them, and nobody ever shows emoji to compare.
-    net.advance(GroupConfig::default().emoji_timeout);
-    for m in [b, c] {
-        assert_eq!(net.emoji(&m), None);
-        assert!(net.saw(&m, |e| matches!(e, GroupEvent::EmojiFailed { epoch: ep, failure: EmojiFailure::Round(GroupSasError::MissingReveals(who)) }
-            if *ep == epoch && who.contains(&peer(1)) && who.contains(&peer(4)))));
+}
+
+#[test]
+fn a_man_in_the_middle_of_one_pair_sets_its_later_end_apart_in_a_group_of_four() {
+    for (b, c) in [(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)] {
+        for rewrite in [true, false] {
+            check_mitm_sets_the_later_end_apart(&[2, 3, 4], peer(b), peer(c), rewrite);
+        }
     }
-    // Without the rewriting, b and c see each other's reports disagree too.
-    let net = mitm_group(1, &[2, 3, 4], b, c, false);
+}
+
+#[test]
+fn an_honest_group_disputes_nothing() {
+    let honest = Net::group(1, &[2, 3, 4]);
     for m in [1, 2, 3, 4].map(peer) {
-        assert_eq!(net.emoji(&m), None);
-        assert!(names_pair(&net, &m, epoch, b, c), "{m} names the pair");
+        assert!(!honest.saw(&m, |e| matches!(e, GroupEvent::HandshakeDisputed { .. })));
     }
 }
 
@@ -421,11 +453,16 @@ fn epochs_past_the_last_key_are_refused_not_wrapped() {
     use hail::crypto::sender_key::MAX_EPOCH;
     let start = Instant::now();
     let members = |peers: &[u8]| {
-        peers.iter().enumerate().map(|(i, p)| RosterEntry { index: SenderIndex(i as u8), peer: peer(*p) }).collect::<Vec<_>>()
+        peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| RosterEntry { index: SenderIndex(i as u8), peer: peer(*p) })
+            .collect::<Vec<_>>()
     };
     let invite = |epoch| GroupControl { call_id: CALL, body: ControlBody::Invite { epoch, members: members(&[1]) } };
     for epoch in [MAX_EPOCH, u64::MAX] {
-        let refused = GroupMember::accept_invite(peer(2), peer(1), &invite(epoch), GroupConfig::default(), rng(2), start);
+        let refused =
+            GroupMember::accept_invite(peer(2), peer(1), &invite(epoch), GroupConfig::default(), rng(2), start);
         assert!(refused.is_err(), "an invite at epoch {epoch} is refused");
     }
     let mut joining =
@@ -441,4 +478,56 @@ fn epochs_past_the_last_key_are_refused_not_wrapped() {
         joining.handle_timeout(start + Duration::from_secs(1));
     }
     assert!(joining.roster().is_none(), "still waiting to be admitted");
+}
+
+/// Two invited at once (`hail call b c`): `b` joins first, and when `b` sequences the next change
+/// (it sorts before the founder) the commit that lets `c` in comes from a member `c`'s invitation
+/// did not name. The founder's newer invitation (the node sends one on every new epoch to an
+/// invitee still waiting) names it, so `c` takes the commit; without it `c` refuses the commit.
+#[test]
+fn an_invitee_the_group_moved_past_is_let_in_by_a_sequencer_its_first_invitation_did_not_name() {
+    for renew in [true, false] {
+        // A founder that sorts after the first joiner, so the joiner sequences the next change.
+        let founder = (1..=40u8).find(|s| peer(*s).to_bytes() > peer(41).to_bytes()).unwrap();
+        let (f, b, c) = (peer(founder), peer(41), peer(42));
+        let mut net = Net::new();
+        net.members.insert(f, GroupMember::start(CALL, f, net.config.clone(), rng(founder), net.now));
+        net.command(&f, Command::Invite(b)).unwrap();
+        net.command(&f, Command::Invite(c)).unwrap();
+        net.run();
+        let take = |net: &mut Net, who: PeerId, epoch: u64| {
+            let i = net
+                .invitations
+                .iter()
+                .position(|(_, to, m)| *to == who && matches!(m.body, ControlBody::Invite { epoch: e, .. } if e == epoch))
+                .expect("the invitation");
+            net.invitations.remove(i)
+        };
+        let (from, _, invite) = take(&mut net, b, 0);
+        let joining = GroupMember::accept_invite(b, from, &invite, net.config.clone(), rng(41), net.now).unwrap();
+        net.members.insert(b, joining);
+        net.run();
+        assert_eq!(net.epoch(&b), 1, "b is in");
+        let (from, _, invite) = take(&mut net, c, 0);
+        let joining = GroupMember::accept_invite(c, from, &invite, net.config.clone(), rng(42), net.now).unwrap();
+        if renew {
+            net.command(&f, Command::Invite(c)).unwrap();
+            net.run();
+            let (from, to, newer) = take(&mut net, c, 1);
+            // It travels on the founder's leg, ahead of the commit that follows c's join request.
+            net.queue.push_back((from, to, newer.encode()));
+        }
+        net.members.insert(c, joining);
+        net.run();
+        assert_eq!(net.members[&c].roster().is_some(), renew, "renew={renew}: c in the call");
+        if renew {
+            // The founder paired with `c` before epoch 1, which dropped that pairing (`c` was not
+            // in it); the node feeds every live leg's pairing again at each new epoch: here, the
+            // next message on each pair does.
+            net.paired.clear();
+            net.advance(Duration::from_secs(3));
+            all_agree(&net, &[f, b, c]);
+            assert_eq!(net.epoch(&c), 2);
+        }
+    }
 }

@@ -1,13 +1,14 @@
 //! The group-call cryptography against `protocols/vectors/group-sas-v1.json` and
 //! `group-media-v1.json`, which `scripts/group-vectors.py` computes with an implementation of its
-//! own: the group emoji of a 3-member group and after a join, sealed group frames with their clear
-//! headers, RFC 9605's header encodings, and a rekey (a member leaves, another joins); and
+//! own: the group emoji of a 3-member group, after a join and with someone in the middle of one
+//! pair, sealed group frames with their clear headers, RFC 9605's header encodings, and a rekey (a
+//! member leaves, another joins); and
 //! `group-control-v1.json`: every group control message's bytes, and garbage with its error.
 
 use std::collections::BTreeMap;
 
 use hail::crypto::frame::FrameError;
-use hail::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasReveal, GroupSasRound};
+use hail::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasReveal, GroupSasRound, PairDispute};
 use hail::crypto::sas::{Sas, SasTable};
 use hail::crypto::sender_key::{
     GroupFrameError, GroupFrameHeader, GroupMedia, KeyId, SenderBaseKey, SenderIndex, SenderKey, SenderKeyRing,
@@ -40,9 +41,18 @@ fn items(v: &Value) -> &Vec<Value> {
     v.as_array().unwrap()
 }
 
-/// Runs the round of every member of `case` to the end (every commitment to everyone, then every
-/// reveal) and checks each step against the vector.
-fn check_group_sas(call_id: [u8; 16], case: &Value) {
+/// The emoji of a vector.
+fn sas_of(case: &Value) -> Sas {
+    let want = Sas(items(&case["sas_indices"]).iter().map(|i| num(i) as u8).collect::<Vec<_>>().try_into().unwrap());
+    assert_eq!(want.text_in(SasTable::V2), case["sas_text"].as_str().unwrap());
+    want
+}
+
+/// A group case's members (checked to be in member order, with their commitments), epoch, nonces
+/// and handshake hashes, by pair (both ways).
+type SasCase = (Vec<PeerId>, GroupEpoch, Vec<[u8; 32]>, BTreeMap<(PeerId, PeerId), [u8; 32]>);
+
+fn sas_case(call_id: [u8; 16], case: &Value) -> SasCase {
     let members: Vec<PeerId> =
         items(&case["members"]).iter().map(|m| Identity::from_seed(arr(&m["identity_seed"])).peer_id()).collect();
     let epoch = GroupEpoch::new(call_id, num(&case["epoch"]), members.iter().rev().copied()).unwrap();
@@ -58,16 +68,21 @@ fn check_group_sas(call_id: [u8; 16], case: &Value) {
         pair_hash.insert((members[a], members[b]), h);
         pair_hash.insert((members[b], members[a]), h);
     }
-    let pairs: Vec<[u8; 32]> = items(&case["pairs"]).iter().map(|p| arr(&p["handshake_hash"])).collect();
-    assert_eq!(epoch.sas_input(&pairs, &nonces).unwrap(), hex(&case["sas_input"]));
-    let want = Sas(items(&case["sas_indices"]).iter().map(|i| num(i) as u8).collect::<Vec<_>>().try_into().unwrap());
-    assert_eq!(want.text_in(SasTable::V2), case["sas_text"].as_str().unwrap());
+    (members, epoch, nonces, pair_hash)
+}
 
+/// Runs the round of every member to the end (every commitment to everyone, then every reveal)
+/// from the handshake hashes each member holds (`held[(me, other)]`), with `deliver` rewriting a
+/// commitment on its way from one member (index) to another; returns each member's round.
+fn run_group_sas(
+    (members, epoch, nonces, held): &SasCase,
+    deliver: impl Fn(usize, usize, GroupSasCommit) -> GroupSasCommit,
+) -> Vec<GroupSasRound> {
     let (mut rounds, commits): (Vec<GroupSasRound>, Vec<_>) = members
         .iter()
-        .zip(&nonces)
+        .zip(nonces)
         .map(|(me, nonce)| {
-            let transcripts = members.iter().filter(|p| *p != me).map(|p| (*p, pair_hash[&(*me, *p)])).collect();
+            let transcripts = members.iter().filter(|p| *p != me).map(|p| (*p, held[&(*me, *p)])).collect();
             GroupSasRound::new(epoch.clone(), *me, *nonce, transcripts).unwrap()
         })
         .unzip();
@@ -75,16 +90,66 @@ fn check_group_sas(call_id: [u8; 16], case: &Value) {
     for (i, round) in rounds.iter_mut().enumerate() {
         let mut reveal = None;
         for (j, commit) in commits.iter().enumerate().filter(|(j, _)| *j != i) {
-            reveal = round.add_commitment(members[j], commit.clone()).unwrap();
+            reveal = round.add_commitment(members[j], deliver(j, i, commit.clone())).unwrap();
         }
-        assert_eq!(reveal.unwrap().nonce, nonces[i], "the reveal comes with the last commitment");
-        reveals.push(reveal.unwrap());
+        let reveal = reveal.expect("the reveal comes with the last commitment");
+        assert_eq!(reveal.nonce, nonces[i]);
+        reveals.push(reveal);
     }
     for (i, round) in rounds.iter_mut().enumerate() {
         for (j, reveal) in reveals.iter().enumerate().filter(|(j, _)| *j != i) {
-            round.add_reveal(members[j], *reveal).unwrap();
+            round.add_reveal(members[j], reveal.clone()).unwrap();
         }
+    }
+    rounds
+}
+
+/// Checks an honest group's `case`: its `sas_input`, and every member's round ends on its emoji.
+fn check_group_sas(call_id: [u8; 16], case: &Value) {
+    let group = sas_case(call_id, case);
+    let pairs: Vec<[u8; 32]> = items(&case["pairs"]).iter().map(|p| arr(&p["handshake_hash"])).collect();
+    assert_eq!(group.1.sas_input(&pairs, &group.2).unwrap(), hex(&case["sas_input"]));
+    let want = sas_of(case);
+    for (i, round) in run_group_sas(&group, |_, _, c| c).iter().enumerate() {
         assert_eq!(round.result(), Some(Ok(want)), "member {i}");
+        assert!(round.disputes().is_empty());
+    }
+}
+
+/// Checks `honest`'s group with someone in the middle of one pair (`case`): each member's view
+/// of the pairs gives its `sas_input`, and its round ends on its emoji. He rewrites each end's
+/// report of the pair to what the other end holds.
+fn check_group_sas_mitm(call_id: [u8; 16], honest: &Value, case: &Value) {
+    let mut group = sas_case(call_id, honest);
+    let (a, b) = (num(&case["a"]) as usize, num(&case["b"]) as usize);
+    let (held_a, held_b): ([u8; 32], [u8; 32]) = (arr(&case["held_by_a"]), arr(&case["held_by_b"]));
+    let (pa, pb) = (group.0[a], group.0[b]);
+    group.3.insert((pa, pb), held_a);
+    group.3.insert((pb, pa), held_b);
+    let rounds = run_group_sas(&group, |from, to, mut commit| {
+        match (from, to) {
+            (f, t) if (f, t) == (a, b) => commit.transcripts.insert(pb, held_b),
+            (f, t) if (f, t) == (b, a) => commit.transcripts.insert(pa, held_a),
+            _ => None,
+        };
+        commit
+    });
+    let n = group.0.len();
+    for view in items(&case["views"]) {
+        let me = num(&view["member"]) as usize;
+        let mut pairs = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                let own = if me == i || me == j { group.0[me] } else { group.0[i] };
+                pairs.push(group.3[&(own, group.0[if own == group.0[i] { j } else { i }])]);
+            }
+        }
+        assert_eq!(group.1.sas_input(&pairs, &group.2).unwrap(), hex(&view["sas_input"]), "member {me}");
+        assert_eq!(rounds[me].result(), Some(Ok(sas_of(view))), "member {me}");
+        // Every member outside the pair saw both reports and says so in its reveal.
+        let witnesses: Vec<PeerId> = (0..n).filter(|&j| j != a && j != b).map(|j| group.0[j]).collect();
+        let told = |by: &PeerId| rounds[me].disputes().contains(&(*by, PairDispute(pa, pb)));
+        assert!(witnesses.iter().all(told), "member {me} is told by every member outside the pair");
     }
 }
 
@@ -95,6 +160,7 @@ fn the_group_emoji_reproduce_the_vectors() {
     check_group_sas(call_id, &v["three_members"]);
     check_group_sas(call_id, &v["after_a_join"]);
     assert_ne!(v["three_members"]["sas_indices"], v["after_a_join"]["sas_indices"], "a join changes the emoji");
+    check_group_sas_mitm(call_id, &v["three_members"], &v["man_in_the_middle"]);
 }
 
 fn key_id(frame: &Value) -> KeyId {
@@ -274,7 +340,13 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
                     .collect(),
             },
         },
-        "sas_reveal" => ControlBody::SasReveal { epoch, reveal: GroupSasReveal { nonce: arr(&v["nonce"]) } },
+        "sas_reveal" | "sas_reveal_with_disputes" => ControlBody::SasReveal {
+            epoch,
+            reveal: GroupSasReveal {
+                nonce: arr(&v["nonce"]),
+                disputes: items(&v["disputes"]).iter().map(|d| PairDispute(peer(&d["a"]), peer(&d["b"]))).collect(),
+            },
+        },
         "heartbeat" => ControlBody::Heartbeat { epoch },
         "leave" => ControlBody::Leave { epoch },
         other => panic!("unknown vector {other}"),
@@ -286,7 +358,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
 fn group_control_messages_reproduce_the_vectors() {
     let v = vectors("group-control-v1.json");
     let call_id: [u8; 16] = arr(&v["call_id"]);
-    assert_eq!(items(&v["valid"]).len(), 9, "one vector per message type");
+    assert_eq!(items(&v["valid"]).len(), 10, "one vector per message type, two emoji reveals");
     for case in items(&v["valid"]) {
         let name = case["name"].as_str().unwrap();
         let bytes = hex(&case["hex"]);
@@ -308,7 +380,7 @@ fn group_control_messages_reproduce_the_vectors() {
 #[test]
 fn group_control_garbage_is_refused_with_the_vectors_errors() {
     let v = vectors("group-control-v1.json");
-    assert_eq!(items(&v["invalid"]).len(), 17, "every refusal the spec lists");
+    assert_eq!(items(&v["invalid"]).len(), 22, "every refusal the spec lists");
     for case in items(&v["invalid"]) {
         let why = case["why"].as_str().unwrap();
         let err = GroupControl::decode(&hex(&case["hex"])).err().unwrap_or_else(|| panic!("{why}: accepted"));
@@ -323,6 +395,7 @@ fn group_control_garbage_is_refused_with_the_vectors_errors() {
             ControlError::Unordered => "unordered",
             ControlError::DuplicateIndex(_) => "duplicate_index",
             ControlError::BadNextIndex(_) => "bad_next_index",
+            ControlError::TooManyDisputes(_) => "too_many_disputes",
         };
         assert_eq!(name, case["error"].as_str().unwrap(), "{why}: {err}");
     }

@@ -346,7 +346,7 @@ fn messages_and_candidates_match_the_vectors() {
 /// can place as many calls a minute as the rate allows allocations (it used to be half: the
 /// release counted too, and the NAT bench's sixth call in a minute found no relay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn releases_do_not_count_against_the_request_rate() {
+async fn releases_and_taken_joins_do_not_count_against_the_request_rate() {
     let mut relay = MediaRelay::new(LOCAL, RelayLimits::default());
     let (alice, bob) = (PeerId::random(), PeerId::random().to_string());
     let start = Instant::now();
@@ -357,6 +357,22 @@ async fn releases_do_not_count_against_the_request_rate() {
         let released = relay.handle_at(alice, Some(LOCAL), RelayRequest::Release { call_id }, now);
         assert!(!format!("{released:?}").contains("too many relay requests"), "call {i}: {released:?}");
     }
+    // Nor does a join of an allocation made for the requester, even past the rate (a caller that
+    // placed many calls joins what its callee allocated).
+    let carol = PeerId::random();
+    for i in 0..3u8 {
+        let call_id = CallId([200 + i; 16]);
+        let now = start + Duration::from_secs(20);
+        addrs(relay.handle_at(carol, Some(LOCAL), RelayRequest::Allocate { call_id, peer: alice.to_string() }, now));
+        let joined = relay.handle_at(alice, Some(LOCAL), RelayRequest::Join { call_id }, now);
+        assert!(matches!(joined, RelayResponse::Ok { .. }), "join {i} past the rate: {joined:?}");
+        let _ = relay.handle_at(carol, Some(LOCAL), RelayRequest::Release { call_id }, now);
+    }
+    // A join that is refused still counts: alice is over the rate, so probing says so.
+    refused(
+        relay.handle_at(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([98; 16]) }, start + Duration::from_secs(25)),
+        "too many relay requests",
+    );
     // The allocations themselves are still limited by the rate.
     refused(
         relay.handle_at(

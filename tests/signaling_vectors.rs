@@ -96,3 +96,34 @@ fn a_ringing_reply_may_carry_the_callees_relay_candidate() {
         assert_eq!(relays[0].1.to_string(), case["relay"]["address"].as_str().unwrap());
     }
 }
+
+#[test]
+fn group_legs_carry_the_group_and_its_messages_ride_the_control_stream() {
+    let v = vectors();
+    let legs: Vec<Invite> = v["invites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|raw| serde_json::from_value::<Invite>(raw.clone()).ok())
+        .filter(|i| i.group.is_some())
+        .collect();
+    assert_eq!(legs.len(), 2, "a join leg and a mesh leg");
+    for invite in &legs {
+        let group = invite.group.as_ref().unwrap();
+        assert_ne!(group.id, invite.call_id, "the leg has its own call id");
+        assert!(!group.member_ids().unwrap().is_empty());
+    }
+    // A ringing reply says whether the callee took the group; an old callee's does not.
+    let old: InviteReply = serde_json::from_value(v["group_legs"]["old_callee_reply"].clone()).unwrap();
+    assert!(matches!(old, InviteReply::Ringing { group: false, .. }));
+    assert!(v["replies"].as_array().unwrap().iter().any(|r| {
+        matches!(serde_json::from_value::<InviteReply>(r.clone()), Ok(InviteReply::Ringing { group: true, .. }))
+    }));
+    // The group frame's bytes are a group control message of group-control-v1.json.
+    let frame = v["control"].as_array().unwrap().iter().find(|c| c["message"]["type"] == "group").unwrap();
+    let message: ControlMessage = serde_json::from_value(frame["message"].clone()).unwrap();
+    let bytes = message.group_bytes().unwrap();
+    let control = hail::group::control::GroupControl::decode(&bytes).unwrap();
+    assert!(matches!(control.body, hail::group::control::ControlBody::JoinRequest));
+    assert_eq!(ControlMessage::group(&bytes), message);
+}

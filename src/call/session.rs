@@ -374,6 +374,7 @@ impl CallSession {
             candidates,
             video: self.video,
             sas_tables: Some(self.newest_sas_table.offer()),
+            group: None,
         }
     }
 
@@ -470,7 +471,7 @@ impl CallSession {
         }
         match input {
             Input::InviteReplied(reply) if self.state == CallState::Dialing => match reply {
-                InviteReply::Ringing { candidates, sas_table } => {
+                InviteReply::Ringing { candidates, sas_table, .. } => {
                     let version = sas_table.unwrap_or(1);
                     match SasTable::from_version(version).filter(|t| *t <= self.newest_sas_table) {
                         Some(table) => self.sas_table = table,
@@ -667,7 +668,7 @@ mod tests {
     }
 
     fn ringing() -> InviteReply {
-        InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None }
+        InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false }
     }
 
     /// A caller and a callee wired back to back through their control messages.
@@ -955,7 +956,7 @@ mod tests {
         for (newest, named) in [(SasTable::V1, 2), (SasTable::V2, 3), (SasTable::V2, 0)] {
             let mut caller = CallSession::outgoing(CallId([5; 16]), PeerId::random(), false, Timeouts::default(), t0)
                 .with_newest_sas_table(newest);
-            let reply = InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: Some(named) };
+            let reply = InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: Some(named), group: false };
             caller.handle(Input::InviteReplied(reply), t0);
             assert_eq!(caller.state(), CallState::Ended, "table {named} offered up to {newest:?}");
             assert!(matches!(caller.end_reason(), Some(EndReason::SetupFailed { .. })));

@@ -32,6 +32,50 @@ pub struct Invite {
     /// versions"). Absent (an older caller): only version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sas_tables: Option<Vec<u32>>,
+    /// This call is a leg of a group call (`protocols/signaling-v1.md`, "Group legs"). Absent: a
+    /// 1:1 call. A hail that predates group calls ignores it and rings as a 1:1 call; its reply
+    /// then lacks `group`, and the caller ends the leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupLeg>,
+}
+
+/// Most members a group leg's invite names (a group has at most 8 members).
+pub const MAX_GROUP_LEG_MEMBERS: usize = 8;
+
+/// What kind of group leg an invite offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupLegKind {
+    /// An invitation into the group: it rings like a call.
+    Join,
+    /// Two members completing the mesh: accepted without ringing, only from a member.
+    Mesh,
+}
+
+/// The group part of an invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLeg {
+    /// The group call's id (not the leg's own `call_id`).
+    pub id: CallId,
+    /// Join or mesh.
+    pub kind: GroupLegKind,
+    /// The members the caller knows, PeerIds in text (for the ring: "with bob, carol"); at most
+    /// [`MAX_GROUP_LEG_MEMBERS`]. Informative: membership is decided by the group's commits.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+impl GroupLeg {
+    /// The members as PeerIds; a list too long or naming something that is not a PeerId is refused.
+    pub fn member_ids(&self) -> Result<Vec<libp2p_identity::PeerId>, SignalError> {
+        if self.members.len() > MAX_GROUP_LEG_MEMBERS {
+            return Err(SignalError::Malformed(format!("{} group members (at most 8)", self.members.len())));
+        }
+        self.members
+            .iter()
+            .map(|m| m.parse().map_err(|_| SignalError::Malformed(format!("group member {m:?} is not a PeerId"))))
+            .collect()
+    }
 }
 
 /// The callee's answer to an invite.
@@ -46,6 +90,10 @@ pub enum InviteReply {
         /// have. Absent (an older callee): version 1.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sas_table: Option<u32>,
+        /// The callee took the invite as a group leg (it read the invite's `group`). Absent
+        /// (false): a 1:1 call, or a callee that predates group calls.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        group: bool,
     },
     /// The callee is in another call.
     Busy,
@@ -89,6 +137,12 @@ pub enum ControlMessage {
     },
     /// The receiver cannot decode the sender's video: start a new GOP with a keyframe.
     KeyframeRequest,
+    /// A group control message (`protocols/group-control-v1.md`) on a group leg, its bytes in
+    /// lower-case hex. A hail that predates group calls refuses it as malformed and keeps the call.
+    Group {
+        /// The message, hex.
+        data: String,
+    },
 }
 
 /// Why a control frame could not be read.
@@ -126,10 +180,26 @@ impl ControlMessage {
     }
 }
 
+impl ControlMessage {
+    /// A group control message, framed for the leg's control stream.
+    pub fn group(bytes: &[u8]) -> ControlMessage {
+        ControlMessage::Group { data: data_encoding::HEXLOWER.encode(bytes) }
+    }
+
+    /// The bytes of a [`ControlMessage::Group`]; `None` for another message or hex that does not
+    /// decode.
+    pub fn group_bytes(&self) -> Option<Vec<u8>> {
+        match self {
+            ControlMessage::Group { data } => data_encoding::HEXLOWER_PERMISSIVE.decode(data.as_bytes()).ok(),
+            _ => None,
+        }
+    }
+}
+
 impl InviteReply {
     /// `ringing`, naming the SAS table the callee picked.
     pub fn ringing(candidates: Vec<String>, sas_table: SasTable) -> Self {
-        InviteReply::Ringing { candidates, sas_table: Some(sas_table.version()) }
+        InviteReply::Ringing { candidates, sas_table: Some(sas_table.version()), group: false }
     }
 }
 
@@ -160,6 +230,9 @@ impl Invite {
             )));
         }
         parse_candidates(&self.candidates)?;
+        if let Some(group) = &self.group {
+            group.member_ids()?;
+        }
         let offered = self.offered_sas_tables();
         if offered.is_empty() || offered.len() > SasTable::MAX_OFFER {
             return Err(SignalError::Malformed(format!(
@@ -225,6 +298,36 @@ mod tests {
     }
 
     #[test]
+    fn group_messages_ride_the_control_stream_as_hex_and_bad_hex_is_no_message() {
+        let message = ControlMessage::group(&[0x01, 0xab, 0xff]);
+        assert_eq!(message.body(), br#"{"type":"group","data":"01abff"}"#);
+        let decoded = ControlMessage::decode(&message.body()).unwrap();
+        assert_eq!(decoded.group_bytes().unwrap(), [0x01, 0xab, 0xff]);
+        let bad = ControlMessage::decode(br#"{"type":"group","data":"zz"}"#).unwrap();
+        assert_eq!(bad.group_bytes(), None);
+        assert_eq!(ControlMessage::Ping.group_bytes(), None);
+        assert!(ControlMessage::decode(br#"{"type":"group"}"#).is_err());
+    }
+
+    #[test]
+    fn a_group_leg_names_at_most_eight_members_all_peer_ids() {
+        let peer = libp2p_identity::PeerId::random().to_base58();
+        let leg = |members: Vec<String>| GroupLeg { id: CallId([2; 16]), kind: GroupLegKind::Mesh, members };
+        assert_eq!(leg(vec![peer.clone(); 8]).member_ids().unwrap().len(), 8);
+        assert!(leg(vec![peer.clone(); 9]).member_ids().is_err());
+        assert!(leg(vec!["bob".into()]).member_ids().is_err());
+        let invite = Invite {
+            version: 1,
+            call_id: CallId([1; 16]),
+            candidates: vec!["127.0.0.1:4000".into()],
+            video: false,
+            sas_tables: None,
+            group: Some(leg(vec!["nonsense".into()])),
+        };
+        assert!(invite.validate().is_err());
+    }
+
+    #[test]
     fn invites_are_validated() {
         let good = Invite {
             version: 1,
@@ -232,6 +335,7 @@ mod tests {
             candidates: vec!["127.0.0.1:4000".into()],
             video: false,
             sas_tables: None,
+            group: None,
         };
         assert!(good.validate().is_ok());
         for (tables, ok) in [
@@ -288,7 +392,7 @@ mod tests {
         let new = Invite { sas_tables: Some(vec![1, 2]), ..old.clone() };
         assert_eq!(new.sas_table(), SasTable::V2);
         let reply: InviteReply = serde_json::from_str(r#"{"reply":"ringing","candidates":["127.0.0.1:1"]}"#).unwrap();
-        assert_eq!(reply, InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None });
+        assert_eq!(reply, InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false });
         assert_eq!(
             serde_json::to_string(&InviteReply::ringing(vec!["127.0.0.1:1".into()], SasTable::V2)).unwrap(),
             r#"{"reply":"ringing","candidates":["127.0.0.1:1"],"sas_table":2}"#
@@ -323,6 +427,7 @@ mod tests {
             candidates: vec!["127.0.0.1:1".into()],
             video: true,
             sas_tables: Some(SasTable::LATEST.offer()),
+            group: None,
         };
         let old: OldInvite = serde_json::from_str(&serde_json::to_string(&invite).unwrap()).unwrap();
         assert_eq!((old.call_id, old.candidates, old.video), (invite.call_id, invite.candidates, true));

@@ -161,10 +161,13 @@ pub enum ClientCmd {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
-    /// Call a contact (or a PeerId). Follows the call until it ends; Ctrl-C hangs up.
+    /// Call a contact (or a PeerId). Follows the call until it ends; Ctrl-C hangs up. Name more
+    /// than one to start a group call (up to 7 others): each is invited, `hail status` shows the
+    /// group, `hail add` invites more, `hail leave` (or `hail hangup`) leaves.
     Call {
-        /// A contact name or a PeerId.
-        peer: String,
+        /// Contact names or PeerIds: one for a call, more for a group call.
+        #[arg(required = true, num_args = 1..)]
+        peers: Vec<String>,
         /// Ask for video.
         #[arg(long)]
         video: bool,
@@ -216,8 +219,15 @@ pub enum ClientCmd {
     },
     /// Decline the ringing call.
     Reject,
-    /// Hang up the call.
+    /// Hang up the call. In a group call: leave it (there is no host; it goes on for the others).
     Hangup,
+    /// Invite another contact (or a PeerId) into the group call.
+    Add {
+        /// A contact name or a PeerId.
+        peer: String,
+    },
+    /// Leave the group call (it goes on for the others).
+    Leave,
     /// The short authentication string of the call.
     #[command(subcommand)]
     Sas(SasCmd),

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::out::{errln, jsonln, outln};
 use super::print::{format_duration, who};
+use hail::peer_text::sanitize;
 use super::{EXIT_OTHER, EXIT_REFUSED};
 
 /// One line for an event, for people.
@@ -19,6 +20,11 @@ pub fn describe(event: &Value) -> Option<String> {
         let call: CallInfo = serde_json::from_value(event["call"].clone()).ok()?;
         let peer = who(&call);
         return Some(match kind {
+            "call.incoming" if call.group.is_some() => format!(
+                "{peer}{} invites you to a group call with {} — `hail answer` or `hail reject`",
+                if call.unknown { " (NOT A CONTACT)" } else { "" },
+                call.group.as_ref().map(|g| sanitize(&g.with.join(", "))).unwrap_or_default()
+            ),
             "call.incoming" => format!(
                 "Incoming {}call from {peer}{} — `hail answer` or `hail reject`",
                 if call.video { "video " } else { "" },
@@ -52,6 +58,41 @@ pub fn describe(event: &Value) -> Option<String> {
                 hail::call::CallState::Ending => "Hanging up…".to_owned(),
                 hail::call::CallState::Ended => return None,
             },
+        });
+    }
+    if kind.starts_with("group.") {
+        let name = event["name"].as_str().map(str::to_owned).or_else(|| event["peer_id"].as_str().map(str::to_owned));
+        let name = sanitize(&name.unwrap_or_else(|| "?".into()));
+        return Some(match kind {
+            "group.joined" => format!("{name} joined the group call"),
+            "group.invite_failed" => {
+                format!("{name} did not join: {}", sanitize(event["reason"].as_str().unwrap_or_default()))
+            }
+            "group.left" => format!("{name} {} the group call", if event["reason"] == "left" { "left" } else { "was removed from" }),
+            "group.emoji" => format!(
+                "Group emoji: {}  (the same for everyone in the call; they change when someone joins or leaves)",
+                sanitize(event["group"]["emoji_text"].as_str().unwrap_or_default())
+            ),
+            "group.disputed" => {
+                let who = |p: &Value| {
+                    let id = p.as_str().unwrap_or("?");
+                    let known = event["group"]["participants"].as_array().and_then(|ps| {
+                        ps.iter().find(|x| x["peer_id"] == id).and_then(|x| x["name"].as_str().map(str::to_owned))
+                    });
+                    sanitize(&known.unwrap_or_else(|| id.to_owned()))
+                };
+                format!(
+                    "WARNING: {} and {} do not agree on their connection (seen by {}): someone may be in the middle. Compare the group emoji aloud.",
+                    who(&event["peer_ids"][0]),
+                    who(&event["peer_ids"][1]),
+                    who(&event["seen_by"])
+                )
+            }
+            "group.ended" => format!(
+                "You are out of the group call ({})",
+                event["group"]["end_reason"].as_str().unwrap_or("ended").replace('_', " ")
+            ),
+            other => other.to_owned(),
         });
     }
     let contact = event["contact"]["name"].as_str().unwrap_or("?");
@@ -150,6 +191,20 @@ pub async fn watch(mut client: Client, json: bool) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disputed_pair_is_named_by_contact_name_where_known() {
+        let event = serde_json::json!({
+            "event": "group.disputed",
+            "peer_ids": ["12D3KooWA", "12D3KooWB"],
+            "seen_by": "12D3KooWC",
+            "group": { "participants": [{ "peer_id": "12D3KooWA", "name": "bob" }, { "peer_id": "12D3KooWC", "name": "carol\u{1b}[2J" }] },
+        });
+        let line = describe(&event).expect("a line for people");
+        assert!(line.starts_with("WARNING: bob and 12D3KooWB do not agree"), "{line}");
+        assert!(line.contains("seen by carol"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+    }
 
     #[test]
     fn a_hostile_end_reason_is_shown_without_its_escape_sequences() {

@@ -54,8 +54,9 @@ fn request(command: &ClientCmd) -> Command {
         ClientCmd::Peers => Command::PeersList,
         ClientCmd::Find { peer } => Command::PeersFind { peer: peer.clone() },
         ClientCmd::Bootstrap { addresses } => Command::DhtBootstrap { addresses: addresses.clone() },
-        ClientCmd::Call { peer, video, audio_in, audio_out, audio_processing, video_in, video_out, .. } => Command::Call {
-            peer: peer.clone(),
+        ClientCmd::Call { peers, .. } if peers.len() > 1 => Command::GroupCall { peers: peers.clone() },
+        ClientCmd::Call { peers, video, audio_in, audio_out, audio_processing, video_in, video_out, .. } => Command::Call {
+            peer: peers.first().cloned().unwrap_or_default(),
             video: *video,
             audio_in: audio_in.clone(),
             audio_out: audio_out.clone(),
@@ -75,6 +76,8 @@ fn request(command: &ClientCmd) -> Command {
         ClientCmd::Video { state } => Command::Video { on: *state == args::OnOff::On },
         ClientCmd::Reject => Command::Reject,
         ClientCmd::Hangup => Command::Hangup,
+        ClientCmd::Add { peer } => Command::GroupAdd { peer: peer.clone() },
+        ClientCmd::Leave => Command::GroupLeave,
         ClientCmd::Sas(SasCmd::Confirm { call, emoji }) => {
             Command::SasConfirm { call_id: call.clone(), emoji: emoji.join(" ") }
         }
@@ -127,7 +130,7 @@ pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode 
     }
     match &command {
         ClientCmd::Watch => return follow::watch(client, json).await,
-        ClientCmd::Call { detach: false, .. } => return follow::call(client, json, request(&command)).await,
+        ClientCmd::Call { detach: false, peers, .. } if peers.len() == 1 => return follow::call(client, json, request(&command)).await,
         _ => {}
     }
     let value = match send(&mut client, &request(&command), json).await {

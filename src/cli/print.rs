@@ -1,7 +1,7 @@
 //! What the CLI prints for people (with `--json`, the raw replies instead).
 
 use hail::discovery::VisiblePeer;
-use hail::node::{CallInfo, IdentityInfo, SafetyNumber, StatusInfo};
+use hail::node::{CallInfo, GroupInfo, IdentityInfo, ParticipantInfo, SafetyNumber, StatusInfo};
 use hail::peer_text::sanitize;
 use hail::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
 use serde_json::Value;
@@ -86,6 +86,34 @@ fn print_video(c: &CallInfo) {
     }
     for e in [&v.input_error, &v.output_error].into_iter().flatten() {
         outln!("          {e}");
+    }
+}
+
+/// A participant's name for people.
+fn participant(p: &ParticipantInfo) -> String {
+    match (&p.name, p.me) {
+        (_, true) => "you".into(),
+        (Some(n), _) => n.to_string(),
+        (None, _) => format!("{} (not a contact)", p.peer_id),
+    }
+}
+
+/// The group lines of `hail status`.
+pub fn print_group(g: &GroupInfo) {
+    if let Some(reason) = &g.end_reason {
+        outln!("Last group call {}: {}", g.call_id, reason.replace('_', " "));
+        return;
+    }
+    let epoch = g.epoch.map(|e| format!(", epoch {e}")).unwrap_or_default();
+    outln!("Group     {} ({}{epoch})", g.state.replace('_', " "), g.call_id);
+    for p in &g.participants {
+        let index = p.sender_index.map(|i| format!("#{i} ")).unwrap_or_default();
+        outln!("          {index}{} — {}", participant(p), p.state);
+    }
+    match (&g.emoji_text, &g.emoji_failure) {
+        (Some(emoji), _) => outln!("Emoji     {emoji}  (the whole group sees the same four; they change when someone joins or leaves)"),
+        (None, Some(why)) => outln!("Emoji     NONE: {}", sanitize(why)),
+        (None, None) => outln!("Emoji     not yet (every member's secure channel must be up)"),
     }
 }
 
@@ -240,7 +268,11 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                     who(c),
                     sanitize(c.end_description.as_deref().unwrap_or_default())
                 ),
+                None if s.group.is_some() => {}
                 None => outln!("Call      none"),
+            }
+            if let Some(g) = &s.group {
+                print_group(g);
             }
         }
         ClientCmd::Peers => {
@@ -292,6 +324,22 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
         }
         ClientCmd::Bootstrap { .. } => {
             outln!("Bootstrapping; see `hail status` for progress.");
+        }
+        ClientCmd::Call { peers, .. } if peers.len() > 1 => {
+            let g: GroupInfo = serde_json::from_value(value)?;
+            outln!("Group call {} started: inviting {}. `hail status` shows who joined.", g.call_id, peers.join(", "));
+        }
+        ClientCmd::Add { peer } => {
+            let g: GroupInfo = serde_json::from_value(value)?;
+            outln!("Inviting {peer} into group call {}.", g.call_id);
+        }
+        ClientCmd::Leave => {
+            let g: GroupInfo = serde_json::from_value(value)?;
+            outln!("You left group call {}; it goes on for the others.", g.call_id);
+        }
+        ClientCmd::Hangup if value.get("participants").is_some() => {
+            let g: GroupInfo = serde_json::from_value(value)?;
+            outln!("You left group call {}; it goes on for the others.", g.call_id);
         }
         ClientCmd::Call { .. } => {
             let c: CallInfo = serde_json::from_value(value)?;

@@ -204,9 +204,25 @@ pub enum Command {
     /// Decline the ringing call.
     #[serde(rename = "reject")]
     Reject,
-    /// Hang up (or cancel) the call.
+    /// Hang up (or cancel) the call; in a group call, leave it (it goes on for the others).
     #[serde(rename = "hangup")]
     Hangup,
+    /// Start a group call with these contacts: each is invited (it rings there); answered at once
+    /// with the group.
+    #[serde(rename = "group.call")]
+    GroupCall {
+        /// Contact names or PeerIds (1 to 7).
+        peers: Vec<String>,
+    },
+    /// Invite another contact into the group call.
+    #[serde(rename = "group.add")]
+    GroupAdd {
+        /// A contact name or a PeerId.
+        peer: String,
+    },
+    /// Leave the group call (it goes on for the others).
+    #[serde(rename = "group.leave")]
+    GroupLeave,
     /// The four emoji matched: mark the contact SAS-verified. Names the call and the emoji seen, so
     /// a confirmation typed for one call never verifies another.
     #[serde(rename = "sas.confirm")]
@@ -261,6 +277,9 @@ impl Command {
         "video",
         "reject",
         "hangup",
+        "group.call",
+        "group.add",
+        "group.leave",
         "sas.confirm",
         "contacts.verify",
         "history",
@@ -524,6 +543,9 @@ mod tests {
             Command::Unmute,
             Command::Reject,
             Command::Hangup,
+            Command::GroupCall { peers: vec!["bob".into(), "carol".into()] },
+            Command::GroupAdd { peer: "dave".into() },
+            Command::GroupLeave,
             Command::SasConfirm { call_id: "3fa2c1".into(), emoji: "fox cactus rocket anchor".into() },
             Command::ContactsVerify { name: "bob".into(), confirm: true },
             Command::History { limit: Some(5) },

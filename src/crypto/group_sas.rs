@@ -9,9 +9,18 @@
 //! sas           = SHA-256(sas_input)[..4]
 //! sas_input     = "hail group sas v1" || call id (16) || epoch (8) || n (1)
 //!                 || n × (u16be(len(id)) || id)            members sorted by their PeerId bytes
-//!                 || n(n-1)/2 × handshake hash (32)         pairs (i, j), i < j, in member order
+//!                 || n(n-1)/2 × handshake hash (32)         pairs (a, b), a < b, in member order
 //!                 || n × nonce (32)                         in member order
 //! ```
+//!
+//! Each member hashes **its own view** of every pair: for a pair it is in, the handshake hash it
+//! holds itself; for any other pair (a, b), a < b, the hash a reported. In an honest group every
+//! view is the same, so everyone shows the same emoji. A man in the middle of the pair (a, b)
+//! leaves a and b holding different hashes, so a's and b's emoji differ from each other, and b's
+//! differ from every member outside the pair (who hash a's report, which reached them over a
+//! channel he is not on): comparing the emoji aloud catches him. A member that sees the two
+//! reports of a pair differ records a [`PairDispute`], lists it in its reveal (so the pair's own
+//! members hear of it from a member he is not between) and goes on, so the emoji still come out.
 //!
 //! Nobody can steer the result: every member reveals its nonce only once it holds every other
 //! member's commitment, so each member's emoji depend on its own fresh nonce, which is unknown to
@@ -32,6 +41,9 @@ const COMMIT_LABEL: &[u8] = b"hail group sas commitment v1";
 const SAS_LABEL: &[u8] = b"hail group sas v1";
 /// Most members a group may have for its emoji (the pairs grow as n²: 64 members are 2016 pairs).
 pub const MAX_MEMBERS: usize = 64;
+/// Most disputes a reveal carries: every pair of a group call's eight members (one is enough to
+/// warn; a sender that finds more reports the first in PeerId order).
+pub const MAX_REPORTED_DISPUTES: usize = 28;
 
 /// Why a group's emoji could not be agreed, or a message was refused.
 ///
@@ -67,10 +79,10 @@ pub enum GroupSasError {
     /// A commitment does not list exactly one handshake hash per other member. (Ends the round.)
     #[error("{0} sent a commitment without one handshake hash per other member")]
     MalformedCommitment(PeerId),
-    /// Two members report different handshake hashes for their pair: someone is in the middle
-    /// between them, or one of them lies. (Ends the round.)
-    #[error("{0} and {1} disagree on their handshake: someone may be in the middle between them")]
-    TranscriptMismatch(PeerId, PeerId),
+    /// A reveal's disputes name a non-member, or a pair out of member order, or are more than
+    /// [`MAX_REPORTED_DISPUTES`]. (Ends the round.)
+    #[error("{0} sent a reveal whose disputes do not name pairs of this group")]
+    MalformedReveal(PeerId),
     /// A member's nonce does not match its commitment. (Ends the round.)
     #[error("{0} revealed a nonce that does not match its commitment")]
     CommitmentMismatch(PeerId),
@@ -84,6 +96,14 @@ pub enum GroupSasError {
     #[error("the group emoji round for this epoch has already failed")]
     Aborted,
 }
+
+/// Two members whose reports of their own pair's handshake hash differ: someone may be in the
+/// middle between them (or one of them lies). Not an error: the round goes on, and each member
+/// hashes its own view of the pair, so the pair's emoji differ from each other's and the later
+/// member's from everyone else's. The two members, in member order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
+#[error("{0} and {1} disagree on their handshake: someone may be in the middle between them")]
+pub struct PairDispute(pub PeerId, pub PeerId);
 
 /// One epoch of a group call: the call, the epoch number (it changes with every join and leave)
 /// and the members, sorted by their PeerId bytes.
@@ -132,6 +152,11 @@ impl GroupEpoch {
         self.members.iter().position(|m| m == peer)
     }
 
+    /// The pair {a, b} in member order.
+    fn dispute(&self, a: PeerId, b: PeerId) -> PairDispute {
+        if self.index(&a) < self.index(&b) { PairDispute(a, b) } else { PairDispute(b, a) }
+    }
+
     /// `member`'s commitment to `nonce`, bound to the call, the epoch and the member.
     pub fn commitment(&self, member: &PeerId, nonce: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new().chain_update(COMMIT_LABEL).chain_update(self.call_id);
@@ -141,7 +166,8 @@ impl GroupEpoch {
     }
 
     /// The bytes the emoji are hashed from: `pair_hashes` holds the handshake hash of every pair
-    /// (i, j), i < j, in member order ((0,1), (0,2), …, (1,2), …); `nonces` one nonce per member,
+    /// (i, j), i < j, as the member who hashes sees it (its own for a pair it is in, else i's
+    /// report), in member order ((0,1), (0,2), …, (1,2), …); `nonces` one nonce per member,
     /// in member order. `None` if either list has the wrong length.
     pub fn sas_input(&self, pair_hashes: &[[u8; 32]], nonces: &[[u8; 32]]) -> Option<Vec<u8>> {
         let n = self.members.len();
@@ -174,7 +200,7 @@ fn length_prefixed(peer: &PeerId) -> Vec<u8> {
 
 /// What a member sends every other member first: its commitment, and the final handshake hash of
 /// its pairwise handshake with each other member (so that every member hashes every pair, and a
-/// man in the middle of one pair shows up to everyone).
+/// man in the middle of one pair shows up to every member outside it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSasCommit {
     /// `commitment(sender, nonce)`.
@@ -183,11 +209,24 @@ pub struct GroupSasCommit {
     pub transcripts: BTreeMap<PeerId, [u8; 32]>,
 }
 
-/// What a member sends every other member once it holds every commitment: its nonce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a member sends every other member once it holds every commitment: its nonce, and the
+/// pairs it saw disagree (so that the members of a pair whose reports a man in the middle
+/// rewrites are told in words too, by a member he is not between).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSasReveal {
     /// The nonce the sender committed to.
     pub nonce: [u8; 32],
+    /// The pairs whose two reports the sender saw differ, at most [`MAX_REPORTED_DISPUTES`], in
+    /// ascending order (each pair in member order). Only the sender's word: a warning, never an
+    /// input to the emoji.
+    pub disputes: Vec<PairDispute>,
+}
+
+impl GroupSasReveal {
+    /// A reveal of `nonce` that reports no dispute.
+    pub fn of(nonce: [u8; 32]) -> GroupSasReveal {
+        GroupSasReveal { nonce, disputes: Vec::new() }
+    }
 }
 
 /// One member's view of one epoch's commit-then-reveal.
@@ -205,6 +244,7 @@ pub struct GroupSasRound {
     nonce: [u8; 32],
     commits: BTreeMap<PeerId, GroupSasCommit>,
     nonces: BTreeMap<PeerId, [u8; 32]>,
+    disputes: Vec<(PeerId, PairDispute)>,
     outcome: Option<Result<Sas, GroupSasError>>,
 }
 
@@ -228,7 +268,8 @@ impl GroupSasRound {
         }
         let commit = GroupSasCommit { commitment: epoch.commitment(&me, &nonce), transcripts };
         let commits = BTreeMap::from([(me, commit.clone())]);
-        let round = GroupSasRound { epoch, me, nonce, commits, nonces: BTreeMap::new(), outcome: None };
+        let round =
+            GroupSasRound { epoch, me, nonce, commits, nonces: BTreeMap::new(), disputes: Vec::new(), outcome: None };
         Ok((round, commit))
     }
 
@@ -238,8 +279,9 @@ impl GroupSasRound {
     }
 
     /// Takes `from`'s commitment. Checks `from`'s handshake hashes against ours and against every
-    /// other member's report of the same pair. Returns our reveal, to send to every other member,
-    /// when this was the last commitment missing.
+    /// other member's report of the same pair: a difference is recorded (see
+    /// [`GroupSasRound::disputes`]) and the round goes on. Returns our reveal, to send to every
+    /// other member, when this was the last commitment missing.
     pub fn add_commitment(
         &mut self,
         from: PeerId,
@@ -253,11 +295,11 @@ impl GroupSasRound {
         if !others_listed || commit.transcripts.len() != self.epoch.members.len() - 1 {
             return Err(self.abort(GroupSasError::MalformedCommitment(from)));
         }
-        // Every pair is reported by both of its members: they must agree.
+        // Every pair is reported by both of its members: a difference is someone in the middle.
+        // Each pair's two reports meet once, when the second of them comes in.
         for (member, earlier) in &self.commits {
             if earlier.transcripts.get(&from) != commit.transcripts.get(member) {
-                let (a, b) = (*member, from);
-                return Err(self.abort(GroupSasError::TranscriptMismatch(a, b)));
+                self.disputes.push((self.me, self.epoch.dispute(*member, from)));
             }
         }
         self.commits.insert(from, commit);
@@ -266,10 +308,14 @@ impl GroupSasRound {
         }
         self.nonces.insert(self.me, self.nonce);
         self.finish_if_complete();
-        Ok(Some(GroupSasReveal { nonce: self.nonce }))
+        let mut disputes: Vec<PairDispute> = self.disputes.iter().map(|(_, d)| *d).collect();
+        disputes.sort_by_key(|d| (d.0.to_bytes(), d.1.to_bytes()));
+        disputes.truncate(MAX_REPORTED_DISPUTES);
+        Ok(Some(GroupSasReveal { nonce: self.nonce, disputes }))
     }
 
-    /// Takes `from`'s reveal and checks it against `from`'s commitment.
+    /// Takes `from`'s reveal and checks it against `from`'s commitment; the disputes it reports
+    /// join [`GroupSasRound::disputes`], as seen by `from`.
     pub fn add_reveal(&mut self, from: PeerId, reveal: GroupSasReveal) -> Result<(), GroupSasError> {
         self.check_open(&from)?;
         if self.commits.len() < self.epoch.members.len() {
@@ -281,6 +327,12 @@ impl GroupSasRound {
         if self.epoch.commitment(&from, &reveal.nonce) != self.commits[&from].commitment {
             return Err(self.abort(GroupSasError::CommitmentMismatch(from)));
         }
+        let in_order =
+            |d: &PairDispute| matches!((self.epoch.index(&d.0), self.epoch.index(&d.1)), (Some(a), Some(b)) if a < b);
+        if reveal.disputes.len() > MAX_REPORTED_DISPUTES || !reveal.disputes.iter().all(in_order) {
+            return Err(self.abort(GroupSasError::MalformedReveal(from)));
+        }
+        self.disputes.extend(reveal.disputes.iter().map(|d| (from, *d)));
         self.nonces.insert(from, reveal.nonce);
         self.finish_if_complete();
         Ok(())
@@ -304,6 +356,15 @@ impl GroupSasRound {
     /// `None` while the round waits; then the group's emoji, or why there are none.
     pub fn result(&self) -> Option<Result<Sas, GroupSasError>> {
         self.outcome.clone()
+    }
+
+    /// The pairs whose two members' reports of their handshake differ, each with who saw it: this
+    /// member (it held both reports) or the member whose reveal reported it, in the order learnt.
+    /// Someone may be in the middle of each: tell the user, whatever the emoji. (A pair this
+    /// member is in looks fine to it when the man in the middle rewrites the other end's report;
+    /// then the others' reveals, and the emoji, show it.)
+    pub fn disputes(&self) -> &[(PeerId, PairDispute)] {
+        &self.disputes
     }
 
     /// Whom the round waits for: the members whose commitment is missing, or once they are all in,
@@ -343,8 +404,11 @@ impl GroupSasRound {
         let mut pairs = Vec::with_capacity(members.len() * (members.len() - 1) / 2);
         for (i, a) in members.iter().enumerate() {
             for b in &members[i + 1..] {
-                // Both members of the pair reported it and agreed (checked as commitments came in).
-                pairs.push(self.commits[a].transcripts[b]);
+                // This member's view of the pair: its own hash for a pair it is in, else the report
+                // of the pair's first member. Where the two ends agree, that is everyone's view.
+                let view =
+                    if *b == self.me { &self.commits[b].transcripts[a] } else { &self.commits[a].transcripts[b] };
+                pairs.push(*view);
             }
         }
         let nonces: Vec<[u8; 32]> = members.iter().map(|m| self.nonces[m]).collect();
@@ -408,10 +472,11 @@ mod tests {
         for (i, round) in g.rounds.iter_mut().enumerate() {
             for (j, reveal) in reveals.iter().enumerate() {
                 if i != j {
-                    round.add_reveal(g.members[j], reveal.unwrap()).unwrap();
+                    round.add_reveal(g.members[j], reveal.clone().unwrap()).unwrap();
                 }
             }
         }
+        assert!(g.rounds.iter().all(|r| r.disputes().is_empty()), "an honest group has no dispute");
         g.rounds.iter().map(|r| r.result().unwrap().unwrap()).collect()
     }
 
@@ -449,7 +514,7 @@ mod tests {
         let commit = GroupSasCommit { commitment: [0; 32], transcripts: transcripts(&stranger, &p) };
         assert_eq!(g.rounds[0].add_commitment(stranger, commit), Err(GroupSasError::UnknownMember(stranger)));
         assert_eq!(
-            g.rounds[0].add_reveal(stranger, GroupSasReveal { nonce: [0; 32] }),
+            g.rounds[0].add_reveal(stranger, GroupSasReveal::of([0; 32])),
             Err(GroupSasError::UnknownMember(stranger))
         );
         assert_eq!(g.rounds[0].result(), None, "the round goes on");
@@ -470,9 +535,9 @@ mod tests {
         assert_eq!(g.rounds[0].add_commitment(b, other), Err(GroupSasError::DuplicateCommitment(b)));
         assert_eq!(g.rounds[0].add_commitment(a, g.commits[0].clone()), Err(GroupSasError::DuplicateCommitment(a)));
         g.rounds[1].add_commitment(a, g.commits[0].clone()).unwrap();
-        g.rounds[1].add_reveal(a, reveal).unwrap();
-        assert_eq!(g.rounds[1].add_reveal(a, reveal), Err(GroupSasError::Aborted), "the round is over");
-        let b_reveal = GroupSasReveal { nonce: nonce(&b) };
+        g.rounds[1].add_reveal(a, reveal.clone()).unwrap();
+        assert_eq!(g.rounds[1].add_reveal(a, reveal.clone()), Err(GroupSasError::Aborted), "the round is over");
+        let b_reveal = GroupSasReveal::of(nonce(&b));
         assert_eq!(g.rounds[0].add_reveal(a, reveal), Err(GroupSasError::DuplicateReveal(a)), "our own");
         g.rounds[0].add_reveal(b, b_reveal).unwrap();
         assert_eq!(g.rounds[0].result(), g.rounds[1].result());
@@ -483,8 +548,8 @@ mod tests {
         let mut g = start(1, &peers(3));
         let (b, c) = (g.members[1], g.members[2]);
         g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
-        let early = GroupSasReveal { nonce: nonce(&b) };
-        assert_eq!(g.rounds[0].add_reveal(b, early), Err(GroupSasError::RevealBeforeAllCommitments(b)));
+        let early = GroupSasReveal::of(nonce(&b));
+        assert_eq!(g.rounds[0].add_reveal(b, early.clone()), Err(GroupSasError::RevealBeforeAllCommitments(b)));
         assert_eq!(g.rounds[0].waiting_for(), [c]);
         assert!(g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap().is_some());
         assert_eq!(g.rounds[0].add_reveal(b, early), Ok(()), "offered again, it counts");
@@ -498,12 +563,41 @@ mod tests {
         g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
         let mut ground = nonce(&c);
         ground[0] ^= 1;
-        assert_eq!(
-            g.rounds[0].add_reveal(c, GroupSasReveal { nonce: ground }),
-            Err(GroupSasError::CommitmentMismatch(c))
-        );
+        assert_eq!(g.rounds[0].add_reveal(c, GroupSasReveal::of(ground)), Err(GroupSasError::CommitmentMismatch(c)));
         assert_eq!(g.rounds[0].result(), Some(Err(GroupSasError::CommitmentMismatch(c))));
-        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }), Err(GroupSasError::Aborted));
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal::of(nonce(&b))), Err(GroupSasError::Aborted));
+    }
+
+    #[test]
+    fn a_reveal_whose_disputes_name_no_pair_of_the_group_ends_the_round() {
+        let p = peers(4);
+        for disputes in [
+            vec![PairDispute(p[0], p[3])], // a stranger (p[3] is not in the group)
+            vec![PairDispute(p[1], p[1])], // a member with itself
+            vec![PairDispute(p[0], p[1]); MAX_REPORTED_DISPUTES + 1],
+        ] {
+            let mut g = start(1, &p[..3]);
+            let (b, c) = (g.members[1], g.members[2]);
+            let disputes = disputes.iter().map(|d| g.rounds[0].epoch().dispute(d.0, d.1)).collect();
+            g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+            g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+            let reveal = GroupSasReveal { nonce: nonce(&b), disputes };
+            assert_eq!(g.rounds[0].add_reveal(b, reveal), Err(GroupSasError::MalformedReveal(b)));
+        }
+        // Out of member order.
+        let mut g = start(1, &p[..3]);
+        let (a, b, c) = (g.members[0], g.members[1], g.members[2]);
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+        let reveal = GroupSasReveal { nonce: nonce(&b), disputes: vec![PairDispute(c, a)] };
+        assert_eq!(g.rounds[0].add_reveal(b, reveal), Err(GroupSasError::MalformedReveal(b)));
+        // A well-formed report is taken, as the reporter's word.
+        let mut g = start(1, &p[..3]);
+        g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
+        g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
+        let reveal = GroupSasReveal { nonce: nonce(&b), disputes: vec![PairDispute(a, c)] };
+        g.rounds[0].add_reveal(b, reveal).unwrap();
+        assert_eq!(g.rounds[0].disputes(), [(b, PairDispute(a, c))]);
     }
 
     #[test]
@@ -520,10 +614,7 @@ mod tests {
         let b = g.members[1];
         let replayed = GroupSasCommit { commitment: old.commitment(&b, &nonce(&b)), transcripts: transcripts(&b, &p) };
         g.rounds[0].add_commitment(b, replayed).unwrap();
-        assert_eq!(
-            g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }),
-            Err(GroupSasError::CommitmentMismatch(b))
-        );
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal::of(nonce(&b))), Err(GroupSasError::CommitmentMismatch(b)));
     }
 
     #[test]
@@ -537,10 +628,10 @@ mod tests {
         let mut g = start(1, &peers(3));
         g.rounds[0].add_commitment(b, g.commits[1].clone()).unwrap();
         g.rounds[0].add_commitment(c, g.commits[2].clone()).unwrap();
-        g.rounds[0].add_reveal(c, GroupSasReveal { nonce: nonce(&c) }).unwrap();
+        g.rounds[0].add_reveal(c, GroupSasReveal::of(nonce(&c))).unwrap();
         assert_eq!(g.rounds[0].waiting_for(), [b]);
         assert_eq!(g.rounds[0].time_out(), Err(GroupSasError::MissingReveals(vec![b])));
-        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal { nonce: nonce(&b) }), Err(GroupSasError::Aborted));
+        assert_eq!(g.rounds[0].add_reveal(b, GroupSasReveal::of(nonce(&b))), Err(GroupSasError::Aborted));
     }
 
     #[test]
@@ -557,46 +648,166 @@ mod tests {
         assert_eq!(g.rounds[0].add_commitment(b, selfish), Err(GroupSasError::MalformedCommitment(b)));
     }
 
-    /// A man in the middle of the pair A–B runs one handshake with A and another with B, so A and
-    /// B hold different hashes for their pair. He controls what A and B tell each other, but not
-    /// what they tell C: C sees the two reports disagree, and A's and B's emoji differ.
-    #[test]
-    fn a_man_in_the_middle_of_one_pair_is_seen_by_the_others_and_changes_the_emoji() {
-        let e = GroupEpoch::new(CALL, 1, peers(3)).unwrap();
+    /// A group in which a man in the middle of the pair (m[x], m[y]), x < y, ran one handshake with
+    /// each end (so they hold different hashes for the pair) and, with `rewrite`, rewrites each
+    /// end's report of the pair to what the other end holds, so that neither notices from the
+    /// other's report. He passes everything else between them on unchanged; every other channel
+    /// is end to end. Every commitment to everyone, then every reveal: each member's emoji.
+    fn run_with_mitm(n: u8, x: usize, y: usize, rewrite: bool) -> (Vec<PeerId>, Vec<GroupSasRound>, Vec<Sas>) {
+        let e = GroupEpoch::new(CALL, 1, peers(n)).unwrap();
         let m = e.members().to_vec();
-        let (a, b, c) = (m[0], m[1], m[2]);
+        let (hx, hy) = ([0xA0; 32], [0xB0; 32]);
         let mut t: Vec<BTreeMap<PeerId, [u8; 32]>> = m.iter().map(|p| transcripts(p, &m)).collect();
-        t[0].insert(b, [0xA0; 32]); // A's handshake with the man in the middle
-        t[1].insert(a, [0xB0; 32]); // B's handshake with him
-        let mut rounds = Vec::new();
-        let mut commits = Vec::new();
-        for (i, p) in m.iter().enumerate() {
-            let (r, c) = GroupSasRound::new(e.clone(), *p, nonce(p), t[i].clone()).unwrap();
-            rounds.push(r);
-            commits.push(c);
+        t[x].insert(m[y], hx);
+        t[y].insert(m[x], hy);
+        let (mut rounds, commits): (Vec<_>, Vec<_>) = m
+            .iter()
+            .enumerate()
+            .map(|(i, p)| GroupSasRound::new(e.clone(), *p, nonce(p), t[i].clone()).unwrap())
+            .unzip();
+        let mut reveals = vec![None; m.len()];
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for (j, commit) in commits.iter().enumerate().filter(|(j, _)| *j != i) {
+                let mut commit = commit.clone();
+                if rewrite && (i, j) == (x, y) {
+                    commit.transcripts.insert(m[x], hx);
+                } else if rewrite && (i, j) == (y, x) {
+                    commit.transcripts.insert(m[y], hy);
+                }
+                if let Some(r) = round.add_commitment(m[j], commit).unwrap() {
+                    reveals[i] = Some(r);
+                }
+            }
         }
-        // C hears both, over channels the man in the middle is not on.
-        rounds[2].add_commitment(a, commits[0].clone()).unwrap();
-        assert_eq!(rounds[2].add_commitment(b, commits[1].clone()), Err(GroupSasError::TranscriptMismatch(a, b)));
-        assert_eq!(rounds[2].result(), Some(Err(GroupSasError::TranscriptMismatch(a, b))));
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for (j, reveal) in reveals.iter().enumerate().filter(|(j, _)| *j != i) {
+                round.add_reveal(m[j], reveal.clone().unwrap()).unwrap();
+            }
+        }
+        let sas = rounds.iter().map(|r| r.result().unwrap().unwrap()).collect();
+        (m, rounds, sas)
+    }
 
-        // A and B hear each other through him: he rewrites each one's report of the pair to what
-        // the listener holds, so neither notices; he passes everything else on unchanged.
-        let mut to_a = commits[1].clone();
-        to_a.transcripts.insert(a, [0xA0; 32]);
-        let mut to_b = commits[0].clone();
-        to_b.transcripts.insert(b, [0xB0; 32]);
-        rounds[0].add_commitment(c, commits[2].clone()).unwrap();
-        let reveal_a = rounds[0].add_commitment(b, to_a).unwrap().unwrap();
-        rounds[1].add_commitment(c, commits[2].clone()).unwrap();
-        let reveal_b = rounds[1].add_commitment(a, to_b).unwrap().unwrap();
-        let reveal_c = GroupSasReveal { nonce: nonce(&c) };
-        rounds[0].add_reveal(b, reveal_b).unwrap();
-        rounds[0].add_reveal(c, reveal_c).unwrap();
-        rounds[1].add_reveal(a, reveal_a).unwrap();
-        rounds[1].add_reveal(c, reveal_c).unwrap();
-        let (sas_a, sas_b) = (rounds[0].result().unwrap().unwrap(), rounds[1].result().unwrap().unwrap());
-        assert_ne!(sas_a, sas_b, "A's and B's emoji differ");
+    /// The later end of the attacked pair hashes its own view of the pair, everyone else the
+    /// earlier end's: its emoji differ from everyone's, the others' are all the same. Every member
+    /// outside the pair is told who disagrees; the pair's ends only when he does not rewrite.
+    #[test]
+    fn a_man_in_the_middle_of_one_pair_sets_its_later_end_apart() {
+        let pairs = |n: u8| (0..n as usize).flat_map(move |x| (x + 1..n as usize).map(move |y| (n, x, y)));
+        for (n, x, y) in pairs(3).chain(pairs(4)) {
+            for rewrite in [true, false] {
+                let (m, rounds, sas) = run_with_mitm(n, x, y, rewrite);
+                let dispute = PairDispute(m[x], m[y]);
+                for (i, round) in rounds.iter().enumerate() {
+                    if i == y {
+                        assert!(sas.iter().enumerate().all(|(j, s)| j == y || *s != sas[y]), "{n} {x} {y}: {sas:?}");
+                    } else {
+                        assert_eq!(sas[i], sas[x], "{n} {x} {y}: member {i} shows the earlier end's emoji");
+                    }
+                    // Who told this member: itself when it held both reports, and every member
+                    // that did, in its reveal (so the pair's ends learn it from the others).
+                    let saw_both = i != x && i != y || !rewrite;
+                    let witnesses: Vec<PeerId> =
+                        (0..m.len()).filter(|&j| j != i && (j != x && j != y || !rewrite)).map(|j| m[j]).collect();
+                    let mine = round.disputes().iter().filter(|(by, _)| *by == m[i]).count();
+                    assert_eq!(mine, usize::from(saw_both), "{n} {x} {y} {rewrite}: member {i} saw it");
+                    let told_by: Vec<PeerId> =
+                        round.disputes().iter().filter(|(by, _)| *by != m[i]).map(|(by, _)| *by).collect();
+                    assert_eq!(told_by, witnesses, "{n} {x} {y} {rewrite}: member {i} was told");
+                    assert!(round.disputes().iter().all(|(_, d)| *d == dispute));
+                }
+            }
+        }
+    }
+
+    /// He sits on every pair of one member (the victim, say a newcomer nobody has verified) and
+    /// shows each side a world consistent with its own view: the others a victim whose reports
+    /// match theirs (with a nonce of his), the victim others whose reports match its own. Nobody
+    /// sees two reports of a pair differ, so nobody is told in words; the emoji still catch it:
+    /// the victim's differ from everyone's, and the others agree among themselves.
+    fn run_isolating(n: u8, v: usize) -> (Vec<GroupSasRound>, Vec<Sas>) {
+        let e = GroupEpoch::new(CALL, 1, peers(n)).unwrap();
+        let m = e.members().to_vec();
+        let others: Vec<usize> = (0..m.len()).filter(|&j| j != v).collect();
+        let mut t: Vec<BTreeMap<PeerId, [u8; 32]>> = m.iter().map(|p| transcripts(p, &m)).collect();
+        for &j in &others {
+            t[v].insert(m[j], [0xA0 + j as u8; 32]);
+            t[j].insert(m[v], [0xC0 + j as u8; 32]);
+        }
+        let (mut rounds, commits): (Vec<_>, Vec<_>) = m
+            .iter()
+            .enumerate()
+            .map(|(i, p)| GroupSasRound::new(e.clone(), *p, nonce(p), t[i].clone()).unwrap())
+            .unzip();
+        // The victim as he shows it to the others, and each other member as he shows it to the victim.
+        let victim_view: BTreeMap<PeerId, [u8; 32]> = others.iter().map(|&j| (m[j], t[j][&m[v]])).collect();
+        let (mut fake_victim, fake_victim_commit) = GroupSasRound::new(e.clone(), m[v], [0x66; 32], victim_view).unwrap();
+        let mut fakes: BTreeMap<usize, (GroupSasRound, GroupSasCommit)> = others
+            .iter()
+            .map(|&j| {
+                let mut tj = t[j].clone();
+                tj.insert(m[v], t[v][&m[j]]);
+                (j, GroupSasRound::new(e.clone(), m[j], [0x70 + j as u8; 32], tj).unwrap())
+            })
+            .collect();
+        let fake_commits: BTreeMap<usize, GroupSasCommit> = fakes.iter().map(|(j, (_, c))| (*j, c.clone())).collect();
+        let mut reveals = vec![None; m.len()];
+        let mut fake_victim_reveal = None;
+        let mut fake_reveals = BTreeMap::new();
+        for &j in &others {
+            if let Some(r) = fake_victim.add_commitment(m[j], commits[j].clone()).unwrap() {
+                fake_victim_reveal = Some(r);
+            }
+            let fake = &mut fakes.get_mut(&j).unwrap().0;
+            for (l, commit) in fake_commits.iter().filter(|(l, _)| **l != j) {
+                let _ = fake.add_commitment(m[*l], commit.clone()).unwrap();
+            }
+            if let Some(r) = fake.add_commitment(m[v], commits[v].clone()).unwrap() {
+                fake_reveals.insert(j, r);
+            }
+        }
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for j in (0..m.len()).filter(|&j| j != i) {
+                let commit = match (i == v, j == v) {
+                    (true, _) => fake_commits[&j].clone(),
+                    (false, true) => fake_victim_commit.clone(),
+                    (false, false) => commits[j].clone(),
+                };
+                if let Some(r) = round.add_commitment(m[j], commit).unwrap() {
+                    reveals[i] = Some(r);
+                }
+            }
+        }
+        for (i, round) in rounds.iter_mut().enumerate() {
+            for j in (0..m.len()).filter(|&j| j != i) {
+                let reveal = match (i == v, j == v) {
+                    (true, _) => fake_reveals[&j].clone(),
+                    (false, true) => fake_victim_reveal.clone().unwrap(),
+                    (false, false) => reveals[j].clone().unwrap(),
+                };
+                round.add_reveal(m[j], reveal).unwrap();
+            }
+        }
+        let sas = rounds.iter().map(|r| r.result().unwrap().unwrap()).collect();
+        (rounds, sas)
+    }
+
+    #[test]
+    fn a_man_in_the_middle_of_every_pair_of_one_member_sets_it_apart_unnamed() {
+        for n in [3u8, 4] {
+            for v in 0..n as usize {
+                let (rounds, sas) = run_isolating(n, v);
+                let first_other = if v == 0 { 1 } else { 0 };
+                for i in 0..n as usize {
+                    if i == v {
+                        assert!((0..n as usize).all(|j| j == v || sas[j] != sas[v]), "{n} {v}: {sas:?}");
+                    } else {
+                        assert_eq!(sas[i], sas[first_other], "{n} {v}: member {i} agrees with the other non-victims");
+                    }
+                    assert!(rounds[i].disputes().is_empty(), "{n} {v}: member {i} was shown consistent reports");
+                }
+            }
+        }
     }
 
     #[test]

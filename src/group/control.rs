@@ -4,7 +4,7 @@
 
 use libp2p_identity::PeerId;
 
-use crate::crypto::group_sas::{GroupSasCommit, GroupSasReveal, MAX_MEMBERS};
+use crate::crypto::group_sas::{GroupSasCommit, GroupSasReveal, MAX_MEMBERS, MAX_REPORTED_DISPUTES, PairDispute};
 use crate::crypto::sender_key::{SenderBaseKey, SenderIndex};
 
 /// The version byte every group control message starts with.
@@ -78,11 +78,11 @@ pub enum ControlBody {
         /// The commitment and the sender's handshake hash with every other member.
         commit: GroupSasCommit,
     },
-    /// (`0x07`) The sender's group emoji nonce for `epoch`.
+    /// (`0x07`) The sender's group emoji nonce for `epoch`, and the pairs it saw disagree.
     SasReveal {
         /// The epoch of the round.
         epoch: u64,
-        /// The nonce.
+        /// The nonce and the disputes.
         reveal: GroupSasReveal,
     },
     /// (`0x08`) The sender is still here, in `epoch`.
@@ -131,6 +131,9 @@ pub enum ControlError {
     /// A sender index counter beyond 256.
     #[error("next sender index {0} is beyond 256")]
     BadNextIndex(u16),
+    /// An emoji reveal that reports more than [`MAX_REPORTED_DISPUTES`] disputes.
+    #[error("an emoji reveal reports {0} disputes (at most {MAX_REPORTED_DISPUTES})")]
+    TooManyDisputes(usize),
 }
 
 impl ControlBody {
@@ -209,7 +212,17 @@ impl GroupControl {
                     out.extend_from_slice(hash);
                 }
             }
-            ControlBody::SasReveal { reveal, .. } => out.extend_from_slice(&reveal.nonce),
+            ControlBody::SasReveal { reveal, .. } => {
+                out.extend_from_slice(&reveal.nonce);
+                // The fields are public: a reveal built with more than a reader takes goes out
+                // with the first MAX_REPORTED_DISPUTES, never with a count that wrapped.
+                let disputes = &reveal.disputes[..reveal.disputes.len().min(MAX_REPORTED_DISPUTES)];
+                out.push(disputes.len() as u8);
+                for dispute in disputes {
+                    put_peer(&mut out, &dispute.0);
+                    put_peer(&mut out, &dispute.1);
+                }
+            }
             ControlBody::JoinRequest | ControlBody::Heartbeat { .. } | ControlBody::Leave { .. } => {}
         }
         out
@@ -265,7 +278,26 @@ impl GroupControl {
                 }
                 ControlBody::SasCommit { epoch, commit: GroupSasCommit { commitment, transcripts } }
             }
-            0x07 => ControlBody::SasReveal { epoch, reveal: GroupSasReveal { nonce: r.take()? } },
+            0x07 => {
+                let nonce = r.take()?;
+                let [n] = r.take()?;
+                if n as usize > MAX_REPORTED_DISPUTES {
+                    return Err(ControlError::TooManyDisputes(n as usize));
+                }
+                let mut disputes = Vec::with_capacity(n as usize);
+                let mut last: Option<(Vec<u8>, Vec<u8>)> = None;
+                for _ in 0..n {
+                    let (a, b) = (r.peer()?, r.peer()?);
+                    // Each pair in ascending order, the pairs too: one encoding per list.
+                    let key = (a.to_bytes(), b.to_bytes());
+                    if key.0 >= key.1 || last.as_ref().is_some_and(|last| *last >= key) {
+                        return Err(ControlError::Unordered);
+                    }
+                    last = Some(key);
+                    disputes.push(PairDispute(a, b));
+                }
+                ControlBody::SasReveal { epoch, reveal: GroupSasReveal { nonce, disputes } }
+            }
             0x08 => ControlBody::Heartbeat { epoch },
             _ => ControlBody::Leave { epoch },
         };

@@ -10,7 +10,7 @@ use libp2p_identity::PeerId;
 
 use super::control::ControlBody;
 use super::roster::Roster;
-use crate::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasError, GroupSasReveal, GroupSasRound};
+use crate::crypto::group_sas::{GroupEpoch, GroupSasCommit, GroupSasError, GroupSasReveal, GroupSasRound, PairDispute};
 use crate::crypto::sas::Sas;
 
 /// Why an epoch has no group emoji.
@@ -29,7 +29,16 @@ pub enum EmojiFailure {
 pub enum EmojiStep {
     /// Send this to every other member of the epoch.
     Broadcast(ControlBody),
-    /// The round is over: the group's emoji.
+    /// Two members' reports of their own handshake differ: someone may be in the middle between
+    /// them. Tell the user now; the round goes on, and its emoji then show the pair apart.
+    Disputed {
+        /// The pair.
+        dispute: PairDispute,
+        /// Who saw both reports differ: this member, or the member whose reveal reported it.
+        seen_by: PeerId,
+    },
+    /// The round is over: this member's emoji (the group's, unless someone is in the middle of a
+    /// pair: then they differ between members, which comparing them aloud shows).
     Agreed(Sas),
     /// The round is over without emoji.
     Failed(EmojiFailure),
@@ -46,6 +55,8 @@ pub struct EmojiRound {
     round: Option<GroupSasRound>,
     early: Vec<(PeerId, Early)>,
     deadline: Instant,
+    /// How many of the round's disputes have been handed out as [`EmojiStep::Disputed`].
+    disputes_told: usize,
     outcome: Option<Result<Sas, EmojiFailure>>,
 }
 
@@ -60,7 +71,14 @@ impl EmojiRound {
     /// one, which has nobody to verify.
     pub fn new(call_id: [u8; 16], roster: &Roster, now: Instant, timeout: Duration) -> Option<EmojiRound> {
         let epoch = GroupEpoch::new(call_id, roster.epoch(), roster.peers()).ok()?;
-        Some(EmojiRound { epoch, round: None, early: Vec::new(), deadline: now + timeout, outcome: None })
+        Some(EmojiRound {
+            epoch,
+            round: None,
+            early: Vec::new(),
+            deadline: now + timeout,
+            disputes_told: 0,
+            outcome: None,
+        })
     }
 
     /// The epoch number.
@@ -151,12 +169,17 @@ impl EmojiRound {
                 }
             }
             Early::Reveal(reveal) => {
-                if let Err(GroupSasError::RevealBeforeAllCommitments(_)) = round.add_reveal(from, reveal) {
+                if let Err(GroupSasError::RevealBeforeAllCommitments(_)) = round.add_reveal(from, reveal.clone()) {
                     self.wait(from, Early::Reveal(reveal));
                     return steps;
                 }
             }
         }
+        let learnt = &round.disputes()[self.disputes_told..];
+        self.disputes_told += learnt.len();
+        let told = learnt.iter().map(|(seen_by, dispute)| EmojiStep::Disputed { dispute: *dispute, seen_by: *seen_by });
+        // Before the reveal that carries them and before the emoji: the warning comes first.
+        steps.splice(0..0, told);
         if let Some(outcome) = round.result() {
             steps.extend(self.finish(outcome.map_err(EmojiFailure::Round)));
         }

@@ -20,6 +20,7 @@ use super::control::{ControlBody, GroupControl};
 use super::emoji::{EmojiFailure, EmojiRound, EmojiStep};
 use super::keys::{FrameRefusal, KeyRefusal, MediaKeys};
 use super::roster::{JoinBudget, Liveness, Roster};
+use crate::crypto::group_sas::PairDispute;
 use crate::crypto::sas::Sas;
 use crate::crypto::sender_key::MAX_EPOCH;
 use crate::crypto::sender_key::{GroupMedia, KeyId, OpenedFrame};
@@ -122,7 +123,20 @@ pub enum GroupEvent {
         /// Which key.
         key_id: KeyId,
     },
-    /// The group's emoji for an epoch: every member shows the same, unless someone cheats.
+    /// Two members' reports of their own pairwise handshake differ in an epoch's emoji round:
+    /// someone may be in the middle between them. The round goes on; the emoji that follow differ
+    /// between members (protocols/group-sas-v1.md), so comparing them aloud shows it too.
+    HandshakeDisputed {
+        /// The epoch.
+        epoch: u64,
+        /// The two members, in member order.
+        dispute: PairDispute,
+        /// Who saw their reports differ: this member, or the member whose emoji reveal said so
+        /// (that member's word; reported so that the pair's own members learn it too).
+        seen_by: PeerId,
+    },
+    /// This member's emoji for an epoch: every member shows the same, unless someone cheats or
+    /// is in the middle of a pair.
     Emoji {
         /// The epoch.
         epoch: u64,
@@ -451,6 +465,9 @@ impl GroupMember {
         if let ControlBody::JoinRequest = message.body {
             return self.join_request(from, now);
         }
+        if let (ControlBody::Invite { epoch, members }, Phase::Joining { .. }) = (&message.body, &self.phase) {
+            return self.newer_invite(from, *epoch, members);
+        }
         let epoch = message.body.epoch().unwrap_or_default();
         let (current, known) = match (&self.phase, &self.roster) {
             (Phase::Out, _) => return Err(GroupError::NotInCall),
@@ -500,6 +517,32 @@ impl GroupMember {
             ControlBody::Invite { .. } => Err(GroupError::Unexpected("invite")),
             ControlBody::JoinRequest => Err(GroupError::Unexpected("join request")),
         }
+    }
+
+    /// While joining, a newer invitation from a member the first one named: the group moved on (a
+    /// join) before a commit let us in, and the sequencer of our admission may be a member the
+    /// first invitation did not name. We take that epoch's members as the ones whose commit may
+    /// let us in; the join request already sent stands. Messages kept for an epoch now passed are
+    /// dropped.
+    fn newer_invite(&mut self, from: PeerId, epoch: u64, members: &[super::control::RosterEntry]) -> Result<(), GroupError> {
+        let me = self.me;
+        let max_members = self.config.max_members;
+        let Phase::Joining { after_epoch, known, .. } = &mut self.phase else {
+            return Err(GroupError::Unexpected("invite"));
+        };
+        if !known.contains(&from) {
+            return Err(GroupError::NotMember(from));
+        }
+        if epoch <= *after_epoch || epoch >= MAX_EPOCH {
+            return Err(GroupError::WrongEpoch { got: epoch, current: *after_epoch });
+        }
+        if !members.iter().any(|m| m.peer == from) || members.iter().any(|m| m.peer == me) || members.len() > max_members {
+            return Err(GroupError::BadInvite("an invite must list its inviter and not the invitee"));
+        }
+        *after_epoch = epoch;
+        *known = members.iter().map(|m| m.peer).collect();
+        self.early.retain(|(_, body)| body.epoch().is_some_and(|e| e > epoch));
+        Ok(())
     }
 
     /// Keeps a message of epoch `epoch` for when this member reaches it, if that is `next` (the
@@ -707,6 +750,9 @@ impl GroupMember {
             match step {
                 EmojiStep::Broadcast(body) => {
                     self.send_to_others(&roster, body);
+                }
+                EmojiStep::Disputed { dispute, seen_by } => {
+                    self.event(GroupEvent::HandshakeDisputed { epoch: roster.epoch(), dispute, seen_by })
                 }
                 EmojiStep::Agreed(sas) => self.event(GroupEvent::Emoji { epoch: roster.epoch(), sas }),
                 EmojiStep::Failed(failure) => self.event(GroupEvent::EmojiFailed { epoch: roster.epoch(), failure }),

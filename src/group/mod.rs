@@ -9,8 +9,9 @@
 //! | [`keys`] | a member's media keys across epochs ([`crate::crypto::sender_key`]) |
 //! | [`member`] | [`GroupMember`]: the state machine that ties them together |
 //!
-//! Not wired into the node, the media session or the CLI yet: `docs/architecture.md` says what that
-//! still needs.
+//! The node drives a [`GroupMember`] (`node::calls::group`: the legs, the mesh, status and events)
+//! and lends its `seal`/`open` to the group media (`media::group_call::GroupFrameCrypto`);
+//! `docs/architecture.md` ("Group calls") says what is still missing.
 
 pub mod control;
 pub mod emoji;

@@ -105,10 +105,13 @@ impl<S: Store> NodeLoop<S> {
     /// acknowledges (or the call's linger runs out, [`STOP_LIMIT`] at most), so both sides see a
     /// hang-up rather than a lost connection, and the call is in the history before the node stops.
     async fn hang_up_on_the_way_out(&mut self) {
-        if self.phone.calls.is_empty() {
+        if self.phone.calls.is_empty() && !self.phone.in_group() {
             return;
         }
         let _ = self.call_action(crate::call::UserAction::Hangup);
+        if self.phone.in_group() {
+            let _ = self.leave_group();
+        }
         let limit = Instant::now() + STOP_LIMIT;
         while !self.phone.calls.is_empty() && Instant::now() < limit {
             let deadline = self.phone.poll_timeout().map_or(limit, |d| d.min(limit));
@@ -195,6 +198,22 @@ impl<S: Store> NodeLoop<S> {
                 let _ = reply.send(Ok(self.discovery.status()));
             }
             Request::Call { who, video, audio, reply } => self.place_call(who, video, audio, reply),
+            Request::GroupCall { who, reply } => {
+                let _ = reply.send(self.start_group(who));
+            }
+            Request::GroupAdd { who, reply } => {
+                let _ = reply.send(self.add_to_group(who));
+            }
+            Request::GroupLeave { reply } => {
+                let _ = reply.send(self.leave_group());
+            }
+            Request::Hangup { reply } => {
+                let result = match self.call_action(crate::call::UserAction::Hangup) {
+                    Err(NodeError::NoCall) if self.phone.in_group() => self.leave_group().map(|g| super::Hangup::Group(Box::new(g))),
+                    other => other.map(|c| super::Hangup::Call(Box::new(c))),
+                };
+                let _ = reply.send(result);
+            }
             Request::Answer { audio, reply } => {
                 let _ = reply.send(self.answer(audio));
             }
@@ -338,6 +357,7 @@ impl<S: Store> NodeLoop<S> {
             contacts: contacts.len(),
             network: self.discovery.status(),
             call: self.phone.info(),
+            group: self.phone.group_info(&contacts),
             calls_address: self.phone.endpoint.local_addr().ok().map(|a| a.to_string()),
             calls_reflexive: self.phone.reflexive.map(|a| a.to_string()),
         })

@@ -17,7 +17,10 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use calls::{CallInfo, CallPath, CallSettings, MediaOverride, SasEmoji, UnknownCallers, UnknownCallersError};
+pub use calls::{
+    CallInfo, CallPath, CallSettings, GroupInfo, GroupRing, MediaOverride, ParticipantInfo, SasEmoji, UnknownCallers,
+    UnknownCallersError,
+};
 pub use daemon::{Daemon, DaemonError, DaemonOptions, DaemonSettings, run_daemon};
 pub use event_loop::NodeLoop;
 
@@ -102,12 +105,81 @@ pub enum NodeEvent {
         /// The call, with its `end_reason`.
         call: CallInfo,
     },
+    /// Someone joined our group call (a commit let them in).
+    #[serde(rename = "group.joined")]
+    GroupJoined {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// Who joined.
+        #[serde(with = "crate::store::contact::peer_id_text")]
+        peer_id: PeerId,
+        /// Our contact name for them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+    },
+    /// Someone left our group call, or was removed.
+    #[serde(rename = "group.left")]
+    GroupLeft {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// Who left; `reason`: `left` (it said so), `removed` (silent too long, or gone without a
+        /// word).
+        #[serde(flatten)]
+        who: GroupPeerChange,
+    },
+    /// The group's four emoji for the current epoch are ready (the same for every member).
+    #[serde(rename = "group.emoji")]
+    GroupEmoji {
+        /// The group call, with its `emoji`.
+        group: GroupInfo,
+    },
+    /// Two members' reports of their pairwise handshake differ: someone may be in the middle of
+    /// that pair (protocols/group-sas-v1.md). The round goes on; the emoji that follow differ
+    /// between members, so reading them aloud shows it too.
+    #[serde(rename = "group.disputed")]
+    GroupDisputed {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// The pair, in member order (PeerIds as text).
+        peer_ids: [String; 2],
+        /// Who saw the two reports differ: this node, or the member whose emoji reveal said so.
+        seen_by: String,
+    },
+    /// An invitation into our group call ended before its invitee joined.
+    #[serde(rename = "group.invite_failed")]
+    GroupInviteFailed {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// Who was invited; `reason`, for people: "the call was declined", "no answer", "bob's
+        /// hail does not take group calls …".
+        #[serde(flatten)]
+        who: GroupPeerChange,
+    },
+    /// We are out of the group call (we left, or were removed or not admitted).
+    #[serde(rename = "group.ended")]
+    GroupEnded {
+        /// The group call, with its `end_reason`.
+        group: GroupInfo,
+    },
     /// The node's display name changed.
     #[serde(rename = "identity.changed")]
     IdentityChanged {
         /// The node's identity as it is now.
         identity: IdentityInfo,
     },
+}
+
+/// Who a `group.left` or `group.invite_failed` event is about, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupPeerChange {
+    /// The peer.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// Our contact name for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Name>,
+    /// Why.
+    pub reason: String,
 }
 
 /// Who this node is: the answer to `hail id`.
@@ -145,6 +217,9 @@ pub struct StatusInfo {
     /// The live call, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallInfo>,
+    /// The group call we are in, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupInfo>,
     /// The UDP address of the call endpoint (QUIC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_address: Option<String>,
@@ -258,6 +333,16 @@ impl ContactRef {
     }
 }
 
+/// What `hangup` ended: the call, or (in a group call, which has no host) our part in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Hangup {
+    /// The 1:1 call (or a group invitation ringing here).
+    Call(Box<CallInfo>),
+    /// We left the group call.
+    Group(Box<GroupInfo>),
+}
+
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 /// One request to the loop, with the channel its answer goes back on.
@@ -278,6 +363,10 @@ enum Request {
     Mute { muted: bool, reply: Reply<CallInfo> },
     Video { on: bool, reply: Reply<CallInfo> },
     CallAction { action: crate::call::UserAction, reply: Reply<CallInfo> },
+    GroupCall { who: Vec<String>, reply: Reply<GroupInfo> },
+    GroupAdd { who: String, reply: Reply<GroupInfo> },
+    GroupLeave { reply: Reply<GroupInfo> },
+    Hangup { reply: Reply<Hangup> },
     SasConfirm { call_id: String, emoji: String, reply: Reply<Contact> },
     Verify { name: Name, confirm: bool, reply: Reply<SafetyNumber> },
     History { limit: usize, reply: Reply<Vec<crate::store::CallRecord>> },
@@ -448,6 +537,29 @@ impl Node {
     /// Hangs up (or cancels) the call.
     pub async fn hangup(&self) -> Result<CallInfo, NodeError> {
         self.call_action(crate::call::UserAction::Hangup).await
+    }
+
+    /// Hangs up the call; in a group call, leaves it (the call goes on for the others).
+    pub async fn hangup_or_leave(&self) -> Result<Hangup, NodeError> {
+        self.ask(|reply| Request::Hangup { reply }).await
+    }
+
+    /// Starts a group call with these contacts (names or PeerIds): we are its founder, each is
+    /// invited (it rings there). Answers at once with the group as it starts.
+    pub async fn group_call(&self, who: &[String]) -> Result<GroupInfo, NodeError> {
+        let who = who.to_vec();
+        self.ask(|reply| Request::GroupCall { who, reply }).await
+    }
+
+    /// Invites another contact into our group call.
+    pub async fn group_add(&self, who: &str) -> Result<GroupInfo, NodeError> {
+        let who = who.to_owned();
+        self.ask(|reply| Request::GroupAdd { who, reply }).await
+    }
+
+    /// Leaves our group call; it goes on for the others.
+    pub async fn group_leave(&self) -> Result<GroupInfo, NodeError> {
+        self.ask(|reply| Request::GroupLeave { reply }).await
     }
 
     async fn call_action(&self, action: crate::call::UserAction) -> Result<CallInfo, NodeError> {

@@ -48,7 +48,10 @@ impl Xvfb {
     pub fn start() -> Xvfb {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
+            // -noreset: by default the server resets when its last client leaves, and a viewer
+            // connecting during that reset is refused ("Failed to open connection to X
+            // server"; the window bench failed so once, after the readiness check's client left).
+            .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-noreset"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

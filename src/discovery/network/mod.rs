@@ -212,7 +212,7 @@ impl Discovery {
         if discovery.config.relay == RelayMode::Auto {
             // Off until AutoNAT finds the node public (`on_autonat`): libp2p's own rule would
             // turn it on with any confirmed external address, and a node behind NAT may hold a
-            // relayed one before AutoNAT's verdict (it reserves early: `wants_reservations`).
+            // relayed one before AutoNAT's verdict (it reserves early: `behind_nat`).
             if let Some(server) = discovery.swarm.behaviour_mut().relay_server.as_mut() {
                 server.set_status(Some(relay::Status::Disable));
             }

@@ -59,7 +59,13 @@ impl Discovery {
     /// announced, not a relay itself). AutoNAT's verdict on a node behind NAT waits for a dial-back
     /// to time out (about ten seconds): reserving before it makes a new node callable seconds
     /// sooner, and a node found public drops its reservations.
-    pub(super) fn wants_reservations(&self) -> bool {
+    ///
+    /// Calls go by the same test: a node behind NAT brings a media relay candidate to every call
+    /// it places, and allocates one for a caller that brought none. A call in a new node's first
+    /// ten seconds needs the relay as much as any later one (the NAT bench's start-to-callable
+    /// row lost a call whenever the caller's own allocation was refused and the new callee,
+    /// still "unknown", allocated none).
+    pub fn behind_nat(&self) -> bool {
         match &self.nat.status {
             Some(autonat::NatStatus::Private) => true,
             Some(autonat::NatStatus::Public(_)) => false,
@@ -72,11 +78,11 @@ impl Discovery {
         }
     }
 
-    /// Behind NAT (or not yet known to be public: [`Discovery::wants_reservations`]): ask the
+    /// Behind NAT (or not yet known to be public: [`Discovery::behind_nat`]): ask the
     /// relays for their call endpoints (to learn our reflexive address), and keep [`RESERVATIONS`]
     /// relay reservations (so invites reach us through them). Publicly reachable: none of it.
     pub(super) fn check_reservations(&mut self, now: Instant) {
-        if !self.wants_reservations() {
+        if !self.behind_nat() {
             return;
         }
         let to_ask: Vec<PeerId> = self

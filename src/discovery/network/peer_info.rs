@@ -63,7 +63,7 @@ impl Discovery {
                     listen.iter().filter(|a| !a.iter().any(|p| matches!(p, Protocol::P2pCircuit))).cloned().collect();
                 if !direct.is_empty() && self.nat.relays.len() < 64 {
                     self.nat.relays.insert(peer_id, direct);
-                    if self.wants_reservations() && self.nat.reservations.len() < RESERVATIONS {
+                    if self.behind_nat() && self.nat.reservations.len() < RESERVATIONS {
                         self.nat.next_check = Some(Instant::now());
                     }
                 }

@@ -32,7 +32,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some((relay, _)) = candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c)) else {
             return;
         };
-        let Some(call) = self.phone.calls.values().next() else { return };
+        let Some(call) = self.phone.calls.values().find(|c| c.invite_request == Some(request)) else { return };
         if call.invite_request != Some(request) || call.session.state() != CallState::Dialing || call.relay_owned.is_some()
         {
             return;
@@ -42,10 +42,17 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     pub(super) fn feed_if(&mut self, request: Option<OutboundRequestId>, input: Input) {
-        let Some(call) = self.phone.calls.values_mut().next() else { return };
-        if request.is_some() && call.invite_request != request {
+        let Some(call) = self.phone.calls.values_mut().find(|c| request.is_none() || c.invite_request == request) else {
             return;
-        }
+        };
+        // A group leg to a hail that predates group calls rang as a 1:1 call: end the leg.
+        let input = match input {
+            Input::InviteReplied(InviteReply::Ringing { group: false, .. }) if call.group.is_some() => {
+                let who = call.contact.as_ref().map(|c| c.name.to_string()).unwrap_or_else(|| call.session.peer().to_base58());
+                Input::InviteFailed(format!("{who}'s hail does not take group calls (it needs an update)"))
+            }
+            other => other,
+        };
         call.session.handle(input, Instant::now());
         self.drive_call();
     }
@@ -76,6 +83,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 return;
             }
         };
+        if invite.group.as_ref().is_some_and(|g| g.kind == signal::GroupLegKind::Mesh) {
+            return self.on_mesh_invite(peer, contact, invite, channel);
+        }
         let blocked = contact.as_ref().is_some_and(|c| c.blocked);
         let unknown_refused = contact.is_none() && self.phone.settings.unknown_callers == UnknownCallers::Refuse;
         if blocked || unknown_refused {
@@ -100,6 +110,21 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             self.discovery.reply_invite(channel, reply_json(InviteReply::Busy));
             return;
         }
+        self.take_call(peer, contact, invite, channel, false);
+    }
+
+    /// Takes an invite that passed admission: it rings (and is answered at once with
+    /// `answer_now`, a mesh leg, or with auto-answer for a contact).
+    pub(super) fn take_call(
+        &mut self,
+        peer: PeerId,
+        contact: Option<Contact>,
+        invite: Invite,
+        channel: ResponseChannel<serde_json::Value>,
+        answer_now: bool,
+    ) {
+        let now = Instant::now();
+        let refuse = |reason: &str| InviteReply::Unavailable { reason: reason.into() };
         let candidates = self.phone.candidates(&self.discovery.host_ips());
         if candidates.is_empty() {
             self.discovery.reply_invite(channel, reply_json(refuse("no network path for calls")));
@@ -114,7 +139,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             self.phone.settings.timeouts,
             now,
         );
-        let auto_answer = self.phone.settings.auto_answer && contact.is_some();
+        let auto_answer = answer_now || (self.phone.settings.auto_answer && contact.is_some());
         let mut call =
             LiveCall::new(
                 session,
@@ -123,13 +148,28 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 self.phone.settings.video.clone(),
                 self.phone.view.clone(),
             );
-        let reply = InviteReply::ringing(candidates, invite.sas_table());
+        call.group = invite.group.clone();
+        if let Some(leg) = &invite.group {
+            let me = self.config.identity.peer_id();
+            let others = leg.member_ids().unwrap_or_default().into_iter().filter(|p| *p != peer && *p != me);
+            let with = others
+                .map(|p| match self.db.contact_by_peer(&p) {
+                    Ok(Some(c)) => c.name.to_string(),
+                    _ => p.to_base58(),
+                })
+                .collect();
+            call.group_ring = Some(view::GroupRing { call_id: leg.id, with });
+        }
+        let mut reply = InviteReply::ringing(candidates, invite.sas_table());
+        if let InviteReply::Ringing { group, .. } = &mut reply {
+            *group = invite.group.is_some();
+        }
         let callers_relay = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c));
         // Behind NAT with a media relay, called by someone who brought none: we allocate, and the
         // reply carries the caller's side (it answers once the relay has, within 3 s).
         let our_relay = match callers_relay {
             Some(_) => None,
-            None => self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()),
+            None => self.discovery.media_relay_peer().filter(|_| self.discovery.behind_nat()),
         };
         match our_relay {
             Some(_) => call.pending_invite_reply = Some((channel, reply)),
@@ -144,13 +184,12 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             let request = crate::relay::RelayRequest::Allocate { call_id: invite.call_id, peer: peer.to_string() };
             self.ask_relay(invite.call_id, relay, request, true);
         }
-        if let Some(info) = self.phone.info() {
+        if let Some(call) = self.phone.calls.get(&invite.call_id).filter(|_| !answer_now) {
+            let info = call.info(call.link(&self.phone.links));
             self.emit(NodeEvent::CallIncoming { call: info });
         }
-        if auto_answer {
-            if let Some(call) = self.phone.calls.values_mut().next() {
-                let _ = call.session.user(UserAction::Answer, now);
-            }
+        if let Some(call) = self.phone.calls.get_mut(&invite.call_id).filter(|_| auto_answer) {
+            let _ = call.session.user(UserAction::Answer, now);
         }
         self.drive_call();
     }

@@ -27,6 +27,21 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             let _ = reply.send(Err(NodeError::SelfContact));
             return;
         }
+        self.dial(peer, contact, video, audio, None, Some(reply));
+        self.drive_call();
+    }
+
+    /// Starts a call (or a group leg, with `group`) to `peer`: it looks for the peer, then sends
+    /// the invite; `reply`, if any, is answered once it rings or fails.
+    pub(in crate::node) fn dial(
+        &mut self,
+        peer: PeerId,
+        contact: Option<Contact>,
+        video: bool,
+        audio: MediaOverride,
+        group: Option<GroupLeg>,
+        reply: Option<Reply<CallInfo>>,
+    ) -> CallId {
         let now = Instant::now();
         let call_id = CallId::random();
         let session = CallSession::outgoing(call_id, peer, video, self.phone.settings.timeouts, now);
@@ -37,7 +52,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             audio.apply_video(&self.phone.settings.video),
             self.phone.view.clone(),
         );
-        call.pending_reply = Some(reply);
+        call.pending_reply = reply;
+        call.group = group;
         self.phone.calls.insert(call.session.id(), call);
         // Find the peer first (LAN, known addresses, DHT); the invite goes over that connection.
         let (tx, rx) = oneshot::channel();
@@ -51,7 +67,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             let result = rx.await.unwrap_or(Err(FindError::Busy));
             let _ = events.send(PhoneEvent::Found { call_id, result }).await;
         });
-        self.drive_call();
+        call_id
+    }
+
+    /// The call the user's call commands act on ([`Phone::primary`]).
+    fn primary_mut(&mut self) -> Result<&mut LiveCall, NodeError> {
+        let id = self.phone.primary().ok_or(NodeError::NoCall)?;
+        self.phone.calls.get_mut(&id).ok_or(NodeError::NoCall)
     }
 
     /// A contact name or a PeerId → the peer and its contact entry.
@@ -69,7 +91,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// `answer` with this call's audio choices.
     pub(in crate::node) fn answer(&mut self, audio: MediaOverride) -> Result<CallInfo, NodeError> {
-        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
+        let call = self.primary_mut()?;
         call.audio_config = audio.apply(&call.audio_config);
         call.video_config = audio.apply_video(&call.video_config);
         self.call_action(UserAction::Answer)
@@ -77,7 +99,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// `mute` / `unmute`.
     pub(in crate::node) fn set_muted(&mut self, muted: bool) -> Result<CallInfo, NodeError> {
-        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
+        let call = self.primary_mut()?;
         call.muted = muted;
         if let Some(media) = &call.media {
             media.set_muted(muted);
@@ -89,7 +111,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// `video on|off`: our video; the peer is told (before the call is answered, it only sets
     /// whether the call starts with our video).
     pub(in crate::node) fn set_video(&mut self, on: bool) -> Result<CallInfo, NodeError> {
-        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
+        let call = self.primary_mut()?;
         if let Some(media) = &call.media {
             media.set_video(on);
         }
@@ -99,7 +121,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// `answer`, `reject`, `hangup`, media state.
     pub(in crate::node) fn call_action(&mut self, action: UserAction) -> Result<CallInfo, NodeError> {
-        let call = self.phone.calls.values_mut().next().ok_or(NodeError::NoCall)?;
+        let id = self.phone.primary().ok_or(NodeError::NoCall)?;
+        let call = self.phone.calls.get_mut(&id).ok_or(NodeError::NoCall)?;
         call.session.user(action, Instant::now()).map_err(|ActionError(what)| NodeError::CallAction(what))?;
         let info = call.info(call.link(&self.phone.links));
         self.drive_call();
@@ -110,7 +133,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// confirmation names the call and the emoji seen, so one typed for a call that has since
     /// ended or been replaced, or with emoji that are not this call's, verifies nothing.
     pub(in crate::node) fn confirm_sas(&mut self, call_id: &str, emoji: &str) -> Result<Contact, NodeError> {
-        let Some(call) = self.phone.calls.values().next() else {
+        let Some(call) = self.phone.primary().and_then(|id| self.phone.calls.get(&id)) else {
             return Err(match &self.phone.last {
                 Some(last) if id_matches(&last.call_id, call_id) => {
                     NodeError::CallChanged("that call has ended: confirm the emoji during the call".into())
@@ -139,7 +162,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             return Err(NodeError::CallAction("the caller is not a contact: add them first (hail contacts add)"));
         };
         let updated = self.db.update_contact(&contact.name, |c| c.verify(Verification::Sas))?;
-        if let Some(call) = self.phone.calls.values_mut().next() {
+        if let Ok(call) = self.primary_mut() {
             call.contact = Some(updated.clone());
         }
         self.emit(NodeEvent::ContactChanged { contact: updated.clone() });

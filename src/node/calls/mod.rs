@@ -8,8 +8,8 @@
 //! This file holds the live call, the phone, and the loop that drives the session (its events and
 //! outputs); each other concern is an `impl NodeLoop` block or a value of its own file:
 //! `settings` (what every call starts with), `commands` (what the user asks), `admission` (who may
-//! ring), `path` (invite, media relay, the call's link) and `view` (what the user sees of a
-//! call, and what its history record says).
+//! ring), `path` (invite, media relay, the call's link), `view` (what the user sees of a
+//! call, and what its history record says) and `group` (a group call: its member and its legs).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::{NodeError, NodeEvent, Reply, unix_ms};
 use crate::call::rate_limit::{Caller, InviteLimiter, RefusedLog};
 use crate::call::session::ActionError;
-use crate::call::signal::{self, ControlMessage, Invite, InviteReply};
+use crate::call::signal::{self, ControlMessage, GroupLeg, Invite, InviteReply};
 use crate::call::{CallEvent, CallId, CallSession, CallState, EndReason, Input, Output, Role, Timeouts, UserAction};
 use crate::crypto::frame::FrameKeys;
 use crate::crypto::handshake::{Established, HandshakeParams};
@@ -52,18 +52,21 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 
 mod admission;
 mod commands;
+mod group;
 mod path;
 mod settings;
 mod view;
 
 use self::admission::invite_json;
 use self::path::Links;
+pub use self::group::{GroupInfo, ParticipantInfo};
+use self::group::{GroupCall, HeldMesh};
 pub use self::settings::{CallSettings, MediaOverride, UnknownCallers, UnknownCallersError};
-pub use self::view::{CallInfo, CallPath, SasEmoji};
+pub use self::view::{CallInfo, CallPath, GroupRing, SasEmoji};
 use self::view::{id_matches, sas_matches};
 
-/// Calls at once. One today (a second caller hears "busy"); the map of calls is keyed by call id so
-/// that group calls can hold more.
+/// 1:1 calls at once: one (a second caller hears "busy"). A group call's legs live in the same map,
+/// keyed by their own call ids, beside no 1:1 call ([`Phone::in_call`]).
 pub(in crate::node) const MAX_CALLS: usize = 1;
 
 /// Capacity of the tasks → loop channel.
@@ -120,6 +123,15 @@ pub(super) struct LiveCall {
     muted: bool,
     /// Where the call's pictures go for the viewers.
     view: ViewFeed,
+    /// This call is a leg of a group call (its invite's `group`).
+    group: Option<GroupLeg>,
+    /// The link's handshake hash, once up (a group leg's member pairing binds to it).
+    handshake_hash: Option<[u8; 32]>,
+    /// A group invitation: the group and who else is in it, for the ring.
+    group_ring: Option<view::GroupRing>,
+    /// A mesh leg taken while joining from a peer the invitation did not name: hung up at this
+    /// time unless a commit names the peer by then.
+    probation: Option<Instant>,
 }
 
 impl LiveCall {
@@ -150,6 +162,10 @@ impl LiveCall {
             relay_owned: None,
             pending_invite_reply: None,
             muted: false,
+            group: None,
+            handshake_hash: None,
+            group_ring: None,
+            probation: None,
         }
     }
 
@@ -213,6 +229,12 @@ pub(super) struct Phone {
     /// Our call endpoint's address as a public reflector saw it (behind NAT), for candidates.
     pub reflexive: Option<SocketAddr>,
     reflecting: bool,
+    /// The group call we are in (its legs are in `calls`).
+    group: Option<GroupCall>,
+    /// The last group call, as it ended.
+    last_group: Option<GroupInfo>,
+    /// Mesh legs waiting for a commit that names their caller.
+    held_mesh: Vec<HeldMesh>,
 }
 
 impl std::fmt::Debug for Phone {
@@ -244,6 +266,9 @@ impl Phone {
             accept_task: None,
             reflexive: None,
             reflecting: false,
+            group: None,
+            last_group: None,
+            held_mesh: Vec::new(),
         }
     }
 
@@ -310,9 +335,28 @@ impl Phone {
         list
     }
 
-    /// Whether no other call can start now.
+    /// Whether no other call can start now (a group call's legs count as one call).
     pub(in crate::node) fn in_call(&self) -> bool {
-        self.calls.len() >= MAX_CALLS
+        self.calls.len() >= MAX_CALLS || self.group.is_some()
+    }
+
+    /// Whether we are in a group call.
+    pub(in crate::node) fn in_group(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// The call the user's call commands act on: the 1:1 call, or a group invitation ringing
+    /// here (before its group starts).
+    pub(in crate::node) fn primary(&self) -> Option<CallId> {
+        let one = self.calls.iter().find(|(_, c)| c.group.is_none());
+        let ringing = || {
+            self.calls.iter().find(|(_, c)| {
+                self.group.is_none()
+                    && c.session.role() == Role::Callee
+                    && c.group.as_ref().is_some_and(|g| g.kind == signal::GroupLegKind::Join)
+            })
+        };
+        one.or_else(ringing).map(|(id, _)| *id)
     }
 
     /// Our address as a public peer saw it is no longer known (the network changed).
@@ -320,14 +364,15 @@ impl Phone {
         self.reflexive = None;
     }
 
-    /// The timer of the live call.
+    /// The timer of the live calls (and the group call's).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls.values().filter_map(|c| c.session.poll_timeout()).min()
+        self.calls.values().filter_map(|c| c.session.poll_timeout()).chain(self.group_timeout()).min()
     }
 
     /// The live call's info, or the last call's.
     pub fn info(&self) -> Option<CallInfo> {
-        self.calls.values().next().map(|c| c.info(c.link(&self.links))).or_else(|| self.last.clone())
+        let primary = self.primary().and_then(|id| self.calls.get(&id));
+        primary.map(|c| c.info(c.link(&self.links))).or_else(|| self.last.clone())
     }
 }
 
@@ -406,7 +451,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                     Ok(_) => {
                         // Behind NAT: a media relay allocation first, in case no direct path opens.
                         let peer = call.session.peer();
-                        match self.discovery.media_relay_peer().filter(|_| self.discovery.is_private()) {
+                        match self.discovery.media_relay_peer().filter(|_| self.discovery.behind_nat()) {
                             Some(relay) => {
                                 let request = crate::relay::RelayRequest::Allocate { call_id, peer: peer.to_string() };
                                 self.ask_relay(call_id, relay, request, true);
@@ -431,19 +476,40 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
 
     /// Call timers.
     pub(super) fn on_call_timeout(&mut self, now: Instant) {
-        if let Some(call) = self.phone.calls.values_mut().next() {
-            call.session.handle_timeout(now);
-            self.drive_call();
+        for call in self.phone.calls.values_mut() {
+            if call.session.poll_timeout().is_some_and(|t| t <= now) {
+                call.session.handle_timeout(now);
+            }
+        }
+        self.on_group_timeout(now);
+        self.drive_call();
+    }
+
+    /// Drains every session's outputs (and the group call's) and acts on them, until none has
+    /// more; then ends the calls that are over.
+    fn drive_call(&mut self) {
+        loop {
+            let mut any = self.drive_group();
+            let ids: Vec<CallId> = self.phone.calls.keys().copied().collect();
+            for id in ids {
+                any |= self.drive_session(id);
+            }
+            any |= self.end_calls();
+            if !any {
+                break;
+            }
         }
     }
 
-    /// Drains the session's outputs and acts on them.
-    fn drive_call(&mut self) {
+    /// Drains one session's outputs; whether there were any.
+    fn drive_session(&mut self, id: CallId) -> bool {
+        let mut any = false;
         loop {
-            let Some(call) = self.phone.calls.values_mut().next() else { return };
+            let Some(call) = self.phone.calls.get_mut(&id) else { return any };
             let Some(output) = call.session.poll_output() else { break };
+            any = true;
             match output {
-                Output::OpenChannel { remote_candidates } => self.open_channel(remote_candidates),
+                Output::OpenChannel { remote_candidates } => self.open_channel(id, remote_candidates),
                 Output::Send(msg) => {
                     if let Some(link) = call.link(&self.phone.links) {
                         if link.send_control(msg.body()).is_err() {
@@ -459,12 +525,18 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                         link.close();
                     }
                 }
-                Output::Event(event) => self.on_call_event(event),
+                Output::Event(event) => self.on_call_event(id, event),
             }
         }
-        let ended = self.phone.calls.iter().find(|(_, c)| c.session.state() == CallState::Ended).map(|(id, _)| *id);
-        if let Some(id) = ended {
-            let call = self.phone.calls.remove(&id).expect("found above");
+        any
+    }
+
+    /// Removes the calls that ended; whether there were any.
+    fn end_calls(&mut self) -> bool {
+        let ended: Vec<CallId> =
+            self.phone.calls.iter().filter(|(_, c)| c.session.state() == CallState::Ended).map(|(id, _)| *id).collect();
+        for id in &ended {
+            let call = self.phone.calls.remove(id).expect("found above");
             if let Some(link) = call.take_link(&mut self.phone.links) {
                 link.close();
             }
@@ -474,15 +546,39 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 let request = crate::relay::RelayRequest::Release { call_id: call.session.id() };
                 self.discovery.relay_request(relay, request, tx);
             }
+            if call.group.is_some() {
+                // A group leg: the group call's history is not kept yet.
+                self.on_leg_ended(&call);
+                continue;
+            }
             if let Err(e) = self.db.record_call(&call.record()) {
                 tracing::warn!(error = %e, "cannot record the call in the history");
             }
             self.phone.last = Some(call.info(None));
         }
+        !ended.is_empty()
     }
 
-    fn on_call_event(&mut self, event: CallEvent) {
-        let Some(call) = self.phone.calls.values_mut().next() else { return };
+    fn on_call_event(&mut self, id: CallId, event: CallEvent) {
+        let primary = self.phone.primary() == Some(id);
+        let Some(call) = self.phone.calls.get_mut(&id) else { return };
+        if call.group.is_some() {
+            if let CallEvent::State(CallState::Active) = event {
+                self.on_leg_up(id);
+            }
+            if !primary {
+                // A leg is not a call of its own: only a group invitation ringing here is shown.
+                return;
+            }
+            let Some(call) = self.phone.calls.get_mut(&id) else { return };
+            let info = call.info(call.link(&self.phone.links));
+            let event = match event {
+                CallEvent::State(_) => NodeEvent::CallState { call: info },
+                CallEvent::Ended(_) => NodeEvent::CallEnded { call: info },
+                _ => return,
+            };
+            return self.emit(event);
+        }
         let ringing_or_ended = matches!(event, CallEvent::State(CallState::Ringing) | CallEvent::Ended(_));
         if let CallEvent::RemoteMedia { muted, video } = event {
             call.remote_muted = muted;

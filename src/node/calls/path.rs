@@ -12,7 +12,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
         candidates.truncate(signal::MAX_CANDIDATES - extra.len().min(signal::MAX_CANDIDATES));
         candidates.extend(extra);
-        let invite = call.session.invite(candidates);
+        let mut invite = call.session.invite(candidates);
+        invite.group = call.group.clone();
         let request = self.discovery.send_invite(call.session.peer(), invite_json(&invite));
         call.invite_request = Some(request);
     }
@@ -41,8 +42,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// Opens the call's link to its peer: the driver races the peer's candidates and the inbox's
     /// streams for the one handshake, within the setup timeout (+1 s), and reports to the loop.
-    pub(super) fn open_channel(&mut self, remote_candidates: Vec<String>) {
-        let Some(call) = self.phone.calls.values_mut().next() else { return };
+    pub(super) fn open_channel(&mut self, call_id: CallId, remote_candidates: Vec<String>) {
+        let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
         call.remote_candidates = remote_candidates.clone();
         let candidates = signal::parse_candidates(&remote_candidates).unwrap_or_default();
         let params = HandshakeParams {
@@ -80,8 +81,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
         match event {
             LinkEvent::Up(established) => {
-                let Established { sas, frame_keys, .. } = *established;
+                let Established { sas, frame_keys, handshake_hash, .. } = *established;
                 call.frame_keys = Some(frame_keys);
+                call.handshake_hash = handshake_hash.as_slice().try_into().ok();
                 call.session.handle(Input::ChannelUp(sas), now);
             }
             LinkEvent::Failed(e) => {
@@ -107,6 +109,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                         media.keyframe_requested();
                     }
                 }
+                Ok(msg @ ControlMessage::Group { .. }) => return self.on_group_frame(call_id, &msg),
                 Ok(msg) => call.session.handle(Input::Control(msg), now),
                 // A malformed message from an authenticated peer: note it, keep the call.
                 Err(e) => tracing::warn!(error = %e, "ignored a malformed control message"),

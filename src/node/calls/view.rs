@@ -67,6 +67,19 @@ pub struct CallInfo {
     /// The end reason, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_description: Option<String>,
+    /// This call is an invitation into a group call (`hail status` shows the group under `group`
+    /// once it is joined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupRing>,
+}
+
+/// A group invitation as it rings: which group, and who else is in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRing {
+    /// The group call's id.
+    pub call_id: CallId,
+    /// The other members the inviter named (contact names, else PeerIds).
+    pub with: Vec<String>,
 }
 
 /// The network path a call's media takes, for `hail status`.
@@ -145,6 +158,7 @@ impl LiveCall {
                 .unwrap_or(0),
             end_reason: s.end_reason().cloned(),
             end_description: s.end_reason().map(EndReason::describe),
+            group: self.group_ring.clone(),
         }
     }
 

@@ -210,7 +210,8 @@ impl AudioProcessingImpl {
 
     /// Tunes the echo canceller with `config` instead of the defaults.
     ///
-    /// Must be called before `initialize()`.
+    /// Must be called before the echo canceller is created (`initialize_with_config`, which
+    /// `build()` runs after this).
     pub(crate) fn set_echo_canceller3_config(&mut self, config: EchoCanceller3Config) {
         self.echo_canceller3_config = Some(config);
     }

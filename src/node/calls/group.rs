@@ -1,0 +1,865 @@
+//! The group call's control plane (issue 13): one [`GroupMember`] driven by the node loop, and
+//! its pairwise *legs*: each leg is a 1:1 [`CallSession`] with a [`PeerLink`] to one member, set up
+//! by the invite path with the invite's `group` part (`protocols/signaling-v1.md`, "Group legs").
+//! The member's control messages ride the legs' control streams as [`ControlMessage::Group`].
+//!
+//! - `hail call a b c`: [`GroupMember::start`], then a *join* leg per invitee (it rings there);
+//!   the invitee's member starts from the group invite that arrives on the answered leg.
+//! - After each commit, members without a leg between them complete the *mesh*: the one whose
+//!   PeerId sorts lower dials a *mesh* leg, the other accepts it without ringing only from a member
+//!   of its roster (or of the roster it was invited into), or holds it for [`MESH_HOLD`] while a
+//!   commit that may name the dialer is on its way; anyone else is refused.
+//! - No host: `hail hangup` and `hail leave` leave ([`Command::Leave`]); the others go on.
+//! - The media plane is not here: [`GroupMediaSeam`] is where a member's leg media and sender
+//!   index are handed over, and taken back.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::call::signal::{GroupLeg, GroupLegKind};
+use crate::crypto::sas::{Sas, SasTable};
+use crate::crypto::sender_key::SenderIndex;
+use crate::group::control::{ControlBody, GroupControl};
+use crate::group::roster::Roster;
+use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
+use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
+use crate::media::group_call::{
+    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
+};
+use crate::media_link::MediaLink;
+use crate::node::GroupPeerChange;
+
+/// How long a mesh leg from a peer not (yet) in our roster waits for a commit that names it:
+/// well within the invite's own timeout ([`crate::discovery::behaviour::INVITE_TIMEOUT`], 10 s),
+/// so the caller hears "rejected" rather than a dropped stream.
+pub(in crate::node) const MESH_HOLD: Duration = Duration::from_secs(5);
+/// Most mesh invites held at once.
+const MAX_HELD_MESH: usize = 8;
+/// Most group messages waiting for one peer's leg.
+const MAX_OUTBOX: usize = 64;
+
+/// A group call as `hail status` shows it (`protocols/control-v1.md`, "Group calls").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// The group call's id (the legs have their own).
+    pub call_id: CallId,
+    /// `joining` (invited, waiting for the commit that lets us in), `in_call`, or `ended`.
+    pub state: String,
+    /// The current epoch (none while joining).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// Everyone in the current epoch, then those invited or on their way, sorted by PeerId.
+    pub participants: Vec<ParticipantInfo>,
+    /// The group's four emoji for `emoji_epoch` (table 2), once this epoch's round agreed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<Vec<SasEmoji>>,
+    /// The emoji as one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji_text: Option<String>,
+    /// The epoch the emoji belong to (they change with every membership change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji_epoch: Option<u64>,
+    /// Why this epoch has no emoji (a mismatch: someone may be in the middle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji_failure: Option<String>,
+    /// When we started or joined, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Why we are out of the call: `left`, `removed`, `not_admitted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+    /// The group's audio (the media plane's counters: what we send, and per participant), while
+    /// it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<GroupAudioStats>,
+}
+
+/// One participant of a group call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Its PeerId.
+    #[serde(with = "crate::store::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// Our contact name for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Name>,
+    /// This node.
+    pub me: bool,
+    /// Its sender index in the current epoch (members only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_index: Option<u8>,
+    /// `me`; `connected` (a member whose leg is up); `connecting` (a member whose leg is not up
+    /// yet); `invited` (not a member yet: its leg rings or it waits for its commit).
+    pub state: String,
+    /// Its leg's media is handed to the media plane ([`GroupMediaSeam`]).
+    pub media: bool,
+}
+
+/// Where the group call's media plane meets the control plane: the group's audio
+/// ([`GroupCallMedia`]) seals and opens through the member ([`MemberCrypto`]); a member's leg media
+/// (its [`PeerLink::media`]) and sender index are handed over once both exist, and taken back when
+/// it leaves (or its leg ends).
+#[derive(Default)]
+pub(in crate::node) struct GroupMediaSeam {
+    media: Option<Arc<GroupCallMedia>>,
+    attached: BTreeMap<PeerId, SenderIndex>,
+}
+
+impl GroupMediaSeam {
+    /// Starts the group's audio over `member`'s keys (no member attached yet).
+    fn start(&mut self, member: Arc<Mutex<GroupMember>>, config: GroupMediaConfig) {
+        let (events, mut heard) = mpsc::channel::<GroupAudioEvent>(64);
+        match GroupCallMedia::start(config, Arc::new(MemberCrypto(member)), events) {
+            Ok(media) => self.media = Some(Arc::new(media)),
+            Err(e) => tracing::warn!(error = %e, "the group call's audio could not start"),
+        }
+        // Speaking and link events are not shown yet (status has the stats): logged.
+        tokio::spawn(async move {
+            while let Some(event) = heard.recv().await {
+                tracing::debug!(?event, "group audio");
+            }
+        });
+    }
+
+    /// Hands `peer`'s leg media and sender index over (a new index replaces the old).
+    fn attach(&mut self, peer: PeerId, index: SenderIndex, link: Arc<dyn MediaLink>) {
+        tracing::debug!(%peer, index = index.0, "group media: member attached");
+        self.attached.insert(peer, index);
+        if let Some(media) = self.media.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = media.add_member(peer, index, link).await {
+                    tracing::warn!(%peer, error = %e, "group media: a member could not be added");
+                }
+            });
+        }
+    }
+
+    /// Takes `peer`'s media back.
+    fn detach(&mut self, peer: &PeerId) {
+        if self.attached.remove(peer).is_some() {
+            tracing::debug!(%peer, "group media: member detached");
+            if let Some(media) = &self.media {
+                media.remove_member(*peer);
+            }
+        }
+    }
+
+    /// Takes every member back and stops the audio (the sink is finished).
+    fn stop(&mut self) {
+        for peer in self.attached.keys().copied().collect::<Vec<_>>() {
+            self.detach(&peer);
+        }
+        // The last handle dropped stops the task (an add still on its way holds one briefly).
+        self.media = None;
+    }
+
+    fn attached(&self, peer: &PeerId) -> Option<SenderIndex> {
+        self.attached.get(peer).copied()
+    }
+
+    fn stats(&self) -> Option<GroupAudioStats> {
+        self.media.as_ref().map(|m| m.stats())
+    }
+}
+
+/// The media's port to the group's keys, over the loop's [`GroupMember`].
+struct MemberCrypto(Arc<Mutex<GroupMember>>);
+
+impl MemberCrypto {
+    fn member(&self) -> MutexGuard<'_, GroupMember> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl GroupFrameCrypto for MemberCrypto {
+    fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
+        self.member().seal(media, payload).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
+        self.member().open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+}
+
+/// The group call this node is in.
+pub(in crate::node) struct GroupCall {
+    /// Shared with the media plane, which seals and opens frames through it ([`MemberCrypto`]);
+    /// the loop holds the lock only for one call at a time.
+    member: Arc<Mutex<GroupMember>>,
+    id: CallId,
+    /// The members the invite named while we join (their mesh legs are accepted at once).
+    known: Vec<PeerId>,
+    /// Group messages for peers whose leg is not up yet.
+    outbox: HashMap<PeerId, VecDeque<Vec<u8>>>,
+    emoji: Option<(u64, Sas)>,
+    emoji_failure: Option<String>,
+    started_wall_ms: u64,
+    ended: Option<LeaveReason>,
+    media: GroupMediaSeam,
+}
+
+impl GroupCall {
+    fn new(member: GroupMember, known: Vec<PeerId>) -> GroupCall {
+        GroupCall {
+            id: CallId(member.call_id()),
+            member: Arc::new(Mutex::new(member)),
+            known,
+            outbox: HashMap::new(),
+            emoji: None,
+            emoji_failure: None,
+            started_wall_ms: unix_ms(SystemTime::now()),
+            ended: None,
+            media: GroupMediaSeam::default(),
+        }
+    }
+
+    /// The member (the media may hold the lock for one seal or open).
+    fn member(&self) -> MutexGuard<'_, GroupMember> {
+        self.member.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current epoch's roster (none while joining or once out).
+    fn roster(&self) -> Option<Roster> {
+        self.member().roster().cloned()
+    }
+
+    /// What to do with a mesh leg from `peer` (the group is ours and live).
+    fn mesh_admission(&self, peer: &PeerId) -> MeshAdmission {
+        match self.roster() {
+            Some(roster) if roster.contains(peer) => MeshAdmission::Accept,
+            // A member of an epoch whose commit is on its way to us (through our other legs).
+            Some(_) => MeshAdmission::Hold,
+            None if self.known.contains(peer) => MeshAdmission::Accept,
+            // We are joining: the commit that lets us in may come on this very leg (from a
+            // sequencer the invitation did not name), so the leg is taken, on probation.
+            None => MeshAdmission::Probation,
+        }
+    }
+}
+
+/// A mesh leg's invite from a peer not yet in our roster, held until a commit names it.
+pub(in crate::node) struct HeldMesh {
+    peer: PeerId,
+    contact: Option<Contact>,
+    invite: Invite,
+    channel: ResponseChannel<serde_json::Value>,
+    until: Instant,
+}
+
+/// What to do with a mesh leg's invite.
+enum MeshAdmission {
+    /// From a member: taken without ringing.
+    Accept,
+    /// From a peer a commit on its way may name: held up to [`MESH_HOLD`].
+    Hold,
+    /// While we join, from a peer the invitation did not name: taken, and hung up unless a
+    /// commit names it within [`MESH_HOLD`].
+    Probation,
+    /// From anyone else: refused.
+    Refuse,
+}
+
+fn leave_reason(reason: LeaveReason) -> &'static str {
+    match reason {
+        LeaveReason::Left => "left",
+        LeaveReason::Removed => "removed",
+        LeaveReason::NotAdmitted => "not_admitted",
+    }
+}
+
+fn sas_emoji(sas: &Sas) -> Vec<SasEmoji> {
+    sas.emoji_in(SasTable::V2).iter().map(|e| SasEmoji { emoji: e.glyph.into(), name: e.name.into() }).collect()
+}
+
+impl LiveCall {
+    /// This leg's group, if it is one of `id`'s legs.
+    pub(super) fn leg_of(&self, id: CallId) -> bool {
+        self.group.as_ref().is_some_and(|g| g.id == id)
+    }
+}
+
+impl Phone {
+    /// The group call as the user sees it (live, or the last one).
+    pub(in crate::node) fn group_info(&self, contacts: &[Contact]) -> Option<GroupInfo> {
+        let Some(group) = &self.group else { return self.last_group.clone() };
+        let me = self.identity.peer_id();
+        let name = |p: &PeerId| contacts.iter().find(|c| c.peer_id == *p).map(|c| c.name.clone());
+        let leg_up = |p: &PeerId| {
+            self.calls.values().any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
+        };
+        let roster = group.roster();
+        let roster = roster.as_ref();
+        let mut participants: Vec<ParticipantInfo> = Vec::new();
+        let mut add = |peer: PeerId, index: Option<SenderIndex>, state: &str| {
+            if participants.iter().any(|p| p.peer_id == peer) {
+                return;
+            }
+            participants.push(ParticipantInfo {
+                peer_id: peer,
+                name: name(&peer),
+                me: peer == me,
+                sender_index: index.map(|i| i.0),
+                state: state.into(),
+                media: group.media.attached(&peer).is_some(),
+            });
+        };
+        if let Some(roster) = roster {
+            for entry in roster.entries() {
+                let state = if entry.peer == me {
+                    "me"
+                } else if leg_up(&entry.peer) {
+                    "connected"
+                } else {
+                    "connecting"
+                };
+                add(entry.peer, Some(entry.index), state);
+            }
+        } else if group.ended.is_none() {
+            add(me, None, "me");
+        }
+        if group.ended.is_none() {
+            // Our invitations still out (a leg to a member that left is not one).
+            let invitation = |c: &&LiveCall| {
+                c.leg_of(group.id)
+                    && c.session.role() == Role::Caller
+                    && c.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join)
+                    && !matches!(c.session.state(), CallState::Ending | CallState::Ended)
+            };
+            for call in self.calls.values().filter(invitation) {
+                add(call.session.peer(), None, "invited");
+            }
+        }
+        participants.sort_by_key(|p| p.peer_id.to_bytes());
+        let emoji = group.emoji.filter(|(epoch, _)| roster.is_some_and(|r| r.epoch() == *epoch));
+        Some(GroupInfo {
+            call_id: group.id,
+            state: match (&group.ended, roster) {
+                (Some(_), _) => "ended",
+                (None, Some(_)) => "in_call",
+                (None, None) => "joining",
+            }
+            .into(),
+            epoch: roster.map(|r| r.epoch()),
+            participants,
+            emoji: emoji.map(|(_, sas)| sas_emoji(&sas)),
+            emoji_text: emoji.map(|(_, sas)| sas.text_in(SasTable::V2)),
+            emoji_epoch: emoji.map(|(epoch, _)| epoch),
+            emoji_failure: group.emoji_failure.clone(),
+            started_at_ms: group.started_wall_ms,
+            end_reason: group.ended.map(|r| leave_reason(r).to_owned()),
+            audio: group.media.stats(),
+        })
+    }
+
+    /// When the group call or a held mesh invite needs the loop next.
+    pub(super) fn group_timeout(&self) -> Option<Instant> {
+        let member = self.group.as_ref().and_then(|g| g.member().poll_timeout());
+        let held = self.held_mesh.iter().map(|h| h.until).min();
+        let probation = self.calls.values().filter_map(|c| c.probation).min();
+        member.into_iter().chain(held).chain(probation).min()
+    }
+}
+
+/// The node loop's group call handling. Every method runs on the loop; none blocks.
+impl<S: crate::store::Store> crate::node::NodeLoop<S> {
+    fn group_contacts(&self) -> Vec<Contact> {
+        self.db.contacts().unwrap_or_default()
+    }
+
+    fn current_group_info(&self) -> Option<GroupInfo> {
+        self.phone.group_info(&self.group_contacts())
+    }
+
+    /// `hail call A B …`: starts a group call with us as its founder and invites each.
+    pub(in crate::node) fn start_group(&mut self, who: Vec<String>) -> Result<GroupInfo, NodeError> {
+        if self.phone.in_call() {
+            return Err(NodeError::InCall);
+        }
+        let me = self.config.identity.peer_id();
+        let mut invitees: Vec<(PeerId, Option<Contact>)> = Vec::new();
+        for w in &who {
+            let (peer, contact) = self.resolve_who(w)?;
+            if peer == me {
+                return Err(NodeError::SelfContact);
+            }
+            if !invitees.iter().any(|(p, _)| *p == peer) {
+                invitees.push((peer, contact));
+            }
+        }
+        let config = GroupConfig::default();
+        if invitees.len() + 1 > config.max_members {
+            return Err(NodeError::CallAction("a group call has at most 8 people"));
+        }
+        let now = Instant::now();
+        let member = GroupMember::start(CallId::random().0, me, config, StdRng::from_entropy(), now);
+        self.begin_group(member, Vec::new());
+        for (peer, contact) in invitees {
+            self.invite_to_group(peer, contact, now)?;
+        }
+        self.drive_call();
+        self.current_group_info().ok_or(NodeError::NoCall)
+    }
+
+    /// We are in a group call now (founding it, or having accepted its invitation): its audio
+    /// starts, sealing nothing until a commit lets us in.
+    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>) {
+        let mut group = GroupCall::new(member, known);
+        let config = GroupMediaConfig { audio: self.phone.settings.audio.clone(), muted: false };
+        group.media.start(group.member.clone(), config);
+        self.phone.group = Some(group);
+    }
+
+    /// `hail add WHO`: invites another contact into the group call.
+    pub(in crate::node) fn add_to_group(&mut self, who: String) -> Result<GroupInfo, NodeError> {
+        if self.phone.group.as_ref().is_none_or(|g| g.ended.is_some()) {
+            return Err(NodeError::NoCall);
+        }
+        let (peer, contact) = self.resolve_who(&who)?;
+        if peer == self.config.identity.peer_id() {
+            return Err(NodeError::SelfContact);
+        }
+        self.invite_to_group(peer, contact, Instant::now())?;
+        self.drive_call();
+        self.current_group_info().ok_or(NodeError::NoCall)
+    }
+
+    fn invite_to_group(&mut self, peer: PeerId, contact: Option<Contact>, now: Instant) -> Result<(), NodeError> {
+        let Some(group) = self.phone.group.as_mut() else { return Err(NodeError::NoCall) };
+        let id = group.id;
+        if group.roster().is_some_and(|r| r.contains(&peer)) {
+            return Err(NodeError::CallAction("already in the group call"));
+        }
+        if self.phone.calls.values().any(|c| c.leg_of(id) && c.session.peer() == peer) {
+            return Err(NodeError::CallAction("already invited"));
+        }
+        group.member().command(GroupCommand::Invite(peer), now).map_err(|e| match e {
+            crate::group::GroupError::Full(_) => NodeError::CallAction("the group call is full (8 people at most)"),
+            crate::group::GroupError::NotInCall => NodeError::CallAction("not in the group call yet"),
+            _ => NodeError::CallAction("the invitation was refused"),
+        })?;
+        let members = group.roster().map(|r| r.peers().map(|p| p.to_base58()).collect()).unwrap_or_default();
+        let leg = GroupLeg { id, kind: GroupLegKind::Join, members };
+        self.dial(peer, contact, false, MediaOverride::default(), Some(leg), None);
+        Ok(())
+    }
+
+    /// `hail leave` (and `hail hangup` in a group call): we leave, the call goes on for the others.
+    pub(in crate::node) fn leave_group(&mut self) -> Result<GroupInfo, NodeError> {
+        let Some(group) = self.phone.group.as_mut() else { return Err(NodeError::NoCall) };
+        if group.roster().is_some() {
+            let _ = group.member().command(GroupCommand::Leave, Instant::now());
+        } else {
+            // Still joining: nothing to tell the group; the legs hang up.
+            group.ended = Some(LeaveReason::Left);
+        }
+        self.drive_call();
+        if self.phone.group.as_ref().is_some_and(|g| g.ended.is_some()) {
+            self.finish_group();
+        }
+        self.phone.last_group.clone().ok_or(NodeError::NoCall)
+    }
+
+    /// Drains the member's outputs: messages onto the legs (or into the outbox until a leg is
+    /// up), events to the subscribers. Returns whether anything came out.
+    pub(super) fn drive_group(&mut self) -> bool {
+        let mut any = false;
+        while let Some(output) = self.phone.group.as_mut().and_then(|g| g.member().poll_output()) {
+            any = true;
+            match output {
+                GroupOutput::Send { to, bytes } => self.group_send(to, bytes),
+                GroupOutput::Event(event) => self.on_group_event(event),
+            }
+        }
+        if self.phone.group.as_ref().is_some_and(|g| g.ended.is_some()) {
+            self.finish_group();
+            return true;
+        }
+        if any {
+            self.complete_mesh();
+            self.recheck_held_mesh(Instant::now());
+            self.check_probation(Instant::now());
+        }
+        self.sync_group_media();
+        any
+    }
+
+    fn group_send(&mut self, to: PeerId, bytes: Vec<u8>) {
+        let Some(group) = self.phone.group.as_mut() else { return };
+        let id = group.id;
+        let leg = self.phone.calls.values().find(|c| {
+            c.leg_of(id) && c.session.peer() == to && c.session.state() == CallState::Active
+        });
+        let link = leg.and_then(|c| c.link(&self.phone.links));
+        match link {
+            Some(link) => {
+                if link.send_control(ControlMessage::group(&bytes).body()).is_err() {
+                    tracing::warn!(%to, "group leg congested; a group message was dropped");
+                }
+            }
+            None => {
+                let queue = group.outbox.entry(to).or_default();
+                if queue.len() < MAX_OUTBOX {
+                    queue.push_back(bytes);
+                }
+            }
+        }
+    }
+
+    fn on_group_event(&mut self, event: GroupEvent) {
+        let Some(group) = self.phone.group.as_mut() else { return };
+        match &event {
+            GroupEvent::Emoji { epoch, sas } => {
+                group.emoji = Some((*epoch, *sas));
+                group.emoji_failure = None;
+            }
+            GroupEvent::EmojiFailed { epoch, failure } => {
+                tracing::warn!(epoch, %failure, "the group's emoji round failed");
+                group.emoji_failure = Some(failure.to_string());
+            }
+            GroupEvent::EpochStarted { epoch, members } => {
+                tracing::info!(epoch, members = members.len(), "group call: a new epoch");
+                group.emoji_failure = None;
+                // Our invitees still waiting learn the new members: the commit that lets them in
+                // may come from one their first invitation did not name.
+                let id = group.id;
+                let waiting: Vec<PeerId> = self
+                    .phone
+                    .calls
+                    .values()
+                    .filter(|c| c.leg_of(id) && c.session.role() == Role::Caller)
+                    .filter(|c| c.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join))
+                    .map(|c| c.session.peer())
+                    .filter(|p| !members.contains(p))
+                    .collect();
+                let now = Instant::now();
+                for peer in waiting {
+                    let _ = group.member().command(GroupCommand::Invite(peer), now);
+                }
+                // A pairing fed before its peer was a member was dropped at an epoch without it:
+                // every live leg's pairing goes in again (the member keeps what it has).
+                let paired: Vec<(PeerId, [u8; 32])> = self
+                    .phone
+                    .calls
+                    .values()
+                    .filter(|c| c.leg_of(id) && c.session.state() == CallState::Active)
+                    .filter(|c| members.contains(&c.session.peer()))
+                    .filter_map(|c| Some((c.session.peer(), c.handshake_hash?)))
+                    .collect();
+                for (peer, handshake_hash) in paired {
+                    let _ = group.member().handle(crate::group::Input::Paired { peer, handshake_hash }, now);
+                }
+            }
+            GroupEvent::Ended(reason) => group.ended = Some(*reason),
+            GroupEvent::Left(peer, _) => {
+                group.outbox.remove(peer);
+            }
+            GroupEvent::HandshakeDisputed { epoch, dispute, seen_by } => {
+                tracing::warn!(
+                    epoch, a = %dispute.0, b = %dispute.1, %seen_by,
+                    "two members' handshake reports differ: someone may be in the middle of that pair"
+                );
+            }
+            GroupEvent::Joined(_) | GroupEvent::KeyInstalled { .. } => {}
+        }
+        let Some(info) = self.current_group_info() else { return };
+        let name = |p: &PeerId| info.participants.iter().find(|x| x.peer_id == *p).and_then(|x| x.name.clone());
+        let node_event = match event {
+            GroupEvent::Joined(peer) => NodeEvent::GroupJoined { name: name(&peer), peer_id: peer, group: info },
+            GroupEvent::Left(peer, reason) => {
+                let name = self.db.contact_by_peer(&peer).ok().flatten().map(|c| c.name);
+                let who = GroupPeerChange { peer_id: peer, name, reason: leave_reason(reason).into() };
+                NodeEvent::GroupLeft { who, group: info }
+            }
+            GroupEvent::Emoji { .. } => NodeEvent::GroupEmoji { group: info },
+            GroupEvent::Ended(_) => NodeEvent::GroupEnded { group: info },
+            GroupEvent::HandshakeDisputed { dispute, seen_by, .. } => NodeEvent::GroupDisputed {
+                group: info,
+                peer_ids: [dispute.0.to_base58(), dispute.1.to_base58()],
+                seen_by: seen_by.to_base58(),
+            },
+            _ => return,
+        };
+        self.emit(node_event);
+    }
+
+    /// We are out of the group call: the legs hang up, the media is taken back, and the call's
+    /// last view stays for `hail status`.
+    fn finish_group(&mut self) {
+        let info = self.current_group_info();
+        let Some(mut group) = self.phone.group.take() else { return };
+        group.media.stop();
+        let now = Instant::now();
+        for call in self.phone.calls.values_mut().filter(|c| c.leg_of(group.id)) {
+            let _ = call.session.user(UserAction::Hangup, now);
+        }
+        for held in std::mem::take(&mut self.phone.held_mesh) {
+            let reply = InviteReply::Rejected { reason: "not in that group call".into() };
+            self.discovery.reply_invite(held.channel, admission::reply_json(reply));
+        }
+        self.phone.last_group = info;
+    }
+
+    /// Members without a leg between them: the one with the lower sender index (the earlier
+    /// member) dials. A newcomer so never dials: every member dials it once the commit names it,
+    /// and the sequencer's commit reaches it on that leg even when its invitation did not name
+    /// the sequencer (two members that joined in one commit: the lower index dials).
+    fn complete_mesh(&mut self) {
+        let Some(group) = &self.phone.group else { return };
+        let Some(roster) = group.roster().filter(|_| group.ended.is_none()) else { return };
+        let me = self.config.identity.peer_id();
+        let Some(mine) = roster.index_of(&me) else { return };
+        let id = group.id;
+        let members: Vec<String> = roster.peers().map(|p| p.to_base58()).collect();
+        let to_dial: Vec<PeerId> = roster
+            .entries()
+            .iter()
+            .filter(|e| e.index.0 > mine.0)
+            .map(|e| e.peer)
+            .filter(|p| !self.phone.calls.values().any(|c| c.leg_of(id) && c.session.peer() == *p))
+            .collect();
+        for peer in to_dial {
+            let contact = self.db.contact_by_peer(&peer).ok().flatten();
+            let leg = GroupLeg { id, kind: GroupLegKind::Mesh, members: members.clone() };
+            tracing::info!(%peer, "group call: completing the mesh");
+            self.dial(peer, contact, false, MediaOverride::default(), Some(leg), None);
+        }
+    }
+
+    /// A group leg is up and answered: the member learns its handshake hash, and what waited for
+    /// the leg goes out.
+    pub(super) fn on_leg_up(&mut self, call_id: CallId) {
+        let Some(call) = self.phone.calls.get(&call_id) else { return };
+        let (peer, hash) = (call.session.peer(), call.handshake_hash);
+        let Some(group) = self.phone.group.as_mut().filter(|g| call.leg_of(g.id)) else { return };
+        if let Some(handshake_hash) = hash {
+            let _ = group.member().handle(crate::group::Input::Paired { peer, handshake_hash }, Instant::now());
+        }
+        let waiting = group.outbox.remove(&peer).unwrap_or_default();
+        if let Some(link) = call.link(&self.phone.links) {
+            for bytes in waiting {
+                if link.send_control(ControlMessage::group(&bytes).body()).is_err() {
+                    tracing::warn!(%peer, "group leg congested; a group message was dropped");
+                }
+            }
+        }
+    }
+
+    /// A group leg ended. An invitation that ended before its invitee joined (declined, not
+    /// answered, unreachable, a hail without group calls) is told to the user.
+    pub(super) fn on_leg_ended(&mut self, call: &LiveCall) {
+        let peer = call.session.peer();
+        let Some(group) = self.phone.group.as_mut().filter(|g| call.leg_of(g.id)) else { return };
+        group.outbox.remove(&peer);
+        group.media.detach(&peer);
+        let invitation = call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
+        let member = group.roster().is_some_and(|r| r.contains(&peer));
+        if !invitation || member || group.ended.is_some() {
+            return;
+        }
+        let reason = call.session.end_reason().map(EndReason::describe).unwrap_or_default();
+        tracing::info!(%peer, %reason, "group call: an invitation ended before its invitee joined");
+        let Some(info) = self.current_group_info() else { return };
+        let name = call.contact.as_ref().map(|c| c.name.clone());
+        let who = GroupPeerChange { peer_id: peer, name, reason };
+        self.emit(NodeEvent::GroupInviteFailed { group: info, who });
+    }
+
+    /// A group control message arrived on leg `call_id`.
+    pub(super) fn on_group_frame(&mut self, call_id: CallId, message: &ControlMessage) {
+        let Some(call) = self.phone.calls.get(&call_id) else { return };
+        let peer = call.session.peer();
+        let Some(leg) = call.group.clone() else {
+            tracing::info!(%peer, "ignored a group message on a 1:1 call");
+            return;
+        };
+        let Some(bytes) = message.group_bytes() else {
+            tracing::info!(%peer, "ignored a group message that is not hex");
+            return;
+        };
+        let now = Instant::now();
+        match &mut self.phone.group {
+            Some(group) if group.id == leg.id => {
+                if let Err(e) = group.member().handle(crate::group::Input::Control { from: peer, bytes }, now) {
+                    tracing::info!(%peer, error = %e, "refused a group message");
+                }
+            }
+            Some(_) => tracing::info!(%peer, "ignored a message for another group call"),
+            None => {
+                let answered = call.session.state() == CallState::Active && call.session.role() == Role::Callee;
+                if leg.kind != GroupLegKind::Join || !answered {
+                    tracing::info!(%peer, "ignored a group message before joining");
+                    return;
+                }
+                let hash = call.handshake_hash;
+                let invite = match GroupControl::decode(&bytes) {
+                    Ok(control) if control.call_id == leg.id.0 && matches!(control.body, ControlBody::Invite { .. }) => {
+                        control
+                    }
+                    Ok(_) => return tracing::info!(%peer, "ignored a group message before the invitation"),
+                    Err(e) => return tracing::info!(%peer, error = %e, "refused a malformed group invitation"),
+                };
+                let known = match &invite.body {
+                    ControlBody::Invite { members, .. } => members.iter().map(|m| m.peer).collect(),
+                    _ => Vec::new(),
+                };
+                let me = self.config.identity.peer_id();
+                let config = GroupConfig::default();
+                match GroupMember::accept_invite(me, peer, &invite, config, StdRng::from_entropy(), now) {
+                    Ok(mut member) => {
+                        if let Some(handshake_hash) = hash {
+                            let _ = member.handle(crate::group::Input::Paired { peer, handshake_hash }, now);
+                        }
+                        tracing::info!(inviter = %peer, "joining a group call");
+                        self.begin_group(member, known);
+                        self.recheck_held_mesh(now);
+                    }
+                    Err(e) => tracing::info!(%peer, error = %e, "refused a group invitation"),
+                }
+            }
+        }
+        self.drive_call();
+    }
+
+    fn mesh_admission(&self, peer: &PeerId, leg: &GroupLeg) -> MeshAdmission {
+        match &self.phone.group {
+            Some(group) if group.id == leg.id && group.ended.is_none() => group.mesh_admission(peer),
+            Some(_) => MeshAdmission::Refuse,
+            // Answered the group's invitation, its group invite not here yet.
+            None if self.phone.calls.values().any(|c| c.leg_of(leg.id) && c.session.role() == Role::Callee) => {
+                MeshAdmission::Hold
+            }
+            None => MeshAdmission::Refuse,
+        }
+    }
+
+    /// A mesh leg's invite: accepted without ringing from a member, held a while for one a commit
+    /// may name, refused from anyone else.
+    pub(super) fn on_mesh_invite(
+        &mut self,
+        peer: PeerId,
+        contact: Option<Contact>,
+        invite: Invite,
+        channel: ResponseChannel<serde_json::Value>,
+    ) {
+        let Some(leg) = invite.group.clone() else { return };
+        let refuse = InviteReply::Rejected { reason: "not a member of that group call".into() };
+        if contact.as_ref().is_some_and(|c| c.blocked) {
+            self.discovery.reply_invite(channel, admission::reply_json(refuse));
+            return;
+        }
+        let duplicate = self.phone.calls.values().any(|c| c.leg_of(leg.id) && c.session.peer() == peer);
+        match self.mesh_admission(&peer, &leg) {
+            _ if duplicate => self.discovery.reply_invite(channel, admission::reply_json(InviteReply::Busy)),
+            MeshAdmission::Accept => self.take_call(peer, contact, invite, channel, true),
+            MeshAdmission::Probation => self.take_on_probation(peer, contact, invite, channel),
+            MeshAdmission::Hold if self.phone.held_mesh.len() < MAX_HELD_MESH => {
+                tracing::info!(%peer, "holding a mesh leg until a commit names its caller");
+                let until = Instant::now() + MESH_HOLD;
+                self.phone.held_mesh.push(HeldMesh { peer, contact, invite, channel, until });
+            }
+            MeshAdmission::Hold | MeshAdmission::Refuse => {
+                tracing::info!(%peer, "refused a mesh leg from a peer that is not a member");
+                self.discovery.reply_invite(channel, admission::reply_json(refuse));
+            }
+        }
+    }
+
+    /// Held mesh invites whose caller a commit now names are accepted; those past their bound,
+    /// refused.
+    pub(super) fn recheck_held_mesh(&mut self, now: Instant) {
+        let held = std::mem::take(&mut self.phone.held_mesh);
+        for h in held {
+            let Some(leg) = h.invite.group.clone() else { continue };
+            match self.mesh_admission(&h.peer, &leg) {
+                MeshAdmission::Accept => self.take_call(h.peer, h.contact, h.invite, h.channel, true),
+                MeshAdmission::Probation => self.take_on_probation(h.peer, h.contact, h.invite, h.channel),
+                MeshAdmission::Hold if now < h.until => self.phone.held_mesh.push(h),
+                _ => {
+                    tracing::info!(peer = %h.peer, "refused a held mesh leg: no commit named its caller");
+                    let reply = InviteReply::Rejected { reason: "not a member of that group call".into() };
+                    self.discovery.reply_invite(h.channel, admission::reply_json(reply));
+                }
+            }
+        }
+    }
+
+    /// Takes a mesh leg on probation: hung up unless a commit names its caller within
+    /// [`MESH_HOLD`].
+    fn take_on_probation(
+        &mut self,
+        peer: PeerId,
+        contact: Option<Contact>,
+        invite: Invite,
+        channel: ResponseChannel<serde_json::Value>,
+    ) {
+        tracing::info!(%peer, "took a mesh leg on probation: a commit must name its caller");
+        let call_id = invite.call_id;
+        self.take_call(peer, contact, invite, channel, true);
+        if let Some(call) = self.phone.calls.get_mut(&call_id) {
+            call.probation = Some(Instant::now() + MESH_HOLD);
+        }
+    }
+
+    /// Legs on probation whose caller a commit now names are kept; those past their bound, hung up.
+    fn check_probation(&mut self, now: Instant) {
+        let roster: Vec<PeerId> =
+            self.phone.group.as_ref().and_then(|g| g.roster()).map(|r| r.peers().collect()).unwrap_or_default();
+        for call in self.phone.calls.values_mut() {
+            let Some(until) = call.probation else { continue };
+            if roster.contains(&call.session.peer()) {
+                call.probation = None;
+            } else if now >= until {
+                tracing::info!(peer = %call.session.peer(), "hung up a mesh leg: no commit named its caller");
+                call.probation = None;
+                let _ = call.session.user(UserAction::Hangup, now);
+            }
+        }
+    }
+
+    /// Group timers: the member's, and held mesh invites.
+    pub(super) fn on_group_timeout(&mut self, now: Instant) {
+        if let Some(group) = self.phone.group.as_mut().filter(|g| g.member().poll_timeout().is_some_and(|t| t <= now)) {
+            group.member().handle_timeout(now);
+        }
+        self.check_probation(now);
+        if self.phone.held_mesh.iter().any(|h| h.until <= now) {
+            self.recheck_held_mesh(now);
+        }
+    }
+
+    /// Hands each member's leg media and sender index to the media plane once both exist; takes
+    /// back those of members gone or whose leg is down.
+    fn sync_group_media(&mut self) {
+        let Some(group) = self.phone.group.as_mut() else { return };
+        let id = group.id;
+        let mut want: BTreeMap<PeerId, (SenderIndex, Arc<dyn MediaLink>)> = BTreeMap::new();
+        if let Some(roster) = group.roster() {
+            for entry in roster.entries() {
+                let leg = self.phone.calls.values().find(|c| {
+                    c.leg_of(id) && c.session.peer() == entry.peer && c.session.state() == CallState::Active
+                });
+                if let Some(media) = leg.and_then(|c| c.link(&self.phone.links)).and_then(PeerLink::media) {
+                    want.insert(entry.peer, (entry.index, media));
+                }
+            }
+        }
+        let gone: Vec<PeerId> = group
+            .media
+            .attached
+            .iter()
+            .filter(|(p, i)| want.get(*p).is_none_or(|(j, _)| j != *i))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in gone {
+            group.media.detach(&peer);
+        }
+        for (peer, (index, media)) in want {
+            if group.media.attached(&peer).is_none() {
+                group.media.attach(peer, index, media);
+            }
+        }
+    }
+}

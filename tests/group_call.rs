@@ -1,0 +1,431 @@
+//! Group calls between real daemons on loopback, driven by the `hail` CLI (issue 13, the control
+//! plane): the founder invites, invitees answer, the mesh completes, every member shows the same
+//! group emoji; `hail add` brings a fourth in and the emoji change; `hail leave` takes one out and
+//! the others go on; a stranger dialing a group leg is refused.
+
+mod common;
+#[path = "common/invite_peer.rs"]
+mod invite_peer;
+
+use std::time::Duration;
+
+use common::{TestDaemon, wait_status};
+use libp2p::{Multiaddr, PeerId};
+use serde_json::{Value, json};
+
+/// Daemons named `names`, each with every other as a contact.
+fn contacts_all(dir: &std::path::Path, names: &[&str]) -> Vec<TestDaemon> {
+    let daemons: Vec<TestDaemon> = names.iter().map(|n| TestDaemon::start(&dir.join(n))).collect();
+    let cards: Vec<String> = daemons
+        .iter()
+        .zip(names)
+        .map(|(d, n)| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned())
+        .collect();
+    for (i, d) in daemons.iter().enumerate() {
+        for (j, n) in names.iter().enumerate() {
+            if i != j {
+                d.hail(&["contacts", "add", n, &cards[j]]).ok();
+            }
+        }
+    }
+    daemons
+}
+
+/// Subscribes to `d`'s events (what `hail watch` prints); they collect in the background.
+fn watch(d: &TestDaemon) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(d.home.join("control.sock")).unwrap();
+    stream.write_all(b"{\"id\":1,\"cmd\":\"subscribe\"}\n").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v["event"].is_string() => sink.lock().unwrap().push(v),
+                _ => {}
+            }
+        }
+    });
+    seen
+}
+
+fn peer_id(d: &TestDaemon) -> String {
+    d.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned()
+}
+
+/// `d` rings with a group invitation; it answers.
+fn answer_group_invite(d: &TestDaemon, from: &str) {
+    let ringing = wait_status(d, "a group invitation rings", |s| {
+        s["call"]["state"] == "ringing" && s["call"]["group"].is_object() && s["call"]["end_reason"].is_null()
+    });
+    assert_eq!(ringing["call"]["contact"], from, "{ringing}");
+    d.hail(&["answer"]).ok();
+}
+
+/// Whether `s` shows a group call in progress with exactly `peers`, all connected, with emoji.
+fn settled(s: &Value, peers: &[String]) -> bool {
+    let g = &s["group"];
+    let Some(list) = g["participants"].as_array() else { return false };
+    let mut got: Vec<&str> = list.iter().filter_map(|p| p["peer_id"].as_str()).collect();
+    got.sort();
+    let mut want: Vec<&str> = peers.iter().map(String::as_str).collect();
+    want.sort();
+    g["state"] == "in_call"
+        && got == want
+        && list.iter().all(|p| p["state"] == "me" || p["state"] == "connected")
+        && list.iter().all(|p| p["sender_index"].is_u64())
+        && g["emoji_text"].is_string()
+        && g["emoji_epoch"] == g["epoch"]
+}
+
+/// Waits until every daemon shows the group settled with `peers` and the same emoji and epoch;
+/// returns (emoji, epoch).
+fn all_settled(daemons: &[&TestDaemon], peers: &[String]) -> (Value, u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let statuses: Vec<Value> = daemons.iter().map(|d| d.hail(&["--json", "status"]).json()["ok"].clone()).collect();
+        let first = &statuses[0]["group"];
+        let agree = statuses.iter().all(|s| {
+            settled(s, peers) && s["group"]["emoji"] == first["emoji"] && s["group"]["epoch"] == first["epoch"]
+        });
+        if agree {
+            // Everyone's view of who is who agrees too: the same sender index for each peer.
+            for s in &statuses {
+                for p in s["group"]["participants"].as_array().unwrap() {
+                    let same = first["participants"].as_array().unwrap().iter().find(|q| q["peer_id"] == p["peer_id"]);
+                    assert_eq!(same.unwrap()["sender_index"], p["sender_index"], "{statuses:?}");
+                }
+            }
+            assert_eq!(first["emoji"].as_array().unwrap().len(), 4);
+            // The fields are the spec's (protocols/control-v1.md, vectors `group_status`).
+            let spec: Value = serde_json::from_str(include_str!("../protocols/vectors/control-v1.json")).unwrap();
+            let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
+            // `audio` is the media plane's counters (media::group_call::GroupAudioStats).
+            let mut live = keys(first);
+            assert!(live.remove("audio"), "the group's audio runs: {first}");
+            assert_eq!(live, keys(&spec["group_status"]), "{first}");
+            let me = first["participants"].as_array().unwrap().iter().find(|p| p["me"] == true).unwrap();
+            assert_eq!(keys(me), keys(&spec["group_status"]["participants"][0]), "{me}");
+            return (first["emoji"].clone(), first["epoch"].as_u64().unwrap());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never settled on the same emoji: {:#?}",
+            statuses.iter().map(|s| s["group"].clone()).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob", "carol", "dave"]);
+    let (alice, bob, carol, dave) = (&d[0], &d[1], &d[2], &d[3]);
+    let ids: Vec<String> = d.iter().map(peer_id).collect();
+
+    let events = watch(alice);
+    // Alice founds the call; bob and carol ring, answer, and the mesh completes between them.
+    let started = alice.hail(&["--json", "call", "bob", "carol"]).json();
+    assert_eq!(started["ok"]["state"], "in_call", "{started}");
+    answer_group_invite(bob, "alice");
+    answer_group_invite(carol, "alice");
+    let (emoji_3, epoch_3) = all_settled(&[alice, bob, carol], &ids[..3]);
+    // The media plane runs on the legs: each member's frames reach the two others, under the
+    // group's keys (the others open them).
+    for d in [alice, bob, carol] {
+        let heard = wait_status(d, "audio from both others", |s| {
+            let a = &s["group"]["audio"];
+            a["send"]["frames"].as_u64().unwrap_or(0) > 0
+                && a["participants"].as_array().is_some_and(|p| {
+                    // Opened and taken into that sender's jitter buffer, not only received.
+                    p.len() == 2 && p.iter().all(|p| p["jitter"]["received"].as_u64().unwrap_or(0) > 10)
+                })
+        });
+        assert!(heard["group"]["participants"].as_array().unwrap().iter().all(|p| p["media"] == true || p["me"] == true));
+    }
+    let text = bob.hail(&["status"]).ok().to_owned();
+    assert!(text.contains("Group") && text.contains("alice") && text.contains("carol"), "{text}");
+
+    // A fourth joins through `hail add`: everyone's emoji change, and agree again.
+    alice.hail(&["add", "dave"]).ok();
+    answer_group_invite(dave, "alice");
+    let (emoji_4, epoch_4) = all_settled(&[alice, bob, carol, dave], &ids);
+    assert!(epoch_4 > epoch_3);
+    assert_ne!(emoji_4, emoji_3, "a join changes the group's emoji");
+
+    // Carol leaves: the others go on in a new epoch without her, with new emoji.
+    carol.hail(&["leave"]).ok();
+    let rest = [ids[0].clone(), ids[1].clone(), ids[3].clone()];
+    let (emoji_l, epoch_l) = all_settled(&[alice, bob, dave], &rest);
+    assert!(epoch_l > epoch_4);
+    assert_ne!(emoji_l, emoji_4, "a leave changes the group's emoji");
+    let gone = wait_status(carol, "carol out", |s| s["group"]["state"] == "ended");
+    assert_eq!(gone["group"]["end_reason"], "left", "{gone}");
+
+    // Bob hangs up: in a group call that is leaving (there is no host); alice and dave go on.
+    let left = bob.hail(&["--json", "hangup"]).json();
+    assert!(left["ok"]["participants"].is_array(), "{left}");
+    all_settled(&[alice, dave], &[ids[0].clone(), ids[3].clone()]);
+    // What `hail watch` saw at alice: joins, emoji, leaves, each with the group as it was then.
+    let seen = events.lock().unwrap().clone();
+    let of = |kind: &str| seen.iter().filter(|e| e["event"] == kind).cloned().collect::<Vec<_>>();
+    let joined: Vec<String> = of("group.joined").iter().filter_map(|e| e["name"].as_str().map(str::to_owned)).collect();
+    for n in ["bob", "carol", "dave"] {
+        assert!(joined.iter().any(|j| j == n), "{n} joined: {seen:?}");
+    }
+    let left = of("group.left");
+    // `left` when carol's own word reached alice before the sequencer's commit, `removed` when
+    // the commit came first (they travel on different legs).
+    assert!(left.iter().any(|e| e["name"] == "carol" && (e["reason"] == "left" || e["reason"] == "removed")), "{left:?}");
+    assert!(left.iter().any(|e| e["name"] == "bob"), "{left:?}");
+    let emoji = of("group.emoji");
+    assert!(emoji.iter().any(|e| e["group"]["emoji"] == emoji_3) && emoji.iter().any(|e| e["group"]["emoji"] == emoji_4));
+
+    alice.hail(&["leave"]).ok();
+    wait_status(dave, "dave alone", |s| {
+        s["group"]["participants"].as_array().is_some_and(|p| p.len() == 1) || s["group"]["state"] == "ended"
+    });
+}
+
+/// Sends `request` as an invite from a throw-away libp2p identity; returns the reply.
+async fn stranger_invite(address: &str, request: Value) -> Value {
+    let mut swarm = invite_peer::hostile_node();
+    let (addr, peer) = address.rsplit_once("/p2p/").unwrap();
+    let (addr, peer): (Multiaddr, PeerId) = (addr.parse().unwrap(), peer.parse().unwrap());
+    swarm.add_peer_address(peer, addr);
+    invite_peer::invite(&mut swarm, peer, request).await.expect("an answer")
+}
+
+#[test]
+fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob"]);
+    let (alice, bob) = (&d[0], &d[1]);
+    let ids: Vec<String> = d.iter().map(peer_id).collect();
+    let events = watch(alice);
+    let nobody = common::peer_id(9);
+    alice.hail(&["call", "bob", &nobody]).ok();
+    answer_group_invite(bob, "alice");
+    wait_status(bob, "bob in the call", |s| s["group"]["state"] == "in_call" && s["group"]["emoji_text"].is_string());
+    let status = bob.hail(&["--json", "status"]).json()["ok"].clone();
+    let group_id = status["group"]["call_id"].as_str().unwrap().to_owned();
+    let address = format!("{}/p2p/{}", status["network"]["listen_addresses"][0].as_str().unwrap(), ids[1]);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (kind, want) in [("mesh", "rejected"), ("join", "busy")] {
+        let invite = json!({
+            "version": 1,
+            "call_id": "00112233445566778899aabbccddeeff",
+            "candidates": ["127.0.0.1:9"],
+            "group": {"id": group_id, "kind": kind, "members": [ids[0]]},
+        });
+        let reply = runtime.block_on(stranger_invite(&address, invite));
+        assert_eq!(reply["reply"], want, "{kind}: {reply}");
+    }
+    // A mesh leg for a group bob is not in is refused too.
+    let other = json!({
+        "version": 1,
+        "call_id": "00112233445566778899aabbccddeef0",
+        "candidates": ["127.0.0.1:9"],
+        "group": {"id": "ffeeddccbbaa99887766554433221100", "kind": "mesh", "members": []},
+    });
+    assert_eq!(runtime.block_on(stranger_invite(&address, other))["reply"], "rejected");
+    // Nothing rang and the group is as it was.
+    let after = bob.hail(&["--json", "status"]).json()["ok"].clone();
+    assert!(after["call"].is_null() || after["call"]["group"].is_null() || after["call"]["end_reason"].is_object(), "{after}");
+    assert_eq!(after["group"]["state"], "in_call");
+    assert_eq!(after["group"]["emoji"], status["group"]["emoji"]);
+
+    // The invitation to a peer nobody can find ends, and alice is told; the call goes on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let seen = events.lock().unwrap().clone();
+        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no group.invite_failed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(failed["peer_id"], nobody.as_str(), "{failed}");
+    assert!(failed["reason"].as_str().unwrap().contains("unreachable"), "{failed}");
+    let alice_now = wait_status(alice, "alice without the invitee", |s| {
+        s["group"]["participants"].as_array().is_some_and(|p| p.len() == 2)
+    });
+    assert_eq!(alice_now["group"]["state"], "in_call");
+}
+
+/// What the fake member "mallory" does on a join leg.
+#[derive(Clone, Copy, PartialEq)]
+enum Mallory {
+    /// Answers like a hail that predates group calls: `ringing` without `group`.
+    OldHail,
+    /// Takes the leg, answers, and once the group's invitation arrives sends garbage group frames.
+    Garbage,
+}
+
+/// The frames mallory sends on its leg: hex that is not hex, bytes that are no group message, a
+/// message for another call, a truncated one, a JSON frame that is not a message at all.
+fn garbage_frames() -> Vec<Vec<u8>> {
+    let join_for_another_call = [&[0x01, 0x02][..], &[0xEE; 16]].concat();
+    vec![
+        br#"{"type":"group","data":"zz"}"#.to_vec(),
+        hail::call::signal::ControlMessage::group(&[0xFF; 300]).body(),
+        hail::call::signal::ControlMessage::group(&join_for_another_call).body(),
+        hail::call::signal::ControlMessage::group(&[0x01, 0x04, 0x13]).body(),
+        hail::call::signal::ControlMessage::group(&[]).body(),
+        br#"{"type":"group","data":12}"#.to_vec(),
+        b"\xff\xfe not json".to_vec(),
+    ]
+}
+
+/// A fake member with a real identity, libp2p peer and QUIC endpoint: answers the invites it gets
+/// as `mode` says; tells `sent` once its garbage is out (or once it answered, as an old hail).
+async fn mallory(identity: hail::identity::Identity, mode: Mallory, sent: std::sync::mpsc::Sender<()>, listen: tokio::sync::oneshot::Sender<(String, String)>) {
+    use hail::call::signal::ControlMessage;
+    use hail::transport::link::{LinkEvent, LinkInbox, LinkSetup, PeerLink};
+    use futures::StreamExt;
+    use libp2p::request_response;
+    use libp2p::swarm::SwarmEvent;
+
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
+        .with_tokio()
+        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| invite_peer::Hostile {
+            invite: request_response::json::Behaviour::new(
+                [(libp2p::StreamProtocol::new("/hail/invite/1"), request_response::ProtocolSupport::Full)],
+                request_response::Config::default(),
+            ),
+        })
+        .unwrap()
+        .build();
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    let endpoint = hail::transport::endpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let quic = endpoint.local_addr().unwrap().to_string();
+    let mut listen = Some(listen);
+    let (tx, mut events) = tokio::sync::mpsc::channel::<(hail::call::CallId, LinkEvent)>(64);
+    let wrap: fn(hail::call::CallId, LinkEvent) -> (hail::call::CallId, LinkEvent) = |id, e| (id, e);
+    let mut link: Option<PeerLink> = None;
+    let mut garbage_out = false;
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    if let Some(l) = listen.take() {
+                        let _ = l.send((address.to_string(), quic.clone()));
+                    }
+                }
+                SwarmEvent::Behaviour(invite_peer::HostileEvent::Invite(request_response::Event::Message {
+                    peer,
+                    message: request_response::Message::Request { request, channel, .. },
+                    ..
+                })) => {
+                    let invite: hail::call::signal::Invite = serde_json::from_value(request).unwrap();
+                    let mut reply = json!({"reply": "ringing", "candidates": [quic], "sas_table": 2});
+                    if mode == Mallory::Garbage {
+                        reply["group"] = json!(true);
+                    }
+                    let _ = swarm.behaviour_mut().invite.send_response(channel, reply);
+                    if mode == Mallory::OldHail {
+                        let _ = sent.send(());
+                        continue;
+                    }
+                    let candidates = hail::call::signal::parse_candidates(&invite.candidates).unwrap();
+                    let setup = LinkSetup {
+                        endpoint: endpoint.clone(),
+                        role: hail::crypto::handshake::HandshakeRole::Responder,
+                        call_id: invite.call_id,
+                        candidates,
+                        params: hail::crypto::handshake::HandshakeParams {
+                            static_secret: identity.noise_static_secret(),
+                            binding: identity.noise_binding(),
+                            call_id: invite.call_id.0,
+                            tls_exporter: [0; 32],
+                            expected_peer: Some(peer),
+                            fixed_ephemeral: None,
+                        },
+                        time_limit: Duration::from_secs(15),
+                    };
+                    let (l, driver) = PeerLink::connect(setup, LinkInbox::default(), tx.clone(), wrap);
+                    tokio::spawn(driver);
+                    link = Some(l);
+                }
+                _ => {}
+            },
+            Some((_, event)) = events.recv() => match event {
+                LinkEvent::Up(_) => {
+                    let _ = link.as_ref().unwrap().send_control(ControlMessage::Accept.body());
+                }
+                LinkEvent::Control(body) => {
+                    let group = matches!(ControlMessage::decode(&body), Ok(ControlMessage::Group { .. }));
+                    if group && !garbage_out {
+                        garbage_out = true;
+                        for frame in garbage_frames() {
+                            let _ = link.as_ref().unwrap().send_control(frame);
+                        }
+                        let _ = link.as_ref().unwrap().send_control(ControlMessage::Ping.body());
+                        let _ = sent.send(());
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// A member's leg that sends garbage group frames (a hostile peer that did complete the handshake:
+/// it is who the founder called), and a contact whose hail predates group calls: the founder's
+/// daemon refuses the frames, tells why the old hail did not join, and the call goes on.
+#[test]
+fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob"]);
+    let (alice, bob) = (&d[0], &d[1]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut fakes = Vec::new();
+    for (name, mode) in [("mallory", Mallory::Garbage), ("oscar", Mallory::OldHail)] {
+        let identity = hail::identity::Identity::generate();
+        let (sent_tx, sent) = std::sync::mpsc::channel();
+        let (listen_tx, listen) = tokio::sync::oneshot::channel();
+        runtime.spawn(mallory(identity.clone(), mode, sent_tx, listen_tx));
+        let (address, _) = runtime.block_on(listen).unwrap();
+        let card = hail::identity::Card {
+            peer_id: identity.peer_id(),
+            name: hail::name::Name::parse(name).unwrap(),
+            addresses: vec![address.parse().unwrap()],
+        };
+        alice.hail(&["contacts", "add", name, &card.to_string()]).ok();
+        fakes.push((identity.peer_id().to_base58(), sent));
+    }
+    let events = watch(alice);
+    alice.hail(&["call", "bob", "mallory", "oscar"]).ok();
+    answer_group_invite(bob, "alice");
+    for (_, sent) in &fakes {
+        sent.recv_timeout(Duration::from_secs(30)).expect("the fake member got its invite (and sent its garbage)");
+    }
+    // The old hail's leg ends with the reason; mallory's garbage changes nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let old = loop {
+        let seen = events.lock().unwrap().clone();
+        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed" && e["name"] == "oscar") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no group.invite_failed for oscar");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(old["reason"].as_str().unwrap().contains("does not take group calls"), "{old}");
+    let ids = [peer_id(alice), peer_id(bob)];
+    all_settled(&[alice, bob], &ids);
+    let status = alice.hail(&["--json", "status"]).json()["ok"].clone();
+    let mallory_id = &fakes[0].0;
+    let listed = status["group"]["participants"].as_array().unwrap().iter().find(|p| p["peer_id"] == mallory_id.as_str()).cloned();
+    assert!(listed.is_none_or(|p| p["state"] == "invited"), "mallory never became a member: {status}");
+    assert!(alice.hail(&["status"]).status.success(), "alice's daemon still answers");
+    // Each kind of garbage was seen and refused on the node's path (not just lost).
+    let log = alice.log_text();
+    for said in ["ignored a group message that is not hex", "refused a group message", "ignored a malformed control message"] {
+        assert!(log.contains(said), "alice's log lacks {said:?}");
+    }
+}
