@@ -25,19 +25,7 @@ use std::time::{Duration, Instant};
 use hail::home::Home;
 use hail::node::{Daemon, DaemonOptions};
 use relay::{Impairment, Relay};
-use speech_quality::{marker_lag, mean_sd, pesq, write_16k};
-
-struct Condition {
-    name: &'static str,
-    loss: f64,
-    /// `None`: independent loss; `Some(n)`: Gilbert-Elliott loss in bursts of `n` packets on
-    /// average (`loss` is then the mean over both states).
-    mean_burst: Option<f64>,
-    delay_ms: u64,
-    jitter_ms: u64,
-    goal: f64,
-    sip_reference: Option<f64>,
-}
+use speech_quality::{Condition, marker_lag, mean_sd, pesq, write_16k};
 
 const fn independent(name: &'static str, loss: f64, delay_ms: u64, jitter_ms: u64, goal: f64, sip: f64) -> Condition {
     Condition { name, loss, mean_burst: None, delay_ms, jitter_ms, goal, sip_reference: Some(sip) }
@@ -213,10 +201,7 @@ async fn main() {
         results.push(serde_json::json!({
             "condition": c.name,
             "loss": c.loss, "delay_ms": c.delay_ms, "jitter_ms": c.jitter_ms,
-            "loss_model": match c.mean_burst {
-                None => "independent".to_owned(),
-                Some(b) => format!("gilbert-elliott, mean burst {b}"),
-            },
+            "loss_model": c.loss_model(),
             "samples": inputs.len(), "seeds": seeds,
             "pesq_wb": summary("pesq_wb"),
             "mouth_to_ear_ms_median": summary("mouth_to_ear_ms_median"),

@@ -4,8 +4,21 @@
 //! real time. Audio only, mesh only, in-process: every member shares this machine's cores.
 //! Prints one JSON object.
 //!
-//! `cargo bench --bench group_call [-- SECONDS (8)]`. Under `cargo test` (no `--bench`) a 1 s
+//! `cargo bench --bench group_call [-- SECONDS (8)] [--speech A.wav --speech B.wav --speech
+//! C.wav --speech D.wav --pesq PYTHON [--out DIR] [quality-only]]`. Under `cargo test` (no `--bench`) a 1 s
 //! run per size, failing if a member sent or received nothing.
+//!
+//! With four `--speech` samples, also `quality`: PESQ-WB of every pair at 4 members, clean and
+//! at 5 % loss (independent, and Gilbert-Elliott in bursts of 3 on average; 50 ± 10 ms delay
+//! under loss), every member's outgoing datagrams on every link through
+//! `tests/common/group_mesh.rs`'s `ImpairedLink`. The scene takes turns: after a lead-in, member
+//! `i` speaks its sample (its first 8 s) in slot `i` while the others are silent, so the mix each
+//! other member hears in that slot is that one talker's path, and is scored against the sample
+//! (aligned per pair with `speech_quality::marker_lag`, scored by `speech_quality::pesq`, both
+//! shared with the 1:1 `audio_quality` bench). Per condition: the 12 scores, their mean and
+//! minimum, what each member ends up sending (copies, FEC, bitrate), the payload per member, and
+//! the ticks concealed and frames lost and late over every stream (concealment with nothing lost
+//! or late is the machine stalling, not the link).
 //!
 //! Reported per member count (3, 4, 6, 8):
 //! - `cpu_percent_per_member`: the process's CPU time (user and system, every thread: Opus
@@ -28,13 +41,17 @@ mod group_mesh;
 mod group_net;
 #[path = "../tests/common/quic.rs"]
 mod quic;
+#[path = "common/speech_quality.rs"]
+mod speech_quality;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cpu::process_cpu_seconds;
-use group_mesh::{Party, mesh};
-use hail::media::io::SourceSpec;
+use group_mesh::{Impairment, Party, mesh, mesh_impaired};
+use hail::media::io::{SourceSpec, read_wav_mono_48k};
 use serde_json::json;
+use speech_quality::{Condition, marker_lag, mean_sd, pesq, write_16k};
 
 const MEMBERS: [usize; 4] = [3, 4, 6, 8];
 
@@ -95,17 +112,167 @@ async fn measure(members: usize, seconds: f64) -> serde_json::Value {
     })
 }
 
+/// The quality scene's links (every direction of every pair).
+const CONDITIONS: [Condition; 3] = [
+    Condition { name: "clean", loss: 0.0, mean_burst: None, delay_ms: 0, jitter_ms: 0, goal: 4.0, sip_reference: None },
+    Condition {
+        name: "loss5_jitter50x10",
+        loss: 0.05,
+        mean_burst: None,
+        delay_ms: 50,
+        jitter_ms: 10,
+        goal: 3.5,
+        sip_reference: None,
+    },
+    Condition {
+        name: "burst3_loss5_jitter50x10",
+        loss: 0.05,
+        mean_burst: Some(3.0),
+        delay_ms: 50,
+        jitter_ms: 10,
+        goal: 3.5,
+        sip_reference: None,
+    },
+];
+
+/// Members in the quality scene, one speech sample each.
+const TALKERS: usize = 4;
+/// Before the first slot: the reports settle what each member sends.
+const LEAD: f64 = 3.0;
+/// Each talker's slot (its sample's first seconds) and the silence after it.
+const SLOT: f64 = 8.0;
+const GAP: f64 = 1.0;
+
+fn samples_at(seconds: f64) -> usize {
+    (seconds * 48_000.0) as usize
+}
+
+fn write_48k(path: &Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("a WAV file");
+    for s in samples {
+        w.write_sample(*s).expect("written");
+    }
+    w.finalize().expect("finished");
+}
+
+/// The 4-member scene under `c`: every pair's PESQ-WB (with `python`), what the members send.
+async fn quality(c: &Condition, speech: &[Vec<i16>], python: Option<&str>, out: &Path, seed: u64) -> serde_json::Value {
+    let dir = out.join(format!("group-{}", c.name));
+    std::fs::create_dir_all(&dir).expect("the output directory");
+    let slot = samples_at(SLOT);
+    let start = |i: usize| samples_at(LEAD) + i * samples_at(SLOT + GAP);
+    let total = start(TALKERS);
+    let references: Vec<Vec<i16>> = speech.iter().map(|s| s[..slot.min(s.len())].to_vec()).collect();
+    let mut sources = Vec::new();
+    for (i, reference) in references.iter().enumerate() {
+        let mut talk = vec![0i16; total];
+        talk[start(i)..start(i) + reference.len()].copy_from_slice(reference);
+        let path = dir.join(format!("talker-{i}.wav"));
+        write_48k(&path, &talk);
+        sources.push(SourceSpec::File(path));
+    }
+    let model = match c.mean_burst {
+        None => Impairment { loss: c.loss, ..Impairment::clean() },
+        Some(burst) => Impairment::bursty(c.loss, burst),
+    };
+    let imp =
+        Impairment { delay: Duration::from_millis(c.delay_ms), jitter: Duration::from_millis(c.jitter_ms), ..model };
+    let (_net, mut parties) = mesh_impaired(&dir, sources, (c.loss > 0.0).then_some((imp, seed))).await;
+    tokio::time::sleep(Duration::from_secs_f64(LEAD)).await;
+    let (up0, ..) = bytes(&parties);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(total as f64 / 48_000.0 - LEAD + 1.0)).await;
+    let (up, ..) = bytes(&parties);
+    let up_kbps = (up - up0) as f64 * 8.0 / t0.elapsed().as_secs_f64() / TALKERS as f64 / 1000.0;
+    let sending: Vec<_> = parties
+        .iter()
+        .map(|p| {
+            let s = p.stats().send;
+            json!({ "copy_distances": s.copy_distances, "expected_loss_percent": s.expected_loss_percent,
+                    "bitrate": s.bitrate, "reports_sent": s.reports })
+        })
+        .collect();
+    // Concealed ticks with nothing lost or late are the machine's stalls, not the link's.
+    let heard: Vec<_> = parties.iter().flat_map(|p| p.stats().participants).collect();
+    let concealed: u64 = heard.iter().map(|o| o.concealed_ticks).sum();
+    let lost: u64 = heard.iter().map(|o| o.jitter.lost).sum();
+    let late: u64 = heard.iter().map(|o| o.jitter.late).sum();
+    let mut mixes = Vec::new();
+    for p in &mut parties {
+        mixes.push(p.finish().await);
+    }
+    let mut pairs = Vec::new();
+    for (talker, reference) in references.iter().enumerate() {
+        for (listener, mix) in mixes.iter().enumerate().filter(|(l, _)| *l != talker) {
+            // The talker's slot in the listener's mix, a second either side: where the sample is.
+            let from = start(talker) - samples_at(1.0);
+            let window = &mix[from.min(mix.len())..(start(talker) + slot + samples_at(1.0)).min(mix.len())];
+            let Some(lag) = marker_lag(reference, window) else { continue };
+            let at = from + lag as usize;
+            let heard = &mix[at.min(mix.len())..(at + reference.len()).min(mix.len())];
+            let score = python.and_then(|python| {
+                let (r16, d16) =
+                    (dir.join(format!("ref-{talker}.wav")), dir.join(format!("deg-{talker}-{listener}.wav")));
+                write_16k(&r16, reference);
+                write_16k(&d16, heard);
+                pesq(python, &r16, &d16)
+            });
+            pairs.push(json!({ "talker": talker, "listener": listener,
+                               "lag_ms": (lag as f64 / 48.0 - 1000.0).round(), "pesq_wb": score }));
+        }
+    }
+    let scores: Vec<f64> = pairs.iter().filter_map(|p| p["pesq_wb"].as_f64()).collect();
+    let min = scores.iter().copied().reduce(f64::min);
+    json!({
+        "condition": c.name, "members": TALKERS,
+        "loss": c.loss, "delay_ms": c.delay_ms, "jitter_ms": c.jitter_ms,
+        "loss_model": c.loss_model(),
+        "pesq_wb": mean_sd(&scores).map(|(m, sd)| json!({ "mean": m, "sd": sd, "min": min, "n": scores.len() })),
+        "pesq_goal": c.goal,
+        "payload_up_kbps_per_member": (up_kbps * 10.0).round() / 10.0,
+        "sending": sending,
+        "concealed_ticks": concealed, "lost_frames": lost, "late_frames": late,
+        "pairs": pairs,
+    })
+}
+
 fn main() {
-    let args = args::BenchArgs::from_env(&[]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out"]);
     let seconds: f64 = args.number().unwrap_or(if args.bench { 8.0 } else { 1.0 });
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
-    let rows: Vec<_> = MEMBERS.iter().map(|n| runtime.block_on(measure(*n, seconds))).collect();
+    let speech: Vec<Vec<i16>> =
+        args.all_values("--speech").map(|p| read_wav_mono_48k(Path::new(p)).expect("a readable speech WAV")).collect();
+    assert!(speech.is_empty() || speech.len() == TALKERS, "--speech takes {TALKERS} samples, one per member");
+    let out = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-audio-bench"));
+    let python = args.value("--pesq");
+    // `quality-only`: the quality scene without the cost rows.
+    let rows: Vec<_> = if args.has_word("quality-only") {
+        Vec::new()
+    } else {
+        MEMBERS.iter().map(|n| runtime.block_on(measure(*n, seconds))).collect()
+    };
+    let quality: Vec<_> = if speech.is_empty() {
+        Vec::new()
+    } else {
+        CONDITIONS
+            .iter()
+            .enumerate()
+            .map(|(k, c)| runtime.block_on(quality(c, &speech, python, &out, 10 * k as u64 + 1)))
+            .collect()
+    };
     let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
     let out = json!({
         "profile": profile,
         "what": "group call audio, mesh, every member in this one process on loopback QUIC",
         "group_call": rows,
+        "quality": quality,
     });
     println!("{}", serde_json::to_string_pretty(&out).expect("json"));
 }

@@ -10,6 +10,7 @@ so that tests/group_vectors.rs checks the Rust code against the specs rather tha
 """
 
 import hashlib
+import struct
 import hmac
 import json
 import os
@@ -242,17 +243,27 @@ def group_media_vectors():
     audio = seal(base_e7[1], 7, 1, 0, 0x10, b"opus frame of sender 1")
     video = seal(base_e7[1], 7, 1, 1, 0x21, b"av1 temporal unit, layer 1")
     other = seal(base_e7[2], 7, 2, 0, 0x10, b"opus frame of sender 2")
+    # Member 2's receiver report on sender 1's audio, its own frame 1 of epoch 7 (media 0x30):
+    # about (1) || media-v1 receiver report (22 bytes) || burst extension (type 1, 10 bytes).
+    fields = {"highest_seq": 0x1234, "received": 4500, "lost": 160, "loss_permille": 52, "jitter_us": 3100,
+              "buffered_ms": 60, "rtt_ms": 0}
+    bursts = {"bursts": 3, "mean_centi": 300, "max": 4, "recent_mean_centi": 283, "recent_p90": 4}
+    report_plain = bytes([1]) + struct.pack(">IIIHIHH", *fields.values()) + bytes([0x01, 10]) + struct.pack(
+        ">HHHHH", *bursts.values())
+    report = {"about": 1, "report": fields, "bursts": bursts,
+              "frame": seal(base_e7[2], 7, 2, 1, 0x30, report_plain)}
     after = seal(base_e8[1], 8, 1, 0, 0x10, b"sender 1 after the rekey")
     newcomer = seal(base_e8[3], 8, 3, 0, 0x10, b"sender 3, new in epoch 8")
     return {
         "description": "hail group media v1 vectors (protocols/group-media-v1.md), written by "
         "scripts/group-vectors.py (an implementation independent of src/crypto/sender_key.rs). Cipher suite "
         "0xF001: RFC 9605's key schedule and header with ChaCha20-Poly1305. frames: sender 1's first two frames "
-        "and sender 2's first frame in epoch 7. rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
+        "and sender 2's first frame in epoch 7. receiver_report: sender 2's next frame, a report on sender 1's audio. rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
         "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). Hex.",
         "cipher_suite": SUITE,
         "rfc9605_headers": [{"kid": k, "ctr": c, "header": h} for k, c, h in RFC9605_HEADERS],
         "frames": [audio, video, other],
+        "receiver_report": report,
         "rekey": {
             "departed_sender": 2,
             "new_sender": 3,

@@ -89,7 +89,16 @@ async fn each_member_hears_the_others(n: usize) {
             assert_eq!(other.refused, 0, "{} refused {}'s frames: {other:?}", p.id, other.member);
             // Sealed once, sent to every member: each link carried every frame we sealed then.
             assert!(other.sent_datagrams > 20 && other.send_failures == 0);
+            // Its receiver reports on our audio came over the same link: nothing lost on loopback.
+            assert!(
+                other.reports >= 1 && other.reported_loss_permille == Some(0),
+                "{} from {}: {other:?}",
+                p.id,
+                other.member
+            );
         }
+        // So every receiver's link is clean: the redundant copy a call starts with is gone.
+        assert_eq!((s.send.redundancy, s.send.expected_loss_percent), (0, 0), "{}: {:?}", p.id, s.send);
     }
     let mut mixes = Vec::new();
     for p in &mut parties {

@@ -15,6 +15,8 @@ use hail::crypto::sender_key::{
 };
 use hail::group::control::{ControlBody, ControlError, GroupControl, RosterEntry};
 use hail::identity::Identity;
+use hail::media::group_call::GroupReport;
+use hail::media::packet::{BurstReport, ReceiverReport};
 use libp2p_identity::PeerId;
 use serde_json::Value;
 
@@ -212,6 +214,47 @@ fn group_frames_reproduce_the_vectors() {
         assert_eq!(ring.open(s).unwrap().payload, hex(&f["plaintext"]));
     }
     assert_eq!(ring.open(&sealed[0]), Err(GroupFrameError::Frame(FrameError::Replay)));
+}
+
+#[test]
+fn a_receiver_report_reproduces_the_vector_and_opens_as_its_reporters_report() {
+    let v = vectors("group-media-v1.json");
+    let r = &v["receiver_report"];
+    // Sender 2's audio frame (counter 0), then its report (counter 1).
+    let sealed = seal_all(&[items(&v["frames"])[2].clone(), r["frame"].clone()]);
+    let plaintext = hex(&r["frame"]["plaintext"]);
+    let (f, b) = (&r["report"], &r["bursts"]);
+    let want = GroupReport {
+        about: SenderIndex(num(&r["about"]) as u8),
+        report: ReceiverReport {
+            highest_seq: num(&f["highest_seq"]) as u32,
+            received: num(&f["received"]) as u32,
+            lost: num(&f["lost"]) as u32,
+            loss_permille: num(&f["loss_permille"]) as u16,
+            jitter_us: num(&f["jitter_us"]) as u32,
+            buffered_ms: num(&f["buffered_ms"]) as u16,
+            rtt_ms: num(&f["rtt_ms"]) as u16,
+            bursts: Some(BurstReport {
+                bursts: num(&b["bursts"]) as u16,
+                mean_centi: num(&b["mean_centi"]) as u16,
+                max: num(&b["max"]) as u16,
+                recent_mean_centi: num(&b["recent_mean_centi"]) as u16,
+                recent_p90: num(&b["recent_p90"]) as u16,
+            }),
+        },
+    };
+    assert_eq!(GroupReport::decode(&plaintext), Ok(want));
+    assert_eq!(want.encode(), plaintext);
+    let mut ring = SenderKeyRing::new();
+    ring.install(key_id(&r["frame"]), &base_key(&r["frame"])).unwrap();
+    let opened = ring.open(&sealed[1]).unwrap();
+    assert_eq!((opened.header.media, opened.header.key_id.sender()), (GroupMedia::Report, SenderIndex(2)));
+    assert_eq!(opened.payload, plaintext);
+    for cut in 0..plaintext.len() {
+        if cut != 1 + 22 {
+            assert!(GroupReport::decode(&plaintext[..cut]).is_err(), "cut at {cut}");
+        }
+    }
 }
 
 #[test]

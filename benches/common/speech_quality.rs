@@ -95,3 +95,30 @@ pub fn mean_sd(values: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
+/// A link condition a speech-quality bench runs a call under, and the PESQ-WB it aims for.
+pub struct Condition {
+    /// The row's name in the JSON.
+    pub name: &'static str,
+    /// The mean loss.
+    pub loss: f64,
+    /// `None`: independent loss; `Some(n)`: Gilbert-Elliott loss in bursts of `n` packets on
+    /// average (`loss` is then the mean over both states).
+    pub mean_burst: Option<f64>,
+    /// One-way delay, and its uniform jitter (±), ms.
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+    /// The PESQ-WB goal.
+    pub goal: f64,
+    /// What a SIP phone scores on this link, where measured.
+    pub sip_reference: Option<f64>,
+}
+
+impl Condition {
+    /// How the JSON names the loss model.
+    pub fn loss_model(&self) -> String {
+        match self.mean_burst {
+            None => "independent".to_owned(),
+            Some(b) => format!("gilbert-elliott, mean burst {b}"),
+        }
+    }
+}

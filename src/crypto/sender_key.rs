@@ -41,6 +41,7 @@ const KEY_LABEL: &[u8] = b"SFrame 1.0 Secret key ";
 const SALT_LABEL: &[u8] = b"SFrame 1.0 Secret salt ";
 const MEDIA_AUDIO: u8 = 0x10;
 const MEDIA_VIDEO: u8 = 0x20;
+const MEDIA_REPORT: u8 = 0x30;
 
 /// A member's index in the group call: the low 8 bits of every key id it seals under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -97,6 +98,9 @@ pub enum GroupMedia {
         /// The AV1 temporal layer: 0 is the base every receiver needs.
         temporal_layer: u8,
     },
+    /// A receiver report to the member whose audio it is about (`0x30`): media, not a frame of
+    /// media, but sealed like one so that only members read it and it is the reporter's word.
+    Report,
 }
 
 impl GroupMedia {
@@ -105,6 +109,7 @@ impl GroupMedia {
         match self {
             GroupMedia::Audio => MEDIA_AUDIO,
             GroupMedia::Video { temporal_layer } => MEDIA_VIDEO | temporal_layer.min(15),
+            GroupMedia::Report => MEDIA_REPORT,
         }
     }
 
@@ -112,6 +117,7 @@ impl GroupMedia {
     pub fn from_byte(byte: u8) -> Result<GroupMedia, GroupFrameError> {
         match byte {
             MEDIA_AUDIO => Ok(GroupMedia::Audio),
+            MEDIA_REPORT => Ok(GroupMedia::Report),
             b if b & 0xf0 == MEDIA_VIDEO => Ok(GroupMedia::Video { temporal_layer: b & 0x0f }),
             b => Err(GroupFrameError::UnknownMedia(b)),
         }
@@ -481,11 +487,15 @@ mod tests {
 
     #[test]
     fn media_bytes_round_trip_and_unknown_ones_are_refused() {
-        for m in [GroupMedia::Audio, GroupMedia::Video { temporal_layer: 0 }, GroupMedia::Video { temporal_layer: 15 }]
-        {
+        for m in [
+            GroupMedia::Audio,
+            GroupMedia::Video { temporal_layer: 0 },
+            GroupMedia::Video { temporal_layer: 15 },
+            GroupMedia::Report,
+        ] {
             assert_eq!(GroupMedia::from_byte(m.to_byte()), Ok(m));
         }
-        for b in [0x00, 0x01, 0x03, 0x11, 0x30, 0xff] {
+        for b in [0x00, 0x01, 0x03, 0x11, 0x31, 0x40, 0xff] {
             assert_eq!(GroupMedia::from_byte(b), Err(GroupFrameError::UnknownMedia(b)));
         }
     }

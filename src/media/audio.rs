@@ -19,14 +19,15 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::burst::{BurstMeter, BurstStats};
+use super::burst::BurstStats;
 use super::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, MAX_BITRATE, MIN_BITRATE, OpusEncoder, Pcm};
-use super::time_stretch::{Stretch, StretchStats, Stretcher};
-use super::jitter::{CAPACITY, FRAME, JitterBuffer, JitterStats, Playout};
+use super::jitter::{CAPACITY, JitterBuffer, JitterStats, Playout};
+use super::loss_meter::LossMeter;
 use super::packet::{
     self, AudioPacket, FLAG_MUTED, FLAG_REPORT_EXTENSIONS, KIND_AUDIO, KIND_REPORT, PacketError, ReceiverReport,
 };
-use super::redundancy::{MAX_COPIES, MAX_DISTANCE, copy_distances, redundancy_for, typical_burst};
+use super::redundancy::{LossResponse, MAX_COPIES, MAX_DISTANCE};
+use super::time_stretch::{Stretch, StretchStats, Stretcher};
 use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, FrameSealer, MediaKind};
 
 /// What to encode for the next frame, as the sender decided it.
@@ -84,6 +85,12 @@ impl AudioFramer {
         &self.distances
     }
 
+    /// From the next packet on, copies this far back (frames, nearest first; each at most
+    /// [`MAX_DISTANCE`], at most [`MAX_COPIES`]: the rest are dropped).
+    pub fn set_distances(&mut self, distances: Vec<u32>) {
+        self.distances = distances.into_iter().filter(|d| (1..=MAX_DISTANCE).contains(d)).take(MAX_COPIES).collect();
+    }
+
     /// `job` was encoded into `opus`: the packet, with the copies of earlier frames still in the
     /// history (none before the first frame), the muted flag as the job says and `flags` besides.
     pub fn packet(&mut self, job: &AudioEncodeJob, opus: Vec<u8>, flags: u8) -> AudioPacket {
@@ -113,14 +120,13 @@ pub struct AudioSender {
     report_sealer: FrameSealer,
     /// Sequence numbers and the redundant copies each packet carries.
     framer: AudioFramer,
-    /// Copies the peer's loss rate asks for.
-    redundancy: usize,
+    /// What the peer's reports ask for: copies, their spacing, FEC, the boost.
+    response: LossResponse,
     muted: bool,
     stats: SendStats,
     peer_report: Option<ReceiverReport>,
     /// The configured bitrate; clean links get a boost above it.
     base_bitrate: i32,
-    clean_reports: u32,
 }
 
 /// Extra bitrate on a link that has been clean for [`CLEAN_REPORTS_FOR_BOOST`] reports: measured
@@ -171,12 +177,11 @@ impl AudioSender {
             framer: AudioFramer::new(),
             // One copy until the first report says the link is clean: the first second of a call
             // is as lossy as the rest.
-            redundancy: 1,
+            response: LossResponse::new(),
             muted: false,
             stats: SendStats { bitrate, redundancy: 1, copy_distances: [1, 0, 0], ..Default::default() },
             peer_report: None,
             base_bitrate: bitrate,
-            clean_reports: 0,
         }
     }
 
@@ -227,9 +232,8 @@ impl AudioSender {
     /// Redundancy goes up at once and comes down one step per clean report; the copies are spaced
     /// for the bursts the peer reports (none reported: the nearest frames).
     pub fn on_peer_report(&mut self, report: ReceiverReport) {
-        let wanted = redundancy_for(report.loss_permille);
-        self.redundancy = if wanted >= self.redundancy { wanted } else { self.redundancy - 1 };
-        self.framer.distances = copy_distances(self.redundancy, typical_burst(report.bursts.as_ref()));
+        self.response.on_report(&report);
+        self.framer.distances = self.response.distances();
         self.stats.copy_distances = [0; MAX_COPIES];
         for (slot, d) in self.stats.copy_distances.iter_mut().zip(&self.framer.distances) {
             *slot = *d as u8;
@@ -238,17 +242,8 @@ impl AudioSender {
             self.stats.peer_burst_mean = f64::from(b.recent_mean_centi) / 100.0;
             self.stats.peer_burst_p90 = b.recent_p90;
         }
-        // In-band FEC takes bits from the primary encoding: ask for it only when there is loss.
-        self.expected_loss_percent = (report.loss_permille as i32 + 9) / 10;
-        // "Clean enough": random loss under 15 % with low jitter is not congestion that more bits
-        // would worsen, and the boost is what keeps speech quality up under loss.
-        let calm = report.loss_permille < 150 && report.jitter_us < 30_000;
-        self.clean_reports = if calm { self.clean_reports.saturating_add(1) } else { 0 };
-        let bitrate = if self.clean_reports >= CLEAN_REPORTS_FOR_BOOST {
-            self.base_bitrate + CLEAN_LINK_BOOST
-        } else {
-            self.base_bitrate
-        };
+        self.expected_loss_percent = self.response.expected_loss_percent();
+        let bitrate = if self.response.calm() { self.base_bitrate + CLEAN_LINK_BOOST } else { self.base_bitrate };
         self.bitrate = bitrate;
         self.stats.bitrate = bitrate.clamp(MIN_BITRATE, MAX_BITRATE);
         self.stats.redundancy = self.framer.distances.len();
@@ -296,18 +291,8 @@ pub struct AudioReceiver {
     captures: VecDeque<(u32, u64)>,
     playout_age_us: Option<i64>,
     stats: ReceiveStats,
-    /// Network loss accounting: the first and highest primary sequence numbers seen, and how many
-    /// datagrams carried their own primary frame (redundant copies do not count).
-    first_seq: Option<u32>,
-    highest_seq: Option<u32>,
-    primaries: u64,
-    last_report: (u64, u64),
-    bursts: BurstMeter,
-    /// For each distance up to [`MAX_DISTANCE`] (index 0 unused), the newest datagram that carried
-    /// a copy that far back.
-    copy_seen: [Option<u32>; MAX_DISTANCE as usize + 1],
-    /// How far back the copies reach, as the jitter buffer was told (frames).
-    recovery_frames: u32,
+    /// The peer's loss, its bursts and how far its copies reach.
+    loss: LossMeter,
     /// The peer's audio says it parses report extensions.
     peer_reads_extensions: bool,
     /// How each playout handed out and not yet decoded is to be played.
@@ -315,12 +300,6 @@ pub struct AudioReceiver {
     /// Decoded audio, stretched, waiting for its tick.
     stretcher: Stretcher,
 }
-
-/// Datagrams over which the receiver looks for how far back the sender's copies reach (a minute:
-/// the sender's redundancy follows each second's loss, which swings around its thresholds, and
-/// every frame the recovery delay adds or gives back costs a stretch or a dropped frame; when the
-/// loss stops, the delay comes down regardless).
-const COPY_WINDOW: u32 = 3000;
 
 /// What [`AudioReceiver::on_datagram`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,13 +322,7 @@ impl AudioReceiver {
             captures: VecDeque::new(),
             playout_age_us: None,
             stats: ReceiveStats::default(),
-            first_seq: None,
-            highest_seq: None,
-            primaries: 0,
-            last_report: (0, 0),
-            bursts: BurstMeter::new(),
-            copy_seen: [None; MAX_DISTANCE as usize + 1],
-            recovery_frames: 0,
+            loss: LossMeter::new(),
             peer_reads_extensions: false,
             decoding: VecDeque::new(),
             stretcher: Stretcher::default(),
@@ -359,7 +332,12 @@ impl AudioReceiver {
     /// The counters.
     pub fn stats(&self) -> ReceiveStats {
         let jitter = self.jitter.stats();
-        ReceiveStats { jitter, bursts: self.bursts.stats(), stretch: self.stretcher.stats(jitter.stretched), ..self.stats }
+        ReceiveStats {
+            jitter,
+            bursts: self.loss.bursts(),
+            stretch: self.stretcher.stats(jitter.stretched),
+            ..self.stats
+        }
     }
 
     /// A datagram arrived at `now`.
@@ -389,19 +367,7 @@ impl AudioReceiver {
     fn accept(&mut self, p: AudioPacket, now: Instant) {
         self.stats.remote_muted = p.flags & FLAG_MUTED != 0;
         self.peer_reads_extensions = p.flags & FLAG_REPORT_EXTENSIONS != 0;
-        self.first_seq.get_or_insert(p.seq);
-        self.highest_seq = Some(self.highest_seq.map_or(p.seq, |h| h.max(p.seq)));
-        self.primaries += 1;
-        self.bursts.on_primary(p.seq);
-        for (seq, _) in &p.frames[1..] {
-            if let Some(seen) = self.copy_seen.get_mut(p.seq.wrapping_sub(*seq) as usize) {
-                *seen = Some(p.seq);
-            }
-        }
-        // More delay for the copies at once; less one frame per report (see `report`).
-        if self.wanted_recovery() > self.recovery_frames {
-            self.set_recovery(self.wanted_recovery());
-        }
+        self.loss.on_packet(&p, &mut self.jitter);
         self.captures.push_back((p.seq, p.capture_us));
         if self.captures.len() > 64 {
             self.captures.pop_front();
@@ -413,23 +379,6 @@ impl AudioReceiver {
         for (seq, data) in frames {
             self.jitter.insert_redundant(seq, data);
         }
-    }
-
-    /// How many frames the jitter buffer should hold beyond the jitter so that the farthest copy the
-    /// sender carries arrives in time: none without recent loss (the copies are not needed), at
-    /// most [`MAX_DISTANCE`] (a farther copy is not waited for).
-    fn wanted_recovery(&self) -> u32 {
-        if !self.bursts.loss_present() {
-            return 0;
-        }
-        let newest = self.highest_seq.unwrap_or(0);
-        let recent = |seen: &Option<u32>| seen.is_some_and(|s| newest.wrapping_sub(s) < COPY_WINDOW);
-        self.copy_seen.iter().rposition(recent).unwrap_or(0) as u32
-    }
-
-    fn set_recovery(&mut self, frames: u32) {
-        self.recovery_frames = frames;
-        self.jitter.set_copy_reach(FRAME * frames);
     }
 
     /// Lip sync: hold the audio at least this much (see [`JitterBuffer::set_sync_delay`]).
@@ -494,32 +443,8 @@ impl AudioReceiver {
     /// did not arrive. Residual loss after recovery would fall to zero as soon as redundancy works,
     /// and redundancy would then switch off again.
     pub fn report(&mut self, rtt_ms: u16) -> ReceiverReport {
-        let j = self.jitter.stats();
-        let expected = match (self.first_seq, self.highest_seq) {
-            (Some(f), Some(h)) => u64::from(h.saturating_sub(f)) + 1,
-            _ => 0,
-        };
-        let (prev_expected, prev_primaries) = self.last_report;
-        let (de, dp) = (expected.saturating_sub(prev_expected), self.primaries.saturating_sub(prev_primaries));
-        self.last_report = (expected, self.primaries);
-        let loss_permille = (de.saturating_sub(dp) * 1000).checked_div(de).unwrap_or(0).min(1000) as u16;
-        // The recovery delay comes down a frame per report once the loss or the copies stop.
-        let wanted = self.wanted_recovery();
-        if wanted < self.recovery_frames {
-            self.set_recovery(self.recovery_frames - 1);
-        }
-        let bursts = self.bursts.report();
-        ReceiverReport {
-            highest_seq: self.highest_seq.unwrap_or(0),
-            received: j.received as u32,
-            lost: j.lost as u32,
-            loss_permille,
-            jitter_us: (j.jitter_ms * 1000.0) as u32,
-            buffered_ms: j.buffered_ms as u16,
-            rtt_ms,
-            // Only to a peer that parses extensions: an older parser refuses the whole report.
-            bursts: self.peer_reads_extensions.then_some(bursts),
-        }
+        // Bursts only to a peer that parses extensions: an older parser refuses the whole report.
+        self.loss.report(&mut self.jitter, rtt_ms, self.peer_reads_extensions)
     }
 }
 
@@ -537,6 +462,7 @@ pub fn decode_playout(decoder: &mut impl AudioDecoder, playout: &Playout) -> Pcm
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::jitter::FRAME;
     use std::time::Duration;
 
     use crate::media::codec::fake::{FakeOpusDecoder, FakeOpusEncoder};

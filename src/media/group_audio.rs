@@ -27,7 +27,8 @@ use super::audio::decode_playout;
 use super::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, Pcm};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::limiter::Limiter;
-use super::packet::{AudioPacket, PacketError};
+use super::loss_meter::LossMeter;
+use super::packet::{AudioPacket, FLAG_GROUP_REPORTS, PacketError, ReceiverReport};
 use super::time_stretch::{Stretch, Stretcher};
 use crate::crypto::sender_key::SenderIndex;
 
@@ -98,6 +99,10 @@ struct SenderStream<D> {
     stretcher: Stretcher,
     last_arrival: Instant,
     muted: bool,
+    /// The sender's loss and bursts, and how far its copies reach.
+    loss: LossMeter,
+    /// Its packets say it takes receiver reports.
+    takes_reports: bool,
 }
 
 impl<D: AudioDecoder> SenderStream<D> {
@@ -251,10 +256,14 @@ impl<D: AudioDecoder> GroupAudioReceiver<D> {
                 stretcher: Stretcher::default(),
                 last_arrival: now,
                 muted: false,
+                loss: LossMeter::new(),
+                takes_reports: false,
             }),
         };
         stream.last_arrival = now;
         stream.muted = packet.flags & super::packet::FLAG_MUTED != 0;
+        stream.takes_reports = packet.flags & FLAG_GROUP_REPORTS != 0;
+        stream.loss.on_packet(&packet, &mut stream.jitter);
         let mut frames = packet.frames.into_iter();
         if let Some((seq, data)) = frames.next() {
             stream.jitter.insert(seq, data, now);
@@ -263,6 +272,14 @@ impl<D: AudioDecoder> GroupAudioReceiver<D> {
             stream.jitter.insert_redundant(seq, data);
         }
         Ok(())
+    }
+
+    /// A receiver report about `sender`'s audio since the last one (`media::loss_meter`, with its
+    /// bursts), when its frames are coming and its packets say it takes reports
+    /// ([`FLAG_GROUP_REPORTS`]); `None` otherwise.
+    pub fn report(&mut self, sender: SenderIndex, rtt_ms: u16) -> Option<ReceiverReport> {
+        let stream = self.admitted.get_mut(&sender)?.as_mut()?;
+        stream.takes_reports.then(|| stream.loss.report(&mut stream.jitter, rtt_ms, true))
     }
 
     /// The playout clock ticked (every 20 ms): the next 20 ms of the mix.

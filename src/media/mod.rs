@@ -16,6 +16,7 @@ pub mod group_call;
 pub mod io;
 pub mod jitter;
 pub mod limiter;
+pub mod loss_meter;
 pub mod lip_sync;
 pub mod packet;
 pub mod rate;

@@ -32,6 +32,9 @@ pub const MAX_OPUS_FRAME: usize = 1275;
 pub const FLAG_MUTED: u8 = 0x01;
 /// Flag: the sender parses receiver-report extensions (reports to it may carry them).
 pub const FLAG_REPORT_EXTENSIONS: u8 = 0x02;
+/// Flag (group calls, `protocols/group-media-v1.md`): the sender takes group receiver reports
+/// and adapts to them; a member that does not say so gets none (an older one would refuse them).
+pub const FLAG_GROUP_REPORTS: u8 = 0x04;
 /// Receiver-report extension type: burst statistics ([`BurstReport`]).
 pub const EXTENSION_BURSTS: u8 = 0x01;
 /// The base receiver report, without extensions.

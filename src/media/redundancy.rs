@@ -7,7 +7,8 @@
 //! bursts the copies are spaced beyond the typical run. Opus's in-band FEC (each frame carries a
 //! low-rate copy of the one before) is the distance-1 protection that is always there.
 
-use super::packet::BurstReport;
+use super::audio::CLEAN_REPORTS_FOR_BOOST;
+use super::packet::{BurstReport, ReceiverReport};
 
 /// The most copies a datagram carries (the packet holds four frames).
 pub const MAX_COPIES: usize = 3;
@@ -57,9 +58,116 @@ pub fn copy_distances(copies: usize, typical_burst: u32) -> Vec<u32> {
     distances
 }
 
+/// What a sender does about one receiver's reports, as a 1:1 call's [`super::audio::AudioSender`]
+/// and a group call's sender (`media::group_call`, per receiver, then [`LossResponse::worst`])
+/// both decide it: how many copies (up at once, down one step per report), spaced for the
+/// receiver's bursts, the loss Opus sizes its in-band FEC for, and whether the link has been calm
+/// long enough for the clean-link bitrate boost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossResponse {
+    copies: usize,
+    typical_burst: u32,
+    expected_loss_percent: i32,
+    calm_reports: u32,
+}
+
+impl Default for LossResponse {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LossResponse {
+    /// Before any report: one copy of the frame before (the first second of a call is as lossy
+    /// as the rest), no FEC asked for, no boost.
+    pub fn new() -> Self {
+        LossResponse { copies: 1, typical_burst: 1, expected_loss_percent: 0, calm_reports: 0 }
+    }
+
+    /// The receiver reported how our audio arrives.
+    pub fn on_report(&mut self, report: &ReceiverReport) {
+        let wanted = redundancy_for(report.loss_permille);
+        self.copies = if wanted >= self.copies { wanted } else { self.copies - 1 };
+        self.typical_burst = typical_burst(report.bursts.as_ref());
+        // In-band FEC takes bits from the primary encoding: ask for it only when there is loss.
+        self.expected_loss_percent = (i32::from(report.loss_permille) + 9) / 10;
+        // "Clean enough": random loss under 15 % with low jitter is not congestion that more bits
+        // would worsen, and the boost is what keeps speech quality up under loss.
+        let calm = report.loss_permille < 150 && report.jitter_us < 30_000;
+        self.calm_reports = if calm { self.calm_reports.saturating_add(1) } else { 0 };
+    }
+
+    /// How far back the copies reach, frames, nearest first ([`copy_distances`]).
+    pub fn distances(&self) -> Vec<u32> {
+        copy_distances(self.copies, self.typical_burst)
+    }
+
+    /// The loss the encoder sizes its in-band FEC for, percent.
+    pub fn expected_loss_percent(&self) -> i32 {
+        self.expected_loss_percent
+    }
+
+    /// Whether the link has been calm for [`CLEAN_REPORTS_FOR_BOOST`] reports in a row.
+    pub fn calm(&self) -> bool {
+        self.calm_reports >= CLEAN_REPORTS_FOR_BOOST
+    }
+
+    /// What one sender sending the same packets to every receiver does: the most copies any
+    /// receiver asks for, spaced for the longest typical burst among the receivers that ask for
+    /// copies, FEC for the highest loss, calm only when every receiver is. No receiver: as
+    /// [`LossResponse::new`].
+    pub fn worst<'a>(receivers: impl IntoIterator<Item = &'a LossResponse>) -> LossResponse {
+        let mut worst: Option<LossResponse> = None;
+        for r in receivers {
+            let w = worst.get_or_insert(LossResponse {
+                copies: 0,
+                typical_burst: 1,
+                expected_loss_percent: 0,
+                calm_reports: u32::MAX,
+            });
+            w.copies = w.copies.max(r.copies);
+            if r.copies > 0 {
+                w.typical_burst = w.typical_burst.max(r.typical_burst);
+            }
+            w.expected_loss_percent = w.expected_loss_percent.max(r.expected_loss_percent);
+            w.calm_reports = w.calm_reports.min(r.calm_reports);
+        }
+        worst.unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(loss_permille: u16, mean_burst: f64) -> ReceiverReport {
+        ReceiverReport { loss_permille, bursts: Some(burst(mean_burst)), ..Default::default() }
+    }
+
+    #[test]
+    fn the_worst_receiver_sets_the_copies_their_spacing_the_fec_and_the_boost() {
+        let mut clean = LossResponse::new();
+        let mut lossy = LossResponse::new();
+        let mut bursty_but_light = LossResponse::new();
+        for _ in 0..3 {
+            clean.on_report(&report(0, 0.0));
+            lossy.on_report(&report(50, 1.0));
+            bursty_but_light.on_report(&report(10, 3.0));
+        }
+        assert_eq!((clean.distances(), clean.calm()), (vec![], true), "a clean link: no copy, boosted");
+        assert_eq!(bursty_but_light.distances(), Vec::<u32>::new());
+        let worst = LossResponse::worst([&clean, &lossy, &bursty_but_light]);
+        assert_eq!(worst.distances(), [1], "5 % independent loss at one receiver: one copy for all");
+        assert_eq!(worst.expected_loss_percent(), 5);
+        assert!(worst.calm(), "5 % is calm: every receiver is");
+        let mut bursty = LossResponse::new();
+        bursty.on_report(&report(50, 3.0));
+        let worst = LossResponse::worst([&clean, &bursty]);
+        assert_eq!(worst.distances(), [3, 6], "spaced for the bursty receiver");
+        assert!(!worst.calm(), "one receiver has not been calm long enough");
+        assert_eq!(LossResponse::worst([&clean]), clean);
+        assert_eq!(LossResponse::worst([]), LossResponse::new(), "nobody reported: what a call starts with");
+    }
 
     fn burst(mean: f64) -> BurstReport {
         BurstReport { recent_mean_centi: (mean * 100.0) as u16, ..Default::default() }

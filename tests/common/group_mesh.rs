@@ -3,10 +3,20 @@
 //! (`group_net.rs`) behind the `GroupFrameCrypto` port, every two members a real QUIC connection
 //! (`QuicMediaPort`), every member's `GroupCallMedia` writing its mix where it is told.
 //! Included with `#[path]` next to `group_net.rs` (as `group_net`) and `quic.rs` (as `quic`).
+//! [`mesh_impaired`] puts every member's outgoing datagrams through an [`ImpairedLink`]
+//! (`netem.rs`'s loss, delay and jitter, a seeded generator per direction).
 #![allow(dead_code)]
+
+#[path = "netem.rs"]
+mod netem;
+pub use netem::Impairment;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
 
 use hail::call::CallId;
 use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
@@ -15,6 +25,7 @@ use hail::media::group_call::{
     FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
 };
 use hail::media::io::{SinkSpec, SourceSpec, read_wav_mono_48k};
+use hail::media_link::{InStream, LinkError, MediaLink, OutStream, PathSample};
 use hail::transport::channel::dial;
 use hail::transport::media_port::QuicMediaPort;
 use libp2p_identity::PeerId;
@@ -85,9 +96,68 @@ pub async fn connect(
     (ours.conn, theirs.conn)
 }
 
+/// A member's link whose datagrams pass an impairment on their way out (what the network does to
+/// them: loss, delay, jitter); streams and everything else are the inner link's.
+pub struct ImpairedLink {
+    inner: Arc<dyn MediaLink>,
+    impairment: Impairment,
+    netem: Mutex<netem::Netem>,
+}
+
+impl ImpairedLink {
+    /// `inner` with its outgoing datagrams through `impairment`, drawn from `seed`.
+    pub fn new(inner: Arc<dyn MediaLink>, impairment: Impairment, seed: u64) -> Self {
+        ImpairedLink { inner, impairment, netem: Mutex::new(netem::Netem::new(seed)) }
+    }
+}
+
+impl MediaLink for ImpairedLink {
+    fn send_datagram(&self, datagram: Bytes) -> Result<(), LinkError> {
+        let now = Instant::now();
+        let arrivals = self.netem.lock().unwrap().send(&self.impairment, now, datagram.len());
+        for at in arrivals {
+            if at <= now {
+                self.inner.send_datagram(datagram.clone())?;
+            } else {
+                let (inner, datagram) = (self.inner.clone(), datagram.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    let _ = inner.send_datagram(datagram);
+                });
+            }
+        }
+        Ok(())
+    }
+    fn read_datagram(&self) -> BoxFuture<'_, Result<Bytes, LinkError>> {
+        self.inner.read_datagram()
+    }
+    fn open_stream(&self, priority: i32) -> BoxFuture<'_, Result<Box<dyn OutStream>, LinkError>> {
+        self.inner.open_stream(priority)
+    }
+    fn accept_stream(&self) -> BoxFuture<'_, Result<Box<dyn InStream>, LinkError>> {
+        self.inner.accept_stream()
+    }
+    fn path(&self) -> PathSample {
+        self.inner.path()
+    }
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+}
+
 /// `sources.len()` members in one group (seeds 1, 2, …), a QUIC connection between every two,
 /// each sending its source and writing its mix under `dir`.
 pub async fn mesh(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    mesh_impaired(dir, sources, None).await
+}
+
+/// [`mesh`], with every member's datagrams to every other through `impairment` (each direction
+/// of each pair its own generator, seeded from `seed`, the sender and the receiver).
+pub async fn mesh_impaired(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    impairment: Option<(Impairment, u64)>,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
     let net = Arc::new(Mutex::new(Net::group(seeds[0], &seeds[1..])));
     let mut nodes: Vec<_> = seeds.iter().map(|_| quic::node()).collect();
@@ -113,7 +183,12 @@ pub async fn mesh(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec
         let media = GroupCallMedia::start(config, crypto, events_tx).unwrap();
         for (other, conn) in &conns {
             let index = sender_index(&net, &id, other);
-            media.add_member(*other, index, Arc::new(QuicMediaPort::new(conn.clone()))).await.unwrap();
+            let mut link: Arc<dyn MediaLink> = Arc::new(QuicMediaPort::new(conn.clone()));
+            if let Some((imp, seed)) = impairment {
+                let to = sender_index(&net, &id, &id);
+                link = Arc::new(ImpairedLink::new(link, imp, seed + 1000 * u64::from(to.0) + u64::from(index.0)));
+            }
+            media.add_member(*other, index, link).await.unwrap();
         }
         parties.push(Party { id, media: Some(media), events, wav, conns, _endpoint: node.0 });
     }

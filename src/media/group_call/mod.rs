@@ -12,6 +12,7 @@
 //! the member's stream leaves the mix when its frames stop. A removed member's link is dropped and
 //! its stream leaves the mix at once. Nothing but audio runs on the task, so nothing starves it.
 
+mod report;
 mod session;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use session::{GroupAudioSession, MemberError, Output};
+pub use report::GroupReport;
+pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL};
 
 use super::MediaStartError;
 use super::codec::opus::{OpusDecoder, OpusEncoder};
@@ -97,7 +99,7 @@ pub enum GroupAudioEvent {
 }
 
 /// What we send, once for all members.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupSendStats {
     /// Frames sealed (each sent to every member).
     pub frames: u64,
@@ -105,8 +107,17 @@ pub struct GroupSendStats {
     pub bytes: u64,
     /// The Opus bitrate, bps.
     pub bitrate: i32,
-    /// Earlier frames carried as redundant copies in each packet.
+    /// Earlier frames carried as redundant copies in each packet (for the worst receiver).
     pub redundancy: usize,
+    /// How far back they are, frames, nearest first.
+    #[serde(default)]
+    pub copy_distances: Vec<u32>,
+    /// The loss Opus sizes its in-band FEC for, percent (the worst receiver's).
+    #[serde(default)]
+    pub expected_loss_percent: i32,
+    /// Receiver reports sent (one per member a second).
+    #[serde(default)]
+    pub reports: u64,
     /// Frames the port would not seal (not in the call yet or any more).
     pub seal_refused: u64,
     /// Frames Opus would not encode.
@@ -126,8 +137,15 @@ pub struct ParticipantAudioStats {
     /// Their bytes.
     pub bytes: u64,
     /// Datagrams refused: not opened by the port (a stranger's key, another member's frame, a
-    /// replay, tampering), not its own sender index, not audio, or not an audio packet.
+    /// replay, tampering), not its own sender index, not audio or a report, not an audio packet,
+    /// or a report that does not parse or is about someone else.
     pub refused: u64,
+    /// Its receiver reports on our audio.
+    #[serde(default)]
+    pub reports: u64,
+    /// The loss its last report saw on our audio (before recovery), per mille.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_loss_permille: Option<u16>,
     /// Its jitter buffer's counters (received, lost, concealed, FEC, the delay it aims for and
     /// holds); default while it is not in the mix.
     pub jitter: JitterStats,
@@ -161,6 +179,8 @@ impl ParticipantAudioStats {
             datagrams: 0,
             bytes: 0,
             refused: 0,
+            reports: 0,
+            reported_loss_permille: None,
             jitter: JitterStats::default(),
             concealed_ticks: 0,
             in_mix: false,
@@ -403,6 +423,7 @@ impl GroupTask {
                         self.session.encoded(&job, opus);
                     }
                     Output::Transmit(frame) => self.transmit(Bytes::from(frame)),
+                    Output::Report { to, frame } => self.send_report(&to, Bytes::from(frame)),
                     Output::PlayAudio(pcm) => {
                         audio.play(&pcm);
                     }
@@ -466,6 +487,15 @@ impl GroupTask {
                     self.session.send_failed(member);
                 }
             }
+        }
+    }
+
+    /// A receiver report, on `to`'s link only; a link that refuses it is counted.
+    fn send_report(&mut self, to: &PeerId, frame: Bytes) {
+        let Some(l) = self.links.get(to) else { return };
+        if let Err(e) = l.link.send_datagram(frame) {
+            tracing::trace!(member = %to, error = %e, "group receiver report not sent");
+            self.session.send_failed(to);
         }
     }
 

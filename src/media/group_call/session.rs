@@ -17,16 +17,21 @@ use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
 
+use super::report::GroupReport;
 use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, ParticipantAudioStats};
-use crate::crypto::sender_key::{GroupMedia, SenderIndex};
+use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
 use crate::media::active_speaker::SpeakerEvent;
-use crate::media::audio::{AudioEncodeJob, AudioFramer};
+use crate::media::audio::{AudioEncodeJob, AudioFramer, CLEAN_LINK_BOOST};
 use crate::media::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, Pcm};
 use crate::media::group_audio::{GroupAudioError, GroupAudioReceiver};
 use crate::media::jitter::FRAME;
+use crate::media::packet::FLAG_GROUP_REPORTS;
+use crate::media::redundancy::LossResponse;
 
 /// How long after a send tick its play tick comes (as in a 1:1 call).
 const PLAY_OFFSET: Duration = Duration::from_millis(10);
+/// How often each member is sent a report on its audio (as in a 1:1 call).
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a member was not added.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +64,13 @@ pub enum Output {
     EncodeAudio(AudioEncodeJob),
     /// Send this sealed frame to every member (one ciphertext for all).
     Transmit(Vec<u8>),
+    /// Send this sealed receiver report to `to` only (on its link).
+    Report {
+        /// The member whose audio it is about.
+        to: PeerId,
+        /// The sealed report.
+        frame: Vec<u8>,
+    },
     /// Write this 20 ms of the mix to the audio sink.
     PlayAudio(Pcm),
     /// Tell the node.
@@ -72,13 +84,20 @@ pub enum Output {
 struct Member {
     sender: SenderIndex,
     stats: ParticipantAudioStats,
+    /// What its reports on our audio ask for (what a call starts with until it reports).
+    response: LossResponse,
 }
 
 /// The sans-IO audio of a group call at one member.
 pub struct GroupAudioSession<D> {
     crypto: Arc<dyn GroupFrameCrypto>,
     framer: AudioFramer,
+    /// The configured bitrate, and what the worst receiver's reports make of it.
+    base_bitrate: i32,
     bitrate: i32,
+    expected_loss_percent: i32,
+    /// Our sender index, as our sealed frames carry it (reports about anyone else are refused).
+    own: Option<SenderIndex>,
     muted: bool,
     receiver: GroupAudioReceiver<D>,
     members: BTreeMap<PeerId, Member>,
@@ -86,6 +105,7 @@ pub struct GroupAudioSession<D> {
     dominant: Option<PeerId>,
     next_send: Instant,
     next_play: Instant,
+    next_report: Instant,
     outputs: VecDeque<Output>,
 }
 
@@ -112,7 +132,10 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         GroupAudioSession {
             crypto,
             framer: AudioFramer::new(),
+            base_bitrate: bitrate,
             bitrate,
+            expected_loss_percent: 0,
+            own: None,
             muted,
             receiver: GroupAudioReceiver::new(new_decoder),
             members: BTreeMap::new(),
@@ -120,6 +143,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             dominant: None,
             next_send: now,
             next_play: now + PLAY_OFFSET,
+            next_report: now + REPORT_INTERVAL,
             outputs: VecDeque::new(),
         }
     }
@@ -141,7 +165,8 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         }
         self.receiver.admit(sender)?;
         let stats = ParticipantAudioStats::new(member, sender);
-        self.members.insert(member, Member { sender, stats });
+        self.members.insert(member, Member { sender, stats, response: LossResponse::new() });
+        self.adapt();
         Ok(())
     }
 
@@ -157,6 +182,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         if self.dominant == Some(*member) {
             self.dominant = None;
         }
+        self.adapt();
         true
     }
 
@@ -191,13 +217,35 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             }
         };
         let sender = opened.header.key_id.sender();
-        if sender != member.sender || opened.header.media != GroupMedia::Audio {
+        if sender != member.sender {
             member.stats.refused += 1;
             return;
         }
-        if self.receiver.on_plaintext(sender, &opened.payload, now).is_err() {
-            member.stats.refused += 1;
+        match opened.header.media {
+            GroupMedia::Audio => {
+                if self.receiver.on_plaintext(sender, &opened.payload, now).is_err() {
+                    member.stats.refused += 1;
+                }
+            }
+            GroupMedia::Report => match GroupReport::decode(&opened.payload) {
+                Ok(r) if Some(r.about) == self.own => {
+                    member.stats.reports += 1;
+                    member.stats.reported_loss_permille = Some(r.report.loss_permille);
+                    member.response.on_report(&r.report);
+                    self.adapt();
+                }
+                _ => member.stats.refused += 1,
+            },
+            GroupMedia::Video { .. } => member.stats.refused += 1,
         }
+    }
+
+    /// Copies, their spacing, FEC and bitrate for the worst receiver: one packet goes to all.
+    fn adapt(&mut self) {
+        let worst = LossResponse::worst(self.members.values().map(|m| &m.response));
+        self.framer.set_distances(worst.distances());
+        self.expected_loss_percent = worst.expected_loss_percent();
+        self.bitrate = if worst.calm() { self.base_bitrate + CLEAN_LINK_BOOST } else { self.base_bitrate };
     }
 
     /// `from`'s link failed or closed: written down in its stats (its stream leaves the mix when
@@ -217,7 +265,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             capture_us,
             muted: self.muted,
             bitrate: self.bitrate,
-            expected_loss_percent: 0,
+            expected_loss_percent: self.expected_loss_percent,
         };
         self.outputs.push_back(Output::EncodeAudio(job));
     }
@@ -232,9 +280,12 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
                 return;
             }
         };
-        let plaintext = self.framer.packet(job, opus, 0).encode();
+        let plaintext = self.framer.packet(job, opus, FLAG_GROUP_REPORTS).encode();
         match self.crypto.seal(GroupMedia::Audio, &plaintext) {
             Ok(frame) => {
+                if let Ok((header, _)) = GroupFrameHeader::parse(&frame) {
+                    self.own = Some(header.key_id.sender());
+                }
                 self.send.frames += 1;
                 self.send.bytes += frame.len() as u64;
                 self.outputs.push_back(Output::Transmit(frame));
@@ -273,6 +324,32 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         while self.next_play <= now {
             self.play(now);
             self.next_play += FRAME;
+        }
+        if self.next_report <= now {
+            self.send_reports();
+            // Reports missed while the clock was behind are not worth sending late.
+            while self.next_report <= now {
+                self.next_report += REPORT_INTERVAL;
+            }
+        }
+    }
+
+    /// A report to every member whose audio is coming and who takes reports, each sealed on its
+    /// own and sent on that member's link only.
+    fn send_reports(&mut self) {
+        for (peer, member) in &mut self.members {
+            let Some(report) = self.receiver.report(member.sender, 0) else { continue };
+            let plaintext = GroupReport { about: member.sender, report }.encode();
+            match self.crypto.seal(GroupMedia::Report, &plaintext) {
+                Ok(frame) => {
+                    self.send.reports += 1;
+                    self.outputs.push_back(Output::Report { to: *peer, frame });
+                }
+                Err(e) => {
+                    self.send.seal_refused += 1;
+                    tracing::debug!(error = %e, "receiver report not sealed");
+                }
+            }
         }
     }
 
@@ -315,7 +392,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
 
     /// When [`GroupAudioSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_send.min(self.next_play)
+        self.next_send.min(self.next_play).min(self.next_report)
     }
 
     /// The counters: ours, and every member's (jitter buffer, level, speaking).
@@ -336,7 +413,13 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             .collect();
         GroupAudioStats {
             muted: self.muted,
-            send: GroupSendStats { redundancy: self.framer.distances().len(), ..self.send },
+            send: GroupSendStats {
+                bitrate: self.bitrate,
+                redundancy: self.framer.distances().len(),
+                copy_distances: self.framer.distances().to_vec(),
+                expected_loss_percent: self.expected_loss_percent,
+                ..self.send.clone()
+            },
             participants,
             dominant: self.dominant,
             limited_frames: self.receiver.limiter().limited_frames(),
@@ -350,21 +433,37 @@ mod tests {
     use super::*;
     use crate::crypto::sender_key::{GroupFrameHeader, KeyId, OpenedFrame};
     use crate::media::group_call::FrameCryptoError;
-    use crate::media::packet::AudioPacket;
+    use crate::media::packet::{AudioPacket, ReceiverReport};
 
-    /// Frames in the clear: `sender index || media byte || payload`; open believes the header.
-    struct ClearFrames(SenderIndex);
+    /// Frames in the clear: the real clear header (media byte, SFrame header of epoch 0), the
+    /// payload, and 16 zero bytes where the tag would be; open believes the header.
+    struct ClearFrames(SenderIndex, std::sync::atomic::AtomicU64);
+
+    impl ClearFrames {
+        fn new(sender: u8) -> Self {
+            ClearFrames(SenderIndex(sender), Default::default())
+        }
+
+        fn frame(sender: u8, media: GroupMedia, counter: u64, payload: &[u8]) -> Vec<u8> {
+            let header = GroupFrameHeader { media, key_id: KeyId::new(0, SenderIndex(sender)).unwrap(), counter };
+            [&header.encode()[..], payload, &[0; 16]].concat()
+        }
+
+        fn payload(frame: &[u8]) -> Result<(GroupFrameHeader, Vec<u8>), FrameCryptoError> {
+            let (header, len) = GroupFrameHeader::parse(frame).map_err(|e| FrameCryptoError(e.to_string()))?;
+            Ok((header, frame[len..frame.len() - 16].to_vec()))
+        }
+    }
 
     impl GroupFrameCrypto for ClearFrames {
         fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
-            Ok([&[self.0.0, media.to_byte()][..], payload].concat())
+            let counter = self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Self::frame(self.0.0, media, counter, payload))
         }
 
         fn open(&self, _from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
-            let [sender, media, payload @ ..] = frame else { return Err(FrameCryptoError("short".into())) };
-            let media = GroupMedia::from_byte(*media).map_err(|e| FrameCryptoError(e.to_string()))?;
-            let key_id = KeyId::new(0, SenderIndex(*sender)).unwrap();
-            Ok(OpenedFrame { header: GroupFrameHeader { media, key_id, counter: 0 }, payload: payload.to_vec() })
+            let (header, payload) = Self::payload(frame)?;
+            Ok(OpenedFrame { header, payload })
         }
     }
 
@@ -388,13 +487,13 @@ mod tests {
     }
 
     fn session(now: Instant) -> GroupAudioSession<LevelDecoder> {
-        GroupAudioSession::new(Arc::new(ClearFrames(SenderIndex(0))), 32_000, false, || Ok(LevelDecoder), now)
+        GroupAudioSession::new(Arc::new(ClearFrames::new(0)), 32_000, false, || Ok(LevelDecoder), now)
     }
 
     /// `sender`'s frame `seq` at `level`, as it comes on a link.
     fn frame(sender: u8, media: GroupMedia, seq: u32, level: u8) -> Vec<u8> {
         let packet = AudioPacket { seq, capture_us: 0, flags: 0, frames: vec![(seq, vec![level])] };
-        [&[sender, media.to_byte()][..], &packet.encode()].concat()
+        ClearFrames::frame(sender, media, u64::from(seq), &packet.encode())
     }
 
     fn drain(s: &mut GroupAudioSession<LevelDecoder>) -> Vec<Output> {
@@ -442,7 +541,7 @@ mod tests {
             [Output::EncodeAudio(job)] => assert!(job.muted && job.pcm == [0; FRAME_SAMPLES]),
             other => panic!("{other:?}"),
         }
-        let last = AudioPacket::decode(&sealed[2][2..]).unwrap();
+        let last = AudioPacket::decode(&ClearFrames::payload(&sealed[2]).unwrap().1).unwrap();
         assert_eq!(last.frames, vec![(2, vec![2]), (1, vec![1])]);
         assert_eq!(s.stats().send.frames, 3);
     }
@@ -456,11 +555,12 @@ mod tests {
         s.datagram(&member(1), &frame(2, GroupMedia::Audio, 0, 1), t0);
         s.datagram(&member(1), &frame(1, GroupMedia::Video { temporal_layer: 0 }, 0, 1), t0);
         s.datagram(&member(1), &[1], t0);
+        s.datagram(&member(1), &ClearFrames::frame(1, GroupMedia::Report, 1, &[0; 5]), t0);
         s.datagram(&member(9), &frame(9, GroupMedia::Audio, 0, 1), t0);
         s.datagram(&member(2), &frame(2, GroupMedia::Audio, 0, 1), t0);
         let stats = s.stats();
         assert_eq!(stats.participants.iter().map(|p| (p.datagrams, p.refused)).collect::<Vec<_>>(), {
-            let mut want = vec![(3, 3), (1, 0)];
+            let mut want = vec![(4, 4), (1, 0)];
             if member(1).to_bytes() > member(2).to_bytes() {
                 want.reverse();
             }
@@ -501,5 +601,134 @@ mod tests {
         assert!(events.iter().any(|(n, e)| *n < 30 && *e == speaking(true)), "{events:?}");
         assert!(events.iter().any(|(n, e)| *n == 30 && *e == speaking(false)), "{events:?}");
         assert!(events.iter().any(|(n, e)| *n == 30 && *e == GroupAudioEvent::Dominant { member: None }), "{events:?}");
+    }
+
+    /// Three members' sessions with fake codecs, every 10 ms of simulated time each one's outputs
+    /// carried out at once: frames to the other two (`lose(from, to, n)` drops `from`'s `n`-th
+    /// frame to `to`), reports to the member they are about.
+    struct Trio {
+        sessions: Vec<GroupAudioSession<LevelDecoder>>,
+        sent: Vec<u64>,
+        last_packet: Vec<Option<AudioPacket>>,
+        last_job: Vec<Option<AudioEncodeJob>>,
+    }
+
+    impl Trio {
+        fn new(t0: Instant) -> Self {
+            let mut sessions: Vec<_> = (0..3u8)
+                .map(|i| GroupAudioSession::new(Arc::new(ClearFrames::new(i)), 32_000, false, || Ok(LevelDecoder), t0))
+                .collect();
+            for (i, s) in sessions.iter_mut().enumerate() {
+                for j in (0..3u8).filter(|j| usize::from(*j) != i) {
+                    s.add_member(member(j + 1), SenderIndex(j)).unwrap();
+                }
+            }
+            Trio { sessions, sent: vec![0; 3], last_packet: vec![None; 3], last_job: vec![None; 3] }
+        }
+
+        fn run(&mut self, from: Instant, seconds: u32, lose: impl Fn(usize, usize, u64) -> bool) {
+            for step in 0..seconds * 100 {
+                let now = from + Duration::from_millis(10) * step;
+                let mut deliveries = Vec::new();
+                for (i, s) in self.sessions.iter_mut().enumerate() {
+                    s.handle_timeout(now, 0);
+                    loop {
+                        match s.poll_output() {
+                            Output::Timeout(_) => break,
+                            Output::CaptureAudio { capture_us } => s.captured(Some([1; FRAME_SAMPLES]), capture_us),
+                            Output::EncodeAudio(job) => {
+                                s.encoded(&job, Ok(vec![50; 40]));
+                                self.last_job[i] = Some(job);
+                            }
+                            Output::Transmit(frame) => {
+                                let n = self.sent[i];
+                                self.sent[i] += 1;
+                                let payload = ClearFrames::payload(&frame).unwrap().1;
+                                self.last_packet[i] = Some(AudioPacket::decode(&payload).unwrap());
+                                for to in (0..3).filter(|to| *to != i && !lose(i, *to, n)) {
+                                    deliveries.push((i, to, frame.clone()));
+                                }
+                            }
+                            Output::Report { to, frame } => {
+                                let to = (0..3).find(|j| member(*j as u8 + 1) == to).unwrap();
+                                deliveries.push((i, to, frame));
+                            }
+                            Output::PlayAudio(_) | Output::Event(_) => {}
+                        }
+                    }
+                }
+                for (from, to, frame) in deliveries {
+                    self.sessions[to].datagram(&member(from as u8 + 1), &frame, now);
+                }
+            }
+        }
+
+        /// What member `i` sends: copies (distances), the FEC it asks for, its bitrate, and how many
+        /// frames its last packet carried.
+        fn sending(&self, i: usize) -> (Vec<u32>, i32, i32, usize) {
+            let send = self.sessions[i].stats().send;
+            let frames = self.last_packet[i].as_ref().unwrap().frames.len();
+            let job = self.last_job[i].as_ref().unwrap();
+            assert_eq!((job.expected_loss_percent, job.bitrate), (send.expected_loss_percent, send.bitrate));
+            (send.copy_distances, send.expected_loss_percent, send.bitrate, frames)
+        }
+    }
+
+    #[test]
+    fn on_clean_links_the_members_drop_the_redundant_copy_and_a_lossy_receiver_keeps_copies_for_all() {
+        let t0 = Instant::now();
+        let mut trio = Trio::new(t0);
+        let boosted = 32_000 + CLEAN_LINK_BOOST;
+        trio.run(t0, 1, |_, _, _| false);
+        assert_eq!(trio.sending(0), (vec![1], 0, 32_000, 2), "before the reports: one copy of the frame before");
+        trio.run(t0 + Duration::from_secs(1), 4, |_, _, _| false);
+        for i in 0..3 {
+            assert_eq!(trio.sending(i), (vec![], 0, boosted, 1), "member {i} on clean links: the frame alone");
+            let s = trio.sessions[i].stats();
+            assert!(s.send.reports >= 8, "{:?}", s.send);
+            assert!(
+                s.participants.iter().all(|p| p.reports >= 4 && p.reported_loss_permille == Some(0) && p.refused == 0)
+            );
+        }
+        // Member 0's frames to member 2 lose every tenth (10 %, independent): member 0 sends two
+        // copies of the frames before and sizes FEC for 10 %, to both (one packet for all); the
+        // others, whose links are clean, still send their frames alone.
+        trio.run(t0 + Duration::from_secs(5), 5, |from, to, n| from == 0 && to == 2 && n % 10 == 3);
+        assert_eq!(trio.sending(0), (vec![1, 2], 10, boosted, 3));
+        assert_eq!(trio.sending(1), (vec![], 0, boosted, 1));
+        assert_eq!(trio.sending(2), (vec![], 0, boosted, 1));
+        let at_2 = trio.sessions[2].stats();
+        let heard_0 = at_2.participants.iter().find(|p| p.member == member(1)).unwrap();
+        assert!(
+            heard_0.jitter.lost > 0 && heard_0.jitter.concealed == 0,
+            "the copies fill the gaps: {:?}",
+            heard_0.jitter
+        );
+        // The link is clean again: the copies go, one a report.
+        trio.run(t0 + Duration::from_secs(10), 4, |_, _, _| false);
+        assert_eq!(trio.sending(0), (vec![], 0, boosted, 1));
+        // In another call the same share is lost in bursts of three: the copies are spaced beyond
+        // the bursts.
+        let mut trio = Trio::new(t0);
+        trio.run(t0, 6, |from, to, n| from == 0 && to == 2 && n % 30 < 3);
+        let (distances, fec, bitrate, frames) = trio.sending(0);
+        assert_eq!((distances, bitrate, frames), (vec![2, 4, 6], boosted, 4));
+        assert!((8..=14).contains(&fec), "FEC for the last second's loss, 3 or 6 of 50: {fec} %");
+    }
+
+    #[test]
+    fn a_report_about_another_member_or_that_does_not_parse_is_refused() {
+        let t0 = Instant::now();
+        let mut trio = Trio::new(t0);
+        trio.run(t0, 1, |_, _, _| false);
+        let about_1 =
+            GroupReport { about: SenderIndex(1), report: ReceiverReport { loss_permille: 500, ..Default::default() } };
+        let s = &mut trio.sessions[0];
+        s.datagram(&member(3), &ClearFrames::frame(2, GroupMedia::Report, 900, &about_1.encode()), t0);
+        s.datagram(&member(3), &ClearFrames::frame(2, GroupMedia::Report, 901, &[0, 1, 2]), t0);
+        let at_0 = s.stats();
+        let from_2 = at_0.participants.iter().find(|p| p.member == member(3)).unwrap();
+        assert_eq!((from_2.refused, from_2.reported_loss_permille), (2, None));
+        assert_eq!(at_0.send.copy_distances, [1], "nothing changed");
     }
 }
