@@ -304,3 +304,64 @@ async fn four_talkers_at_full_scale_do_not_clip_the_fifth_members_mix() {
         p.finish().await;
     }
 }
+
+/// A link that is dead from the start: its reader reports the failure at once.
+struct DeadLink;
+
+impl hail::media_link::MediaLink for DeadLink {
+    fn send_datagram(&self, _: bytes::Bytes) -> Result<(), hail::media_link::LinkError> {
+        Err(hail::media_link::LinkError::Closed("dead".into()))
+    }
+    fn read_datagram(&self) -> futures::future::BoxFuture<'_, Result<bytes::Bytes, hail::media_link::LinkError>> {
+        Box::pin(async { Err(hail::media_link::LinkError::Closed("dead".into())) })
+    }
+    fn open_stream(
+        &self,
+        _: i32,
+    ) -> futures::future::BoxFuture<'_, Result<Box<dyn hail::media_link::OutStream>, hail::media_link::LinkError>> {
+        Box::pin(async { Err(hail::media_link::LinkError::Closed("dead".into())) })
+    }
+    fn accept_stream(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<Box<dyn hail::media_link::InStream>, hail::media_link::LinkError>> {
+        Box::pin(async { Err(hail::media_link::LinkError::Closed("dead".into())) })
+    }
+    fn path(&self) -> hail::media_link::PathSample {
+        hail::media_link::PathSample { rtt: Duration::from_millis(1), cwnd: 0, sent_bytes: 0, lost_bytes: 0 }
+    }
+    fn is_closed(&self) -> bool {
+        true
+    }
+}
+
+/// A member added again with a good link, right after a link whose failure is already on its way
+/// to the task: the old link's failure must not take the new link down (the task takes commands
+/// before link messages, so the failure is usually handled after the second add).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_links_late_failure_leaves_the_new_link_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = TONES[..2].iter().map(|f| SourceSpec::Tone(*f)).collect();
+    let (net, parties) = mesh(dir.path(), sources).await;
+    let (a, b) = (parties[0].id, parties[1].id);
+    let index = group_mesh::sender_index(&net, &a, &b);
+    for _ in 0..5 {
+        parties[0].media().add_member(b, index, Arc::new(DeadLink)).await.unwrap();
+        let good = Arc::new(QuicMediaPort::new(parties[0].conn_to(&b).clone()));
+        parties[0].media().add_member(b, index, good).await.unwrap();
+    }
+    let of_b = || parties[0].stats().participants.into_iter().find(|x| x.member == b).unwrap();
+    // Any stale failure is handled within a few ticks; then a must still send to and hear b.
+    run_for(Duration::from_millis(200)).await;
+    let before = of_b();
+    assert_eq!(before.link_error, None, "{before:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = of_b();
+        assert_eq!(now.link_error, None, "{now:?}");
+        if now.sent_datagrams > before.sent_datagrams + 10 && now.datagrams > before.datagrams + 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a stopped sending to or hearing b: {before:?} then {now:?}");
+        run_for(Duration::from_millis(100)).await;
+    }
+}

@@ -261,10 +261,12 @@ enum Command {
     Muted(bool),
 }
 
-/// What a member's link reader hands the task.
+/// What a member's link reader hands the task, with the generation of the link it reads (a
+/// member added again gets a new link; what its old link's reader queued before it was stopped
+/// must not touch the new one).
 enum FromLink {
-    Datagram(PeerId, Bytes),
-    Failed(PeerId, String),
+    Datagram(PeerId, u64, Bytes),
+    Failed(PeerId, u64, String),
 }
 
 /// A group call's running audio. Dropping it stops the task.
@@ -306,7 +308,7 @@ impl GroupCallMedia {
         }));
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
-        let task = GroupTask { session, encoder, config, stats: stats.clone(), events, links: BTreeMap::new() };
+        let task = GroupTask { session, encoder, config, stats: stats.clone(), events, links: BTreeMap::new(), next_generation: 0 };
         let task = tokio::spawn(task.run(commands_rx, stop));
         Ok(GroupCallMedia { stats, commands, stop: Some(stop_tx), task: Some(task) })
     }
@@ -358,9 +360,10 @@ impl Drop for GroupCallMedia {
     }
 }
 
-/// A member's link and the task reading it.
+/// A member's link, the generation it was added under, and the task reading it.
 struct MemberLink {
     link: Arc<dyn MediaLink>,
+    generation: u64,
     reader: JoinHandle<()>,
 }
 
@@ -378,19 +381,21 @@ struct GroupTask {
     stats: Arc<Mutex<GroupAudioStats>>,
     events: mpsc::Sender<GroupAudioEvent>,
     links: BTreeMap<PeerId, MemberLink>,
+    /// The generation the next added link gets.
+    next_generation: u64,
 }
 
 /// Reads `member`'s datagrams until its link fails.
-async fn read_link(member: PeerId, link: Arc<dyn MediaLink>, to_task: mpsc::Sender<FromLink>) {
+async fn read_link(member: PeerId, generation: u64, link: Arc<dyn MediaLink>, to_task: mpsc::Sender<FromLink>) {
     loop {
         match link.read_datagram().await {
             Ok(d) => {
-                if to_task.send(FromLink::Datagram(member, d)).await.is_err() {
+                if to_task.send(FromLink::Datagram(member, generation, d)).await.is_err() {
                     return;
                 }
             }
             Err(e) => {
-                let _ = to_task.send(FromLink::Failed(member, e.to_string())).await;
+                let _ = to_task.send(FromLink::Failed(member, generation, e.to_string())).await;
                 return;
             }
         }
@@ -438,12 +443,16 @@ impl GroupTask {
                 _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now(), wall_us()),
                 Some(command) = commands.recv() => self.command(command, &from_links_tx),
                 Some(from_link) = from_links.recv() => match from_link {
-                    FromLink::Datagram(member, d) => self.session.datagram(&member, &d, Instant::now()),
-                    FromLink::Failed(member, error) => {
+                    FromLink::Datagram(member, generation, d) if self.is_current(&member, generation) => {
+                        self.session.datagram(&member, &d, Instant::now())
+                    }
+                    FromLink::Failed(member, generation, error) if self.is_current(&member, generation) => {
                         tracing::debug!(%member, %error, "a group call member's link failed");
                         self.links.remove(&member);
                         self.session.link_failed(&member, error);
                     }
+                    // From a link since replaced or removed: its reader was stopped after queueing it.
+                    FromLink::Datagram(..) | FromLink::Failed(..) => {}
                 },
             }
             let now = Instant::now();
@@ -462,8 +471,10 @@ impl GroupTask {
             Command::Add(member, sender, link, done) => {
                 let result = self.session.add_member(member, sender);
                 if result.is_ok() {
-                    let reader = tokio::spawn(read_link(member, link.clone(), from_links.clone()));
-                    self.links.insert(member, MemberLink { link, reader });
+                    let generation = self.next_generation;
+                    self.next_generation += 1;
+                    let reader = tokio::spawn(read_link(member, generation, link.clone(), from_links.clone()));
+                    self.links.insert(member, MemberLink { link, generation, reader });
                 }
                 let _ = done.send(result);
             }
@@ -474,6 +485,11 @@ impl GroupTask {
             Command::Muted(muted) => self.session.set_muted(muted),
         }
         self.write_stats();
+    }
+
+    /// Whether `generation` is `member`'s link now.
+    fn is_current(&self, member: &PeerId, generation: u64) -> bool {
+        self.links.get(member).is_some_and(|l| l.generation == generation)
     }
 
     /// The one sealed frame, on every member's link; a link that refuses is counted, the others
