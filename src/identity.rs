@@ -246,6 +246,21 @@ pub enum PeerIdError {
     NotEd25519,
 }
 
+/// A PeerId in JSON as its base58 text (the contacts file, the control protocol, media stats).
+pub(crate) mod peer_id_text {
+    use libp2p_identity::PeerId;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(peer: &PeerId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&peer.to_base58())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| D::Error::custom("invalid PeerId"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

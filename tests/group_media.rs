@@ -87,8 +87,18 @@ async fn each_member_hears_the_others(n: usize) {
         for other in &s.participants {
             assert!(other.datagrams > 20 && other.in_mix, "{} from {}: {other:?}", p.id, other.member);
             assert_eq!(other.refused, 0, "{} refused {}'s frames: {other:?}", p.id, other.member);
-            // Sealed once, sent to every member: each link carried every frame we sealed then.
+            // Sealed once, sent to every member: each link carried every frame we sealed since it
+            // was added (the links are added within a few ms of the start: a frame or two may be
+            // sealed before; 5 is 100 ms).
             assert!(other.sent_datagrams > 20 && other.send_failures == 0);
+            assert!(
+                s.send.frames.saturating_sub(other.sent_datagrams) <= 5,
+                "{} sealed {} frames, sent {} to {}",
+                p.id,
+                s.send.frames,
+                other.sent_datagrams,
+                other.member
+            );
             // Its receiver reports on our audio came over the same link: nothing lost on loopback.
             assert!(
                 other.reports >= 1 && other.reported_loss_permille == Some(0),

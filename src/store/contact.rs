@@ -92,19 +92,7 @@ impl Contact {
 }
 
 /// PeerIds as their base58 text.
-pub(crate) mod peer_id_text {
-    use libp2p_identity::PeerId;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(peer: &PeerId, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&peer.to_base58())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(|_| D::Error::custom("invalid PeerId"))
-    }
-}
+pub(crate) use crate::identity::peer_id_text;
 
 /// Multiaddrs as their text form.
 pub(crate) mod multiaddrs_text {

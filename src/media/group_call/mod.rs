@@ -128,7 +128,7 @@ pub struct GroupSendStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantAudioStats {
     /// Who.
-    #[serde(with = "peer_text")]
+    #[serde(with = "crate::identity::peer_id_text")]
     pub member: PeerId,
     /// Its sender index in the call.
     pub sender: u8,
@@ -221,20 +221,6 @@ pub struct GroupAudioStats {
     pub dominant: Option<PeerId>,
     /// Mix frames the limiter turned down (more than one loud talker at once).
     pub limited_frames: u64,
-}
-
-/// A PeerId in JSON as its base58 text.
-mod peer_text {
-    use libp2p_identity::PeerId;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(p: &PeerId, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&p.to_base58())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 /// An optional PeerId in JSON as its base58 text or null.
