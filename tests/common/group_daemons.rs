@@ -110,6 +110,14 @@ pub fn all_settled(daemons: &[&TestDaemon], peers: &[String]) -> (Value, u64) {
             assert_eq!(keys(me), keys(&spec["group_status"]["participants"][0]), "{me}");
             return (first["emoji"].clone(), first["epoch"].as_u64().unwrap());
         }
+        if std::time::Instant::now() >= deadline {
+            // What each member's group control plane said, to find out why.
+            for (i, d) in daemons.iter().enumerate() {
+                let log = d.log_text();
+                let lines: Vec<&str> = log.lines().filter(|l| l.contains("group") || l.contains("emoji")).collect();
+                eprintln!("--- daemon {i}: {} group lines\n{}", lines.len(), lines.join("\n"));
+            }
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "the group never settled on the same emoji: {:#?}",
