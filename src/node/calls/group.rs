@@ -708,13 +708,18 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else { return Err(NodeError::NoCall) };
         group.muted = muted;
         group.media.set_muted(muted);
-        let id = group.id;
+        self.tell_legs_muted(muted);
+        self.drive_call();
+        self.current_group_info().ok_or(NodeError::NoCall)
+    }
+
+    /// Every member with a leg up is told whether we are muted (`media_state`).
+    fn tell_legs_muted(&mut self, muted: bool) {
+        let Some(id) = self.phone.group.as_ref().map(|g| g.id) else { return };
         let now = Instant::now();
         for call in self.phone.calls.values_mut().filter(|c| c.leg_of(id) && c.session.state() == CallState::Active) {
             let _ = call.session.user(UserAction::Media { muted, video: false }, now);
         }
-        self.drive_call();
-        self.current_group_info().ok_or(NodeError::NoCall)
     }
 
     /// A member said on its leg that it muted or unmuted: `group.muted` if that changed.
@@ -899,6 +904,10 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                         self.begin_group(member, known, audio, muted);
                         if let Some(group) = self.phone.group.as_mut() {
                             group.inviter = Some(peer);
+                        }
+                        if muted {
+                            // Muted while it rang: the inviter's leg is up already.
+                            self.tell_legs_muted(true);
                         }
                         self.recheck_held_mesh(now);
                     }
