@@ -9,49 +9,32 @@
 mod common;
 #[path = "common/group_daemons.rs"]
 mod group_daemons;
+#[path = "common/tones.rs"]
+mod tones;
 
-use std::f64::consts::TAU;
 use std::path::Path;
 use std::time::Duration;
 
 use common::{TestDaemon, wait_status};
 use group_daemons::{all_settled, answer_group_invite_with, contacts_all, peer_id, watch};
 use serde_json::Value;
+use tones::{heard, tone_db};
 
 /// One tone per member, none a harmonic of another.
 const TONES: [f64; 4] = [440.0, 650.0, 910.0, 1230.0];
 /// The WAVs are judged in windows of this many samples (0.5 s at 48 kHz: a 2 Hz Goertzel bin).
 const WINDOW: usize = 24_000;
 
-/// Goertzel: the power of `x` at `freq`, dB relative to full scale (a full-scale sine is −3 dB).
-fn tone_db(x: &[i16], freq: f64) -> f64 {
-    let w = TAU * freq / 48_000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &v in x {
-        let s = f64::from(v) / 32768.0 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let power = (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.len() as f64).powi(2) * 2.0;
-    10.0 * power.max(1e-12).log10()
-}
 
-/// The tones `x` carries: those within 20 dB of the loudest of `tones` and over −40 dBFS.
-fn heard(x: &[i16], tones: &[f64]) -> Vec<f64> {
-    let db: Vec<f64> = tones.iter().map(|f| tone_db(x, *f)).collect();
-    let loudest = db.iter().copied().fold(f64::MIN, f64::max);
-    tones.iter().zip(&db).filter(|(_, d)| **d > loudest - 20.0 && **d > -40.0).map(|(f, _)| *f).collect()
-}
 
 /// The WAV at `path`, once the daemon has finished it (when its member left the call).
 fn read_finished_wav(path: &Path) -> Vec<i16> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(samples) = hail::media::io::read_wav_mono_48k(path) {
-            if !samples.is_empty() {
-                return samples;
-            }
+        if let Ok(samples) = hail::media::io::read_wav_mono_48k(path)
+            && !samples.is_empty()
+        {
+            return samples;
         }
         assert!(std::time::Instant::now() < deadline, "{} never became a readable WAV", path.display());
         std::thread::sleep(Duration::from_millis(50));
