@@ -10,6 +10,8 @@ mod group_mesh;
 mod group_net;
 #[path = "common/quic.rs"]
 mod quic;
+#[path = "common/tones.rs"]
+mod tones;
 
 use std::f64::consts::TAU;
 use std::path::Path;
@@ -27,23 +29,11 @@ use hail::media::limiter::CEILING;
 use hail::media::packet::AudioPacket;
 use hail::transport::media_port::QuicMediaPort;
 use libp2p_identity::PeerId;
+use tones::{heard, tone_db};
 
 /// One tone per member, none a harmonic of another.
 const TONES: [f64; 5] = [440.0, 650.0, 910.0, 1230.0, 1570.0];
 
-/// Goertzel: the power of `x` at `freq`, dB relative to full scale (a full-scale sine is −3 dB).
-fn tone_db(x: &[i16], freq: f64) -> f64 {
-    let w = TAU * freq / f64::from(SAMPLE_RATE);
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &v in x {
-        let s = f64::from(v) / 32768.0 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let power = (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.len() as f64).powi(2) * 2.0;
-    10.0 * power.max(1e-12).log10()
-}
 
 /// The last `seconds` of `x`.
 fn tail(x: &[i16], seconds: f64) -> &[i16] {
@@ -52,13 +42,6 @@ fn tail(x: &[i16], seconds: f64) -> &[i16] {
     &x[x.len() - n..]
 }
 
-/// The tones `x` carries: those within 20 dB of the loudest of `tones`, and at most −40 dBFS
-/// below it nothing (so "absent" is 20 dB under the quietest one heard).
-fn heard(x: &[i16], tones: &[f64]) -> Vec<f64> {
-    let db: Vec<f64> = tones.iter().map(|f| tone_db(x, *f)).collect();
-    let loudest = db.iter().copied().fold(f64::MIN, f64::max);
-    tones.iter().zip(&db).filter(|(_, d)| **d > loudest - 20.0 && **d > -40.0).map(|(f, _)| *f).collect()
-}
 
 /// Every party hears exactly every other party's tone.
 fn assert_each_hears_the_others(parties: &[Party], mixes: &[Vec<i16>], tones: &[f64]) {

@@ -531,3 +531,42 @@ fn an_invitee_the_group_moved_past_is_let_in_by_a_sequencer_its_first_invitation
         }
     }
 }
+
+/// Two joins in a row reach a member out of order, as they can between daemons: each member's
+/// key and emoji commitment for the latest epoch travel on its own leg, the sequencer's commits
+/// on another, so they arrive first, two epochs ahead of the member. They wait for their commit:
+/// the member opens everyone's frames and the group agrees on its emoji.
+#[test]
+fn messages_two_epochs_ahead_wait_for_their_commit() {
+    let mut net = Net::group(1, &[2, 3]);
+    let order = in_member_order(&net);
+    // The one that neither sequences (the first in member order) nor invites.
+    let late = *order.iter().find(|p| **p != order[0] && **p != peer(1)).unwrap();
+    let before = net.epoch(&late);
+    net.holding.insert(late);
+    net.invite(peer(1), 4);
+    net.invite(peer(1), 5);
+    net.holding.clear();
+    let held = std::mem::take(&mut net.held);
+    assert!(net.epoch(&peer(4)) == before + 2, "two joins went on without {late}");
+    // Everything but the commits first, then the commits, each kind in its order.
+    let commit = |b: &Vec<u8>| matches!(GroupControl::decode(b).map(|m| m.body), Ok(ControlBody::Commit { .. }));
+    let (commits, rest): (Vec<_>, Vec<_>) = held.into_iter().partition(|(_, _, b)| commit(b));
+    assert!(rest.iter().any(|(_, _, b)| {
+        matches!(GroupControl::decode(b).map(|m| m.body), Ok(ControlBody::SenderKey { epoch, .. }) if epoch == before + 2)
+    }));
+    net.queue.extend(rest);
+    net.queue.extend(commits);
+    net.run();
+    let everyone: Vec<PeerId> = [1, 2, 3, 4, 5].map(peer).to_vec();
+    assert_eq!(net.epoch(&late), before + 2);
+    // The node feeds every live leg's pairing again at each epoch; here the next message on each
+    // pair does (heartbeats).
+    net.paired.clear();
+    net.advance(Duration::from_secs(3));
+    all_agree(&net, &everyone);
+    for a in everyone.iter().filter(|a| **a != late) {
+        let frame = net.member(a).seal(GroupMedia::Audio, b"after both joins").unwrap();
+        assert_eq!(net.member(&late).open(a, &frame).unwrap().payload, b"after both joins", "{late} opens {a}");
+    }
+}

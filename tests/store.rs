@@ -25,6 +25,7 @@ fn call(id: &str, at: u64, seed: u8) -> CallRecord {
         answered_at_ms: Some(at + 1),
         ended_at_ms: at + 60_000,
         outcome: CallOutcome::Completed,
+        group: None,
     }
 }
 
@@ -203,4 +204,38 @@ fn a_missing_schema_stamp_on_a_non_empty_database_is_damage() {
         db.flush().unwrap();
     }
     assert!(matches!(Database::open(SledStore::open(&path).unwrap()), Err(StoreError::Corrupt { .. })));
+}
+
+/// A history written before group calls were kept (no `group` field) reads back from the sled
+/// files beside a group call's record, which keeps who was in the call.
+#[test]
+fn an_old_history_record_reads_beside_a_group_calls_record() {
+    use hail::store::{GroupCallPeer, Tree, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let bob = Identity::from_seed([2; 32]).peer_id();
+    reopened(&path, |_| {});
+    {
+        // The record as the daemon wrote it before (the bytes, under the key it used).
+        let store = SledStore::open(&path).unwrap();
+        let old = format!(
+            r#"{{"call_id":"old","peer_id":"{bob}","contact":"bob","direction":"incoming","video":false,"started_at_ms":500,"answered_at_ms":501,"ended_at_ms":9000,"outcome":{{"kind":"completed"}}}}"#
+        );
+        let mut key = 500u64.to_be_bytes().to_vec();
+        key.extend_from_slice(b"old");
+        store.apply(Tree::Calls, vec![Write::Put(key, old.into_bytes())]).unwrap();
+    }
+    let mut group = call("group", 1_000, 2);
+    group.group = Some(vec![
+        GroupCallPeer { peer_id: bob, contact: Some(name("bob")) },
+        GroupCallPeer { peer_id: Identity::from_seed([3; 32]).peer_id(), contact: None },
+    ]);
+    reopened(&path, |db| db.record_call(&group).unwrap());
+    reopened(&path, |db| {
+        let calls = db.calls(10).unwrap();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!((calls[0].call_id.as_str(), calls[0].group.as_ref()), ("old", None));
+        assert_eq!(calls[0].ended_at_ms, 9000);
+        assert_eq!(calls[1], group);
+    });
 }

@@ -108,7 +108,14 @@ pub fn print_group(g: &GroupInfo) {
     outln!("Group     {} ({}{epoch})", g.state.replace('_', " "), g.call_id);
     for p in &g.participants {
         let index = p.sender_index.map(|i| format!("#{i} ")).unwrap_or_default();
-        outln!("          {index}{} — {}", participant(p), p.state);
+        let dominant = g.dominant.as_deref() == Some(p.peer_id.to_base58().as_str());
+        let talk = match (p.speaking, dominant) {
+            (_, true) => ", speaking (loudest)",
+            (true, false) => ", speaking",
+            _ => "",
+        };
+        let muted = if p.muted { ", muted" } else { "" };
+        outln!("          {index}{} — {}{muted}{talk}", participant(p), p.state);
     }
     match (&g.emoji_text, &g.emoji_failure) {
         (Some(emoji), _) => outln!("Emoji     {emoji}  (the whole group sees the same four; they change when someone joins or leaves)"),
@@ -349,6 +356,11 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
             let c: CallInfo = serde_json::from_value(value)?;
             outln!("Video {} (call with {})", if c.video { "on" } else { "off" }, who(&c));
         }
+        ClientCmd::Mute | ClientCmd::Unmute if value.get("participants").is_some() => {
+            let g: GroupInfo = serde_json::from_value(value)?;
+            let muted = g.participants.iter().any(|p| p.me && p.muted);
+            outln!("Microphone {} (group call {})", if muted { "muted" } else { "on" }, g.call_id);
+        }
         ClientCmd::Mute | ClientCmd::Unmute => {
             let c: CallInfo = serde_json::from_value(value)?;
             outln!("Microphone {} (call with {})", if c.muted { "muted" } else { "on" }, who(&c));
@@ -375,7 +387,18 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
                     CallDirection::Incoming => "←",
                 };
                 let duration = c.answered_at_ms.map(|a| format_duration(c.ended_at_ms.saturating_sub(a) / 1000));
-                let who = c.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| c.peer_id.to_base58());
+                let who = match &c.group {
+                    // A group call: everyone who was in it with us.
+                    Some(peers) => format!(
+                        "group: {}",
+                        peers
+                            .iter()
+                            .map(|p| p.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| p.peer_id.to_base58()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => c.contact.as_ref().map(|n| n.to_string()).unwrap_or_else(|| c.peer_id.to_base58()),
+                };
                 outln!("{when}  {arrow} {who:20}  {:10}  {}", outcome_label(&c.outcome), duration.unwrap_or_default());
             }
         }

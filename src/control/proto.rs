@@ -213,6 +213,15 @@ pub enum Command {
     GroupCall {
         /// Contact names or PeerIds (1 to 7).
         peers: Vec<String>,
+        /// This call's audio source (`tone:440`, `file.wav`, …); the daemon's otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_in: Option<String>,
+        /// This call's audio sink: where the mix of the others goes (`file.wav`, `null`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_out: Option<String>,
+        /// This call's echo cancellation, noise suppression and gain control.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_processing: Option<String>,
     },
     /// Invite another contact into the group call.
     #[serde(rename = "group.add")]
@@ -543,7 +552,7 @@ mod tests {
             Command::Unmute,
             Command::Reject,
             Command::Hangup,
-            Command::GroupCall { peers: vec!["bob".into(), "carol".into()] },
+            Command::GroupCall { peers: vec!["bob".into(), "carol".into()], audio_in: None, audio_out: None, audio_processing: None },
             Command::GroupAdd { peer: "dave".into() },
             Command::GroupLeave,
             Command::SasConfirm { call_id: "3fa2c1".into(), emoji: "fox cactus rocket anchor".into() },

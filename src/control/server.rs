@@ -251,7 +251,12 @@ async fn answer(
         Command::Video { on } => node.set_video(on).await.map(|v| json(&v)),
         Command::Reject => node.reject().await.map(|v| json(&v)),
         Command::Hangup => node.hangup_or_leave().await.map(|v| json(&v)),
-        Command::GroupCall { peers } => node.group_call(&peers).await.map(|v| json(&v)),
+        Command::GroupCall { peers, audio_in, audio_out, audio_processing } => {
+            match media_override(audio_in, audio_out, audio_processing, None, None) {
+                Ok(audio) => node.group_call_with(&peers, audio).await.map(|v| json(&v)),
+                Err(e) => return proto::err_line(Some(id), &e),
+            }
+        }
         Command::GroupAdd { peer } => node.group_add(&peer).await.map(|v| json(&v)),
         Command::GroupLeave => node.group_leave().await.map(|v| json(&v)),
         Command::SasConfirm { call_id, emoji } => node.confirm_sas(&call_id, &emoji).await.map(|v| json(&v)),

@@ -221,9 +221,13 @@ enum Phase {
     Out,
 }
 
-/// How many messages for an epoch this member has not reached yet it keeps (three per member: a
-/// key, a commitment, a reveal).
-const EARLY_MESSAGES: usize = 3 * crate::crypto::group_sas::MAX_MEMBERS;
+/// How many epochs ahead of its own a member keeps messages for: several joins at once move the
+/// group on by one epoch each, and a member's key and emoji commitment for the latest can reach us
+/// on its own leg before the sequencer's commits of the epochs between do on another.
+const EARLY_EPOCHS: u64 = 3;
+/// How many messages for epochs this member has not reached yet it keeps (three per member and
+/// epoch: a key, a commitment, a reveal).
+const EARLY_MESSAGES: usize = 3 * crate::crypto::group_sas::MAX_MEMBERS * EARLY_EPOCHS as usize;
 /// Pairwise handshakes remembered at most (members, newcomers on their way, a few more).
 const MAX_HANDSHAKES: usize = 4 * crate::crypto::group_sas::MAX_MEMBERS;
 
@@ -481,9 +485,10 @@ impl GroupMember {
             (Phase::Member, Some(roster)) => (roster.epoch(), roster.contains(&from)),
             (Phase::Member, None) => return Err(GroupError::NotInCall),
         };
-        if epoch == current + 1 && !matches!(message.body, ControlBody::Commit { .. }) {
-            // A member of the next epoch (maybe a newcomer) may speak before its commit reaches us.
-            return self.keep_early(from, epoch, epoch, message.body);
+        if epoch > current && !matches!(message.body, ControlBody::Commit { .. }) {
+            // A member of a later epoch (maybe a newcomer) may speak before its commit reaches us:
+            // commits come from the sequencer, other messages on each member's own leg.
+            return self.keep_early(from, epoch, current + 1, message.body);
         }
         if !known {
             return Err(GroupError::NotMember(from));
@@ -546,21 +551,30 @@ impl GroupMember {
     }
 
     /// Keeps a message of epoch `epoch` for when this member reaches it, if that is `next` (the
-    /// epoch after its own) and there is room.
+    /// epoch after its own) or up to [`EARLY_EPOCHS`] after, and there is room (three per sender
+    /// and epoch; a heartbeat is not kept).
     /// Peers not (yet) known to be members share half of the room, so a flood from peers with a
     /// channel but no place in the group (a past invitee, a removed member) cannot crowd out the
     /// members' own messages; a newcomer invited by another member is such a peer until its
     /// commit arrives.
     fn keep_early(&mut self, from: PeerId, epoch: u64, next: u64, body: ControlBody) -> Result<(), GroupError> {
         let current = next - 1;
-        let from_them = self.early.iter().filter(|(p, _)| *p == from).count();
+        if matches!(body, ControlBody::Heartbeat { .. }) {
+            // Says only "alive", and liveness starts at the commit anyway: kept, a heartbeat every
+            // 2 s would fill the sender's three places while the commit is on its way (a mesh leg
+            // being dialed), and its key or emoji commitment that follows would be dropped.
+            return Ok(());
+        }
+        // Per sender and epoch: its key, its emoji commitment and reveal.
+        let from_them = self.early.iter().filter(|(p, b)| *p == from && b.epoch() == Some(epoch)).count();
         let known = |p: &PeerId| match &self.phase {
             Phase::Joining { known, .. } => known.contains(p),
             _ => self.roster.as_ref().is_some_and(|r| r.contains(p)),
         };
         let strangers = self.early.iter().filter(|(p, _)| !known(p)).count();
         let stranger_full = !known(&from) && strangers >= EARLY_MESSAGES / 2;
-        if epoch != next || self.early.len() >= EARLY_MESSAGES || from_them >= 3 || stranger_full {
+        let ahead = epoch.checked_sub(next).is_none_or(|d| d >= EARLY_EPOCHS);
+        if ahead || self.early.len() >= EARLY_MESSAGES || from_them >= 3 || stranger_full {
             return Err(GroupError::WrongEpoch { got: epoch, current });
         }
         self.early.push((from, body));
@@ -724,7 +738,10 @@ impl GroupMember {
         self.roster = Some(next);
         self.start_emoji();
         for (from, body) in std::mem::take(&mut self.early) {
-            if body.epoch() == Some(epoch) {
+            if body.epoch().is_some_and(|e| e > epoch) {
+                // For an epoch after this one (its commit is on its way): it waits on.
+                self.early.push((from, body));
+            } else if body.epoch() == Some(epoch) {
                 let bytes = GroupControl { call_id: self.call_id, body }.encode();
                 // A refusal here is counted like any other.
                 if self.receive(from, &bytes, now).is_err() {

@@ -155,6 +155,45 @@ pub enum NodeEvent {
         #[serde(flatten)]
         who: GroupPeerChange,
     },
+    /// A member started or stopped speaking (only on a change).
+    #[serde(rename = "group.speaking")]
+    GroupSpeaking {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// Who.
+        #[serde(with = "crate::store::contact::peer_id_text")]
+        peer_id: PeerId,
+        /// Our contact name for them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+        /// Whether they speak now.
+        speaking: bool,
+    },
+    /// The dominant speaker changed (only on a change).
+    #[serde(rename = "group.dominant")]
+    GroupDominant {
+        /// The group call as it is now (its `dominant`).
+        group: GroupInfo,
+        /// Who it is now (a PeerId), or null: nobody.
+        peer_id: Option<String>,
+        /// Our contact name for them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+    },
+    /// A member muted or unmuted its microphone (it said so on its leg to us).
+    #[serde(rename = "group.muted")]
+    GroupMuted {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// Who.
+        #[serde(with = "crate::store::contact::peer_id_text")]
+        peer_id: PeerId,
+        /// Our contact name for them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+        /// Whether it is muted now.
+        muted: bool,
+    },
     /// We are out of the group call (we left, or were removed or not admitted).
     #[serde(rename = "group.ended")]
     GroupEnded {
@@ -333,15 +372,19 @@ impl ContactRef {
     }
 }
 
-/// What `hangup` ended: the call, or (in a group call, which has no host) our part in it.
+/// What a call command acted on: the 1:1 call (or a group invitation ringing here), or the
+/// group call (`hangup`: we left it, as it has no host; `mute`: our microphone in it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Hangup {
+pub enum CallOrGroup {
     /// The 1:1 call (or a group invitation ringing here).
     Call(Box<CallInfo>),
-    /// We left the group call.
+    /// The group call.
     Group(Box<GroupInfo>),
 }
+
+/// What `hangup` ended: the call, or (in a group call, which has no host) our part in it.
+pub type Hangup = CallOrGroup;
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
@@ -360,10 +403,10 @@ enum Request {
     Bootstrap { peers: Vec<BootstrapPeer>, reply: Reply<NetworkStatus> },
     Call { who: String, video: bool, audio: MediaOverride, reply: Reply<CallInfo> },
     Answer { audio: MediaOverride, reply: Reply<CallInfo> },
-    Mute { muted: bool, reply: Reply<CallInfo> },
+    Mute { muted: bool, reply: Reply<CallOrGroup> },
     Video { on: bool, reply: Reply<CallInfo> },
     CallAction { action: crate::call::UserAction, reply: Reply<CallInfo> },
-    GroupCall { who: Vec<String>, reply: Reply<GroupInfo> },
+    GroupCall { who: Vec<String>, audio: MediaOverride, reply: Reply<GroupInfo> },
     GroupAdd { who: String, reply: Reply<GroupInfo> },
     GroupLeave { reply: Reply<GroupInfo> },
     Hangup { reply: Reply<Hangup> },
@@ -524,8 +567,8 @@ impl Node {
         self.ask(|reply| Request::Video { on, reply }).await
     }
 
-    /// Mutes or unmutes the microphone; the peer is told.
-    pub async fn set_muted(&self, muted: bool) -> Result<CallInfo, NodeError> {
+    /// Mutes or unmutes the microphone; the peer (in a group call, every member) is told.
+    pub async fn set_muted(&self, muted: bool) -> Result<CallOrGroup, NodeError> {
         self.ask(|reply| Request::Mute { muted, reply }).await
     }
 
@@ -547,8 +590,14 @@ impl Node {
     /// Starts a group call with these contacts (names or PeerIds): we are its founder, each is
     /// invited (it rings there). Answers at once with the group as it starts.
     pub async fn group_call(&self, who: &[String]) -> Result<GroupInfo, NodeError> {
+        self.group_call_with(who, MediaOverride::default()).await
+    }
+
+    /// Starts a group call with this call's own audio source and sink (the sink gets the mix
+    /// of the others).
+    pub async fn group_call_with(&self, who: &[String], audio: MediaOverride) -> Result<GroupInfo, NodeError> {
         let who = who.to_vec();
-        self.ask(|reply| Request::GroupCall { who, reply }).await
+        self.ask(|reply| Request::GroupCall { who, audio, reply }).await
     }
 
     /// Invites another contact into our group call.

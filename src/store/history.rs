@@ -61,6 +61,22 @@ pub struct CallRecord {
     pub ended_at_ms: u64,
     /// How it ended.
     pub outcome: CallOutcome,
+    /// A group call: everyone who was in it with us, or invited (then `peer_id` is whoever
+    /// invited us, or, for a call we started, the first of these). Absent for a 1:1 call, and in
+    /// records written before group calls were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Vec<GroupCallPeer>>,
+}
+
+/// Someone in a past group call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCallPeer {
+    /// Its PeerId.
+    #[serde(with = "super::contact::peer_id_text")]
+    pub peer_id: PeerId,
+    /// Its contact name at the time, if it was a contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Name>,
 }
 
 impl CallRecord {

@@ -13,7 +13,7 @@ mod sled_store;
 
 pub use contact::{Contact, Verification};
 pub use database::{Database, SCHEMA_VERSION};
-pub use history::{CallDirection, CallOutcome, CallRecord};
+pub use history::{CallDirection, CallOutcome, CallRecord, GroupCallPeer};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 

@@ -47,6 +47,9 @@ pub struct Net {
     pub rewrite: Option<Rewrite>,
     /// Members cut off: nothing reaches them or leaves them, and they get no ticks.
     pub silenced: BTreeSet<PeerId>,
+    /// Members whose incoming messages are held back (in `held`) until the test releases them.
+    pub holding: BTreeSet<PeerId>,
+    pub held: Vec<(PeerId, PeerId, Vec<u8>)>,
     /// Every message delivered to each peer (what it could keep).
     pub delivered: BTreeMap<PeerId, Vec<(PeerId, Vec<u8>)>>,
     pub events: BTreeMap<PeerId, Vec<GroupEvent>>,
@@ -67,6 +70,8 @@ impl Net {
             mitm: BTreeMap::new(),
             rewrite: None,
             silenced: BTreeSet::new(),
+            holding: BTreeSet::new(),
+            held: Vec::new(),
             delivered: BTreeMap::new(),
             events: BTreeMap::new(),
             config: GroupConfig::default(),
@@ -147,6 +152,10 @@ impl Net {
             steps += 1;
             assert!(steps < 100_000, "the group does not settle");
             if self.silenced.contains(&from) || self.silenced.contains(&to) {
+                continue;
+            }
+            if self.holding.contains(&to) {
+                self.held.push((from, to, bytes));
                 continue;
             }
             self.pair(from, to);

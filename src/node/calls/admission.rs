@@ -210,6 +210,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             answered_at_ms: None,
             ended_at_ms: now,
             outcome: CallOutcome::Refused,
+            group: None,
         };
         if let Err(e) = self.db.record_call(&record) {
             tracing::warn!(error = %e, "cannot record a refused call");

@@ -97,8 +97,16 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.call_action(UserAction::Answer)
     }
 
-    /// `mute` / `unmute`.
-    pub(in crate::node) fn set_muted(&mut self, muted: bool) -> Result<CallInfo, NodeError> {
+    /// `mute` / `unmute`: the 1:1 call's (or a ringing group invitation's), else the group
+    /// call's.
+    pub(in crate::node) fn set_muted(&mut self, muted: bool) -> Result<crate::node::CallOrGroup, NodeError> {
+        if self.phone.primary().is_none() && self.phone.in_group() {
+            return self.set_group_muted(muted).map(|g| crate::node::CallOrGroup::Group(Box::new(g)));
+        }
+        self.set_call_muted(muted).map(|c| crate::node::CallOrGroup::Call(Box::new(c)))
+    }
+
+    fn set_call_muted(&mut self, muted: bool) -> Result<CallInfo, NodeError> {
         let call = self.primary_mut()?;
         call.muted = muted;
         if let Some(media) = &call.media {

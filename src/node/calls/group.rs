@@ -13,7 +13,7 @@
 //! - The media plane is not here: [`GroupMediaSeam`] is where a member's leg media and sender
 //!   index are handed over, and taken back.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::SeedableRng;
@@ -71,6 +71,9 @@ pub struct GroupInfo {
     /// Why we are out of the call: `left`, `removed`, `not_admitted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
+    /// Who the others hear most now (the media plane's dominant speaker; a PeerId), or null.
+    #[serde(default)]
+    pub dominant: Option<String>,
     /// The group's audio (the media plane's counters: what we send, and per participant), while
     /// it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +99,12 @@ pub struct ParticipantInfo {
     pub state: String,
     /// Its leg's media is handed to the media plane ([`GroupMediaSeam`]).
     pub media: bool,
+    /// It muted its microphone (it said so on its leg; for `me`, we did).
+    #[serde(default)]
+    pub muted: bool,
+    /// It is speaking now (the media plane hears it; never set for `me`).
+    #[serde(default)]
+    pub speaking: bool,
 }
 
 /// Where the group call's media plane meets the control plane: the group's audio
@@ -109,19 +118,35 @@ pub(in crate::node) struct GroupMediaSeam {
 }
 
 impl GroupMediaSeam {
-    /// Starts the group's audio over `member`'s keys (no member attached yet).
-    fn start(&mut self, member: Arc<Mutex<GroupMember>>, config: GroupMediaConfig) {
+    /// Starts the group's audio over `member`'s keys (no member attached yet); its events go to
+    /// the loop as [`PhoneEvent::GroupAudio`] for call `id`.
+    fn start(
+        &mut self,
+        id: CallId,
+        member: Arc<Mutex<GroupMember>>,
+        config: GroupMediaConfig,
+        loop_events: mpsc::Sender<PhoneEvent>,
+    ) {
         let (events, mut heard) = mpsc::channel::<GroupAudioEvent>(64);
         match GroupCallMedia::start(config, Arc::new(MemberCrypto(member)), events) {
             Ok(media) => self.media = Some(Arc::new(media)),
             Err(e) => tracing::warn!(error = %e, "the group call's audio could not start"),
         }
-        // Speaking and link events are not shown yet (status has the stats): logged.
         tokio::spawn(async move {
             while let Some(event) = heard.recv().await {
                 tracing::debug!(?event, "group audio");
+                if loop_events.send(PhoneEvent::GroupAudio { call_id: id, event }).await.is_err() {
+                    return;
+                }
             }
         });
+    }
+
+    /// Mutes or unmutes what we send.
+    fn set_muted(&self, muted: bool) {
+        if let Some(media) = &self.media {
+            media.set_muted(muted);
+        }
     }
 
     /// Hands `peer`'s leg media and sender index over (a new index replaces the old).
@@ -199,6 +224,17 @@ pub(in crate::node) struct GroupCall {
     started_wall_ms: u64,
     ended: Option<LeaveReason>,
     media: GroupMediaSeam,
+    /// Our microphone is muted (`hail mute`); every leg is told.
+    muted: bool,
+    /// The members the media hears speaking now, and the dominant one.
+    speaking: BTreeSet<PeerId>,
+    dominant: Option<PeerId>,
+    /// Everyone who was a member with us at some point (for the history record), and when we
+    /// got in (our first epoch).
+    met: BTreeSet<PeerId>,
+    admitted_wall_ms: Option<u64>,
+    /// Whether we founded the call (else we were invited, by `inviter`).
+    inviter: Option<PeerId>,
 }
 
 impl GroupCall {
@@ -213,6 +249,12 @@ impl GroupCall {
             started_wall_ms: unix_ms(SystemTime::now()),
             ended: None,
             media: GroupMediaSeam::default(),
+            muted: false,
+            speaking: BTreeSet::new(),
+            dominant: None,
+            met: BTreeSet::new(),
+            admitted_wall_ms: None,
+            inviter: None,
         }
     }
 
@@ -270,6 +312,11 @@ fn leave_reason(reason: LeaveReason) -> &'static str {
     }
 }
 
+/// Our contact name for `peer`, as the group's status shows it.
+fn participant_name(info: &GroupInfo, peer: &PeerId) -> Option<Name> {
+    info.participants.iter().find(|p| p.peer_id == *peer).and_then(|p| p.name.clone())
+}
+
 fn sas_emoji(sas: &Sas) -> Vec<SasEmoji> {
     sas.emoji_in(SasTable::V2).iter().map(|e| SasEmoji { emoji: e.glyph.into(), name: e.name.into() }).collect()
 }
@@ -290,6 +337,15 @@ impl Phone {
         let leg_up = |p: &PeerId| {
             self.calls.values().any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
         };
+        // What a member last said of its microphone on its leg to us (`media_state`).
+        let muted = |p: &PeerId| {
+            if *p == me {
+                return group.muted;
+            }
+            self.calls.values().any(|c| {
+                c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active && c.remote_muted
+            })
+        };
         let roster = group.roster();
         let roster = roster.as_ref();
         let mut participants: Vec<ParticipantInfo> = Vec::new();
@@ -304,6 +360,8 @@ impl Phone {
                 sender_index: index.map(|i| i.0),
                 state: state.into(),
                 media: group.media.attached(&peer).is_some(),
+                muted: muted(&peer),
+                speaking: group.speaking.contains(&peer),
             });
         };
         if let Some(roster) = roster {
@@ -350,6 +408,7 @@ impl Phone {
             emoji_failure: group.emoji_failure.clone(),
             started_at_ms: group.started_wall_ms,
             end_reason: group.ended.map(|r| leave_reason(r).to_owned()),
+            dominant: group.dominant.map(|p| p.to_base58()),
             audio: group.media.stats(),
         })
     }
@@ -374,7 +433,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     /// `hail call A B …`: starts a group call with us as its founder and invites each.
-    pub(in crate::node) fn start_group(&mut self, who: Vec<String>) -> Result<GroupInfo, NodeError> {
+    pub(in crate::node) fn start_group(&mut self, who: Vec<String>, audio: MediaOverride) -> Result<GroupInfo, NodeError> {
         if self.phone.in_call() {
             return Err(NodeError::InCall);
         }
@@ -395,7 +454,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         }
         let now = Instant::now();
         let member = GroupMember::start(CallId::random().0, me, config, StdRng::from_entropy(), now);
-        self.begin_group(member, Vec::new());
+        let audio = audio.apply(&self.phone.settings.audio);
+        self.begin_group(member, Vec::new(), audio, false);
         for (peer, contact) in invitees {
             self.invite_to_group(peer, contact, now)?;
         }
@@ -404,11 +464,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     /// We are in a group call now (founding it, or having accepted its invitation): its audio
-    /// starts, sealing nothing until a commit lets us in.
-    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>) {
+    /// starts on `audio` (the daemon's, over what `hail call`/`hail answer` gave), `muted` as
+    /// the user chose, sealing nothing until a commit lets us in.
+    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>, audio: AudioConfig, muted: bool) {
         let mut group = GroupCall::new(member, known);
-        let config = GroupMediaConfig { audio: self.phone.settings.audio.clone(), muted: false };
-        group.media.start(group.member.clone(), config);
+        group.muted = muted;
+        let config = GroupMediaConfig { audio, muted };
+        group.media.start(group.id, group.member.clone(), config, self.phone.events.clone());
         self.phone.group = Some(group);
     }
 
@@ -522,6 +584,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             GroupEvent::EpochStarted { epoch, members } => {
                 tracing::info!(epoch, members = members.len(), "group call: a new epoch");
                 group.emoji_failure = None;
+                let me = self.config.identity.peer_id();
+                group.met.extend(members.iter().filter(|p| **p != me));
+                group.admitted_wall_ms.get_or_insert_with(|| unix_ms(SystemTime::now()));
                 // Our invitees still waiting learn the new members: the commit that lets them in
                 // may come from one their first invitation did not name.
                 let id = group.id;
@@ -555,6 +620,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             GroupEvent::Ended(reason) => group.ended = Some(*reason),
             GroupEvent::Left(peer, _) => {
                 group.outbox.remove(peer);
+                group.speaking.remove(peer);
             }
             GroupEvent::HandshakeDisputed { epoch, dispute, seen_by } => {
                 tracing::warn!(
@@ -565,9 +631,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             GroupEvent::Joined(_) | GroupEvent::KeyInstalled { .. } => {}
         }
         let Some(info) = self.current_group_info() else { return };
-        let name = |p: &PeerId| info.participants.iter().find(|x| x.peer_id == *p).and_then(|x| x.name.clone());
         let node_event = match event {
-            GroupEvent::Joined(peer) => NodeEvent::GroupJoined { name: name(&peer), peer_id: peer, group: info },
+            GroupEvent::Joined(peer) => NodeEvent::GroupJoined { name: participant_name(&info, &peer), peer_id: peer, group: info },
             GroupEvent::Left(peer, reason) => {
                 let name = self.db.contact_by_peer(&peer).ok().flatten().map(|c| c.name);
                 let who = GroupPeerChange { peer_id: peer, name, reason: leave_reason(reason).into() };
@@ -599,7 +664,121 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             let reply = InviteReply::Rejected { reason: "not in that group call".into() };
             self.discovery.reply_invite(held.channel, admission::reply_json(reply));
         }
+        self.record_group(&group, info.as_ref());
         self.phone.last_group = info;
+    }
+
+    /// The group call's `hail history` record: who was in it with us, how long we were in, and
+    /// whether we started it (`outgoing`) or were invited (`incoming`, `peer_id` the inviter).
+    fn record_group(&mut self, group: &GroupCall, info: Option<&GroupInfo>) {
+        let me = self.config.identity.peer_id();
+        // The invitees still ringing when we left are named too (their call was missed).
+        let invited = info.into_iter().flat_map(|i| &i.participants).filter(|p| !p.me).map(|p| p.peer_id);
+        let mut others: Vec<PeerId> = group.met.iter().copied().chain(invited).filter(|p| *p != me).collect();
+        others.sort_by_key(|p| p.to_bytes());
+        others.dedup();
+        let first = group.inviter.or_else(|| others.first().copied());
+        let Some(peer_id) = first else { return };
+        let contact = |p: &PeerId| self.db.contact_by_peer(p).ok().flatten().map(|c| c.name);
+        let outcome = match (group.admitted_wall_ms, group.ended) {
+            (Some(_), _) => CallOutcome::Completed,
+            (None, Some(LeaveReason::NotAdmitted)) => CallOutcome::Failed { reason: "the group did not let us in".into() },
+            (None, _) => CallOutcome::Missed,
+        };
+        let record = CallRecord {
+            call_id: group.id.to_string(),
+            peer_id,
+            contact: contact(&peer_id),
+            direction: if group.inviter.is_some() { CallDirection::Incoming } else { CallDirection::Outgoing },
+            video: false,
+            started_at_ms: group.started_wall_ms,
+            answered_at_ms: group.admitted_wall_ms,
+            ended_at_ms: unix_ms(SystemTime::now()),
+            outcome,
+            group: Some(others.iter().map(|p| GroupCallPeer { peer_id: *p, contact: contact(p) }).collect()),
+        };
+        if let Err(e) = self.db.record_call(&record) {
+            tracing::warn!(error = %e, "cannot record the group call in the history");
+        }
+    }
+
+    /// `hail mute`/`unmute` in a group call: what we send is muted or not, and every member is
+    /// told on its leg (`media_state`, as in a 1:1 call), so its status shows it.
+    pub(in crate::node) fn set_group_muted(&mut self, muted: bool) -> Result<GroupInfo, NodeError> {
+        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else { return Err(NodeError::NoCall) };
+        group.muted = muted;
+        group.media.set_muted(muted);
+        self.tell_legs_muted(muted);
+        self.drive_call();
+        self.current_group_info().ok_or(NodeError::NoCall)
+    }
+
+    /// Every member with a leg up is told whether we are muted (`media_state`).
+    fn tell_legs_muted(&mut self, muted: bool) {
+        let Some(id) = self.phone.group.as_ref().map(|g| g.id) else { return };
+        let now = Instant::now();
+        for call in self.phone.calls.values_mut().filter(|c| c.leg_of(id) && c.session.state() == CallState::Active) {
+            let _ = call.session.user(UserAction::Media { muted, video: false }, now);
+        }
+    }
+
+    /// A member said on its leg that it muted or unmuted: `group.muted` if that changed.
+    pub(super) fn on_leg_media(&mut self, call_id: CallId, muted: bool) {
+        let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
+        let changed = call.remote_muted != muted;
+        call.remote_muted = muted;
+        let peer = call.session.peer();
+        if !changed || self.phone.group.as_ref().is_none_or(|g| !call.leg_of(g.id)) {
+            return;
+        }
+        let Some(info) = self.current_group_info() else { return };
+        let name = participant_name(&info, &peer);
+        self.emit(NodeEvent::GroupMuted { group: info, peer_id: peer, name, muted });
+    }
+
+    /// What the group's audio heard: who speaks (`group.speaking`) and who is dominant
+    /// (`group.dominant`), each only when it changes (the media reports changes only, and the
+    /// loop checks again).
+    pub(super) fn on_group_audio(&mut self, call_id: CallId, event: GroupAudioEvent) {
+        let Some(group) = self.phone.group.as_mut().filter(|g| g.id == call_id && g.ended.is_none()) else { return };
+        let node_event: Box<dyn FnOnce(GroupInfo) -> NodeEvent> = match event {
+            GroupAudioEvent::Speaking { member, speaking } => {
+                let changed = if speaking { group.speaking.insert(member) } else { group.speaking.remove(&member) };
+                if !changed {
+                    return;
+                }
+                Box::new(move |info| {
+                    let name = participant_name(&info, &member);
+                    NodeEvent::GroupSpeaking { group: info, peer_id: member, name, speaking }
+                })
+            }
+            GroupAudioEvent::Dominant { member } => {
+                if group.dominant == member {
+                    return;
+                }
+                group.dominant = member;
+                Box::new(move |info| {
+                    let name = member.and_then(|m| participant_name(&info, &m));
+                    NodeEvent::GroupDominant { group: info, peer_id: member.map(|m| m.to_base58()), name }
+                })
+            }
+            GroupAudioEvent::LeftMix { member } => {
+                // Silent for a second: it speaks no more (the media says so too; this is the net).
+                if !group.speaking.remove(&member) {
+                    return;
+                }
+                Box::new(move |info| {
+                    let name = participant_name(&info, &member);
+                    NodeEvent::GroupSpeaking { group: info, peer_id: member, name, speaking: false }
+                })
+            }
+            GroupAudioEvent::LinkFailed { member, error } => {
+                tracing::info!(%member, %error, "group media: a member's link failed");
+                return;
+            }
+        };
+        let Some(info) = self.current_group_info() else { return };
+        self.emit(node_event(info));
     }
 
     /// Members without a leg between them: the one with the lower sender index (the earlier
@@ -637,12 +816,19 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         if let Some(handshake_hash) = hash {
             let _ = group.member().handle(crate::group::Input::Paired { peer, handshake_hash }, Instant::now());
         }
+        let muted = group.muted;
         let waiting = group.outbox.remove(&peer).unwrap_or_default();
         if let Some(link) = call.link(&self.phone.links) {
             for bytes in waiting {
                 if link.send_control(ControlMessage::group(&bytes).body()).is_err() {
                     tracing::warn!(%peer, "group leg congested; a group message was dropped");
                 }
+            }
+        }
+        if muted {
+            // A member who arrives after `hail mute` learns it (the others were told then).
+            if let Some(call) = self.phone.calls.get_mut(&call_id) {
+                let _ = call.session.user(UserAction::Media { muted, video: false }, Instant::now());
             }
         }
     }
@@ -694,6 +880,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     return;
                 }
                 let hash = call.handshake_hash;
+                // The answered invitation's audio choices (`hail answer --audio-in …`) and mute.
+                let (audio, muted) = (call.audio_config.clone(), call.muted);
                 let invite = match GroupControl::decode(&bytes) {
                     Ok(control) if control.call_id == leg.id.0 && matches!(control.body, ControlBody::Invite { .. }) => {
                         control
@@ -713,7 +901,14 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                             let _ = member.handle(crate::group::Input::Paired { peer, handshake_hash }, now);
                         }
                         tracing::info!(inviter = %peer, "joining a group call");
-                        self.begin_group(member, known);
+                        self.begin_group(member, known, audio, muted);
+                        if let Some(group) = self.phone.group.as_mut() {
+                            group.inviter = Some(peer);
+                        }
+                        if muted {
+                            // Muted while it rang: the inviter's leg is up already.
+                            self.tell_legs_muted(true);
+                        }
                         self.recheck_held_mesh(now);
                     }
                     Err(e) => tracing::info!(%peer, error = %e, "refused a group invitation"),

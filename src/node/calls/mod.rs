@@ -41,7 +41,7 @@ use crate::media::stats::{AudioStats, VideoStats};
 use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
 use crate::media::view::ViewFeed;
 use crate::name::Name;
-use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, Verification};
+use crate::store::{CallDirection, CallOutcome, CallRecord, Contact, GroupCallPeer, Verification};
 use crate::transport::channel::{self, CallStream, ChannelError};
 use crate::transport::link::{LinkEvent, LinkInbox, LinkSetup, PeerLink, SetupFeed};
 use crate::transport::{accept, endpoint};
@@ -90,6 +90,8 @@ pub(super) enum PhoneEvent {
         allocate: bool,
         result: Result<crate::relay::RelayResponse, RelayRequestError>,
     },
+    /// The group call's audio heard something (speaking, the dominant speaker, a link failed).
+    GroupAudio { call_id: CallId, event: crate::media::group_call::GroupAudioEvent },
 }
 
 /// The live call and everything moving bytes for it.
@@ -471,6 +473,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                 }
             }
             PhoneEvent::Link { call_id, event } => self.on_link_event(call_id, event, now),
+            PhoneEvent::GroupAudio { call_id, event } => self.on_group_audio(call_id, event),
         }
     }
 
@@ -563,8 +566,10 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         let primary = self.phone.primary() == Some(id);
         let Some(call) = self.phone.calls.get_mut(&id) else { return };
         if call.group.is_some() {
-            if let CallEvent::State(CallState::Active) = event {
-                self.on_leg_up(id);
+            match event {
+                CallEvent::State(CallState::Active) => self.on_leg_up(id),
+                CallEvent::RemoteMedia { muted, .. } => self.on_leg_media(id, muted),
+                _ => {}
             }
             if !primary {
                 // A leg is not a call of its own: only a group invitation ringing here is shown.

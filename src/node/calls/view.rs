@@ -186,6 +186,7 @@ impl LiveCall {
             ended_at_ms: self.started_wall_ms
                 + ended.saturating_duration_since(self.session.started()).as_millis() as u64,
             outcome,
+            group: None,
         }
     }
 }
