@@ -30,11 +30,19 @@
 //!   and QUIC framing, acknowledgements), per member.
 //! - `refused`, `concealed_ticks`: over every member, to tell a run that kept up from one that
 //!   did not.
+//!
+//! With `join` (or `join-only`: nothing else), `join`: per member count, real daemons in this
+//! process (`common/group_join.rs`): the start (`hail call` of all but one) and 10 joins of the
+//! last member (`hail add`), each timed until it is a member everywhere, until everyone shows
+//! the same emoji, and until every member hears every other (`join_ms`, p50 / p90 / max). The
+//! smoke run times one join into a group of 3 and fails if it does not complete.
 
 #[path = "common/args.rs"]
 mod args;
 #[path = "common/cpu.rs"]
 mod cpu;
+#[path = "common/group_join.rs"]
+mod group_join;
 #[path = "../tests/common/group_mesh.rs"]
 mod group_mesh;
 #[path = "../tests/common/group_net.rs"]
@@ -253,10 +261,23 @@ fn main() {
     let out = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-audio-bench"));
     let python = args.value("--pesq");
     // `quality-only`: the quality scene without the cost rows.
-    let rows: Vec<_> = if args.has_word("quality-only") {
+    let rows: Vec<_> = if args.has_word("quality-only") || args.has_word("join-only") {
         Vec::new()
     } else {
         MEMBERS.iter().map(|n| runtime.block_on(measure(*n, seconds))).collect()
+    };
+    // `join`: start and join times between real daemons (`common/group_join.rs`); `join-only`:
+    // nothing else. A smoke run (no `--bench`) times one join into a group of 3.
+    let join_rows: Vec<_> = if args.has_word("join") || args.has_word("join-only") || !args.bench {
+        let (sizes, samples): (&[usize], usize) = if args.bench { (&MEMBERS, 10) } else { (&[3], 1) };
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let rows: Vec<_> = sizes.iter().map(|n| runtime.block_on(group_join::measure(dir.path(), *n, samples))).collect();
+        if !args.bench {
+            assert!(rows.iter().all(|r| r["joined"] == samples), "every join completed: {rows:?}");
+        }
+        rows
+    } else {
+        Vec::new()
     };
     let quality: Vec<_> = if speech.is_empty() {
         Vec::new()
@@ -273,6 +294,7 @@ fn main() {
         "what": "group call audio, mesh, every member in this one process on loopback QUIC",
         "group_call": rows,
         "quality": quality,
+        "join": join_rows,
     });
     println!("{}", serde_json::to_string_pretty(&out).expect("json"));
 }
