@@ -10,6 +10,8 @@ mod common;
 mod natlab;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/group_daemons.rs"]
+mod group_daemons;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -537,4 +539,67 @@ fn two_nodes_behind_the_same_nat_without_mdns_still_connect() {
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
     drop((alice, bob));
+}
+
+/// Issue 13: members behind symmetric NATs join a group call through the media relay, as 1:1
+/// calls do. Three homes (a cone NAT, two symmetric NATs) and the lab's public node; alice (cone)
+/// calls bob and carol (symmetric). No direct path can open between bob and carol, so the mesh
+/// leg between them goes through the relay; every member hears both others, and the group settles
+/// on one set of emoji.
+#[test]
+fn a_group_call_with_members_behind_symmetric_nats_goes_through_the_media_relay() {
+    let mut lab = Lab::new();
+    let homes = [lab.add_home(Nat::Cone), lab.add_home(Nat::Symmetric), lab.add_home(Nat::Symmetric)];
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, bootstrap) = public_node(&lab, dir.path());
+    let names = ["alice", "bob", "carol"];
+    let nodes: Vec<TestDaemon> =
+        names.iter().zip(homes).map(|(n, h)| home_node(&lab, h, &dir.path().join(n), &bootstrap)).collect();
+    for i in 0..nodes.len() {
+        for j in i + 1..nodes.len() {
+            befriend(&nodes[i], names[i], &nodes[j], names[j]);
+        }
+    }
+    let peers: Vec<String> = nodes.iter().map(group_daemons::peer_id).collect();
+    nodes[0].hail(&["call", "bob", "carol"]).ok();
+    for invitee in &nodes[1..] {
+        wait_for(invitee, "the group invitation ringing", Duration::from_secs(30), |s| {
+            s["call"]["state"] == "ringing" && s["call"]["group"].is_object() && s["call"]["end_reason"].is_null()
+        });
+        invitee.hail(&["answer"]).ok();
+    }
+    let all: Vec<&TestDaemon> = nodes.iter().collect();
+    let (emoji, _) = group_daemons::all_settled(&all, &peers);
+    eprintln!("group emoji: {emoji}");
+    // Every member takes audio from both others.
+    for (i, d) in nodes.iter().enumerate() {
+        wait_for(d, "audio from both other members", Duration::from_secs(30), |s| {
+            s["group"]["audio"]["participants"].as_array().is_some_and(|ps| {
+                ps.len() == 2 && ps.iter().all(|p| p["jitter"]["received"].as_u64().unwrap_or(0) >= 50)
+            })
+        });
+        eprintln!("{} hears both others", names[i]);
+    }
+    // The symmetric pair's leg is relayed, as each of them sees it; every leg has a path.
+    let path_to = |from: usize, to: usize| {
+        let s = status(&nodes[from]);
+        let p = s["group"]["participants"].as_array().unwrap().iter().find(|p| p["peer_id"] == peers[to].as_str()).cloned();
+        p.map(|p| p["path"]["kind"].clone()).unwrap_or(Value::Null)
+    };
+    assert_eq!(path_to(1, 2), "relayed", "bob's leg to carol");
+    assert_eq!(path_to(2, 1), "relayed", "carol's leg to bob");
+    for from in 0..3 {
+        for to in (0..3).filter(|&t| t != from) {
+            let kind = path_to(from, to);
+            assert!(kind.is_string(), "{} shows a path to {}: {kind}", names[from], names[to]);
+        }
+    }
+    let r = status(&relay)["network"]["media_relay"].clone();
+    assert!(r["allocations"].as_u64().unwrap_or(0) >= 1, "the relay carries the symmetric pair's leg: {r}");
+    // Everyone leaves; the relay releases what the group held.
+    nodes[0].hail(&["leave"]).ok();
+    nodes[1].hail(&["leave"]).ok();
+    // carol, alone now, may have seen the call end already; her `leave` is then refused.
+    let _ = nodes[2].hail(&["leave"]);
+    wait_for(&relay, "every allocation released", Duration::from_secs(15), |s| s["network"]["media_relay"]["allocations"] == 0);
 }

@@ -115,7 +115,8 @@ pub fn print_group(g: &GroupInfo) {
             _ => "",
         };
         let muted = if p.muted { ", muted" } else { "" };
-        outln!("          {index}{} — {}{muted}{talk}", participant(p), p.state);
+        let path = p.path.as_ref().map(|p| format!(", {} {:.0} ms", p.kind.replace('_', " "), p.rtt_ms)).unwrap_or_default();
+        outln!("          {index}{} — {}{path}{muted}{talk}", participant(p), p.state);
     }
     match (&g.emoji_text, &g.emoji_failure) {
         (Some(emoji), _) => outln!("Emoji     {emoji}  (the whole group sees the same four; they change when someone joins or leaves)"),

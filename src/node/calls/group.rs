@@ -81,7 +81,7 @@ pub struct GroupInfo {
 }
 
 /// One participant of a group call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
     /// Its PeerId.
     #[serde(with = "crate::store::contact::peer_id_text")]
@@ -105,6 +105,10 @@ pub struct ParticipantInfo {
     /// It is speaking now (the media plane hears it; never set for `me`).
     #[serde(default)]
     pub speaking: bool,
+    /// The network path of its leg to us, once the leg is up (a member behind a symmetric NAT
+    /// shows `relayed`: its leg goes through a media relay, like a 1:1 call's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<CallPath>,
 }
 
 /// Where the group call's media plane meets the control plane: the group's audio
@@ -337,6 +341,12 @@ impl Phone {
         let leg_up = |p: &PeerId| {
             self.calls.values().any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
         };
+        let leg_path = |p: &PeerId| {
+            self.calls
+                .values()
+                .filter(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
+                .find_map(|c| c.path(c.link(&self.links)))
+        };
         // What a member last said of its microphone on its leg to us (`media_state`).
         let muted = |p: &PeerId| {
             if *p == me {
@@ -362,6 +372,7 @@ impl Phone {
                 media: group.media.attached(&peer).is_some(),
                 muted: muted(&peer),
                 speaking: group.speaking.contains(&peer),
+                path: leg_path(&peer),
             });
         };
         if let Some(roster) = roster {

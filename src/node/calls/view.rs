@@ -114,6 +114,17 @@ impl CallPath {
 }
 
 impl LiveCall {
+    /// The network path of `link` (the call's own, once it is up), while the call lasts.
+    pub(super) fn path(&self, link: Option<&PeerLink>) -> Option<CallPath> {
+        let link = link.filter(|_| self.session.state() != CallState::Ended)?;
+        let (remote, rtt) = (link.remote_address()?, link.rtt()?);
+        let mut p = CallPath::classify(remote, &self.remote_candidates, rtt);
+        if Some(remote) == self.relay_mine {
+            p.kind = "relayed".into();
+        }
+        Some(p)
+    }
+
     /// The call as the user sees it; the path is `link`'s (the call's own, once it is up).
     pub(super) fn info(&self, link: Option<&PeerLink>) -> CallInfo {
         let s = &self.session;
@@ -142,14 +153,7 @@ impl LiveCall {
             muted: self.muted,
             audio: self.media.as_ref().map(CallMedia::audio_stats),
             video_stats: self.media.as_ref().map(CallMedia::video_stats),
-            path: link.filter(|_| s.state() != CallState::Ended).and_then(|link| {
-                let (remote, rtt) = (link.remote_address()?, link.rtt()?);
-                let mut p = CallPath::classify(remote, &self.remote_candidates, rtt);
-                if Some(remote) == self.relay_mine {
-                    p.kind = "relayed".into();
-                }
-                Some(p)
-            }),
+            path: self.path(link),
             started_at_ms: self.started_wall_ms,
             answered_at_ms: s.answered_at().map(wall),
             duration_secs: s
