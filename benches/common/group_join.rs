@@ -129,6 +129,8 @@ fn summary(mut values: Vec<f64>) -> Value {
 /// sample and the failures.
 pub async fn measure(dir: &Path, members: usize, samples: usize) -> Value {
     assert!(members >= 3, "a join into a group of at least two");
+    // Homes of their own per group size: a home keeps its contacts.
+    let dir = dir.join(format!("group-of-{members}"));
     let mut daemons = Vec::new();
     for i in 0..members {
         let tone = 300 + 150 * i as u32;
