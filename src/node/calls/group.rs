@@ -610,6 +610,10 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     .map(|c| c.session.peer())
                     .filter(|p| !members.contains(p))
                     .collect();
+                // The legs of the members this epoch names: their end is a leave from now on.
+                for call in self.phone.calls.values_mut().filter(|c| c.leg_of(id) && members.contains(&c.session.peer())) {
+                    call.joined_group = true;
+                }
                 let now = Instant::now();
                 for peer in waiting {
                     let _ = group.member().command(GroupCommand::Invite(peer), now);
@@ -852,7 +856,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         group.outbox.remove(&peer);
         group.media.detach(&peer);
         let invitation = call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
-        let member = group.roster().is_some_and(|r| r.contains(&peer));
+        // A member's leg ends when the member leaves (the commit may come first, so the roster
+        // no longer names it): only a leg whose peer never became a member is a failed invitation.
+        let member = call.joined_group || group.roster().is_some_and(|r| r.contains(&peer));
         if !invitation || member || group.ended.is_some() {
             return;
         }
