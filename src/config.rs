@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::discovery::{ConfigError, DhtMode, NetworkConfig};
 use crate::call::Timeouts;
 use crate::call::rate_limit::InviteLimits;
+use crate::discovery::{ConfigError, DhtMode, NetworkConfig};
 use crate::media::config::{AudioConfig, VideoConfig};
 use crate::node::{CallSettings, UnknownCallers};
 
@@ -79,8 +79,20 @@ impl VideoSection {
             None => (base.max_width, base.max_height),
         };
         Ok(VideoConfig {
-            input: self.input.as_deref().map(str::parse).transpose().map_err(SettingError::Video)?.unwrap_or_else(|| base.input.clone()),
-            output: self.output.as_deref().map(str::parse).transpose().map_err(SettingError::Video)?.unwrap_or_else(|| base.output.clone()),
+            input: self
+                .input
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(SettingError::Video)?
+                .unwrap_or_else(|| base.input.clone()),
+            output: self
+                .output
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(SettingError::Video)?
+                .unwrap_or_else(|| base.output.clone()),
             encoder: self.encoder.as_deref().map(str::parse).transpose()?.unwrap_or(base.encoder),
             max_width,
             max_height,
@@ -168,12 +180,7 @@ impl AudioSection {
             input: self.input.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.input.clone()),
             output: self.output.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.output.clone()),
             bitrate,
-            processing: self
-                .processing
-                .as_deref()
-                .map(str::parse)
-                .transpose()?
-                .unwrap_or(base.processing),
+            processing: self.processing.as_deref().map(str::parse).transpose()?.unwrap_or(base.processing),
         })
     }
 }
@@ -196,6 +203,11 @@ pub struct CallsSection {
     pub max_invites_total: Option<usize>,
     /// Call addresses to advertise instead of the endpoint's own (`ip:port`; port forwarding).
     pub media_advertise: Option<Vec<String>>,
+    /// Group calls this node sequences: `auto` (default: chosen from the members' uplinks),
+    /// `mesh`, or `forward` (the best uplink forwards the others' frames).
+    pub group_topology: Option<crate::group::topology::TopologyMode>,
+    /// This node's uplink in kbit/s, told to group members for the topology (default: measured).
+    pub group_uplink_kbps: Option<u32>,
 }
 
 impl CallsSection {
@@ -209,6 +221,8 @@ impl CallsSection {
             max_invites_per_peer: flags.max_invites_per_peer.or(self.max_invites_per_peer),
             max_invites_total: flags.max_invites_total.or(self.max_invites_total),
             media_advertise: flags.media_advertise.or(self.media_advertise),
+            group_topology: flags.group_topology.or(self.group_topology),
+            group_uplink_kbps: flags.group_uplink_kbps.or(self.group_uplink_kbps),
         }
     }
 
@@ -227,7 +241,9 @@ impl CallsSection {
             Some(list) => {
                 let addrs = list
                     .iter()
-                    .map(|a| a.parse().map_err(|_| SettingError::NotAnAddress { key: "media_advertise", value: a.clone() }))
+                    .map(|a| {
+                        a.parse().map_err(|_| SettingError::NotAnAddress { key: "media_advertise", value: a.clone() })
+                    })
                     .collect::<Result<Vec<std::net::SocketAddr>, SettingError>>()?;
                 (!addrs.is_empty()).then_some(addrs)
             }
@@ -252,6 +268,8 @@ impl CallsSection {
             media_listen,
             audio,
             video,
+            group_topology: self.group_topology.unwrap_or_default(),
+            group_uplink_kbps: self.group_uplink_kbps,
         })
     }
 }
@@ -308,9 +326,8 @@ impl NetworkSection {
             self.dht_protocol.as_deref(),
             self.dht_mode,
         )?;
-        let external_addresses = crate::discovery::config::parse_external_addresses(
-            self.external_addresses.as_deref().unwrap_or(&[]),
-        )?;
+        let external_addresses =
+            crate::discovery::config::parse_external_addresses(self.external_addresses.as_deref().unwrap_or(&[]))?;
         Ok(NetworkConfig {
             relay: self.relay.unwrap_or(config.relay),
             external_addresses,

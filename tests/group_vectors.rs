@@ -14,6 +14,7 @@ use hail::crypto::sender_key::{
     GroupFrameError, GroupFrameHeader, GroupMedia, KeyId, SenderBaseKey, SenderIndex, SenderKey, SenderKeyRing,
 };
 use hail::group::control::{ControlBody, ControlError, GroupControl, RosterEntry};
+use hail::group::topology::Topology;
 use hail::identity::Identity;
 use hail::media::group_call::GroupReport;
 use hail::media::packet::{BurstReport, ReceiverReport};
@@ -322,9 +323,16 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
         "invite" => ControlBody::Invite { epoch, members: roster(&v["members"]) },
         "join_request" => ControlBody::JoinRequest,
         "propose" => ControlBody::Propose { epoch, newcomer: peer(&v["newcomer"]) },
-        "commit" => {
-            ControlBody::Commit { epoch, next_index: num(&v["next_index"]) as u16, members: roster(&v["members"]) }
-        }
+        "commit" | "commit_forwarded" => ControlBody::Commit {
+            epoch,
+            next_index: num(&v["next_index"]) as u16,
+            members: roster(&v["members"]),
+            topology: match v["topology"].as_str().unwrap() {
+                "mesh" => Topology::Mesh,
+                "forward" => Topology::Forward { forwarder: SenderIndex(num(&v["forwarder"]) as u8) },
+                other => panic!("unknown topology {other}"),
+            },
+        },
         "sender_key" => ControlBody::SenderKey {
             epoch,
             sender: SenderIndex(num(&v["sender"]) as u8),
@@ -349,6 +357,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
         },
         "heartbeat" => ControlBody::Heartbeat { epoch },
         "leave" => ControlBody::Leave { epoch },
+        "uplink" => ControlBody::Uplink { epoch, kbps: num(&v["kbps"]) as u32 },
         other => panic!("unknown vector {other}"),
     };
     GroupControl { call_id, body }
@@ -358,7 +367,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
 fn group_control_messages_reproduce_the_vectors() {
     let v = vectors("group-control-v1.json");
     let call_id: [u8; 16] = arr(&v["call_id"]);
-    assert_eq!(items(&v["valid"]).len(), 10, "one vector per message type, two emoji reveals");
+    assert_eq!(items(&v["valid"]).len(), 12, "one vector per message type, two commits, two emoji reveals");
     for case in items(&v["valid"]) {
         let name = case["name"].as_str().unwrap();
         let bytes = hex(&case["hex"]);
@@ -380,7 +389,7 @@ fn group_control_messages_reproduce_the_vectors() {
 #[test]
 fn group_control_garbage_is_refused_with_the_vectors_errors() {
     let v = vectors("group-control-v1.json");
-    assert_eq!(items(&v["invalid"]).len(), 22, "every refusal the spec lists");
+    assert_eq!(items(&v["invalid"]).len(), 26, "every refusal the spec lists");
     for case in items(&v["invalid"]) {
         let why = case["why"].as_str().unwrap();
         let err = GroupControl::decode(&hex(&case["hex"])).err().unwrap_or_else(|| panic!("{why}: accepted"));
@@ -396,6 +405,7 @@ fn group_control_garbage_is_refused_with_the_vectors_errors() {
             ControlError::DuplicateIndex(_) => "duplicate_index",
             ControlError::BadNextIndex(_) => "bad_next_index",
             ControlError::TooManyDisputes(_) => "too_many_disputes",
+            ControlError::BadTopology => "bad_topology",
         };
         assert_eq!(name, case["error"].as_str().unwrap(), "{why}: {err}");
     }

@@ -102,4 +102,3 @@ pub struct VideoStats {
     #[serde(default)]
     pub receive_buffered_bytes: u64,
 }
-

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
 
+use super::forward::ForwardFilter;
 use super::report::GroupReport;
 use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, ParticipantAudioStats};
 use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
@@ -27,6 +28,16 @@ use crate::media::group_audio::{GroupAudioError, GroupAudioReceiver};
 use crate::media::jitter::FRAME;
 use crate::media::packet::FLAG_GROUP_REPORTS;
 use crate::media::redundancy::LossResponse;
+
+/// Whether `output` forwards a video frame (read from its clear media byte).
+fn is_video(output: &Output) -> bool {
+    match output {
+        Output::Forward { frame, .. } => {
+            GroupFrameHeader::parse(frame).is_ok_and(|(h, _)| matches!(h.media, GroupMedia::Video { .. }))
+        }
+        _ => false,
+    }
+}
 
 /// How long after a send tick its play tick comes (as in a 1:1 call).
 const PLAY_OFFSET: Duration = Duration::from_millis(10);
@@ -62,8 +73,21 @@ pub enum Output {
     },
     /// Encode it with Opus and hand the bytes in ([`GroupAudioSession::encoded`]).
     EncodeAudio(AudioEncodeJob),
-    /// Send this sealed frame to every member (one ciphertext for all).
-    Transmit(Vec<u8>),
+    /// Send this sealed frame of ours to these members (one ciphertext for all: every member in a
+    /// mesh and at the forwarder, the forwarder alone otherwise).
+    Transmit {
+        /// The members whose links carry it.
+        to: Vec<PeerId>,
+        /// The sealed frame.
+        frame: Vec<u8>,
+    },
+    /// (At the forwarder) send another member's sealed frame on, unchanged, to these members.
+    Forward {
+        /// Every member but the frame's origin.
+        to: Vec<PeerId>,
+        /// The frame, byte for byte as it came.
+        frame: Vec<u8>,
+    },
     /// Send this sealed receiver report to `to` only (on its link).
     Report {
         /// The member whose audio it is about.
@@ -77,6 +101,19 @@ pub enum Output {
     Event(GroupAudioEvent),
     /// Nothing to do until then.
     Timeout(Instant),
+}
+
+/// How this member's frames flow (the node tells it the group's topology).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Route {
+    /// To every member, each on its own link.
+    #[default]
+    Mesh,
+    /// This member forwards: its frames go to every member, and every member's frames that come
+    /// on its link go on to every other.
+    Forwarder,
+    /// Through this member: our frames go to it alone, and every member's come on its link.
+    Via(PeerId),
 }
 
 /// One member, as the media sees it.
@@ -101,6 +138,8 @@ pub struct GroupAudioSession<D> {
     muted: bool,
     receiver: GroupAudioReceiver<D>,
     members: BTreeMap<PeerId, Member>,
+    route: Route,
+    forward: ForwardFilter,
     send: GroupSendStats,
     dominant: Option<PeerId>,
     next_send: Instant,
@@ -139,6 +178,8 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             muted,
             receiver: GroupAudioReceiver::new(new_decoder),
             members: BTreeMap::new(),
+            route: Route::Mesh,
+            forward: ForwardFilter::default(),
             send: GroupSendStats { bitrate, redundancy: 1, ..Default::default() },
             dominant: None,
             next_send: now,
@@ -191,6 +232,16 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         self.members.iter().map(|(p, m)| (*p, m.sender))
     }
 
+    /// How our frames flow from now on.
+    pub fn set_route(&mut self, route: Route) {
+        self.route = route;
+    }
+
+    /// How our frames flow.
+    pub fn route(&self) -> Route {
+        self.route
+    }
+
     /// Mutes or unmutes: muted frames carry silence and the muted flag.
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
@@ -204,23 +255,60 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     /// A datagram that came on `from`'s link at `now`: opened, and its audio given to the mix.
     /// A frame the port refuses, one of another sender than `from`'s index, anything that is not
     /// audio, and garbage are counted against `from` and dropped.
+    ///
+    /// At the forwarder, a frame under `from`'s own sender index that it has not seen is also
+    /// forwarded unchanged to every other member ([`Output::Forward`]; audio ahead of video still
+    /// waiting), before and whatever its opening; one under another index is dropped unforwarded.
+    /// Through a forwarder, the forwarder's link may deliver any member's frames.
     pub fn datagram(&mut self, from: &PeerId, datagram: &[u8], now: Instant) {
         let Some(member) = self.members.get_mut(from) else { return };
         member.stats.datagrams += 1;
         member.stats.bytes += datagram.len() as u64;
-        let opened = match self.crypto.open(from, datagram) {
+        let link_sender = member.sender;
+        if self.route == Route::Forwarder {
+            match self.forward.check(link_sender, datagram) {
+                Ok(header) => {
+                    let to: Vec<PeerId> = self.members.keys().filter(|p| *p != from).copied().collect();
+                    self.send.forwarded_frames += 1;
+                    self.send.forwarded_bytes += (datagram.len() * to.len()) as u64;
+                    let out = Output::Forward { to, frame: datagram.to_vec() };
+                    if header.media == GroupMedia::Audio {
+                        // Audio goes ahead of any video still waiting to go out.
+                        let at = self.outputs.iter().position(|o| is_video(o));
+                        self.outputs.insert(at.unwrap_or(self.outputs.len()), out);
+                    } else {
+                        self.outputs.push_back(out);
+                    }
+                }
+                Err(super::forward::ForwardRefusal::Report) => {}
+                Err(e) => {
+                    self.send.forward_refused += 1;
+                    tracing::debug!(%from, error = %e, "group frame not forwarded");
+                }
+            }
+        }
+        let opened = self.crypto.open(from, datagram);
+        let via_forwarder = self.route == Route::Via(*from);
+        let known = |s| self.members.values().any(|m| m.sender == s);
+        let opened = match opened {
+            Ok(o) if o.header.key_id.sender() == link_sender => Ok(o),
+            // Through the forwarder: any member's frames but reports (pairwise, never forwarded).
+            Ok(o) if via_forwarder && o.header.media != GroupMedia::Report && known(o.header.key_id.sender()) => Ok(o),
+            Ok(_) => Err(None),
+            Err(e) => Err(Some(e)),
+        };
+        let member = self.members.get_mut(from).expect("looked up above");
+        let opened = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 member.stats.refused += 1;
-                tracing::debug!(%from, error = %e, "group frame refused");
+                if let Some(e) = e {
+                    tracing::debug!(%from, error = %e, "group frame refused");
+                }
                 return;
             }
         };
         let sender = opened.header.key_id.sender();
-        if sender != member.sender {
-            member.stats.refused += 1;
-            return;
-        }
         match opened.header.media {
             GroupMedia::Audio => {
                 if self.receiver.on_plaintext(sender, &opened.payload, now).is_err() {
@@ -288,7 +376,11 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
                 }
                 self.send.frames += 1;
                 self.send.bytes += frame.len() as u64;
-                self.outputs.push_back(Output::Transmit(frame));
+                let to = match self.route {
+                    Route::Via(forwarder) if self.members.contains_key(&forwarder) => vec![forwarder],
+                    _ => self.members.keys().copied().collect(),
+                };
+                self.outputs.push_back(Output::Transmit { to, frame });
             }
             Err(e) => {
                 // Not in the call (yet, or any more): nothing is sent until keys are there.
@@ -530,7 +622,7 @@ mod tests {
             assert_eq!(jobs.len(), 1, "one encode per frame, whatever the number of members");
             s.encoded(&jobs[0], Ok(vec![n as u8]));
             sealed.extend(drain(&mut s).into_iter().filter_map(|o| match o {
-                Output::Transmit(f) => Some(f),
+                Output::Transmit { frame, .. } => Some(frame),
                 _ => None,
             }));
         }
@@ -640,7 +732,7 @@ mod tests {
                                 s.encoded(&job, Ok(vec![50; 40]));
                                 self.last_job[i] = Some(job);
                             }
-                            Output::Transmit(frame) => {
+                            Output::Transmit { frame, .. } => {
                                 let n = self.sent[i];
                                 self.sent[i] += 1;
                                 let payload = ClearFrames::payload(&frame).unwrap().1;
@@ -653,7 +745,7 @@ mod tests {
                                 let to = (0..3).find(|j| member(*j as u8 + 1) == to).unwrap();
                                 deliveries.push((i, to, frame));
                             }
-                            Output::PlayAudio(_) | Output::Event(_) => {}
+                            Output::PlayAudio(_) | Output::Event(_) | Output::Forward { .. } => {}
                         }
                     }
                 }

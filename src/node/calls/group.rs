@@ -23,12 +23,12 @@ use super::*;
 use crate::call::signal::{GroupLeg, GroupLegKind};
 use crate::crypto::sas::{Sas, SasTable};
 use crate::crypto::sender_key::SenderIndex;
+use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
 use crate::group::control::{ControlBody, GroupControl};
 use crate::group::roster::Roster;
 use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
-use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
 use crate::media::group_call::{
-    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
+    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
 };
 use crate::media_link::MediaLink;
 use crate::node::GroupPeerChange;
@@ -78,6 +78,17 @@ pub struct GroupInfo {
     /// it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<GroupAudioStats>,
+    /// How the media flows: `mesh` (every member sends to every other) or `forward` (one member
+    /// forwards the others' sealed frames: `forwarder`).
+    #[serde(default = "mesh")]
+    pub topology: String,
+    /// The forwarding member (a PeerId), when `topology` is `forward`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarder: Option<String>,
+}
+
+fn mesh() -> String {
+    "mesh".into()
 }
 
 /// One participant of a group call.
@@ -109,6 +120,13 @@ pub struct ParticipantInfo {
     /// shows `relayed`: its leg goes through a media relay, like a 1:1 call's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<CallPath>,
+    /// Its uplink as it last reported it (ours as measured or set), kbit/s: what the topology is
+    /// chosen from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uplink_kbps: Option<u32>,
+    /// It forwards the others' frames in this epoch.
+    #[serde(default)]
+    pub forwarder: bool,
 }
 
 /// Where the group call's media plane meets the control plane: the group's audio
@@ -119,6 +137,7 @@ pub struct ParticipantInfo {
 pub(in crate::node) struct GroupMediaSeam {
     media: Option<Arc<GroupCallMedia>>,
     attached: BTreeMap<PeerId, SenderIndex>,
+    route: Route,
 }
 
 impl GroupMediaSeam {
@@ -133,7 +152,10 @@ impl GroupMediaSeam {
     ) {
         let (events, mut heard) = mpsc::channel::<GroupAudioEvent>(64);
         match GroupCallMedia::start(config, Arc::new(MemberCrypto(member)), events) {
-            Ok(media) => self.media = Some(Arc::new(media)),
+            Ok(media) => {
+                media.set_route(self.route);
+                self.media = Some(Arc::new(media));
+            }
             Err(e) => tracing::warn!(error = %e, "the group call's audio could not start"),
         }
         tokio::spawn(async move {
@@ -144,6 +166,17 @@ impl GroupMediaSeam {
                 }
             }
         });
+    }
+
+    /// How our frames flow (the group's topology now), told to the media when it changes.
+    fn set_route(&mut self, route: Route) {
+        if route != self.route {
+            tracing::info!(?route, "group media: topology");
+            self.route = route;
+            if let Some(media) = &self.media {
+                media.set_route(route);
+            }
+        }
     }
 
     /// Mutes or unmutes what we send.
@@ -339,7 +372,9 @@ impl Phone {
         let me = self.identity.peer_id();
         let name = |p: &PeerId| contacts.iter().find(|c| c.peer_id == *p).map(|c| c.name.clone());
         let leg_up = |p: &PeerId| {
-            self.calls.values().any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
+            self.calls
+                .values()
+                .any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
         };
         let leg_path = |p: &PeerId| {
             self.calls
@@ -358,6 +393,10 @@ impl Phone {
         };
         let roster = group.roster();
         let roster = roster.as_ref();
+        let (forwarder, uplinks) = {
+            let member = group.member();
+            (member.forwarder(Instant::now()), member.uplinks())
+        };
         let mut participants: Vec<ParticipantInfo> = Vec::new();
         let mut add = |peer: PeerId, index: Option<SenderIndex>, state: &str| {
             if participants.iter().any(|p| p.peer_id == peer) {
@@ -373,6 +412,8 @@ impl Phone {
                 muted: muted(&peer),
                 speaking: group.speaking.contains(&peer),
                 path: leg_path(&peer),
+                uplink_kbps: uplinks.get(&peer).copied(),
+                forwarder: forwarder == Some(peer),
             });
         };
         if let Some(roster) = roster {
@@ -421,6 +462,8 @@ impl Phone {
             end_reason: group.ended.map(|r| leave_reason(r).to_owned()),
             dominant: group.dominant.map(|p| p.to_base58()),
             audio: group.media.stats(),
+            topology: if forwarder.is_some() { "forward" } else { "mesh" }.into(),
+            forwarder: forwarder.map(|p| p.to_base58()),
         })
     }
 
@@ -444,7 +487,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     /// `hail call A B …`: starts a group call with us as its founder and invites each.
-    pub(in crate::node) fn start_group(&mut self, who: Vec<String>, audio: MediaOverride) -> Result<GroupInfo, NodeError> {
+    pub(in crate::node) fn start_group(
+        &mut self,
+        who: Vec<String>,
+        audio: MediaOverride,
+    ) -> Result<GroupInfo, NodeError> {
         if self.phone.in_call() {
             return Err(NodeError::InCall);
         }
@@ -459,7 +506,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 invitees.push((peer, contact));
             }
         }
-        let config = GroupConfig::default();
+        let config = GroupConfig { topology: self.phone.settings.group_topology, ..GroupConfig::default() };
         if invitees.len() + 1 > config.max_members {
             return Err(NodeError::CallAction("a group call has at most 8 people"));
         }
@@ -562,9 +609,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     fn group_send(&mut self, to: PeerId, bytes: Vec<u8>) {
         let Some(group) = self.phone.group.as_mut() else { return };
         let id = group.id;
-        let leg = self.phone.calls.values().find(|c| {
-            c.leg_of(id) && c.session.peer() == to && c.session.state() == CallState::Active
-        });
+        let leg = self
+            .phone
+            .calls
+            .values()
+            .find(|c| c.leg_of(id) && c.session.peer() == to && c.session.state() == CallState::Active);
         let link = leg.and_then(|c| c.link(&self.phone.links));
         match link {
             Some(link) => {
@@ -639,11 +688,16 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     "two members' handshake reports differ: someone may be in the middle of that pair"
                 );
             }
+            GroupEvent::TopologyChanged { topology, forwarder } => {
+                tracing::info!(?topology, ?forwarder, "group call: topology");
+            }
             GroupEvent::Joined(_) | GroupEvent::KeyInstalled { .. } => {}
         }
         let Some(info) = self.current_group_info() else { return };
         let node_event = match event {
-            GroupEvent::Joined(peer) => NodeEvent::GroupJoined { name: participant_name(&info, &peer), peer_id: peer, group: info },
+            GroupEvent::Joined(peer) => {
+                NodeEvent::GroupJoined { name: participant_name(&info, &peer), peer_id: peer, group: info }
+            }
             GroupEvent::Left(peer, reason) => {
                 let name = self.db.contact_by_peer(&peer).ok().flatten().map(|c| c.name);
                 let who = GroupPeerChange { peer_id: peer, name, reason: leave_reason(reason).into() };
@@ -693,7 +747,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let contact = |p: &PeerId| self.db.contact_by_peer(p).ok().flatten().map(|c| c.name);
         let outcome = match (group.admitted_wall_ms, group.ended) {
             (Some(_), _) => CallOutcome::Completed,
-            (None, Some(LeaveReason::NotAdmitted)) => CallOutcome::Failed { reason: "the group did not let us in".into() },
+            (None, Some(LeaveReason::NotAdmitted)) => {
+                CallOutcome::Failed { reason: "the group did not let us in".into() }
+            }
             (None, _) => CallOutcome::Missed,
         };
         let record = CallRecord {
@@ -716,7 +772,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// `hail mute`/`unmute` in a group call: what we send is muted or not, and every member is
     /// told on its leg (`media_state`, as in a 1:1 call), so its status shows it.
     pub(in crate::node) fn set_group_muted(&mut self, muted: bool) -> Result<GroupInfo, NodeError> {
-        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else { return Err(NodeError::NoCall) };
+        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else {
+            return Err(NodeError::NoCall);
+        };
         group.muted = muted;
         group.media.set_muted(muted);
         self.tell_legs_muted(muted);
@@ -851,7 +909,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(group) = self.phone.group.as_mut().filter(|g| call.leg_of(g.id)) else { return };
         group.outbox.remove(&peer);
         group.media.detach(&peer);
-        let invitation = call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
+        let invitation =
+            call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
         let member = group.roster().is_some_and(|r| r.contains(&peer));
         if !invitation || member || group.ended.is_some() {
             return;
@@ -894,7 +953,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 // The answered invitation's audio choices (`hail answer --audio-in …`) and mute.
                 let (audio, muted) = (call.audio_config.clone(), call.muted);
                 let invite = match GroupControl::decode(&bytes) {
-                    Ok(control) if control.call_id == leg.id.0 && matches!(control.body, ControlBody::Invite { .. }) => {
+                    Ok(control)
+                        if control.call_id == leg.id.0 && matches!(control.body, ControlBody::Invite { .. }) =>
+                    {
                         control
                     }
                     Ok(_) => return tracing::info!(%peer, "ignored a group message before the invitation"),
@@ -905,7 +966,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     _ => Vec::new(),
                 };
                 let me = self.config.identity.peer_id();
-                let config = GroupConfig::default();
+                let config = GroupConfig { topology: self.phone.settings.group_topology, ..GroupConfig::default() };
                 match GroupMember::accept_invite(me, peer, &invite, config, StdRng::from_entropy(), now) {
                     Ok(mut member) => {
                         if let Some(handshake_hash) = hash {
@@ -1044,9 +1105,10 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let mut want: BTreeMap<PeerId, (SenderIndex, Arc<dyn MediaLink>)> = BTreeMap::new();
         if let Some(roster) = group.roster() {
             for entry in roster.entries() {
-                let leg = self.phone.calls.values().find(|c| {
-                    c.leg_of(id) && c.session.peer() == entry.peer && c.session.state() == CallState::Active
-                });
+                let leg =
+                    self.phone.calls.values().find(|c| {
+                        c.leg_of(id) && c.session.peer() == entry.peer && c.session.state() == CallState::Active
+                    });
                 if let Some(media) = leg.and_then(|c| c.link(&self.phone.links)).and_then(PeerLink::media) {
                     want.insert(entry.peer, (entry.index, media));
                 }
@@ -1062,10 +1124,29 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         for peer in gone {
             group.media.detach(&peer);
         }
+        // Our uplink for the topology: as set, or what the slowest of our legs' congestion
+        // controllers allows now (window over RTT).
+        let measured = want
+            .values()
+            .map(|(_, link)| link.path())
+            .filter(|p| !p.rtt.is_zero())
+            .map(|p| (p.cwnd.saturating_mul(8) as f64 / p.rtt.as_secs_f64() / 1000.0).min(f64::from(u32::MAX)) as u32)
+            .min();
+        let now = Instant::now();
+        let route = {
+            let mut member = group.member();
+            member.set_uplink(self.phone.settings.group_uplink_kbps.or(measured));
+            match member.forwarder(now) {
+                Some(f) if f == member.me() => Route::Forwarder,
+                Some(f) => Route::Via(f),
+                None => Route::Mesh,
+            }
+        };
         for (peer, (index, media)) in want {
             if group.media.attached(&peer).is_none() {
                 group.media.attach(peer, index, media);
             }
         }
+        group.media.set_route(route);
     }
 }
