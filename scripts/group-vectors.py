@@ -259,7 +259,8 @@ def group_media_vectors():
         "scripts/group-vectors.py (an implementation independent of src/crypto/sender_key.rs). Cipher suite "
         "0xF001: RFC 9605's key schedule and header with ChaCha20-Poly1305. frames: sender 1's first two frames "
         "and sender 2's first frame in epoch 7. receiver_report: sender 2's next frame, a report on sender 1's audio. rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
-        "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). Hex.",
+        "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). forwarding: what a "
+        "forwarding member does with datagrams in order, each on a member's link (forward to, or why not). Hex.",
         "cipher_suite": SUITE,
         "rfc9605_headers": [{"kid": k, "ctr": c, "header": h} for k, c, h in RFC9605_HEADERS],
         "frames": [audio, video, other],
@@ -271,7 +272,29 @@ def group_media_vectors():
             "new_epoch": 8,
             "frames": [after, newcomer],
         },
+        "forwarding": forwarding_vectors(audio, video, other, report["frame"]),
     }
+
+
+def forwarding_vectors(audio, video, other, report):
+    """What a forwarder (sender 0 of epoch 7, members 0 to 3) does with datagrams, in this order,
+    each on the link of the member with sender index `link`: reading the clear header only."""
+    members = [0, 1, 2, 3]
+
+    def to(link):
+        return [m for m in members if m not in (0, link)]
+
+    deliveries = [
+        {"link": 1, "frame": audio["frame"], "decision": "forward", "to": to(1)},
+        {"link": 1, "frame": video["frame"], "decision": "forward", "to": to(1)},
+        {"link": 2, "frame": other["frame"], "decision": "forward", "to": to(2)},
+        {"link": 1, "frame": audio["frame"], "decision": "duplicate"},
+        {"link": 3, "frame": other["frame"], "decision": "not_its_own"},
+        {"link": 3, "frame": video["frame"], "decision": "not_its_own"},
+        {"link": 2, "frame": report["frame"], "decision": "report"},
+        {"link": 1, "frame": "10", "decision": "malformed"},
+    ]
+    return {"forwarder": 0, "members": members, "deliveries": deliveries}
 
 
 # ---------------------------------------------------------------------------------------------

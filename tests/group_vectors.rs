@@ -17,6 +17,7 @@ use hail::group::control::{ControlBody, ControlError, GroupControl, RosterEntry}
 use hail::group::topology::Topology;
 use hail::identity::Identity;
 use hail::media::group_call::GroupReport;
+use hail::media::group_call::{ForwardFilter, ForwardRefusal};
 use hail::media::packet::{BurstReport, ReceiverReport};
 use libp2p_identity::PeerId;
 use serde_json::Value;
@@ -408,5 +409,36 @@ fn group_control_garbage_is_refused_with_the_vectors_errors() {
             ControlError::BadTopology => "bad_topology",
         };
         assert_eq!(name, case["error"].as_str().unwrap(), "{why}: {err}");
+    }
+}
+
+/// A forwarder's decisions on the vector's datagrams, in order, from their clear headers alone.
+#[test]
+fn a_forwarder_decides_as_the_vectors_say() {
+    let v = vectors("group-media-v1.json");
+    let forwarding = &v["forwarding"];
+    let forwarder = num(&forwarding["forwarder"]);
+    let members: Vec<u64> = items(&forwarding["members"]).iter().map(num).collect();
+    let mut filter = ForwardFilter::default();
+    let deliveries = items(&forwarding["deliveries"]);
+    assert_eq!(deliveries.len(), 8);
+    for (i, d) in deliveries.iter().enumerate() {
+        let link = num(&d["link"]);
+        let decision = match filter.check(SenderIndex(link as u8), &hex(&d["frame"])) {
+            Ok(_) => "forward",
+            Err(ForwardRefusal::Duplicate) => "duplicate",
+            Err(ForwardRefusal::NotItsOwn { .. }) => "not_its_own",
+            Err(ForwardRefusal::Report) => "report",
+            Err(ForwardRefusal::Malformed(_)) => "malformed",
+        };
+        assert_eq!(decision, d["decision"].as_str().unwrap(), "delivery {i}");
+        if decision == "forward" {
+            let to: Vec<u64> = members.iter().copied().filter(|m| *m != link && *m != forwarder).collect();
+            assert_eq!(
+                to,
+                items(&d["to"]).iter().map(num).collect::<Vec<_>>(),
+                "delivery {i}: to every member but its origin"
+            );
+        }
     }
 }
