@@ -121,8 +121,8 @@ pub struct ParticipantInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<CallPath>,
     /// Its uplink as it last reported it (ours as measured or set), kbit/s: what the topology is
-    /// chosen from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// chosen from; null until reported.
+    #[serde(default)]
     pub uplink_kbps: Option<u32>,
     /// It forwards the others' frames in this epoch.
     #[serde(default)]
