@@ -82,8 +82,8 @@ pub struct GroupInfo {
     /// forwards the others' sealed frames: `forwarder`).
     #[serde(default = "mesh")]
     pub topology: String,
-    /// The forwarding member (a PeerId), when `topology` is `forward`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The forwarding member (a PeerId) when `topology` is `forward`; null in a mesh.
+    #[serde(default)]
     pub forwarder: Option<String>,
 }
 
