@@ -232,10 +232,10 @@ async fn quality(c: &Condition, speech: &[Vec<i16>], python: Option<&str>, out: 
         Impairment { delay: Duration::from_millis(c.delay_ms), jitter: Duration::from_millis(c.jitter_ms), ..model };
     let (_net, mut parties) = mesh_impaired(&dir, sources, (c.loss > 0.0).then_some((imp, seed))).await;
     tokio::time::sleep(Duration::from_secs_f64(LEAD)).await;
-    let (up0, ..) = bytes(&parties);
+    let up0: u64 = bytes(&parties).iter().map(|b| b[0]).sum();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(total as f64 / 48_000.0 - LEAD + 1.0)).await;
-    let (up, ..) = bytes(&parties);
+    let up: u64 = bytes(&parties).iter().map(|b| b[0]).sum();
     let up_kbps = (up - up0) as f64 * 8.0 / t0.elapsed().as_secs_f64() / TALKERS as f64 / 1000.0;
     let sending: Vec<_> = parties
         .iter()
