@@ -4,9 +4,11 @@
 //! encode it ([`Output::EncodeAudio`], once, whatever the number of members), builds the same
 //! [`AudioPacket`] a 1:1 call sends (with the redundant copies of [`AudioFramer`]), has it sealed
 //! once through the [`GroupFrameCrypto`] port and hands the one ciphertext out for every member's
-//! link ([`Output::Transmit`]). Each member's datagrams are opened through the port (a refusal is
-//! counted against that member, never fatal) and go to the [`GroupAudioReceiver`] under the sender
-//! index the member was added with; 10 ms after each send tick the receiver's mix is played
+//! link, or the forwarder's alone ([`Output::Transmit`], [`Route`]); a forwarding member also
+//! forwards the others' frames unchanged ([`Output::Forward`], `forward.rs`). Each member's
+//! datagrams are opened through the port (a refusal is counted against that member, never fatal)
+//! and go to the [`GroupAudioReceiver`] under the sender index they carry (the member's own, or
+//! any member's from the forwarder's link); 10 ms after each send tick the receiver's mix is played
 //! ([`Output::PlayAudio`]), and what changed in who speaks comes out as [`GroupAudioEvent`]s.
 //!
 //! The session holds no clock, socket or thread: `now` is handed in, and the driver runs Opus.
