@@ -55,27 +55,16 @@ fn options(input: &str, output: &str, advertise: &str) -> DaemonOptions {
 
 /// One call under one condition: `input` from Alice to Bob, Bob's recording in `received`.
 /// Returns the call's numbers (JSON) and the received audio's PESQ-WB when asked.
-async fn one_call(
-    c: &Condition,
-    relay_seed: u64,
-    input: &str,
-    received: &Path,
-    python: Option<&str>,
-) -> serde_json::Value {
+async fn one_call(c: &Condition, relay_seed: u64, input: &str, received: &Path, python: Option<&str>) -> serde_json::Value {
     let loss_model = match c.mean_burst {
         None => Impairment { loss: c.loss, ..Impairment::clean() },
         Some(burst) => Impairment::bursty(c.loss, burst),
     };
-    let imp = Impairment {
-        delay: Duration::from_millis(c.delay_ms),
-        jitter: Duration::from_millis(c.jitter_ms),
-        ..loss_model
-    };
+    let imp = Impairment { delay: Duration::from_millis(c.delay_ms), jitter: Duration::from_millis(c.jitter_ms), ..loss_model };
     let (to_alice, to_bob) = (Relay::start(imp, relay_seed).await, Relay::start(imp, relay_seed + 1_000).await);
     let dir = tempfile::tempdir().unwrap();
-    let alice = Daemon::start(Home::new(dir.path().join("a")), options(input, "null", &to_alice.addr.to_string()))
-        .await
-        .unwrap();
+    let alice =
+        Daemon::start(Home::new(dir.path().join("a")), options(input, "null", &to_alice.addr.to_string())).await.unwrap();
     let bob = Daemon::start(
         Home::new(dir.path().join("b")),
         options("silence", &received.display().to_string(), &to_bob.addr.to_string()),

@@ -68,8 +68,8 @@ use std::path::{Path, PathBuf};
 use cpu::thread_cpu_seconds;
 use echo_room::{RATE, Room, Scene, Separated, noise, power, process};
 use hail::media::audio_processing::{AudioProcessor, call_echo_canceller_config};
-use serde_json::json;
 use sonora::config::EchoCanceller3Config;
+use serde_json::json;
 
 /// How the echo canceller is tuned in a configuration.
 #[derive(Clone, Copy)]
@@ -152,28 +152,14 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&[
-        "--speech",
-        "--pesq",
-        "--out",
-        "--rt60",
-        "--only",
-        "--drive",
-        "--echo-gain-db",
-        "--dump-scene",
-        "--aec3-try",
-    ]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene", "--aec3-try"]);
     let tried: Vec<&str> = args.value("--aec3-try").map_or(Vec::new(), |v| v.split(',').collect());
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
     let dir = args.value("--out").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("hail-echo-bench"));
     std::fs::create_dir_all(&dir).expect("the output directory");
     let read = |p: &str| -> Vec<f64> {
-        hail::media::io::read_wav_mono_48k(Path::new(p))
-            .expect("a readable speech WAV")
-            .iter()
-            .map(|&s| f64::from(s))
-            .collect()
+        hail::media::io::read_wav_mono_48k(Path::new(p)).expect("a readable speech WAV").iter().map(|&s| f64::from(s)).collect()
     };
     let (far_alone, near, far_during, source) = match speech_files.as_slice() {
         [] => {
@@ -211,20 +197,8 @@ fn main() {
     if let Some(to) = args.value("--dump-scene") {
         // The scene's signals as 48 kHz WAVs, to run another engine over the same scene.
         std::fs::create_dir_all(to).expect("the --dump-scene directory");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: RATE as u32,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        for (name, x) in [
-            ("far", &scene.far),
-            ("near", &scene.near),
-            ("mic-plus", &mic_plus),
-            ("mic-minus", &mic_minus),
-            ("mic-headset", &mic_headset),
-            ("echo", &scene.echo),
-        ] {
+        let spec = hound::WavSpec { channels: 1, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        for (name, x) in [("far", &scene.far), ("near", &scene.near), ("mic-plus", &mic_plus), ("mic-minus", &mic_minus), ("mic-headset", &mic_headset), ("echo", &scene.echo)] {
             let mut w = hound::WavWriter::create(Path::new(to).join(format!("{name}.wav")), spec).expect("a WAV");
             to_i16(x).into_iter().try_for_each(|s| w.write_sample(s)).expect("WAV samples");
             w.finalize().expect("a WAV");
@@ -261,9 +235,7 @@ fn main() {
         });
         if let Some(py) = python {
             let reference = &scene.near[dt.clone()];
-            let pesq = |what: &str, processed: &[f64]| {
-                pesq_of(py, &dir, &format!("{name}-{what}"), reference, &processed[dt.clone()])
-            };
+            let pesq = |what: &str, processed: &[f64]| pesq_of(py, &dir, &format!("{name}-{what}"), reference, &processed[dt.clone()]);
             let alone = pesq("near-alone", &process(&mut make(), &nothing_played, &mic_headset));
             let headset = pesq("headset", &process(&mut make(), &scene.far, &mic_headset));
             let double_talk = pesq("double-talk", &plus);

@@ -315,8 +315,7 @@ fn main() {
     let join_rows: Vec<_> = if args.has_word("join") || args.has_word("join-only") || !args.bench {
         let (sizes, samples): (&[usize], usize) = if args.bench { (&MEMBERS, 10) } else { (&[3], 1) };
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let rows: Vec<_> =
-            sizes.iter().map(|n| runtime.block_on(group_join::measure(dir.path(), *n, samples))).collect();
+        let rows: Vec<_> = sizes.iter().map(|n| runtime.block_on(group_join::measure(dir.path(), *n, samples))).collect();
         if !args.bench {
             assert!(rows.iter().all(|r| r["joined"] == samples), "every join completed: {rows:?}");
         }

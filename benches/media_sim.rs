@@ -41,7 +41,11 @@ fn call(seconds: u64) -> (Duration, serde_json::Value) {
 fn main() {
     let args = args::BenchArgs::from_env(&[]);
     let bench = args.bench;
-    let (runs, seconds) = if bench { (args.number::<usize>().filter(|n| *n > 0).unwrap_or(5), 60) } else { (1, 5) };
+    let (runs, seconds) = if bench {
+        (args.number::<usize>().filter(|n| *n > 0).unwrap_or(5), 60)
+    } else {
+        (1, 5)
+    };
     let mut walls = Vec::new();
     let mut outcome = serde_json::Value::Null;
     for _ in 0..runs {

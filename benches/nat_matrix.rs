@@ -42,8 +42,7 @@ use serde_json::{Value, json};
 fn daemon(ns: &Netns, home: &Path, flags: &[&str]) -> TestDaemon {
     std::fs::create_dir_all(home).unwrap();
     // Many calls in a row between the same two peers: lift the anti-spam limits.
-    std::fs::write(home.join("config.toml"), "[calls]\nmax_invites_per_peer = 1000\nmax_invites_total = 1000\n")
-        .unwrap();
+    std::fs::write(home.join("config.toml"), "[calls]\nmax_invites_per_peer = 1000\nmax_invites_total = 1000\n").unwrap();
     let mut all = vec!["--audio-in", "silence", "--audio-out", "null", "--video-out", "null"];
     all.extend_from_slice(flags);
     TestDaemon::try_start_cmd(home, &ns.exec(), &all).unwrap_or_else(|log| panic!("daemon in {}: {log}", ns.name))
@@ -79,17 +78,7 @@ fn public_relay(lab: &Lab, dir: &Path) -> (TestDaemon, String) {
     let relay = daemon(
         &lab.public,
         &dir.join("relay"),
-        &[
-            "--no-mdns",
-            "--listen",
-            &format!("/ip4/{PUBLIC_IP}/tcp/4001"),
-            "--media-listen",
-            &format!("{PUBLIC_IP}:5001"),
-            "--relay",
-            "on",
-            "--dht-mode",
-            "server",
-        ],
+        &["--no-mdns", "--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
     );
     let relay_id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
     wait(&relay, "relay", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
@@ -117,25 +106,14 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize, link: Option<Impa
     let mut lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
     let (relay, bootstrap) = public_relay(&lab, dir.path());
-    let home_flags =
-        ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
+    let home_flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &bootstrap];
     let lan_flags = ["--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0"];
     let mut start = |place: Place, who: &str, port: u16, extra: &[&str]| -> TestDaemon {
         let home = dir.path().join(who);
         match place {
             Place::Public => {
                 let (listen, media) = (format!("/ip4/{PUBLIC_IP}/tcp/{port}"), format!("{PUBLIC_IP}:0"));
-                let base = [
-                    "--no-mdns",
-                    "--listen",
-                    &listen,
-                    "--media-listen",
-                    &media,
-                    "--bootstrap",
-                    &bootstrap,
-                    "--relay",
-                    "off",
-                ];
+                let base = ["--no-mdns", "--listen", &listen, "--media-listen", &media, "--bootstrap", &bootstrap, "--relay", "off"];
                 let flags = [&base[..], extra].concat();
                 daemon(&lab.public, &home, &flags)
             }
@@ -171,16 +149,12 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize, link: Option<Impa
     let bob = start(callee, "bob", 4003, &["--auto-answer"]);
     let _impaired: Vec<_> =
         link.map_or(Vec::new(), |l| (0..lab.homes.len()).map(|h| lab.impair_link(h, l, 100 + 2 * h as u64)).collect());
-    let card = |d: &TestDaemon, n: &str| {
-        d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned()
-    };
+    let card = |d: &TestDaemon, n: &str| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned();
     let (ca, cb) = (card(&alice, "alice"), card(&bob, "bob"));
     alice.hail(&["contacts", "add", "bob", &cb]).ok();
     bob.hail(&["contacts", "add", "alice", &ca]).ok();
     if matches!(callee, Place::SameLan) {
-        wait(&alice, "bob on the LAN", Duration::from_secs(20), |s| {
-            s["network"]["visible_peers"].as_u64().unwrap_or(0) >= 1
-        });
+        wait(&alice, "bob on the LAN", Duration::from_secs(20), |s| s["network"]["visible_peers"].as_u64().unwrap_or(0) >= 1);
     }
 
     let mut times = Vec::new();
@@ -193,9 +167,7 @@ fn row(name: &str, caller: Place, callee: Place, calls: usize, link: Option<Impa
             failures += 1;
             continue;
         }
-        let s = wait(&alice, "active", Duration::from_secs(30), |s| {
-            s["call"]["state"] == "active" || s["call"]["end_reason"].is_object()
-        });
+        let s = wait(&alice, "active", Duration::from_secs(30), |s| s["call"]["state"] == "active" || s["call"]["end_reason"].is_object());
         if s["call"]["state"] != "active" {
             failures += 1;
             continue;
@@ -246,15 +218,7 @@ impl TwoConeHomes {
     /// A node at home `h` (0 or 1) named `who`, without mDNS, bootstrapped by the relay, plus `extra`.
     fn node(&self, h: usize, who: &str, extra: &[&str]) -> TestDaemon {
         let home = if h == 0 { self.homes.0 } else { self.homes.1 };
-        let flags = [
-            "--no-mdns",
-            "--listen",
-            "/ip4/0.0.0.0/tcp/0",
-            "--media-listen",
-            "0.0.0.0:0",
-            "--bootstrap",
-            &self.bootstrap,
-        ];
+        let flags = ["--no-mdns", "--listen", "/ip4/0.0.0.0/tcp/0", "--media-listen", "0.0.0.0:0", "--bootstrap", &self.bootstrap];
         daemon(&self.lab.homes[home].host, &self.dir.path().join(who), &[&flags[..], extra].concat())
     }
 }
@@ -272,15 +236,12 @@ fn callable_after_start(samples: usize) -> Value {
         let t0_wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         let bob = lab.node(1, &name, &["--auto-answer"]);
         let card = bob.hail(&["--json", "id", "--name", &name]).json()["ok"]["card"].as_str().unwrap().to_owned();
-        let alice_card =
-            alice.hail(&["--json", "id", "--name", "alice"]).json()["ok"]["card"].as_str().unwrap().to_owned();
+        let alice_card = alice.hail(&["--json", "id", "--name", "alice"]).json()["ok"]["card"].as_str().unwrap().to_owned();
         alice.hail(&["contacts", "add", &name, &card]).ok();
         bob.hail(&["contacts", "add", "alice", &alice_card]).ok();
         let out = alice.hail(&["--json", "call", &name, "--detach"]);
         let s = if out.status.success() {
-            wait(&alice, "active", Duration::from_secs(90), |s| {
-                s["call"]["state"] == "active" || s["call"]["end_reason"].is_object()
-            })
+            wait(&alice, "active", Duration::from_secs(90), |s| s["call"]["state"] == "active" || s["call"]["end_reason"].is_object())
         } else {
             Value::Null
         };
@@ -293,8 +254,7 @@ fn callable_after_start(samples: usize) -> Value {
         // When its record with its relayed address went out (it is findable through the DHT from
         // then on), by the record's own timestamp (same machine's clock).
         let b = wait(&bob, "findable with its relayed address", Duration::from_secs(30), |s| {
-            s["network"]["record_findable"] == true
-                && s["network"]["advertised_addresses"].to_string().contains("p2p-circuit")
+            s["network"]["record_findable"] == true && s["network"]["advertised_addresses"].to_string().contains("p2p-circuit")
         });
         if let Some(at) = b["network"]["record_published_at_ms"].as_u64() {
             findable.push(at.saturating_sub(t0_wall) as f64);
@@ -329,23 +289,18 @@ fn callable_after_start(samples: usize) -> Value {
 /// The same yardstick as `audio_quality`'s in-process rows, through real namespaces and NAT.
 fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
     let mut rows = Vec::new();
-    for (name, link) in
-        [("lab cone/cone, clean", None), ("lab cone/cone, 25±5 ms and 5 % bursts of 3 per home link", Some(bad_link()))]
-    {
+    for (name, link) in [("lab cone/cone, clean", None), ("lab cone/cone, 25±5 ms and 5 % bursts of 3 per home link", Some(bad_link()))] {
         let lab = TwoConeHomes::new();
         let (alice, bob) = (lab.node(0, "alice", &[]), lab.node(1, "bob", &[]));
         for d in [&alice, &bob] {
             wait(d, "behind NAT and ready", Duration::from_secs(30), ready_behind_nat);
         }
-        let card = |d: &TestDaemon, n: &str| {
-            d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned()
-        };
+        let card = |d: &TestDaemon, n: &str| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned();
         let (ca, cb) = (card(&alice, "alice"), card(&bob, "bob"));
         alice.hail(&["contacts", "add", "bob", &cb]).ok();
         bob.hail(&["contacts", "add", "alice", &ca]).ok();
-        let _impaired: Vec<_> = link.map_or(Vec::new(), |l| {
-            vec![lab.lab.impair_link(lab.homes.0, l, 200), lab.lab.impair_link(lab.homes.1, l, 300)]
-        });
+        let _impaired: Vec<_> =
+            link.map_or(Vec::new(), |l| vec![lab.lab.impair_link(lab.homes.0, l, 200), lab.lab.impair_link(lab.homes.1, l, 300)]);
         let mut calls = Vec::new();
         for (k, sample) in speech.iter().enumerate() {
             let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
@@ -360,16 +315,15 @@ fn speech_rows(speech: &[String], python: &str, out: &Path) -> Vec<Value> {
             std::thread::sleep(Duration::from_secs_f64(seconds + 1.5));
             let s = status(&bob);
             alice.hail(&["hangup"]).ok();
-            wait(&bob, "ended", Duration::from_secs(10), |s| {
-                s["call"].is_null() || s["call"]["end_reason"].is_object()
-            });
+            wait(&bob, "ended", Duration::from_secs(10), |s| s["call"].is_null() || s["call"]["end_reason"].is_object());
             let (r16, d16) = (received.with_extension("ref16.wav"), received.with_extension("deg16.wav"));
-            let pesq =
-                reference.zip(hail::media::io::read_wav_mono_48k(&received).ok()).and_then(|(reference, degraded)| {
+            let pesq = reference.zip(hail::media::io::read_wav_mono_48k(&received).ok()).and_then(
+                |(reference, degraded)| {
                     speech_quality::write_16k(&r16, &reference);
                     speech_quality::write_16k(&d16, &degraded);
                     speech_quality::pesq(python, &r16, &d16)
-                });
+                },
+            );
             let j = &s["call"]["audio"]["receive"]["jitter"];
             eprintln!("{name}, sample {k}: PESQ-WB {pesq:?}, path {}, jitter {j}", s["call"]["path"]["kind"]);
             calls.push(json!({ "sample": k, "pesq_wb": pesq, "path": s["call"]["path"]["kind"], "lost": j["lost"], "concealed": j["concealed"],

@@ -61,8 +61,5 @@ fn main() {
         }
     }
     let met = rows.iter().filter(|r| r["goal_met"] == true).count();
-    println!(
-        "{}",
-        serde_json::json!({ "bench": "policed_link", "goal_met": format!("{met} of {}", rows.len()), "links": rows })
-    );
+    println!("{}", serde_json::json!({ "bench": "policed_link", "goal_met": format!("{met} of {}", rows.len()), "links": rows }));
 }

@@ -15,10 +15,10 @@
 
 #[path = "common/args.rs"]
 mod args;
-#[path = "common/call.rs"]
-mod call;
 #[path = "common/cpu.rs"]
 mod cpu;
+#[path = "common/call.rs"]
+mod call;
 #[path = "../tests/common/relay.rs"]
 mod relay;
 

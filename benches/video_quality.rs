@@ -29,10 +29,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hail::media::codec::av1::{Dav1dDecoder, VideoEncoder};
-use hail::media::video::Frame;
 use hail::media::video::clock::FrameRate;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::y4m::{Y4mReader, Y4mWriter};
+use hail::media::video::Frame;
 use hail::node::DaemonOptions;
 
 /// The encoder threads in a call (src/media/video/encoder.rs runs libaom on 2).
@@ -153,44 +153,12 @@ fn ffmpeg_anchor_args(clip: &Path, fps: u64, kbps: u32, out: &Path) -> Vec<Strin
     let mut a: Vec<String> = ["-v", "error", "-y", "-i"].map(String::from).into();
     a.push(clip.display().to_string());
     for s in [
-        "-c:v",
-        "libaom-av1",
-        "-usage",
-        "realtime",
-        "-cpu-used",
-        "8",
-        "-aom-params",
-        "cpu-used=10",
-        "-b:v",
-        &rate,
-        "-minrate",
-        &rate,
-        "-maxrate",
-        &rate, // CBR
-        "-bufsize",
-        &rate,
-        "-rc_init_occupancy",
-        &initial, // rc_buf_sz 1000 ms, initial 600 ms
-        "-undershoot-pct",
-        "50",
-        "-overshoot-pct",
-        "50",
-        "-qmin",
-        "2",
-        "-qmax",
-        "52",
-        "-lag-in-frames",
-        "0",
-        "-error-resilience",
-        "0",
-        "-drop-threshold",
-        "0",
-        "-threads",
-        "2",
-        "-tile-columns",
-        "1",
-        "-aq-mode",
-        "3",
+        "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-aom-params", "cpu-used=10",
+        "-b:v", &rate, "-minrate", &rate, "-maxrate", &rate, // CBR
+        "-bufsize", &rate, "-rc_init_occupancy", &initial, // rc_buf_sz 1000 ms, initial 600 ms
+        "-undershoot-pct", "50", "-overshoot-pct", "50", "-qmin", "2", "-qmax", "52",
+        "-lag-in-frames", "0", "-error-resilience", "0", "-drop-threshold", "0",
+        "-threads", "2", "-tile-columns", "1", "-aq-mode", "3",
     ] {
         a.push(s.to_owned());
     }
@@ -212,9 +180,7 @@ fn ffmpeg_anchor(ffmpeg: &str, clip_path: &Path, clip: &Clip, kbps: u32, work: &
     run(ffmpeg_anchor_args(clip_path, clip.fps(), kbps, &ivf));
     let encode_s = start.elapsed().as_secs_f64();
     let decode = ["-v", "error", "-y", "-i"].iter().map(|s| s.to_string());
-    run(decode
-        .chain([ivf.display().to_string(), "-pix_fmt".into(), "yuv420p".into(), y4m.display().to_string()])
-        .collect());
+    run(decode.chain([ivf.display().to_string(), "-pix_fmt".into(), "yuv420p".into(), y4m.display().to_string()]).collect());
     let decoded = Clip::read(&y4m).expect("ffmpeg's decode reads back");
     // IVF: a 32-byte file header, then a 12-byte header per frame.
     let bytes = std::fs::metadata(&ivf).unwrap().len() as f64 - 32.0 - 12.0 * decoded.frames.len() as f64;

@@ -9,12 +9,12 @@
 //! it measures 2 seconds as a smoke test. Needs Xvfb, xwd and xdotool (scripts/deps.sh installs
 //! them). Prints one JSON object.
 
-#[path = "common/args.rs"]
-mod args;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/common/x11.rs"]
 mod x11;
+#[path = "common/args.rs"]
+mod args;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::discovery::{ConfigError, DhtMode, NetworkConfig};
 use crate::call::Timeouts;
 use crate::call::rate_limit::InviteLimits;
-use crate::discovery::{ConfigError, DhtMode, NetworkConfig};
 use crate::media::config::{AudioConfig, VideoConfig};
 use crate::node::{CallSettings, UnknownCallers};
 
@@ -79,20 +79,8 @@ impl VideoSection {
             None => (base.max_width, base.max_height),
         };
         Ok(VideoConfig {
-            input: self
-                .input
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(SettingError::Video)?
-                .unwrap_or_else(|| base.input.clone()),
-            output: self
-                .output
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(SettingError::Video)?
-                .unwrap_or_else(|| base.output.clone()),
+            input: self.input.as_deref().map(str::parse).transpose().map_err(SettingError::Video)?.unwrap_or_else(|| base.input.clone()),
+            output: self.output.as_deref().map(str::parse).transpose().map_err(SettingError::Video)?.unwrap_or_else(|| base.output.clone()),
             encoder: self.encoder.as_deref().map(str::parse).transpose()?.unwrap_or(base.encoder),
             max_width,
             max_height,
@@ -180,7 +168,12 @@ impl AudioSection {
             input: self.input.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.input.clone()),
             output: self.output.as_deref().map(str::parse).transpose()?.unwrap_or_else(|| base.output.clone()),
             bitrate,
-            processing: self.processing.as_deref().map(str::parse).transpose()?.unwrap_or(base.processing),
+            processing: self
+                .processing
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or(base.processing),
         })
     }
 }
@@ -241,9 +234,7 @@ impl CallsSection {
             Some(list) => {
                 let addrs = list
                     .iter()
-                    .map(|a| {
-                        a.parse().map_err(|_| SettingError::NotAnAddress { key: "media_advertise", value: a.clone() })
-                    })
+                    .map(|a| a.parse().map_err(|_| SettingError::NotAnAddress { key: "media_advertise", value: a.clone() }))
                     .collect::<Result<Vec<std::net::SocketAddr>, SettingError>>()?;
                 (!addrs.is_empty()).then_some(addrs)
             }
@@ -326,8 +317,9 @@ impl NetworkSection {
             self.dht_protocol.as_deref(),
             self.dht_mode,
         )?;
-        let external_addresses =
-            crate::discovery::config::parse_external_addresses(self.external_addresses.as_deref().unwrap_or(&[]))?;
+        let external_addresses = crate::discovery::config::parse_external_addresses(
+            self.external_addresses.as_deref().unwrap_or(&[]),
+        )?;
         Ok(NetworkConfig {
             relay: self.relay.unwrap_or(config.relay),
             external_addresses,

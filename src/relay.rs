@@ -27,8 +27,8 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::call_id::CallId;
-use crate::discovery::lru::LruMap;
 use crate::ip_scope::SourceNetwork;
+use crate::discovery::lru::LruMap;
 
 /// How often the request-rate bookkeeping drops every requester with no recent request.
 pub const REQUEST_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
@@ -280,7 +280,8 @@ impl MediaRelay {
         let counted = match &request {
             RelayRequest::Release { .. } => false,
             RelayRequest::Join { call_id } => {
-                from_ip.is_none() || !self.allocations.get(call_id).is_some_and(|a| a.peer == from && a.join.is_some())
+                from_ip.is_none()
+                    || !self.allocations.get(call_id).is_some_and(|a| a.peer == from && a.join.is_some())
             }
             RelayRequest::Allocate { .. } => true,
         };

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Background, TestDaemon, pair_of_contacts, wait_status};
 use relay::{Impairment, Relay};
-use speech::{FRAME, envelope, pearson, quantile, rms, spectral_distances, speech_like};
+use speech::{FRAME, envelope, pearson, quantile, rms, speech_like, spectral_distances};
 
 fn read(path: &Path) -> Vec<f64> {
     // The daemon finishes the file when the call ends; wait for a complete header.
@@ -67,18 +67,14 @@ fn correlation(source: &[f64], received: &[f64]) -> f64 {
 }
 
 fn write_wav(path: &Path, samples: &[f64]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec = hound::WavSpec { channels: 1, sample_rate: 48_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for s in samples {
         w.write_sample(*s as i16).unwrap();
     }
     w.finalize().unwrap();
 }
+
 
 #[test]
 fn what_arrives_is_what_was_sent_both_ways_and_mute_silences_it() {

@@ -47,9 +47,8 @@ fn paced(stop: &AtomicBool, mut tick: impl FnMut() -> bool) {
 /// set by the microphone's clock pipe). ALSA may open the pipe more than once (cpal asks for the
 /// device's formats before it opens the stream): each opening gets the tone from its start.
 fn feed_microphone(pipe: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    let period: Vec<u8> = (0..960)
-        .flat_map(|i| (((i as f64 / RATE as f64 * TONE_HZ * TAU).sin() * 8000.0) as i16).to_le_bytes())
-        .collect();
+    let period: Vec<u8> =
+        (0..960).flat_map(|i| (((i as f64 / RATE as f64 * TONE_HZ * TAU).sin() * 8000.0) as i16).to_le_bytes()).collect();
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(&pipe) else { return };
@@ -95,8 +94,7 @@ fn tone_share(x: &[i16], hz: f64) -> f64 {
 fn microphone_and_speaker_carry_a_tone_through_cpal_and_alsa() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (mic, mic_clock, speaker) =
-        (d.join("microphone.pipe"), d.join("microphone-clock.pipe"), d.join("speaker.pipe"));
+    let (mic, mic_clock, speaker) = (d.join("microphone.pipe"), d.join("microphone-clock.pipe"), d.join("speaker.pipe"));
     mkfifo(&mic);
     mkfifo(&mic_clock);
     mkfifo(&speaker);
@@ -178,22 +176,12 @@ pcm.hail_microphone_pipe {{ type file slave.pcm "null" file "{mic_clock}" infile
     let far = processing.far_end_samples() as usize;
     eprintln!("the canceller was given {far} samples the speaker played ({} went through the speaker)", played.len());
     assert!(far >= 2 * RATE, "the canceller was given only {far} samples of what the speaker played");
-    assert!(
-        far <= played.len() + RATE / 2,
-        "the canceller was given {far} samples, the speaker played {}",
-        played.len()
-    );
+    assert!(far <= played.len() + RATE / 2, "the canceller was given {far} samples, the speaker played {}", played.len());
     // The speaker: the tone, at its pitch.
     let played_frames = played.len().saturating_sub(RATE / 2) / 960;
-    let played_tone =
-        played.get(RATE / 2..).unwrap_or_default().chunks_exact(960).filter(|f| tone_share(f, TONE_HZ) > 0.8).count();
-    eprintln!(
-        "microphone: {matching} of 125 frames are what ALSA captured; speaker: {played_tone} of {played_frames} frames are the tone"
-    );
+    let played_tone = played.get(RATE / 2..).unwrap_or_default().chunks_exact(960).filter(|f| tone_share(f, TONE_HZ) > 0.8).count();
+    eprintln!("microphone: {matching} of 125 frames are what ALSA captured; speaker: {played_tone} of {played_frames} frames are the tone");
     assert!(matching >= 125 / 2, "the microphone source yields what ALSA captured in only {matching} of 125 frames");
     assert!(played_frames >= 50, "the speaker played only {} samples in 3 s", played.len());
-    assert!(
-        played_tone >= played_frames / 2,
-        "the speaker played the tone in only {played_tone} of {played_frames} frames"
-    );
+    assert!(played_tone >= played_frames / 2, "the speaker played the tone in only {played_tone} of {played_frames} frames");
 }

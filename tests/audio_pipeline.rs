@@ -8,9 +8,9 @@ use bytes::Bytes;
 use hail::call::CallId;
 use hail::media::audio::AudioSender;
 use hail::media::codec::opus::{DEFAULT_BITRATE, FRAME_SAMPLES, OpusEncoder};
+use hail::media::io::{SinkSpec, SourceSpec};
 use hail::media::config::AudioConfig;
 use hail::media::driver::MediaConfig;
-use hail::media::io::{SinkSpec, SourceSpec};
 #[path = "common/quic.rs"]
 mod quic;
 

@@ -9,10 +9,10 @@ mod echo_room;
 mod speech;
 
 use echo_room::{Room, Scene, Separated, erle_db, impulse_response, power, process};
+use speech::pearson as correlation;
 use hail::media::audio_processing::{AudioProcessor, CallAudioProcessing};
 use hail::media::codec::opus::{FRAME_SAMPLES, Pcm};
 use sonora::config::EchoCanceller3Config;
-use speech::pearson as correlation;
 
 #[test]
 fn the_rooms_impulse_response_is_seeded_and_decays() {
@@ -73,9 +73,7 @@ fn the_near_end_talks_through_the_echo() {
     let kept = 10.0 * (power(&with_echo[dt.clone()]) / power(&without_echo[dt.clone()])).log10();
     let like = correlation(&with_echo[dt.clone()], &without_echo[dt.clone()]);
     let unprocessed = correlation(&s.microphone(true)[dt.clone()], &s.near[dt.clone()]);
-    eprintln!(
-        "double talk: ERLE {erle:.1} dB, near end kept {kept:+.1} dB, correlation {like:.2} (unprocessed {unprocessed:.2})"
-    );
+    eprintln!("double talk: ERLE {erle:.1} dB, near end kept {kept:+.1} dB, correlation {like:.2} (unprocessed {unprocessed:.2})");
     assert!(kept > -3.0, "the near end came out {kept:+.1} dB quieter in double talk");
     assert!(like > 0.6, "double talk correlates only {like:.2} with the near end processed alone");
     // Whatever the canceller does to the near end counts as residual echo here, so this is low
@@ -151,11 +149,8 @@ fn a_calls_echo_canceller_keeps_a_headsets_near_end_better_than_webrtcs_defaults
     // 0.789. With the tuning not applied, both are the defaults and this fails.
     let s = scene();
     let (kept, like) = headset_near_end(&s, |far, mic| process(&mut canceller(), far, mic));
-    let (kept_defaults, like_defaults) =
-        headset_near_end(&s, |far, mic| process(&mut webrtc_defaults(false), far, mic));
-    eprintln!(
-        "headset, call's tuning: kept {kept:+.2} dB, correlation {like:.3}; WebRTC's defaults: {kept_defaults:+.2} dB, {like_defaults:.3}"
-    );
+    let (kept_defaults, like_defaults) = headset_near_end(&s, |far, mic| process(&mut webrtc_defaults(false), far, mic));
+    eprintln!("headset, call's tuning: kept {kept:+.2} dB, correlation {like:.3}; WebRTC's defaults: {kept_defaults:+.2} dB, {like_defaults:.3}");
     assert!(kept > kept_defaults + 2.0, "the near end kept {kept:+.2} dB, with the defaults {kept_defaults:+.2} dB");
     assert!(like > like_defaults + 0.15, "the near end correlates {like:.3}, with the defaults {like_defaults:.3}");
     assert!(kept > -1.0 && like > 0.95, "a headset's near end: {kept:+.2} dB, correlation {like:.3}");
@@ -176,11 +171,6 @@ fn a_calls_echo_canceller_keeps_a_headsets_near_end_better_than_webrtcs_defaults
             p.near_end(captured);
         })
     });
-    eprintln!(
-        "headset, a call's processing: correlation {like_call:.3}; with WebRTC's defaults {like_call_defaults:.3}"
-    );
-    assert!(
-        like_call > like_call_defaults + 0.2,
-        "a call's near end correlates {like_call:.3}, with the defaults {like_call_defaults:.3}"
-    );
+    eprintln!("headset, a call's processing: correlation {like_call:.3}; with WebRTC's defaults {like_call_defaults:.3}");
+    assert!(like_call > like_call_defaults + 0.2, "a call's near end correlates {like_call:.3}, with the defaults {like_call_defaults:.3}");
 }

@@ -17,8 +17,7 @@ fn the_test_runners_flags_and_their_values_are_not_sizes() {
     assert!(!smoke.bench);
     assert_eq!(smoke.number::<usize>(), None);
     // The other runner flags with values, in both spellings; flags without values.
-    let smoke =
-        parse("--test-threads=2 --skip 7 --color never --format pretty -Z unstable-options --nocapture --quiet", &[]);
+    let smoke = parse("--test-threads=2 --skip 7 --color never --format pretty -Z unstable-options --nocapture --quiet", &[]);
     assert!(smoke.positional.is_empty(), "{smoke:?}");
 }
 

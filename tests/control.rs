@@ -281,9 +281,7 @@ fn group_status_and_events_are_exactly_the_vectors() {
             reason: raw["reason"].as_str().unwrap().into(),
         };
         let event = match raw["event"].as_str().unwrap() {
-            "group.joined" => {
-                hail::node::NodeEvent::GroupJoined { group: group.clone(), peer_id: peer(), name: name() }
-            }
+            "group.joined" => hail::node::NodeEvent::GroupJoined { group: group.clone(), peer_id: peer(), name: name() },
             "group.left" => hail::node::NodeEvent::GroupLeft { group: group.clone(), who: who() },
             "group.invite_failed" => hail::node::NodeEvent::GroupInviteFailed { group: group.clone(), who: who() },
             "group.emoji" => hail::node::NodeEvent::GroupEmoji { group: group.clone() },

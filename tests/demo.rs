@@ -63,8 +63,7 @@ fn demo_shows_the_same_emoji_on_both_sides_and_writes_files_that_decode() {
     }
 
     // What each side heard: the other side's tone (alice sends 440 Hz, bob 660 Hz), not silence.
-    for (file, tone, other) in [("hail-demo-alice-heard.wav", 660.0, 440.0), ("hail-demo-bob-heard.wav", 440.0, 660.0)]
-    {
+    for (file, tone, other) in [("hail-demo-alice-heard.wav", 660.0, 440.0), ("hail-demo-bob-heard.wav", 440.0, 660.0)] {
         let samples = hail::media::io::read_wav_mono_48k(&dir.path().join(file)).expect(file);
         assert!(samples.len() >= 48_000, "{file}: {} samples for a 2 s call", samples.len());
         let rms = (samples.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
@@ -87,11 +86,7 @@ fn demo_shows_the_same_emoji_on_both_sides_and_writes_files_that_decode() {
             match reader.next_frame() {
                 Ok(Some(f)) => {
                     frames += 1;
-                    counters.push(
-                        pattern::read(&f)
-                            .unwrap_or_else(|| panic!("{file}: picture {frames} is not the pattern"))
-                            .counter,
-                    );
+                    counters.push(pattern::read(&f).unwrap_or_else(|| panic!("{file}: picture {frames} is not the pattern")).counter);
                 }
                 Ok(None) => break,
                 Err(e) => panic!("{file}: picture {} does not decode: {e}", frames + 1),

@@ -121,8 +121,7 @@ async fn a_node_in_client_mode_is_found_through_its_signed_record() {
         let y = cluster::start(dir.path(), &format!("y{attempt}"), "server", &bootstrap).await;
         cluster::wait_for_routing(&y, 1).await;
         let peers = y.ask(Command::PeersList).await.unwrap();
-        let reached =
-            peers.as_array().unwrap().iter().any(|p| p["peer_id"] == x.peer_id.as_str() && p["connected"] == true);
+        let reached = peers.as_array().unwrap().iter().any(|p| p["peer_id"] == x.peer_id.as_str() && p["connected"] == true);
         if !reached {
             let answer = y.ask(Command::PeersFind { peer: x.peer_id.clone() }).await.expect("found through the record");
             // Answered from a connection X made between the check and the lookup (nobody asked):

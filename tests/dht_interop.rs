@@ -183,9 +183,9 @@ async fn a_stock_libp2p_node_and_hail_nodes_find_each_other() {
     for _ in 0..10 {
         let query = stock.behaviour_mut().kad.get_record(key.clone());
         drive(&mut stock, |e| match e {
-            SwarmEvent::Behaviour(StockEvent::Kad(kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
-            })) if *id == query => {
+            SwarmEvent::Behaviour(StockEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }))
+                if *id == query =>
+            {
                 if let QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(r))) = result
                     && r.peer == Some(a_peer)
                 {

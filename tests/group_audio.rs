@@ -146,11 +146,7 @@ fn four_full_scale_senders_never_clip_and_stay_loud() {
     let powers: Vec<f64> = FREQS.iter().map(|f| tone_power_db(&tail, *f)).collect();
     let (lo, hi) = powers.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(*p), hi.max(*p)));
     assert!(hi - lo < 3.0, "tone powers {powers:?}");
-    assert!(
-        tone_power_db(&tail, 2_500.0) < lo - 25.0,
-        "distortion at 2500 Hz: {:.1} dB",
-        tone_power_db(&tail, 2_500.0)
-    );
+    assert!(tone_power_db(&tail, 2_500.0) < lo - 25.0, "distortion at 2500 Hz: {:.1} dB", tone_power_db(&tail, 2_500.0));
 }
 
 #[test]
@@ -190,8 +186,7 @@ fn a_late_or_lost_frame_conceals_only_its_sender() {
         60..=62 => Some((6_000.0, 4)),
         _ => Some((6_000.0, 0)),
     };
-    let lossy =
-        run(&mut lossy_rx, &mut lossy_talkers, 100, t0, |i, n| if i == 2 { impaired(n) } else { Some((6_000.0, 0)) });
+    let lossy = run(&mut lossy_rx, &mut lossy_talkers, 100, t0, |i, n| if i == 2 { impaired(n) } else { Some((6_000.0, 0)) });
     for (n, (c, l)) in clean.iter().zip(&lossy).enumerate() {
         for level in &l.levels {
             if level.sender != SenderIndex(3) {
@@ -286,9 +281,7 @@ fn the_dominant_speaker_follows_the_conversation_without_flapping() {
     assert!((10_500..11_300).contains(&switches[2].0), "{switches:?}");
     // The interjection and the cough did show as speaking.
     let spoke = |sender: SenderIndex, from: u32, to: u32| {
-        mix[(from / 20) as usize..(to / 20) as usize]
-            .iter()
-            .any(|m| m.levels.iter().any(|l| l.sender == sender && l.speaking))
+        mix[(from / 20) as usize..(to / 20) as usize].iter().any(|m| m.levels.iter().any(|l| l.sender == sender && l.speaking))
     };
     assert!(spoke(talkers[b].index, 3_000, 3_500));
     assert!(spoke(talkers[c].index, 7_000, 7_600));

@@ -25,6 +25,8 @@ const TONES: [f64; 4] = [440.0, 650.0, 910.0, 1230.0];
 /// The WAVs are judged in windows of this many samples (0.5 s at 48 kHz: a 2 Hz Goertzel bin).
 const WINDOW: usize = 24_000;
 
+
+
 /// The WAV at `path`, once the daemon has finished it (when its member left the call).
 fn read_finished_wav(path: &Path) -> Vec<i16> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -158,12 +160,7 @@ fn four_members_each_hear_the_other_three_see_them_speak_and_keep_the_call_in_hi
     for (i, m) in d.iter().enumerate() {
         let history = m.hail(&["--json", "history"]).json();
         let record = &history["ok"][0];
-        let mut with: Vec<&str> = record["group"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{history}"))
-            .iter()
-            .map(|p| p["peer_id"].as_str().unwrap())
-            .collect();
+        let mut with: Vec<&str> = record["group"].as_array().unwrap_or_else(|| panic!("{history}")).iter().map(|p| p["peer_id"].as_str().unwrap()).collect();
         with.sort();
         let mut want: Vec<&str> = ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| id.as_str()).collect();
         want.sort();
@@ -192,9 +189,7 @@ fn mute_in_a_group_call_shows_at_every_member_and_silences_us_in_their_mix() {
     let heard_by_alice = dir.path().join("heard-by-alice.wav");
     let carol_watch = watch(carol);
 
-    alice
-        .hail(&["call", "bob", "carol", "--audio-in", "tone:440", "--audio-out", heard_by_alice.to_str().unwrap()])
-        .ok();
+    alice.hail(&["call", "bob", "carol", "--audio-in", "tone:440", "--audio-out", heard_by_alice.to_str().unwrap()]).ok();
     answer_group_invite_with(bob, "alice", &["--audio-in", "tone:650"]);
     answer_group_invite_with(carol, "alice", &["--audio-in", "tone:910"]);
     all_settled(&[alice, bob, carol], &ids);
@@ -218,9 +213,7 @@ fn mute_in_a_group_call_shows_at_every_member_and_silences_us_in_their_mix() {
     // has carol's tone and not bob's.
     let before = received_from(alice);
     let from = |r: &[(String, u64)], who: &str| r.iter().find(|(m, _)| m == who).map_or(0, |(_, n)| *n);
-    wait_status(alice, "carol's frames go on", |_| {
-        from(&received_from(alice), &ids[2]) >= from(&before, &ids[2]) + 100
-    });
+    wait_status(alice, "carol's frames go on", |_| from(&received_from(alice), &ids[2]) >= from(&before, &ids[2]) + 100);
     alice.hail(&["leave"]).ok();
     let x = read_finished_wav(&heard_by_alice);
     let judged = &x[x.len() - WINDOW..];

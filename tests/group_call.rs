@@ -41,9 +41,7 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
                     p.len() == 2 && p.iter().all(|p| p["jitter"]["received"].as_u64().unwrap_or(0) > 10)
                 })
         });
-        assert!(
-            heard["group"]["participants"].as_array().unwrap().iter().all(|p| p["media"] == true || p["me"] == true)
-        );
+        assert!(heard["group"]["participants"].as_array().unwrap().iter().all(|p| p["media"] == true || p["me"] == true));
     }
     let text = bob.hail(&["status"]).ok().to_owned();
     assert!(text.contains("Group") && text.contains("alice") && text.contains("carol"), "{text}");
@@ -78,15 +76,10 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
     let left = of("group.left");
     // `left` when carol's own word reached alice before the sequencer's commit, `removed` when
     // the commit came first (they travel on different legs).
-    assert!(
-        left.iter().any(|e| e["name"] == "carol" && (e["reason"] == "left" || e["reason"] == "removed")),
-        "{left:?}"
-    );
+    assert!(left.iter().any(|e| e["name"] == "carol" && (e["reason"] == "left" || e["reason"] == "removed")), "{left:?}");
     assert!(left.iter().any(|e| e["name"] == "bob"), "{left:?}");
     let emoji = of("group.emoji");
-    assert!(
-        emoji.iter().any(|e| e["group"]["emoji"] == emoji_3) && emoji.iter().any(|e| e["group"]["emoji"] == emoji_4)
-    );
+    assert!(emoji.iter().any(|e| e["group"]["emoji"] == emoji_3) && emoji.iter().any(|e| e["group"]["emoji"] == emoji_4));
 
     alice.hail(&["leave"]).ok();
     wait_status(dave, "dave alone", |s| {
@@ -139,10 +132,7 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
     assert_eq!(runtime.block_on(stranger_invite(&address, other))["reply"], "rejected");
     // Nothing rang and the group is as it was.
     let after = bob.hail(&["--json", "status"]).json()["ok"].clone();
-    assert!(
-        after["call"].is_null() || after["call"]["group"].is_null() || after["call"]["end_reason"].is_object(),
-        "{after}"
-    );
+    assert!(after["call"].is_null() || after["call"]["group"].is_null() || after["call"]["end_reason"].is_object(), "{after}");
     assert_eq!(after["group"]["state"], "in_call");
     assert_eq!(after["group"]["emoji"], status["group"]["emoji"]);
 
@@ -190,15 +180,10 @@ fn garbage_frames() -> Vec<Vec<u8>> {
 
 /// A fake member with a real identity, libp2p peer and QUIC endpoint: answers the invites it gets
 /// as `mode` says; tells `sent` once its garbage is out (or once it answered, as an old hail).
-async fn mallory(
-    identity: hail::identity::Identity,
-    mode: Mallory,
-    sent: std::sync::mpsc::Sender<()>,
-    listen: tokio::sync::oneshot::Sender<(String, String)>,
-) {
-    use futures::StreamExt;
+async fn mallory(identity: hail::identity::Identity, mode: Mallory, sent: std::sync::mpsc::Sender<()>, listen: tokio::sync::oneshot::Sender<(String, String)>) {
     use hail::call::signal::ControlMessage;
     use hail::transport::link::{LinkEvent, LinkInbox, LinkSetup, PeerLink};
+    use futures::StreamExt;
     use libp2p::request_response;
     use libp2p::swarm::SwarmEvent;
 
@@ -333,19 +318,12 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
     all_settled(&[alice, bob], &ids);
     let status = alice.hail(&["--json", "status"]).json()["ok"].clone();
     let mallory_id = &fakes[0].0;
-    let listed = status["group"]["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["peer_id"] == mallory_id.as_str())
-        .cloned();
+    let listed = status["group"]["participants"].as_array().unwrap().iter().find(|p| p["peer_id"] == mallory_id.as_str()).cloned();
     assert!(listed.is_none_or(|p| p["state"] == "invited"), "mallory never became a member: {status}");
     assert!(alice.hail(&["status"]).status.success(), "alice's daemon still answers");
     // Each kind of garbage was seen and refused on the node's path (not just lost).
     let log = alice.log_text();
-    for said in
-        ["ignored a group message that is not hex", "refused a group message", "ignored a malformed control message"]
-    {
+    for said in ["ignored a group message that is not hex", "refused a group message", "ignored a malformed control message"] {
         assert!(log.contains(said), "alice's log lacks {said:?}");
     }
 }

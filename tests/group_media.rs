@@ -34,12 +34,14 @@ use tones::{heard, tone_db};
 /// One tone per member, none a harmonic of another.
 const TONES: [f64; 5] = [440.0, 650.0, 910.0, 1230.0, 1570.0];
 
+
 /// The last `seconds` of `x`.
 fn tail(x: &[i16], seconds: f64) -> &[i16] {
     let n = (seconds * f64::from(SAMPLE_RATE)) as usize;
     assert!(x.len() > n, "only {} samples played", x.len());
     &x[x.len() - n..]
 }
+
 
 /// Every party hears exactly every other party's tone.
 fn assert_each_hears_the_others(parties: &[Party], mixes: &[Vec<i16>], tones: &[f64]) {
@@ -73,8 +75,7 @@ async fn each_member_hears_the_others(n: usize) {
     until("every member has sent and heard 20 frames, and had a report", || {
         parties.iter().all(|p| {
             let s = p.stats();
-            s.send.frames > 20
-                && s.participants.iter().all(|o| o.datagrams > 20 && o.sent_datagrams > 20 && o.reports >= 1)
+            s.send.frames > 20 && s.participants.iter().all(|o| o.datagrams > 20 && o.sent_datagrams > 20 && o.reports >= 1)
         })
     })
     .await;

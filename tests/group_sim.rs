@@ -506,9 +506,7 @@ fn an_invitee_the_group_moved_past_is_let_in_by_a_sequencer_its_first_invitation
             let i = net
                 .invitations
                 .iter()
-                .position(|(_, to, m)| {
-                    *to == who && matches!(m.body, ControlBody::Invite { epoch: e, .. } if e == epoch)
-                })
+                .position(|(_, to, m)| *to == who && matches!(m.body, ControlBody::Invite { epoch: e, .. } if e == epoch))
                 .expect("the invitation");
             net.invitations.remove(i)
         };

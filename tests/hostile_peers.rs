@@ -113,13 +113,7 @@ async fn hostile_invites_and_call_streams_are_refused_and_the_daemon_carries_on(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     target
-        .ask(Command::Answer {
-            audio_in: None,
-            audio_out: None,
-            audio_processing: None,
-            video_in: None,
-            video_out: None,
-        })
+        .ask(Command::Answer { audio_in: None, audio_out: None, audio_processing: None, video_in: None, video_out: None })
         .await
         .expect("answer");
     for side in [target, other] {

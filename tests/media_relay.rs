@@ -370,12 +370,7 @@ async fn releases_and_taken_joins_do_not_count_against_the_request_rate() {
     }
     // A join that is refused still counts: alice is over the rate, so probing says so.
     refused(
-        relay.handle_at(
-            alice,
-            Some(LOCAL),
-            RelayRequest::Join { call_id: CallId([98; 16]) },
-            start + Duration::from_secs(25),
-        ),
+        relay.handle_at(alice, Some(LOCAL), RelayRequest::Join { call_id: CallId([98; 16]) }, start + Duration::from_secs(25)),
         "too many relay requests",
     );
     // The allocations themselves are still limited by the rate.

@@ -88,12 +88,7 @@ fn a_minute_at_twenty_percent_burst_loss_repeats_exactly_and_recovers_what_it_ca
 
 /// tests/audio.rs's impaired path: 10 % independent loss, 50 ± 20 ms.
 fn ten_percent_loss_and_jitter() -> Impairment {
-    Impairment {
-        delay: Duration::from_millis(50),
-        jitter: Duration::from_millis(20),
-        loss: 0.10,
-        ..Impairment::clean()
-    }
+    Impairment { delay: Duration::from_millis(50), jitter: Duration::from_millis(20), loss: 0.10, ..Impairment::clean() }
 }
 
 #[test]
@@ -117,8 +112,7 @@ fn ten_percent_loss_and_jitter_grow_the_buffer_turn_on_redundancy_and_leave_no_l
 #[test]
 fn a_jitter_spike_is_given_back_by_playing_faster_not_by_dropping_frames() {
     let start = Instant::now();
-    let spike =
-        Impairment { delay: Duration::from_millis(100), jitter: Duration::from_millis(80), ..Impairment::clean() };
+    let spike = Impairment { delay: Duration::from_millis(100), jitter: Duration::from_millis(80), ..Impairment::clean() };
     let mut sim = Sim::pair(AudioParty::new(1, true, start), AudioParty::new(0, false, start), start, spike, (21, 22));
     sim.run_for(Duration::from_secs(10));
     let grown = sim.parties[1].receive_stats();
@@ -153,10 +147,7 @@ fn speech_through_ten_percent_loss_and_jitter_keeps_its_spectrum() {
         // From 2 s on: the loss reports have turned recovery on.
         let distances = speech::spectral_distances(&source, &heard, 2.0, 11.0);
         let (median, p90) = (speech::quantile(&distances, 0.5), speech::quantile(&distances, 0.9));
-        eprintln!(
-            "seeds {seeds:?}: {} voiced frames, log-spectral distance median {median:.2} dB, p90 {p90:.2} dB",
-            distances.len()
-        );
+        eprintln!("seeds {seeds:?}: {} voiced frames, log-spectral distance median {median:.2} dB, p90 {p90:.2} dB", distances.len());
         assert!(distances.len() >= 200, "voiced frames compared: {}", distances.len());
         // Measured: p90 2.38-2.55 dB; without redundant copies (in-band FEC alone) 2.56-2.71 dB;
         // with neither, lost frames only concealed: 4.36-4.74 dB.

@@ -5,15 +5,15 @@
 use std::time::{Duration, Instant};
 
 use hail::call::CallId;
+use hail::media::io::{SinkSpec, SourceSpec};
 use hail::media::config::AudioConfig;
 use hail::media::driver::{CallMedia, MediaConfig};
-use hail::media::io::{SinkSpec, SourceSpec};
 #[path = "common/quic.rs"]
 mod quic;
 
+
 fn config() -> MediaConfig {
-    let audio =
-        AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000, ..Default::default() };
+    let audio = AudioConfig { input: SourceSpec::Tone(440.0), output: SinkSpec::Null, bitrate: 32_000, ..Default::default() };
     MediaConfig { audio, ..Default::default() }
 }
 

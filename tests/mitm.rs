@@ -162,9 +162,7 @@ async fn fifty_handshakes_for_one_call_get_at_most_one_message_2() {
         let (ep_m, mallory) = (ep_m.clone(), mallory.clone());
         tries.spawn(async move {
             // Mallory keeps every connection open until the end: a message 2 he got stays pending.
-            let Ok(mut stream) = hail::transport::channel::dial(&ep_m, addr_b, call).await else {
-                return (false, None);
-            };
+            let Ok(mut stream) = hail::transport::channel::dial(&ep_m, addr_b, call).await else { return (false, None) };
             let (_, msg1) = Initiator::start(params(&mallory, call, None), [i; 32]).unwrap();
             if hail::transport::channel::write_frame(&mut stream.send, &msg1).await.is_err() {
                 return (false, Some(stream));

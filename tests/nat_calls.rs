@@ -6,12 +6,12 @@
 //! punch a direct path by dialing each other at once.
 
 mod common;
-#[path = "common/group_daemons.rs"]
-mod group_daemons;
 #[path = "common/natlab.rs"]
 mod natlab;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/group_daemons.rs"]
+mod group_daemons;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -53,9 +53,7 @@ fn wait_for(d: &TestDaemon, what: &str, limit: Duration, pred: impl Fn(&Value) -
 }
 
 fn befriend(a: &TestDaemon, a_name: &str, b: &TestDaemon, b_name: &str) {
-    let card = |d: &TestDaemon, name: &str| {
-        d.hail(&["--json", "id", "--name", name]).json()["ok"]["card"].as_str().unwrap().to_owned()
-    };
+    let card = |d: &TestDaemon, name: &str| d.hail(&["--json", "id", "--name", name]).json()["ok"]["card"].as_str().unwrap().to_owned();
     let (ca, cb) = (card(a, a_name), card(b, b_name));
     a.hail(&["contacts", "add", b_name, &cb]).ok();
     b.hail(&["contacts", "add", a_name, &ca]).ok();
@@ -117,11 +115,7 @@ fn a_public_caller_reaches_a_callee_behind_a_cone_nat_through_the_relay() {
 /// `media_port` (0: any).
 fn public_caller(lab: &Lab, dir: &Path, bootstrap: &str, media_port: u16) -> TestDaemon {
     let (listen, media) = (format!("/ip4/{PUBLIC_IP}/tcp/4002"), format!("{PUBLIC_IP}:{media_port}"));
-    daemon(
-        &lab.public,
-        &dir.join("alice"),
-        &["--listen", &listen, "--media-listen", &media, "--bootstrap", bootstrap, "--relay", "off"],
-    )
+    daemon(&lab.public, &dir.join("alice"), &["--listen", &listen, "--media-listen", &media, "--bootstrap", bootstrap, "--relay", "off"])
 }
 
 /// A public node (bootstrap, DHT server, relay, reflector) in the lab's internet.
@@ -129,16 +123,7 @@ fn public_node(lab: &Lab, dir: &Path) -> (TestDaemon, String) {
     let relay = daemon(
         &lab.public,
         &dir.join("relay"),
-        &[
-            "--listen",
-            &format!("/ip4/{PUBLIC_IP}/tcp/4001"),
-            "--media-listen",
-            &format!("{PUBLIC_IP}:5001"),
-            "--relay",
-            "on",
-            "--dht-mode",
-            "server",
-        ],
+        &["--listen", &format!("/ip4/{PUBLIC_IP}/tcp/4001"), "--media-listen", &format!("{PUBLIC_IP}:5001"), "--relay", "on", "--dht-mode", "server"],
     );
     let id = status(&relay)["peer_id"].as_str().unwrap().to_owned();
     wait_for(&relay, "the relay serving", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
@@ -189,9 +174,7 @@ fn two_homes(nat_a: Nat, nat_b: Nat) -> TwoHomes {
 /// `alice` calls `bob` (a following `hail call`), who answers once it rings.
 fn call_and_answer(alice: &TestDaemon, bob: &TestDaemon) -> Background {
     let caller = Background::start(&alice.home, &["call", "bob"]);
-    wait_for(bob, "ringing", Duration::from_secs(20), |s| {
-        s["call"]["state"] == "ringing" && s["call"]["end_reason"].is_null()
-    });
+    wait_for(bob, "ringing", Duration::from_secs(20), |s| s["call"]["state"] == "ringing" && s["call"]["end_reason"].is_null());
     bob.hail(&["answer"]).ok();
     caller
 }
@@ -214,14 +197,8 @@ fn calls_between_homes(nat_a: Nat, nat_b: Nat, calls: usize) -> Vec<(String, Str
         let started = Instant::now();
         let caller = call_and_answer(&alice, &bob);
         let (a, b) = audio_both_ways(&alice, &bob);
-        let kinds = (
-            a["call"]["path"]["kind"].as_str().unwrap().to_owned(),
-            b["call"]["path"]["kind"].as_str().unwrap().to_owned(),
-        );
-        eprintln!(
-            "{nat_a:?}/{nat_b:?} call {n}: audio both ways after {} ms; paths {kinds:?}",
-            started.elapsed().as_millis()
-        );
+        let kinds = (a["call"]["path"]["kind"].as_str().unwrap().to_owned(), b["call"]["path"]["kind"].as_str().unwrap().to_owned());
+        eprintln!("{nat_a:?}/{nat_b:?} call {n}: audio both ways after {} ms; paths {kinds:?}", started.elapsed().as_millis());
         alice.hail(&["hangup"]).ok();
         assert_eq!(caller.finish().status.code(), Some(0));
         wait_for(&bob, "the call over", Duration::from_secs(10), |s| s["call"]["end_reason"].is_object());
@@ -268,11 +245,7 @@ fn two_nodes_behind_cone_nats_punch_a_direct_path() {
     let s = wait_for(&bob, "alice's audio", Duration::from_secs(20), |s| {
         s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
     });
-    eprintln!(
-        "cone/cone: audio flowing {} ms after the call; path {}",
-        started.elapsed().as_millis(),
-        s["call"]["path"]
-    );
+    eprintln!("cone/cone: audio flowing {} ms after the call; path {}", started.elapsed().as_millis(), s["call"]["path"]);
     assert_eq!(s["call"]["path"]["kind"], "direct_punched", "{}", s["call"]["path"]);
     assert_eq!(s["call"]["path"]["remote"].as_str().unwrap().split(':').next().unwrap(), lab.homes[h1].wan_ip);
     let a = wait_for(&alice, "bob's audio", Duration::from_secs(15), |s| {
@@ -295,9 +268,7 @@ fn two_nodes_on_the_same_lan_find_each_other_by_mdns_and_talk_directly() {
     let alice = daemon_mdns(&lab.homes[home].host, &dir.path().join("alice"), &lan);
     let bob = daemon_mdns(&lab.homes[home].others[other].0, &dir.path().join("bob"), &lan);
     befriend(&alice, "alice", &bob, "bob");
-    wait_for(&alice, "bob seen on the LAN", Duration::from_secs(20), |s| {
-        s["network"]["visible_peers"].as_u64().unwrap_or(0) >= 1
-    });
+    wait_for(&alice, "bob seen on the LAN", Duration::from_secs(20), |s| s["network"]["visible_peers"].as_u64().unwrap_or(0) >= 1);
     let caller = call_and_answer(&alice, &bob);
     let s = wait_for(&bob, "alice's audio", Duration::from_secs(15), |s| {
         s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 50
@@ -349,10 +320,7 @@ fn a_punched_call_holds_up_with_five_percent_loss_on_both_home_links() {
     });
     assert!(sent["call"]["audio"]["send"]["redundancy"].as_u64().unwrap() >= 1, "{}", sent["call"]["audio"]["send"]);
     let j = &s["call"]["audio"]["receive"]["jitter"];
-    assert!(
-        j["lost"].as_u64().unwrap() * 100 <= j["received"].as_u64().unwrap() * 3,
-        "redundancy and FEC recover most: {j}"
-    );
+    assert!(j["lost"].as_u64().unwrap() * 100 <= j["received"].as_u64().unwrap() * 3, "redundancy and FEC recover most: {j}");
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
 }
@@ -371,8 +339,7 @@ fn the_first_call_placed_as_soon_as_both_homes_are_relayed_gets_through() {
     let bob = daemon(&lab.homes[h2].host, &dir.path().join("bob"), &flags);
     befriend(&alice, "alice", &bob, "bob");
     let relayed = |s: &Value| {
-        s["network"]["reachability"] == "private"
-            && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
+        s["network"]["reachability"] == "private" && s["network"]["relayed_via"].as_array().is_some_and(|r| !r.is_empty())
     };
     wait_for(&alice, "alice private and relayed", Duration::from_secs(30), relayed);
     wait_for(&bob, "bob private and relayed", Duration::from_secs(30), relayed);
@@ -410,16 +377,10 @@ fn a_relay_with_only_a_carrier_grade_nat_address_serves_with_relay_on_and_an_ext
     let ip = lab.public_ip();
     let external = format!("/ip4/{ip}/tcp/4001");
     let media = format!("{ip}:5001");
-    let relay =
-        cgnat_relay(&lab, dir.path(), "relay", 4001, &["--external-address", &external, "--media-listen", &media]);
+    let relay = cgnat_relay(&lab, dir.path(), "relay", 4001, &["--external-address", &external, "--media-listen", &media]);
     let s = wait_for(&relay, "the relay serving", Duration::from_secs(10), |s| s["network"]["relay_serving"] == true);
     assert!(s["network"]["relay_not_serving"].is_null(), "{}", s["network"]);
-    assert_eq!(
-        s["network"]["advertised_addresses"][0],
-        external.as_str(),
-        "the announced address first: {}",
-        s["network"]
-    );
+    assert_eq!(s["network"]["advertised_addresses"][0], external.as_str(), "the announced address first: {}", s["network"]);
     let id = s["peer_id"].as_str().unwrap().to_owned();
     let bootstrap = format!("{external}/p2p/{id}");
     // Two homes behind symmetric NATs on that network: reachable through the relay, and their call
@@ -430,10 +391,7 @@ fn a_relay_with_only_a_carrier_grade_nat_address_serves_with_relay_on_and_an_ext
     befriend(&alice, "alice", &bob, "bob");
     let caller = call_and_answer(&alice, &bob);
     let (a, b) = audio_both_ways(&alice, &bob);
-    assert_eq!(
-        (a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()),
-        (Some("relayed"), Some("relayed"))
-    );
+    assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
     let r = status(&relay)["network"]["media_relay"].clone();
     assert!(r["allocated"].as_u64().unwrap_or(0) >= 1 && r["forwarded"].as_u64().unwrap_or(0) > 0, "{r}");
     alice.hail(&["hangup"]).ok();
@@ -460,13 +418,8 @@ fn relay_on_says_why_it_does_not_serve_when_it_cannot() {
     assert!(unannounced.log_text().contains("relay on, but not serving"), "and the log");
     // Announced, but the call endpoint on 0.0.0.0: connections yes, media no, and it says so.
     let external = format!("/ip4/{ip}/tcp/4002");
-    let no_media = cgnat_relay(
-        &lab,
-        dir.path(),
-        "no-media",
-        4002,
-        &["--external-address", &external, "--media-listen", "0.0.0.0:0"],
-    );
+    let no_media =
+        cgnat_relay(&lab, dir.path(), "no-media", 4002, &["--external-address", &external, "--media-listen", "0.0.0.0:0"]);
     let s = wait_for(&no_media, "a reason", Duration::from_secs(10), |s| {
         s["network"]["relay_not_serving"].as_str().is_some_and(|r| r.contains("not media"))
     });
@@ -485,28 +438,19 @@ fn a_callee_behind_nat_brings_the_media_relay_when_the_caller_has_none() {
     let home = lab.add_home(Nat::Symmetric);
     let dir = tempfile::tempdir().unwrap();
     let (relay, bootstrap) = public_node(&lab, dir.path());
-    natlab::run_in(
-        &lab.public,
-        "iptables",
-        &["-A", "INPUT", "-p", "udp", "--dport", "5002", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"],
-    );
+    natlab::run_in(&lab.public, "iptables", &["-A", "INPUT", "-p", "udp", "--dport", "5002", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]);
     let alice = public_caller(&lab, dir.path(), &bootstrap, 5002);
     let bob = home_node(&lab, home, &dir.path().join("bob"), &bootstrap);
     wait_for(&alice, "alice public", Duration::from_secs(30), |s| s["network"]["reachability"] == "public");
     befriend(&alice, "alice", &bob, "bob");
     let caller = call_and_answer(&alice, &bob);
     let (a, b) = audio_both_ways(&alice, &bob);
-    assert_eq!(
-        (a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()),
-        (Some("relayed"), Some("relayed"))
-    );
+    assert_eq!((a["call"]["path"]["kind"].as_str(), b["call"]["path"]["kind"].as_str()), (Some("relayed"), Some("relayed")));
     let r = status(&relay)["network"]["media_relay"].clone();
     assert_eq!(r["allocated"], 1, "one allocation, bob's: {r}");
     alice.hail(&["hangup"]).ok();
     assert_eq!(caller.finish().status.code(), Some(0));
-    wait_for(&relay, "bob released his allocation", Duration::from_secs(10), |s| {
-        s["network"]["media_relay"]["allocations"] == 0
-    });
+    wait_for(&relay, "bob released his allocation", Duration::from_secs(10), |s| s["network"]["media_relay"]["allocations"] == 0);
     drop((alice, bob, relay));
     drop(lab);
 }
@@ -639,8 +583,7 @@ fn a_group_call_with_members_behind_symmetric_nats_goes_through_the_media_relay(
     // The symmetric pair's leg is relayed, as each of them sees it; every leg has a path.
     let path_to = |from: usize, to: usize| {
         let s = status(&nodes[from]);
-        let p =
-            s["group"]["participants"].as_array().unwrap().iter().find(|p| p["peer_id"] == peers[to].as_str()).cloned();
+        let p = s["group"]["participants"].as_array().unwrap().iter().find(|p| p["peer_id"] == peers[to].as_str()).cloned();
         p.map(|p| p["path"]["kind"].clone()).unwrap_or(Value::Null)
     };
     assert_eq!(path_to(1, 2), "relayed", "bob's leg to carol");
@@ -658,7 +601,5 @@ fn a_group_call_with_members_behind_symmetric_nats_goes_through_the_media_relay(
     nodes[1].hail(&["leave"]).ok();
     // carol, alone now, may have seen the call end already; her `leave` is then refused.
     let _ = nodes[2].hail(&["leave"]);
-    wait_for(&relay, "every allocation released", Duration::from_secs(15), |s| {
-        s["network"]["media_relay"]["allocations"] == 0
-    });
+    wait_for(&relay, "every allocation released", Duration::from_secs(15), |s| s["network"]["media_relay"]["allocations"] == 0);
 }

@@ -59,8 +59,7 @@ fn routers_translate_like_cone_and_symmetric_nats_and_drop_unsolicited_input() {
         .chain(lab.homes.iter().flat_map(|h| [h.router.name.clone(), h.host.name.clone()]))
         .collect();
     drop(lab);
-    let list =
-        String::from_utf8(std::process::Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+    let list = String::from_utf8(std::process::Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
     for n in names {
         assert!(!list.contains(&n), "{n} left behind");
     }

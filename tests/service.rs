@@ -176,8 +176,9 @@ fn pseudo_terminal() -> (std::fs::File, OwnedFd) {
     let (mut reader, mut writer) = (-1, -1);
     // SAFETY: openpty writes two new descriptors into the integers we pass; the null pointers ask
     // for no name, default terminal settings and window size.
-    let rc =
-        unsafe { libc::openpty(&mut reader, &mut writer, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    let rc = unsafe {
+        libc::openpty(&mut reader, &mut writer, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+    };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors were just opened for us and nothing else owns them.
     unsafe { (std::fs::File::from_raw_fd(reader), OwnedFd::from_raw_fd(writer)) }

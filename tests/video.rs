@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::{Background, TestDaemon, pair_of_contacts, wait_status};
 use hail::media::video::Frame;
-use hail::media::video::clock::FrameRate;
 use hail::media::video::pattern::{self, Stamp};
+use hail::media::video::clock::FrameRate;
 use hail::media::video::y4m::{Y4mReader, Y4mWriter};
 use relay::{Impairment, Relay};
 use serde_json::Value;
@@ -200,8 +200,9 @@ fn video_goes_off_and_on_mid_call_and_a_voice_call_becomes_a_video_call() {
     let caller = Background::start(&alice.home, &["call", "bob", "--audio-in", "tone:440"]);
     wait_status(&bob, "ringing", |s| s["call"]["state"] == "ringing");
     bob.hail(&["answer"]).ok();
-    let s =
-        wait_status(&bob, "audio", |s| s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 25);
+    let s = wait_status(&bob, "audio", |s| {
+        s["call"]["audio"]["receive"]["jitter"]["received"].as_u64().unwrap_or(0) >= 25
+    });
     assert_eq!(s["call"]["video"], false);
     assert_eq!(s["call"]["remote_video"], false);
     assert!(bob.hail(&["status"]).ok().contains("video paused"), "no video yet: shown as paused");

@@ -6,17 +6,18 @@
 use std::time::{Duration, Instant};
 
 use hail::call::CallId;
-use hail::media::config::{AudioConfig, VideoConfig};
-use hail::media::driver::{CallMedia, MediaConfig};
-use hail::media::io::{SinkSpec, SourceSpec};
-use hail::media::stats::VideoStats;
-use hail::media::video::cpu_adaptation::VideoFormat;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::sender::{SenderConfig, VideoSender};
 use hail::media::video::source::{VideoSinkSpec, VideoSourceSpec};
 use hail::media::video::wire::{self, VideoFrame};
+use hail::media::video::cpu_adaptation::VideoFormat;
+use hail::media::config::{AudioConfig, VideoConfig};
+use hail::media::driver::{CallMedia, MediaConfig};
+use hail::media::io::{SinkSpec, SourceSpec};
+use hail::media::stats::VideoStats;
 #[path = "common/quic.rs"]
 mod quic;
+
 
 /// Bob's media: his video off, the peer's on, silent audio to nowhere.
 fn receiving(video: VideoConfig) -> MediaConfig {
@@ -87,14 +88,7 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
     for _ in 0..100 {
         sealer.seal(b"", b""); // move past the counters the genuine sender used
     }
-    let junk = VideoFrame {
-        frame: 0,
-        capture_us: 0,
-        flags: wire::FLAG_KEYFRAME,
-        width: 320,
-        height: 180,
-        av1: vec![0xff; 500],
-    };
+    let junk = VideoFrame { frame: 0, capture_us: 0, flags: wire::FLAG_KEYFRAME, width: 320, height: 180, av1: vec![0xff; 500] };
     let mut s = a.conn.open_uni().await.unwrap();
     s.write_all(&wire::stream_header(1)).await.unwrap();
     s.write_all(&wire::seal(&mut sealer, 1, &junk)).await.unwrap();
@@ -110,9 +104,7 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
     let mut fresh = Vec::new();
     for n in 10..20u32 {
         let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
-        fresh.extend(
-            sender.send(t0 + Duration::from_secs(5) + Duration::from_millis(33 * u64::from(n)), &pic, 0).unwrap(),
-        );
+        fresh.extend(sender.send(t0 + Duration::from_secs(5) + Duration::from_millis(33 * u64::from(n)), &pic, 0).unwrap());
     }
     assert!(fresh[0].new_gop);
     // First on a stream that names another GOP: the GOP is authenticated, every record fails.
@@ -142,12 +134,13 @@ async fn hostile_video_streams_are_refused_and_counted_and_genuine_video_still_d
         s.write_all(&wire::stream_header(2)).await.unwrap();
         held.push(s);
     }
-    let stopped =
-        futures::future::join_all(held.iter_mut().map(|s| tokio::time::timeout(Duration::from_secs(3), s.stopped())))
-            .await
-            .into_iter()
-            .filter(|r| r.is_ok())
-            .count();
+    let stopped = futures::future::join_all(
+        held.iter_mut().map(|s| tokio::time::timeout(Duration::from_secs(3), s.stopped())),
+    )
+    .await
+    .into_iter()
+    .filter(|r| r.is_ok())
+    .count();
     assert_eq!(stopped, 4, "the streams beyond the four read at once are refused");
     drop(held);
 

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{HAIL, TestDaemon, pair_of_contacts, wait_status};
-use hail::media::video::clock::FrameRate;
 use hail::media::video::compositor::Compositor;
+use hail::media::video::clock::FrameRate;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::y4m::Y4mWriter;
 use x11::{Geometry, SCREEN, Xvfb};
@@ -86,11 +86,7 @@ fn stamp_in(x: &Xvfb, area: Geometry, what: &str, pred: impl Fn(Stamp) -> bool) 
             let mut pgm = format!("P5 {} {} 255\n", shot.width, shot.height).into_bytes();
             pgm.extend(&shot.y);
             let _ = std::fs::write(&path, pgm);
-            panic!(
-                "no pattern stamp for {what} at {area:?} (last read {:?}; screenshot: {})",
-                pattern::read(&shot),
-                path.display()
-            );
+            panic!("no pattern stamp for {what} at {area:?} (last read {:?}; screenshot: {})", pattern::read(&shot), path.display());
         }
         std::thread::sleep(Duration::from_millis(100));
     }

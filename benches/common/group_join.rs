@@ -71,8 +71,7 @@ fn stage(statuses: &[StatusInfo], members: &[String]) -> Stage {
     if epochs.iter().any(Option::is_none) || epochs.windows(2).any(|w| w[0] != w[1]) {
         return Stage::Waiting;
     }
-    let emoji_agree =
-        groups.iter().all(|g| g.emoji.is_some() && g.emoji_epoch == g.epoch && g.emoji == groups[0].emoji);
+    let emoji_agree = groups.iter().all(|g| g.emoji.is_some() && g.emoji_epoch == g.epoch && g.emoji == groups[0].emoji);
     if !emoji_agree {
         return Stage::Members;
     }

@@ -392,10 +392,7 @@ mod tests {
         let new = Invite { sas_tables: Some(vec![1, 2]), ..old.clone() };
         assert_eq!(new.sas_table(), SasTable::V2);
         let reply: InviteReply = serde_json::from_str(r#"{"reply":"ringing","candidates":["127.0.0.1:1"]}"#).unwrap();
-        assert_eq!(
-            reply,
-            InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false }
-        );
+        assert_eq!(reply, InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false });
         assert_eq!(
             serde_json::to_string(&InviteReply::ringing(vec!["127.0.0.1:1".into()], SasTable::V2)).unwrap(),
             r#"{"reply":"ringing","candidates":["127.0.0.1:1"],"sas_table":2}"#

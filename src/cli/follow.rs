@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::out::{errln, jsonln, outln};
 use super::print::{format_duration, who};
-use super::{EXIT_OTHER, EXIT_REFUSED};
 use hail::peer_text::sanitize;
+use super::{EXIT_OTHER, EXIT_REFUSED};
 
 /// One line for an event, for people.
 pub fn describe(event: &Value) -> Option<String> {
@@ -68,9 +68,7 @@ pub fn describe(event: &Value) -> Option<String> {
             "group.invite_failed" => {
                 format!("{name} did not join: {}", sanitize(event["reason"].as_str().unwrap_or_default()))
             }
-            "group.left" => {
-                format!("{name} {} the group call", if event["reason"] == "left" { "left" } else { "was removed from" })
-            }
+            "group.left" => format!("{name} {} the group call", if event["reason"] == "left" { "left" } else { "was removed from" }),
             "group.emoji" => format!(
                 "Group emoji: {}  (the same for everyone in the call; they change when someone joins or leaves)",
                 sanitize(event["group"]["emoji_text"].as_str().unwrap_or_default())

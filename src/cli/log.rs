@@ -58,8 +58,10 @@ fn stderr_is_the_journal() -> bool {
 
 /// Starts logging to stderr through `filter`, formatted for `reader`.
 pub fn init(filter: EnvFilter, reader: LogReader) {
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match reader {
         LogReader::Journal => {
             builder.with_ansi(false).event_format(WithPriority(format::format().without_time())).init();
@@ -88,12 +90,7 @@ where
     N: for<'a> FormatFields<'a> + 'static,
     F: FormatEvent<S, N>,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &tracing::Event<'_>) -> fmt::Result {
         write!(writer, "<{}>", syslog_priority(*event.metadata().level()))?;
         self.0.format_event(ctx, writer, event)
     }

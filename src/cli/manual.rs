@@ -78,10 +78,7 @@ pub fn man(dir: Option<&Path>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            errln!(
-                "hail: cannot write the man pages{}: {e}",
-                dir.map(|d| format!(" to {}", d.display())).unwrap_or_default()
-            );
+            errln!("hail: cannot write the man pages{}: {e}", dir.map(|d| format!(" to {}", d.display())).unwrap_or_default());
             ExitCode::from(EXIT_OTHER)
         }
     }

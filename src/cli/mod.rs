@@ -60,17 +60,15 @@ fn request(command: &ClientCmd) -> Command {
             audio_out: audio_out.clone(),
             audio_processing: audio_processing.clone(),
         },
-        ClientCmd::Call { peers, video, audio_in, audio_out, audio_processing, video_in, video_out, .. } => {
-            Command::Call {
-                peer: peers.first().cloned().unwrap_or_default(),
-                video: *video,
-                audio_in: audio_in.clone(),
-                audio_out: audio_out.clone(),
-                audio_processing: audio_processing.clone(),
-                video_in: video_in.clone(),
-                video_out: video_out.clone(),
-            }
-        }
+        ClientCmd::Call { peers, video, audio_in, audio_out, audio_processing, video_in, video_out, .. } => Command::Call {
+            peer: peers.first().cloned().unwrap_or_default(),
+            video: *video,
+            audio_in: audio_in.clone(),
+            audio_out: audio_out.clone(),
+            audio_processing: audio_processing.clone(),
+            video_in: video_in.clone(),
+            video_out: video_out.clone(),
+        },
         ClientCmd::Answer { audio_in, audio_out, audio_processing, video_in, video_out } => Command::Answer {
             audio_in: audio_in.clone(),
             audio_out: audio_out.clone(),
@@ -137,9 +135,7 @@ pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode 
     }
     match &command {
         ClientCmd::Watch => return follow::watch(client, json).await,
-        ClientCmd::Call { detach: false, peers, .. } if peers.len() == 1 => {
-            return follow::call(client, json, request(&command)).await;
-        }
+        ClientCmd::Call { detach: false, peers, .. } if peers.len() == 1 => return follow::call(client, json, request(&command)).await,
         _ => {}
     }
     let value = match send(&mut client, &request(&command), json).await {

@@ -115,8 +115,7 @@ pub fn print_group(g: &GroupInfo) {
             _ => "",
         };
         let muted = if p.muted { ", muted" } else { "" };
-        let path =
-            p.path.as_ref().map(|p| format!(", {} {:.0} ms", p.kind.replace('_', " "), p.rtt_ms)).unwrap_or_default();
+        let path = p.path.as_ref().map(|p| format!(", {} {:.0} ms", p.kind.replace('_', " "), p.rtt_ms)).unwrap_or_default();
         let uplink = p.uplink_kbps.map(|k| format!(", uplink {k} kbit/s")).unwrap_or_default();
         let forwards = if p.forwarder { ", forwards" } else { "" };
         outln!("          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}", participant(p), p.state);
@@ -128,9 +127,7 @@ pub fn print_group(g: &GroupInfo) {
         }
     }
     match (&g.emoji_text, &g.emoji_failure) {
-        (Some(emoji), _) => {
-            outln!("Emoji     {emoji}  (the whole group sees the same four; they change when someone joins or leaves)")
-        }
+        (Some(emoji), _) => outln!("Emoji     {emoji}  (the whole group sees the same four; they change when someone joins or leaves)"),
         (None, Some(why)) => outln!("Emoji     NONE: {}", sanitize(why)),
         (None, None) => outln!("Emoji     not yet (every member's secure channel must be up)"),
     }

@@ -178,11 +178,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, home: &Home) -> ExitCode {
             return ExitCode::from(EXIT_OTHER);
         }
     };
-    let (mut pictures, commands) =
-        match runtime.block_on(async { Ok::<_, ExitCode>((connect(home).await?, connect(home).await?)) }) {
-            Ok(clients) => clients,
-            Err(code) => return code,
-        };
+    let (mut pictures, commands) = match runtime.block_on(async { Ok::<_, ExitCode>((connect(home).await?, connect(home).await?)) }) {
+        Ok(clients) => clients,
+        Err(code) => return code,
+    };
     if let Err(e) = runtime.block_on(pictures.view()) {
         errln!("hail view: {e}");
         return ExitCode::from(EXIT_OTHER);

@@ -256,9 +256,7 @@ async fn read_picture<R: tokio::io::AsyncBufRead + Unpin>(
     Ok(frame)
 }
 
-async fn read_server_line<R: tokio::io::AsyncBufRead + Unpin>(
-    lines: &mut LineReader<R>,
-) -> Result<ServerLine, ClientError> {
+async fn read_server_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut LineReader<R>) -> Result<ServerLine, ClientError> {
     match lines.next_line().await? {
         Line::Complete(bytes) => proto::parse_server_line(&bytes).map_err(|e| ClientError::Protocol(e.to_string())),
         Line::TooLong => Err(ClientError::Protocol("the daemon sent an overlong line".into())),

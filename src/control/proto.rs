@@ -68,10 +68,7 @@ impl PictureHeader {
         }
         let needed = self.width * self.height * 3 / 2;
         if self.bytes != needed {
-            return Err(format!(
-                "a {}x{} picture is {needed} bytes, the header says {}",
-                self.width, self.height, self.bytes
-            ));
+            return Err(format!("a {}x{} picture is {needed} bytes, the header says {}", self.width, self.height, self.bytes));
         }
         Ok(())
     }
@@ -555,12 +552,7 @@ mod tests {
             Command::Unmute,
             Command::Reject,
             Command::Hangup,
-            Command::GroupCall {
-                peers: vec!["bob".into(), "carol".into()],
-                audio_in: None,
-                audio_out: None,
-                audio_processing: None,
-            },
+            Command::GroupCall { peers: vec!["bob".into(), "carol".into()], audio_in: None, audio_out: None, audio_processing: None },
             Command::GroupAdd { peer: "dave".into() },
             Command::GroupLeave,
             Command::SasConfirm { call_id: "3fa2c1".into(), emoji: "fox cactus rocket anchor".into() },

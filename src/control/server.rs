@@ -13,9 +13,9 @@ use tokio::sync::{Semaphore, broadcast};
 
 use super::line::{Line, LineReader};
 use super::proto::{self, Command, ErrorBody, ErrorCode, Hello, MAX_LINE_BYTES, PictureHeader};
+use crate::media::view::{ViewPicture, Viewer};
 use crate::call::EndReason;
 use crate::discovery::FindError;
-use crate::media::view::{ViewPicture, Viewer};
 use crate::node::{MediaOverride, Node, NodeError, NodeEvent};
 use crate::store::StoreError;
 
@@ -238,18 +238,14 @@ async fn answer(
         Command::PeersList => node.peers().await.map(|v| json(&v)),
         Command::PeersFind { peer } => node.find(&peer).await.map(|v| json(&v)),
         Command::DhtBootstrap { addresses } => node.bootstrap(&addresses).await.map(|v| json(&v)),
-        Command::Call { peer, video, audio_in, audio_out, audio_processing, video_in, video_out } => {
-            match media_override(audio_in, audio_out, audio_processing, video_in, video_out) {
-                Ok(audio) => node.call_with(&peer, video, audio).await.map(|v| json(&v)),
-                Err(e) => return proto::err_line(Some(id), &e),
-            }
-        }
-        Command::Answer { audio_in, audio_out, audio_processing, video_in, video_out } => {
-            match media_override(audio_in, audio_out, audio_processing, video_in, video_out) {
-                Ok(audio) => node.answer_with(audio).await.map(|v| json(&v)),
-                Err(e) => return proto::err_line(Some(id), &e),
-            }
-        }
+        Command::Call { peer, video, audio_in, audio_out, audio_processing, video_in, video_out } => match media_override(audio_in, audio_out, audio_processing, video_in, video_out) {
+            Ok(audio) => node.call_with(&peer, video, audio).await.map(|v| json(&v)),
+            Err(e) => return proto::err_line(Some(id), &e),
+        },
+        Command::Answer { audio_in, audio_out, audio_processing, video_in, video_out } => match media_override(audio_in, audio_out, audio_processing, video_in, video_out) {
+            Ok(audio) => node.answer_with(audio).await.map(|v| json(&v)),
+            Err(e) => return proto::err_line(Some(id), &e),
+        },
         Command::Mute => node.set_muted(true).await.map(|v| json(&v)),
         Command::Unmute => node.set_muted(false).await.map(|v| json(&v)),
         Command::Video { on } => node.set_video(on).await.map(|v| json(&v)),
@@ -299,11 +295,12 @@ fn media_override(
     Ok(MediaOverride {
         input: input.map(|s| s.parse()).transpose().map_err(bad)?,
         output: output.map(|s| s.parse()).transpose().map_err(bad)?,
-        processing: processing.map(|s| s.parse()).transpose().map_err(
-            |e: crate::media::audio_processing::AudioProcessingModeError| {
+        processing: processing
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: crate::media::audio_processing::AudioProcessingModeError| {
                 ErrorBody::new(ErrorCode::InvalidArguments, e.to_string())
-            },
-        )?,
+            })?,
         video_input: video_input.map(|s| s.parse()).transpose().map_err(bad_video)?,
         video_output: video_output.map(|s| s.parse()).transpose().map_err(bad_video)?,
     })

@@ -741,8 +741,7 @@ mod tests {
             .unzip();
         // The victim as he shows it to the others, and each other member as he shows it to the victim.
         let victim_view: BTreeMap<PeerId, [u8; 32]> = others.iter().map(|&j| (m[j], t[j][&m[v]])).collect();
-        let (mut fake_victim, fake_victim_commit) =
-            GroupSasRound::new(e.clone(), m[v], [0x66; 32], victim_view).unwrap();
+        let (mut fake_victim, fake_victim_commit) = GroupSasRound::new(e.clone(), m[v], [0x66; 32], victim_view).unwrap();
         let mut fakes: BTreeMap<usize, (GroupSasRound, GroupSasCommit)> = others
             .iter()
             .map(|&j| {

@@ -87,11 +87,7 @@ pub fn parse_external_addresses(texts: &[String]) -> Result<Vec<Multiaddr>, Conf
                 return Err(bad("an external address names where peers reach the node, not ::"));
             }
             Some(Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => {}
-            _ => {
-                return Err(bad(
-                    "an external address starts with /ip4/, /ip6/ or /dns/ (e.g. /ip4/100.64.0.1/tcp/4001)",
-                ));
-            }
+            _ => return Err(bad("an external address starts with /ip4/, /ip6/ or /dns/ (e.g. /ip4/100.64.0.1/tcp/4001)")),
         }
         if !protocols.any(|p| matches!(p, Protocol::Tcp(_))) {
             return Err(bad("an external address needs a /tcp/ port (libp2p listens on TCP)"));
@@ -281,14 +277,7 @@ mod tests {
         let ok = |t: &str| parse_external_addresses(&[t.to_owned()]);
         assert_eq!(ok("/ip4/100.64.0.1/tcp/4001").unwrap()[0].to_string(), "/ip4/100.64.0.1/tcp/4001");
         assert!(ok("/dns4/relay.example/tcp/4001").is_ok());
-        for bad in [
-            "/ip4/0.0.0.0/tcp/1",
-            "/ip4/10.0.0.1",
-            "/ip4/10.0.0.1/tcp/1/p2p-circuit",
-            "/tcp/1",
-            "nonsense",
-            "/ip6/::/tcp/1",
-        ] {
+        for bad in ["/ip4/0.0.0.0/tcp/1", "/ip4/10.0.0.1", "/ip4/10.0.0.1/tcp/1/p2p-circuit", "/tcp/1", "nonsense", "/ip6/::/tcp/1"] {
             assert!(ok(bad).is_err(), "{bad}");
         }
         let twice = parse_external_addresses(&["/ip4/10.0.0.1/tcp/1".into(), "/ip4/10.0.0.1/tcp/1".into()]).unwrap();

@@ -30,7 +30,7 @@ pub mod reflector;
 
 pub use config::{BootstrapPeer, ConfigError, ConnectionLimits, DhtMode, NetworkConfig};
 pub use network::{
-    Discovery, DiscoveryEvent, FindError, FindReply, FoundPeer, InviteEvent, NetworkError, NetworkStatus,
-    RelayRequestError, VisiblePeer,
+    Discovery, DiscoveryEvent, FindError, FindReply, FoundPeer, InviteEvent, NetworkError, NetworkStatus, RelayRequestError,
+    VisiblePeer,
 };
 pub use peer_table::Source;

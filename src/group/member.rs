@@ -626,12 +626,7 @@ impl GroupMember {
     /// first invitation did not name. We take that epoch's members as the ones whose commit may
     /// let us in; the join request already sent stands. Messages kept for an epoch now passed are
     /// dropped.
-    fn newer_invite(
-        &mut self,
-        from: PeerId,
-        epoch: u64,
-        members: &[super::control::RosterEntry],
-    ) -> Result<(), GroupError> {
+    fn newer_invite(&mut self, from: PeerId, epoch: u64, members: &[super::control::RosterEntry]) -> Result<(), GroupError> {
         let me = self.me;
         let max_members = self.config.max_members;
         let Phase::Joining { after_epoch, known, .. } = &mut self.phase else {
@@ -643,10 +638,7 @@ impl GroupMember {
         if epoch <= *after_epoch || epoch >= MAX_EPOCH {
             return Err(GroupError::WrongEpoch { got: epoch, current: *after_epoch });
         }
-        if !members.iter().any(|m| m.peer == from)
-            || members.iter().any(|m| m.peer == me)
-            || members.len() > max_members
-        {
+        if !members.iter().any(|m| m.peer == from) || members.iter().any(|m| m.peer == me) || members.len() > max_members {
             return Err(GroupError::BadInvite("an invite must list its inviter and not the invitee"));
         }
         *after_epoch = epoch;

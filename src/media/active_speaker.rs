@@ -229,12 +229,7 @@ mod tests {
             speakers.on_frame(s, &frame(450.0, n));
             speakers.decide();
         }
-        assert!(
-            !speakers.speaking(s),
-            "a hum at {:.1} dBFS over a floor of {:.1}",
-            speakers.level_dbfs(s),
-            speakers.floor_dbfs(s)
-        );
+        assert!(!speakers.speaking(s), "a hum at {:.1} dBFS over a floor of {:.1}", speakers.level_dbfs(s), speakers.floor_dbfs(s));
         for n in 0..20 {
             speakers.on_frame(s, &frame(8000.0, n));
         }

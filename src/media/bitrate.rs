@@ -110,7 +110,9 @@ impl BitrateController {
         self.min_rtt = Some(min);
         let rtt_s = rtt.as_secs_f64().max(0.001);
         self.cwnd_cap = Some(cwnd as f64 * 8.0 / rtt_s);
-        if rtt > min + QUEUE_DELAY && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP) {
+        if rtt > min + QUEUE_DELAY
+            && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
+        {
             self.estimate *= 0.85;
             self.last_cut = Some(now);
         }

@@ -76,6 +76,7 @@ impl VideoConfig {
         VideoFormat { width: self.max_width, height: self.max_height, fps: self.max_fps }
     }
 
+
     /// What the video sender is configured with.
     pub fn sender_config(&self) -> SenderConfig {
         SenderConfig { encoder: self.encoder, threads: self.threads.max(1), max_format: self.max_format() }

@@ -699,12 +699,7 @@ mod tests {
             out.extend(player.tick(&mut jb, tick(seq)));
         }
         let played = played(&out);
-        assert!(
-            played.len() >= 295,
-            "after the catch-up, frames play again: {} of 300, {:?}",
-            played.len(),
-            jb.stats()
-        );
+        assert!(played.len() >= 295, "after the catch-up, frames play again: {} of 300, {:?}", played.len(), jb.stats());
         assert!(jb.stats().late <= 5, "{:?}", jb.stats());
     }
 
@@ -786,8 +781,7 @@ mod tests {
                     jb.insert(sent, vec![0], t0 + FRAME.mul_f64(factor * sent as f64) + Duration::from_millis(5));
                     sent += 1;
                 }
-                played_count +=
-                    player.tick(&mut jb, tick).iter().filter(|p| matches!(p, Playout::Frame { .. })).count();
+                played_count += player.tick(&mut jb, tick).iter().filter(|p| matches!(p, Playout::Frame { .. })).count();
                 tick += FRAME;
             }
             let s = jb.stats();

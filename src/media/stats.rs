@@ -102,3 +102,4 @@ pub struct VideoStats {
     #[serde(default)]
     pub receive_buffered_bytes: u64,
 }
+

@@ -53,7 +53,11 @@ pub struct ViewFeed {
 
 impl Default for ViewFeed {
     fn default() -> Self {
-        ViewFeed { remote: Arc::new(watch::channel(None).0), local: Arc::new(watch::channel(None).0), live: None }
+        ViewFeed {
+            remote: Arc::new(watch::channel(None).0),
+            local: Arc::new(watch::channel(None).0),
+            live: None,
+        }
     }
 }
 

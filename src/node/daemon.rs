@@ -155,12 +155,7 @@ impl DaemonOptions {
                 limits: None,
             },
             calls: CallsSection { media_listen: Some("127.0.0.1:0".into()), ..Default::default() },
-            audio: AudioSection {
-                input: Some(input.into()),
-                output: Some(output.into()),
-                bitrate_kbps: None,
-                processing: None,
-            },
+            audio: AudioSection { input: Some(input.into()), output: Some(output.into()), bitrate_kbps: None, processing: None },
             video: VideoSection::default(),
         }
     }

@@ -209,9 +209,7 @@ impl<S: Store> NodeLoop<S> {
             }
             Request::Hangup { reply } => {
                 let result = match self.call_action(crate::call::UserAction::Hangup) {
-                    Err(NodeError::NoCall) if self.phone.in_group() => {
-                        self.leave_group().map(|g| super::Hangup::Group(Box::new(g)))
-                    }
+                    Err(NodeError::NoCall) if self.phone.in_group() => self.leave_group().map(|g| super::Hangup::Group(Box::new(g))),
                     other => other.map(|c| super::Hangup::Call(Box::new(c))),
                 };
                 let _ = reply.send(result);
@@ -255,18 +253,8 @@ impl<S: Store> NodeLoop<S> {
 
     fn peers(&mut self) -> Result<Vec<crate::discovery::VisiblePeer>, NodeError> {
         let contacts = self.db.contacts()?;
-        let name = |p: &crate::discovery::VisiblePeer| {
-            contacts.iter().find(|c| c.peer_id == p.peer_id).map(|c| c.name.clone())
-        };
-        Ok(self
-            .discovery
-            .visible_peers()
-            .into_iter()
-            .map(|p| {
-                let n = name(&p);
-                p.with_contact(n)
-            })
-            .collect())
+        let name = |p: &crate::discovery::VisiblePeer| contacts.iter().find(|c| c.peer_id == p.peer_id).map(|c| c.name.clone());
+        Ok(self.discovery.visible_peers().into_iter().map(|p| { let n = name(&p); p.with_contact(n) }).collect())
     }
 
     fn find(&mut self, who: String, reply: super::Reply<FindOutcome>) {

@@ -26,8 +26,8 @@ pub use event_loop::NodeLoop;
 
 use crate::discovery::{BootstrapPeer, ConfigError, Discovery, FindError, FoundPeer, NetworkStatus, VisiblePeer};
 use crate::identity::{Card, CardError, Identity, PeerIdError, parse_peer_id};
-use crate::media::video::source::VideoSourceSpec;
 use crate::name::{Name, NameError};
+use crate::media::video::source::VideoSourceSpec;
 use crate::store::{Contact, Database, Store, StoreError};
 
 /// How many requests may wait for the loop before senders wait too.
@@ -439,12 +439,8 @@ impl Node {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let view = crate::media::view::ViewFeed::default();
-        let node = Node {
-            requests,
-            events: events.clone(),
-            video_input: config.calls.video.input.clone(),
-            view: view.clone(),
-        };
+        let node =
+            Node { requests, events: events.clone(), video_input: config.calls.video.input.clone(), view: view.clone() };
         (node, NodeLoop::new(config, db, discovery, endpoint, rx, events, view))
     }
 

@@ -203,7 +203,11 @@ pub async fn await_message_1(mut stream: CallStream) -> Result<Message1, Channel
 
 /// Runs the responder's side of the handshake from a message 1 (sends message 2, reads message 3).
 /// Call it once per call: every message 2 shows a man in the middle one more SAS.
-pub async fn answer(first: Message1, call_id: CallId, params: HandshakeParams) -> Result<SecureChannel, ChannelError> {
+pub async fn answer(
+    first: Message1,
+    call_id: CallId,
+    params: HandshakeParams,
+) -> Result<SecureChannel, ChannelError> {
     let Message1 { mut stream, msg1 } = first;
     let params = params.with_tls_exporter(exporter(&stream.conn, call_id)?);
     let mut responder = Responder::new(params)?;
@@ -424,8 +428,7 @@ mod tests {
     #[test]
     fn a_peers_close_reason_reaches_the_user_without_escape_sequences() {
         // What quinn shows for a peer's close: the reason bytes the peer chose.
-        let shown =
-            ChannelError::net("closed by peer: 1: \u{1b}[2J\u{1b}[32mVERIFIED\u{1b}[0m\u{202e}evil").to_string();
+        let shown = ChannelError::net("closed by peer: 1: \u{1b}[2J\u{1b}[32mVERIFIED\u{1b}[0m\u{202e}evil").to_string();
         assert!(!shown.contains('\u{1b}') && !shown.contains('\u{202e}'), "{shown:?}");
         assert!(shown.contains("VERIFIED"), "the words stay, the escapes go: {shown:?}");
     }

@@ -153,7 +153,9 @@ impl Scene {
 
     /// The microphone: near end, noise and, if `with_echo`, the echo.
     pub fn microphone(&self, with_echo: bool) -> Vec<f64> {
-        (0..self.far.len()).map(|i| self.near[i] + self.noise[i] + if with_echo { self.echo[i] } else { 0.0 }).collect()
+        (0..self.far.len())
+            .map(|i| self.near[i] + self.noise[i] + if with_echo { self.echo[i] } else { 0.0 })
+            .collect()
     }
 
     /// The microphone with the near side (talker and noise) inverted: the second input of
@@ -218,8 +220,7 @@ pub fn process(processor: &mut AudioProcessor, far: &[f64], mic: &[f64]) -> Vec<
 pub fn erle_db(echo: &[f64], with_echo: &[f64], without_echo: &[f64], range: Range<usize>) -> f64 {
     let end = range.end.min(with_echo.len()).min(without_echo.len());
     let range = range.start.min(end)..end;
-    let residual: Vec<f64> =
-        with_echo[range.clone()].iter().zip(&without_echo[range.clone()]).map(|(a, b)| a - b).collect();
+    let residual: Vec<f64> = with_echo[range.clone()].iter().zip(&without_echo[range.clone()]).map(|(a, b)| a - b).collect();
     10.0 * (power(&echo[range]) / power(&residual).max(1e-9)).log10()
 }
 

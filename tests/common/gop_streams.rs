@@ -128,10 +128,8 @@ impl GopReader {
             StreamEvent::Data(bytes) => bytes,
         };
         let budget = &self.budget;
-        let reading = self
-            .streams
-            .entry(id)
-            .or_insert_with(|| Reading { reader: RecordReader::new(budget.clone()), progress_told: None });
+        let reading =
+            self.streams.entry(id).or_insert_with(|| Reading { reader: RecordReader::new(budget.clone()), progress_told: None });
         let records = match reading.reader.push(&bytes) {
             Ok(records) => records,
             Err(_) => {

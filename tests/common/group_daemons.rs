@@ -126,3 +126,4 @@ pub fn all_settled(daemons: &[&TestDaemon], peers: &[String]) -> (Value, u64) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+

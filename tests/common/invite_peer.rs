@@ -52,3 +52,4 @@ pub async fn invite(swarm: &mut Swarm<Hostile>, peer: PeerId, request: Value) ->
     .await
     .expect("an answer or a failure within 15 s")
 }
+

@@ -99,8 +99,7 @@ impl MediaParty {
     /// lookahead does): pictures are that much older than their sound when they arrive.
     pub fn with_encoder_lag(mut self, frames: usize) -> Self {
         self.worker = EncodeWorker::with_opener(move |format, bitrate| {
-            let held =
-                HoldingBack { inner: FakeVideoEncoder::new(format, bitrate), held: VecDeque::new(), lag: frames };
+            let held = HoldingBack { inner: FakeVideoEncoder::new(format, bitrate), held: VecDeque::new(), lag: frames };
             Ok(Box::new(held) as Box<dyn VideoEncoder>)
         });
         self
@@ -146,9 +145,7 @@ impl MediaParty {
         loop {
             let input = match self.session.poll_output() {
                 Output::Timeout(_) => return,
-                Output::CaptureAudio { capture_us } => {
-                    Input::CapturedAudio { pcm: Some(self.source.next_frame()), capture_us }
-                }
+                Output::CaptureAudio { capture_us } => Input::CapturedAudio { pcm: Some(self.source.next_frame()), capture_us },
                 Output::EncodeAudio(job) => {
                     let opus = job.encode_with(&mut self.opus.0);
                     Input::EncodedAudio { job, opus }

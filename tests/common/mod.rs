@@ -10,17 +10,8 @@ use std::time::{Duration, Instant};
 pub const HAIL: &str = env!("CARGO_BIN_EXE_hail");
 
 /// The `hail daemon` flags of a test daemon: loopback only, no mDNS, silent audio.
-pub const LOOPBACK_FLAGS: &[&str] = &[
-    "--no-mdns",
-    "--listen",
-    "/ip4/127.0.0.1/tcp/0",
-    "--media-listen",
-    "127.0.0.1:0",
-    "--audio-in",
-    "silence",
-    "--audio-out",
-    "null",
-];
+pub const LOOPBACK_FLAGS: &[&str] =
+    &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--media-listen", "127.0.0.1:0", "--audio-in", "silence", "--audio-out", "null"];
 
 /// How long a daemon may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -49,7 +40,11 @@ impl TestDaemon {
     /// Starts a daemon; on failure returns what it printed. Tests never run mDNS or listen outside
     /// loopback unless they are inside a network namespace they made (see `tests/netns.rs`).
     pub fn try_start(home: &Path, extra: &[&str]) -> Result<TestDaemon, String> {
-        Self::try_start_cmd(home, &[], &[LOOPBACK_FLAGS, extra].concat())
+        Self::try_start_cmd(
+            home,
+            &[],
+            &[LOOPBACK_FLAGS, extra].concat(),
+        )
     }
 
     /// Starts `prefix… hail --home HOME daemon flags…` (prefix: e.g. `ip netns exec NS`).

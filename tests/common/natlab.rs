@@ -41,7 +41,13 @@ pub enum Nat {
 #[track_caller]
 pub fn run_in(ns: &Netns, cmd: &str, args: &[&str]) -> String {
     let out = Command::new("ip").args(["netns", "exec", &ns.name, cmd]).args(args).output().expect("ip netns exec");
-    assert!(out.status.success(), "{} {cmd} {}: {}", ns.name, args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{} {cmd} {}: {}",
+        ns.name,
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -112,40 +118,14 @@ impl Lab {
         let carrier = (nat == Nat::CarrierCone).then(|| Netns::new(&format!("{}c{n}", self.tag)));
         let edge = carrier.as_ref().unwrap_or(&router);
         let port = format!("p{n}");
-        ip(&[
-            "link",
-            "add",
-            "wan",
-            "netns",
-            &edge.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &port,
-            "netns",
-            &self.public.name,
-        ]);
+        ip(&["link", "add", "wan", "netns", &edge.name, "type", "veth", "peer", "name", &port, "netns", &self.public.name]);
         ip(&["-n", &self.public.name, "link", "set", &port, "master", "br0"]);
         ip(&["-n", &self.public.name, "link", "set", &port, "up"]);
         ip(&["-n", &edge.name, "addr", "add", &format!("{wan_ip}/24"), "dev", "wan"]);
         ip(&["-n", &edge.name, "link", "set", "wan", "up"]);
         if let Some(carrier) = &carrier {
             // The carrier's NAT: shared address space inside, the router's WAN on it.
-            ip(&[
-                "link",
-                "add",
-                "inside",
-                "netns",
-                &carrier.name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "wan",
-                "netns",
-                &router.name,
-            ]);
+            ip(&["link", "add", "inside", "netns", &carrier.name, "type", "veth", "peer", "name", "wan", "netns", &router.name]);
             ip(&["-n", &carrier.name, "addr", "add", &format!("100.64.{n}.1/24"), "dev", "inside"]);
             ip(&["-n", &carrier.name, "link", "set", "inside", "up"]);
             ip(&["-n", &router.name, "addr", "add", &format!("100.64.{n}.2/24"), "dev", "wan"]);
@@ -167,11 +147,7 @@ impl Lab {
     /// no netem). The rule lives in the router's namespace and goes with it.
     pub fn impair(&self, home: usize, loss: f64) {
         let p = format!("{loss}");
-        run_in(
-            &self.homes[home].router,
-            "iptables",
-            &["-I", "FORWARD", "1", "-m", "statistic", "--mode", "random", "--probability", &p, "-j", "DROP"],
-        );
+        run_in(&self.homes[home].router, "iptables", &["-I", "FORWARD", "1", "-m", "statistic", "--mode", "random", "--probability", &p, "-j", "DROP"]);
     }
 
     /// Delay, jitter and loss (`imp`, the in-process relay's link model) on home `home`'s internet
@@ -202,17 +178,9 @@ fn translate(ns: &Netns, nat: Nat) {
         masquerade.push("--random-fully");
     }
     run_in(ns, "iptables", &masquerade);
-    run_in(
-        ns,
-        "iptables",
-        &["-A", "FORWARD", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-    );
+    run_in(ns, "iptables", &["-A", "FORWARD", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
     run_in(ns, "iptables", &["-A", "FORWARD", "-i", "wan", "-j", "DROP"]);
-    run_in(
-        ns,
-        "iptables",
-        &["-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-    );
+    run_in(ns, "iptables", &["-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
     run_in(ns, "iptables", &["-A", "INPUT", "-i", "wan", "-p", "icmp", "-j", "ACCEPT"]);
     run_in(ns, "iptables", &["-A", "INPUT", "-i", "wan", "-j", "DROP"]);
 }
@@ -259,11 +227,7 @@ pub fn udp_probe(ns: &Netns, from_port: u16, to: &str, wait: std::time::Duration
 /// A UDP reflector in `ns` on `port`: answers each datagram with the sender's address as it saw
 /// it, until `stop` is set.
 /// Returns once the socket is bound.
-pub fn udp_reflector(
-    ns: &Netns,
-    port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+pub fn udp_reflector(ns: &Netns, port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     let handle = in_netns(ns, move || {
         let s = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();

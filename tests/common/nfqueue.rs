@@ -9,8 +9,8 @@
 //! if nobody listens, so a test that dies early never blackholes its lab.
 #![allow(dead_code)]
 
-use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::cmp::Reverse;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 #[path = "netem.rs"]
 pub mod netem;
-use netem::Netem;
 pub use netem::{Impairment, NetemStats};
+use netem::Netem;
 
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_QUEUE: u16 = 3;
@@ -134,10 +134,7 @@ impl QueueSocket {
         loop {
             let n = self.recv(&mut buf, Duration::from_secs(2))?;
             if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no acknowledgement from nfnetlink_queue",
-                ));
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement from nfnetlink_queue"));
             }
             for (kind, body) in messages(&buf[..n]) {
                 if kind == NLMSG_ERROR && body.len() >= 4 {
@@ -293,8 +290,7 @@ fn run(socket: &mut QueueSocket, imp: &Impairment, seed: u64, stop: &AtomicBool,
             held.pop();
             socket.verdict(id, NF_ACCEPT);
         }
-        let wait =
-            held.peek().map_or(Duration::from_millis(50), |Reverse((due, _, _))| due.saturating_duration_since(now));
+        let wait = held.peek().map_or(Duration::from_millis(50), |Reverse((due, _, _))| due.saturating_duration_since(now));
         let n = match socket.recv(&mut buf, wait.min(Duration::from_millis(50))) {
             Ok(n) => n,
             Err(_) => break,

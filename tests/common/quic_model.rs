@@ -502,12 +502,7 @@ impl QuicConnection {
 
     /// The path as quinn's stats give it to the rate loop.
     pub fn path(&self) -> PathSample {
-        PathSample {
-            rtt: self.tx.rtt.smoothed,
-            cwnd: self.window(),
-            sent_bytes: self.tx.sent_bytes,
-            lost_bytes: self.tx.lost_bytes,
-        }
+        PathSample { rtt: self.tx.rtt.smoothed, cwnd: self.window(), sent_bytes: self.tx.sent_bytes, lost_bytes: self.tx.lost_bytes }
     }
 
     /// What the connection did.
@@ -966,10 +961,7 @@ mod tests {
         let first = a.poll_timeout().unwrap();
         a.handle_timeout(first);
         let probes = drain(&mut a, first);
-        assert!(
-            matches!(probes[0].frames[0], Frame::Stream { id: 1, offset: 0, .. }),
-            "a probe carries the data again"
-        );
+        assert!(matches!(probes[0].frames[0], Frame::Stream { id: 1, offset: 0, .. }), "a probe carries the data again");
         let second = a.poll_timeout().unwrap();
         assert!(second - first > first - t0, "the next waits longer: {:?} then {:?}", first - t0, second - first);
     }

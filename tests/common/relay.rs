@@ -113,13 +113,8 @@ fn forward(
 ) {
     let imp = *imp.lock().unwrap();
     let now = std::time::Instant::now();
-    let delays: Vec<Duration> = link
-        .lock()
-        .unwrap()
-        .send(&imp, now, packet.len())
-        .into_iter()
-        .map(|at| at.saturating_duration_since(now))
-        .collect();
+    let delays: Vec<Duration> =
+        link.lock().unwrap().send(&imp, now, packet.len()).into_iter().map(|at| at.saturating_duration_since(now)).collect();
     {
         let mut s = stats.lock().unwrap();
         match delays.len() {

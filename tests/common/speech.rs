@@ -39,14 +39,8 @@ pub fn speech_like(seconds: f64) -> Vec<f64> {
 
 /// [`speech_like`] by another talker: `seed` picks the words, vowels and pitch.
 pub fn speech_like_talker(seconds: f64, seed: u64) -> Vec<f64> {
-    const VOWELS: [[f64; 3]; 6] = [
-        [730.0, 1090.0, 2440.0],
-        [270.0, 2290.0, 3010.0],
-        [300.0, 870.0, 2240.0],
-        [530.0, 1840.0, 2480.0],
-        [570.0, 840.0, 2410.0],
-        [440.0, 1020.0, 2240.0],
-    ];
+    const VOWELS: [[f64; 3]; 6] =
+        [[730.0, 1090.0, 2440.0], [270.0, 2290.0, 3010.0], [300.0, 870.0, 2240.0], [530.0, 1840.0, 2480.0], [570.0, 840.0, 2410.0], [440.0, 1020.0, 2240.0]];
     let mut seed = seed.max(1);
     let mut random = move || {
         seed ^= seed << 13;
@@ -142,9 +136,8 @@ pub fn spectral_distances(source: &[f64], received: &[f64], from_s: f64, to_s: f
     let first = (from_s * 50.0) as usize;
     let last = ((to_s * 50.0) as usize).min(source.len() / FRAME);
     let mut cache = std::collections::HashMap::new();
-    let mut received_levels = |at: usize| {
-        (at + FRAME <= received.len()).then(|| *cache.entry(at).or_insert_with(|| band_levels(received, at)))
-    };
+    let mut received_levels =
+        |at: usize| (at + FRAME <= received.len()).then(|| *cache.entry(at).or_insert_with(|| band_levels(received, at)));
     let mut distances = Vec::new();
     for window in (first..last).collect::<Vec<_>>().chunks(25) {
         let voiced: Vec<(usize, [f64; 16])> = window
@@ -167,6 +160,7 @@ pub fn spectral_distances(source: &[f64], received: &[f64], from_s: f64, to_s: f
     distances.sort_by(f64::total_cmp);
     distances
 }
+
 
 /// The `q` quantile (0 to 1) of sorted `values` (NaN when empty).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {

@@ -82,9 +82,7 @@ fn tried_text(addresses: u32, relayed: u32) -> String {
     match (addresses, relayed) {
         (0, _) => "no address of it was known".into(),
         (n, 0) => format!("dialed {n} known address{}, none answered", if n == 1 { "" } else { "es" }),
-        (n, r) => {
-            format!("dialed {n} known address{} ({r} through a relay), none answered", if n == 1 { "" } else { "es" })
-        }
+        (n, r) => format!("dialed {n} known address{} ({r} through a relay), none answered", if n == 1 { "" } else { "es" }),
     }
 }
 
@@ -291,8 +289,7 @@ impl Discovery {
                 mdns,
                 rounds: lookup.rounds,
                 addresses: lookup.tried.len() as u32,
-                relayed: lookup.tried.iter().filter(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit))).count()
-                    as u32,
+                relayed: lookup.tried.iter().filter(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit))).count() as u32,
             }
         };
         self.finish_lookup(target, lookup, Err(error), now);
@@ -353,9 +350,6 @@ mod tests {
             "is not found in the DHT (asked 4 peers in 45.0 s, 14 rounds; dialed 3 known addresses (1 through a relay), none answered)"
         );
         let e = FindError::NotFound { asked: 0, waited_ms: 100, mdns: true, rounds: 1, addresses: 0, relayed: 0 };
-        assert_eq!(
-            e.to_string(),
-            "is not on this LAN and was not found in the DHT (asked 0 peers in 0.1 s, 1 round; no address of it was known)"
-        );
+        assert_eq!(e.to_string(), "is not on this LAN and was not found in the DHT (asked 0 peers in 0.1 s, 1 round; no address of it was known)");
     }
 }

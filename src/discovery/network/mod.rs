@@ -49,9 +49,7 @@ mod status;
 use self::dht::PUBLISH_DEBOUNCE;
 pub use self::dht::REPUBLISH_INTERVAL;
 pub use self::invites::InviteEvent;
-pub use self::lookup::{
-    FIND_TIMEOUT, FIRST_ROUND_PAUSE, FindError, FindReply, FoundPeer, MAX_LOOKUPS, MAX_ROUND_PAUSE,
-};
+pub use self::lookup::{FIND_TIMEOUT, FIRST_ROUND_PAUSE, FindError, MAX_ROUND_PAUSE, FindReply, FoundPeer, MAX_LOOKUPS};
 use self::lookup::{Lookup, QueryKind};
 pub use self::media_relay::{RelayReply, RelayRequestError};
 use self::nat::{NatState, RELAY_BACKOFF, RESERVATION_CHECK, RESERVATIONS};

@@ -269,13 +269,7 @@ pub(super) async fn open_audio(config: &AudioConfig, stats: &Mutex<AudioStats>) 
     let (input, output) = (config.input.clone(), config.output.clone());
     let opened = tokio::task::spawn_blocking(move || (open_source(&input), open_sink(&output))).await;
     let Ok((source, sink)) = opened else {
-        return AudioIo {
-            source: None,
-            sink: Box::new(NullSink),
-            started: (false, false),
-            processing: None,
-            captured: 0,
-        };
+        return AudioIo { source: None, sink: Box::new(NullSink), started: (false, false), processing: None, captured: 0 };
     };
     let mut s = lock(stats);
     let source = match source {
@@ -360,12 +354,7 @@ impl MediaTask {
     }
 
     /// Does what one output says.
-    fn carry_out(
-        &mut self,
-        output: Output,
-        audio: &mut AudioIo,
-        records: &mpsc::Sender<super::video::sender::Outgoing>,
-    ) {
+    fn carry_out(&mut self, output: Output, audio: &mut AudioIo, records: &mpsc::Sender<super::video::sender::Outgoing>) {
         match output {
             Output::CaptureAudio { capture_us } => {
                 let pcm = audio.capture();

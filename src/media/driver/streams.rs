@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::media_link::{InStream, LinkError, MediaLink, OutStream};
 use crate::media::session::Input;
 use crate::media::video::record_reader::{Record, RecordBudget, RecordError, RecordReader};
 use crate::media::video::sender::Outgoing;
 use crate::media::video::wire;
-use crate::media_link::{InStream, LinkError, MediaLink, OutStream};
 
 /// Incoming video streams read at once (a sender resets old ones; more is abuse).
 const MAX_STREAMS: usize = 4;
@@ -74,11 +74,7 @@ pub(super) async fn write_streams(
 }
 
 /// Accepts the peer's video streams, each read by its own task, all within the call's `budget`.
-pub(super) async fn read_streams(
-    link: Arc<dyn MediaLink>,
-    to_session: mpsc::Sender<Incoming>,
-    budget: Arc<RecordBudget>,
-) {
+pub(super) async fn read_streams(link: Arc<dyn MediaLink>, to_session: mpsc::Sender<Incoming>, budget: Arc<RecordBudget>) {
     let slots = Arc::new(Semaphore::new(MAX_STREAMS));
     while let Ok(mut recv) = link.accept_stream().await {
         let Ok(permit) = slots.clone().try_acquire_owned() else {

@@ -24,10 +24,10 @@ use crate::media::video::cpu_adaptation::VideoFormat;
 use crate::media::video::encoder::{EncodeJob, EncodeWorker};
 use crate::media::video::pattern::Stamp;
 use crate::media::video::receiver::{DecodeJob, Rendered};
+use crate::media::view::{PictureRole, ViewFeed, ViewPicture};
 use crate::media::video::source::{
     CaptureRequest, VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source,
 };
-use crate::media::view::{PictureRole, ViewFeed, ViewPicture};
 
 /// Jobs waiting for the decode thread; when it is this far behind, a job is failed at once (the
 /// receiver then asks for a keyframe) rather than queued.

@@ -60,10 +60,10 @@ impl ForwardFilter {
             return Err(ForwardRefusal::Duplicate);
         }
         self.order.push_back(id);
-        if self.order.len() > FORWARD_MEMORY {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.order.len() > FORWARD_MEMORY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
         }
         Ok(header)
     }

@@ -307,15 +307,7 @@ impl GroupCallMedia {
         }));
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
-        let task = GroupTask {
-            session,
-            encoder,
-            config,
-            stats: stats.clone(),
-            events,
-            links: BTreeMap::new(),
-            next_generation: 0,
-        };
+        let task = GroupTask { session, encoder, config, stats: stats.clone(), events, links: BTreeMap::new(), next_generation: 0 };
         let task = tokio::spawn(task.run(commands_rx, stop));
         Ok(GroupCallMedia { stats, commands, stop: Some(stop_tx), task: Some(task) })
     }

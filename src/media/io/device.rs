@@ -118,22 +118,23 @@ impl DeviceSource {
         let stop = spawn_stream(label, move || {
             let mut phase = 0.0f64;
             let step = SAMPLE_RATE as f64 / rate as f64;
-            device.build_input_stream::<f32, _, _>(
-                config.config(),
-                move |data: &[f32], _| {
-                    // Lock-free: a full ring (nobody reads) drops the newest samples.
-                    for frame in data.chunks(channels) {
-                        let mono = frame.iter().sum::<f32>() / channels as f32;
-                        phase += step;
-                        while phase >= 1.0 {
-                            let _ = feed.push((mono.clamp(-1.0, 1.0) * 32767.0) as i16);
-                            phase -= 1.0;
+            device
+                .build_input_stream::<f32, _, _>(
+                    config.config(),
+                    move |data: &[f32], _| {
+                        // Lock-free: a full ring (nobody reads) drops the newest samples.
+                        for frame in data.chunks(channels) {
+                            let mono = frame.iter().sum::<f32>() / channels as f32;
+                            phase += step;
+                            while phase >= 1.0 {
+                                let _ = feed.push((mono.clamp(-1.0, 1.0) * 32767.0) as i16);
+                                phase -= 1.0;
+                            }
                         }
-                    }
-                },
-                |e| tracing::warn!(error = %e, "microphone error"),
-                None,
-            )
+                    },
+                    |e| tracing::warn!(error = %e, "microphone error"),
+                    None,
+                )
         })?;
         Ok(DeviceSource { ring, _stop: stop })
     }
@@ -180,24 +181,25 @@ impl DeviceSink {
             let mut phase = 0.0f64;
             let step = SAMPLE_RATE as f64 / rate as f64;
             let mut current = 0i16;
-            device.build_output_stream::<f32, _, _>(
-                config.config(),
-                move |data: &mut [f32], _| {
-                    // Lock-free. Every 48 kHz sample played (silence when the ring ran dry) is
-                    // also handed back, in order; a full hand-back ring (nobody reads) drops it.
-                    for frame in data.chunks_mut(channels) {
-                        phase += step;
-                        while phase >= 1.0 {
-                            current = drain.pop().unwrap_or(0);
-                            let _ = played_tx.push(current);
-                            phase -= 1.0;
+            device
+                .build_output_stream::<f32, _, _>(
+                    config.config(),
+                    move |data: &mut [f32], _| {
+                        // Lock-free. Every 48 kHz sample played (silence when the ring ran dry) is
+                        // also handed back, in order; a full hand-back ring (nobody reads) drops it.
+                        for frame in data.chunks_mut(channels) {
+                            phase += step;
+                            while phase >= 1.0 {
+                                current = drain.pop().unwrap_or(0);
+                                let _ = played_tx.push(current);
+                                phase -= 1.0;
+                            }
+                            frame.fill(current as f32 / 32768.0);
                         }
-                        frame.fill(current as f32 / 32768.0);
-                    }
-                },
-                |e| tracing::warn!(error = %e, "speaker error"),
-                None,
-            )
+                    },
+                    |e| tracing::warn!(error = %e, "speaker error"),
+                    None,
+                )
         })?;
         Ok(DeviceSink { ring, played: Some(PlayedAudio::new(played)), _stop: stop })
     }

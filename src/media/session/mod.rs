@@ -503,10 +503,10 @@ mod tests {
     // ---- video ----
 
     use crate::media::codec::fake::FakeVideoDecoder;
-    use crate::media::codec::fake::FakeVideoEncoder;
     use crate::media::rate::PathSample;
     use crate::media::video::encoder::EncodeWorker;
     use crate::media::video::pattern;
+    use crate::media::codec::fake::FakeVideoEncoder;
 
     /// One side's codecs and what its session asked for.
     struct Side {
@@ -615,14 +615,7 @@ mod tests {
 
     /// Runs alice (sending video) and bob (receiving) for `steps` of 5 ms from `from`; what alice
     /// sends reaches bob 5 ms later, and bob's datagrams and control messages reach alice.
-    fn run(
-        alice: &mut Side,
-        bob: &mut Side,
-        t0: Instant,
-        from: u64,
-        steps: u64,
-        mut drop: impl FnMut(&Outgoing) -> bool,
-    ) {
+    fn run(alice: &mut Side, bob: &mut Side, t0: Instant, from: u64, steps: u64, mut drop: impl FnMut(&Outgoing) -> bool) {
         for step in from..from + steps {
             let n = now(t0, Duration::from_millis(5 * step));
             bob.receive(n, alice, &mut drop);
@@ -639,8 +632,7 @@ mod tests {
     #[test]
     fn video_crosses_frame_for_frame_and_is_shown_in_step_with_the_audio() {
         let t0 = Instant::now();
-        let (mut alice, mut bob) =
-            (Side::new(true, true, now(t0, Duration::ZERO)), Side::new(false, false, now(t0, Duration::ZERO)));
+        let (mut alice, mut bob) = (Side::new(true, true, now(t0, Duration::ZERO)), Side::new(false, false, now(t0, Duration::ZERO)));
         run(&mut alice, &mut bob, t0, 0, 600, |_| false); // 3 s
         // 30 fps for 3 s.
         assert!((89..=91).contains(&alice.captures), "{} captures", alice.captures);
@@ -662,8 +654,7 @@ mod tests {
     #[test]
     fn a_source_with_its_own_25_fps_is_asked_25_times_a_second_and_encoded_at_25_fps() {
         let t0 = Instant::now();
-        let (mut alice, mut bob) =
-            (Side::new(true, true, now(t0, Duration::ZERO)), Side::new(false, false, now(t0, Duration::ZERO)));
+        let (mut alice, mut bob) = (Side::new(true, true, now(t0, Duration::ZERO)), Side::new(false, false, now(t0, Duration::ZERO)));
         alice.session.handle_input(now(t0, Duration::ZERO), Input::VideoSourceRate(FrameRate::new(25, 1).unwrap()));
         run(&mut alice, &mut bob, t0, 0, 600, |_| false); // 3 s
         assert!((74..=76).contains(&alice.captures), "{} captures in 3 s", alice.captures);
@@ -675,8 +666,7 @@ mod tests {
     #[test]
     fn a_lost_record_brings_a_keyframe_request_and_a_fresh_gop() {
         let t0 = Instant::now();
-        let (mut alice, mut bob) =
-            (Side::new(true, true, now(t0, Duration::ZERO)), Side::new(false, false, now(t0, Duration::ZERO)));
+        let (mut alice, mut bob) = (Side::new(true, true, now(t0, Duration::ZERO)), Side::new(false, false, now(t0, Duration::ZERO)));
         // Frame 10 never arrives.
         run(&mut alice, &mut bob, t0, 0, 400, |r| r.frame == 10);
         let got = bob.session.video_counters();

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{MediaControl, Now, Output};
-use crate::crypto::frame::FrameKeys;
 use crate::media::codec::av1::VideoCodecError;
 use crate::media::video::Frame;
 use crate::media::video::encoder::{EncodeJob, Encoded};
 use crate::media::video::pattern::Stamp;
 use crate::media::video::receiver::{DecodeJob, VideoReceiveStats, VideoReceiver};
 use crate::media::video::sender::{START_BITRATE, SenderConfig, VideoSendStats, VideoSender};
+use crate::crypto::frame::FrameKeys;
 
 /// The video's counters over the session's last report interval, and its switches: what the
 /// session itself knows for `hail status` (the IO layer adds its source, sink and buffers).
@@ -161,13 +161,7 @@ impl VideoHalf {
     }
 
     /// The picture [`Output::CaptureVideo`] asked for (`None`: the source had none this time).
-    pub(super) fn captured(
-        &mut self,
-        now: Instant,
-        picture: Option<Frame>,
-        capture_us: u64,
-        out: &mut VecDeque<Output>,
-    ) {
+    pub(super) fn captured(&mut self, now: Instant, picture: Option<Frame>, capture_us: u64, out: &mut VecDeque<Output>) {
         match picture {
             Some(picture) if self.capturing() => {
                 out.push_back(Output::EncodeVideo(self.sender.begin(now, picture, capture_us)));
@@ -259,7 +253,7 @@ impl VideoHalf {
         }
         if self.receiver.poll_keyframe_request(now.at) {
             out.push_back(Output::SendControl(MediaControl::KeyframeRequest));
-        }
+            }
     }
 
     /// Closes the report interval of length `interval`: the per-second counters.
@@ -267,8 +261,7 @@ impl VideoHalf {
         let per_second = |n: u64| (n as f64 / interval.as_secs_f64().max(1e-3)).round() as u64;
         let bytes = self.sender.stats().bytes;
         let sent = bytes.saturating_sub(self.window.bytes_sent_at_start);
-        self.counters.send_fps =
-            if self.capturing() { per_second(u64::from(self.window.frames_sent)) as u32 } else { 0 };
+        self.counters.send_fps = if self.capturing() { per_second(u64::from(self.window.frames_sent)) as u32 } else { 0 };
         self.counters.send_bitrate = per_second(sent * 8);
         self.counters.receive_fps = per_second(u64::from(self.window.frames_shown)) as u32;
         self.counters.receive_bitrate = per_second(self.window.bytes_received * 8);
@@ -278,10 +271,9 @@ impl VideoHalf {
     /// When the next frame tick or picture is due (`None`: nothing until an input).
     pub(super) fn poll_timeout(&self, last: Now, audio_age_us: Option<i64>) -> Option<Instant> {
         let frame = self.capturing().then_some(self.next_frame);
-        let show = self
-            .receiver
-            .next_due_us(audio_age_us)
-            .map(|due| last.at + Duration::from_micros(due.saturating_sub(last.wall_us)));
+        let show = self.receiver.next_due_us(audio_age_us).map(|due| {
+            last.at + Duration::from_micros(due.saturating_sub(last.wall_us))
+        });
         [frame, show].into_iter().flatten().min()
     }
 

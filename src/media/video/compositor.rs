@@ -8,8 +8,8 @@
 //! Pure: pictures and words in, a [`Frame`] out; no clock, no window. A window (or a test) shows
 //! what it returns.
 
-use super::font::{self, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT};
 use super::{Frame, LUMA_BLACK as BLACK, LUMA_WHITE};
+use super::font::{self, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT};
 
 /// Text luma.
 const TEXT: u8 = LUMA_WHITE;

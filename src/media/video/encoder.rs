@@ -65,9 +65,7 @@ impl std::fmt::Debug for EncodeWorker {
 impl EncodeWorker {
     /// A worker opening encoders of `kind` on `threads` threads (none is open until the first job).
     pub fn new(kind: EncoderKind, threads: usize) -> Self {
-        Self::with_opener(move |f: VideoFormat, bitrate| {
-            kind.open(f.width, f.height, u64::from(f.fps), bitrate, threads)
-        })
+        Self::with_opener(move |f: VideoFormat, bitrate| kind.open(f.width, f.height, u64::from(f.fps), bitrate, threads))
     }
 
     /// A worker opening its encoders with `open` (a fake encoder in tests and the simulator).

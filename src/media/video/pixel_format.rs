@@ -205,19 +205,14 @@ pub fn rgb24_to_i420(bytes: &[u8], width: usize, height: usize) -> Result<Frame,
 /// height, packed RGB)`. What the window tests read screenshots with; other layouts are refused.
 pub fn xwd_to_rgb24(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
     let field = |i: usize| -> Result<u32, String> {
-        bytes
-            .get(4 * i..4 * i + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or("a short xwd header".to_owned())
+        bytes.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or("a short xwd header".to_owned())
     };
     let (header, version, format) = (field(0)? as usize, field(1)?, field(2)?);
     let (width, height, byte_order, bpp, line) =
         (field(4)? as usize, field(5)? as usize, field(7)?, field(11)? as usize, field(12)? as usize);
     let (red, green, blue, colours) = (field(14)?, field(15)?, field(16)?, field(19)? as usize);
     if version != 7 || format != 2 || bpp != 32 || red == 0 || green == 0 || blue == 0 {
-        return Err(format!(
-            "xwd version {version}, format {format}, {bpp} bits per pixel: not a 32-bit TrueColor dump"
-        ));
+        return Err(format!("xwd version {version}, format {format}, {bpp} bits per pixel: not a 32-bit TrueColor dump"));
     }
     let start = header + 12 * colours;
     let needed = start + line * height;
@@ -228,11 +223,7 @@ pub fn xwd_to_rgb24(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
     let mut rgb = Vec::with_capacity(width * height * 3);
     for row in 0..height {
         for p in bytes[start + row * line..start + row * line + width * 4].chunks_exact(4) {
-            let px = if byte_order == 0 {
-                u32::from_le_bytes([p[0], p[1], p[2], p[3]])
-            } else {
-                u32::from_be_bytes([p[0], p[1], p[2], p[3]])
-            };
+            let px = if byte_order == 0 { u32::from_le_bytes([p[0], p[1], p[2], p[3]]) } else { u32::from_be_bytes([p[0], p[1], p[2], p[3]]) };
             rgb.extend([channel(px, red), channel(px, green), channel(px, blue)]);
         }
     }

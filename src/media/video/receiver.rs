@@ -320,13 +320,7 @@ impl VideoReceiver {
             self.backlog_pending = true;
         }
         self.expect = Some(frame.frame.wrapping_add(1));
-        Ok(Some(DecodeJob {
-            av1: frame.av1,
-            frame: frame.frame,
-            capture_us: frame.capture_us,
-            age_us: age,
-            run: self.run,
-        }))
+        Ok(Some(DecodeJob { av1: frame.av1, frame: frame.frame, capture_us: frame.capture_us, age_us: age, run: self.run }))
     }
 
     /// `job` was decoded at `now` into `result`: the pictures wait for their turn. A decoder that
@@ -338,8 +332,7 @@ impl VideoReceiver {
             Ok(pictures) => {
                 if !pictures.is_empty() {
                     self.decoded_ages.push_back((now, job.age_us));
-                    while self.decoded_ages.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > AGE_WINDOW)
-                    {
+                    while self.decoded_ages.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > AGE_WINDOW) {
                         self.decoded_ages.pop_front();
                     }
                 }
@@ -386,8 +379,8 @@ impl VideoReceiver {
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
         // A stall is relative to the sender's cadence: a sender that manages 2 fps is slow, not stalled.
         let stall = self.arrival_gap.map_or(STALL, |g| STALL.max(g * 4));
-        let stalled =
-            self.remote_sending && self.last_arrival.is_some_and(|t| now.saturating_duration_since(t) >= stall);
+        let stalled = self.remote_sending
+            && self.last_arrival.is_some_and(|t| now.saturating_duration_since(t) >= stall);
         if !(self.need_keyframe || self.backlog_pending || stalled) {
             return false;
         }
@@ -449,17 +442,16 @@ impl VideoReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::fake::{FakeVideoDecoder, FakeVideoEncoder};
     use crate::media::video::cpu_adaptation::VideoFormat;
-    use crate::media::video::encoder::EncodeWorker;
     use crate::media::video::pattern::Stamp;
+    use crate::media::codec::fake::{FakeVideoDecoder, FakeVideoEncoder};
+    use crate::media::video::encoder::EncodeWorker;
     use crate::media::video::sender::{Outgoing, SenderConfig, VideoSender};
 
     fn pair() -> (VideoSender, VideoReceiver) {
         let a = FrameKeys::new([1; 32], [2; 32], true, b"h");
         let b = FrameKeys::new([1; 32], [2; 32], false, b"h");
-        let config =
-            SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() };
+        let config = SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 30 }, ..Default::default() };
         (VideoSender::new(&a, config), VideoReceiver::new(&b, 1).unwrap())
     }
 

@@ -325,13 +325,7 @@ mod tests {
     }
 
     /// Begins a job for picture `n` at `at` and has the fake encoder carry it out in `took`.
-    fn step(
-        s: &mut VideoSender,
-        w: &mut EncodeWorker,
-        at: Instant,
-        n: u32,
-        took: Duration,
-    ) -> (EncodeJob, Vec<Outgoing>) {
+    fn step(s: &mut VideoSender, w: &mut EncodeWorker, at: Instant, n: u32, took: Duration) -> (EncodeJob, Vec<Outgoing>) {
         let pic = pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
         let job = s.begin(at, pic, u64::from(n));
         let result = w.encode(&job).map(|e| Encoded { took, ..e });
@@ -372,8 +366,7 @@ mod tests {
         let mut n = 0;
         // Each 640x360 picture takes 40 ms of a 33 ms interval.
         let job = loop {
-            let (job, _) =
-                step(&mut s, &mut w, t0 + Duration::from_millis(33 * u64::from(n)), n, Duration::from_millis(40));
+            let (job, _) = step(&mut s, &mut w, t0 + Duration::from_millis(33 * u64::from(n)), n, Duration::from_millis(40));
             n += 1;
             if (job.format.width, job.format.height) != (640, 360) || n > 100 {
                 break job;

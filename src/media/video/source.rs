@@ -377,8 +377,7 @@ mod tests {
             let request = CaptureRequest { format, stamp: Stamp { counter: 0, capture_ms: 0 }, now_us };
             if let Some(c) = src.next_picture(&request).unwrap() {
                 let counter = pattern::read(&c.picture).unwrap().counter;
-                sink.write(&Rendered { picture: c.picture, frame: shown.len() as u32, capture_us: c.capture_us })
-                    .unwrap();
+                sink.write(&Rendered { picture: c.picture, frame: shown.len() as u32, capture_us: c.capture_us }).unwrap();
                 shown.push((counter, c.capture_us - start_us));
             }
         }

@@ -33,9 +33,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             return;
         };
         let Some(call) = self.phone.calls.values().find(|c| c.invite_request == Some(request)) else { return };
-        if call.invite_request != Some(request)
-            || call.session.state() != CallState::Dialing
-            || call.relay_owned.is_some()
+        if call.invite_request != Some(request) || call.session.state() != CallState::Dialing || call.relay_owned.is_some()
         {
             return;
         }
@@ -44,18 +42,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     pub(super) fn feed_if(&mut self, request: Option<OutboundRequestId>, input: Input) {
-        let Some(call) = self.phone.calls.values_mut().find(|c| request.is_none() || c.invite_request == request)
-        else {
+        let Some(call) = self.phone.calls.values_mut().find(|c| request.is_none() || c.invite_request == request) else {
             return;
         };
         // A group leg to a hail that predates group calls rang as a 1:1 call: end the leg.
         let input = match input {
             Input::InviteReplied(InviteReply::Ringing { group: false, .. }) if call.group.is_some() => {
-                let who = call
-                    .contact
-                    .as_ref()
-                    .map(|c| c.name.to_string())
-                    .unwrap_or_else(|| call.session.peer().to_base58());
+                let who = call.contact.as_ref().map(|c| c.name.to_string()).unwrap_or_else(|| call.session.peer().to_base58());
                 Input::InviteFailed(format!("{who}'s hail does not take group calls (it needs an update)"))
             }
             other => other,
@@ -147,13 +140,14 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             now,
         );
         let auto_answer = answer_now || (self.phone.settings.auto_answer && contact.is_some());
-        let mut call = LiveCall::new(
-            session,
-            contact,
-            self.phone.settings.audio.clone(),
-            self.phone.settings.video.clone(),
-            self.phone.view.clone(),
-        );
+        let mut call =
+            LiveCall::new(
+                session,
+                contact,
+                self.phone.settings.audio.clone(),
+                self.phone.settings.video.clone(),
+                self.phone.view.clone(),
+            );
         call.group = invite.group.clone();
         if let Some(leg) = &invite.group {
             let me = self.config.identity.peer_id();

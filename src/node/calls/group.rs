@@ -23,10 +23,10 @@ use super::*;
 use crate::call::signal::{GroupLeg, GroupLegKind};
 use crate::crypto::sas::{Sas, SasTable};
 use crate::crypto::sender_key::SenderIndex;
-use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
 use crate::group::control::{ControlBody, GroupControl};
 use crate::group::roster::Roster;
 use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
+use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
 use crate::media::group_call::{
     FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
 };
@@ -372,9 +372,7 @@ impl Phone {
         let me = self.identity.peer_id();
         let name = |p: &PeerId| contacts.iter().find(|c| c.peer_id == *p).map(|c| c.name.clone());
         let leg_up = |p: &PeerId| {
-            self.calls
-                .values()
-                .any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
+            self.calls.values().any(|c| c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active)
         };
         let leg_path = |p: &PeerId| {
             self.calls
@@ -487,11 +485,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     /// `hail call A B …`: starts a group call with us as its founder and invites each.
-    pub(in crate::node) fn start_group(
-        &mut self,
-        who: Vec<String>,
-        audio: MediaOverride,
-    ) -> Result<GroupInfo, NodeError> {
+    pub(in crate::node) fn start_group(&mut self, who: Vec<String>, audio: MediaOverride) -> Result<GroupInfo, NodeError> {
         if self.phone.in_call() {
             return Err(NodeError::InCall);
         }
@@ -609,11 +603,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     fn group_send(&mut self, to: PeerId, bytes: Vec<u8>) {
         let Some(group) = self.phone.group.as_mut() else { return };
         let id = group.id;
-        let leg = self
-            .phone
-            .calls
-            .values()
-            .find(|c| c.leg_of(id) && c.session.peer() == to && c.session.state() == CallState::Active);
+        let leg = self.phone.calls.values().find(|c| {
+            c.leg_of(id) && c.session.peer() == to && c.session.state() == CallState::Active
+        });
         let link = leg.and_then(|c| c.link(&self.phone.links));
         match link {
             Some(link) => {
@@ -695,9 +687,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         }
         let Some(info) = self.current_group_info() else { return };
         let node_event = match event {
-            GroupEvent::Joined(peer) => {
-                NodeEvent::GroupJoined { name: participant_name(&info, &peer), peer_id: peer, group: info }
-            }
+            GroupEvent::Joined(peer) => NodeEvent::GroupJoined { name: participant_name(&info, &peer), peer_id: peer, group: info },
             GroupEvent::Left(peer, reason) => {
                 let name = self.db.contact_by_peer(&peer).ok().flatten().map(|c| c.name);
                 let who = GroupPeerChange { peer_id: peer, name, reason: leave_reason(reason).into() };
@@ -747,9 +737,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let contact = |p: &PeerId| self.db.contact_by_peer(p).ok().flatten().map(|c| c.name);
         let outcome = match (group.admitted_wall_ms, group.ended) {
             (Some(_), _) => CallOutcome::Completed,
-            (None, Some(LeaveReason::NotAdmitted)) => {
-                CallOutcome::Failed { reason: "the group did not let us in".into() }
-            }
+            (None, Some(LeaveReason::NotAdmitted)) => CallOutcome::Failed { reason: "the group did not let us in".into() },
             (None, _) => CallOutcome::Missed,
         };
         let record = CallRecord {
@@ -772,9 +760,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// `hail mute`/`unmute` in a group call: what we send is muted or not, and every member is
     /// told on its leg (`media_state`, as in a 1:1 call), so its status shows it.
     pub(in crate::node) fn set_group_muted(&mut self, muted: bool) -> Result<GroupInfo, NodeError> {
-        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else {
-            return Err(NodeError::NoCall);
-        };
+        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else { return Err(NodeError::NoCall) };
         group.muted = muted;
         group.media.set_muted(muted);
         self.tell_legs_muted(muted);
@@ -909,8 +895,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(group) = self.phone.group.as_mut().filter(|g| call.leg_of(g.id)) else { return };
         group.outbox.remove(&peer);
         group.media.detach(&peer);
-        let invitation =
-            call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
+        let invitation = call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
         let member = group.roster().is_some_and(|r| r.contains(&peer));
         if !invitation || member || group.ended.is_some() {
             return;
@@ -953,9 +938,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 // The answered invitation's audio choices (`hail answer --audio-in …`) and mute.
                 let (audio, muted) = (call.audio_config.clone(), call.muted);
                 let invite = match GroupControl::decode(&bytes) {
-                    Ok(control)
-                        if control.call_id == leg.id.0 && matches!(control.body, ControlBody::Invite { .. }) =>
-                    {
+                    Ok(control) if control.call_id == leg.id.0 && matches!(control.body, ControlBody::Invite { .. }) => {
                         control
                     }
                     Ok(_) => return tracing::info!(%peer, "ignored a group message before the invitation"),
@@ -1105,10 +1088,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let mut want: BTreeMap<PeerId, (SenderIndex, Arc<dyn MediaLink>)> = BTreeMap::new();
         if let Some(roster) = group.roster() {
             for entry in roster.entries() {
-                let leg =
-                    self.phone.calls.values().find(|c| {
-                        c.leg_of(id) && c.session.peer() == entry.peer && c.session.state() == CallState::Active
-                    });
+                let leg = self.phone.calls.values().find(|c| {
+                    c.leg_of(id) && c.session.peer() == entry.peer && c.session.state() == CallState::Active
+                });
                 if let Some(media) = leg.and_then(|c| c.link(&self.phone.links)).and_then(PeerLink::media) {
                     want.insert(entry.peer, (entry.index, media));
                 }

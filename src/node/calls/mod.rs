@@ -33,9 +33,9 @@ use crate::discovery::{FindError, FoundPeer, InviteEvent, RelayRequestError};
 use crate::identity::Identity;
 use crate::ip_scope::IpScope;
 use crate::media::audio_processing::AudioProcessingMode;
+use crate::media::io::{SinkSpec, SourceSpec};
 use crate::media::config::{AudioConfig, VideoConfig};
 use crate::media::driver::{CallMedia, MediaConfig};
-use crate::media::io::{SinkSpec, SourceSpec};
 use crate::media::session::MediaControl;
 use crate::media::stats::{AudioStats, VideoStats};
 use crate::media::video::source::{VideoSinkSpec, VideoSourceSpec};
@@ -58,9 +58,9 @@ mod settings;
 mod view;
 
 use self::admission::invite_json;
-use self::group::{GroupCall, HeldMesh};
-pub use self::group::{GroupInfo, ParticipantInfo};
 use self::path::Links;
+pub use self::group::{GroupInfo, ParticipantInfo};
+use self::group::{GroupCall, HeldMesh};
 pub use self::settings::{CallSettings, MediaOverride, UnknownCallers, UnknownCallersError};
 pub use self::view::{CallInfo, CallPath, GroupRing, SasEmoji};
 use self::view::{id_matches, sas_matches};
@@ -411,8 +411,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
                         feed.offer_relay(mine);
                     }
                 }
-                let relay_candidate =
-                    granted.map(|(_, theirs)| crate::transport::candidate::format_relay(&relay, theirs));
+                let relay_candidate = granted.map(|(_, theirs)| crate::transport::candidate::format_relay(&relay, theirs));
                 if let Some((channel, mut reply)) = call.pending_invite_reply.take() {
                     // We are called: the held reply goes out now, with the caller's side if granted.
                     if let (InviteReply::Ringing { candidates, .. }, Some(c)) = (&mut reply, relay_candidate) {

@@ -83,18 +83,11 @@ impl CameraFormat {
     /// One frame as the driver filled its buffer: rows `stride` bytes apart (a driver may pad each
     /// row past `width`; MJPEG has no rows and ignores it), as I420. A short or padded buffer is
     /// repacked row by row; what is missing is an error, never a panic.
-    pub fn buffer_to_i420(
-        self,
-        bytes: &[u8],
-        stride: usize,
-        width: usize,
-        height: usize,
-    ) -> Result<Frame, PixelFormatError> {
+    pub fn buffer_to_i420(self, bytes: &[u8], stride: usize, width: usize, height: usize) -> Result<Frame, PixelFormatError> {
         match self.row_bytes(width) {
             Some(row) if stride > row => {
                 let rows = if self == CameraFormat::Nv12 { height + height / 2 } else { height };
-                let packed: Vec<u8> =
-                    bytes.chunks(stride).take(rows).flat_map(|r| &r[..row.min(r.len())]).copied().collect();
+                let packed: Vec<u8> = bytes.chunks(stride).take(rows).flat_map(|r| &r[..row.min(r.len())]).copied().collect();
                 self.to_i420(&packed, width, height)
             }
             _ => self.to_i420(bytes, width, height),
@@ -312,9 +305,7 @@ fn modes_of(device: &v4l2::Device) -> Vec<CameraMode> {
             modes.extend(rates.into_iter().map(|rate| CameraMode { format, width: size.0, height: size.1, rate }));
         }
     }
-    modes.sort_by_key(|m| {
-        (m.format, std::cmp::Reverse((u64::from(m.width) * u64::from(m.height), (m.fps() * 100.0) as u32)))
-    });
+    modes.sort_by_key(|m| (m.format, std::cmp::Reverse((u64::from(m.width) * u64::from(m.height), (m.fps() * 100.0) as u32))));
     modes.dedup();
     modes
 }

@@ -216,11 +216,7 @@ fn a_padded_or_short_driver_buffer_converts_or_fails_cleanly() {
     let packed = CameraFormat::Yuyv.buffer_to_i420(&yuyv, 128, 64, 36).unwrap();
     let padded_bytes: Vec<u8> = yuyv.chunks(128).flat_map(|r| r.iter().copied().chain([0xAA; 16])).collect();
     let padded = CameraFormat::Yuyv.buffer_to_i420(&padded_bytes, 144, 64, 36).unwrap();
-    assert_eq!(
-        (padded.y.as_slice(), padded.u.as_slice()),
-        (packed.y.as_slice(), packed.u.as_slice()),
-        "padding is dropped"
-    );
+    assert_eq!((padded.y.as_slice(), padded.u.as_slice()), (packed.y.as_slice(), packed.u.as_slice()), "padding is dropped");
     assert_eq!(packed.y, p.y, "luma exact");
     // NV12 with padded rows: luma rows and the interleaved chroma rows both repacked.
     let mut nv12: Vec<u8> = p.y.chunks(64).flat_map(|r| r.iter().copied().chain([0; 8])).collect();
