@@ -39,7 +39,8 @@
 //! process (`common/group_join.rs`): the start (`hail call` of all but one) and 10 joins of the
 //! last member (`hail add`), each timed until it is a member everywhere, until everyone shows
 //! the same emoji, and until every member hears every other (`join_ms`, p50 / p90 / max). The
-//! smoke run times one join into a group of 3 and fails if it does not complete.
+//! smoke run times one join into a group of 3 and fails if it does not complete. `join-only 6 8`
+//! measures those group sizes only (with `join`, the first number is also the cost rows' seconds).
 
 #[path = "common/args.rs"]
 mod args;
@@ -291,6 +292,9 @@ async fn quality(c: &Condition, speech: &[Vec<i16>], python: Option<&str>, out: 
 
 fn main() {
     let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out"]);
+    if let Ok(filter) = std::env::var("HAIL_BENCH_LOG") {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+    }
     let seconds: f64 = args.number().unwrap_or(if args.bench { 8.0 } else { 1.0 });
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
@@ -313,7 +317,13 @@ fn main() {
     // `join`: start and join times between real daemons (`common/group_join.rs`); `join-only`:
     // nothing else. A smoke run (no `--bench`) times one join into a group of 3.
     let join_rows: Vec<_> = if args.has_word("join") || args.has_word("join-only") || !args.bench {
-        let (sizes, samples): (&[usize], usize) = if args.bench { (&MEMBERS, 10) } else { (&[3], 1) };
+        // `join-only 6`: that group size only.
+        let asked: Vec<usize> = args.numbers().into_iter().filter(|n| MEMBERS.contains(n)).collect();
+        let (sizes, samples): (&[usize], usize) = match (args.bench, asked.is_empty()) {
+            (true, true) => (&MEMBERS, 10),
+            (true, false) => (&asked, 10),
+            (false, _) => (&[3], 1),
+        };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let rows: Vec<_> = sizes.iter().map(|n| runtime.block_on(group_join::measure(dir.path(), *n, samples))).collect();
         if !args.bench {

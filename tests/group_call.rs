@@ -327,3 +327,55 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
         assert!(log.contains(said), "alice's log lacks {said:?}");
     }
 }
+
+/// A member who left can be invited again, and again: each time the group settles with her in a
+/// new epoch, and without her once she leaves (`benches/group_call.rs`'s join samples do this ten
+/// times in a row). Invites are rationed per caller (`call::rate_limit`: 3 per 10 s), so a fourth
+/// invitation within 10 s is refused at the invitee and the inviter is told why; once the window
+/// has passed she can be added again. `hail add` needs a group call, so the group starts with three.
+#[test]
+fn a_member_who_left_is_added_again_and_a_fourth_invite_within_ten_seconds_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob", "carol", "dave"]);
+    let (alice, bob, carol, dave) = (&d[0], &d[1], &d[2], &d[3]);
+    let ids: Vec<String> = d.iter().map(peer_id).collect();
+    alice.hail(&["call", "bob", "carol"]).ok();
+    answer_group_invite(bob, "alice");
+    answer_group_invite(carol, "alice");
+    let (_, mut epoch) = all_settled(&[alice, bob, carol], &ids[..3]);
+    let events = watch(alice);
+    let first_invite = std::time::Instant::now();
+    let mut join_and_leave = |round: &str| {
+        alice.hail(&["add", "dave"]).ok();
+        answer_group_invite(dave, "alice");
+        let (_, joined) = all_settled(&[alice, bob, carol, dave], &ids);
+        assert!(joined > epoch, "{round}: a join makes a new epoch");
+        dave.hail(&["leave"]).ok();
+        let (_, left) = all_settled(&[alice, bob, carol], &ids[..3]);
+        assert!(left > joined, "{round}: a leave makes a new epoch");
+        epoch = left;
+    };
+    for round in 0..3 {
+        join_and_leave(&format!("round {round}"));
+    }
+    // The fourth invitation to dave within 10 s: his node refuses it, alice hears why.
+    alice.hail(&["add", "dave"]).ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let seen = events.lock().unwrap().clone();
+        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed" && e["name"] == "dave") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no group.invite_failed for dave");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(failed["reason"].as_str().unwrap().contains("too many calls"), "{failed}");
+    let status = dave.hail(&["--json", "status"]).json()["ok"].clone();
+    assert!(status["call"].is_null() || status["call"]["state"] != "ringing", "dave's node did not ring: {status}");
+    all_settled(&[alice, bob, carol], &ids[..3]);
+    // After the window, he can be added again.
+    std::thread::sleep(
+        (first_invite + Duration::from_millis(10_500)).saturating_duration_since(std::time::Instant::now()),
+    );
+    join_and_leave("after the window");
+}

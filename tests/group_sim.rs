@@ -439,8 +439,17 @@ fn an_invitee_nobody_lets_in_gives_up() {
     let config = GroupConfig::default();
     let mut invitee = GroupMember::accept_invite(peer(3), from, &invite, config.clone(), rng(3), net.now).unwrap();
     assert!(invitee.seal(GroupMedia::Audio, b"x").is_err(), "no key before a commit lets it in");
-    let give_up = invitee.poll_timeout().unwrap();
-    assert_eq!(give_up, net.now + config.invite_lifetime);
+    // It asks again every heartbeat while it waits, and gives up at the invitation's end.
+    assert_eq!(invitee.poll_timeout(), Some(net.now + config.heartbeat));
+    let give_up = net.now + config.invite_lifetime;
+    invitee.handle_timeout(net.now + config.heartbeat);
+    let asked_again = std::iter::from_fn(|| invitee.poll_output()).any(|o| match o {
+        Output::Send { to, bytes } => {
+            to == from && GroupControl::decode(&bytes).is_ok_and(|m| matches!(m.body, ControlBody::JoinRequest))
+        }
+        Output::Event(_) => false,
+    });
+    assert!(asked_again, "a second join request to the inviter");
     invitee.handle_timeout(give_up - Duration::from_millis(1));
     let ended = |m: &mut GroupMember| {
         std::iter::from_fn(|| m.poll_output())
@@ -576,4 +585,108 @@ fn messages_two_epochs_ahead_wait_for_their_commit() {
         let frame = net.member(a).seal(GroupMedia::Audio, b"after both joins").unwrap();
         assert_eq!(net.member(&late).open(a, &frame).unwrap().payload, b"after both joins", "{late} opens {a}");
     }
+}
+
+/// The founder calls several at once and they all answer together: their join requests reach it
+/// in one go. Once the first newcomer is in, the sequencer may be that newcomer (the first in
+/// member order), so the founder passes the others' requests on as proposals, which can cross
+/// the sequencer's next commit. Every invitee still gets in, at one epoch everyone agrees on,
+/// whoever sequences (each founder and set of invitees below puts the sequencer elsewhere).
+#[test]
+fn a_founder_calling_several_at_once_gets_them_all_in_whoever_sequences() {
+    for founder in 1..=8u8 {
+        let others: Vec<u8> = (1..=8u8).filter(|s| *s != founder).take(5).collect();
+        let mut net = Net::new();
+        let f = peer(founder);
+        net.members.insert(f, GroupMember::start(CALL, f, net.config.clone(), rng(founder), net.now));
+        for s in &others {
+            net.command(&f, Command::Invite(peer(*s))).unwrap();
+        }
+        net.run();
+        // Everyone answers before any join request is handled.
+        for (from, to, invite) in std::mem::take(&mut net.invitations) {
+            let seed = others.iter().copied().find(|s| peer(*s) == to).unwrap();
+            let joining = GroupMember::accept_invite(to, from, &invite, net.config.clone(), rng(seed), net.now).unwrap();
+            net.members.insert(to, joining);
+        }
+        net.run();
+        let everyone = in_member_order(&net);
+        assert_eq!(everyone.len(), 6);
+        for m in &everyone {
+            let roster = net.members[m].roster().unwrap_or_else(|| panic!("founder {founder}: {m} is still joining"));
+            assert_eq!(roster.len(), 6, "founder {founder}: {m} sees {} members", roster.len());
+        }
+        all_agree(&net, &everyone);
+        assert!(everyone.iter().all(|m| !net.saw(m, |e| matches!(e, GroupEvent::EmojiFailed { .. }))));
+    }
+}
+
+/// A join request refused for the inviter's budget is not the end: the invitee asks again every
+/// heartbeat while it waits, and is let in once the budget's window has passed; repeats of a
+/// request already taken change nothing.
+#[test]
+fn a_join_request_refused_for_the_budget_is_taken_when_the_invitee_asks_again() {
+    let config = GroupConfig { join_requests: 1, ..GroupConfig::default() };
+    let mut net = Net { config: config.clone(), ..Net::new() };
+    let f = peer(1);
+    net.members.insert(f, GroupMember::start(CALL, f, config.clone(), rng(1), net.now));
+    for s in [2, 3] {
+        net.command(&f, Command::Invite(peer(s))).unwrap();
+    }
+    net.run();
+    for (from, to, invite) in std::mem::take(&mut net.invitations) {
+        let seed = if to == peer(2) { 2 } else { 3 };
+        net.members.insert(to, GroupMember::accept_invite(to, from, &invite, config.clone(), rng(seed), net.now).unwrap());
+    }
+    net.run();
+    let waiting: Vec<PeerId> = [2, 3].map(peer).into_iter().filter(|p| net.members[p].roster().is_none()).collect();
+    assert_eq!(waiting.len(), 1, "one of the two requests is over the budget of 1");
+    assert_eq!(net.members[&f].roster().unwrap().len(), 2);
+    // Within the window the repeats are refused again; after it, one is taken.
+    net.advance(config.join_window / 2);
+    assert!(net.members[&waiting[0]].roster().is_none());
+    net.advance(config.join_window);
+    let everyone = in_member_order(&net);
+    for m in &everyone {
+        assert_eq!(net.members[m].roster().map(|r| r.len()), Some(3), "{m}");
+    }
+    all_agree(&net, &everyone);
+    // Its repeats after it is in are taken as nothing: no new epoch.
+    let epoch = net.epoch(&f);
+    net.advance(Duration::from_secs(5));
+    assert_eq!(net.epoch(&f), epoch);
+}
+
+/// A member that falls behind while six more are let in one after the other (a whole group called
+/// at once, seven epochs) gets the others' keys and emoji commitments for the latest epoch before
+/// the commits that take it there (its leg to the sequencer is slow, the others' are not): it
+/// keeps them, reaches the latest epoch, and everyone agrees on its emoji.
+#[test]
+fn a_member_six_epochs_behind_keeps_what_comes_early_and_catches_up() {
+    let mut net = Net::new();
+    let mut seeds: Vec<u8> = (1..=8).collect();
+    seeds.sort_by_key(|s| peer(*s).to_bytes());
+    // The first in member order founds (and sequences throughout); the second joins, then lags.
+    let (founder, behind) = (peer(seeds[0]), peer(seeds[1]));
+    net.members.insert(founder, GroupMember::start(CALL, founder, net.config.clone(), rng(seeds[0]), net.now));
+    net.invite(founder, seeds[1]);
+    net.holding.insert(behind);
+    for s in &seeds[2..] {
+        net.invite(founder, *s);
+    }
+    let others: Vec<PeerId> = seeds.iter().map(|s| peer(*s)).filter(|p| *p != behind).collect();
+    assert!(others.iter().all(|p| net.epoch(p) == 7), "the others are at epoch 7");
+    assert_eq!(net.epoch(&behind), 1);
+    // Released: everything but the commits first (they come on the slow leg, last).
+    net.holding.remove(&behind);
+    let held = std::mem::take(&mut net.held);
+    let is_commit = |b: &Vec<u8>| GroupControl::decode(b).is_ok_and(|m| matches!(m.body, ControlBody::Commit { .. }));
+    let (commits, rest): (Vec<_>, Vec<_>) = held.into_iter().partition(|(_, _, b)| is_commit(b));
+    net.queue.extend(rest);
+    net.queue.extend(commits);
+    net.run();
+    let everyone = in_member_order(&net);
+    assert_eq!(net.epoch(&behind), 7);
+    all_agree(&net, &everyone);
+    assert!(everyone.iter().all(|m| !net.saw(m, |e| matches!(e, GroupEvent::EmojiFailed { .. }))));
 }

@@ -25,6 +25,11 @@ use serde_json::{Value, json};
 
 /// The longest one step may take before the sample counts as failed.
 const STEP_LIMIT: Duration = Duration::from_secs(30);
+/// A member's join budget (`group::GroupConfig`'s defaults): this many per window, and the
+/// spacing of joins that stays within it.
+const JOIN_BUDGET: usize = 8;
+const JOIN_WINDOW: Duration = Duration::from_secs(10);
+const JOIN_SPACING: Duration = Duration::from_millis(1500);
 /// How often every member's status is read while waiting.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -83,6 +88,27 @@ fn stage(statuses: &[StatusInfo], members: &[String]) -> Stage {
     if hears_all { Stage::Audio } else { Stage::Emoji }
 }
 
+/// Each member's view, for a failure: its group's state and epoch, and each participant's state
+/// (`m2:connected`), `-` for a daemon with no group.
+fn where_each_is(statuses: &[StatusInfo]) -> String {
+    let views: Vec<String> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match &s.group {
+            None => format!("m{i}: -"),
+            Some(g) => {
+                let who: Vec<String> = g
+                    .participants
+                    .iter()
+                    .map(|p| format!("{}:{}", p.name.as_ref().map(|n| n.to_string()).unwrap_or_else(|| "me".into()), p.state))
+                    .collect();
+                format!("m{i}: {} epoch {:?} [{}]", g.state, g.epoch, who.join(" "))
+            }
+        })
+        .collect();
+    views.join("; ")
+}
+
 /// Polls every daemon until the group reaches each stage with `members`; the time of each stage
 /// from `from` (ms), or the stage it was stuck at after [`STEP_LIMIT`].
 async fn time_stages(daemons: &[&Daemon], members: &[String], from: Instant) -> Result<[f64; 3], String> {
@@ -103,7 +129,7 @@ async fn time_stages(daemons: &[&Daemon], members: &[String], from: Instant) -> 
             return Ok([m, e, a]);
         }
         if from.elapsed() > STEP_LIMIT {
-            return Err(format!("stuck at {reached:?} after {} s", STEP_LIMIT.as_secs()));
+            return Err(format!("stuck at {reached:?} after {} s; {}", STEP_LIMIT.as_secs(), where_each_is(&statuses)));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -168,7 +194,16 @@ pub async fn measure(dir: &Path, members: usize, samples: usize) -> Value {
 
     let (mut member_ms, mut emoji_ms, mut audio_ms, mut failures) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     if start.is_ok() {
+        // A member takes at most 8 join requests per 10 s (`group::GroupConfig`, against epoch
+        // churn; a refused request is taken at the invitee's next, 2 s later): the start's joins age
+        // out first, then one join per 1.5 s stays under it, so no sample waits for the budget.
+        if members - 2 + samples > JOIN_BUDGET {
+            tokio::time::sleep(JOIN_WINDOW).await;
+        }
+        let mut last = Instant::now() - JOIN_SPACING;
         for _ in 0..samples {
+            tokio::time::sleep((last + JOIN_SPACING).saturating_duration_since(Instant::now())).await;
+            last = Instant::now();
             let asked = Instant::now();
             if let Err(e) = founder.node().group_add(&names[members - 1]).await {
                 failures.push(format!("add: {e}"));

@@ -225,8 +225,8 @@ pub enum GroupError {
 
 #[derive(Debug)]
 enum Phase {
-    /// Invited: waits for the commit that lists it.
-    Joining { after_epoch: u64, known: Vec<PeerId>, give_up: Instant },
+    /// Invited by `inviter`: waits for the commit that lists it, asking again every heartbeat.
+    Joining { inviter: PeerId, after_epoch: u64, known: Vec<PeerId>, give_up: Instant },
     /// In the call.
     Member,
     /// Out of the call.
@@ -235,11 +235,14 @@ enum Phase {
 
 /// How many epochs ahead of its own a member keeps messages for: several joins at once move the
 /// group on by one epoch each, and a member's key and emoji commitment for the latest can reach us
-/// on its own leg before the sequencer's commits of the epochs between do on another.
-const EARLY_EPOCHS: u64 = 3;
-/// How many messages for epochs this member has not reached yet it keeps (three per member and
-/// epoch: a key, a commitment, a reveal).
-const EARLY_MESSAGES: usize = 3 * crate::crypto::group_sas::MAX_MEMBERS * EARLY_EPOCHS as usize;
+/// on its own leg before the sequencer's commits of the epochs between do on another. A whole
+/// group called at once moves on by up to 7 (8 members at most), and a member busy elsewhere can
+/// fall that far behind.
+const EARLY_EPOCHS: u64 = 7;
+/// How many messages for epochs this member has not reached yet it keeps: three per member and
+/// epoch (a key, a commitment, a reveal) for three epochs of the largest group a round allows —
+/// more than a full group of 8 needs for all seven.
+const EARLY_MESSAGES: usize = 3 * crate::crypto::group_sas::MAX_MEMBERS * 3;
 /// Pairwise handshakes remembered at most (members, newcomers on their way, a few more).
 const MAX_HANDSHAKES: usize = 4 * crate::crypto::group_sas::MAX_MEMBERS;
 
@@ -257,6 +260,10 @@ pub struct GroupMember {
     leaving: BTreeSet<PeerId>,
     invites: BTreeMap<PeerId, Instant>,
     proposals: BTreeSet<PeerId>,
+    /// Newcomers whose join requests this member passed on to another sequencer, and since when:
+    /// proposed again at every epoch whose commit leaves them out, until their invitation expires
+    /// (a proposal can cross a commit, or its sequencer can leave).
+    proposed: BTreeMap<PeerId, Instant>,
     join_budget: JoinBudget,
     keys: MediaKeys,
     emoji: Option<EmojiRound>,
@@ -299,6 +306,7 @@ impl GroupMember {
             leaving: BTreeSet::new(),
             invites: BTreeMap::new(),
             proposals: BTreeSet::new(),
+            proposed: BTreeMap::new(),
             join_budget,
             keys: MediaKeys::new(),
             emoji: None,
@@ -341,7 +349,7 @@ impl GroupMember {
             return Err(GroupError::BadInvite("an invite must list its inviter and not the invitee"));
         }
         let known = members.iter().map(|m| m.peer).collect();
-        let phase = Phase::Joining { after_epoch: *epoch, known, give_up: now + config.invite_lifetime };
+        let phase = Phase::Joining { inviter, after_epoch: *epoch, known, give_up: now + config.invite_lifetime };
         let mut member = GroupMember::blank(invite.call_id, me, config, rng, phase, now);
         member.send(inviter, ControlBody::JoinRequest);
         Ok(member)
@@ -417,7 +425,7 @@ impl GroupMember {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Member => {}
-            Phase::Joining { give_up, .. } => return Some(give_up),
+            Phase::Joining { give_up, .. } => return Some(give_up.min(self.next_heartbeat)),
             Phase::Out => return None,
         }
         [
@@ -513,7 +521,16 @@ impl GroupMember {
         match self.phase {
             Phase::Member => {}
             Phase::Joining { give_up, .. } if now >= give_up => return self.end(LeaveReason::NotAdmitted),
-            _ => return,
+            Phase::Joining { inviter, .. } => {
+                // The request again: one refused for the inviter's budget, or lost with a link,
+                // is taken later (a repeat of one taken already changes nothing).
+                if now >= self.next_heartbeat {
+                    self.send(inviter, ControlBody::JoinRequest);
+                    self.next_heartbeat = now + self.config.heartbeat;
+                }
+                return;
+            }
+            Phase::Out => return,
         }
         let Some(roster) = self.roster.clone() else { return };
         if now >= self.next_heartbeat {
@@ -589,6 +606,9 @@ impl GroupMember {
             ControlBody::Commit { epoch, next_index, members, topology } => {
                 self.commit(from, epoch, next_index, members, topology, now)
             }
+            // A current member's proposal that crossed a commit still stands: the newcomer was
+            // invited all the same (the proposer proposes again at each epoch anyway).
+            ControlBody::Propose { newcomer, .. } => self.propose(newcomer, now),
             _ if epoch != current => Err(GroupError::WrongEpoch { got: epoch, current }),
             ControlBody::Heartbeat { .. } => Ok(()),
             ControlBody::Uplink { kbps, .. } => {
@@ -599,7 +619,6 @@ impl GroupMember {
                 self.leaving.insert(from);
                 Ok(())
             }
-            ControlBody::Propose { newcomer, .. } => self.propose(newcomer, now),
             ControlBody::SenderKey { sender, base_key, .. } => {
                 let roster = self.roster.as_ref().ok_or(GroupError::NotInCall)?;
                 let key_id = self.keys.install(roster, &from, sender.0, &base_key)?;
@@ -679,6 +698,10 @@ impl GroupMember {
     }
 
     fn join_request(&mut self, from: PeerId, now: Instant) -> Result<(), GroupError> {
+        // A repeat of a request already taken (passed on, waiting for a commit, or in).
+        if self.proposals.contains(&from) || self.proposed.contains_key(&from) || self.roster.as_ref().is_some_and(|r| r.contains(&from)) {
+            return Ok(());
+        }
         // Strangers are refused before they cost anything (and before they use up the budget that
         // invited peers need).
         let Some(invited_at) = self.invites.get(&from).copied() else {
@@ -697,7 +720,10 @@ impl GroupMember {
             Some(s) if s == self.me => {
                 self.proposals.insert(from);
             }
-            Some(s) => self.send(s, ControlBody::Propose { epoch: roster.epoch(), newcomer: from }),
+            Some(s) => {
+                self.proposed.insert(from, now);
+                self.send(s, ControlBody::Propose { epoch: roster.epoch(), newcomer: from });
+            }
             None => return Err(GroupError::NotInCall),
         }
         Ok(())
@@ -708,7 +734,8 @@ impl GroupMember {
         if roster.sequencer(&self.gone(now)) != Some(self.me) {
             return Err(GroupError::Unexpected("proposal to a member that does not sequence"));
         }
-        if roster.contains(&newcomer) {
+        if roster.contains(&newcomer) || self.proposals.contains(&newcomer) {
+            // Already in, or already waiting for the next commit: a proposal sent again.
             return Ok(());
         }
         if roster.len() + self.proposals.len() >= self.config.max_members {
@@ -835,6 +862,27 @@ impl GroupMember {
         self.uplinks.retain(|p, _| next.contains(p));
         self.proposals.retain(|p| !next.contains(p));
         self.invites.retain(|p, _| !next.contains(p));
+        let lifetime = self.config.invite_lifetime;
+        self.proposed.retain(|p, at| !next.contains(p) && now < *at + lifetime);
+        if matches!(self.phase, Phase::Member) && next.contains(&me) && previous.is_some() {
+            // Our invitees this commit left out learn the new epoch and its members (the commit
+            // that lets them in may come from a member their first invitation did not name), and
+            // those whose requests we passed on are proposed again, to this epoch's sequencer.
+            let waiting: BTreeSet<PeerId> = self.invites.keys().chain(self.proposed.keys()).copied().collect();
+            for peer in waiting {
+                self.send(peer, ControlBody::Invite { epoch: next.epoch(), members: next.entries().to_vec() });
+            }
+            let again: Vec<PeerId> = self.proposed.keys().copied().collect();
+            match next.sequencer(&[]) {
+                Some(s) if s == me => self.proposals.extend(again),
+                Some(s) => {
+                    for newcomer in again {
+                        self.send(s, ControlBody::Propose { epoch: next.epoch(), newcomer });
+                    }
+                }
+                None => {}
+            }
+        }
         self.handshakes.retain(|p, _| next.contains(p) || *p == self.me);
         self.liveness.track(next.peers().filter(|p| *p != self.me), now);
         if let Some(base) = self.keys.start_epoch(&next, &self.me, now + self.config.key_grace, &mut self.rng) {

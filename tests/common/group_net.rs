@@ -134,11 +134,32 @@ impl Net {
     }
 
     pub fn collect(&mut self) {
-        for (p, m) in &mut self.members {
-            while let Some(out) = m.poll_output() {
-                match out {
-                    Output::Send { to, bytes } => self.queue.push_back((*p, to, bytes)),
-                    Output::Event(e) => self.events.entry(*p).or_default().push(e),
+        loop {
+            let mut repair = Vec::new();
+            for (p, m) in &mut self.members {
+                while let Some(out) = m.poll_output() {
+                    match out {
+                        Output::Send { to, bytes } => self.queue.push_back((*p, to, bytes)),
+                        Output::Event(e) => {
+                            // As the node does (`node::calls::group`, `EpochStarted`): a pairing
+                            // fed before its peer was a member was dropped at an epoch without it,
+                            // so every pair's handshake goes in again at each new epoch.
+                            if let GroupEvent::EpochStarted { members, .. } = &e {
+                                repair.extend(members.iter().filter(|o| self.paired.contains(&(*p, **o))).map(|o| (*p, *o)));
+                            }
+                            self.events.entry(*p).or_default().push(e);
+                        }
+                    }
+                }
+            }
+            if repair.is_empty() {
+                return;
+            }
+            for (me, other) in repair {
+                let handshake_hash = self.mitm.get(&(me, other)).copied().unwrap_or_else(|| pair_hash(&me, &other));
+                let now = self.now;
+                if let Some(m) = self.members.get_mut(&me) {
+                    let _ = m.handle(Input::Paired { peer: other, handshake_hash }, now);
                 }
             }
         }

@@ -607,6 +607,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             c.leg_of(id) && c.session.peer() == to && c.session.state() == CallState::Active
         });
         let link = leg.and_then(|c| c.link(&self.phone.links));
+        tracing::debug!(%to, leg = leg.is_some(), link = link.is_some(), "group message out");
         match link {
             Some(link) => {
                 if link.send_control(ControlMessage::group(&bytes).body()).is_err() {
@@ -639,22 +640,14 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 let me = self.config.identity.peer_id();
                 group.met.extend(members.iter().filter(|p| **p != me));
                 group.admitted_wall_ms.get_or_insert_with(|| unix_ms(SystemTime::now()));
-                // Our invitees still waiting learn the new members: the commit that lets them in
-                // may come from one their first invitation did not name.
+                // Our invitees still waiting learn the new members from the member itself (it
+                // invites them again at each epoch that leaves them out).
                 let id = group.id;
-                let waiting: Vec<PeerId> = self
-                    .phone
-                    .calls
-                    .values()
-                    .filter(|c| c.leg_of(id) && c.session.role() == Role::Caller)
-                    .filter(|c| c.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join))
-                    .map(|c| c.session.peer())
-                    .filter(|p| !members.contains(p))
-                    .collect();
-                let now = Instant::now();
-                for peer in waiting {
-                    let _ = group.member().command(GroupCommand::Invite(peer), now);
+                // The legs of the members this epoch names: their end is a leave from now on.
+                for call in self.phone.calls.values_mut().filter(|c| c.leg_of(id) && members.contains(&c.session.peer())) {
+                    call.joined_group = true;
                 }
+                let now = Instant::now();
                 // A pairing fed before its peer was a member was dropped at an epoch without it:
                 // every live leg's pairing goes in again (the member keeps what it has).
                 let paired: Vec<(PeerId, [u8; 32])> = self
@@ -896,7 +889,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         group.outbox.remove(&peer);
         group.media.detach(&peer);
         let invitation = call.group.as_ref().is_some_and(|g| g.kind == GroupLegKind::Join) && call.session.role() == Role::Caller;
-        let member = group.roster().is_some_and(|r| r.contains(&peer));
+        // A member's leg ends when the member leaves (the commit may come first, so the roster
+        // no longer names it): only a leg whose peer never became a member is a failed invitation.
+        let member = call.joined_group || group.roster().is_some_and(|r| r.contains(&peer));
         if !invitation || member || group.ended.is_some() {
             return;
         }
@@ -910,7 +905,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// A group control message arrived on leg `call_id`.
     pub(super) fn on_group_frame(&mut self, call_id: CallId, message: &ControlMessage) {
-        let Some(call) = self.phone.calls.get(&call_id) else { return };
+        let Some(call) = self.phone.calls.get(&call_id) else {
+            tracing::debug!(%call_id, "a group message on a call that is no longer here");
+            return;
+        };
+        tracing::debug!(peer = %call.session.peer(), "group message in");
         let peer = call.session.peer();
         let Some(leg) = call.group.clone() else {
             tracing::info!(%peer, "ignored a group message on a 1:1 call");

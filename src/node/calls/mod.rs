@@ -134,6 +134,9 @@ pub(super) struct LiveCall {
     /// A mesh leg taken while joining from a peer the invitation did not name: hung up at this
     /// time unless a commit names the peer by then.
     probation: Option<Instant>,
+    /// A group leg whose peer a commit has named a member while this leg lived: its end is that
+    /// member's leaving, not a failed invitation.
+    joined_group: bool,
 }
 
 impl LiveCall {
@@ -168,6 +171,7 @@ impl LiveCall {
             handshake_hash: None,
             group_ring: None,
             probation: None,
+            joined_group: false,
         }
     }
 
