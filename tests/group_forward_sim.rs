@@ -209,3 +209,28 @@ fn mesh_mode_never_forwards() {
     let all = in_member_order(&net);
     assert_eq!(agreed_forwarder(&net, &all), None);
 }
+
+/// Uplink reports come with every heartbeat: one of an epoch the receiver has not reached is
+/// dropped, not kept, so a newcomer's reports cannot crowd its key and emoji messages out of the
+/// room kept for early messages.
+#[test]
+fn uplink_reports_of_a_later_epoch_are_not_kept() {
+    let mut net = Net::group_with(config(TopologyMode::Auto), 1, &[2, 3]);
+    let members = in_member_order(&net);
+    let epoch = net.epoch(&members[0]);
+    let later = GroupControl { call_id: group_net::CALL, body: ControlBody::Uplink { epoch: epoch + 1, kbps: 9 } };
+    for _ in 0..10 {
+        net.handle(&members[0], hail::group::Input::Control { from: members[1], bytes: later.encode() }).unwrap();
+    }
+    // A key of that epoch from the same member still finds room (three per sender and epoch).
+    let key = GroupControl {
+        call_id: group_net::CALL,
+        body: ControlBody::SenderKey {
+            epoch: epoch + 1,
+            sender: hail::crypto::sender_key::SenderIndex(1),
+            base_key: hail::crypto::sender_key::SenderBaseKey::from_bytes([5; 32]),
+        },
+    };
+    assert!(net.handle(&members[0], hail::group::Input::Control { from: members[1], bytes: key.encode() }).is_ok());
+    assert!(!net.members[&members[0]].uplinks().contains_key(&members[1]), "nothing was taken from the future");
+}

@@ -675,7 +675,8 @@ impl GroupMember {
     /// commit arrives.
     fn keep_early(&mut self, from: PeerId, epoch: u64, next: u64, body: ControlBody) -> Result<(), GroupError> {
         let current = next - 1;
-        if matches!(body, ControlBody::Heartbeat { .. }) {
+        // An uplink report likewise: it comes with every heartbeat, and the next one will do.
+        if matches!(body, ControlBody::Heartbeat { .. } | ControlBody::Uplink { .. }) {
             // Says only "alive", and liveness starts at the commit anyway: kept, a heartbeat every
             // 2 s would fill the sender's three places while the commit is on its way (a mesh leg
             // being dialed), and its key or emoji commitment that follows would be dropped.
