@@ -145,9 +145,7 @@ impl Net {
                             // fed before its peer was a member was dropped at an epoch without it,
                             // so every pair's handshake goes in again at each new epoch.
                             if let GroupEvent::EpochStarted { members, .. } = &e {
-                                repair.extend(
-                                    members.iter().filter(|o| self.paired.contains(&(*p, **o))).map(|o| (*p, *o)),
-                                );
+                                repair.extend(members.iter().filter(|o| self.paired.contains(&(*p, **o))).map(|o| (*p, *o)));
                             }
                             self.events.entry(*p).or_default().push(e);
                         }
