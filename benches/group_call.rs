@@ -1,7 +1,9 @@
-//! What a group call's audio costs each member, mesh, in one process: N members
+//! What a group call's audio costs each member, mesh and forwarded, in one process: N members
 //! (`media::group_call::GroupCallMedia`, real `GroupMember` keys, a real QUIC connection on
 //! loopback between every two, each sending a tone and writing its mix to a WAV file), run in
-//! real time. Audio only, mesh only, in-process: every member shares this machine's cores.
+//! real time. Audio only, in-process: every member shares this machine's cores. Each size runs
+//! twice: a mesh, then forwarded (the group forced to `forward`: the first member in member order
+//! forwards the others' sealed frames; every other member sends to it alone).
 //! Prints one JSON object.
 //!
 //! `cargo bench --bench group_call [-- SECONDS (8)] [--speech A.wav --speech B.wav --speech
@@ -20,7 +22,7 @@
 //! the ticks concealed and frames lost and late over every stream (concealment with nothing lost
 //! or late is the machine stalling, not the link).
 //!
-//! Reported per member count (3, 4, 6, 8):
+//! Reported per member count (3, 4, 6, 8) and `topology` (`mesh`, `forward`):
 //! - `cpu_percent_per_member`: the process's CPU time (user and system, every thread: Opus
 //!   encode and decodes, sealing and opening, QUIC, the mix) over the run, per member, as a share
 //!   of one core.
@@ -30,6 +32,8 @@
 //!   and QUIC framing, acknowledgements), per member.
 //! - `refused`, `concealed_ticks`: over every member, to tell a run that kept up from one that
 //!   did not.
+//! - `roles` (forwarded): the same bandwidths for the forwarder alone (`forwarder_*`) and as the
+//!   mean of the others (`others_*`); null in a mesh, where every member's are the same.
 //!
 //! With `join` (or `join-only`: nothing else), `join`: per member count, real daemons in this
 //! process (`common/group_join.rs`): the start (`hail call` of all but one) and 10 joins of the
@@ -57,43 +61,76 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cpu::process_cpu_seconds;
-use group_mesh::{Impairment, Party, mesh, mesh_impaired};
+use group_mesh::{Impairment, Party, forwarded, mesh, mesh_impaired};
 use hail::media::io::{SourceSpec, read_wav_mono_48k};
 use serde_json::json;
 use speech_quality::{Condition, marker_lag, mean_sd, pesq, write_16k};
 
 const MEMBERS: [usize; 4] = [3, 4, 6, 8];
 
-/// Sent and received: payload bytes (the media's counters) and UDP bytes (QUIC's), summed over
-/// every member.
-fn bytes(parties: &[Party]) -> (u64, u64, u64, u64) {
-    let (mut up, mut down, mut udp_up, mut udp_down) = (0, 0, 0, 0);
-    for p in parties {
-        for other in p.stats().participants {
-            up += other.sent_bytes;
-            down += other.bytes;
-        }
-        for (_, conn) in &p.conns {
-            let s = conn.stats();
-            udp_up += s.udp_tx.bytes;
-            udp_down += s.udp_rx.bytes;
-        }
-    }
-    (up, down, udp_up, udp_down)
+/// Sent and received: payload bytes (the media's counters, forwarded frames included) and UDP
+/// bytes (QUIC's), per member.
+fn bytes(parties: &[Party]) -> Vec<[u64; 4]> {
+    parties
+        .iter()
+        .map(|p| {
+            let mut b = [0u64; 4];
+            for other in p.stats().participants {
+                b[0] += other.sent_bytes;
+                b[1] += other.bytes;
+            }
+            for (_, conn) in &p.conns {
+                let s = conn.stats();
+                b[2] += s.udp_tx.bytes;
+                b[3] += s.udp_rx.bytes;
+            }
+            b
+        })
+        .collect()
 }
 
-async fn measure(members: usize, seconds: f64) -> serde_json::Value {
+/// `Mesh`, or `Forward`: the first member forwards the others' frames.
+#[derive(Clone, Copy, PartialEq)]
+enum Topology {
+    Mesh,
+    Forward,
+}
+
+async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let sources = (0..members).map(|i| SourceSpec::Tone(300.0 + 170.0 * i as f64)).collect();
-    let (_net, mut parties) = mesh(dir.path(), sources).await;
+    let (_net, mut parties) = match topology {
+        Topology::Mesh => mesh(dir.path(), sources).await,
+        Topology::Forward => forwarded(dir.path(), sources).await,
+    };
     // Let the jitter buffers fill before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (up0, down0, udp_up0, udp_down0) = bytes(&parties);
+    let before = bytes(&parties);
     let (cpu0, t0) = (process_cpu_seconds(), Instant::now());
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     let (cpu, elapsed) = (process_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
-    let (up, down, udp_up, udp_down) = bytes(&parties);
-    let per_member_kbps = |b: u64| (b as f64 * 8.0 / elapsed / members as f64 / 1000.0 * 10.0).round() / 10.0;
+    let after = bytes(&parties);
+    let each: Vec<[u64; 4]> =
+        after.iter().zip(&before).map(|(a, b)| [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]]).collect();
+    let kbps = |b: u64, n: usize| (b as f64 * 8.0 / elapsed / n as f64 / 1000.0 * 10.0).round() / 10.0;
+    let sum =
+        |k: usize, who: &dyn Fn(usize) -> bool| -> u64 { (0..members).filter(|i| who(*i)).map(|i| each[i][k]).sum() };
+    let per_member_kbps = |k: usize| kbps(sum(k, &|_| true), members);
+    // The forwarder: the party the media says forwards (the first in member order).
+    let forwarder = parties.iter().position(|p| p.stats().send.forwarded_frames > 0);
+    let roles = forwarder.map(|f| {
+        json!({
+            "forwarder_payload_up_kbps": kbps(each[f][0], 1),
+            "forwarder_payload_down_kbps": kbps(each[f][1], 1),
+            "forwarder_udp_up_kbps": kbps(each[f][2], 1),
+            "forwarder_udp_down_kbps": kbps(each[f][3], 1),
+            "others_payload_up_kbps": kbps(sum(0, &|i| i != f), members - 1),
+            "others_payload_down_kbps": kbps(sum(1, &|i| i != f), members - 1),
+            "others_udp_up_kbps": kbps(sum(2, &|i| i != f), members - 1),
+            "others_udp_down_kbps": kbps(sum(3, &|i| i != f), members - 1),
+        })
+    });
+    assert_eq!(forwarder.is_some(), topology == Topology::Forward, "{members} members: the forwarder forwards");
     let (mut refused, mut concealed) = (0, 0);
     for p in &parties {
         let s = p.stats();
@@ -109,13 +146,15 @@ async fn measure(members: usize, seconds: f64) -> serde_json::Value {
     }
     json!({
         "members": members,
+        "topology": if topology == Topology::Mesh { "mesh" } else { "forward" },
+        "roles": roles,
         "seconds": (elapsed * 10.0).round() / 10.0,
         "cpu_percent_per_member": (cpu * 100.0 / elapsed / members as f64 * 10.0).round() / 10.0,
         "cpu_percent_all_members": (cpu * 100.0 / elapsed * 10.0).round() / 10.0,
-        "payload_up_kbps": per_member_kbps(up - up0),
-        "payload_down_kbps": per_member_kbps(down - down0),
-        "udp_up_kbps": per_member_kbps(udp_up - udp_up0),
-        "udp_down_kbps": per_member_kbps(udp_down - udp_down0),
+        "payload_up_kbps": per_member_kbps(0),
+        "payload_down_kbps": per_member_kbps(1),
+        "udp_up_kbps": per_member_kbps(2),
+        "udp_down_kbps": per_member_kbps(3),
         "refused": refused,
         "concealed_ticks": concealed,
     })
@@ -194,10 +233,10 @@ async fn quality(c: &Condition, speech: &[Vec<i16>], python: Option<&str>, out: 
         Impairment { delay: Duration::from_millis(c.delay_ms), jitter: Duration::from_millis(c.jitter_ms), ..model };
     let (_net, mut parties) = mesh_impaired(&dir, sources, (c.loss > 0.0).then_some((imp, seed))).await;
     tokio::time::sleep(Duration::from_secs_f64(LEAD)).await;
-    let (up0, ..) = bytes(&parties);
+    let up0: u64 = bytes(&parties).iter().map(|b| b[0]).sum();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(total as f64 / 48_000.0 - LEAD + 1.0)).await;
-    let (up, ..) = bytes(&parties);
+    let up: u64 = bytes(&parties).iter().map(|b| b[0]).sum();
     let up_kbps = (up - up0) as f64 * 8.0 / t0.elapsed().as_secs_f64() / TALKERS as f64 / 1000.0;
     let sending: Vec<_> = parties
         .iter()
@@ -268,7 +307,12 @@ fn main() {
     let rows: Vec<_> = if args.has_word("quality-only") || args.has_word("join-only") {
         Vec::new()
     } else {
-        MEMBERS.iter().map(|n| runtime.block_on(measure(*n, seconds))).collect()
+        // Mesh and forwarded, at each size.
+        MEMBERS
+            .iter()
+            .flat_map(|n| [(*n, Topology::Mesh), (*n, Topology::Forward)])
+            .map(|(n, t)| runtime.block_on(measure(n, seconds, t)))
+            .collect()
     };
     // `join`: start and join times between real daemons (`common/group_join.rs`); `join-only`:
     // nothing else. A smoke run (no `--bench`) times one join into a group of 3.
@@ -301,7 +345,7 @@ fn main() {
     let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
     let out = json!({
         "profile": profile,
-        "what": "group call audio, mesh, every member in this one process on loopback QUIC",
+        "what": "group call audio, mesh and forwarded by one member, every member in this one process on loopback QUIC",
         "group_call": rows,
         "quality": quality,
         "join": join_rows,

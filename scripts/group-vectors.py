@@ -259,7 +259,8 @@ def group_media_vectors():
         "scripts/group-vectors.py (an implementation independent of src/crypto/sender_key.rs). Cipher suite "
         "0xF001: RFC 9605's key schedule and header with ChaCha20-Poly1305. frames: sender 1's first two frames "
         "and sender 2's first frame in epoch 7. receiver_report: sender 2's next frame, a report on sender 1's audio. rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
-        "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). Hex.",
+        "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). forwarding: what a "
+        "forwarding member does with datagrams in order, each on a member's link (forward to, or why not). Hex.",
         "cipher_suite": SUITE,
         "rfc9605_headers": [{"kid": k, "ctr": c, "header": h} for k, c, h in RFC9605_HEADERS],
         "frames": [audio, video, other],
@@ -271,7 +272,29 @@ def group_media_vectors():
             "new_epoch": 8,
             "frames": [after, newcomer],
         },
+        "forwarding": forwarding_vectors(audio, video, other, report["frame"]),
     }
+
+
+def forwarding_vectors(audio, video, other, report):
+    """What a forwarder (sender 0 of epoch 7, members 0 to 3) does with datagrams, in this order,
+    each on the link of the member with sender index `link`: reading the clear header only."""
+    members = [0, 1, 2, 3]
+
+    def to(link):
+        return [m for m in members if m not in (0, link)]
+
+    deliveries = [
+        {"link": 1, "frame": audio["frame"], "decision": "forward", "to": to(1)},
+        {"link": 1, "frame": video["frame"], "decision": "forward", "to": to(1)},
+        {"link": 2, "frame": other["frame"], "decision": "forward", "to": to(2)},
+        {"link": 1, "frame": audio["frame"], "decision": "duplicate"},
+        {"link": 3, "frame": other["frame"], "decision": "not_its_own"},
+        {"link": 3, "frame": video["frame"], "decision": "not_its_own"},
+        {"link": 2, "frame": report["frame"], "decision": "report"},
+        {"link": 1, "frame": "10", "decision": "malformed"},
+    ]
+    return {"forwarder": 0, "members": members, "deliveries": deliveries}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +340,11 @@ def group_control_vectors():
         {"name": "propose", "type": 3, "epoch": 2, "newcomer": p3.hex(),
          "hex": control(0x03, 2, wire_peer(p3)).hex()},
         {"name": "commit", "type": 4, "epoch": 3, "next_index": 3, "members": members_json(roster3),
-         "hex": control(0x04, 3, (3).to_bytes(2, "big") + wire_members(roster3)).hex()},
+         "topology": "mesh",
+         "hex": control(0x04, 3, (3).to_bytes(2, "big") + wire_members(roster3) + bytes([0])).hex()},
+        {"name": "commit_forwarded", "type": 4, "epoch": 3, "next_index": 3, "members": members_json(roster3),
+         "topology": "forward", "forwarder": 1,
+         "hex": control(0x04, 3, (3).to_bytes(2, "big") + wire_members(roster3) + bytes([1, 1])).hex()},
         {"name": "sender_key", "type": 5, "epoch": 3, "sender": 1, "base_key": key.hex(),
          "hex": control(0x05, 3, bytes([1]) + key).hex()},
         {"name": "sas_commit", "type": 6, "epoch": 3, "sender_peer_id": p2.hex(), "nonce": nonce.hex(),
@@ -333,6 +360,8 @@ def group_control_vectors():
                         + b"".join(wire_peer(a) + wire_peer(b) for a, b in disputes)).hex()},
         {"name": "heartbeat", "type": 8, "epoch": 3, "hex": control(0x08, 3).hex()},
         {"name": "leave", "type": 9, "epoch": 3, "hex": control(0x09, 3).hex()},
+        {"name": "uplink", "type": 10, "epoch": 3, "kbps": 2500,
+         "hex": control(0x0A, 3, (2500).to_bytes(4, "big")).hex()},
     ]
     heartbeat = control(0x08, 3)
     unsorted = bytes([2]) + bytes([0]) + wire_peer(p2) + bytes([1]) + wire_peer(p1)
@@ -344,7 +373,7 @@ def group_control_vectors():
         {"why": "epoch cut short", "error": "truncated", "hex": heartbeat[:-1].hex()},
         {"why": "a byte after the end", "error": "trailing_bytes", "hex": (heartbeat + b"\x00").hex()},
         {"why": "version 2", "error": "unknown_version", "hex": (bytes([2]) + heartbeat[1:]).hex()},
-        {"why": "type 0x0a", "error": "unknown_type", "hex": control(0x0A, 3).hex()},
+        {"why": "type 0x0b", "error": "unknown_type", "hex": control(0x0B, 3).hex()},
         {"why": "type 0x00", "error": "unknown_type", "hex": control(0x00, 3).hex()},
         {"why": "an invite listing nobody", "error": "bad_member_count", "hex": control(0x01, 2, bytes([0])).hex()},
         {"why": "members out of order", "error": "unordered", "hex": control(0x01, 2, unsorted).hex()},
@@ -356,7 +385,14 @@ def group_control_vectors():
         {"why": "a PeerId that is not a multihash", "error": "bad_peer_id",
          "hex": control(0x03, 2, bytes([4]) + b"\xff\xff\xff\xff").hex()},
         {"why": "next sender index 257", "error": "bad_next_index",
-         "hex": control(0x04, 3, (257).to_bytes(2, "big") + wire_members(roster3)).hex()},
+         "hex": control(0x04, 3, (257).to_bytes(2, "big") + wire_members(roster3) + bytes([0])).hex()},
+        {"why": "a commit without its topology", "error": "truncated",
+         "hex": control(0x04, 3, (3).to_bytes(2, "big") + wire_members(roster3)).hex()},
+        {"why": "a commit whose forwarder is no member", "error": "bad_topology",
+         "hex": control(0x04, 3, (3).to_bytes(2, "big") + wire_members(roster3) + bytes([1, 7])).hex()},
+        {"why": "a commit with an unknown topology", "error": "bad_topology",
+         "hex": control(0x04, 3, (3).to_bytes(2, "big") + wire_members(roster3) + bytes([2])).hex()},
+        {"why": "an uplink cut short", "error": "truncated", "hex": control(0x0A, 3, bytes(3)).hex()},
         {"why": "a key cut short", "error": "truncated", "hex": control(0x05, 3, bytes([1]) + key[:31]).hex()},
         {"why": "a commitment listing 64 other members", "error": "bad_member_count",
          "hex": control(0x06, 3, commit + bytes([64])).hex()},

@@ -196,6 +196,11 @@ pub struct CallsSection {
     pub max_invites_total: Option<usize>,
     /// Call addresses to advertise instead of the endpoint's own (`ip:port`; port forwarding).
     pub media_advertise: Option<Vec<String>>,
+    /// Group calls this node sequences: `auto` (default: chosen from the members' uplinks),
+    /// `mesh`, or `forward` (the best uplink forwards the others' frames).
+    pub group_topology: Option<crate::group::topology::TopologyMode>,
+    /// This node's uplink in kbit/s, told to group members for the topology (default: measured).
+    pub group_uplink_kbps: Option<u32>,
 }
 
 impl CallsSection {
@@ -209,6 +214,8 @@ impl CallsSection {
             max_invites_per_peer: flags.max_invites_per_peer.or(self.max_invites_per_peer),
             max_invites_total: flags.max_invites_total.or(self.max_invites_total),
             media_advertise: flags.media_advertise.or(self.media_advertise),
+            group_topology: flags.group_topology.or(self.group_topology),
+            group_uplink_kbps: flags.group_uplink_kbps.or(self.group_uplink_kbps),
         }
     }
 
@@ -252,6 +259,8 @@ impl CallsSection {
             media_listen,
             audio,
             video,
+            group_topology: self.group_topology.unwrap_or_default(),
+            group_uplink_kbps: self.group_uplink_kbps,
         })
     }
 }

@@ -13,6 +13,7 @@ use hail::crypto::sas::Sas;
 use hail::crypto::sender_key::{GroupFrameError, GroupMedia, SenderIndex};
 use hail::group::control::{ControlBody, GroupControl, RosterEntry};
 use hail::group::keys::FrameRefusal;
+use hail::group::topology::Topology;
 use hail::group::{Command, GroupConfig, GroupEvent, GroupMember, Input, LeaveReason, Output};
 use hail::identity::Identity;
 use libp2p_identity::PeerId;
@@ -382,6 +383,7 @@ fn a_commit_from_anyone_but_the_sequencer_changes_nothing() {
         epoch: from_roster.epoch(),
         next_index: from_roster.next_index(),
         members: from_roster.entries().to_vec(),
+        topology: Topology::Mesh,
     };
     let send = |net: &mut Net, from: PeerId, body: ControlBody| {
         let bytes = GroupControl { call_id: CALL, body }.encode();
@@ -395,7 +397,12 @@ fn a_commit_from_anyone_but_the_sequencer_changes_nothing() {
     let (a, b) = (entries[1].index, entries[2].index);
     entries[1].index = b;
     entries[2].index = a;
-    let swapped = ControlBody::Commit { epoch: roster.epoch() + 1, next_index: roster.next_index(), members: entries };
+    let swapped = ControlBody::Commit {
+        epoch: roster.epoch() + 1,
+        next_index: roster.next_index(),
+        members: entries,
+        topology: Topology::Mesh,
+    };
     assert!(matches!(send(&mut net, sequencer, swapped), Err(hail::group::GroupError::BadCommit(_))));
     // Or skipping an epoch, or replaying the current one.
     let mut far = commit(&without_victim);
@@ -479,7 +486,7 @@ fn epochs_past_the_last_key_are_refused_not_wrapped() {
     for epoch in [MAX_EPOCH + 1, u64::MAX] {
         let commit = GroupControl {
             call_id: CALL,
-            body: ControlBody::Commit { epoch, next_index: 2, members: members(&[1, 2]) },
+            body: ControlBody::Commit { epoch, next_index: 2, members: members(&[1, 2]), topology: Topology::Mesh },
         };
         assert!(joining.handle(Input::Control { from: peer(1), bytes: commit.encode() }, start).is_err());
         let heartbeat = GroupControl { call_id: CALL, body: ControlBody::Heartbeat { epoch } };

@@ -14,8 +14,10 @@ use hail::crypto::sender_key::{
     GroupFrameError, GroupFrameHeader, GroupMedia, KeyId, SenderBaseKey, SenderIndex, SenderKey, SenderKeyRing,
 };
 use hail::group::control::{ControlBody, ControlError, GroupControl, RosterEntry};
+use hail::group::topology::Topology;
 use hail::identity::Identity;
 use hail::media::group_call::GroupReport;
+use hail::media::group_call::{ForwardFilter, ForwardRefusal};
 use hail::media::packet::{BurstReport, ReceiverReport};
 use libp2p_identity::PeerId;
 use serde_json::Value;
@@ -322,9 +324,16 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
         "invite" => ControlBody::Invite { epoch, members: roster(&v["members"]) },
         "join_request" => ControlBody::JoinRequest,
         "propose" => ControlBody::Propose { epoch, newcomer: peer(&v["newcomer"]) },
-        "commit" => {
-            ControlBody::Commit { epoch, next_index: num(&v["next_index"]) as u16, members: roster(&v["members"]) }
-        }
+        "commit" | "commit_forwarded" => ControlBody::Commit {
+            epoch,
+            next_index: num(&v["next_index"]) as u16,
+            members: roster(&v["members"]),
+            topology: match v["topology"].as_str().unwrap() {
+                "mesh" => Topology::Mesh,
+                "forward" => Topology::Forward { forwarder: SenderIndex(num(&v["forwarder"]) as u8) },
+                other => panic!("unknown topology {other}"),
+            },
+        },
         "sender_key" => ControlBody::SenderKey {
             epoch,
             sender: SenderIndex(num(&v["sender"]) as u8),
@@ -349,6 +358,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
         },
         "heartbeat" => ControlBody::Heartbeat { epoch },
         "leave" => ControlBody::Leave { epoch },
+        "uplink" => ControlBody::Uplink { epoch, kbps: num(&v["kbps"]) as u32 },
         other => panic!("unknown vector {other}"),
     };
     GroupControl { call_id, body }
@@ -358,7 +368,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
 fn group_control_messages_reproduce_the_vectors() {
     let v = vectors("group-control-v1.json");
     let call_id: [u8; 16] = arr(&v["call_id"]);
-    assert_eq!(items(&v["valid"]).len(), 10, "one vector per message type, two emoji reveals");
+    assert_eq!(items(&v["valid"]).len(), 12, "one vector per message type, two commits, two emoji reveals");
     for case in items(&v["valid"]) {
         let name = case["name"].as_str().unwrap();
         let bytes = hex(&case["hex"]);
@@ -380,7 +390,7 @@ fn group_control_messages_reproduce_the_vectors() {
 #[test]
 fn group_control_garbage_is_refused_with_the_vectors_errors() {
     let v = vectors("group-control-v1.json");
-    assert_eq!(items(&v["invalid"]).len(), 22, "every refusal the spec lists");
+    assert_eq!(items(&v["invalid"]).len(), 26, "every refusal the spec lists");
     for case in items(&v["invalid"]) {
         let why = case["why"].as_str().unwrap();
         let err = GroupControl::decode(&hex(&case["hex"])).err().unwrap_or_else(|| panic!("{why}: accepted"));
@@ -396,7 +406,39 @@ fn group_control_garbage_is_refused_with_the_vectors_errors() {
             ControlError::DuplicateIndex(_) => "duplicate_index",
             ControlError::BadNextIndex(_) => "bad_next_index",
             ControlError::TooManyDisputes(_) => "too_many_disputes",
+            ControlError::BadTopology => "bad_topology",
         };
         assert_eq!(name, case["error"].as_str().unwrap(), "{why}: {err}");
+    }
+}
+
+/// A forwarder's decisions on the vector's datagrams, in order, from their clear headers alone.
+#[test]
+fn a_forwarder_decides_as_the_vectors_say() {
+    let v = vectors("group-media-v1.json");
+    let forwarding = &v["forwarding"];
+    let forwarder = num(&forwarding["forwarder"]);
+    let members: Vec<u64> = items(&forwarding["members"]).iter().map(num).collect();
+    let mut filter = ForwardFilter::default();
+    let deliveries = items(&forwarding["deliveries"]);
+    assert_eq!(deliveries.len(), 8);
+    for (i, d) in deliveries.iter().enumerate() {
+        let link = num(&d["link"]);
+        let decision = match filter.check(SenderIndex(link as u8), &hex(&d["frame"])) {
+            Ok(_) => "forward",
+            Err(ForwardRefusal::Duplicate) => "duplicate",
+            Err(ForwardRefusal::NotItsOwn { .. }) => "not_its_own",
+            Err(ForwardRefusal::Report) => "report",
+            Err(ForwardRefusal::Malformed(_)) => "malformed",
+        };
+        assert_eq!(decision, d["decision"].as_str().unwrap(), "delivery {i}");
+        if decision == "forward" {
+            let to: Vec<u64> = members.iter().copied().filter(|m| *m != link && *m != forwarder).collect();
+            assert_eq!(
+                to,
+                items(&d["to"]).iter().map(num).collect::<Vec<_>>(),
+                "delivery {i}: to every member but its origin"
+            );
+        }
     }
 }

@@ -114,6 +114,7 @@ fn check_config_refuses_a_bad_file_or_flag_with_the_place_and_exit_2() {
         ("[calls]\nring_timeout_secs = 0\n", &[], &["ring_timeout_secs 0 is out of range"]),
         ("[video]\nmax_size = \"huge\"\n", &[], &["invalid video max_size \"huge\""]),
         ("", &["--ring-timeout", "9999"], &["ring_timeout_secs 9999"]),
+        ("[calls]\ngroup_topology = \"sfu\"\n", &[], &["line 2", "sfu"]),
     ];
     for (text, flags, expected) in cases {
         std::fs::write(&config, text).unwrap();

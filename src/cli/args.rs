@@ -90,6 +90,13 @@ pub struct DaemonArgs {
     /// Refuse calls from people who are not contacts, without ringing.
     #[arg(long)]
     pub refuse_unknown: bool,
+    /// Group calls this node sequences: `auto` (from the members' measured uplinks), `mesh`, or
+    /// `forward` (the member with the best uplink forwards the others' sealed frames).
+    #[arg(long, value_name = "auto|mesh|forward")]
+    pub group_topology: Option<String>,
+    /// This node's uplink in kbit/s, told to group members for the topology (default: measured).
+    #[arg(long, value_name = "KBPS")]
+    pub group_uplink_kbps: Option<u32>,
     /// Seconds a call rings before it counts as unanswered (default 45).
     #[arg(long, value_name = "SECS")]
     pub ring_timeout: Option<u64>,

@@ -62,6 +62,8 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, String> {
         ring_timeout_secs: args.ring_timeout,
         media_listen: args.media_listen.clone(),
         media_advertise: (!args.media_advertise.is_empty()).then(|| args.media_advertise.clone()),
+        group_topology: args.group_topology.as_deref().map(str::parse).transpose()?,
+        group_uplink_kbps: args.group_uplink_kbps,
         ..Default::default()
     };
     let audio = AudioSection {

@@ -116,7 +116,15 @@ pub fn print_group(g: &GroupInfo) {
         };
         let muted = if p.muted { ", muted" } else { "" };
         let path = p.path.as_ref().map(|p| format!(", {} {:.0} ms", p.kind.replace('_', " "), p.rtt_ms)).unwrap_or_default();
-        outln!("          {index}{} — {}{path}{muted}{talk}", participant(p), p.state);
+        let uplink = p.uplink_kbps.map(|k| format!(", uplink {k} kbit/s")).unwrap_or_default();
+        let forwards = if p.forwarder { ", forwards" } else { "" };
+        outln!("          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}", participant(p), p.state);
+    }
+    if g.epoch.is_some() {
+        match g.participants.iter().find(|p| p.forwarder) {
+            Some(f) => outln!("Topology  forwarded by {} (each member sends once, to it)", participant(f)),
+            None => outln!("Topology  mesh (each member sends to every other)"),
+        }
     }
     match (&g.emoji_text, &g.emoji_failure) {
         (Some(emoji), _) => outln!("Emoji     {emoji}  (the whole group sees the same four; they change when someone joins or leaves)"),

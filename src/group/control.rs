@@ -4,6 +4,7 @@
 
 use libp2p_identity::PeerId;
 
+use super::topology::Topology;
 use crate::crypto::group_sas::{GroupSasCommit, GroupSasReveal, MAX_MEMBERS, MAX_REPORTED_DISPUTES, PairDispute};
 use crate::crypto::sender_key::{SenderBaseKey, SenderIndex};
 
@@ -53,7 +54,7 @@ pub enum ControlBody {
         /// Who is to join.
         newcomer: PeerId,
     },
-    /// (`0x04`) The sequencer's membership for epoch `epoch`.
+    /// (`0x04`) The sequencer's membership for epoch `epoch`, and how its media flows.
     Commit {
         /// The new epoch (one more than the one before).
         epoch: u64,
@@ -61,6 +62,8 @@ pub enum ControlBody {
         next_index: u16,
         /// The new epoch's members.
         members: Vec<RosterEntry>,
+        /// The epoch's media topology: a mesh, or one member forwarding the others' frames.
+        topology: Topology,
     },
     /// (`0x05`) The sender's media base key for `epoch`, under its sender index `sender`.
     SenderKey {
@@ -94,6 +97,13 @@ pub enum ControlBody {
     Leave {
         /// The sender's epoch.
         epoch: u64,
+    },
+    /// (`0x0A`) The sender's measured uplink, for the sequencer's choice of topology.
+    Uplink {
+        /// The sender's epoch.
+        epoch: u64,
+        /// What the sender can send, kbit/s.
+        kbps: u32,
     },
 }
 
@@ -131,6 +141,9 @@ pub enum ControlError {
     /// A sender index counter beyond 256.
     #[error("next sender index {0} is beyond 256")]
     BadNextIndex(u16),
+    /// A commit whose topology is neither a mesh nor a forwarder that is one of its members.
+    #[error("a commit's topology is unknown or names a forwarder that is not a member")]
+    BadTopology,
     /// An emoji reveal that reports more than [`MAX_REPORTED_DISPUTES`] disputes.
     #[error("an emoji reveal reports {0} disputes (at most {MAX_REPORTED_DISPUTES})")]
     TooManyDisputes(usize),
@@ -148,6 +161,7 @@ impl ControlBody {
             ControlBody::SasReveal { .. } => 0x07,
             ControlBody::Heartbeat { .. } => 0x08,
             ControlBody::Leave { .. } => 0x09,
+            ControlBody::Uplink { .. } => 0x0A,
         }
     }
 
@@ -162,7 +176,8 @@ impl ControlBody {
             | ControlBody::SasCommit { epoch, .. }
             | ControlBody::SasReveal { epoch, .. }
             | ControlBody::Heartbeat { epoch }
-            | ControlBody::Leave { epoch } => Some(*epoch),
+            | ControlBody::Leave { epoch }
+            | ControlBody::Uplink { epoch, .. } => Some(*epoch),
         }
     }
 }
@@ -194,10 +209,12 @@ impl GroupControl {
         match &self.body {
             ControlBody::Invite { members, .. } => put_members(&mut out, members),
             ControlBody::Propose { newcomer, .. } => put_peer(&mut out, newcomer),
-            ControlBody::Commit { next_index, members, .. } => {
+            ControlBody::Commit { next_index, members, topology, .. } => {
                 out.extend_from_slice(&next_index.to_be_bytes());
                 put_members(&mut out, members);
+                topology.encode(&mut out);
             }
+            ControlBody::Uplink { kbps, .. } => out.extend_from_slice(&kbps.to_be_bytes()),
             ControlBody::SenderKey { sender, base_key, .. } => {
                 out.push(sender.0);
                 out.extend_from_slice(base_key.as_bytes());
@@ -240,7 +257,7 @@ impl GroupControl {
         }
         let call_id: [u8; 16] = header[2..].try_into().expect("16 bytes");
         let type_byte = header[1];
-        if !(0x01..=0x09).contains(&type_byte) {
+        if !(0x01..=0x0A).contains(&type_byte) {
             return Err(ControlError::UnknownType(type_byte));
         }
         let epoch = if type_byte == 0x02 { 0 } else { u64::from_be_bytes(r.take()?) };
@@ -253,7 +270,19 @@ impl GroupControl {
                 if next_index > 256 {
                     return Err(ControlError::BadNextIndex(next_index));
                 }
-                ControlBody::Commit { epoch, next_index, members: r.members()? }
+                let members = r.members()?;
+                let topology = match r.take()? {
+                    [0] => Topology::Mesh,
+                    [1] => {
+                        let [forwarder] = r.take()?;
+                        if !members.iter().any(|m| m.index.0 == forwarder) {
+                            return Err(ControlError::BadTopology);
+                        }
+                        Topology::Forward { forwarder: SenderIndex(forwarder) }
+                    }
+                    _ => return Err(ControlError::BadTopology),
+                };
+                ControlBody::Commit { epoch, next_index, members, topology }
             }
             0x05 => {
                 let [sender] = r.take()?;
@@ -299,7 +328,8 @@ impl GroupControl {
                 ControlBody::SasReveal { epoch, reveal: GroupSasReveal { nonce, disputes } }
             }
             0x08 => ControlBody::Heartbeat { epoch },
-            _ => ControlBody::Leave { epoch },
+            0x09 => ControlBody::Leave { epoch },
+            _ => ControlBody::Uplink { epoch, kbps: u32::from_be_bytes(r.take()?) },
         };
         if !r.0.is_empty() {
             return Err(ControlError::TrailingBytes(r.0.len()));

@@ -144,6 +144,26 @@ impl MediaKeys {
         }
         Ok(self.ring.open(frame)?)
     }
+
+    /// Opens a frame that the epoch's forwarder `from` delivered for another member: taken if
+    /// `from` is a member of `roster` and the frame's sender index is a member's other than `me`
+    /// (our own frames do not come back). Which member the frame is from rests on the sender index
+    /// alone (`protocols/group-media-v1.md`, "What the sender index proves").
+    pub fn open_forwarded(
+        &mut self,
+        roster: &Roster,
+        me: &PeerId,
+        from: &PeerId,
+        frame: &[u8],
+    ) -> Result<OpenedFrame, FrameRefusal> {
+        roster.index_of(from).ok_or(FrameRefusal::NotMember(*from))?;
+        let (header, _) = GroupFrameHeader::parse(frame)?;
+        let sender = header.key_id.sender();
+        if roster.index_of(me) == Some(sender) || !roster.entries().iter().any(|m| m.index == sender) {
+            return Err(FrameRefusal::NotItsOwn { from: *from, key_id: header.key_id });
+        }
+        Ok(self.ring.open(frame)?)
+    }
 }
 
 #[cfg(test)]

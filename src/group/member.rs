@@ -20,6 +20,7 @@ use super::control::{ControlBody, GroupControl};
 use super::emoji::{EmojiFailure, EmojiRound, EmojiStep};
 use super::keys::{FrameRefusal, KeyRefusal, MediaKeys};
 use super::roster::{JoinBudget, Liveness, Roster};
+use super::topology::{AUDIO_STREAM_KBPS, Candidate, Topology, TopologyMode};
 use crate::crypto::group_sas::PairDispute;
 use crate::crypto::sas::Sas;
 use crate::crypto::sender_key::MAX_EPOCH;
@@ -45,6 +46,8 @@ pub struct GroupConfig {
     pub join_requests: usize,
     /// The window of `join_requests`.
     pub join_window: Duration,
+    /// How this member chooses the topology when it sequences a change.
+    pub topology: TopologyMode,
 }
 
 impl Default for GroupConfig {
@@ -58,6 +61,7 @@ impl Default for GroupConfig {
             invite_lifetime: Duration::from_secs(60),
             join_requests: 8,
             join_window: Duration::from_secs(10),
+            topology: TopologyMode::Auto,
         }
     }
 }
@@ -152,6 +156,14 @@ pub enum GroupEvent {
     },
     /// This member is out of the call (it left, or a commit left it out).
     Ended(LeaveReason),
+    /// How the media flows changed: a commit chose another topology, or the forwarder left or
+    /// went silent (a mesh until the commit that removes it).
+    TopologyChanged {
+        /// The topology now.
+        topology: Topology,
+        /// The forwarding member, if any.
+        forwarder: Option<PeerId>,
+    },
 }
 
 /// What the driver must do.
@@ -257,6 +269,14 @@ pub struct GroupMember {
     emoji: Option<EmojiRound>,
     early: Vec<(PeerId, ControlBody)>,
     refused: u64,
+    /// The epoch's topology, as committed.
+    topology: Topology,
+    /// The topology last told (the committed one, or a mesh once its forwarder is gone).
+    told_topology: Topology,
+    /// Our measured uplink, kbit/s.
+    own_uplink: Option<u32>,
+    /// The members' last reported uplinks, kbit/s.
+    uplinks: BTreeMap<PeerId, u32>,
     outputs: VecDeque<Output>,
 }
 
@@ -292,6 +312,10 @@ impl GroupMember {
             emoji: None,
             early: Vec::new(),
             refused: 0,
+            topology: Topology::Mesh,
+            told_topology: Topology::Mesh,
+            own_uplink: None,
+            uplinks: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -300,7 +324,7 @@ impl GroupMember {
     pub fn start(call_id: [u8; 16], me: PeerId, config: GroupConfig, rng: StdRng, now: Instant) -> GroupMember {
         let mut member = GroupMember::blank(call_id, me, config, rng, Phase::Member, now);
         let roster = Roster::founding([me]).expect("a roster of one");
-        member.adopt(roster, now);
+        member.adopt(roster, Topology::Mesh, now);
         member
     }
 
@@ -351,6 +375,42 @@ impl GroupMember {
         self.emoji.as_ref().and_then(|e| e.outcome()?.as_ref().ok().copied())
     }
 
+    /// How the media flows now: the epoch's committed topology, or a mesh once its forwarder has
+    /// left or gone silent (until the commit that removes it chooses again).
+    pub fn topology(&self, now: Instant) -> Topology {
+        let Some(roster) = self.roster() else { return Topology::Mesh };
+        match self.topology.forwarder() {
+            Some(f) => {
+                let peer = roster.entries().iter().find(|m| m.index == f).map(|m| m.peer);
+                match peer {
+                    Some(p) if !self.gone(now).contains(&p) => self.topology,
+                    _ => Topology::Mesh,
+                }
+            }
+            None => Topology::Mesh,
+        }
+    }
+
+    /// The forwarding member now, if any ([`GroupMember::topology`]).
+    pub fn forwarder(&self, now: Instant) -> Option<PeerId> {
+        let f = self.topology(now).forwarder()?;
+        self.roster()?.entries().iter().find(|m| m.index == f).map(|m| m.peer)
+    }
+
+    /// Our measured uplink (kbit/s): told to every member with each heartbeat, for the topology.
+    pub fn set_uplink(&mut self, kbps: Option<u32>) {
+        self.own_uplink = kbps;
+    }
+
+    /// Every member's uplink as last reported (ours as measured), kbit/s.
+    pub fn uplinks(&self) -> BTreeMap<PeerId, u32> {
+        let mut all = self.uplinks.clone();
+        if let Some(own) = self.own_uplink {
+            all.insert(self.me, own);
+        }
+        all
+    }
+
     /// How many messages were refused (from strangers, malformed, over budget, out of place).
     pub fn refused(&self) -> u64 {
         self.refused
@@ -389,9 +449,22 @@ impl GroupMember {
         }
     }
 
-    /// Opens a frame that member `from` sent.
+    /// Opens a frame that came on member `from`'s link: its own, or (from the epoch's forwarder)
+    /// any other member's.
     pub fn open(&mut self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameRefusal> {
+        let forwarder = self
+            .topology
+            .forwarder()
+            .and_then(|f| self.roster.as_ref()?.entries().iter().find(|m| m.index == f).map(|m| m.peer));
         match (&self.phase, &self.roster) {
+            (Phase::Member, Some(roster)) if forwarder == Some(*from) && *from != self.me => {
+                match crate::crypto::sender_key::GroupFrameHeader::parse(frame) {
+                    Ok((h, _)) if roster.index_of(from) != Some(h.key_id.sender()) => {
+                        self.keys.open_forwarded(roster, &self.me, from, frame)
+                    }
+                    _ => self.keys.open(roster, from, frame),
+                }
+            }
             (Phase::Member, Some(roster)) => self.keys.open(roster, from, frame),
             _ => Err(FrameRefusal::NotMember(*from)),
         }
@@ -438,6 +511,7 @@ impl GroupMember {
             self.refused += 1;
         }
         self.sequence(now);
+        self.tell_topology(now);
         result
     }
 
@@ -461,6 +535,9 @@ impl GroupMember {
         let Some(roster) = self.roster.clone() else { return };
         if now >= self.next_heartbeat {
             self.send_to_others(&roster, ControlBody::Heartbeat { epoch: roster.epoch() });
+            if let Some(kbps) = self.own_uplink {
+                self.send_to_others(&roster, ControlBody::Uplink { epoch: roster.epoch(), kbps });
+            }
             self.next_heartbeat = now + self.config.heartbeat;
         }
         self.keys.tick(now);
@@ -471,6 +548,20 @@ impl GroupMember {
             self.emoji_steps(steps);
         }
         self.sequence(now);
+        self.tell_topology(now);
+    }
+
+    /// Tells the driver when the topology in force changed.
+    fn tell_topology(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Member) {
+            return;
+        }
+        let topology = self.topology(now);
+        if topology != self.told_topology {
+            self.told_topology = topology;
+            let forwarder = self.forwarder(now);
+            self.event(GroupEvent::TopologyChanged { topology, forwarder });
+        }
     }
 
     fn receive(&mut self, from: PeerId, bytes: &[u8], now: Instant) -> Result<(), GroupError> {
@@ -512,12 +603,18 @@ impl GroupMember {
         }
         self.liveness.heard(&from, now);
         match message.body {
-            ControlBody::Commit { epoch, next_index, members } => self.commit(from, epoch, next_index, members, now),
+            ControlBody::Commit { epoch, next_index, members, topology } => {
+                self.commit(from, epoch, next_index, members, topology, now)
+            }
             // A current member's proposal that crossed a commit still stands: the newcomer was
             // invited all the same (the proposer proposes again at each epoch anyway).
             ControlBody::Propose { newcomer, .. } => self.propose(newcomer, now),
             _ if epoch != current => Err(GroupError::WrongEpoch { got: epoch, current }),
             ControlBody::Heartbeat { .. } => Ok(()),
+            ControlBody::Uplink { kbps, .. } => {
+                self.uplinks.insert(from, kbps);
+                Ok(())
+            }
             ControlBody::Leave { .. } => {
                 self.leaving.insert(from);
                 Ok(())
@@ -578,7 +675,8 @@ impl GroupMember {
     /// commit arrives.
     fn keep_early(&mut self, from: PeerId, epoch: u64, next: u64, body: ControlBody) -> Result<(), GroupError> {
         let current = next - 1;
-        if matches!(body, ControlBody::Heartbeat { .. }) {
+        // An uplink report likewise: it comes with every heartbeat, and the next one will do.
+        if matches!(body, ControlBody::Heartbeat { .. } | ControlBody::Uplink { .. }) {
             // Says only "alive", and liveness starts at the commit anyway: kept, a heartbeat every
             // 2 s would fill the sender's three places while the commit is on its way (a mesh leg
             // being dialed), and its key or emoji commitment that follows would be dropped.
@@ -672,16 +770,24 @@ impl GroupMember {
         let room = self.config.max_members.saturating_sub(roster.len() - gone.len());
         let joining: Vec<PeerId> = std::mem::take(&mut self.proposals).into_iter().take(room).collect();
         let Ok(next) = roster.next(&gone, &joining) else { return };
+        let uplinks = self.uplinks();
+        let candidates: Vec<Candidate> = next
+            .entries()
+            .iter()
+            .map(|m| Candidate { index: m.index, uplink_kbps: uplinks.get(&m.peer).copied() })
+            .collect();
+        let topology = super::topology::choose(self.config.topology, &candidates, AUDIO_STREAM_KBPS);
         let commit = ControlBody::Commit {
             epoch: next.epoch(),
             next_index: next.next_index(),
             members: next.entries().to_vec(),
+            topology,
         };
         let to: BTreeSet<PeerId> = roster.peers().chain(next.peers()).filter(|p| *p != self.me).collect();
         for peer in to {
             self.send(peer, commit.clone());
         }
-        self.adopt(next, now);
+        self.adopt(next, topology, now);
     }
 
     fn commit(
@@ -690,6 +796,7 @@ impl GroupMember {
         epoch: u64,
         next_index: u16,
         members: Vec<super::control::RosterEntry>,
+        topology: Topology,
         now: Instant,
     ) -> Result<(), GroupError> {
         let next = Roster::new(epoch, next_index, members).map_err(|_| GroupError::BadCommit("invalid roster"))?;
@@ -732,13 +839,14 @@ impl GroupMember {
             }
             _ => return Err(GroupError::NotInCall),
         }
-        self.adopt(next, now);
+        self.adopt(next, topology, now);
         Ok(())
     }
 
     /// Moves to `next`: events for who came and went, new keys to everyone, a new emoji round,
     /// and what waited for this epoch.
-    fn adopt(&mut self, next: Roster, now: Instant) {
+    fn adopt(&mut self, next: Roster, topology: Topology, now: Instant) {
+        self.topology = topology;
         let previous = self.roster.take();
         let old: Vec<PeerId> = previous.as_ref().map(|r| r.peers().collect()).unwrap_or_default();
         let me = self.me;
@@ -752,6 +860,7 @@ impl GroupMember {
         }
         self.event(GroupEvent::EpochStarted { epoch: next.epoch(), members: next.peers().collect() });
         self.leaving.retain(|p| next.contains(p));
+        self.uplinks.retain(|p, _| next.contains(p));
         self.proposals.retain(|p| !next.contains(p));
         self.invites.retain(|p, _| !next.contains(p));
         let lifetime = self.config.invite_lifetime;

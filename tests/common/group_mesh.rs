@@ -22,7 +22,7 @@ use hail::call::CallId;
 use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use hail::media::config::AudioConfig;
 use hail::media::group_call::{
-    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
+    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
 };
 use hail::media::io::{SinkSpec, SourceSpec, read_wav_mono_48k};
 use hail::media_link::{InStream, LinkError, MediaLink, OutStream, PathSample};
@@ -158,8 +158,29 @@ pub async fn mesh_impaired(
     sources: Vec<SourceSpec>,
     impairment: Option<(Impairment, u64)>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh).await
+}
+
+/// [`mesh`]'s members and links, but the group forced to forward (`TopologyMode::Forward`): the
+/// forwarder (the first in member order: no uplink is reported) sends its frames to all and
+/// forwards the others'; every other member sends to it alone.
+pub async fn forwarded(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward).await
+}
+
+async fn build(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    impairment: Option<(Impairment, u64)>,
+    topology: hail::group::topology::TopologyMode,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
-    let net = Arc::new(Mutex::new(Net::group(seeds[0], &seeds[1..])));
+    let config = hail::group::GroupConfig { topology, ..Default::default() };
+    let net = Arc::new(Mutex::new(Net::group_with(config, seeds[0], &seeds[1..])));
+    let forwarder = {
+        let net = net.lock().unwrap();
+        net.members[&peer(seeds[0])].forwarder(net.now)
+    };
     let mut nodes: Vec<_> = seeds.iter().map(|_| quic::node()).collect();
     let mut conns: Vec<Vec<(PeerId, quinn::Connection)>> = seeds.iter().map(|_| Vec::new()).collect();
     for i in 0..seeds.len() {
@@ -190,6 +211,11 @@ pub async fn mesh_impaired(
             }
             media.add_member(*other, index, link).await.unwrap();
         }
+        media.set_route(match forwarder {
+            Some(f) if f == id => Route::Forwarder,
+            Some(f) => Route::Via(f),
+            None => Route::Mesh,
+        });
         parties.push(Party { id, media: Some(media), events, wav, conns, _endpoint: node.0 });
     }
     (net, parties)

@@ -12,6 +12,7 @@
 //! the member's stream leaves the mix when its frames stop. A removed member's link is dropped and
 //! its stream leaves the mix at once. Nothing but audio runs on the task, so nothing starves it.
 
+mod forward;
 mod report;
 mod session;
 
@@ -25,8 +26,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use forward::{ForwardFilter, ForwardRefusal};
 pub use report::GroupReport;
-pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL};
+pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL, Route};
 
 use super::MediaStartError;
 use super::codec::opus::{OpusDecoder, OpusEncoder};
@@ -122,6 +124,15 @@ pub struct GroupSendStats {
     pub seal_refused: u64,
     /// Frames Opus would not encode.
     pub encode_failures: u64,
+    /// (Forwarding) other members' frames forwarded on.
+    #[serde(default)]
+    pub forwarded_frames: u64,
+    /// Their bytes, counted once per member they went to.
+    #[serde(default)]
+    pub forwarded_bytes: u64,
+    /// (Forwarding) frames not forwarded: another member's sender index, a duplicate, garbage.
+    #[serde(default)]
+    pub forward_refused: u64,
 }
 
 /// One other member's audio, as we hear it.
@@ -245,6 +256,7 @@ enum Command {
     Add(PeerId, SenderIndex, Arc<dyn MediaLink>, oneshot::Sender<Result<(), MemberError>>),
     Remove(PeerId),
     Muted(bool),
+    Route(Route),
 }
 
 /// What a member's link reader hands the task, with the generation of the link it reads (a
@@ -270,6 +282,7 @@ impl std::fmt::Debug for Command {
             Command::Add(p, s, _, _) => write!(f, "Add({p}, {})", s.0),
             Command::Remove(p) => write!(f, "Remove({p})"),
             Command::Muted(m) => write!(f, "Muted({m})"),
+            Command::Route(r) => write!(f, "Route({r:?})"),
         }
     }
 }
@@ -322,6 +335,11 @@ impl GroupCallMedia {
     pub fn set_muted(&self, muted: bool) {
         lock(&self.stats).muted = muted;
         let _ = self.commands.send(Command::Muted(muted));
+    }
+
+    /// How our frames flow from now on (the group's topology).
+    pub fn set_route(&self, route: Route) {
+        let _ = self.commands.send(Command::Route(route));
     }
 
     /// The counters, as last written down (every 100 ms).
@@ -413,7 +431,9 @@ impl GroupTask {
                         let opus = job.encode_with(&mut self.encoder);
                         self.session.encoded(&job, opus);
                     }
-                    Output::Transmit(frame) => self.transmit(Bytes::from(frame)),
+                    Output::Transmit { to, frame } | Output::Forward { to, frame } => {
+                        self.transmit(&to, Bytes::from(frame))
+                    }
                     Output::Report { to, frame } => self.send_report(&to, Bytes::from(frame)),
                     Output::PlayAudio(pcm) => {
                         audio.play(&pcm);
@@ -469,6 +489,7 @@ impl GroupTask {
                 self.session.remove_member(&member);
             }
             Command::Muted(muted) => self.session.set_muted(muted),
+            Command::Route(route) => self.session.set_route(route),
         }
         self.write_stats();
     }
@@ -478,10 +499,10 @@ impl GroupTask {
         self.links.get(member).is_some_and(|l| l.generation == generation)
     }
 
-    /// The one sealed frame, on every member's link; a link that refuses is counted, the others
-    /// still get it.
-    fn transmit(&mut self, frame: Bytes) {
-        for (member, l) in &self.links {
+    /// One sealed frame, on the links of `to`; a link that refuses is counted, the others still
+    /// get it.
+    fn transmit(&mut self, to: &[PeerId], frame: Bytes) {
+        for (member, l) in self.links.iter().filter(|(p, _)| to.contains(p)) {
             match l.link.send_datagram(frame.clone()) {
                 Ok(()) => self.session.sent(member, frame.len()),
                 Err(e) => {

@@ -4,9 +4,11 @@
 //! encode it ([`Output::EncodeAudio`], once, whatever the number of members), builds the same
 //! [`AudioPacket`] a 1:1 call sends (with the redundant copies of [`AudioFramer`]), has it sealed
 //! once through the [`GroupFrameCrypto`] port and hands the one ciphertext out for every member's
-//! link ([`Output::Transmit`]). Each member's datagrams are opened through the port (a refusal is
-//! counted against that member, never fatal) and go to the [`GroupAudioReceiver`] under the sender
-//! index the member was added with; 10 ms after each send tick the receiver's mix is played
+//! link, or the forwarder's alone ([`Output::Transmit`], [`Route`]); a forwarding member also
+//! forwards the others' frames unchanged ([`Output::Forward`], `forward.rs`). Each member's
+//! datagrams are opened through the port (a refusal is counted against that member, never fatal)
+//! and go to the [`GroupAudioReceiver`] under the sender index they carry (the member's own, or
+//! any member's from the forwarder's link); 10 ms after each send tick the receiver's mix is played
 //! ([`Output::PlayAudio`]), and what changed in who speaks comes out as [`GroupAudioEvent`]s.
 //!
 //! The session holds no clock, socket or thread: `now` is handed in, and the driver runs Opus.
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
 
+use super::forward::ForwardFilter;
 use super::report::GroupReport;
 use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, ParticipantAudioStats};
 use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
@@ -27,6 +30,16 @@ use crate::media::group_audio::{GroupAudioError, GroupAudioReceiver};
 use crate::media::jitter::FRAME;
 use crate::media::packet::FLAG_GROUP_REPORTS;
 use crate::media::redundancy::LossResponse;
+
+/// Whether `output` forwards a video frame (read from its clear media byte).
+fn is_video(output: &Output) -> bool {
+    match output {
+        Output::Forward { frame, .. } => {
+            GroupFrameHeader::parse(frame).is_ok_and(|(h, _)| matches!(h.media, GroupMedia::Video { .. }))
+        }
+        _ => false,
+    }
+}
 
 /// How long after a send tick its play tick comes (as in a 1:1 call).
 const PLAY_OFFSET: Duration = Duration::from_millis(10);
@@ -62,8 +75,21 @@ pub enum Output {
     },
     /// Encode it with Opus and hand the bytes in ([`GroupAudioSession::encoded`]).
     EncodeAudio(AudioEncodeJob),
-    /// Send this sealed frame to every member (one ciphertext for all).
-    Transmit(Vec<u8>),
+    /// Send this sealed frame of ours to these members (one ciphertext for all: every member in a
+    /// mesh and at the forwarder, the forwarder alone otherwise).
+    Transmit {
+        /// The members whose links carry it.
+        to: Vec<PeerId>,
+        /// The sealed frame.
+        frame: Vec<u8>,
+    },
+    /// (At the forwarder) send another member's sealed frame on, unchanged, to these members.
+    Forward {
+        /// Every member but the frame's origin.
+        to: Vec<PeerId>,
+        /// The frame, byte for byte as it came.
+        frame: Vec<u8>,
+    },
     /// Send this sealed receiver report to `to` only (on its link).
     Report {
         /// The member whose audio it is about.
@@ -77,6 +103,19 @@ pub enum Output {
     Event(GroupAudioEvent),
     /// Nothing to do until then.
     Timeout(Instant),
+}
+
+/// How this member's frames flow (the node tells it the group's topology).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Route {
+    /// To every member, each on its own link.
+    #[default]
+    Mesh,
+    /// This member forwards: its frames go to every member, and every member's frames that come
+    /// on its link go on to every other.
+    Forwarder,
+    /// Through this member: our frames go to it alone, and every member's come on its link.
+    Via(PeerId),
 }
 
 /// One member, as the media sees it.
@@ -101,6 +140,8 @@ pub struct GroupAudioSession<D> {
     muted: bool,
     receiver: GroupAudioReceiver<D>,
     members: BTreeMap<PeerId, Member>,
+    route: Route,
+    forward: ForwardFilter,
     send: GroupSendStats,
     dominant: Option<PeerId>,
     next_send: Instant,
@@ -139,6 +180,8 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             muted,
             receiver: GroupAudioReceiver::new(new_decoder),
             members: BTreeMap::new(),
+            route: Route::Mesh,
+            forward: ForwardFilter::default(),
             send: GroupSendStats { bitrate, redundancy: 1, ..Default::default() },
             dominant: None,
             next_send: now,
@@ -191,6 +234,16 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         self.members.iter().map(|(p, m)| (*p, m.sender))
     }
 
+    /// How our frames flow from now on.
+    pub fn set_route(&mut self, route: Route) {
+        self.route = route;
+    }
+
+    /// How our frames flow.
+    pub fn route(&self) -> Route {
+        self.route
+    }
+
     /// Mutes or unmutes: muted frames carry silence and the muted flag.
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
@@ -204,23 +257,60 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     /// A datagram that came on `from`'s link at `now`: opened, and its audio given to the mix.
     /// A frame the port refuses, one of another sender than `from`'s index, anything that is not
     /// audio, and garbage are counted against `from` and dropped.
+    ///
+    /// At the forwarder, a frame under `from`'s own sender index that it has not seen is also
+    /// forwarded unchanged to every other member ([`Output::Forward`]; audio ahead of video still
+    /// waiting), before and whatever its opening; one under another index is dropped unforwarded.
+    /// Through a forwarder, the forwarder's link may deliver any member's frames.
     pub fn datagram(&mut self, from: &PeerId, datagram: &[u8], now: Instant) {
         let Some(member) = self.members.get_mut(from) else { return };
         member.stats.datagrams += 1;
         member.stats.bytes += datagram.len() as u64;
-        let opened = match self.crypto.open(from, datagram) {
+        let link_sender = member.sender;
+        if self.route == Route::Forwarder {
+            match self.forward.check(link_sender, datagram) {
+                Ok(header) => {
+                    let to: Vec<PeerId> = self.members.keys().filter(|p| *p != from).copied().collect();
+                    self.send.forwarded_frames += 1;
+                    self.send.forwarded_bytes += (datagram.len() * to.len()) as u64;
+                    let out = Output::Forward { to, frame: datagram.to_vec() };
+                    if header.media == GroupMedia::Audio {
+                        // Audio goes ahead of any video still waiting to go out.
+                        let at = self.outputs.iter().position(|o| is_video(o));
+                        self.outputs.insert(at.unwrap_or(self.outputs.len()), out);
+                    } else {
+                        self.outputs.push_back(out);
+                    }
+                }
+                Err(super::forward::ForwardRefusal::Report) => {}
+                Err(e) => {
+                    self.send.forward_refused += 1;
+                    tracing::debug!(%from, error = %e, "group frame not forwarded");
+                }
+            }
+        }
+        let opened = self.crypto.open(from, datagram);
+        let via_forwarder = self.route == Route::Via(*from);
+        let known = |s| self.members.values().any(|m| m.sender == s);
+        let opened = match opened {
+            Ok(o) if o.header.key_id.sender() == link_sender => Ok(o),
+            // Through the forwarder: any member's frames but reports (pairwise, never forwarded).
+            Ok(o) if via_forwarder && o.header.media != GroupMedia::Report && known(o.header.key_id.sender()) => Ok(o),
+            Ok(_) => Err(None),
+            Err(e) => Err(Some(e)),
+        };
+        let member = self.members.get_mut(from).expect("looked up above");
+        let opened = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 member.stats.refused += 1;
-                tracing::debug!(%from, error = %e, "group frame refused");
+                if let Some(e) = e {
+                    tracing::debug!(%from, error = %e, "group frame refused");
+                }
                 return;
             }
         };
         let sender = opened.header.key_id.sender();
-        if sender != member.sender {
-            member.stats.refused += 1;
-            return;
-        }
         match opened.header.media {
             GroupMedia::Audio => {
                 if self.receiver.on_plaintext(sender, &opened.payload, now).is_err() {
@@ -288,7 +378,11 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
                 }
                 self.send.frames += 1;
                 self.send.bytes += frame.len() as u64;
-                self.outputs.push_back(Output::Transmit(frame));
+                let to = match self.route {
+                    Route::Via(forwarder) if self.members.contains_key(&forwarder) => vec![forwarder],
+                    _ => self.members.keys().copied().collect(),
+                };
+                self.outputs.push_back(Output::Transmit { to, frame });
             }
             Err(e) => {
                 // Not in the call (yet, or any more): nothing is sent until keys are there.
@@ -530,7 +624,7 @@ mod tests {
             assert_eq!(jobs.len(), 1, "one encode per frame, whatever the number of members");
             s.encoded(&jobs[0], Ok(vec![n as u8]));
             sealed.extend(drain(&mut s).into_iter().filter_map(|o| match o {
-                Output::Transmit(f) => Some(f),
+                Output::Transmit { frame, .. } => Some(frame),
                 _ => None,
             }));
         }
@@ -640,7 +734,7 @@ mod tests {
                                 s.encoded(&job, Ok(vec![50; 40]));
                                 self.last_job[i] = Some(job);
                             }
-                            Output::Transmit(frame) => {
+                            Output::Transmit { frame, .. } => {
                                 let n = self.sent[i];
                                 self.sent[i] += 1;
                                 let payload = ClearFrames::payload(&frame).unwrap().1;
@@ -653,7 +747,7 @@ mod tests {
                                 let to = (0..3).find(|j| member(*j as u8 + 1) == to).unwrap();
                                 deliveries.push((i, to, frame));
                             }
-                            Output::PlayAudio(_) | Output::Event(_) => {}
+                            Output::PlayAudio(_) | Output::Event(_) | Output::Forward { .. } => {}
                         }
                     }
                 }
@@ -730,5 +824,133 @@ mod tests {
         let from_2 = at_0.participants.iter().find(|p| p.member == member(3)).unwrap();
         assert_eq!((from_2.refused, from_2.reported_loss_permille), (2, None));
         assert_eq!(at_0.send.copy_distances, [1], "nothing changed");
+    }
+
+    /// Four members' sessions, member 0 forwarding: every 10 ms of simulated time each one's
+    /// outputs are carried out on the links they name. Returns the sessions and, per member, the
+    /// members its own frames went to.
+    fn run_forwarded(seconds: u32) -> (Vec<GroupAudioSession<LevelDecoder>>, Vec<BTreeMap<usize, u64>>) {
+        let t0 = Instant::now();
+        let n = 4;
+        let mut sessions: Vec<_> = (0..n as u8)
+            .map(|i| GroupAudioSession::new(Arc::new(ClearFrames::new(i)), 32_000, false, || Ok(LevelDecoder), t0))
+            .collect();
+        for (i, s) in sessions.iter_mut().enumerate() {
+            for j in (0..n as u8).filter(|j| usize::from(*j) != i) {
+                s.add_member(member(j + 1), SenderIndex(j)).unwrap();
+            }
+            s.set_route(if i == 0 { Route::Forwarder } else { Route::Via(member(1)) });
+        }
+        let index = |p: &PeerId| (0..n).find(|j| member(*j as u8 + 1) == *p).unwrap();
+        let mut own_to = vec![BTreeMap::new(); n];
+        for step in 0..seconds * 100 {
+            let now = t0 + Duration::from_millis(10) * step;
+            let mut deliveries = Vec::new();
+            for (i, s) in sessions.iter_mut().enumerate() {
+                s.handle_timeout(now, 0);
+                loop {
+                    match s.poll_output() {
+                        Output::Timeout(_) => break,
+                        Output::CaptureAudio { capture_us } => s.captured(Some([1; FRAME_SAMPLES]), capture_us),
+                        Output::EncodeAudio(job) => s.encoded(&job, Ok(vec![50 + i as u8; 40])),
+                        Output::Transmit { to, frame } => {
+                            for p in to {
+                                *own_to[i].entry(index(&p)).or_insert(0) += 1;
+                                deliveries.push((i, index(&p), frame.clone()));
+                            }
+                        }
+                        Output::Forward { to, frame } => {
+                            deliveries.extend(to.iter().map(|p| (i, index(p), frame.clone())));
+                        }
+                        Output::Report { to, frame } => deliveries.push((i, index(&to), frame)),
+                        Output::PlayAudio(_) | Output::Event(_) => {}
+                    }
+                }
+            }
+            for (from, to, frame) in deliveries {
+                sessions[to].datagram(&member(from as u8 + 1), &frame, now);
+            }
+        }
+        (sessions, own_to)
+    }
+
+    #[test]
+    fn through_a_forwarder_each_member_sends_once_and_hears_every_other() {
+        let (sessions, own_to) = run_forwarded(2);
+        // The forwarder sends its own frames to all three; the others to the forwarder alone.
+        assert_eq!(own_to[0].keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+        for (i, to) in own_to.iter().enumerate().skip(1) {
+            assert_eq!(to.keys().copied().collect::<Vec<_>>(), vec![0], "member {i} sends to the forwarder only");
+        }
+        for (i, s) in sessions.iter().enumerate() {
+            let stats = s.stats();
+            for p in &stats.participants {
+                assert!(p.in_mix && p.jitter.received >= 90, "member {i} hears {}: {:?}", p.sender, p.jitter);
+                assert_eq!(p.refused, 0, "member {i}: nothing refused from {}", p.sender);
+            }
+        }
+        // The forwarder forwarded each of the three others' ~100 frames to two members, unchanged.
+        let f = sessions[0].stats().send;
+        assert!(f.forwarded_frames >= 290 && f.forward_refused == 0, "{f:?}");
+        assert_eq!(sessions[1].stats().send.forwarded_frames, 0);
+    }
+
+    #[test]
+    fn the_forwarder_drops_a_frame_under_another_members_index_and_duplicates() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        for j in 1..4u8 {
+            s.add_member(member(j + 1), SenderIndex(j)).unwrap();
+        }
+        s.set_route(Route::Forwarder);
+        drain(&mut s);
+        let forwarded = |s: &mut GroupAudioSession<LevelDecoder>| {
+            drain(s)
+                .into_iter()
+                .filter_map(|o| match o {
+                    Output::Forward { to, frame } => Some((to, frame)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let own = frame(1, GroupMedia::Audio, 0, 9);
+        s.datagram(&member(2), &own, t0);
+        let mut others = vec![member(3), member(4)];
+        others.sort_by_key(|p| p.to_bytes());
+        assert_eq!(forwarded(&mut s), vec![(others, own.clone())], "unchanged, to every member but its origin");
+        s.datagram(&member(2), &own, t0);
+        assert!(forwarded(&mut s).is_empty(), "a duplicate is not forwarded");
+        // Member 1 (sender 1) delivering a frame under sender 2's index: not forwarded, not mixed.
+        s.datagram(&member(2), &frame(2, GroupMedia::Audio, 5, 9), t0);
+        assert!(forwarded(&mut s).is_empty());
+        let stats = s.stats();
+        assert_eq!(stats.send.forward_refused, 2);
+        // (The duplicate is refused again when opened, by the real key ring's replay window; these
+        // clear frames do not keep one.)
+        assert_eq!(stats.participants.iter().find(|p| p.sender == 1).unwrap().refused, 1, "the forgery is not mixed");
+        // Audio goes out ahead of video still waiting.
+        s.datagram(&member(3), &frame(2, GroupMedia::Video { temporal_layer: 0 }, 0, 1), t0);
+        s.datagram(&member(3), &frame(2, GroupMedia::Audio, 1, 1), t0);
+        let media: Vec<GroupMedia> =
+            forwarded(&mut s).iter().map(|(_, f)| GroupFrameHeader::parse(f).unwrap().0.media).collect();
+        assert_eq!(media, vec![GroupMedia::Audio, GroupMedia::Video { temporal_layer: 0 }]);
+    }
+
+    #[test]
+    fn through_a_forwarder_a_frame_from_a_member_not_forwarding_stays_its_own() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        for j in 1..4u8 {
+            s.add_member(member(j + 1), SenderIndex(j)).unwrap();
+        }
+        s.set_route(Route::Via(member(2)));
+        s.datagram(&member(2), &frame(2, GroupMedia::Audio, 0, 1), t0);
+        s.datagram(&member(3), &frame(3, GroupMedia::Audio, 0, 1), t0);
+        s.datagram(&member(2), &frame(9, GroupMedia::Audio, 1, 1), t0);
+        s.datagram(&member(2), &ClearFrames::frame(2, GroupMedia::Report, 2, &[0; 5]), t0);
+        let stats = s.stats();
+        let refused = |sender: u8| stats.participants.iter().find(|p| p.sender == sender).unwrap().refused;
+        assert_eq!(refused(1), 2, "a stranger's index and another's report via the forwarder are refused");
+        assert_eq!(refused(2), 1, "member 2 cannot deliver member 3's frame: it does not forward");
     }
 }

@@ -28,7 +28,7 @@ use crate::group::roster::Roster;
 use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
 use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
 use crate::media::group_call::{
-    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
+    FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
 };
 use crate::media_link::MediaLink;
 use crate::node::GroupPeerChange;
@@ -78,6 +78,17 @@ pub struct GroupInfo {
     /// it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<GroupAudioStats>,
+    /// How the media flows: `mesh` (every member sends to every other) or `forward` (one member
+    /// forwards the others' sealed frames: `forwarder`).
+    #[serde(default = "mesh")]
+    pub topology: String,
+    /// The forwarding member (a PeerId) when `topology` is `forward`; null in a mesh.
+    #[serde(default)]
+    pub forwarder: Option<String>,
+}
+
+fn mesh() -> String {
+    "mesh".into()
 }
 
 /// One participant of a group call.
@@ -109,6 +120,13 @@ pub struct ParticipantInfo {
     /// shows `relayed`: its leg goes through a media relay, like a 1:1 call's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<CallPath>,
+    /// Its uplink as it last reported it (ours as measured or set), kbit/s: what the topology is
+    /// chosen from; null until reported.
+    #[serde(default)]
+    pub uplink_kbps: Option<u32>,
+    /// It forwards the others' frames in this epoch.
+    #[serde(default)]
+    pub forwarder: bool,
 }
 
 /// Where the group call's media plane meets the control plane: the group's audio
@@ -119,6 +137,7 @@ pub struct ParticipantInfo {
 pub(in crate::node) struct GroupMediaSeam {
     media: Option<Arc<GroupCallMedia>>,
     attached: BTreeMap<PeerId, SenderIndex>,
+    route: Route,
 }
 
 impl GroupMediaSeam {
@@ -133,7 +152,10 @@ impl GroupMediaSeam {
     ) {
         let (events, mut heard) = mpsc::channel::<GroupAudioEvent>(64);
         match GroupCallMedia::start(config, Arc::new(MemberCrypto(member)), events) {
-            Ok(media) => self.media = Some(Arc::new(media)),
+            Ok(media) => {
+                media.set_route(self.route);
+                self.media = Some(Arc::new(media));
+            }
             Err(e) => tracing::warn!(error = %e, "the group call's audio could not start"),
         }
         tokio::spawn(async move {
@@ -144,6 +166,17 @@ impl GroupMediaSeam {
                 }
             }
         });
+    }
+
+    /// How our frames flow (the group's topology now), told to the media when it changes.
+    fn set_route(&mut self, route: Route) {
+        if route != self.route {
+            tracing::info!(?route, "group media: topology");
+            self.route = route;
+            if let Some(media) = &self.media {
+                media.set_route(route);
+            }
+        }
     }
 
     /// Mutes or unmutes what we send.
@@ -358,6 +391,10 @@ impl Phone {
         };
         let roster = group.roster();
         let roster = roster.as_ref();
+        let (forwarder, uplinks) = {
+            let member = group.member();
+            (member.forwarder(Instant::now()), member.uplinks())
+        };
         let mut participants: Vec<ParticipantInfo> = Vec::new();
         let mut add = |peer: PeerId, index: Option<SenderIndex>, state: &str| {
             if participants.iter().any(|p| p.peer_id == peer) {
@@ -373,6 +410,8 @@ impl Phone {
                 muted: muted(&peer),
                 speaking: group.speaking.contains(&peer),
                 path: leg_path(&peer),
+                uplink_kbps: uplinks.get(&peer).copied(),
+                forwarder: forwarder == Some(peer),
             });
         };
         if let Some(roster) = roster {
@@ -421,6 +460,8 @@ impl Phone {
             end_reason: group.ended.map(|r| leave_reason(r).to_owned()),
             dominant: group.dominant.map(|p| p.to_base58()),
             audio: group.media.stats(),
+            topology: if forwarder.is_some() { "forward" } else { "mesh" }.into(),
+            forwarder: forwarder.map(|p| p.to_base58()),
         })
     }
 
@@ -459,7 +500,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 invitees.push((peer, contact));
             }
         }
-        let config = GroupConfig::default();
+        let config = GroupConfig { topology: self.phone.settings.group_topology, ..GroupConfig::default() };
         if invitees.len() + 1 > config.max_members {
             return Err(NodeError::CallAction("a group call has at most 8 people"));
         }
@@ -631,6 +672,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     epoch, a = %dispute.0, b = %dispute.1, %seen_by,
                     "two members' handshake reports differ: someone may be in the middle of that pair"
                 );
+            }
+            GroupEvent::TopologyChanged { topology, forwarder } => {
+                tracing::info!(?topology, ?forwarder, "group call: topology");
             }
             GroupEvent::Joined(_) | GroupEvent::KeyInstalled { .. } => {}
         }
@@ -904,7 +948,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     _ => Vec::new(),
                 };
                 let me = self.config.identity.peer_id();
-                let config = GroupConfig::default();
+                let config = GroupConfig { topology: self.phone.settings.group_topology, ..GroupConfig::default() };
                 match GroupMember::accept_invite(me, peer, &invite, config, StdRng::from_entropy(), now) {
                     Ok(mut member) => {
                         if let Some(handshake_hash) = hash {
@@ -1061,10 +1105,29 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         for peer in gone {
             group.media.detach(&peer);
         }
+        // Our uplink for the topology: as set, or what the slowest of our legs' congestion
+        // controllers allows now (window over RTT).
+        let measured = want
+            .values()
+            .map(|(_, link)| link.path())
+            .filter(|p| !p.rtt.is_zero())
+            .map(|p| (p.cwnd.saturating_mul(8) as f64 / p.rtt.as_secs_f64() / 1000.0).min(f64::from(u32::MAX)) as u32)
+            .min();
+        let now = Instant::now();
+        let route = {
+            let mut member = group.member();
+            member.set_uplink(self.phone.settings.group_uplink_kbps.or(measured));
+            match member.forwarder(now) {
+                Some(f) if f == member.me() => Route::Forwarder,
+                Some(f) => Route::Via(f),
+                None => Route::Mesh,
+            }
+        };
         for (peer, (index, media)) in want {
             if group.media.attached(&peer).is_none() {
                 group.media.attach(peer, index, media);
             }
         }
+        group.media.set_route(route);
     }
 }

@@ -49,6 +49,10 @@ pub struct CallSettings {
     pub video: VideoConfig,
     /// Candidates to advertise instead of the endpoint's own addresses.
     pub advertise: Option<Vec<SocketAddr>>,
+    /// How group calls we sequence choose their topology (mesh or a forwarding member).
+    pub group_topology: crate::group::topology::TopologyMode,
+    /// Our uplink as the user states it, kbit/s (otherwise measured on the group's legs).
+    pub group_uplink_kbps: Option<u32>,
 }
 
 /// A call's own media choices, over the daemon's.
@@ -101,6 +105,8 @@ impl Default for CallSettings {
             audio: AudioConfig::default(),
             video: VideoConfig::default(),
             advertise: None,
+            group_topology: Default::default(),
+            group_uplink_kbps: None,
         }
     }
 }
