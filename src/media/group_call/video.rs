@@ -357,6 +357,10 @@ impl GroupVideoSession {
     /// go out, and a frame that came due meanwhile is captured.
     pub fn encoded(&mut self, now: Instant, wall_us: u64, job: &EncodeJob, result: Result<Encoded, VideoCodecError>) {
         self.in_flight = false;
+        if !self.sending {
+            // Turned off while it was encoded: nothing more of ours goes out.
+            return;
+        }
         if let Err(e) = &result {
             tracing::warn!(error = %e, "group video encoding failed; starting a new encoder");
         }
