@@ -207,6 +207,9 @@ pub struct GroupVideoSession {
     in_flight: bool,
     frame_due: bool,
     members: BTreeMap<PeerId, Member>,
+    /// What each member last said of its video, member or not yet (the node may hear it on the
+    /// member's leg before the member's media is added).
+    said_on: BTreeMap<PeerId, bool>,
     next_window: Instant,
     sent_in_window: u32,
     bytes_at_window: u64,
@@ -248,6 +251,7 @@ impl GroupVideoSession {
             in_flight: false,
             frame_due: false,
             members: BTreeMap::new(),
+            said_on: BTreeMap::new(),
             next_window: now + VIDEO_WINDOW,
             sent_in_window: 0,
             bytes_at_window: 0,
@@ -278,7 +282,7 @@ impl GroupVideoSession {
                 receive: VideoReceiveStats::default(),
                 send_dropped: 0,
             };
-            let on = self.members.get(&member).is_some_and(|m| m.stats.on);
+            let on = self.said_on.get(&member).copied().unwrap_or(false);
             let mut m =
                 Member { sender, receiver: VideoReceiver::for_opened_frames(), stats, shown: 0, bytes_in_window: 0 };
             m.stats.on = on;
@@ -317,6 +321,9 @@ impl GroupVideoSession {
 
     /// `member` says its video is on or off (off is a pause, not a stall: no keyframe requests).
     pub fn set_remote_sending(&mut self, member: &PeerId, on: bool, now: Instant) {
+        if self.said_on.len() < 64 || self.said_on.contains_key(member) {
+            self.said_on.insert(*member, on);
+        }
         if let Some(m) = self.members.get_mut(member) {
             m.stats.on = on;
             m.receiver.set_remote_sending(on, now);

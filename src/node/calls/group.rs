@@ -188,10 +188,12 @@ impl GroupMediaSeam {
         tracing::debug!(%peer, index = index.0, "group media: member attached");
         self.attached.insert(peer, index);
         if let Some(media) = self.media.clone() {
+            // Told now, before the add (which waits for its reply): what the leg says later is
+            // told after this, so the media ends with the latest.
+            media.set_remote_video(peer, video);
             tokio::spawn(async move {
-                match media.add_member(peer, index, link).await {
-                    Ok(()) => media.set_remote_video(peer, video),
-                    Err(e) => tracing::warn!(%peer, error = %e, "group media: a member could not be added"),
+                if let Err(e) = media.add_member(peer, index, link).await {
+                    tracing::warn!(%peer, error = %e, "group media: a member could not be added");
                 }
             });
         }
