@@ -525,3 +525,202 @@ impl GroupVideoSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::crypto::sender_key::{KeyId, OpenedFrame};
+    use crate::media::codec::fake::FakeVideoEncoder;
+    use crate::media::group_call::FrameCryptoError;
+    use crate::media::video::encoder::EncodeWorker;
+    use crate::media::video::pattern;
+
+    /// "Seals" in the clear (a header, the payload, 16 zero bytes) as sender `sender` in the epoch
+    /// the test sets: what the session does with frames, not the cipher.
+    struct ClearFrames {
+        sender: u8,
+        epoch: AtomicU64,
+        counter: AtomicU64,
+    }
+
+    impl ClearFrames {
+        fn new(sender: u8) -> Arc<Self> {
+            Arc::new(ClearFrames { sender, epoch: AtomicU64::new(1), counter: AtomicU64::new(0) })
+        }
+
+        fn frame(sender: u8, epoch: u64, media: GroupMedia, counter: u64, payload: &[u8]) -> Vec<u8> {
+            let header = GroupFrameHeader { media, key_id: KeyId::new(epoch, SenderIndex(sender)).unwrap(), counter };
+            [&header.encode()[..], payload, &[0; 16]].concat()
+        }
+    }
+
+    impl GroupFrameCrypto for ClearFrames {
+        fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
+            let counter = self.counter.fetch_add(1, Ordering::Relaxed);
+            Ok(Self::frame(self.sender, self.epoch.load(Ordering::Relaxed), media, counter, payload))
+        }
+
+        fn open(&self, _from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
+            let (header, len) = GroupFrameHeader::parse(frame).map_err(|e| FrameCryptoError(e.to_string()))?;
+            Ok(OpenedFrame { header, payload: frame[len..frame.len() - 16].to_vec() })
+        }
+    }
+
+    fn member(n: u8) -> PeerId {
+        crate::identity::Identity::from_seed([n; 32]).peer_id()
+    }
+
+    fn config() -> SenderConfig {
+        SenderConfig { max_format: GROUP_VIDEO_FORMAT, ..Default::default() }
+    }
+
+    /// What one frame tick at `at` makes: the capture carried out (the pattern), the job encoded by
+    /// `worker`, the records sent. Returns the job and the records.
+    fn tick(s: &mut GroupVideoSession, worker: &mut EncodeWorker, at: Instant) -> (Option<EncodeJob>, Vec<Outgoing>) {
+        s.handle_timeout(at, 1_000);
+        let mut job = None;
+        let mut sent = Vec::new();
+        while let Some(o) = s.poll_output() {
+            match o {
+                VideoOutput::Capture { format, stamp, capture_us } => {
+                    s.captured(at, pattern::draw(format.width, format.height, stamp), capture_us)
+                }
+                VideoOutput::Encode(j) => {
+                    let result = worker.encode(&j);
+                    s.encoded(at, 1_000, &j, result);
+                    job = Some(j);
+                }
+                VideoOutput::Send(r) => sent.push(r),
+                _ => {}
+            }
+        }
+        (job, sent)
+    }
+
+    #[test]
+    fn each_frame_is_encoded_and_sealed_once_for_all_and_a_newcomer_or_a_new_epoch_gets_a_keyframe() {
+        let t0 = Instant::now();
+        let crypto = ClearFrames::new(0);
+        let mut s = GroupVideoSession::new(crypto.clone(), SenderConfig::default(), true, t0);
+        let mut worker = EncodeWorker::with_opener(FakeVideoEncoder::open);
+        assert_eq!(tick(&mut s, &mut worker, t0), (None, vec![]), "nobody to send to: nothing captured");
+        s.add_member(member(1), SenderIndex(1), t0);
+        s.add_member(member(2), SenderIndex(2), t0);
+        let frame = GROUP_VIDEO_FORMAT.interval();
+        let mut keyframes = Vec::new();
+        for n in 1..6u32 {
+            let (job, sent) = tick(&mut s, &mut worker, t0 + frame * n);
+            let job = job.expect("one encode per frame tick");
+            assert_eq!((job.format.width, job.format.height), (320, 180), "a group sends 320x180 at most");
+            assert_eq!(sent.len(), 1, "one sealed record per frame, for every member");
+            keyframes.push(job.keyframe);
+            let (header, len) = GroupFrameHeader::parse(&sent[0].record[4..]).unwrap();
+            assert_eq!(header.media, GroupMedia::Video { temporal_layer: 0 });
+            let (gop, frame) = parse_group_video_plaintext(&sent[0].record[4 + len..sent[0].record.len() - 16]).unwrap();
+            assert_eq!((gop, frame.frame, sent[0].new_gop), (sent[0].gop, n - 1, n == 1));
+        }
+        assert_eq!(keyframes, [true, false, false, false, false]);
+        // A newcomer: its stream starts with the next GOP.
+        s.add_member(member(3), SenderIndex(3), t0);
+        let (job, sent) = tick(&mut s, &mut worker, t0 + frame * 6);
+        assert!(job.unwrap().keyframe && sent[0].new_gop);
+        tick(&mut s, &mut worker, t0 + frame * 7);
+        // A new epoch: its first delta frame is not sealed; the next frame is a keyframe under the
+        // new key.
+        crypto.epoch.store(2, Ordering::Relaxed);
+        let (job, sent) = tick(&mut s, &mut worker, t0 + frame * 8);
+        assert!(!job.unwrap().keyframe && sent.is_empty());
+        let (job, sent) = tick(&mut s, &mut worker, t0 + frame * 9);
+        assert!(job.unwrap().keyframe && sent[0].new_gop);
+        assert_eq!(GroupFrameHeader::parse(&sent[0].record[4..]).unwrap().0.key_id.epoch(), 2);
+        let stats = s.stats();
+        assert_eq!((stats.send.frames, stats.send.keyframes, stats.send.unsealed), (8, 3, 1));
+        // Off: the encoder goes, nothing is captured, and a job still in flight sends nothing.
+        s.handle_timeout(t0 + frame * 10, 1_000);
+        let capture = s.poll_output();
+        assert!(matches!(capture, Some(VideoOutput::Capture { .. })), "{capture:?}");
+        s.captured(t0 + frame * 10, pattern::draw(320, 180, Stamp { counter: 1, capture_ms: 1 }), 1_000);
+        let Some(VideoOutput::Encode(job)) = s.poll_output() else { panic!("an encode") };
+        s.set_sending(false, t0 + frame * 10);
+        let result = worker.encode(&job);
+        s.encoded(t0 + frame * 10, 1_000, &job, result);
+        assert!(matches!(s.poll_output(), Some(VideoOutput::ReleaseEncoder)));
+        assert!(s.poll_output().is_none(), "nothing sent after video off");
+        assert_eq!(tick(&mut s, &mut worker, t0 + frame * 11), (None, vec![]));
+    }
+
+    /// Member 1's frame `n` of `gop` under `sender`, as a record body (after the prefix).
+    fn body(sender: u8, gop: u32, stream_gop: u32, n: u32, keyframe: bool) -> (u32, Vec<u8>) {
+        let frame = VideoFrame {
+            frame: n,
+            capture_us: 1_000,
+            flags: if keyframe { crate::media::video::wire::FLAG_KEYFRAME } else { 0 },
+            width: 320,
+            height: 180,
+            av1: vec![1, 2, 3],
+        };
+        let plaintext = group_video_plaintext(gop, &frame);
+        (stream_gop, ClearFrames::frame(sender, 1, GroupMedia::Video { temporal_layer: 0 }, u64::from(n), &plaintext))
+    }
+
+    #[test]
+    fn frames_not_the_members_own_are_refused_and_a_gap_asks_that_member_for_a_keyframe() {
+        let t0 = Instant::now();
+        let mut s = GroupVideoSession::new(ClearFrames::new(0), config(), false, t0);
+        s.add_member(member(1), SenderIndex(1), t0);
+        s.add_member(member(2), SenderIndex(2), t0);
+        s.set_remote_sending(&member(1), true, t0);
+        let decode = |s: &mut GroupVideoSession| {
+            let mut jobs = Vec::new();
+            while let Some(o) = s.poll_output() {
+                if let VideoOutput::Decode { member, job } = o {
+                    jobs.push((member, job.frame));
+                }
+            }
+            jobs
+        };
+        // Member 2's frame delivered by member 1, a frame moved to another GOP's stream, audio,
+        // and garbage: refused against member 1, nothing decoded.
+        let (gop, other) = body(2, 0, 0, 0, true);
+        s.record(&member(1), gop, &other, t0, 1_000);
+        let (gop, moved) = body(1, 0, 1, 0, true);
+        s.record(&member(1), gop, &moved, t0, 1_000);
+        let audio = ClearFrames::frame(1, 1, GroupMedia::Audio, 0, &[0; 30]);
+        s.record(&member(1), 0, &audio, t0, 1_000);
+        s.record(&member(1), 0, &[0x20, 1], t0, 1_000);
+        assert_eq!(decode(&mut s), []);
+        // Its own keyframe and the frame after it decode; a gap leaves the next undecodable and a
+        // keyframe request goes to member 1 only.
+        for (n, keyframe) in [(0, true), (1, false), (3, false)] {
+            let (gop, b) = body(1, 0, 0, n, keyframe);
+            s.record(&member(1), gop, &b, t0, 1_000);
+        }
+        assert_eq!(decode(&mut s), [(member(1), 0), (member(1), 1)]);
+        s.handle_timeout(t0 + Duration::from_millis(10), 11_000);
+        let mut requests = Vec::new();
+        while let Some(o) = s.poll_output() {
+            if let VideoOutput::RequestKeyframe { member } = o {
+                requests.push(member);
+            }
+        }
+        assert_eq!(requests, [member(1)]);
+        let stats = s.stats();
+        let p1 = stats.participants.iter().find(|p| p.member == member(1)).unwrap();
+        assert_eq!((p1.records, p1.refused, p1.on), (7, 4, true));
+        assert_eq!((p1.receive.frames_received, p1.receive.undecodable, p1.receive.keyframe_requests), (3, 1, 1));
+        // Member 2 said nothing of its video: no stall is asked about, and it shows off.
+        let p2 = stats.participants.iter().find(|p| p.member == member(2)).unwrap();
+        assert_eq!((p2.on, p2.receive.keyframe_requests), (false, 0));
+    }
+
+    #[test]
+    fn a_members_video_state_told_before_it_is_added_holds() {
+        let t0 = Instant::now();
+        let mut s = GroupVideoSession::new(ClearFrames::new(0), config(), false, t0);
+        s.set_remote_sending(&member(1), true, t0);
+        s.add_member(member(1), SenderIndex(1), t0);
+        assert!(s.stats().participants[0].on);
+    }
+}
