@@ -63,7 +63,10 @@ fn status(d: &TestDaemon) -> Value {
 
 /// `peer` in the group of status `s`.
 fn participant<'a>(s: &'a Value, peer: &str) -> &'a Value {
-    s["group"]["participants"].as_array().and_then(|ps| ps.iter().find(|p| p["peer_id"] == peer)).unwrap_or(&Value::Null)
+    s["group"]["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["peer_id"] == peer))
+        .unwrap_or(&Value::Null)
 }
 
 /// Waits (generously: three daemons encode and decode on a shared machine) until `d` has shown
@@ -76,7 +79,11 @@ fn pictures_flow(d: &TestDaemon, from: &[&str], before: &Value, more: u64) -> Va
         if from.iter().all(|m| rendered(&s, m) >= rendered(before, m) + more) {
             return s;
         }
-        assert!(Instant::now() < deadline, "waited 60 s for {more} pictures from each of {from:?}: {}", s["group"]["video"]);
+        assert!(
+            Instant::now() < deadline,
+            "waited 60 s for {more} pictures from each of {from:?}: {}",
+            s["group"]["video"]
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -106,7 +113,12 @@ fn read_y4m(path: &Path) -> Vec<hail::media::video::Frame> {
 fn assert_shows(dir: &Path, receiver: &str, sender: usize, sender_id: &str) {
     let frames = read_y4m(&dir.join(format!("{sender_id}.y4m")));
     let stamps: Vec<Stamp> = frames.iter().filter_map(pattern::read).collect();
-    assert!(stamps.len() * 10 >= frames.len() * 9, "{receiver}: most pictures carry a readable stamp ({} of {})", stamps.len(), frames.len());
+    assert!(
+        stamps.len() * 10 >= frames.len() * 9,
+        "{receiver}: most pictures carry a readable stamp ({} of {})",
+        stamps.len(),
+        frames.len()
+    );
     let range = base(sender)..base(sender) + SOURCE_FRAMES;
     assert!(
         stamps.iter().all(|s| range.contains(&s.counter)),
@@ -114,9 +126,16 @@ fn assert_shows(dir: &Path, receiver: &str, sender: usize, sender_id: &str) {
         stamps.iter().map(|s| s.counter).collect::<Vec<_>>()
     );
     let distinct: std::collections::BTreeSet<u32> = stamps.iter().map(|s| s.counter).collect();
-    let forward = stamps.windows(2).filter(|w| w[1].counter > w[0].counter || w[1].counter < w[0].counter.saturating_sub(45)).count();
+    let forward = stamps
+        .windows(2)
+        .filter(|w| w[1].counter > w[0].counter || w[1].counter < w[0].counter.saturating_sub(45))
+        .count();
     assert!(distinct.len() >= 30, "{receiver}: member {sender}'s counter advances: {} distinct", distinct.len());
-    assert!(forward * 10 >= stamps.len().saturating_sub(1) * 9, "{receiver}: member {sender}'s pictures go forward ({forward} of {})", stamps.len());
+    assert!(
+        forward * 10 >= stamps.len().saturating_sub(1) * 9,
+        "{receiver}: member {sender}'s pictures go forward ({forward} of {})",
+        stamps.len()
+    );
 }
 
 #[test]
@@ -131,14 +150,27 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
 
     let started = d[0]
         .hail(&[
-            "--json", "call", "bob", "carol", "--video", "--audio-in", "tone:440",
-            "--video-in", sources[0].to_str().unwrap(), "--video-out", &outs[0],
+            "--json",
+            "call",
+            "bob",
+            "carol",
+            "--video",
+            "--audio-in",
+            "tone:440",
+            "--video-in",
+            sources[0].to_str().unwrap(),
+            "--video-out",
+            &outs[0],
         ])
         .json();
     assert_eq!(started["ok"]["state"], "in_call", "{started}");
     for i in 1..3 {
         let tone = format!("tone:{}", 650 + 260 * i);
-        answer_group_invite_with(&d[i], "alice", &["--audio-in", &tone, "--video-in", sources[i].to_str().unwrap(), "--video-out", &outs[i]]);
+        answer_group_invite_with(
+            &d[i],
+            "alice",
+            &["--audio-in", &tone, "--video-in", sources[i].to_str().unwrap(), "--video-out", &outs[i]],
+        );
     }
     let all: Vec<&TestDaemon> = d.iter().collect();
     all_settled(&all, &ids);
@@ -149,14 +181,22 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
         let s = pictures_flow(m, &others, &Value::Null, 60);
         let v = &s["group"]["video"];
         assert_eq!(v["sending"], true, "{}: {v}", names[i]);
-        assert_eq!((v["send"]["width"].as_u64(), v["send"]["height"].as_u64()), (Some(320), Some(180)), "{}: {v}", names[i]);
+        assert_eq!(
+            (v["send"]["width"].as_u64(), v["send"]["height"].as_u64()),
+            (Some(320), Some(180)),
+            "{}: {v}",
+            names[i]
+        );
         assert!(v["send"]["keyframes"].as_u64().unwrap() >= 1, "{v}");
         assert_eq!(participant(&s, &ids[i])["video"], true, "{}: our own video shows on: {s}", names[i]);
         for other in &others {
             assert_eq!(participant(&s, other)["video"], true, "{}: {other}'s video shows on: {s}", names[i]);
             let pv = video_of(&s, other);
             assert!(pv["on"] == true && pv["receive"]["keyframes"].as_u64().unwrap() >= 1, "{pv}");
-            assert!(pv["receive"]["frames_decoded"].as_u64().unwrap() >= pv["receive"]["frames_rendered"].as_u64().unwrap(), "{pv}");
+            assert!(
+                pv["receive"]["frames_decoded"].as_u64().unwrap() >= pv["receive"]["frames_rendered"].as_u64().unwrap(),
+                "{pv}"
+            );
             assert_eq!(pv["refused"], 0, "{pv}");
         }
         // Audio goes on beside it: every other member's frames are in the mix.
@@ -170,9 +210,16 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
     let me = off["ok"]["participants"].as_array().and_then(|ps| ps.iter().find(|p| p["me"] == true)).cloned();
     assert_eq!(me.map(|p| p["video"].clone()), Some(Value::Bool(false)), "{off}");
     for i in 0..2 {
-        wait_status(&d[i], "carol's video off", |s| participant(s, &ids[2])["video"] == false && video_of(s, &ids[2])["on"] == false);
+        wait_status(&d[i], "carol's video off", |s| {
+            participant(s, &ids[2])["video"] == false && video_of(s, &ids[2])["on"] == false
+        });
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !watched[i].lock().unwrap().iter().any(|e| e["event"] == "group.video" && e["peer_id"] == ids[2].as_str() && e["on"] == false) {
+        while !watched[i]
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "group.video" && e["peer_id"] == ids[2].as_str() && e["on"] == false)
+        {
             assert!(Instant::now() < deadline, "{} saw no group.video event for carol", names[i]);
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -185,7 +232,12 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
         assert_eq!(received(&s, &ids[2]), carol_then, "{}: carol's frames stopped: {}", names[i], s["group"]["video"]);
     }
     let s = status(&d[2]);
-    assert_eq!((s["group"]["video"]["sending"].clone(), s["group"]["video"]["send_fps"].clone()), (Value::Bool(false), Value::from(0)), "{}", s["group"]["video"]);
+    assert_eq!(
+        (s["group"]["video"]["sending"].clone(), s["group"]["video"]["send_fps"].clone()),
+        (Value::Bool(false), Value::from(0)),
+        "{}",
+        s["group"]["video"]
+    );
 
     // Everyone leaves: each member's directory holds a Y4M per other member, named by its
     // PeerId, showing that member's own pattern, its counter advancing.
@@ -193,9 +245,11 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
         m.hail(&["leave"]).ok();
     }
     for (i, out) in outs.iter().enumerate() {
-        let mut files: Vec<String> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut files: Vec<String> =
+            std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         files.sort();
-        let mut want: Vec<String> = ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| format!("{id}.y4m")).collect();
+        let mut want: Vec<String> =
+            ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| format!("{id}.y4m")).collect();
         want.sort();
         assert_eq!(files, want, "{}: one file per other participant", names[i]);
         for (j, id) in ids.iter().enumerate().filter(|(j, _)| *j != i) {
@@ -213,9 +267,23 @@ fn a_member_added_with_hail_add_gets_everyones_video_and_they_get_its() {
     let sources: Vec<PathBuf> = (0..4).map(|i| source_file(dir.path(), i)).collect();
     let outs: Vec<String> = names.iter().map(|n| format!("{}/seen-by-{n}/", dir.path().display())).collect();
 
-    d[0].hail(&["call", "bob", "carol", "--video", "--video-in", sources[0].to_str().unwrap(), "--video-out", &outs[0]]).ok();
+    d[0].hail(&[
+        "call",
+        "bob",
+        "carol",
+        "--video",
+        "--video-in",
+        sources[0].to_str().unwrap(),
+        "--video-out",
+        &outs[0],
+    ])
+    .ok();
     for i in 1..3 {
-        answer_group_invite_with(&d[i], "alice", &["--video-in", sources[i].to_str().unwrap(), "--video-out", &outs[i]]);
+        answer_group_invite_with(
+            &d[i],
+            "alice",
+            &["--video-in", sources[i].to_str().unwrap(), "--video-out", &outs[i]],
+        );
     }
     all_settled(&[&d[0], &d[1], &d[2]], &ids[..3]);
     pictures_flow(&d[0], &[&ids[1], &ids[2]], &Value::Null, 30);

@@ -618,7 +618,8 @@ mod tests {
             keyframes.push(job.keyframe);
             let (header, len) = GroupFrameHeader::parse(&sent[0].record[4..]).unwrap();
             assert_eq!(header.media, GroupMedia::Video { temporal_layer: 0 });
-            let (gop, frame) = parse_group_video_plaintext(&sent[0].record[4 + len..sent[0].record.len() - 16]).unwrap();
+            let (gop, frame) =
+                parse_group_video_plaintext(&sent[0].record[4 + len..sent[0].record.len() - 16]).unwrap();
             assert_eq!((gop, frame.frame, sent[0].new_gop), (sent[0].gop, n - 1, n == 1));
         }
         assert_eq!(keyframes, [true, false, false, false, false]);

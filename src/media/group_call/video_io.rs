@@ -7,8 +7,8 @@
 //!
 //! Everything comes back to the task as a [`VideoEvent`].
 
-use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
@@ -24,7 +24,9 @@ use crate::media::video::pattern::Stamp;
 use crate::media::video::receiver::{DecodeJob, Rendered};
 use crate::media::video::record_reader::{Record, RecordBudget, RecordReader};
 use crate::media::video::sender::Outgoing;
-use crate::media::video::source::{CaptureRequest, VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source};
+use crate::media::video::source::{
+    CaptureRequest, VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source,
+};
 use crate::media::video::wire;
 use crate::media_link::{InStream, MediaLink, OutStream};
 
@@ -82,7 +84,9 @@ pub(super) fn start_encoder(
     events: mpsc::UnboundedSender<VideoEvent>,
 ) -> std::io::Result<std_mpsc::Sender<EncodeTask>> {
     let (tasks, rx) = std_mpsc::channel();
-    std::thread::Builder::new().name("hail-group-encode".into()).spawn(move || encode_thread(worker, source, rx, events))?;
+    std::thread::Builder::new()
+        .name("hail-group-encode".into())
+        .spawn(move || encode_thread(worker, source, rx, events))?;
     Ok(tasks)
 }
 
@@ -294,7 +298,9 @@ async fn read_stream(
     let mut progress_told: Option<Instant> = None;
     loop {
         let chunk = if reader.gop().is_none() {
-            tokio::time::timeout_at(header_due, recv.read_chunk(READ_CHUNK)).await.map_err(|_| "no stream header in time")??
+            tokio::time::timeout_at(header_due, recv.read_chunk(READ_CHUNK))
+                .await
+                .map_err(|_| "no stream header in time")??
         } else {
             recv.read_chunk(READ_CHUNK).await?
         };
