@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 
 use hail::call::CallId;
 use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
-use hail::media::config::AudioConfig;
+use hail::media::config::{AudioConfig, VideoConfig};
 use hail::media::group_call::{
     FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig,
 };
@@ -158,6 +158,20 @@ pub async fn mesh_impaired(
     sources: Vec<SourceSpec>,
     impairment: Option<(Impairment, u64)>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    mesh_with(dir, sources, impairment, None).await
+}
+
+/// [`mesh`], every member also sending video as `video` says (its source, sink and encoder).
+pub async fn mesh_video(dir: &Path, sources: Vec<SourceSpec>, video: VideoConfig) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    mesh_with(dir, sources, None, Some(video)).await
+}
+
+async fn mesh_with(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    impairment: Option<(Impairment, u64)>,
+    video: Option<VideoConfig>,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
     let net = Arc::new(Mutex::new(Net::group(seeds[0], &seeds[1..])));
     let mut nodes: Vec<_> = seeds.iter().map(|_| quic::node()).collect();
@@ -177,6 +191,8 @@ pub async fn mesh_impaired(
         let config = GroupMediaConfig {
             audio: AudioConfig { input: source, output: SinkSpec::File(wav.clone()), ..AudioConfig::default() },
             muted: false,
+            video_on: video.is_some(),
+            video: video.clone().unwrap_or_default(),
         };
         let (events_tx, events) = mpsc::channel(256);
         let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });
