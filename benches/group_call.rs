@@ -346,11 +346,8 @@ fn main() {
     let python = args.value("--pesq");
     // `quality-only`: the quality scene without the cost rows.
     let only = args.has_word("quality-only") || args.has_word("join-only") || args.has_word("video-only");
-    let rows: Vec<_> = if only {
-        Vec::new()
-    } else {
-        MEMBERS.iter().map(|n| runtime.block_on(measure(*n, seconds))).collect()
-    };
+    let rows: Vec<_> =
+        if only { Vec::new() } else { MEMBERS.iter().map(|n| runtime.block_on(measure(*n, seconds))).collect() };
     // `join`: start and join times between real daemons (`common/group_join.rs`); `join-only`:
     // nothing else. A smoke run (no `--bench`) times one join into a group of 3.
     let join_rows: Vec<_> = if args.has_word("join") || args.has_word("join-only") || !args.bench {

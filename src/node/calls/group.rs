@@ -523,7 +523,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let member = GroupMember::start(CallId::random().0, me, config, StdRng::from_entropy(), now);
         let video_config = audio.apply_video(&self.phone.settings.video);
         let audio = audio.apply(&self.phone.settings.audio);
-        self.begin_group(member, Vec::new(), GroupMediaConfig { audio, muted: false, video: video_config, video_on: video });
+        self.begin_group(
+            member,
+            Vec::new(),
+            GroupMediaConfig { audio, muted: false, video: video_config, video_on: video },
+        );
         for (peer, contact) in invitees {
             self.invite_to_group(peer, contact, now)?;
         }
@@ -795,7 +799,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
 
     /// `hail video on|off` in a group call: our video, and every member is told on its leg.
     pub(in crate::node) fn set_group_video(&mut self, on: bool) -> Result<GroupInfo, NodeError> {
-        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else { return Err(NodeError::NoCall) };
+        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else {
+            return Err(NodeError::NoCall);
+        };
         group.video = on;
         group.media.set_video(on);
         self.tell_legs_media();
@@ -806,7 +812,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// The group's media cannot decode `member`'s video: a keyframe request on its leg.
     fn request_keyframe(&mut self, member: PeerId) {
         let Some(id) = self.phone.group.as_ref().map(|g| g.id) else { return };
-        let leg = self.phone.calls.values().find(|c| c.leg_of(id) && c.session.peer() == member && c.session.state() == CallState::Active);
+        let leg = self
+            .phone
+            .calls
+            .values()
+            .find(|c| c.leg_of(id) && c.session.peer() == member && c.session.state() == CallState::Active);
         if let Some(link) = leg.and_then(|c| c.link(&self.phone.links))
             && link.send_control(ControlMessage::KeyframeRequest.body()).is_err()
         {
