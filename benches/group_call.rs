@@ -38,7 +38,8 @@
 //! seals, times the N − 1 links each goes on) and `video_down_kbps` (the records it receives),
 //! `udp_up_kbps` / `udp_down_kbps` (audio and video with QUIC's framing), the frame rate each
 //! member sends and shows of each other (mean and least), keyframes, and records dropped for a
-//! member whose queue was full. The smoke run does 3 members for 2 s and fails unless every
+//! member whose queue was full, and the audio's concealed ticks over every stream meanwhile (audio
+//! goes first: video must not starve it). The smoke run does 3 members for 2 s and fails unless every
 //! member decoded pictures from every other.
 //!
 //! With `join` (or `join-only`: nothing else), `join`: per member count, real daemons in this
@@ -162,11 +163,16 @@ async fn measure_video(members: usize, seconds: f64) -> serde_json::Value {
         .map(|p| p.media().video_stats().participants.iter().map(|o| o.receive.frames_rendered).collect())
         .collect();
     let sent0: Vec<u64> = parties.iter().map(|p| p.media().video_stats().send.frames).collect();
+    let concealed = |parties: &[Party]| -> u64 {
+        parties.iter().flat_map(|p| p.stats().participants).map(|o| o.concealed_ticks).sum()
+    };
+    let concealed0 = concealed(&parties);
     let (cpu0, t0) = (process_cpu_seconds(), Instant::now());
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     let (cpu, elapsed) = (process_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let (_, _, udp_up, udp_down) = bytes(&parties);
     let (sealed, received) = video_bytes(&parties);
+    let audio_concealed = concealed(&parties) - concealed0;
     let per_member_kbps = |b: u64| (b as f64 * 8.0 / elapsed / members as f64 / 1000.0 * 10.0).round() / 10.0;
     let round1 = |x: f64| (x * 10.0).round() / 10.0;
     let (mut shown_fps, mut sent_fps, mut keyframes, mut dropped, mut decoded) = (Vec::new(), Vec::new(), 0, 0, true);
@@ -201,6 +207,7 @@ async fn measure_video(members: usize, seconds: f64) -> serde_json::Value {
         "keyframes": keyframes,
         "records_dropped": dropped,
         "every_member_decoded_every_other": decoded,
+        "audio_concealed_ticks": audio_concealed,
     })
 }
 
