@@ -1,5 +1,5 @@
-//! A group call's media plane at one member, audio only (issue 13): the sans-IO
-//! [`GroupAudioSession`] driven by one thin tokio task, [`GroupCallMedia`].
+//! A group call's media plane at one member (issue 13): the sans-IO [`GroupAudioSession`] and
+//! [`GroupVideoSession`] driven by one thin tokio task, [`GroupCallMedia`].
 //!
 //! Mesh: every 20 ms the member captures 20 ms, encodes it with Opus **once**, seals it **once**
 //! through the [`GroupFrameCrypto`] port (the node implements it over its `GroupMember`, which
@@ -8,9 +8,15 @@
 //! (`media::group_audio::GroupAudioReceiver`: a jitter buffer and a decoder per sender, a limiter
 //! on the sum, active-speaker detection); the mix goes to the audio sink.
 //!
+//! Video (`video`, `video_io`): each picture encoded once and sealed once, the one record on every
+//! member's stream of its GOP; each member's records opened, decoded and shown by a receiver,
+//! decoder and sink of its own. The task carries out the audio's outputs before the video's on
+//! every turn, the codecs' work is on threads of their own, and the video's streams go below the
+//! audio's datagrams on every link: video never holds audio up.
+//!
 //! One link failing stops nothing else: its reader ends, the failure is written down and told, and
 //! the member's stream leaves the mix when its frames stop. A removed member's link is dropped and
-//! its stream leaves the mix at once. Nothing but audio runs on the task, so nothing starves it.
+//! its stream leaves the mix at once.
 
 mod report;
 mod session;
