@@ -841,6 +841,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         call.remote_muted = muted;
         call.remote_video = video;
         let peer = call.session.peer();
+        if !muted_changed && !video_changed {
+            return;
+        }
         let Some(group) = self.phone.group.as_ref().filter(|g| call.leg_of(g.id)) else { return };
         if video_changed {
             group.media.set_remote_video(peer, video);
