@@ -176,6 +176,7 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
     all_settled(&all, &ids);
 
     // Everyone sends (the invitation asked for video) and shows the two others' pictures.
+    let mut refused_then = Vec::new();
     for (i, m) in d.iter().enumerate() {
         let others: Vec<&str> = ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| id.as_str()).collect();
         let s = pictures_flow(m, &others, &Value::Null, 60);
@@ -197,8 +198,10 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
                 pv["receive"]["frames_decoded"].as_u64().unwrap() >= pv["receive"]["frames_rendered"].as_u64().unwrap(),
                 "{pv}"
             );
-            assert_eq!(pv["refused"], 0, "{pv}");
         }
+        // Records sealed under an epoch's new key before it reached us are refused (a brief gap
+        // at each join, group-media-v1.md "Rekeying"); from here on, with everyone's keys in, none.
+        refused_then.push(s.clone());
         // Audio goes on beside it: every other member's frames are in the mix.
         let audio = s["group"]["audio"]["participants"].as_array().unwrap();
         assert!(audio.iter().all(|p| p["jitter"]["received"].as_u64().unwrap() > 50), "{}", s["group"]["audio"]);
@@ -230,6 +233,17 @@ fn three_members_each_see_the_other_two_and_video_off_stops_one_at_the_others() 
         // …and nothing more of hers comes in the next second of the other's.
         let s = pictures_flow(&d[i], &[other], &s, 30);
         assert_eq!(received(&s, &ids[2]), carol_then, "{}: carol's frames stopped: {}", names[i], s["group"]["video"]);
+    }
+    for (i, m) in d.iter().enumerate() {
+        let s = status(m);
+        for other in ids.iter().filter(|id| **id != ids[i]) {
+            assert_eq!(
+                video_of(&s, other)["refused"],
+                video_of(&refused_then[i], other)["refused"],
+                "{}: no record of {other} refused once the group settled",
+                names[i]
+            );
+        }
     }
     let s = status(&d[2]);
     assert_eq!(
