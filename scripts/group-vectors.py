@@ -252,19 +252,31 @@ def group_media_vectors():
         ">HHHHH", *bursts.values())
     report = {"about": 1, "report": fields, "bursts": bursts,
               "frame": seal(base_e7[2], 7, 2, 1, 0x30, report_plain)}
+    # Sender 1's next frame, video (layer 0) on its GOP 5's stream: a record of group video.
+    gop = 5
+    video_frame = struct.pack(">IQBHH", 0, 1_700_000_000_000_000, 0x01, 320, 180) + b"\x12\x00\x0a\x0bav1 keyframe"
+    sealed = seal(base_e7[1], 7, 1, 2, 0x20, struct.pack(">I", gop) + video_frame)
+    video_record = {
+        "gop": gop,
+        "stream_header": (bytes([0x20]) + struct.pack(">I", gop)).hex(),
+        "video_frame": video_frame.hex(),
+        "frame": sealed,
+        "record": (struct.pack(">I", len(bytes.fromhex(sealed["frame"]))) + bytes.fromhex(sealed["frame"])).hex(),
+    }
     after = seal(base_e8[1], 8, 1, 0, 0x10, b"sender 1 after the rekey")
     newcomer = seal(base_e8[3], 8, 3, 0, 0x10, b"sender 3, new in epoch 8")
     return {
         "description": "hail group media v1 vectors (protocols/group-media-v1.md), written by "
         "scripts/group-vectors.py (an implementation independent of src/crypto/sender_key.rs). Cipher suite "
         "0xF001: RFC 9605's key schedule and header with ChaCha20-Poly1305. frames: sender 1's first two frames "
-        "and sender 2's first frame in epoch 7. receiver_report: sender 2's next frame, a report on sender 1's audio. rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
+        "and sender 2's first frame in epoch 7. receiver_report: sender 2's next frame, a report on sender 1's audio. video_record: sender 1's next frame, a keyframe on its GOP 5's video stream (stream header, record = len || group frame, plaintext = gop || media-v1 video frame). rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
         "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). forwarding: what a "
         "forwarding member does with datagrams in order, each on a member's link (forward to, or why not). Hex.",
         "cipher_suite": SUITE,
         "rfc9605_headers": [{"kid": k, "ctr": c, "header": h} for k, c, h in RFC9605_HEADERS],
         "frames": [audio, video, other],
         "receiver_report": report,
+        "video_record": video_record,
         "rekey": {
             "departed_sender": 2,
             "new_sender": 3,

@@ -303,6 +303,12 @@ fn group_status_and_events_are_exactly_the_vectors() {
                 name: name(),
                 muted: raw["muted"].as_bool().unwrap(),
             },
+            "group.video" => hail::node::NodeEvent::GroupVideo {
+                group: group.clone(),
+                peer_id: peer(),
+                name: name(),
+                on: raw["on"].as_bool().unwrap(),
+            },
             "group.disputed" => hail::node::NodeEvent::GroupDisputed {
                 group: group.clone(),
                 peer_ids: [0, 1].map(|i| raw["peer_ids"][i].as_str().unwrap().to_owned()),

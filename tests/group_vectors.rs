@@ -259,6 +259,42 @@ fn a_receiver_report_reproduces_the_vector_and_opens_as_its_reporters_report() {
     }
 }
 
+/// A group video record (`protocols/group-media-v1.md`, "Video"): sealed once as sender 1's next
+/// frame, the plaintext naming its GOP, on a stream whose header names the same GOP; read back by
+/// a group stream reader and refused by a 1:1 one.
+#[test]
+fn a_group_video_record_reproduces_the_vector_and_reads_back_from_its_stream() {
+    use hail::media::group_call::{KIND_GROUP_VIDEO, group_video_plaintext, parse_group_video_plaintext};
+    use hail::media::video::record_reader::{RecordBudget, RecordReader};
+    use hail::media::video::wire::{self, VideoFrame};
+
+    let v = vectors("group-media-v1.json");
+    let r = &v["video_record"];
+    let gop = num(&r["gop"]) as u32;
+    let frames = items(&v["frames"]);
+    let sealed = seal_all(&[frames[0].clone(), frames[1].clone(), r["frame"].clone()]);
+    let video = VideoFrame::decode(&hex(&r["video_frame"])).unwrap();
+    assert!(video.keyframe() && (video.width, video.height) == (320, 180));
+    assert_eq!(group_video_plaintext(gop, &video), hex(&r["frame"]["plaintext"]));
+    assert_eq!(parse_group_video_plaintext(&hex(&r["frame"]["plaintext"])), Ok((gop, video.clone())));
+    let record = [&(sealed[2].len() as u32).to_be_bytes()[..], &sealed[2]].concat();
+    assert_eq!(record, hex(&r["record"]));
+    let header = wire::stream_header_of(KIND_GROUP_VIDEO, gop);
+    assert_eq!(header.to_vec(), hex(&r["stream_header"]));
+    let stream = [&header[..], &record].concat();
+    let mut reader = RecordReader::of_kind(KIND_GROUP_VIDEO, RecordBudget::new(1 << 20));
+    let records = reader.push(&stream).unwrap();
+    assert_eq!((reader.gop(), records.len()), (Some(gop), 1));
+    assert_eq!(records[0].body(), &sealed[2][..]);
+    let mut ring = SenderKeyRing::new();
+    ring.install(key_id(&r["frame"]), &base_key(&r["frame"])).unwrap();
+    let opened = ring.open(records[0].body()).unwrap();
+    assert_eq!(opened.header.media, GroupMedia::Video { temporal_layer: 0 });
+    assert_eq!(parse_group_video_plaintext(&opened.payload), Ok((gop, video)));
+    // A 1:1 call's stream reader refuses a group video stream at its first byte.
+    assert!(RecordReader::new(RecordBudget::new(1 << 20)).push(&stream).is_err());
+}
+
 #[test]
 fn a_rekey_locks_out_the_departed_and_the_past() {
     let v = vectors("group-media-v1.json");

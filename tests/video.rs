@@ -363,7 +363,7 @@ fn the_encoder_is_chosen_by_flag_and_bad_video_settings_are_refused_at_start() {
         (&["--video-encoder", "h264"][..], "unknown video encoder"),
         (&["--video-max-size", "huge"][..], "max_size"),
         (&["--video-in", "camera0"][..], "expected pattern, camera, camera:NAME or a .y4m file"),
-        (&["--video-out", "out.mp4"][..], "expected null or a .y4m file"),
+        (&["--video-out", "out.mp4"][..], "expected null, a .y4m file or a directory"),
     ] {
         let home = dir.path().join(format!("bad-{}", flags[0].trim_start_matches('-')));
         let err = TestDaemon::try_start(&home, flags).err().unwrap_or_else(|| panic!("{flags:?} was accepted"));

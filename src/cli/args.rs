@@ -193,7 +193,8 @@ pub enum ClientCmd {
         /// This call's video source: pattern, camera, camera:NAME (see `hail devices`) or a .y4m file.
         #[arg(long, value_name = "SOURCE")]
         video_in: Option<String>,
-        /// Where this call's received video goes: null or a .y4m file.
+        /// Where this call's received video goes: null, a .y4m file, or (a group call) a directory
+        /// DIR/ that gets a .y4m per participant.
         #[arg(long, value_name = "SINK")]
         video_out: Option<String>,
     },
@@ -211,7 +212,8 @@ pub enum ClientCmd {
         /// This call's video source: pattern, camera, camera:NAME (see `hail devices`) or a .y4m file.
         #[arg(long, value_name = "SOURCE")]
         video_in: Option<String>,
-        /// Where this call's received video goes: null or a .y4m file.
+        /// Where this call's received video goes: null, a .y4m file, or (a group call) a directory
+        /// DIR/ that gets a .y4m per participant.
         #[arg(long, value_name = "SINK")]
         video_out: Option<String>,
     },

@@ -54,12 +54,19 @@ fn request(command: &ClientCmd) -> Command {
         ClientCmd::Peers => Command::PeersList,
         ClientCmd::Find { peer } => Command::PeersFind { peer: peer.clone() },
         ClientCmd::Bootstrap { addresses } => Command::DhtBootstrap { addresses: addresses.clone() },
-        ClientCmd::Call { peers, audio_in, audio_out, audio_processing, .. } if peers.len() > 1 => Command::GroupCall {
-            peers: peers.clone(),
-            audio_in: audio_in.clone(),
-            audio_out: audio_out.clone(),
-            audio_processing: audio_processing.clone(),
-        },
+        ClientCmd::Call { peers, video, audio_in, audio_out, audio_processing, video_in, video_out, .. }
+            if peers.len() > 1 =>
+        {
+            Command::GroupCall {
+                peers: peers.clone(),
+                audio_in: audio_in.clone(),
+                audio_out: audio_out.clone(),
+                audio_processing: audio_processing.clone(),
+                video: *video,
+                video_in: video_in.clone(),
+                video_out: video_out.clone(),
+            }
+        }
         ClientCmd::Call { peers, video, audio_in, audio_out, audio_processing, video_in, video_out, .. } => Command::Call {
             peer: peers.first().cloned().unwrap_or_default(),
             video: *video,

@@ -118,13 +118,32 @@ pub fn print_group(g: &GroupInfo) {
         let path = p.path.as_ref().map(|p| format!(", {} {:.0} ms", p.kind.replace('_', " "), p.rtt_ms)).unwrap_or_default();
         let uplink = p.uplink_kbps.map(|k| format!(", uplink {k} kbit/s")).unwrap_or_default();
         let forwards = if p.forwarder { ", forwards" } else { "" };
-        outln!("          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}", participant(p), p.state);
+        let video = if p.video { ", video on" } else { "" };
+        let seen = g
+            .video
+            .as_ref()
+            .and_then(|v| v.participants.iter().find(|v| v.member == p.peer_id))
+            .filter(|v| v.receive.frames_rendered > 0)
+            .map(|v| format!(" ({} fps, {} kbps, {} shown)", v.fps, v.kbps, v.receive.frames_rendered))
+            .unwrap_or_default();
+        outln!("          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}", participant(p), p.state);
     }
     if g.epoch.is_some() {
         match g.participants.iter().find(|p| p.forwarder) {
             Some(f) => outln!("Topology  forwarded by {} (each member sends once, to it)", participant(f)),
             None => outln!("Topology  mesh (each member sends to every other)"),
         }
+    }
+    if let Some(v) = g.video.as_ref().filter(|v| v.sending) {
+        outln!(
+            "Video     sending {}x{} {} fps {} kbps ({} frames, {} keyframes) to every member",
+            v.send.width,
+            v.send.height,
+            v.send_fps,
+            v.send_kbps,
+            v.send.frames,
+            v.send.keyframes
+        );
     }
     match (&g.emoji_text, &g.emoji_failure) {
         (Some(emoji), _) => outln!("Emoji     {emoji}  (the whole group sees the same four; they change when someone joins or leaves)"),
@@ -360,6 +379,11 @@ pub fn reply(command: &ClientCmd, value: Value) -> Result<(), serde_json::Error>
         ClientCmd::Call { .. } => {
             let c: CallInfo = serde_json::from_value(value)?;
             outln!("Ringing {} (call {})", who(&c), c.call_id);
+        }
+        ClientCmd::Video { .. } if value.get("participants").is_some() => {
+            let g: GroupInfo = serde_json::from_value(value)?;
+            let on = g.participants.iter().any(|p| p.me && p.video);
+            outln!("Video {} (group call {})", if on { "on" } else { "off" }, g.call_id);
         }
         ClientCmd::Video { .. } => {
             let c: CallInfo = serde_json::from_value(value)?;

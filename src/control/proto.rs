@@ -222,6 +222,16 @@ pub enum Command {
         /// This call's echo cancellation, noise suppression and gain control.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audio_processing: Option<String>,
+        /// Our video on from the start (each invitee joins with its own on).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        video: bool,
+        /// This call's video source (`pattern`, `camera`, a `.y4m` file).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_in: Option<String>,
+        /// Where the others' video goes: a directory (`DIR/`), one Y4M per participant named by
+        /// its PeerId.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_out: Option<String>,
     },
     /// Invite another contact into the group call.
     #[serde(rename = "group.add")]
@@ -552,7 +562,15 @@ mod tests {
             Command::Unmute,
             Command::Reject,
             Command::Hangup,
-            Command::GroupCall { peers: vec!["bob".into(), "carol".into()], audio_in: None, audio_out: None, audio_processing: None },
+            Command::GroupCall {
+                peers: vec!["bob".into(), "carol".into()],
+                audio_in: None,
+                audio_out: None,
+                audio_processing: None,
+                video: true,
+                video_in: None,
+                video_out: Some("seen/".into()),
+            },
             Command::GroupAdd { peer: "dave".into() },
             Command::GroupLeave,
             Command::SasConfirm { call_id: "3fa2c1".into(), emoji: "fox cactus rocket anchor".into() },

@@ -251,9 +251,9 @@ async fn answer(
         Command::Video { on } => node.set_video(on).await.map(|v| json(&v)),
         Command::Reject => node.reject().await.map(|v| json(&v)),
         Command::Hangup => node.hangup_or_leave().await.map(|v| json(&v)),
-        Command::GroupCall { peers, audio_in, audio_out, audio_processing } => {
-            match media_override(audio_in, audio_out, audio_processing, None, None) {
-                Ok(audio) => node.group_call_with(&peers, audio).await.map(|v| json(&v)),
+        Command::GroupCall { peers, audio_in, audio_out, audio_processing, video, video_in, video_out } => {
+            match media_override(audio_in, audio_out, audio_processing, video_in, video_out) {
+                Ok(audio) => node.group_call_with_video(&peers, video, audio).await.map(|v| json(&v)),
                 Err(e) => return proto::err_line(Some(id), &e),
             }
         }

@@ -198,8 +198,8 @@ impl<S: Store> NodeLoop<S> {
                 let _ = reply.send(Ok(self.discovery.status()));
             }
             Request::Call { who, video, audio, reply } => self.place_call(who, video, audio, reply),
-            Request::GroupCall { who, audio, reply } => {
-                let _ = reply.send(self.start_group(who, audio));
+            Request::GroupCall { who, video, audio, reply } => {
+                let _ = reply.send(self.start_group(who, video, audio));
             }
             Request::GroupAdd { who, reply } => {
                 let _ = reply.send(self.add_to_group(who));

@@ -194,6 +194,20 @@ pub enum NodeEvent {
         /// Whether it is muted now.
         muted: bool,
     },
+    /// A member turned its video on or off (it said so on its leg to us).
+    #[serde(rename = "group.video")]
+    GroupVideo {
+        /// The group call as it is now.
+        group: GroupInfo,
+        /// Who.
+        #[serde(with = "crate::store::contact::peer_id_text")]
+        peer_id: PeerId,
+        /// Our contact name for them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+        /// Whether its video is on now.
+        on: bool,
+    },
     /// We are out of the group call (we left, or were removed or not admitted).
     #[serde(rename = "group.ended")]
     GroupEnded {
@@ -404,9 +418,9 @@ enum Request {
     Call { who: String, video: bool, audio: MediaOverride, reply: Reply<CallInfo> },
     Answer { audio: MediaOverride, reply: Reply<CallInfo> },
     Mute { muted: bool, reply: Reply<CallOrGroup> },
-    Video { on: bool, reply: Reply<CallInfo> },
+    Video { on: bool, reply: Reply<CallOrGroup> },
     CallAction { action: crate::call::UserAction, reply: Reply<CallInfo> },
-    GroupCall { who: Vec<String>, audio: MediaOverride, reply: Reply<GroupInfo> },
+    GroupCall { who: Vec<String>, video: bool, audio: MediaOverride, reply: Reply<GroupInfo> },
     GroupAdd { who: String, reply: Reply<GroupInfo> },
     GroupLeave { reply: Reply<GroupInfo> },
     Hangup { reply: Reply<Hangup> },
@@ -562,8 +576,8 @@ impl Node {
         self.ask(|reply| Request::Answer { audio, reply }).await
     }
 
-    /// Turns our video on or off; the peer is told.
-    pub async fn set_video(&self, on: bool) -> Result<CallInfo, NodeError> {
+    /// Turns our video on or off; the peer (in a group call, every member) is told.
+    pub async fn set_video(&self, on: bool) -> Result<CallOrGroup, NodeError> {
         self.ask(|reply| Request::Video { on, reply }).await
     }
 
@@ -596,8 +610,23 @@ impl Node {
     /// Starts a group call with this call's own audio source and sink (the sink gets the mix
     /// of the others).
     pub async fn group_call_with(&self, who: &[String], audio: MediaOverride) -> Result<GroupInfo, NodeError> {
+        self.group_call_with_video(who, false, audio).await
+    }
+
+    /// Starts a group call with our video on or off (each invitee joins with its own on when
+    /// ours is) and this call's own sources and sinks (`video_output`: a directory, a Y4M per
+    /// participant).
+    pub async fn group_call_with_video(
+        &self,
+        who: &[String],
+        video: bool,
+        audio: MediaOverride,
+    ) -> Result<GroupInfo, NodeError> {
+        if video {
+            self.check_video_input(&audio).await?;
+        }
         let who = who.to_vec();
-        self.ask(|reply| Request::GroupCall { who, audio, reply }).await
+        self.ask(|reply| Request::GroupCall { who, video, audio, reply }).await
     }
 
     /// Invites another contact into our group call.

@@ -102,9 +102,11 @@ pub fn all_settled(daemons: &[&TestDaemon], peers: &[String]) -> (Value, u64) {
             // The fields are the spec's (protocols/control-v1.md, vectors `group_status`).
             let spec: Value = serde_json::from_str(include_str!("../../protocols/vectors/control-v1.json")).unwrap();
             let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
-            // `audio` is the media plane's counters (media::group_call::GroupAudioStats).
+            // `audio` and `video` are the media plane's counters (media::group_call::GroupAudioStats,
+            // GroupVideoStats).
             let mut live = keys(first);
             assert!(live.remove("audio"), "the group's audio runs: {first}");
+            assert!(live.remove("video"), "the group's video half runs: {first}");
             assert_eq!(live, keys(&spec["group_status"]), "{first}");
             let me = first["participants"].as_array().unwrap().iter().find(|p| p["me"] == true).unwrap();
             assert_eq!(keys(me), keys(&spec["group_status"]["participants"][0]), "{me}");

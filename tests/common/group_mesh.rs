@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 
 use hail::call::CallId;
 use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
-use hail::media::config::AudioConfig;
+use hail::media::config::{AudioConfig, VideoConfig};
 use hail::media::group_call::{
     FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
 };
@@ -158,14 +158,19 @@ pub async fn mesh_impaired(
     sources: Vec<SourceSpec>,
     impairment: Option<(Impairment, u64)>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh).await
+    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh, None).await
 }
 
 /// [`mesh`]'s members and links, but the group forced to forward (`TopologyMode::Forward`): the
 /// forwarder (the first in member order: no uplink is reported) sends its frames to all and
 /// forwards the others'; every other member sends to it alone.
 pub async fn forwarded(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Forward).await
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None).await
+}
+
+/// [`mesh`], every member also sending video as `video` says (its source, sink and encoder).
+pub async fn mesh_video(dir: &Path, sources: Vec<SourceSpec>, video: VideoConfig) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video)).await
 }
 
 async fn build(
@@ -173,6 +178,7 @@ async fn build(
     sources: Vec<SourceSpec>,
     impairment: Option<(Impairment, u64)>,
     topology: hail::group::topology::TopologyMode,
+    video: Option<VideoConfig>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
     let config = hail::group::GroupConfig { topology, ..Default::default() };
@@ -198,6 +204,8 @@ async fn build(
         let config = GroupMediaConfig {
             audio: AudioConfig { input: source, output: SinkSpec::File(wav.clone()), ..AudioConfig::default() },
             muted: false,
+            video_on: video.is_some(),
+            video: video.clone().unwrap_or_default(),
         };
         let (events_tx, events) = mpsc::channel(256);
         let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });

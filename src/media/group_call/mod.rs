@@ -1,5 +1,5 @@
-//! A group call's media plane at one member, audio only (issue 13): the sans-IO
-//! [`GroupAudioSession`] driven by one thin tokio task, [`GroupCallMedia`].
+//! A group call's media plane at one member (issue 13): the sans-IO [`GroupAudioSession`] and
+//! [`GroupVideoSession`] driven by one thin tokio task, [`GroupCallMedia`].
 //!
 //! Mesh: every 20 ms the member captures 20 ms, encodes it with Opus **once**, seals it **once**
 //! through the [`GroupFrameCrypto`] port (the node implements it over its `GroupMember`, which
@@ -8,13 +8,21 @@
 //! (`media::group_audio::GroupAudioReceiver`: a jitter buffer and a decoder per sender, a limiter
 //! on the sum, active-speaker detection); the mix goes to the audio sink.
 //!
+//! Video (`video`, `video_io`): each picture encoded once and sealed once, the one record on every
+//! member's stream of its GOP; each member's records opened, decoded and shown by a receiver,
+//! decoder and sink of its own. The task carries out the audio's outputs before the video's on
+//! every turn, the codecs' work is on threads of their own, and the video's streams go below the
+//! audio's datagrams on every link: video never holds audio up.
+//!
 //! One link failing stops nothing else: its reader ends, the failure is written down and told, and
 //! the member's stream leaves the mix when its frames stop. A removed member's link is dropped and
-//! its stream leaves the mix at once. Nothing but audio runs on the task, so nothing starves it.
+//! its stream leaves the mix at once.
 
 mod forward;
 mod report;
 mod session;
+mod video;
+mod video_io;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,14 +37,22 @@ use tokio::task::JoinHandle;
 pub use forward::{ForwardFilter, ForwardRefusal};
 pub use report::GroupReport;
 pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL, Route};
+pub use video::{
+    GROUP_VIDEO_BITRATE, GROUP_VIDEO_FORMAT, GroupRecordSeal, GroupVideoSession, GroupVideoStats, KIND_GROUP_VIDEO,
+    ParticipantVideoStats, VideoOutput, group_video_plaintext, parse_group_video_plaintext,
+};
 
 use super::MediaStartError;
 use super::codec::opus::{OpusDecoder, OpusEncoder};
-use super::config::AudioConfig;
+use super::config::{AudioConfig, VideoConfig};
 use super::driver::{lock, open_audio};
 use super::jitter::JitterStats;
 use super::stats::AudioStats;
 use crate::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
+use crate::media::video::encoder::EncodeWorker;
+use crate::media::video::record_reader::RecordBudget;
+use crate::media::video::sender::Outgoing;
+use video_io::{EncodeTask, MemberDecoder, VideoEvent};
 use crate::media_link::MediaLink;
 use crate::wall_clock::now_us as wall_us;
 
@@ -62,13 +78,18 @@ pub trait GroupFrameCrypto: Send + Sync {
     fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError>;
 }
 
-/// Where a group call's audio comes from and goes to, and how it starts.
+/// Where a group call's audio and video come from and go to, and how they start.
 #[derive(Debug, Clone, Default)]
 pub struct GroupMediaConfig {
     /// The audio source, sink, bitrate and microphone processing (as a 1:1 call's).
     pub audio: AudioConfig,
     /// The microphone starts muted.
     pub muted: bool,
+    /// The video source, sink (a directory: a Y4M per participant) and encoder; the size is at
+    /// most [`GROUP_VIDEO_FORMAT`].
+    pub video: VideoConfig,
+    /// Our video starts on.
+    pub video_on: bool,
 }
 
 /// What the group call's media tells the node (for status and `hail watch`).
@@ -89,6 +110,11 @@ pub enum GroupAudioEvent {
     /// `member`'s frames stopped for a second: its stream left the mix (it comes back with them).
     LeftMix {
         /// Who.
+        member: PeerId,
+    },
+    /// `member`'s video cannot be decoded: ask it for a keyframe (on its leg).
+    KeyframeWanted {
+        /// Whom to ask.
         member: PeerId,
     },
     /// `member`'s link failed or closed; the others go on.
@@ -257,6 +283,9 @@ enum Command {
     Remove(PeerId),
     Muted(bool),
     Route(Route),
+    Video(bool),
+    RemoteVideo(PeerId, bool),
+    KeyframeRequested,
 }
 
 /// What a member's link reader hands the task, with the generation of the link it reads (a
@@ -271,6 +300,7 @@ enum FromLink {
 #[derive(Debug)]
 pub struct GroupCallMedia {
     stats: Arc<Mutex<GroupAudioStats>>,
+    video_stats: Arc<Mutex<GroupVideoStats>>,
     commands: mpsc::UnboundedSender<Command>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -283,6 +313,9 @@ impl std::fmt::Debug for Command {
             Command::Remove(p) => write!(f, "Remove({p})"),
             Command::Muted(m) => write!(f, "Muted({m})"),
             Command::Route(r) => write!(f, "Route({r:?})"),
+            Command::Video(on) => write!(f, "Video({on})"),
+            Command::RemoteVideo(p, on) => write!(f, "RemoteVideo({p}, {on})"),
+            Command::KeyframeRequested => write!(f, "KeyframeRequested"),
         }
     }
 }
@@ -299,17 +332,43 @@ impl GroupCallMedia {
         let encoder = OpusEncoder::new(config.audio.bitrate)?;
         OpusDecoder::new()?;
         let session =
-            GroupAudioSession::new(crypto, config.audio.bitrate, config.muted, OpusDecoder::new, Instant::now());
+            GroupAudioSession::new(crypto.clone(), config.audio.bitrate, config.muted, OpusDecoder::new, Instant::now());
         let stats = Arc::new(Mutex::new(GroupAudioStats {
             input: config.audio.input.to_string(),
             output: config.audio.output.to_string(),
             ..session.stats()
         }));
+        let now = Instant::now();
+        let video = GroupVideoSession::new(crypto, config.video.sender_config(), config.video_on, now);
+        let video_stats = Arc::new(Mutex::new(GroupVideoStats {
+            input: config.video.input.to_string(),
+            output: config.video.output.to_string(),
+            ..video.stats()
+        }));
+        let (video_tx, video_results) = mpsc::unbounded_channel();
+        let worker = EncodeWorker::new(config.video.encoder, config.video.threads.max(1));
+        let video_encoder = video_io::start_encoder(config.video.input.clone(), worker, video_tx.clone())
+            .map_err(|e| MediaStartError::Thread("encoder", e))?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
-        let task = GroupTask { session, encoder, config, stats: stats.clone(), events, links: BTreeMap::new(), next_generation: 0 };
+        let task = GroupTask {
+            session,
+            encoder,
+            config,
+            stats: stats.clone(),
+            video_stats: video_stats.clone(),
+            events,
+            links: BTreeMap::new(),
+            next_generation: 0,
+            video,
+            video_encoder,
+            video_tx,
+            video_results,
+            decoders: BTreeMap::new(),
+            budget: RecordBudget::new(video_io::RECORD_BUDGET),
+        };
         let task = tokio::spawn(task.run(commands_rx, stop));
-        Ok(GroupCallMedia { stats, commands, stop: Some(stop_tx), task: Some(task) })
+        Ok(GroupCallMedia { stats, video_stats, commands, stop: Some(stop_tx), task: Some(task) })
     }
 
     /// `member`, sending under `sender` (the roster's index), is reached on `link`: we send it our
@@ -347,6 +406,27 @@ impl GroupCallMedia {
         lock(&self.stats).clone()
     }
 
+    /// Our video on or off.
+    pub fn set_video(&self, on: bool) {
+        lock(&self.video_stats).sending = on;
+        let _ = self.commands.send(Command::Video(on));
+    }
+
+    /// `member` said its video is on or off.
+    pub fn set_remote_video(&self, member: PeerId, on: bool) {
+        let _ = self.commands.send(Command::RemoteVideo(member, on));
+    }
+
+    /// A member asked us for a keyframe.
+    pub fn keyframe_requested(&self) {
+        let _ = self.commands.send(Command::KeyframeRequested);
+    }
+
+    /// The video's counters, as last written down (every 100 ms).
+    pub fn video_stats(&self) -> GroupVideoStats {
+        lock(&self.video_stats).clone()
+    }
+
     /// Stops: the audio sink is finished (a WAV file completed) before the task ends.
     pub fn stop(mut self) -> Option<JoinHandle<()>> {
         if let Some(stop) = self.stop.take() {
@@ -364,16 +444,22 @@ impl Drop for GroupCallMedia {
     }
 }
 
-/// A member's link, the generation it was added under, and the task reading it.
+/// A member's link, the generation it was added under, the task reading its datagrams, and
+/// those writing our video streams to it and reading its.
 struct MemberLink {
     link: Arc<dyn MediaLink>,
     generation: u64,
     reader: JoinHandle<()>,
+    video_out: mpsc::Sender<Outgoing>,
+    video_writer: JoinHandle<()>,
+    video_reader: JoinHandle<()>,
 }
 
 impl Drop for MemberLink {
     fn drop(&mut self) {
         self.reader.abort();
+        self.video_writer.abort();
+        self.video_reader.abort();
     }
 }
 
@@ -387,6 +473,14 @@ struct GroupTask {
     links: BTreeMap<PeerId, MemberLink>,
     /// The generation the next added link gets.
     next_generation: u64,
+    video: GroupVideoSession,
+    video_stats: Arc<Mutex<GroupVideoStats>>,
+    video_encoder: std::sync::mpsc::Sender<EncodeTask>,
+    /// Results of the video threads (the stream readers' records come on their own channel).
+    video_tx: mpsc::UnboundedSender<VideoEvent>,
+    video_results: mpsc::UnboundedReceiver<VideoEvent>,
+    decoders: BTreeMap<PeerId, MemberDecoder>,
+    budget: Arc<RecordBudget>,
 }
 
 /// Reads `member`'s datagrams until its link fails.
@@ -418,6 +512,7 @@ impl GroupTask {
             s.processing = opened.processing;
         }
         let (from_links_tx, mut from_links) = mpsc::channel(IN_QUEUE);
+        let (records_tx, mut records) = mpsc::channel(IN_QUEUE);
         let mut next_stats = Instant::now();
         loop {
             let wake = loop {
@@ -443,11 +538,18 @@ impl GroupTask {
                     }
                 }
             };
+            // Audio first: its outputs are out before the video's are looked at.
+            self.drive_video();
+            let wake = wake.min(self.video.poll_timeout(Instant::now(), wall_us()));
             tokio::select! {
                 biased;
                 _ = &mut stop => break,
-                _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now(), wall_us()),
-                Some(command) = commands.recv() => self.command(command, &from_links_tx),
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let (now, wall) = (Instant::now(), wall_us());
+                    self.session.handle_timeout(now, wall);
+                    self.video.handle_timeout(now, wall);
+                }
+                Some(command) = commands.recv() => self.command(command, &from_links_tx, &records_tx),
                 Some(from_link) = from_links.recv() => match from_link {
                     FromLink::Datagram(member, generation, d) if self.is_current(&member, generation) => {
                         self.session.datagram(&member, &d, Instant::now())
@@ -460,6 +562,8 @@ impl GroupTask {
                     // From a link since replaced or removed: its reader was stopped after queueing it.
                     FromLink::Datagram(..) | FromLink::Failed(..) => {}
                 },
+                Some(event) = self.video_results.recv() => self.video_event(event),
+                Some(event) = records.recv() => self.video_event(event),
             }
             let now = Instant::now();
             if now >= next_stats {
@@ -468,11 +572,14 @@ impl GroupTask {
             }
         }
         self.links.clear();
+        // The decode threads complete their files once their channels close.
+        self.decoders.clear();
         audio.sink.finish();
         self.write_stats();
     }
 
-    fn command(&mut self, command: Command, from_links: &mpsc::Sender<FromLink>) {
+    fn command(&mut self, command: Command, from_links: &mpsc::Sender<FromLink>, records: &mpsc::Sender<VideoEvent>) {
+        let now = Instant::now();
         match command {
             Command::Add(member, sender, link, done) => {
                 let result = self.session.add_member(member, sender);
@@ -480,18 +587,106 @@ impl GroupTask {
                     let generation = self.next_generation;
                     self.next_generation += 1;
                     let reader = tokio::spawn(read_link(member, generation, link.clone(), from_links.clone()));
-                    self.links.insert(member, MemberLink { link, generation, reader });
+                    let (video_out, outgoing) = mpsc::channel(video_io::OUT_QUEUE);
+                    let video_writer = tokio::spawn(video_io::write_streams(link.clone(), outgoing));
+                    let video_reader = tokio::spawn(video_io::read_streams(
+                        member,
+                        generation,
+                        link.clone(),
+                        records.clone(),
+                        self.budget.clone(),
+                    ));
+                    self.links.insert(member, MemberLink { link, generation, reader, video_out, video_writer, video_reader });
+                    self.video.add_member(member, sender, now);
+                    if !self.decoders.contains_key(&member) {
+                        match MemberDecoder::start(member, &self.config.video.output, self.video_tx.clone()) {
+                            Ok(d) => {
+                                self.decoders.insert(member, d);
+                            }
+                            Err(e) => tracing::warn!(%member, error = %e, "no video decoder for a group call member"),
+                        }
+                    }
                 }
                 let _ = done.send(result);
             }
             Command::Remove(member) => {
                 self.links.remove(&member);
                 self.session.remove_member(&member);
+                self.video.remove_member(&member);
+                self.decoders.remove(&member);
             }
             Command::Muted(muted) => self.session.set_muted(muted),
             Command::Route(route) => self.session.set_route(route),
+            Command::Video(on) => self.video.set_sending(on, now),
+            Command::RemoteVideo(member, on) => self.video.set_remote_sending(&member, on, now),
+            Command::KeyframeRequested => self.video.keyframe_requested(now),
         }
         self.write_stats();
+    }
+
+    /// Does what the video asks: the encode thread's tasks, our records on every member's
+    /// stream, each member's decode thread's, keyframe requests to the node.
+    fn drive_video(&mut self) {
+        while let Some(output) = self.video.poll_output() {
+            match output {
+                VideoOutput::Capture { format, stamp, capture_us } => {
+                    let _ = self.video_encoder.send(EncodeTask::Capture { format, stamp, capture_us });
+                }
+                VideoOutput::Encode(job) => {
+                    let _ = self.video_encoder.send(EncodeTask::Encode(job));
+                }
+                VideoOutput::ReleaseEncoder => {
+                    let _ = self.video_encoder.send(EncodeTask::Release);
+                }
+                VideoOutput::Send(record) => {
+                    let mut dropped = Vec::new();
+                    for (member, l) in &self.links {
+                        if l.video_out.try_send(record.clone()).is_err() {
+                            dropped.push(*member);
+                        }
+                    }
+                    for member in dropped {
+                        tracing::trace!(%member, "a group video record did not fit in a member's queue");
+                        self.video.record_dropped(&member, Instant::now());
+                    }
+                }
+                VideoOutput::Decode { member, job } => {
+                    if let Some(d) = self.decoders.get(&member) {
+                        d.decode(job);
+                    }
+                }
+                VideoOutput::Show { member, picture } => {
+                    if let Some(d) = self.decoders.get(&member) {
+                        d.show(picture);
+                    }
+                }
+                VideoOutput::RequestKeyframe { member } => {
+                    let _ = self.events.try_send(GroupAudioEvent::KeyframeWanted { member });
+                }
+            }
+        }
+    }
+
+    fn video_event(&mut self, event: VideoEvent) {
+        let (now, wall) = (Instant::now(), wall_us());
+        match event {
+            VideoEvent::Captured { picture, capture_us } => self.video.captured(now, picture, capture_us),
+            VideoEvent::SourceRate(rate) => self.video.source_rate(rate),
+            VideoEvent::SourceFailed(e) => {
+                self.video.source_failed();
+                lock(&self.video_stats).input_error = Some(e);
+            }
+            VideoEvent::Encoded { job, result } => self.video.encoded(now, wall, &job, result),
+            VideoEvent::Decoded { member, job, result } => self.video.decoded(&member, now, &job, result),
+            VideoEvent::SinkFailed(e) => lock(&self.video_stats).output_error = Some(e),
+            VideoEvent::Record { member, generation, gop, record } if self.is_current(&member, generation) => {
+                self.video.record(&member, gop, record.body(), now, wall)
+            }
+            VideoEvent::Progress { member, generation, gop } if self.is_current(&member, generation) => {
+                self.video.progress(&member, gop, now)
+            }
+            VideoEvent::Record { .. } | VideoEvent::Progress { .. } => {}
+        }
     }
 
     /// Whether `generation` is `member`'s link now.
@@ -523,6 +718,17 @@ impl GroupTask {
     }
 
     fn write_stats(&self) {
+        {
+            let fresh = self.video.stats();
+            let mut v = lock(&self.video_stats);
+            *v = GroupVideoStats {
+                input: std::mem::take(&mut v.input),
+                output: std::mem::take(&mut v.output),
+                input_error: v.input_error.take(),
+                output_error: v.output_error.take(),
+                ..fresh
+            };
+        }
         let fresh = self.session.stats();
         let mut s = lock(&self.stats);
         *s = GroupAudioStats {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Frame;
 use super::pattern;
-use super::wire::{self, VideoWireError};
+use super::wire::{self, VideoFrame, VideoWireError};
 use crate::crypto::frame::{FrameError, FrameKeys, FrameOpener, MediaKind};
 use crate::media::codec::av1::{Dav1dDecoder, VideoCodecError};
 
@@ -139,7 +139,8 @@ pub enum VideoReceiveError {
 
 /// The receiver.
 pub struct VideoReceiver {
-    opener: FrameOpener,
+    /// The call's video key (`None`: the caller opens the frames, [`VideoReceiver::accept_frame`]).
+    opener: Option<FrameOpener>,
     /// The decoder [`VideoReceiver::on_record`] uses (opened on first use when absent).
     inline_decoder: Option<Dav1dDecoder>,
     decoder_threads: u32,
@@ -191,8 +192,14 @@ impl VideoReceiver {
     /// A receiver whose caller decodes ([`VideoReceiver::accept_record`] and
     /// [`VideoReceiver::on_decoded`]): no decoder is opened.
     pub fn with_external_decoder(keys: &FrameKeys) -> Self {
+        VideoReceiver { opener: Some(keys.opener(MediaKind::Video)), ..Self::for_opened_frames() }
+    }
+
+    /// A receiver of frames its caller opened ([`VideoReceiver::accept_frame`]; a group call's
+    /// frames are opened with their sender's key) and decodes.
+    pub fn for_opened_frames() -> Self {
         VideoReceiver {
-            opener: keys.opener(MediaKind::Video),
+            opener: None,
             inline_decoder: None,
             decoder_threads: 1,
             gop: None,
@@ -266,7 +273,11 @@ impl VideoReceiver {
         gop: u32,
         body: &[u8],
     ) -> Result<Option<DecodeJob>, VideoWireError> {
-        let frame = match wire::open(&mut self.opener, gop, body) {
+        let Some(opener) = self.opener.as_mut() else {
+            self.stats.malformed += 1;
+            return Err(VideoWireError::Malformed("no key to open records with"));
+        };
+        let frame = match wire::open(opener, gop, body) {
             Ok(f) => f,
             Err(e) => {
                 match &e {
@@ -277,6 +288,12 @@ impl VideoReceiver {
                 return Err(e);
             }
         };
+        Ok(self.accept_frame(now, wall_us, gop, frame))
+    }
+
+    /// A frame of `gop`, already opened, arriving at `now` (`wall_us`: the same instant on the
+    /// wall clock): what to decode, if anything ([`VideoReceiver::accept_record`] after opening).
+    pub fn accept_frame(&mut self, now: Instant, wall_us: u64, gop: u32, frame: VideoFrame) -> Option<DecodeJob> {
         self.stats.frames_received += 1;
         if let Some(last) = self.last_record {
             let gap = now.saturating_duration_since(last);
@@ -291,7 +308,7 @@ impl VideoReceiver {
         if let Some(current) = self.gop {
             if newer(current, gop) {
                 self.stats.stale += 1;
-                return Ok(None);
+                return None;
             }
         }
         let new_gop = self.gop.is_none_or(|current| newer(gop, current));
@@ -312,7 +329,7 @@ impl VideoReceiver {
         if !self.in_step {
             self.stats.undecodable += 1;
             self.need_keyframe = true;
-            return Ok(None);
+            return None;
         }
         if age.saturating_sub(min) > BACKLOG.as_micros() as i64 && self.backlog_asked != Some(gop) {
             // Far behind: keep decoding (later frames need this one), but ask for a fresh start.
@@ -320,7 +337,7 @@ impl VideoReceiver {
             self.backlog_pending = true;
         }
         self.expect = Some(frame.frame.wrapping_add(1));
-        Ok(Some(DecodeJob { av1: frame.av1, frame: frame.frame, capture_us: frame.capture_us, age_us: age, run: self.run }))
+        Some(DecodeJob { av1: frame.av1, frame: frame.frame, capture_us: frame.capture_us, age_us: age, run: self.run })
     }
 
     /// `job` was decoded at `now` into `result`: the pictures wait for their turn. A decoder that

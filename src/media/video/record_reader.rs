@@ -138,6 +138,8 @@ enum State {
 #[derive(Debug)]
 pub struct RecordReader {
     budget: Arc<RecordBudget>,
+    /// The first byte its stream header must have.
+    kind: u8,
     gop: Option<u32>,
     state: State,
 }
@@ -145,7 +147,12 @@ pub struct RecordReader {
 impl RecordReader {
     /// A reader for a new stream, holding its bytes against `budget`.
     pub fn new(budget: Arc<RecordBudget>) -> Self {
-        RecordReader { budget, gop: None, state: State::Header { bytes: [0; STREAM_HEADER_LEN], have: 0 } }
+        Self::of_kind(wire::KIND_VIDEO, budget)
+    }
+
+    /// A reader for a new stream whose header starts with `kind` (a group call's video).
+    pub fn of_kind(kind: u8, budget: Arc<RecordBudget>) -> Self {
+        RecordReader { budget, kind, gop: None, state: State::Header { bytes: [0; STREAM_HEADER_LEN], have: 0 } }
     }
 
     /// The stream's GOP, once its header has arrived.
@@ -170,7 +177,7 @@ impl RecordReader {
                     let n = fill(&mut header[*have..], &mut bytes);
                     *have += n;
                     if *have == STREAM_HEADER_LEN {
-                        self.gop = Some(wire::parse_stream_header(header)?);
+                        self.gop = Some(wire::parse_stream_header_of(self.kind, header)?);
                         self.state = State::Prefix { bytes: [0; 4], have: 0 };
                     }
                 }

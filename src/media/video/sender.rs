@@ -89,12 +89,35 @@ pub struct VideoSendStats {
     pub encode_usage: Option<f64>,
     /// Format changes made for the CPU.
     pub cpu_adaptations: u64,
+    /// Frames encoded but not sealed (a group call's keys not there yet): each makes the next
+    /// frame a keyframe.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unsealed: u64,
 }
 
-/// The sender.
-pub struct VideoSender {
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How a sender's frames become records: a 1:1 call seals them with the call's video key
+/// ([`FrameSealer`], `protocols/media-v1.md`); a group call through its sender key
+/// (`media::group_call`, `protocols/group-media-v1.md`).
+pub trait RecordSeal: Send {
+    /// The record for `frame`, of `gop`, length prefix included; `None`: it cannot be sealed now
+    /// (it is dropped, and the next frame starts a new GOP).
+    fn seal_record(&mut self, gop: u32, frame: &VideoFrame) -> Option<Vec<u8>>;
+}
+
+impl RecordSeal for FrameSealer {
+    fn seal_record(&mut self, gop: u32, frame: &VideoFrame) -> Option<Vec<u8>> {
+        Some(wire::seal(self, gop, frame))
+    }
+}
+
+/// The sender, sealing its records with `S` (a 1:1 call's [`FrameSealer`] unless said otherwise).
+pub struct VideoSender<S = FrameSealer> {
     config: SenderConfig,
-    sealer: FrameSealer,
+    sealer: S,
     /// The encoder in use can take the next picture (else the next job opens a new one).
     encoder_open: bool,
     /// The encoder [`VideoSender::send`] runs jobs on; a driver with a worker of its own never
@@ -115,7 +138,7 @@ pub struct VideoSender {
     stats: VideoSendStats,
 }
 
-impl std::fmt::Debug for VideoSender {
+impl<S> std::fmt::Debug for VideoSender<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VideoSender").field("config", &self.config).field("gop", &self.gop).finish_non_exhaustive()
     }
@@ -124,11 +147,18 @@ impl std::fmt::Debug for VideoSender {
 impl VideoSender {
     /// A sender sealing with the call's video key.
     pub fn new(keys: &FrameKeys, config: SenderConfig) -> Self {
+        Self::with_sealer(keys.sealer(MediaKind::Video), config)
+    }
+}
+
+impl<S: RecordSeal> VideoSender<S> {
+    /// A sender whose records `sealer` seals.
+    pub fn with_sealer(sealer: S, config: SenderConfig) -> Self {
         let cpu = CpuAdaptation::capped(config.max_format);
         let f = cpu.format();
         VideoSender {
             config,
-            sealer: keys.sealer(MediaKind::Video),
+            sealer,
             encoder_open: false,
             inline_worker: EncodeWorker::new(config.encoder, config.threads),
             cpu,
@@ -149,6 +179,11 @@ impl VideoSender {
                 ..Default::default()
             },
         }
+    }
+
+    /// The sealer.
+    pub fn sealer(&self) -> &S {
+        &self.sealer
     }
 
     /// The format the source should deliver now: the CPU ladder's rung, at no more than the
@@ -272,8 +307,14 @@ impl VideoSender {
                 height: format.height as u16,
                 av1: unit.data,
             };
+            // Numbered even when not sealed: the gap tells a receiver that what follows in this
+            // GOP cannot be decoded.
             self.next_frame = self.next_frame.wrapping_add(1);
-            let record = wire::seal(&mut self.sealer, self.gop, &frame);
+            let Some(record) = self.sealer.seal_record(self.gop, &frame) else {
+                self.stats.unsealed += 1;
+                self.keyframe_wanted = true;
+                continue;
+            };
             if new_gop {
                 self.last_keyframe_bytes = record.len();
             }

@@ -40,6 +40,24 @@ pub enum VideoSinkSpec {
     Null,
     /// A Y4M file at the first picture's size (later pictures of other sizes are rescaled).
     File(PathBuf),
+    /// A directory (a spec ending in `/`): in a group call one Y4M per participant,
+    /// `DIR/<PeerId>.y4m` ([`VideoSinkSpec::for_participant`]); a 1:1 call writes `DIR/call.y4m`.
+    Directory(PathBuf),
+}
+
+impl VideoSinkSpec {
+    /// Where `participant`'s pictures go in a group call: `DIR/<participant>.y4m` for a
+    /// directory, `NAME-<participant>.y4m` beside a file, nowhere for null.
+    pub fn for_participant(&self, participant: &str) -> VideoSinkSpec {
+        match self {
+            VideoSinkSpec::Null => VideoSinkSpec::Null,
+            VideoSinkSpec::Directory(dir) => VideoSinkSpec::File(dir.join(format!("{participant}.y4m"))),
+            VideoSinkSpec::File(path) => {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                VideoSinkSpec::File(path.with_file_name(format!("{stem}-{participant}.y4m")))
+            }
+        }
+    }
 }
 
 /// A spec that does not parse.
@@ -77,7 +95,12 @@ impl std::str::FromStr for VideoSinkSpec {
         match s {
             "null" => Ok(VideoSinkSpec::Null),
             _ if s.to_ascii_lowercase().ends_with(".y4m") => Ok(VideoSinkSpec::File(PathBuf::from(s))),
-            _ => Err(VideoSpecError { what: "output", spec: s.into(), why: "expected null or a .y4m file" }),
+            _ if s.len() > 1 && s.ends_with('/') => Ok(VideoSinkSpec::Directory(PathBuf::from(s))),
+            _ => Err(VideoSpecError {
+                what: "output",
+                spec: s.into(),
+                why: "expected null, a .y4m file or a directory ending in /",
+            }),
         }
     }
 }
@@ -98,6 +121,10 @@ impl std::fmt::Display for VideoSinkSpec {
         match self {
             VideoSinkSpec::Null => f.write_str("null"),
             VideoSinkSpec::File(p) => write!(f, "{}", p.display()),
+            VideoSinkSpec::Directory(p) => {
+                let p = p.display().to_string();
+                if p.ends_with('/') { f.write_str(&p) } else { write!(f, "{p}/") }
+            }
         }
     }
 }
@@ -269,6 +296,9 @@ impl VideoSink {
             VideoSinkSpec::File(path) => {
                 VideoSink::File { path: path.clone(), writer: None, rate: RateEstimate::default() }
             }
+            VideoSinkSpec::Directory(dir) => {
+                VideoSink::File { path: dir.join("call.y4m"), writer: None, rate: RateEstimate::default() }
+            }
         }
     }
 
@@ -324,6 +354,13 @@ mod tests {
         assert!("camera:".parse::<VideoSourceSpec>().is_err());
         assert!("webcam".parse::<VideoSourceSpec>().is_err());
         assert!("out.mp4".parse::<VideoSinkSpec>().is_err());
+        let dir_spec: VideoSinkSpec = "seen/".parse().unwrap();
+        assert_eq!(dir_spec.to_string(), "seen/");
+        assert_eq!(dir_spec.for_participant("12D3Koo"), VideoSinkSpec::File("seen/12D3Koo.y4m".into()));
+        assert_eq!(
+            "a/b.y4m".parse::<VideoSinkSpec>().unwrap().for_participant("x"),
+            VideoSinkSpec::File("a/b-x.y4m".into())
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.y4m");

@@ -105,14 +105,25 @@ impl VideoFrame {
 
 /// The header that opens a GOP's stream.
 pub fn stream_header(gop: u32) -> [u8; STREAM_HEADER_LEN] {
-    let mut h = [KIND_VIDEO, 0, 0, 0, 0];
+    stream_header_of(KIND_VIDEO, gop)
+}
+
+/// The header that opens a GOP's stream of `kind` (a group call's video streams have their own,
+/// `protocols/group-media-v1.md`).
+pub fn stream_header_of(kind: u8, gop: u32) -> [u8; STREAM_HEADER_LEN] {
+    let mut h = [kind, 0, 0, 0, 0];
     h[1..].copy_from_slice(&gop.to_be_bytes());
     h
 }
 
 /// Reads a stream header: the GOP.
 pub fn parse_stream_header(h: &[u8; STREAM_HEADER_LEN]) -> Result<u32, VideoWireError> {
-    if h[0] != KIND_VIDEO {
+    parse_stream_header_of(KIND_VIDEO, h)
+}
+
+/// Reads the header of a stream of `kind`: the GOP.
+pub fn parse_stream_header_of(kind: u8, h: &[u8; STREAM_HEADER_LEN]) -> Result<u32, VideoWireError> {
+    if h[0] != kind {
         return Err(VideoWireError::NotVideo(h[0]));
     }
     Ok(u32::from_be_bytes(h[1..].try_into().expect("4 bytes")))

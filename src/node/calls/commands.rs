@@ -116,9 +116,17 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.call_action(UserAction::Media { muted, video })
     }
 
-    /// `video on|off`: our video; the peer is told (before the call is answered, it only sets
-    /// whether the call starts with our video).
-    pub(in crate::node) fn set_video(&mut self, on: bool) -> Result<CallInfo, NodeError> {
+    /// `video on|off`: the 1:1 call's (or a ringing group invitation's), else the group call's.
+    pub(in crate::node) fn set_video(&mut self, on: bool) -> Result<crate::node::CallOrGroup, NodeError> {
+        if self.phone.primary().is_none() && self.phone.in_group() {
+            return self.set_group_video(on).map(|g| crate::node::CallOrGroup::Group(Box::new(g)));
+        }
+        self.set_call_video(on).map(|c| crate::node::CallOrGroup::Call(Box::new(c)))
+    }
+
+    /// `video on|off` in a 1:1 call: our video; the peer is told (before the call is answered,
+    /// it only sets whether the call starts with our video).
+    fn set_call_video(&mut self, on: bool) -> Result<CallInfo, NodeError> {
         let call = self.primary_mut()?;
         if let Some(media) = &call.media {
             media.set_video(on);

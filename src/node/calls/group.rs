@@ -29,6 +29,7 @@ use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember
 use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
 use crate::media::group_call::{
     FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
+    GroupVideoStats,
 };
 use crate::media_link::MediaLink;
 use crate::node::GroupPeerChange;
@@ -78,6 +79,10 @@ pub struct GroupInfo {
     /// it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<GroupAudioStats>,
+    /// The group's video (what we send, and per participant: frames received, decoded, shown,
+    /// fps, kbps, keyframes), while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<GroupVideoStats>,
     /// How the media flows: `mesh` (every member sends to every other) or `forward` (one member
     /// forwards the others' sealed frames: `forwarder`).
     #[serde(default = "mesh")]
@@ -116,6 +121,9 @@ pub struct ParticipantInfo {
     /// It is speaking now (the media plane hears it; never set for `me`).
     #[serde(default)]
     pub speaking: bool,
+    /// Its video is on (it said so on its leg to us; for `me`, ours).
+    #[serde(default)]
+    pub video: bool,
     /// The network path of its leg to us, once the leg is up (a member behind a symmetric NAT
     /// shows `relayed`: its leg goes through a media relay, like a 1:1 call's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,11 +194,36 @@ impl GroupMediaSeam {
         }
     }
 
-    /// Hands `peer`'s leg media and sender index over (a new index replaces the old).
-    fn attach(&mut self, peer: PeerId, index: SenderIndex, link: Arc<dyn MediaLink>) {
+    /// Our video on or off.
+    fn set_video(&self, on: bool) {
+        if let Some(media) = &self.media {
+            media.set_video(on);
+        }
+    }
+
+    /// `peer` said its video is on or off.
+    fn set_remote_video(&self, peer: PeerId, on: bool) {
+        if let Some(media) = &self.media {
+            media.set_remote_video(peer, on);
+        }
+    }
+
+    /// A member asked us for a keyframe.
+    fn keyframe_requested(&self) {
+        if let Some(media) = &self.media {
+            media.keyframe_requested();
+        }
+    }
+
+    /// Hands `peer`'s leg media and sender index over (a new index replaces the old), with
+    /// whether its video is on (what it last said on its leg).
+    fn attach(&mut self, peer: PeerId, index: SenderIndex, link: Arc<dyn MediaLink>, video: bool) {
         tracing::debug!(%peer, index = index.0, "group media: member attached");
         self.attached.insert(peer, index);
         if let Some(media) = self.media.clone() {
+            // Told now, before the add (which waits for its reply): what the leg says later is
+            // told after this, so the media ends with the latest.
+            media.set_remote_video(peer, video);
             tokio::spawn(async move {
                 if let Err(e) = media.add_member(peer, index, link).await {
                     tracing::warn!(%peer, error = %e, "group media: a member could not be added");
@@ -224,6 +257,10 @@ impl GroupMediaSeam {
 
     fn stats(&self) -> Option<GroupAudioStats> {
         self.media.as_ref().map(|m| m.stats())
+    }
+
+    fn video_stats(&self) -> Option<GroupVideoStats> {
+        self.media.as_ref().map(|m| m.video_stats())
     }
 }
 
@@ -263,6 +300,8 @@ pub(in crate::node) struct GroupCall {
     media: GroupMediaSeam,
     /// Our microphone is muted (`hail mute`); every leg is told.
     muted: bool,
+    /// Our video is on (`--video`, `hail video on|off`); every leg is told.
+    video: bool,
     /// The members the media hears speaking now, and the dominant one.
     speaking: BTreeSet<PeerId>,
     dominant: Option<PeerId>,
@@ -287,6 +326,7 @@ impl GroupCall {
             ended: None,
             media: GroupMediaSeam::default(),
             muted: false,
+            video: false,
             speaking: BTreeSet::new(),
             dominant: None,
             met: BTreeSet::new(),
@@ -389,6 +429,15 @@ impl Phone {
                 c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active && c.remote_muted
             })
         };
+        // What a member last said of its video on its leg to us.
+        let video = |p: &PeerId| {
+            if *p == me {
+                return group.video;
+            }
+            self.calls.values().any(|c| {
+                c.leg_of(group.id) && c.session.peer() == *p && c.session.state() == CallState::Active && c.remote_video
+            })
+        };
         let roster = group.roster();
         let roster = roster.as_ref();
         let (forwarder, uplinks) = {
@@ -409,6 +458,7 @@ impl Phone {
                 media: group.media.attached(&peer).is_some(),
                 muted: muted(&peer),
                 speaking: group.speaking.contains(&peer),
+                video: video(&peer),
                 path: leg_path(&peer),
                 uplink_kbps: uplinks.get(&peer).copied(),
                 forwarder: forwarder == Some(peer),
@@ -462,6 +512,7 @@ impl Phone {
             audio: group.media.stats(),
             topology: if forwarder.is_some() { "forward" } else { "mesh" }.into(),
             forwarder: forwarder.map(|p| p.to_base58()),
+            video: group.media.video_stats(),
         })
     }
 
@@ -485,7 +536,12 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     }
 
     /// `hail call A B …`: starts a group call with us as its founder and invites each.
-    pub(in crate::node) fn start_group(&mut self, who: Vec<String>, audio: MediaOverride) -> Result<GroupInfo, NodeError> {
+    pub(in crate::node) fn start_group(
+        &mut self,
+        who: Vec<String>,
+        video: bool,
+        audio: MediaOverride,
+    ) -> Result<GroupInfo, NodeError> {
         if self.phone.in_call() {
             return Err(NodeError::InCall);
         }
@@ -506,8 +562,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         }
         let now = Instant::now();
         let member = GroupMember::start(CallId::random().0, me, config, StdRng::from_entropy(), now);
+        let video_config = audio.apply_video(&self.phone.settings.video);
         let audio = audio.apply(&self.phone.settings.audio);
-        self.begin_group(member, Vec::new(), audio, false);
+        self.begin_group(
+            member,
+            Vec::new(),
+            GroupMediaConfig { audio, muted: false, video: video_config, video_on: video },
+        );
         for (peer, contact) in invitees {
             self.invite_to_group(peer, contact, now)?;
         }
@@ -515,13 +576,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.current_group_info().ok_or(NodeError::NoCall)
     }
 
-    /// We are in a group call now (founding it, or having accepted its invitation): its audio
-    /// starts on `audio` (the daemon's, over what `hail call`/`hail answer` gave), `muted` as
-    /// the user chose, sealing nothing until a commit lets us in.
-    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>, audio: AudioConfig, muted: bool) {
+    /// We are in a group call now (founding it, or having accepted its invitation): its media
+    /// starts on `config` (the daemon's, over what `hail call`/`hail answer` gave), muted and
+    /// with video as the user chose, sealing nothing until a commit lets us in.
+    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>, config: GroupMediaConfig) {
         let mut group = GroupCall::new(member, known);
-        group.muted = muted;
-        let config = GroupMediaConfig { audio, muted };
+        group.muted = config.muted;
+        group.video = config.video_on;
         group.media.start(group.id, group.member.clone(), config, self.phone.events.clone());
         self.phone.group = Some(group);
     }
@@ -556,7 +617,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         })?;
         let members = group.roster().map(|r| r.peers().map(|p| p.to_base58()).collect()).unwrap_or_default();
         let leg = GroupLeg { id, kind: GroupLegKind::Join, members };
-        self.dial(peer, contact, false, MediaOverride::default(), Some(leg), None);
+        // The invitation asks for video when ours is on: the invitee joins with its video on.
+        let video = group.video;
+        self.dial(peer, contact, video, MediaOverride::default(), Some(leg), None);
         Ok(())
     }
 
@@ -738,7 +801,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             peer_id,
             contact: contact(&peer_id),
             direction: if group.inviter.is_some() { CallDirection::Incoming } else { CallDirection::Outgoing },
-            video: false,
+            video: group.video,
             started_at_ms: group.started_wall_ms,
             answered_at_ms: group.admitted_wall_ms,
             ended_at_ms: unix_ms(SystemTime::now()),
@@ -756,32 +819,80 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else { return Err(NodeError::NoCall) };
         group.muted = muted;
         group.media.set_muted(muted);
-        self.tell_legs_muted(muted);
+        self.tell_legs_media();
         self.drive_call();
         self.current_group_info().ok_or(NodeError::NoCall)
     }
 
-    /// Every member with a leg up is told whether we are muted (`media_state`).
-    fn tell_legs_muted(&mut self, muted: bool) {
-        let Some(id) = self.phone.group.as_ref().map(|g| g.id) else { return };
+    /// Every member with a leg up is told whether we are muted and our video is on
+    /// (`media_state`).
+    fn tell_legs_media(&mut self) {
+        let Some((id, muted, video)) = self.phone.group.as_ref().map(|g| (g.id, g.muted, g.video)) else { return };
         let now = Instant::now();
         for call in self.phone.calls.values_mut().filter(|c| c.leg_of(id) && c.session.state() == CallState::Active) {
-            let _ = call.session.user(UserAction::Media { muted, video: false }, now);
+            let _ = call.session.user(UserAction::Media { muted, video }, now);
         }
     }
 
-    /// A member said on its leg that it muted or unmuted: `group.muted` if that changed.
-    pub(super) fn on_leg_media(&mut self, call_id: CallId, muted: bool) {
+    /// `hail video on|off` in a group call: our video, and every member is told on its leg.
+    pub(in crate::node) fn set_group_video(&mut self, on: bool) -> Result<GroupInfo, NodeError> {
+        let Some(group) = self.phone.group.as_mut().filter(|g| g.ended.is_none()) else {
+            return Err(NodeError::NoCall);
+        };
+        group.video = on;
+        group.media.set_video(on);
+        self.tell_legs_media();
+        self.drive_call();
+        self.current_group_info().ok_or(NodeError::NoCall)
+    }
+
+    /// The group's media cannot decode `member`'s video: a keyframe request on its leg.
+    fn request_keyframe(&mut self, member: PeerId) {
+        let Some(id) = self.phone.group.as_ref().map(|g| g.id) else { return };
+        let leg = self
+            .phone
+            .calls
+            .values()
+            .find(|c| c.leg_of(id) && c.session.peer() == member && c.session.state() == CallState::Active);
+        if let Some(link) = leg.and_then(|c| c.link(&self.phone.links))
+            && link.send_control(ControlMessage::KeyframeRequest.body()).is_err()
+        {
+            tracing::debug!(%member, "group leg congested; a keyframe request was dropped");
+        }
+    }
+
+    /// A member asked on its leg for a keyframe of our video.
+    pub(super) fn on_leg_keyframe_request(&mut self, call_id: CallId) {
+        let Some(call) = self.phone.calls.get(&call_id) else { return };
+        if let Some(group) = self.phone.group.as_ref().filter(|g| call.leg_of(g.id) && g.ended.is_none()) {
+            group.media.keyframe_requested();
+        }
+    }
+
+    /// A member said on its leg that it muted or unmuted, or turned its video on or off:
+    /// `group.muted` and `group.video` if that changed.
+    pub(super) fn on_leg_media(&mut self, call_id: CallId, muted: bool, video: bool) {
         let Some(call) = self.phone.calls.get_mut(&call_id) else { return };
-        let changed = call.remote_muted != muted;
+        let muted_changed = call.remote_muted != muted;
+        let video_changed = call.remote_video != video;
         call.remote_muted = muted;
+        call.remote_video = video;
         let peer = call.session.peer();
-        if !changed || self.phone.group.as_ref().is_none_or(|g| !call.leg_of(g.id)) {
+        if !muted_changed && !video_changed {
             return;
+        }
+        let Some(group) = self.phone.group.as_ref().filter(|g| call.leg_of(g.id)) else { return };
+        if video_changed {
+            group.media.set_remote_video(peer, video);
         }
         let Some(info) = self.current_group_info() else { return };
         let name = participant_name(&info, &peer);
-        self.emit(NodeEvent::GroupMuted { group: info, peer_id: peer, name, muted });
+        if muted_changed {
+            self.emit(NodeEvent::GroupMuted { group: info.clone(), peer_id: peer, name: name.clone(), muted });
+        }
+        if video_changed {
+            self.emit(NodeEvent::GroupVideo { group: info, peer_id: peer, name, on: video });
+        }
     }
 
     /// What the group's audio heard: who speaks (`group.speaking`) and who is dominant
@@ -819,6 +930,10 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     let name = participant_name(&info, &member);
                     NodeEvent::GroupSpeaking { group: info, peer_id: member, name, speaking: false }
                 })
+            }
+            GroupAudioEvent::KeyframeWanted { member } => {
+                self.request_keyframe(member);
+                return;
             }
             GroupAudioEvent::LinkFailed { member, error } => {
                 tracing::info!(%member, %error, "group media: a member's link failed");
@@ -864,7 +979,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         if let Some(handshake_hash) = hash {
             let _ = group.member().handle(crate::group::Input::Paired { peer, handshake_hash }, Instant::now());
         }
-        let muted = group.muted;
+        let (muted, video) = (group.muted, group.video);
         let waiting = group.outbox.remove(&peer).unwrap_or_default();
         if let Some(link) = call.link(&self.phone.links) {
             for bytes in waiting {
@@ -873,10 +988,11 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 }
             }
         }
-        if muted {
-            // A member who arrives after `hail mute` learns it (the others were told then).
+        if muted || video {
+            // A member who arrives after `hail mute` or with our video on learns it (the others
+            // were told then).
             if let Some(call) = self.phone.calls.get_mut(&call_id) {
-                let _ = call.session.user(UserAction::Media { muted, video: false }, Instant::now());
+                let _ = call.session.user(UserAction::Media { muted, video }, Instant::now());
             }
         }
     }
@@ -934,8 +1050,15 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     return;
                 }
                 let hash = call.handshake_hash;
-                // The answered invitation's audio choices (`hail answer --audio-in …`) and mute.
-                let (audio, muted) = (call.audio_config.clone(), call.muted);
+                // The answered invitation's audio and video choices (`hail answer --audio-in …`),
+                // mute, and video (on when the invitation asked for it, as a 1:1 call's answer).
+                let media = GroupMediaConfig {
+                    audio: call.audio_config.clone(),
+                    muted: call.muted,
+                    video: call.video_config.clone(),
+                    video_on: call.session.video(),
+                };
+                let (muted, video) = (media.muted, media.video_on);
                 let invite = match GroupControl::decode(&bytes) {
                     Ok(control) if control.call_id == leg.id.0 && matches!(control.body, ControlBody::Invite { .. }) => {
                         control
@@ -955,13 +1078,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                             let _ = member.handle(crate::group::Input::Paired { peer, handshake_hash }, now);
                         }
                         tracing::info!(inviter = %peer, "joining a group call");
-                        self.begin_group(member, known, audio, muted);
+                        self.begin_group(member, known, media);
                         if let Some(group) = self.phone.group.as_mut() {
                             group.inviter = Some(peer);
                         }
-                        if muted {
-                            // Muted while it rang: the inviter's leg is up already.
-                            self.tell_legs_muted(true);
+                        if muted || video {
+                            // Muted while it rang, or with video: the inviter's leg is up already.
+                            self.tell_legs_media();
                         }
                         self.recheck_held_mesh(now);
                     }
@@ -1084,14 +1207,16 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     fn sync_group_media(&mut self) {
         let Some(group) = self.phone.group.as_mut() else { return };
         let id = group.id;
-        let mut want: BTreeMap<PeerId, (SenderIndex, Arc<dyn MediaLink>)> = BTreeMap::new();
+        let mut want: BTreeMap<PeerId, (SenderIndex, Arc<dyn MediaLink>, bool)> = BTreeMap::new();
         if let Some(roster) = group.roster() {
             for entry in roster.entries() {
                 let leg = self.phone.calls.values().find(|c| {
                     c.leg_of(id) && c.session.peer() == entry.peer && c.session.state() == CallState::Active
                 });
-                if let Some(media) = leg.and_then(|c| c.link(&self.phone.links)).and_then(PeerLink::media) {
-                    want.insert(entry.peer, (entry.index, media));
+                if let Some(leg) = leg
+                    && let Some(media) = leg.link(&self.phone.links).and_then(PeerLink::media)
+                {
+                    want.insert(entry.peer, (entry.index, media, leg.remote_video));
                 }
             }
         }
@@ -1099,7 +1224,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             .media
             .attached
             .iter()
-            .filter(|(p, i)| want.get(*p).is_none_or(|(j, _)| j != *i))
+            .filter(|(p, i)| want.get(*p).is_none_or(|(j, _, _)| j != *i))
             .map(|(p, _)| *p)
             .collect();
         for peer in gone {
@@ -1109,7 +1234,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         // controllers allows now (window over RTT).
         let measured = want
             .values()
-            .map(|(_, link)| link.path())
+            .map(|(_, link, _)| link.path())
             .filter(|p| !p.rtt.is_zero())
             .map(|p| (p.cwnd.saturating_mul(8) as f64 / p.rtt.as_secs_f64() / 1000.0).min(f64::from(u32::MAX)) as u32)
             .min();
@@ -1123,9 +1248,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 None => Route::Mesh,
             }
         };
-        for (peer, (index, media)) in want {
+        for (peer, (index, media, video)) in want {
             if group.media.attached(&peer).is_none() {
-                group.media.attach(peer, index, media);
+                group.media.attach(peer, index, media, video);
             }
         }
         group.media.set_route(route);

@@ -572,7 +572,7 @@ impl<S: crate::store::Store> super::NodeLoop<S> {
         if call.group.is_some() {
             match event {
                 CallEvent::State(CallState::Active) => self.on_leg_up(id),
-                CallEvent::RemoteMedia { muted, .. } => self.on_leg_media(id, muted),
+                CallEvent::RemoteMedia { muted, video } => self.on_leg_media(id, muted, video),
                 _ => {}
             }
             if !primary {

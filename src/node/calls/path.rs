@@ -105,7 +105,10 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 // Media's own message rides the control stream but is not the call's business:
                 // straight to the media (issue 12: it no longer passes through CallSession).
                 Ok(ControlMessage::KeyframeRequest) => {
-                    if let (CallState::Active, Some(media)) = (call.session.state(), &call.media) {
+                    if call.group.is_some() {
+                        // On a group leg: the member wants a keyframe of our group video.
+                        self.on_leg_keyframe_request(call_id);
+                    } else if let (CallState::Active, Some(media)) = (call.session.state(), &call.media) {
                         media.keyframe_requested();
                     }
                 }

@@ -1,0 +1,727 @@
+//! A group call's video at one member, sans-IO: what [`super::GroupCallMedia`]'s task does with
+//! pictures, and when.
+//!
+//! The 1:1 call's machinery, shared: one [`VideoSender`] encodes our pictures **once** (its GOPs,
+//! keyframes, CPU adaptation) and seals each frame **once**, through the [`GroupFrameCrypto`] port
+//! under our sender key ([`GroupRecordSeal`]); the one record goes on every member's stream of
+//! that GOP ([`VideoOutput::Send`]). Each member's records are opened through the port (a frame
+//! that is not under that member's own sender index is refused) and go to a [`VideoReceiver`] of
+//! its own, which says what to decode, when to show it, and when to ask that member for a
+//! keyframe ([`VideoOutput::RequestKeyframe`]).
+//!
+//! - A member added (a newcomer, or a member whose link came back) makes the next frame a keyframe:
+//!   its stream can only start with a GOP.
+//! - A new epoch's first frame is a keyframe ([`GroupRecordSeal`] refuses to seal anything else
+//!   under a new key): a receiver that could not open the last frames of the old one decodes again.
+//! - One capture and encode at a time, as in a 1:1 call.
+//!
+//! The session holds no clock, socket or thread: `now` is handed in, and the driver runs the codecs.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libp2p_identity::PeerId;
+use serde::{Deserialize, Serialize};
+
+use super::GroupFrameCrypto;
+use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
+use crate::media::codec::av1::VideoCodecError;
+use crate::media::video::Frame;
+use crate::media::video::cpu_adaptation::VideoFormat;
+use crate::media::video::encoder::{EncodeJob, Encoded};
+use crate::media::video::pattern::Stamp;
+use crate::media::video::receiver::{DecodeJob, Rendered, VideoReceiveStats, VideoReceiver};
+use crate::media::video::sender::{Outgoing, RecordSeal, SenderConfig, VideoSendStats, VideoSender};
+use crate::media::video::wire::{VideoFrame, VideoWireError};
+
+/// The first byte of a group call's video stream (`protocols/group-media-v1.md`, "Video").
+pub const KIND_GROUP_VIDEO: u8 = 0x20;
+/// The size a member sends in a group call unless configured smaller.
+pub const GROUP_VIDEO_FORMAT: VideoFormat = VideoFormat { width: 320, height: 180, fps: 30 };
+/// What a member's encoder aims at in a group call (one stream for every member; the mesh has no
+/// per-receiver rate yet).
+pub const GROUP_VIDEO_BITRATE: u32 = 300_000;
+/// How often the per-second figures are taken.
+pub const VIDEO_WINDOW: Duration = Duration::from_secs(1);
+
+/// Seals our frames through the group's port: `gop (4) || media-v1 video frame`, media byte
+/// video layer 0, and the record's length prefix. Refuses (the sender then starts a new GOP)
+/// when the port does, and the first frame under a new epoch's key unless it is a keyframe.
+pub struct GroupRecordSeal {
+    crypto: Arc<dyn GroupFrameCrypto>,
+    epoch: Option<u64>,
+    /// Our sender index, as our last sealed frame carried it.
+    own: Option<SenderIndex>,
+}
+
+impl GroupRecordSeal {
+    /// Seals through `crypto`.
+    pub fn new(crypto: Arc<dyn GroupFrameCrypto>) -> Self {
+        GroupRecordSeal { crypto, epoch: None, own: None }
+    }
+}
+
+impl RecordSeal for GroupRecordSeal {
+    fn seal_record(&mut self, gop: u32, frame: &VideoFrame) -> Option<Vec<u8>> {
+        let plaintext = group_video_plaintext(gop, frame);
+        let sealed = self.crypto.seal(GroupMedia::Video { temporal_layer: 0 }, &plaintext).ok()?;
+        let (header, _) = GroupFrameHeader::parse(&sealed).ok()?;
+        let epoch = header.key_id.epoch();
+        if self.epoch.is_some_and(|e| e != epoch) && !frame.keyframe() {
+            // A new key: start its epoch with a keyframe (this frame's counter is spent, harmlessly).
+            self.epoch = Some(epoch);
+            return None;
+        }
+        self.epoch = Some(epoch);
+        self.own = Some(header.key_id.sender());
+        let mut record = Vec::with_capacity(4 + sealed.len());
+        record.extend_from_slice(&(sealed.len() as u32).to_be_bytes());
+        record.extend_from_slice(&sealed);
+        Some(record)
+    }
+}
+
+/// A group video frame's plaintext: the GOP it belongs to, then media-v1's video frame.
+pub fn group_video_plaintext(gop: u32, frame: &VideoFrame) -> Vec<u8> {
+    [&gop.to_be_bytes()[..], &frame.encode()].concat()
+}
+
+/// Parses a group video frame's plaintext: its GOP and frame.
+pub fn parse_group_video_plaintext(bytes: &[u8]) -> Result<(u32, VideoFrame), VideoWireError> {
+    if bytes.len() < 4 {
+        return Err(VideoWireError::Truncated);
+    }
+    let gop = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
+    Ok((gop, VideoFrame::decode(&bytes[4..])?))
+}
+
+/// What the video half asks its driver to do.
+#[derive(Debug)]
+pub enum VideoOutput {
+    /// Take a picture of `format` from the source (a drawing source burns `stamp` in) and hand it
+    /// in ([`GroupVideoSession::captured`]).
+    Capture {
+        /// The size wanted.
+        format: VideoFormat,
+        /// What the test pattern shows.
+        stamp: Stamp,
+        /// Now, µs since the Unix epoch.
+        capture_us: u64,
+    },
+    /// Encode it and hand the result in ([`GroupVideoSession::encoded`]).
+    Encode(EncodeJob),
+    /// Our video is off: the encoder may go.
+    ReleaseEncoder,
+    /// Put this sealed record on every member's stream of its GOP (one ciphertext for all).
+    Send(Outgoing),
+    /// Decode `member`'s frame and hand the pictures in ([`GroupVideoSession::decoded`]).
+    Decode {
+        /// Whose.
+        member: PeerId,
+        /// What.
+        job: DecodeJob,
+    },
+    /// Show `member`'s picture (its own sink).
+    Show {
+        /// Whose.
+        member: PeerId,
+        /// The picture.
+        picture: Rendered,
+    },
+    /// Ask `member` for a keyframe (on its leg).
+    RequestKeyframe {
+        /// Whom.
+        member: PeerId,
+    },
+}
+
+/// One other member's video, as we receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantVideoStats {
+    /// Who.
+    #[serde(with = "crate::identity::peer_id_text")]
+    pub member: PeerId,
+    /// Its sender index.
+    pub sender: u8,
+    /// It says its video is on.
+    pub on: bool,
+    /// Records that came on its streams.
+    pub records: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Records refused: not opened by the port, not its own sender index, not video, malformed.
+    pub refused: u64,
+    /// Pictures shown over the last second, per second.
+    pub fps: u32,
+    /// Bits received over the last second, per second, in thousands.
+    pub kbps: u64,
+    /// The receiver's counters (frames received, decoded, rendered, keyframes, requests, freezes).
+    pub receive: VideoReceiveStats,
+    /// Records it could not be sent (its link did not keep up, or failed).
+    pub send_dropped: u64,
+}
+
+/// The video part of a group call's status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupVideoStats {
+    /// Our video is on.
+    pub sending: bool,
+    /// The source in use.
+    pub input: String,
+    /// The sink in use (a directory: a Y4M per participant, named by its PeerId).
+    pub output: String,
+    /// Why the source failed (nothing is sent then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<String>,
+    /// Why a sink failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
+    /// Records sent over the last second, per second.
+    pub send_fps: u32,
+    /// Bits sealed over the last second (each record once), per second, in thousands.
+    pub send_kbps: u64,
+    /// The sender's counters.
+    pub send: VideoSendStats,
+    /// Every other member, by PeerId.
+    pub participants: Vec<ParticipantVideoStats>,
+}
+
+/// One member's video at the session.
+#[derive(Debug)]
+struct Member {
+    sender: SenderIndex,
+    receiver: VideoReceiver,
+    stats: ParticipantVideoStats,
+    shown: u32,
+    bytes_in_window: u64,
+}
+
+/// The sans-IO video of a group call at one member.
+pub struct GroupVideoSession {
+    crypto: Arc<dyn GroupFrameCrypto>,
+    sender: VideoSender<GroupRecordSeal>,
+    sending: bool,
+    source_failed: bool,
+    next_frame: Instant,
+    in_flight: bool,
+    frame_due: bool,
+    members: BTreeMap<PeerId, Member>,
+    /// What each member last said of its video, member or not yet (the node may hear it on the
+    /// member's leg before the member's media is added).
+    said_on: BTreeMap<PeerId, bool>,
+    next_window: Instant,
+    sent_in_window: u32,
+    bytes_at_window: u64,
+    send_fps: u32,
+    send_kbps: u64,
+    outputs: VecDeque<VideoOutput>,
+}
+
+impl std::fmt::Debug for GroupVideoSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupVideoSession")
+            .field("sending", &self.sending)
+            .field("members", &self.members.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupVideoSession {
+    /// A session sealing and opening through `crypto`, encoding as `config` says (at most
+    /// [`GROUP_VIDEO_FORMAT`]), sending from `now` when `sending`.
+    pub fn new(crypto: Arc<dyn GroupFrameCrypto>, config: SenderConfig, sending: bool, now: Instant) -> Self {
+        let max = config.max_format;
+        let config = SenderConfig {
+            max_format: VideoFormat {
+                width: max.width.min(GROUP_VIDEO_FORMAT.width),
+                height: max.height.min(GROUP_VIDEO_FORMAT.height),
+                fps: max.fps.min(GROUP_VIDEO_FORMAT.fps),
+            },
+            ..config
+        };
+        let mut sender = VideoSender::with_sealer(GroupRecordSeal::new(crypto.clone()), config);
+        sender.set_target_bitrate(GROUP_VIDEO_BITRATE);
+        GroupVideoSession {
+            crypto,
+            sender,
+            sending,
+            source_failed: false,
+            next_frame: now,
+            in_flight: false,
+            frame_due: false,
+            members: BTreeMap::new(),
+            said_on: BTreeMap::new(),
+            next_window: now + VIDEO_WINDOW,
+            sent_in_window: 0,
+            bytes_at_window: 0,
+            send_fps: 0,
+            send_kbps: 0,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    fn capturing(&self) -> bool {
+        self.sending && !self.source_failed && !self.members.is_empty()
+    }
+
+    /// `member` is in the call under `sender`: its video is received from now on, and our next
+    /// frame is a keyframe (its stream starts with one). Again with another index: afresh.
+    pub fn add_member(&mut self, member: PeerId, sender: SenderIndex, now: Instant) {
+        let was = self.capturing();
+        if self.members.get(&member).is_none_or(|m| m.sender != sender) {
+            let stats = ParticipantVideoStats {
+                member,
+                sender: sender.0,
+                on: false,
+                records: 0,
+                bytes: 0,
+                refused: 0,
+                fps: 0,
+                kbps: 0,
+                receive: VideoReceiveStats::default(),
+                send_dropped: 0,
+            };
+            let on = self.said_on.get(&member).copied().unwrap_or(false);
+            let mut m =
+                Member { sender, receiver: VideoReceiver::for_opened_frames(), stats, shown: 0, bytes_in_window: 0 };
+            m.stats.on = on;
+            m.receiver.set_remote_sending(on, now);
+            self.members.insert(member, m);
+        }
+        self.sender.restart_gop();
+        if !was && self.capturing() {
+            self.next_frame = now;
+        }
+    }
+
+    /// `member` left: nothing more of it is taken.
+    pub fn remove_member(&mut self, member: &PeerId) -> bool {
+        self.members.remove(member).is_some()
+    }
+
+    /// Our video on or off (off releases the encoder; on captures at once, with a keyframe).
+    pub fn set_sending(&mut self, on: bool, now: Instant) {
+        let was = self.capturing();
+        if !on && self.sending {
+            self.sender.pause();
+            self.outputs.push_back(VideoOutput::ReleaseEncoder);
+            self.send_fps = 0;
+        }
+        self.sending = on;
+        if !was && self.capturing() {
+            self.next_frame = now;
+        }
+    }
+
+    /// Whether our video is on.
+    pub fn sending(&self) -> bool {
+        self.sending
+    }
+
+    /// `member` says its video is on or off (off is a pause, not a stall: no keyframe requests).
+    pub fn set_remote_sending(&mut self, member: &PeerId, on: bool, now: Instant) {
+        if self.said_on.len() < 64 || self.said_on.contains_key(member) {
+            self.said_on.insert(*member, on);
+        }
+        if let Some(m) = self.members.get_mut(member) {
+            m.stats.on = on;
+            m.receiver.set_remote_sending(on, now);
+            if !on {
+                m.stats.fps = 0;
+            }
+        }
+    }
+
+    /// A member asked us for a keyframe (one for everyone, unless one went out very recently).
+    pub fn keyframe_requested(&mut self, now: Instant) {
+        self.sender.on_keyframe_request(now);
+    }
+
+    /// The source cannot give pictures: nothing more is asked of it.
+    pub fn source_failed(&mut self) {
+        self.source_failed = true;
+        self.in_flight = false;
+        self.frame_due = false;
+    }
+
+    /// The source has a rate of its own.
+    pub fn source_rate(&mut self, rate: crate::media::video::clock::FrameRate) {
+        self.sender.set_source_rate(rate);
+    }
+
+    /// The picture [`VideoOutput::Capture`] asked for (`None`: none this time).
+    pub fn captured(&mut self, now: Instant, picture: Option<Frame>, capture_us: u64) {
+        match picture {
+            Some(picture) if self.capturing() => {
+                self.outputs.push_back(VideoOutput::Encode(self.sender.begin(now, picture, capture_us)));
+            }
+            _ => self.in_flight = false,
+        }
+    }
+
+    /// [`VideoOutput::Encode`]'s job, encoded at `now` (`wall_us` on the wall clock): its records
+    /// go out, and a frame that came due meanwhile is captured.
+    pub fn encoded(&mut self, now: Instant, wall_us: u64, job: &EncodeJob, result: Result<Encoded, VideoCodecError>) {
+        self.in_flight = false;
+        if !self.sending {
+            // Turned off while it was encoded: nothing more of ours goes out.
+            return;
+        }
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "group video encoding failed; starting a new encoder");
+        }
+        for record in self.sender.finish(now, job, result) {
+            self.sent_in_window += 1;
+            self.outputs.push_back(VideoOutput::Send(record));
+        }
+        if std::mem::take(&mut self.frame_due) && self.capturing() {
+            self.capture(wall_us);
+        }
+    }
+
+    fn capture(&mut self, wall_us: u64) {
+        self.in_flight = true;
+        let stamp = Stamp { counter: self.sender.stats().frames as u32, capture_ms: (wall_us / 1000) as u32 };
+        self.outputs.push_back(VideoOutput::Capture { format: self.sender.format(), stamp, capture_us: wall_us });
+    }
+
+    /// A record of ours could not be queued for `member` (its link does not keep up, or failed):
+    /// its stream waits for the next GOP, and we are asked for one as a receiver would.
+    pub fn record_dropped(&mut self, member: &PeerId, now: Instant) {
+        if let Some(m) = self.members.get_mut(member) {
+            m.stats.send_dropped += 1;
+        }
+        self.sender.on_keyframe_request(now);
+    }
+
+    /// A record's body from `from`'s stream of `gop`, arriving at `now`: opened, and decoded if it
+    /// can be. Refused (counted against `from`) unless the port opens it, it is video under
+    /// `from`'s own sender index and its plaintext names the stream's GOP.
+    pub fn record(&mut self, from: &PeerId, gop: u32, body: &[u8], now: Instant, wall_us: u64) {
+        let Some(m) = self.members.get_mut(from) else { return };
+        m.stats.records += 1;
+        m.stats.bytes += body.len() as u64;
+        m.bytes_in_window += body.len() as u64 + 4;
+        let opened = match self.crypto.open(from, body) {
+            Ok(opened) => opened,
+            Err(e) => {
+                m.stats.refused += 1;
+                tracing::debug!(%from, error = %e, "group video record refused");
+                return;
+            }
+        };
+        if opened.header.key_id.sender() != m.sender || !matches!(opened.header.media, GroupMedia::Video { .. }) {
+            m.stats.refused += 1;
+            return;
+        }
+        let frame = match parse_group_video_plaintext(&opened.payload) {
+            Ok((in_gop, frame)) if in_gop == gop => frame,
+            _ => {
+                m.stats.refused += 1;
+                return;
+            }
+        };
+        if let Some(job) = m.receiver.accept_frame(now, wall_us, gop, frame) {
+            self.outputs.push_back(VideoOutput::Decode { member: *from, job });
+        }
+    }
+
+    /// Part of a record arrived on `from`'s stream of `gop`: slow, not stalled.
+    pub fn progress(&mut self, from: &PeerId, gop: u32, now: Instant) {
+        if let Some(m) = self.members.get_mut(from) {
+            m.receiver.on_progress(now, gop);
+        }
+    }
+
+    /// [`VideoOutput::Decode`]'s job for `member`, decoded at `now`.
+    pub fn decoded(
+        &mut self,
+        member: &PeerId,
+        now: Instant,
+        job: &DecodeJob,
+        result: Result<Vec<Frame>, VideoCodecError>,
+    ) {
+        if let Some(m) = self.members.get_mut(member) {
+            if let Err(e) = &result {
+                tracing::debug!(%member, error = %e, "a group video frame did not decode");
+            }
+            m.receiver.on_decoded(now, job, result);
+        }
+    }
+
+    /// Runs what is due by `now` (`wall_us` on the wall clock): the frame tick, each member's
+    /// pictures and keyframe requests, the per-second figures.
+    pub fn handle_timeout(&mut self, now: Instant, wall_us: u64) {
+        if self.capturing() && self.next_frame <= now {
+            if self.in_flight {
+                self.frame_due = true;
+            } else {
+                self.capture(wall_us);
+            }
+            let interval = self.sender.format().interval();
+            self.next_frame = (self.next_frame + interval).max(now);
+            if self.next_frame == now {
+                self.next_frame = now + interval;
+            }
+        }
+        for (peer, m) in &mut self.members {
+            while let Some(picture) = m.receiver.poll_render(now, wall_us, None) {
+                m.shown += 1;
+                self.outputs.push_back(VideoOutput::Show { member: *peer, picture });
+            }
+            if m.receiver.poll_keyframe_request(now) {
+                self.outputs.push_back(VideoOutput::RequestKeyframe { member: *peer });
+            }
+        }
+        if self.next_window <= now {
+            let seconds = (now - self.next_window + VIDEO_WINDOW).as_secs_f64().max(1e-3);
+            let per_second = |n: u64| (n as f64 / seconds).round() as u64;
+            let bytes = self.sender.stats().bytes;
+            self.send_fps = if self.capturing() { per_second(u64::from(self.sent_in_window)) as u32 } else { 0 };
+            self.send_kbps = per_second(bytes.saturating_sub(self.bytes_at_window) * 8) / 1000;
+            self.bytes_at_window = bytes;
+            self.sent_in_window = 0;
+            for m in self.members.values_mut() {
+                m.stats.fps = per_second(u64::from(std::mem::take(&mut m.shown))) as u32;
+                m.stats.kbps = per_second(std::mem::take(&mut m.bytes_in_window) * 8) / 1000;
+            }
+            self.next_window = now + VIDEO_WINDOW;
+        }
+    }
+
+    /// The next thing the driver must do, or when to call [`GroupVideoSession::handle_timeout`]
+    /// next (`None`: nothing until an input; the driver's audio ticks come anyway).
+    pub fn poll_output(&mut self) -> Option<VideoOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`GroupVideoSession::handle_timeout`] is due next, `last` being the latest `now` it
+    /// was given with `wall_us`.
+    pub fn poll_timeout(&self, last: Instant, wall_us: u64) -> Instant {
+        let frame = self.capturing().then_some(self.next_frame);
+        let show = self
+            .members
+            .values()
+            .filter_map(|m| m.receiver.next_due_us(None))
+            .map(|due| last + Duration::from_micros(due.saturating_sub(wall_us)))
+            .min();
+        [frame, show, Some(self.next_window)].into_iter().flatten().min().unwrap_or(self.next_window)
+    }
+
+    /// The counters (the driver adds its source, sink and their errors).
+    pub fn stats(&self) -> GroupVideoStats {
+        GroupVideoStats {
+            sending: self.sending,
+            send_fps: self.send_fps,
+            send_kbps: self.send_kbps,
+            send: self.sender.stats(),
+            participants: self
+                .members
+                .values()
+                .map(|m| ParticipantVideoStats { receive: m.receiver.stats(), ..m.stats.clone() })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::crypto::sender_key::{KeyId, OpenedFrame};
+    use crate::media::codec::fake::FakeVideoEncoder;
+    use crate::media::group_call::FrameCryptoError;
+    use crate::media::video::encoder::EncodeWorker;
+    use crate::media::video::pattern;
+
+    /// "Seals" in the clear (a header, the payload, 16 zero bytes) as sender `sender` in the epoch
+    /// the test sets: what the session does with frames, not the cipher.
+    struct ClearFrames {
+        sender: u8,
+        epoch: AtomicU64,
+        counter: AtomicU64,
+    }
+
+    impl ClearFrames {
+        fn new(sender: u8) -> Arc<Self> {
+            Arc::new(ClearFrames { sender, epoch: AtomicU64::new(1), counter: AtomicU64::new(0) })
+        }
+
+        fn frame(sender: u8, epoch: u64, media: GroupMedia, counter: u64, payload: &[u8]) -> Vec<u8> {
+            let header = GroupFrameHeader { media, key_id: KeyId::new(epoch, SenderIndex(sender)).unwrap(), counter };
+            [&header.encode()[..], payload, &[0; 16]].concat()
+        }
+    }
+
+    impl GroupFrameCrypto for ClearFrames {
+        fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
+            let counter = self.counter.fetch_add(1, Ordering::Relaxed);
+            Ok(Self::frame(self.sender, self.epoch.load(Ordering::Relaxed), media, counter, payload))
+        }
+
+        fn open(&self, _from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
+            let (header, len) = GroupFrameHeader::parse(frame).map_err(|e| FrameCryptoError(e.to_string()))?;
+            Ok(OpenedFrame { header, payload: frame[len..frame.len() - 16].to_vec() })
+        }
+    }
+
+    fn member(n: u8) -> PeerId {
+        crate::identity::Identity::from_seed([n; 32]).peer_id()
+    }
+
+    fn config() -> SenderConfig {
+        SenderConfig { max_format: GROUP_VIDEO_FORMAT, ..Default::default() }
+    }
+
+    /// What one frame tick at `at` makes: the capture carried out (the pattern), the job encoded by
+    /// `worker`, the records sent. Returns the job and the records.
+    fn tick(s: &mut GroupVideoSession, worker: &mut EncodeWorker, at: Instant) -> (Option<EncodeJob>, Vec<Outgoing>) {
+        s.handle_timeout(at, 1_000);
+        let mut job = None;
+        let mut sent = Vec::new();
+        while let Some(o) = s.poll_output() {
+            match o {
+                VideoOutput::Capture { format, stamp, capture_us } => {
+                    s.captured(at, pattern::draw(format.width, format.height, stamp), capture_us)
+                }
+                VideoOutput::Encode(j) => {
+                    let result = worker.encode(&j);
+                    s.encoded(at, 1_000, &j, result);
+                    job = Some(j);
+                }
+                VideoOutput::Send(r) => sent.push(r),
+                _ => {}
+            }
+        }
+        (job, sent)
+    }
+
+    #[test]
+    fn each_frame_is_encoded_and_sealed_once_for_all_and_a_newcomer_or_a_new_epoch_gets_a_keyframe() {
+        let t0 = Instant::now();
+        let crypto = ClearFrames::new(0);
+        let mut s = GroupVideoSession::new(crypto.clone(), SenderConfig::default(), true, t0);
+        let mut worker = EncodeWorker::with_opener(FakeVideoEncoder::open);
+        assert_eq!(tick(&mut s, &mut worker, t0), (None, vec![]), "nobody to send to: nothing captured");
+        s.add_member(member(1), SenderIndex(1), t0);
+        s.add_member(member(2), SenderIndex(2), t0);
+        let frame = GROUP_VIDEO_FORMAT.interval();
+        let mut keyframes = Vec::new();
+        for n in 1..6u32 {
+            let (job, sent) = tick(&mut s, &mut worker, t0 + frame * n);
+            let job = job.expect("one encode per frame tick");
+            assert_eq!((job.format.width, job.format.height), (320, 180), "a group sends 320x180 at most");
+            assert_eq!(sent.len(), 1, "one sealed record per frame, for every member");
+            keyframes.push(job.keyframe);
+            let (header, len) = GroupFrameHeader::parse(&sent[0].record[4..]).unwrap();
+            assert_eq!(header.media, GroupMedia::Video { temporal_layer: 0 });
+            let (gop, frame) =
+                parse_group_video_plaintext(&sent[0].record[4 + len..sent[0].record.len() - 16]).unwrap();
+            assert_eq!((gop, frame.frame, sent[0].new_gop), (sent[0].gop, n - 1, n == 1));
+        }
+        assert_eq!(keyframes, [true, false, false, false, false]);
+        // A newcomer: its stream starts with the next GOP.
+        s.add_member(member(3), SenderIndex(3), t0);
+        let (job, sent) = tick(&mut s, &mut worker, t0 + frame * 6);
+        assert!(job.unwrap().keyframe && sent[0].new_gop);
+        tick(&mut s, &mut worker, t0 + frame * 7);
+        // A new epoch: its first delta frame is not sealed; the next frame is a keyframe under the
+        // new key.
+        crypto.epoch.store(2, Ordering::Relaxed);
+        let (job, sent) = tick(&mut s, &mut worker, t0 + frame * 8);
+        assert!(!job.unwrap().keyframe && sent.is_empty());
+        let (job, sent) = tick(&mut s, &mut worker, t0 + frame * 9);
+        assert!(job.unwrap().keyframe && sent[0].new_gop);
+        assert_eq!(GroupFrameHeader::parse(&sent[0].record[4..]).unwrap().0.key_id.epoch(), 2);
+        let stats = s.stats();
+        assert_eq!((stats.send.frames, stats.send.keyframes, stats.send.unsealed), (8, 3, 1));
+        // Off: the encoder goes, nothing is captured, and a job still in flight sends nothing.
+        s.handle_timeout(t0 + frame * 10, 1_000);
+        let capture = s.poll_output();
+        assert!(matches!(capture, Some(VideoOutput::Capture { .. })), "{capture:?}");
+        s.captured(t0 + frame * 10, pattern::draw(320, 180, Stamp { counter: 1, capture_ms: 1 }), 1_000);
+        let Some(VideoOutput::Encode(job)) = s.poll_output() else { panic!("an encode") };
+        s.set_sending(false, t0 + frame * 10);
+        let result = worker.encode(&job);
+        s.encoded(t0 + frame * 10, 1_000, &job, result);
+        assert!(matches!(s.poll_output(), Some(VideoOutput::ReleaseEncoder)));
+        assert!(s.poll_output().is_none(), "nothing sent after video off");
+        assert_eq!(tick(&mut s, &mut worker, t0 + frame * 11), (None, vec![]));
+    }
+
+    /// Member 1's frame `n` of `gop` under `sender`, as a record body (after the prefix).
+    fn body(sender: u8, gop: u32, stream_gop: u32, n: u32, keyframe: bool) -> (u32, Vec<u8>) {
+        let frame = VideoFrame {
+            frame: n,
+            capture_us: 1_000,
+            flags: if keyframe { crate::media::video::wire::FLAG_KEYFRAME } else { 0 },
+            width: 320,
+            height: 180,
+            av1: vec![1, 2, 3],
+        };
+        let plaintext = group_video_plaintext(gop, &frame);
+        (stream_gop, ClearFrames::frame(sender, 1, GroupMedia::Video { temporal_layer: 0 }, u64::from(n), &plaintext))
+    }
+
+    #[test]
+    fn frames_not_the_members_own_are_refused_and_a_gap_asks_that_member_for_a_keyframe() {
+        let t0 = Instant::now();
+        let mut s = GroupVideoSession::new(ClearFrames::new(0), config(), false, t0);
+        s.add_member(member(1), SenderIndex(1), t0);
+        s.add_member(member(2), SenderIndex(2), t0);
+        s.set_remote_sending(&member(1), true, t0);
+        let decode = |s: &mut GroupVideoSession| {
+            let mut jobs = Vec::new();
+            while let Some(o) = s.poll_output() {
+                if let VideoOutput::Decode { member, job } = o {
+                    jobs.push((member, job.frame));
+                }
+            }
+            jobs
+        };
+        // Member 2's frame delivered by member 1, a frame moved to another GOP's stream, audio,
+        // and garbage: refused against member 1, nothing decoded.
+        let (gop, other) = body(2, 0, 0, 0, true);
+        s.record(&member(1), gop, &other, t0, 1_000);
+        let (gop, moved) = body(1, 0, 1, 0, true);
+        s.record(&member(1), gop, &moved, t0, 1_000);
+        let audio = ClearFrames::frame(1, 1, GroupMedia::Audio, 0, &[0; 30]);
+        s.record(&member(1), 0, &audio, t0, 1_000);
+        s.record(&member(1), 0, &[0x20, 1], t0, 1_000);
+        assert_eq!(decode(&mut s), []);
+        // Its own keyframe and the frame after it decode; a gap leaves the next undecodable and a
+        // keyframe request goes to member 1 only.
+        for (n, keyframe) in [(0, true), (1, false), (3, false)] {
+            let (gop, b) = body(1, 0, 0, n, keyframe);
+            s.record(&member(1), gop, &b, t0, 1_000);
+        }
+        assert_eq!(decode(&mut s), [(member(1), 0), (member(1), 1)]);
+        s.handle_timeout(t0 + Duration::from_millis(10), 11_000);
+        let mut requests = Vec::new();
+        while let Some(o) = s.poll_output() {
+            if let VideoOutput::RequestKeyframe { member } = o {
+                requests.push(member);
+            }
+        }
+        assert_eq!(requests, [member(1)]);
+        let stats = s.stats();
+        let p1 = stats.participants.iter().find(|p| p.member == member(1)).unwrap();
+        assert_eq!((p1.records, p1.refused, p1.on), (7, 4, true));
+        assert_eq!((p1.receive.frames_received, p1.receive.undecodable, p1.receive.keyframe_requests), (3, 1, 1));
+        // Member 2 said nothing of its video: no stall is asked about, and it shows off.
+        let p2 = stats.participants.iter().find(|p| p.member == member(2)).unwrap();
+        assert_eq!((p2.on, p2.receive.keyframe_requests), (false, 0));
+    }
+
+    #[test]
+    fn a_members_video_state_told_before_it_is_added_holds() {
+        let t0 = Instant::now();
+        let mut s = GroupVideoSession::new(ClearFrames::new(0), config(), false, t0);
+        s.set_remote_sending(&member(1), true, t0);
+        s.add_member(member(1), SenderIndex(1), t0);
+        assert!(s.stats().participants[0].on);
+    }
+}
