@@ -18,28 +18,12 @@ use std::time::Duration;
 use common::{TestDaemon, wait_status};
 use group_daemons::{all_settled, answer_group_invite_with, contacts_all, peer_id, watch};
 use serde_json::Value;
-use tones::{heard, tone_db};
+use tones::{heard, read_finished_wav, tone_db};
 
 /// One tone per member, none a harmonic of another.
 const TONES: [f64; 4] = [440.0, 650.0, 910.0, 1230.0];
 /// The WAVs are judged in windows of this many samples (0.5 s at 48 kHz: a 2 Hz Goertzel bin).
 const WINDOW: usize = 24_000;
-
-
-
-/// The WAV at `path`, once the daemon has finished it (when its member left the call).
-fn read_finished_wav(path: &Path) -> Vec<i16> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(samples) = hail::media::io::read_wav_mono_48k(path)
-            && !samples.is_empty()
-        {
-            return samples;
-        }
-        assert!(std::time::Instant::now() < deadline, "{} never became a readable WAV", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Each of `peers`' audio frames as `d` has taken them into their jitter buffers.
 fn received_from(d: &TestDaemon) -> Vec<(String, u64)> {

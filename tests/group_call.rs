@@ -12,7 +12,7 @@ mod invite_peer;
 use std::time::Duration;
 
 use common::wait_status;
-use group_daemons::{all_settled, answer_group_invite, contacts_all, peer_id, watch};
+use group_daemons::{all_settled, answer_group_invite, contacts_all, peer_id, wait_event, watch};
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
 
@@ -137,15 +137,7 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
     assert_eq!(after["group"]["emoji"], status["group"]["emoji"]);
 
     // The invitation to a peer nobody can find ends, and alice is told; the call goes on.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let failed = loop {
-        let seen = events.lock().unwrap().clone();
-        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed") {
-            break e;
-        }
-        assert!(std::time::Instant::now() < deadline, "no group.invite_failed");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let failed = wait_event(&events, 30, "group.invite_failed", |e| e["event"] == "group.invite_failed");
     assert_eq!(failed["peer_id"], nobody.as_str(), "{failed}");
     assert!(failed["reason"].as_str().unwrap().contains("unreachable"), "{failed}");
     let alice_now = wait_status(alice, "alice without the invitee", |s| {
@@ -304,15 +296,9 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
         sent.recv_timeout(Duration::from_secs(30)).expect("the fake member got its invite (and sent its garbage)");
     }
     // The old hail's leg ends with the reason; mallory's garbage changes nothing.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let old = loop {
-        let seen = events.lock().unwrap().clone();
-        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed" && e["name"] == "oscar") {
-            break e;
-        }
-        assert!(std::time::Instant::now() < deadline, "no group.invite_failed for oscar");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let old = wait_event(&events, 20, "group.invite_failed for oscar", |e| {
+        e["event"] == "group.invite_failed" && e["name"] == "oscar"
+    });
     assert!(old["reason"].as_str().unwrap().contains("does not take group calls"), "{old}");
     let ids = [peer_id(alice), peer_id(bob)];
     all_settled(&[alice, bob], &ids);
@@ -360,15 +346,9 @@ fn a_member_who_left_is_added_again_and_a_fourth_invite_within_ten_seconds_is_re
     }
     // The fourth invitation to dave within 10 s: his node refuses it, alice hears why.
     alice.hail(&["add", "dave"]).ok();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let failed = loop {
-        let seen = events.lock().unwrap().clone();
-        if let Some(e) = seen.into_iter().find(|e| e["event"] == "group.invite_failed" && e["name"] == "dave") {
-            break e;
-        }
-        assert!(std::time::Instant::now() < deadline, "no group.invite_failed for dave");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let failed = wait_event(&events, 20, "group.invite_failed for dave", |e| {
+        e["event"] == "group.invite_failed" && e["name"] == "dave"
+    });
     assert!(failed["reason"].as_str().unwrap().contains("too many calls"), "{failed}");
     let status = dave.hail(&["--json", "status"]).json()["ok"].clone();
     assert!(status["call"].is_null() || status["call"]["state"] != "ringing", "dave's node did not ring: {status}");

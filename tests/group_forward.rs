@@ -17,9 +17,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{TestDaemon, wait_status};
-use group_daemons::{all_settled, answer_group_invite_with, peer_id};
+use group_daemons::{all_settled, answer_group_invite_with, contacts_all_with, peer_id};
 use serde_json::Value;
-use tones::heard;
+use tones::{heard, read_finished_wav};
 
 /// One tone per member, none a harmonic of another.
 const TONES: [f64; 4] = [440.0, 650.0, 910.0, 1230.0];
@@ -28,23 +28,7 @@ const WINDOW: usize = 24_000;
 
 /// Daemons for `names` that sequence forwarded group calls, each with every other as a contact.
 fn forwarding_daemons(dir: &Path, names: &[&str]) -> Vec<TestDaemon> {
-    let daemons: Vec<TestDaemon> = names
-        .iter()
-        .map(|n| TestDaemon::start_with(&dir.join(n), &["--group-topology", "forward", "--group-uplink-kbps", "4000"]))
-        .collect();
-    let cards: Vec<String> = daemons
-        .iter()
-        .zip(names)
-        .map(|(d, n)| d.hail(&["--json", "id", "--name", n]).json()["ok"]["card"].as_str().unwrap().to_owned())
-        .collect();
-    for (i, d) in daemons.iter().enumerate() {
-        for (j, n) in names.iter().enumerate() {
-            if i != j {
-                d.hail(&["contacts", "add", n, &cards[j]]).ok();
-            }
-        }
-    }
-    daemons
+    contacts_all_with(dir, names, &["--group-topology", "forward", "--group-uplink-kbps", "4000"])
 }
 
 fn status(d: &TestDaemon) -> Value {
@@ -100,20 +84,6 @@ fn sent_bytes(s: &Value) -> Vec<(String, u64)> {
         .iter()
         .map(|p| (p["member"].as_str().unwrap().to_owned(), p["sent_bytes"].as_u64().unwrap()))
         .collect()
-}
-
-/// The WAV at `path`, once the daemon has finished it (when its member left the call).
-fn read_finished_wav(path: &Path) -> Vec<i16> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(samples) = hail::media::io::read_wav_mono_48k(path)
-            && !samples.is_empty()
-        {
-            return samples;
-        }
-        assert!(std::time::Instant::now() < deadline, "{} never became a readable WAV", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -15,11 +15,11 @@ mod group_daemons;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TestDaemon, wait_status};
+use common::{TestDaemon, read_y4m, wait_status};
 use group_daemons::{all_settled, answer_group_invite_with, contacts_all, peer_id, watch};
 use hail::media::video::clock::FrameRate;
 use hail::media::video::pattern::{self, Stamp};
-use hail::media::video::y4m::{Y4mReader, Y4mWriter};
+use hail::media::video::y4m::Y4mWriter;
 use serde_json::Value;
 
 /// Pictures in each member's source file (looped): three seconds at 30 fps.
@@ -85,26 +85,6 @@ fn pictures_flow(d: &TestDaemon, from: &[&str], before: &Value, more: u64) -> Va
             s["group"]["video"]
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The pictures of the Y4M at `path`, once its daemon completed it (the call ended there).
-fn read_y4m(path: &Path) -> Vec<hail::media::video::Frame> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last_len = 0;
-    loop {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if len > 0 && len == last_len {
-            let mut r = Y4mReader::open(path).unwrap();
-            let mut frames = Vec::new();
-            while let Ok(Some(f)) = r.next_frame() {
-                frames.push(f);
-            }
-            return frames;
-        }
-        last_len = len;
-        assert!(Instant::now() < deadline, "{} never settled", path.display());
-        std::thread::sleep(Duration::from_millis(300));
     }
 }
 

@@ -12,33 +12,13 @@ mod relay;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Background, TestDaemon, pair_of_contacts, wait_status};
+use common::{Background, TestDaemon, pair_of_contacts, read_y4m, wait_status};
 use hail::media::video::Frame;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::clock::FrameRate;
 use hail::media::video::y4m::{Y4mReader, Y4mWriter};
 use relay::{Impairment, Relay};
 use serde_json::Value;
-
-/// Reads a Y4M the daemon wrote (it completes the file when the call ends).
-fn read_y4m(path: &Path) -> Vec<Frame> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last_len = 0;
-    loop {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if len > 0 && len == last_len {
-            let mut r = Y4mReader::open(path).unwrap();
-            let mut frames = Vec::new();
-            while let Ok(Some(f)) = r.next_frame() {
-                frames.push(f);
-            }
-            return frames;
-        }
-        last_len = len;
-        assert!(Instant::now() < deadline, "{} never settled", path.display());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// How well `picture` matches the pattern frame `stamp` names. The sender may have lowered its
 /// resolution for the CPU (the pattern is drawn in pixels, so each size looks different) and the

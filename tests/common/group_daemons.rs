@@ -11,7 +11,12 @@ use crate::common::{TestDaemon, wait_status};
 
 /// Daemons named `names`, each with every other as a contact.
 pub fn contacts_all(dir: &std::path::Path, names: &[&str]) -> Vec<TestDaemon> {
-    let daemons: Vec<TestDaemon> = names.iter().map(|n| TestDaemon::start(&dir.join(n))).collect();
+    contacts_all_with(dir, names, &[])
+}
+
+/// [`contacts_all`], each daemon started with the `hail daemon` flags `flags` too.
+pub fn contacts_all_with(dir: &std::path::Path, names: &[&str], flags: &[&str]) -> Vec<TestDaemon> {
+    let daemons: Vec<TestDaemon> = names.iter().map(|n| TestDaemon::start_with(&dir.join(n), flags)).collect();
     let cards: Vec<String> = daemons
         .iter()
         .zip(names)
@@ -48,6 +53,23 @@ pub fn watch(d: &TestDaemon) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
 
 pub fn peer_id(d: &TestDaemon) -> String {
     d.hail(&["--json", "id"]).json()["ok"]["peer_id"].as_str().unwrap().to_owned()
+}
+
+/// Waits (up to `secs`) for an event in `events` (from [`watch`]) that `pred` takes; returns it.
+pub fn wait_event(
+    events: &std::sync::Mutex<Vec<Value>>,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(e) = events.lock().unwrap().iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no {what} within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `d` rings with a group invitation; it answers.

@@ -300,3 +300,24 @@ pub fn pair_of_contacts(dir: &Path, a_flags: &[&str], b_flags: &[&str]) -> (Test
     b.hail(&["contacts", "add", "alice", &card_a]).ok();
     (a, b)
 }
+
+/// The pictures of a Y4M a daemon wrote, once its size has settled (the daemon completes the file
+/// when the call ends there).
+pub fn read_y4m(path: &Path) -> Vec<hail::media::video::Frame> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last_len = 0;
+    loop {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if len > 0 && len == last_len {
+            let mut r = hail::media::video::y4m::Y4mReader::open(path).unwrap();
+            let mut frames = Vec::new();
+            while let Ok(Some(f)) = r.next_frame() {
+                frames.push(f);
+            }
+            return frames;
+        }
+        last_len = len;
+        assert!(Instant::now() < deadline, "{} never settled", path.display());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

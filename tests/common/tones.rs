@@ -27,3 +27,17 @@ pub fn heard(x: &[i16], tones: &[f64]) -> Vec<f64> {
     let loudest = db.iter().copied().fold(f64::MIN, f64::max);
     tones.iter().zip(&db).filter(|(_, d)| **d > loudest - 20.0 && **d > -40.0).map(|(f, _)| *f).collect()
 }
+
+/// The WAV at `path`, once the daemon has finished it (when its member left the call).
+pub fn read_finished_wav(path: &std::path::Path) -> Vec<i16> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Ok(samples) = hail::media::io::read_wav_mono_48k(path)
+            && !samples.is_empty()
+        {
+            return samples;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} never became a readable WAV", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
