@@ -6,7 +6,7 @@
 //! business. A source or sink that cannot be opened does not stop the call: that direction is
 //! simply off, and the reason shows in the stats.
 
-mod streams;
+pub(crate) mod streams;
 mod workers;
 
 use std::sync::{Arc, Mutex};

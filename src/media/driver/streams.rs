@@ -73,23 +73,41 @@ pub(super) async fn write_streams(
     }
 }
 
-/// Accepts the peer's video streams, each read by its own task, all within the call's `budget`.
-pub(super) async fn read_streams(link: Arc<dyn MediaLink>, to_session: mpsc::Sender<Incoming>, budget: Arc<RecordBudget>) {
+/// Accepts `link`'s incoming streams until it ends, each handed to `read` on a task of its own,
+/// at most [`MAX_STREAMS`] at once: a stream beyond them is stopped at once (a sender resets its
+/// old GOP's stream when it starts a new one, so more is abuse). A 1:1 call's and a group call's
+/// video both read their peers' streams through it.
+pub(crate) async fn accept_streams<F, Fut>(link: Arc<dyn MediaLink>, read: F)
+where
+    F: Fn(Box<dyn InStream>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(MAX_STREAMS));
     while let Ok(mut recv) = link.accept_stream().await {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             recv.stop();
             continue;
         };
-        let (to_session, budget) = (to_session.clone(), budget.clone());
+        let reading = read(recv);
         tokio::spawn(async move {
             let _permit = permit;
+            reading.await;
+        });
+    }
+}
+
+/// Accepts the peer's video streams, each read by its own task, all within the call's `budget`.
+pub(super) async fn read_streams(link: Arc<dyn MediaLink>, to_session: mpsc::Sender<Incoming>, budget: Arc<RecordBudget>) {
+    accept_streams(link, move |mut recv| {
+        let (to_session, budget) = (to_session.clone(), budget.clone());
+        async move {
             if let Err(e) = read_stream(recv.as_mut(), &to_session, budget).await {
                 tracing::debug!(error = %e, "video stream ended");
                 recv.stop();
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Why the reading of a video stream stopped early.

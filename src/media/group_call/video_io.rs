@@ -12,7 +12,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::video::KIND_GROUP_VIDEO;
 use crate::media::codec::av1::{Dav1dDecoder, VideoCodecError};
@@ -35,8 +35,6 @@ use crate::media_link::{InStream, MediaLink, OutStream};
 const DECODE_QUEUE: usize = 32;
 /// Records waiting for a member's stream writer; beyond, the member's link does not keep up.
 pub(super) const OUT_QUEUE: usize = 8;
-/// A member's incoming video streams read at once (a sender resets old ones).
-const MAX_STREAMS: usize = 4;
 /// The most bytes taken from a stream at once.
 const READ_CHUNK: usize = 64 * 1024;
 /// Time for a stream's header to arrive.
@@ -267,21 +265,16 @@ pub(super) async fn read_streams(
     to_task: mpsc::Sender<VideoEvent>,
     budget: Arc<RecordBudget>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_STREAMS));
-    while let Ok(mut recv) = link.accept_stream().await {
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            recv.stop();
-            continue;
-        };
+    crate::media::driver::streams::accept_streams(link, move |mut recv| {
         let (to_task, budget) = (to_task.clone(), budget.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
+        async move {
             if let Err(e) = read_stream(member, generation, recv.as_mut(), &to_task, budget).await {
                 tracing::debug!(%member, error = %e, "group video stream ended");
                 recv.stop();
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Reads one stream's records as their bytes arrive; a full queue drops a record (the gap it
