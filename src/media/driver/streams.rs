@@ -33,13 +33,15 @@ pub(super) enum Incoming {
     Progress { gop: u32 },
 }
 
-/// Puts each GOP on its own stream; resets the previous one when a new GOP starts. A stream whose
-/// header or a record cannot be written is told to the session ([`Input::VideoStreamFailed`]); when
-/// no stream can be opened at all the connection is gone, and the writer ends.
-pub(super) async fn write_streams(
+/// Puts each GOP on its own stream of `kind` (`wire::KIND_VIDEO` for a call, the group's kind
+/// in a group call); resets the previous one when a new GOP starts. A stream whose header or a
+/// record cannot be written is told (`failed`), and the GOP's later records wait for the next
+/// keyframe; when no stream can be opened at all the connection is gone, and the writer ends.
+pub(crate) async fn write_gop_streams(
     link: Arc<dyn MediaLink>,
     mut records: mpsc::Receiver<Outgoing>,
-    failures: mpsc::UnboundedSender<Input>,
+    kind: u8,
+    failed: impl Fn(),
 ) {
     let mut stream: Option<(u32, Box<dyn OutStream>)> = None;
     while let Some(r) = records.recv().await {
@@ -51,12 +53,9 @@ pub(super) async fn write_streams(
                 // The stream of this GOP failed earlier: wait for the next keyframe.
                 continue;
             }
-            let mut s = match link.open_stream(VIDEO_PRIORITY).await {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-            if s.write_all(&wire::stream_header(r.gop)).await.is_err() {
-                let _ = failures.send(Input::VideoStreamFailed);
+            let Ok(mut s) = link.open_stream(VIDEO_PRIORITY).await else { return };
+            if s.write_all(&wire::stream_header_of(kind, r.gop)).await.is_err() {
+                failed();
                 continue;
             }
             stream = Some((r.gop, s));
@@ -65,12 +64,25 @@ pub(super) async fn write_streams(
         if let Err(e) = s.write_all(&r.record).await {
             tracing::debug!(error = %e, "video stream write failed; a new GOP follows");
             stream = None;
-            let _ = failures.send(Input::VideoStreamFailed);
+            failed();
         }
     }
     if let Some((_, mut s)) = stream {
         s.finish();
     }
+}
+
+/// A call's video: [`write_gop_streams`], a failed stream told to the session
+/// ([`Input::VideoStreamFailed`]).
+pub(super) async fn write_streams(
+    link: Arc<dyn MediaLink>,
+    records: mpsc::Receiver<Outgoing>,
+    failures: mpsc::UnboundedSender<Input>,
+) {
+    write_gop_streams(link, records, wire::KIND_VIDEO, || {
+        let _ = failures.send(Input::VideoStreamFailed);
+    })
+    .await
 }
 
 /// Accepts `link`'s incoming streams until it ends, each handed to `read` on a task of its own,

@@ -27,8 +27,7 @@ use crate::media::video::sender::Outgoing;
 use crate::media::video::source::{
     CaptureRequest, VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source,
 };
-use crate::media::video::wire;
-use crate::media_link::{InStream, MediaLink, OutStream};
+use crate::media_link::{InStream, MediaLink};
 
 /// Decode jobs waiting for a member's thread; beyond, a job fails at once (a keyframe request
 /// follows) rather than queueing.
@@ -41,8 +40,6 @@ const READ_CHUNK: usize = 64 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The least time between two signs of life of one stream with part of a record.
 const PROGRESS_GAP: Duration = Duration::from_millis(50);
-/// Video streams go below the control stream (0); datagrams (the audio) go before any stream.
-const VIDEO_PRIORITY: i32 = -1;
 /// Bytes of video records held for a whole group call, across every member's streams.
 pub(super) const RECORD_BUDGET: usize = 16 * 1024 * 1024;
 
@@ -227,34 +224,11 @@ fn decode_thread(
     }
 }
 
-/// Puts each of our GOPs on a stream of its own on one member's link, resetting the previous one
-/// when a new GOP starts; a record of a GOP whose stream is not open (it failed, or the member
-/// came after its keyframe) waits for the next GOP.
-pub(super) async fn write_streams(link: Arc<dyn MediaLink>, mut records: mpsc::Receiver<Outgoing>) {
-    let mut stream: Option<(u32, Box<dyn OutStream>)> = None;
-    while let Some(r) = records.recv().await {
-        if r.new_gop || stream.as_ref().is_none_or(|(gop, _)| *gop != r.gop) {
-            if let Some((_, mut old)) = stream.take() {
-                old.reset();
-            }
-            if !r.new_gop {
-                continue;
-            }
-            let Ok(mut s) = link.open_stream(VIDEO_PRIORITY).await else { return };
-            if s.write_all(&wire::stream_header_of(KIND_GROUP_VIDEO, r.gop)).await.is_err() {
-                continue;
-            }
-            stream = Some((r.gop, s));
-        }
-        let Some((_, s)) = stream.as_mut() else { continue };
-        if let Err(e) = s.write_all(&r.record).await {
-            tracing::debug!(error = %e, "group video stream write failed; waiting for the next GOP");
-            stream = None;
-        }
-    }
-    if let Some((_, mut s)) = stream {
-        s.finish();
-    }
+/// Puts each of our GOPs on a stream of its own on one member's link, as a call's video does
+/// (`driver::streams::write_gop_streams`); a failed stream needs nothing told: its GOP's records
+/// wait for the next keyframe.
+pub(super) async fn write_streams(link: Arc<dyn MediaLink>, records: mpsc::Receiver<Outgoing>) {
+    crate::media::driver::streams::write_gop_streams(link, records, KIND_GROUP_VIDEO, || ()).await
 }
 
 /// Accepts `member`'s video streams on its link, each read by a task of its own.
