@@ -52,9 +52,9 @@ use crate::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use crate::media::video::encoder::EncodeWorker;
 use crate::media::video::record_reader::RecordBudget;
 use crate::media::video::sender::Outgoing;
-use video_io::{EncodeTask, MemberDecoder, VideoEvent};
 use crate::media_link::MediaLink;
 use crate::wall_clock::now_us as wall_us;
+use video_io::{EncodeTask, MemberDecoder, VideoEvent};
 
 /// Datagrams read from the members' links, waiting for the media task (about 300 ms of audio from
 /// seven members; past it, the newest wait in the link's own queue).
@@ -346,7 +346,9 @@ impl GroupCallMedia {
             ..video.stats()
         }));
         let (video_tx, video_results) = mpsc::unbounded_channel();
-        let worker = EncodeWorker::new(config.video.encoder, config.video.threads.max(1));
+        // Two temporal layers (libaom; rav1e's are all base): a forwarder, or this member for a
+        // slow receiver, can leave the enhancement layer out (`thinning`).
+        let worker = EncodeWorker::layered(config.video.encoder, config.video.threads.max(1), 2);
         let video_encoder = video_io::start_encoder(config.video.input.clone(), worker, video_tx.clone())
             .map_err(|e| MediaStartError::Thread("encoder", e))?;
         let (commands, commands_rx) = mpsc::unbounded_channel();

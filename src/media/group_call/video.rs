@@ -63,9 +63,9 @@ impl GroupRecordSeal {
 }
 
 impl RecordSeal for GroupRecordSeal {
-    fn seal_record(&mut self, gop: u32, frame: &VideoFrame) -> Option<Vec<u8>> {
+    fn seal_record(&mut self, gop: u32, frame: &VideoFrame, layer: u8) -> Option<Vec<u8>> {
         let plaintext = group_video_plaintext(gop, frame);
-        let sealed = self.crypto.seal(GroupMedia::Video { temporal_layer: 0 }, &plaintext).ok()?;
+        let sealed = self.crypto.seal(GroupMedia::Video { temporal_layer: layer }, &plaintext).ok()?;
         let (header, _) = GroupFrameHeader::parse(&sealed).ok()?;
         let epoch = header.key_id.epoch();
         if self.epoch.is_some_and(|e| e != epoch) && !frame.keyframe() {
@@ -411,10 +411,13 @@ impl GroupVideoSession {
                 return;
             }
         };
-        if opened.header.key_id.sender() != m.sender || !matches!(opened.header.media, GroupMedia::Video { .. }) {
-            m.stats.refused += 1;
-            return;
-        }
+        let layer = match opened.header.media {
+            GroupMedia::Video { temporal_layer } if opened.header.key_id.sender() == m.sender => temporal_layer,
+            _ => {
+                m.stats.refused += 1;
+                return;
+            }
+        };
         let frame = match parse_group_video_plaintext(&opened.payload) {
             Ok((in_gop, frame)) if in_gop == gop => frame,
             _ => {
@@ -422,7 +425,7 @@ impl GroupVideoSession {
                 return;
             }
         };
-        if let Some(job) = m.receiver.accept_frame(now, wall_us, gop, frame) {
+        if let Some(job) = m.receiver.accept_layered_frame(now, wall_us, gop, frame, layer) {
             self.outputs.push_back(VideoOutput::Decode { member: *from, job });
         }
     }
@@ -714,6 +717,89 @@ mod tests {
         // Member 2 said nothing of its video: no stall is asked about, and it shows off.
         let p2 = stats.participants.iter().find(|p| p.member == member(2)).unwrap();
         assert_eq!((p2.on, p2.receive.keyframe_requests), (false, 0));
+    }
+
+    /// Every record `receiver` asks to decode, decoded with the fake decoder at `at`; the members
+    /// it asks keyframes of.
+    fn decode_all(
+        s: &mut GroupVideoSession,
+        decoder: &mut crate::media::codec::fake::FakeVideoDecoder,
+        at: Instant,
+    ) -> (Vec<u32>, Vec<PeerId>) {
+        s.handle_timeout(at, 1_000);
+        let (mut decoded, mut requests) = (Vec::new(), Vec::new());
+        while let Some(o) = s.poll_output() {
+            match o {
+                VideoOutput::Decode { member, job } => {
+                    let result = decoder.decode(&job.av1);
+                    decoded.push(pattern::read(&result.as_ref().unwrap()[0]).unwrap().counter);
+                    s.decoded(&member, at, &job, result);
+                }
+                VideoOutput::RequestKeyframe { member } => requests.push(member),
+                _ => {}
+            }
+        }
+        (decoded, requests)
+    }
+
+    #[test]
+    fn a_receiver_given_the_base_layer_alone_decodes_every_base_frame_and_asks_for_no_keyframe() {
+        use crate::media::codec::fake::FakeVideoDecoder;
+        let t0 = Instant::now();
+        let mut sender = GroupVideoSession::new(ClearFrames::new(1), config(), true, t0);
+        sender.add_member(member(0), SenderIndex(0), t0);
+        sender.add_member(member(2), SenderIndex(2), t0);
+        let mut worker = EncodeWorker::with_opener(FakeVideoEncoder::open_two_layers);
+        // Member 0 gets every record, member 2 the base layer only (its forwarder thinned it).
+        let mut full = GroupVideoSession::new(ClearFrames::new(0), config(), false, t0);
+        let mut thin = GroupVideoSession::new(ClearFrames::new(2), config(), false, t0);
+        for s in [&mut full, &mut thin] {
+            s.add_member(member(1), SenderIndex(1), t0);
+            s.set_remote_sending(&member(1), true, t0);
+        }
+        let (mut full_dec, mut thin_dec) = (FakeVideoDecoder::new(), FakeVideoDecoder::new());
+        let (mut full_seen, mut thin_seen, mut layers) = (Vec::new(), Vec::new(), Vec::new());
+        let frame = GROUP_VIDEO_FORMAT.interval();
+        for n in 0..20u32 {
+            let at = t0 + frame * n;
+            let (_, sent) = tick(&mut sender, &mut worker, at);
+            for r in sent {
+                let (header, _) = GroupFrameHeader::parse(&r.record[4..]).unwrap();
+                assert_eq!(header.media, GroupMedia::Video { temporal_layer: r.layer }, "sealed on its layer");
+                layers.push(r.layer);
+                full.record(&member(1), r.gop, &r.record[4..], at, 1_000);
+                if r.layer == 0 {
+                    thin.record(&member(1), r.gop, &r.record[4..], at, 1_000);
+                }
+            }
+            let (d, requests) = decode_all(&mut full, &mut full_dec, at);
+            assert!(requests.is_empty(), "frame {n}: {requests:?}");
+            full_seen.extend(d);
+            let (d, requests) = decode_all(&mut thin, &mut thin_dec, at);
+            assert!(requests.is_empty(), "frame {n}: the missing enhancement frames are no gap");
+            thin_seen.extend(d);
+        }
+        assert_eq!(layers, (0..20).map(|n| (n % 2) as u8).collect::<Vec<_>>());
+        assert_eq!(full_seen, (0..20).collect::<Vec<_>>(), "everything decodes");
+        assert_eq!(thin_seen, (0..20).step_by(2).collect::<Vec<_>>(), "every base frame decodes");
+        let thin_stats = thin.stats().participants[0].receive.clone();
+        assert_eq!((thin_stats.undecodable, thin_stats.keyframe_requests), (0, 0));
+        // A base frame lost is a gap: member 2 asks for a keyframe, the enhancement frame that
+        // follows is skipped (not decoded from a missing base).
+        let at = t0 + frame * 20;
+        let (_, sent) = tick(&mut sender, &mut worker, at);
+        assert_eq!(sent[0].layer, 0);
+        let at = t0 + frame * 21;
+        let (_, sent) = tick(&mut sender, &mut worker, at);
+        assert_eq!(sent[0].layer, 1);
+        thin.record(&member(1), sent[0].gop, &sent[0].record[4..], at, 1_000);
+        let at = t0 + frame * 22;
+        let (_, sent) = tick(&mut sender, &mut worker, at);
+        thin.record(&member(1), sent[0].gop, &sent[0].record[4..], at, 1_000);
+        let (d, requests) = decode_all(&mut thin, &mut thin_dec, at + Duration::from_millis(400));
+        assert_eq!((d, requests), (vec![], vec![member(1)]));
+        let receive = thin.stats().participants[0].receive.clone();
+        assert_eq!((receive.undecodable, receive.enhancement_skipped), (1, 1));
     }
 
     #[test]
