@@ -21,6 +21,7 @@
 mod forward;
 mod report;
 mod session;
+mod thinning;
 mod video;
 mod video_io;
 
@@ -37,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use forward::{ForwardFilter, ForwardRefusal};
 pub use report::GroupReport;
 pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL, Route};
+pub use thinning::{LayerGate, ThinningStats};
 pub use video::{
     GROUP_VIDEO_BITRATE, GROUP_VIDEO_FORMAT, GroupRecordSeal, GroupVideoSession, GroupVideoStats, KIND_GROUP_VIDEO,
     ParticipantVideoStats, VideoOutput, group_video_plaintext, parse_group_video_plaintext,
@@ -455,6 +457,9 @@ struct MemberLink {
     video_out: mpsc::Sender<Outgoing>,
     video_writer: JoinHandle<()>,
     video_reader: JoinHandle<()>,
+    /// (At the forwarder) a writer per origin of the records forwarded to this member: each
+    /// origin's GOPs on streams of their own.
+    forwarded: BTreeMap<u8, (mpsc::Sender<Outgoing>, JoinHandle<()>)>,
 }
 
 impl Drop for MemberLink {
@@ -462,6 +467,9 @@ impl Drop for MemberLink {
         self.reader.abort();
         self.video_writer.abort();
         self.video_reader.abort();
+        for (_, writer) in self.forwarded.values() {
+            writer.abort();
+        }
     }
 }
 
@@ -570,6 +578,9 @@ impl GroupTask {
             let now = Instant::now();
             if now >= next_stats {
                 next_stats = now + STATS_EVERY;
+                for (member, l) in &self.links {
+                    self.video.link_rtt(member, l.link.rtt(), now);
+                }
                 self.write_stats();
             }
         }
@@ -598,7 +609,9 @@ impl GroupTask {
                         records.clone(),
                         self.budget.clone(),
                     ));
-                    self.links.insert(member, MemberLink { link, generation, reader, video_out, video_writer, video_reader });
+                    let forwarded = BTreeMap::new();
+                    let l = MemberLink { link, generation, reader, video_out, video_writer, video_reader, forwarded };
+                    self.links.insert(member, l);
                     self.video.add_member(member, sender, now);
                     if !self.decoders.contains_key(&member) {
                         match MemberDecoder::start(member, &self.config.video.output, self.video_tx.clone()) {
@@ -618,7 +631,10 @@ impl GroupTask {
                 self.decoders.remove(&member);
             }
             Command::Muted(muted) => self.session.set_muted(muted),
-            Command::Route(route) => self.session.set_route(route),
+            Command::Route(route) => {
+                self.session.set_route(route);
+                self.video.set_route(route);
+            }
             Command::Video(on) => self.video.set_sending(on, now),
             Command::RemoteVideo(member, on) => self.video.set_remote_sending(&member, on, now),
             Command::KeyframeRequested => self.video.keyframe_requested(now),
@@ -640,16 +656,27 @@ impl GroupTask {
                 VideoOutput::ReleaseEncoder => {
                     let _ = self.video_encoder.send(EncodeTask::Release);
                 }
-                VideoOutput::Send(record) => {
+                VideoOutput::Send { to, record } => {
                     let mut dropped = Vec::new();
-                    for (member, l) in &self.links {
+                    for (member, l) in self.links.iter().filter(|(p, _)| to.contains(p)) {
                         if l.video_out.try_send(record.clone()).is_err() {
                             dropped.push(*member);
                         }
                     }
                     for member in dropped {
                         tracing::trace!(%member, "a group video record did not fit in a member's queue");
-                        self.video.record_dropped(&member, Instant::now());
+                        self.video.record_dropped(&member, record.layer, Instant::now());
+                    }
+                }
+                VideoOutput::Forward { to, origin, record } => {
+                    let Some(l) = self.links.get_mut(&to) else { continue };
+                    let (queue, _) = l.forwarded.entry(origin).or_insert_with(|| {
+                        let (tx, rx) = mpsc::channel(video_io::OUT_QUEUE);
+                        (tx, tokio::spawn(video_io::write_streams(l.link.clone(), rx)))
+                    });
+                    if queue.try_send(record).is_err() {
+                        tracing::trace!(member = %to, "a forwarded group video record did not fit in a member's queue");
+                        self.video.forward_dropped(&to, Instant::now());
                     }
                 }
                 VideoOutput::Decode { member, job } => {
