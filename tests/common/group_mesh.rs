@@ -173,6 +173,16 @@ pub async fn mesh_video(dir: &Path, sources: Vec<SourceSpec>, video: VideoConfig
     build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video)).await
 }
 
+/// [`forwarded`], every member also sending video as `video` says: through the forwarder.
+#[allow(dead_code)]
+pub async fn forwarded_video(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    video: VideoConfig,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, Some(video)).await
+}
+
 async fn build(
     dir: &Path,
     sources: Vec<SourceSpec>,
