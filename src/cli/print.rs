@@ -126,7 +126,18 @@ pub fn print_group(g: &GroupInfo) {
             .filter(|v| v.receive.frames_rendered > 0)
             .map(|v| format!(" ({} fps, {} kbps, {} shown)", v.fps, v.kbps, v.receive.frames_rendered))
             .unwrap_or_default();
-        outln!("          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}", participant(p), p.state);
+        // Our video (or what we forward) reaches it at half the frame rate while its link is slow.
+        let thinned = g
+            .video
+            .as_ref()
+            .and_then(|v| v.participants.iter().find(|v| v.member == p.peer_id))
+            .filter(|v| v.thinning.layers == 1 && v.thinning.base_sent > 0)
+            .map_or("", |_| ", sent half-rate video (slow link)");
+        outln!(
+            "          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}{thinned}",
+            participant(p),
+            p.state
+        );
     }
     if g.epoch.is_some() {
         match g.participants.iter().find(|p| p.forwarder) {
