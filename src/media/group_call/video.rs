@@ -351,6 +351,8 @@ impl GroupVideoSession {
             self.members.insert(member, m);
         }
         self.sender.restart_gop();
+        // (At the forwarder) its link is new: what we forward to it starts on new streams.
+        self.forwarded_gops.retain(|(to, _), _| *to != member);
         if !was && self.capturing() {
             self.next_frame = now;
         }
@@ -358,8 +360,9 @@ impl GroupVideoSession {
 
     /// `member` left: nothing more of it is taken.
     pub fn remove_member(&mut self, member: &PeerId) -> bool {
-        self.forwarded_gops.retain(|(to, _), _| to != member);
-        self.members.remove(member).is_some()
+        let Some(m) = self.members.remove(member) else { return false };
+        self.forwarded_gops.retain(|(to, origin), _| to != member && *origin != m.sender.0);
+        true
     }
 
     /// How our records flow from now on (the group's topology, as for audio). A change starts a
@@ -1080,7 +1083,16 @@ mod tests {
         f.set_route(Route::Forwarder);
         let (gop, own) = body(1, 0, 0, 0, true);
         f.record(&member(1), gop, &own, t0, 1_000);
-        assert_eq!(routed(&mut f).len(), 1, "to member 2");
+        let out = routed(&mut f);
+        assert_eq!((out.len(), &out[0].0, out[0].3), (1, &vec![member(2)], true), "to member 2, on a new stream");
+        let (gop, next) = body(1, 0, 0, 1, false);
+        f.record(&member(1), gop, &next, t0, 1_000);
+        assert!(!routed(&mut f)[0].3, "the same GOP: the same stream");
+        // Member 2's link comes back: what goes to it starts on a new stream.
+        f.add_member(member(2), SenderIndex(2), t0);
+        let (gop, next) = body(1, 0, 0, 2, false);
+        f.record(&member(1), gop, &next, t0, 1_000);
+        assert!(routed(&mut f)[0].3, "a new link: a new stream");
         f.record(&member(1), gop, &own, t0, 1_000);
         let (gop, other) = body(2, 0, 0, 0, true);
         f.record(&member(1), gop, &other, t0, 1_000);
