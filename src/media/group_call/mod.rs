@@ -627,7 +627,13 @@ impl GroupTask {
             Command::Remove(member) => {
                 self.links.remove(&member);
                 self.session.remove_member(&member);
-                self.video.remove_member(&member);
+                if let Some(origin) = self.video.remove_member(&member) {
+                    // What we forwarded of it: each stream ends (its writer's queue closes), so
+                    // no receiver keeps a departed member's stream open (indices are not reused).
+                    for l in self.links.values_mut() {
+                        l.forwarded.remove(&origin.0);
+                    }
+                }
                 self.decoders.remove(&member);
             }
             Command::Muted(muted) => self.session.set_muted(muted),

@@ -358,11 +358,12 @@ impl GroupVideoSession {
         }
     }
 
-    /// `member` left: nothing more of it is taken.
-    pub fn remove_member(&mut self, member: &PeerId) -> bool {
-        let Some(m) = self.members.remove(member) else { return false };
+    /// `member` left: nothing more of it is taken. Its sender index, if it was a member (at the
+    /// forwarder, the streams of its records to the others end with it).
+    pub fn remove_member(&mut self, member: &PeerId) -> Option<SenderIndex> {
+        let m = self.members.remove(member)?;
         self.forwarded_gops.retain(|(to, origin), _| to != member && *origin != m.sender.0);
-        true
+        Some(m.sender)
     }
 
     /// How our records flow from now on (the group's topology, as for audio). A change starts a
