@@ -46,9 +46,12 @@
 //! with QUIC's framing), the frame rate each member sends and shows of each other (mean and
 //! least), keyframes, records dropped for a member whose queue was full, enhancement-layer records
 //! sent and thinned (thinning on loopback means a link did not keep up), and the audio's concealed
-//! ticks over every stream meanwhile (audio goes first: video must not starve it). The smoke run
-//! does 3 members for 2 s, mesh and forwarded, and fails unless every member decoded pictures from
-//! every other.
+//! ticks over every stream meanwhile (audio goes first: video must not starve it). At the largest
+//! size one more forwarded row, `thinned`: the forwarder's link to one member reports a 200 ms
+//! queue (`QueuedLink`) from 1 s before the measurement: the frame rate that member shows of each
+//! other and its video down, against the other members'. The smoke run does 3 members for 2 s,
+//! mesh, forwarded and forwarded with a slow member, and fails unless every member decoded
+//! pictures from every other.
 //!
 //! With `join` (or `join-only`: nothing else), `join`: per member count, real daemons in this
 //! process (`common/group_join.rs`): the start (`hail call` of all but one) and 10 joins of the
@@ -76,7 +79,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cpu::process_cpu_seconds;
-use group_mesh::{Impairment, Party, forwarded, forwarded_video, mesh, mesh_impaired, mesh_video};
+use group_mesh::{
+    Impairment, Party, forwarded, forwarded_video, forwarded_video_queued, mesh, mesh_impaired, mesh_video,
+};
 use hail::media::io::{SourceSpec, read_wav_mono_48k};
 use serde_json::json;
 use speech_quality::{Condition, marker_lag, mean_sd, pesq, write_16k};
@@ -104,11 +109,13 @@ fn bytes(parties: &[Party]) -> Vec<[u64; 4]> {
         .collect()
 }
 
-/// `Mesh`, or `Forward`: the first member forwards the others' frames.
+/// `Mesh`, or `Forward`: the first member forwards the others' frames; `ForwardSlow` (video
+/// only): forwarded, and the forwarder's link to one member reports a 200 ms queue.
 #[derive(Clone, Copy, PartialEq)]
 enum Topology {
     Mesh,
     Forward,
+    ForwardSlow,
 }
 
 async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json::Value {
@@ -116,7 +123,7 @@ async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json
     let sources = (0..members).map(|i| SourceSpec::Tone(300.0 + 170.0 * i as f64)).collect();
     let (_net, mut parties) = match topology {
         Topology::Mesh => mesh(dir.path(), sources).await,
-        Topology::Forward => forwarded(dir.path(), sources).await,
+        Topology::Forward | Topology::ForwardSlow => forwarded(dir.path(), sources).await,
     };
     // Let the jitter buffers fill before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -201,9 +208,21 @@ async fn measure_video(members: usize, seconds: f64, topology: Topology) -> serd
     let (_net, mut parties) = match topology {
         Topology::Mesh => mesh_video(dir.path(), sources, video).await,
         Topology::Forward => forwarded_video(dir.path(), sources, video).await,
+        Topology::ForwardSlow => forwarded_video_queued(dir.path(), sources, video).await,
     };
     // The first keyframes, decoders opened, jitter buffers filled.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // ForwardSlow: the member after the forwarder is slow from here on (what was on its way
+    // arrives in the next second).
+    let slow = (topology == Topology::ForwardSlow).then(|| {
+        let f = parties.iter().position(|p| p.media().video_stats().forwarded_records > 0).expect("a forwarder");
+        let slow = (f + 1) % members;
+        parties[f].queues[&parties[slow].id].store(200, std::sync::atomic::Ordering::Relaxed);
+        slow
+    });
+    if slow.is_some() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let udp = |parties: &[Party]| bytes(parties).iter().fold((0, 0), |(up, down), b| (up + b[2], down + b[3]));
     let (udp_up0, udp_down0) = udp(&parties);
     let video0 = video_bytes(&parties);
@@ -236,13 +255,21 @@ async fn measure_video(members: usize, seconds: f64, topology: Topology) -> serd
     let round1 = |x: f64| (x * 10.0).round() / 10.0;
     let (mut shown_fps, mut sent_fps, mut keyframes, mut dropped, mut decoded) = (Vec::new(), Vec::new(), 0, 0, true);
     let (mut enhancement_sent, mut enhancement_thinned) = (0, 0);
+    // ForwardSlow: what the slow member shows of each other, and the others of each other.
+    let (mut slow_fps, mut fast_fps) = (Vec::new(), Vec::new());
     for (i, p) in parties.iter().enumerate() {
         let v = p.media().video_stats();
         sent_fps.push((v.send.frames - sent0[i]) as f64 / elapsed);
         keyframes += v.send.keyframes;
         for (k, o) in v.participants.iter().enumerate() {
             let before = shown0[i].get(k).copied().unwrap_or(0);
-            shown_fps.push(o.receive.frames_rendered.saturating_sub(before) as f64 / elapsed);
+            let fps = o.receive.frames_rendered.saturating_sub(before) as f64 / elapsed;
+            shown_fps.push(fps);
+            if slow == Some(i) {
+                slow_fps.push(fps);
+            } else {
+                fast_fps.push(fps);
+            }
             decoded &= o.receive.frames_decoded > 0;
             dropped += o.send_dropped;
             enhancement_sent += o.thinning.enhancement_sent;
@@ -265,9 +292,24 @@ async fn measure_video(members: usize, seconds: f64, topology: Topology) -> serd
             "others_video_down_kbps": one_kbps(sum_others(&down) / others),
         })
     });
+    let thinned = slow.map(|s| {
+        let others = members as u64 - 1;
+        let fast_down = (0..members).filter(|i| *i != s).map(|i| down[i]).sum::<u64>() / others;
+        json!({
+            "slow_member_shown_fps": round1(mean(&slow_fps)),
+            "slow_member_video_down_kbps": one_kbps(down[s]),
+            "others_shown_fps": round1(mean(&fast_fps)),
+            "others_video_down_kbps": one_kbps(fast_down),
+        })
+    });
     json!({
         "members": members,
-        "topology": if topology == Topology::Mesh { "mesh" } else { "forward" },
+        "topology": match topology {
+            Topology::Mesh => "mesh",
+            Topology::Forward => "forward",
+            Topology::ForwardSlow => "forward, one member's link from the forwarder queued 200 ms",
+        },
+        "thinned": thinned,
         "format": "320x180 test pattern, libaom L1T2, 300 kbps target",
         "seconds": round1(elapsed),
         "cpu_percent_per_member": round1(cpu * 100.0 / elapsed / members as f64),
@@ -466,11 +508,17 @@ fn main() {
     // does 3 members for 2 s.
     let video_rows: Vec<_> = if args.has_word("video") || args.has_word("video-only") || !args.bench {
         let (sizes, seconds): (&[usize], f64) = if args.bench { (&VIDEO_MEMBERS, seconds) } else { (&[3], 2.0) };
-        // Mesh at each size, and forwarded from 3 members (at 2 there is nothing to forward).
+        // Mesh at each size, forwarded from 3 members (at 2 there is nothing to forward), and at
+        // the largest forwarded with one slow member.
+        let largest = sizes.iter().copied().max().unwrap_or(0);
         let rows: Vec<_> = sizes
             .iter()
-            .flat_map(|n| [(*n, Topology::Mesh), (*n, Topology::Forward)])
-            .filter(|(n, t)| *t == Topology::Mesh || *n >= 3)
+            .flat_map(|n| [(*n, Topology::Mesh), (*n, Topology::Forward), (*n, Topology::ForwardSlow)])
+            .filter(|(n, t)| match t {
+                Topology::Mesh => true,
+                Topology::Forward => *n >= 3,
+                Topology::ForwardSlow => *n >= 3 && *n == largest,
+            })
             .map(|(n, t)| runtime.block_on(measure_video(n, seconds, t)))
             .collect();
         if !args.bench {
