@@ -145,6 +145,48 @@ impl MediaLink for ImpairedLink {
     }
 }
 
+/// Every datagram members sent, in order: (sender, receiver, bytes) — what a wiretap inside every
+/// QUIC connection would see (the sealed group frames, before QUIC encrypts them).
+pub type Capture = Arc<Mutex<Vec<(PeerId, PeerId, Bytes)>>>;
+
+/// A member's link that records every datagram it sends into a [`Capture`].
+pub struct TapLink {
+    inner: Arc<dyn MediaLink>,
+    from: PeerId,
+    to: PeerId,
+    capture: Capture,
+}
+
+impl MediaLink for TapLink {
+    fn send_datagram(&self, datagram: Bytes) -> Result<(), LinkError> {
+        self.capture.lock().unwrap().push((self.from, self.to, datagram.clone()));
+        self.inner.send_datagram(datagram)
+    }
+    fn read_datagram(&self) -> BoxFuture<'_, Result<Bytes, LinkError>> {
+        self.inner.read_datagram()
+    }
+    fn open_stream(&self, priority: i32) -> BoxFuture<'_, Result<Box<dyn OutStream>, LinkError>> {
+        self.inner.open_stream(priority)
+    }
+    fn accept_stream(&self) -> BoxFuture<'_, Result<Box<dyn InStream>, LinkError>> {
+        self.inner.accept_stream()
+    }
+    fn path(&self) -> PathSample {
+        self.inner.path()
+    }
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+}
+
+/// [`mesh`], with every datagram every member sends recorded in the returned [`Capture`].
+pub async fn mesh_tapped(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>, Capture) {
+    let capture = Capture::default();
+    let (net, parties) =
+        build_with(dir, sources, None, hail::group::topology::TopologyMode::Mesh, None, Some(capture.clone())).await;
+    (net, parties, capture)
+}
+
 /// `sources.len()` members in one group (seeds 1, 2, …), a QUIC connection between every two,
 /// each sending its source and writing its mix under `dir`.
 pub async fn mesh(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
@@ -179,6 +221,17 @@ async fn build(
     impairment: Option<(Impairment, u64)>,
     topology: hail::group::topology::TopologyMode,
     video: Option<VideoConfig>,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build_with(dir, sources, impairment, topology, video, None).await
+}
+
+async fn build_with(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    impairment: Option<(Impairment, u64)>,
+    topology: hail::group::topology::TopologyMode,
+    video: Option<VideoConfig>,
+    capture: Option<Capture>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
     let config = hail::group::GroupConfig { topology, ..Default::default() };
@@ -216,6 +269,9 @@ async fn build(
             if let Some((imp, seed)) = impairment {
                 let to = sender_index(&net, &id, &id);
                 link = Arc::new(ImpairedLink::new(link, imp, seed + 1000 * u64::from(to.0) + u64::from(index.0)));
+            }
+            if let Some(capture) = &capture {
+                link = Arc::new(TapLink { inner: link, from: id, to: *other, capture: capture.clone() });
             }
             media.add_member(*other, index, link).await.unwrap();
         }
