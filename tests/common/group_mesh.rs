@@ -259,6 +259,7 @@ async fn build_with(
             muted: false,
             video_on: video.is_some(),
             video: video.clone().unwrap_or_default(),
+            view: Default::default(),
         };
         let (events_tx, events) = mpsc::channel(256);
         let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });

@@ -147,6 +147,7 @@ fn encode_thread(
                                 frame: c.picture.clone(),
                                 frame_number,
                                 capture_us: c.capture_us,
+                                member: None,
                             });
                         }
                         Input::CapturedVideo { picture: Some(c.picture), capture_us: c.capture_us }
@@ -201,6 +202,7 @@ fn decode_thread(
                     frame: shown.picture,
                     frame_number: shown.frame,
                     capture_us: shown.capture_us,
+                    member: None,
                 });
             }
         }

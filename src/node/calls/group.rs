@@ -567,7 +567,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.begin_group(
             member,
             Vec::new(),
-            GroupMediaConfig { audio, muted: false, video: video_config, video_on: video },
+            GroupMediaConfig { audio, muted: false, video: video_config, video_on: video, view: Default::default() },
         );
         for (peer, contact) in invitees {
             self.invite_to_group(peer, contact, now)?;
@@ -579,7 +579,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// We are in a group call now (founding it, or having accepted its invitation): its media
     /// starts on `config` (the daemon's, over what `hail call`/`hail answer` gave), muted and
     /// with video as the user chose, sealing nothing until a commit lets us in.
-    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>, config: GroupMediaConfig) {
+    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>, mut config: GroupMediaConfig) {
+        config.view = self.phone.view.for_call();
         let mut group = GroupCall::new(member, known);
         group.muted = config.muted;
         group.video = config.video_on;
@@ -1057,6 +1058,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     muted: call.muted,
                     video: call.video_config.clone(),
                     video_on: call.session.video(),
+                    view: Default::default(),
                 };
                 let (muted, video) = (media.muted, media.video_on);
                 let invite = match GroupControl::decode(&bytes) {
