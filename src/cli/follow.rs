@@ -123,19 +123,43 @@ fn show(event: &Value, json: bool) {
     }
 }
 
+/// Subscribes to events, then sends `request` (printing its reply with `json`): the reply as a
+/// `T`, or the exit code to return.
+async fn start<T: serde::de::DeserializeOwned>(client: &mut Client, json: bool, request: &Command) -> Result<T, ExitCode> {
+    if let Err(e) = client.subscribe().await {
+        errln!("hail: {e}");
+        return Err(ExitCode::from(EXIT_OTHER));
+    }
+    match super::send(client, request, json).await.map(serde_json::from_value) {
+        Ok(Ok(info)) => Ok(info),
+        Ok(Err(e)) => {
+            errln!("hail: unexpected reply from the daemon: {e}");
+            Err(ExitCode::from(EXIT_OTHER))
+        }
+        Err(code) => Err(code),
+    }
+}
+
+/// The next event, or the exit code once the daemon is gone.
+async fn next_event(client: &mut Client) -> Result<Value, ExitCode> {
+    client.next_event().await.map_err(|e| {
+        errln!("hail: lost the daemon: {e}");
+        ExitCode::from(EXIT_OTHER)
+    })
+}
+
+/// Asks the daemon for `command` on a connection of its own (the first one is busy following).
+async fn on_the_side(socket: &std::path::Path, command: Command) {
+    if let Ok(mut other) = Client::connect(socket).await {
+        let _ = other.request(&command).await;
+    }
+}
+
 /// `hail call`: places the call and follows it until it ends, on the live view when stdout is a
 /// terminal and `json` is off, else in lines. Ctrl-C hangs up.
 pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode {
-    if let Err(e) = client.subscribe().await {
-        errln!("hail: {e}");
-        return ExitCode::from(EXIT_OTHER);
-    }
-    let info: CallInfo = match super::send(&mut client, &request, json).await.map(serde_json::from_value) {
-        Ok(Ok(info)) => info,
-        Ok(Err(e)) => {
-            errln!("hail: unexpected reply from the daemon: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
+    let info: CallInfo = match start(&mut client, json, &request).await {
+        Ok(info) => info,
         Err(code) => return code,
     };
     if !json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -149,13 +173,10 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
     let mut interrupted = false;
     loop {
         tokio::select! {
-            event = client.next_event() => {
+            event = next_event(&mut client) => {
                 let event = match event {
                     Ok(e) => e,
-                    Err(e) => {
-                        errln!("hail: lost the daemon: {e}");
-                        return ExitCode::from(EXIT_OTHER);
-                    }
+                    Err(code) => return code,
                 };
                 if event["call"]["call_id"].as_str() != Some(call_id.as_str()) {
                     continue;
@@ -168,9 +189,7 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
             }
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
-                if let Ok(mut other) = Client::connect(&socket).await {
-                    let _ = other.request(&Command::Hangup).await;
-                }
+                on_the_side(&socket, Command::Hangup).await;
             }
         }
     }
@@ -194,16 +213,8 @@ fn alone_after(event: &Value) -> bool {
 /// Once nobody else is in the call or invited, it leaves: nobody can hear us. Ctrl-C leaves.
 /// Exit code 0 when anyone joined, else 1 (nobody came).
 pub async fn group_call(mut client: Client, json: bool, request: Command) -> ExitCode {
-    if let Err(e) = client.subscribe().await {
-        errln!("hail: {e}");
-        return ExitCode::from(EXIT_OTHER);
-    }
-    let info: GroupInfo = match super::send(&mut client, &request, json).await.map(serde_json::from_value) {
-        Ok(Ok(info)) => info,
-        Ok(Err(e)) => {
-            errln!("hail: unexpected reply from the daemon: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
+    let info: GroupInfo = match start(&mut client, json, &request).await {
+        Ok(info) => info,
         Err(code) => return code,
     };
     if !json {
@@ -215,22 +226,14 @@ pub async fn group_call(mut client: Client, json: bool, request: Command) -> Exi
     }
     let call_id = info.call_id.to_string();
     let socket = client.socket_path().to_owned();
-    let leave = || async {
-        if let Ok(mut other) = Client::connect(&socket).await {
-            let _ = other.request(&Command::GroupLeave).await;
-        }
-    };
     let mut anyone_joined = false;
     let mut leaving = false;
     loop {
         tokio::select! {
-            event = client.next_event() => {
+            event = next_event(&mut client) => {
                 let event = match event {
                     Ok(e) => e,
-                    Err(e) => {
-                        errln!("hail: lost the daemon: {e}");
-                        return ExitCode::from(EXIT_OTHER);
-                    }
+                    Err(code) => return code,
                 };
                 if event["group"]["call_id"].as_str() != Some(call_id.as_str()) {
                     continue;
@@ -250,12 +253,12 @@ pub async fn group_call(mut client: Client, json: bool, request: Command) -> Exi
                     if !json {
                         outln!("{}", if anyone_joined { "Everyone else left; leaving." } else { "Nobody joined; leaving." });
                     }
-                    leave().await;
+                    on_the_side(&socket, Command::GroupLeave).await;
                 }
             }
             _ = tokio::signal::ctrl_c(), if !leaving => {
                 leaving = true;
-                leave().await;
+                on_the_side(&socket, Command::GroupLeave).await;
             }
         }
     }

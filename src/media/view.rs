@@ -120,6 +120,21 @@ impl ViewFeed {
         }
     }
 
+    /// The self-view: publishes a copy of `picture` we captured at `capture_us` as the next of
+    /// ours (`shown` counts them), only while a viewer watches (the one copy a viewer costs).
+    pub fn publish_captured(&self, picture: &Frame, capture_us: u64, shown: &mut u32) {
+        if self.watched(PictureRole::Local) {
+            *shown = shown.wrapping_add(1);
+            self.publish(ViewPicture {
+                role: PictureRole::Local,
+                frame: picture.clone(),
+                frame_number: *shown,
+                capture_us,
+                member: None,
+            });
+        }
+    }
+
     /// Forgets `member`'s picture (it left the call): viewers are told by its absence from the
     /// call's status, and one attaching later does not get it.
     pub fn remove_member(&self, member: &PeerId) {

@@ -97,24 +97,36 @@ pub async fn connect(
 }
 
 /// A member's link whose datagrams pass an impairment on their way out (what the network does to
-/// them: loss, delay, jitter); streams and everything else are the inner link's.
+/// them: loss, delay, jitter), and are recorded first when it taps them; streams and everything
+/// else are the inner link's.
 pub struct ImpairedLink {
     inner: Arc<dyn MediaLink>,
-    impairment: Impairment,
+    impairment: Option<Impairment>,
     netem: Mutex<netem::Netem>,
+    /// (sender, receiver, where to record).
+    tap: Option<(PeerId, PeerId, Capture)>,
 }
 
 impl ImpairedLink {
     /// `inner` with its outgoing datagrams through `impairment`, drawn from `seed`.
     pub fn new(inner: Arc<dyn MediaLink>, impairment: Impairment, seed: u64) -> Self {
-        ImpairedLink { inner, impairment, netem: Mutex::new(netem::Netem::new(seed)) }
+        ImpairedLink { inner, impairment: Some(impairment), netem: Mutex::new(netem::Netem::new(seed)), tap: None }
+    }
+
+    /// `inner`, every datagram it sends recorded in `capture` as from `from` to `to`.
+    pub fn tapped(inner: Arc<dyn MediaLink>, from: PeerId, to: PeerId, capture: Capture) -> Self {
+        ImpairedLink { inner, impairment: None, netem: Mutex::new(netem::Netem::new(0)), tap: Some((from, to, capture)) }
     }
 }
 
 impl MediaLink for ImpairedLink {
     fn send_datagram(&self, datagram: Bytes) -> Result<(), LinkError> {
+        if let Some((from, to, capture)) = &self.tap {
+            capture.lock().unwrap().push((*from, *to, datagram.clone()));
+        }
+        let Some(impairment) = &self.impairment else { return self.inner.send_datagram(datagram) };
         let now = Instant::now();
-        let arrivals = self.netem.lock().unwrap().send(&self.impairment, now, datagram.len());
+        let arrivals = self.netem.lock().unwrap().send(impairment, now, datagram.len());
         for at in arrivals {
             if at <= now {
                 self.inner.send_datagram(datagram.clone())?;
@@ -148,36 +160,6 @@ impl MediaLink for ImpairedLink {
 /// Every datagram members sent, in order: (sender, receiver, bytes) — what a wiretap inside every
 /// QUIC connection would see (the sealed group frames, before QUIC encrypts them).
 pub type Capture = Arc<Mutex<Vec<(PeerId, PeerId, Bytes)>>>;
-
-/// A member's link that records every datagram it sends into a [`Capture`].
-pub struct TapLink {
-    inner: Arc<dyn MediaLink>,
-    from: PeerId,
-    to: PeerId,
-    capture: Capture,
-}
-
-impl MediaLink for TapLink {
-    fn send_datagram(&self, datagram: Bytes) -> Result<(), LinkError> {
-        self.capture.lock().unwrap().push((self.from, self.to, datagram.clone()));
-        self.inner.send_datagram(datagram)
-    }
-    fn read_datagram(&self) -> BoxFuture<'_, Result<Bytes, LinkError>> {
-        self.inner.read_datagram()
-    }
-    fn open_stream(&self, priority: i32) -> BoxFuture<'_, Result<Box<dyn OutStream>, LinkError>> {
-        self.inner.open_stream(priority)
-    }
-    fn accept_stream(&self) -> BoxFuture<'_, Result<Box<dyn InStream>, LinkError>> {
-        self.inner.accept_stream()
-    }
-    fn path(&self) -> PathSample {
-        self.inner.path()
-    }
-    fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-}
 
 /// [`mesh`], with every datagram every member sends recorded in the returned [`Capture`].
 pub async fn mesh_tapped(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>, Capture) {
@@ -272,7 +254,7 @@ async fn build_with(
                 link = Arc::new(ImpairedLink::new(link, imp, seed + 1000 * u64::from(to.0) + u64::from(index.0)));
             }
             if let Some(capture) = &capture {
-                link = Arc::new(TapLink { inner: link, from: id, to: *other, capture: capture.clone() });
+                link = Arc::new(ImpairedLink::tapped(link, id, *other, capture.clone()));
             }
             media.add_member(*other, index, link).await.unwrap();
         }

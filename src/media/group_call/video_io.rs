@@ -122,17 +122,7 @@ fn encode_thread(
                 let request = CaptureRequest { format, stamp, now_us: capture_us };
                 match opened.and_then(|s| s.next_picture(&request)) {
                     Ok(Some(c)) => {
-                        // The self-view: the one copy a viewer costs, and only while one watches.
-                        if view.watched(PictureRole::Local) {
-                            shown = shown.wrapping_add(1);
-                            view.publish(ViewPicture {
-                                role: PictureRole::Local,
-                                frame: c.picture.clone(),
-                                frame_number: shown,
-                                capture_us: c.capture_us,
-                                member: None,
-                            });
-                        }
+                        view.publish_captured(&c.picture, c.capture_us, &mut shown);
                         VideoEvent::Captured { picture: Some(c.picture), capture_us: c.capture_us }
                     }
                     Ok(None) => VideoEvent::Captured { picture: None, capture_us },
