@@ -140,12 +140,18 @@ async fn start<T: serde::de::DeserializeOwned>(client: &mut Client, json: bool, 
     }
 }
 
-/// The next event, or the exit code once the daemon is gone.
-async fn next_event(client: &mut Client) -> Result<Value, ExitCode> {
-    client.next_event().await.map_err(|e| {
-        errln!("hail: lost the daemon: {e}");
-        ExitCode::from(EXIT_OTHER)
-    })
+/// The next event about the call (`of`: `call`) or group call (`of`: `group`) `call_id`, or the
+/// exit code once the daemon is gone.
+async fn next_event(client: &mut Client, of: &str, call_id: &str) -> Result<Value, ExitCode> {
+    loop {
+        let event = client.next_event().await.map_err(|e| {
+            errln!("hail: lost the daemon: {e}");
+            ExitCode::from(EXIT_OTHER)
+        })?;
+        if event[of]["call_id"].as_str() == Some(call_id) {
+            return Ok(event);
+        }
+    }
 }
 
 /// Asks the daemon for `command` on a connection of its own (the first one is busy following).
@@ -173,14 +179,11 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
     let mut interrupted = false;
     loop {
         tokio::select! {
-            event = next_event(&mut client) => {
+            event = next_event(&mut client, "call", &call_id) => {
                 let event = match event {
                     Ok(e) => e,
                     Err(code) => return code,
                 };
-                if event["call"]["call_id"].as_str() != Some(call_id.as_str()) {
-                    continue;
-                }
                 show(&event, json);
                 if event["event"] == "call.ended" {
                     let answered = event["call"]["answered_at_ms"].is_u64();
@@ -230,14 +233,11 @@ pub async fn group_call(mut client: Client, json: bool, request: Command) -> Exi
     let mut leaving = false;
     loop {
         tokio::select! {
-            event = next_event(&mut client) => {
+            event = next_event(&mut client, "group", &call_id) => {
                 let event = match event {
                     Ok(e) => e,
                     Err(code) => return code,
                 };
-                if event["group"]["call_id"].as_str() != Some(call_id.as_str()) {
-                    continue;
-                }
                 let kind = event["event"].as_str().unwrap_or_default();
                 if json || !matches!(kind, "group.speaking" | "group.dominant") {
                     show(&event, json);
