@@ -118,17 +118,28 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
             "version": 1,
             "call_id": "00112233445566778899aabbccddeeff",
             "candidates": ["127.0.0.1:9"],
-            "group": {"id": group_id, "kind": kind, "members": [ids[0]]},
+            "group": {"id": group_id, "kind": kind, "members": [ids[0]], "version": hail::call::signal::GROUP_VERSION},
         });
         let reply = runtime.block_on(stranger_invite(&address, invite));
         assert_eq!(reply["reply"], want, "{kind}: {reply}");
     }
+    // An invitation of another group protocol (absent: the first) is refused before it rings,
+    // saying why.
+    let old = json!({
+        "version": 1,
+        "call_id": "00112233445566778899aabbccddeef1",
+        "candidates": ["127.0.0.1:9"],
+        "group": {"id": "ffeeddccbbaa99887766554433221101", "kind": "join", "members": [ids[0]]},
+    });
+    let reply = runtime.block_on(stranger_invite(&address, old));
+    assert_eq!(reply["reply"], "unavailable", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("version 1"), "{reply}");
     // A mesh leg for a group bob is not in is refused too.
     let other = json!({
         "version": 1,
         "call_id": "00112233445566778899aabbccddeef0",
         "candidates": ["127.0.0.1:9"],
-        "group": {"id": "ffeeddccbbaa99887766554433221100", "kind": "mesh", "members": []},
+        "group": {"id": "ffeeddccbbaa99887766554433221100", "kind": "mesh", "members": [], "version": hail::call::signal::GROUP_VERSION},
     });
     assert_eq!(runtime.block_on(stranger_invite(&address, other))["reply"], "rejected");
     // Nothing rang and the group is as it was.
@@ -152,6 +163,9 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
 enum Mallory {
     /// Answers like a hail that predates group calls: `ringing` without `group`.
     OldHail,
+    /// Answers like a hail of the first group protocol: `ringing` with `group` and no
+    /// `group_version`.
+    OldGroupHail,
     /// Takes the leg, answers, and once the group's invitation arrives sends garbage group frames.
     Garbage,
 }
@@ -215,11 +229,17 @@ async fn mallory(identity: hail::identity::Identity, mode: Mallory, sent: std::s
                 })) => {
                     let invite: hail::call::signal::Invite = serde_json::from_value(request).unwrap();
                     let mut reply = json!({"reply": "ringing", "candidates": [quic], "sas_table": 2});
-                    if mode == Mallory::Garbage {
-                        reply["group"] = json!(true);
+                    match mode {
+                        Mallory::Garbage => {
+                            reply["group"] = json!(true);
+                            reply["group_version"] = json!(hail::call::signal::GROUP_VERSION);
+                        }
+                        // A hail with group calls of the first version: `group`, no `group_version`.
+                        Mallory::OldGroupHail => reply["group"] = json!(true),
+                        Mallory::OldHail => {}
                     }
                     let _ = swarm.behaviour_mut().invite.send_response(channel, reply);
-                    if mode == Mallory::OldHail {
+                    if matches!(mode, Mallory::OldHail | Mallory::OldGroupHail) {
                         let _ = sent.send(());
                         continue;
                     }
@@ -276,7 +296,7 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
     let (alice, bob) = (&d[0], &d[1]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut fakes = Vec::new();
-    for (name, mode) in [("mallory", Mallory::Garbage), ("oscar", Mallory::OldHail)] {
+    for (name, mode) in [("mallory", Mallory::Garbage), ("oscar", Mallory::OldHail), ("olga", Mallory::OldGroupHail)] {
         let identity = hail::identity::Identity::generate();
         let (sent_tx, sent) = std::sync::mpsc::channel();
         let (listen_tx, listen) = tokio::sync::oneshot::channel();
@@ -291,7 +311,7 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
         fakes.push((identity.peer_id().to_base58(), sent));
     }
     let events = watch(alice);
-    alice.hail(&["call", "bob", "mallory", "oscar", "--detach"]).ok();
+    alice.hail(&["call", "bob", "mallory", "oscar", "olga", "--detach"]).ok();
     answer_group_invite(bob, "alice");
     for (_, sent) in &fakes {
         sent.recv_timeout(Duration::from_secs(30)).expect("the fake member got its invite (and sent its garbage)");
@@ -301,6 +321,12 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
         e["event"] == "group.invite_failed" && e["name"] == "oscar"
     });
     assert!(old["reason"].as_str().unwrap().contains("does not take group calls"), "{old}");
+    // The hail of another group protocol likewise: its leg ends, with the versions.
+    let other = wait_event(&events, 20, "group.invite_failed for olga", |e| {
+        e["event"] == "group.invite_failed" && e["name"] == "olga"
+    });
+    let reason = other["reason"].as_str().unwrap();
+    assert!(reason.contains("version 1") && reason.contains(&hail::call::signal::GROUP_VERSION.to_string()), "{other}");
     let ids = [peer_id(alice), peer_id(bob)];
     all_settled(&[alice, bob], &ids);
     let status = alice.hail(&["--json", "status"]).json()["ok"].clone();

@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::call::signal::{GroupLeg, GroupLegKind};
+use crate::call::signal::{GROUP_VERSION, GroupLeg, GroupLegKind};
 use crate::crypto::sas::{Sas, SasTable};
 use crate::crypto::sender_key::SenderIndex;
 use crate::group::control::{ControlBody, GroupControl};
@@ -617,7 +617,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             _ => NodeError::CallAction("the invitation was refused"),
         })?;
         let members = group.roster().map(|r| r.peers().map(|p| p.to_base58()).collect()).unwrap_or_default();
-        let leg = GroupLeg { id, kind: GroupLegKind::Join, members };
+        let leg = GroupLeg { id, kind: GroupLegKind::Join, members, version: GROUP_VERSION };
         // The invitation asks for video when ours is on: the invitee joins with its video on.
         let video = group.video;
         self.dial(peer, contact, video, MediaOverride::default(), Some(leg), None);
@@ -965,7 +965,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             .collect();
         for peer in to_dial {
             let contact = self.db.contact_by_peer(&peer).ok().flatten();
-            let leg = GroupLeg { id, kind: GroupLegKind::Mesh, members: members.clone() };
+            let leg = GroupLeg { id, kind: GroupLegKind::Mesh, members: members.clone(), version: GROUP_VERSION };
             tracing::info!(%peer, "group call: completing the mesh");
             self.dial(peer, contact, false, MediaOverride::default(), Some(leg), None);
         }
