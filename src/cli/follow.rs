@@ -201,7 +201,7 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
 /// Whether, after `event`, nobody but us is in the group call or on their way into it: every
 /// invitation failed, or everyone else left. The group an event carries may still list the one
 /// who left, or whose invitation failed, when the event is about them.
-fn alone_after(event: &Value) -> bool {
+pub(super) fn alone_after(event: &Value) -> bool {
     let Ok(group) = serde_json::from_value::<GroupInfo>(event["group"].clone()) else { return false };
     let gone = match event["event"].as_str() {
         Some("group.left" | "group.invite_failed") => event["peer_id"].as_str(),
@@ -220,6 +220,13 @@ pub async fn group_call(mut client: Client, json: bool, request: Command) -> Exi
         Ok(info) => info,
         Err(code) => return code,
     };
+    if !json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        match (super::live::Terminal::enter(), serde_json::to_value(&info)) {
+            (Ok(term), Ok(group)) => return super::live_group::follow(client, group, term).await,
+            (Err(e), _) => errln!("hail: no live view ({e}); following the group call in lines"),
+            (_, Err(e)) => errln!("hail: no live view ({e}); following the group call in lines"),
+        }
+    }
     if !json {
         let invited = match &request {
             Command::GroupCall { peers, .. } => sanitize(&peers.join(", ")),

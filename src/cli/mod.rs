@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod demo;
 pub mod follow;
 pub mod live;
+pub mod live_group;
 pub mod log;
 pub mod manual;
 pub mod out;
