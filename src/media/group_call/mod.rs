@@ -54,9 +54,10 @@ use crate::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use crate::media::video::encoder::EncodeWorker;
 use crate::media::video::record_reader::RecordBudget;
 use crate::media::video::sender::Outgoing;
+use crate::media::view::ViewFeed;
+use video_io::{EncodeTask, MemberDecoder, VideoEvent};
 use crate::media_link::MediaLink;
 use crate::wall_clock::now_us as wall_us;
-use video_io::{EncodeTask, MemberDecoder, VideoEvent};
 
 /// Datagrams read from the members' links, waiting for the media task (about 300 ms of audio from
 /// seven members; past it, the newest wait in the link's own queue).
@@ -92,6 +93,10 @@ pub struct GroupMediaConfig {
     pub video: VideoConfig,
     /// Our video starts on.
     pub video_on: bool,
+    /// Where the viewers (`hail view`) get our pictures as captured and each member's as shown:
+    /// the node's feed, for this call ([`ViewFeed::for_call`]). The default feed has no viewer and
+    /// costs nothing.
+    pub view: ViewFeed,
 }
 
 /// What the group call's media tells the node (for status and `hail watch`).
@@ -351,7 +356,7 @@ impl GroupCallMedia {
         // Two temporal layers (libaom; rav1e's are all base): a forwarder, or this member for a
         // slow receiver, can leave the enhancement layer out (`thinning`).
         let worker = EncodeWorker::layered(config.video.encoder, config.video.threads.max(1), 2);
-        let video_encoder = video_io::start_encoder(config.video.input.clone(), worker, video_tx.clone())
+        let video_encoder = video_io::start_encoder(config.video.input.clone(), worker, video_tx.clone(), config.view.clone())
             .map_err(|e| MediaStartError::Thread("encoder", e))?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
@@ -585,6 +590,9 @@ impl GroupTask {
             }
         }
         self.links.clear();
+        // The viewers see this call's pictures no more (a decode thread still finishing one
+        // cannot put it back).
+        self.config.view.clear();
         // The decode threads complete their files once their channels close.
         self.decoders.clear();
         audio.sink.finish();
@@ -614,7 +622,7 @@ impl GroupTask {
                     self.links.insert(member, l);
                     self.video.add_member(member, sender, now);
                     if !self.decoders.contains_key(&member) {
-                        match MemberDecoder::start(member, &self.config.video.output, self.video_tx.clone()) {
+                        match MemberDecoder::start(member, &self.config.video.output, self.video_tx.clone(), self.config.view.clone()) {
                             Ok(d) => {
                                 self.decoders.insert(member, d);
                             }
@@ -635,6 +643,7 @@ impl GroupTask {
                     }
                 }
                 self.decoders.remove(&member);
+                self.config.view.remove_member(&member);
             }
             Command::Muted(muted) => self.session.set_muted(muted),
             Command::Route(route) => {
