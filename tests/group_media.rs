@@ -2,8 +2,8 @@
 //! member a real `GroupMember` (on the in-memory control net of `common/group_net.rs`, so the keys
 //! are the group's real keys) behind the `GroupFrameCrypto` port, every pair of members a real QUIC
 //! connection (`transport::media_port::QuicMediaPort`), every member sending a tone of its own and
-//! writing its mix to a WAV file. What each hears is judged by its spectrum. And one video case:
-//! thinning at a forwarder whose link to a member reports a queue.
+//! writing its mix to a WAV file. What each hears is judged by its spectrum. And two video cases:
+//! thinning at a forwarder, and at a mesh sender, whose link to a member reports a queue.
 
 #[path = "common/group_mesh.rs"]
 mod group_mesh;
@@ -532,6 +532,55 @@ async fn through_the_forwarder_a_member_whose_link_queues_gets_the_base_layer_on
     let thinning = video_from(&parties[f], &slow_id).thinning;
     assert_eq!((thinning.layers, thinning.thinnings), (2, 1), "{thinning:?}");
     assert!(thinning.enhancement_thinned > 0, "{thinning:?}");
+    for p in &mut parties {
+        p.finish().await;
+    }
+}
+
+/// The same in a mesh: member 0's link to member 1 reports a queue; member 0 sends member 1 its
+/// base layer only (and no keyframe is asked), member 2 everything, and member 1's own links are
+/// not touched: it still gets member 2's video whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_mesh_a_sender_thins_only_the_link_that_queues() {
+    use std::sync::atomic::Ordering;
+
+    use hail::media::config::VideoConfig;
+    use hail::media::video::source::{VideoSinkSpec, VideoSourceSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sources = (0..3).map(|i| SourceSpec::Tone(TONES[i])).collect();
+    let video = VideoConfig { input: VideoSourceSpec::Pattern, output: VideoSinkSpec::Null, ..Default::default() };
+    let (_net, mut parties) = group_mesh::mesh_video_queued(dir.path(), sources, video).await;
+    until_video("every member decodes every other's video", || {
+        parties.iter().all(|p| {
+            let v = p.media().video_stats();
+            v.participants.len() == 2 && v.participants.iter().all(|o| o.receive.frames_decoded > 10)
+        })
+    })
+    .await;
+    let ids: Vec<PeerId> = parties.iter().map(|p| p.id).collect();
+    parties[0].queues[&ids[1]].store(200, Ordering::Relaxed);
+    until_video("member 0 thins its video to member 1", || video_from(&parties[0], &ids[1]).thinning.layers == 1).await;
+    let decoded = video_from(&parties[1], &ids[0]).receive.frames_decoded;
+    until_video("frames go on", || video_from(&parties[1], &ids[0]).receive.frames_decoded >= decoded + 15).await;
+    let then = [
+        video_from(&parties[1], &ids[0]).receive,
+        video_from(&parties[2], &ids[0]).receive,
+        video_from(&parties[1], &ids[2]).receive,
+    ];
+    until_video("30 more frames of member 0's at member 1", || {
+        video_from(&parties[1], &ids[0]).receive.frames_decoded >= then[0].frames_decoded + 30
+    })
+    .await;
+    let now = [
+        video_from(&parties[1], &ids[0]).receive,
+        video_from(&parties[2], &ids[0]).receive,
+        video_from(&parties[1], &ids[2]).receive,
+    ];
+    assert_eq!(now[0].enhancement_received, then[0].enhancement_received, "1 gets 0's base only: {:?}", now[0]);
+    assert_eq!(now[0].keyframe_requests, then[0].keyframe_requests, "and asks no keyframe: {:?}", now[0]);
+    assert!(now[1].enhancement_received > then[1].enhancement_received, "2 gets 0's both: {:?}", now[1]);
+    assert!(now[2].enhancement_received > then[2].enhancement_received, "1 gets 2's both: {:?}", now[2]);
     for p in &mut parties {
         p.finish().await;
     }

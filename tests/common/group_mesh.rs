@@ -245,6 +245,15 @@ pub async fn forwarded_video(
     build(dir, sources, None, hail::group::topology::TopologyMode::Forward, Some(video), false).await
 }
 
+/// [`mesh_video`], every link a [`QueuedLink`] ([`Party::queues`]).
+pub async fn mesh_video_queued(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    video: VideoConfig,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video), true).await
+}
+
 /// [`forwarded_video`], every link a [`QueuedLink`] ([`Party::queues`]).
 pub async fn forwarded_video_queued(
     dir: &Path,
