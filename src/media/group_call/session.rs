@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
 
+use super::authenticity::{FrameBatcher, FrameVerifier, Forged};
 use super::forward::ForwardFilter;
 use super::report::GroupReport;
 use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, ParticipantAudioStats};
+use crate::crypto::frame_auth::{FrameAuthenticator, FrameList, frame_digest};
 use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
 use crate::media::active_speaker::SpeakerEvent;
 use crate::media::audio::{AudioEncodeJob, AudioFramer, CLEAN_LINK_BOOST};
@@ -141,7 +143,16 @@ pub struct GroupAudioSession<D> {
     receiver: GroupAudioReceiver<D>,
     members: BTreeMap<PeerId, Member>,
     route: Route,
+    /// The forwarder we stopped trusting (it delivered a forgery): while it is ours, we send and
+    /// take frames as in a mesh.
+    distrusted: Option<PeerId>,
     forward: ForwardFilter,
+    /// Our frames' digests, signed in lists while our epoch is forwarded by another member.
+    batcher: FrameBatcher,
+    /// The frames the forwarder relayed, judged by their senders' lists.
+    verifier: FrameVerifier,
+    /// The last `now` handed in (what a sealed frame is stamped with for its list's age).
+    last_now: Instant,
     send: GroupSendStats,
     dominant: Option<PeerId>,
     next_send: Instant,
@@ -181,7 +192,11 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             receiver: GroupAudioReceiver::new(new_decoder),
             members: BTreeMap::new(),
             route: Route::Mesh,
+            distrusted: None,
             forward: ForwardFilter::default(),
+            batcher: FrameBatcher::default(),
+            verifier: FrameVerifier::default(),
+            last_now: now,
             send: GroupSendStats { bitrate, redundancy: 1, ..Default::default() },
             dominant: None,
             next_send: now,
@@ -218,6 +233,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     pub fn remove_member(&mut self, member: &PeerId) -> bool {
         let Some(m) = self.members.remove(member) else { return false };
         self.receiver.remove(m.sender);
+        self.verifier.remove_sender(m.sender);
         if m.stats.speaking {
             // The receiver's own event names only its index, which has no member any more.
             self.outputs.push_back(Output::Event(GroupAudioEvent::Speaking { member: *member, speaking: false }));
@@ -234,9 +250,38 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         self.members.iter().map(|(p, m)| (*p, m.sender))
     }
 
-    /// How our frames flow from now on.
+    /// How our frames flow from now on (the group's topology). A forwarder we distrust stays
+    /// distrusted while it is ours.
     pub fn set_route(&mut self, route: Route) {
+        let was_signing = self.signing();
         self.route = route;
+        if was_signing && !self.signing()
+            && let Some(list) = self.batcher.stop()
+        {
+            self.send_authenticator(list);
+        }
+    }
+
+    /// Where our frames go and whose we take, now: the route, but a mesh while its forwarder is
+    /// distrusted.
+    fn effective_route(&self) -> Route {
+        match self.route {
+            Route::Via(f) if self.distrusted == Some(f) => Route::Mesh,
+            route => route,
+        }
+    }
+
+    /// Whether we sign our frames: our epoch is forwarded by another member (distrusted or not).
+    fn signing(&self) -> bool {
+        matches!(self.route, Route::Via(f) if self.members.contains_key(&f))
+    }
+
+    /// The members our frames go to now.
+    fn recipients(&self) -> Vec<PeerId> {
+        match self.effective_route() {
+            Route::Via(forwarder) if self.members.contains_key(&forwarder) => vec![forwarder],
+            _ => self.members.keys().copied().collect(),
+        }
     }
 
     /// How our frames flow.
@@ -290,7 +335,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             }
         }
         let opened = self.crypto.open(from, datagram);
-        let via_forwarder = self.route == Route::Via(*from);
+        let via_forwarder = self.effective_route() == Route::Via(*from);
         let known = |s| self.members.values().any(|m| m.sender == s);
         let opened = match opened {
             Ok(o) if o.header.key_id.sender() == link_sender => Ok(o),
@@ -311,6 +356,19 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             }
         };
         let sender = opened.header.key_id.sender();
+        if sender != link_sender && opened.header.media != GroupMedia::Authenticator {
+            // Relayed by the forwarder under another member's index: its word until a list of
+            // that member's says otherwise.
+            let (key_id, counter) = (opened.header.key_id, opened.header.counter);
+            if let Some(forged) = self.verifier.frame(key_id, counter, frame_digest(datagram), now) {
+                self.forged(forged, from);
+            }
+        }
+        if opened.header.media == GroupMedia::Authenticator {
+            self.authenticator(from, sender, &opened.payload, now);
+            return;
+        }
+        let member = self.members.get_mut(from).expect("looked up above");
         match opened.header.media {
             GroupMedia::Audio => {
                 if self.receiver.on_plaintext(sender, &opened.payload, now).is_err() {
@@ -326,7 +384,82 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
                 }
                 _ => member.stats.refused += 1,
             },
-            GroupMedia::Video { .. } => member.stats.refused += 1,
+            GroupMedia::Video { .. } | GroupMedia::Authenticator => member.stats.refused += 1,
+        }
+    }
+
+    /// An authenticator under `sender`'s index that `from`'s link brought: checked and its list
+    /// judges the relayed frames it covers, while we take frames through a forwarder (or some
+    /// still wait for a list); otherwise there is nothing for it to vouch for.
+    fn authenticator(&mut self, from: &PeerId, sender: SenderIndex, plaintext: &[u8], now: Instant) {
+        if !self.signing() && !self.verifier.has_waiting() {
+            return;
+        }
+        let Some(signer) = self.members.iter().find(|(_, m)| m.sender == sender).map(|(p, _)| *p) else {
+            return;
+        };
+        let checked = FrameAuthenticator::decode(plaintext)
+            .map_err(|e| e.to_string())
+            .and_then(|a| if a.list.key_id.sender() == sender { Ok(a) } else { Err("a list of another sender's frames".into()) })
+            .and_then(|a| self.crypto.verify_frames(&signer, &a).map(|()| a).map_err(|e| e.0));
+        match checked {
+            Ok(a) => {
+                for forged in self.verifier.list(a.list, now) {
+                    self.forged(forged, from);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%from, %signer, error = %e, "a frame authenticator did not verify");
+                let forged = self.verifier.bad_authenticator(sender);
+                self.forged(forged, from);
+            }
+        }
+    }
+
+    /// A forgery that `from`'s link brought: told loudly; if `from` is our forwarder, we stop
+    /// trusting it: our frames go to every member directly and we take none of its relaying.
+    fn forged(&mut self, forged: Forged, from: &PeerId) {
+        let member = self.members.iter().find(|(_, m)| m.sender == forged.sender).map(|(p, _)| *p);
+        let distrusted = self.route == Route::Via(*from) && self.distrusted != Some(*from);
+        tracing::warn!(
+            delivered_by = %from,
+            sender = forged.sender.0,
+            counter = ?forged.counter,
+            why = forged.why.as_str(),
+            distrusted,
+            "a forged group frame: its sender's signed list contradicts it"
+        );
+        if distrusted {
+            tracing::warn!(forwarder = %from, "no longer trusting the forwarder: sending and taking frames directly");
+            self.distrusted = Some(*from);
+        }
+        self.outputs.push_back(Output::Event(GroupAudioEvent::Forged {
+            member,
+            delivered_by: *from,
+            counter: forged.counter,
+            why: forged.why,
+            distrusted,
+        }));
+    }
+
+    /// Signs `list` through the port and sends it, sealed, where our audio goes.
+    fn send_authenticator(&mut self, list: FrameList) {
+        let sealed = self
+            .crypto
+            .sign_frames(list)
+            .and_then(|a| a.encode().map_err(|e| super::FrameCryptoError(e.to_string())))
+            .and_then(|plaintext| self.crypto.seal(GroupMedia::Authenticator, &plaintext));
+        match sealed {
+            Ok(frame) => {
+                self.send.authenticators += 1;
+                self.send.authenticator_bytes += frame.len() as u64;
+                let to = self.recipients();
+                self.outputs.push_back(Output::Transmit { to, frame });
+            }
+            Err(e) => {
+                self.send.sign_failures += 1;
+                tracing::debug!(error = %e, "frame authenticator not sent");
+            }
         }
     }
 
@@ -373,16 +506,22 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         let plaintext = self.framer.packet(job, opus, FLAG_GROUP_REPORTS).encode();
         match self.crypto.seal(GroupMedia::Audio, &plaintext) {
             Ok(frame) => {
-                if let Ok((header, _)) = GroupFrameHeader::parse(&frame) {
+                let header = GroupFrameHeader::parse(&frame).ok().map(|(h, _)| h);
+                if let Some(header) = header {
                     self.own = Some(header.key_id.sender());
                 }
                 self.send.frames += 1;
                 self.send.bytes += frame.len() as u64;
-                let to = match self.route {
-                    Route::Via(forwarder) if self.members.contains_key(&forwarder) => vec![forwarder],
-                    _ => self.members.keys().copied().collect(),
-                };
+                let digest = frame_digest(&frame);
+                let to = self.recipients();
                 self.outputs.push_back(Output::Transmit { to, frame });
+                if self.signing()
+                    && let Some(h) = header
+                {
+                    for list in self.batcher.sealed(h.key_id, h.counter, digest, self.last_now) {
+                        self.send_authenticator(list);
+                    }
+                }
             }
             Err(e) => {
                 // Not in the call (yet, or any more): nothing is sent until keys are there.
@@ -410,6 +549,11 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     /// Runs every tick due by `now`, `wall_us` being the wall clock then (a clock that fell behind
     /// catches up with all of them at once).
     pub fn handle_timeout(&mut self, now: Instant, wall_us: u64) {
+        self.last_now = now;
+        if let Some(list) = self.batcher.poll(now) {
+            self.send_authenticator(list);
+        }
+        self.verifier.handle_timeout(now);
         while self.next_send <= now {
             let late = now.saturating_duration_since(self.next_send).as_micros() as u64;
             self.outputs.push_back(Output::CaptureAudio { capture_us: wall_us.saturating_sub(late) });
@@ -486,7 +630,8 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
 
     /// When [`GroupAudioSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_send.min(self.next_play).min(self.next_report)
+        let at = self.next_send.min(self.next_play).min(self.next_report);
+        [self.batcher.deadline(), self.verifier.poll_timeout()].into_iter().flatten().fold(at, Instant::min)
     }
 
     /// The counters: ours, and every member's (jitter buffer, level, speaking).
@@ -497,6 +642,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             .values()
             .map(|m| {
                 let mut s = m.stats.clone();
+                s.authenticity = self.verifier.stats(m.sender);
                 if let Some(r) = receiver.iter().find(|r| r.sender == m.sender) {
                     s.jitter = r.jitter;
                     s.in_mix = r.in_mix;
@@ -517,6 +663,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             participants,
             dominant: self.dominant,
             limited_frames: self.receiver.limiter().limited_frames(),
+            distrusted_forwarder: self.distrusted.filter(|f| self.route == Route::Via(*f)),
             ..Default::default()
         }
     }
