@@ -673,6 +673,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
 mod tests {
     use super::*;
     use crate::crypto::sender_key::{GroupFrameHeader, KeyId, OpenedFrame};
+    use crate::media::group_call::Forgery;
     use crate::media::group_call::FrameCryptoError;
     use crate::media::packet::{AudioPacket, ReceiverReport};
 
@@ -705,6 +706,16 @@ mod tests {
         fn open(&self, _from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
             let (header, payload) = Self::payload(frame)?;
             Ok(OpenedFrame { header, payload })
+        }
+
+        /// Signs with the identity of `member(sender + 1)`, in call 0…0.
+        fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+            let identity = libp2p_identity::Keypair::ed25519_from_bytes([self.0.0 + 1; 32]).unwrap();
+            FrameAuthenticator::sign(list, &[0; 16], &identity).map_err(|e| FrameCryptoError(e.to_string()))
+        }
+
+        fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+            authenticator.verify(&[0; 16], signer).map_err(|e| FrameCryptoError(e.to_string()))
         }
     }
 
@@ -974,9 +985,22 @@ mod tests {
     }
 
     /// Four members' sessions, member 0 forwarding: every 10 ms of simulated time each one's
-    /// outputs are carried out on the links they name. Returns the sessions and, per member, the
-    /// members its own frames went to.
-    fn run_forwarded(seconds: u32) -> (Vec<GroupAudioSession<LevelDecoder>>, Vec<BTreeMap<usize, u64>>) {
+    /// outputs are carried out on the links they name. Returns the sessions, per member the
+    /// members its own frames went to after `check_from` (seconds), and the events each told.
+    fn run_forwarded(seconds: u32) -> Forwarded {
+        run_forwarded_by(seconds, 0, |_, _| None)
+    }
+
+    struct Forwarded {
+        sessions: Vec<GroupAudioSession<LevelDecoder>>,
+        own_to: Vec<BTreeMap<usize, u64>>,
+        events: Vec<Vec<GroupAudioEvent>>,
+    }
+
+    /// As [`run_forwarded`], with the forwarder passing each frame it forwards, and the member
+    /// index it goes to, through `forge` (which may return other bytes to send instead); `own_to`
+    /// counts from second `count_from`.
+    fn run_forwarded_by(seconds: u32, count_from: u32, mut forge: impl FnMut(&[u8], usize) -> Option<Vec<u8>>) -> Forwarded {
         let t0 = Instant::now();
         let n = 4;
         let mut sessions: Vec<_> = (0..n as u8)
@@ -990,6 +1014,7 @@ mod tests {
         }
         let index = |p: &PeerId| (0..n).find(|j| member(*j as u8 + 1) == *p).unwrap();
         let mut own_to = vec![BTreeMap::new(); n];
+        let mut events = vec![Vec::new(); n];
         for step in 0..seconds * 100 {
             let now = t0 + Duration::from_millis(10) * step;
             let mut deliveries = Vec::new();
@@ -1002,15 +1027,21 @@ mod tests {
                         Output::EncodeAudio(job) => s.encoded(&job, Ok(vec![50 + i as u8; 40])),
                         Output::Transmit { to, frame } => {
                             for p in to {
-                                *own_to[i].entry(index(&p)).or_insert(0) += 1;
+                                if step >= count_from * 100 {
+                                    *own_to[i].entry(index(&p)).or_insert(0) += 1;
+                                }
                                 deliveries.push((i, index(&p), frame.clone()));
                             }
                         }
                         Output::Forward { to, frame } => {
-                            deliveries.extend(to.iter().map(|p| (i, index(p), frame.clone())));
+                            for p in to {
+                                let frame = forge(&frame, index(&p)).unwrap_or_else(|| frame.clone());
+                                deliveries.push((i, index(&p), frame));
+                            }
                         }
                         Output::Report { to, frame } => deliveries.push((i, index(&to), frame)),
-                        Output::PlayAudio(_) | Output::Event(_) => {}
+                        Output::Event(e) => events[i].push(e),
+                        Output::PlayAudio(_) => {}
                     }
                 }
             }
@@ -1018,12 +1049,12 @@ mod tests {
                 sessions[to].datagram(&member(from as u8 + 1), &frame, now);
             }
         }
-        (sessions, own_to)
+        Forwarded { sessions, own_to, events }
     }
 
     #[test]
     fn through_a_forwarder_each_member_sends_once_and_hears_every_other() {
-        let (sessions, own_to) = run_forwarded(2);
+        let Forwarded { sessions, own_to, events } = run_forwarded(2);
         // The forwarder sends its own frames to all three; the others to the forwarder alone.
         assert_eq!(own_to[0].keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
         for (i, to) in own_to.iter().enumerate().skip(1) {
@@ -1036,10 +1067,99 @@ mod tests {
                 assert_eq!(p.refused, 0, "member {i}: nothing refused from {}", p.sender);
             }
         }
-        // The forwarder forwarded each of the three others' ~100 frames to two members, unchanged.
+        // Each of the three others signed its frames, and every receiver verified every frame the
+        // forwarder relayed (but the last ones, whose list is still to come): nothing forged.
+        for (i, s) in sessions.iter().enumerate().skip(1) {
+            let stats = s.stats();
+            assert!(stats.send.authenticators >= 12 && stats.send.sign_failures == 0, "member {i}: {:?}", stats.send);
+            assert_eq!(stats.distrusted_forwarder, None);
+            for p in stats.participants.iter().filter(|p| p.sender != 0) {
+                let a = p.authenticity;
+                assert!(a.verified >= 90 && a.forged == 0 && a.unverified == 0, "member {i} on {}: {a:?}", p.sender);
+            }
+            let forwarder = stats.participants.iter().find(|p| p.sender == 0).unwrap();
+            assert_eq!(forwarder.authenticity.verified, 0, "the forwarder's own frames come on its own link");
+        }
+        assert_eq!(sessions[0].stats().send.authenticators, 0, "the forwarder does not sign");
+        assert!(events.iter().flatten().all(|e| !matches!(e, GroupAudioEvent::Forged { .. })));
+        // The forwarder forwarded each of the three others' ~100 frames (and ~12 authenticators)
+        // to two members, unchanged.
         let f = sessions[0].stats().send;
-        assert!(f.forwarded_frames >= 290 && f.forward_refused == 0, "{f:?}");
+        assert!(f.forwarded_frames >= 320 && f.forward_refused == 0, "{f:?}");
         assert_eq!(sessions[1].stats().send.forwarded_frames, 0);
+    }
+
+    #[test]
+    fn a_frame_the_forwarder_forges_under_another_members_index_is_detected_and_it_is_distrusted() {
+        // At 1 s, the forwarder (member 0) replaces member 2's frame 50 by one of its own making,
+        // sealed under member 2's key (it holds it), with the same counter, on its way to members
+        // 1 and 3: it decrypts and plays there, as a forgery does.
+        let forged_counter = 50;
+        let mut forged_to = Vec::new();
+        let run = run_forwarded_by(3, 2, |bytes, to| {
+            let (header, _) = GroupFrameHeader::parse(bytes).ok()?;
+            let target = header.key_id.sender() == SenderIndex(2) && header.counter == forged_counter;
+            (target && header.media == GroupMedia::Audio).then(|| {
+                forged_to.push(to);
+                frame(2, GroupMedia::Audio, forged_counter as u32, 99)
+            })
+        });
+        assert_eq!(forged_to, vec![1, 3]);
+        for i in [1, 3] {
+            let stats = run.sessions[i].stats();
+            let of_2 = stats.participants.iter().find(|p| p.sender == 2).unwrap();
+            assert_eq!(of_2.authenticity.forged, 1, "member {i}: {:?}", of_2.authenticity);
+            assert!(of_2.authenticity.verified >= 40, "member {i}: {:?}", of_2.authenticity);
+            let forged: Vec<_> = run.events[i].iter().filter(|e| matches!(e, GroupAudioEvent::Forged { .. })).collect();
+            assert_eq!(
+                forged,
+                vec![&GroupAudioEvent::Forged {
+                    member: Some(member(3)),
+                    delivered_by: member(1),
+                    counter: Some(forged_counter),
+                    why: Forgery::Digest,
+                    distrusted: true,
+                }],
+                "member {i}"
+            );
+            // The protective action: the forwarder is distrusted, and this member's frames go to
+            // every member directly (in the last second), its lists too.
+            assert_eq!(stats.distrusted_forwarder, Some(member(1)));
+            assert_eq!(run.own_to[i].keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3].into_iter().filter(|j| *j != i).collect::<Vec<_>>());
+        }
+        // Member 2, whose frame was forged, was not shown the forgery: it still trusts the
+        // forwarder and sends through it alone.
+        assert_eq!(run.sessions[2].stats().distrusted_forwarder, None);
+        assert_eq!(run.own_to[2].keys().copied().collect::<Vec<_>>(), vec![0]);
+        // Members 1 and 3 still hear each other (directly now).
+        let at_1 = run.sessions[1].stats();
+        assert!(at_1.participants.iter().find(|p| p.sender == 3).unwrap().in_mix);
+    }
+
+    #[test]
+    fn a_list_whose_signature_fails_is_a_forgery_and_a_lost_list_leaves_frames_unverified() {
+        // The forwarder drops member 2's lists to member 1, and replaces them by garbage-signed
+        // ones to member 3.
+        let run = run_forwarded_by(2, 0, |frame, to| {
+            let (header, _) = GroupFrameHeader::parse(frame).ok()?;
+            if header.media != GroupMedia::Authenticator || header.key_id.sender() != SenderIndex(2) {
+                return None;
+            }
+            let (_, payload) = ClearFrames::payload(frame).ok()?;
+            let mut auth = FrameAuthenticator::decode(&payload).ok()?;
+            auth.signature[0] ^= 1;
+            match to {
+                1 => Some(Vec::new()),
+                _ => Some(ClearFrames::frame(2, GroupMedia::Authenticator, header.counter, &auth.encode().ok()?)),
+            }
+        });
+        let of_2 = |i: usize| run.sessions[i].stats().participants.iter().find(|p| p.sender == 2).unwrap().authenticity;
+        assert_eq!((of_2(1).verified, of_2(1).forged), (0, 0), "{:?}", of_2(1));
+        assert!(of_2(1).unverified >= 40, "{:?}", of_2(1));
+        assert!(of_2(3).forged >= 1, "{:?}", of_2(3));
+        assert_eq!(run.sessions[3].stats().distrusted_forwarder, Some(member(1)));
+        assert!(run.events[3].iter().any(|e| matches!(e, GroupAudioEvent::Forged { why: Forgery::Authenticator, counter: None, .. })));
+        assert_eq!(run.sessions[1].stats().distrusted_forwarder, None, "lost lists are no forgery");
     }
 
     #[test]
