@@ -20,7 +20,7 @@ use hail::group::topology::TopologyMode;
 use hail::identity::Identity;
 use hail::media::codec::opus::{FRAME_SAMPLES, OpusDecoder, OpusEncoder};
 use hail::media::group_call::{
-    FrameCryptoError, Forgery, GroupAudioEvent, GroupAudioSession, GroupFrameCrypto, Output, Route,
+    Forgery, FrameCryptoError, GroupAudioEvent, GroupAudioSession, GroupFrameCrypto, Output, Route,
 };
 use libp2p_identity::{Keypair, PeerId};
 
@@ -90,15 +90,7 @@ impl Call {
             sessions.insert(me, s);
         }
         let encoders = members.iter().map(|p| (*p, OpusEncoder::new(32_000).unwrap())).collect();
-        Call {
-            members,
-            forwarder,
-            sessions,
-            encoders,
-            own_to: BTreeMap::new(),
-            events: BTreeMap::new(),
-            net,
-        }
+        Call { members, forwarder, sessions, encoders, own_to: BTreeMap::new(), events: BTreeMap::new(), net }
     }
 
     /// Runs `from_ms..to_ms` of simulated time in 10 ms steps, every member sending a tone of its
@@ -228,7 +220,10 @@ fn a_frame_the_forwarder_forges_under_a_members_index_is_detected_by_every_other
         assert!(of_victim.verified >= 50, "{of_victim:?}");
         match call.forged_events(w).as_slice() {
             [GroupAudioEvent::Forged { member, delivered_by, counter, why, distrusted }] => {
-                assert_eq!((*member, *delivered_by, *counter, *why, *distrusted), (Some(victim), forwarder, Some(60), Forgery::Digest, true));
+                assert_eq!(
+                    (*member, *delivered_by, *counter, *why, *distrusted),
+                    (Some(victim), forwarder, Some(60), Forgery::Digest, true)
+                );
             }
             other => panic!("{w} told {other:?}"),
         }

@@ -275,6 +275,9 @@ mod tests {
         // A 5-byte clear header (media, config, 2 KID bytes, 1 CTR byte) and the 16-byte tag.
         let frame = 5 + plaintext.len() + 16;
         let kbps = frame as f64 * 8.0 / 0.160 / 1000.0;
-        println!("frame authenticator: {} B plaintext, {frame} B sealed, {kbps:.1} kbit/s every 160 ms", plaintext.len());
+        println!(
+            "frame authenticator: {} B plaintext, {frame} B sealed, {kbps:.1} kbit/s every 160 ms",
+            plaintext.len()
+        );
     }
 }

@@ -170,7 +170,8 @@ impl FrameVerifier {
     /// A frame under `key_id` and `counter` with `digest`, opened from the forwarder's link under
     /// another member's index at `now`: judged at once if a list kept covers it, else it waits.
     pub fn frame(&mut self, key_id: KeyId, counter: u64, digest: FrameDigest, now: Instant) -> Option<Forged> {
-        let judged = self.lists.iter().rev().find(|(_, l)| l.covers(key_id, counter)).map(|(_, l)| judge(l, counter, &digest));
+        let judged =
+            self.lists.iter().rev().find(|(_, l)| l.covers(key_id, counter)).map(|(_, l)| judge(l, counter, &digest));
         match judged {
             Some(verdict) => self.record(key_id.sender(), counter, verdict, false),
             None => {
@@ -180,7 +181,11 @@ impl FrameVerifier {
                         self.waiting.remove(&k);
                     }
                 }
-                self.waiting.entry((key_id, counter)).or_insert(Waiting { digest, came: now, counted_unverified: false });
+                self.waiting.entry((key_id, counter)).or_insert(Waiting {
+                    digest,
+                    came: now,
+                    counted_unverified: false,
+                });
                 None
             }
         }
@@ -217,7 +222,13 @@ impl FrameVerifier {
         Forged { sender, counter: None, why: Forgery::Authenticator }
     }
 
-    fn record(&mut self, sender: SenderIndex, counter: u64, verdict: Result<(), Forgery>, was_unverified: bool) -> Option<Forged> {
+    fn record(
+        &mut self,
+        sender: SenderIndex,
+        counter: u64,
+        verdict: Result<(), Forgery>,
+        was_unverified: bool,
+    ) -> Option<Forged> {
         let s = self.stats.entry(sender).or_default();
         if was_unverified {
             s.unverified = s.unverified.saturating_sub(1);
@@ -354,7 +365,10 @@ mod tests {
         }
         v.handle_timeout(t0 + Duration::from_secs(5));
         assert!(forged.is_empty(), "{forged:?}");
-        assert_eq!(v.stats(SenderIndex(1)), FrameAuthStats { verified: 40, forged: 0, unverified: 0, authenticators: 5 });
+        assert_eq!(
+            v.stats(SenderIndex(1)),
+            FrameAuthStats { verified: 40, forged: 0, unverified: 0, authenticators: 5 }
+        );
     }
 
     #[test]
@@ -410,10 +424,16 @@ mod tests {
         v.list(lists[1].clone(), t0 + Duration::from_millis(100));
         assert_eq!(v.poll_timeout(), Some(t0 + UNVERIFIED_AFTER));
         v.handle_timeout(t0 + UNVERIFIED_AFTER);
-        assert_eq!(v.stats(SenderIndex(1)), FrameAuthStats { verified: 8, forged: 0, unverified: 8, authenticators: 1 });
+        assert_eq!(
+            v.stats(SenderIndex(1)),
+            FrameAuthStats { verified: 8, forged: 0, unverified: 8, authenticators: 1 }
+        );
         // A copy of the lost list, late but within 10 s: judged after all.
         v.list(lists[0].clone(), t0 + Duration::from_secs(3));
-        assert_eq!(v.stats(SenderIndex(1)), FrameAuthStats { verified: 16, forged: 0, unverified: 0, authenticators: 2 });
+        assert_eq!(
+            v.stats(SenderIndex(1)),
+            FrameAuthStats { verified: 16, forged: 0, unverified: 0, authenticators: 2 }
+        );
         // A frame never covered is forgotten after 10 s, still counted unverified.
         v.frame(kid(3, 1), 100, [0; 16], t0);
         v.handle_timeout(t0 + JUDGE_WITHIN);

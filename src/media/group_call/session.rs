@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
 
-use super::authenticity::{FrameBatcher, FrameVerifier, Forged};
+use super::authenticity::{Forged, FrameBatcher, FrameVerifier};
 use super::forward::ForwardFilter;
 use super::report::GroupReport;
 use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, ParticipantAudioStats};
@@ -255,7 +255,8 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     pub fn set_route(&mut self, route: Route) {
         let was_signing = self.signing();
         self.route = route;
-        if was_signing && !self.signing()
+        if was_signing
+            && !self.signing()
             && let Some(list) = self.batcher.stop()
         {
             self.send_authenticator(list);
@@ -400,7 +401,9 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         };
         let checked = FrameAuthenticator::decode(plaintext)
             .map_err(|e| e.to_string())
-            .and_then(|a| if a.list.key_id.sender() == sender { Ok(a) } else { Err("a list of another sender's frames".into()) })
+            .and_then(|a| {
+                if a.list.key_id.sender() == sender { Ok(a) } else { Err("a list of another sender's frames".into()) }
+            })
             .and_then(|a| self.crypto.verify_frames(&signer, &a).map(|()| a).map_err(|e| e.0));
         match checked {
             Ok(a) => {
@@ -1000,7 +1003,11 @@ mod tests {
     /// As [`run_forwarded`], with the forwarder passing each frame it forwards, and the member
     /// index it goes to, through `forge` (which may return other bytes to send instead); `own_to`
     /// counts from second `count_from`.
-    fn run_forwarded_by(seconds: u32, count_from: u32, mut forge: impl FnMut(&[u8], usize) -> Option<Vec<u8>>) -> Forwarded {
+    fn run_forwarded_by(
+        seconds: u32,
+        count_from: u32,
+        mut forge: impl FnMut(&[u8], usize) -> Option<Vec<u8>>,
+    ) -> Forwarded {
         let t0 = Instant::now();
         let n = 4;
         let mut sessions: Vec<_> = (0..n as u8)
@@ -1125,7 +1132,10 @@ mod tests {
             // The protective action: the forwarder is distrusted, and this member's frames go to
             // every member directly (in the last second), its lists too.
             assert_eq!(stats.distrusted_forwarder, Some(member(1)));
-            assert_eq!(run.own_to[i].keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3].into_iter().filter(|j| *j != i).collect::<Vec<_>>());
+            assert_eq!(
+                run.own_to[i].keys().copied().collect::<Vec<_>>(),
+                vec![0, 1, 2, 3].into_iter().filter(|j| *j != i).collect::<Vec<_>>()
+            );
         }
         // Member 2, whose frame was forged, was not shown the forgery: it still trusts the
         // forwarder and sends through it alone.
@@ -1158,7 +1168,11 @@ mod tests {
         assert!(of_2(1).unverified >= 40, "{:?}", of_2(1));
         assert!(of_2(3).forged >= 1, "{:?}", of_2(3));
         assert_eq!(run.sessions[3].stats().distrusted_forwarder, Some(member(1)));
-        assert!(run.events[3].iter().any(|e| matches!(e, GroupAudioEvent::Forged { why: Forgery::Authenticator, counter: None, .. })));
+        assert!(
+            run.events[3]
+                .iter()
+                .any(|e| matches!(e, GroupAudioEvent::Forged { why: Forgery::Authenticator, counter: None, .. }))
+        );
         assert_eq!(run.sessions[1].stats().distrusted_forwarder, None, "lost lists are no forgery");
     }
 
