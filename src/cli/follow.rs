@@ -92,7 +92,9 @@ pub fn describe(event: &Value) -> Option<String> {
                 let by = event["delivered_by"].as_str().unwrap_or("?");
                 let by = event["group"]["participants"]
                     .as_array()
-                    .and_then(|ps| ps.iter().find(|x| x["peer_id"] == by).and_then(|x| x["name"].as_str().map(str::to_owned)))
+                    .and_then(|ps| {
+                        ps.iter().find(|x| x["peer_id"] == by).and_then(|x| x["name"].as_str().map(str::to_owned))
+                    })
                     .unwrap_or_else(|| by.to_owned());
                 let what = if event["reason"] == "authenticator" { "a signature" } else { "audio" };
                 let action = if event["distrusted"] == true {

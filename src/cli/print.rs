@@ -138,7 +138,11 @@ pub fn print_group(g: &GroupInfo) {
                 n => format!(", relayed audio {} verified, {} unverified, {n} FORGED", a.verified, a.unverified),
             })
             .unwrap_or_default();
-        outln!("          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}{signed}", participant(p), p.state);
+        outln!(
+            "          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}{signed}",
+            participant(p),
+            p.state
+        );
     }
     if g.epoch.is_some() {
         let distrusted = g.audio.as_ref().and_then(|a| a.distrusted_forwarder);

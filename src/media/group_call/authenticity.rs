@@ -34,11 +34,13 @@ pub const MAX_LISTS: usize = 256;
 
 const _: () = assert!(BATCH <= MAX_FRAMES);
 
+/// The list being filled: its key, its `from`, its frames, and when its first came.
+type OpenList = (KeyId, u64, Vec<(u64, FrameDigest)>, Instant);
+
 /// The frames of ours since the last list, and where the next list starts.
 #[derive(Debug, Default)]
 pub struct FrameBatcher {
-    /// The key of the list being filled, its `from`, its frames, and when its first came.
-    open: Option<(KeyId, u64, Vec<(u64, FrameDigest)>, Instant)>,
+    open: Option<OpenList>,
     /// Where the next list under this key starts (the last list's last counter + 1).
     chain: Option<(KeyId, u64)>,
 }
@@ -48,7 +50,7 @@ impl FrameBatcher {
     /// forwarder) at `now`; the lists due now, in order (the previous key's, then a full one).
     pub fn sealed(&mut self, key_id: KeyId, counter: u64, digest: FrameDigest, now: Instant) -> Vec<FrameList> {
         let mut due = Vec::new();
-        let fits = |(k, from, frames, _): &(KeyId, u64, Vec<(u64, FrameDigest)>, Instant)| {
+        let fits = |(k, from, frames, _): &OpenList| {
             *k == key_id && frames.last().is_none_or(|(c, _)| *c < counter) && counter - from <= MAX_OFFSET
         };
         if self.open.as_ref().is_some_and(|open| !fits(open)) {

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use authenticity::{FrameAuthStats, FrameBatcher, FrameVerifier, Forged, Forgery};
+pub use authenticity::{Forged, Forgery, FrameAuthStats, FrameBatcher, FrameVerifier};
 pub use forward::{ForwardFilter, ForwardRefusal};
 pub use report::GroupReport;
 pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL, Route};

@@ -22,12 +22,12 @@ use rand::rngs::StdRng;
 
 use super::*;
 use crate::call::signal::{GroupLeg, GroupLegKind};
+use crate::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use crate::crypto::sas::{Sas, SasTable};
 use crate::crypto::sender_key::SenderIndex;
 use crate::group::control::{ControlBody, GroupControl};
 use crate::group::roster::Roster;
 use crate::group::{Command as GroupCommand, GroupConfig, GroupEvent, GroupMember, LeaveReason, Output as GroupOutput};
-use crate::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use crate::crypto::sender_key::{GroupMedia, OpenedFrame};
 use crate::media::group_call::{
     FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
