@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use hail::call::CallId;
+use hail::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use hail::media::config::{AudioConfig, VideoConfig};
 use hail::media::group_call::{
@@ -34,10 +35,12 @@ use tokio::sync::mpsc;
 use super::group_net::{Net, peer};
 use super::quic;
 
-/// A member's keys as the node holds them: its `GroupMember`, on the shared control net.
+/// A member's keys as the node holds them: its `GroupMember`, on the shared control net, and its
+/// identity key (frame authenticators are signed with it).
 pub struct NetCrypto {
     pub net: Arc<Mutex<Net>>,
     pub me: PeerId,
+    pub identity: libp2p_identity::Keypair,
 }
 
 impl GroupFrameCrypto for NetCrypto {
@@ -49,6 +52,16 @@ impl GroupFrameCrypto for NetCrypto {
     fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
         let mut net = self.net.lock().unwrap();
         net.member(&self.me).open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+        let call_id = self.net.lock().unwrap().member(&self.me).call_id();
+        FrameAuthenticator::sign(list, &call_id, &self.identity).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+        let call_id = self.net.lock().unwrap().member(&self.me).call_id();
+        authenticator.verify(&call_id, signer).map_err(|e| FrameCryptoError(e.to_string()))
     }
 }
 
@@ -208,7 +221,8 @@ async fn build(
             video: video.clone().unwrap_or_default(),
         };
         let (events_tx, events) = mpsc::channel(256);
-        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });
+        let identity = hail::identity::Identity::from_seed([*seed; 32]).keypair().clone();
+        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id, identity });
         let media = GroupCallMedia::start(config, crypto, events_tx).unwrap();
         for (other, conn) in &conns {
             let index = sender_index(&net, &id, other);
