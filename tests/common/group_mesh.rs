@@ -171,19 +171,28 @@ pub async fn mesh_impaired(
     sources: Vec<SourceSpec>,
     impairment: Option<(Impairment, u64)>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh, None).await
+    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh, None, None).await
 }
 
 /// [`mesh`]'s members and links, but the group forced to forward (`TopologyMode::Forward`): the
 /// forwarder (the first in member order: no uplink is reported) sends its frames to all and
 /// forwards the others'; every other member sends to it alone.
 pub async fn forwarded(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None).await
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None).await
 }
 
 /// [`mesh`], every member also sending video as `video` says (its source, sink and encoder).
 pub async fn mesh_video(dir: &Path, sources: Vec<SourceSpec>, video: VideoConfig) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video)).await
+    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video), None).await
+}
+
+/// How a test changes member `me`'s link to `to` (given the net, to read keys from).
+pub type WrapLink<'a> = &'a dyn Fn(&Mutex<Net>, PeerId, PeerId, Arc<dyn MediaLink>) -> Arc<dyn MediaLink>;
+
+/// [`forwarded`], with every member's link to every other passed through `wrap` (a hostile
+/// forwarder's, say).
+pub async fn forwarded_wrapped(dir: &Path, sources: Vec<SourceSpec>, wrap: WrapLink<'_>) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, Some(wrap)).await
 }
 
 async fn build(
@@ -192,6 +201,7 @@ async fn build(
     impairment: Option<(Impairment, u64)>,
     topology: hail::group::topology::TopologyMode,
     video: Option<VideoConfig>,
+    wrap: Option<WrapLink<'_>>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
     let config = hail::group::GroupConfig { topology, ..Default::default() };
@@ -230,6 +240,9 @@ async fn build(
             if let Some((imp, seed)) = impairment {
                 let to = sender_index(&net, &id, &id);
                 link = Arc::new(ImpairedLink::new(link, imp, seed + 1000 * u64::from(to.0) + u64::from(index.0)));
+            }
+            if let Some(wrap) = wrap {
+                link = wrap(&net, id, *other, link);
             }
             media.add_member(*other, index, link).await.unwrap();
         }
