@@ -374,6 +374,9 @@ def group_control_vectors():
         {"name": "leave", "type": 9, "epoch": 3, "hex": control(0x09, 3).hex()},
         {"name": "uplink", "type": 10, "epoch": 3, "kbps": 2500,
          "hex": control(0x0A, 3, (2500).to_bytes(4, "big")).hex()},
+        {"name": "topology", "type": 11, "epoch": 3, "topology": "mesh", "hex": control(0x0B, 3, bytes([0])).hex()},
+        {"name": "topology_forwarded", "type": 11, "epoch": 3, "topology": "forward", "forwarder": 2,
+         "hex": control(0x0B, 3, bytes([1, 2])).hex()},
     ]
     heartbeat = control(0x08, 3)
     unsorted = bytes([2]) + bytes([0]) + wire_peer(p2) + bytes([1]) + wire_peer(p1)
@@ -385,7 +388,11 @@ def group_control_vectors():
         {"why": "epoch cut short", "error": "truncated", "hex": heartbeat[:-1].hex()},
         {"why": "a byte after the end", "error": "trailing_bytes", "hex": (heartbeat + b"\x00").hex()},
         {"why": "version 2", "error": "unknown_version", "hex": (bytes([2]) + heartbeat[1:]).hex()},
-        {"why": "type 0x0b", "error": "unknown_type", "hex": control(0x0B, 3).hex()},
+        {"why": "type 0x0c", "error": "unknown_type", "hex": control(0x0C, 3).hex()},
+        {"why": "a topology change without its topology", "error": "truncated", "hex": control(0x0B, 3).hex()},
+        {"why": "a topology change naming no forwarder", "error": "truncated", "hex": control(0x0B, 3, bytes([1])).hex()},
+        {"why": "a topology change with an unknown topology", "error": "bad_topology",
+         "hex": control(0x0B, 3, bytes([2])).hex()},
         {"why": "type 0x00", "error": "unknown_type", "hex": control(0x00, 3).hex()},
         {"why": "an invite listing nobody", "error": "bad_member_count", "hex": control(0x01, 2, bytes([0])).hex()},
         {"why": "members out of order", "error": "unordered", "hex": control(0x01, 2, unsorted).hex()},

@@ -1,8 +1,10 @@
 //! `hail call`'s live view, in a real pseudo-terminal (a tmux pane) between two real daemons: it
-//! shows the emoji and the state, `m` mutes, `q` and a confirm hang up. Without a terminal the
-//! same command prints plain lines.
+//! shows the emoji and the state, `m` mutes, `q` and a confirm hang up; likewise for a group call
+//! between three. Without a terminal the same command prints plain lines.
 
 mod common;
+#[path = "common/group_daemons.rs"]
+mod group_daemons;
 
 use std::path::Path;
 use std::process::Command;
@@ -18,7 +20,10 @@ struct Tmux {
 impl Tmux {
     /// Starts `command` in a detached 140x30 pane.
     fn start(command: &str) -> Tmux {
-        let socket = format!("hail-test-{}", std::process::id());
+        // One server per test: tests of this file run at once.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("hail-test-{}-{n}", std::process::id());
         let tmux = Tmux { socket };
         tmux.run(&["-u", "new-session", "-d", "-s", "view", "-x", "140", "-y", "30", command]);
         tmux
@@ -141,4 +146,54 @@ fn without_a_terminal_the_call_prints_plain_lines() {
     assert!(out.stdout.contains("\nCall ended: "), "{}", out.stdout);
     assert!(!out.stdout.contains('\u{1b}'), "no terminal codes in plain output: {:?}", out.stdout);
     assert!(!out.stdout.contains("[m] mute"), "no live view: {}", out.stdout);
+}
+
+/// A group call on a terminal: `hail call bob carol` is a live view of the group (who is in it,
+/// the group's emoji, how the media flows), `m` mutes in the group, and `q` then `y` leaves it
+/// (the call goes on for the others).
+#[test]
+fn on_a_terminal_a_group_call_is_a_live_view_that_mutes_and_leaves_with_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = group_daemons::contacts_all(dir.path(), &["alice", "bob", "carol"]);
+    let (alice, bob, carol) = (&d[0], &d[1], &d[2]);
+    let ids: Vec<String> = d.iter().map(group_daemons::peer_id).collect();
+    let command = format!(
+        "{} --home {} call bob carol --audio-in tone:440; echo \"exit status $?\"; sleep 60",
+        shell_quote(Path::new(HAIL)),
+        shell_quote(&alice.home)
+    );
+    let tmux = Tmux::start(&command);
+    group_daemons::answer_group_invite(bob, "alice");
+    group_daemons::answer_group_invite(carol, "alice");
+    let (_, epoch) = group_daemons::all_settled(&[alice, bob, carol], &ids);
+    let emoji = alice.hail(&["--json", "status"]).json()["ok"]["group"]["emoji_text"].as_str().unwrap().to_owned();
+
+    let screen = tmux.wait_for(&format!("State     in call (epoch {epoch})"));
+    tmux.wait_for(&emoji);
+    assert!(screen.contains("group call with bob, carol") || screen.contains("group call with carol, bob"), "{screen}");
+    tmux.wait_for("Media     mesh");
+    let screen = tmux.wait_for("audio: jitter");
+    for who in ["bob", "carol"] {
+        assert!(screen.lines().any(|l| l.trim_start().starts_with(who) && l.contains("connected")), "{who}:\n{screen}");
+    }
+
+    tmux.keys("m");
+    let screen = tmux.wait_for("You       microphone muted");
+    assert!(screen.contains("[m] unmute"), "{screen}");
+    wait_status(bob, "bob sees alice muted", |s| {
+        s["group"]["participants"].as_array().is_some_and(|p| p.iter().any(|p| p["peer_id"] == ids[0].as_str() && p["muted"] == true))
+    });
+
+    tmux.keys("q");
+    tmux.wait_for("Leave the group call? [y] yes");
+    tmux.keys("n");
+    tmux.wait_for("[q] leave");
+    assert_eq!(alice.hail(&["--json", "status"]).json()["ok"]["group"]["state"], "in_call", "no means no");
+    tmux.keys("q");
+    tmux.wait_for("Leave the group call? [y] yes");
+    tmux.keys("y");
+    let screen = tmux.wait_for("exit status");
+    assert!(screen.contains("You are out of the group call (left)"), "the last line is the plain one:\n{screen}");
+    assert!(screen.contains("exit status 0"), "{screen}");
+    group_daemons::all_settled(&[bob, carol], &ids[1..]);
 }

@@ -77,7 +77,7 @@ fn four_members_each_hear_the_other_three_see_them_speak_and_keep_the_call_in_hi
 
     // Alice calls the three with her own tone and sink; each answers with its own.
     let started =
-        d[0].hail(&["--json", "call", "bob", "carol", "dave", "--audio-in", &tones[0], "--audio-out", &wavs[0]]).json();
+        d[0].hail(&["--json", "call", "bob", "carol", "dave", "--detach", "--audio-in", &tones[0], "--audio-out", &wavs[0]]).json();
     assert_eq!(started["ok"]["state"], "in_call", "{started}");
     for i in 1..4 {
         answer_group_invite_with(&d[i], "alice", &["--audio-in", &tones[i], "--audio-out", &wavs[i]]);
@@ -173,7 +173,7 @@ fn mute_in_a_group_call_shows_at_every_member_and_silences_us_in_their_mix() {
     let heard_by_alice = dir.path().join("heard-by-alice.wav");
     let carol_watch = watch(carol);
 
-    alice.hail(&["call", "bob", "carol", "--audio-in", "tone:440", "--audio-out", heard_by_alice.to_str().unwrap()]).ok();
+    alice.hail(&["call", "bob", "carol", "--detach", "--audio-in", "tone:440", "--audio-out", heard_by_alice.to_str().unwrap()]).ok();
     answer_group_invite_with(bob, "alice", &["--audio-in", "tone:650"]);
     answer_group_invite_with(carol, "alice", &["--audio-in", "tone:910"]);
     all_settled(&[alice, bob, carol], &ids);

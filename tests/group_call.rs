@@ -1,7 +1,8 @@
 //! Group calls between real daemons on loopback, driven by the `hail` CLI (issue 13, the control
 //! plane): the founder invites, invitees answer, the mesh completes, every member shows the same
 //! group emoji; `hail add` brings a fourth in and the emoji change; `hail leave` takes one out and
-//! the others go on; a stranger dialing a group leg is refused.
+//! the others go on; a stranger dialing a group leg is refused; `hail call a b` follows the group
+//! until we are out of it.
 
 mod common;
 #[path = "common/group_daemons.rs"]
@@ -11,7 +12,7 @@ mod invite_peer;
 
 use std::time::Duration;
 
-use common::wait_status;
+use common::{Background, wait_status};
 use group_daemons::{all_settled, answer_group_invite, contacts_all, peer_id, wait_event, watch};
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
@@ -25,7 +26,7 @@ fn three_join_with_the_same_emoji_a_fourth_is_added_and_one_leaves() {
 
     let events = watch(alice);
     // Alice founds the call; bob and carol ring, answer, and the mesh completes between them.
-    let started = alice.hail(&["--json", "call", "bob", "carol"]).json();
+    let started = alice.hail(&["--json", "call", "bob", "carol", "--detach"]).json();
     assert_eq!(started["ok"]["state"], "in_call", "{started}");
     answer_group_invite(bob, "alice");
     answer_group_invite(carol, "alice");
@@ -104,7 +105,7 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
     let ids: Vec<String> = d.iter().map(peer_id).collect();
     let events = watch(alice);
     let nobody = common::peer_id(9);
-    alice.hail(&["call", "bob", &nobody]).ok();
+    alice.hail(&["call", "bob", &nobody, "--detach"]).ok();
     answer_group_invite(bob, "alice");
     wait_status(bob, "bob in the call", |s| s["group"]["state"] == "in_call" && s["group"]["emoji_text"].is_string());
     let status = bob.hail(&["--json", "status"]).json()["ok"].clone();
@@ -117,17 +118,28 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
             "version": 1,
             "call_id": "00112233445566778899aabbccddeeff",
             "candidates": ["127.0.0.1:9"],
-            "group": {"id": group_id, "kind": kind, "members": [ids[0]]},
+            "group": {"id": group_id, "kind": kind, "members": [ids[0]], "version": hail::call::signal::GROUP_VERSION},
         });
         let reply = runtime.block_on(stranger_invite(&address, invite));
         assert_eq!(reply["reply"], want, "{kind}: {reply}");
     }
+    // An invitation of another group protocol (absent: the first) is refused before it rings,
+    // saying why.
+    let old = json!({
+        "version": 1,
+        "call_id": "00112233445566778899aabbccddeef1",
+        "candidates": ["127.0.0.1:9"],
+        "group": {"id": "ffeeddccbbaa99887766554433221101", "kind": "join", "members": [ids[0]]},
+    });
+    let reply = runtime.block_on(stranger_invite(&address, old));
+    assert_eq!(reply["reply"], "unavailable", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("version 1"), "{reply}");
     // A mesh leg for a group bob is not in is refused too.
     let other = json!({
         "version": 1,
         "call_id": "00112233445566778899aabbccddeef0",
         "candidates": ["127.0.0.1:9"],
-        "group": {"id": "ffeeddccbbaa99887766554433221100", "kind": "mesh", "members": []},
+        "group": {"id": "ffeeddccbbaa99887766554433221100", "kind": "mesh", "members": [], "version": hail::call::signal::GROUP_VERSION},
     });
     assert_eq!(runtime.block_on(stranger_invite(&address, other))["reply"], "rejected");
     // Nothing rang and the group is as it was.
@@ -151,6 +163,9 @@ fn a_stranger_dialing_a_group_leg_is_refused_and_the_call_goes_on() {
 enum Mallory {
     /// Answers like a hail that predates group calls: `ringing` without `group`.
     OldHail,
+    /// Answers like a hail of the first group protocol: `ringing` with `group` and no
+    /// `group_version`.
+    OldGroupHail,
     /// Takes the leg, answers, and once the group's invitation arrives sends garbage group frames.
     Garbage,
 }
@@ -214,11 +229,17 @@ async fn mallory(identity: hail::identity::Identity, mode: Mallory, sent: std::s
                 })) => {
                     let invite: hail::call::signal::Invite = serde_json::from_value(request).unwrap();
                     let mut reply = json!({"reply": "ringing", "candidates": [quic], "sas_table": 2});
-                    if mode == Mallory::Garbage {
-                        reply["group"] = json!(true);
+                    match mode {
+                        Mallory::Garbage => {
+                            reply["group"] = json!(true);
+                            reply["group_version"] = json!(hail::call::signal::GROUP_VERSION);
+                        }
+                        // A hail with group calls of the first version: `group`, no `group_version`.
+                        Mallory::OldGroupHail => reply["group"] = json!(true),
+                        Mallory::OldHail => {}
                     }
                     let _ = swarm.behaviour_mut().invite.send_response(channel, reply);
-                    if mode == Mallory::OldHail {
+                    if matches!(mode, Mallory::OldHail | Mallory::OldGroupHail) {
                         let _ = sent.send(());
                         continue;
                     }
@@ -275,7 +296,7 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
     let (alice, bob) = (&d[0], &d[1]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut fakes = Vec::new();
-    for (name, mode) in [("mallory", Mallory::Garbage), ("oscar", Mallory::OldHail)] {
+    for (name, mode) in [("mallory", Mallory::Garbage), ("oscar", Mallory::OldHail), ("olga", Mallory::OldGroupHail)] {
         let identity = hail::identity::Identity::generate();
         let (sent_tx, sent) = std::sync::mpsc::channel();
         let (listen_tx, listen) = tokio::sync::oneshot::channel();
@@ -290,7 +311,7 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
         fakes.push((identity.peer_id().to_base58(), sent));
     }
     let events = watch(alice);
-    alice.hail(&["call", "bob", "mallory", "oscar"]).ok();
+    alice.hail(&["call", "bob", "mallory", "oscar", "olga", "--detach"]).ok();
     answer_group_invite(bob, "alice");
     for (_, sent) in &fakes {
         sent.recv_timeout(Duration::from_secs(30)).expect("the fake member got its invite (and sent its garbage)");
@@ -300,6 +321,12 @@ fn garbage_on_a_group_leg_and_an_old_hail_leave_the_call_going() {
         e["event"] == "group.invite_failed" && e["name"] == "oscar"
     });
     assert!(old["reason"].as_str().unwrap().contains("does not take group calls"), "{old}");
+    // The hail of another group protocol likewise: its leg ends, with the versions.
+    let other = wait_event(&events, 20, "group.invite_failed for olga", |e| {
+        e["event"] == "group.invite_failed" && e["name"] == "olga"
+    });
+    let reason = other["reason"].as_str().unwrap();
+    assert!(reason.contains("version 1") && reason.contains(&hail::call::signal::GROUP_VERSION.to_string()), "{other}");
     let ids = [peer_id(alice), peer_id(bob)];
     all_settled(&[alice, bob], &ids);
     let status = alice.hail(&["--json", "status"]).json()["ok"].clone();
@@ -325,7 +352,7 @@ fn a_member_who_left_is_added_again_and_a_fourth_invite_within_ten_seconds_is_re
     let d = contacts_all(dir.path(), &["alice", "bob", "carol", "dave"]);
     let (alice, bob, carol, dave) = (&d[0], &d[1], &d[2], &d[3]);
     let ids: Vec<String> = d.iter().map(peer_id).collect();
-    alice.hail(&["call", "bob", "carol"]).ok();
+    alice.hail(&["call", "bob", "carol", "--detach"]).ok();
     answer_group_invite(bob, "alice");
     answer_group_invite(carol, "alice");
     let (_, mut epoch) = all_settled(&[alice, bob, carol], &ids[..3]);
@@ -358,4 +385,75 @@ fn a_member_who_left_is_added_again_and_a_fourth_invite_within_ten_seconds_is_re
         (first_invite + Duration::from_millis(10_500)).saturating_duration_since(std::time::Instant::now()),
     );
     join_and_leave("after the window");
+}
+
+/// Waits (up to 30 s) until `d` has no group call in progress.
+fn out_of_the_group(d: &common::TestDaemon) {
+    wait_status(d, "out of the group call", |s| s["group"].is_null() || s["group"]["state"] == "ended");
+}
+
+/// `d` rings with alice's group invitation; it rejects it.
+fn reject_group_invite(d: &common::TestDaemon) {
+    wait_status(d, "a group invitation rings", |s| {
+        s["call"]["state"] == "ringing" && s["call"]["group"].is_object() && s["call"]["end_reason"].is_null()
+    });
+    d.hail(&["reject"]).ok();
+}
+
+/// `hail call bob carol`, not detached, follows the group in lines (stdout is not a terminal):
+/// who joined and who did not, the group's emoji; it leaves on Ctrl-C, once everyone else has
+/// left, and once nobody came (then it exits 1, as a 1:1 call nobody answered does).
+#[test]
+fn a_group_call_is_followed_until_we_are_out_and_left_when_nobody_else_is_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = contacts_all(dir.path(), &["alice", "bob", "carol"]);
+    let (alice, bob, carol) = (&d[0], &d[1], &d[2]);
+    let ids: Vec<String> = d.iter().map(peer_id).collect();
+
+    // Bob joins, carol declines; then bob leaves: nobody else is in the call, so alice's
+    // follower leaves too, and exits 0 (someone did join).
+    let follower = Background::start(&alice.home, &["call", "bob", "carol"]);
+    answer_group_invite(bob, "alice");
+    reject_group_invite(carol);
+    all_settled(&[alice, bob], &ids[..2]);
+    bob.hail(&["leave"]).ok();
+    let out = follower.finish();
+    assert!(out.status.success(), "{out:?}");
+    for line in ["Group call ", "inviting bob, carol", "bob joined the group call", "carol did not join", "Group emoji: "] {
+        assert!(out.stdout.contains(line), "{line:?} in {}", out.stdout);
+    }
+    assert!(out.stdout.contains("Everyone else left; leaving."), "{}", out.stdout);
+    assert!(out.stdout.contains("You are out of the group call (left)"), "{}", out.stdout);
+    out_of_the_group(alice);
+    out_of_the_group(bob);
+
+    // Both join; Ctrl-C at alice's follower leaves the call, which goes on for bob and carol.
+    let follower = Background::start(&alice.home, &["call", "bob", "carol"]);
+    answer_group_invite(bob, "alice");
+    answer_group_invite(carol, "alice");
+    all_settled(&[alice, bob, carol], &ids);
+    // The daemon sends the emoji event before its status shows them (settled above): the
+    // follower prints it before it sees the end of the call.
+    let status = alice.hail(&["--json", "status"]).json();
+    let emoji_text = status["ok"]["group"]["emoji_text"].as_str().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    follower.interrupt();
+    let out = follower.finish();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.contains(&emoji_text), "the group's emoji {emoji_text:?} in {}", out.stdout);
+    assert!(out.stdout.contains("carol joined the group call"), "{}", out.stdout);
+    all_settled(&[bob, carol], &ids[1..]);
+    out_of_the_group(alice);
+    bob.hail(&["leave"]).ok();
+    carol.hail(&["leave"]).ok();
+    out_of_the_group(bob);
+    out_of_the_group(carol);
+
+    // Both decline: alice's follower says nobody joined, leaves, and exits 1.
+    let follower = Background::start(&alice.home, &["call", "bob", "carol"]);
+    reject_group_invite(bob);
+    reject_group_invite(carol);
+    let out = follower.finish();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.contains("Nobody joined; leaving."), "{}", out.stdout);
+    out_of_the_group(alice);
 }

@@ -98,7 +98,7 @@ fn four_members_forwarded_by_one_hear_each_other_and_the_call_goes_on_when_the_f
     let tones: Vec<String> = TONES.iter().map(|f| format!("tone:{f}")).collect();
 
     let started =
-        d[0].hail(&["--json", "call", "bob", "carol", "dave", "--audio-in", &tones[0], "--audio-out", &wavs[0]]).json();
+        d[0].hail(&["--json", "call", "bob", "carol", "dave", "--detach", "--audio-in", &tones[0], "--audio-out", &wavs[0]]).json();
     assert_eq!(started["ok"]["state"], "in_call", "{started}");
     for i in 1..4 {
         answer_group_invite_with(&d[i], "alice", &["--audio-in", &tones[i], "--audio-out", &wavs[i]]);

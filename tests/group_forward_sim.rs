@@ -234,3 +234,50 @@ fn uplink_reports_of_a_later_epoch_are_not_kept() {
     assert!(net.handle(&members[0], hail::group::Input::Control { from: members[1], bytes: key.encode() }).is_ok());
     assert!(!net.members[&members[0]].uplinks().contains_key(&members[1]), "nothing was taken from the future");
 }
+
+/// In `auto`, the uplinks members report move the topology within an epoch once they have asked
+/// for another for `topology_settle` (10 s): the sequencer tells everyone (0x0B), and the epoch,
+/// keys and emoji stay. A dip shorter than that changes nothing; when the thin uplink recovers,
+/// the call goes back to a mesh the same way. A topology change from a member that does not
+/// sequence is refused.
+#[test]
+fn reported_uplinks_move_the_topology_within_the_epoch_once_they_have_asked_long_enough() {
+    let mut net = Net::group_with(config(TopologyMode::Auto), 1, &[2, 3]);
+    let members = in_member_order(&net);
+    let (epoch, emoji) = (net.epoch(&members[0]), net.emoji(&members[0]));
+    assert!(emoji.is_some());
+    let set = |net: &mut Net, thin: u32| {
+        for (m, kbps) in [(members[0], 300), (members[1], thin), (members[2], 5000)] {
+            net.member(&m).set_uplink(Some(kbps));
+        }
+    };
+    // Member 1 thin (100 kbit/s: less than the 2 × 64 a mesh of three asks of it) for 6 s, then
+    // fine again: the routes stay.
+    set(&mut net, 100);
+    net.advance(Duration::from_secs(6));
+    assert_eq!(agreed_forwarder(&net, &members), None, "a dip shorter than the settle time");
+    set(&mut net, 300);
+    net.advance(Duration::from_secs(12));
+    assert_eq!(agreed_forwarder(&net, &members), None);
+
+    // Thin for longer: the best uplink (member 2) forwards, in the same epoch, with the same emoji.
+    set(&mut net, 100);
+    net.advance(Duration::from_secs(14));
+    assert_eq!(agreed_forwarder(&net, &members), Some(members[2]));
+    for m in &members {
+        assert_eq!(net.epoch(m), epoch, "no new epoch at {m}");
+        assert_eq!(net.emoji(m), emoji, "the same emoji at {m}");
+    }
+    assert!(net.saw(&members[1], |e| matches!(e, GroupEvent::TopologyChanged { forwarder: Some(f), .. } if *f == members[2])));
+
+    // A member that does not sequence cannot move it.
+    let forged = GroupControl { call_id: group_net::CALL, body: ControlBody::Topology { epoch, topology: Topology::Mesh } };
+    assert!(net.handle(&members[2], hail::group::Input::Control { from: members[1], bytes: forged.encode() }).is_err());
+    assert_eq!(net.members[&members[2]].forwarder(net.now), Some(members[2]));
+
+    // Member 1 recovers: back to a mesh after the settle time.
+    set(&mut net, 300);
+    net.advance(Duration::from_secs(14));
+    assert_eq!(agreed_forwarder(&net, &members), None);
+    assert_eq!(net.epoch(&members[0]), epoch);
+}

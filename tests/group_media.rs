@@ -18,9 +18,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use group_mesh::{Party, connect, mesh};
+use group_mesh::{Capture, Party, connect, mesh, mesh_tapped};
 use group_net::{Net, peer};
-use hail::crypto::sender_key::{GroupMedia, SenderIndex};
+use hail::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex, SenderKeyRing};
 use hail::group::Command;
 use hail::media::codec::opus::{FRAME_SAMPLES, Pcm, SAMPLE_RATE};
 use hail::media::group_call::GroupAudioEvent;
@@ -203,6 +203,89 @@ async fn a_removed_member_leaves_the_mix_at_once_and_the_rest_go_on_after_the_re
     // At 2: 1 and 3 until 3 left, then 1 alone.
     assert_eq!(heard(between(&mix_2, end, removed + ms(200), left - ms(100)), &TONES[..3]), [TONES[0], TONES[2]]);
     assert_eq!(heard(between(&mix_2, end, left + ms(300), end - ms(50)), &TONES[..3]), [TONES[0]]);
+}
+
+/// The audio frames members 1 and 2 sent each other under `epoch`, as captured inside their QUIC
+/// connection.
+fn frames_between(capture: &Capture, a: PeerId, b: PeerId, epoch: u64) -> Vec<bytes::Bytes> {
+    capture
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(from, to, _)| (*from, *to) == (a, b) || (*from, *to) == (b, a))
+        .filter(|(_, _, f)| {
+            GroupFrameHeader::parse(f).is_ok_and(|(h, _)| h.media == GroupMedia::Audio && h.key_id.epoch() == epoch)
+        })
+        .map(|(_, _, f)| f.clone())
+        .collect()
+}
+
+/// How many of `frames` `ring` opens.
+fn opened(mut ring: SenderKeyRing, frames: &[bytes::Bytes]) -> usize {
+    frames.iter().filter(|f| ring.open(f).is_ok()).count()
+}
+
+/// Join and leave rekey the media (issue 13): every audio frame members 1 and 2 send each other
+/// over real QUIC is captured inside the connection, and tried with every key a member was given
+/// (what a member who keeps everything holds). A newcomer's keys open nothing sent before it
+/// joined and everything after; a departed member's keys open everything from its time and
+/// nothing sent after it left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomers_keys_open_nothing_from_before_and_a_departed_members_nothing_from_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = TONES[..3].iter().map(|f| SourceSpec::Tone(*f)).collect();
+    let (net, mut parties, capture) = mesh_tapped(dir.path(), sources).await;
+    let (m1, m2, m3, m4) = (parties[0].id, parties[1].id, parties[2].id, peer(4));
+    let epoch_0 = net.lock().unwrap().epoch(&m1);
+    run_for(Duration::from_millis(1000)).await;
+
+    // A fourth member joins (on the control plane only: it takes no part in this media): the
+    // next epoch, new keys for everyone.
+    {
+        let mut net = net.lock().unwrap();
+        net.invite(m1, 4);
+        for p in [m1, m2, m3, m4] {
+            assert_eq!(net.epoch(&p), epoch_0 + 1, "the join was committed at {p}");
+        }
+    }
+    let from_2_at_1 = received_from(&parties[0], &m2);
+    until("2's frames under the join's keys open at 1", || received_from(&parties[0], &m2) > from_2_at_1 + 25).await;
+    run_for(Duration::from_millis(300)).await;
+
+    // Member 3 leaves: the next epoch, without it.
+    {
+        let mut net = net.lock().unwrap();
+        let now = net.now;
+        net.member(&m3).command(Command::Leave, now).unwrap();
+        net.run();
+        for p in [m1, m2, m4] {
+            assert_eq!(net.epoch(&p), epoch_0 + 2, "the leave was committed at {p}");
+        }
+    }
+    parties[0].media().remove_member(m3);
+    parties[1].media().remove_member(m3);
+    let from_2_at_1 = received_from(&parties[0], &m2);
+    until("2's frames under the leave's keys open at 1", || received_from(&parties[0], &m2) > from_2_at_1 + 25).await;
+    run_for(Duration::from_millis(300)).await;
+    for p in &mut parties {
+        p.finish().await;
+    }
+
+    let before = frames_between(&capture, m1, m2, epoch_0);
+    let during = frames_between(&capture, m1, m2, epoch_0 + 1);
+    let after = frames_between(&capture, m1, m2, epoch_0 + 2);
+    for (name, frames) in [("before the join", &before), ("between", &during), ("after the leave", &after)] {
+        assert!(frames.len() >= 40, "{} frames between 1 and 2 {name}", frames.len());
+    }
+    let keys = |p: &PeerId| net.lock().unwrap().captured_keys(p);
+    // The newcomer: nothing from before it joined, everything since.
+    assert_eq!(opened(keys(&m4), &before), 0, "the newcomer opens frames sent before it joined");
+    assert_eq!(opened(keys(&m4), &during), during.len());
+    assert_eq!(opened(keys(&m4), &after), after.len());
+    // The departed member: everything from its time, nothing sent after it left.
+    assert_eq!(opened(keys(&m3), &before), before.len());
+    assert_eq!(opened(keys(&m3), &during), during.len());
+    assert_eq!(opened(keys(&m3), &after), 0, "the departed member opens frames sent after it left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -353,6 +353,15 @@ fn roster(v: &Value) -> Vec<RosterEntry> {
         .collect()
 }
 
+/// A vector's `topology` (and `forwarder`).
+fn topology(v: &Value) -> Topology {
+    match v["topology"].as_str().unwrap() {
+        "mesh" => Topology::Mesh,
+        "forward" => Topology::Forward { forwarder: SenderIndex(num(&v["forwarder"]) as u8) },
+        other => panic!("unknown topology {other}"),
+    }
+}
+
 /// The message a valid vector describes, built from its fields.
 fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
     let epoch = v["epoch"].as_u64().unwrap_or_default();
@@ -364,11 +373,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
             epoch,
             next_index: num(&v["next_index"]) as u16,
             members: roster(&v["members"]),
-            topology: match v["topology"].as_str().unwrap() {
-                "mesh" => Topology::Mesh,
-                "forward" => Topology::Forward { forwarder: SenderIndex(num(&v["forwarder"]) as u8) },
-                other => panic!("unknown topology {other}"),
-            },
+            topology: topology(v),
         },
         "sender_key" => ControlBody::SenderKey {
             epoch,
@@ -395,6 +400,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
         "heartbeat" => ControlBody::Heartbeat { epoch },
         "leave" => ControlBody::Leave { epoch },
         "uplink" => ControlBody::Uplink { epoch, kbps: num(&v["kbps"]) as u32 },
+        "topology" | "topology_forwarded" => ControlBody::Topology { epoch, topology: topology(v) },
         other => panic!("unknown vector {other}"),
     };
     GroupControl { call_id, body }
@@ -404,7 +410,7 @@ fn control_message(call_id: [u8; 16], v: &Value) -> GroupControl {
 fn group_control_messages_reproduce_the_vectors() {
     let v = vectors("group-control-v1.json");
     let call_id: [u8; 16] = arr(&v["call_id"]);
-    assert_eq!(items(&v["valid"]).len(), 12, "one vector per message type, two commits, two emoji reveals");
+    assert_eq!(items(&v["valid"]).len(), 14, "one vector per message type; two commits, emoji reveals and topology changes");
     for case in items(&v["valid"]) {
         let name = case["name"].as_str().unwrap();
         let bytes = hex(&case["hex"]);
@@ -426,7 +432,7 @@ fn group_control_messages_reproduce_the_vectors() {
 #[test]
 fn group_control_garbage_is_refused_with_the_vectors_errors() {
     let v = vectors("group-control-v1.json");
-    assert_eq!(items(&v["invalid"]).len(), 26, "every refusal the spec lists");
+    assert_eq!(items(&v["invalid"]).len(), 29, "every refusal the spec lists");
     for case in items(&v["invalid"]) {
         let why = case["why"].as_str().unwrap();
         let err = GroupControl::decode(&hex(&case["hex"])).err().unwrap_or_else(|| panic!("{why}: accepted"));

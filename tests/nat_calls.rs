@@ -561,7 +561,7 @@ fn a_group_call_with_members_behind_symmetric_nats_goes_through_the_media_relay(
         }
     }
     let peers: Vec<String> = nodes.iter().map(group_daemons::peer_id).collect();
-    nodes[0].hail(&["call", "bob", "carol"]).ok();
+    nodes[0].hail(&["call", "bob", "carol", "--detach"]).ok();
     for invitee in &nodes[1..] {
         wait_for(invitee, "the group invitation ringing", Duration::from_secs(30), |s| {
             s["call"]["state"] == "ringing" && s["call"]["group"].is_object() && s["call"]["end_reason"].is_null()

@@ -112,12 +112,21 @@ fn group_legs_carry_the_group_and_its_messages_ride_the_control_stream() {
         let group = invite.group.as_ref().unwrap();
         assert_ne!(group.id, invite.call_id, "the leg has its own call id");
         assert!(!group.member_ids().unwrap().is_empty());
+        assert_eq!(group.version, hail::call::signal::GROUP_VERSION, "a leg says its group protocol");
     }
+    // Without a version: the first group protocol, on both sides.
+    let first: hail::call::signal::GroupLeg = serde_json::from_value(v["group_legs"]["first_version_invite_group"].clone()).unwrap();
+    assert_eq!(first.version, 1);
+    let first: InviteReply = serde_json::from_value(v["group_legs"]["first_version_reply"].clone()).unwrap();
+    assert!(matches!(first, InviteReply::Ringing { group: true, group_version: None, .. }));
     // A ringing reply says whether the callee took the group; an old callee's does not.
     let old: InviteReply = serde_json::from_value(v["group_legs"]["old_callee_reply"].clone()).unwrap();
     assert!(matches!(old, InviteReply::Ringing { group: false, .. }));
     assert!(v["replies"].as_array().unwrap().iter().any(|r| {
-        matches!(serde_json::from_value::<InviteReply>(r.clone()), Ok(InviteReply::Ringing { group: true, .. }))
+        matches!(
+            serde_json::from_value::<InviteReply>(r.clone()),
+            Ok(InviteReply::Ringing { group: true, group_version: Some(hail::call::signal::GROUP_VERSION), .. })
+        )
     }));
     // The group frame's bytes are a group control message of group-control-v1.json.
     let frame = v["control"].as_array().unwrap().iter().find(|c| c["message"]["type"] == "group").unwrap();

@@ -7,7 +7,7 @@ mod common;
 #[path = "common/x11.rs"]
 mod x11;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{HAIL, TestDaemon, pair_of_contacts, wait_status};
@@ -15,33 +15,7 @@ use hail::media::video::compositor::Compositor;
 use hail::media::video::clock::FrameRate;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::y4m::Y4mWriter;
-use x11::{Geometry, SCREEN, Xvfb};
-
-/// A `hail view` process, killed when dropped.
-struct Viewer(Child);
-
-impl Viewer {
-    fn start(d: &TestDaemon, display: &str) -> Viewer {
-        let child = Command::new(HAIL)
-            .arg("--home")
-            .arg(&d.home)
-            .arg("view")
-            .env("DISPLAY", display)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn hail view");
-        Viewer(child)
-    }
-}
-
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use x11::{Geometry, SCREEN, Viewer, Xvfb, stamp_in};
 
 /// Alice's own pictures carry counters from here up (a stamped file), bob's live pattern counts
 /// from 0: which side a picture on screen is from reads off its counter.
@@ -69,27 +43,6 @@ fn video_call(dir: &std::path::Path) -> (TestDaemon, TestDaemon, common::Backgro
         s["call"]["state"] == "active" && s["call"]["video_stats"]["receive"]["frames_decoded"].as_u64() > Some(5)
     });
     (alice, bob, caller)
-}
-
-/// The stamp in the screenshot of `area` that `pred` accepts, waiting (at most 10 s) for one.
-#[track_caller]
-fn stamp_in(x: &Xvfb, area: Geometry, what: &str, pred: impl Fn(Stamp) -> bool) -> Stamp {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let shot = x.screenshot(area);
-        if let Some(s) = pattern::read(&shot).filter(|s| pred(*s)) {
-            return s;
-        }
-        if Instant::now() > deadline {
-            // The luma of the last shot, for a person to look at.
-            let path = std::env::temp_dir().join(format!("hail-window-{}.pgm", std::process::id()));
-            let mut pgm = format!("P5 {} {} 255\n", shot.width, shot.height).into_bytes();
-            pgm.extend(&shot.y);
-            let _ = std::fs::write(&path, pgm);
-            panic!("no pattern stamp for {what} at {area:?} (last read {:?}; screenshot: {})", pattern::read(&shot), path.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn theirs(s: Stamp) -> bool {

@@ -668,7 +668,7 @@ mod tests {
     }
 
     fn ringing() -> InviteReply {
-        InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false }
+        InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false, group_version: None }
     }
 
     /// A caller and a callee wired back to back through their control messages.
@@ -956,7 +956,7 @@ mod tests {
         for (newest, named) in [(SasTable::V1, 2), (SasTable::V2, 3), (SasTable::V2, 0)] {
             let mut caller = CallSession::outgoing(CallId([5; 16]), PeerId::random(), false, Timeouts::default(), t0)
                 .with_newest_sas_table(newest);
-            let reply = InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: Some(named), group: false };
+            let reply = InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: Some(named), group: false, group_version: None };
             caller.handle(Input::InviteReplied(reply), t0);
             assert_eq!(caller.state(), CallState::Ended, "table {named} offered up to {newest:?}");
             assert!(matches!(caller.end_reason(), Some(EndReason::SetupFailed { .. })));

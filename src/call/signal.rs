@@ -42,6 +42,17 @@ pub struct Invite {
 /// Most members a group leg's invite names (a group has at most 8 members).
 pub const MAX_GROUP_LEG_MEMBERS: usize = 8;
 
+/// The group call protocol this hail speaks (group-control, group-media, group-sas): every
+/// member of a group must speak the same, so an invite and its reply say which
+/// (`protocols/signaling-v1.md`, "Group legs"). 1: the first group calls (absent on the wire);
+/// 2: forwarding by a member (a commit's topology, uplink reports, a topology within an epoch),
+/// frame authenticators and video layers.
+pub const GROUP_VERSION: u32 = 2;
+
+fn group_version_1() -> u32 {
+    1
+}
+
 /// What kind of group leg an invite offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,6 +74,9 @@ pub struct GroupLeg {
     /// [`MAX_GROUP_LEG_MEMBERS`]. Informative: membership is decided by the group's commits.
     #[serde(default)]
     pub members: Vec<String>,
+    /// The group call protocol the caller speaks ([`GROUP_VERSION`]); absent: 1.
+    #[serde(default = "group_version_1")]
+    pub version: u32,
 }
 
 impl GroupLeg {
@@ -94,6 +108,9 @@ pub enum InviteReply {
         /// (false): a 1:1 call, or a callee that predates group calls.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         group: bool,
+        /// With `group`: the group call protocol the callee speaks ([`GROUP_VERSION`]); absent: 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group_version: Option<u32>,
     },
     /// The callee is in another call.
     Busy,
@@ -199,7 +216,7 @@ impl ControlMessage {
 impl InviteReply {
     /// `ringing`, naming the SAS table the callee picked.
     pub fn ringing(candidates: Vec<String>, sas_table: SasTable) -> Self {
-        InviteReply::Ringing { candidates, sas_table: Some(sas_table.version()), group: false }
+        InviteReply::Ringing { candidates, sas_table: Some(sas_table.version()), group: false, group_version: None }
     }
 }
 
@@ -312,7 +329,7 @@ mod tests {
     #[test]
     fn a_group_leg_names_at_most_eight_members_all_peer_ids() {
         let peer = libp2p_identity::PeerId::random().to_base58();
-        let leg = |members: Vec<String>| GroupLeg { id: CallId([2; 16]), kind: GroupLegKind::Mesh, members };
+        let leg = |members: Vec<String>| GroupLeg { id: CallId([2; 16]), kind: GroupLegKind::Mesh, members, version: GROUP_VERSION };
         assert_eq!(leg(vec![peer.clone(); 8]).member_ids().unwrap().len(), 8);
         assert!(leg(vec![peer.clone(); 9]).member_ids().is_err());
         assert!(leg(vec!["bob".into()]).member_ids().is_err());
@@ -392,7 +409,7 @@ mod tests {
         let new = Invite { sas_tables: Some(vec![1, 2]), ..old.clone() };
         assert_eq!(new.sas_table(), SasTable::V2);
         let reply: InviteReply = serde_json::from_str(r#"{"reply":"ringing","candidates":["127.0.0.1:1"]}"#).unwrap();
-        assert_eq!(reply, InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false });
+        assert_eq!(reply, InviteReply::Ringing { candidates: vec!["127.0.0.1:1".into()], sas_table: None, group: false, group_version: None });
         assert_eq!(
             serde_json::to_string(&InviteReply::ringing(vec!["127.0.0.1:1".into()], SasTable::V2)).unwrap(),
             r#"{"reply":"ringing","candidates":["127.0.0.1:1"],"sas_table":2}"#

@@ -178,7 +178,8 @@ pub enum ClientCmd {
         /// Ask for video.
         #[arg(long)]
         video: bool,
-        /// Return as soon as it rings, instead of following the call.
+        /// Return as soon as it rings (a group call: once the invitations are out), instead of
+        /// following the call.
         #[arg(long)]
         detach: bool,
         /// This call's audio source: default, device:NAME, tone:FREQ, silence, or a .wav file.

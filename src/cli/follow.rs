@@ -1,11 +1,12 @@
 //! Commands that follow the daemon's events: `hail call` (until the call ends) and `hail watch`.
 //! On a terminal, `hail call` shows the live view ([`super::live`]); with `--json` or when stdout
-//! is not a terminal, it prints one line per event, as here.
+//! is not a terminal, it prints one line per event, as here. `hail call a b …` (a group call)
+//! follows the group in lines until we are out of it.
 
 use std::process::ExitCode;
 
 use hail::control::{Client, Command};
-use hail::node::CallInfo;
+use hail::node::{CallInfo, GroupInfo};
 use serde_json::Value;
 
 use super::out::{errln, jsonln, outln};
@@ -107,6 +108,13 @@ pub fn describe(event: &Value) -> Option<String> {
                     sanitize(&by)
                 )
             }
+            "group.muted" => {
+                format!("{name} {} their microphone", if event["muted"] == true { "muted" } else { "unmuted" })
+            }
+            "group.video" => format!("{name} turned their video {}", if event["on"] == true { "on" } else { "off" }),
+            "group.speaking" => format!("{name} {}", if event["speaking"] == true { "speaks" } else { "stopped speaking" }),
+            "group.dominant" if event["peer_id"].is_null() => "Nobody speaks".to_owned(),
+            "group.dominant" => format!("{name} is the main speaker"),
             "group.ended" => format!(
                 "You are out of the group call ({})",
                 event["group"]["end_reason"].as_str().unwrap_or("ended").replace('_', " ")
@@ -134,19 +142,49 @@ fn show(event: &Value, json: bool) {
     }
 }
 
+/// Subscribes to events, then sends `request` (printing its reply with `json`): the reply as a
+/// `T`, or the exit code to return.
+async fn start<T: serde::de::DeserializeOwned>(client: &mut Client, json: bool, request: &Command) -> Result<T, ExitCode> {
+    if let Err(e) = client.subscribe().await {
+        errln!("hail: {e}");
+        return Err(ExitCode::from(EXIT_OTHER));
+    }
+    match super::send(client, request, json).await.map(serde_json::from_value) {
+        Ok(Ok(info)) => Ok(info),
+        Ok(Err(e)) => {
+            errln!("hail: unexpected reply from the daemon: {e}");
+            Err(ExitCode::from(EXIT_OTHER))
+        }
+        Err(code) => Err(code),
+    }
+}
+
+/// The next event about the call (`of`: `call`) or group call (`of`: `group`) `call_id`, or the
+/// exit code once the daemon is gone.
+async fn next_event(client: &mut Client, of: &str, call_id: &str) -> Result<Value, ExitCode> {
+    loop {
+        let event = client.next_event().await.map_err(|e| {
+            errln!("hail: lost the daemon: {e}");
+            ExitCode::from(EXIT_OTHER)
+        })?;
+        if event[of]["call_id"].as_str() == Some(call_id) {
+            return Ok(event);
+        }
+    }
+}
+
+/// Asks the daemon for `command` on a connection of its own (the first one is busy following).
+async fn on_the_side(socket: &std::path::Path, command: Command) {
+    if let Ok(mut other) = Client::connect(socket).await {
+        let _ = other.request(&command).await;
+    }
+}
+
 /// `hail call`: places the call and follows it until it ends, on the live view when stdout is a
 /// terminal and `json` is off, else in lines. Ctrl-C hangs up.
 pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode {
-    if let Err(e) = client.subscribe().await {
-        errln!("hail: {e}");
-        return ExitCode::from(EXIT_OTHER);
-    }
-    let info: CallInfo = match super::send(&mut client, &request, json).await.map(serde_json::from_value) {
-        Ok(Ok(info)) => info,
-        Ok(Err(e)) => {
-            errln!("hail: unexpected reply from the daemon: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
+    let info: CallInfo = match start(&mut client, json, &request).await {
+        Ok(info) => info,
         Err(code) => return code,
     };
     if !json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -160,17 +198,11 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
     let mut interrupted = false;
     loop {
         tokio::select! {
-            event = client.next_event() => {
+            event = next_event(&mut client, "call", &call_id) => {
                 let event = match event {
                     Ok(e) => e,
-                    Err(e) => {
-                        errln!("hail: lost the daemon: {e}");
-                        return ExitCode::from(EXIT_OTHER);
-                    }
+                    Err(code) => return code,
                 };
-                if event["call"]["call_id"].as_str() != Some(call_id.as_str()) {
-                    continue;
-                }
                 show(&event, json);
                 if event["event"] == "call.ended" {
                     let answered = event["call"]["answered_at_ms"].is_u64();
@@ -179,9 +211,80 @@ pub async fn call(mut client: Client, json: bool, request: Command) -> ExitCode 
             }
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
-                if let Ok(mut other) = Client::connect(&socket).await {
-                    let _ = other.request(&Command::Hangup).await;
+                on_the_side(&socket, Command::Hangup).await;
+            }
+        }
+    }
+}
+
+/// Whether, after `event`, nobody but us is in the group call or on their way into it: every
+/// invitation failed, or everyone else left. The group an event carries may still list the one
+/// who left, or whose invitation failed, when the event is about them.
+pub(super) fn alone_after(event: &Value) -> bool {
+    let Ok(group) = serde_json::from_value::<GroupInfo>(event["group"].clone()) else { return false };
+    let gone = match event["event"].as_str() {
+        Some("group.left" | "group.invite_failed") => event["peer_id"].as_str(),
+        _ => None,
+    };
+    group.participants.iter().all(|p| p.me || Some(p.peer_id.to_string().as_str()) == gone)
+}
+
+/// `hail call a b …`: starts the group call and follows it, one line per event of this group
+/// (who joins, leaves or did not join, the group's emoji, mutes and video; not who speaks, which
+/// changes too often for lines: `hail watch` and `hail status` show it), until we are out of it.
+/// Once nobody else is in the call or invited, it leaves: nobody can hear us. Ctrl-C leaves.
+/// Exit code 0 when anyone joined, else 1 (nobody came).
+pub async fn group_call(mut client: Client, json: bool, request: Command) -> ExitCode {
+    let info: GroupInfo = match start(&mut client, json, &request).await {
+        Ok(info) => info,
+        Err(code) => return code,
+    };
+    if !json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        match (super::live::Terminal::enter(), serde_json::to_value(&info)) {
+            (Ok(term), Ok(group)) => return super::live_group::follow(client, group, term).await,
+            (Err(e), _) => errln!("hail: no live view ({e}); following the group call in lines"),
+            (_, Err(e)) => errln!("hail: no live view ({e}); following the group call in lines"),
+        }
+    }
+    if !json {
+        let invited = match &request {
+            Command::GroupCall { peers, .. } => sanitize(&peers.join(", ")),
+            _ => String::new(),
+        };
+        outln!("Group call {}: inviting {invited}. Ctrl-C or `hail leave` to leave.", info.call_id);
+    }
+    let call_id = info.call_id.to_string();
+    let socket = client.socket_path().to_owned();
+    let mut anyone_joined = false;
+    let mut leaving = false;
+    loop {
+        tokio::select! {
+            event = next_event(&mut client, "group", &call_id) => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(code) => return code,
+                };
+                let kind = event["event"].as_str().unwrap_or_default();
+                if json || !matches!(kind, "group.speaking" | "group.dominant") {
+                    show(&event, json);
                 }
+                if kind == "group.joined" {
+                    anyone_joined = true;
+                }
+                if kind == "group.ended" {
+                    return if anyone_joined { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REFUSED) };
+                }
+                if !leaving && alone_after(&event) {
+                    leaving = true;
+                    if !json {
+                        outln!("{}", if anyone_joined { "Everyone else left; leaving." } else { "Nobody joined; leaving." });
+                    }
+                    on_the_side(&socket, Command::GroupLeave).await;
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !leaving => {
+                leaving = true;
+                on_the_side(&socket, Command::GroupLeave).await;
             }
         }
     }

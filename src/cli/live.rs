@@ -27,11 +27,11 @@ use super::print::{format_duration, state_label, verification_label, who};
 use super::{EXIT_OTHER, EXIT_REFUSED};
 
 /// How often the figures are fetched.
-const REFRESH: Duration = Duration::from_secs(1);
+pub(super) const REFRESH: Duration = Duration::from_secs(1);
 /// How often the key thread looks whether the view is still open.
 const KEY_POLL: Duration = Duration::from_millis(100);
 /// Keys waiting for the view (a held key repeats; more than this is dropped).
-const KEY_QUEUE: usize = 32;
+pub(super) const KEY_QUEUE: usize = 32;
 
 /// The live view of one call: what it shows and what its keys ask.
 #[derive(Debug, Clone)]
@@ -189,11 +189,12 @@ impl Terminal {
         Ok(t)
     }
 
-    fn draw(&self, screen: &CallScreen) -> io::Result<()> {
+    /// Draws `lines` (a screen's, escapes removed) from the top, cut at the terminal's width.
+    pub(super) fn draw(&self, lines: &[String]) -> io::Result<()> {
         let width = terminal::size().map_or(80, |(w, _)| usize::from(w).max(1));
         let mut out = io::stdout().lock();
         queue!(out, cursor::MoveTo(0, 0))?;
-        for (row, line) in screen.lines().iter().enumerate() {
+        for (row, line) in lines.iter().enumerate() {
             // Wide characters (the emoji) take two columns: cut by columns, roughly.
             let shown: String = line
                 .chars()
@@ -223,7 +224,7 @@ impl Drop for Terminal {
 }
 
 /// Reads keys on a thread of its own (crossterm's reads block) until `open` goes false.
-fn read_keys(open: Arc<AtomicBool>, keys: tokio::sync::mpsc::Sender<Event>) {
+pub(super) fn read_keys(open: Arc<AtomicBool>, keys: tokio::sync::mpsc::Sender<Event>) {
     while open.load(Ordering::Relaxed) {
         match crossterm::event::poll(KEY_POLL) {
             Ok(true) => match crossterm::event::read() {
@@ -260,7 +261,7 @@ pub async fn follow(mut client: Client, info: CallInfo, term: Terminal) -> ExitC
     let mut refresh = tokio::time::interval(REFRESH);
     let mut hanging_up = false;
     let ended: Result<Value, String> = loop {
-        let _ = term.draw(&screen);
+        let _ = term.draw(&screen.lines());
         tokio::select! {
             event = client.next_event() => match event {
                 Ok(event) if event["call"]["call_id"].as_str() == Some(call_id.as_str()) => {

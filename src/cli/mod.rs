@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod demo;
 pub mod follow;
 pub mod live;
+pub mod live_group;
 pub mod log;
 pub mod manual;
 pub mod out;
@@ -143,6 +144,7 @@ pub async fn run_client(home: Home, json: bool, command: ClientCmd) -> ExitCode 
     match &command {
         ClientCmd::Watch => return follow::watch(client, json).await,
         ClientCmd::Call { detach: false, peers, .. } if peers.len() == 1 => return follow::call(client, json, request(&command)).await,
+        ClientCmd::Call { detach: false, .. } => return follow::group_call(client, json, request(&command)).await,
         _ => {}
     }
     let value = match send(&mut client, &request(&command), json).await {

@@ -1,11 +1,14 @@
 //! `hail view`: the call in a native window (winit + softbuffer, X11). The daemon decodes; this
-//! viewer takes the pictures over the control socket (`view`), composes the call view with the
-//! sans-IO [`Compositor`], converts it to XRGB and blits it. Keys: `p` picture-in-picture, `v`
-//! video, `m` mute, `s` swap, `q`/Esc hang up after a `y` confirm. Closing the window only
-//! closes the viewer.
+//! viewer takes the pictures over the control socket (`view`, with the group call's members'
+//! pictures), composes the call view with the sans-IO [`Compositor`], converts it to XRGB and
+//! blits it. In a group call every other member's picture is a tile, ours too while our video is
+//! on, and the dominant speaker's is large ([`group_view`]). Keys: `p` picture-in-picture, `v`
+//! video, `m` mute, `s` swap (1:1), `q`/Esc hang up (in a group: leave) after a `y` confirm.
+//! Closing the window only closes the viewer.
 //!
 //! What a key does is decided by [`Keys`] (sans-IO, unit-tested); the window only carries it out.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 use hail::control::{Client, Command};
 use hail::home::Home;
 use hail::media::video::Frame;
-use hail::media::video::compositor::{Compositor, Overlay};
+use hail::media::video::compositor::{Compositor, Overlay, Tile};
 use hail::media::video::pixel_format::i420_to_xrgb;
 use hail::media::view::PictureRole;
 use serde_json::Value;
@@ -121,6 +124,71 @@ pub fn overlay(call: &Value, remote: Option<(usize, usize)>, shown_fps: f64) -> 
     }
 }
 
+/// Whether `group` (the `group` member of a `status` reply) is a group call we are in or joining.
+fn in_group(group: &Value) -> bool {
+    matches!(group["state"].as_str(), Some("in_call" | "joining"))
+}
+
+/// Who a tile of a group call's view shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TileOf {
+    /// A member (its PeerId, as the pictures name it).
+    Member(String),
+    /// A member whose video is off: no picture.
+    Off(String),
+    /// Us (the self-view).
+    Me,
+}
+
+/// A group call's view, from `group` (the `group` member of a `status` reply): a tile for every
+/// other participant, in the status's order, then ours while our video is on; which tile is large
+/// (the dominant speaker's); and the overlay (who, the group's emoji, our state, the stats with
+/// `shown_fps`, the pictures per second per member shown).
+pub fn group_view(group: &Value, shown_fps: f64) -> (Vec<(TileOf, String)>, Option<usize>, Overlay) {
+    let participants = group["participants"].as_array().cloned().unwrap_or_default();
+    let me = participants.iter().find(|p| p["me"] == true);
+    let (muted, video) = me.map_or((false, false), |p| (p["muted"] == true, p["video"] == true));
+    let mut tiles: Vec<(TileOf, String)> = participants
+        .iter()
+        .filter(|p| p["me"] != true)
+        .map(|p| {
+            let id = p["peer_id"].as_str().unwrap_or_default().to_owned();
+            let name = p["name"].as_str().map(str::to_owned).unwrap_or_else(|| id.chars().take(10).collect());
+            let label = match (p["state"].as_str(), p["muted"] == true) {
+                (Some("invited" | "connecting"), _) => format!("{name} ..."),
+                (_, true) => format!("{name} MIC OFF"),
+                _ => name,
+            };
+            // Its video off: the tile stays black (not its last picture).
+            let of = if p["video"] == true { TileOf::Member(id) } else { TileOf::Off(id) };
+            (of, label.to_uppercase())
+        })
+        .collect();
+    if video {
+        tiles.push((TileOf::Me, "YOU".into()));
+    }
+    let large = group["dominant"].as_str().and_then(|d| {
+        tiles.iter().position(|(t, _)| matches!(t, TileOf::Member(p) | TileOf::Off(p) if p == d))
+    });
+    let others = tiles.iter().filter(|(t, _)| *t != TileOf::Me).count();
+    let mut stats = vec![format!("{shown_fps:.0} FPS")];
+    if group["state"] == "joining" {
+        stats.push("JOINING".into());
+    }
+    let emoji = group["emoji"]
+        .as_array()
+        .map(|sas| sas.iter().filter_map(|e| e["name"].as_str().map(str::to_uppercase)).collect())
+        .unwrap_or_default();
+    let overlay = Overlay {
+        peer: format!("GROUP CALL, {} MORE", others),
+        emoji,
+        muted,
+        video,
+        stats: stats.join(" "),
+    };
+    (tiles, large, overlay)
+}
+
 /// What the network tasks hand the window.
 #[derive(Debug, Default)]
 struct Shared {
@@ -128,8 +196,12 @@ struct Shared {
     // task receiving pictures never waits for a composition.
     remote: Option<Arc<Frame>>,
     local: Option<Arc<Frame>>,
+    /// A group call's members' pictures, by PeerId.
+    members: BTreeMap<String, Arc<Frame>>,
     call: Value,
-    /// When the last remote pictures arrived, for the frame rate shown.
+    /// The group call (`status`'s `group`), when there is one.
+    group: Value,
+    /// When the last remote pictures (in a group: any member's) arrived, for the frame rate shown.
     arrivals: std::collections::VecDeque<Instant>,
 }
 
@@ -182,7 +254,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, home: &Home) -> ExitCode {
         Ok(clients) => clients,
         Err(code) => return code,
     };
-    if let Err(e) = runtime.block_on(pictures.view()) {
+    if let Err(e) = runtime.block_on(pictures.view(true)) {
         errln!("hail view: {e}");
         return ExitCode::from(EXIT_OTHER);
     }
@@ -220,16 +292,27 @@ async fn receive_pictures(mut client: Client, shared: Arc<Mutex<Shared>>, proxy:
         match client.next_picture().await {
             Ok((header, frame)) => {
                 let mut s = lock(&shared);
-                match header.role {
+                let shown = match header.role {
                     PictureRole::Remote => {
                         s.remote = Some(Arc::new(frame));
-                        let now = Instant::now();
-                        s.arrivals.push_back(now);
-                        while s.arrivals.len() > 2 && now - s.arrivals[0] > Duration::from_secs(1) {
-                            s.arrivals.pop_front();
-                        }
+                        true
                     }
-                    PictureRole::Local => s.local = Some(Arc::new(frame)),
+                    PictureRole::Member => {
+                        let Some(peer) = header.peer_id.clone() else { continue };
+                        s.members.insert(peer, Arc::new(frame));
+                        true
+                    }
+                    PictureRole::Local => {
+                        s.local = Some(Arc::new(frame));
+                        false
+                    }
+                };
+                if shown {
+                    let now = Instant::now();
+                    s.arrivals.push_back(now);
+                    while s.arrivals.len() > 2 && now - s.arrivals[0] > Duration::from_secs(1) {
+                        s.arrivals.pop_front();
+                    }
                 }
                 drop(s);
                 if proxy.send_event(Wake::Redraw).is_err() {
@@ -271,14 +354,26 @@ async fn drive_call(
         }
         match result {
             Ok(value) => {
-                let call = if command == Command::Status { value["call"].clone() } else { value };
-                let ended = call["state"].as_str() == Some("ended");
                 {
                     let mut s = lock(&shared);
-                    s.call = call;
-                    if ended {
-                        s.remote = None;
-                        s.local = None;
+                    if command == Command::Status {
+                        s.group = value["group"].clone();
+                        let members: Vec<String> = s.group["participants"]
+                            .as_array()
+                            .map(|p| p.iter().filter_map(|p| p["peer_id"].as_str().map(str::to_owned)).collect())
+                            .unwrap_or_default();
+                        // Who left takes its picture along.
+                        s.members.retain(|peer, _| members.contains(peer));
+                    }
+                    // A group call's mute and video replies are the group, not a call.
+                    if command == Command::Status || value.get("participants").is_none() {
+                        let call = if command == Command::Status { value["call"].clone() } else { value };
+                        let ended = call["state"].as_str() == Some("ended");
+                        s.call = call;
+                        if ended && !in_group(&s.group) {
+                            s.remote = None;
+                            s.local = None;
+                        }
                     }
                 }
                 let _ = proxy.send_event(Wake::Redraw);
@@ -376,7 +471,29 @@ impl App {
                 c.set_swapped(swapped);
             }
         }
-        if let Some(compositor) = &self.compositor {
+        if let Some(compositor) = &self.compositor
+            && in_group(&lock(&self.shared).group)
+        {
+            let s = lock(&self.shared);
+            let members = s.members.len().max(1) as f64;
+            let (tiles, large, mut overlay) = group_view(&s.group, s.fps() / members);
+            let pictures: Vec<Option<Arc<Frame>>> = tiles
+                .iter()
+                .map(|(of, _)| match of {
+                    TileOf::Member(peer) => s.members.get(peer).cloned(),
+                    TileOf::Off(_) => None,
+                    TileOf::Me => s.local.clone(),
+                })
+                .collect();
+            drop(s);
+            if self.keys.confirming() {
+                overlay.stats = "LEAVE? Y TO CONFIRM".into();
+            }
+            let tiles: Vec<Tile<'_>> =
+                tiles.iter().zip(&pictures).map(|((_, label), p)| Tile { picture: p.as_deref(), label }).collect();
+            let view = compositor.compose_group(&tiles, large, &overlay);
+            let _ = i420_to_xrgb(&view, &mut buffer, size.width as usize);
+        } else if let Some(compositor) = &self.compositor {
             let s = lock(&self.shared);
             let mut overlay = overlay(&s.call, s.remote.as_ref().map(|f| (f.width, f.height)), s.fps());
             let (remote, local) = (s.remote.clone(), s.local.clone());
@@ -455,7 +572,12 @@ impl ApplicationHandler<Wake> for App {
                 };
                 let (muted, video) = {
                     let s = lock(&self.shared);
-                    (s.call["muted"].as_bool().unwrap_or(false), s.call["video"].as_bool().unwrap_or(false))
+                    if in_group(&s.group) {
+                        let (_, _, o) = group_view(&s.group, 0.0);
+                        (o.muted, o.video)
+                    } else {
+                        (s.call["muted"].as_bool().unwrap_or(false), s.call["video"].as_bool().unwrap_or(false))
+                    }
                 };
                 if let Some(action) = self.keys.press(&key, muted, video) {
                     // A confirmed hangup closes the window once the daemon has done it (HungUp).
@@ -495,6 +617,43 @@ mod tests {
         assert!(!keys.confirming());
         assert_eq!(keys.press("escape", false, true), Some(Action::AskHangup));
         assert_eq!(keys.press("y", false, true), Some(Action::Hangup));
+    }
+
+    #[test]
+    fn a_group_call_is_a_tile_per_other_member_and_ours_with_the_dominant_speaker_large() {
+        let group = serde_json::json!({
+            "state": "in_call", "dominant": "12D3carol",
+            "emoji": [{"emoji":"🧭","name":"compass"},{"emoji":"🏆","name":"trophy"}],
+            "participants": [
+                {"peer_id": "12D3alice", "me": true, "muted": true, "video": true, "state": "me"},
+                {"peer_id": "12D3bob", "name": "bob", "state": "connected"},
+                {"peer_id": "12D3carol", "name": "carol", "state": "connected", "muted": true, "video": true},
+                {"peer_id": "12D3KooWdavewithoutaname", "state": "invited"}
+            ]
+        });
+        let (tiles, large, o) = group_view(&group, 24.6);
+        let member = |p: &str| TileOf::Member(p.into());
+        assert_eq!(
+            tiles,
+            [
+                (TileOf::Off("12D3bob".into()), "BOB".into()),
+                (member("12D3carol"), "CAROL MIC OFF".into()),
+                (TileOf::Off("12D3KooWdavewithoutaname".into()), "12D3KOOWDA ...".into()),
+                (TileOf::Me, "YOU".into()),
+            ]
+        );
+        assert_eq!(large, Some(1), "carol speaks");
+        assert_eq!(o.peer, "GROUP CALL, 3 MORE");
+        assert_eq!(o.emoji, ["COMPASS", "TROPHY"]);
+        assert!(o.muted && o.video);
+        assert_eq!(o.stats, "25 FPS");
+        // Our video off: no self tile; nobody speaking: no large tile.
+        let mut group = group;
+        group["participants"][0]["video"] = false.into();
+        group["dominant"] = Value::Null;
+        let (tiles, large, o) = group_view(&group, 0.0);
+        assert_eq!((tiles.len(), large, o.video), (3, None, false));
+        assert!(in_group(&group) && !in_group(&Value::Null));
     }
 
     #[test]

@@ -192,16 +192,16 @@ impl Client {
     }
 
     /// Makes this connection a viewer's: the live call's pictures come on it from now on
-    /// ([`Client::next_picture`]). A daemon without the `view` feature is told apart by a clear
-    /// error.
-    pub async fn view(&mut self) -> Result<(), ClientError> {
+    /// ([`Client::next_picture`]); with `group`, a group call's members' pictures too (role
+    /// `member`). A daemon without the `view` feature is told apart by a clear error.
+    pub async fn view(&mut self, group: bool) -> Result<(), ClientError> {
         if !self.hello.features.iter().any(|f| f == "view") {
             return Err(ClientError::Protocol(format!(
                 "the daemon (hail {}) cannot show pictures to a viewer: upgrade it",
                 self.hello.daemon
             )));
         }
-        self.request(&Command::View).await.map(drop)
+        self.request(&Command::View { group }).await.map(drop)
     }
 
     /// The next picture (after [`Client::view`]); events that arrive meanwhile are kept for
@@ -295,9 +295,10 @@ mod tests {
         // A stream cut inside a picture is a closed stream, not a panic.
         let cut = &stream[..stream.len() - 3];
         let mut lines = LineReader::new(tokio::io::BufReader::new(cut), 64 * 1024);
-        let first = read_server_line(&mut lines).await.unwrap();
-        let ServerLine::Picture(h) = first else { panic!("a picture") };
-        read_picture(&mut lines, &h).await.unwrap();
+        for _ in 1..vectors["pictures"].as_array().unwrap().len() {
+            let ServerLine::Picture(h) = read_server_line(&mut lines).await.unwrap() else { panic!("a picture") };
+            read_picture(&mut lines, &h).await.unwrap();
+        }
         let ServerLine::Picture(h) = read_server_line(&mut lines).await.unwrap() else { panic!("a picture") };
         assert!(matches!(read_picture(&mut lines, &h).await, Err(ClientError::Closed)));
     }

@@ -56,6 +56,9 @@ pub struct PictureHeader {
     pub capture_us: u64,
     /// How many bytes follow: `width × height × 3 / 2`.
     pub bytes: usize,
+    /// Whose, for role `member` (a PeerId as text); absent for the other roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<String>,
 }
 
 impl PictureHeader {
@@ -65,6 +68,15 @@ impl PictureHeader {
         let side = |n: usize| (2..=MAX_PICTURE_SIDE).contains(&n) && n.is_multiple_of(2);
         if !side(self.width) || !side(self.height) {
             return Err(format!("picture size {}x{} is not carried", self.width, self.height));
+        }
+        let member = self.role == crate::media::view::PictureRole::Member;
+        match &self.peer_id {
+            None if member => return Err("a member's picture without its peer_id".into()),
+            Some(_) if !member => return Err(format!("a {:?} picture with a peer_id", self.role)),
+            Some(p) if p.parse::<libp2p_identity::PeerId>().is_err() => {
+                return Err(format!("peer_id {p:?} is not a PeerId"));
+            }
+            _ => {}
         }
         let needed = self.width * self.height * 3 / 2;
         if self.bytes != needed {
@@ -270,9 +282,14 @@ pub enum Command {
     /// Turn on pushed events on this connection.
     #[serde(rename = "subscribe")]
     Subscribe,
-    /// Turn this connection into a picture stream for a viewer (the live call's pictures).
+    /// Turn this connection into a picture stream for a viewer (the live call's pictures); with
+    /// `group`, a group call's members' pictures too.
     #[serde(rename = "view")]
-    View,
+    View {
+        /// Also the members' pictures of a group call (role `member`, with their `peer_id`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        group: bool,
+    },
 }
 
 impl Command {
@@ -577,7 +594,8 @@ mod tests {
             Command::ContactsVerify { name: "bob".into(), confirm: true },
             Command::History { limit: Some(5) },
             Command::Subscribe,
-            Command::View,
+            Command::View { group: false },
+            Command::View { group: true },
         ];
         for (i, c) in commands.iter().enumerate() {
             let line = c.to_line(i as u64);
@@ -606,7 +624,10 @@ mod tests {
             serde_json::from_str(include_str!("../../protocols/vectors/control-view-v1.json")).unwrap();
         assert_eq!(vectors["hello_features"], serde_json::json!(FEATURES));
         let (id, command) = parse_request(vectors["request"].as_str().unwrap().as_bytes()).unwrap();
-        assert_eq!((id, &command), (9, &Command::View));
+        assert_eq!((id, &command), (9, &Command::View { group: false }));
+        let (id, group) = parse_request(vectors["group_request"].as_str().unwrap().as_bytes()).unwrap();
+        assert_eq!((id, &group), (10, &Command::View { group: true }));
+        assert_eq!(group.to_line(10), vectors["group_request"].as_str().unwrap());
         assert_eq!(command.to_line(9), vectors["request"].as_str().unwrap());
         for picture in vectors["pictures"].as_array().unwrap() {
             let line = picture["line"].as_str().unwrap();

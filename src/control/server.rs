@@ -193,6 +193,7 @@ fn picture_header(picture: &ViewPicture) -> Option<PictureHeader> {
         frame: picture.frame_number,
         capture_us: picture.capture_us,
         bytes: f.y.len() + f.u.len() + f.v.len(),
+        peer_id: picture.member.map(|m| m.to_base58()),
     };
     header.check().ok().map(|()| header)
 }
@@ -268,9 +269,10 @@ async fn answer(
             }
             Ok(serde_json::json!({ "subscribed": true }))
         }
-        Command::View => {
-            if viewer.is_none() {
-                *viewer = Some(node.view());
+        Command::View { group } => {
+            // Asked again with `group`, the viewer starts over with the members' pictures too.
+            if viewer.is_none() || group {
+                *viewer = Some(node.view(group));
             }
             Ok(serde_json::json!({ "viewing": true, "format": "i420" }))
         }
@@ -350,7 +352,7 @@ mod tests {
 
     fn picture(width: usize, height: usize) -> ViewPicture {
         let frame = Frame::black(width, height).unwrap();
-        ViewPicture { role: crate::media::view::PictureRole::Remote, frame, frame_number: 7, capture_us: 1 }
+        ViewPicture { role: crate::media::view::PictureRole::Remote, frame, frame_number: 7, capture_us: 1, member: None }
     }
 
     #[test]

@@ -105,6 +105,14 @@ pub enum ControlBody {
         /// What the sender can send, kbit/s.
         kbps: u32,
     },
+    /// (`0x0B`) The epoch's sequencer changes the epoch's topology: the uplinks members report
+    /// asked for another for long enough (membership, keys and emoji stay as they are).
+    Topology {
+        /// The epoch whose topology changes.
+        epoch: u64,
+        /// The topology from now on; a forwarder is a member of the epoch (the receiver checks).
+        topology: Topology,
+    },
 }
 
 /// Why bytes are not a group control message.
@@ -162,6 +170,7 @@ impl ControlBody {
             ControlBody::Heartbeat { .. } => 0x08,
             ControlBody::Leave { .. } => 0x09,
             ControlBody::Uplink { .. } => 0x0A,
+            ControlBody::Topology { .. } => 0x0B,
         }
     }
 
@@ -177,7 +186,8 @@ impl ControlBody {
             | ControlBody::SasReveal { epoch, .. }
             | ControlBody::Heartbeat { epoch }
             | ControlBody::Leave { epoch }
-            | ControlBody::Uplink { epoch, .. } => Some(*epoch),
+            | ControlBody::Uplink { epoch, .. }
+            | ControlBody::Topology { epoch, .. } => Some(*epoch),
         }
     }
 }
@@ -215,6 +225,7 @@ impl GroupControl {
                 topology.encode(&mut out);
             }
             ControlBody::Uplink { kbps, .. } => out.extend_from_slice(&kbps.to_be_bytes()),
+            ControlBody::Topology { topology, .. } => topology.encode(&mut out),
             ControlBody::SenderKey { sender, base_key, .. } => {
                 out.push(sender.0);
                 out.extend_from_slice(base_key.as_bytes());
@@ -257,7 +268,7 @@ impl GroupControl {
         }
         let call_id: [u8; 16] = header[2..].try_into().expect("16 bytes");
         let type_byte = header[1];
-        if !(0x01..=0x0A).contains(&type_byte) {
+        if !(0x01..=0x0B).contains(&type_byte) {
             return Err(ControlError::UnknownType(type_byte));
         }
         let epoch = if type_byte == 0x02 { 0 } else { u64::from_be_bytes(r.take()?) };
@@ -271,17 +282,10 @@ impl GroupControl {
                     return Err(ControlError::BadNextIndex(next_index));
                 }
                 let members = r.members()?;
-                let topology = match r.take()? {
-                    [0] => Topology::Mesh,
-                    [1] => {
-                        let [forwarder] = r.take()?;
-                        if !members.iter().any(|m| m.index.0 == forwarder) {
-                            return Err(ControlError::BadTopology);
-                        }
-                        Topology::Forward { forwarder: SenderIndex(forwarder) }
-                    }
-                    _ => return Err(ControlError::BadTopology),
-                };
+                let topology = r.topology()?;
+                if topology.forwarder().is_some_and(|f| !members.iter().any(|m| m.index == f)) {
+                    return Err(ControlError::BadTopology);
+                }
                 ControlBody::Commit { epoch, next_index, members, topology }
             }
             0x05 => {
@@ -329,7 +333,8 @@ impl GroupControl {
             }
             0x08 => ControlBody::Heartbeat { epoch },
             0x09 => ControlBody::Leave { epoch },
-            _ => ControlBody::Uplink { epoch, kbps: u32::from_be_bytes(r.take()?) },
+            0x0A => ControlBody::Uplink { epoch, kbps: u32::from_be_bytes(r.take()?) },
+            _ => ControlBody::Topology { epoch, topology: r.topology()? },
         };
         if !r.0.is_empty() {
             return Err(ControlError::TrailingBytes(r.0.len()));
@@ -354,6 +359,18 @@ impl Reader<'_> {
         let (head, rest) = self.0.split_first_chunk::<N>().ok_or(ControlError::Truncated)?;
         self.0 = rest;
         Ok(*head)
+    }
+
+    /// A topology: `00` (mesh) or `01 || forwarder's sender index`.
+    fn topology(&mut self) -> Result<Topology, ControlError> {
+        match self.take()? {
+            [0] => Ok(Topology::Mesh),
+            [1] => {
+                let [forwarder] = self.take()?;
+                Ok(Topology::Forward { forwarder: SenderIndex(forwarder) })
+            }
+            _ => Err(ControlError::BadTopology),
+        }
     }
 
     fn peer(&mut self) -> Result<PeerId, ControlError> {

@@ -48,6 +48,9 @@ pub struct GroupConfig {
     pub join_window: Duration,
     /// How this member chooses the topology when it sequences a change.
     pub topology: TopologyMode,
+    /// In `auto`, how long the reported uplinks must ask for another topology before the epoch's
+    /// sequencer changes it within the epoch (so a passing dip does not flap the media's routes).
+    pub topology_settle: Duration,
 }
 
 impl Default for GroupConfig {
@@ -62,6 +65,7 @@ impl Default for GroupConfig {
             join_requests: 8,
             join_window: Duration::from_secs(10),
             topology: TopologyMode::Auto,
+            topology_settle: Duration::from_secs(10),
         }
     }
 }
@@ -277,6 +281,8 @@ pub struct GroupMember {
     own_uplink: Option<u32>,
     /// The members' last reported uplinks, kbit/s.
     uplinks: BTreeMap<PeerId, u32>,
+    /// As the epoch's sequencer: another topology the uplinks ask for, and since when.
+    wanted_topology: Option<(Topology, Instant)>,
     outputs: VecDeque<Output>,
 }
 
@@ -316,6 +322,7 @@ impl GroupMember {
             told_topology: Topology::Mesh,
             own_uplink: None,
             uplinks: BTreeMap::new(),
+            wanted_topology: None,
             outputs: VecDeque::new(),
         }
     }
@@ -548,7 +555,46 @@ impl GroupMember {
             self.emoji_steps(steps);
         }
         self.sequence(now);
+        self.reconsider_topology(now);
         self.tell_topology(now);
+    }
+
+    /// The topology the members' reported uplinks ask for in `roster` (the sequencer's choice).
+    fn choose_topology(&self, roster: &Roster) -> Topology {
+        let uplinks = self.uplinks();
+        let candidates: Vec<Candidate> = roster
+            .entries()
+            .iter()
+            .map(|m| Candidate { index: m.index, uplink_kbps: uplinks.get(&m.peer).copied() })
+            .collect();
+        super::topology::choose(self.config.topology, &candidates, AUDIO_STREAM_KBPS)
+    }
+
+    /// As the epoch's sequencer, in `auto`: when the uplinks members report have asked for
+    /// another topology than the epoch's for [`GroupConfig::topology_settle`], tells every member
+    /// (`0x0B`) and takes it. Membership, keys and the emoji stay: only the routes change.
+    fn reconsider_topology(&mut self, now: Instant) {
+        let Some(roster) = self.roster.clone() else { return };
+        let sequencer = roster.sequencer(&[]) == Some(self.me);
+        if !matches!(self.phase, Phase::Member) || !sequencer || self.config.topology != TopologyMode::Auto {
+            self.wanted_topology = None;
+            return;
+        }
+        let wanted = self.choose_topology(&roster);
+        if wanted == self.topology {
+            self.wanted_topology = None;
+            return;
+        }
+        match self.wanted_topology {
+            Some((w, since)) if w == wanted => {
+                if now >= since + self.config.topology_settle {
+                    self.send_to_others(&roster, ControlBody::Topology { epoch: roster.epoch(), topology: wanted });
+                    self.topology = wanted;
+                    self.wanted_topology = None;
+                }
+            }
+            _ => self.wanted_topology = Some((wanted, now)),
+        }
     }
 
     /// Tells the driver when the topology in force changed.
@@ -617,6 +663,17 @@ impl GroupMember {
             }
             ControlBody::Leave { .. } => {
                 self.leaving.insert(from);
+                Ok(())
+            }
+            ControlBody::Topology { topology, .. } => {
+                let roster = self.roster.as_ref().ok_or(GroupError::NotInCall)?;
+                if roster.sequencer(&[]) != Some(from) {
+                    return Err(GroupError::BadCommit("a topology change from a member that does not sequence"));
+                }
+                if topology.forwarder().is_some_and(|f| !roster.entries().iter().any(|m| m.index == f)) {
+                    return Err(GroupError::BadCommit("a forwarder that is not a member"));
+                }
+                self.topology = topology;
                 Ok(())
             }
             ControlBody::SenderKey { sender, base_key, .. } => {
@@ -770,13 +827,7 @@ impl GroupMember {
         let room = self.config.max_members.saturating_sub(roster.len() - gone.len());
         let joining: Vec<PeerId> = std::mem::take(&mut self.proposals).into_iter().take(room).collect();
         let Ok(next) = roster.next(&gone, &joining) else { return };
-        let uplinks = self.uplinks();
-        let candidates: Vec<Candidate> = next
-            .entries()
-            .iter()
-            .map(|m| Candidate { index: m.index, uplink_kbps: uplinks.get(&m.peer).copied() })
-            .collect();
-        let topology = super::topology::choose(self.config.topology, &candidates, AUDIO_STREAM_KBPS);
+        let topology = self.choose_topology(&next);
         let commit = ControlBody::Commit {
             epoch: next.epoch(),
             next_index: next.next_index(),
@@ -847,6 +898,7 @@ impl GroupMember {
     /// and what waited for this epoch.
     fn adopt(&mut self, next: Roster, topology: Topology, now: Instant) {
         self.topology = topology;
+        self.wanted_topology = None;
         let previous = self.roster.take();
         let old: Vec<PeerId> = previous.as_ref().map(|r| r.peers().collect()).unwrap_or_default();
         let me = self.me;

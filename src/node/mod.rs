@@ -685,9 +685,10 @@ impl Node {
         self.ask(|reply| Request::History { limit, reply }).await
     }
 
-    /// A viewer of the live call's pictures (the peer's as shown, ours as captured), from now on.
-    pub fn view(&self) -> crate::media::view::Viewer {
-        self.view.watch()
+    /// A viewer of the live call's pictures (the peer's as shown, ours as captured), from now on;
+    /// with `group`, a group call's members' pictures too.
+    pub fn view(&self, group: bool) -> crate::media::view::Viewer {
+        if group { self.view.watch_group() } else { self.view.watch() }
     }
 
     /// Events from now on.

@@ -110,24 +110,36 @@ pub async fn connect(
 }
 
 /// A member's link whose datagrams pass an impairment on their way out (what the network does to
-/// them: loss, delay, jitter); streams and everything else are the inner link's.
+/// them: loss, delay, jitter), and are recorded first when it taps them; streams and everything
+/// else are the inner link's.
 pub struct ImpairedLink {
     inner: Arc<dyn MediaLink>,
-    impairment: Impairment,
+    impairment: Option<Impairment>,
     netem: Mutex<netem::Netem>,
+    /// (sender, receiver, where to record).
+    tap: Option<(PeerId, PeerId, Capture)>,
 }
 
 impl ImpairedLink {
     /// `inner` with its outgoing datagrams through `impairment`, drawn from `seed`.
     pub fn new(inner: Arc<dyn MediaLink>, impairment: Impairment, seed: u64) -> Self {
-        ImpairedLink { inner, impairment, netem: Mutex::new(netem::Netem::new(seed)) }
+        ImpairedLink { inner, impairment: Some(impairment), netem: Mutex::new(netem::Netem::new(seed)), tap: None }
+    }
+
+    /// `inner`, every datagram it sends recorded in `capture` as from `from` to `to`.
+    pub fn tapped(inner: Arc<dyn MediaLink>, from: PeerId, to: PeerId, capture: Capture) -> Self {
+        ImpairedLink { inner, impairment: None, netem: Mutex::new(netem::Netem::new(0)), tap: Some((from, to, capture)) }
     }
 }
 
 impl MediaLink for ImpairedLink {
     fn send_datagram(&self, datagram: Bytes) -> Result<(), LinkError> {
+        if let Some((from, to, capture)) = &self.tap {
+            capture.lock().unwrap().push((*from, *to, datagram.clone()));
+        }
+        let Some(impairment) = &self.impairment else { return self.inner.send_datagram(datagram) };
         let now = Instant::now();
-        let arrivals = self.netem.lock().unwrap().send(&self.impairment, now, datagram.len());
+        let arrivals = self.netem.lock().unwrap().send(impairment, now, datagram.len());
         for at in arrivals {
             if at <= now {
                 self.inner.send_datagram(datagram.clone())?;
@@ -158,6 +170,19 @@ impl MediaLink for ImpairedLink {
     }
 }
 
+/// Every datagram members sent, in order: (sender, receiver, bytes) — what a wiretap inside every
+/// QUIC connection would see (the sealed group frames, before QUIC encrypts them).
+pub type Capture = Arc<Mutex<Vec<(PeerId, PeerId, Bytes)>>>;
+
+/// [`mesh`], with every datagram every member sends recorded in the returned [`Capture`].
+pub async fn mesh_tapped(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>, Capture) {
+    let capture = Capture::default();
+    let (net, parties) =
+        build_with(dir, sources, None, hail::group::topology::TopologyMode::Mesh, None, Some(capture.clone()), None)
+            .await;
+    (net, parties, capture)
+}
+
 /// `sources.len()` members in one group (seeds 1, 2, …), a QUIC connection between every two,
 /// each sending its source and writing its mix under `dir`.
 pub async fn mesh(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
@@ -171,19 +196,19 @@ pub async fn mesh_impaired(
     sources: Vec<SourceSpec>,
     impairment: Option<(Impairment, u64)>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh, None, None).await
+    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh, None).await
 }
 
 /// [`mesh`]'s members and links, but the group forced to forward (`TopologyMode::Forward`): the
 /// forwarder (the first in member order: no uplink is reported) sends its frames to all and
 /// forwards the others'; every other member sends to it alone.
 pub async fn forwarded(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None).await
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None).await
 }
 
 /// [`mesh`], every member also sending video as `video` says (its source, sink and encoder).
 pub async fn mesh_video(dir: &Path, sources: Vec<SourceSpec>, video: VideoConfig) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video), None).await
+    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video)).await
 }
 
 /// How a test changes member `me`'s link to `to` (given the net, to read keys from).
@@ -192,7 +217,7 @@ pub type WrapLink<'a> = &'a dyn Fn(&Mutex<Net>, PeerId, PeerId, Arc<dyn MediaLin
 /// [`forwarded`], with every member's link to every other passed through `wrap` (a hostile
 /// forwarder's, say).
 pub async fn forwarded_wrapped(dir: &Path, sources: Vec<SourceSpec>, wrap: WrapLink<'_>) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, Some(wrap)).await
+    build_with(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None, Some(wrap)).await
 }
 
 async fn build(
@@ -201,6 +226,17 @@ async fn build(
     impairment: Option<(Impairment, u64)>,
     topology: hail::group::topology::TopologyMode,
     video: Option<VideoConfig>,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build_with(dir, sources, impairment, topology, video, None, None).await
+}
+
+async fn build_with(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    impairment: Option<(Impairment, u64)>,
+    topology: hail::group::topology::TopologyMode,
+    video: Option<VideoConfig>,
+    capture: Option<Capture>,
     wrap: Option<WrapLink<'_>>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
@@ -229,6 +265,7 @@ async fn build(
             muted: false,
             video_on: video.is_some(),
             video: video.clone().unwrap_or_default(),
+            view: Default::default(),
         };
         let (events_tx, events) = mpsc::channel(256);
         let identity = hail::identity::Identity::from_seed([*seed; 32]).keypair().clone();
@@ -240,6 +277,9 @@ async fn build(
             if let Some((imp, seed)) = impairment {
                 let to = sender_index(&net, &id, &id);
                 link = Arc::new(ImpairedLink::new(link, imp, seed + 1000 * u64::from(to.0) + u64::from(index.0)));
+            }
+            if let Some(capture) = &capture {
+                link = Arc::new(ImpairedLink::tapped(link, id, *other, capture.clone()));
             }
             if let Some(wrap) = wrap {
                 link = wrap(&net, id, *other, link);

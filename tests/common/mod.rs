@@ -258,6 +258,13 @@ impl Background {
         Background { child: Some(child) }
     }
 
+    /// Sends it SIGINT, as Ctrl-C in a terminal does.
+    pub fn interrupt(&self) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
+        assert!(status.success(), "kill -INT {pid}");
+    }
+
     /// Waits (at most 30 s) for it to exit; returns its output.
     #[track_caller]
     pub fn finish(mut self) -> Out {
@@ -266,7 +273,12 @@ impl Background {
         while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("background hail did not exit within 30 s");
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "background hail did not exit within 30 s; it printed:\n{}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hail::media::video::Frame;
+use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::pixel_format::{rgb24_to_i420, xwd_to_rgb24};
 
 /// The screen Xvfb gives.
@@ -180,5 +181,52 @@ impl Drop for Xvfb {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A `hail view` process, killed when dropped.
+pub struct Viewer(pub Child);
+
+impl Viewer {
+    pub fn start(d: &crate::common::TestDaemon, display: &str) -> Viewer {
+        let child = Command::new(crate::common::HAIL)
+            .arg("--home")
+            .arg(&d.home)
+            .arg("view")
+            .env("DISPLAY", display)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn hail view");
+        Viewer(child)
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The stamp in the screenshot of `area` that `pred` accepts, waiting (at most 10 s) for one.
+#[track_caller]
+pub fn stamp_in(x: &Xvfb, area: Geometry, what: &str, pred: impl Fn(Stamp) -> bool) -> Stamp {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shot = x.screenshot(area);
+        if let Some(s) = pattern::read(&shot).filter(|s| pred(*s)) {
+            return s;
+        }
+        if Instant::now() > deadline {
+            // The luma of the last shot, for a person to look at.
+            let path = std::env::temp_dir().join(format!("hail-window-{}.pgm", std::process::id()));
+            let mut pgm = format!("P5 {} {} 255\n", shot.width, shot.height).into_bytes();
+            pgm.extend(&shot.y);
+            let _ = std::fs::write(&path, pgm);
+            panic!("no pattern stamp for {what} at {area:?} (last read {:?}; screenshot: {})", pattern::read(&shot), path.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

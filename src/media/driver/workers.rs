@@ -139,16 +139,7 @@ fn encode_thread(
                 let request = CaptureRequest { format, stamp, now_us: capture_us };
                 match opened.and_then(|s| s.next_picture(&request)) {
                     Ok(Some(c)) => {
-                        // The self-view: the one copy a viewer costs, and only while one watches.
-                        if view.watched(PictureRole::Local) {
-                            frame_number = frame_number.wrapping_add(1);
-                            view.publish(ViewPicture {
-                                role: PictureRole::Local,
-                                frame: c.picture.clone(),
-                                frame_number,
-                                capture_us: c.capture_us,
-                            });
-                        }
+                        view.publish_captured(&c.picture, c.capture_us, &mut frame_number);
                         Input::CapturedVideo { picture: Some(c.picture), capture_us: c.capture_us }
                     }
                     Ok(None) => Input::CapturedVideo { picture: None, capture_us },
@@ -201,6 +192,7 @@ fn decode_thread(
                     frame: shown.picture,
                     frame_number: shown.frame,
                     capture_us: shown.capture_us,
+                    member: None,
                 });
             }
         }

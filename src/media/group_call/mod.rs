@@ -55,6 +55,7 @@ use crate::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use crate::media::video::encoder::EncodeWorker;
 use crate::media::video::record_reader::RecordBudget;
 use crate::media::video::sender::Outgoing;
+use crate::media::view::ViewFeed;
 use video_io::{EncodeTask, MemberDecoder, VideoEvent};
 use crate::media_link::MediaLink;
 use crate::wall_clock::now_us as wall_us;
@@ -105,6 +106,10 @@ pub struct GroupMediaConfig {
     pub video: VideoConfig,
     /// Our video starts on.
     pub video_on: bool,
+    /// Where the viewers (`hail view`) get our pictures as captured and each member's as shown:
+    /// the node's feed, for this call ([`ViewFeed::for_call`]). The default feed has no viewer and
+    /// costs nothing.
+    pub view: ViewFeed,
 }
 
 /// What the group call's media tells the node (for status and `hail watch`).
@@ -396,7 +401,7 @@ impl GroupCallMedia {
         }));
         let (video_tx, video_results) = mpsc::unbounded_channel();
         let worker = EncodeWorker::new(config.video.encoder, config.video.threads.max(1));
-        let video_encoder = video_io::start_encoder(config.video.input.clone(), worker, video_tx.clone())
+        let video_encoder = video_io::start_encoder(config.video.input.clone(), worker, video_tx.clone(), config.view.clone())
             .map_err(|e| MediaStartError::Thread("encoder", e))?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
@@ -621,6 +626,9 @@ impl GroupTask {
             }
         }
         self.links.clear();
+        // The viewers see this call's pictures no more (a decode thread still finishing one
+        // cannot put it back).
+        self.config.view.clear();
         // The decode threads complete their files once their channels close.
         self.decoders.clear();
         audio.sink.finish();
@@ -648,7 +656,7 @@ impl GroupTask {
                     self.links.insert(member, MemberLink { link, generation, reader, video_out, video_writer, video_reader });
                     self.video.add_member(member, sender, now);
                     if !self.decoders.contains_key(&member) {
-                        match MemberDecoder::start(member, &self.config.video.output, self.video_tx.clone()) {
+                        match MemberDecoder::start(member, &self.config.video.output, self.video_tx.clone(), self.config.view.clone()) {
                             Ok(d) => {
                                 self.decoders.insert(member, d);
                             }
@@ -663,6 +671,7 @@ impl GroupTask {
                 self.session.remove_member(&member);
                 self.video.remove_member(&member);
                 self.decoders.remove(&member);
+                self.config.view.remove_member(&member);
             }
             Command::Muted(muted) => self.session.set_muted(muted),
             Command::Route(route) => self.session.set_route(route),

@@ -27,6 +27,7 @@ use crate::media::video::sender::Outgoing;
 use crate::media::video::source::{
     CaptureRequest, VideoSink, VideoSinkSpec, VideoSource, VideoSourceSpec, open_source,
 };
+use crate::media::view::{PictureRole, ViewFeed, ViewPicture};
 use crate::media_link::{InStream, MediaLink};
 
 /// Decode jobs waiting for a member's thread; beyond, a job fails at once (a keyframe request
@@ -73,15 +74,17 @@ pub(super) enum EncodeTask {
 }
 
 /// Starts the encode thread: it opens `source` at the first capture.
+/// Our pictures as captured go to `view`'s viewers (the self-view), while any watch.
 pub(super) fn start_encoder(
     source: VideoSourceSpec,
     worker: EncodeWorker,
     events: mpsc::UnboundedSender<VideoEvent>,
+    view: ViewFeed,
 ) -> std::io::Result<std_mpsc::Sender<EncodeTask>> {
     let (tasks, rx) = std_mpsc::channel();
     std::thread::Builder::new()
         .name("hail-group-encode".into())
-        .spawn(move || encode_thread(worker, source, rx, events))?;
+        .spawn(move || encode_thread(worker, source, rx, events, view))?;
     Ok(tasks)
 }
 
@@ -90,9 +93,11 @@ fn encode_thread(
     spec: VideoSourceSpec,
     tasks: std_mpsc::Receiver<EncodeTask>,
     events: mpsc::UnboundedSender<VideoEvent>,
+    view: ViewFeed,
 ) {
     let mut source: Option<Box<dyn VideoSource>> = None;
     let mut failed = false;
+    let mut shown = 0u32;
     while let Ok(task) = tasks.recv() {
         let event = match task {
             EncodeTask::Release => {
@@ -116,7 +121,10 @@ fn encode_thread(
                 };
                 let request = CaptureRequest { format, stamp, now_us: capture_us };
                 match opened.and_then(|s| s.next_picture(&request)) {
-                    Ok(Some(c)) => VideoEvent::Captured { picture: Some(c.picture), capture_us: c.capture_us },
+                    Ok(Some(c)) => {
+                        view.publish_captured(&c.picture, c.capture_us, &mut shown);
+                        VideoEvent::Captured { picture: Some(c.picture), capture_us: c.capture_us }
+                    }
                     Ok(None) => VideoEvent::Captured { picture: None, capture_us },
                     Err(e) => {
                         tracing::warn!(error = %e, "the video source failed: this group call sends no video");
@@ -150,11 +158,12 @@ pub(super) struct MemberDecoder {
 
 impl MemberDecoder {
     /// Starts `member`'s decode thread, its pictures to `sink` (the group's sink spec made
-    /// `member`'s own).
+    /// `member`'s own) and to `view`'s viewers.
     pub(super) fn start(
         member: PeerId,
         sink: &VideoSinkSpec,
         events: mpsc::UnboundedSender<VideoEvent>,
+        view: ViewFeed,
     ) -> Result<Self, VideoCodecError> {
         let decoder = Dav1dDecoder::new(1)?;
         let spec = sink.for_participant(&member.to_base58());
@@ -162,7 +171,7 @@ impl MemberDecoder {
         let to_task = events.clone();
         std::thread::Builder::new()
             .name("hail-group-decode".into())
-            .spawn(move || decode_thread(member, decoder, spec, rx, to_task))
+            .spawn(move || decode_thread(member, decoder, spec, rx, to_task, view))
             .map_err(|e| VideoCodecError::Decoder(e.to_string()))?;
         Ok(MemberDecoder { member, tasks, events })
     }
@@ -191,6 +200,7 @@ fn decode_thread(
     spec: VideoSinkSpec,
     tasks: std_mpsc::Receiver<DecodeTask>,
     events: mpsc::UnboundedSender<VideoEvent>,
+    view: ViewFeed,
 ) {
     if let VideoSinkSpec::File(path) = &spec
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -208,15 +218,21 @@ fn decode_thread(
                     break;
                 }
             }
-            DecodeTask::Show(shown) if !sink_failed => match sink.write(&shown) {
-                Ok(()) => {}
-                Err(e) => {
+            DecodeTask::Show(shown) => {
+                if !sink_failed && let Err(e) = sink.write(&shown) {
                     tracing::warn!(%member, error = %e, "a group video sink failed; its pictures are dropped");
                     let _ = events.send(VideoEvent::SinkFailed(e.to_string()));
                     sink_failed = true;
                 }
-            },
-            DecodeTask::Show(_) => {}
+                // The viewers get the picture itself (moved, not copied), when there are any.
+                view.publish(ViewPicture {
+                    role: PictureRole::Member,
+                    frame: shown.picture,
+                    frame_number: shown.frame,
+                    capture_us: shown.capture_us,
+                    member: Some(member),
+                });
+            }
         }
     }
     if let Err(e) = sink.finish() {

@@ -150,6 +150,82 @@ impl Compositor {
     }
 }
 
+/// One picture of a group call's view: a member's (or ours), with its name.
+#[derive(Debug, Clone, Copy)]
+pub struct Tile<'a> {
+    /// The picture (`None`: its video is off, or none came yet: the tile stays black).
+    pub picture: Option<&'a Frame>,
+    /// Its name, written at the tile's bottom left.
+    pub label: &'a str,
+}
+
+impl Compositor {
+    /// Where each of `n` tiles goes in a group call's view. With a dominant speaker (`large`) and
+    /// three tiles or more: that tile large over the whole width, the others in a strip below it
+    /// (a quarter of the height; each at most a quarter of the width, centred). Otherwise a grid
+    /// of equal cells, as square as fits `n` (2: side by side; 3–4: two by two; up to 9: three by
+    /// three), filled row by row.
+    pub fn group_layout(&self, n: usize, large: Option<usize>) -> Vec<Rect> {
+        if n == 0 {
+            return Vec::new();
+        }
+        if let Some(big) = large.filter(|&i| i < n && n >= 3) {
+            let strip_h = even(self.height / 4);
+            let tile_w = even((self.width / (n - 1)).min(self.width / 4));
+            let left = even((self.width - tile_w * (n - 1)) / 2);
+            let mut strip = (0..n - 1).map(|k| Rect { x: left + k * tile_w, y: self.height - strip_h, width: tile_w, height: strip_h });
+            return (0..n)
+                .map(|i| {
+                    if i == big {
+                        Rect { x: 0, y: 0, width: self.width, height: self.height - strip_h }
+                    } else {
+                        strip.next().expect("n - 1 strip cells")
+                    }
+                })
+                .collect();
+        }
+        let cols = (1..=n).find(|c| c * c >= n).unwrap_or(n);
+        let rows = n.div_ceil(cols);
+        let (cw, ch) = (even(self.width / cols), even(self.height / rows));
+        (0..n).map(|i| Rect { x: (i % cols) * cw, y: (i / cols) * ch, width: cw, height: ch }).collect()
+    }
+
+    /// A group call's view: `tiles` as [`Compositor::group_layout`] places them (`large`: the
+    /// dominant speaker's), each picture as large as fits its cell (black bars around), its name
+    /// at the cell's bottom left; the overlay's lines (who, the group's emoji, our state and the
+    /// stats) at the top.
+    pub fn compose_group(&self, tiles: &[Tile<'_>], large: Option<usize>, overlay: &Overlay) -> Frame {
+        let mut out = Frame::black(self.width, self.height).expect("checked in new");
+        let s = self.text_scale();
+        for (tile, cell) in tiles.iter().zip(self.group_layout(tiles.len(), large)) {
+            if let Some(p) = tile.picture {
+                let (x, y, width, height) = super::fit_in((cell.width, cell.height), (p.width, p.height));
+                out.paste_scaled(p, (cell.x + x, cell.y + y, width, height));
+            }
+            let line = LINE_HEIGHT * s;
+            if cell.height > line + 2 * s {
+                draw_text(&mut out, cell.x + 2 * s, cell.y + cell.height - line, tile.label, s, cell.width.saturating_sub(4 * s));
+            }
+        }
+        let (m, line) = (self.margin(), LINE_HEIGHT * s);
+        let mut state = Vec::new();
+        if overlay.muted {
+            state.push("MIC OFF");
+        }
+        if !overlay.video {
+            state.push("VIDEO OFF");
+        }
+        let lines: Vec<String> = [overlay.peer.clone(), overlay.emoji.join("  "), state.join("  "), overlay.stats.clone()]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect();
+        for (i, text) in lines.iter().enumerate() {
+            draw_text(&mut out, m, m + i * line, text, s, self.width - 2 * m);
+        }
+        out
+    }
+}
+
 /// Paints `r` (clipped to the picture) in grey `luma`.
 fn fill(out: &mut Frame, r: Rect, luma: u8) {
     let (x1, y1) = ((r.x + r.width).min(out.width), (r.y + r.height).min(out.height));
@@ -243,6 +319,61 @@ mod tests {
         assert_eq!(pattern::read(&view).map(|s| s.counter), Some(99));
         let inset = c.inset((640, 360));
         assert_eq!(pattern::read(&crop(&view, inset)).map(|s| s.counter), Some(7));
+    }
+
+    #[test]
+    fn a_group_is_a_grid_or_its_speaker_large_over_a_strip_and_every_tile_reads_back() {
+        let c = Compositor::new(640, 360).unwrap();
+        // Grids: 2 side by side, 3 and 4 two by two, 5 three by two.
+        assert_eq!(c.group_layout(2, None), [Rect { x: 0, y: 0, width: 320, height: 360 }, Rect { x: 320, y: 0, width: 320, height: 360 }]);
+        let four = c.group_layout(4, None);
+        assert_eq!(four[3], Rect { x: 320, y: 180, width: 320, height: 180 });
+        assert_eq!(c.group_layout(3, None)[..], four[..3]);
+        assert_eq!(c.group_layout(5, None)[4], Rect { x: 212, y: 180, width: 212, height: 180 });
+        // A dominant speaker among 4: large on top, the 3 others in a strip of quarter-width cells.
+        let speaker = c.group_layout(4, Some(2));
+        assert_eq!(speaker[2], Rect { x: 0, y: 0, width: 640, height: 270 });
+        assert_eq!(speaker[0], Rect { x: 80, y: 270, width: 160, height: 90 });
+        assert_eq!(speaker[3], Rect { x: 400, y: 270, width: 160, height: 90 });
+        // Two tiles: side by side even with a speaker; an index out of range is no speaker.
+        assert_eq!(c.group_layout(2, Some(0)), c.group_layout(2, None));
+        assert_eq!(c.group_layout(3, Some(7)), c.group_layout(3, None));
+        assert!(c.group_layout(0, None).is_empty());
+        for n in 1..=9 {
+            for large in [None, Some(0)] {
+                for r in c.group_layout(n, large) {
+                    assert!(r.x + r.width <= 640 && r.y + r.height <= 360 && r.width > 0 && r.height > 0, "{n} {r:?}");
+                }
+            }
+        }
+
+        // Composed: each member's stamp reads back from its cell (at strip size too), the one
+        // without a picture stays black, and its name is written.
+        let pictures: Vec<Frame> =
+            (0..3).map(|k| pattern::draw(320, 180, Stamp { counter: 10 + k, capture_ms: 0 }).unwrap()).collect();
+        let tiles = [
+            Tile { picture: Some(&pictures[0]), label: "BOB" },
+            Tile { picture: Some(&pictures[1]), label: "CAROL" },
+            Tile { picture: None, label: "DAVE" },
+            Tile { picture: Some(&pictures[2]), label: "YOU" },
+        ];
+        for large in [None, Some(1)] {
+            let view = c.compose_group(&tiles, large, &Overlay { video: true, ..Overlay::default() });
+            let cells = c.group_layout(4, large);
+            for (k, counter) in [(0, 10), (1, 11), (3, 12)] {
+                let cell = cells[k];
+                let (x, y, width, height) = crate::media::video::fit_in((cell.width, cell.height), (320, 180));
+                let shown = Rect { x: cell.x + x, y: cell.y + y, width, height };
+                assert_eq!(pattern::read(&crop(&view, shown)).map(|s| s.counter), Some(counter), "tile {k} {large:?}");
+            }
+            let dave = crop(&view, Rect { height: even(cells[2].height / 2), ..cells[2] });
+            assert!(dave.y.iter().all(|&p| p == BLACK), "no picture: black");
+        }
+        // The speaker's cell holds the speaker's picture as large as fits.
+        let view = c.compose_group(&tiles, Some(1), &Overlay::default());
+        let big = Rect { x: 80, y: 0, width: 480, height: 270 };
+        assert_eq!(c.group_layout(4, Some(1))[1], Rect { x: 0, y: 0, width: 640, height: 270 });
+        assert!(crop(&view, Rect { y: 40, height: 180, ..big }).psnr(&crop(&pictures[1].scaled(480, 270).unwrap(), Rect { x: 0, y: 40, width: 480, height: 180 })).unwrap() > 40.0);
     }
 
     #[test]

@@ -51,6 +51,17 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 let who = call.contact.as_ref().map(|c| c.name.to_string()).unwrap_or_else(|| call.session.peer().to_base58());
                 Input::InviteFailed(format!("{who}'s hail does not take group calls (it needs an update)"))
             }
+            // One that speaks another group protocol cannot be in the same group.
+            Input::InviteReplied(InviteReply::Ringing { group: true, group_version, .. })
+                if call.group.is_some() && group_version.unwrap_or(1) != signal::GROUP_VERSION =>
+            {
+                let who = call.contact.as_ref().map(|c| c.name.to_string()).unwrap_or_else(|| call.session.peer().to_base58());
+                Input::InviteFailed(format!(
+                    "{who}'s hail takes group calls of version {}, this one {}: both need the same hail release",
+                    group_version.unwrap_or(1),
+                    signal::GROUP_VERSION
+                ))
+            }
             other => other,
         };
         call.session.handle(input, Instant::now());
@@ -83,6 +94,20 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                 return;
             }
         };
+        if let Some(leg) = invite.group.as_ref().filter(|g| g.version != signal::GROUP_VERSION) {
+            // Members of one group must speak one group protocol: refused before it rings.
+            tracing::info!(%peer, version = leg.version, "refused a group call of another protocol version");
+            let reason = format!(
+                "this hail takes group calls of version {}, the invitation is of version {}: both need the same hail release",
+                signal::GROUP_VERSION,
+                leg.version
+            );
+            self.discovery.reply_invite(channel, reply_json(refuse(&reason)));
+            if leg.kind == signal::GroupLegKind::Join {
+                self.record_refused(peer, contact, &invite, now);
+            }
+            return;
+        }
         if invite.group.as_ref().is_some_and(|g| g.kind == signal::GroupLegKind::Mesh) {
             return self.on_mesh_invite(peer, contact, invite, channel);
         }
@@ -161,8 +186,9 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             call.group_ring = Some(view::GroupRing { call_id: leg.id, with });
         }
         let mut reply = InviteReply::ringing(candidates, invite.sas_table());
-        if let InviteReply::Ringing { group, .. } = &mut reply {
+        if let InviteReply::Ringing { group, group_version, .. } = &mut reply {
             *group = invite.group.is_some();
+            *group_version = invite.group.is_some().then_some(signal::GROUP_VERSION);
         }
         let callers_relay = invite.candidates.iter().find_map(|c| crate::transport::candidate::parse_relay(c));
         // Behind NAT with a media relay, called by someone who brought none: we allocate, and the

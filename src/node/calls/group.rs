@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::call::signal::{GroupLeg, GroupLegKind};
+use crate::call::signal::{GROUP_VERSION, GroupLeg, GroupLegKind};
 use crate::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use crate::crypto::sas::{Sas, SasTable};
 use crate::crypto::sender_key::SenderIndex;
@@ -581,7 +581,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         self.begin_group(
             member,
             Vec::new(),
-            GroupMediaConfig { audio, muted: false, video: video_config, video_on: video },
+            GroupMediaConfig { audio, muted: false, video: video_config, video_on: video, view: Default::default() },
         );
         for (peer, contact) in invitees {
             self.invite_to_group(peer, contact, now)?;
@@ -593,7 +593,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
     /// We are in a group call now (founding it, or having accepted its invitation): its media
     /// starts on `config` (the daemon's, over what `hail call`/`hail answer` gave), muted and
     /// with video as the user chose, sealing nothing until a commit lets us in.
-    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>, config: GroupMediaConfig) {
+    fn begin_group(&mut self, member: GroupMember, known: Vec<PeerId>, mut config: GroupMediaConfig) {
+        config.view = self.phone.view.for_call();
         let mut group = GroupCall::new(member, known);
         group.muted = config.muted;
         group.video = config.video_on;
@@ -631,7 +632,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             _ => NodeError::CallAction("the invitation was refused"),
         })?;
         let members = group.roster().map(|r| r.peers().map(|p| p.to_base58()).collect()).unwrap_or_default();
-        let leg = GroupLeg { id, kind: GroupLegKind::Join, members };
+        let leg = GroupLeg { id, kind: GroupLegKind::Join, members, version: GROUP_VERSION };
         // The invitation asks for video when ours is on: the invitee joins with its video on.
         let video = group.video;
         self.dial(peer, contact, video, MediaOverride::default(), Some(leg), None);
@@ -1001,7 +1002,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             .collect();
         for peer in to_dial {
             let contact = self.db.contact_by_peer(&peer).ok().flatten();
-            let leg = GroupLeg { id, kind: GroupLegKind::Mesh, members: members.clone() };
+            let leg = GroupLeg { id, kind: GroupLegKind::Mesh, members: members.clone(), version: GROUP_VERSION };
             tracing::info!(%peer, "group call: completing the mesh");
             self.dial(peer, contact, false, MediaOverride::default(), Some(leg), None);
         }
@@ -1094,6 +1095,7 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                     muted: call.muted,
                     video: call.video_config.clone(),
                     video_on: call.session.video(),
+                    view: Default::default(),
                 };
                 let (muted, video) = (media.muted, media.video_on);
                 let invite = match GroupControl::decode(&bytes) {
