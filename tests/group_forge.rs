@@ -36,6 +36,9 @@ const FORGE_FROM: u64 = 100;
 /// Forged frames are ready for this many counters from `FORGE_FROM` (reports share the counter).
 const FORGE_SPAN: u64 = 20;
 
+/// The victim's key and the forged frames, one per counter from `FORGE_FROM`.
+type Forgeries = (KeyId, Arc<Vec<Vec<u8>>>);
+
 /// The forwarder's link to a witness: passes everything on, but the victim's first audio frame
 /// with a counter in `FORGE_FROM..FORGE_FROM + FORGE_SPAN`, which it replaces by its own.
 struct ForgingLink {
@@ -108,7 +111,7 @@ async fn a_hostile_forwarders_forgery_is_detected_by_both_witnesses_who_then_sen
     let forwarder = members[0];
     let victim = members[1];
     let witnesses = [members[2], members[3]];
-    let forged_frames: Mutex<Option<(KeyId, Arc<Vec<Vec<u8>>>)>> = Mutex::new(None);
+    let forged_frames: Mutex<Option<Forgeries>> = Mutex::new(None);
     let wrap = |net: &Mutex<Net>, me: PeerId, to: PeerId, link: Arc<dyn MediaLink>| -> Arc<dyn MediaLink> {
         if me != forwarder || !witnesses.contains(&to) {
             return link;
@@ -150,7 +153,10 @@ async fn a_hostile_forwarders_forgery_is_detected_by_both_witnesses_who_then_sen
             events[*i].iter().filter(|e| matches!(e, GroupAudioEvent::Forged { .. })).collect();
         match forged.as_slice() {
             [GroupAudioEvent::Forged { member, delivered_by, counter, why, distrusted }] => {
-                assert_eq!((*member, *delivered_by, *why, *distrusted), (Some(victim), forwarder, Forgery::Digest, true));
+                assert_eq!(
+                    (*member, *delivered_by, *why, *distrusted),
+                    (Some(victim), forwarder, Forgery::Digest, true)
+                );
                 assert!(counter.is_some_and(|c| (FORGE_FROM..FORGE_FROM + FORGE_SPAN).contains(&c)), "{counter:?}");
             }
             other => panic!("witness {n} told {other:?}"),

@@ -216,7 +216,11 @@ pub type WrapLink<'a> = &'a dyn Fn(&Mutex<Net>, PeerId, PeerId, Arc<dyn MediaLin
 
 /// [`forwarded`], with every member's link to every other passed through `wrap` (a hostile
 /// forwarder's, say).
-pub async fn forwarded_wrapped(dir: &Path, sources: Vec<SourceSpec>, wrap: WrapLink<'_>) -> (Arc<Mutex<Net>>, Vec<Party>) {
+pub async fn forwarded_wrapped(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    wrap: WrapLink<'_>,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
     build_with(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None, Some(wrap)).await
 }
 
