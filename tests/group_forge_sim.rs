@@ -64,6 +64,8 @@ struct Call {
     own_to: BTreeMap<PeerId, BTreeMap<PeerId, u64>>,
     events: BTreeMap<PeerId, Vec<GroupAudioEvent>>,
     net: Arc<Mutex<Net>>,
+    /// The forwarder sends every frame it forwards twice (a copy that also came another way).
+    twice: bool,
 }
 
 impl Call {
@@ -90,7 +92,16 @@ impl Call {
             sessions.insert(me, s);
         }
         let encoders = members.iter().map(|p| (*p, OpusEncoder::new(32_000).unwrap())).collect();
-        Call { members, forwarder, sessions, encoders, own_to: BTreeMap::new(), events: BTreeMap::new(), net }
+        Call {
+            members,
+            forwarder,
+            sessions,
+            encoders,
+            own_to: BTreeMap::new(),
+            events: BTreeMap::new(),
+            net,
+            twice: false,
+        }
     }
 
     /// Runs `from_ms..to_ms` of simulated time in 10 ms steps, every member sending a tone of its
@@ -129,6 +140,9 @@ impl Call {
                             for p in to {
                                 let bytes = hook(&frame, &p).unwrap_or_else(|| frame.clone());
                                 deliveries.push((me, p, bytes));
+                                if self.twice {
+                                    deliveries.push((me, p, frame.clone()));
+                                }
                             }
                         }
                         Output::Report { to, frame } => deliveries.push((me, to, frame)),
@@ -242,4 +256,29 @@ fn a_frame_the_forwarder_forges_under_a_members_index_is_detected_by_every_other
     // The victim was not shown the forgery: it still sends through the forwarder.
     assert!(call.forged_events(&victim).is_empty());
     assert_eq!(call.own_to[&victim].keys().copied().collect::<Vec<_>>(), vec![forwarder]);
+}
+
+#[test]
+fn a_frame_that_reaches_a_member_twice_is_opened_and_judged_once() {
+    // Every frame the forwarder relays comes twice (as one that came directly and forwarded
+    // would): the key ring's replay window opens the first copy only, so lists judge each frame
+    // once — no frame verified twice, none taken for a forgery.
+    let mut call = Call::new();
+    call.twice = true;
+    call.run(0, 2000, false, &mut |_, _| None);
+    for p in call.members.iter().filter(|p| **p != call.forwarder) {
+        let stats = call.sessions[p].stats();
+        assert!(call.forged_events(p).is_empty(), "{p}");
+        for other in &stats.participants {
+            let a = other.authenticity;
+            if other.member == call.forwarder {
+                // The second copies, refused against the link that brought them.
+                assert!(other.refused >= 180, "{p}: {} refused from the forwarder", other.refused);
+                continue;
+            }
+            let sent = call.sessions[&other.member].stats().send.frames;
+            assert!(a.verified >= 90 && a.verified <= sent, "{p} on {}: {a:?}, {sent} sent", other.member);
+            assert_eq!((a.forged, a.unverified), (0, 0), "{p} on {}", other.member);
+        }
+    }
 }
