@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use hail::call::CallId;
+use hail::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use hail::media::config::{AudioConfig, VideoConfig};
 use hail::media::group_call::{
@@ -34,10 +35,12 @@ use tokio::sync::mpsc;
 use super::group_net::{Net, peer};
 use super::quic;
 
-/// A member's keys as the node holds them: its `GroupMember`, on the shared control net.
+/// A member's keys as the node holds them: its `GroupMember`, on the shared control net, and its
+/// identity key (frame authenticators are signed with it).
 pub struct NetCrypto {
     pub net: Arc<Mutex<Net>>,
     pub me: PeerId,
+    pub identity: libp2p_identity::Keypair,
 }
 
 impl GroupFrameCrypto for NetCrypto {
@@ -49,6 +52,16 @@ impl GroupFrameCrypto for NetCrypto {
     fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
         let mut net = self.net.lock().unwrap();
         net.member(&self.me).open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+        let call_id = self.net.lock().unwrap().member(&self.me).call_id();
+        FrameAuthenticator::sign(list, &call_id, &self.identity).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+        let call_id = self.net.lock().unwrap().member(&self.me).call_id();
+        authenticator.verify(&call_id, signer).map_err(|e| FrameCryptoError(e.to_string()))
     }
 }
 
@@ -165,7 +178,8 @@ pub type Capture = Arc<Mutex<Vec<(PeerId, PeerId, Bytes)>>>;
 pub async fn mesh_tapped(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>, Capture) {
     let capture = Capture::default();
     let (net, parties) =
-        build_with(dir, sources, None, hail::group::topology::TopologyMode::Mesh, None, Some(capture.clone())).await;
+        build_with(dir, sources, None, hail::group::topology::TopologyMode::Mesh, None, Some(capture.clone()), None)
+            .await;
     (net, parties, capture)
 }
 
@@ -197,6 +211,19 @@ pub async fn mesh_video(dir: &Path, sources: Vec<SourceSpec>, video: VideoConfig
     build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video)).await
 }
 
+/// How a test changes member `me`'s link to `to` (given the net, to read keys from).
+pub type WrapLink<'a> = &'a dyn Fn(&Mutex<Net>, PeerId, PeerId, Arc<dyn MediaLink>) -> Arc<dyn MediaLink>;
+
+/// [`forwarded`], with every member's link to every other passed through `wrap` (a hostile
+/// forwarder's, say).
+pub async fn forwarded_wrapped(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    wrap: WrapLink<'_>,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build_with(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None, Some(wrap)).await
+}
+
 async fn build(
     dir: &Path,
     sources: Vec<SourceSpec>,
@@ -204,7 +231,7 @@ async fn build(
     topology: hail::group::topology::TopologyMode,
     video: Option<VideoConfig>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build_with(dir, sources, impairment, topology, video, None).await
+    build_with(dir, sources, impairment, topology, video, None, None).await
 }
 
 async fn build_with(
@@ -214,6 +241,7 @@ async fn build_with(
     topology: hail::group::topology::TopologyMode,
     video: Option<VideoConfig>,
     capture: Option<Capture>,
+    wrap: Option<WrapLink<'_>>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
     let config = hail::group::GroupConfig { topology, ..Default::default() };
@@ -244,7 +272,8 @@ async fn build_with(
             view: Default::default(),
         };
         let (events_tx, events) = mpsc::channel(256);
-        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });
+        let identity = hail::identity::Identity::from_seed([*seed; 32]).keypair().clone();
+        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id, identity });
         let media = GroupCallMedia::start(config, crypto, events_tx).unwrap();
         for (other, conn) in &conns {
             let index = sender_index(&net, &id, other);
@@ -255,6 +284,9 @@ async fn build_with(
             }
             if let Some(capture) = &capture {
                 link = Arc::new(ImpairedLink::tapped(link, id, *other, capture.clone()));
+            }
+            if let Some(wrap) = wrap {
+                link = wrap(&net, id, *other, link);
             }
             media.add_member(*other, index, link).await.unwrap();
         }
