@@ -34,6 +34,11 @@
 //!   did not.
 //! - `roles` (forwarded): the same bandwidths for the forwarder alone (`forwarder_*`) and as the
 //!   mean of the others (`others_*`); null in a mesh, where every member's are the same.
+//! - `authenticator_payload_kbps_per_signer` (forwarded): the sealed frame authenticators each
+//!   member but the forwarder sends (`protocols/group-media-v1.md`, "Frame authenticators"; part
+//!   of `payload_up_kbps`); `relayed_verified` / `relayed_forged` / `relayed_unverified`: how the
+//!   frames the forwarder relayed were judged over the whole run, every member (none forged, or
+//!   the run fails).
 //!
 //! With `video` (or `video-only`: nothing else), `video`: per member count (2, 3, 4) and
 //! `topology` (`mesh`; `forward` from 3: every member's video through the first), every member
@@ -128,10 +133,13 @@ async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json
     // Let the jitter buffers fill before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = bytes(&parties);
+    let signed = |parties: &[Party]| -> u64 { parties.iter().map(|p| p.stats().send.authenticator_bytes).sum() };
+    let signed_before = signed(&parties);
     let (cpu0, t0) = (process_cpu_seconds(), Instant::now());
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     let (cpu, elapsed) = (process_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let after = bytes(&parties);
+    let signed_bytes = signed(&parties) - signed_before;
     let each: Vec<[u64; 4]> =
         after.iter().zip(&before).map(|(a, b)| [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]]).collect();
     let kbps = |b: u64, n: usize| (b as f64 * 8.0 / elapsed / n as f64 / 1000.0 * 10.0).round() / 10.0;
@@ -154,6 +162,7 @@ async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json
     });
     assert_eq!(forwarder.is_some(), topology == Topology::Forward, "{members} members: the forwarder forwards");
     let (mut refused, mut concealed) = (0, 0);
+    let (mut verified, mut forged, mut unverified) = (0, 0, 0);
     for p in &parties {
         let s = p.stats();
         assert!(s.send.frames > 0, "{members} members: {} sent nothing", p.id);
@@ -161,8 +170,12 @@ async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json
             assert!(other.jitter.received > 0, "{members} members: {} heard nothing from {}", p.id, other.member);
             refused += other.refused;
             concealed += other.concealed_ticks;
+            verified += other.authenticity.verified;
+            forged += other.authenticity.forged;
+            unverified += other.authenticity.unverified;
         }
     }
+    assert_eq!(forged, 0, "{members} members: an honest call forged nothing");
     for p in &mut parties {
         p.finish().await;
     }
@@ -179,6 +192,12 @@ async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json
         "udp_down_kbps": per_member_kbps(3),
         "refused": refused,
         "concealed_ticks": concealed,
+        // Frame authenticators (forwarded): what each signing member (all but the forwarder)
+        // sends for them, and how every relayed frame was judged over the whole run.
+        "authenticator_payload_kbps_per_signer": if forwarder.is_some() { kbps(signed_bytes, members - 1) } else { 0.0 },
+        "relayed_verified": verified,
+        "relayed_forged": forged,
+        "relayed_unverified": unverified,
     })
 }
 

@@ -314,6 +314,15 @@ fn group_status_and_events_are_exactly_the_vectors() {
                 peer_ids: [0, 1].map(|i| raw["peer_ids"][i].as_str().unwrap().to_owned()),
                 seen_by: raw["seen_by"].as_str().unwrap().to_owned(),
             },
+            "group.forged" => hail::node::NodeEvent::GroupForged {
+                group: group.clone(),
+                peer_id: raw["peer_id"].as_str().map(str::to_owned),
+                name: raw["name"].as_str().map(|n| hail::name::Name::parse(n).unwrap()),
+                delivered_by: raw["delivered_by"].as_str().unwrap().to_owned(),
+                counter: raw["counter"].as_u64(),
+                reason: raw["reason"].as_str().unwrap().to_owned(),
+                distrusted: raw["distrusted"].as_bool().unwrap(),
+            },
             other => panic!("unknown event {other}"),
         };
         assert_eq!(serde_json::to_value(&event).unwrap(), want);

@@ -2,8 +2,9 @@
 //! loopback driven by the `hail` CLI, every daemon started with `--group-topology forward`: the
 //! status of every member names the same forwarder; each other member sends its frames to the
 //! forwarder only, and everyone hears the three others (spectral peaks of the WAV each writes);
-//! the forwarder leaves and the call goes on, forwarded by another member, everyone still hearing
-//! everyone left.
+//! every member but the forwarder signs its frames and verifies every frame the forwarder relayed
+//! (none forged); the forwarder leaves and the call goes on, forwarded by another member, everyone
+//! still hearing everyone left.
 //!
 //! No wall-clock thresholds: the tests poll status until frames flow, then judge the WAVs.
 
@@ -117,6 +118,7 @@ fn four_members_forwarded_by_one_hear_each_other_and_the_call_goes_on_when_the_f
     let sent_before: Vec<Vec<(String, u64)>> = d.iter().map(|m| sent_bytes(&status(m))).collect();
     let forwarded_before: Vec<u64> =
         d.iter().map(|m| status(m)["group"]["audio"]["send"]["forwarded_frames"].as_u64().unwrap()).collect();
+    let forwarder_signed = status(&d[f])["group"]["audio"]["send"]["authenticators"].clone();
     let before: Vec<_> = d.iter().map(received).collect();
     let mut flowing = Vec::new();
     for (m, before) in d.iter().zip(&before) {
@@ -154,6 +156,33 @@ fn four_members_forwarded_by_one_hear_each_other_and_the_call_goes_on_when_the_f
         let text = d[i].hail(&["status"]).ok().to_owned();
         assert!(text.contains("Topology  forwarded by"), "{text}");
     }
+
+    // Frame authenticators (group-media-v1): every member that sends through the forwarder signs
+    // its frames, and every member checks what the forwarder relayed: verified, none forged, the
+    // forwarder trusted. (The forwarder's own frames come on its own link: nothing to check.)
+    for (i, m) in d.iter().enumerate().filter(|(i, _)| *i != f) {
+        let s = wait_status(m, "relayed frames verified by their senders' lists", |s| {
+            let Some(ps) = s["group"]["audio"]["participants"].as_array() else { return false };
+            ps.iter()
+                .filter(|p| p["member"] != forwarder.as_str())
+                .all(|p| p["authenticity"]["verified"].as_u64().unwrap_or(0) > 0)
+        });
+        let audio = &s["group"]["audio"];
+        assert!(audio["send"]["authenticators"].as_u64().unwrap() > 0, "{} signs: {}", names[i], audio["send"]);
+        assert_eq!(audio["send"]["sign_failures"], 0, "{}", audio["send"]);
+        assert_eq!(audio["distrusted_forwarder"], Value::Null, "{}", names[i]);
+        for p in audio["participants"].as_array().unwrap() {
+            assert_eq!(p["authenticity"]["forged"], 0, "{} on {}: {}", names[i], p["member"], p["authenticity"]);
+            if p["member"] == forwarder.as_str() {
+                assert_eq!(p["authenticity"]["verified"], 0, "{}", p["authenticity"]);
+            }
+        }
+        let text = m.hail(&["status"]).ok().to_owned();
+        assert!(text.contains("relayed audio") && !text.contains("FORGED") && !text.contains("NOT TRUSTED"), "{text}");
+    }
+    // (It may have signed at three members, when another member forwarded.)
+    let at_forwarder = status(&d[f]);
+    assert_eq!(at_forwarder["group"]["audio"]["send"]["authenticators"], forwarder_signed, "the forwarder does not sign");
 
     // The forwarder leaves: the call goes on among the three, forwarded by one of them.
     d[f].hail(&["leave"]).ok();

@@ -89,6 +89,25 @@ pub fn describe(event: &Value) -> Option<String> {
                     who(&event["seen_by"])
                 )
             }
+            "group.forged" => {
+                let by = event["delivered_by"].as_str().unwrap_or("?");
+                let by = event["group"]["participants"]
+                    .as_array()
+                    .and_then(|ps| {
+                        ps.iter().find(|x| x["peer_id"] == by).and_then(|x| x["name"].as_str().map(str::to_owned))
+                    })
+                    .unwrap_or_else(|| by.to_owned());
+                let what = if event["reason"] == "authenticator" { "a signature" } else { "audio" };
+                let action = if event["distrusted"] == true {
+                    " No longer taking anyone's audio through it: sending and listening directly."
+                } else {
+                    ""
+                };
+                format!(
+                    "WARNING: forged {what} under {name}'s name, delivered by {}: {name} did not send it (it may have been heard).{action}",
+                    sanitize(&by)
+                )
+            }
             "group.muted" => {
                 format!("{name} {} their microphone", if event["muted"] == true { "muted" } else { "unmuted" })
             }
@@ -307,6 +326,23 @@ mod tests {
         assert!(line.starts_with("WARNING: bob and 12D3KooWB do not agree"), "{line}");
         assert!(line.contains("seen by carol"), "{line}");
         assert!(!line.contains('\u{1b}'), "{line}");
+    }
+
+    #[test]
+    fn a_forgery_is_a_warning_naming_the_member_and_the_forwarder() {
+        let event = serde_json::json!({
+            "event": "group.forged",
+            "peer_id": "12D3KooWA",
+            "name": "bob",
+            "delivered_by": "12D3KooWC",
+            "counter": 60,
+            "reason": "digest",
+            "distrusted": true,
+            "group": { "participants": [{ "peer_id": "12D3KooWC", "name": "carol" }] },
+        });
+        let line = describe(&event).expect("a line for people");
+        assert!(line.starts_with("WARNING: forged audio under bob's name, delivered by carol"), "{line}");
+        assert!(line.contains("sending and listening directly"), "{line}");
     }
 
     #[test]

@@ -133,14 +133,31 @@ pub fn print_group(g: &GroupInfo) {
             .and_then(|v| v.participants.iter().find(|v| v.member == p.peer_id))
             .filter(|v| v.thinning.layers == 1 && v.thinning.base_sent > 0)
             .map_or("", |_| ", sent half-rate video (slow link)");
+        // Its audio relayed by the forwarder, as its signed lists judge it (group-media-v1).
+        let signed = g
+            .audio
+            .as_ref()
+            .and_then(|a| a.participants.iter().find(|a| a.member == p.peer_id))
+            .map(|a| a.authenticity)
+            .filter(|a| a.verified + a.forged + a.unverified > 0)
+            .map(|a| match a.forged {
+                0 => format!(", relayed audio {} verified, {} unverified", a.verified, a.unverified),
+                n => format!(", relayed audio {} verified, {} unverified, {n} FORGED", a.verified, a.unverified),
+            })
+            .unwrap_or_default();
         outln!(
-            "          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}{thinned}",
+            "          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}{thinned}{signed}",
             participant(p),
             p.state
         );
     }
     if g.epoch.is_some() {
+        let distrusted = g.audio.as_ref().and_then(|a| a.distrusted_forwarder);
         match g.participants.iter().find(|p| p.forwarder) {
+            Some(f) if distrusted == Some(f.peer_id) => outln!(
+                "Topology  forwarded by {}, NOT TRUSTED: it delivered a forged frame; we send to and hear every member directly",
+                participant(f)
+            ),
             Some(f) => outln!("Topology  forwarded by {} (each member sends once, to it)", participant(f)),
             None => outln!("Topology  mesh (each member sends to every other)"),
         }

@@ -42,6 +42,7 @@ const SALT_LABEL: &[u8] = b"SFrame 1.0 Secret salt ";
 const MEDIA_AUDIO: u8 = 0x10;
 const MEDIA_VIDEO: u8 = 0x20;
 const MEDIA_REPORT: u8 = 0x30;
+const MEDIA_AUTHENTICATOR: u8 = 0x40;
 
 /// A member's index in the group call: the low 8 bits of every key id it seals under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,6 +102,9 @@ pub enum GroupMedia {
     /// A receiver report to the member whose audio it is about (`0x30`): media, not a frame of
     /// media, but sealed like one so that only members read it and it is the reporter's word.
     Report,
+    /// A frame authenticator (`0x40`): a sender's signed digests of its frames, so that a
+    /// forwarder's forgery under its sender index is detected (`crate::crypto::frame_auth`).
+    Authenticator,
 }
 
 impl GroupMedia {
@@ -110,6 +114,7 @@ impl GroupMedia {
             GroupMedia::Audio => MEDIA_AUDIO,
             GroupMedia::Video { temporal_layer } => MEDIA_VIDEO | temporal_layer.min(15),
             GroupMedia::Report => MEDIA_REPORT,
+            GroupMedia::Authenticator => MEDIA_AUTHENTICATOR,
         }
     }
 
@@ -118,6 +123,7 @@ impl GroupMedia {
         match byte {
             MEDIA_AUDIO => Ok(GroupMedia::Audio),
             MEDIA_REPORT => Ok(GroupMedia::Report),
+            MEDIA_AUTHENTICATOR => Ok(GroupMedia::Authenticator),
             b if b & 0xf0 == MEDIA_VIDEO => Ok(GroupMedia::Video { temporal_layer: b & 0x0f }),
             b => Err(GroupFrameError::UnknownMedia(b)),
         }
@@ -492,10 +498,12 @@ mod tests {
             GroupMedia::Video { temporal_layer: 0 },
             GroupMedia::Video { temporal_layer: 15 },
             GroupMedia::Report,
+            GroupMedia::Authenticator,
         ] {
             assert_eq!(GroupMedia::from_byte(m.to_byte()), Ok(m));
         }
-        for b in [0x00, 0x01, 0x03, 0x11, 0x31, 0x40, 0xff] {
+        assert_eq!(GroupMedia::Authenticator.to_byte(), 0x40);
+        for b in [0x00, 0x01, 0x03, 0x11, 0x31, 0x41, 0x50, 0xff] {
             assert_eq!(GroupMedia::from_byte(b), Err(GroupFrameError::UnknownMedia(b)));
         }
     }

@@ -145,6 +145,30 @@ pub enum NodeEvent {
         /// Who saw the two reports differ: this node, or the member whose emoji reveal said so.
         seen_by: String,
     },
+    /// A frame (or a frame authenticator) under a member's sender index is a forgery: that
+    /// member's signed list of its frames contradicts it (protocols/group-media-v1.md, "Frame
+    /// authenticators"). It may already have been played: this is detection. When the member
+    /// that delivered it is our forwarder, we stop trusting it (`distrusted`): our frames go to
+    /// every member directly and we take none of its relaying.
+    #[serde(rename = "group.forged")]
+    GroupForged {
+        /// The group call as it is now (its audio's `distrusted_forwarder`).
+        group: GroupInfo,
+        /// Whose sender index the forgery claimed (a PeerId), or null: no member has it any more.
+        peer_id: Option<String>,
+        /// Our contact name for them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Name>,
+        /// The member whose link delivered it (a PeerId): the forwarder, as a rule.
+        delivered_by: String,
+        /// The forged frame's counter; null for an authenticator whose signature failed.
+        counter: Option<u64>,
+        /// `digest` (the list has another digest for it), `unlisted` (the list says no frame had
+        /// its counter) or `authenticator` (a list whose signature or encoding failed).
+        reason: String,
+        /// We stopped trusting the forwarder now.
+        distrusted: bool,
+    },
     /// An invitation into our group call ended before its invitee joined.
     #[serde(rename = "group.invite_failed")]
     GroupInviteFailed {

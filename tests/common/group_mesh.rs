@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use hail::call::CallId;
+use hail::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use hail::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use hail::media::config::{AudioConfig, VideoConfig};
 use hail::media::group_call::{
@@ -37,10 +38,12 @@ use tokio::sync::mpsc;
 use super::group_net::{Net, peer};
 use super::quic;
 
-/// A member's keys as the node holds them: its `GroupMember`, on the shared control net.
+/// A member's keys as the node holds them: its `GroupMember`, on the shared control net, and its
+/// identity key (frame authenticators are signed with it).
 pub struct NetCrypto {
     pub net: Arc<Mutex<Net>>,
     pub me: PeerId,
+    pub identity: libp2p_identity::Keypair,
 }
 
 impl GroupFrameCrypto for NetCrypto {
@@ -52,6 +55,16 @@ impl GroupFrameCrypto for NetCrypto {
     fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
         let mut net = self.net.lock().unwrap();
         net.member(&self.me).open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+        let call_id = self.net.lock().unwrap().member(&self.me).call_id();
+        FrameAuthenticator::sign(list, &call_id, &self.identity).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+        let call_id = self.net.lock().unwrap().member(&self.me).call_id();
+        authenticator.verify(&call_id, signer).map_err(|e| FrameCryptoError(e.to_string()))
     }
 }
 
@@ -202,9 +215,8 @@ pub type Capture = Arc<Mutex<Vec<(PeerId, PeerId, Bytes)>>>;
 /// [`mesh`], with every datagram every member sends recorded in the returned [`Capture`].
 pub async fn mesh_tapped(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>, Capture) {
     let capture = Capture::default();
-    let (net, parties) =
-        build_with(dir, sources, None, hail::group::topology::TopologyMode::Mesh, None, Some(capture.clone()), false)
-            .await;
+    let mesh = hail::group::topology::TopologyMode::Mesh;
+    let (net, parties) = build_with(dir, sources, None, mesh, None, Some(capture.clone()), None, false).await;
     (net, parties, capture)
 }
 
@@ -263,6 +275,19 @@ pub async fn forwarded_video_queued(
     build(dir, sources, None, hail::group::topology::TopologyMode::Forward, Some(video), true).await
 }
 
+/// How a test changes member `me`'s link to `to` (given the net, to read keys from).
+pub type WrapLink<'a> = &'a dyn Fn(&Mutex<Net>, PeerId, PeerId, Arc<dyn MediaLink>) -> Arc<dyn MediaLink>;
+
+/// [`forwarded`], with every member's link to every other passed through `wrap` (a hostile
+/// forwarder's, say).
+pub async fn forwarded_wrapped(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    wrap: WrapLink<'_>,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build_with(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None, Some(wrap), false).await
+}
+
 async fn build(
     dir: &Path,
     sources: Vec<SourceSpec>,
@@ -271,9 +296,11 @@ async fn build(
     video: Option<VideoConfig>,
     queued: bool,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build_with(dir, sources, impairment, topology, video, None, queued).await
+    build_with(dir, sources, impairment, topology, video, None, None, queued).await
 }
 
+// Each argument is one independent knob of the test network (all but `sources` usually off).
+#[allow(clippy::too_many_arguments)]
 async fn build_with(
     dir: &Path,
     sources: Vec<SourceSpec>,
@@ -281,6 +308,7 @@ async fn build_with(
     topology: hail::group::topology::TopologyMode,
     video: Option<VideoConfig>,
     capture: Option<Capture>,
+    wrap: Option<WrapLink<'_>>,
     queued: bool,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
@@ -312,7 +340,8 @@ async fn build_with(
             view: Default::default(),
         };
         let (events_tx, events) = mpsc::channel(256);
-        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id });
+        let identity = hail::identity::Identity::from_seed([*seed; 32]).keypair().clone();
+        let crypto = Arc::new(NetCrypto { net: net.clone(), me: id, identity });
         let media = GroupCallMedia::start(config, crypto, events_tx).unwrap();
         let mut queues = BTreeMap::new();
         for (other, conn) in &conns {
@@ -324,6 +353,9 @@ async fn build_with(
             }
             if let Some(capture) = &capture {
                 link = Arc::new(ImpairedLink::tapped(link, id, *other, capture.clone()));
+            }
+            if let Some(wrap) = wrap {
+                link = wrap(&net, id, *other, link);
             }
             if queued {
                 let queue = Arc::new(AtomicU64::new(0));

@@ -18,6 +18,7 @@
 //! the member's stream leaves the mix when its frames stop. A removed member's link is dropped and
 //! its stream leaves the mix at once.
 
+mod authenticity;
 mod forward;
 mod report;
 mod session;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use authenticity::{Forged, Forgery, FrameAuthStats, FrameBatcher, FrameVerifier};
 pub use forward::{ForwardFilter, ForwardRefusal};
 pub use report::GroupReport;
 pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL, Route};
@@ -50,6 +52,7 @@ use super::config::{AudioConfig, VideoConfig};
 use super::driver::{lock, open_audio};
 use super::jitter::JitterStats;
 use super::stats::AudioStats;
+use crate::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use crate::crypto::sender_key::{GroupMedia, OpenedFrame, SenderIndex};
 use crate::media::video::encoder::EncodeWorker;
 use crate::media::video::record_reader::RecordBudget;
@@ -79,6 +82,18 @@ pub trait GroupFrameCrypto: Send + Sync {
     /// Opens a frame that came on member `from`'s link: refused unless `from` is a member, the
     /// frame is under `from`'s own sender index, its key is known and it is no replay.
     fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError>;
+    /// Signs a list of our frames with our identity key, in this call (`crypto::frame_auth`). By
+    /// default a port cannot sign: no authenticator is sent, and the receivers count our frames
+    /// that came through a forwarder unverified.
+    fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+        let _ = list;
+        Err(FrameCryptoError("this port does not sign frames".into()))
+    }
+    /// Whether member `signer` signed `authenticator` in this call.
+    fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+        let _ = (signer, authenticator);
+        Err(FrameCryptoError("this port does not verify frames".into()))
+    }
 }
 
 /// Where a group call's audio and video come from and go to, and how they start.
@@ -124,6 +139,22 @@ pub enum GroupAudioEvent {
         /// Whom to ask.
         member: PeerId,
     },
+    /// A frame (or an authenticator) under `member`'s sender index that `delivered_by`'s link
+    /// brought is a forgery (`protocols/group-media-v1.md`, "Frame authenticators"): it may
+    /// already have been played. When `delivered_by` is our forwarder we stop trusting it
+    /// (`distrusted`): our frames go to every member directly, and we take none of its relaying.
+    Forged {
+        /// Whose sender index it claimed (`None`: no member has it any more).
+        member: Option<PeerId>,
+        /// The member whose link delivered it.
+        delivered_by: PeerId,
+        /// The frame's counter (`None`: an authenticator that did not verify).
+        counter: Option<u64>,
+        /// Why.
+        why: Forgery,
+        /// We stopped trusting `delivered_by` as our forwarder, now.
+        distrusted: bool,
+    },
     /// `member`'s link failed or closed; the others go on.
     LinkFailed {
         /// Who.
@@ -166,6 +197,15 @@ pub struct GroupSendStats {
     /// (Forwarding) frames not forwarded: another member's sender index, a duplicate, garbage.
     #[serde(default)]
     pub forward_refused: u64,
+    /// (Through a forwarder) frame authenticators sent: signed lists of our frames' digests.
+    #[serde(default)]
+    pub authenticators: u64,
+    /// Their bytes (each counted once).
+    #[serde(default)]
+    pub authenticator_bytes: u64,
+    /// Lists the port would not sign or seal.
+    #[serde(default)]
+    pub sign_failures: u64,
 }
 
 /// One other member's audio, as we hear it.
@@ -190,6 +230,10 @@ pub struct ParticipantAudioStats {
     /// The loss its last report saw on our audio (before recovery), per mille.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_loss_permille: Option<u16>,
+    /// Its frames that came through the forwarder: verified, forged, unverified by its signed
+    /// frame authenticators (all zero when none came that way).
+    #[serde(default)]
+    pub authenticity: FrameAuthStats,
     /// Its jitter buffer's counters (received, lost, concealed, FEC, the delay it aims for and
     /// holds); default while it is not in the mix.
     pub jitter: JitterStats,
@@ -225,6 +269,7 @@ impl ParticipantAudioStats {
             refused: 0,
             reports: 0,
             reported_loss_permille: None,
+            authenticity: FrameAuthStats::default(),
             jitter: JitterStats::default(),
             concealed_ticks: 0,
             in_mix: false,
@@ -265,6 +310,10 @@ pub struct GroupAudioStats {
     pub dominant: Option<PeerId>,
     /// Mix frames the limiter turned down (more than one loud talker at once).
     pub limited_frames: u64,
+    /// The forwarder we stopped trusting (it delivered a forgery): our frames go to every member
+    /// directly, and we take none of its relaying. Null while we trust ours (or have none).
+    #[serde(default, with = "optional_peer_text")]
+    pub distrusted_forwarder: Option<PeerId>,
 }
 
 /// An optional PeerId in JSON as its base58 text or null.
@@ -549,6 +598,10 @@ impl GroupTask {
                         audio.play(&pcm);
                     }
                     Output::Event(event) => {
+                        if let GroupAudioEvent::Forged { distrusted: true, delivered_by, .. } = &event {
+                            // Our video stops going through (and being taken from) it too.
+                            self.video.distrust(*delivered_by);
+                        }
                         let _ = self.events.try_send(event);
                     }
                 }

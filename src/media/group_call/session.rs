@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
 
+use super::authenticity::{Forged, FrameBatcher, FrameVerifier};
 use super::forward::ForwardFilter;
 use super::report::GroupReport;
 use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, ParticipantAudioStats};
+use crate::crypto::frame_auth::{FrameAuthenticator, FrameList, frame_digest};
 use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
 use crate::media::active_speaker::SpeakerEvent;
 use crate::media::audio::{AudioEncodeJob, AudioFramer, CLEAN_LINK_BOOST};
@@ -141,7 +143,16 @@ pub struct GroupAudioSession<D> {
     receiver: GroupAudioReceiver<D>,
     members: BTreeMap<PeerId, Member>,
     route: Route,
+    /// The forwarder we stopped trusting (it delivered a forgery): while it is ours, we send and
+    /// take frames as in a mesh.
+    distrusted: Option<PeerId>,
     forward: ForwardFilter,
+    /// Our frames' digests, signed in lists while our epoch is forwarded by another member.
+    batcher: FrameBatcher,
+    /// The frames the forwarder relayed, judged by their senders' lists.
+    verifier: FrameVerifier,
+    /// The last `now` handed in (what a sealed frame is stamped with for its list's age).
+    last_now: Instant,
     send: GroupSendStats,
     dominant: Option<PeerId>,
     next_send: Instant,
@@ -181,7 +192,11 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             receiver: GroupAudioReceiver::new(new_decoder),
             members: BTreeMap::new(),
             route: Route::Mesh,
+            distrusted: None,
             forward: ForwardFilter::default(),
+            batcher: FrameBatcher::default(),
+            verifier: FrameVerifier::default(),
+            last_now: now,
             send: GroupSendStats { bitrate, redundancy: 1, ..Default::default() },
             dominant: None,
             next_send: now,
@@ -218,6 +233,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     pub fn remove_member(&mut self, member: &PeerId) -> bool {
         let Some(m) = self.members.remove(member) else { return false };
         self.receiver.remove(m.sender);
+        self.verifier.remove_sender(m.sender);
         if m.stats.speaking {
             // The receiver's own event names only its index, which has no member any more.
             self.outputs.push_back(Output::Event(GroupAudioEvent::Speaking { member: *member, speaking: false }));
@@ -234,9 +250,39 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         self.members.iter().map(|(p, m)| (*p, m.sender))
     }
 
-    /// How our frames flow from now on.
+    /// How our frames flow from now on (the group's topology). A forwarder we distrust stays
+    /// distrusted while it is ours.
     pub fn set_route(&mut self, route: Route) {
+        let was_signing = self.signing();
         self.route = route;
+        if was_signing
+            && !self.signing()
+            && let Some(list) = self.batcher.stop()
+        {
+            self.send_authenticator(list);
+        }
+    }
+
+    /// Where our frames go and whose we take, now: the route, but a mesh while its forwarder is
+    /// distrusted.
+    fn effective_route(&self) -> Route {
+        match self.route {
+            Route::Via(f) if self.distrusted == Some(f) => Route::Mesh,
+            route => route,
+        }
+    }
+
+    /// Whether we sign our frames: our epoch is forwarded by another member (distrusted or not).
+    fn signing(&self) -> bool {
+        matches!(self.route, Route::Via(f) if self.members.contains_key(&f))
+    }
+
+    /// The members our frames go to now.
+    fn recipients(&self) -> Vec<PeerId> {
+        match self.effective_route() {
+            Route::Via(forwarder) if self.members.contains_key(&forwarder) => vec![forwarder],
+            _ => self.members.keys().copied().collect(),
+        }
     }
 
     /// How our frames flow.
@@ -290,7 +336,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             }
         }
         let opened = self.crypto.open(from, datagram);
-        let via_forwarder = self.route == Route::Via(*from);
+        let via_forwarder = self.effective_route() == Route::Via(*from);
         let known = |s| self.members.values().any(|m| m.sender == s);
         let opened = match opened {
             Ok(o) if o.header.key_id.sender() == link_sender => Ok(o),
@@ -311,6 +357,19 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             }
         };
         let sender = opened.header.key_id.sender();
+        if sender != link_sender && opened.header.media != GroupMedia::Authenticator {
+            // Relayed by the forwarder under another member's index: its word until a list of
+            // that member's says otherwise.
+            let (key_id, counter) = (opened.header.key_id, opened.header.counter);
+            if let Some(forged) = self.verifier.frame(key_id, counter, frame_digest(datagram), now) {
+                self.forged(forged, from);
+            }
+        }
+        if opened.header.media == GroupMedia::Authenticator {
+            self.authenticator(from, sender, &opened.payload, now);
+            return;
+        }
+        let member = self.members.get_mut(from).expect("looked up above");
         match opened.header.media {
             GroupMedia::Audio => {
                 if self.receiver.on_plaintext(sender, &opened.payload, now).is_err() {
@@ -326,7 +385,84 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
                 }
                 _ => member.stats.refused += 1,
             },
-            GroupMedia::Video { .. } => member.stats.refused += 1,
+            GroupMedia::Video { .. } | GroupMedia::Authenticator => member.stats.refused += 1,
+        }
+    }
+
+    /// An authenticator under `sender`'s index that `from`'s link brought: checked and its list
+    /// judges the relayed frames it covers, while we take frames through a forwarder (or some
+    /// still wait for a list); otherwise there is nothing for it to vouch for.
+    fn authenticator(&mut self, from: &PeerId, sender: SenderIndex, plaintext: &[u8], now: Instant) {
+        if !self.signing() && !self.verifier.has_waiting() {
+            return;
+        }
+        let Some(signer) = self.members.iter().find(|(_, m)| m.sender == sender).map(|(p, _)| *p) else {
+            return;
+        };
+        let checked = FrameAuthenticator::decode(plaintext)
+            .map_err(|e| e.to_string())
+            .and_then(|a| {
+                if a.list.key_id.sender() == sender { Ok(a) } else { Err("a list of another sender's frames".into()) }
+            })
+            .and_then(|a| self.crypto.verify_frames(&signer, &a).map(|()| a).map_err(|e| e.0));
+        match checked {
+            Ok(a) => {
+                for forged in self.verifier.list(a.list, now) {
+                    self.forged(forged, from);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%from, %signer, error = %e, "a frame authenticator did not verify");
+                let forged = self.verifier.bad_authenticator(sender);
+                self.forged(forged, from);
+            }
+        }
+    }
+
+    /// A forgery that `from`'s link brought: told loudly; if `from` is our forwarder, we stop
+    /// trusting it: our frames go to every member directly and we take none of its relaying.
+    fn forged(&mut self, forged: Forged, from: &PeerId) {
+        let member = self.members.iter().find(|(_, m)| m.sender == forged.sender).map(|(p, _)| *p);
+        let distrusted = self.route == Route::Via(*from) && self.distrusted != Some(*from);
+        tracing::warn!(
+            delivered_by = %from,
+            sender = forged.sender.0,
+            counter = ?forged.counter,
+            why = forged.why.as_str(),
+            distrusted,
+            "a forged group frame: its sender's signed list contradicts it"
+        );
+        if distrusted {
+            tracing::warn!(forwarder = %from, "no longer trusting the forwarder: sending and taking frames directly");
+            self.distrusted = Some(*from);
+        }
+        self.outputs.push_back(Output::Event(GroupAudioEvent::Forged {
+            member,
+            delivered_by: *from,
+            counter: forged.counter,
+            why: forged.why,
+            distrusted,
+        }));
+    }
+
+    /// Signs `list` through the port and sends it, sealed, where our audio goes.
+    fn send_authenticator(&mut self, list: FrameList) {
+        let sealed = self
+            .crypto
+            .sign_frames(list)
+            .and_then(|a| a.encode().map_err(|e| super::FrameCryptoError(e.to_string())))
+            .and_then(|plaintext| self.crypto.seal(GroupMedia::Authenticator, &plaintext));
+        match sealed {
+            Ok(frame) => {
+                self.send.authenticators += 1;
+                self.send.authenticator_bytes += frame.len() as u64;
+                let to = self.recipients();
+                self.outputs.push_back(Output::Transmit { to, frame });
+            }
+            Err(e) => {
+                self.send.sign_failures += 1;
+                tracing::debug!(error = %e, "frame authenticator not sent");
+            }
         }
     }
 
@@ -373,16 +509,22 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         let plaintext = self.framer.packet(job, opus, FLAG_GROUP_REPORTS).encode();
         match self.crypto.seal(GroupMedia::Audio, &plaintext) {
             Ok(frame) => {
-                if let Ok((header, _)) = GroupFrameHeader::parse(&frame) {
+                let header = GroupFrameHeader::parse(&frame).ok().map(|(h, _)| h);
+                if let Some(header) = header {
                     self.own = Some(header.key_id.sender());
                 }
                 self.send.frames += 1;
                 self.send.bytes += frame.len() as u64;
-                let to = match self.route {
-                    Route::Via(forwarder) if self.members.contains_key(&forwarder) => vec![forwarder],
-                    _ => self.members.keys().copied().collect(),
-                };
+                let digest = frame_digest(&frame);
+                let to = self.recipients();
                 self.outputs.push_back(Output::Transmit { to, frame });
+                if self.signing()
+                    && let Some(h) = header
+                {
+                    for list in self.batcher.sealed(h.key_id, h.counter, digest, self.last_now) {
+                        self.send_authenticator(list);
+                    }
+                }
             }
             Err(e) => {
                 // Not in the call (yet, or any more): nothing is sent until keys are there.
@@ -410,6 +552,11 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     /// Runs every tick due by `now`, `wall_us` being the wall clock then (a clock that fell behind
     /// catches up with all of them at once).
     pub fn handle_timeout(&mut self, now: Instant, wall_us: u64) {
+        self.last_now = now;
+        if let Some(list) = self.batcher.poll(now) {
+            self.send_authenticator(list);
+        }
+        self.verifier.handle_timeout(now);
         while self.next_send <= now {
             let late = now.saturating_duration_since(self.next_send).as_micros() as u64;
             self.outputs.push_back(Output::CaptureAudio { capture_us: wall_us.saturating_sub(late) });
@@ -486,7 +633,8 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
 
     /// When [`GroupAudioSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_send.min(self.next_play).min(self.next_report)
+        let at = self.next_send.min(self.next_play).min(self.next_report);
+        [self.batcher.deadline(), self.verifier.poll_timeout()].into_iter().flatten().fold(at, Instant::min)
     }
 
     /// The counters: ours, and every member's (jitter buffer, level, speaking).
@@ -497,6 +645,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             .values()
             .map(|m| {
                 let mut s = m.stats.clone();
+                s.authenticity = self.verifier.stats(m.sender);
                 if let Some(r) = receiver.iter().find(|r| r.sender == m.sender) {
                     s.jitter = r.jitter;
                     s.in_mix = r.in_mix;
@@ -517,6 +666,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             participants,
             dominant: self.dominant,
             limited_frames: self.receiver.limiter().limited_frames(),
+            distrusted_forwarder: self.distrusted.filter(|f| self.route == Route::Via(*f)),
             ..Default::default()
         }
     }
@@ -526,6 +676,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
 mod tests {
     use super::*;
     use crate::crypto::sender_key::{GroupFrameHeader, KeyId, OpenedFrame};
+    use crate::media::group_call::Forgery;
     use crate::media::group_call::FrameCryptoError;
     use crate::media::packet::{AudioPacket, ReceiverReport};
 
@@ -558,6 +709,16 @@ mod tests {
         fn open(&self, _from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
             let (header, payload) = Self::payload(frame)?;
             Ok(OpenedFrame { header, payload })
+        }
+
+        /// Signs with the identity of `member(sender + 1)`, in call 0…0.
+        fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+            let identity = libp2p_identity::Keypair::ed25519_from_bytes([self.0.0 + 1; 32]).unwrap();
+            FrameAuthenticator::sign(list, &[0; 16], &identity).map_err(|e| FrameCryptoError(e.to_string()))
+        }
+
+        fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+            authenticator.verify(&[0; 16], signer).map_err(|e| FrameCryptoError(e.to_string()))
         }
     }
 
@@ -827,9 +988,26 @@ mod tests {
     }
 
     /// Four members' sessions, member 0 forwarding: every 10 ms of simulated time each one's
-    /// outputs are carried out on the links they name. Returns the sessions and, per member, the
-    /// members its own frames went to.
-    fn run_forwarded(seconds: u32) -> (Vec<GroupAudioSession<LevelDecoder>>, Vec<BTreeMap<usize, u64>>) {
+    /// outputs are carried out on the links they name. Returns the sessions, per member the
+    /// members its own frames went to after `check_from` (seconds), and the events each told.
+    fn run_forwarded(seconds: u32) -> Forwarded {
+        run_forwarded_by(seconds, 0, |_, _| None)
+    }
+
+    struct Forwarded {
+        sessions: Vec<GroupAudioSession<LevelDecoder>>,
+        own_to: Vec<BTreeMap<usize, u64>>,
+        events: Vec<Vec<GroupAudioEvent>>,
+    }
+
+    /// As [`run_forwarded`], with the forwarder passing each frame it forwards, and the member
+    /// index it goes to, through `forge` (which may return other bytes to send instead); `own_to`
+    /// counts from second `count_from`.
+    fn run_forwarded_by(
+        seconds: u32,
+        count_from: u32,
+        mut forge: impl FnMut(&[u8], usize) -> Option<Vec<u8>>,
+    ) -> Forwarded {
         let t0 = Instant::now();
         let n = 4;
         let mut sessions: Vec<_> = (0..n as u8)
@@ -843,6 +1021,7 @@ mod tests {
         }
         let index = |p: &PeerId| (0..n).find(|j| member(*j as u8 + 1) == *p).unwrap();
         let mut own_to = vec![BTreeMap::new(); n];
+        let mut events = vec![Vec::new(); n];
         for step in 0..seconds * 100 {
             let now = t0 + Duration::from_millis(10) * step;
             let mut deliveries = Vec::new();
@@ -855,15 +1034,21 @@ mod tests {
                         Output::EncodeAudio(job) => s.encoded(&job, Ok(vec![50 + i as u8; 40])),
                         Output::Transmit { to, frame } => {
                             for p in to {
-                                *own_to[i].entry(index(&p)).or_insert(0) += 1;
+                                if step >= count_from * 100 {
+                                    *own_to[i].entry(index(&p)).or_insert(0) += 1;
+                                }
                                 deliveries.push((i, index(&p), frame.clone()));
                             }
                         }
                         Output::Forward { to, frame } => {
-                            deliveries.extend(to.iter().map(|p| (i, index(p), frame.clone())));
+                            for p in to {
+                                let frame = forge(&frame, index(&p)).unwrap_or_else(|| frame.clone());
+                                deliveries.push((i, index(&p), frame));
+                            }
                         }
                         Output::Report { to, frame } => deliveries.push((i, index(&to), frame)),
-                        Output::PlayAudio(_) | Output::Event(_) => {}
+                        Output::Event(e) => events[i].push(e),
+                        Output::PlayAudio(_) => {}
                     }
                 }
             }
@@ -871,12 +1056,12 @@ mod tests {
                 sessions[to].datagram(&member(from as u8 + 1), &frame, now);
             }
         }
-        (sessions, own_to)
+        Forwarded { sessions, own_to, events }
     }
 
     #[test]
     fn through_a_forwarder_each_member_sends_once_and_hears_every_other() {
-        let (sessions, own_to) = run_forwarded(2);
+        let Forwarded { sessions, own_to, events } = run_forwarded(2);
         // The forwarder sends its own frames to all three; the others to the forwarder alone.
         assert_eq!(own_to[0].keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
         for (i, to) in own_to.iter().enumerate().skip(1) {
@@ -889,10 +1074,106 @@ mod tests {
                 assert_eq!(p.refused, 0, "member {i}: nothing refused from {}", p.sender);
             }
         }
-        // The forwarder forwarded each of the three others' ~100 frames to two members, unchanged.
+        // Each of the three others signed its frames, and every receiver verified every frame the
+        // forwarder relayed (but the last ones, whose list is still to come): nothing forged.
+        for (i, s) in sessions.iter().enumerate().skip(1) {
+            let stats = s.stats();
+            assert!(stats.send.authenticators >= 12 && stats.send.sign_failures == 0, "member {i}: {:?}", stats.send);
+            assert_eq!(stats.distrusted_forwarder, None);
+            for p in stats.participants.iter().filter(|p| p.sender != 0) {
+                let a = p.authenticity;
+                assert!(a.verified >= 90 && a.forged == 0 && a.unverified == 0, "member {i} on {}: {a:?}", p.sender);
+            }
+            let forwarder = stats.participants.iter().find(|p| p.sender == 0).unwrap();
+            assert_eq!(forwarder.authenticity.verified, 0, "the forwarder's own frames come on its own link");
+        }
+        assert_eq!(sessions[0].stats().send.authenticators, 0, "the forwarder does not sign");
+        assert!(events.iter().flatten().all(|e| !matches!(e, GroupAudioEvent::Forged { .. })));
+        // The forwarder forwarded each of the three others' ~100 frames (and ~12 authenticators)
+        // to two members, unchanged.
         let f = sessions[0].stats().send;
-        assert!(f.forwarded_frames >= 290 && f.forward_refused == 0, "{f:?}");
+        assert!(f.forwarded_frames >= 320 && f.forward_refused == 0, "{f:?}");
         assert_eq!(sessions[1].stats().send.forwarded_frames, 0);
+    }
+
+    #[test]
+    fn a_frame_the_forwarder_forges_under_another_members_index_is_detected_and_it_is_distrusted() {
+        // At 1 s, the forwarder (member 0) replaces member 2's frame 50 by one of its own making,
+        // sealed under member 2's key (it holds it), with the same counter, on its way to members
+        // 1 and 3: it decrypts and plays there, as a forgery does.
+        let forged_counter = 50;
+        let mut forged_to = Vec::new();
+        let run = run_forwarded_by(3, 2, |bytes, to| {
+            let (header, _) = GroupFrameHeader::parse(bytes).ok()?;
+            let target = header.key_id.sender() == SenderIndex(2) && header.counter == forged_counter;
+            (target && header.media == GroupMedia::Audio).then(|| {
+                forged_to.push(to);
+                frame(2, GroupMedia::Audio, forged_counter as u32, 99)
+            })
+        });
+        assert_eq!(forged_to, vec![1, 3]);
+        for i in [1, 3] {
+            let stats = run.sessions[i].stats();
+            let of_2 = stats.participants.iter().find(|p| p.sender == 2).unwrap();
+            assert_eq!(of_2.authenticity.forged, 1, "member {i}: {:?}", of_2.authenticity);
+            assert!(of_2.authenticity.verified >= 40, "member {i}: {:?}", of_2.authenticity);
+            let forged: Vec<_> = run.events[i].iter().filter(|e| matches!(e, GroupAudioEvent::Forged { .. })).collect();
+            assert_eq!(
+                forged,
+                vec![&GroupAudioEvent::Forged {
+                    member: Some(member(3)),
+                    delivered_by: member(1),
+                    counter: Some(forged_counter),
+                    why: Forgery::Digest,
+                    distrusted: true,
+                }],
+                "member {i}"
+            );
+            // The protective action: the forwarder is distrusted, and this member's frames go to
+            // every member directly (in the last second), its lists too.
+            assert_eq!(stats.distrusted_forwarder, Some(member(1)));
+            assert_eq!(
+                run.own_to[i].keys().copied().collect::<Vec<_>>(),
+                vec![0, 1, 2, 3].into_iter().filter(|j| *j != i).collect::<Vec<_>>()
+            );
+        }
+        // Member 2, whose frame was forged, was not shown the forgery: it still trusts the
+        // forwarder and sends through it alone.
+        assert_eq!(run.sessions[2].stats().distrusted_forwarder, None);
+        assert_eq!(run.own_to[2].keys().copied().collect::<Vec<_>>(), vec![0]);
+        // Members 1 and 3 still hear each other (directly now).
+        let at_1 = run.sessions[1].stats();
+        assert!(at_1.participants.iter().find(|p| p.sender == 3).unwrap().in_mix);
+    }
+
+    #[test]
+    fn a_list_whose_signature_fails_is_a_forgery_and_a_lost_list_leaves_frames_unverified() {
+        // The forwarder drops member 2's lists to member 1, and replaces them by garbage-signed
+        // ones to member 3.
+        let run = run_forwarded_by(2, 0, |frame, to| {
+            let (header, _) = GroupFrameHeader::parse(frame).ok()?;
+            if header.media != GroupMedia::Authenticator || header.key_id.sender() != SenderIndex(2) {
+                return None;
+            }
+            let (_, payload) = ClearFrames::payload(frame).ok()?;
+            let mut auth = FrameAuthenticator::decode(&payload).ok()?;
+            auth.signature[0] ^= 1;
+            match to {
+                1 => Some(Vec::new()),
+                _ => Some(ClearFrames::frame(2, GroupMedia::Authenticator, header.counter, &auth.encode().ok()?)),
+            }
+        });
+        let of_2 = |i: usize| run.sessions[i].stats().participants.iter().find(|p| p.sender == 2).unwrap().authenticity;
+        assert_eq!((of_2(1).verified, of_2(1).forged), (0, 0), "{:?}", of_2(1));
+        assert!(of_2(1).unverified >= 40, "{:?}", of_2(1));
+        assert!(of_2(3).forged >= 1, "{:?}", of_2(3));
+        assert_eq!(run.sessions[3].stats().distrusted_forwarder, Some(member(1)));
+        assert!(
+            run.events[3]
+                .iter()
+                .any(|e| matches!(e, GroupAudioEvent::Forged { why: Forgery::Authenticator, counter: None, .. }))
+        );
+        assert_eq!(run.sessions[1].stats().distrusted_forwarder, None, "lost lists are no forgery");
     }
 
     #[test]

@@ -258,6 +258,9 @@ pub struct GroupVideoSession {
     send_kbps: u64,
     outputs: VecDeque<VideoOutput>,
     route: Route,
+    /// A forwarder caught forging (the audio's authenticators): while it is ours, our records go
+    /// to every member directly and we take none of its relaying.
+    distrusted: Option<PeerId>,
     forward: ForwardFilter,
     /// (At the forwarder) the GOP last forwarded to each receiver from each origin.
     forwarded_gops: BTreeMap<(PeerId, u8), u32>,
@@ -307,6 +310,7 @@ impl GroupVideoSession {
             send_kbps: 0,
             outputs: VecDeque::new(),
             route: Route::Mesh,
+            distrusted: None,
             forward: ForwardFilter::default(),
             forwarded_gops: BTreeMap::new(),
             forwarded_records: 0,
@@ -376,6 +380,26 @@ impl GroupVideoSession {
         }
     }
 
+    /// Our forwarder `forwarder` was caught forging (`protocols/group-media-v1.md`, "Frame
+    /// authenticators"): while it is ours, our records go to every member directly (a new GOP:
+    /// each stream now comes on another link) and we take none of its relaying.
+    pub fn distrust(&mut self, forwarder: PeerId) {
+        if self.distrusted != Some(forwarder) {
+            self.distrusted = Some(forwarder);
+            if self.route == Route::Via(forwarder) {
+                self.sender.restart_gop();
+            }
+        }
+    }
+
+    /// The route, but a mesh while its forwarder is distrusted.
+    fn effective_route(&self) -> Route {
+        match self.route {
+            Route::Via(f) if self.distrusted == Some(f) => Route::Mesh,
+            route => route,
+        }
+    }
+
     /// `member`'s link's smoothed RTT at `now` (its queueing delay decides its layers).
     pub fn link_rtt(&mut self, member: &PeerId, rtt: Duration, now: Instant) {
         if let Some(m) = self.members.get_mut(member) {
@@ -386,7 +410,7 @@ impl GroupVideoSession {
     /// Who our record of `layer` goes to: the forwarder alone through one, else every member;
     /// an enhancement record only to those whose link keeps up.
     fn recipients(&mut self, layer: u8) -> Vec<PeerId> {
-        let via = match self.route {
+        let via = match self.effective_route() {
             Route::Via(f) if self.members.contains_key(&f) => Some(f),
             _ => None,
         };
@@ -550,7 +574,7 @@ impl GroupVideoSession {
         if self.route == Route::Forwarder {
             self.forward_record(from, link_sender, gop, body);
         }
-        let via_forwarder = self.route == Route::Via(*from);
+        let via_forwarder = self.effective_route() == Route::Via(*from);
         let opened = self.crypto.open(from, body);
         // Whose frame it is: the link's member's own, or through the forwarder another's.
         let origin = match &opened {
@@ -599,7 +623,7 @@ impl GroupVideoSession {
     /// forwarder's link the stream's origin is not known until a record is whole: every member's
     /// video counts as slow, not stalled (fewer keyframe requests, never a reset stream's loop).
     pub fn progress(&mut self, from: &PeerId, gop: u32, now: Instant) {
-        if self.route == Route::Via(*from) {
+        if self.effective_route() == Route::Via(*from) {
             for m in self.members.values_mut() {
                 m.receiver.on_progress(now, gop);
             }
@@ -1137,6 +1161,26 @@ mod tests {
             }
         }
         assert_eq!(to_by_layer.len(), 4);
+    }
+
+    #[test]
+    fn a_distrusted_forwarder_is_bypassed_and_its_relaying_refused() {
+        let t0 = Instant::now();
+        let mut s = GroupVideoSession::new(ClearFrames::new(1), config(), false, t0);
+        s.add_member(member(0), SenderIndex(0), t0);
+        s.add_member(member(2), SenderIndex(2), t0);
+        s.set_route(Route::Via(member(0)));
+        assert_eq!(s.recipients(0), [member(0)]);
+        // Member 2's record relayed by the forwarder: taken while it is trusted.
+        let (gop, relayed) = body(2, 0, 0, 0, true);
+        s.record(&member(0), gop, &relayed, t0, 1_000);
+        s.distrust(member(0));
+        assert_eq!(s.recipients(0), [member(0), member(2)], "to every member directly");
+        let (gop, relayed) = body(2, 0, 0, 1, false);
+        s.record(&member(0), gop, &relayed, t0, 1_000);
+        let stats = s.stats();
+        let by = |m: PeerId| stats.participants.iter().find(|p| p.member == m).unwrap().clone();
+        assert_eq!((by(member(2)).records, by(member(0)).refused), (1, 1), "its relaying refused once distrusted");
     }
 
     #[test]

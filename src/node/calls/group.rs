@@ -16,11 +16,13 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use libp2p_identity::Keypair;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
 use crate::call::signal::{GROUP_VERSION, GroupLeg, GroupLegKind};
+use crate::crypto::frame_auth::{FrameAuthenticator, FrameList};
 use crate::crypto::sas::{Sas, SasTable};
 use crate::crypto::sender_key::SenderIndex;
 use crate::group::control::{ControlBody, GroupControl};
@@ -155,11 +157,12 @@ impl GroupMediaSeam {
         &mut self,
         id: CallId,
         member: Arc<Mutex<GroupMember>>,
+        identity: Keypair,
         config: GroupMediaConfig,
         loop_events: mpsc::Sender<PhoneEvent>,
     ) {
         let (events, mut heard) = mpsc::channel::<GroupAudioEvent>(64);
-        match GroupCallMedia::start(config, Arc::new(MemberCrypto(member)), events) {
+        match GroupCallMedia::start(config, Arc::new(MemberCrypto(member, identity)), events) {
             Ok(media) => {
                 media.set_route(self.route);
                 self.media = Some(Arc::new(media));
@@ -264,8 +267,9 @@ impl GroupMediaSeam {
     }
 }
 
-/// The media's port to the group's keys, over the loop's [`GroupMember`].
-struct MemberCrypto(Arc<Mutex<GroupMember>>);
+/// The media's port to the group's keys, over the loop's [`GroupMember`], and to our identity key
+/// (frame authenticators are signed with it).
+struct MemberCrypto(Arc<Mutex<GroupMember>>, Keypair);
 
 impl MemberCrypto {
     fn member(&self) -> MutexGuard<'_, GroupMember> {
@@ -280,6 +284,16 @@ impl GroupFrameCrypto for MemberCrypto {
 
     fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
         self.member().open(from, frame).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+        let call_id = self.member().call_id();
+        FrameAuthenticator::sign(list, &call_id, &self.1).map_err(|e| FrameCryptoError(e.to_string()))
+    }
+
+    fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+        let call_id = self.member().call_id();
+        authenticator.verify(&call_id, signer).map_err(|e| FrameCryptoError(e.to_string()))
     }
 }
 
@@ -584,7 +598,8 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
         let mut group = GroupCall::new(member, known);
         group.muted = config.muted;
         group.video = config.video_on;
-        group.media.start(group.id, group.member.clone(), config, self.phone.events.clone());
+        let identity = self.phone.identity.keypair().clone();
+        group.media.start(group.id, group.member.clone(), identity, config, self.phone.events.clone());
         self.phone.group = Some(group);
     }
 
@@ -939,6 +954,28 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
             GroupAudioEvent::LinkFailed { member, error } => {
                 tracing::info!(%member, %error, "group media: a member's link failed");
                 return;
+            }
+            GroupAudioEvent::Forged { member, delivered_by, counter, why, distrusted } => {
+                tracing::warn!(
+                    member = ?member.map(|m| m.to_base58()),
+                    %delivered_by,
+                    ?counter,
+                    why = why.as_str(),
+                    distrusted,
+                    "group call: a forged frame (its sender's signed list contradicts it)"
+                );
+                Box::new(move |info| {
+                    let name = member.and_then(|m| participant_name(&info, &m));
+                    NodeEvent::GroupForged {
+                        group: info,
+                        peer_id: member.map(|m| m.to_base58()),
+                        name,
+                        delivered_by: delivered_by.to_base58(),
+                        counter,
+                        reason: why.as_str().into(),
+                        distrusted,
+                    }
+                })
             }
         };
         let Some(info) = self.current_group_info() else { return };
