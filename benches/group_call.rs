@@ -40,16 +40,23 @@
 //!   frames the forwarder relayed were judged over the whole run, every member (none forged, or
 //!   the run fails).
 //!
-//! With `video` (or `video-only`: nothing else), `video`: per member count (2, 3, 4), every member
-//! also sends the test pattern's video at the group's 320x180 (`media::group_call`, libaom, 300
-//! kbps target, one encode per member, one dav1d decoder per other member, sinks null):
-//! `cpu_percent_per_member` (everything: audio and video), `video_up_kbps` (the records a member
-//! seals, times the N − 1 links each goes on) and `video_down_kbps` (the records it receives),
-//! `udp_up_kbps` / `udp_down_kbps` (audio and video with QUIC's framing), the frame rate each
-//! member sends and shows of each other (mean and least), keyframes, and records dropped for a
-//! member whose queue was full, and the audio's concealed ticks over every stream meanwhile (audio
-//! goes first: video must not starve it). The smoke run does 3 members for 2 s and fails unless every
-//! member decoded pictures from every other.
+//! With `video` (or `video-only`: nothing else), `video`: per member count (2, 3, 4) and
+//! `topology` (`mesh`; `forward` from 3: every member's video through the first), every member
+//! also sends the test pattern's video at the group's 320x180 (`media::group_call`, libaom in two
+//! temporal layers, 300 kbps target, one encode per member, one dav1d decoder per other member,
+//! sinks null): `cpu_percent_per_member` (everything: audio and video), `video_up_kbps` (the
+//! records a member seals, times the links each goes on, plus those it forwards) and
+//! `video_down_kbps` (the records it receives), per member, and in a forwarded row `roles` (the
+//! forwarder's and the mean of the others'), `udp_up_kbps` / `udp_down_kbps` (audio and video
+//! with QUIC's framing), the frame rate each member sends and shows of each other (mean and
+//! least), keyframes, records dropped for a member whose queue was full, enhancement-layer records
+//! sent and thinned (thinning on loopback means a link did not keep up), and the audio's concealed
+//! ticks over every stream meanwhile (audio goes first: video must not starve it). At the largest
+//! size one more forwarded row, `thinned`: the forwarder's link to one member reports a 200 ms
+//! queue (`QueuedLink`) from 1 s before the measurement: the frame rate that member shows of each
+//! other and its video down, against the other members'. The smoke run does 3 members for 2 s,
+//! mesh, forwarded and forwarded with a slow member, and fails unless every member decoded
+//! pictures from every other.
 //!
 //! With `join` (or `join-only`: nothing else), `join`: per member count, real daemons in this
 //! process (`common/group_join.rs`): the start (`hail call` of all but one) and 10 joins of the
@@ -77,7 +84,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cpu::process_cpu_seconds;
-use group_mesh::{Impairment, Party, forwarded, mesh, mesh_impaired, mesh_video};
+use group_mesh::{
+    Impairment, Party, forwarded, forwarded_video, forwarded_video_queued, mesh, mesh_impaired, mesh_video,
+};
 use hail::media::io::{SourceSpec, read_wav_mono_48k};
 use serde_json::json;
 use speech_quality::{Condition, marker_lag, mean_sd, pesq, write_16k};
@@ -105,11 +114,13 @@ fn bytes(parties: &[Party]) -> Vec<[u64; 4]> {
         .collect()
 }
 
-/// `Mesh`, or `Forward`: the first member forwards the others' frames.
+/// `Mesh`, or `Forward`: the first member forwards the others' frames; `ForwardSlow` (video
+/// only): forwarded, and the forwarder's link to one member reports a 200 ms queue.
 #[derive(Clone, Copy, PartialEq)]
 enum Topology {
     Mesh,
     Forward,
+    ForwardSlow,
 }
 
 async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json::Value {
@@ -117,7 +128,7 @@ async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json
     let sources = (0..members).map(|i| SourceSpec::Tone(300.0 + 170.0 * i as f64)).collect();
     let (_net, mut parties) = match topology {
         Topology::Mesh => mesh(dir.path(), sources).await,
-        Topology::Forward => forwarded(dir.path(), sources).await,
+        Topology::Forward | Topology::ForwardSlow => forwarded(dir.path(), sources).await,
     };
     // Let the jitter buffers fill before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -193,18 +204,19 @@ async fn measure(members: usize, seconds: f64, topology: Topology) -> serde_json
 /// Group sizes of the video rows (the issue asks for video up to 4 members).
 const VIDEO_MEMBERS: [usize; 3] = [2, 3, 4];
 
-/// Video records sealed (each counted once) and received, summed over every member.
-fn video_bytes(parties: &[Party]) -> (u64, u64) {
-    let (mut sealed, mut received) = (0, 0);
-    for p in parties {
-        let v = p.media().video_stats();
-        sealed += v.send.bytes;
-        received += v.participants.iter().map(|o| o.bytes).sum::<u64>();
-    }
-    (sealed, received)
+/// Per member: video records sealed (each counted once), forwarded (once per receiver) and
+/// received.
+fn video_bytes(parties: &[Party]) -> Vec<[u64; 3]> {
+    parties
+        .iter()
+        .map(|p| {
+            let v = p.media().video_stats();
+            [v.send.bytes, v.forwarded_bytes, v.participants.iter().map(|o| o.bytes).sum::<u64>()]
+        })
+        .collect()
 }
 
-async fn measure_video(members: usize, seconds: f64) -> serde_json::Value {
+async fn measure_video(members: usize, seconds: f64, topology: Topology) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let sources = (0..members).map(|i| SourceSpec::Tone(300.0 + 170.0 * i as f64)).collect();
     let video = hail::media::config::VideoConfig {
@@ -212,12 +224,27 @@ async fn measure_video(members: usize, seconds: f64) -> serde_json::Value {
         output: hail::media::video::source::VideoSinkSpec::Null,
         ..Default::default()
     };
-    let (_net, mut parties) = mesh_video(dir.path(), sources, video).await;
+    let (_net, mut parties) = match topology {
+        Topology::Mesh => mesh_video(dir.path(), sources, video).await,
+        Topology::Forward => forwarded_video(dir.path(), sources, video).await,
+        Topology::ForwardSlow => forwarded_video_queued(dir.path(), sources, video).await,
+    };
     // The first keyframes, decoders opened, jitter buffers filled.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // ForwardSlow: the member after the forwarder is slow from here on (what was on its way
+    // arrives in the next second).
+    let slow = (topology == Topology::ForwardSlow).then(|| {
+        let f = parties.iter().position(|p| p.media().video_stats().forwarded_records > 0).expect("a forwarder");
+        let slow = (f + 1) % members;
+        parties[f].queues[&parties[slow].id].store(200, std::sync::atomic::Ordering::Relaxed);
+        slow
+    });
+    if slow.is_some() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let udp = |parties: &[Party]| bytes(parties).iter().fold((0, 0), |(up, down), b| (up + b[2], down + b[3]));
     let (udp_up0, udp_down0) = udp(&parties);
-    let (sealed0, received0) = video_bytes(&parties);
+    let video0 = video_bytes(&parties);
     let shown0: Vec<Vec<u64>> = parties
         .iter()
         .map(|p| p.media().video_stats().participants.iter().map(|o| o.receive.frames_rendered).collect())
@@ -231,20 +258,41 @@ async fn measure_video(members: usize, seconds: f64) -> serde_json::Value {
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     let (cpu, elapsed) = (process_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let (udp_up, udp_down) = udp(&parties);
-    let (sealed, received) = video_bytes(&parties);
+    let video1 = video_bytes(&parties);
+    // The forwarder (forwarded rows): the member that forwarded records.
+    let forwarder = (0..members).find(|i| video1[*i][1] > video0[*i][1]);
+    // What each member put on its links: its own records on every link (a mesh, or the
+    // forwarder) or on the forwarder's alone, and the records it forwarded; what it received.
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for i in 0..members {
+        let links = if topology == Topology::Mesh || forwarder == Some(i) { members as u64 - 1 } else { 1 };
+        up.push((video1[i][0] - video0[i][0]) * links + video1[i][1] - video0[i][1]);
+        down.push(video1[i][2] - video0[i][2]);
+    }
     let audio_concealed = concealed(&parties) - concealed0;
     let per_member_kbps = |b: u64| (b as f64 * 8.0 / elapsed / members as f64 / 1000.0 * 10.0).round() / 10.0;
     let round1 = |x: f64| (x * 10.0).round() / 10.0;
     let (mut shown_fps, mut sent_fps, mut keyframes, mut dropped, mut decoded) = (Vec::new(), Vec::new(), 0, 0, true);
+    let (mut enhancement_sent, mut enhancement_thinned) = (0, 0);
+    // ForwardSlow: what the slow member shows of each other, and the others of each other.
+    let (mut slow_fps, mut fast_fps) = (Vec::new(), Vec::new());
     for (i, p) in parties.iter().enumerate() {
         let v = p.media().video_stats();
         sent_fps.push((v.send.frames - sent0[i]) as f64 / elapsed);
         keyframes += v.send.keyframes;
         for (k, o) in v.participants.iter().enumerate() {
             let before = shown0[i].get(k).copied().unwrap_or(0);
-            shown_fps.push(o.receive.frames_rendered.saturating_sub(before) as f64 / elapsed);
+            let fps = o.receive.frames_rendered.saturating_sub(before) as f64 / elapsed;
+            shown_fps.push(fps);
+            if slow == Some(i) {
+                slow_fps.push(fps);
+            } else {
+                fast_fps.push(fps);
+            }
             decoded &= o.receive.frames_decoded > 0;
             dropped += o.send_dropped;
+            enhancement_sent += o.thinning.enhancement_sent;
+            enhancement_thinned += o.thinning.enhancement_thinned;
         }
     }
     for p in &mut parties {
@@ -252,14 +300,44 @@ async fn measure_video(members: usize, seconds: f64) -> serde_json::Value {
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let least = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    let one_kbps = |b: u64| (b as f64 * 8.0 / elapsed / 1000.0 * 10.0).round() / 10.0;
+    let roles = forwarder.map(|f| {
+        let others = members as u64 - 1;
+        let sum_others = |v: &[u64]| v.iter().enumerate().filter(|(i, _)| *i != f).map(|(_, b)| *b).sum::<u64>();
+        json!({
+            "forwarder_video_up_kbps": one_kbps(up[f]),
+            "forwarder_video_down_kbps": one_kbps(down[f]),
+            "others_video_up_kbps": one_kbps(sum_others(&up) / others),
+            "others_video_down_kbps": one_kbps(sum_others(&down) / others),
+        })
+    });
+    let thinned = slow.map(|s| {
+        let others = members as u64 - 1;
+        let fast_down = (0..members).filter(|i| *i != s).map(|i| down[i]).sum::<u64>() / others;
+        json!({
+            "slow_member_shown_fps": round1(mean(&slow_fps)),
+            "slow_member_video_down_kbps": one_kbps(down[s]),
+            "others_shown_fps": round1(mean(&fast_fps)),
+            "others_video_down_kbps": one_kbps(fast_down),
+        })
+    });
     json!({
         "members": members,
-        "format": "320x180 test pattern, libaom, 300 kbps target",
+        "topology": match topology {
+            Topology::Mesh => "mesh",
+            Topology::Forward => "forward",
+            Topology::ForwardSlow => "forward, one member's link from the forwarder queued 200 ms",
+        },
+        "thinned": thinned,
+        "format": "320x180 test pattern, libaom L1T2, 300 kbps target",
         "seconds": round1(elapsed),
         "cpu_percent_per_member": round1(cpu * 100.0 / elapsed / members as f64),
         "cpu_percent_all_members": round1(cpu * 100.0 / elapsed),
-        "video_up_kbps": per_member_kbps((sealed - sealed0) * (members as u64 - 1)),
-        "video_down_kbps": per_member_kbps(received - received0),
+        "video_up_kbps": per_member_kbps(up.iter().sum()),
+        "video_down_kbps": per_member_kbps(down.iter().sum()),
+        "roles": roles,
+        "enhancement_records_sent": enhancement_sent,
+        "enhancement_records_thinned": enhancement_thinned,
         "udp_up_kbps": per_member_kbps(udp_up - udp_up0),
         "udp_down_kbps": per_member_kbps(udp_down - udp_down0),
         "send_fps": { "mean": round1(mean(&sent_fps)), "least": round1(least(&sent_fps)) },
@@ -449,7 +527,19 @@ fn main() {
     // does 3 members for 2 s.
     let video_rows: Vec<_> = if args.has_word("video") || args.has_word("video-only") || !args.bench {
         let (sizes, seconds): (&[usize], f64) = if args.bench { (&VIDEO_MEMBERS, seconds) } else { (&[3], 2.0) };
-        let rows: Vec<_> = sizes.iter().map(|n| runtime.block_on(measure_video(*n, seconds))).collect();
+        // Mesh at each size, forwarded from 3 members (at 2 there is nothing to forward), and at
+        // the largest forwarded with one slow member.
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        let rows: Vec<_> = sizes
+            .iter()
+            .flat_map(|n| [(*n, Topology::Mesh), (*n, Topology::Forward), (*n, Topology::ForwardSlow)])
+            .filter(|(n, t)| match t {
+                Topology::Mesh => true,
+                Topology::Forward => *n >= 3,
+                Topology::ForwardSlow => *n >= 3 && *n == largest,
+            })
+            .map(|(n, t)| runtime.block_on(measure_video(n, seconds, t)))
+            .collect();
         if !args.bench {
             assert!(rows.iter().all(|r| r["every_member_decoded_every_other"] == true), "video flowed: {rows:?}");
         }
@@ -469,7 +559,7 @@ fn main() {
     let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
     let out = json!({
         "profile": profile,
-        "what": "group call audio (mesh and forwarded by one member) and video (mesh), every member in this one process on loopback QUIC",
+        "what": "group call audio and video (mesh and forwarded by one member), every member in this one process on loopback QUIC",
         "group_call": rows,
         "video": video_rows,
         "quality": quality,

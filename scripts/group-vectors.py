@@ -271,7 +271,9 @@ def group_media_vectors():
         "0xF001: RFC 9605's key schedule and header with ChaCha20-Poly1305. frames: sender 1's first two frames "
         "and sender 2's first frame in epoch 7. receiver_report: sender 2's next frame, a report on sender 1's audio. video_record: sender 1's next frame, a keyframe on its GOP 5's video stream (stream header, record = len || group frame, plaintext = gop || media-v1 video frame). rekey: member 2 leaves and member 3 joins; epoch 8 has new base "
         "keys for senders 1 and 3 (member 2 never gets them, member 3 never gets epoch 7's). forwarding: what a "
-        "forwarding member does with datagrams in order, each on a member's link (forward to, or why not). Hex.",
+        "forwarding member does with datagrams in order, each on a member's link (forward to, or why not). "
+        "video_layers: the layer and frame number of each picture of an L1T2 stream, and what a receiver does "
+        "with each frame it gets (decode, skip, undecodable, stale). Hex.",
         "cipher_suite": SUITE,
         "rfc9605_headers": [{"kid": k, "ctr": c, "header": h} for k, c, h in RFC9605_HEADERS],
         "frames": [audio, video, other],
@@ -285,7 +287,59 @@ def group_media_vectors():
             "frames": [after, newcomer],
         },
         "forwarding": forwarding_vectors(audio, video, other, report["frame"]),
+        "video_layers": video_layers_vectors(),
     }
+
+
+def newer(a, b):
+    """Whether u32 a comes after b (wrapping)."""
+    d = (a - b) & 0xFFFFFFFF
+    return d != 0 and d < 0x80000000
+
+
+def video_layers_vectors():
+    """Temporal layers (group-media-v1.md, "Temporal layers"). sender: pictures in order, a keyframe
+    asked for or not, the layer L1T2 puts each on and the frame number it carries (base frames one
+    after the other; an enhancement frame its base frame's). receiver: frames as one receiver gets
+    them (some thinned out, one base frame lost) and what it does with each: decode; skip (an
+    enhancement frame whose base frame was not the last decoded: no keyframe asked); undecodable (a
+    base frame after a gap, or anything out of step: a keyframe is asked)."""
+    sender = []
+    after_base, next_base = False, 0
+    for key in [True, False, False, False, False, True, False, False, False]:
+        layer = 0 if key or not after_base else 1
+        after_base = layer == 0
+        if layer == 0:
+            number, next_base = next_base, next_base + 1
+        else:
+            number = next_base - 1
+        sender.append({"keyframe_asked": key, "layer": layer, "frame": number, "keyframe": key})
+    # (gop, frame, layer, keyframe) as received: 1 L1 thinned out, 3 L0 lost, then a new GOP.
+    received = [(0, 0, 0, True), (0, 0, 1, False), (0, 1, 0, False), (0, 2, 0, False), (0, 2, 1, False),
+                (0, 3, 1, False), (0, 4, 0, False), (0, 4, 1, False), (1, 5, 0, True), (1, 5, 1, False),
+                (1, 6, 0, False), (1, 5, 1, False), (0, 7, 0, False)]
+    gop = expect = last_base = None
+    in_step = False
+    receiver = []
+    for g, frame, layer, key in received:
+        if gop is not None and newer(gop, g):
+            decision = "stale"
+        else:
+            new_gop = gop is None or newer(g, gop)
+            if layer > 0 and not key:
+                decision = "skip" if new_gop or not in_step or last_base != frame else "decode"
+            else:
+                if key:
+                    if new_gop or not in_step:
+                        gop, in_step = g, True
+                elif new_gop or expect != frame:
+                    gop, in_step = g, False
+                if in_step:
+                    expect, last_base, decision = frame + 1, frame, "decode"
+                else:
+                    decision = "undecodable"
+        receiver.append({"gop": g, "frame": frame, "layer": layer, "keyframe": key, "decision": decision})
+    return {"sender": sender, "receiver": receiver}
 
 
 def forwarding_vectors(audio, video, other, report):

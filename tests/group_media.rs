@@ -2,7 +2,8 @@
 //! member a real `GroupMember` (on the in-memory control net of `common/group_net.rs`, so the keys
 //! are the group's real keys) behind the `GroupFrameCrypto` port, every pair of members a real QUIC
 //! connection (`transport::media_port::QuicMediaPort`), every member sending a tone of its own and
-//! writing its mix to a WAV file. What each hears is judged by its spectrum.
+//! writing its mix to a WAV file. What each hears is judged by its spectrum. And two video cases:
+//! thinning at a forwarder, and at a mesh sender, whose link to a member reports a queue.
 
 #[path = "common/group_mesh.rs"]
 mod group_mesh;
@@ -458,5 +459,129 @@ async fn a_replaced_links_late_failure_leaves_the_new_link_alone() {
         }
         assert!(Instant::now() < deadline, "a stopped sending to or hearing b: {before:?} then {now:?}");
         run_for(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `done` holds, polling every 50 ms; fails after 60 s (video: three members encode
+/// and decode on this shared machine).
+async fn until_video(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 60 s: {what}");
+        run_for(Duration::from_millis(50)).await;
+    }
+}
+
+/// What `at` receives of `from`'s video.
+fn video_from(at: &Party, from: &PeerId) -> hail::media::group_call::ParticipantVideoStats {
+    at.media().video_stats().participants.into_iter().find(|o| o.member == *from).expect("a member")
+}
+
+/// Real codecs (libaom in two layers, dav1d) and real QUIC, three members forwarded by one: the
+/// forwarder's link to one member reports a queue (its RTT 200 ms over the connection's); that
+/// member then gets the base layer only, decodes on and asks for no keyframe, while the third
+/// still gets both layers; once the queue is gone it gets both again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_forwarder_a_member_whose_link_queues_gets_the_base_layer_only_until_it_calms() {
+    use std::sync::atomic::Ordering;
+
+    use hail::media::config::VideoConfig;
+    use hail::media::video::source::{VideoSinkSpec, VideoSourceSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sources = (0..3).map(|i| SourceSpec::Tone(TONES[i])).collect();
+    let video = VideoConfig { input: VideoSourceSpec::Pattern, output: VideoSinkSpec::Null, ..Default::default() };
+    let (_net, mut parties) = group_mesh::forwarded_video_queued(dir.path(), sources, video).await;
+    until_video("every member decodes every other's video", || {
+        parties.iter().all(|p| {
+            let v = p.media().video_stats();
+            v.participants.len() == 2 && v.participants.iter().all(|o| o.receive.frames_decoded > 10)
+        })
+    })
+    .await;
+    let f = parties.iter().position(|p| p.media().video_stats().forwarded_records > 0).expect("a forwarder");
+    let (slow, fast) = ((f + 1) % 3, (f + 2) % 3);
+    let (slow_id, fast_id) = (parties[slow].id, parties[fast].id);
+    let layers_to = |p: &Party, to: &PeerId| video_from(p, to).thinning.layers;
+    assert_eq!(layers_to(&parties[f], &slow_id), 2, "loopback keeps up: both layers");
+
+    parties[f].queues[&slow_id].store(200, Ordering::Relaxed);
+    until_video("the forwarder thins the queued member's video", || layers_to(&parties[f], &slow_id) == 1).await;
+    // What was on its way before arrives first: 15 more frames of the third member's.
+    let decoded = video_from(&parties[slow], &fast_id).receive.frames_decoded;
+    until_video("frames go on", || video_from(&parties[slow], &fast_id).receive.frames_decoded >= decoded + 15).await;
+    let (slow_then, fast_then) =
+        (video_from(&parties[slow], &fast_id).receive, video_from(&parties[fast], &slow_id).receive);
+    until_video("30 more frames at the queued member", || {
+        video_from(&parties[slow], &fast_id).receive.frames_decoded >= slow_then.frames_decoded + 30
+    })
+    .await;
+    let (slow_now, fast_now) =
+        (video_from(&parties[slow], &fast_id).receive, video_from(&parties[fast], &slow_id).receive);
+    assert_eq!(slow_now.enhancement_received, slow_then.enhancement_received, "the base layer only: {slow_now:?}");
+    assert_eq!(slow_now.keyframe_requests, slow_then.keyframe_requests, "no keyframe asked: {slow_now:?}");
+    assert_eq!(slow_now.undecodable, slow_then.undecodable, "no gap: {slow_now:?}");
+    assert!(fast_now.enhancement_received > fast_then.enhancement_received, "the other gets both: {fast_now:?}");
+    assert_eq!(layers_to(&parties[f], &fast_id), 2);
+
+    parties[f].queues[&slow_id].store(0, Ordering::Relaxed);
+    until_video("both layers again once the queue is gone", || {
+        video_from(&parties[slow], &fast_id).receive.enhancement_received > slow_now.enhancement_received
+    })
+    .await;
+    let thinning = video_from(&parties[f], &slow_id).thinning;
+    assert_eq!((thinning.layers, thinning.thinnings), (2, 1), "{thinning:?}");
+    assert!(thinning.enhancement_thinned > 0, "{thinning:?}");
+    for p in &mut parties {
+        p.finish().await;
+    }
+}
+
+/// The same in a mesh: member 0's link to member 1 reports a queue; member 0 sends member 1 its
+/// base layer only (and no keyframe is asked), member 2 everything, and member 1's own links are
+/// not touched: it still gets member 2's video whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_mesh_a_sender_thins_only_the_link_that_queues() {
+    use std::sync::atomic::Ordering;
+
+    use hail::media::config::VideoConfig;
+    use hail::media::video::source::{VideoSinkSpec, VideoSourceSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sources = (0..3).map(|i| SourceSpec::Tone(TONES[i])).collect();
+    let video = VideoConfig { input: VideoSourceSpec::Pattern, output: VideoSinkSpec::Null, ..Default::default() };
+    let (_net, mut parties) = group_mesh::mesh_video_queued(dir.path(), sources, video).await;
+    until_video("every member decodes every other's video", || {
+        parties.iter().all(|p| {
+            let v = p.media().video_stats();
+            v.participants.len() == 2 && v.participants.iter().all(|o| o.receive.frames_decoded > 10)
+        })
+    })
+    .await;
+    let ids: Vec<PeerId> = parties.iter().map(|p| p.id).collect();
+    parties[0].queues[&ids[1]].store(200, Ordering::Relaxed);
+    until_video("member 0 thins its video to member 1", || video_from(&parties[0], &ids[1]).thinning.layers == 1).await;
+    let decoded = video_from(&parties[1], &ids[0]).receive.frames_decoded;
+    until_video("frames go on", || video_from(&parties[1], &ids[0]).receive.frames_decoded >= decoded + 15).await;
+    let then = [
+        video_from(&parties[1], &ids[0]).receive,
+        video_from(&parties[2], &ids[0]).receive,
+        video_from(&parties[1], &ids[2]).receive,
+    ];
+    until_video("30 more frames of member 0's at member 1", || {
+        video_from(&parties[1], &ids[0]).receive.frames_decoded >= then[0].frames_decoded + 30
+    })
+    .await;
+    let now = [
+        video_from(&parties[1], &ids[0]).receive,
+        video_from(&parties[2], &ids[0]).receive,
+        video_from(&parties[1], &ids[2]).receive,
+    ];
+    assert_eq!(now[0].enhancement_received, then[0].enhancement_received, "1 gets 0's base only: {:?}", now[0]);
+    assert_eq!(now[0].keyframe_requests, then[0].keyframe_requests, "and asks no keyframe: {:?}", now[0]);
+    assert!(now[1].enhancement_received > then[1].enhancement_received, "2 gets 0's both: {:?}", now[1]);
+    assert!(now[2].enhancement_received > then[2].enhancement_received, "1 gets 2's both: {:?}", now[2]);
+    for p in &mut parties {
+        p.finish().await;
     }
 }

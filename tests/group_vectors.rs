@@ -484,3 +484,80 @@ fn a_forwarder_decides_as_the_vectors_say() {
         }
     }
 }
+
+/// Frame numbers of a two-layer stream: the sender numbers its base frames one after the other
+/// and gives each enhancement frame its base frame's number, as the vector's pictures say.
+#[test]
+fn a_layered_stream_is_numbered_as_the_vectors_say() {
+    use hail::media::codec::fake::FakeVideoEncoder;
+    use hail::media::video::encoder::EncodeWorker;
+    use hail::media::video::pattern::{self, Stamp};
+    use hail::media::video::sender::{RecordSeal, SenderConfig, VideoSender};
+    use hail::media::video::wire::VideoFrame;
+
+    struct Plain;
+    impl RecordSeal for Plain {
+        fn seal_record(&mut self, _gop: u32, frame: &VideoFrame, _layer: u8) -> Option<Vec<u8>> {
+            Some(frame.encode())
+        }
+    }
+    let v = vectors("group-media-v1.json");
+    let pictures = items(&v["video_layers"]["sender"]);
+    let config = SenderConfig {
+        max_format: hail::media::group_call::GROUP_VIDEO_FORMAT,
+        ..SenderConfig::default()
+    };
+    let mut sender = VideoSender::with_sealer(Plain, config);
+    let mut worker = EncodeWorker::with_opener(FakeVideoEncoder::open_two_layers);
+    let t0 = std::time::Instant::now();
+    for (n, p) in pictures.iter().enumerate() {
+        if p["keyframe_asked"] == true {
+            sender.restart_gop();
+        }
+        let picture = pattern::draw(320, 180, Stamp { counter: n as u32, capture_ms: 0 }).unwrap();
+        let job = sender.begin(t0, picture, 1_000);
+        let result = worker.encode(&job);
+        let out = sender.finish(t0, &job, result);
+        assert_eq!(out.len(), 1, "picture {n}");
+        let got = (u64::from(out[0].layer), u64::from(out[0].frame), VideoFrame::decode(&out[0].record).unwrap().keyframe());
+        assert_eq!(got, (num(&p["layer"]), num(&p["frame"]), p["keyframe"] == true), "picture {n}");
+    }
+}
+
+/// What a receiver does with each frame of the vector's layered stream: decode it, skip an
+/// enhancement frame whose base frame it did not decode (no keyframe asked), or find a base frame
+/// undecodable after a gap (a keyframe asked).
+#[test]
+fn a_receiver_of_a_layered_stream_decides_as_the_vectors_say() {
+    use hail::media::video::receiver::VideoReceiver;
+    use hail::media::video::wire::{FLAG_KEYFRAME, VideoFrame};
+
+    let v = vectors("group-media-v1.json");
+    let mut r = VideoReceiver::for_opened_frames();
+    r.set_remote_sending(true, std::time::Instant::now());
+    let now = std::time::Instant::now();
+    for (i, f) in items(&v["video_layers"]["receiver"]).iter().enumerate() {
+        let frame = VideoFrame {
+            frame: num(&f["frame"]) as u32,
+            capture_us: 1_000,
+            flags: if f["keyframe"] == true { FLAG_KEYFRAME } else { 0 },
+            width: 320,
+            height: 180,
+            av1: vec![1],
+        };
+        let before = r.stats();
+        let job = r.accept_layered_frame(now, 1_000, num(&f["gop"]) as u32, frame, num(&f["layer"]) as u8);
+        let after = r.stats();
+        let decision = match job {
+            Some(_) => "decode",
+            None if after.stale > before.stale => "stale",
+            None if after.undecodable > before.undecodable => "undecodable",
+            None if after.enhancement_skipped > before.enhancement_skipped => "skip",
+            None => "nothing",
+        };
+        assert_eq!(decision, f["decision"].as_str().unwrap(), "frame {i}: {f}");
+        // The base frame after the gap asks for a keyframe; a skipped enhancement frame does not.
+        assert_eq!(r.poll_keyframe_request(now), decision == "undecodable", "frame {i}: {f}");
+    }
+    assert_eq!(r.stats().keyframe_requests, 1);
+}

@@ -3,7 +3,10 @@
 //! sending its own picture (a Y4M of the test pattern whose burned-in counters start at a number
 //! of its own, so a picture tells who sent it) and writing one Y4M per other participant; `hail
 //! video off` by one member stopping its frames at the others (status and `hail watch` say so);
-//! and a member added during the call getting everyone's video (a keyframe from each).
+//! a member added during the call getting everyone's video (a keyframe from each); and four
+//! members with `--group-topology forward`, each sending its video to the forwarder alone and
+//! seeing the three others' (through it), in two temporal layers, and the three seeing each other
+//! still once the forwarder leaves.
 //!
 //! No wall-clock thresholds: the tests poll status until frames flow (the deadlines are generous),
 //! and use one member's frames as the clock to tell that another's stopped.
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{TestDaemon, read_y4m, wait_status};
-use group_daemons::{all_settled, answer_group_invite_with, contacts_all, peer_id, watch};
+use group_daemons::{all_settled, answer_group_invite_with, contacts_all, contacts_all_with, peer_id, watch};
 use hail::media::video::clock::FrameRate;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::y4m::Y4mWriter;
@@ -302,5 +305,116 @@ fn a_member_added_with_hail_add_gets_everyones_video_and_they_get_its() {
     }
     for (j, id) in ids[..3].iter().enumerate() {
         assert_shows(Path::new(&outs[3]), "dave", j, id);
+    }
+}
+
+/// The forwarder every one of `daemons` shows once they agree on one (a PeerId).
+fn agreed_forwarder(daemons: &[&TestDaemon]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let statuses: Vec<Value> = daemons.iter().map(|d| status(d)).collect();
+        let first = statuses[0]["group"]["forwarder"].clone();
+        if first.is_string() && statuses.iter().all(|s| s["group"]["forwarder"] == first) {
+            return first.as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no agreed forwarder: {statuses:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The records of ours `s` (a status) let through to `member`, base and enhancement.
+fn sent_to(s: &Value, member: &str) -> (u64, u64) {
+    let t = &video_of(s, member)["thinning"];
+    (t["base_sent"].as_u64().unwrap_or(0), t["enhancement_sent"].as_u64().unwrap_or(0))
+}
+
+#[test]
+fn four_members_through_a_forwarder_each_send_it_their_video_alone_see_the_three_others_and_go_on_when_it_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["alice", "bob", "carol", "dave"];
+    let d = contacts_all_with(dir.path(), &names, &["--group-topology", "forward", "--group-uplink-kbps", "4000"]);
+    let ids: Vec<String> = d.iter().map(peer_id).collect();
+    let sources: Vec<PathBuf> = (0..4).map(|i| source_file(dir.path(), i)).collect();
+    let outs: Vec<String> = names.iter().map(|n| format!("{}/seen-by-{n}/", dir.path().display())).collect();
+
+    let started = d[0]
+        .hail(&[
+            "--json",
+            "call",
+            "bob",
+            "carol",
+            "dave",
+            "--detach",
+            "--video",
+            "--video-in",
+            sources[0].to_str().unwrap(),
+            "--video-out",
+            &outs[0],
+        ])
+        .json();
+    assert_eq!(started["ok"]["state"], "in_call", "{started}");
+    for i in 1..4 {
+        answer_group_invite_with(&d[i], "alice", &["--video-in", sources[i].to_str().unwrap(), "--video-out", &outs[i]]);
+    }
+    let all: Vec<&TestDaemon> = d.iter().collect();
+    all_settled(&all, &ids);
+    let forwarder = agreed_forwarder(&all);
+    let f = ids.iter().position(|id| *id == forwarder).expect("the forwarder is a member");
+
+    // Everyone shows the three others' pictures, advancing; counted from once the four settled.
+    let before: Vec<Value> = d.iter().map(status).collect();
+    let mut flowing = Vec::new();
+    for (i, m) in d.iter().enumerate() {
+        let others: Vec<&str> = ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| id.as_str()).collect();
+        flowing.push(pictures_flow(m, &others, &before[i], 60));
+    }
+    for (i, s) in flowing.iter().enumerate() {
+        let v = &s["group"]["video"];
+        // Counted from once the four settled: at three, another member may have forwarded.
+        let forwarded = v["forwarded_records"].as_u64().unwrap_or(0)
+            - before[i]["group"]["video"]["forwarded_records"].as_u64().unwrap_or(0);
+        for (j, other) in ids.iter().enumerate().filter(|(j, _)| *j != i) {
+            let (base, enhancement) = sent_to(s, other);
+            let (base_then, enhancement_then) = sent_to(&before[i], other);
+            if i == f || j == f {
+                // To every member from the forwarder, to the forwarder from everyone: both layers
+                // (loopback keeps up).
+                assert!(base > base_then && enhancement > enhancement_then, "{} to {other}: {v}", names[i]);
+            } else {
+                // Not member to member: through the forwarder.
+                assert_eq!((base, enhancement), (base_then, enhancement_then), "{} to {other}: {v}", names[i]);
+            }
+            // Both layers come in, none refused (the forwarder's link delivers the others').
+            let pv = video_of(s, other);
+            assert!(pv["receive"]["enhancement_received"].as_u64().unwrap_or(0) > 0, "{}: {pv}", names[i]);
+            assert_eq!(pv["refused"], video_of(&before[i], other)["refused"], "{}: {pv}", names[i]);
+        }
+        if i == f {
+            // Three members' records, each to two others.
+            assert!(forwarded >= 3 * 2 * 60, "{v}");
+            assert_eq!(v["forward_refused"], before[i]["group"]["video"]["forward_refused"], "{v}");
+        } else {
+            assert_eq!(forwarded, 0, "{} forwards nothing: {v}", names[i]);
+        }
+    }
+
+    // The forwarder leaves: the three others go on seeing each other (a mesh, or forwarded by
+    // one of them: each starts a new GOP on its new route).
+    d[f].hail(&["leave"]).ok();
+    let stays: Vec<usize> = (0..4).filter(|i| *i != f).collect();
+    let stay_ids: Vec<String> = stays.iter().map(|i| ids[*i].clone()).collect();
+    let remaining: Vec<&TestDaemon> = stays.iter().map(|i| &d[*i]).collect();
+    all_settled(&remaining, &stay_ids);
+    for &i in &stays {
+        let others: Vec<&str> = stays.iter().filter(|j| **j != i).map(|j| ids[*j].as_str()).collect();
+        pictures_flow(&d[i], &others, &status(&d[i]), 60);
+    }
+    for &i in &stays {
+        d[i].hail(&["leave"]).ok();
+    }
+    for (i, out) in outs.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate().filter(|(j, _)| *j != i) {
+            assert_shows(Path::new(out), names[i], j, id);
+        }
     }
 }

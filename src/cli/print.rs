@@ -126,6 +126,13 @@ pub fn print_group(g: &GroupInfo) {
             .filter(|v| v.receive.frames_rendered > 0)
             .map(|v| format!(" ({} fps, {} kbps, {} shown)", v.fps, v.kbps, v.receive.frames_rendered))
             .unwrap_or_default();
+        // Our video (or what we forward) reaches it at half the frame rate while its link is slow.
+        let thinned = g
+            .video
+            .as_ref()
+            .and_then(|v| v.participants.iter().find(|v| v.member == p.peer_id))
+            .filter(|v| v.thinning.layers == 1 && v.thinning.base_sent > 0)
+            .map_or("", |_| ", sent half-rate video (slow link)");
         // Its audio relayed by the forwarder, as its signed lists judge it (group-media-v1).
         let signed = g
             .audio
@@ -139,7 +146,7 @@ pub fn print_group(g: &GroupInfo) {
             })
             .unwrap_or_default();
         outln!(
-            "          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}{signed}",
+            "          {index}{} — {}{path}{uplink}{forwards}{muted}{talk}{video}{seen}{thinned}{signed}",
             participant(p),
             p.state
         );

@@ -4,7 +4,8 @@
 //! (`QuicMediaPort`), every member's `GroupCallMedia` writing its mix where it is told.
 //! Included with `#[path]` next to `group_net.rs` (as `group_net`) and `quic.rs` (as `quic`).
 //! [`mesh_impaired`] puts every member's outgoing datagrams through an [`ImpairedLink`]
-//! (`netem.rs`'s loss, delay and jitter, a seeded generator per direction).
+//! (`netem.rs`'s loss, delay and jitter, a seeded generator per direction); [`forwarded_video_queued`]
+//! puts every link behind a [`QueuedLink`] whose RTT a test can raise (a queue at a bottleneck).
 #![allow(dead_code)]
 
 #[path = "netem.rs"]
@@ -12,8 +13,10 @@ mod netem;
 pub use netem::Impairment;
 
 use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -73,6 +76,9 @@ pub struct Party {
     pub wav: PathBuf,
     /// To each other member (or stranger): the connection.
     pub conns: Vec<(PeerId, quinn::Connection)>,
+    /// To each other member, the queue its link reports (ms; [`QueuedLink`]), when the links are
+    /// queued.
+    pub queues: BTreeMap<PeerId, Arc<AtomicU64>>,
     _endpoint: quinn::Endpoint,
 }
 
@@ -170,6 +176,38 @@ impl MediaLink for ImpairedLink {
     }
 }
 
+/// A member's link that reports `queue` ms more RTT than its connection measures: what a queue at
+/// the link's bottleneck looks like to the sender (`media::group_call::thinning`), switched on and
+/// off by a test. Everything else is the inner link's.
+pub struct QueuedLink {
+    inner: Arc<dyn MediaLink>,
+    queue: Arc<AtomicU64>,
+}
+
+impl MediaLink for QueuedLink {
+    fn send_datagram(&self, datagram: Bytes) -> Result<(), LinkError> {
+        self.inner.send_datagram(datagram)
+    }
+    fn read_datagram(&self) -> BoxFuture<'_, Result<Bytes, LinkError>> {
+        self.inner.read_datagram()
+    }
+    fn open_stream(&self, priority: i32) -> BoxFuture<'_, Result<Box<dyn OutStream>, LinkError>> {
+        self.inner.open_stream(priority)
+    }
+    fn accept_stream(&self) -> BoxFuture<'_, Result<Box<dyn InStream>, LinkError>> {
+        self.inner.accept_stream()
+    }
+    fn path(&self) -> PathSample {
+        PathSample { rtt: self.rtt(), ..self.inner.path() }
+    }
+    fn rtt(&self) -> Duration {
+        self.inner.rtt() + Duration::from_millis(self.queue.load(Ordering::Relaxed))
+    }
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+}
+
 /// Every datagram members sent, in order: (sender, receiver, bytes) — what a wiretap inside every
 /// QUIC connection would see (the sealed group frames, before QUIC encrypts them).
 pub type Capture = Arc<Mutex<Vec<(PeerId, PeerId, Bytes)>>>;
@@ -177,9 +215,8 @@ pub type Capture = Arc<Mutex<Vec<(PeerId, PeerId, Bytes)>>>;
 /// [`mesh`], with every datagram every member sends recorded in the returned [`Capture`].
 pub async fn mesh_tapped(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>, Capture) {
     let capture = Capture::default();
-    let (net, parties) =
-        build_with(dir, sources, None, hail::group::topology::TopologyMode::Mesh, None, Some(capture.clone()), None)
-            .await;
+    let mesh = hail::group::topology::TopologyMode::Mesh;
+    let (net, parties) = build_with(dir, sources, None, mesh, None, Some(capture.clone()), None, false).await;
     (net, parties, capture)
 }
 
@@ -196,19 +233,46 @@ pub async fn mesh_impaired(
     sources: Vec<SourceSpec>,
     impairment: Option<(Impairment, u64)>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh, None).await
+    build(dir, sources, impairment, hail::group::topology::TopologyMode::Mesh, None, false).await
 }
 
 /// [`mesh`]'s members and links, but the group forced to forward (`TopologyMode::Forward`): the
 /// forwarder (the first in member order: no uplink is reported) sends its frames to all and
 /// forwards the others'; every other member sends to it alone.
 pub async fn forwarded(dir: &Path, sources: Vec<SourceSpec>) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None).await
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, false).await
 }
 
 /// [`mesh`], every member also sending video as `video` says (its source, sink and encoder).
 pub async fn mesh_video(dir: &Path, sources: Vec<SourceSpec>, video: VideoConfig) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video)).await
+    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video), false).await
+}
+
+/// [`forwarded`], every member also sending video as `video` says: through the forwarder.
+pub async fn forwarded_video(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    video: VideoConfig,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, Some(video), false).await
+}
+
+/// [`mesh_video`], every link a [`QueuedLink`] ([`Party::queues`]).
+pub async fn mesh_video_queued(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    video: VideoConfig,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Mesh, Some(video), true).await
+}
+
+/// [`forwarded_video`], every link a [`QueuedLink`] ([`Party::queues`]).
+pub async fn forwarded_video_queued(
+    dir: &Path,
+    sources: Vec<SourceSpec>,
+    video: VideoConfig,
+) -> (Arc<Mutex<Net>>, Vec<Party>) {
+    build(dir, sources, None, hail::group::topology::TopologyMode::Forward, Some(video), true).await
 }
 
 /// How a test changes member `me`'s link to `to` (given the net, to read keys from).
@@ -221,7 +285,7 @@ pub async fn forwarded_wrapped(
     sources: Vec<SourceSpec>,
     wrap: WrapLink<'_>,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build_with(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None, Some(wrap)).await
+    build_with(dir, sources, None, hail::group::topology::TopologyMode::Forward, None, None, Some(wrap), false).await
 }
 
 async fn build(
@@ -230,10 +294,13 @@ async fn build(
     impairment: Option<(Impairment, u64)>,
     topology: hail::group::topology::TopologyMode,
     video: Option<VideoConfig>,
+    queued: bool,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
-    build_with(dir, sources, impairment, topology, video, None, None).await
+    build_with(dir, sources, impairment, topology, video, None, None, queued).await
 }
 
+// Each argument is one independent knob of the test network (all but `sources` usually off).
+#[allow(clippy::too_many_arguments)]
 async fn build_with(
     dir: &Path,
     sources: Vec<SourceSpec>,
@@ -242,6 +309,7 @@ async fn build_with(
     video: Option<VideoConfig>,
     capture: Option<Capture>,
     wrap: Option<WrapLink<'_>>,
+    queued: bool,
 ) -> (Arc<Mutex<Net>>, Vec<Party>) {
     let seeds: Vec<u8> = (1..=sources.len() as u8).collect();
     let config = hail::group::GroupConfig { topology, ..Default::default() };
@@ -275,6 +343,7 @@ async fn build_with(
         let identity = hail::identity::Identity::from_seed([*seed; 32]).keypair().clone();
         let crypto = Arc::new(NetCrypto { net: net.clone(), me: id, identity });
         let media = GroupCallMedia::start(config, crypto, events_tx).unwrap();
+        let mut queues = BTreeMap::new();
         for (other, conn) in &conns {
             let index = sender_index(&net, &id, other);
             let mut link: Arc<dyn MediaLink> = Arc::new(QuicMediaPort::new(conn.clone()));
@@ -288,6 +357,11 @@ async fn build_with(
             if let Some(wrap) = wrap {
                 link = wrap(&net, id, *other, link);
             }
+            if queued {
+                let queue = Arc::new(AtomicU64::new(0));
+                queues.insert(*other, queue.clone());
+                link = Arc::new(QueuedLink { inner: link, queue });
+            }
             media.add_member(*other, index, link).await.unwrap();
         }
         media.set_route(match forwarder {
@@ -295,7 +369,7 @@ async fn build_with(
             Some(f) => Route::Via(f),
             None => Route::Mesh,
         });
-        parties.push(Party { id, media: Some(media), events, wav, conns, _endpoint: node.0 });
+        parties.push(Party { id, media: Some(media), events, wav, conns, queues, _endpoint: node.0 });
     }
     (net, parties)
 }

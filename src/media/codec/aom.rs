@@ -1,6 +1,13 @@
 //! libaom's AV1 encoder in realtime mode (Debian libaom-dev through `aom-sys`), behind the same
 //! [`VideoEncoder`] trait as rav1e. Realtime usage, cpu-used 10 (9 where the library caps lower),
 //! CBR, no lag, cyclic-refresh AQ; the target bitrate can change between any two frames.
+//!
+//! With two temporal layers ([`AomEncoder::with_temporal_layers`]; a group call's) it encodes
+//! L1T2 as libaom's `examples/svc_encoder_rtc.c` does: `AV1E_SET_SVC_PARAMS` (two layers, the base
+//! at half the frame rate and 60 % of the bitrate), and before each picture `AV1E_SET_SVC_LAYER_ID`
+//! and `AV1E_SET_SVC_REF_FRAME_CONFIG`: a base picture references and refreshes slot 0 (`LAST`),
+//! an enhancement picture references slot 0 and refreshes nothing, so no picture ever depends on
+//! an enhancement one ([`super::temporal`]).
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
@@ -8,6 +15,7 @@ use std::mem::MaybeUninit;
 use aom_sys as sys;
 
 use super::av1::{EncodedFrame, VideoCodecError, VideoEncoder};
+use super::temporal::TemporalPattern;
 use crate::media::video::Frame;
 
 /// libaom, realtime.
@@ -20,6 +28,9 @@ pub struct AomEncoder {
     next_pts: i64,
     // The picture handed to libaom: I420, planes back to back.
     buf: Vec<u8>,
+    pattern: TemporalPattern,
+    /// The layer of the picture being encoded (what its temporal unit carries).
+    layer: u8,
 }
 
 // SAFETY: the context is owned by this value alone and libaom keeps no thread-affine state; `&mut self`
@@ -48,6 +59,18 @@ fn check(ctx: *mut sys::aom_codec_ctx_t, what: &str, r: sys::aom_codec_err_t::Ty
 impl AomEncoder {
     /// An encoder for `width × height` at `fps`, aiming at `bitrate` bits per second, on `threads`.
     pub fn new(width: usize, height: usize, fps: u64, bitrate: u32, threads: usize) -> Result<Self, VideoCodecError> {
+        Self::with_temporal_layers(width, height, fps, bitrate, threads, 1)
+    }
+
+    /// [`AomEncoder::new`] with `layers` temporal layers (1 or 2; more are clamped to 2).
+    pub fn with_temporal_layers(
+        width: usize,
+        height: usize,
+        fps: u64,
+        bitrate: u32,
+        threads: usize,
+        layers: u8,
+    ) -> Result<Self, VideoCodecError> {
         if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 || width > 8192 || height > 8192 {
             return Err(VideoCodecError::Encoder(format!("libaom: unsupported picture size {width}x{height}")));
         }
@@ -78,6 +101,11 @@ impl AomEncoder {
         cfg.kf_mode = sys::aom_kf_mode::AOM_KF_AUTO;
         cfg.kf_min_dist = 0;
         cfg.kf_max_dist = (fps.clamp(1, 240) * 10) as u32;
+        if layers > 1 {
+            // Keyframes only when asked (the sender asks at least every 10 s): one libaom chose
+            // could fall on an enhancement picture, which a forwarder may drop.
+            cfg.kf_mode = sys::aom_kf_mode::AOM_KF_DISABLED;
+        }
         // SAFETY: ctx and cfg are valid; the ABI version is the header's.
         let r = unsafe {
             sys::aom_codec_enc_init_ver(
@@ -92,7 +120,17 @@ impl AomEncoder {
             // A failed init leaves nothing to destroy.
             return Err(check(&mut *ctx, "init", r).unwrap_err());
         }
-        let mut enc = AomEncoder { ctx, cfg, width, height, next_pts: 0, buf: vec![0; width * height * 3 / 2] };
+        let pattern = TemporalPattern::new(layers);
+        let mut enc = AomEncoder {
+            ctx,
+            cfg,
+            width,
+            height,
+            next_pts: 0,
+            buf: vec![0; width * height * 3 / 2],
+            pattern,
+            layer: 0,
+        };
         // cpu-used 10 needs libaom ≥ 3.5 in realtime mode; 9 otherwise.
         if enc.control(sys::aome_enc_control_id::AOME_SET_CPUUSED, 10).is_err() {
             enc.control(sys::aome_enc_control_id::AOME_SET_CPUUSED, 9)?;
@@ -100,7 +138,73 @@ impl AomEncoder {
         // log2 tile columns: two tiles from 640 wide so both cores can work on one frame.
         enc.control(sys::aome_enc_control_id::AV1E_SET_TILE_COLUMNS, i32::from(width >= 640))?;
         enc.control(sys::aome_enc_control_id::AV1E_SET_AQ_MODE, 3)?; // cyclic refresh, the realtime AQ
+        enc.set_svc_params()?;
         Ok(enc)
+    }
+
+    /// The temporal layers' parameters (nothing with one layer): per layer, the cumulative
+    /// bitrate (base 60 %), the frame-rate divisor (base: every other picture) and the quantizers.
+    fn set_svc_params(&mut self) -> Result<(), VideoCodecError> {
+        let layers = self.pattern.layers();
+        if layers < 2 {
+            return Ok(());
+        }
+        // SAFETY: a plain C struct; zero is "unset" for every field.
+        let mut p: sys::aom_svc_params_t = unsafe { MaybeUninit::zeroed().assume_init() };
+        p.number_spatial_layers = 1;
+        p.number_temporal_layers = i32::from(layers);
+        p.scaling_factor_num[0] = 1;
+        p.scaling_factor_den[0] = 1;
+        let kbps = self.cfg.rc_target_bitrate as i32;
+        for l in 0..usize::from(layers) {
+            p.max_quantizers[l] = self.cfg.rc_max_quantizer as i32;
+            p.min_quantizers[l] = self.cfg.rc_min_quantizer as i32;
+            p.framerate_factor[l] = 1 << (usize::from(layers) - 1 - l);
+            p.layer_target_bitrate[l] = if l + 1 == usize::from(layers) { kbps } else { (kbps * 6 / 10).max(1) };
+        }
+        // SAFETY: the control takes a pointer to aom_svc_params_t, alive for the call.
+        let r = unsafe {
+            sys::aom_codec_control(
+                &mut *self.ctx,
+                sys::aome_enc_control_id::AV1E_SET_SVC_PARAMS as i32,
+                &mut p as *mut sys::aom_svc_params_t,
+            )
+        };
+        check(&mut *self.ctx, "svc params", r)
+    }
+
+    /// Puts the next picture on its layer, with the references its layer allows.
+    fn set_layer(&mut self, keyframe: bool) -> Result<(), VideoCodecError> {
+        self.layer = self.pattern.next(keyframe);
+        if self.pattern.layers() < 2 {
+            return Ok(());
+        }
+        let mut id = sys::aom_svc_layer_id_t { spatial_layer_id: 0, temporal_layer_id: i32::from(self.layer) };
+        // SAFETY: the control takes a pointer to aom_svc_layer_id_t, alive for the call.
+        let r = unsafe {
+            sys::aom_codec_control(
+                &mut *self.ctx,
+                sys::aome_enc_control_id::AV1E_SET_SVC_LAYER_ID as i32,
+                &mut id as *mut sys::aom_svc_layer_id_t,
+            )
+        };
+        check(&mut *self.ctx, "svc layer id", r)?;
+        // Every reference name on its own slot; only LAST (slot 0, the last base picture) is used.
+        let mut refs =
+            sys::aom_svc_ref_frame_config_t { reference: [0; 7], ref_idx: [0, 1, 2, 3, 4, 5, 6], refresh: [0; 8] };
+        refs.reference[0] = 1;
+        if self.layer == 0 {
+            refs.refresh[0] = 1;
+        }
+        // SAFETY: the control takes a pointer to aom_svc_ref_frame_config_t, alive for the call.
+        let r = unsafe {
+            sys::aom_codec_control(
+                &mut *self.ctx,
+                sys::aome_enc_control_id::AV1E_SET_SVC_REF_FRAME_CONFIG as i32,
+                &mut refs as *mut sys::aom_svc_ref_frame_config_t,
+            )
+        };
+        check(&mut *self.ctx, "svc references", r)
     }
 
     fn control(&mut self, id: u32, value: i32) -> Result<(), VideoCodecError> {
@@ -119,7 +223,9 @@ impl AomEncoder {
         self.cfg.rc_target_bitrate = (bitrate / 1000).max(10);
         // SAFETY: the context is initialised and cfg is the one it was made with, changed only in rate.
         let r = unsafe { sys::aom_codec_enc_config_set(&mut *self.ctx, &self.cfg) };
-        check(&mut *self.ctx, "set bitrate", r)
+        check(&mut *self.ctx, "set bitrate", r)?;
+        // The layers' shares follow the new total.
+        self.set_svc_params()
     }
 
     fn encode_image(
@@ -157,6 +263,7 @@ impl AomEncoder {
                 data,
                 keyframe: f.flags & sys::AOM_FRAME_IS_KEY != 0,
                 number: f.pts.max(0) as u64,
+                temporal_layer: self.layer,
             });
         }
         Ok(out)
@@ -205,6 +312,9 @@ impl VideoEncoder for AomEncoder {
             return Err(VideoCodecError::Encoder("libaom: could not wrap the picture".into()));
         }
         let flags = if keyframe { sys::AOM_EFLAG_FORCE_KF } else { 0 };
+        // The first picture is a keyframe whatever is asked: on the base layer.
+        let first = self.next_pts == 0;
+        self.set_layer(keyframe || first)?;
         let out = self.encode_image(Some(&img), flags);
         self.next_pts += 1;
         out
@@ -279,6 +389,44 @@ mod tests {
         let (_, _) = bytes_at(&mut enc, 90, 30, None); // let the rate control settle
         let (low, _) = bytes_at(&mut enc, 120, 60, None);
         assert!(low * 2 < high, "600 kbps gave {high} B, 100 kbps gave {low} B over 2 s");
+    }
+
+    #[test]
+    fn two_temporal_layers_alternate_and_the_base_alone_decodes_at_half_the_rate() {
+        let (w, h) = (320, 180);
+        let mut enc = AomEncoder::with_temporal_layers(w, h, 30, 300_000, 2, 2).unwrap();
+        let (mut all, mut base_only) = (Dav1dDecoder::new(1).unwrap(), Dav1dDecoder::new(1).unwrap());
+        let (mut layers, mut from_all, mut from_base) = (Vec::new(), Vec::new(), Vec::new());
+        let mut base_bytes = 0;
+        let mut enhancement_bytes = 0;
+        for n in 0..60u32 {
+            let src = pattern::draw(w, h, Stamp { counter: n, capture_ms: n * 33 }).unwrap();
+            // A keyframe asked for on picture 31 (an enhancement one by the pattern): it goes on
+            // the base layer and the pattern starts again.
+            let units = enc.encode(&src, n == 31).unwrap();
+            assert_eq!(units.len(), 1, "frame {n}");
+            let u = &units[0];
+            layers.push(u.temporal_layer);
+            assert_eq!(u.keyframe, n == 0 || n == 31, "frame {n}");
+            from_all.extend(all.decode(&u.data).unwrap().iter().map(|p| pattern::read(p).map(|s| s.counter)));
+            if u.temporal_layer == 0 {
+                base_bytes += u.data.len();
+                from_base
+                    .extend(base_only.decode(&u.data).unwrap().iter().map(|p| pattern::read(p).map(|s| s.counter)));
+            } else {
+                enhancement_bytes += u.data.len();
+            }
+        }
+        let want: Vec<u8> = (0..60u32).map(|n| if n < 31 { (n % 2) as u8 } else { ((n - 31) % 2) as u8 }).collect();
+        assert_eq!(layers, want, "L1T2: base, enhancement, ...; a keyframe restarts on the base");
+        assert_eq!(from_all, (0..60).map(Some).collect::<Vec<_>>(), "every picture decodes from the whole stream");
+        let base: Vec<Option<u32>> = (0..60u32).filter(|n| want[*n as usize] == 0).map(Some).collect();
+        assert_eq!(base.len(), 31, "half the frame rate (30, and picture 30 then the keyframe 31)");
+        assert_eq!(from_base, base, "every base picture decodes without a single enhancement one");
+        assert!(
+            enhancement_bytes > 0 && base_bytes > enhancement_bytes,
+            "{base_bytes} B base, {enhancement_bytes} B enhancement"
+        );
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct EncodedFrame {
     pub keyframe: bool,
     /// Its position in the stream, from 0.
     pub number: u64,
+    /// Its AV1 temporal layer (`super::temporal`): 0, the base, unless the encoder was opened
+    /// with more than one layer.
+    pub temporal_layer: u8,
 }
 
 /// An AV1 encoder.
@@ -118,9 +121,26 @@ impl EncoderKind {
         bitrate: u32,
         threads: usize,
     ) -> Result<Box<dyn VideoEncoder>, VideoCodecError> {
+        self.open_layered(width, height, fps, bitrate, threads, 1)
+    }
+
+    /// [`EncoderKind::open`] with `layers` temporal layers where the encoder has them (libaom);
+    /// rav1e has no temporal-layer control and encodes every picture on the base layer.
+    pub fn open_layered(
+        self,
+        width: usize,
+        height: usize,
+        fps: u64,
+        bitrate: u32,
+        threads: usize,
+        layers: u8,
+    ) -> Result<Box<dyn VideoEncoder>, VideoCodecError> {
+        let _ = layers;
         match self {
             #[cfg(feature = "libaom")]
-            EncoderKind::Libaom => Ok(Box::new(super::aom::AomEncoder::new(width, height, fps, bitrate, threads)?)),
+            EncoderKind::Libaom => Ok(Box::new(super::aom::AomEncoder::with_temporal_layers(
+                width, height, fps, bitrate, threads, layers,
+            )?)),
             #[cfg(not(feature = "libaom"))]
             EncoderKind::Libaom => Err(VideoCodecError::Encoder("built without libaom".into())),
             EncoderKind::Rav1e => Ok(Box::new(Rav1eEncoder::new(width, height, fps, bitrate as i32, threads)?)),
@@ -232,6 +252,7 @@ impl Rav1eEncoder {
                     data: p.data,
                     keyframe: p.frame_type == FrameType::KEY,
                     number: p.input_frameno,
+                    temporal_layer: 0,
                 }),
                 Err(EncoderStatus::Encoded) => continue,
                 Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => break,

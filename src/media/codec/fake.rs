@@ -16,6 +16,7 @@
 
 use super::av1::{EncodedFrame, VideoCodecError, VideoEncoder};
 use super::opus::{AudioDecoder, FRAME_SAMPLES, Pcm};
+use super::temporal::TemporalPattern;
 use crate::media::video::Frame;
 use crate::media::video::cpu_adaptation::VideoFormat;
 use crate::media::video::pattern::{self, Stamp};
@@ -32,17 +33,29 @@ pub struct FakeVideoEncoder {
     format: VideoFormat,
     bitrate: u32,
     next: u64,
+    pattern: TemporalPattern,
 }
 
 impl FakeVideoEncoder {
     /// An encoder for pictures of `format`, aiming at `bitrate` bits per second.
     pub fn new(format: VideoFormat, bitrate: u32) -> Self {
-        FakeVideoEncoder { format, bitrate, next: 0 }
+        FakeVideoEncoder { format, bitrate, next: 0, pattern: TemporalPattern::new(1) }
+    }
+
+    /// [`FakeVideoEncoder::new`] labelling its units with `layers` temporal layers' pattern, as
+    /// libaom's L1T2 does.
+    pub fn layered(format: VideoFormat, bitrate: u32, layers: u8) -> Self {
+        FakeVideoEncoder { pattern: TemporalPattern::new(layers), ..Self::new(format, bitrate) }
     }
 
     /// [`FakeVideoEncoder::new`], boxed the way an encode worker opens its encoders.
     pub fn open(format: VideoFormat, bitrate: u32) -> Result<Box<dyn VideoEncoder>, VideoCodecError> {
         Ok(Box::new(Self::new(format, bitrate)))
+    }
+
+    /// [`FakeVideoEncoder::layered`] with two layers, boxed.
+    pub fn open_two_layers(format: VideoFormat, bitrate: u32) -> Result<Box<dyn VideoEncoder>, VideoCodecError> {
+        Ok(Box::new(Self::layered(format, bitrate, 2)))
     }
 }
 
@@ -73,7 +86,8 @@ impl VideoEncoder for FakeVideoEncoder {
         data.resize(VIDEO_HEADER.max(if keyframe { 3 * per_frame } else { per_frame }), 0);
         let number = self.next;
         self.next += 1;
-        Ok(vec![EncodedFrame { data, keyframe, number }])
+        let temporal_layer = self.pattern.next(keyframe);
+        Ok(vec![EncodedFrame { data, keyframe, number, temporal_layer }])
     }
 
     fn flush(&mut self) -> Result<Vec<EncodedFrame>, VideoCodecError> {

@@ -6,3 +6,4 @@ pub mod aom;
 pub mod av1;
 pub mod fake;
 pub mod opus;
+pub mod temporal;

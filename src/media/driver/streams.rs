@@ -13,8 +13,8 @@ use crate::media::video::record_reader::{Record, RecordBudget, RecordError, Reco
 use crate::media::video::sender::Outgoing;
 use crate::media::video::wire;
 
-/// Incoming video streams read at once (a sender resets old ones; more is abuse).
-const MAX_STREAMS: usize = 4;
+/// Incoming video streams of a 1:1 call read at once (a sender resets old ones; more is abuse).
+pub(crate) const MAX_STREAMS: usize = 4;
 /// The most bytes taken from a stream at once.
 const READ_CHUNK: usize = 64 * 1024;
 /// Time for a stream's header to arrive.
@@ -86,15 +86,15 @@ pub(super) async fn write_streams(
 }
 
 /// Accepts `link`'s incoming streams until it ends, each handed to `read` on a task of its own,
-/// at most [`MAX_STREAMS`] at once: a stream beyond them is stopped at once (a sender resets its
-/// old GOP's stream when it starts a new one, so more is abuse). A 1:1 call's and a group call's
-/// video both read their peers' streams through it.
-pub(crate) async fn accept_streams<F, Fut>(link: Arc<dyn MediaLink>, read: F)
+/// at most `max` at once ([`MAX_STREAMS`] in a 1:1 call): a stream beyond them is stopped at once
+/// (a sender resets its old GOP's stream when it starts a new one, so more is abuse). A 1:1 call's
+/// and a group call's video both read their peers' streams through it.
+pub(crate) async fn accept_streams<F, Fut>(link: Arc<dyn MediaLink>, max: usize, read: F)
 where
     F: Fn(Box<dyn InStream>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(MAX_STREAMS));
+    let slots = Arc::new(Semaphore::new(max));
     while let Ok(mut recv) = link.accept_stream().await {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             recv.stop();
@@ -110,7 +110,7 @@ where
 
 /// Accepts the peer's video streams, each read by its own task, all within the call's `budget`.
 pub(super) async fn read_streams(link: Arc<dyn MediaLink>, to_session: mpsc::Sender<Incoming>, budget: Arc<RecordBudget>) {
-    accept_streams(link, move |mut recv| {
+    accept_streams(link, MAX_STREAMS, move |mut recv| {
         let (to_session, budget) = (to_session.clone(), budget.clone());
         async move {
             if let Err(e) = read_stream(recv.as_mut(), &to_session, budget).await {

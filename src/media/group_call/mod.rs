@@ -22,6 +22,7 @@ mod authenticity;
 mod forward;
 mod report;
 mod session;
+mod thinning;
 mod video;
 mod video_io;
 
@@ -39,6 +40,7 @@ pub use authenticity::{Forged, Forgery, FrameAuthStats, FrameBatcher, FrameVerif
 pub use forward::{ForwardFilter, ForwardRefusal};
 pub use report::GroupReport;
 pub use session::{GroupAudioSession, MemberError, Output, REPORT_INTERVAL, Route};
+pub use thinning::{LayerGate, ThinningStats};
 pub use video::{
     GROUP_VIDEO_BITRATE, GROUP_VIDEO_FORMAT, GroupRecordSeal, GroupVideoSession, GroupVideoStats, KIND_GROUP_VIDEO,
     ParticipantVideoStats, VideoOutput, group_video_plaintext, parse_group_video_plaintext,
@@ -400,7 +402,9 @@ impl GroupCallMedia {
             ..video.stats()
         }));
         let (video_tx, video_results) = mpsc::unbounded_channel();
-        let worker = EncodeWorker::new(config.video.encoder, config.video.threads.max(1));
+        // Two temporal layers (libaom; rav1e's are all base): a forwarder, or this member for a
+        // slow receiver, can leave the enhancement layer out (`thinning`).
+        let worker = EncodeWorker::layered(config.video.encoder, config.video.threads.max(1), 2);
         let video_encoder = video_io::start_encoder(config.video.input.clone(), worker, video_tx.clone(), config.view.clone())
             .map_err(|e| MediaStartError::Thread("encoder", e))?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -507,6 +511,9 @@ struct MemberLink {
     video_out: mpsc::Sender<Outgoing>,
     video_writer: JoinHandle<()>,
     video_reader: JoinHandle<()>,
+    /// (At the forwarder) a writer per origin of the records forwarded to this member: each
+    /// origin's GOPs on streams of their own.
+    forwarded: BTreeMap<u8, (mpsc::Sender<Outgoing>, JoinHandle<()>)>,
 }
 
 impl Drop for MemberLink {
@@ -514,6 +521,9 @@ impl Drop for MemberLink {
         self.reader.abort();
         self.video_writer.abort();
         self.video_reader.abort();
+        for (_, writer) in self.forwarded.values() {
+            writer.abort();
+        }
     }
 }
 
@@ -588,6 +598,10 @@ impl GroupTask {
                         audio.play(&pcm);
                     }
                     Output::Event(event) => {
+                        if let GroupAudioEvent::Forged { distrusted: true, delivered_by, .. } = &event {
+                            // Our video stops going through (and being taken from) it too.
+                            self.video.distrust(*delivered_by);
+                        }
                         let _ = self.events.try_send(event);
                     }
                 }
@@ -622,6 +636,9 @@ impl GroupTask {
             let now = Instant::now();
             if now >= next_stats {
                 next_stats = now + STATS_EVERY;
+                for (member, l) in &self.links {
+                    self.video.link_rtt(member, l.link.rtt(), now);
+                }
                 self.write_stats();
             }
         }
@@ -653,7 +670,9 @@ impl GroupTask {
                         records.clone(),
                         self.budget.clone(),
                     ));
-                    self.links.insert(member, MemberLink { link, generation, reader, video_out, video_writer, video_reader });
+                    let forwarded = BTreeMap::new();
+                    let l = MemberLink { link, generation, reader, video_out, video_writer, video_reader, forwarded };
+                    self.links.insert(member, l);
                     self.video.add_member(member, sender, now);
                     if !self.decoders.contains_key(&member) {
                         match MemberDecoder::start(member, &self.config.video.output, self.video_tx.clone(), self.config.view.clone()) {
@@ -669,12 +688,21 @@ impl GroupTask {
             Command::Remove(member) => {
                 self.links.remove(&member);
                 self.session.remove_member(&member);
-                self.video.remove_member(&member);
+                if let Some(origin) = self.video.remove_member(&member) {
+                    // What we forwarded of it: each stream ends (its writer's queue closes), so
+                    // no receiver keeps a departed member's stream open (indices are not reused).
+                    for l in self.links.values_mut() {
+                        l.forwarded.remove(&origin.0);
+                    }
+                }
                 self.decoders.remove(&member);
                 self.config.view.remove_member(&member);
             }
             Command::Muted(muted) => self.session.set_muted(muted),
-            Command::Route(route) => self.session.set_route(route),
+            Command::Route(route) => {
+                self.session.set_route(route);
+                self.video.set_route(route);
+            }
             Command::Video(on) => self.video.set_sending(on, now),
             Command::RemoteVideo(member, on) => self.video.set_remote_sending(&member, on, now),
             Command::KeyframeRequested => self.video.keyframe_requested(now),
@@ -696,16 +724,27 @@ impl GroupTask {
                 VideoOutput::ReleaseEncoder => {
                     let _ = self.video_encoder.send(EncodeTask::Release);
                 }
-                VideoOutput::Send(record) => {
+                VideoOutput::Send { to, record } => {
                     let mut dropped = Vec::new();
-                    for (member, l) in &self.links {
+                    for (member, l) in self.links.iter().filter(|(p, _)| to.contains(p)) {
                         if l.video_out.try_send(record.clone()).is_err() {
                             dropped.push(*member);
                         }
                     }
                     for member in dropped {
                         tracing::trace!(%member, "a group video record did not fit in a member's queue");
-                        self.video.record_dropped(&member, Instant::now());
+                        self.video.record_dropped(&member, record.layer, Instant::now());
+                    }
+                }
+                VideoOutput::Forward { to, origin, record } => {
+                    let Some(l) = self.links.get_mut(&to) else { continue };
+                    let (queue, _) = l.forwarded.entry(origin).or_insert_with(|| {
+                        let (tx, rx) = mpsc::channel(video_io::OUT_QUEUE);
+                        (tx, tokio::spawn(video_io::write_streams(l.link.clone(), rx)))
+                    });
+                    if queue.try_send(record).is_err() {
+                        tracing::trace!(member = %to, "a forwarded group video record did not fit in a member's queue");
+                        self.video.forward_dropped(&to, Instant::now());
                     }
                 }
                 VideoOutput::Decode { member, job } => {

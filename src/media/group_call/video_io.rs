@@ -41,6 +41,10 @@ const READ_CHUNK: usize = 64 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The least time between two signs of life of one stream with part of a record.
 const PROGRESS_GAP: Duration = Duration::from_millis(50);
+/// Incoming video streams read at once on one member's link: a forwarder's link carries a GOP
+/// stream of every other member's (up to seven) besides its own, each reset when the next opens;
+/// twice that leaves room for streams being reset.
+const MAX_STREAMS: usize = 16;
 /// Bytes of video records held for a whole group call, across every member's streams.
 pub(super) const RECORD_BUDGET: usize = 16 * 1024 * 1024;
 
@@ -255,7 +259,7 @@ pub(super) async fn read_streams(
     to_task: mpsc::Sender<VideoEvent>,
     budget: Arc<RecordBudget>,
 ) {
-    crate::media::driver::streams::accept_streams(link, move |mut recv| {
+    crate::media::driver::streams::accept_streams(link, MAX_STREAMS, move |mut recv| {
         let (to_task, budget) = (to_task.clone(), budget.clone());
         async move {
             if let Err(e) = read_stream(member, generation, recv.as_mut(), &to_task, budget).await {

@@ -65,7 +65,15 @@ impl std::fmt::Debug for EncodeWorker {
 impl EncodeWorker {
     /// A worker opening encoders of `kind` on `threads` threads (none is open until the first job).
     pub fn new(kind: EncoderKind, threads: usize) -> Self {
-        Self::with_opener(move |f: VideoFormat, bitrate| kind.open(f.width, f.height, u64::from(f.fps), bitrate, threads))
+        Self::layered(kind, threads, 1)
+    }
+
+    /// [`EncodeWorker::new`] with encoders of `layers` temporal layers (where the encoder has
+    /// them: libaom; rav1e's units are all on the base layer).
+    pub fn layered(kind: EncoderKind, threads: usize, layers: u8) -> Self {
+        Self::with_opener(move |f: VideoFormat, bitrate| {
+            kind.open_layered(f.width, f.height, u64::from(f.fps), bitrate, threads, layers)
+        })
     }
 
     /// A worker opening its encoders with `open` (a fake encoder in tests and the simulator).

@@ -75,6 +75,13 @@ pub struct VideoReceiveStats {
     pub replayed: u64,
     /// Records that were not well-formed.
     pub malformed: u64,
+    /// Enhancement-layer frames left undecoded because the base frame they are predicted from
+    /// was not decoded (no keyframe is asked for them: nothing later depends on them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub enhancement_skipped: u64,
+    /// Enhancement-layer frames received.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub enhancement_received: u64,
     /// Pauses in the picture (WebRTC's definition: a gap between rendered pictures of more than
     /// three times the average, and at least 150 ms more than it).
     pub freezes: u64,
@@ -90,6 +97,10 @@ pub struct VideoReceiveStats {
     pub av_sync_ms: Option<f64>,
     /// The largest |av_sync_ms| seen after the first second of pictures.
     pub av_sync_max_ms: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A picture to show.
@@ -146,6 +157,9 @@ pub struct VideoReceiver {
     decoder_threads: u32,
     gop: Option<u32>,
     expect: Option<u32>,
+    /// The number of the last base frame sent off to decode in step: the one an enhancement
+    /// frame must name to be decodable.
+    last_base: Option<u32>,
     in_step: bool,
     /// The run of frames being decoded now (a keyframe starts the next one), and one whose decoding
     /// failed: its later frames depend on what failed, and are dropped if they were already sent
@@ -204,6 +218,7 @@ impl VideoReceiver {
             decoder_threads: 1,
             gop: None,
             expect: None,
+            last_base: None,
             in_step: false,
             run: 0,
             failed_run: None,
@@ -294,6 +309,24 @@ impl VideoReceiver {
     /// A frame of `gop`, already opened, arriving at `now` (`wall_us`: the same instant on the
     /// wall clock): what to decode, if anything ([`VideoReceiver::accept_record`] after opening).
     pub fn accept_frame(&mut self, now: Instant, wall_us: u64, gop: u32, frame: VideoFrame) -> Option<DecodeJob> {
+        self.accept_layered_frame(now, wall_us, gop, frame, 0)
+    }
+
+    /// [`VideoReceiver::accept_frame`] for a frame of AV1 temporal layer `layer`
+    /// (`protocols/group-media-v1.md`, "Temporal layers"): base frames (layer 0, and every
+    /// keyframe) are numbered one after the other, and a gap among them leaves what follows
+    /// undecodable; an enhancement frame carries the number of the base frame it is predicted
+    /// from, and is decoded only when that is the last base frame decoded. Enhancement frames that
+    /// never came (a forwarder thinned them out) or cannot be decoded leave no gap and ask for no
+    /// keyframe: no frame depends on them.
+    pub fn accept_layered_frame(
+        &mut self,
+        now: Instant,
+        wall_us: u64,
+        gop: u32,
+        frame: VideoFrame,
+        layer: u8,
+    ) -> Option<DecodeJob> {
         self.stats.frames_received += 1;
         if let Some(last) = self.last_record {
             let gap = now.saturating_duration_since(last);
@@ -312,6 +345,20 @@ impl VideoReceiver {
             }
         }
         let new_gop = self.gop.is_none_or(|current| newer(gop, current));
+        if layer > 0 && !frame.keyframe() {
+            self.stats.enhancement_received += 1;
+            if new_gop || !self.in_step || self.last_base != Some(frame.frame) {
+                self.stats.enhancement_skipped += 1;
+                return None;
+            }
+            return Some(DecodeJob {
+                av1: frame.av1,
+                frame: frame.frame,
+                capture_us: frame.capture_us,
+                age_us: age,
+                run: self.run,
+            });
+        }
         if frame.keyframe() {
             self.stats.keyframes += 1;
             // Whatever failed before a keyframe, the frames after it do not depend on it.
@@ -337,6 +384,7 @@ impl VideoReceiver {
             self.backlog_pending = true;
         }
         self.expect = Some(frame.frame.wrapping_add(1));
+        self.last_base = Some(frame.frame);
         Some(DecodeJob { av1: frame.av1, frame: frame.frame, capture_us: frame.capture_us, age_us: age, run: self.run })
     }
 
@@ -459,10 +507,10 @@ impl VideoReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::video::cpu_adaptation::VideoFormat;
-    use crate::media::video::pattern::Stamp;
     use crate::media::codec::fake::{FakeVideoDecoder, FakeVideoEncoder};
+    use crate::media::video::cpu_adaptation::VideoFormat;
     use crate::media::video::encoder::EncodeWorker;
+    use crate::media::video::pattern::Stamp;
     use crate::media::video::sender::{Outgoing, SenderConfig, VideoSender};
 
     fn pair() -> (VideoSender, VideoReceiver) {

@@ -61,6 +61,9 @@ pub struct Outgoing {
     pub record: Vec<u8>,
     /// The frame number.
     pub frame: u32,
+    /// Its AV1 temporal layer (0, the base, unless the encoder has layers): a forwarder or a
+    /// sender may leave a slow receiver's enhancement records out (`media::group_call::thinning`).
+    pub layer: u8,
 }
 
 /// The sender's counters, for `hail status`.
@@ -103,13 +106,14 @@ fn is_zero(n: &u64) -> bool {
 /// ([`FrameSealer`], `protocols/media-v1.md`); a group call through its sender key
 /// (`media::group_call`, `protocols/group-media-v1.md`).
 pub trait RecordSeal: Send {
-    /// The record for `frame`, of `gop`, length prefix included; `None`: it cannot be sealed now
-    /// (it is dropped, and the next frame starts a new GOP).
-    fn seal_record(&mut self, gop: u32, frame: &VideoFrame) -> Option<Vec<u8>>;
+    /// The record for `frame`, of `gop`, on temporal layer `layer`, length prefix included;
+    /// `None`: it cannot be sealed now (it is dropped, and the next frame starts a new GOP).
+    fn seal_record(&mut self, gop: u32, frame: &VideoFrame, layer: u8) -> Option<Vec<u8>>;
 }
 
 impl RecordSeal for FrameSealer {
-    fn seal_record(&mut self, gop: u32, frame: &VideoFrame) -> Option<Vec<u8>> {
+    /// A 1:1 call's encoder has one layer: `layer` is always 0.
+    fn seal_record(&mut self, gop: u32, frame: &VideoFrame, _layer: u8) -> Option<Vec<u8>> {
         Some(wire::seal(self, gop, frame))
     }
 }
@@ -299,8 +303,14 @@ impl<S: RecordSeal> VideoSender<S> {
                 }
                 _ => job.capture_us,
             };
+            // Base frames are numbered one after the other; an enhancement frame carries the
+            // number of the base frame before it, the one it is predicted from
+            // (`protocols/group-media-v1.md`, "Temporal layers"): so a gap in the numbers is a base
+            // frame missing, and a receiver given the base layer alone sees none.
+            let layer = if unit.keyframe { 0 } else { unit.temporal_layer };
+            let number = if layer == 0 { self.next_frame } else { self.next_frame.wrapping_sub(1) };
             let frame = VideoFrame {
-                frame: self.next_frame,
+                frame: number,
                 capture_us: captured,
                 flags: if unit.keyframe { FLAG_KEYFRAME } else { 0 },
                 width: format.width as u16,
@@ -309,8 +319,10 @@ impl<S: RecordSeal> VideoSender<S> {
             };
             // Numbered even when not sealed: the gap tells a receiver that what follows in this
             // GOP cannot be decoded.
-            self.next_frame = self.next_frame.wrapping_add(1);
-            let Some(record) = self.sealer.seal_record(self.gop, &frame) else {
+            if layer == 0 {
+                self.next_frame = self.next_frame.wrapping_add(1);
+            }
+            let Some(record) = self.sealer.seal_record(self.gop, &frame, layer) else {
                 self.stats.unsealed += 1;
                 self.keyframe_wanted = true;
                 continue;
@@ -320,7 +332,7 @@ impl<S: RecordSeal> VideoSender<S> {
             }
             self.stats.frames += 1;
             self.stats.bytes += record.len() as u64;
-            out.push(Outgoing { gop: self.gop, new_gop, record, frame: frame.frame });
+            out.push(Outgoing { gop: self.gop, new_gop, record, frame: frame.frame, layer });
         }
 
         if let Some(step) = self.cpu.on_frame_encoded(now, encoded.took) {
@@ -437,7 +449,7 @@ mod tests {
         let mut s = VideoSender::new(&keys(), small());
         let mut opener = FrameKeys::new([1; 32], [2; 32], false, b"h").opener(MediaKind::Video);
         let t0 = Instant::now();
-        let unit = |number, keyframe| EncodedFrame { data: vec![number as u8], keyframe, number };
+        let unit = |number, keyframe| EncodedFrame { data: vec![number as u8], keyframe, number, temporal_layer: 0 };
         let mut finish = |s: &mut VideoSender, capture_us: u64, units: Vec<EncodedFrame>, restarted: bool| {
             let job = s.begin(t0, Frame::black(320, 180).unwrap(), capture_us);
             let out = s.finish(t0, &job, Ok(Encoded { units, restarted, took: QUICK }));

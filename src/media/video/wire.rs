@@ -47,7 +47,9 @@ pub enum VideoWireError {
 /// One video frame's plaintext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoFrame {
-    /// The sender's frame number: +1 per frame sent since its video started, across GOPs.
+    /// The sender's frame number: +1 per frame sent since its video started, across GOPs (in a
+    /// group call's layered stream, +1 per base-layer frame; an enhancement frame carries its base
+    /// frame's number: `protocols/group-media-v1.md`, "Temporal layers").
     pub frame: u32,
     /// Capture time at the sender, µs since the Unix epoch (its clock).
     pub capture_us: u64,
