@@ -292,7 +292,7 @@ mod tests {
                 {"peer_id": "12D3KooWdavewithoutaname", "state": "invited"}
             ],
             "audio": {"participants": [
-                {"member": "12D3bob", "jitter": {"jitter_ms": 3.14, "lost": 2, "concealed": 5}}
+                {"member": "12D3bob", "jitter": {"jitter_ms": 3.24, "lost": 2, "concealed": 5}}
             ]},
             "video": {"participants": [{"member": "12D3bob", "on": true, "fps": 29}]}
         })
@@ -310,7 +310,7 @@ mod tests {
             "State     in call (epoch 3)",
             "Emoji     🛸 ufo  🎳 bowling",
             "Media     forwarded by carol",
-            "bob           connected  SPEAKING  mic on  video on  audio: jitter 3.1 ms, lost 2, concealed 5  video 29 fps",
+            "bob           connected  SPEAKING  mic on  video on  audio: jitter 3.2 ms, lost 2, concealed 5  video 29 fps",
             "carol         connected  mic muted  video off",
             "12D3KooWdave  invited",
             "You       microphone on, video on",
@@ -323,7 +323,7 @@ mod tests {
         let mut newer = group();
         newer["audio"] = Value::Null;
         s.event(&serde_json::json!({"event": "group.speaking", "group": newer, "peer_id": "12D3bob", "name": "bob", "speaking": true}));
-        assert!(s.lines(0).join("\n").contains("jitter 3.1 ms"));
+        assert!(s.lines(0).join("\n").contains("jitter 3.2 ms"));
         assert!(!s.lines(0).join("\n").contains("bob speaks"));
         s.event(&serde_json::json!({"event": "group.left", "group": group(), "peer_id": "12D3carol", "name": "carol", "reason": "left"}));
         assert!(s.lines(0).join("\n").contains("carol left the group call"));
