@@ -395,6 +395,17 @@ fn four_members_through_a_forwarder_each_send_it_their_video_alone_see_the_three
             assert_eq!(v["forward_refused"], before[i]["group"]["video"]["forward_refused"], "{v}");
         } else {
             assert_eq!(forwarded, 0, "{} forwards nothing: {v}", names[i]);
+            // The relayed video is judged by its senders' lists with their audio (one counter,
+            // one list): nothing forged, the forwarder still trusted, and more judged than the
+            // audio alone accounts for.
+            let audio = &s["group"]["audio"];
+            assert_eq!(audio["distrusted_forwarder"], Value::Null, "{}: {audio}", names[i]);
+            for p in audio["participants"].as_array().unwrap().iter().filter(|p| p["member"] != forwarder.as_str()) {
+                let a = &p["authenticity"];
+                assert_eq!(a["forged"], 0, "{} on {}: {a}", names[i], p["member"]);
+                let heard = p["jitter"]["received"].as_u64().unwrap_or(0);
+                assert!(a["verified"].as_u64().unwrap_or(0) > heard, "{} on {}: {a} for {heard} audio frames", names[i], p["member"]);
+            }
         }
     }
 

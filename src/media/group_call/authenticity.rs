@@ -9,12 +9,20 @@
 //!   judges each frame **verified** or **forged** when a list covers it, and counts it
 //!   **unverified** when none did within a second. Frames are played before they are judged: this
 //!   is detection, not prevention.
+//! - [`SealLog`] and [`LoggedCrypto`]: audio and video share a sender's counter, and a list
+//!   accounts for every counter it spans, so the batcher must see every audio and video frame we
+//!   seal, in the order the counters were given. The port both media seal through logs each one
+//!   as it is sealed; the audio session hands the log to its batcher.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::crypto::frame_auth::{FrameDigest, FrameList, MAX_FRAMES, MAX_OFFSET};
-use crate::crypto::sender_key::{KeyId, SenderIndex};
+use libp2p_identity::PeerId;
+
+use super::{FrameCryptoError, GroupFrameCrypto};
+use crate::crypto::frame_auth::{FrameAuthenticator, FrameDigest, FrameList, MAX_FRAMES, MAX_OFFSET, frame_digest};
+use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, KeyId, OpenedFrame, SenderIndex};
 use serde::{Deserialize, Serialize};
 
 /// A list is signed once it holds this many frames (160 ms of audio).
@@ -36,6 +44,66 @@ const _: () = assert!(BATCH <= MAX_FRAMES);
 
 /// The list being filled: its key, its `from`, its frames, and when its first came.
 type OpenList = (KeyId, u64, Vec<(u64, FrameDigest)>, Instant);
+
+/// Most sealed frames the log keeps before it is read (a few seconds of audio and video: it is
+/// read with every audio frame).
+const SEAL_LOG: usize = 1024;
+
+/// The audio and video frames we sealed, in counter order, not yet handed to the batcher.
+#[derive(Debug, Clone, Default)]
+pub struct SealLog(Arc<Mutex<VecDeque<(KeyId, u64, FrameDigest)>>>);
+
+impl SealLog {
+    fn push(&self, entry: (KeyId, u64, FrameDigest)) {
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() >= SEAL_LOG {
+            log.pop_front();
+        }
+        log.push_back(entry);
+    }
+
+    /// Everything logged since the last take, oldest first.
+    pub fn take(&self) -> VecDeque<(KeyId, u64, FrameDigest)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A crypto port that logs every audio and video frame sealed through it ([`SealLog`]).
+pub struct LoggedCrypto {
+    inner: Arc<dyn GroupFrameCrypto>,
+    log: SealLog,
+}
+
+impl LoggedCrypto {
+    /// `inner`, its audio and video seals logged in `log`.
+    pub fn new(inner: Arc<dyn GroupFrameCrypto>, log: SealLog) -> Self {
+        LoggedCrypto { inner, log }
+    }
+}
+
+impl GroupFrameCrypto for LoggedCrypto {
+    fn seal(&self, media: GroupMedia, payload: &[u8]) -> Result<Vec<u8>, FrameCryptoError> {
+        let frame = self.inner.seal(media, payload)?;
+        if matches!(media, GroupMedia::Audio | GroupMedia::Video { .. })
+            && let Ok((h, _)) = GroupFrameHeader::parse(&frame)
+        {
+            self.log.push((h.key_id, h.counter, frame_digest(&frame)));
+        }
+        Ok(frame)
+    }
+
+    fn open(&self, from: &PeerId, frame: &[u8]) -> Result<OpenedFrame, FrameCryptoError> {
+        self.inner.open(from, frame)
+    }
+
+    fn sign_frames(&self, list: FrameList) -> Result<FrameAuthenticator, FrameCryptoError> {
+        self.inner.sign_frames(list)
+    }
+
+    fn verify_frames(&self, signer: &PeerId, authenticator: &FrameAuthenticator) -> Result<(), FrameCryptoError> {
+        self.inner.verify_frames(signer, authenticator)
+    }
+}
 
 /// The frames of ours since the last list, and where the next list starts.
 #[derive(Debug, Default)]

@@ -395,7 +395,8 @@ impl GroupCallMedia {
             ..session.stats()
         }));
         let now = Instant::now();
-        let video = GroupVideoSession::new(crypto, config.video.sender_config(), config.video_on, now);
+        // The video seals through the audio's port: one counter, one list of our frames for both.
+        let video = GroupVideoSession::new(session.sealing_port(), config.video.sender_config(), config.video_on, now);
         let video_stats = Arc::new(Mutex::new(GroupVideoStats {
             input: config.video.input.to_string(),
             output: config.video.output.to_string(),
@@ -751,6 +752,9 @@ impl GroupTask {
                     if let Some(d) = self.decoders.get(&member) {
                         d.decode(job);
                     }
+                }
+                VideoOutput::Relayed { from, key_id, counter, frame } => {
+                    self.session.relayed(&from, key_id, counter, &frame, Instant::now());
                 }
                 VideoOutput::Show { member, picture } => {
                     if let Some(d) = self.decoders.get(&member) {

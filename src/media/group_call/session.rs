@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use libp2p_identity::PeerId;
 
-use super::authenticity::{Forged, FrameBatcher, FrameVerifier};
+use super::authenticity::{Forged, FrameBatcher, FrameVerifier, LoggedCrypto, SealLog};
 use super::forward::ForwardFilter;
 use super::report::GroupReport;
 use super::{GroupAudioEvent, GroupAudioStats, GroupFrameCrypto, GroupSendStats, ParticipantAudioStats};
 use crate::crypto::frame_auth::{FrameAuthenticator, FrameList, frame_digest};
-use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
+use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, KeyId, SenderIndex};
 use crate::media::active_speaker::SpeakerEvent;
 use crate::media::audio::{AudioEncodeJob, AudioFramer, CLEAN_LINK_BOOST};
 use crate::media::codec::opus::{AudioDecoder, CodecError, FRAME_SAMPLES, Pcm};
@@ -149,6 +149,9 @@ pub struct GroupAudioSession<D> {
     forward: ForwardFilter,
     /// Our frames' digests, signed in lists while our epoch is forwarded by another member.
     batcher: FrameBatcher,
+    /// Every audio and video frame sealed through our port, for the batcher (the video seals
+    /// through [`GroupAudioSession::sealing_port`]).
+    sealed: SealLog,
     /// The frames the forwarder relayed, judged by their senders' lists.
     verifier: FrameVerifier,
     /// The last `now` handed in (what a sealed frame is stamped with for its list's age).
@@ -181,8 +184,10 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         new_decoder: impl FnMut() -> Result<D, CodecError> + Send + 'static,
         now: Instant,
     ) -> Self {
+        let sealed = SealLog::default();
         GroupAudioSession {
-            crypto,
+            crypto: Arc::new(LoggedCrypto::new(crypto, sealed.clone())),
+            sealed,
             framer: AudioFramer::new(),
             base_bitrate: bitrate,
             bitrate,
@@ -245,6 +250,37 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
         true
     }
 
+    /// The port our other media (video) seals through: it shares our counter, so its frames go
+    /// into our lists in counter order with our audio's.
+    pub fn sealing_port(&self) -> Arc<dyn GroupFrameCrypto> {
+        self.crypto.clone()
+    }
+
+    /// Hands what was sealed since the last call to the batcher while we sign (in counter order),
+    /// and sends the lists that are due.
+    fn list_sealed(&mut self) {
+        let sealed = self.sealed.take();
+        if !self.signing() {
+            return;
+        }
+        for (key_id, counter, digest) in sealed {
+            for list in self.batcher.sealed(key_id, counter, digest, self.last_now) {
+                self.send_authenticator(list);
+            }
+        }
+    }
+
+    /// A frame of `media` (video) that our forwarder's link, `from`, delivered under another
+    /// member's sender index, opened: judged by that member's lists, as relayed audio is.
+    pub fn relayed(&mut self, from: &PeerId, key_id: KeyId, counter: u64, frame: &[u8], now: Instant) {
+        if !self.members.contains_key(from) {
+            return;
+        }
+        if let Some(forged) = self.verifier.frame(key_id, counter, frame_digest(frame), now) {
+            self.forged(forged, from);
+        }
+    }
+
     /// The members, with their sender indices.
     pub fn members(&self) -> impl Iterator<Item = (PeerId, SenderIndex)> + '_ {
         self.members.iter().map(|(p, m)| (*p, m.sender))
@@ -253,6 +289,8 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     /// How our frames flow from now on (the group's topology). A forwarder we distrust stays
     /// distrusted while it is ours.
     pub fn set_route(&mut self, route: Route) {
+        // What was sealed under the old route is listed (or not) under it.
+        self.list_sealed();
         let was_signing = self.signing();
         self.route = route;
         if was_signing
@@ -515,16 +553,9 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
                 }
                 self.send.frames += 1;
                 self.send.bytes += frame.len() as u64;
-                let digest = frame_digest(&frame);
                 let to = self.recipients();
                 self.outputs.push_back(Output::Transmit { to, frame });
-                if self.signing()
-                    && let Some(h) = header
-                {
-                    for list in self.batcher.sealed(h.key_id, h.counter, digest, self.last_now) {
-                        self.send_authenticator(list);
-                    }
-                }
+                self.list_sealed();
             }
             Err(e) => {
                 // Not in the call (yet, or any more): nothing is sent until keys are there.
@@ -553,6 +584,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
     /// catches up with all of them at once).
     pub fn handle_timeout(&mut self, now: Instant, wall_us: u64) {
         self.last_now = now;
+        self.list_sealed();
         if let Some(list) = self.batcher.poll(now) {
             self.send_authenticator(list);
         }
@@ -1144,6 +1176,73 @@ mod tests {
         // Members 1 and 3 still hear each other (directly now).
         let at_1 = run.sessions[1].stats();
         assert!(at_1.participants.iter().find(|p| p.sender == 3).unwrap().in_mix);
+    }
+
+    /// Our video seals through the audio's port ([`GroupAudioSession::sealing_port`]): its frames
+    /// share the audio's counter and go into the same lists, in counter order; a receiver judges
+    /// the video its forwarder relays by those lists, and a video frame the forwarder replaced is
+    /// a forgery.
+    #[test]
+    fn video_sealed_through_the_audio_port_is_listed_with_the_audio_and_relayed_video_is_judged() {
+        let t0 = Instant::now();
+        let new = |i: u8| GroupAudioSession::new(Arc::new(ClearFrames::new(i)), 32_000, false, || Ok(LevelDecoder), t0);
+        // Member 2 (sender index 2) signs; member 1 (index 1) receives; the forwarder is index 0.
+        let (mut signer, mut receiver) = (new(2), new(1));
+        for (s, others) in [(&mut signer, [0u8, 1]), (&mut receiver, [0, 2])] {
+            for j in others {
+                s.add_member(member(j + 1), SenderIndex(j)).unwrap();
+            }
+            s.set_route(Route::Via(member(1)));
+        }
+        let video_port = signer.sealing_port();
+        let mut videos: Vec<(KeyId, u64, Vec<u8>)> = Vec::new();
+        for step in 0..100u32 {
+            let now = t0 + Duration::from_millis(10) * step;
+            if step % 3 == 1 {
+                let sealed = video_port.seal(GroupMedia::Video { temporal_layer: 0 }, &[7, step as u8]).unwrap();
+                let (h, _) = GroupFrameHeader::parse(&sealed).unwrap();
+                videos.push((h.key_id, h.counter, sealed));
+            }
+            signer.handle_timeout(now, 0);
+            let mut out = Vec::new();
+            loop {
+                match signer.poll_output() {
+                    Output::Timeout(_) => break,
+                    Output::CaptureAudio { capture_us } => signer.captured(Some([1; FRAME_SAMPLES]), capture_us),
+                    Output::EncodeAudio(job) => signer.encoded(&job, Ok(vec![60; 40])),
+                    Output::Transmit { frame, .. } => out.push(frame),
+                    _ => {}
+                }
+            }
+            // What the forwarder relays to the receiver: the audio and the lists as they come,
+            // the video records beside them; the fifth video frame replaced by one of its making.
+            for frame in out {
+                receiver.datagram(&member(1), &frame, now);
+            }
+            receiver.handle_timeout(now, 0);
+        }
+        assert!(videos.len() >= 30);
+        let forged_at = 4;
+        for (k, (key_id, counter, sealed)) in videos.iter().enumerate() {
+            let bytes = if k == forged_at { ClearFrames::frame(2, GroupMedia::Video { temporal_layer: 0 }, *counter, &[6, 6]) } else { sealed.clone() };
+            receiver.relayed(&member(1), *key_id, *counter, &bytes, t0 + Duration::from_millis(1000));
+        }
+        let stats = receiver.stats();
+        let of_2 = stats.participants.iter().find(|p| p.sender == 2).unwrap().authenticity;
+        let audio = signer.stats().send.frames;
+        assert_eq!(of_2.forged, 1, "{of_2:?}");
+        // Every relayed audio and video frame the lists cover was judged (the last few wait for
+        // the list still being filled).
+        assert!(of_2.verified + 10 >= audio + videos.len() as u64 - 1, "{of_2:?} of {audio} audio and {} video", videos.len());
+        let forged: Vec<_> = drain(&mut receiver)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Event(GroupAudioEvent::Forged { counter, why, .. }) => Some((counter, why)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(forged, vec![(Some(videos[forged_at].1), Forgery::Digest)]);
+        assert_eq!(stats.distrusted_forwarder, Some(member(1)), "a forged video frame distrusts the forwarder too");
     }
 
     #[test]

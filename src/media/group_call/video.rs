@@ -35,7 +35,7 @@ use super::GroupFrameCrypto;
 use super::forward::ForwardFilter;
 use super::session::Route;
 use super::thinning::{LayerGate, ThinningStats};
-use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, SenderIndex};
+use crate::crypto::sender_key::{GroupFrameHeader, GroupMedia, KeyId, SenderIndex};
 use crate::media::codec::av1::VideoCodecError;
 use crate::media::video::Frame;
 use crate::media::video::cpu_adaptation::VideoFormat;
@@ -141,6 +141,19 @@ pub enum VideoOutput {
         origin: u8,
         /// The record, length prefix included (its `frame` is 0: the forwarder cannot read it).
         record: Outgoing,
+    },
+    /// Our forwarder's link, `from`, delivered this frame under another member's sender index
+    /// and it opened: to be judged by that member's lists (the audio session's
+    /// [`super::session::GroupAudioSession::relayed`]), as relayed audio is.
+    Relayed {
+        /// The forwarder whose link delivered it.
+        from: PeerId,
+        /// Its key id.
+        key_id: KeyId,
+        /// Its counter.
+        counter: u64,
+        /// The sealed frame, every byte (its digest is what the lists sign).
+        frame: Vec<u8>,
     },
     /// Decode `member`'s frame and hand the pictures in ([`GroupVideoSession::decoded`]).
     Decode {
@@ -585,6 +598,17 @@ impl GroupVideoSession {
             }
             _ => None,
         };
+        if let Ok(o) = &opened
+            && o.header.key_id.sender() != link_sender
+            && origin.is_some()
+        {
+            self.outputs.push_back(VideoOutput::Relayed {
+                from: *from,
+                key_id: o.header.key_id,
+                counter: o.header.counter,
+                frame: body.to_vec(),
+            });
+        }
         let Some(origin) = origin else {
             let m = self.members.get_mut(from).expect("looked up above");
             m.stats.records += 1;
