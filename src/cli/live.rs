@@ -31,7 +31,7 @@ pub(super) const REFRESH: Duration = Duration::from_secs(1);
 /// How often the key thread looks whether the view is still open.
 const KEY_POLL: Duration = Duration::from_millis(100);
 /// Keys waiting for the view (a held key repeats; more than this is dropped).
-pub(super) const KEY_QUEUE: usize = 32;
+const KEY_QUEUE: usize = 32;
 
 /// The live view of one call: what it shows and what its keys ask.
 #[derive(Debug, Clone)]
@@ -224,7 +224,7 @@ impl Drop for Terminal {
 }
 
 /// Reads keys on a thread of its own (crossterm's reads block) until `open` goes false.
-pub(super) fn read_keys(open: Arc<AtomicBool>, keys: tokio::sync::mpsc::Sender<Event>) {
+fn read_keys(open: Arc<AtomicBool>, keys: tokio::sync::mpsc::Sender<Event>) {
     while open.load(Ordering::Relaxed) {
         match crossterm::event::poll(KEY_POLL) {
             Ok(true) => match crossterm::event::read() {
@@ -239,23 +239,69 @@ pub(super) fn read_keys(open: Arc<AtomicBool>, keys: tokio::sync::mpsc::Sender<E
     }
 }
 
+/// What a live view runs beside its screen: a second connection to the daemon for its requests
+/// and status polls (the first one carries the events), and the thread reading keys.
+pub(super) struct Beside {
+    /// For requests and status polls.
+    pub control: Client,
+    /// The keys pressed.
+    pub keys: tokio::sync::mpsc::Receiver<Event>,
+    open: Arc<AtomicBool>,
+    reader: io::Result<std::thread::JoinHandle<()>>,
+}
+
+impl Beside {
+    /// Connects again to `client`'s daemon and starts reading keys; on failure gives `term`
+    /// back to the terminal, says why and returns the exit code.
+    pub(super) async fn start(client: &Client, term: Terminal) -> Result<(Beside, Terminal), ExitCode> {
+        let control = match Client::connect(client.socket_path()).await {
+            Ok(c) => c,
+            Err(e) => {
+                drop(term);
+                errln!("hail: {e}");
+                return Err(ExitCode::from(EXIT_OTHER));
+            }
+        };
+        let open = Arc::new(AtomicBool::new(true));
+        let (key_tx, keys) = tokio::sync::mpsc::channel(KEY_QUEUE);
+        let reader = {
+            let open = open.clone();
+            std::thread::Builder::new().name("hail-keys".into()).spawn(move || read_keys(open, key_tx))
+        };
+        Ok((Beside { control, keys, open, reader }, term))
+    }
+
+    /// The view is over (`ended`: the last event, or why it stopped): the keys stop, `term` goes
+    /// back to the terminal, the last event's plain line is printed; 0 when `succeeded` says the
+    /// call or group was joined, else 1 (2 for a lost daemon).
+    pub(super) fn end(self, term: Terminal, ended: Result<Value, String>, succeeded: impl FnOnce(&Value) -> bool) -> ExitCode {
+        self.open.store(false, Ordering::Relaxed);
+        drop(term);
+        if let Ok(handle) = self.reader {
+            let _ = handle.join();
+        }
+        match ended {
+            Ok(event) => {
+                if let Some(line) = describe(&event) {
+                    outln!("{line}");
+                }
+                if succeeded(&event) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REFUSED) }
+            }
+            Err(message) => {
+                errln!("{message}");
+                ExitCode::from(EXIT_OTHER)
+            }
+        }
+    }
+}
+
 /// Follows the call `info` placed, on the live view in `term`, until it ends: `client` is
 /// subscribed to the daemon's events.
 pub async fn follow(mut client: Client, info: CallInfo, term: Terminal) -> ExitCode {
     let call_id = info.call_id.to_string();
-    let mut control = match Client::connect(client.socket_path()).await {
-        Ok(c) => c,
-        Err(e) => {
-            drop(term);
-            errln!("hail: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
-    };
-    let open = Arc::new(AtomicBool::new(true));
-    let (key_tx, mut keys) = tokio::sync::mpsc::channel(KEY_QUEUE);
-    let reader = {
-        let open = open.clone();
-        std::thread::Builder::new().name("hail-keys".into()).spawn(move || read_keys(open, key_tx))
+    let (mut beside, term) = match Beside::start(&client, term).await {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let mut screen = CallScreen::new(info);
     let mut refresh = tokio::time::interval(REFRESH);
@@ -273,17 +319,17 @@ pub async fn follow(mut client: Client, info: CallInfo, term: Terminal) -> ExitC
                 Ok(_) => {}
                 Err(e) => break Err(format!("hail: lost the daemon: {e}")),
             },
-            Some(key) = keys.recv() => {
+            Some(key) = beside.keys.recv() => {
                 let Event::Key(key) = key else { continue };
                 if let KeyAction::Request(request) = screen.key(key) {
                     hanging_up |= request == Command::Hangup;
-                    if let Err(e) = control.request(&request).await {
+                    if let Err(e) = beside.control.request(&request).await {
                         screen.note(format!("hail: {e}"));
                     }
                 }
             }
             _ = refresh.tick() => {
-                if let Ok(status) = control.status().await
+                if let Ok(status) = beside.control.status().await
                     && let Some(call) = status.call
                     && call.call_id.to_string() == call_id
                 {
@@ -292,28 +338,12 @@ pub async fn follow(mut client: Client, info: CallInfo, term: Terminal) -> ExitC
             }
             _ = tokio::signal::ctrl_c(), if !hanging_up => {
                 hanging_up = true;
-                let _ = control.request(&Command::Hangup).await;
+                let _ = beside.control.request(&Command::Hangup).await;
             }
         }
     };
-    open.store(false, Ordering::Relaxed);
-    drop(term);
-    if let Ok(handle) = reader {
-        let _ = handle.join();
-    }
-    match ended {
-        Ok(event) => {
-            if let Some(line) = describe(&event) {
-                outln!("{line}");
-            }
-            let answered = screen.info().answered_at_ms.is_some() || event["call"]["answered_at_ms"].is_u64();
-            if answered { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REFUSED) }
-        }
-        Err(message) => {
-            errln!("{message}");
-            ExitCode::from(EXIT_OTHER)
-        }
-    }
+    let answered = screen.info().answered_at_ms.is_some();
+    beside.end(term, ended, |event| answered || event["call"]["answered_at_ms"].is_u64())
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@
 //! followed in plain lines ([`super::follow::group_call`]).
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hail::control::{Client, Command};
@@ -18,10 +16,8 @@ use hail::peer_text::{sanitize, strip_escapes};
 use serde_json::Value;
 
 use super::follow::{alone_after, describe};
-use super::live::{KEY_QUEUE, KeyAction, REFRESH, Terminal, read_keys};
-use super::out::{errln, outln};
+use super::live::{Beside, KeyAction, REFRESH, Terminal};
 use super::print::format_duration;
-use super::{EXIT_OTHER, EXIT_REFUSED};
 
 /// The live view of one group call.
 #[derive(Debug, Clone)]
@@ -195,19 +191,9 @@ fn now_ms() -> u64 {
 /// does, it leaves once nobody else is in the call or invited. Exit 0 when anyone joined, else 1.
 pub async fn follow(mut client: Client, group: Value, term: Terminal) -> ExitCode {
     let call_id = group["call_id"].as_str().unwrap_or_default().to_owned();
-    let mut control = match Client::connect(client.socket_path()).await {
-        Ok(c) => c,
-        Err(e) => {
-            drop(term);
-            errln!("hail: {e}");
-            return ExitCode::from(EXIT_OTHER);
-        }
-    };
-    let open = Arc::new(AtomicBool::new(true));
-    let (key_tx, mut keys) = tokio::sync::mpsc::channel(KEY_QUEUE);
-    let reader = {
-        let open = open.clone();
-        std::thread::Builder::new().name("hail-keys".into()).spawn(move || read_keys(open, key_tx))
+    let (mut beside, term) = match Beside::start(&client, term).await {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let mut screen = GroupScreen::new(group);
     let mut refresh = tokio::time::interval(REFRESH);
@@ -225,23 +211,23 @@ pub async fn follow(mut client: Client, group: Value, term: Terminal) -> ExitCod
                     if !leaving && alone_after(&event) {
                         leaving = true;
                         screen.note(if anyone_joined { "Everyone else left; leaving." } else { "Nobody joined; leaving." }.into());
-                        let _ = control.request(&Command::GroupLeave).await;
+                        let _ = beside.control.request(&Command::GroupLeave).await;
                     }
                 }
                 Ok(_) => {}
                 Err(e) => break Err(format!("hail: lost the daemon: {e}")),
             },
-            Some(key) = keys.recv() => {
+            Some(key) = beside.keys.recv() => {
                 let Event::Key(key) = key else { continue };
                 if let KeyAction::Request(request) = screen.key(key) {
                     leaving |= request == Command::GroupLeave;
-                    if let Err(e) = control.request(&request).await {
+                    if let Err(e) = beside.control.request(&request).await {
                         screen.note(format!("hail: {e}"));
                     }
                 }
             }
             _ = refresh.tick() => {
-                if let Ok(status) = control.request(&Command::Status).await
+                if let Ok(status) = beside.control.request(&Command::Status).await
                     && status["group"]["call_id"].as_str() == Some(call_id.as_str())
                 {
                     screen.update(status["group"].clone());
@@ -249,27 +235,11 @@ pub async fn follow(mut client: Client, group: Value, term: Terminal) -> ExitCod
             }
             _ = tokio::signal::ctrl_c(), if !leaving => {
                 leaving = true;
-                let _ = control.request(&Command::GroupLeave).await;
+                let _ = beside.control.request(&Command::GroupLeave).await;
             }
         }
     };
-    open.store(false, Ordering::Relaxed);
-    drop(term);
-    if let Ok(handle) = reader {
-        let _ = handle.join();
-    }
-    match ended {
-        Ok(event) => {
-            if let Some(line) = describe(&event) {
-                outln!("{line}");
-            }
-            if anyone_joined { ExitCode::SUCCESS } else { ExitCode::from(EXIT_REFUSED) }
-        }
-        Err(message) => {
-            errln!("{message}");
-            ExitCode::from(EXIT_OTHER)
-        }
-    }
+    beside.end(term, ended, |_| anyone_joined)
 }
 
 #[cfg(test)]
