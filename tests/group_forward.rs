@@ -178,7 +178,7 @@ fn four_members_forwarded_by_one_hear_each_other_and_the_call_goes_on_when_the_f
             }
         }
         let text = m.hail(&["status"]).ok().to_owned();
-        assert!(text.contains("relayed audio") && !text.contains("FORGED") && !text.contains("NOT TRUSTED"), "{text}");
+        assert!(text.contains("relayed frames") && !text.contains("FORGED") && !text.contains("NOT TRUSTED"), "{text}");
     }
     // (It may have signed at three members, when another member forwarded.)
     let at_forwarder = status(&d[f]);

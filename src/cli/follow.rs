@@ -97,14 +97,14 @@ pub fn describe(event: &Value) -> Option<String> {
                         ps.iter().find(|x| x["peer_id"] == by).and_then(|x| x["name"].as_str().map(str::to_owned))
                     })
                     .unwrap_or_else(|| by.to_owned());
-                let what = if event["reason"] == "authenticator" { "a signature" } else { "audio" };
+                let what = if event["reason"] == "authenticator" { "a signature" } else { "a frame (sound or picture)" };
                 let action = if event["distrusted"] == true {
-                    " No longer taking anyone's audio through it: sending and listening directly."
+                    " No longer taking anyone's sound or pictures through it: sending and receiving directly."
                 } else {
                     ""
                 };
                 format!(
-                    "WARNING: forged {what} under {name}'s name, delivered by {}: {name} did not send it (it may have been heard).{action}",
+                    "WARNING: forged {what} under {name}'s name, delivered by {}: {name} did not send it (it may have been played).{action}",
                     sanitize(&by)
                 )
             }
@@ -341,8 +341,8 @@ mod tests {
             "group": { "participants": [{ "peer_id": "12D3KooWC", "name": "carol" }] },
         });
         let line = describe(&event).expect("a line for people");
-        assert!(line.starts_with("WARNING: forged audio under bob's name, delivered by carol"), "{line}");
-        assert!(line.contains("sending and listening directly"), "{line}");
+        assert!(line.starts_with("WARNING: forged a frame (sound or picture) under bob's name, delivered by carol"), "{line}");
+        assert!(line.contains("sending and receiving directly"), "{line}");
     }
 
     #[test]

@@ -127,8 +127,13 @@ impl GroupScreen {
             (None, None) => "Emoji     (once everyone has revealed)".to_owned(),
         });
         let forwarder = g["forwarder"].as_str().and_then(|f| participants.iter().find(|p| p["peer_id"] == f));
+        let distrusted = g["audio"]["distrusted_forwarder"].as_str();
         lines.push(match forwarder {
             Some(f) if f["me"] == true => "Media     forwarded by you".to_owned(),
+            Some(f) if f["peer_id"].as_str() == distrusted => format!(
+                "Media     forwarded by {}: NOT TRUSTED, it delivered a forged frame; we send to and hear everyone directly",
+                name_of(f)
+            ),
             Some(f) => format!("Media     forwarded by {}", name_of(f)),
             None => "Media     mesh (everyone sends to everyone)".to_owned(),
         });
@@ -157,6 +162,11 @@ impl GroupScreen {
             }
             if let Some(v) = video_of(&p["peer_id"]).filter(|v| v["on"] == true) {
                 parts.push(format!("video {} fps", v["fps"].as_u64().unwrap_or(0)));
+            }
+            // Frames the forwarder relayed that this member's signed lists say it never sent.
+            let forged = audio_of(&p["peer_id"]).and_then(|a| a["authenticity"]["forged"].as_u64()).unwrap_or(0);
+            if forged > 0 {
+                parts.push(format!("{forged} FORGED FRAMES"));
             }
             lines.push(format!("  {}", parts.join("  ")));
         }
@@ -297,6 +307,13 @@ mod tests {
         assert!(!s.lines(0).join("\n").contains("bob speaks"));
         s.event(&serde_json::json!({"event": "group.left", "group": group(), "peer_id": "12D3carol", "name": "carol", "reason": "left"}));
         assert!(s.lines(0).join("\n").contains("carol left the group call"));
+        // A forgery: the count beside the member it was made in, and the forwarder not trusted.
+        let mut forged = group();
+        forged["audio"]["participants"][0]["authenticity"] = serde_json::json!({"verified": 90, "forged": 1, "unverified": 0});
+        forged["audio"]["distrusted_forwarder"] = "12D3carol".into();
+        let text = GroupScreen::new(forged).lines(0).join("\n");
+        assert!(text.contains("video 29 fps  1 FORGED FRAMES"), "{text}");
+        assert!(text.contains("Media     forwarded by carol: NOT TRUSTED"), "{text}");
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub fn print_group(g: &GroupInfo) {
             .and_then(|v| v.participants.iter().find(|v| v.member == p.peer_id))
             .filter(|v| v.thinning.layers == 1 && v.thinning.base_sent > 0)
             .map_or("", |_| ", sent half-rate video (slow link)");
-        // Its audio relayed by the forwarder, as its signed lists judge it (group-media-v1).
+        // Its frames (audio and video) relayed by the forwarder, as its signed lists judge them
+        // (group-media-v1).
         let signed = g
             .audio
             .as_ref()
@@ -141,8 +142,8 @@ pub fn print_group(g: &GroupInfo) {
             .map(|a| a.authenticity)
             .filter(|a| a.verified + a.forged + a.unverified > 0)
             .map(|a| match a.forged {
-                0 => format!(", relayed audio {} verified, {} unverified", a.verified, a.unverified),
-                n => format!(", relayed audio {} verified, {} unverified, {n} FORGED", a.verified, a.unverified),
+                0 => format!(", relayed frames {} verified, {} unverified", a.verified, a.unverified),
+                n => format!(", relayed frames {} verified, {} unverified, {n} FORGED", a.verified, a.unverified),
             })
             .unwrap_or_default();
         outln!(
