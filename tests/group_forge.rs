@@ -21,14 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use group_mesh::{Party, forwarded_wrapped};
 use group_net::{Net, peer};
 use hail::crypto::sender_key::{GroupFrameHeader, GroupMedia, KeyId, SenderKey};
 use hail::group::control::{ControlBody, GroupControl};
 use hail::media::group_call::{Forgery, GroupAudioEvent};
 use hail::media::io::SourceSpec;
-use hail::media_link::{InStream, LinkError, MediaLink, OutStream, PathSample};
+use hail::media_link::{LinkError, MediaLink};
 use libp2p_identity::PeerId;
 
 /// Forge the victim's first audio frame from this counter on.
@@ -62,21 +61,7 @@ impl MediaLink for ForgingLink {
         }
         self.inner.send_datagram(datagram)
     }
-    fn read_datagram(&self) -> BoxFuture<'_, Result<Bytes, LinkError>> {
-        self.inner.read_datagram()
-    }
-    fn open_stream(&self, priority: i32) -> BoxFuture<'_, Result<Box<dyn OutStream>, LinkError>> {
-        self.inner.open_stream(priority)
-    }
-    fn accept_stream(&self) -> BoxFuture<'_, Result<Box<dyn InStream>, LinkError>> {
-        self.inner.accept_stream()
-    }
-    fn path(&self) -> PathSample {
-        self.inner.path()
-    }
-    fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
+    crate::pass_to_inner!(read_datagram, open_stream, accept_stream, path, is_closed);
 }
 
 /// `victim`'s sender key in the current epoch, as `holder` was sent it (every member holds it).

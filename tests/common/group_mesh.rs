@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 
 use hail::call::CallId;
 use hail::crypto::frame_auth::{FrameAuthenticator, FrameList};
@@ -29,7 +28,7 @@ use hail::media::group_call::{
     FrameCryptoError, GroupAudioEvent, GroupAudioStats, GroupCallMedia, GroupFrameCrypto, GroupMediaConfig, Route,
 };
 use hail::media::io::{SinkSpec, SourceSpec, read_wav_mono_48k};
-use hail::media_link::{InStream, LinkError, MediaLink, OutStream, PathSample};
+use hail::media_link::{LinkError, MediaLink, PathSample};
 use hail::transport::channel::dial;
 use hail::transport::media_port::QuicMediaPort;
 use libp2p_identity::PeerId;
@@ -37,6 +36,50 @@ use tokio::sync::mpsc;
 
 use super::group_net::{Net, peer};
 use super::quic;
+
+/// `MediaLink` methods a test link passes to its `inner` link unchanged, by name
+/// (`crate::pass_to_inner!(read_datagram, path)`): each wrapper writes only what it changes.
+#[macro_export]
+macro_rules! pass_to_inner {
+    (send_datagram) => {
+        fn send_datagram(&self, datagram: ::bytes::Bytes) -> Result<(), ::hail::media_link::LinkError> {
+            self.inner.send_datagram(datagram)
+        }
+    };
+    (read_datagram) => {
+        fn read_datagram(&self) -> ::futures::future::BoxFuture<'_, Result<::bytes::Bytes, ::hail::media_link::LinkError>> {
+            self.inner.read_datagram()
+        }
+    };
+    (open_stream) => {
+        fn open_stream(
+            &self,
+            priority: i32,
+        ) -> ::futures::future::BoxFuture<'_, Result<Box<dyn ::hail::media_link::OutStream>, ::hail::media_link::LinkError>> {
+            self.inner.open_stream(priority)
+        }
+    };
+    (accept_stream) => {
+        fn accept_stream(
+            &self,
+        ) -> ::futures::future::BoxFuture<'_, Result<Box<dyn ::hail::media_link::InStream>, ::hail::media_link::LinkError>> {
+            self.inner.accept_stream()
+        }
+    };
+    (path) => {
+        fn path(&self) -> ::hail::media_link::PathSample {
+            self.inner.path()
+        }
+    };
+    (is_closed) => {
+        fn is_closed(&self) -> bool {
+            self.inner.is_closed()
+        }
+    };
+    ($($method:ident),+) => {
+        $($crate::pass_to_inner!($method);)+
+    };
+}
 
 /// A member's keys as the node holds them: its `GroupMember`, on the shared control net, and its
 /// identity key (frame authenticators are signed with it).
@@ -159,21 +202,7 @@ impl MediaLink for ImpairedLink {
         }
         Ok(())
     }
-    fn read_datagram(&self) -> BoxFuture<'_, Result<Bytes, LinkError>> {
-        self.inner.read_datagram()
-    }
-    fn open_stream(&self, priority: i32) -> BoxFuture<'_, Result<Box<dyn OutStream>, LinkError>> {
-        self.inner.open_stream(priority)
-    }
-    fn accept_stream(&self) -> BoxFuture<'_, Result<Box<dyn InStream>, LinkError>> {
-        self.inner.accept_stream()
-    }
-    fn path(&self) -> PathSample {
-        self.inner.path()
-    }
-    fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
+    crate::pass_to_inner!(read_datagram, open_stream, accept_stream, path, is_closed);
 }
 
 /// A member's link that reports `queue` ms more RTT than its connection measures: what a queue at
@@ -185,26 +214,12 @@ pub struct QueuedLink {
 }
 
 impl MediaLink for QueuedLink {
-    fn send_datagram(&self, datagram: Bytes) -> Result<(), LinkError> {
-        self.inner.send_datagram(datagram)
-    }
-    fn read_datagram(&self) -> BoxFuture<'_, Result<Bytes, LinkError>> {
-        self.inner.read_datagram()
-    }
-    fn open_stream(&self, priority: i32) -> BoxFuture<'_, Result<Box<dyn OutStream>, LinkError>> {
-        self.inner.open_stream(priority)
-    }
-    fn accept_stream(&self) -> BoxFuture<'_, Result<Box<dyn InStream>, LinkError>> {
-        self.inner.accept_stream()
-    }
+    crate::pass_to_inner!(send_datagram, read_datagram, open_stream, accept_stream, is_closed);
     fn path(&self) -> PathSample {
         PathSample { rtt: self.rtt(), ..self.inner.path() }
     }
     fn rtt(&self) -> Duration {
         self.inner.rtt() + Duration::from_millis(self.queue.load(Ordering::Relaxed))
-    }
-    fn is_closed(&self) -> bool {
-        self.inner.is_closed()
     }
 }
 
