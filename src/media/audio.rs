@@ -229,8 +229,9 @@ impl AudioSender {
     }
 
     /// The peer told us how our audio arrives: adapt redundancy and the encoder's expected loss.
-    /// Redundancy goes up at once and comes down one step per clean report; the copies are spaced
-    /// for the bursts the peer reports (none reported: the nearest frames).
+    /// Redundancy goes up at once and comes down one step after
+    /// [`STEP_DOWN_AFTER`](super::redundancy::STEP_DOWN_AFTER) reports in a row asked for less;
+    /// the copies are spaced for the bursts the peer reports (none reported: the nearest frames).
     pub fn on_peer_report(&mut self, report: ReceiverReport) {
         self.response.on_report(&report);
         self.framer.distances = self.response.distances();

@@ -12,6 +12,11 @@ use super::packet::{BurstReport, ReceiverReport};
 
 /// The most copies a datagram carries (the packet holds four frames).
 pub const MAX_COPIES: usize = 3;
+/// Reports in a row that must ask for fewer copies before one is taken away. Loss that comes in
+/// bursts leaves whole report intervals clean (bursts of 3 at 5 % are 0.8 a second: 44 % of the
+/// seconds have none), and a sender that dropped its copies after such a second met the next
+/// burst without them.
+pub const STEP_DOWN_AFTER: u32 = 5;
 /// The farthest copy, in frames (120 ms): the receiver must hold this much more audio to use it,
 /// so it bounds what burst protection adds to the delay. At mean bursts of 3 datagrams, copies
 /// at 2, 4 and 6 frames leave about a third of the residual loss copies at 1, 2 and 3 do.
@@ -60,15 +65,20 @@ pub fn copy_distances(copies: usize, typical_burst: u32) -> Vec<u32> {
 
 /// What a sender does about one receiver's reports, as a 1:1 call's [`super::audio::AudioSender`]
 /// and a group call's sender (`media::group_call`, per receiver, then [`LossResponse::worst`])
-/// both decide it: how many copies (up at once, down one step per report), spaced for the
-/// receiver's bursts, the loss Opus sizes its in-band FEC for, and whether the link has been calm
-/// long enough for the clean-link bitrate boost.
+/// both decide it: how many copies (up at once, down one step after [`STEP_DOWN_AFTER`] reports
+/// in a row asked for fewer), spaced for the receiver's bursts, the loss Opus sizes its in-band
+/// FEC for, and whether the link has been calm long enough for the clean-link bitrate boost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LossResponse {
     copies: usize,
     typical_burst: u32,
     expected_loss_percent: i32,
     calm_reports: u32,
+    /// Reports in a row that asked for fewer copies than are sent.
+    asking_fewer: u32,
+    /// A report has come: the copies are an answer to measured loss, no longer the guess a call
+    /// starts with (which the first report replaces at once).
+    reported: bool,
 }
 
 impl Default for LossResponse {
@@ -81,13 +91,30 @@ impl LossResponse {
     /// Before any report: one copy of the frame before (the first second of a call is as lossy
     /// as the rest), no FEC asked for, no boost.
     pub fn new() -> Self {
-        LossResponse { copies: 1, typical_burst: 1, expected_loss_percent: 0, calm_reports: 0 }
+        LossResponse {
+            copies: 1,
+            typical_burst: 1,
+            expected_loss_percent: 0,
+            calm_reports: 0,
+            asking_fewer: 0,
+            reported: false,
+        }
     }
 
     /// The receiver reported how our audio arrives.
     pub fn on_report(&mut self, report: &ReceiverReport) {
         let wanted = redundancy_for(report.loss_permille);
-        self.copies = if wanted >= self.copies { wanted } else { self.copies - 1 };
+        if wanted >= self.copies || !self.reported {
+            self.copies = wanted;
+            self.asking_fewer = 0;
+        } else {
+            self.asking_fewer += 1;
+            if self.asking_fewer >= STEP_DOWN_AFTER {
+                self.copies -= 1;
+                self.asking_fewer = 0;
+            }
+        }
+        self.reported = true;
         self.typical_burst = typical_burst(report.bursts.as_ref());
         // In-band FEC takes bits from the primary encoding: ask for it only when there is loss.
         self.expected_loss_percent = (i32::from(report.loss_permille) + 9) / 10;
@@ -124,6 +151,8 @@ impl LossResponse {
                 typical_burst: 1,
                 expected_loss_percent: 0,
                 calm_reports: u32::MAX,
+                asking_fewer: 0,
+                reported: true,
             });
             w.copies = w.copies.max(r.copies);
             if r.copies > 0 {
@@ -167,6 +196,40 @@ mod tests {
         assert!(!worst.calm(), "one receiver has not been calm long enough");
         assert_eq!(LossResponse::worst([&clean]), clean);
         assert_eq!(LossResponse::worst([]), LossResponse::new(), "nobody reported: what a call starts with");
+    }
+
+    #[test]
+    fn copies_come_down_only_after_several_reports_ask_for_fewer() {
+        // The first report replaces the guess a call starts with, at once.
+        let mut clean = LossResponse::new();
+        assert_eq!(clean.distances(), [1]);
+        clean.on_report(&report(0, 0.0));
+        assert_eq!(clean.distances(), Vec::<u32>::new(), "a clean link drops the starting copy at once");
+        // Bursts of 3 at 10 %, with clean seconds between them: the copies stay.
+        let mut bursty = LossResponse::new();
+        bursty.on_report(&report(100, 3.0));
+        assert_eq!(bursty.distances(), [2, 4, 6]);
+        for clean_seconds in 1..STEP_DOWN_AFTER {
+            bursty.on_report(&report(0, 3.0));
+            assert_eq!(bursty.distances(), [2, 4, 6], "after {clean_seconds} clean reports");
+        }
+        // A report that asks for as many as are sent starts the count again.
+        bursty.on_report(&report(100, 3.0));
+        for _ in 1..STEP_DOWN_AFTER {
+            bursty.on_report(&report(0, 3.0));
+        }
+        assert_eq!(bursty.distances(), [2, 4, 6]);
+        // Five clean reports in a row: one step down (two copies wanted → one, spaced: 3 and 6),
+        // five more: another; then none.
+        bursty.on_report(&report(0, 3.0));
+        assert_eq!(bursty.distances(), [3, 6]);
+        for _ in 0..STEP_DOWN_AFTER {
+            bursty.on_report(&report(0, 3.0));
+        }
+        assert_eq!(bursty.distances(), Vec::<u32>::new());
+        // And up at once.
+        bursty.on_report(&report(200, 3.0));
+        assert_eq!(bursty.distances(), [2, 4, 6]);
     }
 
     fn burst(mean: f64) -> BurstReport {

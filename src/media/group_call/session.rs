@@ -991,8 +991,13 @@ mod tests {
             "the copies fill the gaps: {:?}",
             heard_0.jitter
         );
-        // The link is clean again: the copies go, one a report.
-        trio.run(t0 + Duration::from_secs(10), 4, |_, _, _| false);
+        // The link is clean again: FEC goes at once; the copies stay through a few clean seconds
+        // (loss in bursts leaves some), then go one step per STEP_DOWN_AFTER clean reports.
+        trio.run(t0 + Duration::from_secs(10), 3, |_, _, _| false);
+        assert_eq!(trio.sending(0), (vec![1, 2], 0, boosted, 3));
+        trio.run(t0 + Duration::from_secs(13), 4, |_, _, _| false);
+        assert_eq!(trio.sending(0), (vec![1], 0, boosted, 2));
+        trio.run(t0 + Duration::from_secs(17), 6, |_, _, _| false);
         assert_eq!(trio.sending(0), (vec![], 0, boosted, 1));
         // In another call the same share is lost in bursts of three: the copies are spaced beyond
         // the bursts.
