@@ -83,35 +83,38 @@ fn independent(loss: f64, delay_ms: u64, jitter_ms: u64) -> Impairment {
 
 /// Before (1255687): 779 of 22 800 ticks not heard (96.58 % heard), 349 frames dropped. After:
 /// 324 (98.58 %), 64 dropped. Once the copies outlast the clean seconds between bursts
-/// (`redundancy::STEP_DOWN_AFTER`, 2026-12-05): 132 (99.42 %), 0 dropped.
+/// (`redundancy::STEP_DOWN_AFTER`, 2026-12-05): 132 (99.42 %), 0 dropped. Once a wait that ends in
+/// lost frames stands in for them (the jitter buffer's merge): 102 (99.55 %), 0 dropped.
 #[test]
 fn five_percent_loss_in_bursts_of_three_is_heard_better() {
     let h = heard("bursty 5 %", bursty(0.05, 50, 10));
-    assert!(h.share() >= 0.992, "{h:?}");
+    assert!(h.share() >= 0.994, "{h:?}");
     assert!(h.dropped <= 175, "fewer than half the skips: {h:?}");
 }
 
 /// Before: 1554 not heard (93.18 %), 806 dropped. After: 352 (98.46 %), 113 dropped. Copies that
-/// outlast clean seconds: 235 (98.97 %), 6 dropped.
+/// outlast clean seconds: 235 (98.97 %), 6 dropped. Merge: 148 (99.35 %), 0 dropped.
 #[test]
 fn ten_percent_loss_in_bursts_of_three_is_heard_better() {
     let h = heard("bursty 10 %", bursty(0.10, 50, 10));
-    assert!(h.share() >= 0.988, "{h:?}");
+    assert!(h.share() >= 0.992, "{h:?}");
     assert!(h.dropped <= 400, "fewer than half the skips: {h:?}");
 }
 
 /// Before: 1801 not heard (92.10 %), 785 dropped. After: 347 (98.48 %), 111 dropped. Copies that
-/// outlast clean seconds: 342 (98.51 %), 2 dropped (at 20 % no second is clean).
+/// outlast clean seconds: 342 (98.51 %), 2 dropped (at 20 % no second is clean). Merge: 245
+/// (98.93 %), 0 dropped.
 #[test]
 fn twenty_percent_loss_in_bursts_of_three_is_heard_better() {
     let h = heard("bursty 20 %", bursty(0.20, 100, 30));
-    assert!(h.share() >= 0.975, "{h:?}");
+    assert!(h.share() >= 0.985, "{h:?}");
     assert!(h.dropped <= 390, "fewer than half the skips: {h:?}");
 }
 
 /// Independent loss keeps its copies in the next datagrams, which arrive in time: the buffer
 /// does not stretch for them. Before: 13, 21 and 50 ticks not heard, 1, 13 and 19 frames dropped.
 /// After: 13, 16 and 40; 0, 0 and 3. Copies that outlast clean seconds: 7, 13 and 28; 0, 0, 0.
+/// Merge: 7, 11 and 26; 0, 0, 0.
 #[test]
 fn independent_loss_is_heard_no_worse() {
     for (loss, delay, jitter, unheard, dropped) in

@@ -535,11 +535,12 @@ mod tests {
             })
             .collect();
         // 5 comes back from 6. When 10 is due nothing later is here yet: the network may be late, so
-        // playout waits a tick (concealed); then 10 is lost and so is 11, which would carry its FEC:
-        // concealed; 11 comes back from 12.
-        assert_eq!(losses, ["fec 5", "conceal", "conceal", "fec 11"]);
+        // playout waits a tick (concealed); then 10 is lost and so is 11, which would carry its FEC,
+        // and no copy can bring 10 any more: the tick waited was its concealment (merged), and 11
+        // comes back from 12.
+        assert_eq!(losses, ["fec 5", "conceal", "fec 11"]);
         let jitter = rx.stats().jitter;
-        assert_eq!((jitter.lost, jitter.fec_recovered, jitter.concealed), (3, 2, 2));
+        assert_eq!((jitter.lost, jitter.fec_recovered, jitter.concealed, jitter.merged), (3, 2, 1, 1));
     }
 
     #[test]

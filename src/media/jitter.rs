@@ -11,6 +11,10 @@
 //!   counting what does not come as lost, so the first frames after it play at once.
 //! - **Loss** (the next frame is missing but later ones are here) is concealed: with Opus in-band FEC
 //!   from the following frame when it is here, else with the decoder's PLC.
+//! - **Merge** (NetEQ's word): an underflow that ends in lost frames has already concealed ticks
+//!   in their place. A lost frame that no copy can still bring and no FEC can recover gets no tick
+//!   of its own, one per tick waited: the gap is concealed once, not twice, and the delay grows
+//!   only by the ticks waited beyond the lost frames.
 //! - **Overflow** (more buffered than the target plus two frames) asks for the next frames to be
 //!   played shorter ([`Stretch::Accelerate`]: a pitch period taken out, see
 //!   [`super::time_stretch`]) until the depth is back near the target; this also absorbs a sender
@@ -115,6 +119,10 @@ pub struct JitterStats {
     pub accelerations: u64,
     /// Frames never received by the time they were due.
     pub lost: u64,
+    /// Lost frames given no tick of their own: an underflow had already concealed ticks in their
+    /// place (the *merge*: waiting for a frame that turned out lost stands in for it).
+    #[serde(default)]
+    pub merged: u64,
     /// Times the delay was grown by a frame for lip sync or for redundant copies: the next frame
     /// asked to be played 20 ms longer, or a tick concealed when it was not there.
     #[serde(default)]
@@ -163,6 +171,11 @@ pub struct JitterBuffer {
     since_stretch: u32,
     /// When the current underflow began, and the frame playout was waiting for then.
     underflow: Option<(Instant, u32)>,
+    /// Ticks an underflow concealed that no lost frame has stood in for yet: the frames it was
+    /// waiting for may turn out lost, and then these ticks were their concealment.
+    waited: u32,
+    /// How far back the redundant copies reach, frames ([`JitterBuffer::set_copy_reach`]).
+    copy_reach: u32,
     stats: JitterStats,
 }
 
@@ -193,6 +206,8 @@ impl JitterBuffer {
             recently_lost: VecDeque::new(),
             since_stretch: 0,
             underflow: None,
+            waited: 0,
+            copy_reach: 0,
             stats: JitterStats::default(),
         }
     }
@@ -221,6 +236,7 @@ impl JitterBuffer {
     pub fn set_copy_reach(&mut self, reach: Duration) {
         let delay = reach.saturating_sub(MARGIN).min(MAX_TARGET);
         let frames = |d: Duration| (d.as_micros() / FRAME.as_micros()) as i32;
+        self.copy_reach = u32::try_from(reach.as_micros().div_ceil(FRAME.as_micros())).unwrap_or(u32::MAX);
         // Before playout starts, the start waits out the whole target: nothing is owed.
         if self.next.is_some() {
             let bound = frames(MAX_TARGET);
@@ -234,7 +250,12 @@ impl JitterBuffer {
     /// The sender restarted: start over, keeping the counters and the recovery delay (the loss
     /// and the copies are the link's, not the sender's).
     fn restart(&mut self) {
-        *self = JitterBuffer { stats: self.stats, recovery_delay: self.recovery_delay, ..JitterBuffer::new() };
+        *self = JitterBuffer {
+            stats: self.stats,
+            recovery_delay: self.recovery_delay,
+            copy_reach: self.copy_reach,
+            ..JitterBuffer::new()
+        };
         self.update_target();
     }
 
@@ -408,6 +429,7 @@ impl JitterBuffer {
         if let Some(data) = self.frames.remove(&seq) {
             self.next = Some(after);
             self.underflow = None;
+            self.waited = 0;
             return Playout::Frame { seq, data, stretch: Stretch::None };
         }
         let nothing_later = self.highest.is_none_or(|h| h < seq);
@@ -420,6 +442,7 @@ impl JitterBuffer {
             // Time, not ticks: a playout clock that stalled and catches up runs many ticks at one
             // instant, and the sender has not moved on meanwhile.
             self.stats.concealed += 1;
+            self.waited = self.waited.saturating_add(1);
             let (since, from) = *self.underflow.get_or_insert((now, seq));
             let waited = now.saturating_duration_since(since);
             if waited >= MAX_TARGET {
@@ -430,12 +453,32 @@ impl JitterBuffer {
                 if (skip as i32) > 0 {
                     self.next = Some(caught_up);
                     self.stats.lost += u64::from(skip);
+                    // Playout keeps the sender's pace: the ticks waited stood in for these frames.
+                    self.waited = 0;
                 }
             }
             return Playout::Conceal;
         }
         self.underflow = None;
         let fec = self.frames.get(&after).cloned();
+        // Merge: the underflow that just ended was waiting for frames that turned out lost, and
+        // its concealed ticks have played in their place. A lost frame that no copy can still
+        // bring (the farthest copy rides in a datagram at or before the newest one here) and no
+        // FEC can recover gets no tick of its own: playout goes on to the next frame, instead of
+        // concealing the same gap twice and keeping the wait as extra delay that then has to be
+        // played away. The frames after it are here (`nothing_later` is false), so this ends.
+        let hopeless = self.highest.is_some_and(|h| seq.wrapping_add(self.copy_reach) <= h);
+        if self.waited > 0 && fec.is_none() && hopeless {
+            self.waited -= 1;
+            self.next = Some(after);
+            self.stats.lost += 1;
+            self.stats.merged += 1;
+            self.recently_lost.push_back(seq);
+            if self.recently_lost.len() > RECENTLY_LOST {
+                self.recently_lost.pop_front();
+            }
+            return self.pop_one(after, now);
+        }
         if fec.is_none() && self.recovery_owed > 0 && self.copy_was_late {
             // The recovery delay is owed, copies have come too late, and this tick is concealed
             // anyway: wait for the frame's copy instead of giving it up (the delay grows by this
@@ -453,6 +496,7 @@ impl JitterBuffer {
         }
         if let Some(next) = fec {
             self.stats.fec_recovered += 1;
+            self.waited = 0;
             return Playout::Fec { seq, next };
         }
         self.stats.concealed += 1;
@@ -491,6 +535,16 @@ mod tests {
     /// A simulated link: frame `s` is sent at `t0 + s × 20 ms` and arrives after `delay(s)`
     /// (`None`: lost). The playout clock ticks every 20 ms. Returns what was played per tick.
     fn run(frames: u32, delay: impl Fn(u32) -> Option<Duration>, jb: &mut JitterBuffer) -> Vec<Playout> {
+        run_with(frames, delay, jb, |_, _| {})
+    }
+
+    /// [`run`], calling `each_tick` with the tick's number before each tick.
+    fn run_with(
+        frames: u32,
+        delay: impl Fn(u32) -> Option<Duration>,
+        jb: &mut JitterBuffer,
+        mut each_tick: impl FnMut(u32, &mut JitterBuffer),
+    ) -> Vec<Playout> {
         let t0 = Instant::now();
         let mut arrivals: Vec<(Instant, u32)> =
             (0..frames).filter_map(|s| delay(s).map(|d| (t0 + FRAME * s + d, s))).collect();
@@ -500,7 +554,10 @@ mod tests {
         let end = t0 + FRAME * (frames + 20);
         let mut tick = t0 + Duration::from_millis(5);
         let mut player = Player::default();
+        let mut n = 0;
         while tick < end {
+            each_tick(n, jb);
+            n += 1;
             while i < arrivals.len() && arrivals[i].0 <= tick {
                 jb.insert(arrivals[i].1, vec![arrivals[i].1 as u8], arrivals[i].0);
                 i += 1;
@@ -741,6 +798,44 @@ mod tests {
         let p = played(&out);
         assert!(p.windows(2).all(|w| w[0] < w[1]));
         assert!(p.contains(&199));
+    }
+
+    /// The ticks not heard between frame 99 and the next frame played.
+    fn gap_at_100(out: &[Playout]) -> Vec<&'static str> {
+        let start = out.iter().position(|p| matches!(p, Playout::Frame { seq: 99, .. })).map_or(out.len(), |i| i + 1);
+        out[start..]
+            .iter()
+            .take_while(|p| !matches!(p, Playout::Frame { .. }))
+            .map(|p| if matches!(p, Playout::Fec { .. }) { "fec" } else { "conceal" })
+            .collect()
+    }
+
+    #[test]
+    fn a_wait_that_ends_in_lost_frames_stands_in_for_them_unless_a_copy_can_still_come() {
+        // Frames 100–104 lost in one burst at the head of the buffer: playout waits (concealed)
+        // until 105 arrives, and those ticks were the lost frames' concealment: each lost frame
+        // that nothing can recover plays no second tick, and the delay does not grow.
+        let burst = |s: u32| if (100..105).contains(&s) { None } else { Some(Duration::from_millis(5)) };
+        let mut jb = JitterBuffer::new();
+        let out = run(200, burst, &mut jb);
+        let s = jb.stats();
+        assert_eq!(gap_at_100(&out), ["conceal", "conceal", "conceal", "conceal", "fec"], "{s:?}");
+        assert_eq!((s.lost, s.merged, s.fec_recovered, s.accelerations, s.dropped), (5, 4, 1, 0, 0), "{s:?}");
+        assert_eq!(played(&out), (0..200).filter(|s| !(100..104).contains(s)).collect::<Vec<_>>(), "104 from FEC");
+
+        // The same burst once the sender's copies reach 6 frames back (told mid-call, so the buffer
+        // is still shallow): 100's copy may still come in 106, so the wait is kept as delay for it,
+        // and each lost frame is concealed in turn.
+        let mut jb = JitterBuffer::new();
+        let out = run_with(200, burst, &mut jb, |tick, jb| {
+            if tick == 50 {
+                jb.set_copy_reach(FRAME * 6);
+            }
+        });
+        let s = jb.stats();
+        assert_eq!(s.merged, 0, "{s:?}");
+        let gap = gap_at_100(&out);
+        assert!(gap.len() > 5 && gap.last() == Some(&"fec"), "waited, then each lost frame concealed: {gap:?} {s:?}");
     }
 
     #[test]
