@@ -250,15 +250,19 @@ impl<D: AudioDecoder> GroupAudioReceiver<D> {
         }
         let stream = match slot {
             Some(stream) => stream,
-            None => slot.insert(SenderStream {
-                jitter: JitterBuffer::new(),
+            None => slot.insert({
+                // The sender starts ready for bursts (copies 3 and 6 back): hold for them.
+                let mut jitter = JitterBuffer::new();
+                let loss = LossMeter::ready_for_bursts(&mut jitter);
+                SenderStream {
+                jitter,
                 decoder: (self.new_decoder)().map_err(|e| GroupAudioError::Decoder(e.to_string()))?,
                 stretcher: Stretcher::default(),
                 last_arrival: now,
                 muted: false,
-                loss: LossMeter::new(),
+                loss,
                 takes_reports: false,
-            }),
+            }}),
         };
         stream.last_arrival = now;
         stream.muted = packet.flags & super::packet::FLAG_MUTED != 0;

@@ -37,7 +37,9 @@
 //!   frame that would be concealed anyway, or else stretches, at most every [`STRETCH_EVERY`]
 //!   ticks. Where the copies arrive in time as it is (independent loss, copies in the next
 //!   datagrams), nothing is stretched. When the delay comes down, the frames it added are given
-//!   back, spread out, by accelerating.
+//!   back in the next pause of the speech (quiet frames played shorter,
+//!   [`Stretch::AccelerateInPause`]); if none comes within [`PAUSE_PATIENCE`], spread out by
+//!   accelerating.
 //!
 //! The buffer's caller plays 20 ms per tick and asks for the next frame whenever what it has
 //! decoded does not cover the tick: a frame played shorter makes the next one due sooner, one
@@ -69,6 +71,11 @@ pub const STRETCH_EVERY: u32 = 5;
 /// Frames held beyond the target plus two before frames are dropped whole rather than played
 /// shorter (accelerating sheds a pitch period, 2.5–10 ms, per frame).
 pub const DROP_BEYOND: usize = 5;
+/// Ticks (10 s) that delay the recovery no longer needs may wait for pauses in the speech to be
+/// given back unheard ([`Stretch::AccelerateInPause`], at most
+/// [`PAUSE_CUT`](super::time_stretch::PAUSE_CUT) frames a pause) before frames are played shorter
+/// inside words. Speech pauses every few seconds; a tone or music never does.
+pub const PAUSE_PATIENCE: u32 = 500;
 /// A sequence jump larger than this restarts the buffer (the sender restarted).
 const RESET_JUMP: u32 = 250;
 /// Lost frames remembered to recognise a copy that came too late (the farthest copy is 6 back).
@@ -169,6 +176,8 @@ pub struct JitterBuffer {
     /// Frames recently given up as lost (FEC or concealment), newest last.
     recently_lost: VecDeque<u32>,
     since_stretch: u32,
+    /// Ticks the recovery delay's give-back has waited for a pause.
+    giving_back_for: u32,
     /// When the current underflow began, and the frame playout was waiting for then.
     underflow: Option<(Instant, u32)>,
     /// Ticks an underflow concealed that no lost frame has stood in for yet: the frames it was
@@ -205,6 +214,7 @@ impl JitterBuffer {
             copy_was_late: false,
             recently_lost: VecDeque::new(),
             since_stretch: 0,
+            giving_back_for: 0,
             underflow: None,
             waited: 0,
             copy_reach: 0,
@@ -399,25 +409,38 @@ impl JitterBuffer {
             self.stats.stretched += 1;
             return Playout::Conceal;
         }
+        // The recovery delay came down: give its frames back in a pause, where shortening is not
+        // heard (each frame asks to be left out if it is deep in a pause), for up to
+        // [`PAUSE_PATIENCE`] ticks; what the buffer holds above its target tells what is still
+        // owed. After that, as any overflow: frames played shorter, spread out.
+        if self.recovery_owed < 0 && self.depth() <= self.target_frames() {
+            self.recovery_owed = 0;
+        }
+        self.giving_back_for = if self.recovery_owed < 0 { self.giving_back_for.saturating_add(1) } else { 0 };
+        let in_pause = self.recovery_owed < 0 && self.giving_back_for <= PAUSE_PATIENCE;
+        // What waits for a pause does not count as too much while it may still wait.
+        let waiting = if in_pause { self.recovery_owed.unsigned_abs() as usize } else { 0 };
         // Far too much buffered (a stall, a burst of late frames): drop a frame whole.
-        if self.depth() > self.target_frames() + 2 + DROP_BEYOND && self.frames.remove(&next).is_some() {
+        if self.depth() > self.target_frames() + 2 + DROP_BEYOND + waiting && self.frames.remove(&next).is_some() {
             self.stats.dropped += 1;
             let after = next.wrapping_add(1);
             self.next = Some(after);
             return self.pop_one(after, now);
         }
-        // The recovery delay came down (give a frame back, if the buffer holds more than it
-        // needs), or too much is buffered: play the next frame shorter.
-        let give_back = spaced && self.recovery_owed < 0;
+        let give_back = spaced && self.recovery_owed < 0 && !in_pause;
         if give_back {
             self.since_stretch = 0;
             self.recovery_owed += 1;
         }
-        let deep = self.depth() > self.target_frames() + 2 || (give_back && self.depth() > self.target_frames());
+        // Too much buffered: play the next frame shorter.
+        let deep = self.depth() > self.target_frames() + 2 + waiting || (give_back && self.depth() > self.target_frames());
         match self.pop_one(next, now) {
             Playout::Frame { seq, data, .. } if deep => {
                 self.stats.accelerations += 1;
                 Playout::Frame { seq, data, stretch: Stretch::Accelerate }
+            }
+            Playout::Frame { seq, data, .. } if in_pause => {
+                Playout::Frame { seq, data, stretch: Stretch::AccelerateInPause }
             }
             playout => playout,
         }
@@ -620,13 +643,13 @@ mod tests {
     fn a_recovery_delay_grows_the_buffer_once_copies_come_too_late_and_lifting_it_shrinks_it_back() {
         let mut jb = JitterBuffer::new();
         let t0 = Instant::now();
-        // 16 s at 5–45 ms each way (so the buffer holds a few frames), playout ticks every 20 ms.
+        // 28 s at 5–45 ms each way (so the buffer holds a few frames), playout ticks every 20 ms.
         // Datagram `seq` carries copies of frames seq − 3 and seq − 6. From 4 s to 12 s, bursts of
         // 5 primaries are lost (their copies arrive; the first frame's only 6 frames later).
         let lost = |seq: u32| (200..600).contains(&seq) && (10..15).contains(&(seq % 25));
         let transit = |seq: u32| Duration::from_millis(5 + u64::from(seq * 7 % 5) * 10);
         let mut arrivals: Vec<(Instant, u32)> =
-            (0..800).filter(|s| !lost(*s)).map(|s| (t0 + FRAME * s + transit(s), s)).collect();
+            (0..1400).filter(|s| !lost(*s)).map(|s| (t0 + FRAME * s + transit(s), s)).collect();
         arrivals.sort();
         let mut arrivals = arrivals.into_iter().peekable();
         let mut out = Vec::new();
@@ -634,7 +657,7 @@ mod tests {
         let mut before = jb.stats();
         let mut player = Player::default();
         let mut marks = Vec::new();
-        for tick in 0..800 {
+        for tick in 0..1400 {
             let now = t0 + FRAME * tick + Duration::from_millis(10);
             while let Some((at, seq)) = arrivals.next_if(|(at, _)| *at <= now) {
                 jb.insert(seq, vec![seq as u8], at);
@@ -660,7 +683,7 @@ mod tests {
             }
             out.extend(player.tick(&mut jb, now));
         }
-        let [_, clean, grown, lossy_end] = at[..] else { unreachable!("four snapshots") };
+        let [_, clean, grown, lossy_end, waiting, ..] = at[..] else { unreachable!("seven snapshots") };
         // While the copies are not needed (no loss), nothing is stretched.
         assert_eq!((clean.stretched, clean.lost, clean.late_copies), (0, 0, 0), "{clean:?}");
         // Bursts of 5: copies come too late at first and the buffer grows; then every burst is
@@ -672,8 +695,18 @@ mod tests {
         assert!(lossy.len() >= 200, "{lossy_end:?}");
         // The target holds what the copies need: nothing is dropped as "too deep".
         assert_eq!(lossy_end.dropped, 0, "{lossy_end:?}");
-        // Lifted: the frames it added are given back.
+        // Lifted: the frames it added wait for a pause to be given back unheard (these frames
+        // are not sound: the player never finds one) ...
+        let stretches = |out: &[Playout], wanted: Stretch| {
+            out.iter().filter(|p| matches!(p, Playout::Frame { stretch, .. } if *stretch == wanted)).count()
+        };
+        let patient = &out[marks[3]..marks[3] + PAUSE_PATIENCE as usize - 10];
+        assert!(stretches(patient, Stretch::AccelerateInPause) > 100, "{waiting:?}");
+        assert_eq!(stretches(patient, Stretch::Accelerate), 0, "{waiting:?}");
+        assert!(waiting.buffered_ms > before.buffered_ms + 40.0, "still waiting: {before:?} {waiting:?}");
+        // ... and then are given back by playing frames shorter.
         assert!(jb.stats().buffered_ms <= before.buffered_ms + 40.0, "back down: {before:?} {:?}", jb.stats());
+        assert!(jb.stats().accelerations > 0, "{:?}", jb.stats());
     }
 
     fn played(out: &[Playout]) -> Vec<u32> {

@@ -17,6 +17,9 @@ pub const MAX_COPIES: usize = 3;
 /// seconds have none), and a sender that dropped its copies after such a second met the next
 /// burst without them.
 pub const STEP_DOWN_AFTER: u32 = 5;
+/// The burst a call starts ready for, datagrams, before the first report says what the link
+/// does (the mean burst of Wi-Fi and mobile loss models: Gilbert-Elliott with bursts of 3).
+pub const START_BURST: u32 = 3;
 /// The farthest copy, in frames (120 ms): the receiver must hold this much more audio to use it,
 /// so it bounds what burst protection adds to the delay. At mean bursts of 3 datagrams, copies
 /// at 2, 4 and 6 frames leave about a third of the residual loss copies at 1, 2 and 3 do.
@@ -88,12 +91,14 @@ impl Default for LossResponse {
 }
 
 impl LossResponse {
-    /// Before any report: one copy of the frame before (the first second of a call is as lossy
-    /// as the rest), no FEC asked for, no boost.
+    /// Before any report: ready for bursts, one copy spaced for bursts of [`START_BURST`] (3 and
+    /// 6 frames back; the first second of a call is as lossy as the rest, and a burst takes a copy
+    /// in the next datagram with its frame; the receiver holds for them,
+    /// `loss_meter::START_REACH`), no FEC asked for, no boost.
     pub fn new() -> Self {
         LossResponse {
             copies: 1,
-            typical_burst: 1,
+            typical_burst: START_BURST,
             expected_loss_percent: 0,
             calm_reports: 0,
             asking_fewer: 0,
@@ -202,7 +207,7 @@ mod tests {
     fn copies_come_down_only_after_several_reports_ask_for_fewer() {
         // The first report replaces the guess a call starts with, at once.
         let mut clean = LossResponse::new();
-        assert_eq!(clean.distances(), [1]);
+        assert_eq!(clean.distances(), [3, 6], "a call starts ready for bursts");
         clean.on_report(&report(0, 0.0));
         assert_eq!(clean.distances(), Vec::<u32>::new(), "a clean link drops the starting copy at once");
         // Bursts of 3 at 10 %, with clean seconds between them: the copies stay.

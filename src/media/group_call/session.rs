@@ -202,7 +202,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             batcher: FrameBatcher::default(),
             verifier: FrameVerifier::default(),
             last_now: now,
-            send: GroupSendStats { bitrate, redundancy: 1, ..Default::default() },
+            send: GroupSendStats { bitrate, redundancy: 2, ..Default::default() },
             dominant: None,
             next_send: now,
             next_play: now + PLAY_OFFSET,
@@ -794,13 +794,13 @@ mod tests {
     }
 
     #[test]
-    fn each_frame_is_encoded_and_sealed_once_with_a_copy_of_the_one_before() {
+    fn each_frame_is_encoded_and_sealed_once_with_the_copies_a_call_starts_with() {
         let t0 = Instant::now();
         let mut s = session(t0);
         s.add_member(member(1), SenderIndex(1)).unwrap();
         s.add_member(member(2), SenderIndex(2)).unwrap();
         let mut sealed = Vec::new();
-        for n in 0..3u32 {
+        for n in 0..7u32 {
             s.handle_timeout(t0 + FRAME * n, 1_000 + u64::from(n));
             for o in drain(&mut s) {
                 if let Output::CaptureAudio { capture_us } = o {
@@ -821,16 +821,18 @@ mod tests {
                 _ => None,
             }));
         }
-        assert_eq!(sealed.len(), 3, "one sealed frame per 20 ms for all members");
+        assert_eq!(sealed.len(), 7, "one sealed frame per 20 ms for all members");
         s.set_muted(true);
         s.captured(Some([7; FRAME_SAMPLES]), 0);
         match drain(&mut s).as_slice() {
             [Output::EncodeAudio(job)] => assert!(job.muted && job.pcm == [0; FRAME_SAMPLES]),
             other => panic!("{other:?}"),
         }
-        let last = AudioPacket::decode(&ClearFrames::payload(&sealed[2]).unwrap().1).unwrap();
-        assert_eq!(last.frames, vec![(2, vec![2]), (1, vec![1])]);
-        assert_eq!(s.stats().send.frames, 3);
+        // Before any report, ready for bursts: copies 3 and 6 frames back (none yet in the third).
+        let frames = |i: usize| AudioPacket::decode(&ClearFrames::payload(&sealed[i]).unwrap().1).unwrap().frames;
+        assert_eq!(frames(2), vec![(2, vec![2])]);
+        assert_eq!(frames(6), vec![(6, vec![6]), (3, vec![3]), (0, vec![0])]);
+        assert_eq!(s.stats().send.frames, 7);
     }
 
     #[test]
@@ -967,7 +969,7 @@ mod tests {
         let mut trio = Trio::new(t0);
         let boosted = 32_000 + CLEAN_LINK_BOOST;
         trio.run(t0, 1, |_, _, _| false);
-        assert_eq!(trio.sending(0), (vec![1], 0, 32_000, 2), "before the reports: one copy of the frame before");
+        assert_eq!(trio.sending(0), (vec![3, 6], 0, 32_000, 3), "before the reports: ready for bursts");
         trio.run(t0 + Duration::from_secs(1), 4, |_, _, _| false);
         for i in 0..3 {
             assert_eq!(trio.sending(i), (vec![], 0, boosted, 1), "member {i} on clean links: the frame alone");
@@ -1021,7 +1023,7 @@ mod tests {
         let at_0 = s.stats();
         let from_2 = at_0.participants.iter().find(|p| p.member == member(3)).unwrap();
         assert_eq!((from_2.refused, from_2.reported_loss_permille), (2, None));
-        assert_eq!(at_0.send.copy_distances, [1], "nothing changed");
+        assert_eq!(at_0.send.copy_distances, [3, 6], "nothing changed: what a call starts with");
     }
 
     /// Four members' sessions, member 0 forwarding: every 10 ms of simulated time each one's
