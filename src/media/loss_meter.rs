@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn a_call_holds_the_starting_copies_reach_until_its_first_report_says_what_the_link_needs() {
-        let start_delay = FRAME * START_REACH - super::super::jitter::MARGIN;
+        let start_delay = FRAME * START_REACH - crate::media::jitter::MARGIN;
         // A clean first second: the hold goes at the first report, all at once.
         let mut jb = JitterBuffer::new();
         let mut m = LossMeter::ready_for_bursts(&mut jb);
