@@ -179,7 +179,12 @@ impl AudioSender {
             // first second of a call is as lossy as the rest.
             response: LossResponse::new(),
             muted: false,
-            stats: SendStats { bitrate, redundancy: 2, copy_distances: [3, 6, 0], ..Default::default() },
+            stats: SendStats {
+                bitrate,
+                redundancy: LossResponse::new().distances().len(),
+                copy_distances: copy_slots(&LossResponse::new().distances()),
+                ..Default::default()
+            },
             peer_report: None,
             base_bitrate: bitrate,
         }
@@ -235,10 +240,7 @@ impl AudioSender {
     pub fn on_peer_report(&mut self, report: ReceiverReport) {
         self.response.on_report(&report);
         self.framer.distances = self.response.distances();
-        self.stats.copy_distances = [0; MAX_COPIES];
-        for (slot, d) in self.stats.copy_distances.iter_mut().zip(&self.framer.distances) {
-            *slot = *d as u8;
-        }
+        self.stats.copy_distances = copy_slots(&self.framer.distances);
         if let Some(b) = &report.bursts {
             self.stats.peer_burst_mean = f64::from(b.recent_mean_centi) / 100.0;
             self.stats.peer_burst_p90 = b.recent_p90;
@@ -253,6 +255,15 @@ impl AudioSender {
         self.stats.rtt_ms = report.rtt_ms;
         self.peer_report = Some(report);
     }
+}
+
+/// Copy distances as `SendStats::copy_distances` shows them (0: no copy in that place).
+fn copy_slots(distances: &[u32]) -> [u8; MAX_COPIES] {
+    let mut slots = [0; MAX_COPIES];
+    for (slot, d) in slots.iter_mut().zip(distances) {
+        *slot = *d as u8;
+    }
+    slots
 }
 
 /// What the receiving half counts.

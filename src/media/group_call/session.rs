@@ -202,7 +202,7 @@ impl<D: AudioDecoder> GroupAudioSession<D> {
             batcher: FrameBatcher::default(),
             verifier: FrameVerifier::default(),
             last_now: now,
-            send: GroupSendStats { bitrate, redundancy: 2, ..Default::default() },
+            send: GroupSendStats { bitrate, redundancy: LossResponse::new().distances().len(), ..Default::default() },
             dominant: None,
             next_send: now,
             next_play: now + PLAY_OFFSET,
