@@ -10,7 +10,8 @@
 //! small bucket (100 ms of the rate), 20 ms each way: the same measures plus the audio lost or
 //! concealed, measured after 5 s for the rate loop to come down from its 600 kbps start.
 //!
-//! Usage: `cargo bench --bench video_call [-- SECONDS]` (default 10 per call). Under `cargo test`
+//! Usage: `cargo bench --bench video_call [-- SECONDS]` (default 10 per call); `-- SECONDS policed
+//! --runs N` makes only the policed call, N times (default 1). Under `cargo test`
 //! (no `--bench`) it makes one 2-second libaom call as a smoke test and fails if no picture arrives.
 
 #[path = "common/args.rs"]
@@ -125,14 +126,35 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
         "freezes": last.receive.freezes - first.receive.freezes,
         "keyframe_requests": last.receive.keyframe_requests,
         "skipped": last.receive.frames_skipped,
+        "receive": &last.receive,
     })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args = args::BenchArgs::from_env(&[]);
+    let args = args::BenchArgs::from_env(&["--runs"]);
     let bench = args.bench;
     let seconds: u64 = args.number().unwrap_or(if bench { 10 } else { 2 });
+    let policed = Impairment { delay: Duration::from_millis(20), rate: 300_000 / 8, ..Impairment::clean() };
+    let encoder = if cfg!(feature = "libaom") { "libaom" } else { "rav1e" };
+    if bench && args.has_word("policed") {
+        let runs: usize = match args.value("--runs").map(|r| r.parse()) {
+            None => 1,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                eprintln!("video_call: --runs takes a whole number of calls");
+                std::process::exit(2);
+            }
+        };
+        let mut results = Vec::new();
+        for _ in 0..runs {
+            let r = one_call(encoder, "640x360", seconds, Path::Impaired(policed)).await;
+            eprintln!("{r}");
+            results.push(r);
+        }
+        println!("{}", serde_json::json!({ "bench": "video_call", "results": results }));
+        return;
+    }
     let mut cases = Vec::new();
     if cfg!(feature = "libaom") {
         cases.push("libaom");
@@ -154,8 +176,6 @@ async fn main() {
         }
     }
     if bench {
-        let policed = Impairment { delay: Duration::from_millis(20), rate: 300_000 / 8, ..Impairment::clean() };
-        let encoder = if cfg!(feature = "libaom") { "libaom" } else { "rav1e" };
         let r = one_call(encoder, "640x360", seconds, Path::Impaired(policed)).await;
         eprintln!("{r}");
         results.push(r);
