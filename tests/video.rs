@@ -341,6 +341,34 @@ fn a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact() {
 }
 
 #[test]
+fn a_link_with_no_room_for_video_pauses_it_and_the_peer_told_so_asks_for_no_keyframes() {
+    let _serial = one_at_a_time();
+    // 100 kbps each way, policed (its bucket, 100 ms of the rate, still passes QUIC's 1200-byte
+    // handshake packets): about what audio needs, too little for video beside it.
+    let starved = Impairment { delay: Duration::from_millis(20), rate: 100_000 / 8, ..Impairment::clean() };
+    let lab = Impaired::start(starved, &["--video-max-size", "320x180"]);
+    let caller = lab.call();
+    let (alice, bob) = (&lab.alice, &lab.bob);
+    wait_status(alice, "alice's video paused for bandwidth", |s| video(s)["paused_for_bandwidth"] == true);
+    // Over the control stream to bob's node, and from there to his media.
+    let told = wait_status(bob, "bob told of the pause", |s| video(s)["remote_paused_for_bandwidth"] == true);
+    assert_eq!(told["call"]["remote_video"], true, "alice's switch is still on");
+    assert_eq!(video(&told)["remote_sending"], true);
+    let requests = |s: &Value| video(s)["receive"]["keyframe_requests"].as_u64().unwrap();
+    let (asked, freezes) = (requests(&told), video(&told)["receive"]["freezes"].as_u64().unwrap());
+    // Before the message, 3 s of a pause were ten stalls, each a keyframe request.
+    std::thread::sleep(Duration::from_secs(3));
+    // (100 kbps never leaves video its 60 kbps beside audio's 80: the pause lasts the call.)
+    let later = status(bob);
+    assert_eq!(video(&later)["remote_paused_for_bandwidth"], true, "{}", video(&later));
+    assert_eq!(requests(&later), asked, "no keyframe asked of a paused peer: {}", video(&later));
+    assert_eq!(video(&later)["receive"]["freezes"].as_u64().unwrap(), freezes, "and no freeze counted");
+    alice.hail(&["hangup"]).ok();
+    assert_eq!(caller.finish().status.code(), Some(0));
+    drop(lab.rt);
+}
+
+#[test]
 fn the_encoder_is_chosen_by_flag_and_bad_video_settings_are_refused_at_start() {
     let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();

@@ -602,7 +602,8 @@ impl CallSession {
                 self.outputs.push_back(Output::Event(CallEvent::RemoteMedia { muted, video }));
             }
             // Out of place (an accept from the callee side, a late ack): ignored, never fatal. A
-            // keyframe request is media's (the node hands it to the video, not to the call).
+            // keyframe request or a bandwidth pause is media's (the node hands it to the video, not
+            // to the call).
             _ => {}
         }
     }

@@ -154,6 +154,12 @@ pub enum ControlMessage {
     },
     /// The receiver cannot decode the sender's video: start a new GOP with a keyframe.
     KeyframeRequest,
+    /// The sender's video is on, but the path has no room for it now (`paused`), or has again:
+    /// the receiver expects no pictures meanwhile (it asks for no keyframes, counts no freezes).
+    BandwidthPause {
+        /// Paused (true) or sending again (false).
+        paused: bool,
+    },
     /// A group control message (`protocols/group-control-v1.md`) on a group leg, its bytes in
     /// lower-case hex. A hail that predates group calls refuses it as malformed and keeps the call.
     Group {
@@ -303,6 +309,7 @@ mod tests {
             ControlMessage::Pong,
             ControlMessage::MediaState { muted: true, video: false },
             ControlMessage::KeyframeRequest,
+            ControlMessage::BandwidthPause { paused: true },
         ] {
             let frame = m.encode();
             let len = u16::from_be_bytes([frame[0], frame[1]]) as usize;

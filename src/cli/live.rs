@@ -150,7 +150,9 @@ impl CallScreen {
         if let Some(v) = &c.video_stats {
             let ours =
                 if v.sending { format!("{}x{} {} fps", v.send.width, v.send.height, v.send_fps) } else { "off".into() };
-            let theirs = if v.remote_sending {
+            let theirs = if v.remote_sending && v.remote_paused_for_bandwidth {
+                "paused by the peer (no bandwidth)".into()
+            } else if v.remote_sending {
                 format!("{}x{} {} fps, freezes {}", v.receive.width, v.receive.height, v.receive_fps, v.receive.freezes)
             } else {
                 "paused".into()

@@ -69,7 +69,9 @@ fn print_video(c: &CallInfo) {
         )
     };
     outln!("Video     us → peer: {ours}");
-    if v.remote_sending {
+    if v.remote_sending && v.remote_paused_for_bandwidth {
+        outln!("          peer → us: paused by the peer (no bandwidth), keyframe requests {}", r.keyframe_requests);
+    } else if v.remote_sending {
         outln!(
             "          peer → us: {}x{} {} fps {} kbps, freezes {}, keyframe requests {}{}{}",
             r.width,

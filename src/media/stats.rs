@@ -76,6 +76,10 @@ pub struct VideoStats {
     pub output_error: Option<String>,
     /// Video is on but the path has no room for it now (below the controller's minimum).
     pub paused_for_bandwidth: bool,
+    /// The peer's video is on but the peer paused it for bandwidth (it said so,
+    /// `bandwidth_pause`): no pictures are expected, none asked for.
+    #[serde(default)]
+    pub remote_paused_for_bandwidth: bool,
     /// The controller's estimate of the path, bps.
     pub estimate_bps: u32,
     /// Sending.

@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use hail::call::signal::ControlMessage;
 use hail::media::audio::decode_playout;
 use hail::media::codec::av1::{EncodedFrame, VideoCodecError, VideoEncoder};
 use hail::media::codec::fake::{FakeVideoDecoder, FakeVideoEncoder};
@@ -192,6 +193,11 @@ impl MediaParty {
                     self.outbox.push_back(Payload::Message(vec![KEYFRAME_REQUEST]));
                     continue;
                 }
+                Output::SendControl(MediaControl::BandwidthPause(paused)) => {
+                    // As the node sends it: the signalling message on the control stream.
+                    self.outbox.push_back(Payload::Message(ControlMessage::BandwidthPause { paused }.body()));
+                    continue;
+                }
             };
             self.session.handle_input(now, input);
         }
@@ -207,6 +213,9 @@ impl Party for MediaParty {
     fn handle_message(&mut self, now: Instant, _from: usize, bytes: Vec<u8>) {
         if bytes == [KEYFRAME_REQUEST] {
             self.session.handle_input(self.now(now), Input::KeyframeRequest);
+            self.drain(now);
+        } else if let Ok(ControlMessage::BandwidthPause { paused }) = ControlMessage::decode(&bytes) {
+            self.session.handle_input(self.now(now), Input::RemoteBandwidthPause(paused));
             self.drain(now);
         }
     }

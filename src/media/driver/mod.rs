@@ -63,6 +63,7 @@ enum Command {
     Muted(bool),
     Video(bool),
     RemoteVideo(bool),
+    RemoteBandwidthPause(bool),
     KeyframeRequest,
 }
 
@@ -172,6 +173,11 @@ impl CallMedia {
     pub fn set_remote_video(&self, on: bool) {
         lock(&self.video_stats).remote_sending = on;
         let _ = self.commands.send(Command::RemoteVideo(on));
+    }
+
+    /// The peer paused its video for bandwidth (`true`), or sends again.
+    pub fn set_remote_bandwidth_pause(&self, paused: bool) {
+        let _ = self.commands.send(Command::RemoteBandwidthPause(paused));
     }
 
     /// The peer asked for a keyframe.
@@ -320,6 +326,7 @@ impl MediaTask {
                         Command::Muted(m) => Input::SetMuted(m),
                         Command::Video(on) => Input::SetVideo(on),
                         Command::RemoteVideo(on) => Input::RemoteVideo(on),
+                        Command::RemoteBandwidthPause(p) => Input::RemoteBandwidthPause(p),
                         Command::KeyframeRequest => Input::KeyframeRequest,
                     };
                     self.session.handle_input(now(), input);
@@ -457,6 +464,7 @@ impl StatsWindow {
         v.sending = c.sending;
         v.remote_sending = c.remote_sending;
         v.paused_for_bandwidth = c.paused_for_bandwidth;
+        v.remote_paused_for_bandwidth = c.remote_paused_for_bandwidth;
         v.estimate_bps = view.session.estimate_bps();
         v.send = c.send;
         v.receive = c.receive;

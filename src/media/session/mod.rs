@@ -53,6 +53,9 @@ pub struct Now {
 pub enum MediaControl {
     /// We cannot decode: send a keyframe.
     KeyframeRequest,
+    /// Our video is on but the path has no room for it now (`true`), or has again (`false`): the
+    /// peer expects no pictures meanwhile, so it neither asks for keyframes nor counts freezes.
+    BandwidthPause(bool),
 }
 
 /// What the IO layer tells the session.
@@ -84,6 +87,8 @@ pub enum Input {
     SetVideo(bool),
     /// The peer says its video is on or off.
     RemoteVideo(bool),
+    /// The peer says its video is paused for bandwidth (`true`) or sends again (`false`).
+    RemoteBandwidthPause(bool),
     /// The picture [`Output::CaptureVideo`] asked for (`None`: the source had none this time).
     CapturedVideo {
         /// The picture.
@@ -256,6 +261,7 @@ impl MediaSession {
             Input::Path(path) => self.path = Some(path),
             Input::SetVideo(on) => self.video.set_sending(on, now.at, out),
             Input::RemoteVideo(on) => self.video.set_remote_sending(on, now.at),
+            Input::RemoteBandwidthPause(paused) => self.video.set_remote_paused(paused, now.at),
             Input::CapturedVideo { picture, capture_us } => self.video.captured(now.at, picture, capture_us, out),
             Input::VideoSourceFailed => self.video.source_failed(),
             Input::VideoSourceRate(rate) => self.video.source_rate(rate),
@@ -519,6 +525,8 @@ mod tests {
         datagrams: Vec<Vec<u8>>,
         records: Vec<Outgoing>,
         controls: Vec<MediaControl>,
+        /// The pauses for bandwidth this side said ([`run_paced`] collects them).
+        told: Vec<bool>,
         shown: Vec<Rendered>,
         captures: usize,
         released: usize,
@@ -546,6 +554,7 @@ mod tests {
                 datagrams: Vec::new(),
                 records: Vec::new(),
                 controls: Vec::new(),
+                told: Vec::new(),
                 shown: Vec::new(),
                 captures: 0,
                 released: 0,
@@ -717,6 +726,89 @@ mod tests {
         }
         assert_eq!(alice.captures, paused_at, "nothing captured while the path has no room");
         assert!(alice.session.estimate_bps() < 100_000);
+    }
+
+    /// Alice (sending video) and Bob for `steps` of 5 ms from `from`, Alice's path as `alice_path`
+    /// gives it; Bob's keyframe requests reach Alice, and Alice's pause messages reach Bob only
+    /// if `tell` (a peer that predates them hears nothing).
+    fn run_paced(alice: &mut Side, bob: &mut Side, t0: Instant, steps: std::ops::Range<u64>, alice_path: PathSample, tell: bool) {
+        for step in steps {
+            let n = now(t0, Duration::from_millis(5 * step));
+            bob.receive(n, alice, |_| false);
+            alice.receive(n, bob, |_| false);
+            for c in std::mem::take(&mut bob.controls) {
+                assert_eq!(c, MediaControl::KeyframeRequest);
+                alice.session.handle_input(n, Input::KeyframeRequest);
+            }
+            for c in std::mem::take(&mut alice.controls) {
+                match c {
+                    MediaControl::BandwidthPause(paused) if tell => {
+                        alice.told.push(paused);
+                        bob.session.handle_input(n, Input::RemoteBandwidthPause(paused));
+                    }
+                    MediaControl::BandwidthPause(paused) => alice.told.push(paused),
+                    // Bob sends no video: Alice's requests for it go nowhere.
+                    MediaControl::KeyframeRequest => {}
+                }
+            }
+            alice.tick(n, alice_path);
+            bob.tick(n, path());
+        }
+    }
+
+    #[test]
+    fn a_pause_for_bandwidth_is_told_and_the_peer_neither_asks_for_keyframes_nor_counts_freezes() {
+        let narrow = PathSample { rtt: Duration::from_millis(500), cwnd: 2_000, ..path() };
+        for tell in [true, false] {
+            let t0 = Instant::now();
+            let n0 = now(t0, Duration::ZERO);
+            let (mut alice, mut bob) = (Side::new(true, true, n0), Side::new(false, false, n0));
+            run_paced(&mut alice, &mut bob, t0, 0..200, path(), tell);
+            assert!(bob.shown.len() >= 25, "pictures flow first: {}", bob.shown.len());
+            assert!(alice.told.is_empty(), "nothing to tell while video flows: {:?}", alice.told);
+            // The path narrows: Alice pauses her video, and says so once.
+            run_paced(&mut alice, &mut bob, t0, 200..400, narrow, tell);
+            assert!(alice.session.video_counters().paused_for_bandwidth);
+            assert_eq!(alice.told, [true]);
+            let before = bob.session.video_counters().receive;
+            run_paced(&mut alice, &mut bob, t0, 400..1000, narrow, tell);
+            let during = bob.session.video_counters();
+            assert_eq!(during.remote_paused_for_bandwidth, tell, "{during:?}");
+            assert!(during.remote_sending, "the peer's switch is still on");
+            let asked = during.receive.keyframe_requests - before.keyframe_requests;
+            if tell {
+                assert_eq!(asked, 0, "3 s of a told pause: no keyframe requests");
+                assert_eq!(during.receive.freezes, before.freezes, "and no freeze");
+            } else {
+                assert!(asked >= 5, "untold, the pause is a stall: {asked} requests in 3 s");
+            }
+            // Room again (the estimate grows back 8 % a report): pictures, and Bob hears of it.
+            let shown = bob.shown.len();
+            run_paced(&mut alice, &mut bob, t0, 1000..5000, path(), tell);
+            assert!(!alice.session.video_counters().paused_for_bandwidth);
+            assert_eq!(alice.told, [true, false]);
+            assert!(!bob.session.video_counters().remote_paused_for_bandwidth);
+            assert!(bob.shown.len() > shown + 30, "pictures again: {} → {}", shown, bob.shown.len());
+        }
+    }
+
+    #[test]
+    fn switched_on_while_the_path_has_no_room_the_video_says_it_is_paused() {
+        let t0 = Instant::now();
+        let n0 = now(t0, Duration::ZERO);
+        let mut alice = Side::new(true, false, n0);
+        let narrow = PathSample { rtt: Duration::from_millis(500), cwnd: 2_000, ..path() };
+        for step in 0..600 {
+            alice.tick(now(t0, Duration::from_millis(5 * step)), narrow);
+        }
+        assert!(alice.session.video_counters().paused_for_bandwidth);
+        assert!(alice.controls.iter().all(|c| *c == MediaControl::KeyframeRequest), "video off: nothing said");
+        alice.controls.clear();
+        let n = now(t0, Duration::from_millis(3000));
+        alice.session.handle_input(n, Input::SetVideo(true));
+        alice.drain(n);
+        assert_eq!(alice.controls, [MediaControl::BandwidthPause(true)]);
+        assert_eq!(alice.captures, 0);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct VideoCounters {
     pub remote_sending: bool,
     /// Video is on but the path has no room for it now (below the controller's minimum).
     pub paused_for_bandwidth: bool,
+    /// The peer's video is on but paused for bandwidth (it said so): no pictures are expected.
+    #[serde(default)]
+    pub remote_paused_for_bandwidth: bool,
     /// The source failed: nothing is sent.
     pub source_failed: bool,
     /// Records sent over the last interval, per second.
@@ -72,6 +75,8 @@ pub(super) struct VideoHalf {
     frame_due: bool,
     window: Window,
     counters: VideoCounters,
+    /// What the peer was last told of a pause for bandwidth ([`MediaControl::BandwidthPause`]).
+    told_paused: bool,
 }
 
 impl VideoHalf {
@@ -85,6 +90,7 @@ impl VideoHalf {
             frame_due: false,
             window: Window::default(),
             counters: VideoCounters::default(),
+            told_paused: false,
         }
     }
 
@@ -105,12 +111,31 @@ impl VideoHalf {
         if !was && self.capturing() {
             self.next_frame = now;
         }
+        self.tell_pause(out);
+    }
+
+    /// Tells the peer when our video, on, pauses for bandwidth or sends again: whenever that
+    /// differs from what it was last told. While our video is off nothing is said (`media_state`
+    /// tells the peer to expect nothing); switched on, it hears the state if it changed meanwhile.
+    fn tell_pause(&mut self, out: &mut VecDeque<Output>) {
+        let paused = self.budget == 0;
+        if self.counters.sending && paused != self.told_paused {
+            self.told_paused = paused;
+            out.push_back(Output::SendControl(MediaControl::BandwidthPause(paused)));
+        }
     }
 
     /// The peer's video on or off (a pause is not a stall).
     pub(super) fn set_remote_sending(&mut self, on: bool, now: Instant) {
         self.counters.remote_sending = on;
-        self.receiver.set_remote_sending(on, now);
+        self.receiver.set_remote_sending(on && !self.counters.remote_paused_for_bandwidth, now);
+    }
+
+    /// The peer's video is paused for bandwidth, or sends again: while paused, no pictures are
+    /// expected (no keyframe requests, no freezes counted), as when its video is off.
+    pub(super) fn set_remote_paused(&mut self, paused: bool, now: Instant) {
+        self.counters.remote_paused_for_bandwidth = paused;
+        self.receiver.set_remote_sending(self.counters.remote_sending && !paused, now);
     }
 
     /// The rate loop's share for video: 0 pauses (and drops the encoder), more sets the target.
@@ -128,6 +153,7 @@ impl VideoHalf {
         if !was && self.capturing() {
             self.next_frame = now;
         }
+        self.tell_pause(out);
     }
 
     /// The source cannot give pictures: nothing more is asked of it.

@@ -188,8 +188,12 @@ impl LiveCall {
         // ends when the media drops its sender or the link is gone.
         let (control, mut requests) = mpsc::channel::<MediaControl>(8);
         tokio::spawn(async move {
-            while let Some(MediaControl::KeyframeRequest) = requests.recv().await {
-                if link_control.send(ControlMessage::KeyframeRequest.body()).await.is_err() {
+            while let Some(request) = requests.recv().await {
+                let message = match request {
+                    MediaControl::KeyframeRequest => ControlMessage::KeyframeRequest,
+                    MediaControl::BandwidthPause(paused) => ControlMessage::BandwidthPause { paused },
+                };
+                if link_control.send(message.body()).await.is_err() {
                     break;
                 }
             }

@@ -112,6 +112,13 @@ impl<S: crate::store::Store> crate::node::NodeLoop<S> {
                         media.keyframe_requested();
                     }
                 }
+                // Also the media's: the peer's video pauses for bandwidth or sends again. A group
+                // leg has no such pause (its video is not rate-controlled per leg): ignored there.
+                Ok(ControlMessage::BandwidthPause { paused }) => {
+                    if let (None, CallState::Active, Some(media)) = (&call.group, call.session.state(), &call.media) {
+                        media.set_remote_bandwidth_pause(paused);
+                    }
+                }
                 Ok(msg @ ControlMessage::Group { .. }) => return self.on_group_frame(call_id, &msg),
                 Ok(msg) => call.session.handle(Input::Control(msg), now),
                 // A malformed message from an authenticated peer: note it, keep the call.
