@@ -728,9 +728,9 @@ mod tests {
         assert!(alice.session.estimate_bps() < 100_000);
     }
 
-    /// Alice (sending video) and Bob for `steps` of 5 ms from `from`, Alice's path as `alice_path`
-    /// gives it; Bob's keyframe requests reach Alice, and Alice's pause messages reach Bob only
-    /// if `tell` (a peer that predates them hears nothing).
+    /// Alice (sending video) and Bob for the 5 ms `steps`, Alice's path as `alice_path` gives it;
+    /// Bob's keyframe requests reach Alice, and Alice's pause messages reach Bob only if `tell` (a
+    /// peer that predates them hears nothing).
     fn run_paced(alice: &mut Side, bob: &mut Side, t0: Instant, steps: std::ops::Range<u64>, alice_path: PathSample, tell: bool) {
         for step in steps {
             let n = now(t0, Duration::from_millis(5 * step));
