@@ -12,7 +12,7 @@ mod relay;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Background, TestDaemon, pair_of_contacts, read_y4m, wait_status};
+use common::{Background, TestDaemon, pair_of_contacts, read_y4m, wait_status, wait_status_within};
 use hail::media::video::Frame;
 use hail::media::video::pattern::{self, Stamp};
 use hail::media::video::clock::FrameRate;
@@ -358,14 +358,9 @@ fn a_lossy_link_that_leaves_no_room_for_video_pauses_it_and_the_peer_told_so_ask
     // 8–12 s on an idle machine, which is longer than `wait_status` waits for a status, so this
     // wait has its own (what is tested is the pause's message, not how fast the estimate falls).
     let lossy_from = Instant::now();
-    let paused = loop {
-        let s = status(alice);
-        if video(&s)["paused_for_bandwidth"] == true {
-            break s;
-        }
-        assert!(lossy_from.elapsed() < Duration::from_secs(45), "45 s of 30 % loss and video not paused: {}", video(&s));
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let paused = wait_status_within(alice, "alice's video paused for bandwidth", Duration::from_secs(45), |s| {
+        video(s)["paused_for_bandwidth"] == true
+    });
     eprintln!("paused {} ms after the loss began: {}", lossy_from.elapsed().as_millis(), video(&paused));
     // Over the control stream to bob's node, and from there to his media.
     let told = wait_status(bob, "bob told of the pause", |s| video(s)["remote_paused_for_bandwidth"] == true);

@@ -227,13 +227,23 @@ pub fn card(seed: u8, name: &str) -> String {
 /// Polls `hail --json status` until `pred` holds on its `ok` object (at most 15 s).
 #[track_caller]
 pub fn wait_status(daemon: &TestDaemon, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    wait_status_within(daemon, what, Duration::from_secs(15), pred)
+}
+
+/// [`wait_status`] with a deadline of its own, for a state that takes longer than 15 s by design.
+pub fn wait_status_within(
+    daemon: &TestDaemon,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
     loop {
         let status = daemon.hail(&["--json", "status"]).json()["ok"].clone();
         if pred(&status) {
             return status;
         }
-        assert!(Instant::now() < deadline, "waited 15 s for {what}; status: {status}");
+        assert!(Instant::now() < deadline, "waited {} s for {what}; status: {status}", limit.as_secs());
         std::thread::sleep(Duration::from_millis(20));
     }
 }

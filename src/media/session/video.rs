@@ -128,14 +128,20 @@ impl VideoHalf {
     /// The peer's video on or off (a pause is not a stall).
     pub(super) fn set_remote_sending(&mut self, on: bool, now: Instant) {
         self.counters.remote_sending = on;
-        self.receiver.set_remote_sending(on && !self.counters.remote_paused_for_bandwidth, now);
+        self.expect_pictures(now);
     }
 
     /// The peer's video is paused for bandwidth, or sends again: while paused, no pictures are
     /// expected (no keyframe requests, no freezes counted), as when its video is off.
     pub(super) fn set_remote_paused(&mut self, paused: bool, now: Instant) {
         self.counters.remote_paused_for_bandwidth = paused;
-        self.receiver.set_remote_sending(self.counters.remote_sending && !paused, now);
+        self.expect_pictures(now);
+    }
+
+    /// Tells the receiver whether pictures should come: the peer's video is on and not paused.
+    fn expect_pictures(&mut self, now: Instant) {
+        let expected = self.counters.remote_sending && !self.counters.remote_paused_for_bandwidth;
+        self.receiver.set_remote_sending(expected, now);
     }
 
     /// The rate loop's share for video: 0 pauses (and drops the encoder), more sets the target.
