@@ -8,7 +8,7 @@
 //! time: the numbers are the same on every run and on any machine. Prints one JSON object.
 //!
 //! `cargo bench --bench policed_link`. Under `cargo test` (no `--bench`) it runs the 300 kbps,
-//! 20 ms link for 10 s as a smoke test and fails if no picture is shown.
+//! 20 ms link (the one issue 14 names) for the bench's 25 s and fails unless the goal holds there.
 
 #[path = "../tests/common/sim.rs"]
 mod sim;
@@ -47,9 +47,9 @@ fn link(rate_bps: u64, delay_ms: u64, seconds: u64) -> serde_json::Value {
 fn main() {
     let args = args::BenchArgs::from_env(&[]);
     if !args.bench {
-        let r = link(300_000, 20, 10);
+        let r = link(300_000, 20, 25);
         eprintln!("{r}");
-        assert!(r["shown_fps"].as_f64().unwrap() > 0.0, "pictures are shown: {r}");
+        assert_eq!(r["goal_met"], true, "≥ 15 fps shown, ≤ 1 % audio lost, glass-to-glass p95 ≤ 400 ms: {r}");
         return;
     }
     let mut rows = Vec::new();

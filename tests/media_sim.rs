@@ -356,9 +356,6 @@ fn video_through_five_percent_loss_keeps_flowing_and_recovers_from_a_blackout_wi
 }
 
 #[test]
-#[ignore = "fails today (issue 14): after the blackout the delivery window cuts the estimate to ~100 kbps, \
-            video pauses, and on this 5 % lossy path it never comes back: reports between LOW_LOSS and \
-            HIGH_LOSS neither cut nor grow the estimate (seeds (51, 52), (108, 208))"]
 fn after_a_blackout_video_keeps_flowing_whatever_the_seed() {
     // Found by the simulator once the rate loop ran on a modelled QUIC path: after the blackout,
     // QUIC declares the outage's packets lost at once while the sender already sends again, so
@@ -367,6 +364,10 @@ fn after_a_blackout_video_keeps_flowing_whatever_the_seed() {
     // controller takes the path for a narrow one, sets the estimate to 90 % of that "delivered"
     // rate, under video's minimum, and the video pauses until the reports grow it back. The real
     // test's encoder (libaom on the test pattern) sends well under its target, which hides it.
+    // Worse, the next window's late declarations and the report of the blackout's second each cut
+    // again. Since a loss cut answers one congestion event (`bitrate::RECOVERY`), the losses that
+    // follow it within a second hold the estimate, and video goes on (seed (51, 52) showed no
+    // picture 1–3 s after the path came back before).
     for seed in [(51, 52), (100, 200), (108, 208)] {
         let mut sim = through_a_blackout(seed);
         let back = sim.now();
@@ -416,7 +417,8 @@ fn a_300_kbps_link_makes_the_sender_back_off_while_audio_stays_intact() {
     );
     assert!(received >= 130, "audio kept coming: {received} frames in 3 s");
     assert!(lost * 100 <= received * 3, "audio intact: {lost} of {received} frames lost or concealed");
-    assert!(shown >= 5, "video still flows at the lower rate: {shown} pictures in 3 s");
+    // Issue 14's goal on a policed 300 kbps link is 15 pictures a second shown: 45 in 3 s.
+    assert!(shown >= 45, "video still flows at the lower rate: {shown} pictures in 3 s");
     assert!(sent.iter().all(|s| *s < 300_000), "Alice sends {sent:?} bps of video into a 300 kbps link");
 }
 

@@ -7,6 +7,8 @@
 //!   (reports come about once a second); in between: hold;
 //! - RTT more than [`QUEUE_DELAY`] above the lowest seen: a queue is building on the bottleneck, cut
 //!   15 % (at most once per [`CUT_GAP`]), whatever the loss says;
+//! - QUIC's own loss over a window above [`HIGH_LOSS`]: down to what got through, and down by the
+//!   share that did not, once per congestion event ([`RECOVERY`]);
 //! - never above what the congestion window lets through (cwnd / RTT), nor outside the bounds.
 
 use std::time::{Duration, Instant};
@@ -17,6 +19,11 @@ pub const HIGH_LOSS: f64 = 0.10;
 pub const LOW_LOSS: f64 = 0.02;
 /// RTT growth over the minimum that means a queue.
 pub const QUEUE_DELAY: Duration = Duration::from_millis(60);
+/// After a loss cut, the losses of the next second and two round trips belong to the same
+/// congestion event and cut no more: QUIC declares some of an overload's losses in the window
+/// after it, and a receiver report describes the second before it and takes a trip to come. Each
+/// of them cut again before, and one overload took the estimate from the path's rate to the floor.
+pub const RECOVERY: Duration = Duration::from_secs(1);
 /// The least time between two delay-based cuts (a cut needs an RTT to show).
 pub const CUT_GAP: Duration = Duration::from_millis(500);
 
@@ -57,12 +64,24 @@ pub struct BitrateController {
     min_rtt: Option<Duration>,
     cwnd_cap: Option<f64>,
     last_cut: Option<Instant>,
+    /// When the last loss cut came.
+    loss_cut: Option<Instant>,
+    /// As of the last path sample, losses still belong to the event the last loss cut answered.
+    recovering: bool,
 }
 
 impl BitrateController {
     /// A controller within `limits`.
     pub fn new(limits: RateLimits) -> Self {
-        BitrateController { limits, estimate: f64::from(limits.start), min_rtt: None, cwnd_cap: None, last_cut: None }
+        BitrateController {
+            limits,
+            estimate: f64::from(limits.start),
+            min_rtt: None,
+            cwnd_cap: None,
+            last_cut: None,
+            loss_cut: None,
+            recovering: false,
+        }
     }
 
     /// The total estimate, bits per second.
@@ -70,11 +89,14 @@ impl BitrateController {
         self.estimate as u32
     }
 
-    /// A receiver report: `loss` is the fraction of packets lost before recovery (0..=1).
+    /// A receiver report: `loss` is the fraction of packets lost before recovery (0..=1). Loss
+    /// within [`RECOVERY`] of a loss cut describes what that cut answered: it holds.
     pub fn on_report(&mut self, loss: f64) {
         let loss = loss.clamp(0.0, 1.0);
         if loss > HIGH_LOSS {
-            self.estimate *= 1.0 - 0.5 * loss;
+            if !self.recovering {
+                self.estimate *= 1.0 - 0.5 * loss;
+            }
         } else if loss < LOW_LOSS {
             self.estimate *= 1.08;
         }
@@ -83,8 +105,13 @@ impl BitrateController {
 
     /// QUIC's own accounting over the last `interval`: bytes sent, and bytes it declared lost. Loss
     /// above [`HIGH_LOSS`] there (a policer, a queue that drops rather than grows) means the path
-    /// carries about what got through: the estimate drops to 90 % of that delivered rate at once (at
-    /// most once per [`CUT_GAP`]) instead of shrinking a few percent per report. Unless almost
+    /// carries about what got through: the estimate drops to 90 % of that delivered rate at once
+    /// instead of shrinking a few percent per report. And it drops by half the share that did not
+    /// get through, if that is lower: the call can put well more on the wire than its estimate
+    /// (QUIC resending a video stream's lost bytes, audio's copies), and a cut to 90 % of what got
+    /// through then left an estimate the path already carried while the wire overran it, and the
+    /// loss went on. Once per congestion event: no loss cut comes within [`RECOVERY`] of the last
+    /// (plus two round trips), nor within [`CUT_GAP`] of a delay cut. Unless almost
     /// nothing got through (under a fifth of the estimate): that is an outage, not a narrow path,
     /// and the estimate only halves, so a second of total loss does not drop it to the floor and
     /// pause the video.
@@ -94,12 +121,18 @@ impl BitrateController {
         }
         let lost = lost_bytes.min(sent_bytes);
         let loss = lost as f64 / sent_bytes as f64;
-        if loss > HIGH_LOSS && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP) {
+        if loss > HIGH_LOSS
+            && !self.recovering
+            && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
+        {
             let delivered = (sent_bytes - lost) as f64 * 8.0 / interval.as_secs_f64();
             let outage = delivered < 0.2 * self.estimate;
             let floor = if outage { 0.5 * self.estimate } else { 0.0 };
-            self.estimate = self.estimate.min((0.9 * delivered).max(floor));
+            let cut = (0.9 * delivered).min((1.0 - 0.5 * loss) * self.estimate);
+            self.estimate = self.estimate.min(cut.max(floor));
             self.last_cut = Some(now);
+            self.loss_cut = Some(now);
+            self.recovering = true;
         }
         self.clamp();
     }
@@ -110,6 +143,7 @@ impl BitrateController {
         self.min_rtt = Some(min);
         let rtt_s = rtt.as_secs_f64().max(0.001);
         self.cwnd_cap = Some(cwnd as f64 * 8.0 / rtt_s);
+        self.recovering = self.loss_cut.is_some_and(|t| now.saturating_duration_since(t) < RECOVERY + 2 * rtt);
         if rtt > min + QUEUE_DELAY
             && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
         {
@@ -228,6 +262,53 @@ mod tests {
         assert_eq!(c.estimate(), 510_000, "the cut has not had an RTT to show yet");
         c.on_path(t0 + Duration::from_millis(700), Duration::from_millis(120), 1_000_000);
         assert_eq!(c.estimate(), 433_500, "still queueing after 500 ms: cut again");
+    }
+
+    #[test]
+    fn a_wire_that_overran_the_estimate_is_cut_by_the_share_it_lost() {
+        // The estimate is 300 kbps, but QUIC resent lost video and audio sent copies: the wire
+        // carried 500 kbps for 500 ms, 30 % of it lost. 350 kbps got through, so "90 % of what got
+        // through" (315 kbps) would leave the estimate where the loss came from; half the lost
+        // share comes off instead.
+        let start = RateLimits { start: 300_000, ..RateLimits::default() };
+        let mut c = BitrateController::new(start);
+        let now = Instant::now();
+        c.on_path(now, Duration::from_millis(40), 1_000_000);
+        c.on_delivery(now, 31_250, 9_375, Duration::from_millis(500));
+        assert_eq!(c.estimate(), 255_000, "300 000 × (1 − 0.15)");
+        // When the wire sent what the estimate said, the cut is to 90 % of what got through, as
+        // before: 600 kbps sent, 50 % lost.
+        let mut d = BitrateController::new(RateLimits::default());
+        d.on_path(now, Duration::from_millis(40), 1_000_000);
+        d.on_delivery(now, 37_500, 18_750, Duration::from_millis(500));
+        assert_eq!(d.estimate(), 270_000);
+    }
+
+    #[test]
+    fn the_losses_of_one_overload_cut_once() {
+        let mut c = BitrateController::new(RateLimits::default());
+        let rtt = Duration::from_millis(40);
+        let t0 = Instant::now();
+        let half = Duration::from_millis(500);
+        c.on_path(t0, rtt, 1_000_000);
+        // 600 kbps sent, half lost: cut to 90 % of the 300 that got through.
+        c.on_delivery(t0, 37_500, 18_750, half);
+        assert_eq!(c.estimate(), 270_000);
+        // The next window's losses (QUIC declared them late), and the receiver's report of the
+        // second that held the overload, are the same event: they hold.
+        let t1 = t0 + half;
+        c.on_path(t1, rtt, 1_000_000);
+        c.on_delivery(t1, 16_875, 8_000, half);
+        assert_eq!(c.estimate(), 270_000, "a late declaration of the same overload");
+        c.on_report(0.4);
+        assert_eq!(c.estimate(), 270_000, "the report of the overload's second");
+        // A second and two round trips after the cut, loss is news: a second event cuts.
+        let t2 = t0 + RECOVERY + 2 * rtt;
+        c.on_path(t2, rtt, 1_000_000);
+        c.on_report(0.4);
+        assert_eq!(c.estimate(), 216_000, "270 000 × (1 − 0.2)");
+        c.on_delivery(t2, 16_875, 3_375, half);
+        assert_eq!(c.estimate(), 194_400, "216 000 × (1 − 0.1), which is also 90 % of what got through");
     }
 
     #[test]

@@ -189,11 +189,15 @@ mod tests {
         // drops to 90 % of it.
         assert_eq!(rate.handle_tick(t0 + 1000 * MS, path(1_100_000, 950_000)), Some(280_000));
         assert_eq!(rate.estimate(), 360_000);
-        // The next window starts there: 60 000 sent and 30 000 lost over the second after it.
-        assert_eq!(rate.handle_tick(t0 + 2000 * MS, path(1_160_000, 980_000)), Some(136_000));
+        // The next window starts there: 60 000 sent and 30 000 lost over the second after it. That
+        // is the same congestion event (within a second and two round trips of the cut): no cut.
+        assert_eq!(rate.handle_tick(t0 + 2000 * MS, path(1_160_000, 980_000)), None);
+        assert_eq!(rate.estimate(), 360_000);
+        // Half lost again in the second after that: a new event, cut to 90 % of what got through.
+        assert_eq!(rate.handle_tick(t0 + 3000 * MS, path(1_220_000, 1_010_000)), Some(136_000));
         assert_eq!(rate.estimate(), 216_000);
         // Counters that go backwards (a new path) are no delivery at all.
-        assert_eq!(rate.handle_tick(t0 + 3000 * MS, path(0, 0)), None);
+        assert_eq!(rate.handle_tick(t0 + 4000 * MS, path(0, 0)), None);
         assert_eq!(rate.estimate(), 216_000);
     }
 
