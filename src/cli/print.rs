@@ -73,12 +73,13 @@ fn print_video(c: &CallInfo) {
         outln!("          peer → us: paused by the peer (no bandwidth), keyframe requests {}", r.keyframe_requests);
     } else if v.remote_sending {
         outln!(
-            "          peer → us: {}x{} {} fps {} kbps, freezes {}, keyframe requests {}{}{}",
+            "          peer → us: {}x{} {} fps {} kbps, freezes {} ({:.1} s), keyframe requests {}{}{}",
             r.width,
             r.height,
             v.receive_fps,
             v.receive_bitrate / 1000,
             r.freezes,
+            r.frozen_ms as f64 / 1000.0,
             r.keyframe_requests,
             r.glass_to_glass_ms.map(|g| format!(", glass-to-glass {g:.0} ms")).unwrap_or_default(),
             r.av_sync_ms.map(|a| format!(", A/V {a:+.0} ms")).unwrap_or_default(),

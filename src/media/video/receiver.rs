@@ -85,6 +85,10 @@ pub struct VideoReceiveStats {
     /// Pauses in the picture (WebRTC's definition: a gap between rendered pictures of more than
     /// three times the average, and at least 150 ms more than it).
     pub freezes: u64,
+    /// How long the picture stood still in those freezes, in total, ms (WebRTC's
+    /// `totalFreezesDuration`: the whole gap of each freeze).
+    #[serde(default)]
+    pub frozen_ms: u64,
     /// The last frame number rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_frame: Option<u32>,
@@ -486,6 +490,7 @@ impl VideoReceiver {
             if let Some(avg) = self.avg_interval {
                 if self.remote_sending && gap > (avg * 3).max(avg + Duration::from_millis(150)) {
                     self.stats.freezes += 1;
+                    self.stats.frozen_ms += gap.as_millis() as u64;
                 }
                 self.avg_interval = Some((avg * 7 + gap) / 8);
             } else {
@@ -614,6 +619,26 @@ mod tests {
         r.on_decoded(t0, &key, Err(VideoCodecError::Decoder("broken".into())));
         assert!(accept(&mut r, t0, &fake_records(&mut s, &mut w, t0, 32, 33)[0]).is_none());
         assert!(r.poll_keyframe_request(t0));
+    }
+
+    #[test]
+    fn a_long_gap_between_pictures_is_a_freeze_and_its_length_is_the_frozen_time() {
+        let (mut s, mut w, mut r) = fake_pair();
+        let t0 = Instant::now();
+        r.set_remote_sending(true, t0);
+        let mut decoder = FakeVideoDecoder::new();
+        // Pictures 33 ms apart, then nothing for 600 ms, then 33 ms apart again.
+        let shown_at = |n: u32| t0 + Duration::from_millis(33 * u64::from(n) + if n >= 10 { 567 } else { 0 });
+        for (n, o) in (0..).zip(fake_records(&mut s, &mut w, t0, 0, 15)) {
+            let job = accept(&mut r, shown_at(n), &o).expect("in order");
+            let pictures = decoder.decode(&job.av1);
+            r.on_decoded(shown_at(n), &job, pictures);
+            let shown = r.poll_render(shown_at(n), T + 10_000_000, None).expect("due");
+            assert_eq!(shown.frame, n);
+        }
+        let st = r.stats();
+        assert_eq!(st.freezes, 1, "one pause of 600 ms among 33 ms steps");
+        assert_eq!(st.frozen_ms, 600, "the whole gap counts");
     }
 
     #[test]
