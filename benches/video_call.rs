@@ -11,7 +11,10 @@
 //! concealed, measured after 5 s for the rate loop to come down from its 600 kbps start.
 //!
 //! Usage: `cargo bench --bench video_call [-- SECONDS]` (default 10 per call); `-- SECONDS policed
-//! --runs N` makes only the policed call, N times (default 1). Under `cargo test`
+//! --runs N` makes only the policed call, N times (default 1). With `HAIL_BENCH_TIMELINE=1` set,
+//! each call also prints a line to stderr every 50 ms from the call's start: the receiver's
+//! pictures shown, their glass-to-glass, keyframes and requests; the sender's estimate, video
+//! target and rate, frames, keyframes and drops (how the policed runs were diagnosed). Under `cargo test`
 //! (no `--bench`) it makes one 2-second libaom call as a smoke test and fails if no picture arrives.
 
 #[path = "common/args.rs"]
@@ -49,6 +52,31 @@ enum Path {
     Impaired(Impairment),
 }
 
+/// Prints the call's timeline (see the module docs) until aborted.
+async fn timeline(a: hail::node::Node, b: hail::node::Node) {
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let video = |s: Result<hail::node::StatusInfo, _>| s.ok().and_then(|s| s.call).and_then(|c| c.video_stats);
+        let (Some(sa), Some(sb)) = (video(a.status().await), video(b.status().await)) else { continue };
+        let r = &sb.receive;
+        eprintln!(
+            "{:6} ms | shown {:4} g2g {:>5} keyframes {:2} requests {:2} | estimate {:4} target {:4} sent {:4} kbps frames {:4} keyframes {:2} dropped {}",
+            start.elapsed().as_millis(),
+            r.frames_rendered,
+            r.glass_to_glass_ms.unwrap_or(-1.0),
+            r.keyframes,
+            r.keyframe_requests,
+            sa.estimate_bps / 1000,
+            sa.send.target_bitrate / 1000,
+            sa.send_bitrate / 1000,
+            sa.send.frames,
+            sa.send.keyframes,
+            sa.send_dropped,
+        );
+    }
+}
+
 async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let (mut oa, mut ob) = (options(encoder, size, false), options(encoder, size, true));
@@ -70,6 +98,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
         to_bob.set_target(calls(b.status().await.unwrap()));
     }
     call::call_until_active(&alice, &bob).await;
+    let timeline = std::env::var_os("HAIL_BENCH_TIMELINE").map(|_| tokio::spawn(timeline(a.clone(), b.clone())));
     // One second to settle (first keyframes, the jitter buffer; five through a relay, for the
     // rate loop), then measure.
     tokio::time::sleep(settle).await;
@@ -83,12 +112,25 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
     let mut g2g = Vec::new();
     let mut written = Vec::new();
     let mut sync = Vec::new();
+    let mut per_poll = Vec::new();
+    let (mut rendered, mut g2g_stale_polls) = (first.receive.frames_rendered, 0u32);
     let end = t0 + Duration::from_secs(seconds);
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Some(v) = b.status().await.unwrap().call.and_then(|c| c.video_stats) {
-            g2g.extend(v.receive.glass_to_glass_ms);
-            written.extend(v.written_glass_to_glass_ms);
+            // Glass-to-glass is a property of a picture: sample it only when a new picture was
+            // shown since the last poll. Status reports the latest picture's value, so sampling
+            // every poll would count one picture shown before a freeze once per poll of the
+            // freeze (a 2 s pause = 20 samples of the same stale value). Freezes are counted on
+            // their own below.
+            per_poll.extend(v.receive.glass_to_glass_ms);
+            if v.receive.frames_rendered > rendered {
+                rendered = v.receive.frames_rendered;
+                g2g.extend(v.receive.glass_to_glass_ms);
+                written.extend(v.written_glass_to_glass_ms);
+            } else {
+                g2g_stale_polls += 1;
+            }
             sync.extend(v.receive.av_sync_ms.map(f64::abs));
         }
     }
@@ -97,12 +139,16 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
     let bob_status = b.status().await.unwrap();
     let audio1 = audio(&bob_status);
     let last = bob_status.call.and_then(|c| c.video_stats).unwrap();
+    if let Some(t) = timeline {
+        t.abort();
+    }
     a.hangup().await.unwrap();
     alice.stop().await;
     bob.stop().await;
 
     g2g.sort_by(f64::total_cmp);
     written.sort_by(f64::total_cmp);
+    per_poll.sort_by(f64::total_cmp);
     sync.sort_by(f64::total_cmp);
     let shown = last.receive.frames_rendered - first.receive.frames_rendered;
     let round = |x: f64| (x * 10.0).round() / 10.0;
@@ -121,9 +167,14 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
         "target_kbps": sender.send.target_bitrate / 1000,
         "cpu_per_call_side_percent": round(cpu / wall / 2.0 * 100.0),
         "glass_to_glass_ms": { "p50": percentile(&g2g, 50.0), "p95": percentile(&g2g, 95.0), "samples": g2g.len() },
+        "polls_without_new_picture": g2g_stale_polls,
+        // The former statistic, kept beside the real one: the latest picture's glass-to-glass at
+        // every poll, a freeze's stale value counted once per poll.
+        "last_picture_glass_to_glass_per_poll_ms": { "p50": percentile(&per_poll, 50.0), "p95": percentile(&per_poll, 95.0) },
         "glass_to_glass_written_ms": { "p50": percentile(&written, 50.0), "p95": percentile(&written, 95.0), "samples": written.len() },
         "av_sync_abs_ms": { "p50": round(percentile(&sync, 50.0)), "p95": round(percentile(&sync, 95.0)) },
         "freezes": last.receive.freezes - first.receive.freezes,
+        "frozen_ms": last.receive.frozen_ms - first.receive.frozen_ms,
         "keyframe_requests": last.receive.keyframe_requests,
         "skipped": last.receive.frames_skipped,
         "receive": &last.receive,
