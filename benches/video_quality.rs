@@ -145,7 +145,8 @@ fn hail_encode(clip: &Clip, kbps: u32) -> serde_json::Value {
 }
 
 /// ffmpeg's arguments for the anchor: `libaom-av1` with hail's settings (src/media/codec/aom.rs).
-/// cpu-used 10 goes through `-aom-params` (ffmpeg's own option stops at 8); ffmpeg derives the
+/// cpu-used 10 and the keyframe cap (`MAX_INTRA_BITRATE_PERCENT`) go through `-aom-params` (ffmpeg's
+/// own `-cpu-used` stops at 8 and it has no option for the cap); ffmpeg derives the
 /// buffer's optimal level from its size (5/6 of 1 s, hail sets 0.6 s) and has no option for it.
 fn ffmpeg_anchor_args(clip: &Path, fps: u64, kbps: u32, out: &Path) -> Vec<String> {
     let rate = format!("{kbps}k");
@@ -153,7 +154,7 @@ fn ffmpeg_anchor_args(clip: &Path, fps: u64, kbps: u32, out: &Path) -> Vec<Strin
     let mut a: Vec<String> = ["-v", "error", "-y", "-i"].map(String::from).into();
     a.push(clip.display().to_string());
     for s in [
-        "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-aom-params", "cpu-used=10",
+        "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-aom-params", "cpu-used=10:max-intra-rate=300",
         "-b:v", &rate, "-minrate", &rate, "-maxrate", &rate, // CBR
         "-bufsize", &rate, "-rc_init_occupancy", &initial, // rc_buf_sz 1000 ms, initial 600 ms
         "-undershoot-pct", "50", "-overshoot-pct", "50", "-qmin", "2", "-qmax", "52",
@@ -305,7 +306,7 @@ fn smoke() -> serde_json::Value {
     let args = ffmpeg_anchor_args(&path, 25, 300, &dir.path().join("a.ivf")).join(" ");
     for setting in [
         "-usage realtime",
-        "cpu-used=10",
+        "cpu-used=10:max-intra-rate=300",
         "-b:v 300k -minrate 300k -maxrate 300k",
         "-bufsize 300k -rc_init_occupancy 180k",
         "-lag-in-frames 0",
@@ -318,6 +319,8 @@ fn smoke() -> serde_json::Value {
 
     #[cfg(feature = "libaom")]
     {
+        let cap = format!("max-intra-rate={}", hail::media::codec::aom::MAX_INTRA_BITRATE_PERCENT);
+        assert!(args.contains(&cap), "the anchor's keyframe cap is hail's ({cap}): {args}");
         let r = hail_encode(&clip, 300);
         assert!(r["psnr_y_db"].as_f64().unwrap() > 25.0, "the pattern survives 300 kbps: {r}");
         r

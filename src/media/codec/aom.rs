@@ -18,6 +18,10 @@ use super::av1::{EncodedFrame, VideoCodecError, VideoEncoder};
 use super::temporal::TemporalPattern;
 use crate::media::video::Frame;
 
+/// The most a keyframe may spend, in percent of a frame's share of the target bitrate
+/// (`AOME_SET_MAX_INTRA_BITRATE_PCT`; WebRTC's libaom encoder sets the same).
+pub const MAX_INTRA_BITRATE_PERCENT: i32 = 300;
+
 /// libaom, realtime.
 pub struct AomEncoder {
     // Boxed: libaom keeps pointers into the context, which must not move.
@@ -138,6 +142,13 @@ impl AomEncoder {
         // log2 tile columns: two tiles from 640 wide so both cores can work on one frame.
         enc.control(sys::aome_enc_control_id::AV1E_SET_TILE_COLUMNS, i32::from(width >= 640))?;
         enc.control(sys::aome_enc_control_id::AV1E_SET_AQ_MODE, 3)?; // cyclic refresh, the realtime AQ
+        // A keyframe may take at most three frames' worth of the bitrate, as WebRTC's libaom
+        // encoder sets it. Uncapped, a keyframe asked for mid-stream took 4.1 frames' worth even
+        // of the test pattern (640x360, 200 kbps: 3445 B; capped 2304 B), more of natural
+        // content: on a narrow path that burst overruns the link (a policer drops it, a queue
+        // delays every picture behind it), and the losses cut the estimate and ask for the next
+        // keyframe.
+        enc.control(sys::aome_enc_control_id::AOME_SET_MAX_INTRA_BITRATE_PCT, MAX_INTRA_BITRATE_PERCENT)?;
         enc.set_svc_params()?;
         Ok(enc)
     }
@@ -389,6 +400,25 @@ mod tests {
         let (_, _) = bytes_at(&mut enc, 90, 30, None); // let the rate control settle
         let (low, _) = bytes_at(&mut enc, 120, 60, None);
         assert!(low * 2 < high, "600 kbps gave {high} B, 100 kbps gave {low} B over 2 s");
+    }
+
+    #[test]
+    fn a_keyframe_asked_for_mid_stream_stays_within_three_frames_of_the_bitrate() {
+        // 640x360 at 200 kbps, 30 fps: a frame's share is 833 B.
+        let (w, h, bitrate) = (640, 360, 200_000);
+        let mut enc = AomEncoder::new(w, h, 30, bitrate, 2).unwrap();
+        let mut sizes = Vec::new();
+        for n in 0..61u32 {
+            let src = pattern::draw(w, h, Stamp { counter: n, capture_ms: n * 33 }).unwrap();
+            let units = enc.encode(&src, n == 60).unwrap();
+            assert_eq!(units.iter().any(|u| u.keyframe), n == 0 || n == 60, "frame {n}");
+            sizes.push(units.iter().map(|u| u.data.len()).sum::<usize>());
+        }
+        let share = bitrate as usize / 8 / 30;
+        let key = sizes[60];
+        // The cap is the rate control's target; allow it a frame's share of overshoot.
+        let cap = share * MAX_INTRA_BITRATE_PERCENT as usize / 100 + share;
+        assert!(key <= cap, "keyframe {key} B, a frame's share {share} B, cap {cap} B; frames 30..60 {:?}", &sizes[30..60]);
     }
 
     #[test]
