@@ -521,14 +521,19 @@ mod tests {
 
     #[test]
     fn on_a_slow_link_requests_wait_until_the_last_keyframe_could_have_arrived() {
-        let mut s = VideoSender::new(&keys(), small());
-        s.set_target_bitrate(60_000);
+        // 20 kbps at 10 fps: the encoder caps a keyframe at three frames' worth of the bitrate
+        // (aom::MAX_INTRA_BITRATE_PERCENT), so at 30 fps it would leave in ~100 ms, within
+        // KEYFRAME_MIN_GAP, and the rule for slow links would not be what decides. It must take
+        // longer than that gap, so that a sender holding requests for the fixed gap alone fails.
+        let ten_fps = SenderConfig { max_format: VideoFormat { width: 320, height: 180, fps: 10 }, ..Default::default() };
+        let mut s = VideoSender::new(&keys(), ten_fps);
+        s.set_target_bitrate(20_000);
         let t0 = Instant::now();
         let pic = |n: u32| pattern::draw(320, 180, Stamp { counter: n, capture_ms: n }).unwrap();
         let k = s.send(t0, &pic(0), 0).unwrap();
         let bits = k[0].record.len() as f64 * 8.0;
-        let sending = Duration::from_secs_f64(bits / 60_000.0);
-        assert!(sending > Duration::from_millis(150), "a keyframe takes a while at 60 kbps ({sending:?})");
+        let sending = Duration::from_secs_f64(bits / 20_000.0);
+        assert!(sending > KEYFRAME_MIN_GAP, "a keyframe takes longer than the fixed gap at 20 kbps ({sending:?})");
         // A request before twice that time is not answered; one after it is.
         s.on_keyframe_request(t0 + sending);
         assert!(!s.send(t0 + sending, &pic(1), 1).unwrap()[0].new_gop);
