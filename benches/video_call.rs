@@ -61,7 +61,7 @@ async fn timeline(a: hail::node::Node, b: hail::node::Node) {
         let (Some(sa), Some(sb)) = (video(a.status().await), video(b.status().await)) else { continue };
         let r = &sb.receive;
         eprintln!(
-            "{:6} ms | shown {:4} g2g {:>5} keyframes {:2} requests {:2} | estimate {:4} target {:4} sent {:4} kbps frames {:4} keyframes {:2} dropped {}",
+            "{:6} ms | shown {:4} g2g {:>5} keyframes {:2} requests {:2} | estimate {:4} target {:4}{} sent {:4} kbps frames {:4} keyframes {:2} dropped {}",
             start.elapsed().as_millis(),
             r.frames_rendered,
             r.glass_to_glass_ms.unwrap_or(-1.0),
@@ -69,6 +69,8 @@ async fn timeline(a: hail::node::Node, b: hail::node::Node) {
             r.keyframe_requests,
             sa.estimate_bps / 1000,
             sa.send.target_bitrate / 1000,
+            // The target is the last one the encoder had: while paused, it is not used.
+            if sa.paused_for_bandwidth { " (paused)" } else { "" },
             sa.send_bitrate / 1000,
             sa.send.frames,
             sa.send.keyframes,
@@ -113,7 +115,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
     let mut written = Vec::new();
     let mut sync = Vec::new();
     let mut per_poll = Vec::new();
-    let (mut rendered, mut g2g_stale_polls) = (first.receive.frames_rendered, 0u32);
+    let (mut rendered, mut g2g_stale_polls, mut paused_polls) = (first.receive.frames_rendered, 0u32, 0u32);
     let end = t0 + Duration::from_secs(seconds);
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -132,6 +134,9 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
                 g2g_stale_polls += 1;
             }
             sync.extend(v.receive.av_sync_ms.map(f64::abs));
+            // A sender paused for bandwidth shows nothing and the receiver counts no freeze
+            // (it was told): without this count only a low shown_fps would tell.
+            paused_polls += u32::from(v.remote_paused_for_bandwidth);
         }
     }
     let (cpu, wall) = (cpu::process_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
@@ -168,6 +173,7 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
         "cpu_per_call_side_percent": round(cpu / wall / 2.0 * 100.0),
         "glass_to_glass_ms": { "p50": percentile(&g2g, 50.0), "p95": percentile(&g2g, 95.0), "samples": g2g.len() },
         "polls_without_new_picture": g2g_stale_polls,
+        "polls_with_video_paused_for_bandwidth": paused_polls,
         // The former statistic, kept beside the real one: the latest picture's glass-to-glass at
         // every poll, a freeze's stale value counted once per poll.
         "last_picture_glass_to_glass_per_poll_ms": { "p50": percentile(&per_poll, 50.0), "p95": percentile(&per_poll, 95.0) },
