@@ -37,13 +37,15 @@ pub struct RateLimits {
     /// The most video gets.
     pub max_video: u32,
     /// Below this, video is not worth sending (the sender pauses it; its status shows
-    /// `paused_for_bandwidth`).
+    /// `paused_for_bandwidth`). 30 kbps, WebRTC's default minimum: on a 300 kbps policed link
+    /// the loss cuts' dips took the estimate under 60 kbps of video for seconds at a time, and a
+    /// poor moving picture beats a paused one (docs/performance.md, "Policed link").
     pub min_video: u32,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits { start: 600_000, min_total: 40_000, max_video: 1_500_000, min_video: 60_000 }
+        RateLimits { start: 600_000, min_total: 40_000, max_video: 1_500_000, min_video: 30_000 }
     }
 }
 

@@ -163,9 +163,9 @@ mod tests {
     fn video_pauses_once_under_its_minimum_and_resumes_when_there_is_room() {
         let t0 = Instant::now();
         let mut rate = started(t0, capped(1_000_000));
-        // 120 kbps: 40 kbps left after audio, under the 60 kbps minimum.
-        assert_eq!(rate.handle_tick(t0 + RATE_TICK, capped(7_500)), Some(0), "paused");
-        assert_eq!(rate.handle_tick(t0 + 2 * RATE_TICK, capped(7_500)), None, "told once");
+        // 90 kbps: 10 kbps left after audio, under the 30 kbps minimum.
+        assert_eq!(rate.handle_tick(t0 + RATE_TICK, capped(5_625)), Some(0), "paused");
+        assert_eq!(rate.handle_tick(t0 + 2 * RATE_TICK, capped(5_625)), None, "told once");
         // The congestion window opens; clean reports grow the estimate 8 % a tick until video fits again.
         let mut told = Vec::new();
         for k in 3..8 {
