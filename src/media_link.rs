@@ -21,6 +21,10 @@ pub struct PathSample {
     pub sent_bytes: u64,
     /// Bytes declared lost so far.
     pub lost_bytes: u64,
+    /// Bytes the peer acknowledged so far (what the path carried), when the transport counts
+    /// them. Losses are declared up to an RTT after their packets left, so over a short window
+    /// `sent_bytes − lost_bytes` is not what got through; this is.
+    pub acked_bytes: Option<u64>,
 }
 
 /// Why the link refused or ended.

@@ -423,7 +423,7 @@ impl hail::media_link::MediaLink for DeadLink {
         Box::pin(async { Err(hail::media_link::LinkError::Closed("dead".into())) })
     }
     fn path(&self) -> hail::media_link::PathSample {
-        hail::media_link::PathSample { rtt: Duration::from_millis(1), cwnd: 0, sent_bytes: 0, lost_bytes: 0 }
+        hail::media_link::PathSample { rtt: Duration::from_millis(1), cwnd: 0, sent_bytes: 0, lost_bytes: 0, acked_bytes: None }
     }
     fn is_closed(&self) -> bool {
         true

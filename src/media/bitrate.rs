@@ -49,6 +49,19 @@ impl Default for RateLimits {
     }
 }
 
+/// QUIC's accounting over one window, for [`BitrateController::on_delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// UDP bytes sent in the window.
+    pub sent_bytes: u64,
+    /// Bytes declared lost in the window (of packets sent in it or before).
+    pub lost_bytes: u64,
+    /// Bytes the peer acknowledged in the window, when the transport counts them.
+    pub acked_bytes: Option<u64>,
+    /// How long the window was.
+    pub interval: Duration,
+}
+
 /// How the budget is split now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -105,19 +118,25 @@ impl BitrateController {
         self.clamp();
     }
 
-    /// QUIC's own accounting over the last `interval`: bytes sent, and bytes it declared lost. Loss
-    /// above [`HIGH_LOSS`] there (a policer, a queue that drops rather than grows) means the path
-    /// carries about what got through: the estimate drops to 90 % of that delivered rate at once
-    /// instead of shrinking a few percent per report. And it drops by half the share that did not
-    /// get through, if that is lower: the call can put well more on the wire than its estimate
-    /// (QUIC resending a video stream's lost bytes, audio's copies), and a cut to 90 % of what got
-    /// through then left an estimate the path already carried while the wire overran it, and the
-    /// loss went on. Once per congestion event: no loss cut comes within [`RECOVERY`] of the last
-    /// (plus two round trips), nor within [`CUT_GAP`] of a delay cut. Unless almost
-    /// nothing got through (under a fifth of the estimate): that is an outage, not a narrow path,
-    /// and the estimate only halves, so a second of total loss does not drop it to the floor and
-    /// pause the video.
-    pub fn on_delivery(&mut self, now: Instant, sent_bytes: u64, lost_bytes: u64, interval: Duration) {
+    /// QUIC's own accounting over the last `interval`: bytes sent, bytes it declared lost, and
+    /// bytes the peer acknowledged (when the transport counts them). Loss above [`HIGH_LOSS`]
+    /// there (a policer, a queue that drops rather than grows) means the path carries about what
+    /// got through: the estimate drops to 90 % of that delivered rate at once instead of shrinking
+    /// a few percent per report. What got through is what was acknowledged: "sent − declared
+    /// lost" over one window reads losses declared now of packets sent in the window before, and
+    /// on a 300 kbps policed link it read 160–200 kbps after the first cut, so each cut went under
+    /// the path and the next loss cut deeper (600 → 368 → 215 → 122 kbps in a real call). Without
+    /// an acknowledged count, "sent − lost" is the fallback. And the estimate drops by half the
+    /// share that did not get through, if that is lower: the call can put well more on the wire
+    /// than its estimate (QUIC resending a video stream's lost bytes, audio's copies), and a cut
+    /// to 90 % of what got through then left an estimate the path already carried while the wire
+    /// overran it, and the loss went on. Once per congestion event: no loss cut comes within
+    /// [`RECOVERY`] of the last (plus two round trips), nor within [`CUT_GAP`] of a delay cut.
+    /// Unless almost nothing got through (under a fifth of the estimate): that is an outage, not a
+    /// narrow path, and the estimate only halves, so a second of total loss does not drop it to
+    /// the floor and pause the video.
+    pub fn on_delivery(&mut self, now: Instant, window: Delivery) {
+        let Delivery { sent_bytes, lost_bytes, acked_bytes, interval } = window;
         if sent_bytes < 3000 || interval.is_zero() {
             return;
         }
@@ -127,7 +146,8 @@ impl BitrateController {
             && !self.recovering
             && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
         {
-            let delivered = (sent_bytes - lost) as f64 * 8.0 / interval.as_secs_f64();
+            let got_through = acked_bytes.unwrap_or(sent_bytes - lost);
+            let delivered = got_through as f64 * 8.0 / interval.as_secs_f64();
             let outage = delivered < 0.2 * self.estimate;
             let floor = if outage { 0.5 * self.estimate } else { 0.0 };
             let cut = (0.9 * delivered).min((1.0 - 0.5 * loss) * self.estimate);
@@ -178,6 +198,11 @@ mod tests {
     use super::*;
 
     const AUDIO: u32 = 64_000; // Opus plus one redundant copy
+
+    /// A window without an acknowledged count: what got through is "sent − lost".
+    fn window(sent_bytes: u64, lost_bytes: u64, interval: Duration) -> Delivery {
+        Delivery { sent_bytes, lost_bytes, acked_bytes: None, interval }
+    }
 
     /// A bottleneck of `capacity` bits per second with `base` RTT: what the sender sends above the
     /// capacity queues, and the queue shows as RTT; loss is `loss` plus what overflows a 200 ms buffer.
@@ -276,13 +301,13 @@ mod tests {
         let mut c = BitrateController::new(start);
         let now = Instant::now();
         c.on_path(now, Duration::from_millis(40), 1_000_000);
-        c.on_delivery(now, 31_250, 9_375, Duration::from_millis(500));
+        c.on_delivery(now, window(31_250, 9_375, Duration::from_millis(500)));
         assert_eq!(c.estimate(), 255_000, "300 000 × (1 − 0.15)");
         // When the wire sent what the estimate said, the cut is to 90 % of what got through, as
         // before: 600 kbps sent, 50 % lost.
         let mut d = BitrateController::new(RateLimits::default());
         d.on_path(now, Duration::from_millis(40), 1_000_000);
-        d.on_delivery(now, 37_500, 18_750, Duration::from_millis(500));
+        d.on_delivery(now, window(37_500, 18_750, Duration::from_millis(500)));
         assert_eq!(d.estimate(), 270_000);
     }
 
@@ -294,13 +319,13 @@ mod tests {
         let half = Duration::from_millis(500);
         c.on_path(t0, rtt, 1_000_000);
         // 600 kbps sent, half lost: cut to 90 % of the 300 that got through.
-        c.on_delivery(t0, 37_500, 18_750, half);
+        c.on_delivery(t0, window(37_500, 18_750, half));
         assert_eq!(c.estimate(), 270_000);
         // The next window's losses (QUIC declared them late), and the receiver's report of the
         // second that held the overload, are the same event: they hold.
         let t1 = t0 + half;
         c.on_path(t1, rtt, 1_000_000);
-        c.on_delivery(t1, 16_875, 8_000, half);
+        c.on_delivery(t1, window(16_875, 8_000, half));
         assert_eq!(c.estimate(), 270_000, "a late declaration of the same overload");
         c.on_report(0.4);
         assert_eq!(c.estimate(), 270_000, "the report of the overload's second");
@@ -309,7 +334,7 @@ mod tests {
         c.on_path(t2, rtt, 1_000_000);
         c.on_report(0.4);
         assert_eq!(c.estimate(), 216_000, "270 000 × (1 − 0.2)");
-        c.on_delivery(t2, 16_875, 3_375, half);
+        c.on_delivery(t2, window(16_875, 3_375, half));
         assert_eq!(c.estimate(), 194_400, "216 000 × (1 − 0.1), which is also 90 % of what got through");
     }
 
@@ -327,7 +352,7 @@ mod tests {
             let sent = rate * tick.as_secs_f64() / 8.0;
             let delivered = rate.min(capacity) * tick.as_secs_f64() / 8.0;
             c.on_path(now, Duration::from_millis(40), 1_000_000);
-            c.on_delivery(now, sent as u64, (sent - delivered) as u64, tick);
+            c.on_delivery(now, window(sent as u64, (sent - delivered) as u64, tick));
             if i % 2 == 1 {
                 c.on_report(1.0 - rate.min(capacity) / rate);
             }
@@ -342,14 +367,38 @@ mod tests {
         let mut out = BitrateController::new(RateLimits::default());
         let before = out.estimate();
         for k in 1..=2 {
-            out.on_delivery(now + tick * k, 20_000, 20_000, tick);
+            out.on_delivery(now + tick * k, window(20_000, 20_000, tick));
         }
         assert!(out.estimate() >= before / 4, "{} after an outage from {before}", out.estimate());
         assert!(out.budget(80_000).video > 0, "video is not paused by a short outage");
         // Light loss on a wide link is not a cut.
         let mut wide = BitrateController::new(RateLimits::default());
-        wide.on_delivery(now, 100_000, 1_000, tick);
+        wide.on_delivery(now, window(100_000, 1_000, tick));
         assert_eq!(wide.estimate(), 600_000);
+    }
+
+    #[test]
+    fn a_cut_goes_to_what_was_acknowledged_not_to_what_was_sent_less_late_declared_losses() {
+        // 368 kbps on a 300 kbps policed link. In this 500 ms window 18 750 bytes left (300
+        // kbps: the sender already backed off), the path carried all of them (acknowledged), and
+        // QUIC declared 9 000 bytes lost that had left in the window before. "Sent − lost" reads
+        // 156 kbps and would cut under half the path; the acknowledged bytes say 300 kbps.
+        let start = RateLimits { start: 368_000, ..RateLimits::default() };
+        let now = Instant::now();
+        let half = Duration::from_millis(500);
+        let mut acked = BitrateController::new(start);
+        acked.on_path(now, Duration::from_millis(40), 1_000_000);
+        acked.on_delivery(now, Delivery { acked_bytes: Some(18_750), ..window(18_750, 9_000, half) });
+        assert_eq!(acked.estimate(), 270_000, "90 % of the 300 kbps acknowledged");
+        let mut fallback = BitrateController::new(start);
+        fallback.on_path(now, Duration::from_millis(40), 1_000_000);
+        fallback.on_delivery(now, window(18_750, 9_000, half));
+        assert_eq!(fallback.estimate(), 140_400, "90 % of the 156 kbps of sent − lost");
+        // Nothing acknowledged at all is an outage, as before: the estimate halves.
+        let mut out = BitrateController::new(start);
+        out.on_path(now, Duration::from_millis(40), 1_000_000);
+        out.on_delivery(now, Delivery { acked_bytes: Some(0), ..window(18_750, 18_750, half) });
+        assert_eq!(out.estimate(), 184_000);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::bitrate::{BitrateController, RateLimits};
+use super::bitrate::{BitrateController, Delivery, RateLimits};
 
 /// What audio needs from the budget: Opus at 32 kbps with up to one redundant copy, plus headers.
 pub const AUDIO_NEED: u32 = 80_000;
@@ -35,6 +35,13 @@ struct Window {
     since: Instant,
     sent_bytes: u64,
     lost_bytes: u64,
+    acked_bytes: Option<u64>,
+}
+
+impl Window {
+    fn at(now: Instant, path: &PathSample) -> Self {
+        Window { since: now, sent_bytes: path.sent_bytes, lost_bytes: path.lost_bytes, acked_bytes: path.acked_bytes }
+    }
 }
 
 /// One call's send-rate loop over a [`BitrateController`].
@@ -74,12 +81,16 @@ impl RateLoop {
         self.next_tick += RATE_TICK;
         self.controller.on_path(now, path.rtt, path.cwnd);
         match self.window {
-            None => self.window = Some(Window { since: now, sent_bytes: path.sent_bytes, lost_bytes: path.lost_bytes }),
+            None => self.window = Some(Window::at(now, &path)),
             Some(w) if now.saturating_duration_since(w.since) >= DELIVERY_WINDOW => {
-                let sent = path.sent_bytes.saturating_sub(w.sent_bytes);
-                let lost = path.lost_bytes.saturating_sub(w.lost_bytes);
-                self.controller.on_delivery(now, sent, lost, now - w.since);
-                self.window = Some(Window { since: now, sent_bytes: path.sent_bytes, lost_bytes: path.lost_bytes });
+                let delivery = Delivery {
+                    sent_bytes: path.sent_bytes.saturating_sub(w.sent_bytes),
+                    lost_bytes: path.lost_bytes.saturating_sub(w.lost_bytes),
+                    acked_bytes: path.acked_bytes.zip(w.acked_bytes).map(|(now, then)| now.saturating_sub(then)),
+                    interval: now - w.since,
+                };
+                self.controller.on_delivery(now, delivery);
+                self.window = Some(Window::at(now, &path));
             }
             Some(_) => {}
         }
@@ -110,12 +121,12 @@ mod tests {
 
     /// A path with room: 20 ms and a window that caps nothing, nothing sent yet.
     fn clean() -> PathSample {
-        PathSample { rtt: 20 * MS, cwnd: 1_000_000, sent_bytes: 0, lost_bytes: 0 }
+        PathSample { rtt: 20 * MS, cwnd: 1_000_000, sent_bytes: 0, lost_bytes: 0, acked_bytes: None }
     }
 
     /// A path whose congestion window caps the estimate at `cwnd` × 16 bits per second (500 ms RTT).
     fn capped(cwnd: u64) -> PathSample {
-        PathSample { rtt: 500 * MS, cwnd, sent_bytes: 0, lost_bytes: 0 }
+        PathSample { rtt: 500 * MS, cwnd, sent_bytes: 0, lost_bytes: 0, acked_bytes: None }
     }
 
     /// A loop whose first tick, at `t0` on `path`, told the encoder the default start less audio.
@@ -199,6 +210,17 @@ mod tests {
         // Counters that go backwards (a new path) are no delivery at all.
         assert_eq!(rate.handle_tick(t0 + 4000 * MS, path(0, 0)), None);
         assert_eq!(rate.estimate(), 216_000);
+    }
+
+    #[test]
+    fn the_window_takes_what_got_through_from_the_acknowledged_counter_when_there_is_one() {
+        let path = |sent_bytes, lost_bytes, acked| PathSample { sent_bytes, lost_bytes, acked_bytes: Some(acked), ..clean() };
+        let t0 = Instant::now();
+        let mut rate = started(t0, path(1_000_000, 900_000, 50_000));
+        // Over 500 ms: 40 000 sent, 20 000 declared lost, 25 000 acknowledged (400 kbps): the cut
+        // is to 90 % of the acknowledged 400 kbps, not of the 320 kbps of sent − lost.
+        assert_eq!(rate.handle_tick(t0 + 500 * MS, path(1_040_000, 920_000, 75_000)), Some(360_000 - AUDIO_NEED));
+        assert_eq!(rate.estimate(), 360_000);
     }
 
     #[test]

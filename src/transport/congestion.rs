@@ -6,6 +6,11 @@
 //! audio needs (loss there is not congestion the call causes), so the window never drops under
 //! [`MIN_WINDOW`]. Above the floor Cubic works as usual; the media's own bitrate controller (video)
 //! keeps the call within the path's capacity.
+//!
+//! It also counts the bytes acknowledged over the connection ([`acked_bytes`]): quinn's stats say
+//! what was sent and what was declared lost, but losses are declared up to an RTT after the
+//! packets left, so "sent − lost" over a short window mixes two windows; what the peer
+//! acknowledged is what the path carried.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -19,6 +24,14 @@ pub const MIN_WINDOW: u64 = 48 * 1024;
 /// Cubic with a floor.
 pub struct MediaFloor {
     inner: Box<dyn Controller>,
+    /// Bytes of ack-eliciting packets acknowledged so far.
+    acked: u64,
+}
+
+/// The bytes `conn`'s peer has acknowledged so far (ack-eliciting packets; cumulative), when the
+/// connection runs [`MediaFloor`] (every connection hail's endpoint makes does).
+pub fn acked_bytes(conn: &quinn::Connection) -> Option<u64> {
+    conn.congestion_state().into_any().downcast::<MediaFloor>().ok().map(|c| c.acked)
 }
 
 impl Controller for MediaFloor {
@@ -26,6 +39,7 @@ impl Controller for MediaFloor {
         self.inner.on_sent(now, bytes, last_packet_number)
     }
     fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, app_limited: bool, rtt: &quinn_proto::RttEstimator) {
+        self.acked += bytes;
         self.inner.on_ack(now, sent, bytes, app_limited, rtt)
     }
     fn on_end_acks(&mut self, now: Instant, in_flight: u64, app_limited: bool, largest_packet_num_acked: Option<u64>) {
@@ -46,7 +60,7 @@ impl Controller for MediaFloor {
         m
     }
     fn clone_box(&self) -> Box<dyn Controller> {
-        Box::new(MediaFloor { inner: self.inner.clone_box() })
+        Box::new(MediaFloor { inner: self.inner.clone_box(), acked: self.acked })
     }
     fn initial_window(&self) -> u64 {
         self.inner.initial_window().max(MIN_WINDOW)
@@ -64,6 +78,6 @@ pub struct MediaFloorConfig {
 
 impl ControllerFactory for MediaFloorConfig {
     fn build(self: Arc<Self>, now: Instant, current_mtu: u16) -> Box<dyn Controller> {
-        Box::new(MediaFloor { inner: self.cubic.clone().build(now, current_mtu) })
+        Box::new(MediaFloor { inner: self.cubic.clone().build(now, current_mtu), acked: 0 })
     }
 }

@@ -55,7 +55,13 @@ impl MediaLink for QuicMediaPort {
 
     fn path(&self) -> PathSample {
         let s = self.conn.stats();
-        PathSample { rtt: s.path.rtt, cwnd: s.path.cwnd, sent_bytes: s.udp_tx.bytes, lost_bytes: s.path.lost_bytes }
+        PathSample {
+            rtt: s.path.rtt,
+            cwnd: s.path.cwnd,
+            sent_bytes: s.udp_tx.bytes,
+            lost_bytes: s.path.lost_bytes,
+            acked_bytes: super::congestion::acked_bytes(&self.conn),
+        }
     }
 
     fn rtt(&self) -> std::time::Duration {

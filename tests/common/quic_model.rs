@@ -29,7 +29,8 @@
 //!   reliably; the reader drops what it held and hears no more of that stream.
 //! - *Path stats*: [`QuicConnection::path`] is what quinn's `Connection::stats()` gives the rate
 //!   loop: the smoothed RTT (which grows with the queue at a rate-limited bottleneck), the window,
-//!   and the cumulative bytes sent (ACK-only packets included) and declared lost.
+//!   and the cumulative bytes sent (ACK-only packets included), declared lost, and acknowledged
+//!   (what hail's congestion controller counts from quinn's `on_ack`).
 //!
 //! **Not modelled**: the handshake (the connection starts with one RTT sample, the link's base
 //! RTT), flow control (its windows are far larger than a GOP), MTU discovery (quinn raises the MTU
@@ -351,6 +352,7 @@ struct Sending {
     app_limited: bool,
     sent_bytes: u64,
     lost_bytes: u64,
+    acked_bytes: u64,
     stats: ConnectionStats,
 }
 
@@ -490,6 +492,7 @@ impl QuicConnection {
             app_limited: true,
             sent_bytes: 0,
             lost_bytes: 0,
+            acked_bytes: 0,
             stats: ConnectionStats::default(),
         };
         QuicConnection { tx, rx: Receiving::default() }
@@ -502,7 +505,13 @@ impl QuicConnection {
 
     /// The path as quinn's stats give it to the rate loop.
     pub fn path(&self) -> PathSample {
-        PathSample { rtt: self.tx.rtt.smoothed, cwnd: self.window(), sent_bytes: self.tx.sent_bytes, lost_bytes: self.tx.lost_bytes }
+        PathSample {
+            rtt: self.tx.rtt.smoothed,
+            cwnd: self.window(),
+            sent_bytes: self.tx.sent_bytes,
+            lost_bytes: self.tx.lost_bytes,
+            acked_bytes: Some(self.tx.acked_bytes),
+        }
     }
 
     /// What the connection did.
@@ -765,6 +774,7 @@ impl QuicConnection {
         for n in newly {
             let p = self.tx.sent.remove(&n).expect("listed from the map");
             self.tx.in_flight -= p.len as u64;
+            self.tx.acked_bytes += p.len as u64;
             if !self.in_recovery(p.time) && !self.tx.app_limited {
                 let tx = &mut self.tx;
                 if tx.window < tx.ssthresh {

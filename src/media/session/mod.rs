@@ -537,7 +537,7 @@ mod tests {
     }
 
     fn path() -> PathSample {
-        PathSample { rtt: Duration::from_millis(20), cwnd: 1_000_000, sent_bytes: 0, lost_bytes: 0 }
+        PathSample { rtt: Duration::from_millis(20), cwnd: 1_000_000, sent_bytes: 0, lost_bytes: 0, acked_bytes: None }
     }
 
     impl Side {
