@@ -26,6 +26,16 @@ pub const QUEUE_DELAY: Duration = Duration::from_millis(60);
 pub const RECOVERY: Duration = Duration::from_secs(1);
 /// The least time between two delay-based cuts (a cut needs an RTT to show).
 pub const CUT_GAP: Duration = Duration::from_millis(500);
+/// Growth per clean report far from the path's known capacity.
+pub const GROWTH: f64 = 0.08;
+/// Growth per clean report while the wire carries [`NEAR_CAPACITY`] or more of the capacity the
+/// last loss cut measured (after WebRTC's AIMD controller, which grows additively near the link
+/// capacity it last saw). At 8 % a report, the estimate went from the cut back past a 300 kbps
+/// policed link in two or three seconds, and every crossing cost a frozen picture while QUIC
+/// resent the video lost there.
+pub const NEAR_GROWTH: f64 = 0.01;
+/// How close to the measured capacity the wire must be for growth to slow to [`NEAR_GROWTH`].
+pub const NEAR_CAPACITY: f64 = 0.9;
 
 /// The bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +93,12 @@ pub struct BitrateController {
     loss_cut: Option<Instant>,
     /// As of the last path sample, losses still belong to the event the last loss cut answered.
     recovering: bool,
+    /// What got through, bits per second, in the window of the last loss cut (not an outage):
+    /// what the path is known to carry.
+    capacity: Option<f64>,
+    /// What the last delivery window put on the wire, bits per second (all of it: audio, video,
+    /// resends, acknowledgements, headers).
+    wire: Option<f64>,
 }
 
 impl BitrateController {
@@ -96,6 +112,8 @@ impl BitrateController {
             last_cut: None,
             loss_cut: None,
             recovering: false,
+            capacity: None,
+            wire: None,
         }
     }
 
@@ -105,7 +123,9 @@ impl BitrateController {
     }
 
     /// A receiver report: `loss` is the fraction of packets lost before recovery (0..=1). Loss
-    /// within [`RECOVERY`] of a loss cut describes what that cut answered: it holds.
+    /// within [`RECOVERY`] of a loss cut describes what that cut answered: it holds. Clean
+    /// reports grow the estimate by [`GROWTH`], or by [`NEAR_GROWTH`] while the wire is near the
+    /// capacity the last loss cut measured.
     pub fn on_report(&mut self, loss: f64) {
         let loss = loss.clamp(0.0, 1.0);
         if loss > HIGH_LOSS {
@@ -113,9 +133,14 @@ impl BitrateController {
                 self.estimate *= 1.0 - 0.5 * loss;
             }
         } else if loss < LOW_LOSS {
-            self.estimate *= 1.08;
+            self.estimate *= 1.0 + if self.near_capacity() { NEAR_GROWTH } else { GROWTH };
         }
         self.clamp();
+    }
+
+    /// Whether the last window's wire came within [`NEAR_CAPACITY`] of the known capacity.
+    fn near_capacity(&self) -> bool {
+        matches!((self.capacity, self.wire), (Some(c), Some(w)) if w >= NEAR_CAPACITY * c)
     }
 
     /// QUIC's own accounting over the last `interval`: bytes sent, bytes it declared lost, and
@@ -142,6 +167,12 @@ impl BitrateController {
         }
         let lost = lost_bytes.min(sent_bytes);
         let loss = lost as f64 / sent_bytes as f64;
+        let wire = sent_bytes as f64 * 8.0 / interval.as_secs_f64();
+        self.wire = Some(wire);
+        // A clean window that carried well over the old capacity: the path has more now.
+        if loss < LOW_LOSS && self.capacity.is_some_and(|c| wire > c / NEAR_CAPACITY) {
+            self.capacity = None;
+        }
         if loss > HIGH_LOSS
             && !self.recovering
             && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
@@ -152,6 +183,9 @@ impl BitrateController {
             let floor = if outage { 0.5 * self.estimate } else { 0.0 };
             let cut = (0.9 * delivered).min((1.0 - 0.5 * loss) * self.estimate);
             self.estimate = self.estimate.min(cut.max(floor));
+            if !outage {
+                self.capacity = Some(delivered);
+            }
             self.last_cut = Some(now);
             self.loss_cut = Some(now);
             self.recovering = true;
@@ -399,6 +433,38 @@ mod tests {
         out.on_path(now, Duration::from_millis(40), 1_000_000);
         out.on_delivery(now, Delivery { acked_bytes: Some(0), ..window(18_750, 18_750, half) });
         assert_eq!(out.estimate(), 184_000);
+    }
+
+    #[test]
+    fn near_the_capacity_a_loss_cut_measured_the_estimate_grows_one_percent_a_report() {
+        let now = Instant::now();
+        let half = Duration::from_millis(500);
+        let mut c = BitrateController::new(RateLimits::default());
+        c.on_path(now, Duration::from_millis(40), 1_000_000);
+        // 600 kbps on the wire, 300 kbps acknowledged: cut to 270 kbps, capacity 300 kbps.
+        c.on_delivery(now, Delivery { acked_bytes: Some(18_750), ..window(37_500, 18_750, half) });
+        assert_eq!(c.estimate(), 270_000);
+        // The wire now carries 280 kbps (the estimate plus headers and acknowledgements), over 90 %
+        // of the capacity: a clean report grows the estimate 1 %, not 8 %.
+        let later = now + RECOVERY + Duration::from_millis(500);
+        c.on_path(later, Duration::from_millis(40), 1_000_000);
+        c.on_delivery(later, Delivery { acked_bytes: Some(17_500), ..window(17_500, 0, half) });
+        c.on_report(0.0);
+        assert_eq!(c.estimate(), 272_700);
+        // A wire under 90 % of the capacity grows at the usual rate.
+        c.on_delivery(later + half, Delivery { acked_bytes: Some(15_000), ..window(15_000, 0, half) });
+        c.on_report(0.0);
+        assert_eq!(c.estimate(), 294_516);
+        // A clean window that carried over a ninth more than the capacity: the path has more
+        // room now, the capacity is forgotten, and growth is 8 % again even with a busy wire.
+        c.on_delivery(later + 2 * half, Delivery { acked_bytes: Some(21_000), ..window(21_000, 0, half) });
+        c.on_report(0.0);
+        assert_eq!(c.estimate(), 318_077);
+        // Without any loss cut, there is no capacity: 8 %.
+        let mut fresh = BitrateController::new(RateLimits::default());
+        fresh.on_delivery(now, Delivery { acked_bytes: Some(37_500), ..window(37_500, 0, half) });
+        fresh.on_report(0.0);
+        assert_eq!(fresh.estimate(), 648_000);
     }
 
     #[test]
