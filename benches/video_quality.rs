@@ -144,11 +144,14 @@ fn hail_encode(clip: &Clip, kbps: u32) -> serde_json::Value {
     r
 }
 
+/// `-g` for the anchor: more frames than any clip has (hours at 25 fps).
+const NO_AUTOMATIC_KEYFRAMES: u64 = 100_000;
+
 /// ffmpeg's arguments for the anchor: `libaom-av1` with hail's settings (src/media/codec/aom.rs).
 /// cpu-used 10 and the keyframe cap (`MAX_INTRA_BITRATE_PERCENT`) go through `-aom-params` (ffmpeg's
 /// own `-cpu-used` stops at 8 and it has no option for the cap); ffmpeg derives the
 /// buffer's optimal level from its size (5/6 of 1 s, hail sets 0.6 s) and has no option for it.
-fn ffmpeg_anchor_args(clip: &Path, fps: u64, kbps: u32, out: &Path) -> Vec<String> {
+fn ffmpeg_anchor_args(clip: &Path, kbps: u32, out: &Path) -> Vec<String> {
     let rate = format!("{kbps}k");
     let initial = format!("{}k", kbps * 6 / 10); // rc_buf_initial_sz 600 ms
     let mut a: Vec<String> = ["-v", "error", "-y", "-i"].map(String::from).into();
@@ -163,8 +166,9 @@ fn ffmpeg_anchor_args(clip: &Path, fps: u64, kbps: u32, out: &Path) -> Vec<Strin
     ] {
         a.push(s.to_owned());
     }
-    // Keyframes: automatic, at most every 10 s (kf_max_dist = fps * 10), no minimum distance.
-    a.extend(["-g".into(), (fps * 10).to_string(), "-keyint_min".into(), "0".into()]);
+    // Keyframes: none of libaom's own (hail sets kf_mode disabled, which ffmpeg has no option
+    // for): a maximum distance beyond any clip's length makes none in the clip either.
+    a.extend(["-g".into(), NO_AUTOMATIC_KEYFRAMES.to_string(), "-keyint_min".into(), "0".into()]);
     a.push(out.display().to_string());
     a
 }
@@ -178,7 +182,7 @@ fn ffmpeg_anchor(ffmpeg: &str, clip_path: &Path, clip: &Clip, kbps: u32, work: &
         assert!(status.success(), "{ffmpeg} {args:?} failed");
     };
     let start = Instant::now();
-    run(ffmpeg_anchor_args(clip_path, clip.fps(), kbps, &ivf));
+    run(ffmpeg_anchor_args(clip_path, kbps, &ivf));
     let encode_s = start.elapsed().as_secs_f64();
     let decode = ["-v", "error", "-y", "-i"].iter().map(|s| s.to_string());
     run(decode.chain([ivf.display().to_string(), "-pix_fmt".into(), "yuv420p".into(), y4m.display().to_string()]).collect());
@@ -303,7 +307,7 @@ fn smoke() -> serde_json::Value {
     assert!(match_written(&[Frame::black(160, 90).unwrap()], &source).is_empty());
 
     // The anchor's command line carries hail's settings.
-    let args = ffmpeg_anchor_args(&path, 25, 300, &dir.path().join("a.ivf")).join(" ");
+    let args = ffmpeg_anchor_args(&path, 300, &dir.path().join("a.ivf")).join(" ");
     for setting in [
         "-usage realtime",
         "cpu-used=10:max-intra-rate=300",
@@ -312,7 +316,7 @@ fn smoke() -> serde_json::Value {
         "-lag-in-frames 0",
         "-threads 2",
         "-aq-mode 3",
-        "-g 250 -keyint_min 0",
+        "-g 100000 -keyint_min 0",
     ] {
         assert!(args.contains(setting), "{setting} missing from: {args}");
     }

@@ -102,14 +102,12 @@ impl AomEncoder {
         cfg.rc_buf_optimal_sz = 600;
         cfg.rc_min_quantizer = 2;
         cfg.rc_max_quantizer = 52;
-        cfg.kf_mode = sys::aom_kf_mode::AOM_KF_AUTO;
-        cfg.kf_min_dist = 0;
-        cfg.kf_max_dist = (fps.clamp(1, 240) * 10) as u32;
-        if layers > 1 {
-            // Keyframes only when asked (the sender asks at least every 10 s): one libaom chose
-            // could fall on an enhancement picture, which a forwarder may drop.
-            cfg.kf_mode = sys::aom_kf_mode::AOM_KF_DISABLED;
-        }
+        // Keyframes only when asked (as WebRTC's libaom wrapper): the receiver asks when it loses
+        // step (over the reliable control stream). A keyframe of libaom's own every 10 s was a
+        // burst of three frames' worth that a policed link dropped: each one cost a loss cut and
+        // a frozen picture (docs/performance.md, "Policed link"). With temporal layers, one libaom
+        // chose could also fall on an enhancement picture, which a forwarder may drop.
+        cfg.kf_mode = sys::aom_kf_mode::AOM_KF_DISABLED;
         // SAFETY: ctx and cfg are valid; the ABI version is the header's.
         let r = unsafe {
             sys::aom_codec_enc_init_ver(
@@ -400,6 +398,19 @@ mod tests {
         let (_, _) = bytes_at(&mut enc, 90, 30, None); // let the rate control settle
         let (low, _) = bytes_at(&mut enc, 120, 60, None);
         assert!(low * 2 < high, "600 kbps gave {high} B, 100 kbps gave {low} B over 2 s");
+    }
+
+    #[test]
+    fn no_keyframe_comes_unasked() {
+        // 12 s at 2 fps: libaom's automatic keyframes (every 10 s before) would put one at 20.
+        let (w, h) = (320, 180);
+        let mut enc = AomEncoder::new(w, h, 2, 200_000, 1).unwrap();
+        let mut keys = Vec::new();
+        for n in 0..24u32 {
+            let src = pattern::draw(w, h, Stamp { counter: n, capture_ms: n * 500 }).unwrap();
+            keys.extend(enc.encode(&src, false).unwrap().iter().filter(|u| u.keyframe).map(|u| u.number));
+        }
+        assert_eq!(keys, vec![0], "only the first picture is a keyframe");
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Rav1eEncoder {
         // Real time: no frames held back for lookahead or scene detection.
         speed.rdo_lookahead_frames = 1;
         speed.scene_detection_mode = SceneDetectionSpeed::None;
-        let enc = EncoderConfig {
+        let mut enc = EncoderConfig {
             width,
             height,
             time_base: Rational::new(1, fps.max(1)),
@@ -179,12 +179,12 @@ impl Rav1eEncoder {
             chroma_sampling: ChromaSampling::Cs420,
             speed_settings: speed,
             low_latency: true,
-            min_key_frame_interval: 0,
-            max_key_frame_interval: fps.max(1) * 10,
             bitrate,
             tiles: if width >= 640 { 2 } else { 1 },
             ..Default::default()
         };
+        // Keyframes only when asked (0: rav1e's "never"), as with libaom.
+        enc.set_key_frame_interval(0, 0);
         let ctx = Config::new()
             .with_encoder_config(enc)
             .with_threads(threads)
@@ -364,6 +364,20 @@ mod tests {
             assert!(psnr > 30.0, "frame {}: {psnr:.1} dB", stamp.counter);
         }
         assert!(enc.encode(&Frame::black(640, 360).unwrap(), false).is_err(), "wrong size is an error");
+    }
+
+    #[test]
+    fn rav1e_makes_no_keyframe_unasked() {
+        // 12 s at 2 fps: a 10 s keyframe interval (as before) would put one at 20.
+        let (w, h) = (320, 180);
+        let mut enc = Rav1eEncoder::new(w, h, 2, 30_000, 1).unwrap();
+        let mut keys = Vec::new();
+        for n in 0..24u32 {
+            let src = pattern::draw(w, h, Stamp { counter: n, capture_ms: n * 500 }).unwrap();
+            keys.extend(enc.encode(&src, false).unwrap().iter().filter(|u| u.keyframe).map(|u| u.number));
+        }
+        keys.extend(enc.flush().unwrap().iter().filter(|u| u.keyframe).map(|u| u.number));
+        assert_eq!(keys, vec![0], "only the first picture is a keyframe");
     }
 
     #[test]

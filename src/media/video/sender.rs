@@ -28,8 +28,6 @@ use crate::media::codec::av1::{EncoderKind, VideoCodecError};
 /// last keyframe takes to send at the target bitrate (a new GOP resets the stream, so answering
 /// every request would cut each keyframe off before it arrives, and no picture would ever show).
 pub const KEYFRAME_MIN_GAP: Duration = Duration::from_millis(250);
-/// A keyframe at least this often, so a receiver that lost track recovers even without asking.
-pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(10);
 /// The bitrate a new sender aims at until the controller says otherwise.
 pub const START_BITRATE: u32 = 500_000;
 
@@ -244,15 +242,14 @@ impl<S: RecordSeal> VideoSender<S> {
     /// A picture captured at `capture_us` is ready at `now`: what to encode. Hand the job to an
     /// [`EncodeWorker`] and its result to [`VideoSender::finish`]; jobs are finished in the order
     /// they were begun.
-    pub fn begin(&mut self, now: Instant, picture: Frame, capture_us: u64) -> EncodeJob {
+    pub fn begin(&mut self, _now: Instant, picture: Frame, capture_us: u64) -> EncodeJob {
         let restart = !self.encoder_open;
-        let periodic = self.last_keyframe.is_some_and(|k| now.saturating_duration_since(k) >= KEYFRAME_INTERVAL);
         let job = EncodeJob {
             picture,
             capture_us,
             format: self.format(),
             bitrate: self.target,
-            keyframe: self.keyframe_wanted || periodic || restart,
+            keyframe: self.keyframe_wanted || restart,
             restart,
         };
         self.keyframe_wanted = false;
