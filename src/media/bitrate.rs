@@ -28,14 +28,21 @@ pub const RECOVERY: Duration = Duration::from_secs(1);
 pub const CUT_GAP: Duration = Duration::from_millis(500);
 /// Growth per clean report far from the path's known capacity.
 pub const GROWTH: f64 = 0.08;
-/// Growth per clean report while the wire carries [`NEAR_CAPACITY`] or more of the capacity the
-/// last loss cut measured (after WebRTC's AIMD controller, which grows additively near the link
+/// Growth per clean report while what gets through is [`NEAR_CAPACITY`] or more of the capacity
+/// the last loss cut measured (after WebRTC's AIMD controller, which grows additively near the link
 /// capacity it last saw). At 8 % a report, the estimate went from the cut back past a 300 kbps
 /// policed link in two or three seconds, and every crossing cost a frozen picture while QUIC
 /// resent the video lost there.
 pub const NEAR_GROWTH: f64 = 0.01;
-/// How close to the measured capacity the wire must be for growth to slow to [`NEAR_GROWTH`].
+/// How close to the measured capacity what gets through must be for growth to slow to
+/// [`NEAR_GROWTH`].
 pub const NEAR_CAPACITY: f64 = 0.9;
+/// A clean window that got this much more through than the measured capacity shows the capacity
+/// was low (a cut measured in a disturbed window, or the path widened): it is forgotten and growth
+/// is [`GROWTH`] again. A quarter: forgetting at a ninth more sent the estimate up 8 % a report
+/// past a 300 kbps policed link whose capacity had been measured at 250 kbps, into an overload
+/// that froze the picture for three seconds.
+pub const FORGET_CAPACITY: f64 = 1.25;
 
 /// The bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +103,9 @@ pub struct BitrateController {
     /// What got through, bits per second, in the window of the last loss cut (not an outage):
     /// what the path is known to carry.
     capacity: Option<f64>,
-    /// What the last delivery window put on the wire, bits per second (all of it: audio, video,
-    /// resends, acknowledgements, headers).
-    wire: Option<f64>,
+    /// What got through in the last delivery window, bits per second (measured as the capacity
+    /// is: acknowledged bytes, or sent − lost without them).
+    delivered: Option<f64>,
 }
 
 impl BitrateController {
@@ -113,7 +120,7 @@ impl BitrateController {
             loss_cut: None,
             recovering: false,
             capacity: None,
-            wire: None,
+            delivered: None,
         }
     }
 
@@ -124,8 +131,8 @@ impl BitrateController {
 
     /// A receiver report: `loss` is the fraction of packets lost before recovery (0..=1). Loss
     /// within [`RECOVERY`] of a loss cut describes what that cut answered: it holds. Clean
-    /// reports grow the estimate by [`GROWTH`], or by [`NEAR_GROWTH`] while the wire is near the
-    /// capacity the last loss cut measured.
+    /// reports grow the estimate by [`GROWTH`], or by [`NEAR_GROWTH`] while what gets through is
+    /// near the capacity the last loss cut measured.
     pub fn on_report(&mut self, loss: f64) {
         let loss = loss.clamp(0.0, 1.0);
         if loss > HIGH_LOSS {
@@ -138,9 +145,9 @@ impl BitrateController {
         self.clamp();
     }
 
-    /// Whether the last window's wire came within [`NEAR_CAPACITY`] of the known capacity.
+    /// Whether the last window got within [`NEAR_CAPACITY`] of the known capacity through.
     fn near_capacity(&self) -> bool {
-        matches!((self.capacity, self.wire), (Some(c), Some(w)) if w >= NEAR_CAPACITY * c)
+        matches!((self.capacity, self.delivered), (Some(c), Some(d)) if d >= NEAR_CAPACITY * c)
     }
 
     /// QUIC's own accounting over the last `interval`: bytes sent, bytes it declared lost, and
@@ -167,18 +174,16 @@ impl BitrateController {
         }
         let lost = lost_bytes.min(sent_bytes);
         let loss = lost as f64 / sent_bytes as f64;
-        let wire = sent_bytes as f64 * 8.0 / interval.as_secs_f64();
-        self.wire = Some(wire);
-        // A clean window that carried well over the old capacity: the path has more now.
-        if loss < LOW_LOSS && self.capacity.is_some_and(|c| wire > c / NEAR_CAPACITY) {
+        let got_through = acked_bytes.unwrap_or(sent_bytes - lost);
+        let delivered = got_through as f64 * 8.0 / interval.as_secs_f64();
+        self.delivered = Some(delivered);
+        if loss < LOW_LOSS && self.capacity.is_some_and(|c| delivered > FORGET_CAPACITY * c) {
             self.capacity = None;
         }
         if loss > HIGH_LOSS
             && !self.recovering
             && self.last_cut.is_none_or(|t| now.saturating_duration_since(t) >= CUT_GAP)
         {
-            let got_through = acked_bytes.unwrap_or(sent_bytes - lost);
-            let delivered = got_through as f64 * 8.0 / interval.as_secs_f64();
             let outage = delivered < 0.2 * self.estimate;
             let floor = if outage { 0.5 * self.estimate } else { 0.0 };
             let cut = (0.9 * delivered).min((1.0 - 0.5 * loss) * self.estimate);
@@ -444,22 +449,27 @@ mod tests {
         // 600 kbps on the wire, 300 kbps acknowledged: cut to 270 kbps, capacity 300 kbps.
         c.on_delivery(now, Delivery { acked_bytes: Some(18_750), ..window(37_500, 18_750, half) });
         assert_eq!(c.estimate(), 270_000);
-        // The wire now carries 280 kbps (the estimate plus headers and acknowledgements), over 90 %
-        // of the capacity: a clean report grows the estimate 1 %, not 8 %.
+        // 280 kbps now gets through (the estimate plus headers), over 90 % of the capacity: a
+        // clean report grows the estimate 1 %, not 8 %.
         let later = now + RECOVERY + Duration::from_millis(500);
         c.on_path(later, Duration::from_millis(40), 1_000_000);
         c.on_delivery(later, Delivery { acked_bytes: Some(17_500), ..window(17_500, 0, half) });
         c.on_report(0.0);
         assert_eq!(c.estimate(), 272_700);
-        // A wire under 90 % of the capacity grows at the usual rate.
+        // Under 90 % of the capacity getting through: the usual rate.
         c.on_delivery(later + half, Delivery { acked_bytes: Some(15_000), ..window(15_000, 0, half) });
         c.on_report(0.0);
         assert_eq!(c.estimate(), 294_516);
-        // A clean window that carried over a ninth more than the capacity: the path has more
-        // room now, the capacity is forgotten, and growth is 8 % again even with a busy wire.
-        c.on_delivery(later + 2 * half, Delivery { acked_bytes: Some(21_000), ..window(21_000, 0, half) });
+        // A clean window that got 360 kbps through (a fifth over the capacity) still counts as near
+        // it: 1 %.
+        c.on_delivery(later + 2 * half, Delivery { acked_bytes: Some(22_500), ..window(22_500, 0, half) });
         c.on_report(0.0);
-        assert_eq!(c.estimate(), 318_077);
+        assert_eq!(c.estimate(), 297_461);
+        // One that got 390 kbps through, over a quarter more: the path has more room now, the
+        // capacity is forgotten, and growth is 8 % again however busy the path.
+        c.on_delivery(later + 3 * half, Delivery { acked_bytes: Some(24_375), ..window(24_375, 0, half) });
+        c.on_report(0.0);
+        assert_eq!(c.estimate(), 321_258);
         // Without any loss cut, there is no capacity: 8 %.
         let mut fresh = BitrateController::new(RateLimits::default());
         fresh.on_delivery(now, Delivery { acked_bytes: Some(37_500), ..window(37_500, 0, half) });
