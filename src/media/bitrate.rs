@@ -3,12 +3,13 @@
 //! bounds). Fed by the receiver's reports (loss before recovery) and by QUIC's path stats (RTT and
 //! congestion window); in the spirit of WebRTC's loss- and delay-based controllers, simplified:
 //!
-//! - loss above [`HIGH_LOSS`]: cut by half the loss fraction; below [`LOW_LOSS`]: grow 8 % per report
-//!   (reports come about once a second); in between: hold;
+//! - loss above [`HIGH_LOSS`]: cut by half the loss fraction; below [`LOW_LOSS`]: grow
+//!   [`GROWTH`] per report (reports come about once a second), or [`NEAR_GROWTH`] while what gets
+//!   through is near the capacity the last loss cut measured; in between: hold;
 //! - RTT more than [`QUEUE_DELAY`] above the lowest seen: a queue is building on the bottleneck, cut
 //!   15 % (at most once per [`CUT_GAP`]), whatever the loss says;
-//! - QUIC's own loss over a window above [`HIGH_LOSS`]: down to what got through, and down by the
-//!   share that did not, once per congestion event ([`RECOVERY`]);
+//! - QUIC's own loss over a window above [`HIGH_LOSS`]: down to what got through (what the peer
+//!   acknowledged), and down by the share that did not, once per congestion event ([`RECOVERY`]);
 //! - never above what the congestion window lets through (cwnd / RTT), nor outside the bounds.
 
 use std::time::{Duration, Instant};

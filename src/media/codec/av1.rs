@@ -333,7 +333,7 @@ fn to_frame(p: &dav1d::Picture) -> Result<Frame, VideoCodecError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::media::video::pattern::{self, Stamp};
 
@@ -366,18 +366,23 @@ mod tests {
         assert!(enc.encode(&Frame::black(640, 360).unwrap(), false).is_err(), "wrong size is an error");
     }
 
-    #[test]
-    fn rav1e_makes_no_keyframe_unasked() {
-        // 12 s at 2 fps: a 10 s keyframe interval (as before) would put one at 20.
-        let (w, h) = (320, 180);
-        let mut enc = Rav1eEncoder::new(w, h, 2, 30_000, 1).unwrap();
-        let mut keys = Vec::new();
+    /// The numbers of the keyframes `enc` makes, unasked, over 12 s of 320x180 pictures at 2 fps
+    /// (a 10 s keyframe interval, as both encoders had before, would put one at 20).
+    pub(crate) fn keyframes_unasked(enc: &mut dyn VideoEncoder) -> Vec<u64> {
+        let (w, h) = enc.size();
+        let mut units = Vec::new();
         for n in 0..24u32 {
             let src = pattern::draw(w, h, Stamp { counter: n, capture_ms: n * 500 }).unwrap();
-            keys.extend(enc.encode(&src, false).unwrap().iter().filter(|u| u.keyframe).map(|u| u.number));
+            units.extend(enc.encode(&src, false).unwrap());
         }
-        keys.extend(enc.flush().unwrap().iter().filter(|u| u.keyframe).map(|u| u.number));
-        assert_eq!(keys, vec![0], "only the first picture is a keyframe");
+        units.extend(enc.flush().unwrap());
+        units.iter().filter(|u| u.keyframe).map(|u| u.number).collect()
+    }
+
+    #[test]
+    fn rav1e_makes_no_keyframe_unasked() {
+        let mut enc = Rav1eEncoder::new(320, 180, 2, 30_000, 1).unwrap();
+        assert_eq!(keyframes_unasked(&mut enc), vec![0], "only the first picture is a keyframe");
     }
 
     #[test]
