@@ -11,7 +11,8 @@
 //! concealed, measured after 5 s for the rate loop to come down from its 600 kbps start.
 //!
 //! Usage: `cargo bench --bench video_call [-- SECONDS]` (default 10 per call); `-- SECONDS policed
-//! --runs N` makes only the policed call, N times (default 1). With `HAIL_BENCH_TIMELINE=1` set,
+//! --runs N [--bucket-ms MS]` makes only the policed call, N times (default 1), its policer's
+//! bucket holding MS of the rate (default 100). With `HAIL_BENCH_TIMELINE=1` set,
 //! each call also prints a line to stderr every 50 ms from the call's start: the receiver's
 //! pictures shown, their glass-to-glass, keyframes and requests; the sender's estimate, video
 //! target and rate, frames, keyframes and drops (how the policed runs were diagnosed). Under `cargo test`
@@ -80,6 +81,10 @@ async fn timeline(a: hail::node::Node, b: hail::node::Node) {
 }
 
 async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_json::Value {
+    let bucket_ms = match path {
+        Path::Impaired(imp) => Some(imp.bucket.as_millis() as u64),
+        Path::Loopback => None,
+    };
     let dir = tempfile::tempdir().unwrap();
     let (mut oa, mut ob) = (options(encoder, size, false), options(encoder, size, true));
     let (settle, relays) = match path {
@@ -104,6 +109,10 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
     // One second to settle (first keyframes, the jitter buffer; five through a relay, for the
     // rate loop), then measure.
     tokio::time::sleep(settle).await;
+    // Packets the policer dropped, both directions (the policed row has no random loss, so every
+    // drop is the bucket's).
+    let policed = || relays.as_ref().map(|(x, y)| x.stats.lock().unwrap().dropped + y.stats.lock().unwrap().dropped);
+    let dropped0 = policed();
     let (cpu0, t0) = (cpu::process_cpu_seconds(), Instant::now());
     let first = b.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
     let audio = |s: &hail::node::StatusInfo| {
@@ -140,6 +149,8 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
         }
     }
     let (cpu, wall) = (cpu::process_cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
+    let policed_whole = policed();
+    let policer_dropped = policed_whole.zip(dropped0).map(|(b, a)| b - a);
     let sender = a.status().await.unwrap().call.and_then(|c| c.video_stats).unwrap();
     let bob_status = b.status().await.unwrap();
     let audio1 = audio(&bob_status);
@@ -173,6 +184,11 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
         "cpu_per_call_side_percent": round(cpu / wall / 2.0 * 100.0),
         "glass_to_glass_ms": { "p50": percentile(&g2g, 50.0), "p95": percentile(&g2g, 95.0), "samples": g2g.len() },
         "polls_without_new_picture": g2g_stale_polls,
+        "policer_bucket_ms": bucket_ms,
+        "policer_dropped_packets": policer_dropped,
+        // The same from the call's first packet: the start (600 kbps offered to the 300 kbps
+        // link) is where a burst meets an empty bucket.
+        "policer_dropped_packets_whole_call": policed_whole,
         "polls_with_video_paused_for_bandwidth": paused_polls,
         // The former statistic, kept beside the real one: the latest picture's glass-to-glass at
         // every poll, a freeze's stale value counted once per poll.
@@ -189,10 +205,18 @@ async fn one_call(encoder: &str, size: &str, seconds: u64, path: Path) -> serde_
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args = args::BenchArgs::from_env(&["--runs"]);
+    let args = args::BenchArgs::from_env(&["--runs", "--bucket-ms"]);
     let bench = args.bench;
     let seconds: u64 = args.number().unwrap_or(if bench { 10 } else { 2 });
-    let policed = Impairment { delay: Duration::from_millis(20), rate: 300_000 / 8, ..Impairment::clean() };
+    let bucket = match args.value("--bucket-ms").map(|b| b.parse::<u64>()) {
+        None => Duration::from_millis(100),
+        Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
+        Some(_) => {
+            eprintln!("video_call: --bucket-ms takes the policer's bucket in whole milliseconds, over 0");
+            std::process::exit(2);
+        }
+    };
+    let policed = Impairment { delay: Duration::from_millis(20), rate: 300_000 / 8, bucket, ..Impairment::clean() };
     let encoder = if cfg!(feature = "libaom") { "libaom" } else { "rav1e" };
     if bench && args.has_word("policed") {
         let runs: usize = match args.value("--runs").map(|r| r.parse()) {

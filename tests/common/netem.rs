@@ -2,7 +2,7 @@
 //! its length, it says when each copy arrives, or that it is lost. The impairing UDP relay
 //! (`relay.rs`) runs it on real sockets in real time; the simulator (`sim.rs`) in virtual time.
 //!
-//! What a link does, in this order: a bottleneck (a policer that drops what exceeds a 100 ms bucket,
+//! What a link does, in this order: a bottleneck (a policer that drops what exceeds its bucket, 100 ms by default,
 //! or a rate-limited drop-tail queue that delays), Gilbert-Elliott burst loss and independent loss,
 //! duplication, delay with uniform jitter (which reorders), and an explicit extra delay for some
 //! packets (reordering on a link without jitter). The random draws come from one seeded generator,
@@ -35,9 +35,12 @@ pub struct Impairment {
     pub reorder_delay: Duration,
     /// Bytes per second through the bottleneck (0: unlimited).
     pub rate: u64,
-    /// The bottleneck's queue in bytes. 0: no queue, a policer (packets over a 100 ms bucket are
+    /// The bottleneck's queue in bytes. 0: no queue, a policer (packets over its bucket are
     /// dropped); more: packets wait their turn at `rate`, and those that find it full are dropped.
     pub queue_bytes: usize,
+    /// How much of the rate a policer's bucket holds (100 ms unless said otherwise): the largest
+    /// burst it lets through.
+    pub bucket: Duration,
 }
 
 impl Impairment {
@@ -54,6 +57,7 @@ impl Impairment {
             reorder_delay: Duration::ZERO,
             rate: 0,
             queue_bytes: 0,
+            bucket: Duration::from_millis(100),
         }
     }
 
@@ -158,9 +162,9 @@ impl Netem {
         }
         let rate = imp.rate as f64;
         if imp.queue_bytes == 0 {
-            // A policer: a token bucket holding 100 ms of the rate.
+            // A policer: a token bucket holding `bucket` of the rate.
             let elapsed = self.last.map_or(0.0, |l| now.saturating_duration_since(l).as_secs_f64());
-            self.budget = (self.budget + elapsed * rate).min(rate / 10.0);
+            self.budget = (self.budget + elapsed * rate).min(rate * imp.bucket.as_secs_f64());
             self.last = Some(now);
             if self.budget < len as f64 {
                 return None;
