@@ -2,7 +2,8 @@
 //! the one the test holds: a policer (what exceeds a bucket of 100 ms of the rate is dropped, nothing
 //! queues) at 300, 400 and 600 kbps, 10, 20 and 50 ms each way, audio and video both ways (the
 //! daemon's MediaSession on the modelled QUIC connection, the fake AV1 encoder at 320x180 that
-//! sends its target every frame and keyframes three times a frame). For each link, over 25 s from
+//! sends its target every frame and keyframes three times a frame, records paced as the daemon
+//! paces them). For each link, over 25 s from
 //! the fifth second: pictures shown per second (Alice's into Bob), audio frames lost or concealed,
 //! glass-to-glass p95, and whether the goal holds (≥ 15 fps, ≤ 1 % audio, p95 ≤ 400 ms). Virtual
 //! time: the numbers are the same on every run and on any machine. Prints one JSON object.

@@ -5,8 +5,11 @@
 //! when part of a record arrived (at most every [`PROGRESS_GAP`]) and drops what it held of a
 //! stream that was reset.
 //!
-//! Not modelled: the writer's bounded queue (`OUT_QUEUE`: quinn takes a GOP's bytes without
-//! blocking, so it does not fill), the reader's stream limit (`MAX_STREAMS`: a sender that resets
+//! The party paces what it writes with the daemon's own `PacedQueue` (`media::video::pacer`) and
+//! hands the writer one piece at a time: a GOP's first piece opens its stream, the others append.
+//!
+//! Not modelled: the writer's bounded queue (`OUT_QUEUE`: the writer drains it into the paced
+//! queue at once), the reader's stream limit (`MAX_STREAMS`: a sender that resets
 //! its old streams never reaches it) and the decode queue (records are decoded as they arrive).
 #![allow(dead_code)]
 
@@ -58,6 +61,13 @@ impl GopWriter {
         let (_, id) = self.current.expect("opened above");
         out.push(Payload::Stream { id, priority: VIDEO_PRIORITY, bytes: record });
         out
+    }
+
+    /// The backlog of `gop` was dropped: its stream is reset (if it is the one open), and its
+    /// later records wait for a new GOP.
+    pub fn reset(&mut self, gop: u32) -> Option<Payload> {
+        let (_, id) = self.current.take_if(|(g, _)| *g == gop)?;
+        Some(Payload::ResetStream { id })
     }
 }
 

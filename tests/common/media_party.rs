@@ -3,7 +3,7 @@
 //! keyframe policy) the way the media task of `src/media/driver` drives it: real Opus with a tone
 //! for a microphone; the fake AV1 codec for the video (`media::codec::fake`: the test pattern's
 //! stamp travels in the unit, so what is shown can be checked); records on GOP streams
-//! ([`GopWriter`], [`GopReader`]); keyframe requests on the control stream; the path's stats handed
+//! ([`GopWriter`], [`GopReader`]), paced as the daemon paces them (its `PacedQueue`); keyframe requests on the control stream; the path's stats handed
 //! in before each timeout. Codec jobs are done at once (the encode and decode threads take no
 //! virtual time); an encoder that holds pictures back is [`MediaParty::with_encoder_lag`].
 //!
@@ -25,6 +25,7 @@ use hail::media::session::{Input, MediaControl, MediaSession, Now, Output};
 use hail::media::video::Frame;
 use hail::media::video::cpu_adaptation::VideoFormat;
 use hail::media::video::encoder::{EncodeWorker, Encoded};
+use hail::media::video::pacer::{Next, PacedQueue, Queued};
 use hail::media::video::pattern;
 use hail::media::video::sender::SenderConfig;
 
@@ -60,6 +61,11 @@ pub struct MediaParty {
     opus: (OpusEncoder, OpusDecoder),
     worker: EncodeWorker,
     decoder: FakeVideoDecoder,
+    queue: PacedQueue,
+    /// When the queue's next piece may go (it waits for the pacer).
+    paced_at: Option<Instant>,
+    /// Records go through the pacer (as the daemon sends them); off, each goes whole at once.
+    paced: bool,
     writer: GopWriter,
     reader: GopReader,
     epoch: Instant,
@@ -87,6 +93,9 @@ impl MediaParty {
             opus: (OpusEncoder::new(32_000).expect("Opus takes 32 kbps"), OpusDecoder::new().expect("Opus decoder")),
             worker: EncodeWorker::with_opener(FakeVideoEncoder::open),
             decoder: FakeVideoDecoder::new(),
+            queue: PacedQueue::new(),
+            paced_at: None,
+            paced: true,
             writer: GopWriter::new(),
             reader: GopReader::new(),
             epoch: start,
@@ -103,6 +112,13 @@ impl MediaParty {
             let held = HoldingBack { inner: FakeVideoEncoder::new(format, bitrate), held: VecDeque::new(), lag: frames };
             Ok(Box::new(held) as Box<dyn VideoEncoder>)
         });
+        self
+    }
+
+    /// Records go to the link whole and at once, as before the daemon paced them: the anchor the
+    /// pacer is measured against.
+    pub fn unpaced(mut self) -> Self {
+        self.paced = false;
         self
     }
 
@@ -140,8 +156,20 @@ impl MediaParty {
         Now { at, wall_us: virtual_wall_us(self.epoch, at) }
     }
 
-    /// Does what the session asks, as the media task does, until it waits for its timeout.
+    /// Does what the session asks, then hands the link the pieces the pacer lets go now.
     fn drain(&mut self, at: Instant) {
+        self.drain_session(at);
+        self.paced_at = loop {
+            match self.queue.poll(at) {
+                Next::Piece(p) => self.outbox.extend(self.writer.write(p.gop, p.opens_gop, p.bytes)),
+                Next::Wait(when) => break Some(when),
+                Next::Empty => break None,
+            }
+        };
+    }
+
+    /// Does what the session asks, as the media task does, until it waits for its timeout.
+    fn drain_session(&mut self, at: Instant) {
         let now = self.now(at);
         loop {
             let input = match self.session.poll_output() {
@@ -171,9 +199,17 @@ impl MediaParty {
                     self.worker.release();
                     continue;
                 }
-                Output::SendRecord(record) => {
+                Output::SendRecord(record) if !self.paced => {
                     self.outbox.extend(self.writer.write(record.gop, record.new_gop, record.record));
                     continue;
+                }
+                Output::SendRecord(record) => {
+                    let gop = record.gop;
+                    if self.queue.push(record) != Queued::Overflow {
+                        continue;
+                    }
+                    self.outbox.extend(self.writer.reset(gop));
+                    Input::VideoStreamFailed
                 }
                 Output::DecodeVideo(job) => {
                     let result = self.decoder.decode(&job.av1);
@@ -246,7 +282,8 @@ impl Party for MediaParty {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.session.poll_timeout())
+        let session = self.session.poll_timeout();
+        Some(self.paced_at.map_or(session, |p| p.min(session)))
     }
 }
 

@@ -572,7 +572,7 @@ impl GroupVideoSession {
             let new_gop = self.forwarded_gops.insert((*to, origin), gop) != Some(gop);
             self.forwarded_records += 1;
             self.forwarded_bytes += record.len() as u64;
-            let record = Outgoing { gop, new_gop, record: record.clone(), frame: 0, layer };
+            let record = Outgoing { gop, new_gop, record: record.clone(), frame: 0, layer, bitrate: 0 };
             self.outputs.push_back(VideoOutput::Forward { to: *to, origin, record });
         }
     }

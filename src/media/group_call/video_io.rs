@@ -245,8 +245,9 @@ fn decode_thread(
 }
 
 /// Puts each of our GOPs on a stream of its own on one member's link, as a call's video does
-/// (`driver::streams::write_gop_streams`); a failed stream needs nothing told: its GOP's records
-/// wait for the next keyframe.
+/// (`driver::streams::write_gop_streams`, paced the same way); a failed stream or a backlog over
+/// the pacer's limit needs nothing told: its GOP's records wait for the next keyframe, which the
+/// member asks for when records stop coming.
 pub(super) async fn write_streams(link: Arc<dyn MediaLink>, records: mpsc::Receiver<Outgoing>) {
     crate::media::driver::streams::write_gop_streams(link, records, KIND_GROUP_VIDEO, || ()).await
 }

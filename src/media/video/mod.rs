@@ -17,6 +17,7 @@ pub mod compositor;
 pub mod cpu_adaptation;
 pub mod encoder;
 pub mod font;
+pub mod pacer;
 pub mod pattern;
 pub mod pixel_format;
 pub mod receiver;

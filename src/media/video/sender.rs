@@ -62,6 +62,10 @@ pub struct Outgoing {
     /// Its AV1 temporal layer (0, the base, unless the encoder has layers): a forwarder or a
     /// sender may leave a slow receiver's enhancement records out (`media::group_call::thinning`).
     pub layer: u8,
+    /// The bitrate its encoder aimed at, bps, which the IO layer paces it at
+    /// ([`super::pacer`]); 0 when not known here (a record a group call's forwarder passes on
+    /// goes unpaced).
+    pub bitrate: u32,
 }
 
 /// The sender's counters, for `hail status`.
@@ -329,7 +333,7 @@ impl<S: RecordSeal> VideoSender<S> {
             }
             self.stats.frames += 1;
             self.stats.bytes += record.len() as u64;
-            out.push(Outgoing { gop: self.gop, new_gop, record, frame: frame.frame, layer });
+            out.push(Outgoing { gop: self.gop, new_gop, record, frame: frame.frame, layer, bitrate: job.bitrate });
         }
 
         if let Some(step) = self.cpu.on_frame_encoded(now, encoded.took) {
