@@ -22,6 +22,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::sender::Outgoing;
+
 /// The most bytes given to QUIC at once: with QUIC's headers one packet at the smallest MTU QUIC
 /// allows (1200 bytes).
 pub const PIECE: usize = 1100;
@@ -111,7 +113,7 @@ pub enum Queued {
 /// the next keyframe instead of queueing keyframes behind keyframes.
 #[derive(Debug, Default)]
 pub struct PacedQueue {
-    pending: std::collections::VecDeque<super::sender::Outgoing>,
+    pending: std::collections::VecDeque<Outgoing>,
     /// Bytes of the front record already handed out.
     offset: usize,
     pacer: Pacer,
@@ -126,7 +128,7 @@ impl PacedQueue {
     }
 
     /// A record from the sender.
-    pub fn push(&mut self, record: super::sender::Outgoing) -> Queued {
+    pub fn push(&mut self, record: Outgoing) -> Queued {
         if record.new_gop {
             self.pending.clear();
             self.offset = 0;
@@ -247,8 +249,8 @@ mod tests {
         assert_eq!(p.next_send(t0), t0, "a forwarded record is not held");
     }
 
-    fn outgoing(gop: u32, new_gop: bool, len: usize, bitrate: u32) -> super::super::sender::Outgoing {
-        super::super::sender::Outgoing { gop, new_gop, record: vec![gop as u8; len], frame: 0, layer: 0, bitrate }
+    fn outgoing(gop: u32, new_gop: bool, len: usize, bitrate: u32) -> Outgoing {
+        Outgoing { gop, new_gop, record: vec![gop as u8; len], frame: 0, layer: 0, bitrate }
     }
 
     /// Everything the queue hands out from `t0`, sleeping whenever it says wait: (ms since `t0`,
