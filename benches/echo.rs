@@ -42,9 +42,10 @@
 //!   unprocessed.
 //! - `cpu_percent_of_core`: the processing's thread CPU time over the audio's duration.
 //!
-//! Configurations (`CONFIGS`): the echo canceller (AEC3) as a call tunes it, alone and with the
-//! noise suppressor and gain control; the same three with WebRTC's defaults (`*_defaults`); the
-//! high-pass filter only; the noise suppressor only.
+//! Configurations (`CONFIGS`): hail's Kalman canceller (crates/kalman-echo; `kalman_ns_agc2` is
+//! what a call runs), alone and with the noise suppressor and gain control, and ahead of AEC3;
+//! AEC3 as hail tuned it (`aec3*`), the same with WebRTC's defaults (`*_defaults`); the high-pass
+//! filter only; the noise suppressor only.
 //!
 //! `--only NAME` runs one configuration; `--drive` sets how hard the speaker clips (0.01: linear),
 //! `--echo-gain-db` the room's echo path gain; `--aec3-try` applies named changes (see
@@ -67,7 +68,7 @@ use std::path::{Path, PathBuf};
 
 use cpu::thread_cpu_seconds;
 use echo_room::{RATE, Room, Scene, Separated, noise, power, process};
-use hail::media::audio_processing::{AudioProcessor, call_echo_canceller_config};
+use hail::media::audio_processing::{AudioProcessor, tuned_aec3_config};
 use sonora::config::EchoCanceller3Config;
 use serde_json::json;
 
@@ -76,10 +77,14 @@ use serde_json::json;
 enum Echo {
     /// No echo canceller.
     Off,
-    /// What a call runs (`call_echo_canceller_config`).
+    /// AEC3 as hail tuned it (`tuned_aec3_config`; calls ran it before the Kalman canceller).
     Call,
     /// WebRTC's defaults, to compare.
     WebRtcDefaults,
+    /// The Kalman canceller (crates/kalman-echo): what a call runs.
+    Kalman,
+    /// The Kalman canceller, then AEC3 as hail tuned it.
+    KalmanThenCall,
 }
 
 /// The configurations compared: (name, echo canceller, noise suppressor, gain control).
@@ -88,6 +93,10 @@ const CONFIGS: &[(&str, Echo, bool, bool)] = &[
     ("aec3", Echo::Call, false, false),
     ("aec3_ns", Echo::Call, true, false),
     ("aec3_ns_agc2", Echo::Call, true, true),
+    ("kalman", Echo::Kalman, false, false),
+    ("kalman_ns", Echo::Kalman, true, false),
+    ("kalman_ns_agc2", Echo::Kalman, true, true),
+    ("kalman_aec3_ns", Echo::KalmanThenCall, true, false),
     ("ns", Echo::Off, true, false),
     ("aec3_defaults", Echo::WebRtcDefaults, false, false),
     ("aec3_ns_defaults", Echo::WebRtcDefaults, true, false),
@@ -209,16 +218,22 @@ fn main() {
     let mut results = Vec::new();
     for &(name, echo, ns, agc) in CONFIGS.iter().filter(|c| only.is_none_or(|o| o == c.0)) {
         let make = || {
+            let kalman = matches!(echo, Echo::Kalman | Echo::KalmanThenCall);
             let echo = match echo {
-                Echo::Off => None,
-                Echo::Call => {
-                    let mut config = call_echo_canceller_config();
+                Echo::Off | Echo::Kalman => None,
+                Echo::Call | Echo::KalmanThenCall => {
+                    let mut config = tuned_aec3_config();
                     tried.iter().for_each(|change| try_aec3_change(&mut config, change));
                     Some(config)
                 }
                 Echo::WebRtcDefaults => Some(EchoCanceller3Config::default()),
             };
-            AudioProcessor::with_echo_canceller(echo, ns, agc)
+            if kalman {
+                AudioProcessor::with_echo_cancellers(kalman, echo, ns, agc)
+            } else {
+                // AEC3 as calls ran it, gain control included (it starts at 15 dB there).
+                AudioProcessor::with_echo_canceller(echo, ns, agc)
+            }
         };
         let cpu = thread_cpu_seconds();
         let plus = process(&mut make(), &scene.far, &mic_plus);
@@ -252,7 +267,7 @@ fn main() {
             row["pesq_noisy"] = json!(denoised.map(round));
             row["pesq_noise_gain"] = json!(denoised.zip(pesq_noisy).map(|(a, b)| round(a - b)));
         }
-        if !args.bench && name == "aec3_ns" {
+        if !args.bench && (name == "aec3_ns" || name == "kalman_ns") {
             assert!(erle_fe >= 20.0, "smoke run: the echo must be removed: {row}");
         }
         eprintln!("{row}");

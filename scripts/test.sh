@@ -11,8 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 hail_say "building and running the test suite (first build takes a few minutes)"
 # --test-threads 2: this is a 2-core machine and tests start real daemons.
-cargo test --locked --all-targets -- --test-threads 2
-cargo test --locked --doc
+cargo test --locked --workspace --all-targets -- --test-threads 2
+cargo test --locked --workspace --doc
 # tests/install.rs (above) built the Debian package from the test binary, installed it in a scratch
 # root and ran it. The release binary's double build (scripts/verify-build.sh, ~30 min) is too slow
 # for every run: its result is recorded in docs/reproducible-builds.md; here, its cheap stand-in.

@@ -1,17 +1,22 @@
 //! Sound a person can stand: echo cancellation, noise suppression and automatic gain on what the
 //! microphone captured, before it is encoded. Sans-IO: [`AudioProcessor`] is fed, in order, the
 //! far end (what the speaker played: the echo's source) and the near end (what the microphone
-//! captured), in 10 ms frames, and changes the near end in place. The engine is `sonora`, a pure
-//! Rust port of WebRTC's audio processing module (AEC3, the noise suppressor, AGC2); it finds the
-//! delay between the two streams by itself.
+//! captured), in 10 ms frames, and changes the near end in place.
+//!
+//! The echo canceller is hail's own (crates/kalman-echo): linear and cubic filters over the far
+//! end, adapted by a frequency-domain Kalman filter that keeps learning while both talk, and a
+//! gate on what they leave. The rest is `sonora`, a pure Rust port of WebRTC's audio processing
+//! module: its high-pass filter, noise suppressor and AGC2. WebRTC's echo canceller, AEC3, is
+//! there too, for comparison ([`tuned_aec3_config`], through hail's copy of `sonora` in
+//! vendor/sonora, which takes a config): on the bench's room it takes the near end down with the
+//! echo whenever both talk (docs/performance.md, "Echo cancellation").
 //!
 //! Whether a call uses it is [`AudioProcessingMode`]: on by default when the microphone is a
 //! sound device, off for files, tones and silence (a file is a recording, not a room) unless asked.
-//! Every call's echo canceller runs [`call_echo_canceller_config`], AEC3 tuned for hail (through
-//! hail's copy of `sonora` in vendor/sonora, which takes a config).
 
+use kalman_echo::KalmanEchoCanceller;
 use serde::{Deserialize, Serialize};
-use sonora::config::{EchoCanceller, EchoCanceller3Config, GainController2, HighPassFilter, NoiseSuppression};
+use sonora::config::{AdaptiveDigital, EchoCanceller, EchoCanceller3Config, GainController2, HighPassFilter, NoiseSuppression};
 use sonora::{AudioProcessing, Config, StreamConfig};
 
 use super::codec::opus::{FRAME_SAMPLES, Pcm, SAMPLE_RATE};
@@ -95,14 +100,15 @@ pub struct EchoStats {
     pub delay_ms: Option<i32>,
 }
 
-/// AEC3's tuning in every call: WebRTC's defaults with three changes, for the headset case (the far
-/// end plays, nothing of it reaches the microphone). With the defaults AEC3 cannot tell that case
+/// AEC3 as hail tuned it (calls ran it until hail's Kalman canceller replaced it; the bench's
+/// anchor): WebRTC's defaults with three changes, for the headset case (the far end plays, nothing
+/// of it reaches the microphone). With the defaults AEC3 cannot tell that case
 /// from an echo it has not yet learnt, and damages the near end by 1.5 PESQ whenever both talk;
 /// with these three, 0.6. Measured with `bench echo` (docs/performance.md, "Echo cancellation
 /// and noise suppression", rows "WebRTC's defaults" against the others): far-end-only ERLE within
 /// 0.2 dB (47.0 against 47.2 dB), double-talk ERLE and PESQ a little better (16.9 against 15.4 dB,
 /// drop 2.85 against 2.87); tests/audio_processing.rs fails if a call stops running this.
-pub fn call_echo_canceller_config() -> EchoCanceller3Config {
+pub fn tuned_aec3_config() -> EchoCanceller3Config {
     let mut config = EchoCanceller3Config::default();
     // AEC3 runs two linear filters on the far end, a slow refined one and a fast coarse one, and
     // subtracts the coarse one's output whenever its error is the lower. With no echo (a headset)
@@ -127,9 +133,22 @@ pub fn call_echo_canceller_config() -> EchoCanceller3Config {
     config
 }
 
+/// AGC2's adaptive digital gain in a call: WebRTC's defaults, but starting at unity gain (0 dB, not
+/// 15 dB). The gain adapts only while the near end talks (6 dB a second at most), so whatever it
+/// starts at applies until the near end's first words; at 15 dB, a far end talking first hears
+/// what the echo canceller left of its echo 15 dB louder (the bench's far-end-only ERLE 28.7 dB
+/// falls to 13.7 with the gain control). A quiet talker's first second is quieter instead.
+pub fn call_gain_control() -> AdaptiveDigital {
+    AdaptiveDigital { initial_gain_db: 0.0, ..AdaptiveDigital::default() }
+}
+
 /// Echo cancellation, noise suppression and gain control on one call's microphone.
 #[derive(Debug)]
 pub struct AudioProcessor {
+    /// The first stage of echo control, ahead of the engine: linear and cubic filters adapted by a
+    /// Kalman filter (crates/kalman-echo). It takes out most of the echo while keeping the near
+    /// end, so that AEC3's suppressor, after it, finds little echo to suppress.
+    canceller: Option<KalmanEchoCanceller>,
     engine: AudioProcessing,
     /// Far-end samples waiting to make a whole 10 ms frame.
     far: Vec<i16>,
@@ -143,27 +162,38 @@ impl Default for AudioProcessor {
 }
 
 impl AudioProcessor {
-    /// Echo cancellation (AEC3), noise suppression (moderate), AGC2 with its adaptive digital
-    /// gain, and the high-pass filter, on 48 kHz mono.
+    /// What a call runs: echo cancellation (hail's Kalman canceller), noise suppression
+    /// (moderate), AGC2 with its adaptive digital gain, and the high-pass filter, on 48 kHz mono.
     pub fn new() -> Self {
         Self::with_parts(true, true, true)
     }
 
-    /// Only the parts asked for (the bench measures each alone); the high-pass filter is always on,
-    /// the echo canceller runs [`call_echo_canceller_config`].
+    /// Only the parts asked for (the bench measures each alone); the high-pass filter is always
+    /// on, the echo canceller is hail's Kalman canceller.
     pub fn with_parts(echo: bool, noise: bool, gain: bool) -> Self {
-        Self::with_echo_canceller(echo.then(call_echo_canceller_config), noise, gain)
+        Self::with_echo_cancellers(echo, None, noise, gain)
     }
 
-    /// As [`Self::with_parts`], with the echo canceller tuned by `echo` (none: no echo canceller),
-    /// to compare tunings (WebRTC's defaults are `EchoCanceller3Config::default()`).
+    /// As calls ran before hail's Kalman canceller, to compare: AEC3 tuned by `echo` (none: no
+    /// echo canceller; WebRTC's defaults are `EchoCanceller3Config::default()`, hail's tuning
+    /// [`tuned_aec3_config`]), and the gain control with WebRTC's defaults (starting at 15 dB).
     pub fn with_echo_canceller(echo: Option<EchoCanceller3Config>, noise: bool, gain: bool) -> Self {
+        Self::build(false, echo, noise, gain.then(AdaptiveDigital::default))
+    }
+
+    /// Any combination: the Kalman canceller (`kalman`), then AEC3 tuned by `echo`, the noise
+    /// suppressor, the gain control as a call runs it ([`call_gain_control`]).
+    pub fn with_echo_cancellers(kalman: bool, echo: Option<EchoCanceller3Config>, noise: bool, gain: bool) -> Self {
+        Self::build(kalman, echo, noise, gain.then(call_gain_control))
+    }
+
+    fn build(kalman: bool, echo: Option<EchoCanceller3Config>, noise: bool, gain: Option<AdaptiveDigital>) -> Self {
+        const _: () = assert!(kalman_echo::BLOCK == FRAME_10MS);
         let config = Config {
             high_pass_filter: Some(HighPassFilter::default()),
             echo_canceller: echo.is_some().then(EchoCanceller::default),
             noise_suppression: noise.then(NoiseSuppression::default),
-            gain_controller2: gain
-                .then(|| GainController2 { adaptive_digital: Some(Default::default()), ..Default::default() }),
+            gain_controller2: gain.map(|g| GainController2 { adaptive_digital: Some(g), ..Default::default() }),
             ..Default::default()
         };
         let stream = StreamConfig::new(SAMPLE_RATE, 1);
@@ -172,12 +202,15 @@ impl AudioProcessor {
             builder = builder.echo_canceller3_config(echo);
         }
         let engine = builder.build();
-        AudioProcessor { engine, far: Vec::with_capacity(FRAME_10MS * 4), scratch: [0; FRAME_10MS] }
+        AudioProcessor { canceller: kalman.then(KalmanEchoCanceller::new), engine, far: Vec::with_capacity(FRAME_10MS * 4), scratch: [0; FRAME_10MS] }
     }
 
     /// What the speaker played, any length, in order: fed to the engine in whole 10 ms frames
     /// (the rest waits for the next call).
     pub fn far_end(&mut self, played: &[i16]) {
+        if let Some(canceller) = &mut self.canceller {
+            canceller.far_end(played);
+        }
         self.far.extend_from_slice(played);
         let whole = self.far.len() / FRAME_10MS * FRAME_10MS;
         for frame in self.far[..whole].chunks_exact(FRAME_10MS) {
@@ -189,6 +222,9 @@ impl AudioProcessor {
 
     /// One 10 ms frame the microphone captured, processed in place.
     pub fn near_end_10ms(&mut self, frame: &mut [i16; FRAME_10MS]) {
+        if let Some(canceller) = &mut self.canceller {
+            canceller.process(frame);
+        }
         if self.engine.process_capture_i16(frame, &mut self.scratch).is_ok() {
             frame.copy_from_slice(&self.scratch);
         }
@@ -204,7 +240,11 @@ impl AudioProcessor {
     }
 
     /// The echo canceller's own view of how it is doing.
-    pub fn echo_stats(&self) -> EchoStats {
+    pub fn echo_stats(&mut self) -> EchoStats {
+        if let Some(canceller) = &mut self.canceller {
+            let delay_ms = (canceller.delay_samples() * 1000 / SAMPLE_RATE as usize) as i32;
+            return EchoStats { erle_db: Some(f64::from(canceller.erle_db())), delay_ms: Some(delay_ms) };
+        }
         let s = self.engine.statistics();
         EchoStats { erle_db: s.echo_return_loss_enhancement, delay_ms: s.delay_ms }
     }
@@ -252,7 +292,7 @@ impl CallAudioProcessing {
     }
 
     /// The echo canceller's statistics.
-    pub fn echo_stats(&self) -> EchoStats {
+    pub fn echo_stats(&mut self) -> EchoStats {
         self.processor.echo_stats()
     }
 }

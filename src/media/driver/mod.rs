@@ -245,8 +245,8 @@ impl AudioIo {
     }
 
     /// Right after a [`AudioIo::capture`]: the echo canceller's statistics, once a second.
-    pub(super) fn echo_stats_due(&self) -> Option<EchoStats> {
-        let processing = self.processing.as_ref()?;
+    pub(super) fn echo_stats_due(&mut self) -> Option<EchoStats> {
+        let processing = self.processing.as_mut()?;
         (self.captured > 0 && self.captured.is_multiple_of(50)).then(|| processing.echo_stats())
     }
 
