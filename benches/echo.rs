@@ -48,7 +48,7 @@
 //! filter only; the noise suppressor only.
 //!
 //! `--only NAME` runs one configuration; `--drive` sets how hard the speaker clips (0.01: linear),
-//! `--echo-gain-db` the room's echo path gain; `--aec3-try` applies named changes (see
+//! `--echo-gain-db` the room's echo path gain, `--delay-ms` the bulk delay (40); `--aec3-try` applies named changes (see
 //! `try_aec3_change`) to a call's AEC3 tuning, in the configurations that run it;
 //! `--dump-scene DIR` writes the scene's signals
 //! (far, near, echo, mic-plus, mic-minus, mic-headset) there as 48 kHz WAVs.
@@ -161,7 +161,7 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene", "--aec3-try"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene", "--aec3-try", "--delay-ms"]);
     let tried: Vec<&str> = args.value("--aec3-try").map_or(Vec::new(), |v| v.split(',').collect());
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
@@ -185,6 +185,9 @@ fn main() {
     let mut room = Room::with_rt60(rt60);
     if let Some(drive) = args.value("--drive") {
         room.drive = drive.parse().expect("--drive NUMBER (> 0)");
+    }
+    if let Some(ms) = args.value("--delay-ms") {
+        room.bulk_delay = ms.parse::<usize>().expect("--delay-ms MILLISECONDS") * RATE / 1000;
     }
     if let Some(db) = args.value("--echo-gain-db") {
         let db: f64 = db.parse().expect("--echo-gain-db DB");

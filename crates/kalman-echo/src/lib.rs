@@ -27,6 +27,11 @@
 //! than the echo the filters are expected to have missed: between the near end's words, and while
 //! only the far end talks.
 //!
+//! Devices may add more latency than the filters reach (some Bluetooth speakers, 200 to 500 ms): a
+//! coarse delay finder ([`DelayFinder`], up to a second) locates the echo's strongest arrival, and
+//! when it is later than [`REACH`] the far end reaches the filters that much later, and they start
+//! over.
+//!
 //! Sans-IO and allocation-free after construction: [`KalmanEchoCanceller::far_end`] takes what the
 //! speaker played, [`KalmanEchoCanceller::process`] takes one block of the microphone and leaves
 //! it without the echo. Mono, 48 kHz, blocks of [`BLOCK`] samples (10 ms), filters [`PARTITIONS`]
@@ -35,6 +40,10 @@
 use std::collections::VecDeque;
 
 use sonora_fft::fft4g::Fft4g;
+
+mod delay;
+
+pub use delay::DelayFinder;
 
 /// Samples in one block: 10 ms at 48 kHz, the audio path's frame.
 pub const BLOCK: usize = 480;
@@ -85,6 +94,13 @@ const YOUNG_BLOCKS: u32 = 500;
 /// test scene (tests/audio_processing.rs), far-end-only ERLE from 2 to 8 s: 19.1 dB without, 32.7
 /// with; a near end that talks over the far end in a call's first seconds is turned down with it.
 const YOUNG_OVERESTIMATE: f32 = 30.0;
+/// An echo whose strongest arrival is later than this (150 ms) gets the far end delayed to it: the
+/// filters reach 200 ms, and a room's reverberation follows its strongest arrival.
+const REACH: usize = 7_200;
+/// ... delayed so that the strongest arrival sits this far (40 ms) into the filters.
+const LEAD: usize = 1_920;
+/// The far end's delay changes only when the finder moves by more than this (20 ms).
+const REALIGN: usize = 960;
 /// Far-end samples held beyond the block the microphone is at before the oldest are dropped (the
 /// speaker ran ahead of the microphone by more than 200 ms: a device hiccup; the filters relearn).
 const MAX_FAR_BACKLOG: usize = PARTITIONS * BLOCK;
@@ -262,6 +278,11 @@ pub struct KalmanEchoCanceller {
     /// Blocks in which the far end was heard.
     heard: u32,
     gate: ResidualGate,
+    /// Where the echo is, up to a second: when it is beyond [`REACH`], the far end is delayed by
+    /// `shift` samples on its way to the filters (through `aligned`) so that they cover it.
+    finder: DelayFinder,
+    aligned: VecDeque<f32>,
+    shift: usize,
     /// Scratch: one FFT frame, one error spectrum.
     frame: Vec<f32>,
     error: Spectra,
@@ -292,6 +313,9 @@ impl KalmanEchoCanceller {
             relearned: 0,
             heard: 0,
             gate: ResidualGate::new(),
+            finder: DelayFinder::new(),
+            aligned: VecDeque::with_capacity(48_000 + BLOCK),
+            shift: 0,
             frame: vec![0.0; FFT],
             error: Spectra::zeros(1),
         }
@@ -308,9 +332,17 @@ impl KalmanEchoCanceller {
     /// is left gated, and the filters learn. Pairs it with the oldest block of the far end not yet
     /// used (silence if the speaker has played less).
     pub fn process(&mut self, mic: &mut [i16; BLOCK]) {
+        let mut played = [0.0f32; BLOCK];
+        for f in played.iter_mut() {
+            *f = self.far.pop_front().unwrap_or(0.0);
+        }
+        let heard_at_mic: [f32; BLOCK] = std::array::from_fn(|i| f32::from(mic[i]) / 32_768.0);
+        self.finder.update(&played, &heard_at_mic);
+        self.align();
+        self.aligned.extend(played);
         let mut far = [0.0f32; BLOCK];
         for f in far.iter_mut() {
-            *f = self.far.pop_front().unwrap_or(0.0);
+            *f = self.aligned.pop_front().unwrap_or(0.0);
         }
         self.push_far_block(&far);
         let echo = self.filters.estimate(&self.spectra, &self.fft, &mut self.frame);
@@ -353,7 +385,7 @@ impl KalmanEchoCanceller {
     /// Where the linear filter's strongest tap is, in samples: the delay between what the speaker
     /// was given and the echo's loudest arrival (device buffers and the room's direct path).
     pub fn delay_samples(&mut self) -> usize {
-        let (mut best, mut at) = (0.0f32, 0);
+        let (mut best, mut at) = (0.0f32, self.shift);
         let (mut re, mut im) = ([0.0f32; BINS], [0.0f32; BINS]);
         for age in 0..PARTITIONS {
             let slot = age * BINS;
@@ -362,11 +394,41 @@ impl KalmanEchoCanceller {
             inverse(&self.fft, &re, &im, &mut self.frame);
             for (i, v) in self.frame[..BLOCK].iter().enumerate() {
                 if v.abs() > best {
-                    (best, at) = (v.abs(), age * BLOCK + i);
+                    (best, at) = (v.abs(), self.shift + age * BLOCK + i);
                 }
             }
         }
         at
+    }
+
+    /// Points the filters at the echo: if the delay finder puts its strongest arrival beyond
+    /// [`REACH`], the far end reaches the filters late enough for it to sit [`LEAD`] into them.
+    fn align(&mut self) {
+        let Some(delay) = self.finder.delay() else { return };
+        let target = if delay > REACH { delay - LEAD } else { 0 };
+        if target.abs_diff(self.shift) <= REALIGN {
+            return;
+        }
+        if target > self.shift {
+            for _ in self.shift..target {
+                self.aligned.push_front(0.0);
+            }
+        } else {
+            let drop = (self.shift - target).min(self.aligned.len());
+            self.aligned.drain(..drop);
+        }
+        self.shift = target;
+        // What the filters learnt was for another alignment: they start over, young.
+        self.filters = Filters::new(BRANCHES, PROCESS_NOISE, OBSERVATION_WEIGHT);
+        self.shadow = Filters::new(1, SHADOW_PROCESS_NOISE, SHADOW_OBSERVATION_WEIGHT);
+        self.compare = (0.0, 0.0, 0);
+        self.heard = 0;
+        self.gate = ResidualGate::new();
+    }
+
+    /// How late the far end reaches the filters, in samples (see [`DelayFinder`]).
+    pub fn alignment(&self) -> usize {
+        self.shift
     }
 
     /// The spectrum of a zero-padded error block, into `self.error`.
@@ -673,6 +735,25 @@ mod tests {
         assert!(settled > 30.0 && relearnt > 30.0, "before the change {settled} dB, 7 s after it {relearnt} dB");
         eprintln!("before the change {settled:.1} dB, 7 s after it {relearnt:.1} dB");
         assert!((690..710).contains(&c.delay_samples()), "the new room's strongest tap (700): {}", c.delay_samples());
+    }
+
+    #[test]
+    fn an_echo_later_than_the_filters_reach_is_found_and_cancelled() {
+        let mut random = noise(23);
+        let far: Vec<f32> = (0..48_000 * 10).map(|_| 0.3 * random()).collect();
+        // A speaker 400 ms late (a Bluetooth speaker's latency), then the room.
+        let late = 19_200;
+        let room_echo = room(&far, 1e-3);
+        let echo: Vec<f32> = (0..far.len()).map(|i| if i >= late { room_echo[i - late] } else { 0.0 }).collect();
+        let mut c = KalmanEchoCanceller::new();
+        let left = cancel(&mut c, &far, &echo);
+        // The room's strongest arrival is 200 samples in: 19 400 in all, put LEAD into the filters.
+        assert!(c.alignment().abs_diff(19_400 - LEAD) <= 2 * delay::DECIMATION, "aligned by {}", c.alignment());
+        let end = 48_000 * 8..far.len();
+        let erle = db(power(&echo[end.clone()]), power(&left[end]));
+        eprintln!("an echo 400 ms late: aligned by {} samples, ERLE {erle:.1} dB at 8 to 10 s", c.alignment());
+        assert!(erle > 30.0, "an echo 400 ms late: ERLE {erle:.1} dB");
+        assert!(c.delay_samples().abs_diff(19_400) <= 2 * delay::DECIMATION, "the delay reported: {}", c.delay_samples());
     }
 
     #[test]
