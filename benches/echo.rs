@@ -48,7 +48,8 @@
 //! filter only; the noise suppressor only.
 //!
 //! `--only NAME` runs one configuration; `--drive` sets how hard the speaker clips (0.01: linear),
-//! `--echo-gain-db` the room's echo path gain, `--delay-ms` the bulk delay (40); `--aec3-try` applies named changes (see
+//! `--echo-gain-db` the room's echo path gain, `--delay-ms` the bulk delay (40), `--drift-ppm` how
+//! fast the speaker's clock runs against the microphone's (0); `--aec3-try` applies named changes (see
 //! `try_aec3_change`) to a call's AEC3 tuning, in the configurations that run it;
 //! `--dump-scene DIR` writes the scene's signals
 //! (far, near, echo, mic-plus, mic-minus, mic-headset) there as 48 kHz WAVs.
@@ -161,7 +162,7 @@ fn round(x: f64) -> f64 {
 }
 
 fn main() {
-    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene", "--aec3-try", "--delay-ms"]);
+    let args = args::BenchArgs::from_env(&["--speech", "--pesq", "--out", "--rt60", "--only", "--drive", "--echo-gain-db", "--dump-scene", "--aec3-try", "--delay-ms", "--drift-ppm"]);
     let tried: Vec<&str> = args.value("--aec3-try").map_or(Vec::new(), |v| v.split(',').collect());
     let speech_files: Vec<String> = args.all_values("--speech").map(str::to_owned).collect();
     let python = args.value("--pesq");
@@ -194,7 +195,20 @@ fn main() {
         let scale = (10f64.powf(db / 10.0) / echo_room::ECHO_PATH_GAIN).sqrt();
         room.taps.iter_mut().for_each(|t| t.1 *= scale);
     }
-    let scene = Scene::new(&room, &far_alone, &far_during, &near, 30.0);
+    let mut scene = Scene::new(&room, &far_alone, &far_during, &near, 30.0);
+    if let Some(ppm) = args.value("--drift-ppm") {
+        // The speaker's clock runs fast by PPM against the microphone's (two devices): the echo,
+        // made on the speaker's clock, is read on the microphone's.
+        let rate = 1.0 + ppm.parse::<f64>().expect("--drift-ppm PPM") * 1e-6;
+        let echo = &scene.echo;
+        scene.echo = (0..echo.len())
+            .map(|i| {
+                let t = i as f64 / rate;
+                let (k, frac) = (t as usize, t - t.floor());
+                echo[k] * (1.0 - frac) + echo.get(k + 1).copied().unwrap_or(0.0) * frac
+            })
+            .collect();
+    }
     let (mic_plus, mic_minus, mic_headset) =
         (scene.microphone(true), scene.microphone_near_inverted(), scene.microphone(false));
     let nothing_played = vec![0.0; scene.far.len()];

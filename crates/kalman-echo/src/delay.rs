@@ -128,13 +128,7 @@ mod tests {
 
     #[test]
     fn a_delayed_echo_is_found_and_nothing_is_found_in_silence_or_noise() {
-        let mut s = 5u64;
-        let mut random = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut random = crate::tests::noise(5);
         let far: Vec<f32> = (0..48_000 * 6).map(|_| 0.3 * random()).collect();
         // The echo 400 ms late (19 200 samples), and a weaker reflection.
         let echo: Vec<f32> = (0..far.len())

@@ -32,8 +32,8 @@
 //! when it is later than [`REACH`] the far end reaches the filters that much later, and they start
 //! over.
 //!
-//! Sans-IO and allocation-free after construction: [`KalmanEchoCanceller::far_end`] takes what the
-//! speaker played, [`KalmanEchoCanceller::process`] takes one block of the microphone and leaves
+//! Sans-IO, and allocation-free after construction as long as the far end arrives in pieces of up
+//! to 200 ms: [`KalmanEchoCanceller::far_end`] takes what the speaker played, [`KalmanEchoCanceller::process`] takes one block of the microphone and leaves
 //! it without the echo. Mono, 48 kHz, blocks of [`BLOCK`] samples (10 ms), filters [`PARTITIONS`]
 //! blocks long (200 ms: device delay and room together).
 
@@ -581,7 +581,7 @@ mod tests {
     use super::*;
 
     /// Uniform numbers in [-1, 1) from a seed (xorshift64).
-    fn noise(seed: u64) -> impl FnMut() -> f32 {
+    pub(crate) fn noise(seed: u64) -> impl FnMut() -> f32 {
         let mut s = seed;
         move || {
             s ^= s << 13;
