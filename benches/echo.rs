@@ -246,7 +246,7 @@ fn main() {
                 Echo::WebRtcDefaults => Some(EchoCanceller3Config::default()),
             };
             if kalman {
-                AudioProcessor::with_echo_cancellers(kalman, echo, ns, agc)
+                AudioProcessor::with_echo_cancellers(true, echo, ns, agc)
             } else {
                 // AEC3 as calls ran it, gain control included (it starts at 15 dB there).
                 AudioProcessor::with_echo_canceller(echo, ns, agc)

@@ -146,9 +146,9 @@ pub fn call_gain_control() -> AdaptiveDigital {
 /// Echo cancellation, noise suppression and gain control on one call's microphone.
 #[derive(Debug)]
 pub struct AudioProcessor {
-    /// The first stage of echo control, ahead of the engine: linear and cubic filters adapted by a
-    /// Kalman filter (crates/kalman-echo). It takes out most of the echo while keeping the near
-    /// end, so that AEC3's suppressor, after it, finds little echo to suppress.
+    /// The echo canceller, ahead of the engine: linear and cubic filters adapted by a Kalman filter
+    /// (crates/kalman-echo), which take out the echo and keep the near end. None for the AEC3
+    /// comparisons (the engine's own echo canceller then runs, if asked).
     canceller: Option<KalmanEchoCanceller>,
     engine: AudioProcessing,
     /// Far-end samples waiting to make a whole 10 ms frame.
